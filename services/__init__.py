@@ -1,0 +1,1 @@
+"""The four toilkit services. They never import each other; they share only events."""

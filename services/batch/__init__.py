@@ -1,0 +1,1 @@
+"""toilkit batch service."""

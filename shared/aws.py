@@ -1,0 +1,213 @@
+"""AWS clients, created once per process, and the one place boto errors are classified.
+
+Every client is an aiobotocore client opened into one :class:`contextlib.AsyncExitStack`
+when the process starts (never per message) and closed when it stops. The endpoint comes
+from :class:`~shared.settings.AwsSettings`, so the same code talks to AWS, LocalStack
+or moto.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from aiobotocore.config import AioConfig
+from aiobotocore.session import get_session
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
+from tenacity import AsyncRetrying
+
+from shared.errors import PermanentError, ToilkitError, TransientError
+from shared.retry import outbound_call_retry
+from shared.settings import AwsSettings
+
+if TYPE_CHECKING:
+    from types_aiobotocore_dynamodb import DynamoDBClient
+    from types_aiobotocore_s3 import S3Client
+    from types_aiobotocore_sns import SNSClient
+    from types_aiobotocore_sqs import SQSClient
+
+#: Error codes that mean "try again later" whatever the HTTP status says.
+TRANSIENT_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottled",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "ProvisionedThroughputExceededException",
+        "RequestLimitExceeded",
+        "SlowDown",
+        "ServiceUnavailable",
+        "InternalError",
+        "InternalFailure",
+        "InternalServerError",
+        "RequestTimeout",
+        "RequestTimeoutException",
+        "TransactionInProgressException",
+        "KMSThrottlingException",
+    }
+)
+
+_CONNECTION_ERRORS = (
+    EndpointConnectionError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    ReadTimeoutError,
+)
+
+
+def error_code(exc: BaseException) -> str | None:
+    """The AWS error code of a botocore ``ClientError`` (None for anything else)."""
+    if isinstance(exc, ClientError):
+        code: str | None = exc.response.get("Error", {}).get("Code")
+        return code
+    return None
+
+
+def classify_aws_error(exc: BaseException, action: str) -> ToilkitError:
+    """Turn a boto/aiohttp exception into a transient or permanent toilkit error.
+
+    Args:
+        exc: what the AWS call raised.
+        action: what was being done, for the message (``"sqs.receive_message"``).
+    """
+    if isinstance(exc, ClientError):
+        code = error_code(exc) or "Unknown"
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        message = exc.response.get("Error", {}).get("Message", "")
+        text = f"{action} failed: {code} {message}".strip()
+        if code in TRANSIENT_CODES or status >= 500 or status == 429:
+            return TransientError(text)
+        return PermanentError(text)
+    if isinstance(exc, _CONNECTION_ERRORS | asyncio.TimeoutError | OSError):
+        return TransientError(f"{action} failed: cannot reach the endpoint ({exc})")
+    if isinstance(exc, BotoCoreError):
+        return PermanentError(f"{action} failed: {exc}")
+    return TransientError(f"{action} failed: {type(exc).__name__}: {exc}")
+
+
+T = TypeVar("T")
+
+
+async def call_aws(
+    action: str,
+    call: Callable[[], Awaitable[T]],
+    retry: AsyncRetrying | None = None,
+) -> T:
+    """Make one AWS call, retried on transient errors, with errors classified once.
+
+    Args:
+        action: what is being done, for error messages (``"sns.publish"``).
+        call: makes the call (a fresh coroutine per attempt).
+        retry: the retry policy (default :func:`shared.retry.outbound_call_retry`).
+
+    Raises:
+        TransientError: still failing after the retries (the message will be redelivered).
+        PermanentError: AWS refused the call; retrying cannot help. Missing resources
+            included (``ResourceNotFoundException``, ``NoSuchKey`` ...).
+    """
+    async for attempt in retry or outbound_call_retry():
+        with attempt:
+            try:
+                return await call()
+            except (TimeoutError, ClientError, BotoCoreError, OSError) as exc:
+                raise classify_aws_error(exc, action) from exc
+    raise AssertionError("unreachable: tenacity reraises the last error")  # pragma: no cover
+
+
+def client_config(read_timeout: float = 30) -> AioConfig:
+    """The botocore config every client uses.
+
+    ``read_timeout`` stays above SQS's 20 s long poll; botocore's own retries are kept
+    short ("standard", 3 attempts) because the worker and tenacity retry above it.
+    """
+    return AioConfig(
+        retries={"mode": "standard", "max_attempts": 3},
+        connect_timeout=5,
+        read_timeout=read_timeout,
+        max_pool_connections=64,
+    )
+
+
+class AwsClients:
+    """The process's AWS clients, opened once and closed together.
+
+    Usage::
+
+        async with AwsClients(settings) as aws:
+            await aws.sqs.receive_message(...)
+            logs = await aws.client("logs")
+    """
+
+    CORE = ("sqs", "sns", "s3", "dynamodb")
+
+    def __init__(self, settings: AwsSettings) -> None:
+        self.settings = settings
+        self._session = get_session()
+        self._stack = AsyncExitStack()
+        self._clients: dict[str, Any] = {}
+        self._lock = asyncio.Lock()
+
+    async def __aenter__(self) -> AwsClients:
+        for service in self.CORE:
+            await self.client(service)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._stack.aclose()
+        self._clients.clear()
+
+    async def client(self, service: str) -> Any:
+        """The client for ``service`` (boto3 name), created on first use and kept."""
+        async with self._lock:
+            if service not in self._clients:
+                creator = self._session.create_client(
+                    service,  # type: ignore[call-overload]
+                    region_name=self.settings.region,
+                    endpoint_url=self.settings.endpoint_for(service),
+                    config=client_config(),
+                )
+                self._clients[service] = await self._stack.enter_async_context(creator)
+            return self._clients[service]
+
+    def _core(self, service: str) -> Any:
+        try:
+            return self._clients[service]
+        except KeyError:
+            raise RuntimeError("AwsClients must be entered (async with) before use") from None
+
+    @property
+    def sqs(self) -> SQSClient:
+        client: SQSClient = self._core("sqs")
+        return client
+
+    @property
+    def sns(self) -> SNSClient:
+        client: SNSClient = self._core("sns")
+        return client
+
+    @property
+    def s3(self) -> S3Client:
+        client: S3Client = self._core("s3")
+        return client
+
+    @property
+    def dynamodb(self) -> DynamoDBClient:
+        client: DynamoDBClient = self._core("dynamodb")
+        return client

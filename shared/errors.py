@@ -1,0 +1,27 @@
+"""One small error tree for every service.
+
+* :class:`TransientError`: try again later (SQS redelivery with backoff).
+* :class:`PermanentError`: will never succeed as it is; left for the DLQ, logged once.
+* :class:`PoisonMessage`: a message that cannot even be parsed; a permanent error.
+* :class:`ConfigError`: bad settings; raised at start-up, naming the variable.
+"""
+
+
+class ToilkitError(Exception):
+    """Base of every error toilkit raises on purpose."""
+
+
+class TransientError(ToilkitError):
+    """A failure that may go away by itself (throttling, a 5xx, a timeout, a lost connection)."""
+
+
+class PermanentError(ToilkitError):
+    """A failure that retrying cannot fix (a 4xx, a missing resource, a rejected input)."""
+
+
+class PoisonMessage(PermanentError):
+    """A message whose body cannot be turned into an event."""
+
+
+class ConfigError(ToilkitError):
+    """Settings that cannot work; the message names the variable to fix."""

@@ -1,0 +1,422 @@
+"""The event contracts every toilkit service shares.
+
+One frozen pydantic model per event type, all in one discriminated union on ``type``.
+Services talk only through these events (over SNS/SQS), so this module is the whole
+interface between them. Parsing an SQS body never raises anything but
+:class:`~shared.errors.PoisonMessage`, which the worker runtime leaves for the DLQ.
+
+Commands (gateway, schedules -> batch, detector):
+    BatchRequested, BatchCancelRequested, BatchApproved, BatchRejected,
+    DriftScanRequested, DriftClaimed.
+Outcomes (batch, detector -> notifier):
+    BatchApprovalRequested, BatchRunStarted, BatchRunFinished, BatchRunRefused,
+    DriftDetected, DriftResolved, DriftScanFailed, DriftScanCompleted.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any, ClassVar, Literal, TypeAlias
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    TypeAdapter,
+    ValidationError,
+)
+
+from shared.errors import PoisonMessage
+
+#: The highest ``schema_version`` this code understands. A newer event is poison here
+#: (it goes to the DLQ and can be replayed once every consumer is upgraded).
+SCHEMA_VERSION = 1
+
+#: Marker that replaces every sensitive value before it leaves the service that saw it.
+SENSITIVE = "(sensitive)"
+
+
+def new_event_id() -> str:
+    """A fresh event id: a UUID4 string, also valid as a Step Functions execution name."""
+    return str(uuid.uuid4())
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class EventBase(_Model):
+    """The envelope every event carries."""
+
+    event_id: str = Field(default_factory=new_event_id, min_length=1, max_length=80)
+    schema_version: int = Field(default=SCHEMA_VERSION, ge=1)
+    occurred_at: AwareDatetime = Field(default_factory=utc_now)
+    correlation_id: str = Field(min_length=1, description="The scan id or the run id.")
+    source: str = Field(min_length=1, description="The service or tool that emitted it.")
+
+    #: True for outcome events (consumed by the notifier), False for commands.
+    is_outcome: ClassVar[bool] = False
+
+
+# --------------------------------------------------------------------------- shared parts
+
+
+class Actor(_Model):
+    """A person (or a schedule) behind an action."""
+
+    slack_user_id: str | None = None
+    name: str = Field(min_length=1, description="Display name, or e.g. 'schedule'.")
+
+
+class ObjectRef(_Model):
+    """A large payload kept in S3 (a plan, a log) that an event points to."""
+
+    bucket: str
+    key: str
+    size: int | None = None
+
+
+class RunParameter(_Model):
+    """One batch parameter exactly as the requester typed it.
+
+    Outcome events carry ``value=None`` for sensitive parameters, so a secret never
+    reaches Slack or the event archive.
+    """
+
+    name: str
+    value: str | None
+    sensitive: bool = False
+
+
+# --------------------------------------------------------------------------- batch: commands
+
+
+class BatchRequested(EventBase):
+    """Someone asked to run a catalog command (from the Slack modal, or the CLI)."""
+
+    type: Literal["BatchRequested"] = "BatchRequested"
+    run_id: str
+    command: str
+    environment: str
+    parameters: tuple[RunParameter, ...] = ()
+    reason: str = ""
+    requested_by: Actor
+    channel_id: str | None = Field(default=None, description="Where the request came from.")
+    rerun_of: str | None = None
+
+
+class BatchCancelRequested(EventBase):
+    type: Literal["BatchCancelRequested"] = "BatchCancelRequested"
+    run_id: str
+    requested_by: Actor
+
+
+class BatchApproved(EventBase):
+    type: Literal["BatchApproved"] = "BatchApproved"
+    run_id: str
+    approved_by: Actor
+
+
+class BatchRejected(EventBase):
+    type: Literal["BatchRejected"] = "BatchRejected"
+    run_id: str
+    rejected_by: Actor
+    reason: str = ""
+
+
+# --------------------------------------------------------------------------- batch: outcomes
+
+
+class BatchApprovalRequested(EventBase):
+    type: Literal["BatchApprovalRequested"] = "BatchApprovalRequested"
+    is_outcome: ClassVar[bool] = True
+    run_id: str
+    command: str
+    environment: str
+    parameters: tuple[RunParameter, ...] = ()
+    reason: str = ""
+    requested_by: Actor
+    approvers: tuple[str, ...] = Field(default=(), description="Slack user or group ids.")
+    expires_at: AwareDatetime
+
+
+class BatchRunStarted(EventBase):
+    type: Literal["BatchRunStarted"] = "BatchRunStarted"
+    is_outcome: ClassVar[bool] = True
+    run_id: str
+    command: str
+    environment: str
+    parameters: tuple[RunParameter, ...] = ()
+    reason: str = ""
+    requested_by: Actor
+    approved_by: Actor | None = None
+    runner: str = Field(description="local, codebuild or stepfunctions")
+    log_url: str | None = None
+    started_at: AwareDatetime = Field(default_factory=utc_now)
+
+
+RunStatus: TypeAlias = Literal["succeeded", "failed", "timed_out", "cancelled"]
+
+
+class BatchRunFinished(EventBase):
+    type: Literal["BatchRunFinished"] = "BatchRunFinished"
+    is_outcome: ClassVar[bool] = True
+    run_id: str
+    command: str
+    environment: str
+    status: RunStatus
+    exit_code: int | None = None
+    duration_seconds: float = Field(ge=0)
+    log_tail: tuple[str, ...] = ()
+    log_url: str | None = None
+    log_ref: ObjectRef | None = None
+    cancelled_by: Actor | None = None
+    error: str | None = None
+
+
+RefusalStage: TypeAlias = Literal[
+    "validation", "authorization", "approval", "concurrency", "runner"
+]
+
+
+class BatchRunRefused(EventBase):
+    """A request that will not run: validation, authorization, approval or a busy lock."""
+
+    type: Literal["BatchRunRefused"] = "BatchRunRefused"
+    is_outcome: ClassVar[bool] = True
+    run_id: str
+    command: str
+    environment: str
+    requested_by: Actor
+    stage: RefusalStage
+    reason: str
+    decided_by: Actor | None = None
+
+
+# --------------------------------------------------------------------------- drift: commands
+
+ScanMode: TypeAlias = Literal["full", "refresh_only"]
+
+
+class DriftScanRequested(EventBase):
+    """Scan some states now (schedule, Slack ``/toil drift scan``, CLI, ``aws sns publish``)."""
+
+    type: Literal["DriftScanRequested"] = "DriftScanRequested"
+    states: tuple[str, ...] = Field(default=(), description="State names; empty means all.")
+    mode: ScanMode | None = Field(default=None, description="None: each state's own mode.")
+    requested_by: Actor | None = None
+    reply_channel: str | None = None
+
+
+class DriftClaimed(EventBase):
+    """Someone pressed "I'm on it" on a drift message."""
+
+    type: Literal["DriftClaimed"] = "DriftClaimed"
+    state: str
+    fingerprints: tuple[str, ...] = ()
+    claimed_by: Actor
+
+
+# --------------------------------------------------------------------------- drift: outcomes
+
+FindingKind: TypeAlias = Literal["drift", "pending"]
+FindingStatus: TypeAlias = Literal["new", "open"]
+
+
+class AttributeChange(_Model):
+    """One attribute that differs; ``path`` is dotted with list indexes (``tags.Env``)."""
+
+    path: str
+    before: JsonValue = None
+    after: JsonValue = None
+    sensitive: bool = False
+    after_unknown: bool = False
+
+
+class Suspect(_Model):
+    """Who probably made an out-of-band change (from CloudTrail)."""
+
+    principal: str
+    event_name: str
+    event_time: AwareDatetime
+    slack_user_id: str | None = None
+    source_ip: str | None = None
+
+
+class DriftFinding(_Model):
+    fingerprint: str
+    address: str
+    resource_type: str
+    kind: FindingKind
+    actions: tuple[str, ...]
+    action_reason: str | None = None
+    previous_address: str | None = None
+    attributes: tuple[AttributeChange, ...] = ()
+    ignored: bool = False
+    ignore_reason: str | None = None
+    suspects: tuple[Suspect, ...] = ()
+    status: FindingStatus = "new"
+    first_seen: AwareDatetime
+    claimed_by: Actor | None = None
+
+
+class StateRef(_Model):
+    name: str
+    path: str
+    workspace: str = "default"
+
+
+class DriftDetected(EventBase):
+    """One state's open findings after a scan (one event per state per scan)."""
+
+    type: Literal["DriftDetected"] = "DriftDetected"
+    is_outcome: ClassVar[bool] = True
+    state: StateRef
+    mode: ScanMode = "full"
+    findings: tuple[DriftFinding, ...]
+    findings_total: int = Field(ge=0, description="Before any cut for size.")
+    plan_ref: ObjectRef | None = None
+    plan_url: str | None = None
+
+
+class ResolvedFinding(_Model):
+    fingerprint: str
+    address: str
+    kind: FindingKind
+    first_seen: AwareDatetime
+
+
+class DriftResolved(EventBase):
+    type: Literal["DriftResolved"] = "DriftResolved"
+    is_outcome: ClassVar[bool] = True
+    state: StateRef
+    resolved: tuple[ResolvedFinding, ...]
+
+
+ScanPhase: TypeAlias = Literal["discover", "init", "plan", "show", "parse", "timeout"]
+
+
+class DriftScanFailed(EventBase):
+    type: Literal["DriftScanFailed"] = "DriftScanFailed"
+    is_outcome: ClassVar[bool] = True
+    state: StateRef
+    phase: ScanPhase
+    reason: str
+    exit_code: int | None = None
+    stderr_excerpt: str = ""
+
+
+class StateSummary(_Model):
+    name: str
+    status: Literal["clean", "drifted", "failed"]
+    open_findings: int = 0
+    new_findings: int = 0
+
+
+class OldestDrift(_Model):
+    state: str
+    address: str
+    first_seen: AwareDatetime
+
+
+class DriftScanCompleted(EventBase):
+    """The digest of one scan across all its states."""
+
+    type: Literal["DriftScanCompleted"] = "DriftScanCompleted"
+    is_outcome: ClassVar[bool] = True
+    states: tuple[StateSummary, ...]
+    findings_open: int = Field(ge=0)
+    findings_new: int = Field(ge=0)
+    findings_resolved: int = Field(ge=0)
+    oldest_open: OldestDrift | None = None
+    duration_seconds: float = Field(ge=0)
+
+
+# --------------------------------------------------------------------------- the union
+
+Event: TypeAlias = Annotated[
+    BatchRequested
+    | BatchCancelRequested
+    | BatchApproved
+    | BatchRejected
+    | BatchApprovalRequested
+    | BatchRunStarted
+    | BatchRunFinished
+    | BatchRunRefused
+    | DriftScanRequested
+    | DriftClaimed
+    | DriftDetected
+    | DriftResolved
+    | DriftScanFailed
+    | DriftScanCompleted,
+    Field(discriminator="type"),
+]
+
+_EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
+
+#: Every event class by its ``type`` name.
+EVENT_TYPES: dict[str, type[EventBase]] = {
+    cls.model_fields["type"].default: cls
+    for cls in EventBase.__subclasses__()
+    if "type" in cls.model_fields
+}
+COMMAND_TYPES: frozenset[str] = frozenset(n for n, c in EVENT_TYPES.items() if not c.is_outcome)
+OUTCOME_TYPES: frozenset[str] = frozenset(n for n, c in EVENT_TYPES.items() if c.is_outcome)
+
+
+def event_type_name(event: EventBase) -> str:
+    """The ``type`` discriminator of an event instance."""
+    name: str = getattr(event, "type")  # noqa: B009 - every concrete event has it
+    return name
+
+
+def parse_event(body: str | bytes) -> EventBase:
+    """Parse an SQS/SNS body into its event model.
+
+    Raises:
+        PoisonMessage: the body is not UTF-8 JSON, has no known ``type``, has a newer
+            ``schema_version`` than this code, or does not match its model. The message
+            says which, so the DLQ entry explains itself.
+    """
+    try:
+        raw = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise PoisonMessage(f"body is not valid JSON: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise PoisonMessage(f"body is JSON {type(raw).__name__}, expected an object")
+    event_type = raw.get("type")
+    if event_type not in EVENT_TYPES:
+        raise PoisonMessage(f"unknown event type {event_type!r}")
+    version = raw.get("schema_version", SCHEMA_VERSION)
+    if isinstance(version, int) and version > SCHEMA_VERSION:
+        raise PoisonMessage(
+            f"{event_type} schema_version {version} is newer than this worker "
+            f"understands ({SCHEMA_VERSION}); upgrade it, then replay the DLQ"
+        )
+    try:
+        event: EventBase = _EVENT_ADAPTER.validate_python(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'][1:]) or '(body)'}: {err['msg']}"
+            for err in exc.errors()[:5]
+        )
+        raise PoisonMessage(f"invalid {event_type}: {problems}") from exc
+    return event
+
+
+def dump_event(event: EventBase) -> str:
+    """Serialize an event to the JSON body that goes on the wire."""
+    return event.model_dump_json()
+
+
+def event_json_schema() -> dict[str, Any]:
+    """The JSON Schema of the union (for docs and for other tools that emit events)."""
+    return _EVENT_ADAPTER.json_schema()

@@ -1,0 +1,174 @@
+"""Idempotency by event id: one DynamoDB conditional put per handled event.
+
+Delivery is at-least-once, so a redelivered event must not be handled twice. Before a
+handler runs, the worker claims ``<consumer>#<event_id>`` with a conditional put
+(``attribute_not_exists(id) OR expiration < :now OR (status = INPROGRESS AND
+in_progress_expiration < :now)``); when the handler succeeds the record becomes
+COMPLETED with a TTL; when it fails the record is deleted so a retry can claim it again.
+A worker that dies mid-handler leaves an INPROGRESS record that expires after the
+handler timeout, so the redelivered message runs then.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from enum import Enum
+from typing import TYPE_CHECKING
+
+from shared.aws import call_aws, error_code
+
+if TYPE_CHECKING:
+    from types_aiobotocore_dynamodb import DynamoDBClient
+
+
+class Claim(Enum):
+    """The result of trying to claim an event for handling."""
+
+    ACQUIRED = "acquired"  # run the handler
+    COMPLETED = "completed"  # done before: acknowledge, do nothing
+    IN_PROGRESS = "in_progress"  # another worker is on it: try again later
+
+
+IN_PROGRESS = "INPROGRESS"
+COMPLETED = "COMPLETED"
+
+
+class IdempotencyStore:
+    """Claims and completes events in the idempotency table.
+
+    Args:
+        dynamodb: the process's DynamoDB client.
+        table: the idempotency table (hash key ``id``, TTL attribute ``expiration``).
+        completed_ttl: seconds a COMPLETED record is kept (longer than any redelivery).
+        clock: returns epoch seconds; tests inject their own.
+    """
+
+    def __init__(
+        self,
+        dynamodb: DynamoDBClient,
+        table: str,
+        *,
+        completed_ttl: int = 7 * 24 * 3600,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._ddb = dynamodb
+        self.table = table
+        self.completed_ttl = completed_ttl
+        self._clock = clock
+
+    async def claim(self, key: str, in_progress_seconds: float) -> Claim:
+        """Try to take ``key`` for handling for at most ``in_progress_seconds``."""
+        now = self._clock()
+        try:
+            await call_aws(
+                "dynamodb.put_item (idempotency)",
+                lambda: self._ddb.put_item(
+                    TableName=self.table,
+                    Item={
+                        "id": {"S": key},
+                        "status": {"S": IN_PROGRESS},
+                        "in_progress_expiration": {"N": str(int(now + in_progress_seconds) + 1)},
+                        "expiration": {"N": str(int(now + self.completed_ttl))},
+                    },
+                    ConditionExpression=(
+                        "attribute_not_exists(id) OR expiration < :now OR "
+                        "(#status = :in_progress AND in_progress_expiration < :now)"
+                    ),
+                    ExpressionAttributeNames={"#status": "status"},
+                    ExpressionAttributeValues={
+                        ":now": {"N": str(int(now))},
+                        ":in_progress": {"S": IN_PROGRESS},
+                    },
+                ),
+            )
+        except Exception as exc:
+            if _is_condition_failure(exc):
+                return await self._current_claim(key)
+            raise
+        return Claim.ACQUIRED
+
+    async def _current_claim(self, key: str) -> Claim:
+        response = await call_aws(
+            "dynamodb.get_item (idempotency)",
+            lambda: self._ddb.get_item(
+                TableName=self.table, Key={"id": {"S": key}}, ConsistentRead=True
+            ),
+        )
+        status = response.get("Item", {}).get("status", {}).get("S")
+        return Claim.COMPLETED if status == COMPLETED else Claim.IN_PROGRESS
+
+    async def complete(self, key: str) -> None:
+        """Mark ``key`` handled; a redelivery of the same event is then skipped."""
+        await call_aws(
+            "dynamodb.update_item (idempotency)",
+            lambda: self._ddb.update_item(
+                TableName=self.table,
+                Key={"id": {"S": key}},
+                UpdateExpression="SET #status = :completed, expiration = :expiration",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={
+                    ":completed": {"S": COMPLETED},
+                    ":expiration": {"N": str(int(self._clock() + self.completed_ttl))},
+                },
+            ),
+        )
+
+    async def release(self, key: str) -> None:
+        """Give ``key`` up after a failed attempt, so the retry can claim it at once."""
+        try:
+            await call_aws(
+                "dynamodb.delete_item (idempotency)",
+                lambda: self._ddb.delete_item(
+                    TableName=self.table,
+                    Key={"id": {"S": key}},
+                    ConditionExpression="#status = :in_progress",
+                    ExpressionAttributeNames={"#status": "status"},
+                    ExpressionAttributeValues={":in_progress": {"S": IN_PROGRESS}},
+                ),
+            )
+        except Exception as exc:
+            if not _is_condition_failure(exc):
+                raise
+
+    async def record_failure_once(self, key: str, reason: str, ttl: int) -> bool:
+        """Remember why a message failed for good; True the first time only.
+
+        The worker logs a poison message once (not on every receive) and ``toilkit dlq
+        show`` reads the reason back.
+        """
+        now = self._clock()
+        try:
+            await call_aws(
+                "dynamodb.put_item (failure)",
+                lambda: self._ddb.put_item(
+                    TableName=self.table,
+                    Item={
+                        "id": {"S": key},
+                        "status": {"S": "FAILED"},
+                        "reason": {"S": reason[:2000]},
+                        "failed_at": {"N": str(int(now))},
+                        "expiration": {"N": str(int(now + ttl))},
+                    },
+                    ConditionExpression="attribute_not_exists(id)",
+                ),
+            )
+        except Exception as exc:
+            if _is_condition_failure(exc):
+                return False
+            raise
+        return True
+
+    async def failure_reason(self, key: str) -> str | None:
+        """The reason recorded by :meth:`record_failure_once`, if any."""
+        response = await call_aws(
+            "dynamodb.get_item (failure)",
+            lambda: self._ddb.get_item(TableName=self.table, Key={"id": {"S": key}}),
+        )
+        reason: str | None = response.get("Item", {}).get("reason", {}).get("S")
+        return reason
+
+
+def _is_condition_failure(exc: BaseException) -> bool:
+    cause = exc.__cause__ if exc.__cause__ is not None else exc
+    return error_code(cause) == "ConditionalCheckFailedException"

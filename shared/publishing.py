@@ -1,0 +1,146 @@
+"""Publishing events to the SNS topic, with large payloads offloaded to S3.
+
+SNS and SQS cap a message at 256 KiB. An event whose JSON is larger than
+:data:`OFFLOAD_THRESHOLD` is stored in S3 and the message carries a small pointer
+instead; :func:`resolve_body` (used by the worker runtime) fetches it back, so handlers
+never see the difference.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from tenacity import AsyncRetrying
+
+from shared.aws import call_aws
+from shared.errors import PoisonMessage
+from shared.events import EventBase, ObjectRef, dump_event, event_type_name
+from shared.retry import outbound_call_retry
+
+if TYPE_CHECKING:
+    from types_aiobotocore_s3 import S3Client
+    from types_aiobotocore_sns import SNSClient
+
+log = logging.getLogger(__name__)
+
+#: Bodies above this size go to S3 (SNS/SQS allow 256 KiB including attributes).
+OFFLOAD_THRESHOLD = 200 * 1024
+
+#: The message attribute that marks a pointer body.
+OFFLOAD_ATTRIBUTE = "toilkit_offloaded"
+#: The key of the pointer object in an offloaded body.
+POINTER_KEY = "toilkit_payload"
+
+
+@dataclass(frozen=True)
+class Published:
+    message_id: str
+    offloaded_to: ObjectRef | None = None
+
+
+def payload_key(event: EventBase) -> str:
+    day = event.occurred_at.strftime("%Y/%m/%d")
+    return f"payloads/{day}/{event_type_name(event)}/{event.event_id}.json"
+
+
+class Publisher:
+    """Publishes events to the toilkit topic.
+
+    Args:
+        sns: the process's SNS client.
+        s3: the process's S3 client (for offloaded payloads).
+        topic_arn: the events topic.
+        bucket: where offloaded payloads go.
+        offload_threshold: body size in bytes above which the payload goes to S3.
+        retry: the retry policy for one call (tests pass one without waits).
+    """
+
+    def __init__(
+        self,
+        sns: SNSClient,
+        s3: S3Client,
+        topic_arn: str,
+        bucket: str,
+        *,
+        offload_threshold: int = OFFLOAD_THRESHOLD,
+        retry: AsyncRetrying | None = None,
+    ) -> None:
+        self._sns = sns
+        self._s3 = s3
+        self.topic_arn = topic_arn
+        self.bucket = bucket
+        self.offload_threshold = offload_threshold
+        self._retry = retry or outbound_call_retry()
+
+    async def publish(self, event: EventBase) -> Published:
+        """Publish one event; returns the SNS message id and where the payload went.
+
+        Raises:
+            TransientError: SNS or S3 stayed unreachable through the retries.
+            PermanentError: the call was refused (e.g. the topic does not exist).
+        """
+        body = dump_event(event)
+        event_type = event_type_name(event)
+        attributes: dict[str, Any] = {
+            "type": {"DataType": "String", "StringValue": event_type},
+            "event_id": {"DataType": "String", "StringValue": event.event_id},
+            "correlation_id": {"DataType": "String", "StringValue": event.correlation_id},
+            "source": {"DataType": "String", "StringValue": event.source},
+        }
+        ref = None
+        encoded = body.encode()
+        if len(encoded) > self.offload_threshold:
+            ref = ObjectRef(bucket=self.bucket, key=payload_key(event), size=len(encoded))
+            await call_aws(
+                "s3.put_object",
+                lambda: self._s3.put_object(
+                    Bucket=ref.bucket, Key=ref.key, Body=encoded, ContentType="application/json"
+                ),
+                self._retry,
+            )
+            body = json.dumps(
+                {
+                    POINTER_KEY: ref.model_dump(),
+                    "type": event_type,
+                    "event_id": event.event_id,
+                }
+            )
+            attributes[OFFLOAD_ATTRIBUTE] = {"DataType": "String", "StringValue": "true"}
+        response = await call_aws(
+            "sns.publish",
+            lambda: self._sns.publish(
+                TopicArn=self.topic_arn, Message=body, MessageAttributes=attributes
+            ),
+            self._retry,
+        )
+        log.debug("published %s %s", event_type, event.event_id)
+        return Published(message_id=response["MessageId"], offloaded_to=ref)
+
+
+async def resolve_body(body: str, attributes: dict[str, str], s3: S3Client) -> str:
+    """The event JSON of a received message, fetched from S3 when it was offloaded.
+
+    Raises:
+        PoisonMessage: the pointer is malformed or the object is gone (it will not come
+            back by retrying).
+        TransientError: S3 could not be reached.
+    """
+    if attributes.get(OFFLOAD_ATTRIBUTE) != "true":
+        return body
+    try:
+        pointer = json.loads(body)[POINTER_KEY]
+        ref = ObjectRef.model_validate(pointer)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise PoisonMessage(f"offloaded payload pointer is malformed: {exc}") from exc
+    response = await call_aws(
+        f"s3.get_object {ref.key}", lambda: s3.get_object(Bucket=ref.bucket, Key=ref.key)
+    )
+    async with response["Body"] as stream:
+        data: bytes = await stream.read()
+    try:
+        return data.decode()
+    except UnicodeDecodeError as exc:
+        raise PoisonMessage(f"offloaded payload {ref.key} is not UTF-8") from exc

@@ -1,0 +1,51 @@
+"""Bootstrap against a real moto server: everything created once, then left alone."""
+
+from __future__ import annotations
+
+import json
+
+from shared.aws import AwsClients
+from shared.topology import QUEUES, TABLES, Names, bootstrap
+
+
+async def test_bootstrap_creates_everything_then_changes_nothing(
+    aws: AwsClients, names: Names
+) -> None:
+    first = await bootstrap(aws, names)
+    assert first.changed
+    created = {(c.kind, c.name) for c in first.changes if c.action == "created"}
+    assert ("sns topic", names.topic) in created
+    for spec in QUEUES:
+        assert ("sqs queue", names.queue(spec.consumer)) in created
+        assert ("sqs queue", names.dlq(spec.consumer)) in created
+        assert ("sns subscription", names.queue(spec.consumer)) in created
+    for table in TABLES:
+        assert ("dynamodb table", names.table(table.suffix)) in created
+    assert ("s3 bucket", names.bucket) in created
+
+    second = await bootstrap(aws, names)
+
+    assert not second.changed
+    assert {c.action for c in second.changes} == {"exists"}
+    assert len(second.changes) == len(first.changes)
+    assert second.topic_arn == first.topic_arn
+    assert second.queue_urls == first.queue_urls
+
+
+async def test_bootstrap_repairs_a_drifted_redrive_policy(aws: AwsClients, names: Names) -> None:
+    report = await bootstrap(aws, names)
+    url = report.queue_urls["batch"]
+    await aws.sqs.set_queue_attributes(QueueUrl=url, Attributes={"VisibilityTimeout": "999"})
+
+    again = await bootstrap(aws, names)
+
+    assert [(c.name, c.action) for c in again.changes if c.action != "exists"] == [
+        (names.queue("batch"), "updated")
+    ]
+    attrs = (await aws.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"]))[
+        "Attributes"
+    ]
+    assert attrs["VisibilityTimeout"] == "60"
+    redrive = json.loads(attrs["RedrivePolicy"])
+    assert redrive["maxReceiveCount"] == 5
+    assert redrive["deadLetterTargetArn"].endswith(names.dlq("batch"))

@@ -1,0 +1,1 @@
+"""toilkit command line and the embedded (single-process) runner."""
