@@ -90,7 +90,7 @@ def classify_aws_error(exc: BaseException, action: str) -> ToilkitError:
         if code in TRANSIENT_CODES or status >= 500 or status == 429:
             return TransientError(text)
         return PermanentError(text)
-    if isinstance(exc, _CONNECTION_ERRORS | asyncio.TimeoutError | OSError):
+    if isinstance(exc, (*_CONNECTION_ERRORS, asyncio.TimeoutError, OSError)):
         return TransientError(f"{action} failed: cannot reach the endpoint ({exc})")
     if isinstance(exc, BotoCoreError):
         return PermanentError(f"{action} failed: {exc}")

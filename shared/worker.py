@@ -158,6 +158,9 @@ class Worker:
                     if burst
                     else self.settings.wait_time_seconds
                 )
+                # In burst mode the queue counts as drained only after an empty receive
+                # that began with no handler running (a retry may re-show a message).
+                idle_at_start = not self._inflight
                 try:
                     messages = await self._receive(min(free, self.settings.max_messages), wait)
                 except asyncio.CancelledError:
@@ -194,9 +197,10 @@ class Worker:
                         self._inflight.add(task)
                         task.add_done_callback(self._inflight.discard)
                 elif burst:
-                    if not self._inflight:
+                    if idle_at_start and not self._inflight:
                         break
-                    await asyncio.wait(self._inflight, return_when=asyncio.FIRST_COMPLETED)
+                    if self._inflight:
+                        await asyncio.wait(self._inflight, return_when=asyncio.FIRST_COMPLETED)
         finally:
             await self._drain()
         log.info("%s: stopped: %s", self.consumer, self.stats)

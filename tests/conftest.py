@@ -6,6 +6,7 @@ gets its own resource-name prefix, so tests never see each other's queues or tab
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -19,6 +20,7 @@ from shared.settings import AwsSettings
 from shared.topology import BootstrapReport, Names, bootstrap
 
 # Credentials the emulator accepts; set before any botocore client exists.
+logging.getLogger("werkzeug").setLevel(logging.WARNING)
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")

@@ -42,9 +42,7 @@ async def test_bootstrap_repairs_a_drifted_redrive_policy(aws: AwsClients, names
     assert [(c.name, c.action) for c in again.changes if c.action != "exists"] == [
         (names.queue("batch"), "updated")
     ]
-    attrs = (await aws.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"]))[
-        "Attributes"
-    ]
+    attrs = (await aws.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"]))["Attributes"]
     assert attrs["VisibilityTimeout"] == "60"
     redrive = json.loads(attrs["RedrivePolicy"])
     assert redrive["maxReceiveCount"] == 5
