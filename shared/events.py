@@ -378,8 +378,14 @@ def event_type_name(event: EventBase) -> str:
     return name
 
 
-def parse_event(body: str | bytes) -> EventBase:
+def parse_event(body: str | bytes, *, default_event_id: str | None = None) -> EventBase:
     """Parse an SQS/SNS body into its event model.
+
+    Args:
+        body: the message body.
+        default_event_id: the id to use when the body has none (a hand-written
+            ``aws sns publish``); the worker passes the SQS message id, which stays the
+            same across redeliveries, so idempotency still holds.
 
     Raises:
         PoisonMessage: the body is not UTF-8 JSON, has no known ``type``, has a newer
@@ -392,6 +398,8 @@ def parse_event(body: str | bytes) -> EventBase:
         raise PoisonMessage(f"body is not valid JSON: {exc}") from exc
     if not isinstance(raw, dict):
         raise PoisonMessage(f"body is JSON {type(raw).__name__}, expected an object")
+    if default_event_id is not None and "event_id" not in raw:
+        raw["event_id"] = default_event_id
     event_type = raw.get("type")
     if event_type not in EVENT_TYPES:
         raise PoisonMessage(f"unknown event type {event_type!r}")

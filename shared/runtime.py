@@ -1,0 +1,86 @@
+"""What a running service is handed at start-up: clients, names, a publisher, a worker
+factory. Built once per process by :func:`open_runtime` and passed in; nothing reads
+globals or ``os.environ`` after that.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Protocol
+
+from shared.aws import AwsClients
+from shared.events import EventBase
+from shared.idempotency import IdempotencyStore
+from shared.publishing import Publisher
+from shared.settings import AwsSettings, TopologySettings, WorkerSettings
+from shared.topology import BootstrapReport, Names, resolve_urls
+from shared.worker import Handler, Worker
+
+
+@dataclass
+class Runtime:
+    """The process-wide dependencies every service uses."""
+
+    aws: AwsClients
+    names: Names
+    topology: BootstrapReport
+    publisher: Publisher
+
+    def idempotency(self, completed_ttl: int = 7 * 24 * 3600) -> IdempotencyStore:
+        return IdempotencyStore(
+            self.aws.dynamodb, self.names.idempotency_table, completed_ttl=completed_ttl
+        )
+
+    def worker(
+        self,
+        consumer: str,
+        handlers: Mapping[type[EventBase], Handler],
+        settings: WorkerSettings,
+    ) -> Worker:
+        """A worker on ``consumer``'s queue with idempotency on."""
+        return Worker(
+            consumer=consumer,
+            queue_url=self.topology.queue_urls[consumer],
+            handlers=handlers,
+            sqs=self.aws.sqs,
+            s3=self.aws.s3,
+            idempotency=self.idempotency(settings.idempotency_ttl_seconds),
+            settings=settings,
+        )
+
+
+@asynccontextmanager
+async def open_runtime(
+    aws_settings: AwsSettings, topology_settings: TopologySettings
+) -> AsyncIterator[Runtime]:
+    """Open the AWS clients and look up the deployed topology (never creates it).
+
+    Raises:
+        ConfigError: the topology is missing (run ``toilkit bootstrap``).
+    """
+    names = Names.from_settings(topology_settings)
+    async with AwsClients(aws_settings) as aws:
+        topology = await resolve_urls(aws, names)
+        yield Runtime(
+            aws=aws,
+            names=names,
+            topology=topology,
+            publisher=Publisher(aws.sns, aws.s3, topology.topic_arn, names.bucket),
+        )
+
+
+class Service(Protocol):
+    """A running toilkit service as the process that hosts it sees it."""
+
+    name: str
+
+    async def run(self) -> None:
+        """Run until :meth:`stop` is called; never returns early on a bad message."""
+
+    def stop(self) -> None:
+        """Ask the service to finish its in-flight work and return from :meth:`run`."""
+
+    def describe(self) -> str:
+        """One line for the start-up banner (what it consumes, where it listens)."""

@@ -1,0 +1,252 @@
+"""The ``toilkit`` command line (typer + rich).
+
+``toilkit up`` runs the whole system in one process on an embedded AWS emulator;
+``toilkit bootstrap`` creates the AWS resources wherever ``AWS_ENDPOINT_URL`` points;
+``toilkit serve SERVICE`` runs one service (a container's entry point);
+``toilkit publish`` sends one event, as any other producer would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import sys
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.table import Table
+
+from shared.aws import AwsClients
+from shared.errors import ConfigError, ToilkitError
+from shared.events import EVENT_TYPES, event_json_schema, parse_event
+from shared.runtime import Runtime, Service, open_runtime
+from shared.settings import AwsSettings, TopologySettings, load_settings
+from shared.topology import BootstrapReport, Names, bootstrap
+from shared.worker import stop_on_signals
+from toilkit.embedded import DEFAULT_PORT, EmbeddedAws, use_dummy_credentials
+from toilkit.services import service_factories
+
+app = typer.Typer(
+    name="toilkit",
+    help="Removes SRE toil: Terraform drift in Slack every morning, production batch runs "
+    "from Slack.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+events_app = typer.Typer(help="Inspect and send events.", no_args_is_help=True)
+app.add_typer(events_app, name="events")
+
+console = Console(stderr=True)
+out = Console()
+T = TypeVar("T")
+
+
+def configure_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(name)s: %(message)s",
+        handlers=[RichHandler(console=console, show_path=False, rich_tracebacks=True)],
+        force=True,
+    )
+    for noisy in ("botocore", "aiobotocore", "urllib3", "werkzeug", "moto"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine; turn toilkit's own errors into a clear message and exit 1."""
+    try:
+        return asyncio.run(coro)
+    except ConfigError as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    except ToilkitError as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(1) from None
+
+
+def _settings() -> tuple[AwsSettings, TopologySettings]:
+    try:
+        return load_settings(AwsSettings), load_settings(TopologySettings)
+    except ConfigError as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+
+
+def print_bootstrap(report: BootstrapReport, endpoint: str) -> None:
+    table = Table(title=f"AWS resources at {endpoint}", title_justify="left")
+    table.add_column("kind")
+    table.add_column("name")
+    table.add_column("result")
+    colour = {"created": "green", "updated": "yellow", "exists": "dim"}
+    for change in report.changes:
+        table.add_row(change.kind, change.name, f"[{colour[change.action]}]{change.action}[/]")
+    console.print(table)
+    if report.changed:
+        console.print("[green]bootstrap complete[/]")
+    else:
+        console.print("[dim]everything already exists; nothing changed[/]")
+
+
+@app.command("bootstrap")
+def bootstrap_command(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Create the topic, queues, DLQs, subscriptions, tables and bucket (idempotent)."""
+    configure_logging(verbose)
+    aws_settings, topology_settings = _settings()
+
+    async def _run() -> None:
+        async with AwsClients(aws_settings) as aws:
+            report = await bootstrap(aws, Names.from_settings(topology_settings))
+        print_bootstrap(report, aws_settings.endpoint_url or f"AWS {aws_settings.region}")
+
+    run_async(_run())
+
+
+@app.command()
+def up(
+    aws_endpoint: Annotated[
+        str | None,
+        typer.Option(
+            "--aws-endpoint",
+            help="Use this AWS endpoint (LocalStack, a running moto) instead of starting "
+            "the embedded emulator.",
+        ),
+    ] = None,
+    aws_port: Annotated[int, typer.Option(help="Port of the embedded emulator.")] = DEFAULT_PORT,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Run everything in one process: embedded AWS, the topology, every service.
+
+    Ctrl-C stops it cleanly.
+    """
+    configure_logging(verbose)
+    emulator = None
+    if aws_endpoint is None:
+        use_dummy_credentials()
+        emulator = EmbeddedAws(port=aws_port)
+        try:
+            aws_endpoint = emulator.start()
+        except ConfigError as exc:
+            console.print(f"[bold red]error:[/] {exc}")
+            raise typer.Exit(2) from None
+        console.print(f"[green]embedded AWS (moto) listening on {aws_endpoint}[/]")
+    os.environ["AWS_ENDPOINT_URL"] = aws_endpoint
+    aws_settings, topology_settings = _settings()
+    try:
+        run_async(_up(aws_settings, topology_settings))
+    finally:
+        if emulator is not None:
+            emulator.stop()
+    console.print("stopped")
+
+
+async def _up(aws_settings: AwsSettings, topology_settings: TopologySettings) -> None:
+    names = Names.from_settings(topology_settings)
+    async with AwsClients(aws_settings) as aws:
+        report = await bootstrap(aws, names)
+    print_bootstrap(report, aws_settings.endpoint_url or "AWS")
+    async with open_runtime(aws_settings, topology_settings) as runtime:
+        services = [await build(runtime) for build in service_factories().values()]
+        _print_running(runtime, services)
+        stop_on_signals(*(s.stop for s in services))
+        await asyncio.gather(*(s.run() for s in services))
+
+
+def _print_running(runtime: Runtime, services: list[Service]) -> None:
+    endpoint = runtime.aws.settings.endpoint_url
+    table = Table(title="toilkit is running", title_justify="left", show_header=False)
+    table.add_column("what", style="bold")
+    table.add_column("where")
+    table.add_row("AWS endpoint", str(endpoint))
+    table.add_row("events topic", runtime.topology.topic_arn)
+    for service in services:
+        table.add_row(service.name, service.describe())
+    if not services:
+        table.add_row("services", "[yellow]none installed[/]")
+    console.print(table)
+    example = json.dumps(
+        {"type": "DriftScanRequested", "correlation_id": "manual-1", "source": "aws-cli"}
+    )
+    console.print(
+        "Publish an event from another terminal:\n"
+        f"  aws --endpoint-url {endpoint} sns publish --topic-arn {runtime.topology.topic_arn} "
+        f"--message '{example}' --message-attributes "
+        """'{"type":{"DataType":"String","StringValue":"DriftScanRequested"}}'\n"""
+        f"  (or: AWS_ENDPOINT_URL={endpoint} toilkit publish '{example}')\n"
+        "Press Ctrl-C to stop."
+    )
+
+
+@app.command()
+def serve(
+    service: Annotated[str, typer.Argument(help="gateway, detector, batch or notifier")],
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Run one service in this process (the entry point of its container)."""
+    configure_logging(verbose)
+    factories = service_factories()
+    if service not in factories:
+        known = ", ".join(factories) or "none installed"
+        console.print(f"[bold red]error:[/] unknown service {service!r} (known: {known})")
+        raise typer.Exit(2)
+    aws_settings, topology_settings = _settings()
+
+    async def _run() -> None:
+        async with open_runtime(aws_settings, topology_settings) as runtime:
+            running = await factories[service](runtime)
+            console.print(f"{running.name}: {running.describe()}")
+            stop_on_signals(running.stop)
+            await running.run()
+
+    run_async(_run())
+
+
+@app.command()
+def publish(
+    event_json: Annotated[
+        str, typer.Argument(help="The event as JSON, or @FILE to read it from a file.")
+    ],
+) -> None:
+    """Validate one event and publish it to the events topic."""
+    configure_logging(False)
+    body = Path(event_json[1:]).read_text() if event_json.startswith("@") else event_json
+    aws_settings, topology_settings = _settings()
+
+    async def _run() -> None:
+        event = parse_event(body)
+        async with open_runtime(aws_settings, topology_settings) as runtime:
+            published = await runtime.publisher.publish(event)
+        out.print(f"published {event.type} {event.event_id} (message {published.message_id})")  # type: ignore[attr-defined]
+
+    run_async(_run())
+
+
+@events_app.command("types")
+def event_types() -> None:
+    """List every event type and whether it is a command or an outcome."""
+    table = Table("type", "kind")
+    for name, cls in sorted(EVENT_TYPES.items()):
+        table.add_row(name, "outcome" if cls.is_outcome else "command")
+    out.print(table)
+
+
+@events_app.command("schema")
+def event_schema() -> None:
+    """Print the JSON Schema of every event (for tools that emit toilkit events)."""
+    out.print_json(json.dumps(event_json_schema()))
+
+
+def main() -> None:
+    """Console-script entry point."""
+    with contextlib.suppress(BrokenPipeError):
+        app()
+    sys.stdout.flush()

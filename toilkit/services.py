@@ -1,0 +1,18 @@
+"""The composition root: which services exist and how each is built from a Runtime.
+
+This is the only module that imports the services; they never import each other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from shared.runtime import Runtime, Service
+
+ServiceFactory = Callable[[Runtime], Awaitable[Service]]
+
+
+def service_factories() -> dict[str, ServiceFactory]:
+    """Every service this installation can run, by name, in start-up order."""
+    factories: dict[str, ServiceFactory] = {}
+    return factories
