@@ -335,6 +335,18 @@ async def test_channel_errors(standin: SlackStandin, slack: AsyncWebClient) -> N
     assert all(standin.messages(c) == [] for c in ("C_MISSING", "general", "#private-ops"))
 
 
+async def test_posting_to_a_user_id_opens_a_direct_message(
+    standin: SlackStandin, slack: AsyncWebClient
+) -> None:
+    posted = await slack.chat_postMessage(channel="U0ALICE001", text="your run finished")
+    unknown = await slack_error(slack.chat_postMessage(channel="U0GHOST000", text="x"))
+
+    assert posted["channel"].startswith("D")
+    assert [m["text"] for m in standin.messages(posted["channel"])] == ["your run finished"]
+    assert standin.messages("@alice") == standin.messages(posted["channel"])
+    assert unknown.response["error"] == "channel_not_found"
+
+
 async def test_configured_channels_and_no_auto_creation() -> None:
     async with SlackStandin(
         channels={"C0DRIFT001": "drift-alerts"}, auto_create_channels=False
@@ -476,8 +488,8 @@ async def test_dropped_connection_raises_a_connection_error(
 
 
 async def test_slow_answer_still_posts_after_the_client_gave_up(standin: SlackStandin) -> None:
-    impatient = AsyncWebClient(token="xoxb-test", base_url=standin.api_url, timeout=0.2)
-    standin.set_faults(FaultSpec(slow=1.0, slow_seconds=1.0))
+    impatient = AsyncWebClient(token="xoxb-test", base_url=standin.api_url, timeout=1)
+    standin.set_faults(FaultSpec(slow=1.0, slow_seconds=1.5))
 
     with pytest.raises(asyncio.TimeoutError):
         await impatient.chat_postMessage(channel="#drift", text="late but posted")

@@ -260,6 +260,11 @@ class _Channel:
     ephemeral: list[JsonDict] = field(default_factory=list)
     by_ts: dict[str, JsonDict] = field(default_factory=dict)
 
+    @property
+    def display_name(self) -> str:
+        """``# name`` for a channel, ``@name`` for a direct message."""
+        return self.name if self.name.startswith("@") else f"# {self.name}"
+
     def snapshot(self) -> JsonDict:
         """The channel as ``/_standin/messages`` shows it, replies under their parents."""
         messages = [
@@ -763,9 +768,12 @@ class SlackStandin:
         channel = self._find_channel(ref)
         if channel is not None:
             return channel
-        if not self._auto_create_channels:
+        if not self._auto_create_channels and ref not in self._users:
             raise SlackApiFailure("channel_not_found")
-        if ref.startswith("#") and len(ref) > 1:
+        if ref in self._users:
+            # Posting to a user id opens the bot's direct message with them, as on Slack.
+            channel = _Channel(f"D{ref[1:]}", f"@{self._users[ref].name}")
+        elif ref.startswith("#") and len(ref) > 1:
             channel = _Channel(_channel_id_for_name(ref[1:]), ref[1:])
         elif re.fullmatch(r"C[A-Z0-9_]+", ref):
             channel = _Channel(ref, ref.lower())
@@ -919,8 +927,10 @@ class SlackStandin:
             return web.json_response({"ok": False, "error": "invalid_json"}, status=400)
         if not isinstance(body, dict):
             return web.json_response({"ok": False, "error": "json_not_object"}, status=400)
+        view_id = body.get("view_id")
         trigger_id = self.issue_trigger(
-            user_id=str(body.get("user_id") or DEFAULT_USERS[0].id), view_id=body.get("view_id")
+            user_id=str(body.get("user_id") or DEFAULT_USERS[0].id),
+            view_id=view_id if isinstance(view_id, str) else None,
         )
         return web.json_response({"ok": True, "trigger_id": trigger_id})
 
@@ -972,14 +982,19 @@ class SlackStandin:
         return f'<div class="workspace">{sidebar}{pane}{modals}</div>'
 
     def _render_sidebar(self, selected: _Channel | None) -> str:
-        links = []
-        for channel in sorted(self._channels.values(), key=lambda c: c.name):
-            active = " active" if channel is selected else ""
-            links.append(
-                f'<a class="channel-link{active}" href="/?channel={html.escape(channel.id)}">'
-                f"<span># {html.escape(channel.name)}</span>"
-                f'<span class="count">{len(channel.messages)}</span></a>'
-            )
+        def links(channels: list[_Channel]) -> str:
+            rendered = []
+            for channel in sorted(channels, key=lambda c: c.name):
+                active = " active" if channel is selected else ""
+                rendered.append(
+                    f'<a class="channel-link{active}" href="/?channel={html.escape(channel.id)}">'
+                    f"<span>{html.escape(channel.display_name)}</span>"
+                    f'<span class="count">{len(channel.messages)}</span></a>'
+                )
+            return "".join(rendered) or '<div class="empty-sidebar">none yet</div>'
+
+        direct = [c for c in self._channels.values() if c.name.startswith("@")]
+        public = [c for c in self._channels.values() if not c.name.startswith("@")]
         faults = "".join(
             f'<div class="fault">⚡ {html.escape(rule.spec.method)}: '
             f"{_describe_fault(rule.spec)} ({rule.injected} injected)</div>"
@@ -989,7 +1004,9 @@ class SlackStandin:
             '<aside class="sidebar">'
             f'<div class="team">{html.escape(self.team_name)}<small>Slack Web API stand-in</small></div>'
             '<div class="section-title">Channels</div>'
-            + ("".join(links) or '<div class="empty-sidebar">none yet</div>')
+            + links(public)
+            + '<div class="section-title">Direct messages</div>'
+            + links(direct)
             + f'<div class="sidebar-footer"><a href="/_standin/calls">{len(self._calls)} API calls</a>'
             f"{faults}</div></aside>"
         )
@@ -1253,7 +1270,7 @@ class _BlockKitRenderer:
         )
         return (
             '<main class="channel-pane"><header class="channel-header">'
-            f"<h1># {html.escape(channel.name)}</h1>"
+            f"<h1>{html.escape(channel.display_name)}</h1>"
             f'<span class="channel-id">{html.escape(channel.id)}</span></header>'
             f'<div class="messages">{body}</div></main>'
         )
