@@ -74,7 +74,8 @@ class PlanRun:
         reason: One line saying why it failed (empty unless failed).
         stderr_excerpt: The last lines of the failing command's error output (of its
             normal output if it wrote no errors), colour codes removed.
-        durations: Seconds spent per phase (``init``, ``plan``, ``show``).
+        durations: Seconds spent per phase (``init``, ``plan``, ``show``), and waiting
+            for this state's turn to run ``init`` (``init_wait``).
     """
 
     path: Path
@@ -160,6 +161,8 @@ class TerraformEngine:
 
     Built once at start-up and shared: every call runs its own subprocesses, so any
     number of :meth:`plan_state` calls may run concurrently (the caller bounds how many).
+    Their ``init`` commands take turns, because they share one plugin cache; use one
+    engine per plugin cache directory.
     """
 
     def __init__(
@@ -207,12 +210,14 @@ class TerraformEngine:
         base.pop("TF_WORKSPACE", None)
         base.update(AUTOMATION_ENV)
         base["TF_PLUGIN_CACHE_DIR"] = str(plugin_cache_dir)
+        # Without this, an init whose lock file has no checksum for a provider
+        # re-installs it into the shared cache (remove, then re-create) even when it is
+        # there already, pulling it from under the plans of other states that use it.
+        # With it, the cache is written once per provider version. The only cost is a
+        # lock file with this platform's checksums only, in a checkout nobody commits.
+        base["TF_PLUGIN_CACHE_MAY_BREAK_DEPENDENCY_LOCK_FILE"] = "1"
         self._env = base
-
-    @property
-    def environment(self) -> Mapping[str, str]:
-        """The environment every Terraform command runs with."""
-        return dict(self._env)
+        self._init_turn = asyncio.Lock()
 
     async def plan_state(
         self,
@@ -242,9 +247,8 @@ class TerraformEngine:
                 were stopped before this propagates.
         """
         plan_file = self._prepare_directories(out_dir)
-        deadline = asyncio.get_running_loop().time() + self.timeout
         durations: dict[str, float] = {}
-        run = _StateRun(self, path, deadline, durations)
+        run = _StateRun(self, path, durations)
 
         def failed(
             phase: PlanPhase,
@@ -277,7 +281,15 @@ class TerraformEngine:
             init_arguments = ["init", "-input=false", "-no-color"]
             if backend_config is not None:
                 init_arguments.append(f"-backend-config={backend_config}")
-            finished = await run.command("init", init_arguments)
+            queued = time.monotonic()
+            # Terraform's plugin cache is not safe for concurrent installs (two inits
+            # race to create the same cache directory and one fails), so inits take
+            # turns; plans, the long part, still run side by side. The state's time
+            # budget starts once it is its turn: waiting is not the state's fault.
+            async with self._init_turn:
+                durations["init_wait"] = time.monotonic() - queued
+                run.start_clock(self.timeout)
+                finished = await run.command("init", init_arguments)
             if finished.exit_code != 0:
                 return command_failed("init", "init", finished)
             if workspace != DEFAULT_WORKSPACE:
@@ -350,13 +362,16 @@ class _StateRun:
         self,
         engine: TerraformEngine,
         path: Path,
-        deadline: float,
         durations: dict[str, float],
     ) -> None:
         self.engine = engine
         self.path = path
-        self.deadline = deadline
         self.durations = durations
+        self.deadline = float("inf")
+
+    def start_clock(self, budget: float) -> None:
+        """Every command from now on must finish within ``budget`` seconds in total."""
+        self.deadline = asyncio.get_running_loop().time() + budget
 
     async def command(self, phase: str, arguments: Sequence[str]) -> _Finished:
         """Run one Terraform command in the state's directory, timing it into ``phase``."""
@@ -408,10 +423,13 @@ class _StateRun:
     ) -> None:
         """Stop Terraform's whole process group: SIGTERM, a grace period, then SIGKILL."""
         _signal_group(process.pid, signal.SIGTERM)
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(self.engine.kill_grace):
-                await process.wait()
-        _signal_group(process.pid, signal.SIGKILL)
+        try:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.engine.kill_grace):
+                    await process.wait()
+        finally:
+            # Also when cancelled again while waiting: nothing of this state survives.
+            _signal_group(process.pid, signal.SIGKILL)
         await process.wait()
         await _finish_readers(readers)
 

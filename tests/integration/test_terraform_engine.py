@@ -49,9 +49,8 @@ def make_engine(testbed: Testbed, cloud_file: Path) -> Callable[..., TerraformEn
             cloud_file, latency_ms=latency_ms, extra={MARKER_VARIABLE: marker}
         )
         options.setdefault("timeout", 120.0)
-        return TerraformEngine(
-            SHIM_COMMAND, plugin_cache_dir=testbed.plugin_cache_dir, env=env, **options
-        )
+        options.setdefault("plugin_cache_dir", testbed.plugin_cache_dir)
+        return TerraformEngine(SHIM_COMMAND, env=env, **options)
 
     return make
 
@@ -164,7 +163,7 @@ async def test_an_applied_module_plans_clean(
     assert run.plan_json is not None and run.plan_json["format_version"]
     assert changes_of(run) == {"terraform_data.release": ["no-op"]}
     assert run.plan_file is not None and run.plan_file.exists()
-    assert set(run.durations) == {"init", "plan", "show"}
+    assert set(run.durations) == {"init_wait", "init", "plan", "show"}
 
 
 async def test_code_changed_but_not_applied_is_a_pending_change_not_drift(
@@ -247,17 +246,16 @@ async def test_an_object_deleted_outside_terraform_is_drift(
     assert changes_of(run)["cloud_bucket.logs"] == ["create"]
 
 
-async def test_two_states_plan_concurrently_with_a_shared_plugin_cache(
+async def test_states_planned_at_once_share_a_cold_plugin_cache_without_breaking(
     testbed: Testbed, tmp_path: Path, make_engine: Callable[..., TerraformEngine]
 ) -> None:
-    # Both start uninitialised, so both install the provider through the cache at once.
-    first = testbed.copy_module("drifting", tmp_path)
-    second = testbed.copy_module("drifting", tmp_path)
-    engine = make_engine()
+    # GIVEN uninitialised states and an empty cache: every init wants to install the
+    # provider into the cache while the others already plan with it.
+    modules = [testbed.copy_module("drifting", tmp_path) for _ in range(5)]
+    engine = make_engine(plugin_cache_dir=tmp_path / "cold-plugin-cache")
 
     runs = await asyncio.gather(
-        engine.plan_state(first, out_dir=tmp_path / "out-1"),
-        engine.plan_state(second, out_dir=tmp_path / "out-2"),
+        *(engine.plan_state(module, out_dir=module / "out") for module in modules)
     )
 
     for run in runs:
@@ -267,8 +265,8 @@ async def test_two_states_plan_concurrently_with_a_shared_plugin_cache(
             "cloud_queue.jobs": ["create"],
             "terraform_data.release": ["create"],
         }
-        assert (run.path / ".terraform.lock.hcl").exists()
-    assert runs[0].plan_file != runs[1].plan_file
+    assert len({run.plan_file for run in runs}) == len(runs)
+    assert (tmp_path / "cold-plugin-cache" / "terraform.toilkit.test").is_dir()
 
 
 async def test_a_named_workspace_is_planned_and_a_missing_one_fails_without_being_created(
