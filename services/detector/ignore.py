@@ -204,21 +204,15 @@ def _decode_json_document(text: str) -> dict[str, Any] | list[Any] | None:
 
 
 def json_values_equal(left: Any, right: Any) -> bool:
-    """Equality of two JSON values as JSON sees them.
+    """Equality of two JSON values as Terraform writes them.
 
     Python's ``==`` says ``True == 1`` and ``{"a": True} == {"a": 1}``; a plan that
-    changes ``true`` to ``1`` did change the value.
+    changes ``true`` to ``1`` did change the value. So values Python finds equal are
+    compared once more as canonical JSON text (by the C encoder, which is also the fast
+    way to confirm that two large unchanged subtrees are the same).
     """
-    if isinstance(left, bool) or isinstance(right, bool):
-        return isinstance(left, bool) and isinstance(right, bool) and left == right
-    if isinstance(left, dict) and isinstance(right, dict):
-        return left.keys() == right.keys() and all(
-            json_values_equal(left[key], right[key]) for key in left
-        )
-    if isinstance(left, list) and isinstance(right, list):
-        return len(left) == len(right) and all(
-            json_values_equal(a, b) for a, b in zip(left, right, strict=True)
-        )
-    if isinstance(left, dict | list) or isinstance(right, dict | list):
+    if left is right:
+        return True
+    if left != right:
         return False
-    return bool(left == right)
+    return json.dumps(left, sort_keys=True) == json.dumps(right, sort_keys=True)

@@ -602,17 +602,19 @@ def _diff(
     steps: tuple[PathStep, ...],
 ) -> Iterator[_Leaf]:
     unknown = after_unknown is True
+    if not _any_true(after_unknown) and json_values_equal(before, after):
+        # Most of a plan is unchanged; skip such subtrees without walking them.
+        return
     if _is_sensitive(before_sensitive) or _is_sensitive(after_sensitive):
         # Compared, never shown: masked whole (map keys can be secret too).
-        if unknown or not json_values_equal(before, after):
-            yield _Leaf(
-                steps,
-                before=_mask(before, True),
-                after=None if unknown else _mask(after, True),
-                sensitive=True,
-                after_unknown=unknown,
-                noise=None if unknown else provider_noise(before, after),
-            )
+        yield _Leaf(
+            steps,
+            before=_mask(before, True),
+            after=None if unknown else _mask(after, True),
+            sensitive=True,
+            after_unknown=unknown,
+            noise=None if unknown else provider_noise(before, after),
+        )
         return
     if unknown:
         yield _Leaf(
