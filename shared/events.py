@@ -239,6 +239,8 @@ class AttributeChange(_Model):
     after: JsonValue = None
     sensitive: bool = False
     after_unknown: bool = False
+    ignored: bool = False
+    ignore_reason: str | None = None
 
 
 class Suspect(_Model):
@@ -259,6 +261,7 @@ class DriftFinding(_Model):
     actions: tuple[str, ...]
     action_reason: str | None = None
     previous_address: str | None = None
+    deposed: str | None = None
     attributes: tuple[AttributeChange, ...] = ()
     ignored: bool = False
     ignore_reason: str | None = None

@@ -225,13 +225,9 @@ def to_event_finding(
     """The :class:`~shared.events.DriftFinding` that goes into a ``DriftDetected`` event.
 
     The parser knows nothing about history, so the lifecycle store passes ``first_seen``
-    and ``status`` from its records. A reported finding carries only its attributes that
-    are not ignored (the event has no per-attribute ``ignored`` flag, and noise next to a
-    real change would mislead in Slack); an ignored finding carries all of them.
+    and ``status`` from its records. Every changed attribute travels, each with its own
+    ``ignored`` flag and reason, so Slack can show noise apart from the real change.
     """
-    shown = finding.attributes
-    if not finding.ignored:
-        shown = tuple(a for a in finding.attributes if not a.ignored)
     return DriftFinding(
         fingerprint=finding.fingerprint,
         address=finding.address,
@@ -240,6 +236,7 @@ def to_event_finding(
         actions=finding.actions,
         action_reason=finding.action_reason,
         previous_address=finding.previous_address,
+        deposed=finding.deposed,
         attributes=tuple(
             AttributeChange(
                 path=a.path,
@@ -247,8 +244,10 @@ def to_event_finding(
                 after=a.after,
                 sensitive=a.sensitive,
                 after_unknown=a.after_unknown,
+                ignored=a.ignored,
+                ignore_reason=a.ignore_reason,
             )
-            for a in shown
+            for a in finding.attributes
         ),
         ignored=finding.ignored,
         ignore_reason=finding.ignore_reason,

@@ -280,7 +280,7 @@ async def test_a_worker_killed_between_handling_and_delete_does_not_handle_again
         )
     finally:
         second.send_signal(signal.SIGTERM)
-        out, err = await asyncio.to_thread(second.communicate, timeout=60)
+        _out, err = await asyncio.to_thread(second.communicate, timeout=60)
 
     assert second.returncode == 0, err
     assert "was handled before; skipping the redelivery" in err
@@ -308,7 +308,7 @@ async def test_sigterm_stops_receiving_and_drains_in_flight_work(
         worker.send_signal(signal.SIGTERM)
         late = scan(99)
         await publisher.publish(late)
-        out, err = await asyncio.to_thread(worker.communicate, timeout=60)
+        _out, err = await asyncio.to_thread(worker.communicate, timeout=60)
     finally:
         worker.kill()
 

@@ -729,9 +729,12 @@ def test_partial_attribute_rule_flags_only_matching_attributes() -> None:
     flags = {a.path: (a.ignored, a.ignore_reason) for a in finding.attributes}
     assert flags == {"description": (False, None), "tags.Env": (True, "tags by policy")}
     assert summary.drifted
-    # The event carries what is reported; the CLI output keeps the ignored leaf too.
+    # The event carries every leaf with its own flag, so Slack can set noise apart.
     event = to_event_finding(finding, first_seen=NOW)
-    assert [a.path for a in event.attributes] == ["description"]
+    assert [(a.path, a.ignored, a.ignore_reason) for a in event.attributes] == [
+        ("description", False, None),
+        ("tags.Env", True, "tags by policy"),
+    ]
     cli = to_cli_json([StateResult(name="prod", path="p", summary=summary)])
     assert [a["path"] for a in cli["states"][0]["findings"][0]["attributes"]] == [
         "description",
