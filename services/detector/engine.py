@@ -248,7 +248,7 @@ class TerraformEngine:
         """
         plan_file = self._prepare_directories(out_dir)
         durations: dict[str, float] = {}
-        run = _StateRun(self, path, durations)
+        run = _StateRun(self.command, self._env, path, self.kill_grace, durations)
 
         def failed(
             phase: PlanPhase,
@@ -360,12 +360,16 @@ class _StateRun:
 
     def __init__(
         self,
-        engine: TerraformEngine,
+        terraform: Sequence[str],
+        env: Mapping[str, str],
         path: Path,
+        kill_grace: float,
         durations: dict[str, float],
     ) -> None:
-        self.engine = engine
+        self.terraform = terraform
+        self.env = env
         self.path = path
+        self.kill_grace = kill_grace
         self.durations = durations
         self.deadline = float("inf")
 
@@ -386,10 +390,10 @@ class _StateRun:
         if remaining <= 0:
             raise _DeadlineExceeded(b"", b"")
         process = await asyncio.create_subprocess_exec(
-            *self.engine.command,
+            *self.terraform,
             *arguments,
             cwd=self.path,
-            env=self.engine._env,
+            env=self.env,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
@@ -425,7 +429,7 @@ class _StateRun:
         _signal_group(process.pid, signal.SIGTERM)
         try:
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.engine.kill_grace):
+                async with asyncio.timeout(self.kill_grace):
                     await process.wait()
         finally:
             # Also when cancelled again while waiting: nothing of this state survives.

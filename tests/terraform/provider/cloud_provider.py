@@ -114,7 +114,7 @@ def _simulate_api_latency() -> None:
         time.sleep(latency_ms / 1000)
 
 
-class CloudProvider(Provider):
+class CloudProvider(Provider):  # type: ignore[misc]  # tf ships no type hints
     """``provider "cloud"``: resources ``cloud_bucket`` and ``cloud_queue``."""
 
     def __init__(self) -> None:
@@ -156,7 +156,7 @@ class CloudProvider(Provider):
         return [Bucket, Queue]
 
 
-class _CloudObject(Resource):
+class _CloudObject(Resource):  # type: ignore[misc]  # tf ships no type hints
     """CRUD against :class:`JsonCloud`; subclasses only name themselves and their schema."""
 
     kind: ClassVar[str]
