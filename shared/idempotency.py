@@ -11,13 +11,13 @@ handler timeout, so the redelivered message runs then.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Sequence
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from shared.aws import call_aws, error_code
-from shared.errors import PermanentError
 
 if TYPE_CHECKING:
     from types_aiobotocore_dynamodb import DynamoDBClient
@@ -92,26 +92,15 @@ class IdempotencyStore:
         return Claim.ACQUIRED
 
     async def claim_many(self, keys: Sequence[str], in_progress_seconds: float) -> dict[str, Claim]:
-        """Claim several keys with one transaction (the usual case: none seen before).
+        """Claim several keys at once (one conditional put each, sent concurrently).
 
-        If any key was seen before the transaction is cancelled as a whole, and each key
-        is then claimed on its own, so the result is the same as calling :meth:`claim`
-        for each, in far fewer requests.
+        Concurrent single puts rather than one TransactWriteItems: the same latency on
+        AWS at half the write cost, and no whole-batch cancellation when one key was
+        seen before.
         """
         unique = list(dict.fromkeys(keys))
-        if len(unique) == 1:
-            return {unique[0]: await self.claim(unique[0], in_progress_seconds)}
-        items: list[Any] = [{"Put": self._claim_put(k, in_progress_seconds)} for k in unique]
-        try:
-            await call_aws(
-                "dynamodb.transact_write_items (idempotency)",
-                lambda: self._ddb.transact_write_items(TransactItems=items),
-            )
-        except PermanentError as exc:
-            if error_code(exc.__cause__ or exc) != "TransactionCanceledException":
-                raise
-            return {k: await self.claim(k, in_progress_seconds) for k in unique}
-        return dict.fromkeys(unique, Claim.ACQUIRED)
+        claims = await asyncio.gather(*(self.claim(k, in_progress_seconds) for k in unique))
+        return dict(zip(unique, claims, strict=True))
 
     async def _current_claim(self, key: str) -> Claim:
         response = await call_aws(

@@ -142,6 +142,7 @@ class Worker:
         self._busy = 0  # messages received and not settled yet
         self._batches: set[asyncio.Task[None]] = set()
         self._acks = _Acknowledger(self)
+        self._interrupted_receive: asyncio.Future[Any] | None = None
         self.stats = WorkerStats()
 
     # ------------------------------------------------------------------ lifecycle
@@ -215,7 +216,7 @@ class Worker:
                     if self._busy:
                         await self._wait_for_a_slot()
         finally:
-            await self._drain()
+            await asyncio.gather(self._drain(), self._give_back_interrupted_receive())
             await self._acks.close()
         log.info("%s: stopped: %s", self.consumer, self.stats)
         return self.stats
@@ -246,12 +247,38 @@ class Worker:
         finally:
             stopping.cancel()
         if not receive.done():
-            # Stopped mid-poll: anything SQS hands out now reappears after its timeout.
-            receive.cancel()
-            with contextlib.suppress(BaseException):
-                await receive
+            # Stopped mid-poll. Cancelling the request would not stop SQS from handing
+            # messages to it, and those would stay hidden for a whole visibility timeout;
+            # so the poll is left to finish and what it brings is given back at once.
+            self._interrupted_receive = receive
             raise _Stopped
         return list(receive.result().get("Messages", []))
+
+    async def _give_back_interrupted_receive(self) -> None:
+        receive, self._interrupted_receive = self._interrupted_receive, None
+        if receive is None:
+            return
+        try:
+            response = await asyncio.wait_for(receive, self.settings.shutdown_grace)
+        except TimeoutError:
+            return  # cancelled by wait_for; anything it got reappears after its timeout
+        except Exception:
+            return  # the poll failed: it received nothing
+        messages = response.get("Messages", [])
+        if messages:
+            log.info(
+                "%s: giving back %d message(s) received while stopping",
+                self.consumer,
+                len(messages),
+            )
+            entries: list[Any] = [
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
+                for i, m in enumerate(messages)
+            ]
+            with contextlib.suppress(Exception):
+                await self._sqs.change_message_visibility_batch(
+                    QueueUrl=self.queue_url, Entries=entries
+                )
 
     async def _drain(self) -> None:
         if not self._batches:
@@ -592,10 +619,19 @@ def failure_key(queue_name: str, message_id: str) -> str:
 
 
 def stop_on_signals(*stoppables: Callable[[], None]) -> None:
-    """Call each ``stop`` on SIGTERM or SIGINT (graceful shutdown for containers and Ctrl-C)."""
+    """Call each ``stop`` on SIGTERM or SIGINT (graceful shutdown for containers and
+    Ctrl-C); a second signal cancels the calling task at once (a second Ctrl-C)."""
     loop = asyncio.get_running_loop()
+    main_task = asyncio.current_task()
+    signalled = False
 
     def _stop_all() -> None:
+        nonlocal signalled
+        if signalled and main_task is not None:
+            log.warning("second signal: stopping now without draining")
+            main_task.cancel()
+            return
+        signalled = True
         for stop in stoppables:
             stop()
 
