@@ -27,14 +27,17 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy shared services toilkit
 
+# The whole suite; heavy scenarios run at a reduced size (see `make test-heavy`).
 test: lint typecheck
-	$(BIN)/pytest -q -m "not heavy or heavy" --durations=10
+	$(BIN)/pytest -q --durations=15
 
+# The heavy scenarios at full size.
 test-heavy: $(STAMP)
 	TOILKIT_FULL_SIZE=1 $(BIN)/pytest -q -m heavy
 
+# Benchmarks print their figures; docs/benchmarks.md records them.
 bench: $(STAMP)
-	$(BIN)/python bench/worker_throughput.py
+	@for script in bench/*.py; do echo "==> $$script"; $(BIN)/python $$script || exit 1; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

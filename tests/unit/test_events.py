@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from datetime import UTC, datetime
 
@@ -26,15 +27,15 @@ from shared.events import (
 
 
 def test_every_design_type_exists_and_is_a_command_or_an_outcome() -> None:
-    assert COMMAND_TYPES == {
+    assert {
         "BatchRequested",
         "BatchCancelRequested",
         "BatchApproved",
         "BatchRejected",
         "DriftScanRequested",
         "DriftClaimed",
-    }
-    assert OUTCOME_TYPES == {
+    } == COMMAND_TYPES
+    assert {
         "BatchApprovalRequested",
         "BatchRunStarted",
         "BatchRunFinished",
@@ -43,7 +44,7 @@ def test_every_design_type_exists_and_is_a_command_or_an_outcome() -> None:
         "DriftResolved",
         "DriftScanFailed",
         "DriftScanCompleted",
-    }
+    } == OUTCOME_TYPES
     assert set(EVENT_TYPES) == COMMAND_TYPES | OUTCOME_TYPES
 
 
@@ -115,7 +116,7 @@ def test_naive_timestamps_are_refused() -> None:
             environment="e",
             status="succeeded",
             duration_seconds=1,
-            occurred_at=datetime(2026, 1, 1),  # noqa: DTZ001 - naive on purpose
+            occurred_at=datetime(2026, 1, 1),
         )
     ok = DriftScanRequested(
         correlation_id="s", source="t", occurred_at=datetime(2026, 1, 1, tzinfo=UTC)
@@ -123,15 +124,24 @@ def test_naive_timestamps_are_refused() -> None:
     assert ok.occurred_at.year == 2026
 
 
-@given(st.one_of(st.binary(max_size=200), st.text(max_size=200), st.recursive(
-    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.sampled_from(["type", "event_id", "source", "correlation_id", "x"]),
-                      children, max_size=5),
-    max_leaves=20,
-).map(json.dumps)))
+@given(
+    st.one_of(
+        st.binary(max_size=200),
+        st.text(max_size=200),
+        st.recursive(
+            st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+            lambda children: (
+                st.lists(children, max_size=4)
+                | st.dictionaries(
+                    st.sampled_from(["type", "event_id", "source", "correlation_id", "x"]),
+                    children,
+                    max_size=5,
+                )
+            ),
+            max_leaves=20,
+        ).map(json.dumps),
+    )
+)
 def test_parsing_anything_raises_nothing_but_poison(body: str | bytes) -> None:
-    try:
+    with contextlib.suppress(PoisonMessage):
         parse_event(body)
-    except PoisonMessage:
-        pass
