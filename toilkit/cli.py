@@ -176,14 +176,21 @@ def _print_running(runtime: Runtime, services: list[Service]) -> None:
     example = json.dumps(
         {"type": "DriftScanRequested", "correlation_id": "manual-1", "source": "aws-cli"}
     )
+    attributes = '{"type":{"DataType":"String","StringValue":"DriftScanRequested"}}'
+    console.print("Publish an event from another terminal (any SNS client works):")
     console.print(
-        "Publish an event from another terminal:\n"
-        f"  aws --endpoint-url {endpoint} sns publish --topic-arn {runtime.topology.topic_arn} "
-        f"--message '{example}' --message-attributes "
-        """'{"type":{"DataType":"String","StringValue":"DriftScanRequested"}}'\n"""
-        f"  (or: AWS_ENDPOINT_URL={endpoint} toilkit publish '{example}')\n"
-        "Press Ctrl-C to stop."
+        f"  export AWS_ENDPOINT_URL={endpoint} AWS_ACCESS_KEY_ID=testing "
+        "AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION=us-east-1",
+        soft_wrap=True,
     )
+    console.print(f"  .venv/bin/toilkit publish '{example}'", soft_wrap=True, markup=False)
+    console.print(
+        f"  aws sns publish --topic-arn {runtime.topology.topic_arn} --message '{example}' "
+        f"--message-attributes '{attributes}'",
+        soft_wrap=True,
+        markup=False,
+    )
+    console.print("Press Ctrl-C to stop.")
 
 
 @app.command()

@@ -1,0 +1,76 @@
+"""The command line as a user runs it: a real process, real output, real exit codes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from shared.topology import Names
+
+TOILKIT = [sys.executable, "-m", "toilkit"]
+
+
+def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*TOILKIT, *args],
+        env={**os.environ, "COLUMNS": "200", **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).parents[2],
+    )
+
+
+def test_bootstrap_twice_creates_then_says_nothing_changed(
+    moto_endpoint: str, names: Names
+) -> None:
+    env = {"AWS_ENDPOINT_URL": moto_endpoint, "TOILKIT_NAME_PREFIX": names.prefix}
+
+    first = run_cli("bootstrap", env=env)
+    second = run_cli("bootstrap", env=env)
+
+    assert first.returncode == 0, first.stderr
+    assert f"{names.prefix}-events" in first.stderr
+    assert "created" in first.stderr
+    assert "bootstrap complete" in first.stderr
+    assert second.returncode == 0, second.stderr
+    assert "created" not in second.stderr
+    assert "everything already exists; nothing changed" in second.stderr
+
+
+def test_malformed_settings_name_the_variable_and_exit_2(moto_endpoint: str) -> None:
+    result = run_cli(
+        "bootstrap", env={"AWS_ENDPOINT_URL": moto_endpoint, "TOILKIT_NAME_PREFIX": "bad prefix!"}
+    )
+
+    assert result.returncode == 2
+    assert "TOILKIT_NAME_PREFIX" in result.stderr
+    assert "'bad prefix!'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_serve_before_bootstrap_says_what_to_do(moto_endpoint: str, names: Names) -> None:
+    result = run_cli(
+        "publish",
+        '{"type": "DriftScanRequested", "correlation_id": "c", "source": "cli"}',
+        env={"AWS_ENDPOINT_URL": moto_endpoint, "TOILKIT_NAME_PREFIX": names.prefix},
+    )
+
+    assert result.returncode == 2
+    assert "run `toilkit bootstrap` first" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_publishing_an_invalid_event_is_refused_with_the_reason(
+    moto_endpoint: str, names: Names
+) -> None:
+    result = run_cli(
+        "publish",
+        '{"type": "DriftScanRequested", "source": "cli"}',
+        env={"AWS_ENDPOINT_URL": moto_endpoint, "TOILKIT_NAME_PREFIX": names.prefix},
+    )
+
+    assert result.returncode == 1
+    assert "correlation_id: Field required" in result.stderr

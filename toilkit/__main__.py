@@ -1,0 +1,5 @@
+"""``python -m toilkit`` runs the command line."""
+
+from toilkit.cli import main
+
+main()
