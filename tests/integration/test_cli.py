@@ -15,6 +15,7 @@ TOILKIT = [sys.executable, "-m", "toilkit"]
 def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*TOILKIT, *args],
+        check=False,
         env={**os.environ, "COLUMNS": "200", **env},
         capture_output=True,
         text=True,
