@@ -30,6 +30,7 @@ from shared.runtime import Runtime, Service, open_runtime
 from shared.settings import AwsSettings, TopologySettings, load_settings
 from shared.topology import BootstrapReport, Names, bootstrap
 from shared.worker import stop_on_signals
+from toilkit import dlq
 from toilkit.embedded import DEFAULT_PORT, EmbeddedAws, use_dummy_credentials
 from toilkit.services import service_factories
 
@@ -233,6 +234,112 @@ def publish(
         async with open_runtime(aws_settings, topology_settings) as runtime:
             published = await runtime.publisher.publish(event)
         out.print(f"published {event.type} {event.event_id} (message {published.message_id})")  # type: ignore[attr-defined]
+
+    run_async(_run())
+
+
+dlq_app = typer.Typer(help="Dead-letter queues: what got stuck and why.", no_args_is_help=True)
+app.add_typer(dlq_app, name="dlq")
+
+
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f}{unit}"
+    return f"{seconds:.0f}s"
+
+
+@dlq_app.command("list")
+def dlq_list() -> None:
+    """Every DLQ with its depth and the age of its oldest message."""
+    configure_logging(False)
+    aws_settings, topology_settings = _settings()
+
+    async def _run() -> None:
+        async with AwsClients(aws_settings) as aws:
+            summaries = await dlq.list_dlqs(aws, Names.from_settings(topology_settings))
+        table = Table("dead-letter queue", "source queue", "messages", "oldest")
+        for s in summaries:
+            oldest = _age(s.oldest_age_seconds) + (
+                "" if s.oldest_is_exact else " (of the first 100)"
+            )
+            style = "bold red" if s.depth else "dim"
+            table.add_row(s.queue, s.source, f"[{style}]{s.depth}[/]", oldest)
+        out.print(table)
+
+    run_async(_run())
+
+
+@dlq_app.command("show")
+def dlq_show(
+    queue: Annotated[str, typer.Argument(help="The DLQ, its source queue, or the consumer name.")],
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 10,
+    output: Annotated[str, typer.Option("--format", help="table or json")] = "table",
+) -> None:
+    """Decoded messages of one DLQ, without consuming them."""
+    configure_logging(False)
+    aws_settings, topology_settings = _settings()
+
+    async def _run() -> None:
+        async with AwsClients(aws_settings) as aws:
+            messages = await dlq.peek(aws, Names.from_settings(topology_settings), queue, limit)
+        if output == "json":
+            out.print_json(json.dumps([m.__dict__ for m in messages], default=str), highlight=False)
+            return
+        table = Table(
+            "message id", "type", "event id", "correlation", "sent", "receives", "why it failed"
+        )
+        for m in messages:
+            table.add_row(
+                m.message_id,
+                m.type or "?",
+                m.event_id or "-",
+                m.correlation_id or "-",
+                m.sent_at.strftime("%Y-%m-%d %H:%M:%S") if m.sent_at else "-",
+                str(m.receive_count),
+                m.reason or "(not recorded)",
+            )
+        out.print(table)
+        if not messages:
+            out.print("the queue is empty")
+
+    run_async(_run())
+
+
+@app.command()
+def replay(
+    queue: Annotated[str, typer.Argument(help="The DLQ, its source queue, or the consumer name.")],
+    event_type: Annotated[str | None, typer.Option("--type", help="Only this event type.")] = None,
+    correlation_id: Annotated[str | None, typer.Option(help="Only this scan or run.")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Move at most this many.")] = None,
+    rate: Annotated[float | None, typer.Option(min=0.1, help="Messages per second.")] = None,
+    dry_run: Annotated[bool, typer.Option(help="Count, move nothing.")] = False,
+) -> None:
+    """Move dead-lettered messages back to the queue they failed on."""
+    configure_logging(False)
+    aws_settings, topology_settings = _settings()
+
+    async def _run() -> None:
+        async with AwsClients(aws_settings) as aws:
+            report = await dlq.replay(
+                aws,
+                Names.from_settings(topology_settings),
+                queue,
+                event_type=event_type,
+                correlation_id=correlation_id,
+                limit=limit,
+                rate=rate,
+                dry_run=dry_run,
+            )
+        verb = "would move" if report.dry_run else "moved"
+        how = " (SQS message move task started)" if report.used_move_task else ""
+        out.print(f"{verb} {report.moved}, skipped {report.skipped}, failed {report.failed}{how}")
+        for error in report.errors:
+            console.print(f"[red]failed:[/] {error}")
+        if report.failed:
+            raise typer.Exit(1)
 
     run_async(_run())
 
