@@ -8,9 +8,11 @@ never see the difference.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from dataclasses import dataclass
+from datetime import UTC
 from typing import TYPE_CHECKING, Any
 
 from tenacity import AsyncRetrying
@@ -29,6 +31,9 @@ log = logging.getLogger(__name__)
 #: Bodies above this size go to S3 (SNS/SQS allow 256 KiB including attributes).
 OFFLOAD_THRESHOLD = 200 * 1024
 
+#: Where every published event is also kept (``toilkit replay --from-archive``).
+ARCHIVE_PREFIX = "archive/"
+
 #: The message attribute that marks a pointer body.
 OFFLOAD_ATTRIBUTE = "toilkit_offloaded"
 #: The key of the pointer object in an offloaded body.
@@ -39,6 +44,12 @@ POINTER_KEY = "toilkit_payload"
 class Published:
     message_id: str
     offloaded_to: ObjectRef | None = None
+
+
+def archive_key(event: EventBase) -> str:
+    """Where the event archive keeps an event: partitioned by hour, sortable by time."""
+    at = event.occurred_at.astimezone(UTC)
+    return f"{ARCHIVE_PREFIX}{at:%Y/%m/%d/%H}/{at:%Y%m%dT%H%M%S%f}-{event.event_id}.json"
 
 
 def payload_key(event: EventBase) -> str:
@@ -56,6 +67,8 @@ class Publisher:
         bucket: where offloaded payloads go.
         offload_threshold: body size in bytes above which the payload goes to S3.
         retry: the retry policy for one call (tests pass one without waits).
+        archive: also keep every event in S3 under ``archive/YYYY/MM/DD/HH/`` (the
+            EventBridge archive-and-replay idea; ``toilkit replay --from-archive``).
     """
 
     def __init__(
@@ -67,6 +80,7 @@ class Publisher:
         *,
         offload_threshold: int = OFFLOAD_THRESHOLD,
         retry: AsyncRetrying | None = None,
+        archive: bool = True,
     ) -> None:
         self._sns = sns
         self._s3 = s3
@@ -74,6 +88,7 @@ class Publisher:
         self.bucket = bucket
         self.offload_threshold = offload_threshold
         self._retry = retry or outbound_call_retry()
+        self.archive = archive
 
     async def publish(self, event: EventBase) -> Published:
         """Publish one event; returns the SNS message id and where the payload went.
@@ -109,15 +124,33 @@ class Publisher:
                 }
             )
             attributes[OFFLOAD_ATTRIBUTE] = {"DataType": "String", "StringValue": "true"}
-        response = await call_aws(
+        publishing = call_aws(
             "sns.publish",
             lambda: self._sns.publish(
                 TopicArn=self.topic_arn, Message=body, MessageAttributes=attributes
             ),
             self._retry,
         )
+        if self.archive:
+            response, _ = await asyncio.gather(publishing, self._archive(event, encoded))
+        else:
+            response = await publishing
         log.debug("published %s %s", event_type, event.event_id)
         return Published(message_id=response["MessageId"], offloaded_to=ref)
+
+    async def _archive(self, event: EventBase, encoded: bytes) -> None:
+        """Keep a copy in the archive; a failure is logged, never blocks the event."""
+        key = archive_key(event)
+        try:
+            await call_aws(
+                "s3.put_object (archive)",
+                lambda: self._s3.put_object(
+                    Bucket=self.bucket, Key=key, Body=encoded, ContentType="application/json"
+                ),
+                self._retry,
+            )
+        except Exception as exc:
+            log.error("event %s not archived to %s: %s", event.event_id, key, exc)
 
 
 async def resolve_body(body: str, attributes: dict[str, str], s3: S3Client) -> str:

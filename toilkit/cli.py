@@ -15,6 +15,7 @@ import logging
 import os
 import sys
 from collections.abc import Coroutine
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -30,7 +31,7 @@ from shared.runtime import Runtime, Service, open_runtime
 from shared.settings import AwsSettings, TopologySettings, load_settings
 from shared.topology import BootstrapReport, Names, bootstrap
 from shared.worker import stop_on_signals
-from toilkit import dlq
+from toilkit import archive, dlq
 from toilkit.embedded import DEFAULT_PORT, EmbeddedAws, use_dummy_credentials
 from toilkit.services import service_factories
 
@@ -310,16 +311,48 @@ def dlq_show(
 
 @app.command()
 def replay(
-    queue: Annotated[str, typer.Argument(help="The DLQ, its source queue, or the consumer name.")],
-    event_type: Annotated[str | None, typer.Option("--type", help="Only this event type.")] = None,
+    queue: Annotated[
+        str | None, typer.Argument(help="The DLQ, its source queue, or the consumer name.")
+    ] = None,
+    event_type: Annotated[
+        list[str] | None, typer.Option("--type", help="Only this event type (repeatable).")
+    ] = None,
     correlation_id: Annotated[str | None, typer.Option(help="Only this scan or run.")] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="Move at most this many.")] = None,
     rate: Annotated[float | None, typer.Option(min=0.1, help="Messages per second.")] = None,
     dry_run: Annotated[bool, typer.Option(help="Count, move nothing.")] = False,
+    from_archive: Annotated[
+        bool, typer.Option(help="Republish archived events of a time window instead.")
+    ] = False,
+    since: Annotated[
+        str | None, typer.Option(help="With --from-archive: 30d, 6h, 45m or an ISO time.")
+    ] = None,
+    until: Annotated[str | None, typer.Option(help="With --from-archive: default now.")] = None,
+    fresh: Annotated[
+        bool, typer.Option(help="With --from-archive: new event ids (outcomes only).")
+    ] = False,
 ) -> None:
-    """Move dead-lettered messages back to the queue they failed on."""
+    """Move dead-lettered messages back to their queue, or republish archived events."""
     configure_logging(False)
     aws_settings, topology_settings = _settings()
+    if from_archive:
+        if since is None or queue is not None:
+            console.print("[bold red]error:[/] --from-archive takes --since and no QUEUE")
+            raise typer.Exit(2)
+        run_async(
+            _replay_archive(
+                aws_settings, topology_settings, since, until, event_type, fresh, dry_run
+            )
+        )
+        return
+    if queue is None:
+        console.print(
+            "[bold red]error:[/] name the queue (see `toilkit dlq list`) or use --from-archive"
+        )
+        raise typer.Exit(2)
+    if event_type and len(event_type) > 1:
+        console.print("[bold red]error:[/] DLQ replay takes one --type")
+        raise typer.Exit(2)
 
     async def _run() -> None:
         async with AwsClients(aws_settings) as aws:
@@ -327,7 +360,7 @@ def replay(
                 aws,
                 Names.from_settings(topology_settings),
                 queue,
-                event_type=event_type,
+                event_type=event_type[0] if event_type else None,
                 correlation_id=correlation_id,
                 limit=limit,
                 rate=rate,
@@ -342,6 +375,32 @@ def replay(
             raise typer.Exit(1)
 
     run_async(_run())
+
+
+async def _replay_archive(
+    aws_settings: AwsSettings,
+    topology_settings: TopologySettings,
+    since: str,
+    until: str | None,
+    types: list[str] | None,
+    fresh: bool,
+    dry_run: bool,
+) -> None:
+    now = datetime.now(UTC)
+    window_start = archive.parse_since(since, now)
+    window_end = archive.parse_since(until, now) if until else now
+    async with open_runtime(aws_settings, topology_settings) as runtime:
+        report = await archive.replay_archive(
+            runtime,
+            since=window_start,
+            until=window_end,
+            types=frozenset(types) if types else None,
+            fresh=fresh,
+            dry_run=dry_run,
+        )
+    out.print(archive.describe(report))
+    for problem in report.unreadable:
+        console.print(f"[yellow]skipped:[/] {problem}")
 
 
 @events_app.command("types")
