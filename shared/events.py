@@ -404,7 +404,7 @@ def parse_event(body: str | bytes, *, default_event_id: str | None = None) -> Ev
     if default_event_id is not None and "event_id" not in raw:
         raw["event_id"] = default_event_id
     event_type = raw.get("type")
-    if event_type not in EVENT_TYPES:
+    if not isinstance(event_type, str) or event_type not in EVENT_TYPES:
         raise PoisonMessage(f"unknown event type {event_type!r}")
     version = raw.get("schema_version", SCHEMA_VERSION)
     if isinstance(version, int) and version > SCHEMA_VERSION:

@@ -82,6 +82,7 @@ def test_events_are_frozen_and_reject_unknown_fields() -> None:
         ("{", "not valid JSON"),
         ("[1, 2]", "expected an object"),
         ('{"type": "Nope"}', "unknown event type 'Nope'"),
+        ('{"type": []}', r"unknown event type \[\]"),
         ('{"correlation_id": "x"}', "unknown event type None"),
         ('{"type": "DriftScanRequested", "source": "x"}', "correlation_id: Field required"),
         (
