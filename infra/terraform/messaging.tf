@@ -1,0 +1,102 @@
+# The event bus: one SNS topic, one SQS queue per consuming service with a filter policy on
+# the `type` message attribute (raw delivery), and a DLQ for every queue.
+#
+# Keep in step with shared/topology.py: tests/unit/test_infra_topology.py parses this file
+# and fails when a queue, subscription filter or setting differs.
+
+locals {
+  consumers = {
+    detector = {
+      event_types = ["DriftClaimed", "DriftScanRequested"]
+    }
+    batch = {
+      event_types = ["BatchApproved", "BatchCancelRequested", "BatchRejected", "BatchRequested"]
+    }
+    notifier = {
+      event_types = [
+        "BatchApprovalRequested",
+        "BatchRunFinished",
+        "BatchRunRefused",
+        "BatchRunStarted",
+        "DriftClaimed",
+        "DriftDetected",
+        "DriftResolved",
+        "DriftScanCompleted",
+        "DriftScanFailed",
+      ]
+    }
+  }
+
+  visibility_timeout_seconds = 60
+  max_receive_count          = 5
+  retention_seconds          = 345600  # 4 days
+  dlq_retention_seconds      = 1209600 # 14 days
+}
+
+resource "aws_sns_topic" "events" {
+  name = "${var.name_prefix}-events"
+  tags = var.tags
+}
+
+resource "aws_sqs_queue" "dlq" {
+  for_each = local.consumers
+
+  name                      = "${var.name_prefix}-${each.key}-dlq"
+  message_retention_seconds = local.dlq_retention_seconds
+  sqs_managed_sse_enabled   = true
+  tags                      = var.tags
+}
+
+resource "aws_sqs_queue" "consumer" {
+  for_each = local.consumers
+
+  name                       = "${var.name_prefix}-${each.key}"
+  visibility_timeout_seconds = local.visibility_timeout_seconds
+  message_retention_seconds  = local.retention_seconds
+  sqs_managed_sse_enabled    = true
+  redrive_policy = jsonencode({
+    deadLetterTargetArn = aws_sqs_queue.dlq[each.key].arn
+    maxReceiveCount     = local.max_receive_count
+  })
+  tags = var.tags
+}
+
+data "aws_iam_policy_document" "topic_to_queue" {
+  for_each = local.consumers
+
+  statement {
+    sid       = "toilkit-events-topic"
+    effect    = "Allow"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.consumer[each.key].arn]
+
+    principals {
+      type        = "Service"
+      identifiers = ["sns.amazonaws.com"]
+    }
+
+    condition {
+      test     = "ArnEquals"
+      variable = "aws:SourceArn"
+      values   = [aws_sns_topic.events.arn]
+    }
+  }
+}
+
+resource "aws_sqs_queue_policy" "consumer" {
+  for_each = local.consumers
+
+  queue_url = aws_sqs_queue.consumer[each.key].id
+  policy    = data.aws_iam_policy_document.topic_to_queue[each.key].json
+}
+
+resource "aws_sns_topic_subscription" "consumer" {
+  for_each = local.consumers
+
+  topic_arn            = aws_sns_topic.events.arn
+  protocol             = "sqs"
+  endpoint             = aws_sqs_queue.consumer[each.key].arn
+  raw_message_delivery = true
+  filter_policy_scope  = "MessageAttributes"
+  filter_policy        = jsonencode({ type = each.value.event_types })
+}
