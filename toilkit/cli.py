@@ -32,6 +32,7 @@ from shared.settings import AwsSettings, TopologySettings, load_settings
 from shared.topology import BootstrapReport, Names, bootstrap
 from shared.worker import stop_on_signals
 from toilkit import archive, dlq
+from toilkit.drift_cli import drift_app
 from toilkit.embedded import DEFAULT_PORT, EmbeddedAws, use_dummy_credentials
 from toilkit.services import service_factories
 
@@ -45,6 +46,7 @@ app = typer.Typer(
 )
 events_app = typer.Typer(help="Inspect and send events.", no_args_is_help=True)
 app.add_typer(events_app, name="events")
+app.add_typer(drift_app, name="drift")
 
 console = Console(stderr=True)
 out = Console()

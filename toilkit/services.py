@@ -15,4 +15,9 @@ ServiceFactory = Callable[[Runtime], Awaitable[Service]]
 def service_factories() -> dict[str, ServiceFactory]:
     """Every service this installation can run, by name, in start-up order."""
     factories: dict[str, ServiceFactory] = {}
+
+    # Imported here, not at the top: a service's dependencies load only when it is built.
+    from services.detector.service import build_detector  # noqa: PLC0415
+
+    factories["detector"] = build_detector
     return factories

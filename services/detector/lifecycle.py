@@ -1,0 +1,497 @@
+"""What the detector remembers between scans: each finding's first and last sighting.
+
+A finding is known by its fingerprint (state + address + kind + change + attribute
+paths; see :mod:`services.detector.plan`). After every successful plan of a state,
+:func:`reconcile` compares the plan's findings with the open records of that state:
+
+* **new**: no open record (first sighting, or it came back after being resolved);
+* **open**: an open record exists; ``first_seen`` is kept, so age can be told;
+* **resolved**: an open record whose finding the plan no longer shows;
+* **ignored**: an open record whose finding is now covered by an ignore rule (it is
+  closed quietly, not announced as fixed).
+
+A failed plan reconciles nothing (no plan says nothing about the drift). A
+``refresh_only`` plan only sees drift, so it never resolves ``pending`` records.
+
+DynamoDB layout in the shared state table (``names.state_table``, hash ``pk``, range ``sk``):
+
+=================================  ===========================================================
+``drift#<state>`` / ``finding#<fp>``  open finding: address, kind, first/last seen, scan ids,
+                                     status ``open``, claimed by, suspects (JSON)
+``drift#<state>`` / ``history#<first seen>#<fp>``  a closed occurrence: first seen, closed at,
+                                     outcome ``resolved`` or ``ignored``; TTL ``expires_at``
+``drift#states`` / ``<state>``        the state's last scan: time, id, status
+=================================  ===========================================================
+
+Closing moves a record from ``finding#`` to ``history#`` in one transaction, so the
+report (:mod:`services.detector.report`) sees each occurrence exactly once. Writes are
+idempotent per scan: a redelivered scan request (same scan id) reports the findings
+it created as ``new`` again instead of ``open``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Literal
+
+from services.detector.plan import PlanFinding, PlanSummary
+from shared.aws import call_aws, error_code
+from shared.errors import PermanentError
+from shared.events import Actor, FindingKind, FindingStatus, ScanMode, Suspect
+
+if TYPE_CHECKING:
+    from types_aiobotocore_dynamodb import DynamoDBClient
+
+STATES_KEY = "drift#states"
+FINDING_PREFIX = "finding#"
+HISTORY_PREFIX = "history#"
+#: How long closed occurrences are kept for ``toilkit drift report``.
+DEFAULT_HISTORY_DAYS = 400
+#: DynamoDB writes in flight at once for one state.
+_WRITE_CONCURRENCY = 8
+
+CloseOutcome = Literal["resolved", "ignored"]
+
+
+def state_key(state: str) -> str:
+    return f"drift#{state}"
+
+
+@dataclass(frozen=True)
+class FindingRecord:
+    """An open finding as stored."""
+
+    state: str
+    fingerprint: str
+    address: str
+    kind: FindingKind
+    resource_type: str
+    first_seen: datetime
+    last_seen: datetime
+    first_scan_id: str
+    claimed_by: Actor | None = None
+    suspects: tuple[Suspect, ...] = ()
+
+
+@dataclass(frozen=True)
+class TrackedFinding:
+    """A finding of this scan with its history: what ``DriftDetected`` carries."""
+
+    finding: PlanFinding
+    status: FindingStatus
+    first_seen: datetime
+    claimed_by: Actor | None = None
+    suspects: tuple[Suspect, ...] = ()
+
+
+@dataclass(frozen=True)
+class Reconciliation:
+    """One state's findings after one scan, compared with what was open before."""
+
+    state: str
+    current: tuple[TrackedFinding, ...] = ()
+    resolved: tuple[FindingRecord, ...] = ()
+    ignored: tuple[FindingRecord, ...] = ()
+
+    @property
+    def new(self) -> tuple[TrackedFinding, ...]:
+        return tuple(t for t in self.current if t.status == "new")
+
+    @property
+    def still_open(self) -> tuple[TrackedFinding, ...]:
+        return tuple(t for t in self.current if t.status == "open")
+
+    def with_suspects(self, suspects: Mapping[str, tuple[Suspect, ...]]) -> Reconciliation:
+        """A copy where the findings named in ``suspects`` (by fingerprint) carry them."""
+        current = tuple(
+            TrackedFinding(
+                finding=t.finding,
+                status=t.status,
+                first_seen=t.first_seen,
+                claimed_by=t.claimed_by,
+                suspects=suspects.get(t.finding.fingerprint, t.suspects),
+            )
+            for t in self.current
+        )
+        return Reconciliation(self.state, current, self.resolved, self.ignored)
+
+
+def reconcile(
+    previous: Mapping[str, FindingRecord],
+    summary: PlanSummary,
+    *,
+    scan_id: str,
+    now: datetime,
+    mode: ScanMode,
+) -> Reconciliation:
+    """Compare a plan's findings with the open records of its state (pure).
+
+    Args:
+        previous: The state's open records by fingerprint.
+        summary: The parsed plan.
+        scan_id: This scan; a record this scan created still counts as new.
+        now: The scan time.
+        mode: ``refresh_only`` plans cannot see pending changes, so they never close
+            ``pending`` records.
+    """
+    watched: frozenset[FindingKind] = (
+        frozenset({"drift"}) if mode == "refresh_only" else frozenset({"drift", "pending"})
+    )
+    current: dict[str, TrackedFinding] = {}
+    for finding in summary.reported_findings:
+        if finding.fingerprint in current:
+            continue
+        record = previous.get(finding.fingerprint)
+        is_new = record is None or record.first_scan_id == scan_id
+        current[finding.fingerprint] = TrackedFinding(
+            finding=finding,
+            status="new" if is_new else "open",
+            first_seen=record.first_seen if record is not None else now,
+            claimed_by=record.claimed_by if record is not None else None,
+            suspects=record.suspects if record is not None else (),
+        )
+    now_ignored = {f.fingerprint for f in summary.findings if f.ignored}
+    resolved: list[FindingRecord] = []
+    ignored: list[FindingRecord] = []
+    for fingerprint, record in sorted(previous.items()):
+        if fingerprint in current or record.kind not in watched:
+            continue
+        (ignored if fingerprint in now_ignored else resolved).append(record)
+    return Reconciliation(
+        state=summary.state,
+        current=tuple(current.values()),
+        resolved=tuple(resolved),
+        ignored=tuple(ignored),
+    )
+
+
+@dataclass(frozen=True)
+class Occurrence:
+    """One drift from first sighting to close (or still open), for reports."""
+
+    state: str
+    fingerprint: str
+    address: str
+    kind: FindingKind
+    first_seen: datetime
+    closed_at: datetime | None = None
+    outcome: CloseOutcome | Literal["open"] = "open"
+
+    @property
+    def time_to_resolve(self) -> timedelta | None:
+        if self.outcome != "resolved" or self.closed_at is None:
+            return None
+        return self.closed_at - self.first_seen
+
+
+@dataclass(frozen=True)
+class StateScanRecord:
+    """The last scan of a state."""
+
+    state: str
+    scanned_at: datetime
+    scan_id: str
+    status: str
+
+
+@dataclass
+class LifecycleStore:
+    """Finding records in the shared DynamoDB state table.
+
+    Args:
+        dynamodb: The process's DynamoDB client.
+        table: ``names.state_table``.
+        history_days: Days a closed occurrence is kept (DynamoDB TTL).
+    """
+
+    dynamodb: DynamoDBClient
+    table: str
+    history_days: int = DEFAULT_HISTORY_DAYS
+    _writes: asyncio.Semaphore = field(
+        default_factory=lambda: asyncio.Semaphore(_WRITE_CONCURRENCY), repr=False
+    )
+
+    async def open_findings(self, state: str) -> dict[str, FindingRecord]:
+        """The state's open records by fingerprint."""
+        items = await self._query(state_key(state), FINDING_PREFIX)
+        records = [_record_from_item(state, item) for item in items]
+        return {r.fingerprint: r for r in records}
+
+    async def record(self, reconciliation: Reconciliation, *, scan_id: str, now: datetime) -> None:
+        """Write one state's reconciliation: sightings, then closes.
+
+        Raises:
+            TransientError: DynamoDB stayed unreachable (the scan request is retried).
+            PermanentError: DynamoDB refused a write.
+        """
+        state = reconciliation.state
+        writes: list[Callable[[], Awaitable[Any]]] = []
+        for tracked in reconciliation.current:
+            writes.append(self._sighting(state, tracked, scan_id=scan_id, now=now))
+        for record in reconciliation.resolved:
+            writes.append(self._close(record, "resolved", scan_id=scan_id, now=now))
+        for record in reconciliation.ignored:
+            writes.append(self._close(record, "ignored", scan_id=scan_id, now=now))
+        await self._run_all(writes)
+
+    async def record_scan(self, state: str, *, status: str, scan_id: str, now: datetime) -> None:
+        """Remember that ``state`` was scanned (the report lists states from these)."""
+        await call_aws(
+            "dynamodb.put_item",
+            lambda: self.dynamodb.put_item(
+                TableName=self.table,
+                Item={
+                    "pk": {"S": STATES_KEY},
+                    "sk": {"S": state},
+                    "scanned_at": {"S": _iso(now)},
+                    "scan_id": {"S": scan_id},
+                    "status": {"S": status},
+                },
+            ),
+        )
+
+    async def claim(
+        self, state: str, fingerprints: Iterable[str], claimed_by: Actor, *, now: datetime
+    ) -> list[str]:
+        """Record who took these findings; returns the fingerprints that were still open.
+
+        A finding resolved in the meantime has no open record, and is skipped.
+        """
+        claimed: list[str] = []
+
+        def claim_one(fingerprint: str) -> Callable[[], Awaitable[Any]]:
+            async def write() -> None:
+                values: dict[str, Any] = {
+                    ":name": {"S": claimed_by.name},
+                    ":at": {"S": _iso(now)},
+                }
+                expression = "SET claimed_by_name = :name, claimed_at = :at"
+                if claimed_by.slack_user_id:
+                    values[":slack"] = {"S": claimed_by.slack_user_id}
+                    expression += ", claimed_by_slack = :slack"
+                else:
+                    expression += " REMOVE claimed_by_slack"
+                try:
+                    await call_aws(
+                        "dynamodb.update_item",
+                        lambda: self.dynamodb.update_item(
+                            TableName=self.table,
+                            Key=_key(state_key(state), FINDING_PREFIX + fingerprint),
+                            UpdateExpression=expression,
+                            ConditionExpression="attribute_exists(pk)",
+                            ExpressionAttributeValues=values,
+                        ),
+                    )
+                except PermanentError as exc:
+                    cause = exc.__cause__
+                    if cause is not None and error_code(cause) == "ConditionalCheckFailedException":
+                        return
+                    raise
+                claimed.append(fingerprint)
+
+            return write
+
+        await self._run_all([claim_one(fp) for fp in dict.fromkeys(fingerprints)])
+        return claimed
+
+    async def scanned_states(self) -> list[StateScanRecord]:
+        """Every state the detector has scanned, with its last scan."""
+        items = await self._query(STATES_KEY, "")
+        return [
+            StateScanRecord(
+                state=item["sk"]["S"],
+                scanned_at=_parse_time(item["scanned_at"]["S"]),
+                scan_id=item["scan_id"]["S"],
+                status=item["status"]["S"],
+            )
+            for item in items
+        ]
+
+    async def occurrences(self, states: Sequence[str] | None = None) -> list[Occurrence]:
+        """Every open and closed occurrence of the given (default: all scanned) states."""
+        if states is None:
+            states = [s.state for s in await self.scanned_states()]
+        found: list[Occurrence] = []
+        for state in states:
+            for item in await self._query(state_key(state), ""):
+                sort_key = item["sk"]["S"]
+                if sort_key.startswith(FINDING_PREFIX):
+                    record = _record_from_item(state, item)
+                    found.append(
+                        Occurrence(
+                            state=state,
+                            fingerprint=record.fingerprint,
+                            address=record.address,
+                            kind=record.kind,
+                            first_seen=record.first_seen,
+                        )
+                    )
+                elif sort_key.startswith(HISTORY_PREFIX):
+                    found.append(
+                        Occurrence(
+                            state=state,
+                            fingerprint=item["fingerprint"]["S"],
+                            address=item["address"]["S"],
+                            kind=_kind(item["kind"]["S"]),
+                            first_seen=_parse_time(item["first_seen"]["S"]),
+                            closed_at=_parse_time(item["closed_at"]["S"]),
+                            outcome="ignored" if item["outcome"]["S"] == "ignored" else "resolved",
+                        )
+                    )
+        return found
+
+    # ------------------------------------------------------------------ writes
+
+    def _sighting(
+        self, state: str, tracked: TrackedFinding, *, scan_id: str, now: datetime
+    ) -> Callable[[], Awaitable[Any]]:
+        finding = tracked.finding
+        key = _key(state_key(state), FINDING_PREFIX + finding.fingerprint)
+        if tracked.status == "new":
+            item: dict[str, Any] = {
+                **key,
+                "state": {"S": state},
+                "fingerprint": {"S": finding.fingerprint},
+                "address": {"S": finding.address},
+                "kind": {"S": finding.kind},
+                "resource_type": {"S": finding.resource_type},
+                "status": {"S": "open"},
+                "first_seen": {"S": _iso(tracked.first_seen)},
+                "last_seen": {"S": _iso(now)},
+                "first_scan_id": {"S": scan_id},
+                "last_scan_id": {"S": scan_id},
+                "suspects": {"S": _dump_suspects(tracked.suspects)},
+            }
+            return lambda: call_aws(
+                "dynamodb.put_item",
+                lambda: self.dynamodb.put_item(TableName=self.table, Item=item),
+            )
+        return lambda: call_aws(
+            "dynamodb.update_item",
+            lambda: self.dynamodb.update_item(
+                TableName=self.table,
+                Key=key,
+                UpdateExpression=(
+                    "SET last_seen = :now, last_scan_id = :scan, address = :address, "
+                    "suspects = :suspects"
+                ),
+                ExpressionAttributeValues={
+                    ":now": {"S": _iso(now)},
+                    ":scan": {"S": scan_id},
+                    ":address": {"S": finding.address},
+                    ":suspects": {"S": _dump_suspects(tracked.suspects)},
+                },
+            ),
+        )
+
+    def _close(
+        self, record: FindingRecord, outcome: CloseOutcome, *, scan_id: str, now: datetime
+    ) -> Callable[[], Awaitable[Any]]:
+        history: dict[str, Any] = {
+            **_key(
+                state_key(record.state),
+                f"{HISTORY_PREFIX}{_iso(record.first_seen)}#{record.fingerprint}",
+            ),
+            "state": {"S": record.state},
+            "fingerprint": {"S": record.fingerprint},
+            "address": {"S": record.address},
+            "kind": {"S": record.kind},
+            "first_seen": {"S": _iso(record.first_seen)},
+            "closed_at": {"S": _iso(now)},
+            "closed_by_scan": {"S": scan_id},
+            "outcome": {"S": outcome},
+            "expires_at": {"N": str(int((now + timedelta(days=self.history_days)).timestamp()))},
+        }
+        if record.claimed_by is not None:
+            history["claimed_by_name"] = {"S": record.claimed_by.name}
+        finding_key = _key(state_key(record.state), FINDING_PREFIX + record.fingerprint)
+        # One transaction: the occurrence is either open or closed, never both nor neither.
+        return lambda: call_aws(
+            "dynamodb.transact_write_items",
+            lambda: self.dynamodb.transact_write_items(
+                TransactItems=[
+                    {"Put": {"TableName": self.table, "Item": history}},
+                    {"Delete": {"TableName": self.table, "Key": finding_key}},
+                ]
+            ),
+        )
+
+    async def _run_all(self, writes: Sequence[Callable[[], Awaitable[Any]]]) -> None:
+        async def bounded(write: Callable[[], Awaitable[Any]]) -> None:
+            async with self._writes:
+                await write()
+
+        async with asyncio.TaskGroup() as group:
+            for write in writes:
+                group.create_task(bounded(write))
+
+    async def _query_page(self, arguments: dict[str, Any]) -> dict[str, Any]:
+        page = await call_aws("dynamodb.query", lambda: self.dynamodb.query(**arguments))
+        return dict(page)
+
+    async def _query(self, partition: str, prefix: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        start: dict[str, Any] | None = None
+        while True:
+            arguments: dict[str, Any] = {
+                "TableName": self.table,
+                "KeyConditionExpression": "pk = :pk"
+                + (" AND begins_with(sk, :prefix)" if prefix else ""),
+                "ExpressionAttributeValues": {":pk": {"S": partition}}
+                | ({":prefix": {"S": prefix}} if prefix else {}),
+                "ConsistentRead": True,
+            }
+            if start is not None:
+                arguments["ExclusiveStartKey"] = start
+            page = await self._query_page(arguments)
+            items.extend(page.get("Items", []))
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                return items
+
+
+def _key(pk: str, sk: str) -> dict[str, Any]:
+    return {"pk": {"S": pk}, "sk": {"S": sk}}
+
+
+def _iso(moment: datetime) -> str:
+    # Fixed width, UTC, microseconds: sorts as text in the order of time.
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _parse_time(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+
+def _kind(text: str) -> FindingKind:
+    return "pending" if text == "pending" else "drift"
+
+
+def _dump_suspects(suspects: Sequence[Suspect]) -> str:
+    return json.dumps([s.model_dump(mode="json") for s in suspects], separators=(",", ":"))
+
+
+def _record_from_item(state: str, item: Mapping[str, Any]) -> FindingRecord:
+    claimed_by = None
+    if "claimed_by_name" in item:
+        claimed_by = Actor(
+            name=item["claimed_by_name"]["S"],
+            slack_user_id=item.get("claimed_by_slack", {}).get("S"),
+        )
+    suspects_json = item.get("suspects", {}).get("S", "[]")
+    return FindingRecord(
+        state=state,
+        fingerprint=item["fingerprint"]["S"],
+        address=item["address"]["S"],
+        kind=_kind(item["kind"]["S"]),
+        resource_type=item.get("resource_type", {}).get("S", ""),
+        first_seen=_parse_time(item["first_seen"]["S"]),
+        last_seen=_parse_time(item["last_seen"]["S"]),
+        first_scan_id=item.get("first_scan_id", {}).get("S", ""),
+        claimed_by=claimed_by,
+        suspects=tuple(Suspect.model_validate(s) for s in json.loads(suspects_json)),
+    )

@@ -1,0 +1,413 @@
+"""A CloudTrail stand-in: ``LookupEvents`` over AWS's JSON 1.1 protocol, for tests and demos.
+
+moto has no ``LookupEvents``, and the detector's attribution needs it. :class:`CloudTrailStandin`
+is an aiohttp server that answers ``POST /`` with ``X-Amz-Target:
+com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.LookupEvents`` as CloudTrail does, so
+the real (aiobotocore/boto3) ``cloudtrail`` client works against it unchanged through
+``endpoint_url``. It keeps an event history the test fills with :meth:`add_event`, applies
+the same validation as the service (one lookup attribute, a time range, ``MaxResults`` 1-50,
+paging tokens) with the service's error codes, answers newest first, records every call,
+and can be told to throttle the next calls.
+
+Requests are not signature-checked; everything else about the wire format is real.
+
+HTTP endpoints besides the API::
+
+    POST /_standin/events   add an event (the arguments of :meth:`add_event`, times in ISO 8601)
+    GET  /_standin/calls    every recorded call: operation, request body, status
+    POST /_standin/reset    forget events, calls and faults
+
+Run it alone with ``python -m toilkit.standins.cloudtrail --port 4599``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import json
+import logging
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Self
+
+from aiohttp import web
+
+logger = logging.getLogger(__name__)
+
+TARGET_PREFIX = "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101."
+CONTENT_TYPE = "application/x-amz-json-1.1"
+LOOKUP_ATTRIBUTE_KEYS = frozenset(
+    {
+        "EventId",
+        "EventName",
+        "ReadOnly",
+        "Username",
+        "ResourceType",
+        "ResourceName",
+        "EventSource",
+        "AccessKeyId",
+    }
+)
+MAX_RESULTS = 50
+
+
+class CloudTrailFailure(Exception):
+    """An API error, answered as ``{"__type": code, "message": ...}`` with status 400."""
+
+    def __init__(self, code: str, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+
+
+@dataclass(frozen=True)
+class TrailEvent:
+    """One management event in the stand-in's history."""
+
+    event_id: str
+    event_name: str
+    event_source: str
+    event_time: datetime
+    username: str
+    principal_arn: str
+    read_only: bool
+    resources: tuple[tuple[str, str], ...]
+    source_ip: str
+    access_key_id: str
+    region: str
+
+    def attribute(self, key: str) -> list[str]:
+        """The values a lookup attribute ``key`` matches for this event."""
+        values: dict[str, list[str]] = {
+            "EventId": [self.event_id],
+            "EventName": [self.event_name],
+            "ReadOnly": ["true" if self.read_only else "false"],
+            "Username": [self.username],
+            "ResourceType": [t for t, _ in self.resources],
+            "ResourceName": [n for _, n in self.resources],
+            "EventSource": [self.event_source],
+            "AccessKeyId": [self.access_key_id],
+        }
+        return values[key]
+
+    def as_api(self) -> dict[str, Any]:
+        """The ``Event`` shape of the ``LookupEvents`` response."""
+        identity_type = "AssumedRole" if ":assumed-role/" in self.principal_arn else "IAMUser"
+        detail = {
+            "eventVersion": "1.08",
+            "userIdentity": {
+                "type": identity_type,
+                "arn": self.principal_arn,
+                "accountId": _account_of(self.principal_arn),
+                "accessKeyId": self.access_key_id,
+                "userName": self.username,
+            },
+            "eventTime": self.event_time.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "eventSource": self.event_source,
+            "eventName": self.event_name,
+            "awsRegion": self.region,
+            "sourceIPAddress": self.source_ip,
+            "readOnly": self.read_only,
+            "eventID": self.event_id,
+            "eventType": "AwsApiCall",
+            "managementEvent": True,
+            "resources": [{"type": t, "ARN": n} for t, n in self.resources],
+        }
+        return {
+            "EventId": self.event_id,
+            "EventName": self.event_name,
+            "ReadOnly": "true" if self.read_only else "false",
+            "AccessKeyId": self.access_key_id,
+            "EventTime": self.event_time.timestamp(),
+            "EventSource": self.event_source,
+            "Username": self.username,
+            "Resources": [{"ResourceType": t, "ResourceName": n} for t, n in self.resources],
+            "CloudTrailEvent": json.dumps(detail),
+        }
+
+
+@dataclass(frozen=True)
+class RecordedCall:
+    operation: str
+    request: Mapping[str, Any]
+    status: int
+
+
+@dataclass
+class _State:
+    events: list[TrailEvent] = field(default_factory=list)
+    calls: list[RecordedCall] = field(default_factory=list)
+    throttle_next: int = 0
+
+
+class CloudTrailStandin:
+    """The CloudTrail stand-in server (``async with CloudTrailStandin() as trail:``)."""
+
+    def __init__(self, region: str = "us-east-1") -> None:
+        self.region = region
+        self._state = _State()
+        self._runner: web.AppRunner | None = None
+        self._url: str | None = None
+
+    # ----------------------------------------------------------------- lifecycle
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        """Serve on ``host:port`` (0 picks a free port) and return the endpoint URL."""
+        app = web.Application()
+        app.router.add_post("/", self._handle_api)
+        app.router.add_post("/_standin/events", self._handle_add_event)
+        app.router.add_get("/_standin/calls", self._handle_calls)
+        app.router.add_post("/_standin/reset", self._handle_reset)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, host, port).start()
+        self._runner = runner
+        bound_port = runner.addresses[0][1]
+        url_host = "127.0.0.1" if host in ("", "0.0.0.0") else host
+        self._url = f"http://{url_host}:{bound_port}"
+        logger.info("CloudTrail stand-in listening on %s", self._url)
+        return self._url
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    @property
+    def endpoint_url(self) -> str:
+        """The URL to give the ``cloudtrail`` client as ``endpoint_url``."""
+        if self._url is None:
+            raise RuntimeError("the CloudTrail stand-in is not started")
+        return self._url
+
+    # ------------------------------------------------------------ in-process API
+
+    def add_event(
+        self,
+        *,
+        event_name: str,
+        principal_arn: str,
+        resources: Iterable[tuple[str, str]],
+        event_time: datetime,
+        event_source: str = "ec2.amazonaws.com",
+        username: str | None = None,
+        read_only: bool = False,
+        source_ip: str = "203.0.113.10",
+        access_key_id: str = "ASIASTANDIN000000000",
+    ) -> TrailEvent:
+        """Put an event in the history, as if the principal had made that call."""
+        if event_time.tzinfo is None:
+            raise ValueError("event_time must be timezone-aware")
+        event = TrailEvent(
+            event_id=str(uuid.uuid4()),
+            event_name=event_name,
+            event_source=event_source,
+            event_time=event_time.astimezone(UTC),
+            username=username or principal_arn.rsplit("/", 1)[-1],
+            principal_arn=principal_arn,
+            read_only=read_only,
+            resources=tuple(resources),
+            source_ip=source_ip,
+            access_key_id=access_key_id,
+            region=self.region,
+        )
+        self._state.events.append(event)
+        return event
+
+    def throttle_next(self, calls: int) -> None:
+        """Answer the next ``calls`` API calls with ``ThrottlingException``."""
+        self._state.throttle_next = calls
+
+    def calls(self, operation: str | None = None) -> list[RecordedCall]:
+        return [c for c in self._state.calls if operation is None or c.operation == operation]
+
+    def reset(self) -> None:
+        self._state = _State()
+
+    # ------------------------------------------------------------------ the API
+
+    async def _handle_api(self, request: web.Request) -> web.Response:
+        target = request.headers.get("X-Amz-Target", "")
+        operation = target.removeprefix(TARGET_PREFIX) if target.startswith(TARGET_PREFIX) else ""
+        raw = await request.read()
+        try:
+            body = json.loads(raw) if raw else {}
+        except ValueError:
+            body = None
+        try:
+            result = self._dispatch(operation or target, body)
+        except CloudTrailFailure as failure:
+            self._state.calls.append(RecordedCall(operation or target, body or {}, failure.status))
+            return _json_response(
+                {"__type": failure.code, "message": failure.message},
+                status=failure.status,
+                headers={"x-amzn-ErrorType": failure.code},
+            )
+        self._state.calls.append(
+            RecordedCall(operation, body if isinstance(body, dict) else {}, 200)
+        )
+        return _json_response(result)
+
+    def _dispatch(self, operation: str, body: Any) -> dict[str, Any]:
+        if not isinstance(body, dict):
+            raise CloudTrailFailure("SerializationException", "request body is not a JSON object")
+        if self._state.throttle_next > 0:
+            self._state.throttle_next -= 1
+            raise CloudTrailFailure("ThrottlingException", "Rate exceeded")
+        if operation != "LookupEvents":
+            raise CloudTrailFailure(
+                "UnknownOperationException", f"the stand-in does not implement {operation!r}"
+            )
+        return self._lookup_events(body)
+
+    def _lookup_events(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        attributes = body.get("LookupAttributes") or []
+        if not isinstance(attributes, list) or len(attributes) > 1:
+            raise CloudTrailFailure(
+                "InvalidLookupAttributesException",
+                "You cannot specify more than one lookup attribute per request.",
+            )
+        predicate: tuple[str, str] | None = None
+        if attributes:
+            first = attributes[0] if isinstance(attributes[0], dict) else {}
+            key, value = first.get("AttributeKey"), first.get("AttributeValue")
+            if key not in LOOKUP_ATTRIBUTE_KEYS or not isinstance(value, str) or not value:
+                raise CloudTrailFailure(
+                    "InvalidLookupAttributesException",
+                    f"invalid lookup attribute {first!r}",
+                )
+            predicate = (key, value)
+        start = _time(body.get("StartTime"), "StartTime")
+        end = _time(body.get("EndTime"), "EndTime")
+        if start is not None and end is not None and start > end:
+            raise CloudTrailFailure(
+                "InvalidTimeRangeException", "Start time must be before end time."
+            )
+        max_results = body.get("MaxResults", MAX_RESULTS)
+        if not isinstance(max_results, int) or not 1 <= max_results <= MAX_RESULTS:
+            raise CloudTrailFailure(
+                "InvalidMaxResultsException", "MaxResults must be between 1 and 50."
+            )
+        offset = _offset(body.get("NextToken"))
+
+        matching = [
+            e
+            for e in self._state.events
+            if (predicate is None or predicate[1] in e.attribute(predicate[0]))
+            and (start is None or e.event_time >= start)
+            and (end is None or e.event_time <= end)
+        ]
+        matching.sort(key=lambda e: e.event_time, reverse=True)
+        page = matching[offset : offset + max_results]
+        result: dict[str, Any] = {"Events": [e.as_api() for e in page]}
+        if offset + max_results < len(matching):
+            result["NextToken"] = base64.b64encode(str(offset + max_results).encode()).decode()
+        return result
+
+    # ------------------------------------------------------------ admin endpoints
+
+    async def _handle_add_event(self, request: web.Request) -> web.Response:
+        try:
+            raw = await request.json()
+            event = self.add_event(
+                event_name=raw["event_name"],
+                principal_arn=raw["principal_arn"],
+                resources=[tuple(r) for r in raw.get("resources", [])],
+                event_time=datetime.fromisoformat(raw["event_time"]),
+                event_source=raw.get("event_source", "ec2.amazonaws.com"),
+                username=raw.get("username"),
+                read_only=bool(raw.get("read_only", False)),
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            return _json_response({"error": f"invalid event: {exc}"}, status=400)
+        return _json_response(event.as_api())
+
+    async def _handle_calls(self, request: web.Request) -> web.Response:
+        return _json_response(
+            [
+                {"operation": c.operation, "request": c.request, "status": c.status}
+                for c in self.calls()
+            ]
+        )
+
+    async def _handle_reset(self, request: web.Request) -> web.Response:
+        self.reset()
+        return _json_response({"ok": True})
+
+
+def _json_response(
+    body: Any, *, status: int = 200, headers: Mapping[str, str] | None = None
+) -> web.Response:
+    return web.Response(
+        body=json.dumps(body).encode(),
+        status=status,
+        headers={
+            "Content-Type": CONTENT_TYPE,
+            "x-amzn-RequestId": str(uuid.uuid4()),
+            **(headers or {}),
+        },
+    )
+
+
+def _time(value: Any, name: str) -> datetime | None:
+    """The JSON protocol sends timestamps as epoch seconds (a number)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise CloudTrailFailure("SerializationException", f"{name} must be epoch seconds")
+    return datetime.fromtimestamp(value, UTC)
+
+
+def _offset(token: Any) -> int:
+    if token is None:
+        return 0
+    try:
+        return int(base64.b64decode(str(token), validate=True).decode())
+    except ValueError:
+        raise CloudTrailFailure("InvalidNextTokenException", "Invalid NextToken.") from None
+
+
+def _account_of(arn: str) -> str:
+    parts = arn.split(":")
+    return parts[4] if len(parts) > 4 else "123456789012"
+
+
+# ------------------------------------------------------------------- standalone
+
+
+async def serve_forever(host: str = "127.0.0.1", port: int = 4599) -> None:
+    """Run a CloudTrail stand-in until cancelled (Ctrl-C)."""
+    standin = CloudTrailStandin()
+    url = await standin.start(host, port)
+    print(f"CloudTrail stand-in: AWS_ENDPOINT_URL_CLOUDTRAIL={url}", flush=True)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await standin.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m toilkit.standins.cloudtrail [--host H] [--port P]``."""
+    parser = argparse.ArgumentParser(description="Run toilkit's CloudTrail stand-in.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=4599)
+    options = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve_forever(options.host, options.port))
+
+
+if __name__ == "__main__":
+    main()
