@@ -46,7 +46,8 @@ class DiscoveredState(_Frozen):
     Attributes:
         path: Relative to the repository root, POSIX notation (``.`` for the root).
         directory: The absolute directory.
-        evidence: Why it counts as a root module (``backend "s3"``, ``lock file``).
+        evidence: Why it counts as a root module (``backend "s3"``, ``cloud block``,
+            ``lock file``).
     """
 
     path: str
@@ -116,9 +117,7 @@ class TerraformRootModules:
             path = _relative(directory, repo)
             if facts.backend is not None:
                 states.append(
-                    DiscoveredState(
-                        path=path, directory=directory, evidence=f"backend {facts.backend}"
-                    )
+                    DiscoveredState(path=path, directory=directory, evidence=facts.backend)
                 )
                 continue
             reason = None
@@ -212,9 +211,9 @@ def _backend_of(document: dict[str, Any]) -> str | None:
         for backend in _blocks(block.get("backend")):
             for label in backend:
                 if not label.startswith("__"):
-                    return f'"{_unquote(label)}"'
+                    return f'backend "{_unquote(label)}"'
         if _blocks(block.get("cloud")):
-            return "cloud"
+            return "cloud block"
     return None
 
 

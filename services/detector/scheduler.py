@@ -138,8 +138,10 @@ class ScanScheduler:
         self._stopping.set()
 
     async def run(self) -> None:
-        """Publish due scans until :meth:`stop`; a failed publish is logged, not fatal."""
-        self._stopping.clear()
+        """Publish due scans until :meth:`stop` (also if called before this started).
+
+        A failed publish is logged, not fatal.
+        """
         checked_until = self.clock.now()
         while not self._stopping.is_set():
             due_at = self.next_due(checked_until)

@@ -1,0 +1,180 @@
+"""Reconciling a plan's findings with the open records of its state (pure logic)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from services.detector.ignore import IgnoreRule
+from services.detector.lifecycle import FindingRecord, reconcile
+from services.detector.plan import PlanSummary, parse_plan
+from shared.events import Actor, Suspect
+
+DAY_ONE = datetime(2025, 6, 1, 7, 0, tzinfo=UTC)
+DAY_TWO = DAY_ONE + timedelta(days=1)
+
+
+def change(address: str, before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "address": address,
+        "mode": "managed",
+        "type": address.split(".", maxsplit=1)[0],
+        "name": address.split(".")[1],
+        "change": {"actions": ["update"], "before": before, "after": after},
+    }
+
+
+def plan(*, drift: list[dict[str, Any]] = (), pending: list[dict[str, Any]] = ()) -> dict[str, Any]:  # type: ignore[assignment]
+    return {
+        "format_version": "1.2",
+        "resource_drift": list(drift),
+        "resource_changes": list(pending),
+    }
+
+
+BUCKET_DRIFT = change("cloud_bucket.logs", {"tags": {"env": "prod"}}, {"tags": {"env": "dev"}})
+BUCKET_REVERT = change("cloud_bucket.logs", {"tags": {"env": "dev"}}, {"tags": {"env": "prod"}})
+QUEUE_PENDING = change("cloud_queue.jobs", {"visibility_timeout": 30}, {"visibility_timeout": 60})
+
+
+def summary(document: dict[str, Any], rules: tuple[IgnoreRule, ...] = ()) -> PlanSummary:
+    return parse_plan(document, state="prod", ignore_rules=rules, now=DAY_ONE)
+
+
+def records(
+    summary_: PlanSummary, *, first_seen: datetime, scan_id: str
+) -> dict[str, FindingRecord]:
+    return {
+        f.fingerprint: FindingRecord(
+            state="prod",
+            fingerprint=f.fingerprint,
+            address=f.address,
+            kind=f.kind,
+            resource_type=f.resource_type,
+            first_seen=first_seen,
+            last_seen=first_seen,
+            first_scan_id=scan_id,
+        )
+        for f in summary_.reported_findings
+    }
+
+
+def test_first_sighting_is_new_and_dated_now() -> None:
+    result = reconcile(
+        {},
+        summary(plan(drift=[BUCKET_DRIFT], pending=[BUCKET_REVERT])),
+        scan_id="s1",
+        now=DAY_ONE,
+        mode="full",
+    )
+
+    assert [(t.finding.kind, t.status, t.first_seen) for t in result.current] == [
+        ("drift", "new", DAY_ONE),
+        ("pending", "new", DAY_ONE),
+    ]
+    assert result.resolved == result.ignored == ()
+
+
+def test_a_finding_seen_again_is_open_and_keeps_its_first_sighting_claim_and_suspects() -> None:
+    first = summary(plan(drift=[BUCKET_DRIFT]))
+    previous = records(first, first_seen=DAY_ONE, scan_id="s1")
+    fingerprint = next(iter(previous))
+    suspect = Suspect(
+        principal="arn:aws:iam::1:user/alice", event_name="PutBucketTagging", event_time=DAY_ONE
+    )
+    previous[fingerprint] = FindingRecord(
+        **{
+            **previous[fingerprint].__dict__,
+            "claimed_by": Actor(name="alice", slack_user_id="U1"),
+            "suspects": (suspect,),
+        }
+    )
+
+    result = reconcile(
+        previous, summary(plan(drift=[BUCKET_DRIFT])), scan_id="s2", now=DAY_TWO, mode="full"
+    )
+
+    (tracked,) = result.current
+    assert (tracked.status, tracked.first_seen) == ("open", DAY_ONE)
+    assert tracked.claimed_by == Actor(name="alice", slack_user_id="U1")
+    assert tracked.suspects == (suspect,)
+    assert result.new == () and result.still_open == (tracked,)
+
+
+def test_a_finding_gone_from_the_plan_is_resolved() -> None:
+    previous = records(
+        summary(plan(drift=[BUCKET_DRIFT], pending=[QUEUE_PENDING])),
+        first_seen=DAY_ONE,
+        scan_id="s1",
+    )
+
+    result = reconcile(
+        previous, summary(plan(pending=[QUEUE_PENDING])), scan_id="s2", now=DAY_TWO, mode="full"
+    )
+
+    assert [t.finding.address for t in result.still_open] == ["cloud_queue.jobs"]
+    assert [(r.address, r.kind) for r in result.resolved] == [("cloud_bucket.logs", "drift")]
+
+
+def test_a_finding_now_covered_by_an_ignore_rule_is_closed_as_ignored_not_resolved() -> None:
+    previous = records(summary(plan(drift=[BUCKET_DRIFT])), first_seen=DAY_ONE, scan_id="s1")
+    rule = IgnoreRule(address="cloud_bucket.*", reason="tags are managed by the tagging bot")
+
+    result = reconcile(
+        previous,
+        summary(plan(drift=[BUCKET_DRIFT]), (rule,)),
+        scan_id="s2",
+        now=DAY_TWO,
+        mode="full",
+    )
+
+    assert result.current == ()
+    assert result.resolved == ()
+    assert [r.address for r in result.ignored] == ["cloud_bucket.logs"]
+
+
+def test_a_refresh_only_plan_never_resolves_pending_changes_it_cannot_see() -> None:
+    previous = records(
+        summary(plan(drift=[BUCKET_DRIFT], pending=[QUEUE_PENDING])),
+        first_seen=DAY_ONE,
+        scan_id="s1",
+    )
+
+    result = reconcile(previous, summary(plan()), scan_id="s2", now=DAY_TWO, mode="refresh_only")
+
+    assert [(r.address, r.kind) for r in result.resolved] == [("cloud_bucket.logs", "drift")]
+
+
+def test_a_redelivered_scan_reports_what_it_created_as_new_again() -> None:
+    # The first delivery recorded the finding, then crashed before publishing.
+    previous = records(summary(plan(drift=[BUCKET_DRIFT])), first_seen=DAY_ONE, scan_id="s1")
+
+    result = reconcile(
+        previous, summary(plan(drift=[BUCKET_DRIFT])), scan_id="s1", now=DAY_ONE, mode="full"
+    )
+
+    assert [(t.status, t.first_seen) for t in result.current] == [("new", DAY_ONE)]
+
+
+def test_a_changed_drift_on_the_same_resource_is_a_new_finding() -> None:
+    previous = records(summary(plan(drift=[BUCKET_DRIFT])), first_seen=DAY_ONE, scan_id="s1")
+    versioning = change("cloud_bucket.logs", {"versioning": True}, {"versioning": False})
+
+    result = reconcile(
+        previous, summary(plan(drift=[versioning])), scan_id="s2", now=DAY_TWO, mode="full"
+    )
+
+    assert [(t.status, t.first_seen) for t in result.current] == [("new", DAY_TWO)]
+    assert [r.address for r in result.resolved] == ["cloud_bucket.logs"]
+
+
+def test_suspects_found_later_are_attached_by_fingerprint() -> None:
+    result = reconcile(
+        {}, summary(plan(drift=[BUCKET_DRIFT])), scan_id="s1", now=DAY_ONE, mode="full"
+    )
+    suspect = Suspect(principal="bob", event_name="PutBucketTagging", event_time=DAY_ONE)
+
+    attributed = result.with_suspects({result.current[0].finding.fingerprint: (suspect,)})
+
+    assert attributed.current[0].suspects == (suspect,)
+    assert result.current[0].suspects == ()
