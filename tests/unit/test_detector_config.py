@@ -12,7 +12,12 @@ from services.detector.config import (
     config_for_repo,
     load_config,
 )
-from services.detector.discovery import TerraformRootModules, discover_states
+from services.detector.discovery import (
+    DiscoveredState,
+    Discovery,
+    TerraformRootModules,
+    discover_states,
+)
 from shared.errors import ConfigError
 
 BACKEND_S3 = 'terraform {\n  backend "s3" {\n    bucket = "tf"\n  }\n}\n'
@@ -295,9 +300,7 @@ def test_finders_plug_in_and_merge_without_duplicates(repo: Path) -> None:
     class EverythingUnderStacks:
         """A stand-in for a later finder (terragrunt units, say)."""
 
-        def find(self, root: Path) -> object:
-            from services.detector.discovery import DiscoveredState, Discovery
-
+        def find(self, root: Path) -> Discovery:
             return Discovery(
                 states=tuple(
                     DiscoveredState(path=f"stacks/{d.name}", directory=d, evidence="other tool")
@@ -305,7 +308,7 @@ def test_finders_plug_in_and_merge_without_duplicates(repo: Path) -> None:
                 )
             )
 
-    found = discover_states(repo, [TerraformRootModules(), EverythingUnderStacks()])  # type: ignore[list-item]
+    found = discover_states(repo, [TerraformRootModules(), EverythingUnderStacks()])
 
     paths = [s.path for s in found.states]
     assert paths == sorted(set(paths))
