@@ -1,0 +1,444 @@
+"""The batch service's handlers: one async function per command event.
+
+* ``BatchRequested``: record the request, validate and authorize it again (the gateway
+  is never trusted), then ask for approval or start it.
+* ``BatchApproved`` / ``BatchRejected``: count an approval (never the requester's, never
+  after the expiry) or end the request.
+* ``BatchCancelRequested``: withdraw a waiting request or stop a running one.
+
+Every decision is written to the run's audit trail. A decision that ends a request is
+announced with ``BatchRunRefused``, whose reason says what to do next.
+
+Handlers take typed events and a :class:`BatchContext`; they never see boto or Slack.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+
+from services.batch import outcomes
+from services.batch.outcomes import EventPublisher
+from services.batch.runners.base import RunOutcome
+from services.batch.runs import ApprovalState, Clock, RunRecord, RunStore, iso
+from services.batch.supervisor import RunSupervisor
+from shared.catalog import (
+    Catalog,
+    GroupDirectory,
+    ValidatedRequest,
+    approval_refusal,
+    authorization_refusal,
+    principals_allow,
+    validate_request,
+)
+from shared.errors import TransientError
+from shared.events import (
+    Actor,
+    BatchApproved,
+    BatchCancelRequested,
+    BatchRejected,
+    BatchRequested,
+    EventBase,
+)
+from shared.worker import Handler
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BatchContext:
+    """What the handlers work with, built once by :func:`services.batch.service.build_batch`."""
+
+    catalog: Catalog
+    runs: RunStore
+    supervisor: RunSupervisor
+    publisher: EventPublisher
+    directory: GroupDirectory
+    clock: Clock
+
+
+def build_handlers(ctx: BatchContext) -> Mapping[type[EventBase], Handler]:
+    """The event type -> handler map the worker runs."""
+    return {
+        BatchRequested: functools.partial(handle_requested, ctx),
+        BatchApproved: functools.partial(handle_approved, ctx),
+        BatchRejected: functools.partial(handle_rejected, ctx),
+        BatchCancelRequested: functools.partial(handle_cancel_requested, ctx),
+    }
+
+
+def _actor_label(actor: Actor) -> str:
+    return f"{actor.name} ({actor.slack_user_id})" if actor.slack_user_id else actor.name
+
+
+def _revalidate(ctx: BatchContext, record: RunRecord) -> ValidatedRequest | str:
+    """The request checked against the catalog as it is now, or why it fails."""
+    result = validate_request(
+        ctx.catalog,
+        record.command,
+        record.environment,
+        [(p.name, p.value) for p in record.parameters],
+    )
+    if isinstance(result, ValidatedRequest):
+        return result
+    return "; ".join(str(error) for error in result)
+
+
+# --------------------------------------------------------------------------- requests
+
+
+async def handle_requested(ctx: BatchContext, event: BatchRequested) -> None:
+    """A new request: record it, check it, then ask for approval or start it."""
+    record = RunRecord(
+        run_id=event.run_id,
+        request_event_id=event.event_id,
+        command=event.command,
+        environment=event.environment,
+        parameters=event.parameters,
+        reason=event.reason,
+        requested_by=event.requested_by,
+        channel_id=event.channel_id,
+        rerun_of=event.rerun_of,
+        requested_at=ctx.clock(),
+    )
+    if await ctx.runs.create(record):
+        shown = ", ".join(f"{p.name}={p.value!r}" for p in record.shown_parameters())
+        await ctx.runs.audit(
+            record.run_id,
+            "requested",
+            f"{record.command} in {record.environment} ({shown or 'no parameters'})"
+            + (f"; reason: {record.reason}" if record.reason else ""),
+            actor=record.requested_by,
+            event_id=event.event_id,
+        )
+        await _decide(ctx, record, event.event_id)
+        return
+    existing = await ctx.runs.get(event.run_id)
+    if existing is None:
+        raise TransientError(f"run {event.run_id} exists but cannot be read yet")
+    if existing.request_event_id != event.event_id:
+        await ctx.runs.audit(
+            existing.run_id,
+            "duplicate",
+            f"another request (event {event.event_id}) for this run id was ignored",
+            actor=event.requested_by,
+            event_id=event.event_id,
+        )
+        return
+    await _resume_request(ctx, existing, event.event_id)
+
+
+async def _resume_request(ctx: BatchContext, record: RunRecord, event_id: str) -> None:
+    """The same request again (redelivered after an interrupted handling): carry on from
+    where it stands, never start it a second time."""
+    log.info("run %s: request redelivered while %s", record.run_id, record.status)
+    if record.status == "received":
+        await _decide(ctx, record, event_id)
+    elif record.status == "starting" and record.starting_by == event_id:
+        await ctx.supervisor.recover_start(record, event_id)
+    else:
+        # Its event may not have gone out before the interruption; the same event id
+        # makes announcing it twice harmless.
+        event = outcomes.announcement(record)
+        if event is not None:
+            await ctx.publisher.publish(event)
+
+
+async def _decide(ctx: BatchContext, record: RunRecord, event_id: str) -> None:
+    request = _revalidate(ctx, record)
+    if isinstance(request, str):
+        await ctx.supervisor.refuse(record, "validation", request, event_id=event_id)
+        return
+    refusal = await authorization_refusal(request, record.requested_by.slack_user_id, ctx.directory)
+    if refusal is not None:
+        await ctx.supervisor.refuse(record, "authorization", refusal, event_id=event_id)
+        return
+    await ctx.runs.audit(
+        record.run_id,
+        "authorized",
+        f"{record.requested_by.slack_user_id} may run {record.command} in {record.environment}",
+        event_id=event_id,
+    )
+    policy = request.policy.approval
+    if policy is None:
+        await ctx.supervisor.start(record, request, event_id)
+        return
+    approval = ApprovalState(
+        approvers=policy.approvers.ids(),
+        min_approvals=policy.min_approvals,
+        expires_at=ctx.clock() + timedelta(seconds=policy.expires_after_seconds),
+    )
+    waiting, changed = await ctx.runs.update(
+        record.run_id,
+        lambda r: (
+            r.model_copy(update={"status": "awaiting_approval", "approval": approval})
+            if r.status == "received"
+            else None
+        ),
+    )
+    if waiting is None or not changed:
+        return
+    await ctx.runs.add_pending_approval(record.run_id, approval.expires_at)
+    await ctx.runs.audit(
+        record.run_id,
+        "approval_requested",
+        f"{policy.min_approvals} approval(s) from {', '.join(approval.approvers)} "
+        f"until {iso(approval.expires_at)}",
+        event_id=event_id,
+    )
+    await ctx.publisher.publish(outcomes.approval_requested(waiting))
+
+
+# --------------------------------------------------------------------------- approvals
+
+
+async def _known_run(ctx: BatchContext, run_id: str, what: str) -> RunRecord:
+    record = await ctx.runs.get(run_id)
+    if record is None:
+        # Standard SQS does not keep order: the request may still be on its way.
+        raise TransientError(f"{what} for run {run_id}, which is not known (yet)")
+    return record
+
+
+async def handle_approved(ctx: BatchContext, event: BatchApproved) -> None:
+    """An approval: counted if it is in time, from an approver, and not the requester's.
+
+    A self-approval or one from someone who is not an approver ends the request (fail
+    closed): the gateway never offers either, so one that arrives here is a bypass.
+    """
+    record = await _known_run(ctx, event.run_id, "an approval")
+    approver = event.approved_by
+    if record.status == "starting" and record.starting_by == event.event_id:
+        await ctx.supervisor.recover_start(record, event.event_id)
+        return
+    now = ctx.clock()
+    if record.status != "awaiting_approval":
+        await _late_approval(ctx, record, approver, event.event_id)
+        return
+    assert record.approval is not None
+    if now >= record.approval.expires_at:
+        await _expire(ctx, record)
+        await _late_approval(
+            ctx, await _known_run(ctx, record.run_id, "an approval"), approver, event.event_id
+        )
+        return
+    request = _revalidate(ctx, record)
+    if isinstance(request, str):
+        await ctx.supervisor.refuse(record, "validation", request, event_id=event.event_id)
+        return
+    policy = request.policy.approval
+    if policy is not None:
+        refusal = await approval_refusal(
+            policy, record.requested_by.slack_user_id, approver.slack_user_id, ctx.directory
+        )
+        if refusal is not None:
+            await ctx.runs.audit(
+                record.run_id, "approval_refused", refusal, actor=approver, event_id=event.event_id
+            )
+            await ctx.supervisor.refuse(
+                record, "approval", refusal, decided_by=approver, event_id=event.event_id
+            )
+            return
+
+    def count(current: RunRecord) -> RunRecord | None:
+        if current.status != "awaiting_approval" or current.approval is None:
+            return None
+        already = {a.slack_user_id for a in current.approval.approvals}
+        if approver.slack_user_id in already:
+            return None
+        approval = current.approval.model_copy(
+            update={"approvals": (*current.approval.approvals, approver)}
+        )
+        return current.model_copy(update={"approval": approval, "decided_by": approver})
+
+    counted, changed = await ctx.runs.update(record.run_id, count)
+    if counted is None or not changed:
+        await ctx.runs.audit(
+            record.run_id,
+            "approval_refused",
+            f"{_actor_label(approver)} approved already or the run moved on",
+            actor=approver,
+            event_id=event.event_id,
+        )
+        return
+    assert counted.approval is not None
+    have, need = len(counted.approval.approvals), counted.approval.min_approvals
+    await ctx.runs.audit(
+        record.run_id,
+        "approved",
+        f"approval {have} of {need}",
+        actor=approver,
+        event_id=event.event_id,
+    )
+    if have < need:
+        return
+    await ctx.runs.remove_pending_approval(record.run_id, counted.approval.expires_at)
+    await ctx.supervisor.start(counted, request, event.event_id)
+
+
+async def _late_approval(
+    ctx: BatchContext, record: RunRecord, approver: Actor, event_id: str
+) -> None:
+    """An approval for a run that no longer waits for one."""
+    if record.status == "refused" and record.approval is not None:
+        reason = (
+            f"the approval by {_actor_label(approver)} came after the request was closed "
+            f"({record.refusal_reason}); nothing runs — request it again"
+        )
+        await ctx.runs.audit(
+            record.run_id, "approval_refused", reason, actor=approver, event_id=event_id
+        )
+        late = record.model_copy(
+            update={"refusal_stage": "approval", "refusal_reason": reason, "decided_by": approver}
+        )
+        # Its own event id: the approver is told, the first refusal stays as it was.
+        await ctx.publisher.publish(outcomes.refused(late, kind=f"late-approval/{event_id}"))
+        return
+    await ctx.runs.audit(
+        record.run_id,
+        "approval_refused",
+        f"the run is {record.status}; the approval by {_actor_label(approver)} changes nothing",
+        actor=approver,
+        event_id=event_id,
+    )
+
+
+async def handle_rejected(ctx: BatchContext, event: BatchRejected) -> None:
+    """A rejection by an approver (or the requester withdrawing) ends the request."""
+    record = await _known_run(ctx, event.run_id, "a rejection")
+    rejector = event.rejected_by
+    if record.status != "awaiting_approval" or record.approval is None:
+        await ctx.runs.audit(
+            record.run_id,
+            "rejection_ignored",
+            f"the run is {record.status}",
+            actor=rejector,
+            event_id=event.event_id,
+        )
+        return
+    command = ctx.catalog.command(record.command)
+    policy = command.environments[record.environment].approval if command else None
+    is_requester = rejector.slack_user_id == record.requested_by.slack_user_id
+    is_approver = policy is not None and await principals_allow(
+        policy.approvers, rejector.slack_user_id, ctx.directory
+    )
+    if not (is_requester or is_approver):
+        await ctx.runs.audit(
+            record.run_id,
+            "rejection_ignored",
+            f"{_actor_label(rejector)} is neither the requester nor an approver",
+            actor=rejector,
+            event_id=event.event_id,
+        )
+        return
+    reason = f"rejected by {_actor_label(rejector)}" + (f": {event.reason}" if event.reason else "")
+    await ctx.runs.audit(record.run_id, "rejected", reason, actor=rejector, event_id=event.event_id)
+    await ctx.supervisor.refuse(
+        record, "approval", reason, decided_by=rejector, event_id=event.event_id
+    )
+
+
+async def _expire(ctx: BatchContext, record: RunRecord) -> None:
+    assert record.approval is not None
+    reason = (
+        f"nobody approved it before {iso(record.approval.expires_at)} "
+        f"({len(record.approval.approvals)} of {record.approval.min_approvals} approvals); "
+        "request it again"
+    )
+    await ctx.runs.audit(record.run_id, "expired", reason)
+    await ctx.supervisor.refuse(record, "approval", reason)
+
+
+async def expire_overdue_approvals(ctx: BatchContext) -> int:
+    """Close the requests whose approval window has passed; returns how many."""
+    now = ctx.clock()
+    closed = 0
+    for run_id in await ctx.runs.overdue_approvals(now):
+        record = await ctx.runs.get(run_id)
+        if record is None or record.approval is None:
+            continue
+        if record.status == "awaiting_approval" and now >= record.approval.expires_at:
+            await _expire(ctx, record)
+            closed += 1
+        else:
+            await ctx.runs.remove_pending_approval(run_id, record.approval.expires_at)
+    return closed
+
+
+# --------------------------------------------------------------------------- cancel
+
+
+async def handle_cancel_requested(ctx: BatchContext, event: BatchCancelRequested) -> None:
+    """Withdraw a waiting request or stop a running run (requester, approvers, or anyone
+    allowed to run that command there)."""
+    record = await _known_run(ctx, event.run_id, "a cancel")
+    actor = event.requested_by
+    if record.final:
+        await ctx.runs.audit(
+            record.run_id,
+            "cancel_refused",
+            f"the run is already {record.status}",
+            actor=actor,
+            event_id=event.event_id,
+        )
+        return
+    if not await _may_cancel(ctx, record, actor):
+        await ctx.runs.audit(
+            record.run_id,
+            "cancel_refused",
+            f"{_actor_label(actor)} is not the requester, an approver, or allowed to run "
+            f"{record.command} in {record.environment}",
+            actor=actor,
+            event_id=event.event_id,
+        )
+        return
+    await ctx.runs.audit(
+        record.run_id,
+        "cancel_requested",
+        f"while {record.status}",
+        actor=actor,
+        event_id=event.event_id,
+    )
+    noted, _ = await ctx.runs.update(
+        record.run_id,
+        lambda r: None if r.final else r.model_copy(update={"cancel_requested_by": actor}),
+    )
+    if noted is None or noted.final:
+        return
+    if noted.status in ("received", "awaiting_approval"):
+        if noted.approval is not None:
+            await ctx.runs.remove_pending_approval(noted.run_id, noted.approval.expires_at)
+        await ctx.supervisor.finish(
+            noted.run_id,
+            RunOutcome(
+                status="cancelled",
+                duration_seconds=0.0,
+                error=f"withdrawn by {_actor_label(actor)} before it started",
+            ),
+        )
+    elif noted.status == "running" and not await ctx.supervisor.cancel_running(noted):
+        await ctx.runs.audit(
+            noted.run_id,
+            "cancel_refused",
+            f"it runs in another batch process ({noted.owner}); cancel it there",
+            actor=actor,
+            event_id=event.event_id,
+        )
+    # "starting": the supervisor cancels it as soon as it is under way.
+
+
+async def _may_cancel(ctx: BatchContext, record: RunRecord, actor: Actor) -> bool:
+    if actor.slack_user_id and actor.slack_user_id == record.requested_by.slack_user_id:
+        return True
+    command = ctx.catalog.command(record.command)
+    if command is None or record.environment not in command.environments:
+        return False
+    policy = command.environments[record.environment]
+    if await principals_allow(policy.allowed, actor.slack_user_id, ctx.directory):
+        return True
+    return policy.approval is not None and await principals_allow(
+        policy.approval.approvers, actor.slack_user_id, ctx.directory
+    )

@@ -1,0 +1,126 @@
+"""The outcome events the batch service publishes, built from run records.
+
+Each outcome of a run has a fixed event id derived from the run id and the outcome's
+kind, so announcing it again (after a crash between a state change and its event, or on a
+redelivered request) is a no-op for every consumer: they deduplicate by event id.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Protocol
+
+from services.batch.runs import RunRecord
+from shared.events import (
+    Actor,
+    BatchApprovalRequested,
+    BatchRunFinished,
+    BatchRunRefused,
+    BatchRunStarted,
+    EventBase,
+)
+
+SOURCE = "batch"
+_NAMESPACE = uuid.UUID("6f1c1c7e-5b55-4d2e-9a51-0f3b7c1e9a10")
+
+
+class EventPublisher(Protocol):
+    """Publishes an event to the events topic (:class:`shared.publishing.Publisher`)."""
+
+    async def publish(self, event: EventBase) -> object:
+        """Publish ``event``."""
+
+
+def outcome_event_id(run_id: str, kind: str) -> str:
+    """The one event id of this outcome of this run."""
+    return str(uuid.uuid5(_NAMESPACE, f"{run_id}/{kind}"))
+
+
+def approval_requested(record: RunRecord) -> BatchApprovalRequested:
+    assert record.approval is not None
+    return BatchApprovalRequested(
+        event_id=outcome_event_id(record.run_id, "approval-requested"),
+        correlation_id=record.run_id,
+        source=SOURCE,
+        run_id=record.run_id,
+        command=record.command,
+        environment=record.environment,
+        parameters=record.shown_parameters(),
+        reason=record.reason,
+        requested_by=record.requested_by,
+        approvers=record.approval.approvers,
+        expires_at=record.approval.expires_at,
+    )
+
+
+def refused(record: RunRecord, *, kind: str = "refused") -> BatchRunRefused:
+    """The refusal stored in the record (``kind`` varies for a late approver's notice)."""
+    return BatchRunRefused(
+        event_id=outcome_event_id(record.run_id, kind),
+        correlation_id=record.run_id,
+        source=SOURCE,
+        run_id=record.run_id,
+        command=record.command,
+        environment=record.environment,
+        requested_by=record.requested_by,
+        stage=record.refusal_stage or "validation",
+        reason=record.refusal_reason or "refused",
+        decided_by=record.decided_by,
+    )
+
+
+def started(record: RunRecord) -> BatchRunStarted:
+    assert record.started_at is not None and record.runner is not None
+    approvals = record.approval.approvals if record.approval else ()
+    return BatchRunStarted(
+        event_id=outcome_event_id(record.run_id, "started"),
+        correlation_id=record.run_id,
+        source=SOURCE,
+        run_id=record.run_id,
+        command=record.command,
+        environment=record.environment,
+        parameters=record.shown_parameters(),
+        reason=record.reason,
+        requested_by=record.requested_by,
+        approved_by=approvals[-1] if approvals else None,
+        runner=record.runner,
+        log_url=record.log_url,
+        started_at=record.started_at,
+    )
+
+
+def finished(record: RunRecord) -> BatchRunFinished:
+    status = record.status
+    assert status in ("succeeded", "failed", "timed_out", "cancelled")
+    return BatchRunFinished(
+        event_id=outcome_event_id(record.run_id, "finished"),
+        correlation_id=record.run_id,
+        source=SOURCE,
+        run_id=record.run_id,
+        command=record.command,
+        environment=record.environment,
+        status=status,
+        exit_code=record.exit_code,
+        duration_seconds=max(record.duration_seconds or 0.0, 0.0),
+        log_tail=record.log_tail,
+        log_url=record.log_url,
+        cancelled_by=record.cancel_requested_by if status == "cancelled" else None,
+        error=record.error,
+    )
+
+
+def announcement(record: RunRecord) -> EventBase | None:
+    """The event that tells where the run stands now (None while nothing is settled)."""
+    if record.status == "awaiting_approval":
+        return approval_requested(record)
+    if record.status == "refused":
+        return refused(record)
+    if record.status == "running":
+        return started(record)
+    if record.status in ("succeeded", "failed", "timed_out", "cancelled"):
+        return finished(record)
+    return None
+
+
+def system_actor(what: str) -> Actor:
+    return Actor(name=what)

@@ -1,0 +1,1 @@
+"""Runners: where a validated, authorized, approved command actually runs."""

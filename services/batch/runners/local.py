@@ -1,0 +1,256 @@
+"""The local runner: the command as a subprocess of the batch service (embedded default).
+
+The argv goes to ``exec`` as a list (never through a shell), so each parameter reaches
+the program as exactly one argument, byte for byte. The process gets a clean
+environment (a few inherited basics, the runner's and the command's variables; never
+the service's AWS credentials), its own process group, and no stdin. Its output (stdout
+and stderr, merged in order) is streamed line by line to the run's log.
+
+Timeout and cancel stop the whole process group: SIGTERM, a grace period, then SIGKILL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Literal, Protocol
+
+from services.batch.runners.base import RunnerError, RunOutcome, RunSpec, StartedRun
+from services.batch.runners.logs import RunLog
+
+log = logging.getLogger(__name__)
+
+#: Variables a command inherits from the service's own environment (nothing secret).
+INHERITED_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "HOME", "TMPDIR", "SYSTEMROOT")
+#: How long the output may stay open after the process exits (a child that kept the
+#: pipe) before the rest of its group is killed.
+OUTPUT_DRAIN_SECONDS = 2.0
+
+
+class RunLogOpener(Protocol):
+    """Opens the log of a run (CloudWatch stream and local file)."""
+
+    async def __call__(self, run_id: str) -> RunLog:
+        """The opened log of ``run_id``."""
+
+
+def inherited_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """The basics a command inherits (from ``os.environ`` at start-up)."""
+    env = {name: environ[name] for name in INHERITED_ENV if name in environ}
+    # Python commands print progress as it happens instead of in one block at exit.
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+StopReason = Literal["cancelled", "timed_out"]
+
+
+@dataclass
+class _LocalRun:
+    process: asyncio.subprocess.Process
+    run_log: RunLog
+    started: datetime
+    pump: asyncio.Task[None]
+    stop_reason: StopReason | None = None
+    terminating: asyncio.Task[None] | None = None
+    exited: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class LocalRunner:
+    """Runs commands as subprocesses of this process.
+
+    Args:
+        open_log: makes the run's log (called with the run id).
+        base_env: inherited variables (see :func:`inherited_env`).
+        kill_grace: seconds between SIGTERM and SIGKILL.
+        clock: the current time.
+    """
+
+    kind = "local"
+    idempotent_start = False
+    resumable = False
+
+    def __init__(
+        self,
+        *,
+        open_log: RunLogOpener,
+        base_env: Mapping[str, str],
+        kill_grace: float = 10,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._open_log = open_log
+        self._base_env = dict(base_env)
+        self.kill_grace = kill_grace
+        self._clock = clock
+        self._runs: dict[str, _LocalRun] = {}
+        self.owner = f"{socket.gethostname()}:{os.getpid()}"
+
+    def running(self) -> list[str]:
+        """Run ids of the processes this runner is watching."""
+        return list(self._runs)
+
+    async def start(self, spec: RunSpec) -> StartedRun:
+        run_log = await self._open_log(spec.run_id)
+        env = {**self._base_env, **spec.env, "TOILKIT_RUN_ID": spec.run_id}
+        run_log.write(f"toilkit: {spec.command} in {spec.environment}, run {spec.run_id}")
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *spec.argv,
+                cwd=spec.workdir,
+                env=env,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True,  # its own process group: stopped as a whole
+            )
+        except OSError as exc:
+            reason = f"cannot start {spec.argv[0]!r} in {spec.workdir}: {exc.strerror or exc}"
+            run_log.write(f"toilkit: {reason}")
+            await run_log.close()
+            raise RunnerError(reason) from exc
+        assert process.stdout is not None
+        started = self._clock()
+        pump = asyncio.create_task(_pump_output(process.stdout, run_log))
+        run = _LocalRun(process=process, run_log=run_log, started=started, pump=pump)
+        self._runs[spec.run_id] = run
+        log.info("run %s: started pid %d: %s", spec.run_id, process.pid, spec.argv[0])
+        return StartedRun(
+            runner=self.kind,
+            ref=f"{self.owner}:{process.pid}",
+            started_at=started,
+            log_url=run_log.url,
+        )
+
+    async def wait(self, spec: RunSpec, started: StartedRun) -> RunOutcome:
+        run = self._runs.get(spec.run_id)
+        if run is None:
+            return RunOutcome(
+                status="failed",
+                error="the process is not a child of this batch service (it restarted "
+                "during the run); its outcome is unknown",
+            )
+        try:
+            try:
+                async with asyncio.timeout(spec.timeout_seconds):
+                    await run.process.wait()
+            except TimeoutError:
+                if run.stop_reason is None:
+                    run.stop_reason = "timed_out"
+                    run.run_log.write(
+                        f"toilkit: timed out after {spec.timeout_seconds:g}s; stopping it"
+                    )
+                await self._terminate(run)
+            if run.terminating is not None:
+                await run.terminating
+            await self._drain_output(run)
+            return self._outcome(spec, run)
+        finally:
+            self._runs.pop(spec.run_id, None)
+            await run.run_log.close()
+
+    async def cancel(self, run_id: str, started: StartedRun) -> None:
+        run = self._runs.get(run_id)
+        if run is None or run.process.returncode is not None:
+            return
+        if run.stop_reason is None:
+            run.stop_reason = "cancelled"
+            run.run_log.write("toilkit: cancel requested; stopping it")
+        await self._terminate(run)
+
+    async def stop_all(self) -> None:
+        """Cancel every run (the service is stopping; its children cannot outlive it)."""
+        for run in list(self._runs.values()):
+            if run.stop_reason is None:
+                run.stop_reason = "cancelled"
+                run.run_log.write("toilkit: the batch service is stopping; stopping the run")
+            await self._terminate(run)
+
+    async def _terminate(self, run: _LocalRun) -> None:
+        if run.terminating is None:
+            run.terminating = asyncio.create_task(self._stop_group(run))
+        await asyncio.shield(run.terminating)
+
+    async def _stop_group(self, run: _LocalRun) -> None:
+        """SIGTERM the group, give it ``kill_grace`` seconds, then SIGKILL what is left."""
+        pgid = run.process.pid
+        _signal_group(pgid, signal.SIGTERM)
+        try:
+            async with asyncio.timeout(self.kill_grace):
+                await run.process.wait()
+        except TimeoutError:
+            run.run_log.write(
+                f"toilkit: still running {self.kill_grace:g}s after SIGTERM; sending SIGKILL"
+            )
+        # Also reaches children the program left behind when it exited on SIGTERM.
+        _signal_group(pgid, signal.SIGKILL)
+        await run.process.wait()
+
+    async def _drain_output(self, run: _LocalRun) -> None:
+        try:
+            async with asyncio.timeout(OUTPUT_DRAIN_SECONDS):
+                await asyncio.shield(run.pump)
+        except TimeoutError:
+            # A child still holds the output pipe after the program exited.
+            run.run_log.write("toilkit: the program left processes behind; killing them")
+            _signal_group(run.process.pid, signal.SIGKILL)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(OUTPUT_DRAIN_SECONDS):
+                    await asyncio.shield(run.pump)
+            run.pump.cancel()
+
+    def _outcome(self, spec: RunSpec, run: _LocalRun) -> RunOutcome:
+        code = run.process.returncode
+        assert code is not None
+        exit_code = code if code >= 0 else None
+        error = None
+        if code < 0:
+            error = f"killed by {signal.Signals(-code).name}"
+        if run.stop_reason is not None:
+            status: Literal["succeeded", "failed", "timed_out", "cancelled"] = run.stop_reason
+        elif code == 0:
+            status = "succeeded"
+        else:
+            status = "failed"
+            error = error or f"exited with status {code}"
+        duration = (self._clock() - run.started).total_seconds()
+        run.run_log.write(
+            f"toilkit: {status}"
+            + (f", exit status {exit_code}" if exit_code is not None else "")
+            + (f" ({error})" if error and exit_code is None else "")
+            + f" after {duration:.1f}s"
+        )
+        return RunOutcome(
+            status=status,
+            exit_code=exit_code,
+            log_tail=tuple(run.run_log.tail),
+            error=error if status != "succeeded" else None,
+            log_url=run.run_log.url,
+            duration_seconds=max(duration, 0.0),
+        )
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+async def _pump_output(stream: asyncio.StreamReader, run_log: RunLog) -> None:
+    """Copy the process's output to the log, line by line, until EOF."""
+    pending = b""
+    while chunk := await stream.read(65536):
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        for line in lines:
+            run_log.write(line.rstrip(b"\r").decode("utf-8", errors="replace"))
+        while len(pending) > 65536:  # no newline in sight: cut it
+            run_log.write(pending[:65536].decode("utf-8", errors="replace"))
+            pending = pending[65536:]
+    if pending:
+        run_log.write(pending.rstrip(b"\r").decode("utf-8", errors="replace"))

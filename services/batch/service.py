@@ -1,0 +1,174 @@
+"""The batch service: wires the catalog, the run store, the runners and the worker once."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from datetime import timedelta
+
+from slack_sdk.web.async_client import AsyncWebClient
+
+from services.batch.directory import SlackGroupDirectory
+from services.batch.handlers import BatchContext, build_handlers, expire_overdue_approvals
+from services.batch.runners.base import Runner
+from services.batch.runners.codebuild import BuildReader, CodeBuildRunner, PollPolicy
+from services.batch.runners.local import LocalRunner, inherited_env
+from services.batch.runners.logs import RunLogs
+from services.batch.runners.stepfunctions import ExecutionEvents, StepFunctionsRunner
+from services.batch.runs import Clock, LockStore, RunStore, utc_now
+from services.batch.settings import BatchSettings
+from services.batch.supervisor import RunSupervisor
+from shared.catalog import StaticGroupDirectory, load_catalog
+from shared.runtime import Runtime
+from shared.settings import load_settings
+from shared.worker import Worker
+
+log = logging.getLogger(__name__)
+
+
+class BatchService:
+    """Consumes batch commands; runs, watches and reports batch runs."""
+
+    name = "batch"
+
+    def __init__(
+        self,
+        *,
+        worker: Worker,
+        context: BatchContext,
+        settings: BatchSettings,
+        events: ExecutionEvents | None,
+    ) -> None:
+        self.worker = worker
+        self.context = context
+        self.supervisor = context.supervisor
+        self.settings = settings
+        self.events = events
+        self._stopping = asyncio.Event()
+
+    async def run(self) -> None:
+        """Resume the runs a previous process left, then consume until :meth:`stop`."""
+        self._stopping.clear()
+        await self.supervisor.resume()
+        background = [asyncio.create_task(self._sweep_expired_approvals())]
+        if self.events is not None:
+            background.append(asyncio.create_task(self.events.run()))
+        try:
+            await self.worker.run()
+        finally:
+            self._stopping.set()
+            if self.events is not None:
+                self.events.stop()
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
+            await self.supervisor.stop()
+
+    def stop(self) -> None:
+        self.worker.stop()
+
+    def describe(self) -> str:
+        catalog = self.context.catalog
+        runners = ", ".join(sorted(self.supervisor.runners))
+        return (
+            f"consumes {self.worker.queue_name}; catalog {self.settings.catalog_path} "
+            f"({len(catalog.commands)} commands); runners: {runners}"
+        )
+
+    async def _sweep_expired_approvals(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                await expire_overdue_approvals(self.context)
+            except Exception:
+                log.exception("closing expired approval requests failed; trying again later")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.settings.approval_sweep_seconds)
+
+
+async def build_batch(
+    runtime: Runtime, settings: BatchSettings | None = None, *, clock: Clock = utc_now
+) -> BatchService:
+    """Build the batch service from the runtime and ``TOILKIT_BATCH_*`` settings.
+
+    Raises:
+        ConfigError: invalid settings or catalog (the message names the problem).
+    """
+    settings = settings or load_settings(BatchSettings)
+    catalog = load_catalog(settings.catalog_path)
+    aws = runtime.aws
+    runs = RunStore(
+        aws.dynamodb,
+        runtime.names.state_table,
+        retention=timedelta(days=settings.record_retention_days),
+        clock=clock,
+    )
+    locks = LockStore(aws.dynamodb, runtime.names.state_table, clock=clock)
+    logs_client = await aws.client("logs")
+    region = aws.settings.region
+    console_links = settings.console_log_links
+    if console_links is None:
+        # A console link is useless on an emulator; the local file is what one opens.
+        console_links = aws.settings.endpoint_for("logs") is None
+    run_logs = RunLogs(
+        logs=logs_client,
+        group=settings.log_group,
+        log_dir=settings.log_dir,
+        region=region,
+        console_links=console_links,
+        tail_lines=settings.log_tail_lines,
+    )
+    poll = PollPolicy(initial=settings.poll_initial_seconds, maximum=settings.poll_max_seconds)
+    codebuild = await aws.client("codebuild")
+    reader = BuildReader(codebuild, logs_client, region=region, tail_lines=settings.log_tail_lines)
+    events = (
+        ExecutionEvents(aws.sqs, settings.completion_queue_url)
+        if settings.completion_queue_url
+        else None
+    )
+    runners: dict[str, Runner] = {
+        "local": LocalRunner(
+            open_log=run_logs,
+            base_env=inherited_env(os.environ),
+            kill_grace=settings.kill_grace_seconds,
+            clock=clock,
+        ),
+        "codebuild": CodeBuildRunner(codebuild, reader, poll=poll, clock=clock),
+        "stepfunctions": StepFunctionsRunner(
+            await aws.client("stepfunctions"),
+            codebuild,
+            reader,
+            region=region,
+            poll=poll,
+            events=events,
+            clock=clock,
+        ),
+    }
+    supervisor = RunSupervisor(
+        catalog=catalog,
+        runs=runs,
+        locks=locks,
+        runners=runners,
+        publisher=runtime.publisher,
+        clock=clock,
+    )
+    slack = None
+    if settings.slack_bot_token is not None:
+        slack = AsyncWebClient(
+            token=settings.slack_bot_token.get_secret_value(),
+            base_url=settings.slack_api_url or AsyncWebClient.BASE_URL,
+        )
+    directory = SlackGroupDirectory(
+        StaticGroupDirectory(catalog.usergroups), slack, cache_seconds=settings.group_cache_seconds
+    )
+    context = BatchContext(
+        catalog=catalog,
+        runs=runs,
+        supervisor=supervisor,
+        publisher=runtime.publisher,
+        directory=directory,
+        clock=clock,
+    )
+    worker = runtime.worker("batch", build_handlers(context), settings.worker)
+    return BatchService(worker=worker, context=context, settings=settings, events=events)

@@ -1,0 +1,62 @@
+"""The batch service's settings (``TOILKIT_BATCH_*`` environment variables)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.settings import WorkerSettings
+
+
+class BatchSettings(BaseSettings):
+    """Where the catalog is, where run logs go, and how runs are watched.
+
+    Nested worker settings use ``__``: ``TOILKIT_BATCH_WORKER__CONCURRENCY=4``.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="TOILKIT_BATCH_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    catalog_path: Path = Field(
+        default=Path("catalog/demo.yaml"), description="The command catalog (YAML)."
+    )
+    worker: WorkerSettings = WorkerSettings()
+
+    log_group: str = Field(default="/toilkit/batch", min_length=1, max_length=512)
+    log_dir: Path = Field(
+        default=Path(".toilkit/runs"), description="Local copies of run logs (local runner)."
+    )
+    console_log_links: bool | None = Field(
+        default=None,
+        description="Link CloudWatch's console (True) or the local log file (False); "
+        "default: the console on AWS, the file on an emulator.",
+    )
+    log_tail_lines: int = Field(default=20, ge=1, le=200)
+
+    kill_grace_seconds: float = Field(
+        default=10, ge=0, description="SIGTERM, then this long, then SIGKILL."
+    )
+    poll_initial_seconds: float = Field(
+        default=2, ge=0, description="First wait between status polls of a remote run."
+    )
+    poll_max_seconds: float = Field(default=30, ge=0)
+    completion_queue_url: str | None = Field(
+        default=None,
+        description="SQS queue fed by an EventBridge rule with Step Functions execution "
+        "status changes; without it, remote runs are polled.",
+    )
+    approval_sweep_seconds: float = Field(
+        default=15, gt=0, description="How often expired approval requests are closed."
+    )
+    record_retention_days: int = Field(default=400, ge=1)
+
+    slack_bot_token: SecretStr | None = Field(
+        default=None, description="Resolves Slack user groups (usergroups:read)."
+    )
+    slack_api_url: str | None = Field(
+        default=None, description="Slack Web API base URL (the stand-in's, in tests)."
+    )
+    group_cache_seconds: float = Field(default=60, ge=0)

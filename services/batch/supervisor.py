@@ -1,0 +1,479 @@
+"""Starting, watching, finishing and cancelling runs.
+
+:meth:`RunSupervisor.start` takes the concurrency slot, claims the start on the run record
+(a conditional write, so a redelivered request or a second approval never starts a
+second run), starts the runner and announces ``BatchRunStarted``. A background task then
+waits for the run to end, records the outcome, frees the slot and announces
+``BatchRunFinished``. Handlers return as soon as the run is under way: a run may last
+much longer than a message may stay hidden.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+
+from services.batch import outcomes
+from services.batch.outcomes import EventPublisher
+from services.batch.runners.base import Runner, RunnerError, RunOutcome, RunSpec, StartedRun
+from services.batch.runs import Clock, LockStore, RunRecord, RunStore
+from shared.catalog import Catalog, LocalRunnerSettings, ValidatedRequest, validate_request
+from shared.errors import TransientError
+from shared.events import Actor, RefusalStage
+
+log = logging.getLogger(__name__)
+
+#: A held slot outlives the run's timeout by this much before another run may take it
+#: (covers the kill grace and a slow finish; a crashed service frees it after that).
+LOCK_MARGIN = timedelta(minutes=10)
+
+
+@dataclass(frozen=True)
+class _Watched:
+    task: asyncio.Task[None]
+    runner: Runner
+    started: StartedRun
+
+
+class RunSupervisor:
+    """Owns the runs this process started or resumed.
+
+    Args:
+        catalog: the command catalog.
+        runs: run records and audit.
+        locks: concurrency slots.
+        runners: runner by kind (``local``, ``codebuild``, ``stepfunctions``).
+        publisher: where outcome events go.
+        clock: the current time.
+    """
+
+    def __init__(
+        self,
+        *,
+        catalog: Catalog,
+        runs: RunStore,
+        locks: LockStore,
+        runners: Mapping[str, Runner],
+        publisher: EventPublisher,
+        clock: Clock,
+    ) -> None:
+        self.catalog = catalog
+        self.runs = runs
+        self.locks = locks
+        self.runners = dict(runners)
+        self.publisher = publisher
+        self.clock = clock
+        self.owner = f"{socket.gethostname()}:{os.getpid()}"
+        self._watched: dict[str, _Watched] = {}
+
+    # ------------------------------------------------------------------ specs
+
+    def spec_for(self, record: RunRecord, request: ValidatedRequest) -> RunSpec:
+        settings = request.policy.runner
+        workdir = self.catalog.base_dir()
+        if isinstance(settings, LocalRunnerSettings):
+            workdir = (workdir / settings.workdir).resolve()
+        return RunSpec(
+            run_id=record.run_id,
+            request_event_id=record.request_event_id,
+            command=record.command,
+            environment=record.environment,
+            argv=tuple(request.argv()),
+            env={**settings.env, **request.env()},
+            timeout_seconds=request.command.timeout_seconds,
+            settings=settings,
+            workdir=workdir,
+        )
+
+    def _spec_without_values(self, record: RunRecord) -> RunSpec | None:
+        """A spec good enough to watch a started run (its values may be gone)."""
+        command = self.catalog.command(record.command)
+        if command is None or record.environment not in command.environments:
+            return None
+        settings = command.environments[record.environment].runner
+        return RunSpec(
+            run_id=record.run_id,
+            request_event_id=record.request_event_id,
+            command=record.command,
+            environment=record.environment,
+            argv=command.argv,
+            env={},
+            timeout_seconds=command.timeout_seconds,
+            settings=settings,
+        )
+
+    @staticmethod
+    def started_of(record: RunRecord) -> StartedRun | None:
+        if record.runner is None or record.runner_ref is None or record.started_at is None:
+            return None
+        return StartedRun(
+            runner=record.runner,
+            ref=record.runner_ref,
+            started_at=record.started_at,
+            log_url=record.log_url,
+        )
+
+    # ------------------------------------------------------------------ refusing
+
+    async def refuse(
+        self,
+        record: RunRecord,
+        stage: RefusalStage,
+        reason: str,
+        *,
+        decided_by: Actor | None = None,
+        event_id: str | None = None,
+    ) -> RunRecord:
+        """End a run that has not started: record, audit and announce the refusal."""
+
+        def decide(current: RunRecord) -> RunRecord | None:
+            if current.final:
+                return None
+            return current.model_copy(
+                update={
+                    "status": "refused",
+                    "refusal_stage": stage,
+                    "refusal_reason": reason,
+                    "decided_by": decided_by,
+                    "finished_at": self.clock(),
+                }
+            )
+
+        stored, changed = await self.runs.update(record.run_id, decide)
+        if stored is None or not changed:
+            return stored or record
+        await self.runs.audit(
+            record.run_id, "refused", f"{stage}: {reason}", actor=decided_by, event_id=event_id
+        )
+        if record.approval is not None:
+            await self.runs.remove_pending_approval(record.run_id, record.approval.expires_at)
+        await self.publisher.publish(outcomes.refused(stored))
+        return stored
+
+    # ------------------------------------------------------------------ starting
+
+    async def start(self, record: RunRecord, request: ValidatedRequest, event_id: str) -> None:
+        """Start an authorized (and, where needed, approved) run, at most once.
+
+        Args:
+            record: the run as last read.
+            request: the request, validated again against the catalog.
+            event_id: the event whose handler is starting it (a redelivery of the same
+                event resumes an interrupted start; any other event leaves it alone).
+
+        Raises:
+            TransientError: could not start now; the event is retried.
+        """
+        spec = self.spec_for(record, request)
+        runner = self.runners.get(spec.settings.kind)
+        if runner is None:
+            await self.refuse(
+                record,
+                "runner",
+                f"the {spec.settings.kind} runner is not configured in this batch service",
+                event_id=event_id,
+            )
+            return
+        slots = request.command.concurrency
+        if slots is not None:
+            holders = await self.locks.acquire(
+                record.command,
+                record.environment,
+                record.run_id,
+                slots=slots,
+                hold=timedelta(seconds=spec.timeout_seconds) + LOCK_MARGIN,
+            )
+            if holders:
+                busy = ", ".join(holders)
+                await self.runs.audit(record.run_id, "lock_busy", busy, event_id=event_id)
+                await self.refuse(
+                    record,
+                    "concurrency",
+                    f"{record.command} in {record.environment} runs {slots} at a time and "
+                    f"{busy} {'is' if len(holders) == 1 else 'are'} running; "
+                    "request it again when that ends",
+                    event_id=event_id,
+                )
+                return
+        before = record.status
+
+        def claim(current: RunRecord) -> RunRecord | None:
+            if current.status not in ("received", "awaiting_approval"):
+                return None
+            return current.model_copy(
+                update={
+                    "status": "starting",
+                    "starting_by": event_id,
+                    "owner": self.owner,
+                    "runner": runner.kind,
+                }
+            )
+
+        claimed, changed = await self.runs.update(record.run_id, claim)
+        if claimed is None or not changed:
+            if claimed is not None and claimed.final and slots is not None:
+                await self.locks.release(
+                    record.command, record.environment, record.run_id, slots=slots
+                )
+            log.info(
+                "run %s: already %s; not starting it again",
+                record.run_id,
+                claimed and claimed.status,
+            )
+            return
+        await self.runs.mark_active(record.run_id)
+        await self._launch(claimed, spec, runner, event_id, revert_to=before)
+
+    async def _launch(
+        self, claimed: RunRecord, spec: RunSpec, runner: Runner, event_id: str, *, revert_to: str
+    ) -> None:
+        try:
+            started = await runner.start(spec)
+        except RunnerError as exc:
+            await self.refuse(claimed, "runner", str(exc), event_id=event_id)
+            await self._release(claimed)
+            return
+        except BaseException:
+            if revert_to == "starting":
+                raise  # a recovery: the claim stays with the event that will retry it
+            # Nothing started: put the run back so the retried event can start it.
+            with contextlib.suppress(Exception):
+                await self.runs.update(
+                    claimed.run_id,
+                    lambda r: (
+                        r.model_copy(update={"status": revert_to, "starting_by": None})
+                        if r.status == "starting"
+                        else None
+                    ),
+                )
+                await self._release(claimed)
+            raise
+        await self._running(claimed.run_id, spec, runner, started, event_id)
+
+    async def _running(
+        self, run_id: str, spec: RunSpec, runner: Runner, started: StartedRun, event_id: str
+    ) -> None:
+        def mark(current: RunRecord) -> RunRecord | None:
+            if current.status != "starting":
+                return None
+            return current.model_copy(
+                update={
+                    "status": "running",
+                    "runner": started.runner,
+                    "runner_ref": started.ref,
+                    "log_url": started.log_url,
+                    "started_at": started.started_at,
+                    # The process has its values; nothing secret stays at rest.
+                    "parameters": tuple(p for p in current.parameters if not p.sensitive)
+                    + tuple(
+                        p.model_copy(update={"value": None})
+                        for p in current.parameters
+                        if p.sensitive
+                    ),
+                    "sensitive_dropped": True,
+                }
+            )
+
+        record, _ = await self.runs.update(run_id, mark)
+        if record is None:
+            return
+        detail = f"{started.runner} {started.ref}" + (
+            " (found already started)" if started.resumed else ""
+        )
+        await self.runs.audit(run_id, "started", detail, event_id=event_id)
+        await self.publisher.publish(outcomes.started(record))
+        self._watch(record, spec, runner, started)
+        if record.cancel_requested_by is not None:
+            # A cancel arrived while it was starting.
+            await runner.cancel(run_id, started)
+
+    async def recover_start(self, record: RunRecord, event_id: str) -> None:
+        """The event that claimed this start was redelivered: the start was interrupted
+        (a crash or a timeout) and whether it happened is not recorded."""
+        request = self._revalidate(record)
+        runner = self.runners.get(record.runner or "")
+        if runner is not None and runner.idempotent_start and isinstance(request, ValidatedRequest):
+            spec = self.spec_for(record, request)
+            await self._launch(record, spec, runner, event_id, revert_to="starting")
+            return
+        await self.finish(
+            record.run_id,
+            RunOutcome(
+                status="failed",
+                error="the batch service stopped while starting this run; whether the "
+                "command started is unknown (see its log), so it is not started again",
+            ),
+        )
+
+    def _revalidate(self, record: RunRecord) -> ValidatedRequest | None:
+        result = validate_request(
+            self.catalog,
+            record.command,
+            record.environment,
+            [(p.name, p.value) for p in record.parameters],
+        )
+        return result if isinstance(result, ValidatedRequest) else None
+
+    # ------------------------------------------------------------------ watching
+
+    def _watch(self, record: RunRecord, spec: RunSpec, runner: Runner, started: StartedRun) -> None:
+        task = asyncio.create_task(self._watch_until_end(record.run_id, spec, runner, started))
+        self._watched[record.run_id] = _Watched(task=task, runner=runner, started=started)
+        task.add_done_callback(lambda _: self._watched.pop(record.run_id, None))
+
+    async def _watch_until_end(
+        self, run_id: str, spec: RunSpec, runner: Runner, started: StartedRun
+    ) -> None:
+        delay = 1.0
+        while True:
+            try:
+                outcome = await runner.wait(spec, started)
+                break
+            except TransientError as exc:
+                if not runner.resumable:
+                    outcome = RunOutcome(status="failed", error=f"lost track of the run: {exc}")
+                    break
+                log.warning("run %s: cannot read its status (%s); retrying", run_id, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 60)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.exception("run %s: watching it failed", run_id)
+                outcome = RunOutcome(status="failed", error=f"lost track of the run: {exc}")
+                break
+        await self.finish(run_id, outcome)
+
+    async def finish(self, run_id: str, outcome: RunOutcome) -> RunRecord | None:
+        """Record how a run ended, free its slot, announce ``BatchRunFinished`` (once)."""
+        now = self.clock()
+
+        def decide(current: RunRecord) -> RunRecord | None:
+            if current.final:
+                return None
+            duration = outcome.duration_seconds
+            if duration is None and current.started_at is not None:
+                duration = (now - current.started_at).total_seconds()
+            return current.model_copy(
+                update={
+                    "status": outcome.status,
+                    "finished_at": now,
+                    "exit_code": outcome.exit_code,
+                    "duration_seconds": max(duration or 0.0, 0.0),
+                    "log_tail": outcome.log_tail,
+                    "error": outcome.error,
+                    "log_url": outcome.log_url or current.log_url,
+                }
+            )
+
+        record, changed = await self.runs.update(run_id, decide)
+        if record is None or not changed:
+            return record
+        await self._release(record)
+        detail = outcome.status + (
+            f", exit status {outcome.exit_code}" if outcome.exit_code is not None else ""
+        )
+        if outcome.error:
+            detail += f": {outcome.error}"
+        await self.runs.audit(run_id, "finished", detail, actor=record.cancel_requested_by)
+        await self.publisher.publish(outcomes.finished(record))
+        return record
+
+    async def _release(self, record: RunRecord) -> None:
+        command = self.catalog.command(record.command)
+        slots = command.concurrency if command is not None else None
+        if slots is not None:
+            await self.locks.release(record.command, record.environment, record.run_id, slots=slots)
+        await self.runs.mark_inactive(record.run_id)
+
+    # ------------------------------------------------------------------ cancelling
+
+    async def cancel_running(self, record: RunRecord) -> bool:
+        """Stop a running run this process can reach; False when it cannot."""
+        watched = self._watched.get(record.run_id)
+        if watched is not None:
+            await watched.runner.cancel(record.run_id, watched.started)
+            return True
+        runner = self.runners.get(record.runner or "")
+        started = self.started_of(record)
+        if runner is None or started is None or not runner.resumable:
+            return False
+        await runner.cancel(record.run_id, started)
+        return True
+
+    # ------------------------------------------------------------------ restart
+
+    async def resume(self) -> None:
+        """Pick up the runs a previous process left: watch remote runs again, settle the
+        local ones whose process is gone."""
+        for run_id in await self.runs.active_run_ids():
+            record = await self.runs.get(run_id)
+            if record is None or record.final:
+                await self.runs.mark_inactive(run_id)
+                continue
+            runner = self.runners.get(record.runner or "")
+            if record.status == "starting":
+                if record.owner != self.owner and not _owner_alive(record.owner):
+                    await self.recover_start(record, record.starting_by or "")
+                continue
+            started = self.started_of(record)
+            spec = self._spec_without_values(record)
+            if runner is not None and runner.resumable and started and spec:
+                log.info("run %s: watching %s %s again", run_id, record.runner, record.runner_ref)
+                self._watch(record, spec, runner, started)
+            elif not _owner_alive(record.owner):
+                await self.finish(
+                    run_id,
+                    RunOutcome(
+                        status="failed",
+                        error="the batch service that ran it stopped during the run; its "
+                        "outcome is unknown (see its log)",
+                    ),
+                )
+
+    async def stop(self) -> None:
+        """Stop local runs (children cannot outlive the service) and let them finish;
+        stop watching remote ones (the next start resumes them)."""
+        local = self.runners.get("local")
+        stop_all = getattr(local, "stop_all", None)
+        if stop_all is not None:
+            await stop_all()
+        remote = [w.task for w in self._watched.values() if w.runner.resumable]
+        for task in remote:
+            task.cancel()
+        pending = [w.task for w in self._watched.values()]
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    async def wait_idle(self) -> None:
+        """Wait until every watched run has finished (tests, burst mode)."""
+        while self._watched:
+            await asyncio.gather(
+                *(w.task for w in list(self._watched.values())), return_exceptions=True
+            )
+
+    def watching(self) -> list[str]:
+        return list(self._watched)
+
+
+def _owner_alive(owner: str | None) -> bool:
+    """Whether the process ``host:pid`` still runs (False when unknown or elsewhere dead)."""
+    if not owner or ":" not in owner:
+        return False
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname():
+        # Another machine: assume alive; its own restart settles its runs.
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except (ProcessLookupError, ValueError):
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,619 @@
+"""The batch command catalog: the reviewed list of commands that may run in production.
+
+A YAML file, validated here, shared by the gateway (which builds the Slack modal from it
+and checks input early) and the batch service (which checks everything again and never
+trusts the gateway). Per command: an argv template (a list, never a shell string) whose
+``{param}`` placeholders fill *whole* argv items or environment variable values, typed
+parameters, and per environment who may run it, who must approve it, and where it runs.
+
+Everything a request carries is checked by :func:`validate_request`; a parameter value
+that passes reaches the process as exactly the string the requester typed, as one argv
+item or one environment variable (:func:`build_argv`, :func:`build_env`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal, Protocol, TypeAlias
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from shared.errors import ConfigError
+from shared.events import RunParameter
+
+#: A placeholder fills a whole argv item or a whole environment value: ``{since}``.
+PLACEHOLDER = re.compile(r"^\{([a-z][a-z0-9_]{0,39})\}$")
+#: Anything that looks like a placeholder inside a longer string (a template error).
+_EMBEDDED_PLACEHOLDER = re.compile(r"\{[a-z][a-z0-9_]{0,39}\}")
+_NAME = r"^[a-z][a-z0-9_-]{0,62}$"
+_PARAMETER_NAME = r"^[a-z][a-z0-9_]{0,39}$"
+_ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
+#: Slack user ids (``U...``, ``W...`` for Enterprise Grid) and user group ids (``S...``).
+SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,20}$")
+SLACK_GROUP_ID = re.compile(r"^S[A-Z0-9]{2,20}$")
+
+#: Environment variables a catalog may not set: they would change how the program is
+#: found or loaded rather than what it does.
+RESERVED_ENV = frozenset({"PATH", "LD_PRELOAD", "LD_LIBRARY_PATH", "PYTHONPATH", "PYTHONHOME"})
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# --------------------------------------------------------------------------- parameters
+
+RawValue: TypeAlias = str | int | bool | None
+
+
+class InvalidValue(Exception):
+    """A parameter value that does not fit its parameter; the message says why."""
+
+
+class _ParameterBase(_Model):
+    name: str = Field(pattern=_PARAMETER_NAME)
+    label: str = Field(default="", description="What the Slack modal shows (default: name).")
+    description: str = ""
+    required: bool = True
+    sensitive: bool = Field(
+        default=False,
+        description="Never shown in Slack, events or `toilkit runs show` (only the process sees it).",
+    )
+
+    @property
+    def title(self) -> str:
+        return self.label or self.name
+
+
+class TextParameter(_ParameterBase):
+    """Free text, kept exactly as typed (no trimming); ``pattern`` must match all of it."""
+
+    type: Literal["text"] = "text"
+    pattern: str | None = None
+    min_length: int = Field(default=0, ge=0)
+    max_length: int = Field(default=256, ge=1, le=4096)
+    allow_leading_dash: bool = Field(
+        default=False,
+        description="Accept values starting with '-' (refused by default: most programs "
+        "would read such an argv item as an option, which is argument injection).",
+    )
+    default: str | None = None
+
+    @model_validator(mode="after")
+    def _pattern_compiles(self) -> TextParameter:
+        if self.pattern is not None:
+            try:
+                re.compile(self.pattern)
+            except re.error as exc:
+                raise ValueError(
+                    f"pattern {self.pattern!r} is not a regular expression: {exc}"
+                ) from exc
+        return self
+
+    def check(self, raw: RawValue) -> str:
+        if not isinstance(raw, str):
+            raise InvalidValue(f"expected text, got {_kind(raw)}")
+        if "\x00" in raw:
+            raise InvalidValue("contains a NUL character, which no process argument can carry")
+        if len(raw) < self.min_length:
+            raise InvalidValue(f"is shorter than {self.min_length} characters")
+        if len(raw) > self.max_length:
+            raise InvalidValue(f"is longer than {self.max_length} characters ({len(raw)})")
+        if raw.startswith("-") and not self.allow_leading_dash:
+            raise InvalidValue(
+                "starts with '-', which the program would read as an option, not a value"
+            )
+        if self.pattern is not None and re.fullmatch(self.pattern, raw) is None:
+            raise InvalidValue(f"does not match the pattern {self.pattern}")
+        return raw
+
+
+class IntegerParameter(_ParameterBase):
+    type: Literal["integer"] = "integer"
+    minimum: int | None = None
+    maximum: int | None = None
+    default: int | None = None
+
+    def check(self, raw: RawValue) -> str:
+        if isinstance(raw, bool):
+            raise InvalidValue("expected an integer, got a boolean")
+        if isinstance(raw, str):
+            if re.fullmatch(r"-?[0-9]{1,18}", raw) is None:
+                raise InvalidValue(f"expected an integer, got {raw!r}")
+            value = int(raw)
+        elif isinstance(raw, int):
+            value = raw
+        else:
+            raise InvalidValue(f"expected an integer, got {_kind(raw)}")
+        if self.minimum is not None and value < self.minimum:
+            raise InvalidValue(f"must be at least {self.minimum} (got {value})")
+        if self.maximum is not None and value > self.maximum:
+            raise InvalidValue(f"must be at most {self.maximum} (got {value})")
+        return str(value)
+
+
+class BooleanParameter(_ParameterBase):
+    """Reaches the process as ``true`` or ``false``."""
+
+    type: Literal["boolean"] = "boolean"
+    default: bool | None = None
+
+    def check(self, raw: RawValue) -> str:
+        if isinstance(raw, bool):
+            return "true" if raw else "false"
+        if isinstance(raw, str) and raw in ("true", "false"):
+            return raw
+        raise InvalidValue(f"expected true or false, got {raw!r}")
+
+
+class ChoiceParameter(_ParameterBase):
+    type: Literal["choice"] = "choice"
+    choices: tuple[str, ...] = Field(min_length=1)
+    default: str | None = None
+
+    def check(self, raw: RawValue) -> str:
+        if isinstance(raw, str) and raw in self.choices:
+            return raw
+        raise InvalidValue(f"must be one of {', '.join(self.choices)} (got {raw!r})")
+
+
+class SlackUserParameter(_ParameterBase):
+    """A Slack user id (the modal's user picker)."""
+
+    type: Literal["slack_user"] = "slack_user"
+    default: str | None = None
+
+    def check(self, raw: RawValue) -> str:
+        if isinstance(raw, str) and SLACK_USER_ID.fullmatch(raw):
+            return raw
+        raise InvalidValue(f"expected a Slack user id like U0123ABCD, got {raw!r}")
+
+
+ParameterSpec: TypeAlias = Annotated[
+    TextParameter | IntegerParameter | BooleanParameter | ChoiceParameter | SlackUserParameter,
+    Field(discriminator="type"),
+]
+
+
+def _kind(raw: RawValue) -> str:
+    return "nothing" if raw is None else type(raw).__name__
+
+
+# --------------------------------------------------------------------------- who and where
+
+
+class Principals(_Model):
+    """Slack users and user groups (a group allows each of its members)."""
+
+    users: tuple[str, ...] = ()
+    usergroups: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _ids_look_like_slack_ids(self) -> Principals:
+        bad_users = [u for u in self.users if not SLACK_USER_ID.fullmatch(u)]
+        bad_groups = [g for g in self.usergroups if not SLACK_GROUP_ID.fullmatch(g)]
+        if bad_users:
+            raise ValueError(f"not Slack user ids (U...): {', '.join(bad_users)}")
+        if bad_groups:
+            raise ValueError(f"not Slack user group ids (S...): {', '.join(bad_groups)}")
+        return self
+
+    @property
+    def empty(self) -> bool:
+        return not self.users and not self.usergroups
+
+    def ids(self) -> tuple[str, ...]:
+        return self.users + self.usergroups
+
+
+class ApprovalPolicy(_Model):
+    """Who must approve a run before it starts, and for how long a request waits."""
+
+    approvers: Principals
+    min_approvals: int = Field(
+        default=1, ge=1, le=5, description="Distinct approvers, never counting the requester."
+    )
+    expires_after_seconds: int = Field(default=3600, ge=1, le=7 * 24 * 3600)
+
+    @model_validator(mode="after")
+    def _someone_can_approve(self) -> ApprovalPolicy:
+        if self.approvers.empty:
+            raise ValueError("approvers: name at least one user or user group")
+        return self
+
+
+class LocalRunnerSettings(_Model):
+    """Run the argv as a subprocess of the batch service (the embedded default)."""
+
+    kind: Literal["local"] = "local"
+    workdir: str = Field(
+        default=".", description="Working directory, relative to the catalog file's folder."
+    )
+    env: dict[str, str] = Field(default_factory=dict)
+
+
+class CodeBuildRunnerSettings(_Model):
+    """Start a CodeBuild build directly (no Step Functions)."""
+
+    kind: Literal["codebuild"] = "codebuild"
+    project: str = Field(min_length=2, max_length=255)
+    image: str = Field(min_length=1)
+    env: dict[str, str] = Field(default_factory=dict)
+
+
+class StepFunctionsRunnerSettings(_Model):
+    """Start the ``infra/stepfunctions/batch_run.asl.json`` state machine, which runs the
+    command as a CodeBuild build and enforces the timeout."""
+
+    kind: Literal["stepfunctions"] = "stepfunctions"
+    state_machine_arn: str = Field(
+        pattern=r"^arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:stateMachine:"
+    )
+    project: str = Field(min_length=2, max_length=255)
+    image: str = Field(min_length=1)
+    poll_seconds: int = Field(default=15, ge=0, le=3600)
+    env: dict[str, str] = Field(default_factory=dict)
+
+
+RunnerSettings: TypeAlias = Annotated[
+    LocalRunnerSettings | CodeBuildRunnerSettings | StepFunctionsRunnerSettings,
+    Field(discriminator="kind"),
+]
+
+
+class EnvironmentPolicy(_Model):
+    """One environment of one command: who may run it, who approves, where it runs."""
+
+    allowed: Principals
+    approval: ApprovalPolicy | None = None
+    runner: RunnerSettings = Field(default_factory=LocalRunnerSettings)
+
+    @model_validator(mode="after")
+    def _someone_may_run_it(self) -> EnvironmentPolicy:
+        if self.allowed.empty:
+            raise ValueError("allowed: name at least one user or user group")
+        return self
+
+
+# --------------------------------------------------------------------------- commands
+
+
+class CommandSpec(_Model):
+    name: str = Field(pattern=_NAME)
+    description: str = Field(min_length=1)
+    argv: tuple[str, ...] = Field(min_length=1)
+    env: dict[str, str] = Field(
+        default_factory=dict, description="Variables for the process; values may be {param}."
+    )
+    parameters: tuple[ParameterSpec, ...] = ()
+    environments: dict[str, EnvironmentPolicy] = Field(min_length=1)
+    timeout_seconds: int = Field(default=600, ge=1, le=24 * 3600)
+    concurrency: int | None = Field(
+        default=1, ge=1, le=100, description="Runs at once per environment; null: no limit."
+    )
+
+    @model_validator(mode="after")
+    def _template_is_well_formed(self) -> CommandSpec:
+        names = [p.name for p in self.parameters]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"parameters declared twice: {', '.join(duplicates)}")
+        declared = set(names)
+        if PLACEHOLDER.fullmatch(self.argv[0]):
+            raise ValueError("argv[0] (the program) must be fixed, not a parameter")
+        used: set[str] = set()
+        for index, item in enumerate(self.argv):
+            used |= _placeholders_in(item, f"argv[{index}]", declared)
+        for env_name, value in self.env.items():
+            if not re.fullmatch(_ENV_NAME, env_name):
+                raise ValueError(f"env: {env_name!r} is not a valid variable name")
+            if env_name in RESERVED_ENV:
+                raise ValueError(f"env: {env_name} may not be set by the catalog")
+            used |= _placeholders_in(value, f"env.{env_name}", declared)
+        unused = sorted(declared - used)
+        if unused:
+            raise ValueError(f"parameters never used in argv or env: {', '.join(unused)}")
+        return self
+
+    def parameter(self, name: str) -> ParameterSpec | None:
+        return next((p for p in self.parameters if p.name == name), None)
+
+    @property
+    def sensitive_parameters(self) -> frozenset[str]:
+        return frozenset(p.name for p in self.parameters if p.sensitive)
+
+
+def _placeholders_in(item: str, where: str, declared: set[str]) -> set[str]:
+    whole = PLACEHOLDER.fullmatch(item)
+    if whole:
+        if whole.group(1) not in declared:
+            raise ValueError(f"{where}: {item} names no declared parameter")
+        return {whole.group(1)}
+    embedded = _EMBEDDED_PLACEHOLDER.search(item)
+    if embedded:
+        raise ValueError(
+            f"{where}: {item!r} embeds {embedded.group(0)} in a longer string; a parameter "
+            "fills a whole argv item or a whole env value (split the item, e.g. "
+            "['--since', '{since}'])"
+        )
+    return set()
+
+
+class Catalog(_Model):
+    commands: tuple[CommandSpec, ...] = Field(min_length=1)
+    usergroups: dict[str, tuple[str, ...]] = Field(
+        default_factory=dict,
+        description="Group id -> member user ids, for groups resolved without Slack.",
+    )
+    source_dir: Path | None = Field(
+        default=None, exclude=True, description="The catalog file's folder (set by the loader)."
+    )
+
+    @model_validator(mode="after")
+    def _names_are_unique(self) -> Catalog:
+        names = [c.name for c in self.commands]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"commands declared twice: {', '.join(duplicates)}")
+        for group, members in self.usergroups.items():
+            if not SLACK_GROUP_ID.fullmatch(group):
+                raise ValueError(f"usergroups: {group!r} is not a Slack user group id (S...)")
+            bad = [m for m in members if not SLACK_USER_ID.fullmatch(m)]
+            if bad:
+                raise ValueError(f"usergroups.{group}: not Slack user ids: {', '.join(bad)}")
+        return self
+
+    def command(self, name: str) -> CommandSpec | None:
+        return next((c for c in self.commands if c.name == name), None)
+
+    def base_dir(self) -> Path:
+        return self.source_dir or Path.cwd()
+
+
+def parse_catalog(data: Any, *, source: str = "catalog", source_dir: Path | None = None) -> Catalog:
+    """Validate catalog data (parsed YAML).
+
+    Raises:
+        ConfigError: the catalog is invalid; the message lists each problem by its path.
+    """
+    if isinstance(data, dict):
+        # Top-level "x-..." keys hold YAML anchors to reuse (as in docker-compose files).
+        data = {k: v for k, v in data.items() if not str(k).startswith("x-")}
+    try:
+        catalog = Catalog.model_validate(data)
+    except ValidationError as exc:
+        lines = [f"invalid command catalog {source}:"]
+        for err in exc.errors():
+            path = ".".join(str(p) for p in err["loc"]) or "(top)"
+            lines.append(f"  {path}: {err['msg']}")
+        raise ConfigError("\n".join(lines)) from exc
+    return catalog.model_copy(update={"source_dir": source_dir})
+
+
+def load_catalog(path: Path | str) -> Catalog:
+    """Read and validate a catalog YAML file.
+
+    Raises:
+        ConfigError: the file is missing, is not YAML, or is not a valid catalog.
+    """
+    file = Path(path)
+    try:
+        data = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read the command catalog {file}: {exc}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"the command catalog {file} is not valid YAML: {exc}") from exc
+    return parse_catalog(data, source=str(file), source_dir=file.resolve().parent)
+
+
+# --------------------------------------------------------------------------- requests
+
+
+class FieldError(_Model):
+    """One problem with a request, by the field it concerns (``command``, ``environment``
+    or a parameter name), in words a requester can act on."""
+
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}"
+
+
+class ValidatedRequest(_Model):
+    """A request that names a known command and environment with valid parameters."""
+
+    command: CommandSpec
+    environment: str
+    values: dict[str, str] = Field(description="Parameter name -> the exact string to pass.")
+
+    @property
+    def policy(self) -> EnvironmentPolicy:
+        return self.command.environments[self.environment]
+
+    def argv(self) -> list[str]:
+        return build_argv(self.command, self.values)
+
+    def env(self) -> dict[str, str]:
+        return build_env(self.command, self.values)
+
+    def run_parameters(self, *, reveal_sensitive: bool = False) -> tuple[RunParameter, ...]:
+        """The parameters as events carry them (sensitive values hidden unless asked)."""
+        return tuple(
+            RunParameter(
+                name=spec.name,
+                value=self.values[spec.name] if reveal_sensitive or not spec.sensitive else None,
+                sensitive=spec.sensitive,
+            )
+            for spec in self.command.parameters
+            if spec.name in self.values
+        )
+
+
+def validate_request(
+    catalog: Catalog,
+    command: str,
+    environment: str,
+    raw_params: Mapping[str, RawValue] | Iterable[tuple[str, RawValue]],
+) -> ValidatedRequest | list[FieldError]:
+    """Check a request against the catalog: command, environment and every parameter.
+
+    Values are never altered (no trimming, no quoting): what passes is what the process
+    gets. Every problem is reported, not just the first.
+
+    Args:
+        catalog: the catalog.
+        command: the command name.
+        environment: the environment name.
+        raw_params: parameter name -> value (strings from Slack or the CLI, or typed
+            values); pairs are accepted too, so a parameter given twice is caught.
+    """
+    spec = catalog.command(command)
+    if spec is None:
+        known = ", ".join(c.name for c in catalog.commands)
+        return [
+            FieldError(field="command", message=f"unknown command {command!r} (known: {known})")
+        ]
+    errors: list[FieldError] = []
+    if environment not in spec.environments:
+        known = ", ".join(spec.environments)
+        errors.append(
+            FieldError(
+                field="environment",
+                message=f"{command} cannot run in {environment!r} (it runs in: {known})",
+            )
+        )
+    pairs = list(raw_params.items() if isinstance(raw_params, Mapping) else raw_params)
+    given: dict[str, RawValue] = {}
+    for name, value in pairs:
+        if name in given:
+            errors.append(FieldError(field=name, message="given more than once"))
+        given[name] = value
+    for name in given:
+        if spec.parameter(name) is None:
+            errors.append(FieldError(field=name, message=f"{command} has no parameter {name!r}"))
+    values: dict[str, str] = {}
+    for parameter in spec.parameters:
+        raw = given.get(parameter.name)
+        if raw is None or raw == "":
+            if parameter.default is not None:
+                raw = parameter.default
+            elif parameter.required:
+                errors.append(FieldError(field=parameter.name, message="is required"))
+                continue
+            else:
+                continue
+        try:
+            values[parameter.name] = parameter.check(raw)
+        except InvalidValue as exc:
+            errors.append(FieldError(field=parameter.name, message=str(exc)))
+    if errors:
+        return errors
+    return ValidatedRequest(command=spec, environment=environment, values=values)
+
+
+def build_argv(command: CommandSpec, values: Mapping[str, str]) -> list[str]:
+    """The argv of a run: each ``{param}`` item replaced by that parameter's value.
+
+    An optional parameter left empty drops its item, and the item just before it when
+    that is an option name (``--limit``), so no option is left without its value.
+    """
+    argv: list[str] = []
+    last_was_option = False
+    for index, item in enumerate(command.argv):
+        placeholder = PLACEHOLDER.fullmatch(item)
+        if placeholder is None:
+            argv.append(item)
+            last_was_option = index > 0 and item.startswith("-")
+            continue
+        if placeholder.group(1) in values:
+            argv.append(values[placeholder.group(1)])
+        elif last_was_option:
+            argv.pop()
+        last_was_option = False
+    return argv
+
+
+def build_env(command: CommandSpec, values: Mapping[str, str]) -> dict[str, str]:
+    """The command's own environment variables, placeholders filled (unset when empty)."""
+    env: dict[str, str] = {}
+    for name, template in command.env.items():
+        placeholder = PLACEHOLDER.fullmatch(template)
+        if placeholder is None:
+            env[name] = template
+        elif placeholder.group(1) in values:
+            env[name] = values[placeholder.group(1)]
+    return env
+
+
+# --------------------------------------------------------------------------- authorization
+
+
+class GroupDirectory(Protocol):
+    """Answers whether a Slack user belongs to a user group."""
+
+    async def is_member(self, user_id: str, group_id: str) -> bool:
+        """True when ``user_id`` is a member of ``group_id``."""
+
+
+class StaticGroupDirectory:
+    """Group membership from a fixed map (the catalog's ``usergroups``)."""
+
+    def __init__(self, groups: Mapping[str, Iterable[str]]) -> None:
+        self._groups = {group: frozenset(members) for group, members in groups.items()}
+
+    def knows(self, group_id: str) -> bool:
+        return group_id in self._groups
+
+    async def is_member(self, user_id: str, group_id: str) -> bool:
+        return user_id in self._groups.get(group_id, frozenset())
+
+
+async def principals_allow(
+    principals: Principals, user_id: str | None, directory: GroupDirectory
+) -> bool:
+    """True when the user is named, or is a member of a named group."""
+    if not user_id:
+        return False
+    if user_id in principals.users:
+        return True
+    for group in principals.usergroups:
+        if await directory.is_member(user_id, group):
+            return True
+    return False
+
+
+async def authorization_refusal(
+    request: ValidatedRequest, requester_id: str | None, directory: GroupDirectory
+) -> str | None:
+    """Why the requester may not run this request (None: allowed)."""
+    if not requester_id:
+        return "the request names no Slack user, and only named users may run commands"
+    if await principals_allow(request.policy.allowed, requester_id, directory):
+        return None
+    return (
+        f"{requester_id} may not run {request.command.name} in {request.environment} "
+        f"(allowed: {', '.join(request.policy.allowed.ids())})"
+    )
+
+
+async def approval_refusal(
+    policy: ApprovalPolicy,
+    requester_id: str | None,
+    approver_id: str | None,
+    directory: GroupDirectory,
+) -> str | None:
+    """Why this person's approval does not count (None: it counts)."""
+    if not approver_id:
+        return "the approval names no Slack user"
+    if approver_id == requester_id:
+        return f"{approver_id} requested this run and cannot approve it (self-approval)"
+    if not await principals_allow(policy.approvers, approver_id, directory):
+        return (
+            f"{approver_id} is not an approver here (approvers: "
+            f"{', '.join(policy.approvers.ids())})"
+        )
+    return None

@@ -1,0 +1,212 @@
+"""A batch service on moto for the tests: the demo catalog (plus a few test commands),
+the real worker over SNS/SQS, and a way to read what reached the notifier's queue."""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from services.batch.service import BatchService, build_batch
+from services.batch.settings import BatchSettings
+from shared.aws import AwsClients
+from shared.events import (
+    Actor,
+    BatchRequested,
+    EventBase,
+    RunParameter,
+    new_event_id,
+    parse_event,
+)
+from shared.publishing import Publisher
+from shared.runtime import Runtime
+from shared.settings import WorkerSettings
+from shared.topology import BootstrapReport, Names
+from tests.support import receive_all
+
+REPO = Path(__file__).resolve().parents[2]
+DEMO_CATALOG = REPO / "catalog" / "demo.yaml"
+
+ALICE = Actor(slack_user_id="U0ALICE001", name="alice")  # in @sre
+BOB = Actor(slack_user_id="U0BOB00002", name="bob")  # in @sre
+CAROL = Actor(slack_user_id="U0CAROL003", name="carol")  # allowed, not an approver
+DAVE = Actor(slack_user_id="U0DAVE0004", name="dave")  # nobody
+
+FAST_WORKER = WorkerSettings(
+    wait_time_seconds=1,
+    visibility_timeout=5,
+    retry_base_seconds=0,
+    handler_timeout=20,
+    shutdown_grace=5,
+)
+
+#: Commands only the tests need, next to the demo's.
+TEST_COMMANDS: list[dict[str, Any]] = [
+    {
+        "name": "stubborn",
+        "description": "Ignores SIGTERM, so only SIGKILL stops it.",
+        "argv": [
+            "python3",
+            "-c",
+            "import signal, time\n"
+            "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+            "print('ignoring SIGTERM', flush=True)\n"
+            "time.sleep(60)\n",
+        ],
+        "timeout_seconds": 1,
+    },
+    {
+        "name": "no-such-program",
+        "description": "Names a program that does not exist.",
+        "argv": ["toilkit-test-no-such-program"],
+    },
+]
+
+
+class Clock:
+    """Real time plus an offset the test moves (approval expiry without waiting)."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta()
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+    def advance(self, delta: timedelta) -> None:
+        self.offset += delta
+
+
+def catalog_for_tests(db_path: Path, *, reindex_timeout: int = 120) -> dict[str, Any]:
+    """The demo catalog with its scripts' folder absolute and the test commands added."""
+    data: dict[str, Any] = yaml.safe_load(DEMO_CATALOG.read_text())
+    environments = data["x-environments"]
+    for policy in environments.values():
+        policy["runner"] = {
+            "kind": "local",
+            "workdir": str(DEMO_CATALOG.parent),
+            "env": {"TOILKIT_DEMO_DB": str(db_path)},
+        }
+    for command in data["commands"]:
+        command["environments"] = {name: environments[name] for name in command["environments"]}
+        if command["name"] == "reindex-search":
+            command["timeout_seconds"] = reindex_timeout
+    for command in copy.deepcopy(TEST_COMMANDS):
+        command["environments"] = {"staging": environments["staging"]}
+        data["commands"].append(command)
+    del data["x-environments"]
+    return data
+
+
+@dataclass
+class BatchHarness:
+    service: BatchService
+    publisher: Publisher
+    aws: AwsClients
+    topology: BootstrapReport
+    clock: Clock
+    log_dir: Path
+    seen: list[EventBase] = field(default_factory=list)
+
+    @property
+    def runs(self) -> Any:
+        return self.service.context.runs
+
+    async def request(
+        self,
+        command: str,
+        environment: str = "staging",
+        *,
+        by: Actor = ALICE,
+        run_id: str | None = None,
+        event_id: str | None = None,
+        **parameters: str | None,
+    ) -> BatchRequested:
+        run = run_id or f"run-{new_event_id()[:8]}"
+        event = BatchRequested(
+            event_id=event_id or new_event_id(),
+            correlation_id=run,
+            source="test",
+            run_id=run,
+            command=command,
+            environment=environment,
+            parameters=tuple(RunParameter(name=k, value=v) for k, v in parameters.items()),
+            requested_by=by,
+        )
+        await self.publisher.publish(event)
+        return event
+
+    async def publish(self, event: EventBase) -> None:
+        await self.publisher.publish(event)
+
+    async def drain(self) -> None:
+        """Handle everything on the batch queue, then wait for the runs it started."""
+        await self.service.worker.run(burst=True)
+        await self.service.supervisor.wait_idle()
+
+    async def outcomes(self, run_id: str | None = None) -> list[EventBase]:
+        """The events that reached the notifier's queue so far (kept, oldest first)."""
+        url = self.topology.queue_urls["notifier"]
+        messages = await receive_all(self.aws.sqs, url, rounds=20)
+        for message in messages:
+            self.seen.append(parse_event(message["Body"]))
+            await self.aws.sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+        return [e for e in self.seen if run_id is None or getattr(e, "run_id", None) == run_id]
+
+    async def outcome_types(self, run_id: str) -> list[str]:
+        return [getattr(e, "type") for e in await self.outcomes(run_id)]  # noqa: B009
+
+    def log_of(self, run_id: str) -> str:
+        return (self.log_dir / f"{run_id}.log").read_text(encoding="utf-8")
+
+
+async def make_harness(
+    aws: AwsClients,
+    names: Names,
+    topology: BootstrapReport,
+    tmp_path: Path,
+    *,
+    reindex_timeout: int = 120,
+    kill_grace: float = 1.0,
+) -> BatchHarness:
+    catalog_file = tmp_path / "catalog.yaml"
+    catalog_file.write_text(
+        yaml.safe_dump(
+            catalog_for_tests(tmp_path / "orders.sqlite", reindex_timeout=reindex_timeout)
+        )
+    )
+    publisher = Publisher(aws.sns, aws.s3, topology.topic_arn, names.bucket)
+    runtime = Runtime(aws=aws, names=names, topology=topology, publisher=publisher)
+    clock = Clock()
+    settings = BatchSettings(
+        catalog_path=catalog_file,
+        worker=FAST_WORKER,
+        log_dir=tmp_path / "logs",
+        kill_grace_seconds=kill_grace,
+        poll_initial_seconds=0.05,
+        poll_max_seconds=0.2,
+    )
+    service = await build_batch(runtime, settings, clock=clock)
+    return BatchHarness(
+        service=service,
+        publisher=publisher,
+        aws=aws,
+        topology=topology,
+        clock=clock,
+        log_dir=settings.log_dir,
+    )
+
+
+def echo_lines(log: str) -> dict[str, str | None]:
+    """What ``echo_args.py`` printed: ``argv[1]`` / ``env ECHO_VALUE`` -> decoded value."""
+    found: dict[str, str | None] = {}
+    for line in log.splitlines():
+        for prefix in ("argv[", "env ECHO_VALUE"):
+            if line.startswith(prefix) and " = " in line:
+                key, _, value = line.partition(" = ")
+                found[key] = json.loads(value)
+    return found
