@@ -1,0 +1,427 @@
+"""The Bolt app: which Slack request goes to which listener, and what is acked.
+
+Listeners are thin: they read the payload into our typed inputs, ask
+:class:`~services.gateway.handlers.Gateway`, ack, and hand the slow part to
+:class:`~services.gateway.background.AfterAck`. The app runs with
+``process_before_response=True``: the ack is the listener's answer as soon as it returns,
+without Bolt's 10 ms polling for it, and nothing runs after the answer that
+:class:`AfterAck` does not track.
+
+============================  ===============================================================
+request                       answer
+============================  ===============================================================
+``/toil`` (name configurable)  ``run [COMMAND]``: ack, then views.open with the trigger id at
+                              once; ``drift [STATE]``, ``runs``, ``help``: an ephemeral
+                              answer in the ack; ``drift scan STATE``: ack, then publish
+                              ``DriftScanRequested``; anything else: a friendly ephemeral
+command picker (in the modal)  ack, then views.update to that command's form
+run modal submitted           invalid: ``response_action: errors`` under each field; valid:
+                              ack (closes), then authorize and publish ``BatchRequested`` or
+                              refuse (ephemeral + ``BatchRunRefused``)
+buttons                       ack, then the event (``batch_cancel``, ``batch_approve``,
+                              ``batch_reject``, ``batch_rerun``, ``drift_claim``)
+link buttons, closed modals   ack
+anything unknown              ack, then a friendly ephemeral
+============================  ===============================================================
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from slack_bolt.app.async_app import AsyncApp
+from slack_bolt.context.ack.async_ack import AsyncAck
+from slack_bolt.context.async_context import AsyncBoltContext
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from services.gateway.background import AfterAck
+from services.gateway.handlers import (
+    FormAccepted,
+    FormErrors,
+    FormRebuild,
+    Gateway,
+    OpenRunModal,
+    Requester,
+    ScanDrift,
+    ShowDrift,
+    ShowHelp,
+    ShowRuns,
+    UnknownCommand,
+    parse_command_text,
+)
+from services.gateway.ledger import REQUEST_KEY, RequestLedger, ledger_middleware, request_key
+from services.gateway.payloads import BlockActions, SlashCommand, ViewSubmission
+from services.gateway.replies import EphemeralReplier
+from services.gateway.views import (
+    PICK_COMMAND_ACTION,
+    RUN_MODAL_CALLBACK,
+    ModalContext,
+    Reply,
+    code,
+    read_run_form,
+    text_reply,
+)
+from shared.errors import PermanentError, TransientError
+
+log = logging.getLogger(__name__)
+
+# The notifier's buttons (services/notifier/render.py names the same action ids).
+ACTION_DRIFT_CLAIM = "drift_claim"
+ACTION_BATCH_CANCEL = "batch_cancel"
+ACTION_BATCH_APPROVE = "batch_approve"
+ACTION_BATCH_REJECT = "batch_reject"
+ACTION_BATCH_RERUN = "batch_rerun"
+#: Link buttons: Slack opens the URL and still sends an interaction, which is just acked.
+LINK_ACTIONS = re.compile(r"^(drift_open_plan|batch_open_logs)$")
+RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}\Z")
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class AppParts:
+    """What the listeners work with, built once by the service."""
+
+    gateway: Gateway
+    client: AsyncWebClient
+    replier: EphemeralReplier
+    after_ack: AfterAck
+    command_name: str
+    read_timeout: float
+
+
+def _parsed(model: type[ModelT], body: dict[str, Any]) -> ModelT | None:
+    """The payload as ``model``; None (logged) when it does not fit. Over HTTP the door
+    already checked it; Socket Mode payloads are only checked here."""
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        log.warning("ignoring a malformed %s payload: %s", model.__name__, exc.errors()[:1])
+        return None
+
+
+def _key(context: AsyncBoltContext, body: dict[str, Any]) -> str:
+    key = context.get(REQUEST_KEY)
+    return key if isinstance(key, str) else request_key("", body)
+
+
+def _ephemeral(reply: Reply) -> dict[str, Any]:
+    return {"response_type": "ephemeral", **reply.as_arguments()}
+
+
+def build_bolt_app(
+    parts: AppParts, *, signing_secret: str | None, ledger: RequestLedger | None
+) -> AsyncApp:
+    """The Bolt app with every listener registered.
+
+    Args:
+        parts: the gateway logic and its Slack plumbing.
+        signing_secret: verifies HTTP requests (None in Socket Mode, which has none).
+        ledger: remembers requests to answer Slack's retries and replays once.
+    """
+    app = AsyncApp(
+        name="toilkit-gateway",
+        client=parts.client,
+        signing_secret=signing_secret,
+        request_verification_enabled=signing_secret is not None,
+        process_before_response=True,
+        # The gateway never subscribes to message events; nothing to ignore.
+        ignoring_self_events_enabled=False,
+    )
+    app.middleware(ledger_middleware(ledger))
+    listeners = _Listeners(parts)
+    app.command(parts.command_name)(listeners.slash_command)
+    app.command(re.compile(".*"))(listeners.other_slash_command)
+    app.action(PICK_COMMAND_ACTION)(listeners.pick_command)
+    app.action(ACTION_DRIFT_CLAIM)(listeners.drift_claim)
+    app.action(ACTION_BATCH_CANCEL)(listeners.batch_cancel)
+    app.action(ACTION_BATCH_APPROVE)(listeners.batch_approve)
+    app.action(ACTION_BATCH_REJECT)(listeners.batch_reject)
+    app.action(ACTION_BATCH_RERUN)(listeners.batch_rerun)
+    app.action(LINK_ACTIONS)(listeners.just_ack)
+    app.action(re.compile(".*"))(listeners.unknown_action)
+    app.view_submission(RUN_MODAL_CALLBACK)(listeners.run_submitted)
+    app.view_submission(re.compile(".*"))(listeners.just_ack)
+    app.view_closed(re.compile(".*"))(listeners.just_ack)
+    return app
+
+
+class _Listeners:
+    """The Bolt listeners, closed over the parts they use."""
+
+    def __init__(self, parts: AppParts) -> None:
+        self.parts = parts
+        self.gateway = parts.gateway
+
+    # ------------------------------------------------------------ slash command
+
+    async def slash_command(
+        self, ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext
+    ) -> None:
+        command = _parsed(SlashCommand, body)
+        if command is None:
+            await ack()
+            return
+        requester = Requester(command.user_id, command.user_name, command.channel_id)
+        subcommand = parse_command_text(command.text)
+        match subcommand:
+            case OpenRunModal(name):
+                await ack()
+                if command.trigger_id:
+                    view = self.gateway.run_modal(command.channel_id, name)
+                    # The trigger id is valid for 3 s from the interaction: used at once.
+                    self.parts.after_ack.spawn(
+                        self._open_modal(command.trigger_id, view, requester, command.response_url),
+                        "views.open (run modal)",
+                    )
+            case ShowDrift(state):
+                await ack(
+                    **_ephemeral(await self._bounded(self.gateway.drift_overview(state), "drift"))
+                )
+            case ShowRuns():
+                await ack(**_ephemeral(await self._bounded(self.gateway.runs_overview(), "runs")))
+            case ScanDrift(state):
+                await ack(
+                    **_ephemeral(text_reply(f":mag: Asking the detector to scan {code(state)}…"))
+                )
+                self.parts.after_ack.spawn(
+                    self._scan(state, requester, _key(context, body), command.response_url),
+                    "drift scan request",
+                )
+            case ShowHelp():
+                await ack(**_ephemeral(self.gateway.help()))
+            case UnknownCommand():
+                await ack(**_ephemeral(self.gateway.unknown(subcommand)))
+
+    async def other_slash_command(self, ack: AsyncAck, body: dict[str, Any]) -> None:
+        name = str(body.get("command", ""))[:40]
+        await ack(
+            **_ephemeral(
+                text_reply(
+                    f"This app answers `{self.parts.command_name}`, not `{name}`. If the slash "
+                    "command was renamed, set TOILKIT_GATEWAY_COMMAND_NAME to match."
+                )
+            )
+        )
+
+    async def _bounded(self, work: Awaitable[Reply], what: str) -> Reply:
+        """The answer of a read, or an apology if it takes too long to answer in the ack."""
+        try:
+            async with asyncio.timeout(self.parts.read_timeout):
+                return await work
+        except TimeoutError:
+            log.warning("reading %s took longer than %.1fs", what, self.parts.read_timeout)
+        except (TransientError, PermanentError) as exc:
+            log.error("reading %s failed: %s", what, exc)
+        return text_reply(
+            f":warning: I could not read {what} just now. Please try again in a moment."
+        )
+
+    async def _open_modal(
+        self,
+        trigger_id: str,
+        view: dict[str, Any],
+        requester: Requester,
+        response_url: str | None,
+    ) -> None:
+        try:
+            await self.parts.client.views_open(trigger_id=trigger_id, view=view)
+        except SlackApiError as exc:
+            error = exc.response.get("error")
+            log.warning("views.open failed: %s", error)
+            await self.parts.replier.send(
+                text_reply(
+                    f":warning: Slack would not open the form ({error}). "
+                    f"Please run `{self.parts.command_name} run` again."
+                ),
+                user_id=requester.user_id,
+                channel_id=requester.channel_id,
+                response_url=response_url,
+            )
+        except (TimeoutError, SlackClientError, OSError) as exc:
+            log.warning("views.open failed: %s", exc)
+
+    async def _scan(
+        self, state: str, requester: Requester, key: str, response_url: str | None
+    ) -> None:
+        failure = await self.gateway.request_scan(state, requester, key)
+        if failure is not None:
+            await self.parts.replier.send(
+                failure,
+                user_id=requester.user_id,
+                channel_id=requester.channel_id,
+                response_url=response_url,
+            )
+
+    # ------------------------------------------------------------ the run modal
+
+    async def pick_command(self, ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        payload = _parsed(BlockActions, body)
+        if payload is None or payload.view is None:
+            return
+        selected = payload.action.selected_option
+        modal = ModalContext.from_metadata(payload.view.private_metadata)
+        view = self.gateway.run_modal(modal.channel_id, selected.value if selected else None)
+        self.parts.after_ack.spawn(
+            self._update_modal(payload.view.id, payload.view.hash, view), "views.update (run modal)"
+        )
+
+    async def _update_modal(
+        self, view_id: str, view_hash: str | None, view: dict[str, Any]
+    ) -> None:
+        try:
+            await self.parts.client.views_update(view_id=view_id, hash=view_hash, view=view)
+        except SlackApiError as exc:
+            # hash_conflict: a newer pick already updated the modal, which is what counts.
+            log.info("views.update of %s not applied: %s", view_id, exc.response.get("error"))
+        except (TimeoutError, SlackClientError, OSError) as exc:
+            log.warning("views.update of %s failed: %s", view_id, exc)
+
+    async def run_submitted(
+        self, ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext
+    ) -> None:
+        payload = _parsed(ViewSubmission, body)
+        if payload is None:
+            await ack()
+            return
+        modal = ModalContext.from_metadata(payload.view.private_metadata)
+        outcome = self.gateway.check_run_form(read_run_form(payload.view.state), modal)
+        match outcome:
+            case FormErrors(errors):
+                await ack(response_action="errors", errors=errors)
+            case FormRebuild(view):
+                await ack(response_action="update", view=view)
+            case FormAccepted(request, reason):
+                await ack()
+                requester = Requester(payload.user.id, payload.user.display_name, modal.channel_id)
+                key = _key(context, body)
+
+                async def decide() -> None:
+                    decision = await self.gateway.request_run(
+                        request, reason=reason, requester=requester, request_key=key
+                    )
+                    await self._reply(decision.reply, requester, None)
+
+                self.parts.after_ack.spawn(decide(), f"run request ({request.command.name})")
+
+    # ------------------------------------------------------------ buttons
+
+    def _button(self, body: dict[str, Any]) -> tuple[BlockActions, Requester] | None:
+        payload = _parsed(BlockActions, body)
+        if payload is None:
+            return None
+        channel = payload.channel.id if payload.channel else None
+        return payload, Requester(payload.user.id, payload.user.display_name, channel)
+
+    def _run_button(
+        self,
+        body: dict[str, Any],
+        context: AsyncBoltContext,
+        decide: Any,
+        what: str,
+    ) -> None:
+        button = self._button(body)
+        if button is None:
+            return
+        payload, requester = button
+        run_id = payload.action.value or ""
+        if not RUN_ID.match(run_id):
+            reply: Awaitable[Reply | None] = _done(
+                text_reply(":warning: This button does not say which run it is about.")
+            )
+        else:
+            reply = decide(run_id, requester, _key(context, body))
+        self.parts.after_ack.spawn(
+            self._reply_after(reply, requester, payload.response_url), f"{what} {run_id[:100]}"
+        )
+
+    async def batch_cancel(
+        self, ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext
+    ) -> None:
+        await ack()
+        self._run_button(body, context, self.gateway.cancel, "cancel")
+
+    async def batch_approve(
+        self, ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext
+    ) -> None:
+        await ack()
+        self._run_button(
+            body,
+            context,
+            lambda run_id, who, key: self.gateway.decide_approval(run_id, who, key, approve=True),
+            "approve",
+        )
+
+    async def batch_reject(
+        self, ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext
+    ) -> None:
+        await ack()
+        self._run_button(
+            body,
+            context,
+            lambda run_id, who, key: self.gateway.decide_approval(run_id, who, key, approve=False),
+            "reject",
+        )
+
+    async def batch_rerun(
+        self, ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext
+    ) -> None:
+        await ack()
+        self._run_button(body, context, self.gateway.rerun, "rerun")
+
+    async def drift_claim(
+        self, ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext
+    ) -> None:
+        await ack()
+        button = self._button(body)
+        if button is None:
+            return
+        payload, requester = button
+        reply = self.gateway.claim_drift(payload.action.value or "", requester, _key(context, body))
+        self.parts.after_ack.spawn(
+            self._reply_after(reply, requester, payload.response_url), "drift claim"
+        )
+
+    async def unknown_action(self, ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        button = self._button(body)
+        if button is None:
+            return
+        payload, requester = button
+        log.info("unknown action %r from %s", payload.action.action_id, requester.user_id)
+        reply = _done(self.gateway.unknown_action(payload.action.action_id))
+        self.parts.after_ack.spawn(
+            self._reply_after(reply, requester, payload.response_url), "unknown action reply"
+        )
+
+    async def just_ack(self, ack: AsyncAck) -> None:
+        await ack()
+
+    # ------------------------------------------------------------ replies
+
+    async def _reply_after(
+        self, work: Awaitable[Reply | None], requester: Requester, response_url: str | None
+    ) -> None:
+        reply = await work
+        if reply is not None:
+            await self._reply(reply, requester, response_url)
+
+    async def _reply(self, reply: Reply, requester: Requester, response_url: str | None) -> None:
+        await self.parts.replier.send(
+            reply,
+            user_id=requester.user_id,
+            channel_id=requester.channel_id,
+            response_url=response_url,
+        )
+
+
+async def _done(reply: Reply) -> Reply:
+    return reply

@@ -1,0 +1,131 @@
+"""Who belongs to which Slack user group, cached: the gateway's side of authorization.
+
+The rules themselves (who may run a command in an environment, who may approve it) live in
+:mod:`shared.catalog` and are the same for the batch service. The gateway answers the one
+question those rules ask it, "is this user in that group?", from the catalog's static
+``usergroups`` first and otherwise from Slack's ``usergroups.users.list``, whose answers are
+kept for a while: a modal submission should not wait for Slack on every click, and a
+membership change showing up a few minutes late is acceptable for who may *request* a run
+(the batch service checks again before anything runs).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from shared.catalog import Catalog, GroupDirectory, StaticGroupDirectory
+from shared.errors import TransientError
+
+log = logging.getLogger(__name__)
+
+#: Fetches the member user ids of one user group.
+MembersFetcher = Callable[[str], Awaitable[frozenset[str]]]
+
+#: Slack errors that mean "this group does not exist (any more)": no members, not a failure.
+_GONE_GROUP_ERRORS = frozenset({"no_such_subteam", "subteam_not_found"})
+
+
+def slack_group_members(client: AsyncWebClient) -> MembersFetcher:
+    """A :data:`MembersFetcher` over ``usergroups.users.list``.
+
+    Raises (from the fetcher):
+        TransientError: Slack could not be asked (rate limit, outage, bad token); the
+            caller refuses for now rather than guessing.
+    """
+
+    async def fetch(group_id: str) -> frozenset[str]:
+        try:
+            response = await client.usergroups_users_list(usergroup=group_id)
+        except SlackApiError as exc:
+            error = str(exc.response.get("error", ""))
+            if error in _GONE_GROUP_ERRORS:
+                log.warning("user group %s does not exist; it allows nobody", group_id)
+                return frozenset()
+            raise TransientError(f"usergroups.users.list {group_id} failed: {error}") from exc
+        except (TimeoutError, SlackClientError, OSError) as exc:
+            raise TransientError(f"usergroups.users.list {group_id} failed: {exc}") from exc
+        users = response.get("users") or []
+        return frozenset(str(user) for user in users)
+
+    return fetch
+
+
+@dataclass
+class _Entry:
+    members: frozenset[str]
+    fetched_at: float
+
+
+class CachedGroupDirectory:
+    """A :class:`~shared.catalog.GroupDirectory` that asks a fetcher and keeps the answers.
+
+    Concurrent questions about the same group share one fetch.
+
+    Args:
+        fetch_members: where memberships come from (Slack, in production).
+        ttl_seconds: how long an answer is reused (0: always ask).
+        clock: monotonic seconds; tests pass their own.
+    """
+
+    def __init__(
+        self,
+        fetch_members: MembersFetcher,
+        *,
+        ttl_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._fetch = fetch_members
+        self._ttl = ttl_seconds
+        self._clock = clock
+        self._entries: dict[str, _Entry] = {}
+        self._inflight: dict[str, asyncio.Future[frozenset[str]]] = {}
+
+    async def is_member(self, user_id: str, group_id: str) -> bool:
+        return user_id in await self.members(group_id)
+
+    async def members(self, group_id: str) -> frozenset[str]:
+        """The group's members, from the cache while fresh."""
+        entry = self._entries.get(group_id)
+        if entry is not None and self._clock() - entry.fetched_at < self._ttl:
+            return entry.members
+        pending = self._inflight.get(group_id)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[frozenset[str]] = asyncio.get_running_loop().create_future()
+        self._inflight[group_id] = future
+        try:
+            members = await self._fetch(group_id)
+        except BaseException as exc:
+            future.set_exception(exc)
+            # Mark the exception retrieved: nobody else may be waiting on this future.
+            future.exception()
+            raise
+        finally:
+            del self._inflight[group_id]
+        self._entries[group_id] = _Entry(members, self._clock())
+        future.set_result(members)
+        return members
+
+    def forget(self) -> None:
+        """Drop every cached answer (the next question asks again)."""
+        self._entries.clear()
+
+
+class CatalogFirstDirectory:
+    """Groups the catalog lists are answered from the catalog; the rest from ``fallback``."""
+
+    def __init__(self, catalog: Catalog, fallback: GroupDirectory) -> None:
+        self._static = StaticGroupDirectory(catalog.usergroups)
+        self._fallback = fallback
+
+    async def is_member(self, user_id: str, group_id: str) -> bool:
+        if self._static.knows(group_id):
+            return await self._static.is_member(user_id, group_id)
+        return await self._fallback.is_member(user_id, group_id)

@@ -1,0 +1,689 @@
+"""The gateway's logic, free of HTTP and Bolt: what a slash command, a modal submission or
+a button press means, who may do it, and which event it becomes.
+
+:mod:`services.gateway.app` turns Slack payloads into the typed inputs here and the results
+back into acks, modal updates and ephemeral replies. Publishing an event is always the
+last step of a decision, after validation and authorization; nothing is published for a
+refused or invalid request except the audit event of a refusal.
+
+Event and run ids are derived from the Slack request (its body's hash), so the same
+request handled twice (a Slack retry that got past the request ledger, a replay) publishes
+events with the same ids, which every consumer already deduplicates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeAlias
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from services.gateway.records import OpenDrift, Records, RunRecord
+from services.gateway.views import (
+    COMMAND_BLOCK,
+    ENVIRONMENT_BLOCK,
+    MAX_REASON,
+    REASON_BLOCK,
+    DriftLine,
+    ModalContext,
+    Reply,
+    RunForm,
+    RunLine,
+    code,
+    drift_reply,
+    escape,
+    help_reply,
+    run_modal,
+    runs_reply,
+    text_reply,
+    unknown_command_reply,
+    view_errors,
+)
+from shared.catalog import (
+    ApprovalPolicy,
+    Catalog,
+    FieldError,
+    GroupDirectory,
+    Principals,
+    ValidatedRequest,
+    approval_refusal,
+    authorization_refusal,
+    principals_allow,
+    validate_request,
+)
+from shared.errors import PermanentError, TransientError
+from shared.events import (
+    Actor,
+    BatchApproved,
+    BatchCancelRequested,
+    BatchRejected,
+    BatchRequested,
+    BatchRunRefused,
+    DriftClaimed,
+    DriftScanRequested,
+    EventBase,
+    utc_now,
+)
+
+log = logging.getLogger(__name__)
+
+SOURCE = "gateway"
+#: The detector's rule for state names (``services/detector/config.py``).
+STATE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/@+-]{0,127}\Z")
+_ID_NAMESPACE = uuid.UUID("5b0f5d0e-6a59-4a43-9d4c-0c8f3f8a1e2b")
+#: States whose open drift is read at once for ``drift``.
+_DRIFT_READ_CONCURRENCY = 8
+
+Publish: TypeAlias = Callable[[EventBase], Awaitable[Any]]
+
+
+def derived_id(request_key: str, purpose: str) -> str:
+    """An event id fixed by the Slack request it comes from (a UUID, as events use)."""
+    return str(uuid.uuid5(_ID_NAMESPACE, f"{request_key}:{purpose}"))
+
+
+def derived_run_id(request_key: str) -> str:
+    """A short run id fixed by the Slack request (12 hex digits: readable in Slack)."""
+    return uuid.uuid5(_ID_NAMESPACE, f"{request_key}:run").hex[:12]
+
+
+def mention(actor: Actor) -> str:
+    return f"<@{actor.slack_user_id}>" if actor.slack_user_id else escape(actor.name)
+
+
+# =========================================================================== slash command
+
+
+@dataclass(frozen=True)
+class ShowHelp:
+    pass
+
+
+@dataclass(frozen=True)
+class OpenRunModal:
+    command: str | None = None
+
+
+@dataclass(frozen=True)
+class ShowDrift:
+    state: str | None = None
+
+
+@dataclass(frozen=True)
+class ScanDrift:
+    state: str
+
+
+@dataclass(frozen=True)
+class ShowRuns:
+    pass
+
+
+@dataclass(frozen=True)
+class UnknownCommand:
+    text: str
+    problem: str
+
+
+Subcommand: TypeAlias = ShowHelp | OpenRunModal | ShowDrift | ScanDrift | ShowRuns | UnknownCommand
+
+
+def parse_command_text(text: str) -> Subcommand:
+    """What the text after the slash command asks for.
+
+    ``""``/``help``, ``run [COMMAND]``, ``drift [STATE]``, ``drift scan STATE``, ``runs``.
+    """
+    words = text.split()
+    if not words or (words[0].lower() == "help" and len(words) == 1):
+        return ShowHelp()
+    verb, arguments = words[0].lower(), words[1:]
+    if verb == "run" and len(arguments) <= 1:
+        return OpenRunModal(arguments[0] if arguments else None)
+    if verb == "runs" and not arguments:
+        return ShowRuns()
+    if verb == "drift":
+        if not arguments:
+            return ShowDrift()
+        if arguments[0].lower() == "scan":
+            if len(arguments) != 2:
+                return UnknownCommand(text, "scanning takes one state: `drift scan STATE`")
+            return _state_or_problem(text, arguments[1], ScanDrift)
+        if len(arguments) == 1:
+            return _state_or_problem(text, arguments[0], ShowDrift)
+        return UnknownCommand(text, "`drift` takes at most one state name")
+    if verb in ("help", "run", "runs"):
+        return UnknownCommand(text, f"`{verb}` takes no such arguments")
+    return UnknownCommand(text, "that is not a subcommand")
+
+
+def _state_or_problem(
+    text: str, state: str, build: Callable[[str], ShowDrift | ScanDrift]
+) -> Subcommand:
+    if STATE_NAME.match(state):
+        return build(state)
+    return UnknownCommand(
+        text,
+        "a state name starts with a letter or digit and uses only letters, digits and "
+        "_ . : / @ + - (at most 128 characters)",
+    )
+
+
+# =========================================================================== inputs
+
+
+@dataclass(frozen=True)
+class Requester:
+    """The person behind an interaction, and where it happened."""
+
+    user_id: str
+    name: str
+    channel_id: str | None = None
+
+    @property
+    def actor(self) -> Actor:
+        return Actor(slack_user_id=self.user_id, name=self.name or self.user_id)
+
+
+class ClaimValue(BaseModel):
+    """The value of an "I'm on it" button (built by the notifier)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    state: str = Field(min_length=1, max_length=128)
+    fingerprints: tuple[str, ...] = Field(default=(), max_length=500)
+
+
+# =========================================================================== form outcomes
+
+
+@dataclass(frozen=True)
+class FormErrors:
+    """Show these messages under their fields (``response_action: errors``)."""
+
+    errors: dict[str, str]
+
+
+@dataclass(frozen=True)
+class FormRebuild:
+    """The form on screen belongs to another command than the one picked: show this."""
+
+    view: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class FormAccepted:
+    """Valid; close the modal and decide about it after the ack."""
+
+    request: ValidatedRequest
+    reason: str
+
+
+FormOutcome: TypeAlias = FormErrors | FormRebuild | FormAccepted
+
+
+@dataclass(frozen=True)
+class RunQueued:
+    run_id: str
+    reply: Reply
+
+
+@dataclass(frozen=True)
+class RunRefused:
+    reason: str
+    reply: Reply
+
+
+@dataclass(frozen=True)
+class RunNotDecided:
+    """Nothing happened (authorization could not be checked, or publishing failed)."""
+
+    reply: Reply
+
+
+RunDecision: TypeAlias = RunQueued | RunRefused | RunNotDecided
+
+
+# =========================================================================== the gateway
+
+
+class Gateway:
+    """Everything the gateway decides, over our own seams.
+
+    Args:
+        catalog: the command catalog.
+        records: open drift and run records (read-only).
+        directory: user group membership (cached Slack, or the catalog's groups).
+        publish: publishes one event to the topic.
+        command_name: the slash command, for help texts.
+        recent_runs: how many runs ``runs`` shows.
+        clock: the current time.
+    """
+
+    def __init__(
+        self,
+        *,
+        catalog: Catalog,
+        records: Records,
+        directory: GroupDirectory,
+        publish: Publish,
+        command_name: str = "/toil",
+        recent_runs: int = 10,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.catalog = catalog
+        self.records = records
+        self.directory = directory
+        self._publish = publish
+        self.command_name = command_name
+        self.recent_runs = recent_runs
+        self.clock = clock
+
+    # ------------------------------------------------------------ slash command
+
+    def help(self) -> Reply:
+        return help_reply(self.command_name)
+
+    def unknown(self, command: UnknownCommand) -> Reply:
+        return unknown_command_reply(self.command_name, command.text, command.problem)
+
+    def run_modal(self, channel_id: str | None, command: str | None = None) -> dict[str, Any]:
+        """The modal ``run`` opens (with ``command``'s form when it names one)."""
+        known = command if command and self.catalog.command(command) else None
+        return run_modal(self.catalog, ModalContext(channel_id=channel_id, command=known))
+
+    async def drift_overview(self, state: str | None) -> Reply:
+        """Open drift of one state, or of every scanned state."""
+        scans = await self.records.scanned_states()
+        scanned = {s.state: (s.scanned_at, s.status) for s in scans}
+        if state is not None:
+            states = [state]
+        elif scans:
+            states = sorted(scanned)
+        else:
+            return text_reply(
+                "No drift data yet: the detector has not scanned any state. "
+                f"Ask for one with `{self.command_name} drift scan STATE`."
+            )
+        if state is not None and state not in scanned:
+            return text_reply(
+                f"No drift data for {code(state)} yet: the detector has not scanned it. "
+                f"Ask for a scan with `{self.command_name} drift scan {escape(state)}`."
+            )
+        gate = asyncio.Semaphore(_DRIFT_READ_CONCURRENCY)
+
+        async def read(name: str) -> list[OpenDrift]:
+            async with gate:
+                return await self.records.open_drift(name)
+
+        found = await asyncio.gather(*(read(s) for s in states))
+        drift = {
+            name: [
+                DriftLine(
+                    address=d.address,
+                    kind=d.kind,
+                    first_seen=d.first_seen,
+                    claimed_by_slack=d.claimed_by_slack,
+                    claimed_by_name=d.claimed_by_name,
+                )
+                for d in findings
+            ]
+            for name, findings in zip(states, found, strict=True)
+        }
+        return drift_reply(drift, now=self.clock(), scanned=scanned)
+
+    async def runs_overview(self) -> Reply:
+        runs = await self.records.recent_runs(self.recent_runs)
+        lines = [
+            RunLine(
+                run_id=r.run_id,
+                command=r.command,
+                environment=r.environment,
+                status=r.status,
+                requested_by=mention(r.requested_by),
+                requested_at=r.requested_at,
+            )
+            for r in runs
+        ]
+        return runs_reply(lines, now=self.clock())
+
+    def scan_request(
+        self, state: str, requester: Requester, request_key: str
+    ) -> DriftScanRequested:
+        """The on-demand scan a ``drift scan STATE`` asks for."""
+        event_id = derived_id(request_key, "DriftScanRequested")
+        return DriftScanRequested(
+            event_id=event_id,
+            correlation_id=event_id,
+            source=SOURCE,
+            states=(state,),
+            requested_by=requester.actor,
+            reply_channel=requester.channel_id,
+        )
+
+    async def request_scan(
+        self, state: str, requester: Requester, request_key: str
+    ) -> Reply | None:
+        """Publish the scan request; a reply only when it could not be queued."""
+        event = self.scan_request(state, requester, request_key)
+        failure = await self._try_publish(event)
+        if failure:
+            return text_reply(f":warning: The scan of {code(state)} was not requested: {failure}")
+        return None
+
+    # ------------------------------------------------------------ the run modal
+
+    def check_run_form(self, form: RunForm, modal: ModalContext) -> FormOutcome:
+        """Validate a submitted run modal with the catalog's own validator."""
+        if not form.command:
+            return FormErrors({COMMAND_BLOCK: "Pick a command."})
+        spec = self.catalog.command(form.command)
+        if spec is None:
+            return FormErrors(
+                {COMMAND_BLOCK: "This command is no longer in the catalog; pick another."}
+            )
+        if modal.command != form.command:
+            # The picker changed and the form on screen is another command's: show the
+            # right one instead of validating the wrong fields.
+            return FormRebuild(self.run_modal(modal.channel_id, form.command))
+        errors: list[FieldError] = []
+        reason = form.reason.strip()
+        if not reason:
+            errors.append(FieldError(field=REASON_BLOCK, message="Say why this run is needed."))
+        elif len(form.reason) > MAX_REASON:
+            errors.append(
+                FieldError(field=REASON_BLOCK, message=f"At most {MAX_REASON} characters.")
+            )
+        if not form.environment:
+            errors.append(FieldError(field=ENVIRONMENT_BLOCK, message="Pick an environment."))
+        checked = validate_request(
+            self.catalog, form.command, form.environment or "", form.parameters
+        )
+        if isinstance(checked, list):
+            errors.extend(e for e in checked if form.environment or e.field != ENVIRONMENT_BLOCK)
+        if errors or isinstance(checked, list):
+            return FormErrors(view_errors(errors, spec))
+        return FormAccepted(request=checked, reason=form.reason)
+
+    async def request_run(
+        self,
+        request: ValidatedRequest,
+        *,
+        reason: str,
+        requester: Requester,
+        request_key: str,
+        rerun_of: str | None = None,
+    ) -> RunDecision:
+        """Authorize a valid request, then publish it (or its refusal, for the audit)."""
+        run_id = derived_run_id(request_key)
+        command, environment = request.command.name, request.environment
+        try:
+            refusal = await authorization_refusal(request, requester.user_id, self.directory)
+        except TransientError as exc:
+            log.warning("cannot check who may run %s: %s", command, exc)
+            return RunNotDecided(
+                text_reply(
+                    f":warning: {escape(command)} was not requested: I could not check who "
+                    "may run it just now (Slack did not answer). Please try again."
+                )
+            )
+        if refusal is not None:
+            refused = BatchRunRefused(
+                event_id=derived_id(request_key, "BatchRunRefused"),
+                correlation_id=run_id,
+                source=SOURCE,
+                run_id=run_id,
+                command=command,
+                environment=environment,
+                requested_by=requester.actor,
+                stage="authorization",
+                reason=refusal,
+            )
+            failure = await self._try_publish(refused)
+            if failure:
+                log.error("refusal of run %s not recorded: %s", run_id, failure)
+            return RunRefused(
+                reason=refusal,
+                reply=text_reply(
+                    f":no_entry: You may not run *{escape(command)}* in *{escape(environment)}*, "
+                    "so nothing was queued. Ask someone allowed to run it, or a catalog owner "
+                    f"to add you.\n>{escape(refusal)}"
+                ),
+            )
+        event = BatchRequested(
+            event_id=derived_id(request_key, "BatchRequested"),
+            correlation_id=run_id,
+            source=SOURCE,
+            run_id=run_id,
+            command=command,
+            environment=environment,
+            # The batch service needs every value to run it, sensitive ones included; only
+            # outcome events hide them.
+            parameters=request.run_parameters(reveal_sensitive=True),
+            reason=reason,
+            requested_by=requester.actor,
+            channel_id=requester.channel_id,
+            rerun_of=rerun_of,
+        )
+        failure = await self._try_publish(event)
+        if failure:
+            return RunNotDecided(
+                text_reply(f":warning: *{escape(command)}* was not requested: {failure}")
+            )
+        approval = request.policy.approval
+        waits = " It waits for an approval before it starts." if approval else ""
+        return RunQueued(
+            run_id=run_id,
+            reply=text_reply(
+                f":inbox_tray: Requested *{escape(command)}* in *{escape(environment)}* "
+                f"(run {code(run_id)}).{waits}"
+            ),
+        )
+
+    # ------------------------------------------------------------ buttons
+
+    async def cancel(self, run_id: str, requester: Requester, request_key: str) -> Reply:
+        """``batch_cancel``: the requester, whoever may run it there, or its approvers."""
+        record = await self.records.run(run_id)
+        if record is None:
+            return _no_such_run(run_id)
+        if record.status in ("succeeded", "failed", "timed_out", "cancelled", "refused"):
+            return text_reply(f"Run {code(run_id)} already ended ({escape(record.status)}).")
+        try:
+            allowed = await self._may_cancel(record, requester.user_id)
+        except TransientError:
+            return _cannot_check_now("cancel", run_id)
+        if not allowed:
+            return text_reply(
+                f":no_entry: Only {mention(record.requested_by)}, people allowed to run "
+                f"*{escape(record.command)}* in *{escape(record.environment)}*, or its "
+                f"approvers can cancel run {code(run_id)}."
+            )
+        event = BatchCancelRequested(
+            event_id=derived_id(request_key, "BatchCancelRequested"),
+            correlation_id=run_id,
+            source=SOURCE,
+            run_id=run_id,
+            requested_by=requester.actor,
+        )
+        failure = await self._try_publish(event)
+        if failure:
+            return text_reply(f":warning: Run {code(run_id)} was not cancelled: {failure}")
+        return text_reply(f":octagonal_sign: Cancelling run {code(run_id)}…")
+
+    async def _may_cancel(self, record: RunRecord, user_id: str) -> bool:
+        if record.requested_by.slack_user_id == user_id:
+            return True
+        spec = self.catalog.command(record.command)
+        policy = spec.environments.get(record.environment) if spec else None
+        if policy is None:
+            return False
+        if await principals_allow(policy.allowed, user_id, self.directory):
+            return True
+        return policy.approval is not None and await principals_allow(
+            policy.approval.approvers, user_id, self.directory
+        )
+
+    async def decide_approval(
+        self, run_id: str, requester: Requester, request_key: str, *, approve: bool
+    ) -> Reply:
+        """``batch_approve`` / ``batch_reject``: an approver other than the requester."""
+        verb = "approve" if approve else "reject"
+        record = await self.records.run(run_id)
+        if record is None:
+            return _no_such_run(run_id)
+        if record.status != "awaiting_approval":
+            return text_reply(
+                f"Run {code(run_id)} is not waiting for an approval "
+                f"(it is {escape(record.status)})."
+            )
+        policy = self._approval_policy(record)
+        if policy is None:
+            return text_reply(
+                f":no_entry: Nobody can {verb} run {code(run_id)}: "
+                f"*{escape(record.command)}* in *{escape(record.environment)}* names no approvers."
+            )
+        try:
+            refusal = await approval_refusal(
+                policy, record.requested_by.slack_user_id, requester.user_id, self.directory
+            )
+        except TransientError:
+            return _cannot_check_now(verb, run_id)
+        if refusal is not None:
+            log.info("refused to %s run %s for %s: %s", verb, run_id, requester.user_id, refusal)
+            return text_reply(
+                f":no_entry: You cannot {verb} run {code(run_id)}.\n>{escape(refusal)}"
+            )
+        event: EventBase
+        if approve:
+            event = BatchApproved(
+                event_id=derived_id(request_key, "BatchApproved"),
+                correlation_id=run_id,
+                source=SOURCE,
+                run_id=run_id,
+                approved_by=requester.actor,
+            )
+        else:
+            event = BatchRejected(
+                event_id=derived_id(request_key, "BatchRejected"),
+                correlation_id=run_id,
+                source=SOURCE,
+                run_id=run_id,
+                rejected_by=requester.actor,
+                reason=f"rejected in Slack by {requester.name or requester.user_id}",
+            )
+        failure = await self._try_publish(event)
+        if failure:
+            return text_reply(
+                f":warning: Your decision on run {code(run_id)} was not sent: {failure}"
+            )
+        done = "Approved" if approve else "Rejected"
+        return text_reply(f"{done} run {code(run_id)}.")
+
+    def _approval_policy(self, record: RunRecord) -> ApprovalPolicy | None:
+        """The approvers as recorded when the run was requested, else the catalog's now."""
+        if record.approval is not None and record.approval.approvers:
+            ids = record.approval.approvers
+            return ApprovalPolicy(
+                approvers=Principals(
+                    users=tuple(i for i in ids if not i.startswith("S")),
+                    usergroups=tuple(i for i in ids if i.startswith("S")),
+                ),
+                min_approvals=max(1, record.approval.min_approvals),
+            )
+        spec = self.catalog.command(record.command)
+        policy = spec.environments.get(record.environment) if spec else None
+        return policy.approval if policy is not None else None
+
+    async def rerun(self, run_id: str, requester: Requester, request_key: str) -> Reply:
+        """``batch_rerun``: the same command, environment and parameters, as a new request
+        by the person who pressed the button (validated and authorized as theirs)."""
+        record = await self.records.run(run_id)
+        if record is None:
+            return _no_such_run(run_id)
+        hidden = [p.name for p in record.parameters if p.sensitive and p.value is None]
+        if hidden:
+            return text_reply(
+                f"Run {code(run_id)} had sensitive parameters ({escape(', '.join(hidden))}), "
+                f"which are not kept; start it again with `{self.command_name} run "
+                f"{escape(record.command)}`."
+            )
+        checked = validate_request(
+            self.catalog,
+            record.command,
+            record.environment,
+            [(p.name, p.value) for p in record.parameters],
+        )
+        if isinstance(checked, list):
+            problems = "\n".join(f"• {escape(str(e))}" for e in checked)
+            return text_reply(
+                f"Run {code(run_id)} cannot run again as it was; the catalog changed:\n{problems}"
+            )
+        reason = f"Rerun of {run_id}" + (f": {record.reason}" if record.reason else "")
+        decision = await self.request_run(
+            checked,
+            reason=reason[:MAX_REASON],
+            requester=Requester(
+                requester.user_id, requester.name, requester.channel_id or record.channel_id
+            ),
+            request_key=request_key,
+            rerun_of=run_id,
+        )
+        return decision.reply
+
+    async def claim_drift(self, value: str, requester: Requester, request_key: str) -> Reply | None:
+        """``drift_claim``: "I'm on it" (the drift message then shows who)."""
+        try:
+            claim = ClaimValue.model_validate(json.loads(value))
+        except (ValueError, ValidationError):
+            log.warning("drift_claim button with an unreadable value: %.200r", value)
+            return text_reply(
+                ":warning: This button does not say which drift it is about; "
+                "use a newer drift message."
+            )
+        event = DriftClaimed(
+            event_id=derived_id(request_key, "DriftClaimed"),
+            correlation_id=derived_id(request_key, "claim"),
+            source=SOURCE,
+            state=claim.state,
+            fingerprints=claim.fingerprints,
+            claimed_by=requester.actor,
+        )
+        failure = await self._try_publish(event)
+        if failure:
+            return text_reply(f":warning: Your claim was not recorded: {failure}")
+        return None
+
+    def unknown_action(self, action_id: str) -> Reply:
+        return text_reply(
+            f":thinking_face: I don't know what to do with {code(action_id)} (an older "
+            f"message, or a newer app?). Try `{self.command_name} help`."
+        )
+
+    # ------------------------------------------------------------ plumbing
+
+    async def _try_publish(self, event: EventBase) -> str | None:
+        """Publish; None when done, else what to tell the person."""
+        try:
+            await self._publish(event)
+        except (TransientError, PermanentError) as exc:
+            log.error("publishing %s failed: %s", type(event).__name__, exc)
+            return "toilkit could not queue it just now. Please try again in a minute."
+        return None
+
+
+def _no_such_run(run_id: str) -> Reply:
+    return text_reply(f"I cannot find run {code(run_id)} (it may have expired from the history).")
+
+
+def _cannot_check_now(verb: str, run_id: str) -> Reply:
+    return text_reply(
+        f":warning: I could not check whether you may {verb} run {code(run_id)} just now "
+        "(Slack did not answer). Please try again."
+    )

@@ -1,0 +1,217 @@
+"""The gateway as a running service: built once from the Runtime, served over HTTP (and
+Socket Mode when an app-level token is given).
+
+HTTP mode listens on ``host:port`` (default 127.0.0.1:3000) with ``POST /slack/events``
+for slash commands and interactivity, and ``GET /healthz``. Socket Mode connects out to
+Slack instead (nothing to expose); ``/healthz`` is still served, ``/slack/events`` is not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiohttp import web
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.app.async_app import AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
+
+from services.gateway.app import AppParts, build_bolt_app
+from services.gateway.authz import CachedGroupDirectory, CatalogFirstDirectory, slack_group_members
+from services.gateway.background import AfterAck
+from services.gateway.handlers import Gateway
+from services.gateway.ledger import RequestLedger
+from services.gateway.records import StateTableRecords
+from services.gateway.replies import EphemeralReplier, origin
+from services.gateway.settings import (
+    SLACK_API_URL,
+    GatewaySettings,
+    generate_signing_secret,
+)
+from services.gateway.transport import EVENTS_PATH, SlackDoor
+from shared.catalog import load_catalog
+from shared.idempotency import IdempotencyStore
+from shared.runtime import Runtime
+from shared.settings import load_settings
+
+log = logging.getLogger(__name__)
+
+#: Seconds in-flight requests and after-ack work get to finish on stop.
+SHUTDOWN_GRACE_SECONDS = 10.0
+
+
+class GatewayService:
+    """The gateway's HTTP server (and Socket Mode connection) as a toilkit Service.
+
+    Args:
+        settings: the gateway's settings.
+        app: the Bolt app.
+        door: the HTTP front of the app.
+        after_ack: the background work the listeners started.
+        signing_secret_generated: the development secret, when one was generated.
+    """
+
+    name = "gateway"
+
+    def __init__(
+        self,
+        *,
+        settings: GatewaySettings,
+        app: AsyncApp,
+        door: SlackDoor,
+        after_ack: AfterAck,
+        signing_secret_generated: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.app = app
+        self.after_ack = after_ack
+        self._door = door
+        self._generated_secret = signing_secret_generated
+        self._runner: web.AppRunner | None = None
+        self._socket: AsyncSocketModeHandler | None = None
+        self._stopping = asyncio.Event()
+        self._url: str | None = None
+
+    @property
+    def url(self) -> str:
+        """``http://host:port`` the server listens on (after :meth:`start`)."""
+        if self._url is None:
+            raise RuntimeError("the gateway is not started")
+        return self._url
+
+    @property
+    def events_url(self) -> str:
+        return self.url + EVENTS_PATH
+
+    async def start(self) -> None:
+        """Listen (and connect to Slack in Socket Mode). Idempotent."""
+        if self._runner is not None:
+            return
+        runner = web.AppRunner(
+            self._door.web_app(serve_events=not self.settings.socket_mode),
+            access_log=None,
+            shutdown_timeout=SHUTDOWN_GRACE_SECONDS,
+        )
+        await runner.setup()
+        site = web.TCPSite(runner, self.settings.host, self.settings.port)
+        await site.start()
+        self._runner = runner
+        host, port = runner.addresses[0][:2]
+        shown_host = f"[{host}]" if ":" in str(host) else str(host)
+        self._url = f"http://{shown_host}:{port}"
+        if self.settings.slack_app_token is not None:
+            self._socket = AsyncSocketModeHandler(
+                self.app, self.settings.slack_app_token.get_secret_value()
+            )
+            await self._socket.connect_async()  # type: ignore[no-untyped-call]
+        log.info("gateway: %s", self.describe())
+
+    async def run(self) -> None:
+        await self.start()
+        await self._stopping.wait()
+        await self._shutdown()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def _shutdown(self) -> None:
+        if self._socket is not None:
+            await self._socket.close_async()  # type: ignore[no-untyped-call]
+            self._socket = None
+        if self._runner is not None:
+            # Stops listening, then lets requests in flight finish (up to the grace).
+            await self._runner.cleanup()
+            self._runner = None
+        await self.after_ack.drain(SHUTDOWN_GRACE_SECONDS)
+
+    def describe(self) -> str:
+        where = self._url or f"http://{self.settings.host}:{self.settings.port}"
+        if self.settings.socket_mode:
+            mode = f"Slack Socket Mode (health on {where}/healthz)"
+        else:
+            mode = f"Slack requests on {where}{EVENTS_PATH}"
+        slack = (
+            ""
+            if self.settings.slack_api_url == SLACK_API_URL
+            else f", Web API {self.settings.slack_api_url}"
+        )
+        secret = (
+            f"; development signing secret (generated): {self._generated_secret}"
+            if self._generated_secret
+            else ""
+        )
+        return f"{mode}, command {self.settings.command_name}{slack}{secret}"
+
+
+async def build_gateway(
+    runtime: Runtime, settings: GatewaySettings | None = None
+) -> GatewayService:
+    """Wire the gateway once: catalog, Slack client, group cache, ledger, Bolt app, server.
+
+    Raises:
+        ConfigError: bad settings (naming the variable) or an invalid catalog.
+    """
+    settings = settings or load_settings(GatewaySettings)
+    catalog = load_catalog(settings.catalog_path)
+    generated = None
+    if settings.slack_signing_secret is not None:
+        signing_secret = settings.slack_signing_secret.get_secret_value()
+    elif settings.socket_mode:
+        signing_secret = None
+    else:
+        # Settings allow this only on a loopback address (see GatewaySettings).
+        signing_secret = generated = generate_signing_secret()
+        log.warning(
+            "no SLACK_SIGNING_SECRET given: generated a development one for this run: %s",
+            generated,
+        )
+    client = AsyncWebClient(
+        token=settings.token,
+        base_url=settings.slack_api_url,
+        timeout=settings.slack_timeout_seconds,
+    )
+    gateway = Gateway(
+        catalog=catalog,
+        records=StateTableRecords(runtime.aws.dynamodb, runtime.names.state_table),
+        directory=CatalogFirstDirectory(
+            catalog,
+            CachedGroupDirectory(
+                slack_group_members(client), ttl_seconds=settings.usergroup_cache_seconds
+            ),
+        ),
+        publish=runtime.publisher.publish,
+        command_name=settings.command_name,
+        recent_runs=settings.recent_runs,
+    )
+    after_ack = AfterAck()
+    trusted = () if settings.slack_api_url == SLACK_API_URL else (origin(settings.slack_api_url),)
+    parts = AppParts(
+        gateway=gateway,
+        client=client,
+        replier=EphemeralReplier(client, trusted_response_hosts=trusted),
+        after_ack=after_ack,
+        command_name=settings.command_name,
+        read_timeout=settings.read_timeout_seconds,
+    )
+    ledger = RequestLedger(
+        IdempotencyStore(
+            runtime.aws.dynamodb,
+            runtime.names.idempotency_table,
+            completed_ttl=settings.request_record_seconds,
+        ),
+        remember_seconds=settings.request_record_seconds,
+    )
+    app = build_bolt_app(parts, signing_secret=signing_secret, ledger=ledger)
+    door = SlackDoor(
+        app,
+        # Socket Mode serves no /slack/events; the door then only answers /healthz.
+        signing_secret=signing_secret or generate_signing_secret(),
+        max_body_bytes=settings.max_body_bytes,
+    )
+    return GatewayService(
+        settings=settings,
+        app=app,
+        door=door,
+        after_ack=after_ack,
+        signing_secret_generated=generated,
+    )

@@ -1,0 +1,189 @@
+"""The HTTP door: what reaches Bolt has been received whole, signed by Slack, recently,
+and has the shape of a request the gateway serves.
+
+The gateway is the only toilkit part that faces the internet, so everything else is
+answered here, quickly, with a 4xx and never a 5xx:
+
+=========================================  ======  =========================================
+request                                    status  why
+=========================================  ======  =========================================
+body above ``max_body_bytes``              413     refused before it is read whole
+body cut short or not sent in time         400     never waits on a slow sender for long
+missing/duplicate/malformed signature      401     ``X-Slack-Signature`` is ``v0=<64 hex>``
+timestamp not within 5 minutes of now      401     Slack's replay window
+signature that does not match              401     HMAC-SHA256 of ``v0:<ts>:<raw body>``
+not UTF-8                                  400     checked after the signature: only Slack's
+                                                   own requests are looked into
+not a request the gateway serves           400     see :mod:`services.gateway.payloads`
+=========================================  ======  =========================================
+
+The signature is computed over the raw bytes, exactly as Slack computes it, before any
+decoding. Bolt verifies it again (cheap, and it keeps the app safe however it is mounted).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import re
+import time
+from collections.abc import Callable
+
+from aiohttp import ClientError, web
+from aiohttp.http_exceptions import HttpProcessingError
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
+from slack_bolt.app.async_app import AsyncApp
+from slack_bolt.context.async_context import AsyncBoltContext
+from slack_bolt.request.async_internals import build_async_context
+from slack_bolt.request.async_request import AsyncBoltRequest
+
+from services.gateway.payloads import BadPayload, parse_slack_body
+
+log = logging.getLogger(__name__)
+
+EVENTS_PATH = "/slack/events"
+HEALTH_PATH = "/healthz"
+#: Slack refuses requests whose timestamp is more than five minutes off.
+SIGNATURE_WINDOW_SECONDS = 300
+_TIMESTAMP = re.compile(r"[0-9]{1,12}\Z")
+_SIGNATURE = re.compile(r"v0=[0-9a-f]{64}\Z")
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+def slack_signature(secret: str, timestamp: str, body: bytes) -> str:
+    """The ``X-Slack-Signature`` Slack sends for ``body`` at ``timestamp``."""
+    base = b"v0:" + timestamp.encode("ascii") + b":" + body
+    return "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
+
+
+def signature_problem(
+    secret: str, body: bytes, timestamps: list[str], signatures: list[str], now: float
+) -> str | None:
+    """Why a request is not signed by Slack (None: it is)."""
+    if len(timestamps) != 1 or len(signatures) != 1:
+        return "expected exactly one X-Slack-Request-Timestamp and one X-Slack-Signature"
+    timestamp, signature = timestamps[0], signatures[0]
+    if not _TIMESTAMP.match(timestamp):
+        return "the request timestamp is not a number of seconds"
+    if abs(now - int(timestamp)) > SIGNATURE_WINDOW_SECONDS:
+        return "the request timestamp is more than five minutes from now"
+    if not _SIGNATURE.match(signature):
+        return "the signature is not v0=<64 hex digits>"
+    expected = slack_signature(secret, timestamp, body)
+    if not hmac.compare_digest(expected.encode(), signature.encode()):
+        return "the signature does not match"
+    return None
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The whole body, refusing more than ``limit`` bytes as soon as that is known."""
+    declared = request.content_length
+    if declared is not None and declared > limit:
+        raise BodyTooLarge
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        chunk = await request.content.readany()
+        if not chunk:
+            break
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _refuse(status: int, reason: str) -> web.Response:
+    log.info("refused a Slack request with %d: %s", status, reason)
+    return web.Response(status=status, text=reason)
+
+
+class SlackDoor:
+    """The aiohttp handlers in front of the Bolt app.
+
+    Args:
+        app: the Bolt app requests are dispatched to.
+        signing_secret: the app's signing secret.
+        max_body_bytes: the largest body accepted.
+        body_timeout: seconds a sender has to deliver the whole body.
+        clock: epoch seconds (tests pass their own to check the window).
+    """
+
+    def __init__(
+        self,
+        app: AsyncApp,
+        *,
+        signing_secret: str,
+        max_body_bytes: int,
+        body_timeout: float = 5.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._app = app
+        self._secret = signing_secret
+        self._max_body = max_body_bytes
+        self._body_timeout = body_timeout
+        self._clock = clock
+
+    def web_app(self, *, serve_events: bool = True) -> web.Application:
+        """The aiohttp application: ``POST /slack/events`` and ``GET /healthz``."""
+        application = web.Application(client_max_size=self._max_body)
+        if serve_events:
+            application.router.add_post(EVENTS_PATH, self.slack_events)
+        application.router.add_get(HEALTH_PATH, self.health)
+        return application
+
+    async def health(self, request: web.Request) -> web.Response:
+        return web.json_response({"ok": True})
+
+    async def slack_events(self, request: web.Request) -> web.StreamResponse:
+        try:
+            async with asyncio.timeout(self._body_timeout):
+                raw = await read_body(request, self._max_body)
+        except BodyTooLarge:
+            return _refuse(413, f"the body is larger than {self._max_body} bytes")
+        except TimeoutError:
+            return _refuse(400, "the body did not arrive in time")
+        except (HttpProcessingError, ClientError, ConnectionError, OSError, ValueError) as exc:
+            # aiohttp reports a body cut short (fewer bytes than Content-Length, a broken
+            # chunked encoding) with its payload errors.
+            return _refuse(400, f"the body could not be read: {type(exc).__name__}")
+        problem = signature_problem(
+            self._secret,
+            raw,
+            request.headers.getall("X-Slack-Request-Timestamp", []),
+            request.headers.getall("X-Slack-Signature", []),
+            self._clock(),
+        )
+        if problem:
+            return _refuse(401, problem)
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return _refuse(400, "the body is not UTF-8")
+        content_type = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        try:
+            parsed = parse_slack_body(text, content_type or None)
+        except BadPayload as exc:
+            return _refuse(400, str(exc))
+        try:
+            bolt_request = AsyncBoltRequest(
+                body=text,
+                query=request.query_string,
+                headers={name: value for name, value in request.headers.items()},
+            )
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            return _refuse(400, f"the request could not be read: {exc}")
+        # Our parse, not Bolt's: see ParsedBody.
+        bolt_request.body = parsed.body
+        bolt_request.context = build_async_context(AsyncBoltContext(), parsed.body)
+        response = await self._app.async_dispatch(bolt_request)
+        if response.status >= 500:
+            log.error(
+                "the Bolt app answered %d to a %s", response.status, type(parsed.request).__name__
+            )
+        return await to_aiohttp_response(response)
