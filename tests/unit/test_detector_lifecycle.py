@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,7 +25,9 @@ def change(address: str, before: dict[str, Any], after: dict[str, Any]) -> dict[
     }
 
 
-def plan(*, drift: list[dict[str, Any]] = (), pending: list[dict[str, Any]] = ()) -> dict[str, Any]:  # type: ignore[assignment]
+def plan(
+    *, drift: Sequence[dict[str, Any]] = (), pending: Sequence[dict[str, Any]] = ()
+) -> dict[str, Any]:
     return {
         "format_version": "1.2",
         "resource_drift": list(drift),
