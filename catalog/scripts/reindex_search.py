@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Demo batch command that runs long: a reindex that prints progress and stops cleanly.
 
-On SIGTERM (a cancel or a timeout) it finishes the step in hand, says where it stopped
-and exits with status 143 (128 + SIGTERM), so a rerun can resume from there. Needs only
+On SIGTERM (a cancel or a timeout) it stops at once, says which steps are done and exits
+with status 143 (128 + SIGTERM), so a rerun can resume from there. Needs only
 the Python standard library.
 
 Usage: reindex_search.py --steps 30 --step-seconds 1
@@ -14,7 +14,6 @@ import argparse
 import signal
 import sys
 import threading
-import time
 from types import FrameType
 
 EXIT_TERMINATED = 128 + signal.SIGTERM
@@ -26,7 +25,7 @@ stop_requested = threading.Event()
 def request_stop(signum: int, frame: FrameType | None) -> None:
     del frame
     stop_requested.set()
-    print(f"received {signal.Signals(signum).name}, stopping after this step", flush=True)
+    print(f"received {signal.Signals(signum).name}, stopping", flush=True)
 
 
 def main() -> int:
@@ -37,11 +36,11 @@ def main() -> int:
     signal.signal(signal.SIGTERM, request_stop)
     print(f"reindexing in {args.steps} steps", flush=True)
     for step in range(1, args.steps + 1):
-        time.sleep(args.step_seconds)
-        print(f"step {step}/{args.steps} done", flush=True)
-        if stop_requested.is_set():
-            print(f"stopped at step {step}/{args.steps}; rerun to resume", flush=True)
+        # The step's work; a stop request cuts it short (the step is not counted done).
+        if stop_requested.wait(args.step_seconds):
+            print(f"stopped with {step - 1}/{args.steps} steps done; rerun to resume", flush=True)
             return EXIT_TERMINATED
+        print(f"step {step}/{args.steps} done", flush=True)
     print("reindex complete", flush=True)
     return 0
 

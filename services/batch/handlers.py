@@ -92,12 +92,18 @@ def _revalidate(ctx: BatchContext, record: RunRecord) -> ValidatedRequest | str:
 
 async def handle_requested(ctx: BatchContext, event: BatchRequested) -> None:
     """A new request: record it, check it, then ask for approval or start it."""
+    # The catalog, not the request, says which values are secret.
+    command = ctx.catalog.command(event.command)
+    secret = command.sensitive_parameters if command is not None else frozenset()
     record = RunRecord(
         run_id=event.run_id,
         request_event_id=event.event_id,
         command=event.command,
         environment=event.environment,
-        parameters=event.parameters,
+        parameters=tuple(
+            p.model_copy(update={"sensitive": True}) if p.name in secret else p
+            for p in event.parameters
+        ),
         reason=event.reason,
         requested_by=event.requested_by,
         channel_id=event.channel_id,

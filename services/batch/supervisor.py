@@ -25,7 +25,7 @@ from services.batch.runners.base import Runner, RunnerError, RunOutcome, RunSpec
 from services.batch.runs import Clock, LockStore, RunRecord, RunStore
 from shared.catalog import Catalog, LocalRunnerSettings, ValidatedRequest, validate_request
 from shared.errors import TransientError
-from shared.events import Actor, RefusalStage
+from shared.events import Actor, RefusalStage, RunParameter
 
 log = logging.getLogger(__name__)
 
@@ -228,10 +228,19 @@ class RunSupervisor:
             )
             return
         await self.runs.mark_active(record.run_id)
-        await self._launch(claimed, spec, runner, event_id, revert_to=before)
+        await self._launch(
+            claimed, spec, runner, event_id, revert_to=before, shown=request.run_parameters()
+        )
 
     async def _launch(
-        self, claimed: RunRecord, spec: RunSpec, runner: Runner, event_id: str, *, revert_to: str
+        self,
+        claimed: RunRecord,
+        spec: RunSpec,
+        runner: Runner,
+        event_id: str,
+        *,
+        revert_to: str,
+        shown: tuple[RunParameter, ...],
     ) -> None:
         try:
             started = await runner.start(spec)
@@ -254,10 +263,16 @@ class RunSupervisor:
                 )
                 await self._release(claimed)
             raise
-        await self._running(claimed.run_id, spec, runner, started, event_id)
+        await self._running(claimed.run_id, spec, runner, started, event_id, shown)
 
     async def _running(
-        self, run_id: str, spec: RunSpec, runner: Runner, started: StartedRun, event_id: str
+        self,
+        run_id: str,
+        spec: RunSpec,
+        runner: Runner,
+        started: StartedRun,
+        event_id: str,
+        shown: tuple[RunParameter, ...],
     ) -> None:
         def mark(current: RunRecord) -> RunRecord | None:
             if current.status != "starting":
@@ -269,13 +284,9 @@ class RunSupervisor:
                     "runner_ref": started.ref,
                     "log_url": started.log_url,
                     "started_at": started.started_at,
-                    # The process has its values; nothing secret stays at rest.
-                    "parameters": tuple(p for p in current.parameters if not p.sensitive)
-                    + tuple(
-                        p.model_copy(update={"value": None})
-                        for p in current.parameters
-                        if p.sensitive
-                    ),
+                    # What actually ran (defaults filled in), and nothing secret at rest:
+                    # the process has its values now.
+                    "parameters": shown,
                     "sensitive_dropped": True,
                 }
             )
@@ -300,7 +311,14 @@ class RunSupervisor:
         runner = self.runners.get(record.runner or "")
         if runner is not None and runner.idempotent_start and isinstance(request, ValidatedRequest):
             spec = self.spec_for(record, request)
-            await self._launch(record, spec, runner, event_id, revert_to="starting")
+            await self._launch(
+                record,
+                spec,
+                runner,
+                event_id,
+                revert_to="starting",
+                shown=request.run_parameters(),
+            )
             return
         await self.finish(
             record.run_id,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,8 +26,8 @@ from shared.events import (
 )
 from shared.publishing import Publisher
 from shared.runtime import Runtime
-from shared.settings import WorkerSettings
-from shared.topology import BootstrapReport, Names
+from shared.settings import AwsSettings, WorkerSettings
+from shared.topology import BootstrapReport, Names, bootstrap
 from tests.support import receive_all
 
 REPO = Path(__file__).resolve().parents[2]
@@ -38,7 +39,7 @@ CAROL = Actor(slack_user_id="U0CAROL003", name="carol")  # allowed, not an appro
 DAVE = Actor(slack_user_id="U0DAVE0004", name="dave")  # nobody
 
 FAST_WORKER = WorkerSettings(
-    wait_time_seconds=1,
+    wait_time_seconds=0,
     visibility_timeout=5,
     retry_base_seconds=0,
     handler_timeout=20,
@@ -143,9 +144,13 @@ class BatchHarness:
     async def publish(self, event: EventBase) -> None:
         await self.publisher.publish(event)
 
+    async def handle_queue(self) -> None:
+        """Handle everything on the batch queue (runs it starts keep running)."""
+        await self.service.worker.run(burst=True)
+
     async def drain(self) -> None:
         """Handle everything on the batch queue, then wait for the runs it started."""
-        await self.service.worker.run(burst=True)
+        await self.handle_queue()
         await self.service.supervisor.wait_idle()
 
     async def outcomes(self, run_id: str | None = None) -> list[EventBase]:
@@ -164,6 +169,14 @@ class BatchHarness:
         return (self.log_dir / f"{run_id}.log").read_text(encoding="utf-8")
 
 
+async def bootstrap_once(endpoint: str) -> tuple[Names, BootstrapReport]:
+    """A topology of its own (for a module's tests to share)."""
+    prefix = f"b{uuid.uuid4().hex[:10]}"
+    names = Names(prefix=prefix, bucket=f"{prefix}-artifacts")
+    async with AwsClients(AwsSettings(AWS_ENDPOINT_URL=endpoint, AWS_REGION="us-east-1")) as aws:
+        return names, await bootstrap(aws, names)
+
+
 async def make_harness(
     aws: AwsClients,
     names: Names,
@@ -176,7 +189,8 @@ async def make_harness(
     catalog_file = tmp_path / "catalog.yaml"
     catalog_file.write_text(
         yaml.safe_dump(
-            catalog_for_tests(tmp_path / "orders.sqlite", reindex_timeout=reindex_timeout)
+            catalog_for_tests(tmp_path / "orders.sqlite", reindex_timeout=reindex_timeout),
+            sort_keys=False,
         )
     )
     publisher = Publisher(aws.sns, aws.s3, topology.topic_arn, names.bucket)
