@@ -20,4 +20,7 @@ def service_factories() -> dict[str, ServiceFactory]:
     from services.detector.service import build_detector  # noqa: PLC0415
 
     factories["detector"] = build_detector
+    from services.gateway.service import build_gateway  # noqa: PLC0415
+
+    factories["gateway"] = build_gateway
     return factories
