@@ -126,6 +126,9 @@ def up(
         ),
     ] = None,
     aws_port: Annotated[int, typer.Option(help="Port of the embedded emulator.")] = DEFAULT_PORT,
+    slack_port: Annotated[
+        int, typer.Option(help="Port of the Slack stand-in (used when no Slack token is set).")
+    ] = 3001,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Run everything in one process: embedded AWS, the topology, every service.
@@ -146,32 +149,65 @@ def up(
     os.environ["AWS_ENDPOINT_URL"] = aws_endpoint
     aws_settings, topology_settings = _settings()
     try:
-        run_async(_up(aws_settings, topology_settings))
+        run_async(_up(aws_settings, topology_settings, slack_port))
     finally:
         if emulator is not None:
             emulator.stop()
     console.print("stopped")
 
 
-async def _up(aws_settings: AwsSettings, topology_settings: TopologySettings) -> None:
+SLACK_TOKEN_VARIABLES = (
+    "SLACK_BOT_TOKEN",
+    "TOILKIT_NOTIFIER_SLACK_BOT_TOKEN",
+    "TOILKIT_GATEWAY_SLACK_BOT_TOKEN",
+)
+
+
+async def _up(
+    aws_settings: AwsSettings, topology_settings: TopologySettings, slack_port: int
+) -> None:
     names = Names.from_settings(topology_settings)
     async with AwsClients(aws_settings) as aws:
         report = await bootstrap(aws, names)
     print_bootstrap(report, aws_settings.endpoint_url or "AWS")
-    async with open_runtime(aws_settings, topology_settings) as runtime:
+    async with contextlib.AsyncExitStack() as stack:
+        standin_page = None
+        if not any(os.environ.get(v) for v in SLACK_TOKEN_VARIABLES):
+            standin_page = await _start_slack_standin(stack, slack_port)
+        runtime = await stack.enter_async_context(open_runtime(aws_settings, topology_settings))
         services = [await build(runtime) for build in service_factories().values()]
-        _print_running(runtime, services)
+        _print_running(runtime, services, standin_page)
         stop_on_signals(*(s.stop for s in services))
         await asyncio.gather(*(s.run() for s in services))
 
 
-def _print_running(runtime: Runtime, services: list[Service]) -> None:
+async def _start_slack_standin(stack: contextlib.AsyncExitStack, port: int) -> str:
+    """No Slack token: run the stand-in and point the services' Web API at it."""
+    from toilkit.standins.slack import SlackStandin  # noqa: PLC0415 - only without a token
+
+    standin = SlackStandin()
+    try:
+        page = await standin.start("127.0.0.1", port)
+    except OSError as exc:
+        raise ConfigError(
+            f"the Slack stand-in cannot listen on 127.0.0.1:{port} ({exc.strerror}); "
+            "use `--slack-port N`, or set SLACK_BOT_TOKEN to use real Slack"
+        ) from None
+    stack.push_async_callback(standin.stop)
+    for service in ("NOTIFIER", "GATEWAY"):
+        os.environ.setdefault(f"TOILKIT_{service}_SLACK_API_URL", standin.api_url)
+    return page
+
+
+def _print_running(runtime: Runtime, services: list[Service], standin_page: str | None) -> None:
     endpoint = runtime.aws.settings.endpoint_url
     table = Table(title="toilkit is running", title_justify="left", show_header=False)
     table.add_column("what", style="bold")
     table.add_column("where")
     table.add_row("AWS endpoint", str(endpoint))
     table.add_row("events topic", runtime.topology.topic_arn)
+    if standin_page is not None:
+        table.add_row("Slack (stand-in)", f"{standin_page}/  <- open this page in a browser")
     for service in services:
         table.add_row(service.name, service.describe())
     if not services:
