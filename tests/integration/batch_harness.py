@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -185,14 +186,14 @@ async def make_harness(
     *,
     reindex_timeout: int = 120,
     kill_grace: float = 1.0,
+    customize: Callable[[dict[str, Any]], None] | None = None,
 ) -> BatchHarness:
+    """A batch service on the given topology; ``customize`` may edit the catalog data."""
+    data = catalog_for_tests(tmp_path / "orders.sqlite", reindex_timeout=reindex_timeout)
+    if customize is not None:
+        customize(data)
     catalog_file = tmp_path / "catalog.yaml"
-    catalog_file.write_text(
-        yaml.safe_dump(
-            catalog_for_tests(tmp_path / "orders.sqlite", reindex_timeout=reindex_timeout),
-            sort_keys=False,
-        )
-    )
+    catalog_file.write_text(yaml.safe_dump(data, sort_keys=False))
     publisher = Publisher(aws.sns, aws.s3, topology.topic_arn, names.bucket)
     runtime = Runtime(aws=aws, names=names, topology=topology, publisher=publisher)
     clock = Clock()

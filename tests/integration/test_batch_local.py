@@ -25,7 +25,6 @@ from shared.events import (
     RunParameter,
 )
 from shared.topology import BootstrapReport, Names
-from shared.worker import Handler
 from tests.integration.batch_harness import (
     ALICE,
     BOB,
@@ -411,8 +410,6 @@ async def test_another_request_with_the_same_run_id_is_ignored(batch: BatchHarne
 
 async def test_concurrent_deliveries_of_one_request_start_one_run(batch: BatchHarness) -> None:
     request = await batch.request("echo-args", text="raced")
-    handle: Handler = batch.service.worker._handlers[type(request)]  # the worker's own map
-    del handle
     # Both deliveries run the handler at the same moment (no worker idempotency between).
     await asyncio.gather(
         handle_requested(batch.service.context, request),
