@@ -34,6 +34,7 @@ from shared.worker import stop_on_signals
 from toilkit import archive, dlq
 from toilkit.drift_cli import drift_app
 from toilkit.embedded import DEFAULT_PORT, EmbeddedAws, use_dummy_credentials
+from toilkit.runs_cli import runs_app
 from toilkit.services import service_factories
 
 app = typer.Typer(
@@ -46,6 +47,7 @@ app = typer.Typer(
 )
 events_app = typer.Typer(help="Inspect and send events.", no_args_is_help=True)
 app.add_typer(events_app, name="events")
+app.add_typer(runs_app, name="runs")
 app.add_typer(drift_app, name="drift")
 
 console = Console(stderr=True)

@@ -20,6 +20,9 @@ def service_factories() -> dict[str, ServiceFactory]:
     from services.detector.service import build_detector  # noqa: PLC0415
 
     factories["detector"] = build_detector
+    from services.batch.service import build_batch  # noqa: PLC0415
+
+    factories["batch"] = build_batch
     from services.gateway.service import build_gateway  # noqa: PLC0415
 
     factories["gateway"] = build_gateway

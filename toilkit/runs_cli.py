@@ -1,0 +1,263 @@
+"""``toilkit runs``: who ran what, with which parameters, and how it ended.
+
+``toilkit runs list`` and ``toilkit runs show RUN_ID`` read the batch service's run
+records and audit trail from DynamoDB; ``toilkit runs request`` asks for a run the way the
+Slack modal does (a ``BatchRequested`` event), for scripts and for trying toilkit without
+Slack.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Coroutine
+from datetime import datetime
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from services.batch.runs import FINAL_STATES, RunRecord, RunStore, record_summary
+from services.batch.settings import BatchSettings
+from shared.aws import AwsClients
+from shared.catalog import load_catalog, validate_request
+from shared.errors import ConfigError, ToilkitError
+from shared.events import Actor, BatchRequested, RunParameter, new_event_id
+from shared.runtime import open_runtime
+from shared.settings import AwsSettings, TopologySettings, load_settings
+from shared.topology import Names
+
+runs_app = typer.Typer(
+    help="Batch runs: list them, show one with its audit trail, request one.",
+    no_args_is_help=True,
+)
+
+console = Console(stderr=True)
+out = Console()
+T = TypeVar("T")
+
+STATUS_STYLE = {
+    "succeeded": "green",
+    "failed": "red",
+    "timed_out": "red",
+    "cancelled": "yellow",
+    "refused": "magenta",
+    "awaiting_approval": "cyan",
+    "running": "blue",
+    "starting": "blue",
+}
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    try:
+        return asyncio.run(coro)
+    except ConfigError as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    except ToilkitError as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(1) from None
+
+
+def _settings() -> tuple[AwsSettings, TopologySettings]:
+    try:
+        return load_settings(AwsSettings), load_settings(TopologySettings)
+    except ConfigError as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S") if moment else "-"
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    minutes, rest = divmod(seconds, 60)
+    return f"{int(minutes)}m{rest:04.1f}s" if minutes else f"{rest:.1f}s"
+
+
+def _status(record: RunRecord) -> str:
+    style = STATUS_STYLE.get(record.status, "white")
+    return f"[{style}]{record.status}[/]"
+
+
+def _who(actor: Actor | None) -> str:
+    if actor is None:
+        return "-"
+    return f"{actor.name} ({actor.slack_user_id})" if actor.slack_user_id else actor.name
+
+
+async def _read(settings: AwsSettings, topology: TopologySettings, work: Any) -> Any:
+    names = Names.from_settings(topology)
+    async with AwsClients(settings) as aws:
+        return await work(RunStore(aws.dynamodb, names.state_table))
+
+
+@runs_app.command("list")
+def list_runs(
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=1000)] = 20,
+    status: Annotated[
+        str | None, typer.Option(help="Only runs in this state (e.g. failed, refused).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """The latest runs, newest first."""
+    aws_settings, topology = _settings()
+    records: list[RunRecord] = _run(
+        _read(aws_settings, topology, lambda store: store.recent(limit))
+    )
+    if status is not None:
+        records = [r for r in records if r.status == status]
+    if as_json:
+        for record in records:
+            out.print_json(json.dumps(record_summary(record)))
+        return
+    if not records:
+        out.print("no runs yet (request one with `toilkit runs request`)")
+        return
+    table = Table(title="batch runs", title_justify="left")
+    for column in ("run", "requested", "command", "env", "by", "status", "exit", "took"):
+        table.add_column(column, no_wrap=column in ("run", "requested", "status"))
+    for record in records:
+        table.add_row(
+            record.run_id,
+            _when(record.requested_at),
+            record.command,
+            record.environment,
+            record.requested_by.name,
+            _status(record),
+            "-" if record.exit_code is None else str(record.exit_code),
+            _duration(record.duration_seconds if record.status in FINAL_STATES else None),
+        )
+    out.print(table)
+
+
+@runs_app.command("show")
+def show_run(
+    run_id: Annotated[str, typer.Argument(help="The run id (from `toilkit runs list`).")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """One run: request, decisions, outcome, log tail and the audit trail."""
+    aws_settings, topology = _settings()
+
+    async def load(store: RunStore) -> tuple[RunRecord | None, list[Any]]:
+        return await store.get(run_id), await store.audit_trail(run_id)
+
+    record, trail = _run(_read(aws_settings, topology, load))
+    if record is None:
+        console.print(f"[bold red]error:[/] no run {run_id!r}")
+        raise typer.Exit(1)
+    if as_json:
+        data = record_summary(record)
+        data["audit"] = [json.loads(entry.model_dump_json()) for entry in trail]
+        out.print_json(json.dumps(data))
+        return
+    facts = Table(show_header=False, box=None, title=f"run {record.run_id}", title_justify="left")
+    facts.add_column(style="bold")
+    facts.add_column()
+    facts.add_row("command", f"{record.command} in {record.environment}")
+    facts.add_row("status", _status(record))
+    facts.add_row("requested by", f"{_who(record.requested_by)} at {_when(record.requested_at)}")
+    if record.reason:
+        facts.add_row("reason", record.reason)
+    for parameter in record.shown_parameters():
+        shown = "(sensitive)" if parameter.sensitive else repr(parameter.value)
+        facts.add_row(f"  {parameter.name}", shown)
+    if record.approval is not None:
+        approvals = ", ".join(_who(a) for a in record.approval.approvals) or "none yet"
+        facts.add_row(
+            "approval",
+            f"{len(record.approval.approvals)}/{record.approval.min_approvals} from "
+            f"{', '.join(record.approval.approvers)} until {_when(record.approval.expires_at)} "
+            f"({approvals})",
+        )
+    if record.refusal_reason:
+        facts.add_row("refused", f"{record.refusal_stage}: {record.refusal_reason}")
+    if record.runner:
+        facts.add_row("runner", f"{record.runner} {record.runner_ref or ''}".strip())
+    if record.started_at:
+        facts.add_row("started", _when(record.started_at))
+    if record.finished_at:
+        facts.add_row("ended", _when(record.finished_at))
+    if record.exit_code is not None:
+        facts.add_row("exit status", str(record.exit_code))
+    if record.duration_seconds is not None and record.started_at:
+        facts.add_row("took", _duration(record.duration_seconds))
+    if record.cancel_requested_by is not None:
+        facts.add_row("cancelled by", _who(record.cancel_requested_by))
+    if record.error:
+        facts.add_row("error", record.error)
+    if record.log_url:
+        facts.add_row("log", record.log_url)
+    out.print(facts)
+    if record.log_tail:
+        out.print("[bold]last lines of the log[/]")
+        for line in record.log_tail:
+            out.print(f"  {line}", markup=False, highlight=False)
+    audit = Table(title="audit trail", title_justify="left")
+    for column in ("when", "what", "who", "detail"):
+        audit.add_column(column, no_wrap=column in ("when", "what"))
+    for entry in trail:
+        audit.add_row(_when(entry.at), entry.action, _who(entry.actor), entry.detail)
+    out.print(audit)
+
+
+@runs_app.command("request")
+def request_run(
+    command: Annotated[str, typer.Argument(help="A command from the catalog.")],
+    environment: Annotated[str, typer.Argument(help="Where to run it (e.g. staging).")],
+    as_user: Annotated[
+        str, typer.Option("--as", help="The requester's Slack user id (it is authorized).")
+    ],
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", "-p", help="NAME=VALUE, once per parameter."),
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="The requester's name.")] = None,
+    reason: Annotated[str, typer.Option(help="Why (kept in the audit trail).")] = "",
+    check: Annotated[
+        bool, typer.Option(help="Check against the local catalog before sending.")
+    ] = True,
+) -> None:
+    """Ask for a run, as the Slack modal does (the batch service checks it again)."""
+    pairs: list[tuple[str, str]] = []
+    for item in param or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            console.print(f"[bold red]error:[/] --param {item!r} is not NAME=VALUE")
+            raise typer.Exit(2)
+        pairs.append((key, value))
+    if check:
+        try:
+            catalog = load_catalog(load_settings(BatchSettings).catalog_path)
+        except ConfigError as exc:
+            console.print(f"[bold red]error:[/] {exc}\n(use --no-check to send it anyway)")
+            raise typer.Exit(2) from None
+        result = validate_request(catalog, command, environment, pairs)
+        if isinstance(result, list):
+            for error in result:
+                console.print(f"[bold red]error:[/] {error}")
+            raise typer.Exit(2)
+    aws_settings, topology = _settings()
+    run_id = new_event_id()
+    event = BatchRequested(
+        correlation_id=run_id,
+        source="toilkit-cli",
+        run_id=run_id,
+        command=command,
+        environment=environment,
+        parameters=tuple(RunParameter(name=k, value=v) for k, v in pairs),
+        reason=reason,
+        requested_by=Actor(slack_user_id=as_user, name=name or as_user),
+    )
+
+    async def send() -> None:
+        async with open_runtime(aws_settings, topology) as runtime:
+            await runtime.publisher.publish(event)
+
+    _run(send())
+    out.print(f"requested run {run_id}")
+    out.print(f"follow it with: toilkit runs show {run_id}")
