@@ -25,6 +25,7 @@ import contextlib
 import logging
 import random
 import signal
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum
@@ -411,6 +412,7 @@ class Worker:
             return Outcome.RETRY
         key = f"{self.consumer}#{item.key}"
         heartbeat = asyncio.create_task(self._heartbeat(message))
+        started = time.monotonic()
         try:
             async with asyncio.timeout(self.settings.handler_timeout):
                 await item.handler(event)
@@ -438,6 +440,14 @@ class Worker:
             return Outcome.RETRY
         finally:
             heartbeat.cancel()
+        log.info(
+            "%s: handled %s %s (correlation %s) in %.2fs",
+            self.consumer,
+            event_type_name(event),
+            event.event_id,
+            event.correlation_id,
+            time.monotonic() - started,
+        )
         return Outcome.HANDLED
 
     # ------------------------------------------------------------------ SQS actions
