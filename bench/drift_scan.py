@@ -14,6 +14,10 @@ Prints, in one run:
   at each concurrency, with the ideal ``sum of per-state times / concurrency``;
 * toilkit's overhead over the bare loop at concurrency 1, in total and per state.
 
+The bare loop and toilkit at concurrency 1 are measured state by state, alternating
+which goes first, so the load of a shared machine and first-run effects fall on both
+alike; concurrency 1 is the sum of those one-state scans.
+
 On a 2-core machine the concurrent runs are bound by CPU (each plan starts Terraform and
 a Python provider three times), so they cannot reach the ideal; the gap says how much.
 
@@ -44,7 +48,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from services.detector.config import StateConfig
-from services.detector.engine import TerraformEngine
+from services.detector.engine import AUTOMATION_ENV, TerraformEngine
 from services.detector.scan import Scanner
 from tests.terraform.testbed import (
     SHIM_COMMAND,
@@ -72,6 +76,15 @@ def prepare(root: Path, states: int) -> tuple[Testbed, Path, list[StateConfig]]:
         shutil.copytree(template, directory, symlinks=True)
         configs.append(
             StateConfig(name=f"state-{index:03d}", path=directory.name, directory=directory)
+        )
+        # The first init of a copy settles its .terraform; done here so that neither
+        # timed run pays it (whichever ran first would, and look slower for it).
+        subprocess.run(
+            [*SHIM_COMMAND, "init", "-input=false", "-no-color"],
+            cwd=directory,
+            env=testbed.environment(cloud),
+            capture_output=True,
+            check=True,
         )
     return testbed, cloud, configs
 
@@ -149,15 +162,40 @@ def main() -> None:
             f"{os.cpu_count()} CPU(s); setup {time.monotonic() - setup_started:.1f} s (not timed)"
         )
         (root / "bare").mkdir()
-        bare = bare_loop(states, env, root / "bare")
+        # The bare loop gets the environment the engine gives Terraform (it lets init
+        # trust the plugin cache instead of re-installing), so the difference measured
+        # is toilkit's orchestration and parsing, not a Terraform setting.
+        bare_env = {**env, **AUTOMATION_ENV, "TF_PLUGIN_CACHE_MAY_BREAK_DEPENDENCY_LOCK_FILE": "1"}
+
+        # Sequential: bare loop and toilkit at concurrency 1, paired state by state and
+        # in alternating order, so that a busy moment of a shared machine (and whichever
+        # run comes first) weighs on both alike.
+        bare = sequential = 0.0
+        for index, state in enumerate(states):
+            runs = [
+                ("bare", lambda state=state: bare_loop([state], bare_env, root / "bare")),
+                (
+                    "toilkit",
+                    lambda state=state: asyncio.run(
+                        toilkit_scan([state], testbed, env, 1, root / "work")
+                    )[0],
+                ),
+            ]
+            for name, run in runs if index % 2 == 0 else reversed(runs):
+                if name == "bare":
+                    bare += run()
+                else:
+                    sequential += run()
+        state_sum = sequential
         print(
             f"bare loop (init+plan+show, sequential): {bare:7.1f} s  ({bare / len(states):.2f} s/state)"
         )
-        first_sum = None
         for level in levels:
-            wall, state_sum = asyncio.run(toilkit_scan(states, testbed, env, level, root / "work"))
-            first_sum = first_sum or state_sum
-            ideal = first_sum / level
+            if level == 1:
+                wall = sequential
+            else:
+                wall, _ = asyncio.run(toilkit_scan(states, testbed, env, level, root / "work"))
+            ideal = state_sum / level
             print(
                 f"toilkit concurrency {level:>2}: {wall:7.1f} s   ideal (sum/concurrency) "
                 f"{ideal:7.1f} s   wall/ideal {wall / ideal:4.2f}   speed-up vs bare {bare / wall:4.2f}x"
