@@ -23,6 +23,9 @@ def service_factories() -> dict[str, ServiceFactory]:
     from services.batch.service import build_batch  # noqa: PLC0415
 
     factories["batch"] = build_batch
+    from services.notifier.service import build_notifier  # noqa: PLC0415
+
+    factories["notifier"] = build_notifier
     from services.gateway.service import build_gateway  # noqa: PLC0415
 
     factories["gateway"] = build_gateway

@@ -354,6 +354,7 @@ class SlackStandin:
             "chat.postMessage": self._chat_post_message,
             "chat.update": self._chat_update,
             "chat.postEphemeral": self._chat_post_ephemeral,
+            "conversations.history": self._conversations_history,
             "conversations.replies": self._conversations_replies,
             "users.info": self._users_info,
             "users.lookupByEmail": self._users_lookup_by_email,
@@ -650,6 +651,8 @@ class SlackStandin:
             message["text"] = content["text"]
         if "attachments" in content:
             message["attachments"] = content["attachments"]
+        if "metadata" in arguments:
+            message["metadata"] = _message_metadata(arguments["metadata"])
         message["edited"] = {"user": self.bot_user_id, "ts": self._next_ts()}
         return {
             "ok": True,
@@ -673,18 +676,37 @@ class SlackStandin:
         channel.ephemeral.append(message)
         return {"ok": True, "message_ts": message["ts"]}
 
+    def _conversations_history(self, arguments: JsonDict) -> JsonDict:
+        """A channel's top-level messages, newest first, paged as Slack pages them.
+
+        ``oldest``/``latest`` bound the ts range (exclusive unless ``inclusive``); message
+        ``metadata`` is included only with ``include_all_metadata``, as on Slack.
+        """
+        channel = self._resolve_channel(arguments.get("channel"))
+        selected = _in_ts_range(channel.messages, arguments)
+        page, has_more, next_cursor = _page(list(reversed(selected)), arguments)
+        return {
+            "ok": True,
+            "messages": [_as_read(m, arguments) for m in page],
+            "has_more": has_more,
+            "pin_count": 0,
+            "response_metadata": {"next_cursor": next_cursor},
+        }
+
     def _conversations_replies(self, arguments: JsonDict) -> JsonDict:
         channel = self._resolve_channel(arguments.get("channel"))
         ts = _optional_str(arguments, "ts")
         parent = self._thread_parent(channel, ts) if ts else None
         if parent is None:
             raise SlackApiFailure("thread_not_found")
-        thread = [parent, *channel.replies.get(parent["ts"], [])]
+        # Slack always answers with the parent first, then the replies in the ts range.
+        replies = _in_ts_range(channel.replies.get(parent["ts"], []), arguments)
+        page, has_more, next_cursor = _page(replies, arguments, default_limit=1000)
         return {
             "ok": True,
-            "messages": copy.deepcopy(thread),
-            "has_more": False,
-            "response_metadata": {"next_cursor": ""},
+            "messages": [_as_read(m, arguments) for m in [parent, *page]],
+            "has_more": has_more,
+            "response_metadata": {"next_cursor": next_cursor},
         }
 
     def _users_info(self, arguments: JsonDict) -> JsonDict:
@@ -816,6 +838,8 @@ class SlackStandin:
         for key in ("blocks", "attachments"):
             if key in content:
                 message[key] = content[key]
+        if "metadata" in arguments:
+            message["metadata"] = _message_metadata(arguments["metadata"])
         for key in ("username", "icon_emoji", "icon_url"):
             if value := _optional_str(arguments, key):
                 message[key] = value
@@ -1056,6 +1080,62 @@ def _optional_str(arguments: JsonDict, name: str) -> str | None:
     return None if value is None else str(value)
 
 
+def _message_metadata(metadata: Any) -> JsonDict:
+    """A message's ``metadata`` argument, checked as Slack checks it."""
+    if (
+        not isinstance(metadata, dict)
+        or not isinstance(metadata.get("event_type"), str)
+        or not metadata["event_type"]
+        or not isinstance(metadata.get("event_payload"), dict)
+    ):
+        raise SlackApiFailure("invalid_metadata_format")
+    return {"event_type": metadata["event_type"], "event_payload": metadata["event_payload"]}
+
+
+def _in_ts_range(messages: list[JsonDict], arguments: JsonDict) -> list[JsonDict]:
+    """The messages between ``oldest`` and ``latest`` (exclusive unless ``inclusive``)."""
+    try:
+        oldest = float(arguments.get("oldest") or 0)
+        latest = float(arguments.get("latest") or "inf")
+    except (TypeError, ValueError) as error:
+        raise invalid_arguments("oldest and latest must be timestamps") from error
+    inclusive = str(arguments.get("inclusive", "")).lower() in ("1", "true")
+
+    def within(ts: float) -> bool:
+        if inclusive:
+            return oldest <= ts <= latest
+        return oldest < ts < latest
+
+    return [m for m in messages if within(float(m["ts"]))]
+
+
+def _page(
+    messages: list[JsonDict], arguments: JsonDict, *, default_limit: int = 100
+) -> tuple[list[JsonDict], bool, str]:
+    """One page of ``messages`` after ``cursor``: (page, has_more, next_cursor)."""
+    try:
+        limit = min(max(int(arguments.get("limit") or default_limit), 1), 1000)
+        start = (
+            int(base64.b64decode(str(arguments["cursor"])).decode())
+            if arguments.get("cursor")
+            else 0
+        )
+    except (TypeError, ValueError) as error:
+        raise SlackApiFailure("invalid_cursor") from error
+    page = messages[start : start + limit]
+    has_more = start + limit < len(messages)
+    next_cursor = base64.b64encode(str(start + limit).encode()).decode() if has_more else ""
+    return page, has_more, next_cursor
+
+
+def _as_read(message: JsonDict, arguments: JsonDict) -> JsonDict:
+    """A message as the read methods return it: metadata only when asked for."""
+    copied = copy.deepcopy(message)
+    if str(arguments.get("include_all_metadata", "")).lower() not in ("1", "true"):
+        copied.pop("metadata", None)
+    return copied
+
+
 def _message_content(arguments: JsonDict, *, require_content: bool) -> JsonDict:
     """The validated ``text``, ``blocks`` and ``attachments`` of a message call."""
     content: JsonDict = {}
@@ -1223,6 +1303,11 @@ EMOJI = {
     "link": "🔗",
     "+1": "👍",
     "thumbsup": "👍",
+    "new": "🆕",
+    "repeat": "🔁",
+    "see_no_evil": "🙈",
+    "no_entry_sign": "🚫",
+    "scroll": "📜",
 }
 
 # One pass over mrkdwn: code blocks, inline code and <links> are never formatted further.

@@ -1,0 +1,258 @@
+"""Exactly-once in effect: how a message is posted once and a thread's parent kept current.
+
+SQS delivers at least once, and a worker can die at any instant. The order of writes is
+what keeps a redelivered event from posting a second message:
+
+1. **Claim** (DynamoDB conditional put): "event E is about to post its <role> message to
+   channel C". If a record exists already, this is a redelivery: either it holds the
+   message's ``ts`` (posted: skip) or it does not (an earlier attempt may have died between
+   posting and step 3).
+2. **Post**, with the event id and role in the message's Slack ``metadata``. Only when the
+   claim was found without a ``ts``, look the message up first in the channel's history (or
+   its thread) since the claim time; post only if it is not there.
+3. **Complete**: store the ``ts`` with the claim. Only then does the handler return, and
+   only then does the worker record the event as handled and delete the SQS message.
+
+A crash before 1 or between 1 and 2 leaves nothing posted and the look-up finds nothing; a
+crash between 2 and 3 leaves a message the look-up finds. Either way one message. (Why not
+"write the ts first"? There is no ts before the post; and why not "search without a claim"?
+A look-up on every event would cost a history call per message, and Slack rate-limits
+history reads hard; the claim makes the look-up the rare path.)
+
+Threads (a run, a drift report) add one more conditional put: the first event of a thread
+claims it, so two events of one run handled at the same moment cannot both post a parent;
+the other one retries later and finds the parent. Parent updates are optimistic: read the
+view, merge the event, write it back if its version did not move, ``chat.update``, and
+update again if another event stored a newer view in the meantime, so the last update Slack
+sees always shows the latest view.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Generic, TypeVar
+
+from pydantic import BaseModel
+
+from services.notifier.render import SlackMessage
+from services.notifier.slack import LOOKUP_MARGIN_SECONDS, Posted, PostMarker, SlackPort
+from services.notifier.store import NotifierStore, PostKey, ThreadKey, ThreadRecord
+from shared.errors import PermanentError, TransientError
+
+log = logging.getLogger(__name__)
+
+V = TypeVar("V", bound=BaseModel)
+
+#: Optimistic merges before giving the event back to SQS (many events on one thread at once).
+MAX_MERGE_ATTEMPTS = 8
+#: The role of a thread's parent message.
+PARENT = "parent"
+#: Pauses while another event posts a thread's parent: from this, doubling, up to the max.
+FOLLOW_FIRST_PAUSE = 0.05
+FOLLOW_MAX_PAUSE = 2.0
+
+
+@dataclass(frozen=True)
+class Merged(Generic[V]):
+    """A thread after an event was merged into it: the view before and after, the thread."""
+
+    before: V
+    after: V
+    record: ThreadRecord
+
+
+class Delivery:
+    """Posts messages once and keeps thread parents current.
+
+    Args:
+        slack: the Slack adapter.
+        store: the notifier's DynamoDB records.
+        claim_lease_seconds: how long a thread's first event may take to post the parent
+            before another event of the thread may do it instead.
+        follow_wait_seconds: how long an event waits for another to post its thread's
+            parent before giving its message back to SQS.
+    """
+
+    def __init__(
+        self,
+        slack: SlackPort,
+        store: NotifierStore,
+        *,
+        claim_lease_seconds: float,
+        follow_wait_seconds: float = 30,
+    ) -> None:
+        self._slack = slack
+        self._store = store
+        self._claim_lease = claim_lease_seconds
+        self._follow_wait = follow_wait_seconds
+
+    async def post_once(
+        self,
+        marker: PostMarker,
+        channel: str,
+        message: SlackMessage,
+        *,
+        thread: Posted | None = None,
+    ) -> Posted:
+        """Post ``message`` unless ``marker``'s message exists already; return where it is.
+
+        Raises:
+            TransientError: Slack or DynamoDB failed for now (the event is retried).
+            PermanentError: Slack refused the message (the event goes to the DLQ).
+        """
+        key = PostKey(marker.event_id, marker.role)
+        thread_ts = None
+        if thread is not None:
+            channel, thread_ts = thread.channel, thread.ts
+        earlier = await self._store.claim_post(key, channel, thread_ts)
+        if earlier is not None and earlier.ts is not None:
+            log.info(
+                "notifier: %s/%s was posted before (%s)", marker.event_id, marker.role, earlier.ts
+            )
+            return Posted(earlier.channel, earlier.ts)
+        if earlier is not None:
+            # An attempt claimed it and did not finish: it may have posted before dying.
+            channel, thread_ts = earlier.channel, earlier.thread_ts
+            found = await self._slack.find(
+                channel,
+                marker,
+                since=earlier.claimed_at - LOOKUP_MARGIN_SECONDS,
+                thread_ts=thread_ts,
+            )
+            if found is not None:
+                log.info(
+                    "notifier: %s/%s was posted by an attempt that died (%s); not posting again",
+                    marker.event_id,
+                    marker.role,
+                    found.ts,
+                )
+                await self._store.complete_post(key, found.channel, found.ts)
+                return found
+        try:
+            posted = await self._slack.post(channel, message, marker=marker, thread_ts=thread_ts)
+        except PermanentError:
+            await self._store.release_post(key)
+            raise
+        await self._store.complete_post(key, posted.channel, posted.ts)
+        return posted
+
+    async def open_thread(
+        self,
+        key: ThreadKey,
+        *,
+        event_id: str,
+        channel: str,
+        view: V,
+        render: Callable[[V], SlackMessage],
+    ) -> tuple[ThreadRecord, bool]:
+        """The thread ``key``, with its parent posted by this event if it had none.
+
+        Returns:
+            The thread, and whether this call posted its parent (showing ``view``).
+
+        Raises:
+            TransientError: another event has been posting the parent for longer than
+                ``follow_wait_seconds``.
+        """
+        deadline = time.monotonic() + self._follow_wait
+        pause = FOLLOW_FIRST_PAUSE
+        while True:
+            claim = await self._store.claim_thread(
+                key,
+                owner=event_id,
+                channel=channel,
+                view_json=view.model_dump_json(),
+                lease_seconds=self._claim_lease,
+            )
+            if claim.acquired:
+                break
+            if claim.record.ts is not None:
+                return claim.record, False
+            # Another event of the thread is posting its parent (maybe waiting out a 429).
+            # Waiting here a little keeps this event from burning its SQS receives (and
+            # landing in the DLQ) while the other one finishes.
+            if time.monotonic() + pause > deadline:
+                raise TransientError(
+                    f"{key.pk}/{key.sk}: event {claim.record.owner} is posting its first "
+                    "message; this event follows once it exists"
+                )
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, FOLLOW_MAX_PAUSE)
+        posted = None
+        if claim.previous_owner is not None and claim.previous_claimed_at is not None:
+            # Taking over from an owner that never finished: it may have posted.
+            posted = await self._slack.find(
+                channel,
+                PostMarker(claim.previous_owner, PARENT),
+                since=claim.previous_claimed_at - LOOKUP_MARGIN_SECONDS,
+                thread_ts=None,
+            )
+        if posted is None:
+            try:
+                posted = await self.post_once(PostMarker(event_id, PARENT), channel, render(view))
+            except PermanentError:
+                await self._store.release_thread(key, event_id)
+                raise
+        await self._store.thread_posted(key, channel=posted.channel, ts=posted.ts)
+        return replace(claim.record, channel=posted.channel, ts=posted.ts), True
+
+    async def update_thread(
+        self,
+        key: ThreadKey,
+        model: type[V],
+        merge: Callable[[V], V],
+        render: Callable[[V], SlackMessage],
+    ) -> Merged[V]:
+        """Merge an event into a thread's view and show the result in its parent.
+
+        ``chat.update`` runs even when the view did not change: a redelivered event may be
+        the retry of one that stored its view and died before updating Slack.
+
+        Returns:
+            The views before and after the merge, and the thread.
+
+        Raises:
+            TransientError: the thread has no parent yet, or too many events raced.
+        """
+        for _ in range(MAX_MERGE_ATTEMPTS):
+            record = await self._store.get_thread(key)
+            if record is None or record.ts is None:
+                raise TransientError(f"{key.pk}/{key.sk} has no parent message yet")
+            current = model.model_validate_json(record.view_json)
+            merged = merge(current)
+            version = record.version
+            if merged != current:
+                saved = await self._store.save_thread_view(
+                    key, merged.model_dump_json(), record.version
+                )
+                if not saved:
+                    continue  # another event merged first: merge into theirs
+                version += 1
+            await self._show_latest(key, model, render, record, merged, version)
+            return Merged(current, merged, record)
+        raise TransientError(f"{key.pk}/{key.sk}: too many concurrent updates; retrying later")
+
+    async def _show_latest(
+        self,
+        key: ThreadKey,
+        model: type[V],
+        render: Callable[[V], SlackMessage],
+        record: ThreadRecord,
+        view: V,
+        version: int,
+    ) -> None:
+        assert record.ts is not None
+        parent = Posted(record.channel, record.ts)
+        for _ in range(MAX_MERGE_ATTEMPTS):
+            await self._slack.update(parent, render(view))
+            latest = await self._store.get_thread(key)
+            if latest is None or latest.version <= version:
+                return
+            # Someone stored a newer view while we updated; their update may have reached
+            # Slack before ours, so show the newest one again.
+            view, version = model.model_validate_json(latest.view_json), latest.version
+        raise TransientError(f"{key.pk}/{key.sk}: parent kept changing; retrying later")

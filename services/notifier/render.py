@@ -1,0 +1,925 @@
+"""Block Kit for every outcome: what an SRE reads in Slack. Pure functions, no I/O.
+
+Each ``render_*`` function returns a :class:`SlackMessage`: the notification text (what
+Slack shows in notifications and to screen readers) and the blocks. Every message stays
+inside Slack's limits (50 blocks, 3000 characters per section text, 2000 per field, 150 per
+header, 10 context elements, 2000 characters per button value); long lists are cut with
+"and N more" and a link to the full plan or log when there is one.
+
+Conventions that make the messages readable at a glance:
+
+* Terraform's own symbols for changes (``+`` create, ``~`` update, ``-`` destroy, ``-/+``
+  replace), so the lines read like ``terraform plan``.
+* Drift (someone changed the real infrastructure) and pending (code not applied yet) are
+  listed apart, under their own heading, each with the direction of its values:
+  ``recorded -> actual`` for drift, ``current -> planned`` for pending.
+* Sensitive values are never shown, whatever the event carries: ``(sensitive)``.
+* Ignored attributes are not listed with the rest; a count and their paths say they exist.
+* Times are ``<!date^...>`` tokens, so every reader sees their own time zone.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from services.notifier.views import DriftView, RunView, actionable
+from shared.events import (
+    SENSITIVE,
+    Actor,
+    AttributeChange,
+    BatchRunFinished,
+    BatchRunRefused,
+    BatchRunStarted,
+    DriftDetected,
+    DriftFinding,
+    DriftResolved,
+    DriftScanCompleted,
+    DriftScanFailed,
+    ResolvedFinding,
+    RunParameter,
+    StateRef,
+    Suspect,
+)
+
+Block = dict[str, Any]
+
+# Slack's limits for messages.
+MAX_BLOCKS = 50
+MAX_SECTION_TEXT = 3000
+MAX_FIELD_TEXT = 2000
+MAX_FIELDS = 10
+MAX_HEADER_TEXT = 150
+MAX_CONTEXT_ELEMENTS = 10
+MAX_BUTTON_TEXT = 75
+MAX_BUTTON_VALUE = 2000
+#: Notification text; Slack accepts 40k but shows a few lines.
+MAX_NOTIFICATION_TEXT = 400
+
+# What fits a glance.
+MAX_RESOURCES_SHOWN = 15
+MAX_ATTRIBUTES_SHOWN = 8
+MAX_IGNORED_PATHS_SHOWN = 4
+MAX_SUSPECTS_SHOWN = 2
+MAX_VALUE_CHARS = 90
+MAX_DIGEST_STATES = 20
+MAX_LIST_ITEMS = 25
+MAX_CODE_CHARS = 2600
+
+# action_ids the gateway listens for.
+ACTION_DRIFT_CLAIM = "drift_claim"
+ACTION_BATCH_CANCEL = "batch_cancel"
+ACTION_BATCH_APPROVE = "batch_approve"
+ACTION_BATCH_REJECT = "batch_reject"
+ACTION_BATCH_RERUN = "batch_rerun"
+#: Link buttons: Slack still sends an interaction for them, which the gateway just acks.
+ACTION_OPEN_PLAN = "drift_open_plan"
+ACTION_OPEN_LOGS = "batch_open_logs"
+
+ARROW = "→"
+ELLIPSIS = "…"
+#: Stands in for a backtick inside code: Slack's mrkdwn has no way to escape one.
+GRAVE = "\u02cb"
+
+
+@dataclass(frozen=True)
+class SlackMessage:
+    """A message to post or an update to make: notification text and Block Kit blocks."""
+
+    text: str
+    blocks: tuple[Block, ...]
+
+    def as_arguments(self) -> dict[str, Any]:
+        """The ``text`` and ``blocks`` arguments of ``chat.postMessage``/``chat.update``."""
+        return {"text": self.text, "blocks": [dict(block) for block in self.blocks]}
+
+
+# =========================================================================== drift
+
+
+def render_drift(view: DriftView) -> SlackMessage:
+    """The parent message of a drift report, in its current state.
+
+    Shows the state, each resource with its kind of change and the attributes that differ,
+    suspects, age since first seen, who is on it, an "I'm on it" button and the plan link.
+    Resolved findings are struck through; once all are, the message says so and loses its
+    buttons; a superseded report says a newer message took over.
+    """
+    report = view.report
+    state = report.state
+    findings = [f for f in report.findings if actionable(f)]
+    ignored = [f for f in report.findings if not actionable(f)]
+    total = len(view.fingerprints)
+    resolved = view.resolved
+    open_count = len(view.open_fingerprints)
+
+    if view.all_resolved:
+        title = f":white_check_mark: Drift resolved in {state.name}"
+    elif view.superseded_at is not None:
+        title = f":arrows_counterclockwise: Drift in {state.name} (superseded)"
+    else:
+        title = f":warning: Drift detected in {state.name}"
+
+    blocks: list[Block] = [header(title)]
+    summary = [_drift_headline(state, findings, total, open_count, view)]
+    oldest = min((f.first_seen for f in findings), default=None)
+    if oldest is not None and not view.all_resolved:
+        summary.append(
+            f":hourglass_flowing_sand: Oldest first seen *{age(report.occurred_at - oldest)} ago* "
+            f"({slack_date(oldest)})"
+        )
+    blocks.append(
+        section(
+            "\n".join(summary),
+            accessory=link_button("View plan", report.plan_url, ACTION_OPEN_PLAN),
+        )
+    )
+    context_parts = [
+        f"Scan `{code_text(report.correlation_id)}`",
+        "refresh-only" if report.mode == "refresh_only" else "full plan",
+        f"`{code_text(state.path)}`",
+        slack_date(report.occurred_at),
+    ]
+    blocks.append(context(" · ".join(context_parts)))
+    if view.claimed_by is not None and not view.all_resolved:
+        since = f" since {slack_date(view.claimed_at)}" if view.claimed_at else ""
+        blocks.append(context(f":eyes: {mention(view.claimed_by)} is on it{since}"))
+    if view.superseded_at is not None and not view.all_resolved:
+        blocks.append(
+            context(
+                ":arrows_counterclockwise: A later scan found a different set of drift here "
+                f"({slack_date(view.superseded_at)}); this message is no longer updated."
+            )
+        )
+    blocks.append(divider())
+
+    shown = findings[:MAX_RESOURCES_SHOWN]
+    for kind, heading in (
+        ("drift", f"*:red_circle: Changed outside Terraform*  ·  _recorded {ARROW} actual_"),
+        ("pending", f"*:large_yellow_circle: Code not applied yet*  ·  _current {ARROW} planned_"),
+    ):
+        group = [f for f in shown if f.kind == kind]
+        if not group:
+            continue
+        blocks.append(section(heading))
+        for finding in group:
+            resolved_at = resolved.get(finding.fingerprint)
+            blocks.append(section(_finding_text(finding, report.occurred_at, resolved_at)))
+    hidden = total - len(shown)
+    if hidden > 0:
+        blocks.append(
+            context(
+                f"{ELLIPSIS}and *{hidden} more* {plural(hidden, 'resource')}"
+                + (f" — <{report.plan_url}|see the full plan>" if report.plan_url else "")
+            )
+        )
+    if ignored:
+        names = ", ".join(f"`{code_text(f.address)}`" for f in ignored[:MAX_IGNORED_PATHS_SHOWN])
+        more = f" and {len(ignored) - MAX_IGNORED_PATHS_SHOWN} more" if len(ignored) > 4 else ""
+        blocks.append(
+            context(
+                f":see_no_evil: {len(ignored)} ignored {plural(len(ignored), 'resource')} "
+                f"not shown (ignore rules): {names}{more}"
+            )
+        )
+    if not view.all_resolved and view.superseded_at is None:
+        buttons = [
+            button(
+                "I'm on it" if view.claimed_by is None else "I'm on it instead",
+                ACTION_DRIFT_CLAIM,
+                value=claim_value(state.name, view.open_fingerprints),
+                style="primary" if view.claimed_by is None else None,
+            )
+        ]
+        if report.plan_url:
+            buttons.append(button("Open plan", ACTION_OPEN_PLAN, url=report.plan_url))
+        blocks.append(actions(buttons))
+
+    text = _drift_notification(state, findings, total, open_count, view)
+    return SlackMessage(text=clip(text, MAX_NOTIFICATION_TEXT), blocks=fit_blocks(blocks))
+
+
+def _drift_headline(
+    state: StateRef, findings: Sequence[DriftFinding], total: int, open_count: int, view: DriftView
+) -> str:
+    where = f"`{code_text(state.name)}`"
+    if state.workspace != "default":
+        where += f" (workspace `{code_text(state.workspace)}`)"
+    if view.all_resolved:
+        return f"All *{total}* {plural(total, 'resource')} in {where} match the code again."
+    drift = sum(1 for f in findings if f.kind == "drift")
+    pending = sum(1 for f in findings if f.kind == "pending")
+    lines = [f"*{open_count}* {plural(open_count, 'resource')} in {where} differ from the code"]
+    if open_count < total:
+        lines[0] += f" ({total - open_count} of {total} resolved since)"
+    counts = []
+    if drift:
+        counts.append(f":red_circle: *{drift}* changed outside Terraform")
+    if pending:
+        counts.append(f":large_yellow_circle: *{pending}* not applied yet")
+    if counts:
+        lines.append("   ".join(counts))
+    new = sum(1 for f in findings if f.status == "new" and f.fingerprint not in view.resolved)
+    if new and new < open_count:
+        lines.append(f":new: *{new}* new since the last scan")
+    return "\n".join(lines)
+
+
+def _drift_notification(
+    state: StateRef, findings: Sequence[DriftFinding], total: int, open_count: int, view: DriftView
+) -> str:
+    if view.all_resolved:
+        return f"Drift resolved in {state.name}: all {total} {plural(total, 'resource')} match"
+    drift = sum(1 for f in findings if f.kind == "drift")
+    pending = sum(1 for f in findings if f.kind == "pending")
+    parts = []
+    if drift:
+        parts.append(f"{drift} changed outside Terraform")
+    if pending:
+        parts.append(f"{pending} not applied")
+    detail = f" ({', '.join(parts)})" if parts else ""
+    return f"Drift in {state.name}: {open_count} {plural(open_count, 'resource')} differ{detail}"
+
+
+def _finding_text(finding: DriftFinding, now: datetime, resolved_at: datetime | None) -> str:
+    """One resource: its change, its attributes, its suspects (one section's text)."""
+    symbol = change_symbol(finding.actions)
+    address = f"`{code_text(finding.address)}`"
+    if resolved_at is not None:
+        lasted = age(resolved_at - finding.first_seen)
+        return (
+            # Struck through as plain text: Slack does not strike through code.
+            f"`{symbol}` ~{escape(finding.address)}~  :white_check_mark: _resolved after {lasted}_"
+            f" ({slack_date(resolved_at)})"
+        )
+    badge = (
+        ":new: *new*"
+        if finding.status == "new"
+        else f":hourglass: open *{age(now - finding.first_seen)}*"
+    )
+    lines = [f"`{symbol}` *{address}*   {badge}"]
+    details = [change_words(finding)]
+    if finding.action_reason:
+        details.append(finding.action_reason.replace("_", " "))
+    if finding.previous_address:
+        details.append(f"moved from `{code_text(finding.previous_address)}`")
+    if finding.deposed:
+        details.append(f"deposed object `{code_text(finding.deposed)}`")
+    lines.append("_" + escape(" · ".join(details)) + "_")
+    shown = [a for a in finding.attributes if not a.ignored]
+    ignored = [a for a in finding.attributes if a.ignored]
+    if shown:
+        attribute_lines = [attribute_line(a) for a in shown[:MAX_ATTRIBUTES_SHOWN]]
+        if len(shown) > MAX_ATTRIBUTES_SHOWN:
+            more = len(shown) - MAX_ATTRIBUTES_SHOWN
+            attribute_lines.append(f"{ELLIPSIS} and {more} more {plural(more, 'attribute')}")
+        lines.append(code_block("\n".join(attribute_lines), limit=1800))
+    if ignored:
+        paths = ", ".join(f"`{code_text(a.path)}`" for a in ignored[:MAX_IGNORED_PATHS_SHOWN])
+        more = len(ignored) - MAX_IGNORED_PATHS_SHOWN
+        lines.append(
+            f"_{len(ignored)} ignored {plural(len(ignored), 'attribute')} not shown:_ {paths}"
+            + (f" and {more} more" if more > 0 else "")
+        )
+    for suspect in finding.suspects[:MAX_SUSPECTS_SHOWN]:
+        lines.append(suspect_line(suspect))
+    if len(finding.suspects) > MAX_SUSPECTS_SHOWN:
+        lines.append(f"_and {len(finding.suspects) - MAX_SUSPECTS_SHOWN} more suspects_")
+    return clip_mrkdwn("\n".join(lines), MAX_SECTION_TEXT)
+
+
+def attribute_line(change: AttributeChange) -> str:
+    """``path: before → after`` with sensitive values masked."""
+    if change.sensitive:
+        return f"{change.path}: {SENSITIVE}"
+    before = format_value(change.before)
+    after = "(known after apply)" if change.after_unknown else format_value(change.after)
+    return f"{change.path}: {before} {ARROW} {after}"
+
+
+def format_value(value: Any) -> str:
+    """A JSON value as a reader wants it: strings quoted, absent as ``(none)``, clipped."""
+    if value is None:
+        return "(none)"
+    if value == SENSITIVE:
+        return SENSITIVE
+    if isinstance(value, str):
+        text = json.dumps(value, ensure_ascii=False)
+    else:
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+    return clip(text, MAX_VALUE_CHARS)
+
+
+def suspect_line(suspect: Suspect) -> str:
+    who = (
+        f"<@{suspect.slack_user_id}> (`{code_text(short_principal(suspect.principal))}`)"
+        if suspect.slack_user_id
+        else f"`{code_text(short_principal(suspect.principal))}`"
+    )
+    source = f" from `{code_text(suspect.source_ip)}`" if suspect.source_ip else ""
+    return (
+        f":mag: Likely {who}: `{code_text(suspect.event_name)}` "
+        f"{slack_date(suspect.event_time)}{source}"
+    )
+
+
+def short_principal(principal: str) -> str:
+    """``arn:aws:sts::1:assumed-role/Admin/alice`` -> ``Admin/alice`` (the readable part)."""
+    if principal.startswith("arn:"):
+        resource = principal.split(":", 5)[-1]
+        return resource.split("/", 1)[1] if "/" in resource else resource
+    return principal
+
+
+def change_symbol(actions: Sequence[str]) -> str:
+    """Terraform's plan symbol for a list of actions."""
+    acts = tuple(actions)
+    if acts == ("delete", "create"):
+        return "-/+"
+    if acts == ("create", "delete"):
+        return "+/-"
+    return {"create": "+", "update": "~", "delete": "-", "read": "<=", "no-op": " "}.get(
+        acts[0] if acts else "update", "~"
+    )
+
+
+def change_words(finding: DriftFinding) -> str:
+    """What happened to the resource, in words that fit its kind."""
+    acts = tuple(finding.actions)
+    replace = len(acts) == 2 and set(acts) == {"create", "delete"}
+    if finding.kind == "drift":
+        if "delete" in acts and not replace:
+            return f"{finding.resource_type} deleted outside Terraform"
+        if "create" in acts and not replace:
+            return f"{finding.resource_type} created outside Terraform"
+        return f"{finding.resource_type} changed outside Terraform"
+    if replace:
+        return f"{finding.resource_type} will be replaced"
+    verb = {
+        "create": "created",
+        "delete": "destroyed",
+        "update": "updated in place",
+        "read": "read",
+    }.get(acts[0] if acts else "update", "changed")
+    return f"{finding.resource_type} will be {verb}"
+
+
+def claim_value(state: str, fingerprints: Sequence[str]) -> str:
+    """The "I'm on it" button value: ``{"state": ..., "fingerprints": [...]}`` compact JSON.
+
+    Slack caps a value at 2000 characters; a report with more findings than fit claims the
+    first ones (about 90 with the detector's 16-digit fingerprints).
+    """
+    kept = list(fingerprints)
+    while True:
+        value = json.dumps({"state": state, "fingerprints": kept}, separators=(",", ":"))
+        if len(value) <= MAX_BUTTON_VALUE or not kept:
+            return value
+        kept.pop()
+
+
+def render_drift_still_open(view: DriftView) -> SlackMessage:
+    """The thread reply when a later scan finds the same drift still there."""
+    report = view.report
+    open_count = len(view.open_fingerprints)
+    oldest = min((f.first_seen for f in report.findings if actionable(f)), default=None)
+    since = f", the oldest for *{age(report.occurred_at - oldest)}*" if oldest else ""
+    who = (
+        f" {mention(view.claimed_by)} is on it." if view.claimed_by else " Nobody has taken it yet."
+    )
+    text = (
+        f":repeat: Scan `{code_text(report.correlation_id)}` found it still there: "
+        f"*{open_count}* {plural(open_count, 'resource')} differ{since}.{who}"
+    )
+    return SlackMessage(
+        text=f"Drift in {report.state.name} still open ({open_count})",
+        blocks=(section(text),),
+    )
+
+
+def render_drift_claimed_reply(actor: Actor) -> SlackMessage:
+    """The thread reply when someone presses "I'm on it"."""
+    return SlackMessage(
+        text=f"{actor.name} is on it",
+        blocks=(section(f":eyes: {mention(actor)} is on it."),),
+    )
+
+
+def render_drift_superseded_reply(newer: DriftDetected) -> SlackMessage:
+    """The thread reply when a later scan reports a different set for the state."""
+    text = (
+        f":arrows_counterclockwise: Scan `{code_text(newer.correlation_id)}` found a different "
+        f"set of drift in `{code_text(newer.state.name)}` and reported it in a new message; "
+        "follow that one from now on."
+    )
+    return SlackMessage(
+        text=f"Drift in {newer.state.name}: see the newer report", blocks=(section(text),)
+    )
+
+
+def render_drift_resolved_reply(
+    event: DriftResolved, findings: Sequence[ResolvedFinding], all_resolved: bool
+) -> SlackMessage:
+    """The thread reply listing what a scan found fixed."""
+    lines = [
+        f"• `{code_text(f.address)}` — {_kind_words(f.kind)}, open "
+        f"{age(event.occurred_at - f.first_seen)}"
+        for f in findings[:MAX_LIST_ITEMS]
+    ]
+    if len(findings) > MAX_LIST_ITEMS:
+        lines.append(f"{ELLIPSIS}and {len(findings) - MAX_LIST_ITEMS} more")
+    head = (
+        ":tada: *All resolved.* Everything in this report matches the code again."
+        if all_resolved
+        else f":white_check_mark: *{len(findings)} resolved* by scan "
+        f"`{code_text(event.correlation_id)}`:"
+    )
+    count = len(findings)
+    return SlackMessage(
+        text=f"{count} {plural(count, 'drift')} resolved in {event.state.name}",
+        blocks=(section(clip_mrkdwn(head + "\n" + "\n".join(lines), MAX_SECTION_TEXT)),),
+    )
+
+
+def render_drift_resolved(event: DriftResolved) -> SlackMessage:
+    """A resolution with no drift message to reply to (posted before records were kept)."""
+    count = len(event.resolved)
+    lines = [
+        f"• `{code_text(f.address)}` — {_kind_words(f.kind)}, open "
+        f"{age(event.occurred_at - f.first_seen)}"
+        for f in event.resolved[:MAX_LIST_ITEMS]
+    ]
+    if count > MAX_LIST_ITEMS:
+        lines.append(f"{ELLIPSIS}and {count - MAX_LIST_ITEMS} more")
+    blocks = (
+        section(
+            clip_mrkdwn(
+                f":white_check_mark: *Drift resolved in `{code_text(event.state.name)}`*: "
+                f"{count} {plural(count, 'resource')} match the code again\n" + "\n".join(lines),
+                MAX_SECTION_TEXT,
+            )
+        ),
+        context(f"Scan `{code_text(event.correlation_id)}` · {slack_date(event.occurred_at)}"),
+    )
+    return SlackMessage(
+        text=f"Drift resolved in {event.state.name}: {count} {plural(count, 'resource')}",
+        blocks=blocks,
+    )
+
+
+def _kind_words(kind: str) -> str:
+    return "changed outside Terraform" if kind == "drift" else "code now applied"
+
+
+def render_scan_failed(event: DriftScanFailed) -> SlackMessage:
+    """A state that could not be scanned: which, where it failed, why, stderr."""
+    state = event.state
+    fields = [
+        f"*State*\n`{code_text(state.name)}`"
+        + (f" (workspace `{code_text(state.workspace)}`)" if state.workspace != "default" else ""),
+        f"*Failed at*\n`terraform {event.phase}`"
+        if event.phase not in ("discover", "parse", "timeout")
+        else f"*Failed at*\n{event.phase}",
+    ]
+    if event.exit_code is not None:
+        fields.append(f"*Exit code*\n`{event.exit_code}`")
+    fields.append(f"*Path*\n`{code_text(state.path)}`")
+    blocks: list[Block] = [
+        header(f":x: Drift scan failed for {state.name}"),
+        section(clip_mrkdwn(f"*Why:* {escape(event.reason)}", MAX_SECTION_TEXT), fields=fields),
+    ]
+    if event.stderr_excerpt.strip():
+        blocks.append(section(code_block(event.stderr_excerpt.strip(), keep="tail")))
+    blocks.append(
+        context(
+            f"Scan `{code_text(event.correlation_id)}` · {slack_date(event.occurred_at)} · "
+            "drift in this state is unknown until a scan succeeds"
+        )
+    )
+    return SlackMessage(
+        text=clip(f"Drift scan failed for {state.name} ({event.phase}): {event.reason}", 400),
+        blocks=fit_blocks(blocks),
+    )
+
+
+def render_digest(event: DriftScanCompleted) -> SlackMessage:
+    """The scan digest: how many states were scanned, drifted, failed; the oldest drift."""
+    scanned = len(event.states)
+    drifted = [s for s in event.states if s.status == "drifted"]
+    failed = [s for s in event.states if s.status == "failed"]
+    clean = scanned - len(drifted) - len(failed)
+    if failed:
+        icon = ":x:"
+    elif drifted:
+        icon = ":warning:"
+    else:
+        icon = ":white_check_mark:"
+    fields = [
+        f"*States scanned*\n{scanned}",
+        f"*Clean*\n{clean}",
+        f"*Drifted*\n{len(drifted)}",
+        f"*Failed*\n{len(failed)}",
+        f"*Open findings*\n{event.findings_open}"
+        + (f" ({event.findings_new} new)" if event.findings_new else ""),
+        f"*Resolved*\n{event.findings_resolved}",
+    ]
+    blocks: list[Block] = [
+        header(f"{icon} Drift scan digest: {len(drifted)} drifted, {len(failed)} failed"),
+        section(fields=fields),
+    ]
+    if event.oldest_open is not None:
+        oldest = event.oldest_open
+        blocks.append(
+            section(
+                f":hourglass: *Oldest open drift:* `{code_text(oldest.address)}` in "
+                f"`{code_text(oldest.state)}`, open *{age(event.occurred_at - oldest.first_seen)}* "
+                f"(since {slack_date(oldest.first_seen)})"
+            )
+        )
+    listed = [*failed, *drifted]
+    if listed:
+        lines = []
+        for summary in listed[:MAX_DIGEST_STATES]:
+            if summary.status == "failed":
+                lines.append(f":x: `{code_text(summary.name)}` — scan failed")
+            else:
+                new = f", {summary.new_findings} new" if summary.new_findings else ""
+                lines.append(
+                    f":red_circle: `{code_text(summary.name)}` — {summary.open_findings} open{new}"
+                )
+        if len(listed) > MAX_DIGEST_STATES:
+            lines.append(f"{ELLIPSIS}and {len(listed) - MAX_DIGEST_STATES} more states")
+        blocks.append(section(clip_mrkdwn("\n".join(lines), MAX_SECTION_TEXT)))
+    elif scanned:
+        blocks.append(section(":tada: Every state matches its code."))
+    blocks.append(
+        context(
+            f"Scan `{code_text(event.correlation_id)}` · took {duration(event.duration_seconds)}"
+            f" · {slack_date(event.occurred_at)}"
+        )
+    )
+    text = (
+        f"Drift scan: {scanned} {plural(scanned, 'state')}, {len(drifted)} drifted, "
+        f"{len(failed)} failed, {event.findings_open} open findings"
+    )
+    return SlackMessage(text=text, blocks=fit_blocks(blocks))
+
+
+# =========================================================================== batch runs
+
+_PHASES: dict[str, tuple[str, str]] = {
+    "awaiting_approval": (":hourglass_flowing_sand:", "Awaiting approval"),
+    "running": (":rocket:", "Running"),
+    "succeeded": (":white_check_mark:", "Succeeded"),
+    "failed": (":x:", "Failed"),
+    "timed_out": (":stopwatch:", "Timed out"),
+    "cancelled": (":no_entry_sign:", "Cancelled"),
+    "refused": (":no_entry:", "Refused"),
+}
+
+_REFUSAL_WORDS = {
+    "validation": "the request is invalid",
+    "authorization": "not allowed",
+    "approval": "approval was refused",
+    "concurrency": "another run holds the lock",
+    "runner": "the runner could not start it",
+}
+
+
+def render_run(view: RunView) -> SlackMessage:
+    """A run's parent message: one line per run in the channel, updated to its status."""
+    icon, status = _PHASES[view.phase]
+    title = f"{icon} *{status}* · `{code_text(view.command)}` on *{escape(view.environment)}*"
+    if view.phase in ("succeeded", "failed", "timed_out", "cancelled"):
+        bits = []
+        if view.duration_seconds is not None:
+            bits.append(f"in {duration(view.duration_seconds)}")
+        if view.exit_code is not None and view.phase != "succeeded":
+            bits.append(f"exit code `{view.exit_code}`")
+        if view.phase == "cancelled" and view.cancelled_by:
+            bits.append(f"by {mention(view.cancelled_by)}")
+        if bits:
+            title += " " + ", ".join(bits)
+    elif view.phase == "refused":
+        stage = view.refusal_stage or "validation"
+        title += f": {_REFUSAL_WORDS.get(stage, stage)}"
+    blocks: list[Block] = [
+        section(title, accessory=link_button("View logs", view.log_url, ACTION_OPEN_LOGS))
+    ]
+    fields = []
+    if view.requested_by is not None:
+        fields.append(f"*Requested by*\n{mention(view.requested_by)}")
+    if view.approved_by is not None:
+        fields.append(f"*Approved by*\n{mention(view.approved_by)}")
+    elif view.phase == "awaiting_approval" and view.approvers:
+        fields.append(f"*Approvers*\n{' '.join(approver_mention(a) for a in view.approvers)}")
+    if view.phase == "awaiting_approval" and view.approval_expires_at is not None:
+        fields.append(f"*Expires*\n{slack_date(view.approval_expires_at)}")
+    if view.started_at is not None:
+        fields.append(f"*Started*\n{slack_date(view.started_at)}")
+    if view.runner:
+        fields.append(f"*Runner*\n`{code_text(view.runner)}`")
+    if view.parameters:
+        fields.append(f"*Parameters*\n{parameters_text(view.parameters)}")
+    if view.phase == "refused" and view.refusal_reason:
+        who = f" ({mention(view.decided_by)})" if view.decided_by else ""
+        fields.append(f"*Why*\n{clip(escape(view.refusal_reason), 1500)}{who}")
+    if fields:
+        blocks.append(section(fields=[clip_mrkdwn(f, MAX_FIELD_TEXT) for f in fields[:MAX_FIELDS]]))
+    if view.reason:
+        blocks.append(section(clip_mrkdwn(f"> {escape(view.reason)}", MAX_SECTION_TEXT)))
+    blocks.append(context(f"Run `{code_text(view.run_id)}`"))
+    buttons = _run_buttons(view)
+    if buttons:
+        blocks.append(actions(buttons))
+    return SlackMessage(text=_run_notification(view), blocks=fit_blocks(blocks))
+
+
+def _run_buttons(view: RunView) -> list[Block]:
+    if view.phase == "awaiting_approval":
+        return [
+            button("Approve", ACTION_BATCH_APPROVE, value=view.run_id, style="primary"),
+            button("Reject", ACTION_BATCH_REJECT, value=view.run_id, style="danger"),
+        ]
+    if view.phase == "running":
+        return [
+            button(
+                "Cancel run",
+                ACTION_BATCH_CANCEL,
+                value=view.run_id,
+                style="danger",
+                confirm={
+                    "title": plain("Cancel this run?"),
+                    "text": plain(f"{view.command} on {view.environment} will be stopped."),
+                    "confirm": plain("Cancel it"),
+                    "deny": plain("Keep running"),
+                    "style": "danger",
+                },
+            )
+        ]
+    if view.phase in ("succeeded", "failed", "timed_out", "cancelled"):
+        return [button("Run again", ACTION_BATCH_RERUN, value=view.run_id)]
+    return []
+
+
+def _run_notification(view: RunView) -> str:
+    _, status = _PHASES[view.phase]
+    who = f" (requested by {view.requested_by.name})" if view.requested_by else ""
+    return clip(f"{status}: {view.command} on {view.environment}{who}", MAX_NOTIFICATION_TEXT)
+
+
+def render_run_started_reply(event: BatchRunStarted) -> SlackMessage:
+    """The thread reply when a run that waited for approval starts."""
+    approved = f"Approved by {mention(event.approved_by)}; s" if event.approved_by else "S"
+    logs = f" · <{event.log_url}|logs>" if event.log_url else ""
+    return SlackMessage(
+        text=f"Started: {event.command} on {event.environment}",
+        blocks=(
+            section(
+                f":rocket: {approved}tarted on `{code_text(event.runner)}` "
+                f"{slack_date(event.started_at)}{logs}"
+            ),
+        ),
+    )
+
+
+def render_run_finished_reply(event: BatchRunFinished) -> SlackMessage:
+    """The thread reply with a finished run's details: status, exit code, log tail."""
+    icon, status = _PHASES[event.status]
+    head = f"{icon} *{status}* after {duration(event.duration_seconds)}"
+    if event.exit_code is not None:
+        head += f" · exit code `{event.exit_code}`"
+    if event.cancelled_by is not None:
+        head += f" · cancelled by {mention(event.cancelled_by)}"
+    blocks: list[Block] = [section(head)]
+    if event.error:
+        blocks.append(section(clip_mrkdwn(f"*Error:* {escape(event.error)}", MAX_SECTION_TEXT)))
+    if event.log_tail:
+        shown, cut = tail_lines(event.log_tail, MAX_CODE_CHARS)
+        label = f"*Last {len(shown)} log {plural(len(shown), 'line')}*"
+        if cut:
+            label += f" ({cut} earlier not shown"
+            label += f", <{event.log_url}|full log>)" if event.log_url else ")"
+        blocks.append(section(label + "\n" + code_block("\n".join(shown))))
+    if event.log_url:
+        blocks.append(context(f":scroll: <{event.log_url}|Full log>"))
+    return SlackMessage(
+        text=f"{status}: {event.command} on {event.environment}", blocks=fit_blocks(blocks)
+    )
+
+
+def render_run_refused_reply(event: BatchRunRefused) -> SlackMessage:
+    """The thread reply saying why a run will not happen."""
+    who = f" by {mention(event.decided_by)}" if event.decided_by else ""
+    stage = _REFUSAL_WORDS.get(event.stage, event.stage)
+    return SlackMessage(
+        text=f"Refused: {event.command} on {event.environment}",
+        blocks=(
+            section(
+                clip_mrkdwn(
+                    f":no_entry: *Refused{who}* ({stage}):\n> {escape(event.reason)}",
+                    MAX_SECTION_TEXT,
+                )
+            ),
+        ),
+    )
+
+
+def parameters_text(parameters: Iterable[RunParameter]) -> str:
+    """``name = value`` lines; sensitive values never shown."""
+    lines = []
+    for parameter in parameters:
+        value = SENSITIVE if parameter.sensitive or parameter.value is None else parameter.value
+        lines.append(f"`{code_text(parameter.name)}` = `{code_text(clip(value, 200))}`")
+    return clip_mrkdwn("\n".join(lines), 1800)
+
+
+def approver_mention(approver: str) -> str:
+    """A user id as ``<@U...>``, a user group id as ``<!subteam^S...>``."""
+    if approver.startswith("S"):
+        return f"<!subteam^{approver}>"
+    if approver[:1] in ("U", "W"):
+        return f"<@{approver}>"
+    return escape(approver)
+
+
+# =========================================================================== building blocks
+
+
+def header(text: str) -> Block:
+    return {"type": "header", "text": plain(clip(text, MAX_HEADER_TEXT))}
+
+
+def section(
+    text: str | None = None,
+    *,
+    fields: Sequence[str] = (),
+    accessory: Block | None = None,
+) -> Block:
+    block: Block = {"type": "section"}
+    if text is not None:
+        block["text"] = mrkdwn(clip_mrkdwn(text, MAX_SECTION_TEXT))
+    if fields:
+        block["fields"] = [mrkdwn(clip_mrkdwn(f, MAX_FIELD_TEXT)) for f in fields[:MAX_FIELDS]]
+    if accessory is not None:
+        block["accessory"] = accessory
+    return block
+
+
+def context(*texts: str) -> Block:
+    return {
+        "type": "context",
+        "elements": [
+            mrkdwn(clip_mrkdwn(t, MAX_SECTION_TEXT)) for t in texts[:MAX_CONTEXT_ELEMENTS]
+        ],
+    }
+
+
+def divider() -> Block:
+    return {"type": "divider"}
+
+
+def actions(elements: Sequence[Block]) -> Block:
+    return {"type": "actions", "elements": list(elements)}
+
+
+def button(
+    text: str,
+    action_id: str,
+    *,
+    value: str | None = None,
+    url: str | None = None,
+    style: str | None = None,
+    confirm: Block | None = None,
+) -> Block:
+    element: Block = {
+        "type": "button",
+        "text": plain(clip(text, MAX_BUTTON_TEXT)),
+        "action_id": action_id,
+    }
+    if value is not None:
+        element["value"] = value[:MAX_BUTTON_VALUE]
+    if url is not None:
+        element["url"] = url
+    if style is not None:
+        element["style"] = style
+    if confirm is not None:
+        element["confirm"] = confirm
+    return element
+
+
+def link_button(text: str, url: str | None, action_id: str) -> Block | None:
+    """A button that opens ``url``; None without a URL."""
+    return None if not url else button(text, action_id, url=url)
+
+
+def plain(text: str) -> Block:
+    return {"type": "plain_text", "text": text, "emoji": True}
+
+
+def mrkdwn(text: str) -> Block:
+    return {"type": "mrkdwn", "text": text}
+
+
+def fit_blocks(blocks: Sequence[Block | None]) -> tuple[Block, ...]:
+    """At most 50 blocks; an ``actions`` block at the end is kept when cutting."""
+    present = [b for b in blocks if b is not None]
+    if len(present) <= MAX_BLOCKS:
+        return tuple(present)
+    tail = [present[-1]] if present[-1]["type"] == "actions" else []
+    room = MAX_BLOCKS - 1 - len(tail)
+    cut = len(present) - len(tail) - room
+    return (*present[:room], context(f"{ELLIPSIS}{cut} more blocks not shown"), *tail)
+
+
+# =========================================================================== text helpers
+
+
+def escape(text: str) -> str:
+    """Escape the three characters Slack's mrkdwn reserves."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def code_text(text: str) -> str:
+    """Text for inside `inline code`: escaped, backticks swapped (Slack has no escape)."""
+    return escape(text.replace("`", GRAVE).replace("\n", " "))
+
+
+def code_block(text: str, *, limit: int = MAX_CODE_CHARS, keep: str = "head") -> str:
+    """A fenced code block of at most ``limit`` characters (the head or the tail kept)."""
+    body = escape(text.replace("```", GRAVE * 3))
+    if len(body) > limit:
+        body = ELLIPSIS + body[-(limit - 1) :] if keep == "tail" else body[: limit - 1] + ELLIPSIS
+    return f"```{body}```"
+
+
+def tail_lines(lines: Sequence[str], limit: int) -> tuple[list[str], int]:
+    """The last lines that fit ``limit`` characters, and how many earlier ones were cut."""
+    kept: list[str] = []
+    size = 0
+    for line in reversed(lines):
+        size += len(line) + 1
+        if size > limit and kept:
+            break
+        kept.append(line[-limit:])
+    kept.reverse()
+    return kept, len(lines) - len(kept)
+
+
+def clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + ELLIPSIS
+
+
+def clip_mrkdwn(text: str, limit: int) -> str:
+    """Clip mrkdwn without leaving a code fence open."""
+    if len(text) <= limit:
+        return text
+    clipped = text[: limit - 4] + ELLIPSIS
+    if clipped.count("```") % 2:
+        clipped += "```"
+    return clipped
+
+
+def plural(count: int, word: str) -> str:
+    return word if count == 1 else f"{word}s"
+
+
+def mention(actor: Actor) -> str:
+    return f"<@{actor.slack_user_id}>" if actor.slack_user_id else f"*{escape(actor.name)}*"
+
+
+def slack_date(moment: datetime | None) -> str:
+    """A date token Slack shows in the reader's time zone (UTC text as the fallback)."""
+    if moment is None:
+        return ""
+    epoch = int(moment.timestamp())
+    fallback = moment.strftime("%Y-%m-%d %H:%M UTC")
+    return f"<!date^{epoch}^{{date_short_pretty}} {{time}}|{fallback}>"
+
+
+def age(delta: timedelta) -> str:
+    """A duration as people say it: ``12 min``, ``5 h``, ``3 days``."""
+    seconds = max(0, int(delta.total_seconds()))
+    if seconds < 3600:
+        minutes = max(1, seconds // 60)
+        return f"{minutes} min"
+    if seconds < 2 * 86400:
+        hours = seconds // 3600
+        return f"{hours} h"
+    days = seconds // 86400
+    return f"{days} days"
+
+
+def duration(seconds: float) -> str:
+    """A run's duration: ``42s``, ``4m 12s``, ``1h 03m``."""
+    total = round(seconds)
+    if total < 60:
+        return f"{total}s"
+    minutes, secs = divmod(total, 60)
+    if minutes < 60:
+        return f"{minutes}m {secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m"

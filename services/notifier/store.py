@@ -1,0 +1,428 @@
+"""The notifier's records in the shared DynamoDB state table (``pk``/``sk``, TTL ``expires_at``).
+
+Three kinds of item, all under the ``notifier#`` prefix:
+
+* **Post records**, one per message the notifier posts, keyed by the event id and the
+  message's role (``notifier#post#<event_id>`` / ``<role>``). Written *before* posting with
+  status ``posting`` (a conditional put: whoever writes it first owns the post) and
+  completed with the message's ``ts`` after. A record found still ``posting`` means an
+  earlier attempt may have posted: the message is looked up in Slack before posting again.
+* **Threads**, one per batch run (``notifier#run#<run_id>`` / ``thread``) and one per drift
+  report (``notifier#drift#<state>`` / ``thread#<set id>``): the parent message's channel
+  and ``ts``, the event that posts it (``owner``), and the view the parent shows (zlib-
+  compressed JSON) with a version number for optimistic concurrency.
+* **Fingerprint pointers** (``notifier#drift#<state>`` / ``fp#<fingerprint>``): which drift
+  report currently shows a finding, so a resolution or a claim finds its thread.
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from shared.aws import call_aws, error_code
+
+if TYPE_CHECKING:
+    from types_aiobotocore_dynamodb import DynamoDBClient
+
+POSTING = "posting"
+POSTED = "posted"
+
+
+@dataclass(frozen=True)
+class PostKey:
+    event_id: str
+    role: str
+
+    @property
+    def item_key(self) -> dict[str, Any]:
+        return {"pk": {"S": f"notifier#post#{self.event_id}"}, "sk": {"S": self.role}}
+
+
+@dataclass(frozen=True)
+class PostRecord:
+    """A message the notifier posted, or set out to post."""
+
+    status: str
+    channel: str
+    thread_ts: str | None
+    ts: str | None
+    claimed_at: float
+
+
+@dataclass(frozen=True)
+class ThreadKey:
+    """A thread's item key; build one with :meth:`run` or :meth:`drift`."""
+
+    pk: str
+    sk: str
+
+    @classmethod
+    def run(cls, run_id: str) -> ThreadKey:
+        return cls(f"notifier#run#{run_id}", "thread")
+
+    @classmethod
+    def drift(cls, state: str, set_id: str) -> ThreadKey:
+        return cls(f"notifier#drift#{state}", f"thread#{set_id}")
+
+    @property
+    def item_key(self) -> dict[str, Any]:
+        return {"pk": {"S": self.pk}, "sk": {"S": self.sk}}
+
+
+@dataclass(frozen=True)
+class ThreadRecord:
+    """A thread's parent message and the view it shows.
+
+    ``ts`` is None until the owner has posted the parent.
+    """
+
+    owner: str
+    channel: str
+    ts: str | None
+    view_json: str
+    version: int
+    claimed_at: float
+
+
+@dataclass(frozen=True)
+class ThreadClaim:
+    """The result of trying to become the event that posts a thread's parent.
+
+    Attributes:
+        acquired: this event now owns the parent post.
+        record: the thread as stored after the attempt.
+        previous_owner: the event that owned it before (a takeover after its lease), if any.
+    """
+
+    acquired: bool
+    record: ThreadRecord
+    previous_owner: str | None = None
+    previous_claimed_at: float | None = None
+
+
+class NotifierStore:
+    """The notifier's records.
+
+    Args:
+        dynamodb: the process's DynamoDB client.
+        table: the shared state table.
+        ttl_seconds: how long records live (longer than a drift stays open, in practice).
+        clock: epoch seconds; tests inject their own.
+    """
+
+    def __init__(
+        self,
+        dynamodb: DynamoDBClient,
+        table: str,
+        *,
+        ttl_seconds: int = 120 * 86400,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._ddb = dynamodb
+        self.table = table
+        self.ttl_seconds = ttl_seconds
+        self._clock = clock
+
+    def _expires_at(self) -> dict[str, str]:
+        return {"N": str(int(self._clock() + self.ttl_seconds))}
+
+    # ------------------------------------------------------------------ posts
+
+    async def claim_post(
+        self, key: PostKey, channel: str, thread_ts: str | None
+    ) -> PostRecord | None:
+        """Record that ``key``'s message is about to be posted.
+
+        Returns:
+            None when this call wrote the record (go ahead and post); otherwise the record
+            an earlier attempt left (posted, or possibly posted).
+        """
+        item: dict[str, Any] = {
+            **key.item_key,
+            "status": {"S": POSTING},
+            "channel": {"S": channel},
+            "claimed_at": {"N": repr(self._clock())},
+            "expires_at": self._expires_at(),
+        }
+        if thread_ts:
+            item["thread_ts"] = {"S": thread_ts}
+        try:
+            await call_aws(
+                "dynamodb.put_item (notifier post claim)",
+                lambda: self._ddb.put_item(
+                    TableName=self.table, Item=item, ConditionExpression="attribute_not_exists(pk)"
+                ),
+            )
+        except Exception as exc:
+            if not _is_condition_failure(exc):
+                raise
+            existing = await self._get(key.item_key)
+            if existing is None:  # expired between the two calls: claim again
+                return await self.claim_post(key, channel, thread_ts)
+            return _post_record(existing)
+        return None
+
+    async def complete_post(self, key: PostKey, channel: str, ts: str) -> None:
+        """Remember the posted message's channel and ``ts``."""
+        await call_aws(
+            "dynamodb.update_item (notifier post)",
+            lambda: self._ddb.update_item(
+                TableName=self.table,
+                Key=key.item_key,
+                UpdateExpression="SET #status = :posted, channel = :channel, ts = :ts",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={
+                    ":posted": {"S": POSTED},
+                    ":channel": {"S": channel},
+                    ":ts": {"S": ts},
+                },
+            ),
+        )
+
+    async def release_post(self, key: PostKey) -> None:
+        """Forget a claim whose post Slack refused for good (nothing was posted)."""
+        try:
+            await call_aws(
+                "dynamodb.delete_item (notifier post)",
+                lambda: self._ddb.delete_item(
+                    TableName=self.table,
+                    Key=key.item_key,
+                    ConditionExpression="#status = :posting",
+                    ExpressionAttributeNames={"#status": "status"},
+                    ExpressionAttributeValues={":posting": {"S": POSTING}},
+                ),
+            )
+        except Exception as exc:
+            if not _is_condition_failure(exc):
+                raise
+
+    # ------------------------------------------------------------------ threads
+
+    async def claim_thread(
+        self,
+        key: ThreadKey,
+        *,
+        owner: str,
+        channel: str,
+        view_json: str,
+        lease_seconds: float,
+    ) -> ThreadClaim:
+        """Become the event that posts a thread's parent, unless it exists or is being posted.
+
+        The claim succeeds when there is no thread yet, when this event owned it already
+        (a redelivery), or when its owner claimed it more than ``lease_seconds`` ago and
+        never posted (it died, or its message went to the DLQ).
+        """
+        now = self._clock()
+        item: dict[str, Any] = {
+            **key.item_key,
+            "owner": {"S": owner},
+            "channel": {"S": channel},
+            "view": {"B": _pack(view_json)},
+            "version": {"N": "1"},
+            "claimed_at": {"N": repr(now)},
+            "expires_at": self._expires_at(),
+        }
+        try:
+            response = await call_aws(
+                "dynamodb.put_item (notifier thread claim)",
+                lambda: self._ddb.put_item(
+                    TableName=self.table,
+                    Item=item,
+                    ConditionExpression=(
+                        "attribute_not_exists(pk) OR (attribute_not_exists(ts) AND "
+                        "(#owner = :owner OR claimed_at < :stale))"
+                    ),
+                    ExpressionAttributeNames={"#owner": "owner"},
+                    ExpressionAttributeValues={
+                        ":owner": {"S": owner},
+                        ":stale": {"N": repr(now - lease_seconds)},
+                    },
+                    ReturnValues="ALL_OLD",
+                ),
+            )
+        except Exception as exc:
+            if not _is_condition_failure(exc):
+                raise
+            existing = await self.get_thread(key)
+            if existing is None:  # expired between the two calls
+                return await self.claim_thread(
+                    key,
+                    owner=owner,
+                    channel=channel,
+                    view_json=view_json,
+                    lease_seconds=lease_seconds,
+                )
+            return ThreadClaim(acquired=False, record=existing)
+        old = response.get("Attributes") or {}
+        previous = old.get("owner", {}).get("S")
+        if not previous or previous == owner:
+            return ThreadClaim(acquired=True, record=_thread_record(item))
+        return ThreadClaim(
+            acquired=True,
+            record=_thread_record(item),
+            previous_owner=previous,
+            previous_claimed_at=float(old["claimed_at"]["N"]),
+        )
+
+    async def thread_posted(self, key: ThreadKey, *, channel: str, ts: str) -> None:
+        """Remember the parent message of a thread."""
+        await call_aws(
+            "dynamodb.update_item (notifier thread)",
+            lambda: self._ddb.update_item(
+                TableName=self.table,
+                Key=key.item_key,
+                UpdateExpression="SET channel = :channel, ts = :ts",
+                ExpressionAttributeValues={":channel": {"S": channel}, ":ts": {"S": ts}},
+            ),
+        )
+
+    async def release_thread(self, key: ThreadKey, owner: str) -> None:
+        """Give up a thread claim whose parent Slack refused for good."""
+        try:
+            await call_aws(
+                "dynamodb.delete_item (notifier thread)",
+                lambda: self._ddb.delete_item(
+                    TableName=self.table,
+                    Key=key.item_key,
+                    ConditionExpression="#owner = :owner AND attribute_not_exists(ts)",
+                    ExpressionAttributeNames={"#owner": "owner"},
+                    ExpressionAttributeValues={":owner": {"S": owner}},
+                ),
+            )
+        except Exception as exc:
+            if not _is_condition_failure(exc):
+                raise
+
+    async def get_thread(self, key: ThreadKey) -> ThreadRecord | None:
+        item = await self._get(key.item_key)
+        return None if item is None else _thread_record(item)
+
+    async def save_thread_view(self, key: ThreadKey, view_json: str, expected_version: int) -> bool:
+        """Store a new view if nobody else stored one since ``expected_version``.
+
+        Returns:
+            False when another event got there first (read again and merge again).
+        """
+        try:
+            await call_aws(
+                "dynamodb.update_item (notifier thread view)",
+                lambda: self._ddb.update_item(
+                    TableName=self.table,
+                    Key=key.item_key,
+                    UpdateExpression="SET #view = :view, version = :next",
+                    ConditionExpression="version = :expected",
+                    ExpressionAttributeNames={"#view": "view"},
+                    ExpressionAttributeValues={
+                        ":view": {"B": _pack(view_json)},
+                        ":next": {"N": str(expected_version + 1)},
+                        ":expected": {"N": str(expected_version)},
+                    },
+                ),
+            )
+        except Exception as exc:
+            if _is_condition_failure(exc):
+                return False
+            raise
+        return True
+
+    # ------------------------------------------------------------------ fingerprints
+
+    async def drift_pointers(self, state: str, fingerprints: Iterable[str]) -> dict[str, str]:
+        """fingerprint -> the set id of the drift report that shows it (known ones only)."""
+        wanted = list(dict.fromkeys(fingerprints))
+        found: dict[str, str] = {}
+        for start in range(0, len(wanted), 100):
+            keys: list[Any] = [
+                {"pk": {"S": f"notifier#drift#{state}"}, "sk": {"S": f"fp#{fp}"}}
+                for fp in wanted[start : start + 100]
+            ]
+            request: dict[str, Any] = {self.table: {"Keys": keys, "ConsistentRead": True}}
+            for _ in range(10):
+                response = await call_aws(
+                    "dynamodb.batch_get_item (notifier pointers)",
+                    lambda request=request: self._ddb.batch_get_item(RequestItems=request),  # type: ignore[misc]
+                )
+                for item in response.get("Responses", {}).get(self.table, []):
+                    found[item["sk"]["S"].removeprefix("fp#")] = item["set_id"]["S"]
+                request = dict(response.get("UnprocessedKeys") or {})
+                if not request:
+                    break
+        return found
+
+    async def point_drift(self, state: str, fingerprints: Iterable[str], set_id: str) -> None:
+        """Make ``set_id`` the report that shows each of ``fingerprints``."""
+        unique = list(dict.fromkeys(fingerprints))
+        expires_at = self._expires_at()
+        for start in range(0, len(unique), 25):
+            requests: list[Any] = [
+                {
+                    "PutRequest": {
+                        "Item": {
+                            "pk": {"S": f"notifier#drift#{state}"},
+                            "sk": {"S": f"fp#{fp}"},
+                            "set_id": {"S": set_id},
+                            "expires_at": expires_at,
+                        }
+                    }
+                }
+                for fp in unique[start : start + 25]
+            ]
+            for _ in range(10):
+                response = await call_aws(
+                    "dynamodb.batch_write_item (notifier pointers)",
+                    lambda requests=requests: self._ddb.batch_write_item(  # type: ignore[misc]
+                        RequestItems={self.table: requests}
+                    ),
+                )
+                requests = list((response.get("UnprocessedItems") or {}).get(self.table, []))
+                if not requests:
+                    break
+
+    # ------------------------------------------------------------------ helpers
+
+    async def _get(self, key: dict[str, Any]) -> dict[str, Any] | None:
+        response = await call_aws(
+            "dynamodb.get_item (notifier)",
+            lambda: self._ddb.get_item(TableName=self.table, Key=key, ConsistentRead=True),
+        )
+        item: dict[str, Any] | None = response.get("Item")
+        return item
+
+
+def _pack(text: str) -> bytes:
+    return zlib.compress(text.encode("utf-8"), 6)
+
+
+def _unpack(data: bytes) -> str:
+    return zlib.decompress(data).decode("utf-8")
+
+
+def _post_record(item: dict[str, Any]) -> PostRecord:
+    return PostRecord(
+        status=item["status"]["S"],
+        channel=item["channel"]["S"],
+        thread_ts=item.get("thread_ts", {}).get("S"),
+        ts=item.get("ts", {}).get("S"),
+        claimed_at=float(item["claimed_at"]["N"]),
+    )
+
+
+def _thread_record(item: dict[str, Any]) -> ThreadRecord:
+    return ThreadRecord(
+        owner=item["owner"]["S"],
+        channel=item["channel"]["S"],
+        ts=item.get("ts", {}).get("S"),
+        view_json=_unpack(item["view"]["B"]),
+        version=int(item["version"]["N"]),
+        claimed_at=float(item["claimed_at"]["N"]),
+    )
+
+
+def _is_condition_failure(exc: BaseException) -> bool:
+    cause = exc.__cause__ if exc.__cause__ is not None else exc
+    return error_code(cause) == "ConditionalCheckFailedException"

@@ -1,0 +1,92 @@
+"""A real notifier process for the test that kills one between posting and recording.
+
+Configured by environment variables set by the test:
+    NP_ENDPOINT (moto), NP_PREFIX and NP_BUCKET (resource names), NP_SLACK_API_URL,
+    NP_DIE_AFTER_POST ("1": SIGKILL itself right after chat.postMessage answered, before
+    the message's ts is written to DynamoDB and long before the SQS message is deleted).
+Prints ``ready`` once consuming; SIGTERM stops it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+
+from slack_sdk.http_retry.builtin_interval_calculators import FixedValueRetryIntervalCalculator
+from tenacity import wait_none
+
+from services.notifier.delivery import Delivery
+from services.notifier.handlers import NotifierHandlers
+from services.notifier.pacing import ChannelPacer
+from services.notifier.render import SlackMessage
+from services.notifier.settings import NotifierSettings
+from services.notifier.slack import Posted, PostMarker, SlackWebApi
+from services.notifier.store import NotifierStore
+from shared.runtime import open_runtime
+from shared.settings import AwsSettings, TopologySettings, WorkerSettings
+from shared.worker import stop_on_signals
+
+
+class DiesAfterPosting(SlackWebApi):
+    """The real adapter, but the process dies the moment Slack has the message."""
+
+    async def post(
+        self,
+        channel: str,
+        message: SlackMessage,
+        *,
+        marker: PostMarker,
+        thread_ts: str | None = None,
+    ) -> Posted:
+        posted = await super().post(channel, message, marker=marker, thread_ts=thread_ts)
+        print(f"posted {posted.ts}; dying", flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+        return posted  # pragma: no cover - never reached
+
+
+async def main() -> int:
+    settings = NotifierSettings(
+        slack_api_url=os.environ["NP_SLACK_API_URL"],
+        post_interval_seconds=0,
+        # A killed worker's event stays claimed (INPROGRESS) for handler_timeout +
+        # visibility_timeout = 7 s; retries 2, 4, 8 s apart outlast that within the
+        # queue's 5 receives, so the redelivery runs instead of going to the DLQ.
+        worker=WorkerSettings(
+            wait_time_seconds=1,
+            visibility_timeout=2,
+            handler_timeout=5,
+            retry_base_seconds=1,
+            shutdown_grace=10,
+        ),
+    )
+    adapter = DiesAfterPosting if os.environ.get("NP_DIE_AFTER_POST") == "1" else SlackWebApi
+    aws_settings = AwsSettings(AWS_ENDPOINT_URL=os.environ["NP_ENDPOINT"])
+    topology_settings = TopologySettings(
+        name_prefix=os.environ["NP_PREFIX"], bucket=os.environ["NP_BUCKET"]
+    )
+    async with (
+        open_runtime(aws_settings, topology_settings) as runtime,
+        adapter.open(
+            settings,
+            ChannelPacer(0),
+            backoff=FixedValueRetryIntervalCalculator(0),
+            post_wait=wait_none(),
+        ) as slack,
+    ):
+        store = NotifierStore(runtime.aws.dynamodb, runtime.names.state_table)
+        delivery = Delivery(slack, store, claim_lease_seconds=settings.thread_claim_lease_seconds)
+        handlers = NotifierHandlers(delivery, store, settings.load_routes()).handlers()
+        worker = runtime.worker("notifier", handlers, settings.worker)
+        stop_on_signals(worker.stop)
+        print("ready", flush=True)
+        stats = await worker.run()
+    print(f"stats {stats}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+    sys.exit(asyncio.run(main()))
