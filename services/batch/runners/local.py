@@ -18,7 +18,7 @@ import os
 import signal
 import socket
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal, Protocol
 
@@ -52,15 +52,73 @@ def inherited_env(environ: Mapping[str, str]) -> dict[str, str]:
 StopReason = Literal["cancelled", "timed_out"]
 
 
+class _Output(asyncio.SubprocessProtocol):
+    """Receives the process's output and tells when it exits and when the output closes.
+
+    A protocol rather than ``Process.wait()``: asyncio's ``wait()`` also waits for the
+    output pipe to close, which a child left behind can keep open for ever.
+    """
+
+    def __init__(self, run_log: RunLog) -> None:
+        self._lines = _LineSplitter(run_log)
+        self.exited = asyncio.Event()
+        self.output_closed = asyncio.Event()
+
+    def pipe_data_received(self, fd: int, data: bytes | bytearray) -> None:
+        self._lines.feed(bytes(data))
+
+    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
+        if fd == 1:
+            self._lines.close()
+            self.output_closed.set()
+
+    def process_exited(self) -> None:
+        self.exited.set()
+
+
+class _LineSplitter:
+    """Bytes in, one log line per newline out (long lines cut, bad UTF-8 replaced)."""
+
+    def __init__(self, run_log: RunLog) -> None:
+        self._log = run_log
+        self._pending = b""
+
+    def feed(self, chunk: bytes) -> None:
+        self._pending += chunk
+        *lines, self._pending = self._pending.split(b"\n")
+        for line in lines:
+            self._write(line)
+        while len(self._pending) > 65536:  # no newline in sight: cut it
+            self._write(self._pending[:65536])
+            self._pending = self._pending[65536:]
+
+    def close(self) -> None:
+        if self._pending:
+            self._write(self._pending)
+            self._pending = b""
+
+    def _write(self, line: bytes) -> None:
+        self._log.write(line.rstrip(b"\r").decode("utf-8", errors="replace"))
+
+
 @dataclass
 class _LocalRun:
-    process: asyncio.subprocess.Process
+    transport: asyncio.SubprocessTransport
+    output: _Output
     run_log: RunLog
     started: datetime
-    pump: asyncio.Task[None]
     stop_reason: StopReason | None = None
     terminating: asyncio.Task[None] | None = None
-    exited: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def pid(self) -> int:
+        pid = self.transport.get_pid()
+        assert pid is not None
+        return pid
+
+    @property
+    def returncode(self) -> int | None:
+        return self.transport.get_returncode()
 
 
 class LocalRunner:
@@ -100,8 +158,10 @@ class LocalRunner:
         run_log = await self._open_log(spec.run_id)
         env = {**self._base_env, **spec.env, "TOILKIT_RUN_ID": spec.run_id}
         run_log.write(f"toilkit: {spec.command} in {spec.environment}, run {spec.run_id}")
+        output = _Output(run_log)
         try:
-            process = await asyncio.create_subprocess_exec(
+            transport, _ = await asyncio.get_running_loop().subprocess_exec(
+                lambda: output,
                 *spec.argv,
                 cwd=spec.workdir,
                 env=env,
@@ -115,15 +175,13 @@ class LocalRunner:
             run_log.write(f"toilkit: {reason}")
             await run_log.close()
             raise RunnerError(reason) from exc
-        assert process.stdout is not None
         started = self._clock()
-        pump = asyncio.create_task(_pump_output(process.stdout, run_log))
-        run = _LocalRun(process=process, run_log=run_log, started=started, pump=pump)
+        run = _LocalRun(transport=transport, output=output, run_log=run_log, started=started)
         self._runs[spec.run_id] = run
-        log.info("run %s: started pid %d: %s", spec.run_id, process.pid, spec.argv[0])
+        log.info("run %s: started pid %d: %s", spec.run_id, run.pid, spec.argv[0])
         return StartedRun(
             runner=self.kind,
-            ref=f"{self.owner}:{process.pid}",
+            ref=f"{self.owner}:{run.pid}",
             started_at=started,
             log_url=run_log.url,
         )
@@ -139,7 +197,7 @@ class LocalRunner:
         try:
             try:
                 async with asyncio.timeout(spec.timeout_seconds):
-                    await run.process.wait()
+                    await run.output.exited.wait()
             except TimeoutError:
                 if run.stop_reason is None:
                     run.stop_reason = "timed_out"
@@ -153,11 +211,12 @@ class LocalRunner:
             return self._outcome(spec, run)
         finally:
             self._runs.pop(spec.run_id, None)
+            run.transport.close()
             await run.run_log.close()
 
     async def cancel(self, run_id: str, started: StartedRun) -> None:
         run = self._runs.get(run_id)
-        if run is None or run.process.returncode is not None:
+        if run is None or run.returncode is not None:
             return
         if run.stop_reason is None:
             run.stop_reason = "cancelled"
@@ -179,34 +238,33 @@ class LocalRunner:
 
     async def _stop_group(self, run: _LocalRun) -> None:
         """SIGTERM the group, give it ``kill_grace`` seconds, then SIGKILL what is left."""
-        pgid = run.process.pid
+        pgid = run.pid
         _signal_group(pgid, signal.SIGTERM)
         try:
             async with asyncio.timeout(self.kill_grace):
-                await run.process.wait()
+                await run.output.exited.wait()
         except TimeoutError:
             run.run_log.write(
                 f"toilkit: still running {self.kill_grace:g}s after SIGTERM; sending SIGKILL"
             )
         # Also reaches children the program left behind when it exited on SIGTERM.
         _signal_group(pgid, signal.SIGKILL)
-        await run.process.wait()
+        await run.output.exited.wait()
 
     async def _drain_output(self, run: _LocalRun) -> None:
         try:
             async with asyncio.timeout(OUTPUT_DRAIN_SECONDS):
-                await asyncio.shield(run.pump)
+                await run.output.output_closed.wait()
         except TimeoutError:
             # A child still holds the output pipe after the program exited.
             run.run_log.write("toilkit: the program left processes behind; killing them")
-            _signal_group(run.process.pid, signal.SIGKILL)
+            _signal_group(run.pid, signal.SIGKILL)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(OUTPUT_DRAIN_SECONDS):
-                    await asyncio.shield(run.pump)
-            run.pump.cancel()
+                    await run.output.output_closed.wait()
 
     def _outcome(self, spec: RunSpec, run: _LocalRun) -> RunOutcome:
-        code = run.process.returncode
+        code = run.returncode
         assert code is not None
         exit_code = code if code >= 0 else None
         error = None
@@ -239,18 +297,3 @@ class LocalRunner:
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
-
-
-async def _pump_output(stream: asyncio.StreamReader, run_log: RunLog) -> None:
-    """Copy the process's output to the log, line by line, until EOF."""
-    pending = b""
-    while chunk := await stream.read(65536):
-        pending += chunk
-        *lines, pending = pending.split(b"\n")
-        for line in lines:
-            run_log.write(line.rstrip(b"\r").decode("utf-8", errors="replace"))
-        while len(pending) > 65536:  # no newline in sight: cut it
-            run_log.write(pending[:65536].decode("utf-8", errors="replace"))
-            pending = pending[65536:]
-    if pending:
-        run_log.write(pending.rstrip(b"\r").decode("utf-8", errors="replace"))

@@ -27,6 +27,9 @@ _MAX_BATCH_EVENTS = 1000
 _MAX_BATCH_BYTES = 900_000
 #: A line longer than this is cut (one runaway line must not make a huge event).
 MAX_LINE_CHARS = 8192
+#: Lines waiting for CloudWatch beyond this are left to the local file only (a command
+#: printing faster than CloudWatch takes it must not fill the service's memory).
+MAX_PENDING_EVENTS = 50_000
 
 
 def console_log_url(region: str, group: str, stream: str) -> str:
@@ -78,6 +81,7 @@ class RunLog:
         self._wake = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
         self._cloudwatch_ok = logs is not None
+        self._skipped = 0
 
     async def open(self) -> None:
         """Create the log stream and start the periodic flush."""
@@ -94,10 +98,18 @@ class RunLog:
             line = line[:MAX_LINE_CHARS] + " [line cut]"
         self.tail.append(line)
         self._file.write(line + "\n")
-        if self._cloudwatch_ok:
-            self._pending.append({"timestamp": int(time.time() * 1000), "message": line or " "})
-            if len(self._pending) >= _MAX_BATCH_EVENTS:
-                self._wake.set()
+        if not self._cloudwatch_ok:
+            return
+        if len(self._pending) >= MAX_PENDING_EVENTS:
+            self._skipped += 1
+            return
+        if self._skipped:
+            note = f"[{self._skipped} lines skipped here: CloudWatch fell behind; see {self.path}]"
+            self._pending.append({"timestamp": int(time.time() * 1000), "message": note})
+            self._skipped = 0
+        self._pending.append({"timestamp": int(time.time() * 1000), "message": line or " "})
+        if len(self._pending) >= _MAX_BATCH_EVENTS:
+            self._wake.set()
 
     async def close(self) -> None:
         """Flush what is left and close the file."""

@@ -1,0 +1,316 @@
+"""The command catalog: what a catalog may say, and how requests are checked against it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shared.catalog import (
+    ApprovalPolicy,
+    FieldError,
+    Principals,
+    StaticGroupDirectory,
+    ValidatedRequest,
+    approval_refusal,
+    authorization_refusal,
+    build_argv,
+    build_env,
+    load_catalog,
+    parse_catalog,
+    validate_request,
+)
+from shared.errors import ConfigError
+
+DEMO = Path(__file__).resolve().parents[2] / "catalog" / "demo.yaml"
+STAGING = {"allowed": {"users": ["U0ALICE001"], "usergroups": ["S0SRE00001"]}}
+
+
+def command(**overrides: Any) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "name": "backfill",
+        "description": "Backfill rows.",
+        "argv": ["bin/backfill", "--since", "{since}", "--limit", "{limit}"],
+        "parameters": [
+            {"name": "since", "type": "text", "pattern": r"\d{4}-\d{2}-\d{2}"},
+            {"name": "limit", "type": "integer", "minimum": 1, "maximum": 100, "required": False},
+        ],
+        "environments": {"staging": STAGING},
+    }
+    spec.update(overrides)
+    return spec
+
+
+def catalog(*commands: dict[str, Any], **extra: Any) -> Any:
+    return parse_catalog({"commands": list(commands or [command()]), **extra})
+
+
+def problems(data: dict[str, Any]) -> str:
+    with pytest.raises(ConfigError) as info:
+        parse_catalog(data)
+    return str(info.value)
+
+
+# --------------------------------------------------------------------------- the catalog
+
+
+def test_the_demo_catalog_loads() -> None:
+    demo = load_catalog(DEMO)
+    assert [c.name for c in demo.commands] == [
+        "backfill-orders",
+        "check-invoices",
+        "reindex-search",
+        "echo-args",
+    ]
+    assert demo.base_dir() == DEMO.parent
+    production = demo.command("backfill-orders").environments["production"]  # type: ignore[union-attr]
+    assert production.approval is not None
+    assert production.approval.approvers.usergroups == ("S0SRE00001",)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"argv": ["bin/backfill", "--since={since}"]}, "embeds {since} in a longer string"),
+        ({"argv": ["{since}", "x"]}, "argv[0] (the program) must be fixed"),
+        (
+            {"argv": ["bin/backfill", "{since}", "{limit}", "{other}"]},
+            "{other} names no declared parameter",
+        ),
+        ({"argv": ["bin/backfill", "{since}"]}, "parameters never used in argv or env: limit"),
+        ({"env": {"PATH": "{since}"}}, "env: PATH may not be set by the catalog"),
+        ({"env": {"BAD-NAME": "x"}}, "'BAD-NAME' is not a valid variable name"),
+        ({"environments": {}}, "environments"),
+        ({"environments": {"staging": {"allowed": {}}}}, "allowed: name at least one user"),
+        (
+            {"environments": {"staging": {"allowed": {"users": ["alice"]}}}},
+            "not Slack user ids (U...): alice",
+        ),
+        (
+            {"environments": {"staging": {**STAGING, "approval": {"approvers": {}}}}},
+            "approvers: name at least one user or user group",
+        ),
+        ({"shell": "bash -c"}, "shell: Extra inputs are not permitted"),
+        (
+            {"parameters": [{"name": "since", "type": "text"}, {"name": "since", "type": "text"}]},
+            "parameters declared twice: since",
+        ),
+        (
+            {"parameters": [{"name": "since", "type": "text", "pattern": "("}]},
+            "is not a regular expression",
+        ),
+        (
+            {"parameters": [{"name": "since", "type": "date"}]},
+            "does not match any of the expected tags",
+        ),
+    ],
+)
+def test_a_bad_command_is_rejected_with_its_path(change: dict[str, Any], message: str) -> None:
+    assert message in problems({"commands": [command(**change)]})
+
+
+def test_runner_settings_are_checked_per_kind() -> None:
+    step_functions = {
+        "kind": "stepfunctions",
+        "state_machine_arn": "arn:aws:states:eu-west-1:123456789012:stateMachine:run",
+        "project": "toilkit-batch",
+        "image": "app:1",
+    }
+    parsed = catalog(command(environments={"aws": {**STAGING, "runner": step_functions}}))
+    assert parsed.commands[0].environments["aws"].runner.kind == "stepfunctions"
+    broken = {**step_functions, "state_machine_arn": "not-an-arn"}
+    assert "state_machine_arn" in problems(
+        {"commands": [command(environments={"aws": {**STAGING, "runner": broken}})]}
+    )
+    assert "image" in problems(
+        {
+            "commands": [
+                command(
+                    environments={
+                        "aws": {**STAGING, "runner": {"kind": "codebuild", "project": "p1"}}
+                    }
+                )
+            ]
+        }
+    )
+
+
+def test_catalog_level_problems() -> None:
+    assert "commands declared twice: backfill" in problems({"commands": [command(), command()]})
+    assert "is not a Slack user group id" in problems(
+        {"commands": [command()], "usergroups": {"sre": ["U0ALICE001"]}}
+    )
+    # x- keys hold YAML anchors and are not part of the catalog.
+    assert catalog(command(), **{"x-defaults": {"anything": 1}}).commands
+
+
+def test_loading_names_the_file_and_the_problem(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read the command catalog"):
+        load_catalog(tmp_path / "missing.yaml")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("commands: [\n")
+    with pytest.raises(ConfigError, match="is not valid YAML"):
+        load_catalog(broken)
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("commands: []\n")
+    with pytest.raises(ConfigError, match=rf"invalid command catalog {empty}:\n  commands:"):
+        load_catalog(empty)
+
+
+# --------------------------------------------------------------------------- requests
+
+
+def test_a_valid_request_keeps_values_exactly() -> None:
+    result = validate_request(catalog(), "backfill", "staging", {"since": "2024-01-01", "limit": 7})
+    assert isinstance(result, ValidatedRequest)
+    assert result.values == {"since": "2024-01-01", "limit": "7"}
+    assert result.argv() == ["bin/backfill", "--since", "2024-01-01", "--limit", "7"]
+
+
+def test_an_optional_parameter_left_out_drops_its_option_too() -> None:
+    result = validate_request(
+        catalog(), "backfill", "staging", {"since": "2024-01-01", "limit": ""}
+    )
+    assert isinstance(result, ValidatedRequest)
+    assert result.argv() == ["bin/backfill", "--since", "2024-01-01"]
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    result = validate_request(
+        catalog(), "backfill", "prod", [("since", "yesterday"), ("limit", "500"), ("force", "yes")]
+    )
+    assert result == [
+        FieldError(
+            field="environment", message="backfill cannot run in 'prod' (it runs in: staging)"
+        ),
+        FieldError(field="force", message="backfill has no parameter 'force'"),
+        FieldError(field="since", message=r"does not match the pattern \d{4}-\d{2}-\d{2}"),
+        FieldError(field="limit", message="must be at most 100 (got 500)"),
+    ]
+
+
+def test_a_parameter_given_twice_is_refused() -> None:
+    result = validate_request(
+        catalog(), "backfill", "staging", [("since", "2024-01-01"), ("since", "2024-02-01")]
+    )
+    assert result == [FieldError(field="since", message="given more than once")]
+
+
+def test_an_unknown_command_lists_the_known_ones() -> None:
+    assert validate_request(catalog(), "rm", "staging", {}) == [
+        FieldError(field="command", message="unknown command 'rm' (known: backfill)")
+    ]
+
+
+TYPED = command(
+    name="typed",
+    argv=["bin/typed", "{text}", "{number}", "{flag}", "{mode}", "{user}", "{dash}"],
+    parameters=[
+        {"name": "text", "type": "text", "max_length": 40, "required": False},
+        {"name": "number", "type": "integer", "minimum": -5, "required": False},
+        {"name": "flag", "type": "boolean", "default": False},
+        {"name": "mode", "type": "choice", "choices": ["fast", "safe"], "default": "safe"},
+        {"name": "user", "type": "slack_user", "required": False},
+        {"name": "dash", "type": "text", "allow_leading_dash": True, "required": False},
+    ],
+)
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ({"text": "  spaced  "}, {"text": "  spaced  "}),
+        (
+            {"text": "a\nb; rm -rf / $(x) `y` 'q' \"d\""},
+            {"text": "a\nb; rm -rf / $(x) `y` 'q' \"d\""},
+        ),
+        ({"number": "-5"}, {"number": "-5"}),
+        ({"number": 12}, {"number": "12"}),
+        ({"flag": True}, {"flag": "true"}),
+        ({"flag": "false"}, {"flag": "false"}),
+        ({"mode": "fast"}, {"mode": "fast"}),
+        ({"user": "U0BOB00002"}, {"user": "U0BOB00002"}),
+        ({"dash": "--verbose"}, {"dash": "--verbose"}),
+    ],
+)
+def test_typed_values_are_accepted(given: dict[str, Any], expected: dict[str, str]) -> None:
+    result = validate_request(catalog(TYPED), "typed", "staging", given)
+    assert isinstance(result, ValidatedRequest), result
+    assert result.values == {"flag": "false", "mode": "safe", **expected}
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ({"text": "x" * 41}, "is longer than 40 characters (41)"),
+        ({"text": "nul\x00byte"}, "contains a NUL character, which no process argument can carry"),
+        (
+            {"text": "-rf"},
+            "starts with '-', which the program would read as an option, not a value",
+        ),
+        ({"text": 5}, "expected text, got int"),
+        ({"number": "1.5"}, "expected an integer, got '1.5'"),
+        ({"number": True}, "expected an integer, got a boolean"),
+        ({"number": "-6"}, "must be at least -5 (got -6)"),
+        ({"flag": "yes"}, "expected true or false, got 'yes'"),
+        ({"mode": "FAST"}, "must be one of fast, safe (got 'FAST')"),
+        ({"user": "alice"}, "expected a Slack user id like U0123ABCD, got 'alice'"),
+    ],
+)
+def test_wrong_values_are_refused(given: dict[str, Any], message: str) -> None:
+    result = validate_request(catalog(TYPED), "typed", "staging", given)
+    assert isinstance(result, list)
+    assert [e.message for e in result] == [message]
+
+
+def test_sensitive_values_are_hidden_unless_asked() -> None:
+    spec = command(
+        env={"API_KEY": "{key}"},
+        parameters=[
+            {"name": "since", "type": "text"},
+            {"name": "limit", "type": "integer", "required": False},
+            {"name": "key", "type": "text", "sensitive": True},
+        ],
+    )
+    result = validate_request(catalog(spec), "backfill", "staging", {"since": "x", "key": "s3cr3t"})
+    assert isinstance(result, ValidatedRequest)
+    assert result.env() == {"API_KEY": "s3cr3t"}
+    hidden = {p.name: (p.value, p.sensitive) for p in result.run_parameters()}
+    assert hidden == {"since": ("x", False), "key": (None, True)}
+    shown = {p.name: p.value for p in result.run_parameters(reveal_sensitive=True)}
+    assert shown["key"] == "s3cr3t"
+
+
+def test_build_argv_and_env_never_split_or_join_values() -> None:
+    spec = catalog(command(env={"SINCE": "{since}", "MODE": "batch"})).commands[0]
+    values = {"since": "a b\nc", "limit": "3"}
+    assert build_argv(spec, values) == ["bin/backfill", "--since", "a b\nc", "--limit", "3"]
+    assert build_env(spec, values) == {"SINCE": "a b\nc", "MODE": "batch"}
+
+
+# --------------------------------------------------------------------------- who
+
+
+async def test_authorization_by_user_or_group() -> None:
+    groups = StaticGroupDirectory({"S0SRE00001": ["U0BOB00002"]})
+    request = validate_request(catalog(), "backfill", "staging", {"since": "2024-01-01"})
+    assert isinstance(request, ValidatedRequest)
+    assert await authorization_refusal(request, "U0ALICE001", groups) is None  # named
+    assert await authorization_refusal(request, "U0BOB00002", groups) is None  # in the group
+    assert await authorization_refusal(request, "U0DAVE0004", groups) == (
+        "U0DAVE0004 may not run backfill in staging (allowed: U0ALICE001, S0SRE00001)"
+    )
+    assert "names no Slack user" in str(await authorization_refusal(request, None, groups))
+
+
+async def test_approvals_never_count_the_requester() -> None:
+    groups = StaticGroupDirectory({"S0SRE00001": ["U0ALICE001", "U0BOB00002"]})
+    policy = ApprovalPolicy(approvers=Principals(usergroups=("S0SRE00001",)))
+    assert await approval_refusal(policy, "U0ALICE001", "U0BOB00002", groups) is None
+    assert await approval_refusal(policy, "U0ALICE001", "U0ALICE001", groups) == (
+        "U0ALICE001 requested this run and cannot approve it (self-approval)"
+    )
+    assert await approval_refusal(policy, "U0ALICE001", "U0CAROL003", groups) == (
+        "U0CAROL003 is not an approver here (approvers: S0SRE00001)"
+    )
