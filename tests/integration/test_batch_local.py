@@ -5,13 +5,18 @@ notifier's queue, the run record and its audit trail in DynamoDB."""
 from __future__ import annotations
 
 import asyncio
+import copy
+import socket
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from services.batch.handlers import expire_overdue_approvals, handle_requested
+from services.batch.handlers import expire_overdue_approvals, handle_approved, handle_requested
+from services.batch.runs import RunRecord
 from shared.aws import AwsClients
+from shared.errors import TransientError
 from shared.events import (
     Actor,
     BatchApprovalRequested,
@@ -23,6 +28,7 @@ from shared.events import (
     BatchRunStarted,
     EventBase,
     RunParameter,
+    new_event_id,
 )
 from shared.topology import BootstrapReport, Names
 from tests.integration.batch_harness import (
@@ -638,3 +644,95 @@ async def test_sensitive_values_reach_the_process_but_never_the_events_or_the_re
     assert record.sensitive_dropped
     trail = await batch.runs.audit_trail(request.run_id)
     assert all("s3cr3t-value" not in entry.detail for entry in trail)
+
+
+async def test_two_approvals_are_two_different_people(
+    aws: AwsClients, shared_topology: tuple[Names, BootstrapReport], tmp_path: Path
+) -> None:
+    """A policy asking for two approvals counts each approver once."""
+
+    def two_approvals(data: dict[str, Any]) -> None:
+        for command in data["commands"]:
+            if command["name"] == "echo-args":
+                production = copy.deepcopy(command["environments"]["production"])
+                production["approval"]["min_approvals"] = 2
+                command["environments"]["production"] = production
+
+    names, topology = shared_topology
+    batch = await make_harness(aws, names, topology, tmp_path, customize=two_approvals)
+    request = await batch.request("echo-args", "production", by=CAROL, text="two")
+    await batch.drain()
+    for approver in (ALICE, ALICE, BOB):
+        await batch.publish(
+            BatchApproved(
+                correlation_id="a", source="test", run_id=request.run_id, approved_by=approver
+            )
+        )
+        await batch.drain()
+        if approver is ALICE:
+            assert (await batch.runs.get(request.run_id)).status == "awaiting_approval"
+
+    trail = await batch.runs.audit_trail(request.run_id)
+    assert [e.detail for e in trail if e.action == "approved"] == [
+        "approval 1 of 2",
+        "approval 2 of 2",
+    ]
+    assert only(await batch.outcomes(request.run_id), BatchRunFinished).status == "succeeded"  # type: ignore[attr-defined]
+
+
+async def test_an_approval_before_its_request_is_retried_later(batch: BatchHarness) -> None:
+    early = BatchApproved(correlation_id="a", source="test", run_id="run-not-yet", approved_by=BOB)
+    with pytest.raises(TransientError, match="not known"):
+        await handle_approved(batch.service.context, early)
+
+
+async def test_a_restart_settles_local_runs_whose_process_is_gone(batch: BatchHarness) -> None:
+    gone = await asyncio.create_subprocess_exec("true")
+    await gone.wait()  # its pid now names no process
+    now = batch.clock()
+    record = RunRecord(
+        run_id=f"run-{new_event_id()[:8]}",
+        request_event_id=new_event_id(),
+        command="echo-args",
+        environment="staging",
+        requested_by=ALICE,
+        requested_at=now,
+        status="running",
+        runner="local",
+        runner_ref=f"{socket.gethostname()}:{gone.pid}:{gone.pid}",
+        owner=f"{socket.gethostname()}:{gone.pid}",
+        started_at=now,
+    )
+    await batch.runs.create(record)
+    await batch.runs.mark_active(record.run_id)
+
+    await batch.service.supervisor.resume()
+
+    settled = await batch.runs.get(record.run_id)
+    assert settled.status == "failed"
+    assert settled.error.startswith("the batch service that ran it stopped during the run")
+    assert record.run_id not in await batch.runs.active_run_ids()
+    finished = only(await batch.outcomes(record.run_id), BatchRunFinished)
+    assert finished.status == "failed"  # type: ignore[attr-defined]
+
+
+async def test_the_service_runs_until_stopped_and_stops_its_runs(batch: BatchHarness) -> None:
+    service = batch.service
+    running = asyncio.create_task(service.run())
+    quick = await batch.request("echo-args", text="served")
+    slow = await batch.request("reindex-search", steps="60")
+
+    async def settled(run_id: str, status: str) -> bool:
+        record = await batch.runs.get(run_id)
+        return record is not None and record.status == status
+
+    await eventually(lambda: settled(quick.run_id, "succeeded"))
+    await eventually(lambda: settled(slow.run_id, "running"))
+    service.stop()
+    await asyncio.wait_for(running, 60)
+
+    # A local run cannot outlive the service: it is stopped and says so.
+    stopped = await batch.runs.get(slow.run_id)
+    assert stopped.status == "cancelled"
+    assert "the batch service is stopping" in batch.log_of(slow.run_id)
+    assert "consumes" in service.describe() and "local" in service.describe()

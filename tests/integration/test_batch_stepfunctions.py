@@ -534,3 +534,38 @@ async def test_a_start_interrupted_by_a_crash_resumes_the_existing_execution(
     trail = await runs.audit_trail(run_id)
     assert [e.action for e in trail] == ["started", "finished"]
     assert "found already started" in trail[0].detail
+
+
+async def test_a_restart_watches_the_running_executions_again(aws_batch: BatchHarness) -> None:
+    """A run left running by a stopped service is followed to its end by the next one."""
+    supervisor = aws_batch.service.supervisor
+    request = validate_request(aws_batch.service.context.catalog, "echo-args", "aws", {"text": "r"})
+    assert isinstance(request, ValidatedRequest)
+    record = RunRecord(
+        run_id=f"run-{new_event_id()[:8]}",
+        request_event_id=new_event_id(),
+        command="echo-args",
+        environment="aws",
+        requested_by=ALICE,
+        requested_at=datetime.now(UTC),
+    )
+    started = await supervisor.runners["stepfunctions"].start(supervisor.spec_for(record, request))
+    await aws_batch.runs.create(
+        record.model_copy(
+            update={
+                "status": "running",
+                "runner": "stepfunctions",
+                "runner_ref": started.ref,
+                "started_at": started.started_at,
+                "owner": "another-host:1",
+            }
+        )
+    )
+    await aws_batch.runs.mark_active(record.run_id)
+
+    await supervisor.resume()
+    await supervisor.wait_idle()
+
+    assert (await aws_batch.runs.get(record.run_id)).status == "succeeded"
+    finished = (await aws_batch.outcomes(record.run_id))[-1]
+    assert isinstance(finished, BatchRunFinished) and finished.status == "succeeded"
