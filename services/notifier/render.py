@@ -210,8 +210,9 @@ def _drift_headline(
         where += f" (workspace `{code_text(state.workspace)}`)"
     if view.all_resolved:
         return f"All *{total}* {plural(total, 'resource')} in {where} match the code again."
-    drift = sum(1 for f in findings if f.kind == "drift")
-    pending = sum(1 for f in findings if f.kind == "pending")
+    still_open = [f for f in findings if f.fingerprint not in view.resolved]
+    drift = sum(1 for f in still_open if f.kind == "drift")
+    pending = sum(1 for f in still_open if f.kind == "pending")
     lines = [f"*{open_count}* {plural(open_count, 'resource')} in {where} differ from the code"]
     if open_count < total:
         lines[0] += f" ({total - open_count} of {total} resolved since)"
@@ -233,8 +234,9 @@ def _drift_notification(
 ) -> str:
     if view.all_resolved:
         return f"Drift resolved in {state.name}: all {total} {plural(total, 'resource')} match"
-    drift = sum(1 for f in findings if f.kind == "drift")
-    pending = sum(1 for f in findings if f.kind == "pending")
+    still_open = [f for f in findings if f.fingerprint not in view.resolved]
+    drift = sum(1 for f in still_open if f.kind == "drift")
+    pending = sum(1 for f in still_open if f.kind == "pending")
     parts = []
     if drift:
         parts.append(f"{drift} changed outside Terraform")
@@ -247,7 +249,6 @@ def _drift_notification(
 def _finding_text(finding: DriftFinding, now: datetime, resolved_at: datetime | None) -> str:
     """One resource: its change, its attributes, its suspects (one section's text)."""
     symbol = change_symbol(finding.actions)
-    address = f"`{code_text(finding.address)}`"
     if resolved_at is not None:
         lasted = age(resolved_at - finding.first_seen)
         return (
@@ -260,15 +261,16 @@ def _finding_text(finding: DriftFinding, now: datetime, resolved_at: datetime | 
         if finding.status == "new"
         else f":hourglass: open *{age(now - finding.first_seen)}*"
     )
-    lines = [f"`{symbol}` *{address}*   {badge}"]
-    details = [change_words(finding)]
-    if finding.action_reason:
-        details.append(finding.action_reason.replace("_", " "))
-    if finding.previous_address:
-        details.append(f"moved from `{code_text(finding.previous_address)}`")
-    if finding.deposed:
-        details.append(f"deposed object `{code_text(finding.deposed)}`")
-    lines.append("_" + escape(" · ".join(details)) + "_")
+    # One code span, as `terraform plan` prints it: "~ aws_db_instance.main".
+    lines = [f"`{symbol} {code_text(finding.address)}`   {badge}"]
+    note = change_note(finding)
+    if note:
+        lines.append(note)
+    # Who probably did it comes before the values: it is what a reader acts on first.
+    for suspect in finding.suspects[:MAX_SUSPECTS_SHOWN]:
+        lines.append(suspect_line(suspect))
+    if len(finding.suspects) > MAX_SUSPECTS_SHOWN:
+        lines.append(f"_and {len(finding.suspects) - MAX_SUSPECTS_SHOWN} more suspects_")
     shown = [a for a in finding.attributes if not a.ignored]
     ignored = [a for a in finding.attributes if a.ignored]
     if shown:
@@ -284,10 +286,6 @@ def _finding_text(finding: DriftFinding, now: datetime, resolved_at: datetime | 
             f"_{len(ignored)} ignored {plural(len(ignored), 'attribute')} not shown:_ {paths}"
             + (f" and {more} more" if more > 0 else "")
         )
-    for suspect in finding.suspects[:MAX_SUSPECTS_SHOWN]:
-        lines.append(suspect_line(suspect))
-    if len(finding.suspects) > MAX_SUSPECTS_SHOWN:
-        lines.append(f"_and {len(finding.suspects) - MAX_SUSPECTS_SHOWN} more suspects_")
     return clip_mrkdwn("\n".join(lines), MAX_SECTION_TEXT)
 
 
@@ -321,7 +319,7 @@ def suspect_line(suspect: Suspect) -> str:
     )
     source = f" from `{code_text(suspect.source_ip)}`" if suspect.source_ip else ""
     return (
-        f":mag: Likely {who}: `{code_text(suspect.event_name)}` "
+        f":mag: Likely changed by {who} · `{code_text(suspect.event_name)}` "
         f"{slack_date(suspect.event_time)}{source}"
     )
 
@@ -346,25 +344,52 @@ def change_symbol(actions: Sequence[str]) -> str:
     )
 
 
-def change_words(finding: DriftFinding) -> str:
-    """What happened to the resource, in words that fit its kind."""
+#: Terraform's ``action_reason`` values in words.
+ACTION_REASONS = {
+    "replace_because_tainted": "it is tainted",
+    "replace_because_cannot_update": "it cannot be updated in place",
+    "replace_by_request": "replacement was requested",
+    "replace_by_triggers": "a replace_triggered_by reference changed",
+    "delete_because_no_resource_config": "it was removed from the code",
+    "delete_because_no_module": "its module was removed from the code",
+    "delete_because_wrong_repetition": "count/for_each changed",
+    "delete_because_count_index": "its count index is gone",
+    "delete_because_each_key": "its for_each key is gone",
+    "delete_because_no_move_target": "its moved target does not exist",
+    "read_because_config_unknown": "its configuration is known only after apply",
+    "read_because_dependency_pending": "a dependency has changes pending",
+}
+
+
+def change_note(finding: DriftFinding) -> str | None:
+    """What the plan symbol and the group heading do not already say, if anything.
+
+    An in-place update says it all with ``~`` under its heading; a deletion, a creation
+    or a replacement (and why), a move or a deposed object deserve a line.
+    """
     acts = tuple(finding.actions)
     replace = len(acts) == 2 and set(acts) == {"create", "delete"}
+    what = None
     if finding.kind == "drift":
         if "delete" in acts and not replace:
-            return f"{finding.resource_type} deleted outside Terraform"
-        if "create" in acts and not replace:
-            return f"{finding.resource_type} created outside Terraform"
-        return f"{finding.resource_type} changed outside Terraform"
-    if replace:
-        return f"{finding.resource_type} will be replaced"
-    verb = {
-        "create": "created",
-        "delete": "destroyed",
-        "update": "updated in place",
-        "read": "read",
-    }.get(acts[0] if acts else "update", "changed")
-    return f"{finding.resource_type} will be {verb}"
+            what = "*Deleted outside Terraform*"
+        elif "create" in acts and not replace:
+            what = "*Created outside Terraform*"
+    elif replace:
+        what = "*Will be replaced*"
+    elif acts and acts[0] in ("create", "delete", "read"):
+        what = {"create": "*Will be created*", "delete": "*Will be destroyed*"}.get(
+            acts[0], "*Will be read*"
+        )
+    parts = [what] if what else []
+    if finding.action_reason:
+        reason = ACTION_REASONS.get(finding.action_reason, finding.action_reason.replace("_", " "))
+        parts.append(f"because {escape(reason)}")
+    if finding.previous_address:
+        parts.append(f"moved from `{code_text(finding.previous_address)}`")
+    if finding.deposed:
+        parts.append(f"deposed object `{code_text(finding.deposed)}`")
+    return " · ".join(parts) if parts else None
 
 
 def claim_value(state: str, fingerprints: Sequence[str]) -> str:
@@ -517,18 +542,17 @@ def render_digest(event: DriftScanCompleted) -> SlackMessage:
         icon = ":warning:"
     else:
         icon = ":white_check_mark:"
-    fields = [
-        f"*States scanned*\n{scanned}",
-        f"*Clean*\n{clean}",
-        f"*Drifted*\n{len(drifted)}",
-        f"*Failed*\n{len(failed)}",
-        f"*Open findings*\n{event.findings_open}"
-        + (f" ({event.findings_new} new)" if event.findings_new else ""),
-        f"*Resolved*\n{event.findings_resolved}",
-    ]
+    # Two lines of counts rather than six fields: the digest is read every morning.
+    counts = (
+        f"*{scanned}* {plural(scanned, 'state')} scanned · *{clean}* clean · "
+        f"*{len(drifted)}* drifted · *{len(failed)}* failed\n"
+        f"*{event.findings_open}* open {plural(event.findings_open, 'finding')}"
+        + (f" ({event.findings_new} new)" if event.findings_new else "")
+        + f" · *{event.findings_resolved}* resolved since the last scan"
+    )
     blocks: list[Block] = [
         header(f"{icon} Drift scan digest: {len(drifted)} drifted, {len(failed)} failed"),
-        section(fields=fields),
+        section(counts),
     ]
     if event.oldest_open is not None:
         oldest = event.oldest_open
