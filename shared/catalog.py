@@ -509,7 +509,11 @@ def validate_request(
         try:
             values[parameter.name] = parameter.check(raw)
         except InvalidValue as exc:
-            errors.append(FieldError(field=parameter.name, message=str(exc)))
+            message = str(exc)
+            if parameter.sensitive:
+                # The reason goes to Slack and the audit trail; the value must not.
+                message = message.replace(repr(raw), "(sensitive)").replace(str(raw), "(sensitive)")
+            errors.append(FieldError(field=parameter.name, message=message))
     if errors:
         return errors
     return ValidatedRequest(command=spec, environment=environment, values=values)

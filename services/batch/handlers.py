@@ -177,6 +177,9 @@ async def _decide(ctx: BatchContext, record: RunRecord, event_id: str) -> None:
         min_approvals=policy.min_approvals,
         expires_at=ctx.clock() + timedelta(seconds=policy.expires_after_seconds),
     )
+    # Indexed first: the sweeper must find every request that waits (it drops an entry
+    # whose run does not wait, should the next step not happen).
+    await ctx.runs.add_pending_approval(record.run_id, approval.expires_at)
     waiting, changed = await ctx.runs.update(
         record.run_id,
         lambda r: (
@@ -187,7 +190,6 @@ async def _decide(ctx: BatchContext, record: RunRecord, event_id: str) -> None:
     )
     if waiting is None or not changed:
         return
-    await ctx.runs.add_pending_approval(record.run_id, approval.expires_at)
     await ctx.runs.audit(
         record.run_id,
         "approval_requested",

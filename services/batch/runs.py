@@ -134,6 +134,12 @@ class RunRecord(_Model):
     def final(self) -> bool:
         return self.status in FINAL_STATES
 
+    def without_secrets(self) -> RunRecord:
+        """The record with sensitive values dropped (once they are no longer needed)."""
+        return self.model_copy(
+            update={"parameters": self.shown_parameters(), "sensitive_dropped": True}
+        )
+
     def shown_parameters(self) -> tuple[RunParameter, ...]:
         """The parameters with every sensitive value hidden (for events and the CLI)."""
         return tuple(

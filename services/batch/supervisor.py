@@ -135,7 +135,7 @@ class RunSupervisor:
         def decide(current: RunRecord) -> RunRecord | None:
             if current.final:
                 return None
-            return current.model_copy(
+            return current.without_secrets().model_copy(
                 update={
                     "status": "refused",
                     "refusal_stage": stage,
@@ -378,7 +378,7 @@ class RunSupervisor:
             duration = outcome.duration_seconds
             if duration is None and current.started_at is not None:
                 duration = (now - current.started_at).total_seconds()
-            return current.model_copy(
+            return current.without_secrets().model_copy(
                 update={
                     "status": outcome.status,
                     "finished_at": now,

@@ -736,3 +736,13 @@ async def test_the_service_runs_until_stopped_and_stops_its_runs(batch: BatchHar
     assert stopped.status == "cancelled"
     assert "the batch service is stopping" in batch.log_of(slow.run_id)
     assert "consumes" in service.describe() and "local" in service.describe()
+
+
+async def test_a_refused_request_keeps_no_secret_at_rest(batch: BatchHarness) -> None:
+    request = await batch.request("reindex-search", steps="0", api_key="s3cr3t-refused")
+    await batch.drain()
+
+    refused = only(await batch.outcomes(request.run_id), BatchRunRefused)
+    assert refused.reason == "steps: must be at least 1 (got 0)"  # type: ignore[attr-defined]
+    record = await batch.runs.get(request.run_id)
+    assert record.sensitive_dropped and "s3cr3t-refused" not in record.model_dump_json()

@@ -314,3 +314,16 @@ async def test_approvals_never_count_the_requester() -> None:
     assert await approval_refusal(policy, "U0ALICE001", "U0CAROL003", groups) == (
         "U0CAROL003 is not an approver here (approvers: S0SRE00001)"
     )
+
+
+def test_a_refused_sensitive_value_is_not_repeated_in_the_reason() -> None:
+    spec = command(
+        env={"PIN": "{pin}"},
+        parameters=[
+            {"name": "since", "type": "text"},
+            {"name": "limit", "type": "integer", "required": False},
+            {"name": "pin", "type": "integer", "maximum": 99, "sensitive": True},
+        ],
+    )
+    result = validate_request(catalog(spec), "backfill", "staging", {"since": "x", "pin": "12345"})
+    assert result == [FieldError(field="pin", message="must be at most 99 (got (sensitive))")]
