@@ -46,7 +46,7 @@ async def test_slack_failing_is_a_transient_error() -> None:
         slack = AsyncWebClient(token="xoxb-test", base_url=standin.api_url)
         directory = SlackGroupDirectory(StaticGroupDirectory({}), slack)
         # An outage must not read as "not a member": the message is retried later.
-        with pytest.raises(TransientError, match="usergroups.users.list"):
+        with pytest.raises(TransientError, match=r"usergroups\.users\.list"):
             await directory.is_member("U0ALICE001", "S0SRE00001")
 
 
