@@ -30,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -56,7 +56,13 @@ from services.gateway.handlers import (
     UnknownCommand,
     parse_command_text,
 )
-from services.gateway.ledger import REQUEST_KEY, RequestLedger, ledger_middleware, request_key
+from services.gateway.ledger import (
+    REQUEST_KEY,
+    RecentRequests,
+    RequestLedger,
+    recent_requests_middleware,
+    request_key,
+)
 from services.gateway.payloads import BlockActions, SlashCommand, ViewSubmission
 from services.gateway.replies import EphemeralReplier
 from services.gateway.views import (
@@ -95,6 +101,8 @@ class AppParts:
     after_ack: AfterAck
     command_name: str
     read_timeout: float
+    #: Shared across gateway instances: asked after the ack, before anything is published.
+    ledger: RequestLedger | None = None
 
 
 def _parsed(model: type[ModelT], body: dict[str, Any]) -> ModelT | None:
@@ -117,14 +125,14 @@ def _ephemeral(reply: Reply) -> dict[str, Any]:
 
 
 def build_bolt_app(
-    parts: AppParts, *, signing_secret: str | None, ledger: RequestLedger | None
+    parts: AppParts, *, signing_secret: str | None, recent: RecentRequests | None
 ) -> AsyncApp:
     """The Bolt app with every listener registered.
 
     Args:
         parts: the gateway logic and its Slack plumbing.
         signing_secret: verifies HTTP requests (None in Socket Mode, which has none).
-        ledger: remembers requests to answer Slack's retries and replays once.
+        recent: remembers requests to answer Slack's retries and replays at once.
     """
     app = AsyncApp(
         name="toilkit-gateway",
@@ -135,7 +143,7 @@ def build_bolt_app(
         # The gateway never subscribes to message events; nothing to ignore.
         ignoring_self_events_enabled=False,
     )
-    app.middleware(ledger_middleware(ledger))
+    app.middleware(recent_requests_middleware(recent))
     listeners = _Listeners(parts)
     app.command(parts.command_name)(listeners.slash_command)
     app.command(re.compile(".*"))(listeners.other_slash_command)
@@ -176,10 +184,13 @@ class _Listeners:
                 await ack()
                 if command.trigger_id:
                     view = self.gateway.run_modal(command.channel_id, name)
-                    # The trigger id is valid for 3 s from the interaction: used at once.
+                    # The trigger id is valid for 3 s from the interaction: used at once,
+                    # without asking the ledger (a trigger id can be exchanged only once, so
+                    # a copy of this request cannot open a second modal anyway).
                     self.parts.after_ack.spawn(
                         self._open_modal(command.trigger_id, view, requester, command.response_url),
                         "views.open (run modal)",
+                        urgent=True,
                     )
             case ShowDrift(state):
                 await ack(
@@ -191,8 +202,10 @@ class _Listeners:
                 await ack(
                     **_ephemeral(text_reply(f":mag: Asking the detector to scan {code(state)}…"))
                 )
-                self.parts.after_ack.spawn(
-                    self._scan(state, requester, _key(context, body), command.response_url),
+                key = _key(context, body)
+                self._later(
+                    key,
+                    lambda: self._scan(state, requester, key, command.response_url),
                     "drift scan request",
                 )
             case ShowHelp():
@@ -270,8 +283,11 @@ class _Listeners:
         selected = payload.action.selected_option
         modal = ModalContext.from_metadata(payload.view.private_metadata)
         view = self.gateway.run_modal(modal.channel_id, selected.value if selected else None)
+        # Only the modal changes: a copy of this request would show the same form again.
         self.parts.after_ack.spawn(
-            self._update_modal(payload.view.id, payload.view.hash, view), "views.update (run modal)"
+            self._update_modal(payload.view.id, payload.view.hash, view),
+            "views.update (run modal)",
+            urgent=True,
         )
 
     async def _update_modal(
@@ -310,7 +326,7 @@ class _Listeners:
                     )
                     await self._reply(decision.reply, requester, None)
 
-                self.parts.after_ack.spawn(decide(), f"run request ({request.command.name})")
+                self._later(key, decide, f"run request ({request.command.name})")
 
     # ------------------------------------------------------------ buttons
 
@@ -333,14 +349,18 @@ class _Listeners:
             return
         payload, requester = button
         run_id = payload.action.value or ""
-        if not RUN_ID.match(run_id):
-            reply: Awaitable[Reply | None] = _done(
-                text_reply(":warning: This button does not say which run it is about.")
-            )
-        else:
-            reply = decide(run_id, requester, _key(context, body))
-        self.parts.after_ack.spawn(
-            self._reply_after(reply, requester, payload.response_url), f"{what} {run_id[:100]}"
+        key = _key(context, body)
+
+        async def answer() -> Reply | None:
+            if not RUN_ID.match(run_id):
+                return text_reply(":warning: This button does not say which run it is about.")
+            reply: Reply | None = await decide(run_id, requester, key)
+            return reply
+
+        self._later(
+            key,
+            lambda: self._reply_after(answer(), requester, payload.response_url),
+            f"{what} {run_id[:100]}",
         )
 
     async def batch_cancel(
@@ -385,27 +405,42 @@ class _Listeners:
         if button is None:
             return
         payload, requester = button
-        reply = self.gateway.claim_drift(payload.action.value or "", requester, _key(context, body))
-        self.parts.after_ack.spawn(
-            self._reply_after(reply, requester, payload.response_url), "drift claim"
+        key = _key(context, body)
+        self._later(
+            key,
+            lambda: self._reply_after(
+                self.gateway.claim_drift(payload.action.value or "", requester, key),
+                requester,
+                payload.response_url,
+            ),
+            "drift claim",
         )
 
-    async def unknown_action(self, ack: AsyncAck, body: dict[str, Any]) -> None:
+    async def unknown_action(
+        self, ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext
+    ) -> None:
         await ack()
         button = self._button(body)
         if button is None:
             return
         payload, requester = button
         log.info("unknown action %r from %s", payload.action.action_id, requester.user_id)
-        reply = _done(self.gateway.unknown_action(payload.action.action_id))
-        self.parts.after_ack.spawn(
-            self._reply_after(reply, requester, payload.response_url), "unknown action reply"
+        reply = self.gateway.unknown_action(payload.action.action_id)
+        self._later(
+            _key(context, body),
+            lambda: self._reply(reply, requester, payload.response_url),
+            "unknown action reply",
         )
 
     async def just_ack(self, ack: AsyncAck) -> None:
         await ack()
 
-    # ------------------------------------------------------------ replies
+    # ------------------------------------------------------------ after the ack
+
+    def _later(self, key: str, start: Callable[[], Awaitable[None]], what: str) -> None:
+        """Run ``start()`` after the ack, once per request across gateway instances."""
+        ledger = self.parts.ledger
+        self.parts.after_ack.spawn(ledger.once(key, start) if ledger else _run(start), what)
 
     async def _reply_after(
         self, work: Awaitable[Reply | None], requester: Requester, response_url: str | None
@@ -423,5 +458,5 @@ class _Listeners:
         )
 
 
-async def _done(reply: Reply) -> Reply:
-    return reply
+async def _run(start: Callable[[], Awaitable[None]]) -> None:
+    await start()

@@ -18,19 +18,32 @@ log = logging.getLogger(__name__)
 
 
 class AfterAck:
-    """A set of background tasks that outlive the request that started them."""
+    """A set of background tasks that outlive the request that started them.
 
-    def __init__(self) -> None:
+    Args:
+        concurrency: at most this many run at once; the rest wait their turn. Acks share
+            the process with this work, and a burst of it (each piece a few AWS and Slack
+            calls) must not slow the next ack down: waiting work costs nothing.
+    """
+
+    def __init__(self, concurrency: int = 4) -> None:
         self._tasks: set[asyncio.Task[None]] = set()
+        self._slots = asyncio.Semaphore(concurrency)
         self._idle = asyncio.Event()
         self._idle.set()
 
     def __len__(self) -> int:
         return len(self._tasks)
 
-    def spawn(self, work: Coroutine[Any, Any, None], what: str) -> None:
-        """Run ``work`` in the background; ``what`` names it in logs."""
-        task = asyncio.get_running_loop().create_task(self._guarded(work, what), name=what)
+    def spawn(self, work: Coroutine[Any, Any, None], what: str, *, urgent: bool = False) -> None:
+        """Run ``work`` in the background; ``what`` names it in logs.
+
+        ``urgent`` work starts at once, without waiting for a slot: a modal must be opened
+        within 3 seconds of the click, whatever else is queued.
+        """
+        task = asyncio.get_running_loop().create_task(
+            self._guarded(work, what, urgent=urgent), name=what
+        )
         self._tasks.add(task)
         self._idle.clear()
         task.add_done_callback(self._forget)
@@ -40,11 +53,17 @@ class AfterAck:
         if not self._tasks:
             self._idle.set()
 
-    @staticmethod
-    async def _guarded(work: Coroutine[Any, Any, None], what: str) -> None:
+    async def _guarded(self, work: Coroutine[Any, Any, None], what: str, *, urgent: bool) -> None:
         try:
-            await work
+            if urgent:
+                await work
+            else:
+                async with self._slots:
+                    await work
         except asyncio.CancelledError:
+            # Work cancelled while waiting for a slot never started; closing it says so
+            # (and is a no-op for work that did start).
+            work.close()
             log.warning("%s: cancelled before it finished", what)
             raise
         except Exception:

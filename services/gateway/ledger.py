@@ -1,14 +1,19 @@
-"""The request ledger: each Slack request is acted on once, however often it arrives.
+"""Each Slack request is acted on once, however often it arrives.
 
 Slack resends a request it got no timely answer to, marking the copy with
 ``X-Slack-Retry-Num``; anyone who captured a signed request could send it again within the
-5-minute signature window. Both carry the same body, so the ledger remembers each body's
-hash for a while (one conditional put in the idempotency table) and the gateway answers a
-second sighting without acting on it: ``200`` to a Slack retry (so Slack stops retrying),
-``401`` to a replay (the same request with no retry mark).
+5-minute signature window. Both carry the same body, so requests are known by their body's
+hash, at two levels:
 
-If DynamoDB cannot be asked, the request goes through (an outage must not take Slack
-commands down with it): the events it leads to carry ids derived from the same body hash
+* :class:`RecentRequests`, in this process, answers a second sighting at once, before any
+  listener runs: ``200`` to a Slack retry (so Slack stops retrying), ``401`` to a replay (the
+  same request without a retry mark). It costs no I/O, so the ack stays fast.
+* :class:`RequestLedger`, one conditional put in the DynamoDB idempotency table, is asked
+  after the ack and before anything is published, so a copy that reached *another*
+  gateway instance (or this one after a restart) still changes nothing.
+
+If DynamoDB cannot be asked, the work goes ahead (an outage must not take Slack commands
+down with it): the events it publishes carry ids derived from the same body hash
 (:func:`services.gateway.handlers.derived_id`), which every consumer deduplicates anyway.
 """
 
@@ -18,6 +23,8 @@ import asyncio
 import hashlib
 import json
 import logging
+import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from enum import Enum
 from typing import Any
@@ -49,18 +56,53 @@ def request_key(raw_body: str, body: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-class RequestLedger:
-    """Remembers requests by key in the idempotency table.
+class RecentRequests:
+    """The keys of requests this process saw lately (bounded, oldest forgotten first).
 
     Args:
-        store: the idempotency store (its ``completed_ttl`` is how long a request is kept).
-        remember_seconds: how long a sighting is remembered; longer than the signature
-            window, so a replay cannot outlive its record.
-        timeout: seconds to wait for DynamoDB before letting the request through.
+        remember_seconds: how long a key is remembered; longer than the signature window,
+            so a replay cannot outlive its record.
+        max_entries: at most this many keys are kept.
+        clock: monotonic seconds; tests pass their own.
     """
 
     def __init__(
-        self, store: IdempotencyStore, *, remember_seconds: int, timeout: float = 1.0
+        self,
+        *,
+        remember_seconds: float,
+        max_entries: int = 200_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._remember = remember_seconds
+        self._max = max_entries
+        self._clock = clock
+        self._seen: OrderedDict[str, float] = OrderedDict()
+
+    def sight(self, key: str) -> bool:
+        """Record ``key``; True when it was not seen within ``remember_seconds``."""
+        now = self._clock()
+        while self._seen:
+            oldest, expires = next(iter(self._seen.items()))
+            if expires > now and len(self._seen) < self._max:
+                break
+            del self._seen[oldest]
+        if key in self._seen:
+            return False
+        self._seen[key] = now + self._remember
+        return True
+
+
+class RequestLedger:
+    """Requests by key in the idempotency table, shared by every gateway instance.
+
+    Args:
+        store: the idempotency store (its ``completed_ttl`` is how long a record is kept).
+        remember_seconds: how long a sighting counts.
+        timeout: seconds to wait for DynamoDB before letting the work go ahead.
+    """
+
+    def __init__(
+        self, store: IdempotencyStore, *, remember_seconds: int, timeout: float = 2.0
     ) -> None:
         self._store = store
         self._remember = remember_seconds
@@ -74,18 +116,25 @@ class RequestLedger:
                 # which is exactly "seen recently" (and needs one write, not two).
                 claim = await self._store.claim(KEY_PREFIX + key, self._remember)
         except (ToilkitError, TimeoutError) as exc:
-            log.warning("request ledger unavailable, handling the request anyway: %s", exc)
+            log.warning("request ledger unavailable, acting on the request anyway: %s", exc)
             return Sighting.UNKNOWN
         return Sighting.FIRST if claim is Claim.ACQUIRED else Sighting.SEEN
+
+    async def once(self, key: str, start: Callable[[], Awaitable[None]]) -> None:
+        """Run ``start()`` unless a gateway already acted on this request."""
+        if await self.sight(key) is Sighting.SEEN:
+            log.info("request %s… was acted on already (another instance); skipped", key[:12])
+            return
+        await start()
 
 
 Middleware = Callable[..., Awaitable[BoltResponse | None]]
 
 
-def ledger_middleware(ledger: RequestLedger | None) -> Middleware:
+def recent_requests_middleware(recent: RecentRequests | None) -> Middleware:
     """A Bolt global middleware that keys every request and answers second sightings.
 
-    With ``ledger=None`` requests are keyed but not remembered (tests of pure wiring).
+    With ``recent=None`` requests are keyed but not remembered.
     """
 
     async def remember_request(
@@ -93,7 +142,7 @@ def ledger_middleware(ledger: RequestLedger | None) -> Middleware:
     ) -> BoltResponse | None:
         key = request_key(req.raw_body, req.body)
         req.context[REQUEST_KEY] = key
-        if ledger is not None and await ledger.sight(key) is Sighting.SEEN:
+        if recent is not None and not recent.sight(key):
             retry = req.headers.get(RETRY_HEADER, [None])[0]
             if retry is not None:
                 log.info("Slack retry %s of a request already handled; acknowledged", retry)

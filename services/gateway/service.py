@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+import aiohttp
 from aiohttp import web
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.app.async_app import AsyncApp
@@ -20,7 +21,7 @@ from services.gateway.app import AppParts, build_bolt_app
 from services.gateway.authz import CachedGroupDirectory, CatalogFirstDirectory, slack_group_members
 from services.gateway.background import AfterAck
 from services.gateway.handlers import Gateway
-from services.gateway.ledger import RequestLedger
+from services.gateway.ledger import RecentRequests, RequestLedger
 from services.gateway.records import StateTableRecords
 from services.gateway.replies import EphemeralReplier, origin
 from services.gateway.settings import (
@@ -48,6 +49,7 @@ class GatewayService:
         app: the Bolt app.
         door: the HTTP front of the app.
         after_ack: the background work the listeners started.
+        slack_session: the HTTP session the Web API client uses (closed on stop).
         signing_secret_generated: the development secret, when one was generated.
     """
 
@@ -60,11 +62,13 @@ class GatewayService:
         app: AsyncApp,
         door: SlackDoor,
         after_ack: AfterAck,
+        slack_session: aiohttp.ClientSession | None = None,
         signing_secret_generated: str | None = None,
     ) -> None:
         self.settings = settings
         self.app = app
         self.after_ack = after_ack
+        self._slack_session = slack_session
         self._door = door
         self._generated_secret = signing_secret_generated
         self._runner: web.AppRunner | None = None
@@ -123,6 +127,8 @@ class GatewayService:
             await self._runner.cleanup()
             self._runner = None
         await self.after_ack.drain(SHUTDOWN_GRACE_SECONDS)
+        if self._slack_session is not None:
+            await self._slack_session.close()
 
     def describe(self) -> str:
         where = self._url or f"http://{self.settings.host}:{self.settings.port}"
@@ -165,10 +171,16 @@ async def build_gateway(
             "no SLACK_SIGNING_SECRET given: generated a development one for this run: %s",
             generated,
         )
+    # One session for every Web API call: slack-sdk otherwise opens a new connection
+    # (and a new session) per call.
+    slack_session = aiohttp.ClientSession(
+        timeout=aiohttp.ClientTimeout(total=settings.slack_timeout_seconds)
+    )
     client = AsyncWebClient(
         token=settings.token,
         base_url=settings.slack_api_url,
         timeout=settings.slack_timeout_seconds,
+        session=slack_session,
     )
     gateway = Gateway(
         catalog=catalog,
@@ -183,8 +195,18 @@ async def build_gateway(
         command_name=settings.command_name,
         recent_runs=settings.recent_runs,
     )
-    after_ack = AfterAck()
+    after_ack = AfterAck(settings.after_ack_concurrency)
     trusted = () if settings.slack_api_url == SLACK_API_URL else (origin(settings.slack_api_url),)
+    ledger = None
+    if settings.shared_ledger:
+        ledger = RequestLedger(
+            IdempotencyStore(
+                runtime.aws.dynamodb,
+                runtime.names.idempotency_table,
+                completed_ttl=settings.request_record_seconds,
+            ),
+            remember_seconds=settings.request_record_seconds,
+        )
     parts = AppParts(
         gateway=gateway,
         client=client,
@@ -192,16 +214,13 @@ async def build_gateway(
         after_ack=after_ack,
         command_name=settings.command_name,
         read_timeout=settings.read_timeout_seconds,
+        ledger=ledger,
     )
-    ledger = RequestLedger(
-        IdempotencyStore(
-            runtime.aws.dynamodb,
-            runtime.names.idempotency_table,
-            completed_ttl=settings.request_record_seconds,
-        ),
-        remember_seconds=settings.request_record_seconds,
+    app = build_bolt_app(
+        parts,
+        signing_secret=signing_secret,
+        recent=RecentRequests(remember_seconds=settings.request_record_seconds),
     )
-    app = build_bolt_app(parts, signing_secret=signing_secret, ledger=ledger)
     door = SlackDoor(
         app,
         # Socket Mode serves no /slack/events; the door then only answers /healthz.
@@ -213,5 +232,6 @@ async def build_gateway(
         app=app,
         door=door,
         after_ack=after_ack,
+        slack_session=slack_session,
         signing_secret_generated=generated,
     )

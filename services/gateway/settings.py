@@ -92,6 +92,21 @@ class GatewaySettings(BaseSettings):
         description="Budget for reading drift and runs before answering a slash command "
         "(Slack waits 3 s for the answer).",
     )
+    shared_ledger: bool = Field(
+        default=True,
+        description="Also record each request in the DynamoDB idempotency table (after the "
+        "ack, before publishing), so a copy reaching another gateway instance changes "
+        "nothing. One write per interaction; a single instance can do without it (its "
+        "in-memory record answers retries and replays, and event ids are derived from "
+        "the request, so consumers drop duplicates anyway).",
+    )
+    after_ack_concurrency: int = Field(
+        default=4,
+        ge=1,
+        le=1000,
+        description="Pieces of after-ack work (publishing, replies) running at once; the "
+        "rest wait, so a burst never slows the acks down.",
+    )
     recent_runs: int = Field(default=10, ge=1, le=50, description="How many `runs` lists.")
     slack_timeout_seconds: int = Field(default=10, ge=1, le=60)
 

@@ -170,16 +170,16 @@ class SlackDoor:
             parsed = parse_slack_body(text, content_type or None)
         except BadPayload as exc:
             return _refuse(400, str(exc))
-        try:
-            bolt_request = AsyncBoltRequest(
-                body=text,
-                query=request.query_string,
-                headers={name: value for name, value in request.headers.items()},
-            )
-        except (ValueError, TypeError, KeyError, AttributeError) as exc:
-            return _refuse(400, f"the request could not be read: {exc}")
-        # Our parse, not Bolt's: see ParsedBody.
+        # Built empty, then given our parse: Bolt's own would read the body a second time
+        # (a millisecond for a modal submission) and can misread it (see ParsedBody).
+        bolt_request = AsyncBoltRequest(
+            body="",
+            query=request.query_string,
+            headers={name: value for name, value in request.headers.items()},
+        )
+        bolt_request.raw_body = text
         bolt_request.body = parsed.body
+        bolt_request.content_type = content_type
         bolt_request.context = build_async_context(AsyncBoltContext(), parsed.body)
         response = await self._app.async_dispatch(bolt_request)
         if response.status >= 500:
