@@ -81,13 +81,16 @@ class RecentRequests:
     def sight(self, key: str) -> bool:
         """Record ``key``; True when it was not seen within ``remember_seconds``."""
         now = self._clock()
+        expires = self._seen.get(key)
+        if expires is not None and expires > now:
+            return False
+        self._seen.pop(key, None)
+        # Keys are kept in the order they were seen, which is the order they expire in.
         while self._seen:
-            oldest, expires = next(iter(self._seen.items()))
-            if expires > now and len(self._seen) < self._max:
+            oldest, oldest_expires = next(iter(self._seen.items()))
+            if oldest_expires > now and len(self._seen) < self._max:
                 break
             del self._seen[oldest]
-        if key in self._seen:
-            return False
         self._seen[key] = now + self._remember
         return True
 

@@ -13,15 +13,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 import aiohttp
 import pytest
+from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -42,6 +44,7 @@ from shared.aws import AwsClients
 from shared.events import parse_event
 from shared.publishing import Publisher
 from shared.runtime import Runtime
+from shared.settings import AwsSettings
 from shared.topology import BootstrapReport, Names
 from tests.support import receive_all
 from toilkit.standins.slack import SlackStandin
@@ -833,3 +836,236 @@ def test_fuzzed_bodies_and_headers_never_get_a_5xx(
     status = loop.run_until_complete(send())
 
     assert status < 500
+
+
+# --------------------------------------------------------------------------- several instances
+
+
+async def gateway_on(runtime: Runtime, standin: SlackStandin, catalog_path: Path) -> GatewayService:
+    settings_ = GatewaySettings(
+        slack_api_url=standin.api_url,
+        slack_signing_secret=SECRET,
+        port=0,
+        catalog_path=catalog_path,
+    )
+    running = await build_gateway(runtime, settings_)
+    await running.start()
+    return running
+
+
+async def test_a_copy_reaching_another_gateway_instance_publishes_nothing(
+    slack: Slack,
+    aws: AwsClients,
+    names: Names,
+    topology: BootstrapReport,
+    standin: SlackStandin,
+    catalog_path: Path,
+) -> None:
+    view = await slack.form("backfill")
+    body = interaction_body(view_submission_payload(view, GOOD_ANSWERS, user=ALICE))
+    runtime = Runtime(
+        aws=aws,
+        names=names,
+        topology=topology,
+        publisher=Publisher(aws.sns, aws.s3, topology.topic_arn, names.bucket),
+    )
+    other = await gateway_on(runtime, standin, catalog_path)
+    task = asyncio.create_task(other.run())
+    try:
+        assert await slack.post(body) == (200, "")
+        await slack.service.after_ack.join()
+        async with slack.http.post(
+            other.events_url, data=body, headers=signed_headers(SECRET, body)
+        ) as response:
+            # The other instance never saw it: it acks, then its ledger lookup says "done".
+            assert response.status == 200
+        await other.after_ack.join()
+    finally:
+        other.stop()
+        await task
+
+    assert [e.type for e in await events_on(aws, topology, "batch")] == ["BatchRequested"]
+    assert len(ephemeral_texts(standin, ALICE)) == 1
+
+
+async def test_requests_are_still_served_when_the_ledger_table_cannot_be_reached(
+    moto_endpoint: str,
+    names: Names,
+    topology: BootstrapReport,
+    standin: SlackStandin,
+    catalog_path: Path,
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        dead_port = probe.getsockname()[1]
+    broken = AwsSettings(
+        AWS_ENDPOINT_URL=moto_endpoint,
+        AWS_ENDPOINT_URL_DYNAMODB=f"http://127.0.0.1:{dead_port}",
+        AWS_REGION="us-east-1",
+    )
+    async with AwsClients(broken) as aws:
+        runtime = Runtime(
+            aws=aws,
+            names=names,
+            topology=topology,
+            publisher=Publisher(aws.sns, aws.s3, topology.topic_arn, names.bucket),
+        )
+        running = await gateway_on(runtime, standin, catalog_path)
+        task = asyncio.create_task(running.run())
+        side = Slack(running, standin)
+        try:
+            view = await side.form("backfill")
+            assert await side.submit(view, GOOD_ANSWERS) == (200, "")
+        finally:
+            await side.close()
+            running.stop()
+            await task
+        [event] = await events_on(aws, topology, "batch")
+    assert event.type == "BatchRequested"
+
+
+# --------------------------------------------------------------------------- Socket Mode
+
+
+class SocketModeSlack:
+    """Slack's Socket Mode side: ``apps.connections.open`` hands out a WebSocket URL, the
+    WebSocket carries envelopes to the app and acks back. Every other Web API method is
+    passed on to the stand-in, so views and messages land there as usual."""
+
+    def __init__(self, standin: SlackStandin) -> None:
+        self.standin = standin
+        self.connected = asyncio.Event()
+        self.acks: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.opened_with: list[str] = []
+        self._socket: web.WebSocketResponse | None = None
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.url}/api/"
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/api/apps.connections.open", self._open)
+        app.router.add_route("*", "/api/{method}", self._forward)
+        app.router.add_get("/link", self._link)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
+
+    async def stop(self) -> None:
+        if self._socket is not None:
+            await self._socket.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _open(self, request: web.Request) -> web.Response:
+        self.opened_with.append(request.headers.get("Authorization", ""))
+        ws_url = self.url.replace("http://", "ws://") + "/link"
+        return web.json_response({"ok": True, "url": ws_url})
+
+    async def _forward(self, request: web.Request) -> web.Response:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(
+                self.standin.api_url + request.match_info["method"],
+                data=await request.read(),
+                headers={k: v for k, v in request.headers.items() if k.lower() != "host"},
+            ) as answer,
+        ):
+            return web.Response(
+                status=answer.status, body=await answer.read(), content_type="application/json"
+            )
+
+    async def _link(self, request: web.Request) -> web.WebSocketResponse:
+        socket_ = web.WebSocketResponse()
+        await socket_.prepare(request)
+        self._socket = socket_
+        await socket_.send_json({"type": "hello", "num_connections": 1})
+        self.connected.set()
+        async for message in socket_:
+            if message.type == aiohttp.WSMsgType.TEXT:
+                self.acks.put_nowait(json.loads(message.data))
+        return socket_
+
+    async def deliver(self, envelope: dict[str, Any]) -> dict[str, Any]:
+        """Send one envelope and return the app's ack."""
+        assert self._socket is not None
+        await self._socket.send_json(envelope)
+        return await asyncio.wait_for(self.acks.get(), timeout=10)
+
+
+async def test_socket_mode_serves_the_same_app_over_slacks_websocket(
+    aws: AwsClients,
+    names: Names,
+    topology: BootstrapReport,
+    standin: SlackStandin,
+    catalog_path: Path,
+) -> None:
+    slack_side = SocketModeSlack(standin)
+    await slack_side.start()
+    runtime = Runtime(
+        aws=aws,
+        names=names,
+        topology=topology,
+        publisher=Publisher(aws.sns, aws.s3, topology.topic_arn, names.bucket),
+    )
+    running = await build_gateway(
+        runtime,
+        GatewaySettings(
+            slack_api_url=slack_side.api_url,
+            slack_bot_token="xoxb-test",
+            slack_app_token="xapp-1-test",
+            port=0,
+            catalog_path=catalog_path,
+        ),
+    )
+    await running.start()
+    task = asyncio.create_task(running.run())
+    try:
+        await asyncio.wait_for(slack_side.connected.wait(), timeout=10)
+        fields = dict(
+            parse_qsl(
+                slash_command_body(
+                    "help", user=ALICE, channel_id=CHANNEL, trigger_id="1.2.3"
+                ).decode()
+            )
+        )
+        helped = await slack_side.deliver(
+            {
+                "envelope_id": "env-1",
+                "type": "slash_commands",
+                "accepts_response_payload": True,
+                "payload": fields,
+            }
+        )
+        fields |= {"text": "run", "trigger_id": standin.issue_trigger(ALICE.id)}
+        opened = await slack_side.deliver(
+            {
+                "envelope_id": "env-2",
+                "type": "slash_commands",
+                "accepts_response_payload": True,
+                "payload": fields,
+            }
+        )
+        await running.after_ack.join()
+        async with aiohttp.ClientSession() as http:
+            async with http.get(running.url + "/healthz") as health:
+                assert health.status == 200
+            async with http.post(running.url + "/slack/events", data=b"x") as events:
+                assert events.status == 404  # nothing to receive over HTTP in Socket Mode
+    finally:
+        running.stop()
+        await task
+        await slack_side.stop()
+
+    assert slack_side.opened_with == ["Bearer xapp-1-test"]
+    assert helped["envelope_id"] == "env-1"
+    assert helped["payload"]["response_type"] == "ephemeral"
+    assert "drift scan STATE" in json.dumps(helped["payload"])
+    assert opened == {"envelope_id": "env-2"}
+    [view] = standin.views()
+    assert view["callback_id"] == "toil_run"
