@@ -25,6 +25,10 @@ from shared.errors import ConfigError
 from shared.events import RunParameter
 
 #: A placeholder fills a whole argv item or a whole environment value: ``{since}``.
+#: The demo catalog shipped with the project: its commands run on any machine with Python.
+#: Found from the source tree, so `toilkit up` works from any folder.
+DEMO_CATALOG = Path(__file__).resolve().parents[1] / "catalog" / "demo.yaml"
+
 PLACEHOLDER = re.compile(r"^\{([a-z][a-z0-9_]{0,39})\}$")
 #: Anything that looks like a placeholder inside a longer string (a template error).
 _EMBEDDED_PLACEHOLDER = re.compile(r"\{[a-z][a-z0-9_]{0,39}\}")

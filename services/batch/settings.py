@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.catalog import DEMO_CATALOG
 from shared.settings import WorkerSettings
 
 
@@ -21,7 +22,7 @@ class BatchSettings(BaseSettings):
     )
 
     catalog_path: Path = Field(
-        default=Path("catalog/demo.yaml"), description="The command catalog (YAML)."
+        default=DEMO_CATALOG, description="The command catalog (YAML); default: the demo one."
     )
     worker: WorkerSettings = WorkerSettings()
 
