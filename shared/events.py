@@ -275,6 +275,9 @@ class StateRef(_Model):
     name: str
     path: str
     workspace: str = "default"
+    channel: str | None = Field(
+        default=None, description="The state's Slack channel from toilkit.yaml, if it has one."
+    )
 
 
 class DriftDetected(EventBase):

@@ -138,7 +138,9 @@ class StateConfig(_Model):
     @property
     def ref(self) -> StateRef:
         """How events name this state."""
-        return StateRef(name=self.name, path=self.path, workspace=self.workspace)
+        return StateRef(
+            name=self.name, path=self.path, workspace=self.workspace, channel=self.channel
+        )
 
 
 class AttributionConfig(_Model):

@@ -74,6 +74,7 @@ states:
         "name": "network-prod",
         "path": "stacks/network",
         "workspace": "prod",
+        "channel": "#drift",  # travels with the events, so the notifier routes by it
     }
     assert app.name == "stacks/app"  # named after its path when the entry has no name
     assert (app.channel, app.mode) == ("#app", "full")
