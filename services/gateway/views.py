@@ -406,6 +406,12 @@ def age(delta: timedelta) -> str:
     return "now"
 
 
+def ago(delta: timedelta) -> str:
+    """``3d ago``, or ``just now``."""
+    shown = age(delta)
+    return "just now" if shown == "now" else f"{shown} ago"
+
+
 @dataclass(frozen=True)
 class DriftLine:
     address: str
@@ -445,7 +451,7 @@ def drift_reply(
         if len(lines) > max_lines:
             shown.append(f"• …and {len(lines) - max_lines} more")
         last = scanned.get(state)
-        scan_note = f" (last scan {age(now - last[0])} ago, {escape(last[1])})" if last else ""
+        scan_note = f" (last scan {ago(now - last[0])}, {escape(last[1])})" if last else ""
         blocks.append(section(f"*{escape(state)}*{scan_note}\n" + "\n".join(shown)))
         if len(blocks) >= MAX_MESSAGE_BLOCKS:
             break
@@ -479,7 +485,7 @@ def runs_reply(runs: Sequence[RunLine], *, now: datetime) -> Reply:
     lines = [
         f"{_STATUS_EMOJI.get(r.status, ':small_blue_diamond:')} {code(r.run_id)} "
         f"*{escape(r.command)}* on {escape(r.environment)}: {escape(r.status)}, "
-        f"by {r.requested_by} {age(now - r.requested_at)} ago"
+        f"by {r.requested_by} {ago(now - r.requested_at)}"
         for r in runs
     ]
     return Reply(

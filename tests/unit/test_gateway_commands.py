@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from services.gateway.handlers import (
@@ -13,7 +15,7 @@ from services.gateway.handlers import (
     UnknownCommand,
     parse_command_text,
 )
-from services.gateway.views import clip, code, escape, help_reply, unknown_command_reply
+from services.gateway.views import ago, clip, code, escape, help_reply, unknown_command_reply
 
 
 @pytest.mark.parametrize(
@@ -81,3 +83,11 @@ def test_mrkdwn_helpers_escape_and_clip() -> None:
     assert code("x`y") == "`x'y`"
     assert clip("abcdef", 4) == "abc…"
     assert clip("abc", 4) == "abc"
+
+
+def test_ages_read_naturally() -> None:
+    assert ago(timedelta(seconds=5)) == "just now"
+    assert ago(timedelta(minutes=12)) == "12m ago"
+    assert ago(timedelta(hours=5, minutes=59)) == "5h ago"
+    assert ago(timedelta(days=3, hours=1)) == "3d ago"
+    assert ago(timedelta(seconds=-30)) == "just now"
