@@ -196,7 +196,7 @@ async def _start_slack_standin(stack: contextlib.AsyncExitStack, port: int) -> s
             "use `--slack-port N`, or set SLACK_BOT_TOKEN to use real Slack"
         ) from None
     stack.push_async_callback(standin.stop)
-    for service in ("NOTIFIER", "GATEWAY"):
+    for service in ("NOTIFIER", "GATEWAY", "BATCH"):
         os.environ.setdefault(f"TOILKIT_{service}_SLACK_API_URL", standin.api_url)
     return page
 
