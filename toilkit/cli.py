@@ -11,27 +11,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import logging
 import os
 import sys
-from collections.abc import Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.logging import RichHandler
 from rich.table import Table
 
 from shared.aws import AwsClients
-from shared.errors import ConfigError, ToilkitError
+from shared.errors import ConfigError
 from shared.events import EVENT_TYPES, event_json_schema, parse_event
 from shared.runtime import Runtime, Service, open_runtime
-from shared.settings import AwsSettings, TopologySettings, load_settings
+from shared.settings import AwsSettings, TopologySettings
 from shared.topology import BootstrapReport, Names, bootstrap
 from shared.worker import stop_on_signals
 from toilkit import archive, dlq
+from toilkit.console import cli_settings, configure_logging, console, out, run_async
 from toilkit.drift_cli import drift_app
 from toilkit.embedded import DEFAULT_PORT, EmbeddedAws, use_dummy_credentials
 from toilkit.runs_cli import runs_app
@@ -49,41 +46,6 @@ events_app = typer.Typer(help="Inspect and send events.", no_args_is_help=True)
 app.add_typer(events_app, name="events")
 app.add_typer(runs_app, name="runs")
 app.add_typer(drift_app, name="drift")
-
-console = Console(stderr=True)
-out = Console()
-T = TypeVar("T")
-
-
-def configure_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(name)s: %(message)s",
-        handlers=[RichHandler(console=console, show_path=False, rich_tracebacks=True)],
-        force=True,
-    )
-    for noisy in ("botocore", "aiobotocore", "urllib3", "werkzeug", "moto"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-
-
-def run_async(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine; turn toilkit's own errors into a clear message and exit 1."""
-    try:
-        return asyncio.run(coro)
-    except ConfigError as exc:
-        console.print(f"[bold red]error:[/] {exc}")
-        raise typer.Exit(2) from None
-    except ToilkitError as exc:
-        console.print(f"[bold red]error:[/] {exc}")
-        raise typer.Exit(1) from None
-
-
-def _settings() -> tuple[AwsSettings, TopologySettings]:
-    try:
-        return load_settings(AwsSettings), load_settings(TopologySettings)
-    except ConfigError as exc:
-        console.print(f"[bold red]error:[/] {exc}")
-        raise typer.Exit(2) from None
 
 
 def print_bootstrap(report: BootstrapReport, endpoint: str) -> None:
@@ -107,7 +69,7 @@ def bootstrap_command(
 ) -> None:
     """Create the topic, queues, DLQs, subscriptions, tables and bucket (idempotent)."""
     configure_logging(verbose)
-    aws_settings, topology_settings = _settings()
+    aws_settings, topology_settings = cli_settings()
 
     async def _run() -> None:
         async with AwsClients(aws_settings) as aws:
@@ -149,7 +111,7 @@ def up(
             raise typer.Exit(2) from None
         console.print(f"[green]embedded AWS (moto) listening on {aws_endpoint}[/]")
     os.environ["AWS_ENDPOINT_URL"] = aws_endpoint
-    aws_settings, topology_settings = _settings()
+    aws_settings, topology_settings = cli_settings()
     try:
         run_async(_up(aws_settings, topology_settings, slack_port))
     finally:
@@ -247,7 +209,7 @@ def serve(
         known = ", ".join(factories) or "none installed"
         console.print(f"[bold red]error:[/] unknown service {service!r} (known: {known})")
         raise typer.Exit(2)
-    aws_settings, topology_settings = _settings()
+    aws_settings, topology_settings = cli_settings()
 
     async def _run() -> None:
         async with open_runtime(aws_settings, topology_settings) as runtime:
@@ -268,7 +230,7 @@ def publish(
     """Validate one event and publish it to the events topic."""
     configure_logging(False)
     body = Path(event_json[1:]).read_text() if event_json.startswith("@") else event_json
-    aws_settings, topology_settings = _settings()
+    aws_settings, topology_settings = cli_settings()
 
     async def _run() -> None:
         event = parse_event(body)
@@ -296,7 +258,7 @@ def _age(seconds: float | None) -> str:
 def dlq_list() -> None:
     """Every DLQ with its depth and the age of its oldest message."""
     configure_logging(False)
-    aws_settings, topology_settings = _settings()
+    aws_settings, topology_settings = cli_settings()
 
     async def _run() -> None:
         async with AwsClients(aws_settings) as aws:
@@ -321,7 +283,7 @@ def dlq_show(
 ) -> None:
     """Decoded messages of one DLQ, without consuming them."""
     configure_logging(False)
-    aws_settings, topology_settings = _settings()
+    aws_settings, topology_settings = cli_settings()
 
     async def _run() -> None:
         async with AwsClients(aws_settings) as aws:
@@ -374,7 +336,7 @@ def replay(
 ) -> None:
     """Move dead-lettered messages back to their queue, or republish archived events."""
     configure_logging(False)
-    aws_settings, topology_settings = _settings()
+    aws_settings, topology_settings = cli_settings()
     if from_archive:
         if since is None or queue is not None:
             console.print("[bold red]error:[/] --from-archive takes --since and no QUEUE")

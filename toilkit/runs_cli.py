@@ -8,34 +8,29 @@ Slack.
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Coroutine
 from datetime import datetime
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from services.batch.runs import FINAL_STATES, RunRecord, RunStore, record_summary
 from services.batch.settings import BatchSettings
 from shared.aws import AwsClients
 from shared.catalog import load_catalog, validate_request
-from shared.errors import ConfigError, ToilkitError
+from shared.errors import ConfigError
 from shared.events import Actor, BatchRequested, RunParameter, new_event_id
 from shared.runtime import open_runtime
 from shared.settings import AwsSettings, TopologySettings, load_settings
 from shared.topology import Names
+from toilkit.console import cli_settings, console, out, run_async
 
 runs_app = typer.Typer(
     help="Batch runs: list them, show one with its audit trail, request one.",
     no_args_is_help=True,
 )
 
-console = Console(stderr=True)
-out = Console()
-T = TypeVar("T")
 
 STATUS_STYLE = {
     "succeeded": "green",
@@ -47,25 +42,6 @@ STATUS_STYLE = {
     "running": "blue",
     "starting": "blue",
 }
-
-
-def _run(coro: Coroutine[Any, Any, T]) -> T:
-    try:
-        return asyncio.run(coro)
-    except ConfigError as exc:
-        console.print(f"[bold red]error:[/] {exc}")
-        raise typer.Exit(2) from None
-    except ToilkitError as exc:
-        console.print(f"[bold red]error:[/] {exc}")
-        raise typer.Exit(1) from None
-
-
-def _settings() -> tuple[AwsSettings, TopologySettings]:
-    try:
-        return load_settings(AwsSettings), load_settings(TopologySettings)
-    except ConfigError as exc:
-        console.print(f"[bold red]error:[/] {exc}")
-        raise typer.Exit(2) from None
 
 
 def _when(moment: datetime | None) -> str:
@@ -105,8 +81,8 @@ def list_runs(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
 ) -> None:
     """The latest runs, newest first."""
-    aws_settings, topology = _settings()
-    records: list[RunRecord] = _run(
+    aws_settings, topology = cli_settings()
+    records: list[RunRecord] = run_async(
         _read(aws_settings, topology, lambda store: store.recent(limit))
     )
     if status is not None:
@@ -141,12 +117,12 @@ def show_run(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """One run: request, decisions, outcome, log tail and the audit trail."""
-    aws_settings, topology = _settings()
+    aws_settings, topology = cli_settings()
 
     async def load(store: RunStore) -> tuple[RunRecord | None, list[Any]]:
         return await store.get(run_id), await store.audit_trail(run_id)
 
-    record, trail = _run(_read(aws_settings, topology, load))
+    record, trail = run_async(_read(aws_settings, topology, load))
     if record is None:
         console.print(f"[bold red]error:[/] no run {run_id!r}")
         raise typer.Exit(1)
@@ -241,7 +217,7 @@ def request_run(
             for error in result:
                 console.print(f"[bold red]error:[/] {error}")
             raise typer.Exit(2)
-    aws_settings, topology = _settings()
+    aws_settings, topology = cli_settings()
     run_id = new_event_id()
     event = BatchRequested(
         correlation_id=run_id,
@@ -258,6 +234,6 @@ def request_run(
         async with open_runtime(aws_settings, topology) as runtime:
             await runtime.publisher.publish(event)
 
-    _run(send())
+    run_async(send())
     out.print(f"requested run {run_id}")
     out.print(f"follow it with: toilkit runs show {run_id}")
