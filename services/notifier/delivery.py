@@ -19,9 +19,10 @@ crash between 2 and 3 leaves a message the look-up finds. Either way one message
 A look-up on every event would cost a history call per message, and Slack rate-limits
 history reads hard; the claim makes the look-up the rare path.)
 
-Threads (a run, a drift report) add one more conditional put: the first event of a thread
-claims it, so two events of one run handled at the same moment cannot both post a parent;
-the other one retries later and finds the parent. Parent updates are optimistic: read the
+Threads (a run, a drift report) follow the same order with the thread's own record as the
+claim: the first event of a thread claims it (conditional put), posts the parent, stores its
+``ts``. Two events of one run handled at the same moment cannot both post a parent: the
+other one waits for the parent, then updates it. Parent updates are optimistic: read the
 view, merge the event, write it back if its version did not move, ``chat.update``, and
 update again if another event stored a newer view in the meantime, so the last update Slack
 sees always shows the latest view.
@@ -182,18 +183,30 @@ class Delivery:
                 )
             await asyncio.sleep(pause)
             pause = min(pause * 2, FOLLOW_MAX_PAUSE)
+        # The thread record is also the parent's post claim (no separate post record: two
+        # writes fewer per thread). Found without a ts, it was left by an attempt, this
+        # event's own or an owner whose lease ran out, that may have posted before dying.
         posted = None
-        if claim.previous_owner is not None and claim.previous_claimed_at is not None:
-            # Taking over from an owner that never finished: it may have posted.
+        if claim.previous is not None:
             posted = await self._slack.find(
-                channel,
-                PostMarker(claim.previous_owner, PARENT),
-                since=claim.previous_claimed_at - LOOKUP_MARGIN_SECONDS,
+                claim.previous.channel,
+                PostMarker(claim.previous.owner, PARENT),
+                since=claim.previous.claimed_at - LOOKUP_MARGIN_SECONDS,
                 thread_ts=None,
             )
+            if posted is not None:
+                log.info(
+                    "notifier: the first message of %s/%s was posted by an attempt that "
+                    "died (%s); not posting again",
+                    key.pk,
+                    key.sk,
+                    posted.ts,
+                )
         if posted is None:
             try:
-                posted = await self.post_once(PostMarker(event_id, PARENT), channel, render(view))
+                posted = await self._slack.post(
+                    channel, render(view), marker=PostMarker(event_id, PARENT), thread_ts=None
+                )
             except PermanentError:
                 await self._store.release_thread(key, event_id)
                 raise

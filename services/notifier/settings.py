@@ -139,6 +139,12 @@ class NotifierSettings(BaseSettings):
                 "slack_bot_token is required for slack.com; set it, or point "
                 "slack_api_url at the Slack stand-in"
             )
+        if self.thread_claim_lease_seconds <= self.worker.handler_timeout:
+            raise ValueError(
+                f"thread_claim_lease_seconds ({self.thread_claim_lease_seconds:g}) must exceed "
+                f"worker.handler_timeout ({self.worker.handler_timeout:g}), or a slow event "
+                "could lose its claim while still posting"
+            )
         if not self.slack_api_url.startswith(("http://", "https://")):
             raise ValueError(f"slack_api_url {self.slack_api_url!r} is not an http(s) URL")
         return self

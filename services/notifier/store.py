@@ -95,13 +95,13 @@ class ThreadClaim:
     Attributes:
         acquired: this event now owns the parent post.
         record: the thread as stored after the attempt.
-        previous_owner: the event that owned it before (a takeover after its lease), if any.
+        previous: when acquired over an unfinished claim (this event's own earlier attempt,
+            or an owner whose lease ran out): that claim, whose post may have happened.
     """
 
     acquired: bool
     record: ThreadRecord
-    previous_owner: str | None = None
-    previous_claimed_at: float | None = None
+    previous: ThreadRecord | None = None
 
 
 class NotifierStore:
@@ -259,14 +259,10 @@ class NotifierStore:
                 )
             return ThreadClaim(acquired=False, record=existing)
         old = response.get("Attributes") or {}
-        previous = old.get("owner", {}).get("S")
-        if not previous or previous == owner:
-            return ThreadClaim(acquired=True, record=_thread_record(item))
         return ThreadClaim(
             acquired=True,
             record=_thread_record(item),
-            previous_owner=previous,
-            previous_claimed_at=float(old["claimed_at"]["N"]),
+            previous=_thread_record(old) if old else None,
         )
 
     async def thread_posted(self, key: ThreadKey, *, channel: str, ts: str) -> None:
