@@ -112,9 +112,10 @@ def render_drift(view: DriftView) -> SlackMessage:
     state = report.state
     findings = [f for f in report.findings if actionable(f)]
     ignored = [f for f in report.findings if not actionable(f)]
-    total = len(view.fingerprints)
+    # Findings the detector cut for size count too: they are in the plan.
+    total = len(view.fingerprints) + view.unlisted
     resolved = view.resolved
-    open_count = len(view.open_fingerprints)
+    open_count = len(view.open_fingerprints) + view.unlisted
 
     if view.all_resolved:
         title = f":white_check_mark: Drift resolved in {state.name}"

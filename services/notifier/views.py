@@ -161,10 +161,13 @@ class DriftView(_View):
         claimed_by: who pressed "I'm on it" last.
         superseded_at: when a later scan found a different set for the state (this message
             is then no longer updated; the newer one is).
+        unlisted: findings the detector counted in ``findings_total`` but cut from the
+            event for size (they are in the plan, not in the message).
     """
 
     report: DriftDetected
     fingerprints: tuple[str, ...]
+    unlisted: int = 0
     resolved: dict[str, AwareDatetime] = {}
     claimed_by: Actor | None = None
     claimed_at: AwareDatetime | None = None
@@ -211,6 +214,7 @@ def drift_view_of(report: DriftDetected) -> DriftView:
     return DriftView(
         report=kept,
         fingerprints=tuple(f.fingerprint for f in ordered if actionable(f)),
+        unlisted=max(0, report.findings_total - len(report.findings)),
         claimed_by=_common_claim(ordered),
     )
 
@@ -221,7 +225,11 @@ def with_new_report(view: DriftView, report: DriftDetected) -> DriftView:
         return view
     fresh = drift_view_of(report)
     return view.model_copy(
-        update={"report": fresh.report, "claimed_by": view.claimed_by or fresh.claimed_by}
+        update={
+            "report": fresh.report,
+            "unlisted": fresh.unlisted,
+            "claimed_by": view.claimed_by or fresh.claimed_by,
+        }
     )
 
 

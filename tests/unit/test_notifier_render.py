@@ -229,6 +229,18 @@ def test_a_huge_report_stays_inside_slacks_limits_and_says_how_many_more() -> No
     assert '"xxxxxxxx' in one and "…" in one  # values clipped
 
 
+def test_findings_the_detector_cut_for_size_are_counted_with_a_link_to_the_plan() -> None:
+    report = samples.drift_detected(findings=(samples.database_drift(),))
+    view = drift_view_of(report.model_copy(update={"findings_total": 31}))
+    message = render_drift(view)
+
+    assert texts(message)[1].startswith("*31* resources in `prod-network` differ from the code")
+    assert f"…and *30 more* resources — <{samples.PLAN_URL}|see the full plan>" in all_text(message)
+    assert json.loads(buttons(message)[ACTION_DRIFT_CLAIM]["value"])["fingerprints"] == [
+        samples.database_drift().fingerprint
+    ]
+
+
 def test_a_claim_shows_who_is_on_it_and_keeps_the_button_for_a_takeover() -> None:
     view = with_claim(drift_view(), samples.BOB, samples.NOW + timedelta(minutes=20))
     message = render_drift(view)
