@@ -21,6 +21,12 @@ gets a fresh trigger from the stand-in first, outside the timed part) and a vali
 authorization, the SNS publish and the ephemeral reply follow it). The baseline answers
 the same bodies.
 
+The queues behind the topic are consumed (received and deleted) as the batch and notifier
+services would; left to grow, they make moto's every publish slower.
+
+Printed per path: p50/p95/p99/max, the HTTP statuses, how long the after-ack work took to
+finish after the last request, and the CPU milliseconds each process spent per request.
+
 Target: toilkit p99 <= 100 ms (Slack allows 3000 ms).
 
 Usage: python bench/gateway_ack.py [--rate 50] [--seconds 20]
@@ -30,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -37,6 +44,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -124,25 +132,33 @@ class Child:
     name: str
     process: subprocess.Popen[bytes]
     url: str
+    log: Path
+
+    def log_tail(self, lines: int = 20) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
 
 def start_child(name: str, argv: list[str], url: str, env: dict[str, str]) -> Child:
-    process = subprocess.Popen(
-        [sys.executable, *argv],
-        env={**os.environ, **env},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        cwd=ROOT,
+    # A file, not a pipe: a pipe nobody reads fills up and stalls the child mid-benchmark.
+    log = Path(
+        tempfile.mkstemp(prefix=f"gateway-bench-{name.replace(' ', '-')}-", suffix=".log")[1]
     )
-    return Child(name, process, url)
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [sys.executable, *argv],
+            env={**os.environ, **env},
+            stdout=subprocess.DEVNULL,
+            stderr=sink,
+            cwd=ROOT,
+        )
+    return Child(name, process, url, log)
 
 
 async def wait_ready(child: Child, probe: str, http: aiohttp.ClientSession) -> None:
     deadline = time.monotonic() + 60
     while True:
         if child.process.poll() is not None:
-            stderr = child.process.stderr.read().decode() if child.process.stderr else ""
-            raise RuntimeError(f"{child.name} exited early:\n{stderr[-3000:]}")
+            raise RuntimeError(f"{child.name} exited early:\n{child.log_tail()}")
         try:
             async with http.get(child.url + probe) as response:
                 if response.status < 500:
@@ -297,6 +313,59 @@ def report(paths: list[Path_], rate: float, seconds: float) -> None:
     print(f"\ntoilkit p99 (worst path) = {toilkit_p99:.1f} ms; target <= 100 ms: {verdict}")
 
 
+async def consume(aws: AwsClients, queue_url: str) -> None:
+    """Stand in for a consuming service: receive and delete what arrives.
+
+    Without consumers the queues grow, and moto's cost per published message grows with
+    them (SNS delivery into a deep queue is O(depth) there).
+    """
+    while True:
+        response = await aws.sqs.receive_message(
+            QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1
+        )
+        messages = response.get("Messages", [])
+        if messages:
+            await aws.sqs.delete_message_batch(
+                QueueUrl=queue_url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                    for i, m in enumerate(messages)
+                ],
+            )
+
+
+async def cancelled(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def ephemeral_count(http: aiohttp.ClientSession, standin_url: str) -> int:
+    async with http.get(
+        f"{standin_url}/_standin/calls", params={"method": "chat.postEphemeral"}
+    ) as response:
+        return len((await response.json())["calls"])
+
+
+async def measure(
+    path: Path_,
+    http: aiohttp.ClientSession,
+    args: argparse.Namespace,
+    children: list[Child],
+    standin_url: str,
+) -> None:
+    # Warm up (connections, Bolt's one auth.test, the group cache), untimed.
+    await drive(Path_(path.label, path.url, path.make_body), http, args.rate, 1)
+    print(f"  measuring {path.label} ...", file=sys.stderr, flush=True)
+    before = {c.name: cpu_seconds(c) for c in children}
+    await drive(path, http, args.rate, args.seconds)
+    # The next path starts on a quiet machine: this one's after-ack work (views,
+    # publishing, replies) has finished.
+    path.drained_after_s = await settle(http, standin_url)
+    sent = max(1, len(path.latencies_ms))
+    path.cpu_ms = {c.name: (cpu_seconds(c) - before[c.name]) * 1000 / sent for c in children}
+
+
 async def main(args: argparse.Namespace) -> None:
     moto_port, standin_port, gateway_port, baseline_port = (free_port() for _ in range(4))
     moto_url = f"http://127.0.0.1:{moto_port}"
@@ -315,24 +384,30 @@ async def main(args: argparse.Namespace) -> None:
         ),
     ]
     try:
-        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200)) as http:
+        async with contextlib.AsyncExitStack() as stack:
+            http = await stack.enter_async_context(
+                aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200))
+            )
             await wait_ready(children[0], "/moto-api/", http)
             await wait_ready(children[1], "/_standin/state", http)
-            async with AwsClients(AwsSettings(AWS_ENDPOINT_URL=moto_url)) as aws:
-                await bootstrap(aws, Names(prefix=prefix, bucket=f"{prefix}-artifacts"))
-            gateway_env = {
-                "AWS_ENDPOINT_URL": moto_url,
-                "TOILKIT_NAME_PREFIX": prefix,
-                "TOILKIT_GATEWAY_SLACK_API_URL": api_url,
-                "TOILKIT_GATEWAY_PORT": str(gateway_port),
-                "TOILKIT_CATALOG_PATH": str(CATALOG),
-                "SLACK_SIGNING_SECRET": SECRET,
-            }
+            aws = await stack.enter_async_context(
+                AwsClients(AwsSettings(AWS_ENDPOINT_URL=moto_url))
+            )
+            topology = await bootstrap(aws, Names(prefix=prefix, bucket=f"{prefix}-artifacts"))
+            for queue_url in topology.queue_urls.values():
+                stack.push_async_callback(cancelled, asyncio.create_task(consume(aws, queue_url)))
             gateway = start_child(
                 "toilkit gateway",
                 [__file__, "--serve", "toilkit"],
                 f"http://127.0.0.1:{gateway_port}",
-                gateway_env,
+                {
+                    "AWS_ENDPOINT_URL": moto_url,
+                    "TOILKIT_NAME_PREFIX": prefix,
+                    "TOILKIT_GATEWAY_SLACK_API_URL": api_url,
+                    "TOILKIT_GATEWAY_PORT": str(gateway_port),
+                    "TOILKIT_CATALOG_PATH": str(CATALOG),
+                    "SLACK_SIGNING_SECRET": SECRET,
+                },
             )
             baseline = start_child(
                 "bare Bolt app",
@@ -353,17 +428,15 @@ async def main(args: argparse.Namespace) -> None:
             await wait_ready(baseline, "/slack/events", http)
             bodies = Requests(http, standin_url)
             events = "/slack/events"
-            paths = [
-                Path_(
-                    "(t) toilkit: /toil run (ack, then views.open)",
-                    gateway.url + events,
-                    bodies.slash_run,
-                ),
-                Path_(
-                    "(t) toilkit: view_submission (valid run)",
-                    gateway.url + events,
-                    bodies.submission,
-                ),
+            slash = Path_(
+                "(t) toilkit: /toil run (ack, then views.open)",
+                gateway.url + events,
+                bodies.slash_run,
+            )
+            submission = Path_(
+                "(t) toilkit: view_submission (valid run)", gateway.url + events, bodies.submission
+            )
+            baselines = [
                 Path_(
                     "(b) bare Bolt, ack only: slash command",
                     baseline.url + events,
@@ -375,20 +448,31 @@ async def main(args: argparse.Namespace) -> None:
                     bodies.submission,
                 ),
             ]
-            for path in paths:
-                # Warm up (connections, Bolt's one auth.test, the group cache), untimed.
-                await drive(Path_(path.label, path.url, path.make_body), http, args.rate, 1)
-                print(f"  measuring {path.label} ...", file=sys.stderr, flush=True)
-                before = {c.name: cpu_seconds(c) for c in children}
-                await drive(path, http, args.rate, args.seconds)
-                # The next path starts on a quiet machine: this one's after-ack work (views,
-                # publishing, replies) has finished.
-                path.drained_after_s = await settle(http, standin_url)
-                sent = max(1, len(path.latencies_ms))
-                path.cpu_ms = {
-                    c.name: (cpu_seconds(c) - before[c.name]) * 1000 / sent for c in children
-                }
-            report(paths, args.rate, args.seconds)
+            await measure(slash, http, args, children, standin_url)
+            confirmed_before, submitted_before = (
+                await ephemeral_count(http, standin_url),
+                bodies.sent,
+            )
+            await measure(submission, http, args, children, standin_url)
+            confirmed = await ephemeral_count(http, standin_url) - confirmed_before
+            submitted = bodies.sent - submitted_before
+            for path in baselines:
+                await measure(path, http, args, children, standin_url)
+            report([slash, submission, *baselines], args.rate, args.seconds)
+            print(
+                f"after-ack work finished for {confirmed} of {submitted} toilkit submissions "
+                "(their ephemeral confirmations reached the stand-in)"
+            )
+            for child in (gateway, baseline):
+                problems = [
+                    line
+                    for line in child.log.read_text(errors="replace").splitlines()
+                    if "WARNING" in line or "ERROR" in line
+                ]
+                if problems:
+                    print(
+                        f"{child.name} logged {len(problems)} warnings/errors, e.g.: {problems[0]}"
+                    )
     finally:
         stop_children(children)
 
