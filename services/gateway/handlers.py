@@ -51,7 +51,6 @@ from shared.catalog import (
     Catalog,
     FieldError,
     GroupDirectory,
-    Principals,
     ValidatedRequest,
     approval_refusal,
     authorization_refusal,
@@ -533,7 +532,12 @@ class Gateway:
     async def decide_approval(
         self, run_id: str, requester: Requester, request_key: str, *, approve: bool
     ) -> Reply:
-        """``batch_approve`` / ``batch_reject``: an approver other than the requester."""
+        """``batch_approve`` / ``batch_reject``, checked as the batch service checks them.
+
+        Approving takes an approver of the catalog's current policy other than the
+        requester (the batch service refuses the whole run on a self-approval, so one is
+        never sent). Rejecting takes an approver, or the requester withdrawing it.
+        """
         verb = "approve" if approve else "reject"
         record = await self.records.run(run_id)
         if record is None:
@@ -543,16 +547,16 @@ class Gateway:
                 f"Run {code(run_id)} is not waiting for an approval "
                 f"(it is {escape(record.status)})."
             )
-        policy = self._approval_policy(record)
+        spec = self.catalog.command(record.command)
+        environment = spec.environments.get(record.environment) if spec else None
+        policy = environment.approval if environment is not None else None
         if policy is None:
             return text_reply(
-                f":no_entry: Nobody can {verb} run {code(run_id)}: "
-                f"*{escape(record.command)}* in *{escape(record.environment)}* names no approvers."
+                f":no_entry: Nobody can {verb} run {code(run_id)}: the catalog names no "
+                f"approvers for *{escape(record.command)}* in *{escape(record.environment)}*."
             )
         try:
-            refusal = await approval_refusal(
-                policy, record.requested_by.slack_user_id, requester.user_id, self.directory
-            )
+            refusal = await self._decision_refusal(policy, record, requester, approve=approve)
         except TransientError:
             return _cannot_check_now(verb, run_id)
         if refusal is not None:
@@ -586,20 +590,20 @@ class Gateway:
         done = "Approved" if approve else "Rejected"
         return text_reply(f"{done} run {code(run_id)}.")
 
-    def _approval_policy(self, record: RunRecord) -> ApprovalPolicy | None:
-        """The approvers as recorded when the run was requested, else the catalog's now."""
-        if record.approval is not None and record.approval.approvers:
-            ids = record.approval.approvers
-            return ApprovalPolicy(
-                approvers=Principals(
-                    users=tuple(i for i in ids if not i.startswith("S")),
-                    usergroups=tuple(i for i in ids if i.startswith("S")),
-                ),
-                min_approvals=max(1, record.approval.min_approvals),
-            )
-        spec = self.catalog.command(record.command)
-        policy = spec.environments.get(record.environment) if spec else None
-        return policy.approval if policy is not None else None
+    async def _decision_refusal(
+        self, policy: ApprovalPolicy, record: RunRecord, requester: Requester, *, approve: bool
+    ) -> str | None:
+        requested_by = record.requested_by.slack_user_id
+        if approve:
+            return await approval_refusal(policy, requested_by, requester.user_id, self.directory)
+        if requester.user_id == requested_by:
+            return None
+        if await principals_allow(policy.approvers, requester.user_id, self.directory):
+            return None
+        return (
+            f"{requester.user_id} is neither the requester nor an approver (approvers: "
+            f"{', '.join(policy.approvers.ids())})"
+        )
 
     async def rerun(self, run_id: str, requester: Requester, request_key: str) -> Reply:
         """``batch_rerun``: the same command, environment and parameters, as a new request

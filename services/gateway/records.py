@@ -90,13 +90,6 @@ class _Lenient(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
 
-class RunApproval(_Lenient):
-    approvers: tuple[str, ...] = ()
-    min_approvals: int = 1
-    expires_at: AwareDatetime | None = None
-    approvals: tuple[Actor, ...] = ()
-
-
 class RunRecord(_Lenient):
     """The fields of the batch service's run record that the gateway uses."""
 
@@ -111,7 +104,6 @@ class RunRecord(_Lenient):
     rerun_of: str | None = None
     status: str = "received"
     requested_at: AwareDatetime
-    approval: RunApproval | None = None
     log_url: str | None = None
     exit_code: int | None = None
     finished_at: AwareDatetime | None = None

@@ -355,21 +355,39 @@ async def test_approvals_that_do_not_count_publish_nothing(
     assert says in reply.text
 
 
-async def test_the_approvers_recorded_with_the_run_are_the_ones_asked(
+async def test_the_catalogs_approvers_are_asked_as_the_batch_service_asks_them(
     gateway: Gateway, records: MemoryRecords, published: list[EventBase]
 ) -> None:
+    # The record names other approvers; the batch service decides with the catalog's.
     records.runs["r1"] = record(
         "r1",
         "awaiting_approval",
         approval={"approvers": ["U0CAROL003"], "min_approvals": 1},
     )
 
-    await gateway.decide_approval("r1", BOB, "k1", approve=True)
-    await gateway.decide_approval("r1", CAROL, "k2", approve=True)
+    await gateway.decide_approval("r1", CAROL, "k1", approve=True)
+    await gateway.decide_approval("r1", BOB, "k2", approve=True)
 
     assert [e.approved_by.slack_user_id for e in published if isinstance(e, BatchApproved)] == [
-        CAROL.user_id
+        BOB.user_id
     ]
+
+
+@pytest.mark.parametrize(("who", "allowed"), [(ALICE, True), (BOB, True), (CAROL, False)])
+async def test_rejection_is_for_approvers_and_the_requester_withdrawing(
+    gateway: Gateway,
+    records: MemoryRecords,
+    published: list[EventBase],
+    who: Requester,
+    allowed: bool,
+) -> None:
+    records.runs["r1"] = record("r1", "awaiting_approval", requester=ALICE)
+
+    reply = await gateway.decide_approval("r1", who, "k", approve=False)
+
+    assert [type(e) for e in published] == ([BatchRejected] if allowed else [])
+    if not allowed:
+        assert "neither the requester nor an approver" in reply.text
 
 
 @pytest.mark.parametrize(("who", "allowed"), [(ALICE, True), (BOB, True), (CAROL, False)])
