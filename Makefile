@@ -29,7 +29,7 @@ typecheck: $(STAMP)
 
 # The whole suite; heavy scenarios run at a reduced size (see `make test-heavy`).
 test: lint typecheck
-	$(BIN)/pytest -q --durations=15
+	$(BIN)/pytest -q -n 2 --dist loadfile --durations=20
 
 # The heavy scenarios at full size.
 test-heavy: $(STAMP)

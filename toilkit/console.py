@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
@@ -18,9 +19,11 @@ from rich.logging import RichHandler
 from shared.errors import ConfigError, ToilkitError
 from shared.settings import AwsSettings, TopologySettings, load_settings
 
-#: Messages and logs (stderr); results go to ``out`` (stdout) so they can be piped.
-console = Console(stderr=True)
-out = Console()
+#: Messages and logs (stderr); results go to ``out`` (stdout) so they can be piped. Off a
+#: terminal (pipes, CI) tables get 100 columns rather than rich's 80, so they stay readable.
+_WIDTH = shutil.get_terminal_size(fallback=(100, 24)).columns
+console = Console(stderr=True, width=_WIDTH)
+out = Console(width=_WIDTH)
 T = TypeVar("T")
 
 NOISY_LOGGERS = ("botocore", "aiobotocore", "urllib3", "werkzeug", "moto")

@@ -13,13 +13,14 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.table import Table
 
 from services.batch.runs import FINAL_STATES, RunRecord, RunStore, record_summary
 from services.batch.settings import BatchSettings
 from shared.aws import AwsClients
 from shared.catalog import load_catalog, validate_request
-from shared.errors import ConfigError
+from shared.errors import ConfigError, ToilkitError
 from shared.events import Actor, BatchRequested, RunParameter, new_event_id
 from shared.runtime import open_runtime
 from shared.settings import AwsSettings, TopologySettings, load_settings
@@ -72,6 +73,10 @@ async def _read(settings: AwsSettings, topology: TopologySettings, work: Any) ->
         return await work(RunStore(aws.dynamodb, names.state_table))
 
 
+#: Characters of a run id that `runs list` shows and `runs show` accepts.
+SHORT_ID = 8
+
+
 @runs_app.command("list")
 def list_runs(
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=1000)] = 20,
@@ -88,19 +93,20 @@ def list_runs(
     if status is not None:
         records = [r for r in records if r.status == status]
     if as_json:
-        for record in records:
-            out.print_json(json.dumps(record_summary(record)))
+        for record in records:  # one compact object a line, for jq and scripts
+            print(json.dumps(record_summary(record), default=str))
         return
     if not records:
         out.print("no runs yet (request one with `toilkit runs request`)")
         return
-    table = Table(title="batch runs", title_justify="left")
+    # No vertical rules and a short time, so the table fits an 80-column terminal.
+    table = Table(title="batch runs", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     for column in ("run", "requested", "command", "env", "by", "status", "exit", "took"):
-        table.add_column(column, no_wrap=column in ("run", "requested", "status"))
+        table.add_column(column, no_wrap=True)
     for record in records:
         table.add_row(
-            record.run_id,
-            _when(record.requested_at),
+            record.run_id[:SHORT_ID],
+            record.requested_at.strftime("%m-%d %H:%M") if record.requested_at else "-",
             record.command,
             record.environment,
             record.requested_by.name,
@@ -120,11 +126,20 @@ def show_run(
     aws_settings, topology = cli_settings()
 
     async def load(store: RunStore) -> tuple[RunRecord | None, list[Any]]:
-        return await store.get(run_id), await store.audit_trail(run_id)
+        record = await store.get(run_id)
+        if record is None and len(run_id) >= SHORT_ID:
+            # `runs list` shows the first characters of an id, as git shows commits.
+            matches = [r for r in await store.recent(1000) if r.run_id.startswith(run_id)]
+            if len(matches) > 1:
+                raise ToilkitError(f"{run_id!r} matches {len(matches)} runs; give more of the id")
+            record = matches[0] if matches else None
+        if record is None:
+            return None, []
+        return record, await store.audit_trail(record.run_id)
 
     record, trail = run_async(_read(aws_settings, topology, load))
     if record is None:
-        console.print(f"[bold red]error:[/] no run {run_id!r}")
+        console.print(f"[bold red]error:[/] no run {run_id!r} (see `toilkit runs list`)")
         raise typer.Exit(1)
     if as_json:
         data = record_summary(record)

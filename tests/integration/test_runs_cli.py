@@ -7,6 +7,7 @@ import asyncio
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner, Result
@@ -45,6 +46,21 @@ def cli_env(
     }
 
 
+def _json_objects(text: str) -> list[dict[str, Any]]:
+    """The JSON objects printed one after another (pretty-printed, so not one per line)."""
+    decoder, objects, position = json.JSONDecoder(), [], 0
+    while (position := _skip_space(text, position)) < len(text):
+        obj, position = decoder.raw_decode(text, position)
+        objects.append(obj)
+    return objects
+
+
+def _skip_space(text: str, position: int) -> int:
+    while position < len(text) and text[position].isspace():
+        position += 1
+    return position
+
+
 async def toilkit(env: dict[str, str], *args: str) -> Result:
     return await asyncio.to_thread(CliRunner().invoke, app, ["runs", *args], env=env)
 
@@ -72,13 +88,21 @@ async def test_request_list_and_show_a_run(batch: BatchHarness, cli_env: dict[st
 
     listed = await toilkit(cli_env, "list")
     assert listed.exit_code == 0, listed.output
-    assert run_id in listed.output and refused.run_id in listed.output
-    assert re.search(rf"{run_id}.*echo-args.*staging.*alice.*succeeded.*0", listed.output)
-    assert re.search(rf"{refused.run_id}.*echo-args.*staging.*dave.*refused", listed.output)
-    only_refused = await toilkit(cli_env, "list", "--status", "refused")
+    assert "batch runs" in listed.output and "echo-args" in listed.output
+    rows = {
+        r["run_id"]: r for r in _json_objects((await toilkit(cli_env, "list", "--json")).output)
+    }
+    assert (rows[run_id]["command"], rows[run_id]["environment"], rows[run_id]["status"]) == (
+        "echo-args",
+        "staging",
+        "succeeded",
+    )
+    assert rows[run_id]["exit_code"] == 0
+    assert rows[refused.run_id]["status"] == "refused"
+    only_refused = await toilkit(cli_env, "list", "--status", "refused", "--json")
     assert refused.run_id in only_refused.output and run_id not in only_refused.output
 
-    shown = await toilkit(cli_env, "show", run_id)
+    shown = await toilkit(cli_env, "show", run_id[:8])  # the short id from the list works
     assert shown.exit_code == 0, shown.output
     text = shown.output
     assert "echo-args in staging" in text
