@@ -112,6 +112,20 @@ class IdempotencyStore:
         status = response.get("Item", {}).get("status", {}).get("S")
         return Claim.COMPLETED if status == COMPLETED else Claim.IN_PROGRESS
 
+    async def seconds_until_free(self, key: str) -> float:
+        """How long until an INPROGRESS claim on ``key`` lapses (0 if it is not held)."""
+        response = await call_aws(
+            "dynamodb.get_item (idempotency)",
+            lambda: self._ddb.get_item(
+                TableName=self.table, Key={"id": {"S": key}}, ConsistentRead=True
+            ),
+        )
+        item = response.get("Item", {})
+        if item.get("status", {}).get("S") != IN_PROGRESS:
+            return 0.0
+        expires = float(item.get("in_progress_expiration", {}).get("N", "0"))
+        return max(0.0, expires - self._clock())
+
     async def complete(self, key: str) -> None:
         """Mark ``key`` handled; a redelivery of the same event is then skipped."""
         await call_aws(

@@ -48,6 +48,9 @@ log = logging.getLogger(__name__)
 #: A handler takes one typed event and returns nothing; raising says what went wrong.
 Handler = Callable[[Any], Awaitable[None]]
 
+#: SQS's ceiling for a message's visibility timeout (12 hours).
+MAX_VISIBILITY_SECONDS = 43200
+
 #: Seconds a poison message's failure reason is kept (as long as the DLQ keeps messages).
 FAILURE_RECORD_TTL = 14 * 24 * 3600
 
@@ -341,10 +344,11 @@ class Worker:
         runs = []
         for p in prepared:
             claim = claims[p.key]
-            if claim is Claim.ACQUIRED and p.key in first_of_key:
-                claim = Claim.IN_PROGRESS  # the same event twice in one batch
+            repeated = claim is Claim.ACQUIRED and p.key in first_of_key
+            if repeated:
+                claim = Claim.IN_PROGRESS  # the same event twice in one batch: ours
             first_of_key.add(p.key)
-            runs.append(self._process(p, claim))
+            runs.append(self._process(p, claim, claim_is_ours=repeated))
         await asyncio.gather(*runs)
 
     async def _prepare(self, message: MessageTypeDef) -> _Prepared | None:
@@ -374,10 +378,10 @@ class Worker:
             return None
         return _Prepared(message, event, handler, receive_count)
 
-    async def _process(self, item: _Prepared, claim: Claim) -> None:
+    async def _process(self, item: _Prepared, claim: Claim, *, claim_is_ours: bool = False) -> None:
         """Run one handler and settle its message. Never raises (but for cancellation)."""
         try:
-            outcome = await self._run_handler(item, claim)
+            outcome = await self._run_handler(item, claim, claim_is_ours)
         except asyncio.CancelledError:
             self._settled(Outcome.CANCELLED)
             raise
@@ -397,7 +401,7 @@ class Worker:
         elif self._on_outcome is not None:
             self._on_outcome(item.event, outcome)
 
-    async def _run_handler(self, item: _Prepared, claim: Claim) -> Outcome:
+    async def _run_handler(self, item: _Prepared, claim: Claim, claim_is_ours: bool) -> Outcome:
         event, message = item.event, item.message
         if claim is Claim.COMPLETED:
             log.info(
@@ -408,7 +412,16 @@ class Worker:
             )
             return Outcome.DUPLICATE
         if claim is Claim.IN_PROGRESS:
-            await self._retry_later(message, item.receive_count, "another worker is handling it")
+            # Come back when the other claim lapses (a crashed worker's lease), not with
+            # the usual backoff: that would spend the receive count and dead-letter an
+            # event nobody failed to handle.
+            wait = 0.0
+            if self._idempotency is not None and not claim_is_ours:
+                with contextlib.suppress(Exception):
+                    wait = await self._idempotency.seconds_until_free(f"{self.consumer}#{item.key}")
+            await self._retry_later(
+                message, item.receive_count, "another worker is handling it", at_least=wait + 1
+            )
             return Outcome.RETRY
         key = f"{self.consumer}#{item.key}"
         heartbeat = asyncio.create_task(self._heartbeat(message))
@@ -471,11 +484,14 @@ class Worker:
                     exc,
                 )
 
-    async def _retry_later(self, message: MessageTypeDef, receive_count: int, reason: str) -> None:
+    async def _retry_later(
+        self, message: MessageTypeDef, receive_count: int, reason: str, at_least: float = 0
+    ) -> None:
         delay = min(
             self.settings.retry_max_seconds,
             self.settings.retry_base_seconds * 2 ** min(receive_count - 1, 16),
         )
+        delay = min(max(delay, at_least), MAX_VISIBILITY_SECONDS)
         log.warning(
             "%s: message %s failed (receive %d): %s; retrying in %.0fs",
             self.consumer,

@@ -287,6 +287,38 @@ async def test_a_worker_killed_between_handling_and_delete_does_not_handle_again
     assert (tmp_path / f"{event.event_id}.done").read_text() == "x"  # handled once in effect
 
 
+async def test_a_worker_killed_mid_handler_is_retried_after_its_lease_not_dead_lettered(
+    aws: AwsClients,
+    topology: BootstrapReport,
+    names: Names,
+    publisher: Publisher,
+    moto_endpoint: str,
+    tmp_path: Path,
+) -> None:
+    event = scan()
+    await publisher.publish(event)
+    # Handler timeout 4 s + visibility 2 s: the dead worker's claim lapses after ~6 s,
+    # while the message comes back every 2 s; without waiting for the lease, retries
+    # with no backoff would use up maxReceiveCount (5) and dead-letter the event.
+    env = {"WP_HANDLER_SECONDS": "60", "WP_HANDLER_TIMEOUT": "4"}
+    dying = _spawn_worker(moto_endpoint, topology, names, tmp_path, **env)
+    try:
+        await eventually(lambda: _all_exist(tmp_path, [event], "started"), timeout=60, every=0.1)
+    finally:
+        dying.kill()
+        await asyncio.to_thread(dying.wait, 30)
+    (tmp_path / f"{event.event_id}.started").unlink()
+    survivor = _spawn_worker(
+        moto_endpoint, topology, names, tmp_path, WP_HANDLER_SECONDS="0", WP_HANDLER_TIMEOUT="4"
+    )
+    try:
+        await eventually(lambda: _all_exist(tmp_path, [event], "done"), timeout=90, every=0.5)
+    finally:
+        survivor.send_signal(signal.SIGTERM)
+        await asyncio.to_thread(survivor.communicate, timeout=60)
+    assert await queue_depth(aws.sqs, topology.dlq_urls["detector"]) == (0, 0)
+
+
 async def _is_empty(aws: AwsClients, url: str) -> bool:
     return await queue_depth(aws.sqs, url) == (0, 0)
 

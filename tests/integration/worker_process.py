@@ -3,7 +3,7 @@
 Configured by environment variables set by the test:
     WP_ENDPOINT, WP_QUEUE_URL, WP_TABLE, WP_MARKERS (a folder), WP_HANDLER_SECONDS,
     WP_CRASH_AFTER_HANDLED ("1": SIGKILL itself after the event is marked handled and
-    before the SQS message is deleted).
+    before the SQS message is deleted), WP_HANDLER_TIMEOUT (seconds).
 The handler writes ``<event_id>.started`` and ``<event_id>.done`` into WP_MARKERS.
 """
 
@@ -48,7 +48,11 @@ async def main() -> int:
             s3=aws.s3,
             idempotency=IdempotencyStore(aws.dynamodb, os.environ["WP_TABLE"]),
             settings=WorkerSettings(
-                wait_time_seconds=1, visibility_timeout=2, shutdown_grace=10, retry_base_seconds=0
+                wait_time_seconds=1,
+                visibility_timeout=2,
+                shutdown_grace=10,
+                retry_base_seconds=0,
+                handler_timeout=float(os.environ.get("WP_HANDLER_TIMEOUT", "300")),
             ),
             on_outcome=on_outcome,
         )
