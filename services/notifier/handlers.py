@@ -65,6 +65,7 @@ from shared.events import (
     DriftScanCompleted,
     DriftScanFailed,
     EventBase,
+    StateRef,
 )
 from shared.worker import Handler
 
@@ -101,6 +102,10 @@ class NotifierHandlers:
 
     # ------------------------------------------------------------------ drift
 
+    def _drift_channel(self, state: StateRef) -> str:
+        """The state's own channel from toilkit.yaml, else the routing table's."""
+        return state.channel or self._routes.for_state(state.name)
+
     async def on_drift_detected(self, event: DriftDetected) -> None:
         """Post a drift report, or update the one showing the same set of findings."""
         state = event.state.name
@@ -114,7 +119,7 @@ class NotifierHandlers:
         record, created = await self._delivery.open_thread(
             key,
             event_id=event.event_id,
-            channel=self._routes.for_state(state),
+            channel=self._drift_channel(event.state),
             view=view,
             render=render_drift,
         )
@@ -174,7 +179,7 @@ class NotifierHandlers:
             standalone = event.model_copy(update={"resolved": tuple(unknown)})
             await self._delivery.post_once(
                 PostMarker(event.event_id, "resolved"),
-                self._routes.for_state(state),
+                self._drift_channel(event.state),
                 render_drift_resolved(standalone),
             )
 
@@ -209,7 +214,7 @@ class NotifierHandlers:
     async def on_scan_failed(self, event: DriftScanFailed) -> None:
         await self._delivery.post_once(
             PostMarker(event.event_id, "message"),
-            self._routes.for_state(event.state.name),
+            self._drift_channel(event.state),
             render_scan_failed(event),
         )
 

@@ -140,3 +140,16 @@ async def test_pacing_off_never_waits() -> None:
     for _ in range(10):
         await pacer.wait_turn("C1")
     assert time.sleeps == []
+
+
+def test_a_state_channel_from_toilkit_yaml_wins_over_the_routing_table() -> None:
+    from services.notifier.handlers import NotifierHandlers  # noqa: PLC0415
+    from shared.events import StateRef  # noqa: PLC0415
+
+    routes = Routes(default="C0DEFAULT1", states={"prod-*": "C0PRODOPS1"})
+    handlers = NotifierHandlers(delivery=None, store=None, routes=routes)  # type: ignore[arg-type]
+
+    assert handlers._drift_channel(StateRef(name="prod-net", path="p")) == "C0PRODOPS1"
+    assert handlers._drift_channel(StateRef(name="dev", path="p")) == "C0DEFAULT1"
+    own = StateRef(name="prod-net", path="p", channel="C0NETWORK1")
+    assert handlers._drift_channel(own) == "C0NETWORK1"
