@@ -20,6 +20,8 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.catalog import DEMO_CATALOG
+
 SLACK_API_URL = "https://slack.com/api/"
 
 #: The token used when the Web API is not slack.com (the stand-in accepts any xoxb- token).
@@ -66,7 +68,7 @@ class GatewaySettings(BaseSettings):
         description="The slash command, as configured in the Slack app.",
     )
     catalog_path: Path = Field(
-        default=Path("catalog/demo.yaml"),
+        default=DEMO_CATALOG,
         validation_alias=AliasChoices("TOILKIT_GATEWAY_CATALOG_PATH", "TOILKIT_CATALOG_PATH"),
         description="The batch command catalog (the same file the batch service reads).",
     )
