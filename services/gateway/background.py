@@ -26,7 +26,7 @@ class AfterAck:
             calls) must not slow the next ack down: waiting work costs nothing.
     """
 
-    def __init__(self, concurrency: int = 4) -> None:
+    def __init__(self, concurrency: int = 2) -> None:
         self._tasks: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(concurrency)
         self._idle = asyncio.Event()
