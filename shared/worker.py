@@ -416,11 +416,16 @@ class Worker:
             # the usual backoff: that would spend the receive count and dead-letter an
             # event nobody failed to handle.
             wait = 0.0
-            if self._idempotency is not None and not claim_is_ours:
+            key = f"{self.consumer}#{item.key}"
+            ours = claim_is_ours or self._acks.holds(key)  # handled here, ack not flushed yet
+            if self._idempotency is not None and not ours:
                 with contextlib.suppress(Exception):
                     wait = await self._idempotency.seconds_until_free(f"{self.consumer}#{item.key}")
             await self._retry_later(
-                message, item.receive_count, "another worker is handling it", at_least=wait + 1
+                message,
+                item.receive_count,
+                "another worker is handling it",
+                at_least=wait + 1 if wait else 0,
             )
             return Outcome.RETRY
         key = f"{self.consumer}#{item.key}"
@@ -608,6 +613,7 @@ class _Acknowledger:
     def __init__(self, worker: Worker) -> None:
         self._worker = worker
         self._pending: list[tuple[str | None, MessageTypeDef, EventBase, Outcome]] = []
+        self._flushing: list[tuple[str | None, MessageTypeDef, EventBase, Outcome]] = []
         self._full = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
 
@@ -620,13 +626,20 @@ class _Acknowledger:
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush_soon())
 
+    def holds(self, key: str) -> bool:
+        """True while ``key`` is handled here and waits for its batched completion."""
+        return any(k == key for k, *_ in (*self._pending, *self._flushing))
+
     async def _flush_soon(self) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._full.wait(), ACK_FLUSH_SECONDS)
         self._full.clear()
         while self._pending:
-            batch, self._pending = self._pending[:10], self._pending[10:]
-            await self._worker._acknowledge(batch)
+            self._flushing, self._pending = self._pending[:10], self._pending[10:]
+            try:
+                await self._worker._acknowledge(self._flushing)
+            finally:
+                self._flushing = []
 
     async def close(self) -> None:
         """Flush whatever is pending now."""
