@@ -139,7 +139,15 @@ class Publisher:
         return Published(message_id=response["MessageId"], offloaded_to=ref)
 
     async def _archive(self, event: EventBase, encoded: bytes) -> None:
-        """Keep a copy in the archive; a failure is logged, never blocks the event."""
+        """Keep a copy in the archive; a failure is logged, never blocks the event.
+
+        Sensitive parameter values (a command has to carry them to its runner) never
+        reach the archive: the copy has them blanked, so a replayed copy is refused by
+        validation instead of running with a wrong value.
+        """
+        redacted = redacted_for_archive(event)
+        if redacted is not event:
+            encoded = dump_event(redacted).encode()
         key = archive_key(event)
         try:
             await call_aws(
@@ -151,6 +159,15 @@ class Publisher:
             )
         except Exception as exc:
             log.error("event %s not archived to %s: %s", event.event_id, key, exc)
+
+
+def redacted_for_archive(event: EventBase) -> EventBase:
+    """The event with every sensitive parameter value removed (the same event if none)."""
+    parameters = getattr(event, "parameters", ())
+    if not any(p.sensitive and p.value is not None for p in parameters):
+        return event
+    blanked = tuple(p.model_copy(update={"value": None}) if p.sensitive else p for p in parameters)
+    return event.model_copy(update={"parameters": blanked})
 
 
 async def resolve_body(body: str, attributes: dict[str, str], s3: S3Client) -> str:

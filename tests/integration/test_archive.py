@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from shared.errors import PermanentError
-from shared.events import Actor, BatchRequested, BatchRunFinished, DriftScanCompleted
+from shared.events import Actor, BatchRequested, BatchRunFinished, DriftScanCompleted, RunParameter
 from shared.runtime import open_runtime
 from shared.settings import AwsSettings, TopologySettings
 from shared.topology import BootstrapReport, Names
@@ -113,3 +113,36 @@ def test_window_prefixes_and_times() -> None:
     assert parse_since("2026-11-01T07:00", T0) == datetime(2026, 11, 1, 7, tzinfo=UTC)
     with pytest.raises(PermanentError, match=r"use e\.g\. 30d"):
         parse_since("yesterday", T0)
+
+
+async def test_sensitive_parameter_values_never_reach_the_archive(
+    aws_settings: AwsSettings, topology: BootstrapReport, names: Names
+) -> None:
+    async with open_runtime(aws_settings, TopologySettings(name_prefix=names.prefix)) as rt:
+        request = BatchRequested(
+            correlation_id="r",
+            source="gateway",
+            run_id="r",
+            command="reindex",
+            environment="prod",
+            requested_by=Actor(name="ana"),
+            occurred_at=T0,
+            parameters=(
+                RunParameter(name="api_key", value="hunter2-secret", sensitive=True),
+                RunParameter(name="steps", value="3"),
+            ),
+        )
+        await rt.publisher.publish(request)
+
+        window = {"since": T0 - timedelta(hours=1), "until": T0 + timedelta(hours=1)}
+        listed = await rt.aws.s3.list_objects_v2(Bucket=names.bucket, Prefix="archive/")
+        stored = [
+            await (await rt.aws.s3.get_object(Bucket=names.bucket, Key=o["Key"]))["Body"].read()
+            for o in listed["Contents"]
+        ]
+        assert b"hunter2-secret" not in b"".join(stored)
+        dry = await replay_archive(rt, dry_run=True, **window)
+        assert dry.matched == 1
+        # The live message still carries the value the runner needs.
+        (live,) = await receive_all(rt.aws.sqs, topology.queue_urls["batch"])
+        assert "hunter2-secret" in live["Body"]
