@@ -36,6 +36,8 @@ from typing import Any, Self
 
 from aiohttp import web
 
+from toilkit.standins.server import serve
+
 logger = logging.getLogger(__name__)
 
 TARGET_PREFIX = "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101."
@@ -163,13 +165,7 @@ class CloudTrailStandin:
         app.router.add_post("/_standin/events", self._handle_add_event)
         app.router.add_get("/_standin/calls", self._handle_calls)
         app.router.add_post("/_standin/reset", self._handle_reset)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, host, port).start()
-        self._runner = runner
-        bound_port = runner.addresses[0][1]
-        url_host = "127.0.0.1" if host in ("", "0.0.0.0") else host
-        self._url = f"http://{url_host}:{bound_port}"
+        self._runner, self._url = await serve(app, host, port)
         logger.info("CloudTrail stand-in listening on %s", self._url)
         return self._url
 

@@ -44,6 +44,8 @@ from typing import Any, Literal, Self
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from toilkit.standins.server import serve
+
 logger = logging.getLogger(__name__)
 
 JsonDict = dict[str, Any]
@@ -384,14 +386,7 @@ class SlackStandin:
         app.router.add_delete("/_standin/faults", self._handle_clear_faults)
         app.router.add_post("/_standin/triggers", self._handle_issue_trigger)
         app.router.add_post("/_standin/reset", self._handle_reset)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, host, port).start()
-        self._runner = runner
-        bound_port = runner.addresses[0][1]
-        url_host = "127.0.0.1" if host in ("", "0.0.0.0") else host
-        url_host = f"[{url_host}]" if ":" in url_host else url_host
-        self._base_url = f"http://{url_host}:{bound_port}"
+        self._runner, self._base_url = await serve(app, host, port)
         logger.info("Slack stand-in listening on %s (Web API at %s)", self._base_url, self.api_url)
         return self._base_url
 
