@@ -26,7 +26,7 @@ import logging
 import random
 import signal
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any
@@ -467,6 +467,88 @@ class Worker:
             time.monotonic() - started,
         )
         return Outcome.HANDLED
+
+    # ------------------------------------------------------------------ received elsewhere
+
+    async def process_received(self, messages: Sequence[MessageTypeDef]) -> list[str]:
+        """Handle messages that something else received and return the ids of those
+        that were not handled.
+
+        For a Lambda SQS event source mapping with ``ReportBatchItemFailures``: the
+        returned ids are the ``batchItemFailures``. Each message gets the outcome the
+        receive loop would give it (idempotency, poison, retry backoff, DLQ); handled and
+        duplicate messages are completed and deleted before this returns, because a
+        frozen Lambda sandbox cannot flush a batched acknowledgement later.
+
+        Args:
+            messages: messages as ReceiveMessage returns them, with their receipt handles
+                and the ``ApproximateReceiveCount`` attribute.
+        """
+        messages = list(messages)
+        self.stats.received += len(messages)
+        self._busy += len(messages)
+        succeeded: set[str] = set()
+        prepared: list[_Prepared] = []
+        for message in messages:
+            try:
+                item = await self._prepare(message)
+            except Exception:
+                log.exception(
+                    "%s: cannot decode message %s", self.consumer, message.get("MessageId")
+                )
+                self._settled(Outcome.RETRY)
+                item = None
+            if item is not None:
+                prepared.append(item)
+        claims = dict.fromkeys((p.key for p in prepared), Claim.ACQUIRED)
+        if prepared and self._idempotency is not None:
+            lease = self.settings.handler_timeout + self.settings.visibility_timeout
+            try:
+                claimed = await self._idempotency.claim_many(
+                    [f"{self.consumer}#{p.key}" for p in prepared], lease
+                )
+                claims = {k.split("#", 1)[1]: v for k, v in claimed.items()}
+            except Exception as exc:
+                for p in prepared:
+                    await self._retry_later(p.message, p.receive_count, f"idempotency: {exc}")
+                    self._settled(Outcome.RETRY)
+                prepared = []
+
+        async def settle(item: _Prepared, claim: Claim, claim_is_ours: bool) -> None:
+            try:
+                outcome = await self._run_handler(item, claim, claim_is_ours)
+            except asyncio.CancelledError:
+                self._settled(Outcome.CANCELLED)
+                raise
+            except Exception:
+                log.exception(
+                    "%s: unexpected failure on message %s; it will be redelivered",
+                    self.consumer,
+                    item.message_id,
+                )
+                outcome = Outcome.RETRY
+            self._settled(outcome)
+            if outcome is Outcome.HANDLED:
+                succeeded.add(item.message_id)
+                self._acks.add(f"{self.consumer}#{item.key}", item.message, item.event, outcome)
+            elif outcome is Outcome.DUPLICATE:
+                succeeded.add(item.message_id)
+                self._acks.add(None, item.message, item.event, outcome)
+            elif self._on_outcome is not None:
+                self._on_outcome(item.event, outcome)
+
+        first_of_key: set[str] = set()
+        runs = []
+        for p in prepared:
+            claim = claims[p.key]
+            repeated = claim is Claim.ACQUIRED and p.key in first_of_key
+            if repeated:
+                claim = Claim.IN_PROGRESS  # the same event twice in one batch: ours
+            first_of_key.add(p.key)
+            runs.append(settle(p, claim, repeated))
+        await asyncio.gather(*runs)
+        await self._acks.close()
+        return [m.get("MessageId", "?") for m in messages if m.get("MessageId") not in succeeded]
 
     # ------------------------------------------------------------------ SQS actions
 
