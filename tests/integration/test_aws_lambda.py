@@ -1,0 +1,270 @@
+"""The Lambda entry points against moto over HTTP and the Slack stand-in.
+
+Messages are really sent and received (moto's SQS), then wrapped in the exact event a
+Lambda SQS event source mapping delivers; the gateway gets the exact payload (format 2.0)
+a function URL delivers, signed as Slack signs it. The handlers are called the way the
+Lambda runtime calls them: synchronously, from a thread with no event loop of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+
+from services.gateway.simulate import SlackUserRef, signed_headers, slash_command_body
+from shared.aws import AwsClients
+from shared.events import DriftScanRequested, parse_event
+from shared.publishing import Publisher
+from shared.topology import BootstrapReport, Names
+from shared.worker import failure_key
+from tests.notifier_samples import run_started
+from tests.support import eventually, queue_depth, receive_all
+from toilkit import aws_lambda
+from toilkit.standins.slack import SlackStandin
+
+CHANNEL = "C0OPS00001"
+SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+ALICE = SlackUserRef("U0ALICE001", "alice")
+
+
+@pytest.fixture
+async def standin() -> AsyncIterator[SlackStandin]:
+    async with SlackStandin() as slack:
+        yield slack
+
+
+@pytest.fixture
+def lambda_env(
+    monkeypatch: pytest.MonkeyPatch, moto_endpoint: str, names: Names
+) -> Iterator[pytest.MonkeyPatch]:
+    """The environment Terraform gives a function, pointed at moto; the sandbox the test
+    opens is closed afterwards."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    monkeypatch.setenv("TOILKIT_NAME_PREFIX", names.prefix)
+    monkeypatch.setenv("TOILKIT_BUCKET", names.bucket)
+    monkeypatch.setenv("TOILKIT_SLACK_BOT_TOKEN_PARAMETER", f"/{names.prefix}/slack/bot-token")
+    yield monkeypatch
+    aws_lambda.close_sandbox()
+
+
+async def put_secret(aws: AwsClients, name: str, value: str) -> None:
+    ssm = await aws.client("ssm")
+    await ssm.put_parameter(Name=name, Value=value, Type="SecureString", Overwrite=True)
+
+
+async def queue_arn(aws: AwsClients, url: str) -> str:
+    attributes = await aws.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+    return attributes["Attributes"]["QueueArn"]
+
+
+def lambda_sqs_event(messages: list[dict[str, Any]], source_arn: str) -> dict[str, Any]:
+    """What a Lambda SQS event source mapping delivers for ``messages``."""
+    return {
+        "Records": [
+            {
+                "messageId": m["MessageId"],
+                "receiptHandle": m["ReceiptHandle"],
+                "body": m["Body"],
+                "attributes": {
+                    "ApproximateReceiveCount": m["Attributes"]["ApproximateReceiveCount"],
+                    "SentTimestamp": str(int(time.time() * 1000)),
+                    "SenderId": "AIDAIENQZJOLO23YVJ4VO",
+                    "ApproximateFirstReceiveTimestamp": str(int(time.time() * 1000)),
+                },
+                "messageAttributes": {
+                    name: {
+                        "stringValue": value["StringValue"],
+                        "stringListValues": [],
+                        "binaryListValues": [],
+                        "dataType": value["DataType"],
+                    }
+                    for name, value in m.get("MessageAttributes", {}).items()
+                },
+                "md5OfBody": m["MD5OfBody"],
+                "eventSource": "aws:sqs",
+                "eventSourceARN": source_arn,
+                "awsRegion": "us-east-1",
+            }
+            for m in messages
+        ]
+    }
+
+
+def function_url_event(
+    body: bytes, headers: dict[str, str], *, path: str = "/slack/events"
+) -> dict[str, Any]:
+    """A function URL request (payload format 2.0) as Lambda hands it to the function."""
+    return {
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": path,
+        "rawQueryString": "",
+        # Function URLs lower-case header names.
+        "headers": {k.lower(): v for k, v in headers.items()}
+        | {"host": "abc123.lambda-url.us-east-1.on.aws", "user-agent": "Slackbot 1.0"},
+        "requestContext": {
+            "accountId": "anonymous",
+            "apiId": "abc123",
+            "domainName": "abc123.lambda-url.us-east-1.on.aws",
+            "domainPrefix": "abc123",
+            "http": {
+                "method": "POST",
+                "path": path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": "54.1.2.3",
+                "userAgent": "Slackbot 1.0",
+            },
+            "requestId": str(uuid.uuid4()),
+            "routeKey": "$default",
+            "stage": "$default",
+            "time": "12/Mar/2025:07:05:00 +0000",
+            "timeEpoch": int(time.time() * 1000),
+        },
+        "body": base64.b64encode(body).decode(),
+        "isBase64Encoded": True,
+    }
+
+
+async def test_worker_handler_reports_failed_and_poison_messages_and_handles_the_rest(
+    aws: AwsClients,
+    names: Names,
+    topology: BootstrapReport,
+    standin: SlackStandin,
+    lambda_env: pytest.MonkeyPatch,
+) -> None:
+    # GIVEN the notifier function's environment: Slack token in SSM, a command routed to a
+    # channel Slack does not know (a permanent failure)
+    await put_secret(aws, f"/{names.prefix}/slack/bot-token", "xoxb-from-ssm")
+    lambda_env.setenv("TOILKIT_SERVICE", "notifier")
+    lambda_env.setenv("TOILKIT_NOTIFIER_SLACK_API_URL", standin.api_url)
+    lambda_env.setenv(
+        "TOILKIT_NOTIFIER_ROUTES",
+        json.dumps({"default": CHANNEL, "commands": {"doomed": "C_MISSING"}}),
+    )
+    lambda_env.setenv("TOILKIT_NOTIFIER_POST_INTERVAL_SECONDS", "0")
+    publisher = Publisher(aws.sns, aws.s3, topology.topic_arn, names.bucket)
+    good = [run_started(f"run-{uuid.uuid4().hex[:8]}") for _ in range(2)]
+    doomed = run_started(f"run-{uuid.uuid4().hex[:8]}", command="doomed")
+    for event in (*good, doomed):
+        await publisher.publish(event)
+    queue_url = topology.queue_urls["notifier"]
+    poison = await aws.sqs.send_message(QueueUrl=queue_url, MessageBody="{not an event")
+
+    # WHEN the messages SQS hands out reach the function as a Lambda event
+    messages = await eventually(lambda: _received(aws, queue_url, 4), timeout=20)
+    event = lambda_sqs_event(messages, await queue_arn(aws, queue_url))
+    response = await asyncio.to_thread(aws_lambda.worker_handler, event, None)
+
+    # THEN the failed and the poison message are reported, the others handled and deleted
+    by_run = {
+        parse_event(m["Body"]).correlation_id: m["MessageId"]
+        for m in messages
+        if m["Body"].startswith('{"')
+    }
+    failed = {item["itemIdentifier"] for item in response["batchItemFailures"]}
+    assert failed == {by_run[doomed.correlation_id], poison["MessageId"]}
+    posted = standin.messages(CHANNEL)
+    assert len(posted) == 2
+    assert {m["metadata"]["event_payload"]["event_id"] for m in posted} == {
+        e.event_id for e in good
+    }
+    # Both failures were made visible again at once for the redrive policy; nothing else is left.
+    assert await eventually(lambda: _depth_is(aws, queue_url, (2, 0)), timeout=10)
+    reason = await _failure_reason(aws, names, queue_url, poison["MessageId"])
+    assert "not valid JSON" in reason
+
+    # WHEN a handled message is delivered again (SQS is at least once)
+    again = lambda_sqs_event(
+        [m for m in messages if m["MessageId"] == by_run[good[0].correlation_id]],
+        event["Records"][0]["eventSourceARN"],
+    )
+    response = await asyncio.to_thread(aws_lambda.worker_handler, again, None)
+
+    # THEN it is not a failure and Slack gets no second message (same sandbox, idempotency)
+    assert response == {"batchItemFailures": []}
+    assert len(standin.messages(CHANNEL)) == 2
+
+
+async def _received(aws: AwsClients, url: str, count: int) -> list[dict[str, Any]] | None:
+    seen = await receive_all(aws.sqs, url)
+    if len(seen) < count:
+        for m in seen:  # give them back for the next look
+            await aws.sqs.change_message_visibility(
+                QueueUrl=url, ReceiptHandle=m["ReceiptHandle"], VisibilityTimeout=0
+            )
+        return None
+    return seen
+
+
+async def _depth_is(aws: AwsClients, url: str, expected: tuple[int, int]) -> bool:
+    return await queue_depth(aws.sqs, url) == expected
+
+
+async def _failure_reason(aws: AwsClients, names: Names, queue_url: str, message_id: str) -> str:
+    queue_name = queue_url.rsplit("/", 1)[-1]
+    item = await aws.dynamodb.get_item(
+        TableName=names.idempotency_table,
+        Key={"id": {"S": failure_key(queue_name, message_id)}},
+    )
+    return json.dumps(item.get("Item", {}))
+
+
+async def test_gateway_handler_acks_a_signed_request_and_publishes_before_returning(
+    aws: AwsClients,
+    names: Names,
+    topology: BootstrapReport,
+    standin: SlackStandin,
+    lambda_env: pytest.MonkeyPatch,
+) -> None:
+    # GIVEN the gateway function with its secrets in SSM
+    await put_secret(aws, f"/{names.prefix}/slack/bot-token", "xoxb-from-ssm")
+    await put_secret(aws, f"/{names.prefix}/slack/signing-secret", SECRET)
+    lambda_env.setenv("TOILKIT_SERVICE", "gateway")
+    lambda_env.setenv(
+        "TOILKIT_SLACK_SIGNING_SECRET_PARAMETER", f"/{names.prefix}/slack/signing-secret"
+    )
+    lambda_env.setenv("TOILKIT_GATEWAY_SLACK_API_URL", standin.api_url)
+    body = slash_command_body(
+        "drift scan prod-network",
+        user=ALICE,
+        channel_id=CHANNEL,
+        trigger_id=standin.issue_trigger(ALICE.id),
+    )
+
+    # WHEN Slack posts a signed slash command to the function URL
+    response = await asyncio.to_thread(
+        aws_lambda.gateway_handler, function_url_event(body, signed_headers(SECRET, body)), None
+    )
+
+    # THEN it is acked with 200, and the scan request is on the bus by the time the
+    # function returned (a frozen sandbox would never publish it later)
+    assert response["statusCode"] == 200
+    assert "prod-network" in response["body"]
+    messages = await receive_all(aws.sqs, topology.queue_urls["detector"], rounds=1)
+    events = [parse_event(m["Body"]) for m in messages]
+    assert [type(e) for e in events] == [DriftScanRequested]
+    assert isinstance(events[0], DriftScanRequested)
+    assert events[0].states == ("prod-network",)
+    assert events[0].requested_by is not None and events[0].requested_by.slack_user_id == ALICE.id
+
+    # WHEN the same kind of request arrives with a signature made with another secret
+    forged = slash_command_body(
+        "drift scan prod-network", user=ALICE, channel_id=CHANNEL, trigger_id="x"
+    )
+    response = await asyncio.to_thread(
+        aws_lambda.gateway_handler,
+        function_url_event(forged, signed_headers("another-secret", forged)),
+        None,
+    )
+
+    # THEN it is refused with 401 and nothing more is published
+    assert response["statusCode"] == 401
+    assert await receive_all(aws.sqs, topology.queue_urls["detector"], rounds=1) == []
