@@ -15,3 +15,173 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+# --------------------------------------------------------------------------- functions
+
+variable "lambda_package" {
+  description = "The deployment zip built by scripts/build-lambda.sh (every function runs it; TOILKIT_SERVICE picks the service)."
+  type        = string
+  default     = "../../dist/toilkit-lambda.zip"
+}
+
+variable "lambda_architecture" {
+  description = "x86_64 or arm64; must match the --platform scripts/build-lambda.sh built the zip for."
+  type        = string
+  default     = "x86_64"
+
+  validation {
+    condition     = contains(["x86_64", "arm64"], var.lambda_architecture)
+    error_message = "lambda_architecture must be x86_64 or arm64."
+  }
+}
+
+variable "worker_memory_mb" {
+  description = "Memory of each worker function (CPU grows with it)."
+  type        = map(number)
+  default = {
+    detector = 256
+    batch    = 512
+    notifier = 512
+  }
+}
+
+variable "worker_batch_size" {
+  description = "Messages per invocation of each worker function."
+  type        = map(number)
+  default = {
+    detector = 1
+    batch    = 5
+    notifier = 10
+  }
+}
+
+variable "worker_max_concurrency" {
+  description = "Concurrent invocations each event source mapping may start (2..1000). The notifier is kept low so Slack's per-channel rate is not exceeded."
+  type        = map(number)
+  default = {
+    detector = 2
+    batch    = 2
+    notifier = 2
+  }
+}
+
+variable "gateway_memory_mb" {
+  description = "Memory of the gateway function. More memory is more CPU: a faster cold start, which Slack's 3-second ack needs."
+  type        = number
+  default     = 1024
+}
+
+variable "log_retention_days" {
+  description = "Days the functions' and builds' CloudWatch logs are kept."
+  type        = number
+  default     = 30
+}
+
+variable "catalog_file" {
+  description = "Path of the batch command catalog inside the zip (scripts/build-lambda.sh --catalog puts it at catalog.yaml). Null: the demo catalog."
+  type        = string
+  default     = "catalog.yaml"
+}
+
+variable "notifier_default_channel" {
+  description = "Slack channel id (C...) for notifications no route matches."
+  type        = string
+  default     = "#toilkit"
+}
+
+variable "slash_command" {
+  description = "The Slack slash command, as configured in the Slack app."
+  type        = string
+  default     = "/toil"
+}
+
+# --------------------------------------------------------------------------- secrets
+
+variable "slack_bot_token_parameter" {
+  description = "Name of the SSM SecureString parameter holding the Slack bot token (xoxb-...). Created with a placeholder; put the real value with aws ssm put-parameter --overwrite."
+  type        = string
+  default     = "/toilkit/slack/bot-token"
+}
+
+variable "slack_signing_secret_parameter" {
+  description = "Name of the SSM SecureString parameter holding the Slack signing secret."
+  type        = string
+  default     = "/toilkit/slack/signing-secret"
+}
+
+# --------------------------------------------------------------------------- scans and runs
+
+variable "drift_scan_timezone" {
+  description = "IANA time zone of the daily drift scan's 07:00 (e.g. Europe/Paris)."
+  type        = string
+  default     = "UTC"
+}
+
+variable "drift_scan_schedule" {
+  description = "EventBridge Scheduler expression of the daily drift scan (in drift_scan_timezone)."
+  type        = string
+  default     = "cron(0 7 * * ? *)"
+}
+
+variable "infra_repo_url" {
+  description = "HTTPS clone URL of the Terraform repository the drift-scan build checks out (GitHub, GitHub Enterprise, Bitbucket or CodeCommit; connect CodeBuild to the host once in the console)."
+  type        = string
+}
+
+variable "infra_repo_type" {
+  description = "CodeBuild source type of infra_repo_url: GITHUB, GITHUB_ENTERPRISE, BITBUCKET or CODECOMMIT."
+  type        = string
+  default     = "GITHUB"
+}
+
+variable "toilkit_wheel" {
+  description = "The toilkit wheel the CodeBuild builds install (scripts/build-lambda.sh leaves it in dist/)."
+  type        = string
+  default     = "../../dist/toilkit-0.1.0-py3-none-any.whl"
+}
+
+variable "drift_scan_assume_role_arns" {
+  description = "Roles the drift scan may assume to plan each state (read-only plan roles, one per account). Empty: it plans with its own role, which then needs read access added through drift_scan_policy_arns."
+  type        = list(string)
+  default     = []
+}
+
+variable "drift_scan_policy_arns" {
+  description = "Managed policies attached to the drift-scan role (e.g. ReadOnlyAccess when it plans in this account)."
+  type        = list(string)
+  default     = []
+}
+
+variable "codebuild_image" {
+  description = "Image of the drift-scan build (needs Python 3.11 and the AWS CLI)."
+  type        = string
+  default     = "aws/codebuild/amazonlinux2-x86_64-standard:5.0"
+}
+
+variable "batch_runner_image" {
+  description = "Default image of batch runs; each catalog entry overrides it with its application's image (which needs python3)."
+  type        = string
+  default     = "aws/codebuild/amazonlinux2-x86_64-standard:5.0"
+}
+
+variable "batch_runner_vpc" {
+  description = "Where batch runs execute (the production network): VPC id, private subnet ids and security group ids. Null: outside any VPC."
+  type = object({
+    vpc_id             = string
+    subnet_ids         = list(string)
+    security_group_ids = list(string)
+  })
+  default = null
+}
+
+variable "batch_runner_policy_arns" {
+  description = "Managed policies attached to the batch-runner role: what the commands themselves may touch."
+  type        = list(string)
+  default     = []
+}
+
+variable "housekeeping_schedule" {
+  description = "How often the batch function closes expired approvals and settles runs whose end event was lost."
+  type        = string
+  default     = "rate(15 minutes)"
+}

@@ -1,0 +1,504 @@
+# One role per function, build project, state machine and scheduler, each allowed exactly
+# the actions its code calls on exactly the resources it owns. No action is a wildcard;
+# the only "*" resources are for actions AWS does not scope to a resource (sns:ListTopics,
+# cloudtrail:LookupEvents, the VPC network-interface calls of a build in a VPC).
+
+data "aws_region" "current" {}
+
+locals {
+  account_id = data.aws_caller_identity.current.account_id
+  region     = data.aws_region.current.name
+  tables     = [aws_dynamodb_table.idempotency.arn, aws_dynamodb_table.state.arn]
+  # Every queue a runtime looks up by name at start (shared/topology.py resolve_urls).
+  topology_queues = concat(
+    [for q in aws_sqs_queue.consumer : q.arn],
+    [for q in aws_sqs_queue.dlq : q.arn],
+  )
+  ssm_parameter_arn = "arn:aws:ssm:${local.region}:${local.account_id}:parameter"
+}
+
+data "aws_iam_policy_document" "lambda_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["lambda.amazonaws.com"]
+    }
+  }
+}
+
+data "aws_iam_policy_document" "codebuild_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["codebuild.amazonaws.com"]
+    }
+  }
+}
+
+data "aws_iam_policy_document" "states_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["states.amazonaws.com"]
+    }
+  }
+}
+
+data "aws_iam_policy_document" "scheduler_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["scheduler.amazonaws.com"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
+  }
+}
+
+# --------------------------------------------------------------------------- workers
+
+resource "aws_iam_role" "worker" {
+  for_each = local.consumers
+
+  name               = "${var.name_prefix}-${each.key}-function"
+  assume_role_policy = data.aws_iam_policy_document.lambda_assume.json
+  tags               = var.tags
+}
+
+# What every toilkit runtime does: consume its queue, publish, keep state, offload payloads.
+data "aws_iam_policy_document" "worker_runtime" {
+  for_each = local.consumers
+
+  statement {
+    sid       = "OwnLogs"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.worker[each.key].arn}:*"]
+  }
+
+  statement {
+    sid = "ConsumeOwnQueue"
+    actions = [
+      "sqs:ReceiveMessage",
+      "sqs:DeleteMessage",
+      "sqs:DeleteMessageBatch",
+      "sqs:ChangeMessageVisibility",
+      "sqs:ChangeMessageVisibilityBatch",
+      "sqs:GetQueueAttributes",
+    ]
+    resources = [aws_sqs_queue.consumer[each.key].arn]
+  }
+
+  statement {
+    sid       = "ResolveTopology"
+    actions   = ["sqs:GetQueueUrl"]
+    resources = local.topology_queues
+  }
+
+  statement {
+    sid       = "FindTopic"
+    actions   = ["sns:ListTopics"]
+    resources = ["*"] # ListTopics has no resource-level permissions
+  }
+
+  statement {
+    sid       = "Publish"
+    actions   = ["sns:Publish"]
+    resources = [aws_sns_topic.events.arn]
+  }
+
+  statement {
+    sid = "State"
+    actions = [
+      "dynamodb:GetItem",
+      "dynamodb:PutItem",
+      "dynamodb:UpdateItem",
+      "dynamodb:DeleteItem",
+      "dynamodb:Query",
+      "dynamodb:BatchGetItem",
+      "dynamodb:BatchWriteItem",
+    ]
+    resources = local.tables
+  }
+
+  statement {
+    sid       = "Payloads"
+    actions   = ["s3:GetObject", "s3:PutObject"]
+    resources = ["${aws_s3_bucket.artifacts.arn}/*"]
+  }
+}
+
+resource "aws_iam_role_policy" "worker_runtime" {
+  for_each = local.consumers
+
+  name   = "toilkit-runtime"
+  role   = aws_iam_role.worker[each.key].id
+  policy = data.aws_iam_policy_document.worker_runtime[each.key].json
+}
+
+data "aws_iam_policy_document" "detector_function" {
+  statement {
+    sid       = "StartScans"
+    actions   = ["codebuild:StartBuild"]
+    resources = [aws_codebuild_project.drift_scan.arn]
+  }
+}
+
+resource "aws_iam_role_policy" "detector_function" {
+  name   = "toilkit-detector"
+  role   = aws_iam_role.worker["detector"].id
+  policy = data.aws_iam_policy_document.detector_function.json
+}
+
+data "aws_iam_policy_document" "batch_function" {
+  statement {
+    sid       = "StartRuns"
+    actions   = ["states:StartExecution"]
+    resources = [aws_sfn_state_machine.batch_run.arn]
+  }
+
+  statement {
+    sid = "WatchRuns"
+    actions = [
+      "states:DescribeExecution",
+      "states:StopExecution",
+      "states:GetExecutionHistory",
+    ]
+    resources = ["arn:aws:states:${local.region}:${local.account_id}:execution:${aws_sfn_state_machine.batch_run.name}:*"]
+  }
+
+  statement {
+    sid       = "Builds"
+    actions   = ["codebuild:StartBuild", "codebuild:BatchGetBuilds", "codebuild:StopBuild"]
+    resources = [aws_codebuild_project.batch_runner.arn]
+  }
+
+  statement {
+    sid       = "BuildLogs"
+    actions   = ["logs:GetLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.batch_runner.arn}:*"]
+  }
+
+  statement {
+    sid = "RunStatusQueue"
+    actions = [
+      "sqs:ReceiveMessage",
+      "sqs:DeleteMessage",
+      "sqs:DeleteMessageBatch",
+      "sqs:ChangeMessageVisibility",
+      "sqs:GetQueueAttributes",
+    ]
+    resources = [aws_sqs_queue.batch_run_status.arn]
+  }
+
+  statement {
+    sid       = "SlackToken"
+    actions   = ["ssm:GetParameter"]
+    resources = [aws_ssm_parameter.slack_bot_token.arn]
+  }
+}
+
+resource "aws_iam_role_policy" "batch_function" {
+  name   = "toilkit-batch"
+  role   = aws_iam_role.worker["batch"].id
+  policy = data.aws_iam_policy_document.batch_function.json
+}
+
+data "aws_iam_policy_document" "notifier_function" {
+  statement {
+    sid       = "SlackToken"
+    actions   = ["ssm:GetParameter"]
+    resources = [aws_ssm_parameter.slack_bot_token.arn]
+  }
+}
+
+resource "aws_iam_role_policy" "notifier_function" {
+  name   = "toilkit-notifier"
+  role   = aws_iam_role.worker["notifier"].id
+  policy = data.aws_iam_policy_document.notifier_function.json
+}
+
+# --------------------------------------------------------------------------- gateway
+
+resource "aws_iam_role" "gateway" {
+  name               = "${var.name_prefix}-gateway-function"
+  assume_role_policy = data.aws_iam_policy_document.lambda_assume.json
+  tags               = var.tags
+}
+
+data "aws_iam_policy_document" "gateway_function" {
+  statement {
+    sid       = "OwnLogs"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.gateway.arn}:*"]
+  }
+
+  statement {
+    sid       = "ResolveTopology"
+    actions   = ["sqs:GetQueueUrl"]
+    resources = local.topology_queues
+  }
+
+  statement {
+    sid       = "FindTopic"
+    actions   = ["sns:ListTopics"]
+    resources = ["*"] # ListTopics has no resource-level permissions
+  }
+
+  statement {
+    sid       = "Publish"
+    actions   = ["sns:Publish"]
+    resources = [aws_sns_topic.events.arn]
+  }
+
+  statement {
+    sid = "LedgerAndReads"
+    actions = [
+      "dynamodb:GetItem",
+      "dynamodb:PutItem",
+      "dynamodb:UpdateItem",
+      "dynamodb:DeleteItem",
+      "dynamodb:Query",
+      "dynamodb:BatchGetItem",
+      "dynamodb:BatchWriteItem",
+    ]
+    resources = local.tables
+  }
+
+  statement {
+    sid       = "Payloads"
+    actions   = ["s3:PutObject"]
+    resources = ["${aws_s3_bucket.artifacts.arn}/*"]
+  }
+
+  statement {
+    sid       = "SlackSecrets"
+    actions   = ["ssm:GetParameter"]
+    resources = [aws_ssm_parameter.slack_bot_token.arn, aws_ssm_parameter.slack_signing_secret.arn]
+  }
+}
+
+resource "aws_iam_role_policy" "gateway_function" {
+  name   = "toilkit-gateway"
+  role   = aws_iam_role.gateway.id
+  policy = data.aws_iam_policy_document.gateway_function.json
+}
+
+# --------------------------------------------------------------------------- drift scans
+
+resource "aws_iam_role" "drift_scan" {
+  name               = "${var.name_prefix}-drift-scan-build"
+  assume_role_policy = data.aws_iam_policy_document.codebuild_assume.json
+  tags               = var.tags
+}
+
+data "aws_iam_policy_document" "drift_scan" {
+  statement {
+    sid       = "OwnLogs"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.drift_scan.arn}:*"]
+  }
+
+  statement {
+    sid       = "InstallToilkit"
+    actions   = ["s3:GetObject"]
+    resources = ["${aws_s3_bucket.artifacts.arn}/${aws_s3_object.toilkit_wheel.key}"]
+  }
+
+  statement {
+    sid       = "PlansAndPayloads"
+    actions   = ["s3:GetObject", "s3:PutObject"]
+    resources = ["${aws_s3_bucket.artifacts.arn}/*"]
+  }
+
+  statement {
+    sid       = "ResolveTopology"
+    actions   = ["sqs:GetQueueUrl"]
+    resources = local.topology_queues
+  }
+
+  statement {
+    sid       = "FindTopic"
+    actions   = ["sns:ListTopics"]
+    resources = ["*"] # ListTopics has no resource-level permissions
+  }
+
+  statement {
+    sid       = "Publish"
+    actions   = ["sns:Publish"]
+    resources = [aws_sns_topic.events.arn]
+  }
+
+  statement {
+    sid = "FindingLifecycle"
+    actions = [
+      "dynamodb:GetItem",
+      "dynamodb:PutItem",
+      "dynamodb:UpdateItem",
+      "dynamodb:DeleteItem",
+      "dynamodb:Query",
+      "dynamodb:BatchGetItem",
+      "dynamodb:BatchWriteItem",
+    ]
+    resources = local.tables
+  }
+
+  statement {
+    sid       = "Attribution"
+    actions   = ["cloudtrail:LookupEvents"]
+    resources = ["*"] # LookupEvents has no resource-level permissions
+  }
+
+  dynamic "statement" {
+    for_each = length(var.drift_scan_assume_role_arns) > 0 ? [1] : []
+    content {
+      sid       = "PlanRoles"
+      actions   = ["sts:AssumeRole"]
+      resources = var.drift_scan_assume_role_arns
+    }
+  }
+}
+
+resource "aws_iam_role_policy" "drift_scan" {
+  name   = "toilkit-drift-scan"
+  role   = aws_iam_role.drift_scan.id
+  policy = data.aws_iam_policy_document.drift_scan.json
+}
+
+resource "aws_iam_role_policy_attachment" "drift_scan" {
+  for_each = toset(var.drift_scan_policy_arns)
+
+  role       = aws_iam_role.drift_scan.name
+  policy_arn = each.value
+}
+
+# --------------------------------------------------------------------------- batch runs
+
+resource "aws_iam_role" "batch_runner" {
+  name               = "${var.name_prefix}-batch-runner-build"
+  assume_role_policy = data.aws_iam_policy_document.codebuild_assume.json
+  tags               = var.tags
+}
+
+data "aws_iam_policy_document" "batch_runner" {
+  statement {
+    sid       = "OwnLogs"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.batch_runner.arn}:*"]
+  }
+
+  dynamic "statement" {
+    for_each = var.batch_runner_vpc == null ? [] : [var.batch_runner_vpc]
+    content {
+      sid = "RunInTheVpc"
+      actions = [
+        "ec2:CreateNetworkInterface",
+        "ec2:DescribeNetworkInterfaces",
+        "ec2:DeleteNetworkInterface",
+        "ec2:DescribeSubnets",
+        "ec2:DescribeSecurityGroups",
+        "ec2:DescribeDhcpOptions",
+        "ec2:DescribeVpcs",
+      ]
+      resources = ["*"] # CodeBuild's documented VPC policy; these take no resource ARNs
+    }
+  }
+
+  dynamic "statement" {
+    for_each = var.batch_runner_vpc == null ? [] : [var.batch_runner_vpc]
+    content {
+      sid       = "AttachToSubnets"
+      actions   = ["ec2:CreateNetworkInterfacePermission"]
+      resources = ["arn:aws:ec2:${local.region}:${local.account_id}:network-interface/*"]
+      condition {
+        test     = "ArnEquals"
+        variable = "ec2:Subnet"
+        values   = [for s in statement.value.subnet_ids : "arn:aws:ec2:${local.region}:${local.account_id}:subnet/${s}"]
+      }
+    }
+  }
+}
+
+resource "aws_iam_role_policy" "batch_runner" {
+  name   = "toilkit-batch-runner"
+  role   = aws_iam_role.batch_runner.id
+  policy = data.aws_iam_policy_document.batch_runner.json
+}
+
+resource "aws_iam_role_policy_attachment" "batch_runner" {
+  for_each = toset(var.batch_runner_policy_arns)
+
+  role       = aws_iam_role.batch_runner.name
+  policy_arn = each.value
+}
+
+# --------------------------------------------------------------------------- state machine
+
+resource "aws_iam_role" "state_machine" {
+  name               = "${var.name_prefix}-batch-run-state-machine"
+  assume_role_policy = data.aws_iam_policy_document.states_assume.json
+  tags               = var.tags
+}
+
+data "aws_iam_policy_document" "state_machine" {
+  statement {
+    sid       = "DriveBuilds"
+    actions   = ["codebuild:StartBuild", "codebuild:BatchGetBuilds", "codebuild:StopBuild"]
+    resources = [aws_codebuild_project.batch_runner.arn]
+  }
+
+  statement {
+    sid = "ErrorLogs"
+    actions = [
+      "logs:CreateLogDelivery",
+      "logs:GetLogDelivery",
+      "logs:UpdateLogDelivery",
+      "logs:DeleteLogDelivery",
+      "logs:ListLogDeliveries",
+      "logs:PutResourcePolicy",
+      "logs:DescribeResourcePolicies",
+      "logs:DescribeLogGroups",
+    ]
+    resources = ["*"] # CloudWatch Logs delivery for Step Functions takes no resource ARNs
+  }
+}
+
+resource "aws_iam_role_policy" "state_machine" {
+  name   = "toilkit-batch-run"
+  role   = aws_iam_role.state_machine.id
+  policy = data.aws_iam_policy_document.state_machine.json
+}
+
+# --------------------------------------------------------------------------- scheduler
+
+resource "aws_iam_role" "scheduler" {
+  name               = "${var.name_prefix}-scheduler"
+  assume_role_policy = data.aws_iam_policy_document.scheduler_assume.json
+  tags               = var.tags
+}
+
+data "aws_iam_policy_document" "scheduler" {
+  statement {
+    sid       = "DailyScan"
+    actions   = ["codebuild:StartBuild"]
+    resources = [aws_codebuild_project.drift_scan.arn]
+  }
+
+  statement {
+    sid       = "Housekeeping"
+    actions   = ["lambda:InvokeFunction"]
+    resources = [aws_lambda_function.worker["batch"].arn]
+  }
+}
+
+resource "aws_iam_role_policy" "scheduler" {
+  name   = "toilkit-scheduler"
+  role   = aws_iam_role.scheduler.id
+  policy = data.aws_iam_policy_document.scheduler.json
+}

@@ -1,0 +1,104 @@
+# The three workers as Lambda functions behind SQS event source mappings.
+#
+# One zip (scripts/build-lambda.sh) serves every function; TOILKIT_SERVICE picks the
+# service, and toilkit.aws_lambda.worker_handler runs the service's own handlers through
+# Worker.process_received: idempotency, poison handling and retry backoff are the same as
+# under `toilkit serve`, and the messages it could not handle are returned as
+# batchItemFailures (ReportBatchItemFailures), so one failure never redelivers the batch.
+#
+# Lambda requires a queue's visibility timeout to be at least the function's timeout; the
+# shared topology gives every queue 60 s, so functions stop at 55 s and handlers at 45 s.
+# Scans take minutes: the detector function hands them to the drift-scan CodeBuild project.
+# docs/deploy.md says what to swap to run the workers on ECS Fargate instead.
+
+locals {
+  worker_timeout_seconds  = 55
+  handler_timeout_seconds = 45
+
+  worker_environment = {
+    detector = {
+      TOILKIT_SERVICE                          = "detector"
+      TOILKIT_NAME_PREFIX                      = var.name_prefix
+      TOILKIT_BUCKET                           = aws_s3_bucket.artifacts.bucket
+      TOILKIT_DRIFT_SCAN_PROJECT               = aws_codebuild_project.drift_scan.name
+      TOILKIT_DETECTOR_WORKER__HANDLER_TIMEOUT = local.handler_timeout_seconds
+      TOILKIT_DETECTOR_WORKER__CONCURRENCY     = 1
+      TOILKIT_DETECTOR_WORK_DIR                = "/tmp/toilkit-detector"
+      TOILKIT_DETECTOR_PLUGIN_CACHE_DIR        = "/tmp/terraform-plugins"
+    }
+    batch = {
+      TOILKIT_SERVICE                       = "batch"
+      TOILKIT_NAME_PREFIX                   = var.name_prefix
+      TOILKIT_BUCKET                        = aws_s3_bucket.artifacts.bucket
+      TOILKIT_SLACK_BOT_TOKEN_PARAMETER     = aws_ssm_parameter.slack_bot_token.name
+      TOILKIT_BATCH_CATALOG_PATH            = "/var/task/${var.catalog_file}"
+      TOILKIT_BATCH_COMPLETION_QUEUE_URL    = aws_sqs_queue.batch_run_status.id
+      TOILKIT_BATCH_LOG_GROUP               = aws_cloudwatch_log_group.batch_runner.name
+      TOILKIT_BATCH_LOG_DIR                 = "/tmp/toilkit-runs"
+      TOILKIT_BATCH_WORKER__HANDLER_TIMEOUT = local.handler_timeout_seconds
+    }
+    notifier = {
+      TOILKIT_SERVICE                          = "notifier"
+      TOILKIT_NAME_PREFIX                      = var.name_prefix
+      TOILKIT_BUCKET                           = aws_s3_bucket.artifacts.bucket
+      TOILKIT_SLACK_BOT_TOKEN_PARAMETER        = aws_ssm_parameter.slack_bot_token.name
+      TOILKIT_NOTIFIER_DEFAULT_CHANNEL         = var.notifier_default_channel
+      TOILKIT_NOTIFIER_WORKER__HANDLER_TIMEOUT = local.handler_timeout_seconds
+    }
+  }
+}
+
+resource "aws_cloudwatch_log_group" "worker" {
+  for_each = local.consumers
+
+  name              = "/aws/lambda/${var.name_prefix}-${each.key}"
+  retention_in_days = var.log_retention_days
+  tags              = var.tags
+}
+
+resource "aws_lambda_function" "worker" {
+  for_each = local.consumers
+
+  function_name    = "${var.name_prefix}-${each.key}"
+  description      = "toilkit ${each.key}: consumes ${var.name_prefix}-${each.key}"
+  role             = aws_iam_role.worker[each.key].arn
+  filename         = var.lambda_package
+  source_code_hash = filebase64sha256(var.lambda_package)
+  handler          = "toilkit.aws_lambda.worker_handler"
+  runtime          = "python3.11"
+  architectures    = [var.lambda_architecture]
+  memory_size      = var.worker_memory_mb[each.key]
+  timeout          = local.worker_timeout_seconds
+
+  environment {
+    variables = local.worker_environment[each.key]
+  }
+
+  depends_on = [aws_cloudwatch_log_group.worker]
+  tags       = var.tags
+}
+
+resource "aws_lambda_event_source_mapping" "worker" {
+  for_each = local.consumers
+
+  event_source_arn        = aws_sqs_queue.consumer[each.key].arn
+  function_name           = aws_lambda_function.worker[each.key].arn
+  batch_size              = var.worker_batch_size[each.key]
+  function_response_types = ["ReportBatchItemFailures"]
+
+  scaling_config {
+    maximum_concurrency = var.worker_max_concurrency[each.key]
+  }
+}
+
+# Step Functions execution status changes (events.tf) settle batch runs.
+resource "aws_lambda_event_source_mapping" "batch_run_status" {
+  event_source_arn        = aws_sqs_queue.batch_run_status.arn
+  function_name           = aws_lambda_function.worker["batch"].arn
+  batch_size              = 10
+  function_response_types = ["ReportBatchItemFailures"]
+
+  scaling_config {
+    maximum_concurrency = 2
+  }
+}

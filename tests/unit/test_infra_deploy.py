@@ -1,0 +1,292 @@
+"""The deployment in infra/terraform agrees with the code it deploys.
+
+python-hcl2 reads the Terraform; these checks need no provider and no AWS account (the
+aws provider cannot be installed here, so `terraform validate` does not run; see
+docs/deploy.md). They keep the parts that could silently disagree in step: the event
+source mappings and the queues, the partial batch responses the handler returns, the
+settings variables the functions are given, the state machine definition the batch tests
+run, the buildspec line the batch runner relies on, the daily schedule, and IAM.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import hcl2
+import pytest
+import yaml
+from pydantic import AliasChoices, BaseModel
+from pydantic_settings import BaseSettings
+
+from services.batch.runners.codebuild import BUILDSPEC_COMMAND
+from services.batch.runners.stepfunctions import STATUS_CHANGE
+from services.batch.settings import BatchSettings
+from services.detector.settings import DetectorSettings
+from services.gateway.settings import GatewaySettings
+from services.notifier.settings import NotifierSettings
+from shared.settings import AwsSettings, TopologySettings
+from shared.topology import QUEUES
+from tests.unit.test_infra_topology import _unquote
+from toilkit.aws_lambda import HOUSEKEEPING, LambdaSettings
+
+INFRA = Path(__file__).parents[2] / "infra"
+TERRAFORM = INFRA / "terraform"
+
+SETTINGS_CLASSES: tuple[type[BaseSettings], ...] = (
+    AwsSettings,
+    TopologySettings,
+    LambdaSettings,
+    GatewaySettings,
+    DetectorSettings,
+    BatchSettings,
+    NotifierSettings,
+)
+
+
+def _blocks(kind: str) -> dict[str, dict[str, Any]]:
+    """``{"type.name": body}`` of every ``resource`` or ``data`` block in infra/terraform."""
+    found: dict[str, dict[str, Any]] = {}
+    for path in sorted(TERRAFORM.glob("*.tf")):
+        with path.open() as f:
+            parsed = _unquote(hcl2.load(f))
+        for block in parsed.get(kind, []):
+            for block_type, named in block.items():
+                for name, body in named.items():
+                    found[f"{block_type}.{name}"] = body
+    return found
+
+
+def _locals() -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for path in sorted(TERRAFORM.glob("*.tf")):
+        with path.open() as f:
+            for block in _unquote(hcl2.load(f)).get("locals", []):
+                values.update(block)
+    return values
+
+
+def _variables() -> dict[str, dict[str, Any]]:
+    with (TERRAFORM / "variables.tf").open() as f:
+        parsed = _unquote(hcl2.load(f))
+    return {name: body for block in parsed["variable"] for name, body in block.items()}
+
+
+def _statements(document: dict[str, Any]) -> list[dict[str, Any]]:
+    """A policy document's statements, the ``dynamic "statement"`` ones included."""
+    statements = list(document.get("statement", []))
+    for dynamic in document.get("dynamic", []):
+        for content in dynamic.get("statement", {}).get("content", []):
+            statements.append(content)
+    return statements
+
+
+def _env_names(cls: type[BaseSettings]) -> set[str]:
+    """Every environment variable ``cls`` reads (aliases and nested ``__`` fields too)."""
+    prefix = str(cls.model_config.get("env_prefix", ""))
+    names: set[str] = set()
+    for field_name, field in cls.model_fields.items():
+        alias = field.validation_alias
+        if isinstance(alias, str):
+            names.add(alias)
+            continue
+        if isinstance(alias, AliasChoices):
+            names.update(str(c) for c in alias.choices)
+            continue
+        own = f"{prefix}{field_name}".upper()
+        names.add(own)
+        nested = field.annotation
+        if isinstance(nested, type) and issubclass(nested, BaseModel):
+            names.update(f"{own}__{sub}".upper() for sub in nested.model_fields)
+    return names
+
+
+def test_every_event_source_mapping_targets_a_topology_queue_and_reports_item_failures() -> None:
+    resources = _blocks("resource")
+    consumers = set(_locals()["consumers"])
+    mappings = {
+        k: v for k, v in resources.items() if k.startswith("aws_lambda_event_source_mapping.")
+    }
+    assert mappings, "no event source mapping in infra/terraform"
+    for name, mapping in mappings.items():
+        assert mapping["function_response_types"] == ["ReportBatchItemFailures"], name
+        source = mapping["event_source_arn"]
+        if source == "${aws_sqs_queue.consumer[each.key].arn}":
+            # One mapping per topology queue, each to that consumer's own function.
+            assert mapping["for_each"] == "${local.consumers}", name
+            assert mapping["function_name"] == "${aws_lambda_function.worker[each.key].arn}"
+        else:
+            # The only other source: the Step Functions status queue, read by batch.
+            assert source == "${aws_sqs_queue.batch_run_status.arn}", name
+            assert mapping["function_name"] == '${aws_lambda_function.worker["batch"].arn}'
+    assert consumers == {q.consumer for q in QUEUES}
+    for spec in QUEUES:
+        batch_size = _variables()["worker_batch_size"]["default"][spec.consumer]
+        assert 1 <= batch_size <= 10, spec.consumer  # SQS's limit without a batching window
+
+
+def test_worker_functions_stop_within_the_queue_visibility_timeout() -> None:
+    # Lambda refuses a mapping whose queue hides messages for less than the function runs,
+    # and a handler must end before the function is killed (or its outcome is lost).
+    local_values = _locals()
+    resources = _blocks("resource")
+    function = resources["aws_lambda_function.worker"]
+    assert function["timeout"] == "${local.worker_timeout_seconds}"
+    assert function["handler"] == "toilkit.aws_lambda.worker_handler"
+    for spec in QUEUES:
+        assert local_values["worker_timeout_seconds"] <= spec.visibility_timeout
+    assert local_values["handler_timeout_seconds"] < local_values["worker_timeout_seconds"]
+    for environment in local_values["worker_environment"].values():
+        handler_timeout = [
+            v for k, v in environment.items() if k.endswith("WORKER__HANDLER_TIMEOUT")
+        ]
+        assert handler_timeout == ["${local.handler_timeout_seconds}"]
+    gateway = resources["aws_lambda_function.gateway"]
+    assert gateway["handler"] == "toilkit.aws_lambda.gateway_handler"
+
+
+def test_functions_are_given_only_real_settings_variables() -> None:
+    known = set().union(*(_env_names(cls) for cls in SETTINGS_CLASSES))
+    resources = _blocks("resource")
+    environments = dict(_locals()["worker_environment"])
+    environments["gateway"] = resources["aws_lambda_function.gateway"]["environment"][0][
+        "variables"
+    ]
+    for service, environment in environments.items():
+        assert environment["TOILKIT_SERVICE"] == service
+        unknown = set(environment) - known
+        assert not unknown, f"{service}: {sorted(unknown)} are read by no settings class"
+        # A service's own variables are its own (TOILKIT_NOTIFIER_* only in the notifier).
+        for other in ("detector", "batch", "notifier", "gateway"):
+            if other != service:
+                assert not [k for k in environment if k.startswith(f"TOILKIT_{other.upper()}_")]
+
+
+def test_env_names_finds_prefixed_nested_and_aliased_variables() -> None:
+    names = _env_names(NotifierSettings)
+    assert "TOILKIT_NOTIFIER_DEFAULT_CHANNEL" in names
+    assert "TOILKIT_NOTIFIER_WORKER__HANDLER_TIMEOUT" in names
+    assert "SLACK_BOT_TOKEN" in names
+    assert "TOILKIT_NOTIFIER_WORKER__NO_SUCH_THING" not in names
+
+
+def test_no_iam_statement_allows_a_wildcard_action() -> None:
+    documents = {
+        k: v for k, v in _blocks("data").items() if k.startswith("aws_iam_policy_document.")
+    }
+    assert len(documents) >= 10
+    for name, document in documents.items():
+        statements = _statements(document)
+        assert statements, name
+        for statement in statements:
+            actions = statement.get("actions")
+            assert isinstance(actions, list) and actions, f"{name}: {statement.get('sid')}"
+            assert not [a for a in actions if "*" in a], f"{name}: {statement.get('sid')}"
+            assert "not_actions" not in statement, name
+    # Every role's inline policy is one of the documents checked above.
+    for name, policy in _blocks("resource").items():
+        if name.startswith(("aws_iam_role_policy.", "aws_sqs_queue_policy.")):
+            assert policy["policy"].startswith("${data.aws_iam_policy_document."), name
+
+
+def test_wildcard_resources_are_only_for_actions_without_resource_level_permissions() -> None:
+    unscoped = {"sns:ListTopics", "cloudtrail:LookupEvents"}
+    unscoped |= {"ec2:CreateNetworkInterface", "ec2:DescribeNetworkInterfaces"}
+    unscoped |= {"ec2:DeleteNetworkInterface", "ec2:DescribeSubnets"}
+    unscoped |= {"ec2:DescribeSecurityGroups", "ec2:DescribeDhcpOptions", "ec2:DescribeVpcs"}
+    unscoped |= {f"logs:{a}" for a in ("CreateLogDelivery", "GetLogDelivery", "UpdateLogDelivery")}
+    unscoped |= {f"logs:{a}" for a in ("DeleteLogDelivery", "ListLogDeliveries")}
+    unscoped |= {
+        "logs:PutResourcePolicy",
+        "logs:DescribeResourcePolicies",
+        "logs:DescribeLogGroups",
+    }
+    for name, document in _blocks("data").items():
+        for statement in _statements(document):
+            if statement.get("resources") == ["*"]:
+                assert set(statement["actions"]) <= unscoped, f"{name}: {statement.get('sid')}"
+
+
+def test_the_state_machine_is_the_definition_the_batch_tests_run() -> None:
+    machine = _blocks("resource")["aws_sfn_state_machine.batch_run"]
+    assert machine["definition"] == '${file("${path.module}/../stepfunctions/batch_run.asl.json")}'
+    assert (INFRA / "stepfunctions" / "batch_run.asl.json").is_file()
+    assert machine["type"] == "STANDARD"
+
+
+def test_the_daily_scan_runs_at_seven_in_a_configurable_time_zone() -> None:
+    schedule = _blocks("resource")["aws_scheduler_schedule.daily_drift_scan"]
+    variables = _variables()
+    assert schedule["schedule_expression"] == "${var.drift_scan_schedule}"
+    assert variables["drift_scan_schedule"]["default"] == "cron(0 7 * * ? *)"
+    assert schedule["schedule_expression_timezone"] == "${var.drift_scan_timezone}"
+    assert variables["drift_scan_timezone"]["description"]
+    target = schedule["target"][0]
+    assert target["arn"] == "arn:aws:scheduler:::aws-sdk:codebuild:startBuild"
+    assert "aws_codebuild_project.drift_scan.name" in target["input"]
+
+
+def test_housekeeping_invokes_the_batch_function_with_what_it_expects() -> None:
+    schedule = _blocks("resource")["aws_scheduler_schedule.batch_housekeeping"]
+    assert schedule["target"][0]["arn"] == '${aws_lambda_function.worker["batch"].arn}'
+    key, value = next(iter(HOUSEKEEPING.items()))
+    assert schedule["target"][0]["input"] == f'${{jsonencode({{{key} = "{value}"}})}}'
+
+
+def test_the_status_change_rule_feeds_the_queue_the_batch_function_reads() -> None:
+    resources = _blocks("resource")
+    rule = resources["aws_cloudwatch_event_rule.batch_run_status"]
+    pattern = rule["event_pattern"]
+    assert f'"detail-type" = ["{STATUS_CHANGE}"]' in pattern
+    assert 'source = ["aws.states"]' in pattern
+    assert 'status = ["SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"]' in pattern
+    assert "aws_sfn_state_machine.batch_run.arn" in pattern
+    target = resources["aws_cloudwatch_event_target.batch_run_status"]
+    assert target["arn"] == "${aws_sqs_queue.batch_run_status.arn}"
+    environment = _locals()["worker_environment"]["batch"]
+    assert (
+        environment["TOILKIT_BATCH_COMPLETION_QUEUE_URL"] == "${aws_sqs_queue.batch_run_status.id}"
+    )
+
+
+def test_the_batch_runner_buildspec_execs_the_command_the_runner_sends() -> None:
+    buildspec = yaml.safe_load((INFRA / "buildspecs" / "batch-runner.yml").read_text())
+    assert buildspec["phases"]["build"]["commands"] == [BUILDSPEC_COMMAND]
+    project = _blocks("resource")["aws_codebuild_project.batch_runner"]
+    assert "buildspecs/batch-runner.yml" in project["source"][0]["buildspec"]
+
+
+@pytest.mark.parametrize(
+    "entry", ["toilkit drift scan", "python -m toilkit.aws_lambda scan-request"]
+)
+def test_the_drift_scan_buildspec_runs_both_kinds_of_scan(entry: str) -> None:
+    buildspec = yaml.safe_load((INFRA / "buildspecs" / "drift-scan.yml").read_text())
+    assert any(entry in command for command in buildspec["phases"]["build"]["commands"])
+
+
+def test_slack_secrets_are_secure_string_parameters_the_functions_are_told_about() -> None:
+    resources = _blocks("resource")
+    for name in ("slack_bot_token", "slack_signing_secret"):
+        parameter = resources[f"aws_ssm_parameter.{name}"]
+        assert parameter["type"] == "SecureString"
+        assert parameter["name"] == f"${{var.{name}_parameter}}"
+        # Terraform never reads the real secret back into its state.
+        assert parameter["lifecycle"][0]["ignore_changes"] == ["value"]
+    gateway = resources["aws_lambda_function.gateway"]["environment"][0]["variables"]
+    assert (
+        gateway["TOILKIT_SLACK_SIGNING_SECRET_PARAMETER"]
+        == "${aws_ssm_parameter.slack_signing_secret.name}"
+    )
+    url = resources["aws_lambda_function_url.gateway"]
+    assert url["authorization_type"] == "NONE"
+
+
+def test_every_variable_and_output_is_described() -> None:
+    for name, body in _variables().items():
+        assert body.get("description"), name
+    with (TERRAFORM / "outputs.tf").open() as f:
+        outputs = {n: b for block in _unquote(hcl2.load(f))["output"] for n, b in block.items()}
+    assert "gateway_url" in outputs
+    assert outputs["gateway_url"]["value"].endswith("}/slack/events")
+    for name, body in outputs.items():
+        assert body.get("description"), name
