@@ -46,6 +46,7 @@ from shared.publishing import Publisher
 from shared.runtime import Runtime
 from shared.settings import AwsSettings
 from shared.topology import BootstrapReport, Names
+from tests.slack_signing import SignedSlack
 from tests.support import receive_all
 from toilkit.standins.slack import SlackStandin
 
@@ -129,37 +130,17 @@ async def service(
     await task
 
 
-class Slack:
-    """Slack's side: signed requests to the gateway, with the stand-in for trigger ids."""
+class Slack(SignedSlack):
+    """Slack's side (signed requests), waiting for the gateway's after-ack work each time."""
 
     def __init__(self, service: GatewayService, standin: SlackStandin) -> None:
+        super().__init__(service.events_url, SECRET, standin, CHANNEL)
         self.service = service
-        self.standin = standin
-        self.url = service.events_url
-        self.http = aiohttp.ClientSession()
 
-    async def close(self) -> None:
-        await self.http.close()
-
-    async def post(self, body: bytes, headers: dict[str, str] | None = None) -> tuple[int, str]:
-        async with self.http.post(
-            self.url,
-            data=body,
-            headers=headers if headers is not None else signed_headers(SECRET, body),
-        ) as response:
-            return response.status, await response.text()
-
-    async def slash(self, text: str, user: SlackUserRef = ALICE) -> tuple[int, str]:
-        body = slash_command_body(
-            text,
-            user=user,
-            channel_id=CHANNEL,
-            trigger_id=self.standin.issue_trigger(user.id),
-        )
-        return await self.post(body)
-
-    async def interact(self, payload: dict[str, Any]) -> tuple[int, str]:
-        return await self.post(interaction_body(payload))
+    async def slash(
+        self, text: str, user: SlackUserRef = ALICE, *, channel_id: str | None = None
+    ) -> tuple[int, str]:
+        return await super().slash(text, user, channel_id=channel_id)
 
     async def open_modal(self, user: SlackUserRef = ALICE) -> dict[str, Any]:
         status, text = await self.slash("run", user)
@@ -365,10 +346,7 @@ async def test_slack_retries_and_replays_of_a_submission_queue_it_once(
     body = interaction_body(view_submission_payload(view, GOOD_ANSWERS, user=ALICE))
 
     first = await slack.post(body)
-    retry = await slack.post(
-        body,
-        signed_headers(SECRET, body, timestamp=int(time.time()) + 1) | {"X-Slack-Retry-Num": "1"},
-    )
+    retry = await slack.post(body, slack.headers(body, retry_num=1))
     replay = await slack.post(body)
     await slack.service.after_ack.join()
 
