@@ -491,9 +491,9 @@ data "aws_iam_policy_document" "scheduler" {
   }
 
   statement {
-    sid       = "Housekeeping"
+    sid       = "HousekeepingAndKeepWarm"
     actions   = ["lambda:InvokeFunction"]
-    resources = [aws_lambda_function.worker["batch"].arn]
+    resources = [aws_lambda_function.worker["batch"].arn, aws_lambda_function.gateway.arn]
   }
 }
 

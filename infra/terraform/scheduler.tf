@@ -44,3 +44,36 @@ resource "aws_scheduler_schedule" "batch_housekeeping" {
     }
   }
 }
+
+# A cold gateway sandbox (imports, SSM, clients) takes about as long as Slack waits for an
+# ack; a health check every few minutes keeps one sandbox warm for a few cents less than
+# nothing (well inside Lambda's free requests). docs/deploy.md has the figures.
+resource "aws_scheduler_schedule" "gateway_keep_warm" {
+  count = var.gateway_keep_warm_schedule == null ? 0 : 1
+
+  name                = "${var.name_prefix}-gateway-keep-warm"
+  description         = "toilkit: keep one gateway sandbox warm for Slack's 3-second ack"
+  schedule_expression = var.gateway_keep_warm_schedule
+
+  flexible_time_window {
+    mode = "OFF"
+  }
+
+  target {
+    arn      = aws_lambda_function.gateway.arn
+    role_arn = aws_iam_role.scheduler.arn
+    input = jsonencode({
+      version         = "2.0"
+      rawPath         = "/healthz"
+      rawQueryString  = ""
+      headers         = {}
+      requestContext  = { http = { method = "GET", path = "/healthz" } }
+      isBase64Encoded = false
+    })
+
+    retry_policy {
+      maximum_retry_attempts       = 0
+      maximum_event_age_in_seconds = 60
+    }
+  }
+}

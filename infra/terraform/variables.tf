@@ -185,3 +185,9 @@ variable "housekeeping_schedule" {
   type        = string
   default     = "rate(15 minutes)"
 }
+
+variable "gateway_keep_warm_schedule" {
+  description = "How often the scheduler calls the gateway's /healthz so a warm sandbox answers Slack (null: never; cold starts may then miss Slack's 3 s)."
+  type        = string
+  default     = "rate(5 minutes)"
+}
