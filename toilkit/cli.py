@@ -29,6 +29,9 @@ from shared.topology import BootstrapReport, Names, bootstrap
 from shared.worker import stop_on_signals
 from toilkit import archive, dlq
 from toilkit.console import cli_settings, configure_logging, console, out, run_async
+from toilkit.demo.repo import DEFAULT_DEMO_DIR, DemoError
+from toilkit.demo.startup import UpDemo, has_own_detector_config
+from toilkit.demo_cli import DEFAULT_ENDPOINT, demo_app
 from toilkit.drift_cli import drift_app
 from toilkit.embedded import DEFAULT_PORT, EmbeddedAws, use_dummy_credentials
 from toilkit.runs_cli import runs_app
@@ -46,6 +49,7 @@ events_app = typer.Typer(help="Inspect and send events.", no_args_is_help=True)
 app.add_typer(events_app, name="events")
 app.add_typer(runs_app, name="runs")
 app.add_typer(drift_app, name="drift")
+app.add_typer(demo_app, name="demo")
 
 
 def print_bootstrap(report: BootstrapReport, endpoint: str) -> None:
@@ -93,13 +97,32 @@ def up(
     slack_port: Annotated[
         int, typer.Option(help="Port of the Slack stand-in (used when no Slack token is set).")
     ] = 3001,
+    no_demo: Annotated[
+        bool,
+        typer.Option(
+            "--no-demo",
+            help="Prepare no demo infrastructure (there is none anyway when the detector "
+            "has a configuration: TOILKIT_DETECTOR_CONFIG, TOILKIT_DETECTOR_REPO or a "
+            "toilkit.yaml here).",
+        ),
+    ] = False,
+    demo_dir: Annotated[
+        Path, typer.Option(help="Where the demo infrastructure repository is written.")
+    ] = DEFAULT_DEMO_DIR,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
-    """Run everything in one process: embedded AWS, the topology, every service.
+    """Run everything in one process: embedded AWS, the topology, every service, and a
+    demo infrastructure that drifts (unless the detector has a configuration).
 
     Ctrl-C stops it cleanly.
     """
     configure_logging(verbose)
+    demo = None
+    if not no_demo and not has_own_detector_config(Path.cwd()):
+        try:
+            demo = UpDemo.write(demo_dir, console)
+        except DemoError as exc:
+            console.print(f"[yellow]no demo:[/] {exc}")
     emulator = None
     if aws_endpoint is None:
         use_dummy_credentials()
@@ -113,7 +136,7 @@ def up(
     os.environ["AWS_ENDPOINT_URL"] = aws_endpoint
     aws_settings, topology_settings = cli_settings()
     try:
-        run_async(_up(aws_settings, topology_settings, slack_port))
+        run_async(_up(aws_settings, topology_settings, slack_port, demo, demo_dir))
     finally:
         if emulator is not None:
             emulator.stop()
@@ -128,7 +151,11 @@ SLACK_TOKEN_VARIABLES = (
 
 
 async def _up(
-    aws_settings: AwsSettings, topology_settings: TopologySettings, slack_port: int
+    aws_settings: AwsSettings,
+    topology_settings: TopologySettings,
+    slack_port: int,
+    demo: UpDemo | None,
+    demo_dir: Path,
 ) -> None:
     names = Names.from_settings(topology_settings)
     async with AwsClients(aws_settings) as aws:
@@ -140,9 +167,30 @@ async def _up(
             standin_page = await _start_slack_standin(stack, slack_port)
         runtime = await stack.enter_async_context(open_runtime(aws_settings, topology_settings))
         services = [await build(runtime) for build in service_factories().values()]
-        _print_running(runtime, services, standin_page)
+        demo_rows = demo.banner_rows(_demo_options(aws_settings, demo_dir)) if demo else []
+        _print_running(runtime, services, standin_page, demo_rows)
         stop_on_signals(*(s.stop for s in services))
+        if demo is not None:
+            # In the background: the services consume while Terraform applies the demo.
+            preparing = asyncio.create_task(demo.prepare(runtime.publisher))
+            stack.push_async_callback(_cancel, preparing)
         await asyncio.gather(*(s.run() for s in services))
+
+
+async def _cancel(task: asyncio.Task[bool]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+def _demo_options(aws_settings: AwsSettings, demo_dir: Path) -> str:
+    """The options ``toilkit demo`` needs to reach this ``toilkit up`` (none by default)."""
+    options = ""
+    if demo_dir != DEFAULT_DEMO_DIR:
+        options += f" --dir {demo_dir}"
+    if aws_settings.endpoint_url and aws_settings.endpoint_url != DEFAULT_ENDPOINT:
+        options += f" --aws-endpoint {aws_settings.endpoint_url}"
+    return options
 
 
 async def _start_slack_standin(stack: contextlib.AsyncExitStack, port: int) -> str:
@@ -163,7 +211,12 @@ async def _start_slack_standin(stack: contextlib.AsyncExitStack, port: int) -> s
     return page
 
 
-def _print_running(runtime: Runtime, services: list[Service], standin_page: str | None) -> None:
+def _print_running(
+    runtime: Runtime,
+    services: list[Service],
+    standin_page: str | None,
+    demo_rows: list[tuple[str, str]],
+) -> None:
     endpoint = runtime.aws.settings.endpoint_url
     table = Table(title="toilkit is running", title_justify="left", show_header=False)
     table.add_column("what", style="bold")
@@ -176,6 +229,8 @@ def _print_running(runtime: Runtime, services: list[Service], standin_page: str 
         table.add_row(service.name, service.describe())
     if not services:
         table.add_row("services", "[yellow]none installed[/]")
+    for what, where in demo_rows:
+        table.add_row(what, where)
     console.print(table)
     example = json.dumps(
         {"type": "DriftScanRequested", "correlation_id": "manual-1", "source": "aws-cli"}

@@ -175,7 +175,10 @@ class DriftView(_View):
 
     @property
     def set_id(self) -> str:
-        return drift_set_id(self.fingerprints)
+        # The first sighting is part of the identity: the same findings back after they
+        # were all resolved are news (a new message), not an update of the resolved one.
+        since = min((f.first_seen for f in self.report.findings if actionable(f)), default=None)
+        return drift_set_id(self.fingerprints, since)
 
     @property
     def open_fingerprints(self) -> tuple[str, ...]:
@@ -186,9 +189,17 @@ class DriftView(_View):
         return not self.open_fingerprints
 
 
-def drift_set_id(fingerprints: tuple[str, ...] | list[str]) -> str:
-    """A short stable id of a set of fingerprints (the drift thread's key)."""
+def drift_set_id(fingerprints: tuple[str, ...] | list[str], since: datetime | None = None) -> str:
+    """A short stable id of one occurrence of a set of fingerprints (the thread's key).
+
+    Args:
+        fingerprints: the set's findings.
+        since: when the occurrence began (its oldest finding's first sighting).
+    """
     material = "\n".join(sorted(set(fingerprints)))
+    if since is not None:
+        # Whole seconds: the same sighting must give the same id however it was stored.
+        material += f"\n@{int(since.timestamp())}"
     return hashlib.sha256(material.encode()).hexdigest()[:16]
 
 

@@ -3,6 +3,9 @@
 GIVEN `toilkit up` on free ports, WHEN an event is published to its SNS topic with a plain
 boto3 client (what `aws sns publish` does), THEN the detector consumes it and the notifier
 the scan digest it publishes, and Ctrl-C (SIGINT) stops everything cleanly.
+
+And with no detector configuration of one's own, `toilkit up` prepares its demo: the
+Slack stand-in's page shows the demo's drift, and `toilkit demo fix` resolves it there.
 """
 
 from __future__ import annotations
@@ -15,8 +18,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import boto3
+import requests
+
+REPOSITORY = Path(__file__).parents[2]
 
 
 def free_port() -> int:
@@ -35,18 +42,38 @@ def wait_for(check, timeout: float = 90, every: float = 0.5):  # type: ignore[no
     raise AssertionError(f"not met within {timeout}s")
 
 
-def test_up_consumes_a_published_event_and_stops_on_ctrl_c(tmp_path: Path) -> None:
-    aws_port, slack_port = free_port(), free_port()
+#: Variables that would point `toilkit up` at something other than what it starts itself.
+FOREIGN_VARIABLES = (
+    "AWS_ENDPOINT_URL",
+    "SLACK_BOT_TOKEN",
+    "TOILKIT_NOTIFIER_SLACK_API_URL",
+    "TOILKIT_DETECTOR_CONFIG",
+    "TOILKIT_DETECTOR_REPO",
+    "TF_CLI_CONFIG_FILE",
+)
+
+
+def up_environment() -> dict[str, str]:
     env = {
         **os.environ,
         "COLUMNS": "200",
         "TOILKIT_GATEWAY_PORT": "0",
         "TOILKIT_NAME_PREFIX": "toilkit",
     }
-    for name in ("AWS_ENDPOINT_URL", "SLACK_BOT_TOKEN", "TOILKIT_NOTIFIER_SLACK_API_URL"):
+    for name in FOREIGN_VARIABLES:
         env.pop(name, None)
-    log = (tmp_path / "up.log").open("w+")
-    process = subprocess.Popen(
+    return env
+
+
+def start_up(
+    log_file: Path,
+    aws_port: int,
+    slack_port: int,
+    *options: str,
+    env: dict[str, str] | None = None,
+) -> subprocess.Popen[bytes]:
+    """`toilkit up` in a child process, from the repository root as `make up` runs it."""
+    return subprocess.Popen(
         [
             sys.executable,
             "-m",
@@ -56,12 +83,28 @@ def test_up_consumes_a_published_event_and_stops_on_ctrl_c(tmp_path: Path) -> No
             str(aws_port),
             "--slack-port",
             str(slack_port),
+            *options,
         ],
-        env=env,
-        stdout=log,
+        env=env or up_environment(),
+        stdout=log_file.open("w+"),
         stderr=subprocess.STDOUT,
-        cwd=Path(__file__).parents[2],  # as `make up` runs it
+        cwd=REPOSITORY,
     )
+
+
+def stop(process: subprocess.Popen[bytes], log_file: Path) -> str:
+    """Ctrl-C, as a person would; the log once it has stopped."""
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(90)
+    finally:
+        process.kill()
+    return log_file.read_text()
+
+
+def test_up_consumes_a_published_event_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    aws_port, slack_port = free_port(), free_port()
+    process = start_up(tmp_path / "up.log", aws_port, slack_port, "--no-demo")
     try:
         wait_for(lambda: "Press Ctrl-C to stop" in (tmp_path / "up.log").read_text())
         output = (tmp_path / "up.log").read_text()
@@ -93,13 +136,87 @@ def test_up_consumes_a_published_event_and_stops_on_ctrl_c(tmp_path: Path) -> No
         # The detector consumes the request and publishes its (empty) scan digest.
         wait_for(lambda: "0 state(s), 0 open finding(s)" in (tmp_path / "up.log").read_text())
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(90)
-        finally:
-            process.kill()
-    output = (tmp_path / "up.log").read_text()
+        output = stop(process, tmp_path / "up.log")
     assert process.returncode == 0, output[-3000:]
     assert "detector: stopped: WorkerStats(received=1, handled=1" in output
     assert "notifier: stopped: WorkerStats(received=1, handled=1" in output  # the digest
+    assert "Traceback" not in output
+    assert "demo repo" not in output and "demo ready" not in output
+
+
+def drift_channel(slack_port: int) -> list[dict[str, Any]]:
+    """The demo channel's messages, through the stand-in's HTTP API."""
+    response = requests.get(
+        f"http://127.0.0.1:{slack_port}/_standin/messages",
+        params={"channel": "infra-drift"},
+        timeout=10,
+    )
+    response.raise_for_status()
+    messages: list[dict[str, Any]] = response.json()["messages"]
+    return messages
+
+
+def headers(messages: list[dict[str, Any]]) -> list[str]:
+    return [m["blocks"][0]["text"]["text"] for m in messages]
+
+
+def test_up_prepares_a_demo_whose_drift_shows_in_the_slack_standin(tmp_path: Path) -> None:
+    aws_port, slack_port = free_port(), free_port()
+    demo_dir = tmp_path / "demo"
+    env = up_environment()
+    # Ctrl-C waits for each worker's SQS long poll to return: a short one keeps this bounded.
+    for service in ("DETECTOR", "BATCH", "NOTIFIER"):
+        env[f"TOILKIT_{service}_WORKER__WAIT_TIME_SECONDS"] = "2"
+    process = start_up(
+        tmp_path / "up.log", aws_port, slack_port, "--demo-dir", str(demo_dir), env=env
+    )
+    try:
+        # GIVEN `toilkit up` with no detector configuration: it prepares the demo
+        wait_for(lambda: "Press Ctrl-C to stop" in (tmp_path / "up.log").read_text())
+        banner = (tmp_path / "up.log").read_text()
+        assert f"{demo_dir.resolve()}/infra" in banner
+        assert "toilkit demo drift" in banner and "toilkit demo fix" in banner
+        assert "2 state(s) from" in banner
+
+        # THEN the stand-in's demo channel shows the drift, changed outside Terraform
+        (report,) = wait_for(lambda: drift_channel(slack_port), timeout=120)
+        assert headers([report]) == [":warning: Drift detected in storage"]
+        texts = [b["text"]["text"] for b in report["blocks"] if b["type"] == "section"]
+        assert any('tags.env: "prod" → "staging"' in text for text in texts), texts
+        assert "demo ready in" in (tmp_path / "up.log").read_text()
+
+        # WHEN the newcomer runs the fix the banner shows
+        fixed = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "toilkit",
+                "demo",
+                "fix",
+                "--dir",
+                str(demo_dir),
+                "--aws-endpoint",
+                f"http://127.0.0.1:{aws_port}",
+            ],
+            env=up_environment(),
+            cwd=REPOSITORY,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert fixed.returncode == 0, fixed.stderr
+        assert "scan demo-fix-" in fixed.stdout
+
+        # THEN the same message turns resolved
+        wait_for(
+            lambda: (
+                headers(drift_channel(slack_port))
+                == [":white_check_mark: Drift resolved in storage"]
+            ),
+            timeout=120,
+        )
+    finally:
+        output = stop(process, tmp_path / "up.log")
+    assert process.returncode == 0, output[-3000:]
     assert "Traceback" not in output

@@ -23,7 +23,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt,
 
 from services.detector.archive import PlanArchive
 from services.detector.attribution import CloudTrailAttributor
-from services.detector.config import AttributionConfig, DetectorConfig, Schedule, load_config
+from services.detector.config import AttributionConfig, Schedule
 from services.detector.engine import TerraformEngine
 from services.detector.handlers import DetectorHandlers, DriftPipeline, ScanRequest
 from services.detector.lifecycle import LifecycleStore
@@ -50,6 +50,7 @@ from shared.runtime import Runtime
 from shared.settings import WorkerSettings
 from shared.topology import BootstrapReport, Names
 from tests.support import eventually, receive_all
+from tests.terraform.repos import Clock, Repo, drift_the_cloud, make_repo, repair_the_cloud
 from tests.terraform.testbed import SHIM_COMMAND, Testbed, apply, build_testbed, edit_cloud
 from toilkit.standins.cloudtrail import CloudTrailStandin
 
@@ -60,61 +61,6 @@ ALICE = "arn:aws:sts::123456789012:assumed-role/Admin/alice@example.com"
 @pytest.fixture(scope="module")
 def testbed(tmp_path_factory: pytest.TempPathFactory) -> Testbed:
     return build_testbed(tmp_path_factory.mktemp("detector-testbed"))
-
-
-class Clock:
-    """The pipeline's clock: a scan "tomorrow" without waiting a day."""
-
-    def __init__(self, start: datetime) -> None:
-        self.current = start
-
-    def __call__(self) -> datetime:
-        return self.current
-
-
-@dataclass
-class Repo:
-    """An infrastructure repository applied to a JSON cloud."""
-
-    root: Path
-    cloud: Path
-    config: DetectorConfig
-
-
-def make_repo(testbed: Testbed, root: Path, modules: tuple[str, ...], extra_yaml: str = "") -> Repo:
-    root.mkdir(parents=True)
-    cloud = root / "cloud.json"
-    states = []
-    for module in modules:
-        path = testbed.copy_module(module, root)
-        path = path.rename(root / module)
-        if module != "broken":
-            apply(path, testbed.environment(cloud))
-        states.append(f"  - name: {module}\n    path: {module}\n")
-    (root / "toilkit.yaml").write_text("states:\n" + "".join(states) + extra_yaml)
-    return Repo(root=root, cloud=cloud, config=load_config(root / "toilkit.yaml"))
-
-
-def drift_the_cloud(cloud: Path) -> None:
-    def retag(bucket: dict[str, Any]) -> None:
-        bucket["tags"]["env"] = "staging"
-
-    def rotate(queue: dict[str, Any]) -> None:
-        queue["secret"] = "rotated-by-hand"
-
-    edit_cloud(cloud, "cloud_bucket", "logs", retag)
-    edit_cloud(cloud, "cloud_queue", "jobs", rotate)
-
-
-def repair_the_cloud(cloud: Path) -> None:
-    def retag(bucket: dict[str, Any]) -> None:
-        bucket["tags"]["env"] = "prod"
-
-    def rotate(queue: dict[str, Any]) -> None:
-        queue["secret"] = "initial-secret"
-
-    edit_cloud(cloud, "cloud_bucket", "logs", retag)
-    edit_cloud(cloud, "cloud_queue", "jobs", rotate)
 
 
 @dataclass

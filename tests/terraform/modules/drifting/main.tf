@@ -1,4 +1,4 @@
-# Objects in the JSON "cloud" of tests/terraform/provider: edit that file after an
+# Objects in the JSON "cloud" of toilkit/demo/provider.py: edit that file after an
 # apply and the next plan reports resource_drift.
 terraform {
   required_providers {
@@ -9,7 +9,7 @@ terraform {
   }
 }
 
-# The cloud document comes from TOILKIT_TEST_CLOUD_FILE.
+# The cloud document comes from TOILKIT_CLOUD_FILE.
 provider "cloud" {}
 
 resource "cloud_bucket" "logs" {

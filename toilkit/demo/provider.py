@@ -1,20 +1,23 @@
-"""A Terraform provider whose "cloud" is a JSON file, so tests can drift it for real.
+"""A Terraform provider whose "cloud" is a JSON file, so drift can be made for real.
 
-Terraform launches this module as a plugin (through the executable that
-``tests/terraform/testcloud.py`` writes into a filesystem mirror). Every resource
-lives in one JSON document::
+It serves ``toilkit up``'s demo and the test suite alike. Terraform launches this file as
+a plugin through the executable that :mod:`toilkit.demo.mirror` writes into a filesystem
+mirror. Every resource lives in one JSON document::
 
     {"cloud_bucket": {"<id>": {...attributes...}}, "cloud_queue": {"<id>": {...}}}
 
-``read`` re-reads that document on every refresh, so a test that edits it after an
-apply changes "the world outside Terraform" exactly as a console click would, and the
-next plan reports it under ``resource_drift``.
+``read`` re-reads that document on every refresh, so whoever edits it after an apply
+changes "the world outside Terraform" exactly as a console click would, and the next
+plan reports it under ``resource_drift``.
 
 Configuration:
-    * ``provider "cloud" { state_file = "..." }`` or ``TOILKIT_TEST_CLOUD_FILE``: the
-      JSON document (created on first write).
-    * ``TOILKIT_TEST_CLOUD_LATENCY_MS``: added to every read, as a real cloud API's
-      round trip is; benchmarks use it to make N states cost what N real states would.
+    * ``provider "cloud" { state_file = "..." }`` or ``TOILKIT_CLOUD_FILE``: the JSON
+      document (created on first write).
+    * ``TOILKIT_CLOUD_LATENCY_MS``: added to every read, as a real cloud API's round trip
+      is; benchmarks use it to make N states cost what N real states would.
+
+It imports nothing from toilkit: Terraform runs it as a script, with only the ``tf``
+package (PyPI) and the standard library on its path.
 """
 
 from __future__ import annotations
@@ -48,8 +51,8 @@ from tf.utils import Diagnostics
 
 PROVIDER_SOURCE = "terraform.toilkit.test/toilkit/cloud"
 PROVIDER_VERSION = "0.1.0"
-CLOUD_FILE_ENV = "TOILKIT_TEST_CLOUD_FILE"
-LATENCY_ENV = "TOILKIT_TEST_CLOUD_LATENCY_MS"
+CLOUD_FILE_ENV = "TOILKIT_CLOUD_FILE"
+LATENCY_ENV = "TOILKIT_CLOUD_LATENCY_MS"
 # Stored with every object's state; with no version the framework warns on each plan
 # that it "upgraded" the state with its default upgrade.
 SCHEMA_VERSION = 1
