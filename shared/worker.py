@@ -144,7 +144,7 @@ class Worker:
         self._stopping = asyncio.Event()
         self._slot_freed = asyncio.Event()
         self._busy = 0  # messages received and not settled yet
-        self._batches: set[asyncio.Task[None]] = set()
+        self._batches: set[asyncio.Task[set[str]]] = set()
         self._acks = _Acknowledger(self)
         self._interrupted_receive: asyncio.Future[Any] | None = None
         self.stats = WorkerStats()
@@ -309,8 +309,12 @@ class Worker:
         self._busy -= 1
         self._slot_freed.set()
 
-    async def _process_batch(self, messages: list[MessageTypeDef]) -> None:
-        """Decode a received batch, claim its events in one request, run the handlers."""
+    async def _process_batch(self, messages: Sequence[MessageTypeDef]) -> set[str]:
+        """Decode a received batch, claim its events in one request, run the handlers.
+
+        Returns the ids of the messages whose event is handled (now or before); every
+        other message has been given its outcome (retry later, left for the DLQ).
+        """
         prepared: list[_Prepared] = []
         for message in messages:
             try:
@@ -326,7 +330,7 @@ class Worker:
             if item is not None:
                 prepared.append(item)
         if not prepared:
-            return
+            return set()
         claims = dict.fromkeys((p.key for p in prepared), Claim.ACQUIRED)
         if self._idempotency is not None:
             lease = self.settings.handler_timeout + self.settings.visibility_timeout
@@ -339,7 +343,7 @@ class Worker:
                 for p in prepared:
                     await self._retry_later(p.message, p.receive_count, f"idempotency: {exc}")
                     self._settled(Outcome.RETRY)
-                return
+                return set()
         first_of_key: set[str] = set()
         runs = []
         for p in prepared:
@@ -349,7 +353,12 @@ class Worker:
                 claim = Claim.IN_PROGRESS  # the same event twice in one batch: ours
             first_of_key.add(p.key)
             runs.append(self._process(p, claim, claim_is_ours=repeated))
-        await asyncio.gather(*runs)
+        outcomes = await asyncio.gather(*runs)
+        return {
+            p.message_id
+            for p, outcome in zip(prepared, outcomes, strict=True)
+            if outcome in (Outcome.HANDLED, Outcome.DUPLICATE)
+        }
 
     async def _prepare(self, message: MessageTypeDef) -> _Prepared | None:
         """Decode one message; poison is settled here (None), the rest is returned."""
@@ -378,7 +387,9 @@ class Worker:
             return None
         return _Prepared(message, event, handler, receive_count)
 
-    async def _process(self, item: _Prepared, claim: Claim, *, claim_is_ours: bool = False) -> None:
+    async def _process(
+        self, item: _Prepared, claim: Claim, *, claim_is_ours: bool = False
+    ) -> Outcome:
         """Run one handler and settle its message. Never raises (but for cancellation)."""
         try:
             outcome = await self._run_handler(item, claim, claim_is_ours)
@@ -400,6 +411,7 @@ class Worker:
             self._acks.add(None, item.message, item.event, outcome)
         elif self._on_outcome is not None:
             self._on_outcome(item.event, outcome)
+        return outcome
 
     async def _run_handler(self, item: _Prepared, claim: Claim, claim_is_ours: bool) -> Outcome:
         event, message = item.event, item.message
@@ -487,68 +499,9 @@ class Worker:
         messages = list(messages)
         self.stats.received += len(messages)
         self._busy += len(messages)
-        succeeded: set[str] = set()
-        prepared: list[_Prepared] = []
-        for message in messages:
-            try:
-                item = await self._prepare(message)
-            except Exception:
-                log.exception(
-                    "%s: cannot decode message %s", self.consumer, message.get("MessageId")
-                )
-                self._settled(Outcome.RETRY)
-                item = None
-            if item is not None:
-                prepared.append(item)
-        claims = dict.fromkeys((p.key for p in prepared), Claim.ACQUIRED)
-        if prepared and self._idempotency is not None:
-            lease = self.settings.handler_timeout + self.settings.visibility_timeout
-            try:
-                claimed = await self._idempotency.claim_many(
-                    [f"{self.consumer}#{p.key}" for p in prepared], lease
-                )
-                claims = {k.split("#", 1)[1]: v for k, v in claimed.items()}
-            except Exception as exc:
-                for p in prepared:
-                    await self._retry_later(p.message, p.receive_count, f"idempotency: {exc}")
-                    self._settled(Outcome.RETRY)
-                prepared = []
-
-        async def settle(item: _Prepared, claim: Claim, claim_is_ours: bool) -> None:
-            try:
-                outcome = await self._run_handler(item, claim, claim_is_ours)
-            except asyncio.CancelledError:
-                self._settled(Outcome.CANCELLED)
-                raise
-            except Exception:
-                log.exception(
-                    "%s: unexpected failure on message %s; it will be redelivered",
-                    self.consumer,
-                    item.message_id,
-                )
-                outcome = Outcome.RETRY
-            self._settled(outcome)
-            if outcome is Outcome.HANDLED:
-                succeeded.add(item.message_id)
-                self._acks.add(f"{self.consumer}#{item.key}", item.message, item.event, outcome)
-            elif outcome is Outcome.DUPLICATE:
-                succeeded.add(item.message_id)
-                self._acks.add(None, item.message, item.event, outcome)
-            elif self._on_outcome is not None:
-                self._on_outcome(item.event, outcome)
-
-        first_of_key: set[str] = set()
-        runs = []
-        for p in prepared:
-            claim = claims[p.key]
-            repeated = claim is Claim.ACQUIRED and p.key in first_of_key
-            if repeated:
-                claim = Claim.IN_PROGRESS  # the same event twice in one batch: ours
-            first_of_key.add(p.key)
-            runs.append(settle(p, claim, repeated))
-        await asyncio.gather(*runs)
+        handled = await self._process_batch(messages)
         await self._acks.close()
-        return [m.get("MessageId", "?") for m in messages if m.get("MessageId") not in succeeded]
+        return [m.get("MessageId", "?") for m in messages if m.get("MessageId") not in handled]
 
     # ------------------------------------------------------------------ SQS actions
 
