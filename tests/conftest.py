@@ -2,6 +2,12 @@
 
 The moto server is started once per test session on a free loopback port; each test
 gets its own resource-name prefix, so tests never see each other's queues or tables.
+
+Set ``TOILKIT_TEST_AWS_ENDPOINT`` (``scripts/localstack-test.sh`` does) to run the same
+tests against a running LocalStack instead: ``moto_endpoint`` then answers LocalStack's
+URL, and DynamoDB alone stays on the moto server (``AWS_ENDPOINT_URL_DYNAMODB``), because
+LocalStack's DynamoDB downloads DynamoDB Local from the internet on first use. Tests marked
+``moto_only`` are skipped there; ``MOTO_ONLY_MODULES`` marks whole modules.
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ import logging
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 import requests
@@ -25,10 +32,57 @@ os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 
+#: A running LocalStack to test against instead of moto (None: moto, the default).
+LOCALSTACK_ENDPOINT = os.environ.get("TOILKIT_TEST_AWS_ENDPOINT") or None
+
+#: Modules (relative to tests/) whose AWS tests depend on something only moto does, and why.
+MOTO_ONLY_MODULES: dict[str, str] = {
+    "integration/test_batch_stepfunctions.py": "runs builds in CodeBuild, which LocalStack's "
+    "free edition does not emulate (501), through moto's Step Functions interpreter",
+}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "moto_only(reason): needs a moto-only feature; skipped when TOILKIT_TEST_AWS_ENDPOINT "
+        "points the suite at LocalStack",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if LOCALSTACK_ENDPOINT is None:
+        return
+    tests_root = Path(__file__).parent
+    for item in items:
+        if "moto_endpoint" not in getattr(item, "fixturenames", ()):
+            continue  # touches no AWS endpoint: runs the same either way
+        reason = _moto_only_reason(item, tests_root)
+        if reason is not None:
+            item.add_marker(pytest.mark.skip(reason=f"moto only under LocalStack: {reason}"))
+
+
+def _moto_only_reason(item: pytest.Item, tests_root: Path) -> str | None:
+    marker = item.get_closest_marker("moto_only")
+    if marker is not None:
+        return str(marker.kwargs.get("reason") or (marker.args[0] if marker.args else "marked"))
+    path = Path(str(item.path))
+    module_path = path.relative_to(tests_root).as_posix() if path.is_relative_to(tests_root) else ""
+    if module_path in MOTO_ONLY_MODULES:
+        return MOTO_ONLY_MODULES[module_path]
+    if "moto_endpoint" in vars(getattr(item, "module", None) or object()):
+        # The module starts its own emulator, so it would test moto here, not LocalStack.
+        return "the module runs its own moto server"
+    return None
+
 
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
-    """A moto server on 127.0.0.1 and a free port, with Step Functions execution on."""
+    """A moto server on 127.0.0.1 and a free port, with Step Functions execution on.
+
+    Under ``TOILKIT_TEST_AWS_ENDPOINT`` this answers the LocalStack URL instead, and the
+    moto server serves DynamoDB only (for every client in this process and its children).
+    """
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
@@ -39,7 +93,15 @@ def moto_endpoint() -> Iterator[str]:
         json={"stepfunctions": {"execute_state_machine": True}},
         timeout=10,
     ).raise_for_status()
-    yield endpoint
+    if LOCALSTACK_ENDPOINT is None:
+        yield endpoint
+    else:
+        # Both AwsSettings and botocore read this variable, and subprocesses inherit it.
+        os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = endpoint
+        try:
+            yield LOCALSTACK_ENDPOINT
+        finally:
+            del os.environ["AWS_ENDPOINT_URL_DYNAMODB"]
     server.stop()
 
 
