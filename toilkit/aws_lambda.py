@@ -342,37 +342,8 @@ class BatchFunction:
         return sum(1 for r in results if r)
 
     async def settle(self, run_id: str, *, quiet: bool = False) -> bool:
-        """Read an ended run's outcome from its runner and finish it (once).
-
-        Args:
-            run_id: the run.
-            quiet: a run still going is expected (housekeeping), not worth a warning.
-
-        Returns:
-            True when the run is final now (or unknown), False when it is still going or
-            its outcome could not be read.
-        """
-        record = await self.supervisor.runs.get(run_id)
-        if record is None or record.final:
-            return True  # nothing left to do
-        runner = self.supervisor.runners.get(record.runner or "")
-        started = self.supervisor.started_of(record)
-        # The watch spec of a started run (its parameter values may be gone by now).
-        spec = self.supervisor._spec_without_values(record)
-        if runner is None or started is None or spec is None or not runner.resumable:
-            return False
-        try:
-            async with asyncio.timeout(SETTLE_SECONDS):
-                outcome = await runner.wait(spec, started)
-        except TimeoutError:
-            if not quiet:
-                log.warning("run %s: its execution has not ended yet", run_id)
-            return False
-        except ToilkitError as exc:
-            log.warning("run %s: cannot read its outcome: %s", run_id, exc)
-            return False
-        await self.supervisor.finish(run_id, outcome)
-        return True
+        """Finish an ended run (see :meth:`RunSupervisor.settle`); False while it goes on."""
+        return await self.supervisor.settle(run_id, wait_seconds=SETTLE_SECONDS, quiet=quiet)
 
     async def aclose(self) -> None:
         await self.supervisor.stop()

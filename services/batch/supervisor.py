@@ -24,7 +24,7 @@ from services.batch.outcomes import EventPublisher
 from services.batch.runners.base import Runner, RunnerError, RunOutcome, RunSpec, StartedRun
 from services.batch.runs import Clock, LockStore, RunRecord, RunStore
 from shared.catalog import Catalog, LocalRunnerSettings, ValidatedRequest, validate_request
-from shared.errors import TransientError
+from shared.errors import ToilkitError, TransientError
 from shared.events import Actor, RefusalStage, RunParameter
 
 log = logging.getLogger(__name__)
@@ -423,6 +423,42 @@ class RunSupervisor:
         if runner is None or started is None or not runner.resumable:
             return False
         await runner.cancel(record.run_id, started)
+        return True
+
+    async def settle(self, run_id: str, *, wait_seconds: float, quiet: bool = False) -> bool:
+        """Read a started run's outcome from its runner and finish the run (once).
+
+        For a process that cannot watch its runs (a Lambda sandbox is frozen between
+        invocations): it is told a run ended, or checks on its runs now and then.
+
+        Args:
+            run_id: the run.
+            wait_seconds: how long to wait for the runner to report an end.
+            quiet: a run still going is expected (a periodic check), not worth a warning.
+
+        Returns:
+            True when the run is final now (or unknown), False when it is still going or
+            its outcome could not be read.
+        """
+        record = await self.runs.get(run_id)
+        if record is None or record.final:
+            return True  # nothing left to do
+        runner = self.runners.get(record.runner or "")
+        started = self.started_of(record)
+        spec = self._spec_without_values(record)
+        if runner is None or started is None or spec is None or not runner.resumable:
+            return False
+        try:
+            async with asyncio.timeout(wait_seconds):
+                outcome = await runner.wait(spec, started)
+        except TimeoutError:
+            if not quiet:
+                log.warning("run %s: its execution has not ended yet", run_id)
+            return False
+        except ToilkitError as exc:
+            log.warning("run %s: cannot read its outcome: %s", run_id, exc)
+            return False
+        await self.finish(run_id, outcome)
         return True
 
     # ------------------------------------------------------------------ restart

@@ -569,3 +569,63 @@ async def test_a_restart_watches_the_running_executions_again(aws_batch: BatchHa
     assert (await aws_batch.runs.get(record.run_id)).status == "succeeded"
     finished = (await aws_batch.outcomes(record.run_id))[-1]
     assert isinstance(finished, BatchRunFinished) and finished.status == "succeeded"
+
+
+async def test_a_process_that_cannot_watch_settles_a_run_from_its_status_change(
+    aws_batch: BatchHarness, sfn: Any
+) -> None:
+    """A Lambda sandbox watches nothing between invocations: the EventBridge status change
+    (or the periodic housekeeping) makes it read the run's outcome and finish it, once."""
+    from toilkit.aws_lambda import BatchFunction  # noqa: PLC0415
+
+    supervisor = aws_batch.service.supervisor
+    request = validate_request(aws_batch.service.context.catalog, "echo-args", "aws", {"text": "z"})
+    assert isinstance(request, ValidatedRequest)
+    record = RunRecord(
+        run_id=f"run-{new_event_id()[:8]}",
+        request_event_id=new_event_id(),
+        command="echo-args",
+        environment="aws",
+        requested_by=ALICE,
+        requested_at=datetime.now(UTC),
+    )
+    started = await supervisor.runners["stepfunctions"].start(supervisor.spec_for(record, request))
+    await aws_batch.runs.create(
+        record.model_copy(
+            update={
+                "status": "running",
+                "runner": "stepfunctions",
+                "runner_ref": started.ref,
+                "started_at": started.started_at,
+            }
+        )
+    )
+    await aws_batch.runs.mark_active(record.run_id)
+
+    async def ended() -> bool:
+        described = await sfn.describe_execution(executionArn=started.ref)
+        return described["status"] != "RUNNING"
+
+    await eventually(ended, timeout=30)
+    function = BatchFunction(aws_batch.service)
+    status_change = {
+        "detail-type": STATUS_CHANGE,
+        "source": "aws.states",
+        "detail": {
+            "executionArn": started.ref,
+            "status": "SUCCEEDED",
+            "input": (await sfn.describe_execution(executionArn=started.ref))["input"],
+        },
+    }
+    assert await function.settle_from_status_change(json.dumps(status_change))
+    # A second delivery of the same change, and housekeeping, change nothing.
+    assert await function.settle_from_status_change(json.dumps(status_change))
+    assert await function.settle_active_runs() == 0
+
+    assert (await aws_batch.runs.get(record.run_id)).status == "succeeded"
+    finished = [
+        e for e in await aws_batch.outcomes(record.run_id) if isinstance(e, BatchRunFinished)
+    ]
+    assert [e.status for e in finished] == ["succeeded"]
+    # Not JSON at all: ignored (acknowledged), never retried forever.
+    assert await function.settle_from_status_change("not json")
