@@ -939,7 +939,10 @@ def age(delta: timedelta) -> str:
 
 
 def duration(seconds: float) -> str:
-    """A run's duration: ``42s``, ``4m 12s``, ``1h 03m``."""
+    """A run's duration: ``0.3s``, ``42s``, ``4m 12s``, ``1h 03m``."""
+    if seconds < 0.95:
+        # Rounded to whole seconds, a quick run would read "in 0s", as if it never ran.
+        return f"{seconds:.1f}s"
     total = round(seconds)
     if total < 60:
         return f"{total}s"

@@ -446,7 +446,7 @@ async def test_a_run_shows_started_then_finished_with_its_exit_code_and_log_tail
     assert ACTION_BATCH_CANCEL not in buttons_of(message)
     reply = thread_reply(message, "Succeeded")
     assert "exit code `0`" in reply
-    assert "orders placed on or after 2024-06-01" in reply or "backfill" in reply.lower()
+    assert re.search(r"backfilled \d+ orders in \d+ batches", reply), reply
     # The log the link opens is the script's whole output.
     assert "created demo database with 2000 orders" in log_file(message)
 
@@ -469,18 +469,37 @@ async def test_a_failing_command_shows_its_exit_code_and_stderr(
 
 
 async def test_a_run_past_its_timeout_is_stopped_and_shows_timed_out(
-    stack: Stack, alice: Person
+    stack: Stack, alice: Person, carol: Person
 ) -> None:
+    # GIVEN a reindex longer than its timeout, with a sensitive API key
     run_id = await alice.request(
-        "reindex-search", "staging", {"steps": "30"}, unique_reason("reindex after the upgrade")
+        "reindex-search",
+        "staging",
+        {"steps": "30", "api_key": "sk-live-e2e-not-for-slack"},
+        unique_reason("reindex after the upgrade"),
     )
+    await run_message_where(stack.standin, run_id, lambda m: status_of(m) == "Running")
 
+    # WHILE it runs, a second reindex is refused: the command runs once at a time
+    second = await carol.request(
+        "reindex-search", "staging", {"steps": "1"}, unique_reason("a second reindex")
+    )
+    busy = await run_message_where(stack.standin, second, lambda m: status_of(m) == "Refused")
+    assert "another run holds the lock" in shown(busy)
+    assert not (stack.log_dir / f"{second}.log").exists()
+
+    # THEN the first is stopped at its timeout and says so, with the log's last lines
     message = await finished(stack.standin, run_id)
-
     assert status_of(message) == "Timed out"
     reply = thread_reply(message, "Timed out")
+    assert "exit code `143`" in reply  # the script's own exit after SIGTERM
     assert "received SIGTERM, stopping" in reply
     assert "step 30/30" not in log_file(message)
+    # AND the key reached the process only: Slack never saw it, the message says it was set.
+    assert "`api_key` = `(sensitive)`" in shown(message)
+    assert not any(
+        "sk-live-e2e-not-for-slack" in json.dumps(c.arguments) for c in stack.standin.calls()
+    )
 
 
 async def test_cancel_on_the_run_message_stops_the_run(stack: Stack, alice: Person) -> None:

@@ -18,6 +18,7 @@ from services.notifier.render import (
     MAX_BLOCKS,
     SlackMessage,
     claim_value,
+    duration,
     render_digest,
     render_drift,
     render_drift_claimed_reply,
@@ -572,3 +573,20 @@ def test_text_from_events_cannot_mention_everyone_or_break_formatting() -> None:
 )
 def test_every_message_is_valid_block_kit_within_slacks_limits(message: SlackMessage) -> None:
     assert_within_slack_limits(message)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"),
+    [
+        (0.34, "0.3s"),
+        (0.94, "0.9s"),
+        (0.99, "1s"),
+        (1.4, "1s"),
+        (59.4, "59s"),
+        (252, "4m 12s"),
+        (3780, "1h 03m"),
+    ],
+)
+def test_durations_read_as_a_person_says_them(seconds: float, shown: str) -> None:
+    # A run of a third of a second took "0.3s", never "0s".
+    assert duration(seconds) == shown
