@@ -51,6 +51,7 @@ from shared.catalog import (
     Catalog,
     FieldError,
     GroupDirectory,
+    Principals,
     ValidatedRequest,
     approval_refusal,
     authorization_refusal,
@@ -562,7 +563,8 @@ class Gateway:
         if refusal is not None:
             log.info("refused to %s run %s for %s: %s", verb, run_id, requester.user_id, refusal)
             return text_reply(
-                f":no_entry: You cannot {verb} run {code(run_id)}.\n>{escape(refusal)}"
+                f":no_entry: You cannot {verb} run {code(run_id)}.\n>"
+                + _decision_refusal_words(policy, record, requester, approve=approve)
             )
         event: EventBase
         if approve:
@@ -680,6 +682,32 @@ class Gateway:
             log.error("publishing %s failed: %s", type(event).__name__, exc)
             return "toilkit could not queue it just now. Please try again in a minute."
         return None
+
+
+def _decision_refusal_words(
+    policy: ApprovalPolicy, record: RunRecord, requester: Requester, *, approve: bool
+) -> str:
+    """Why a decision was refused, said to the person who clicked (the logged reason names
+    user ids, which Slack would show them raw)."""
+    approvers = principal_mentions(policy.approvers)
+    if approve and requester.user_id == record.requested_by.slack_user_id:
+        return (
+            f"You requested this run, so another approver must approve it (no "
+            f"self-approval): {approvers}."
+        )
+    if approve:
+        return f"You are not an approver here; its approvers are {approvers}."
+    return (
+        f"You are neither the requester nor an approver: its approvers ({approvers}) or "
+        f"{mention(record.requested_by)}, who requested it, can reject it."
+    )
+
+
+def principal_mentions(principals: Principals) -> str:
+    """Users as ``<@U...>`` and user groups as ``<!subteam^S...>``, which Slack shows by name."""
+    users = [f"<@{user}>" for user in principals.users]
+    groups = [f"<!subteam^{group}>" for group in principals.usergroups]
+    return ", ".join(users + groups)
 
 
 def _no_such_run(run_id: str) -> Reply:

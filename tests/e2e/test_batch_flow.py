@@ -595,6 +595,8 @@ async def test_the_requester_cannot_approve_their_own_request(
 
     [said] = await eventually(refusal, timeout=DEADLINE_SECONDS)
     assert said.startswith(":no_entry: You cannot approve run")
+    assert "You requested this run, so another approver must approve it" in said
+    assert "<!subteam^S0SRE00001>" in said  # Slack shows the @sre group by name
     # Nothing ran: the message still waits, and only ever waited.
     assert status_of(run_message(stack.standin, run_id) or {}) == "Awaiting approval"
     assert not (stack.log_dir / f"{run_id}.log").exists()

@@ -542,8 +542,14 @@ async def test_self_approval_and_non_approvers_are_refused_and_nothing_is_publis
     await slack.press("batch_approve", "r5", CAROL)
 
     assert await events_on(aws, topology, "batch") == []
-    assert "self-approval" in ephemeral_texts(standin, ALICE)[0]
-    assert "not an approver" in ephemeral_texts(standin, CAROL)[0]
+    [to_alice] = ephemeral_texts(standin, ALICE)
+    [to_carol] = ephemeral_texts(standin, CAROL)
+    assert "You requested this run" in to_alice and "self-approval" in to_alice
+    assert "not an approver" in to_carol
+    for said in (to_alice, to_carol):
+        # Approvers as mentions Slack shows by name, never a raw user id.
+        assert "<!subteam^S0SRE00001>" in said
+        assert "U0ALICE001" not in said and "U0CAROL003" not in said
 
 
 async def test_rerun_requests_the_stored_run_again_as_the_presser(
