@@ -275,8 +275,8 @@ class LocalRunner:
         elif code == 0:
             status = "succeeded"
         else:
+            # The exit code says why; ``error`` is for what it cannot say (a signal).
             status = "failed"
-            error = error or f"exited with status {code}"
         duration = (self._clock() - run.started).total_seconds()
         run.run_log.write(
             f"toilkit: {status}"
