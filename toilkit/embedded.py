@@ -1,6 +1,14 @@
 """The embedded AWS: moto's server in this process, on 127.0.0.1:4566 by default.
 
 4566 is LocalStack's port, so one ``AWS_ENDPOINT_URL=http://127.0.0.1:4566`` serves both.
+
+moto serves each request on its own thread, and its DynamoDB is not safe for that: it
+checks a write's condition and then writes without a lock (two concurrent
+``attribute_not_exists`` puts can both succeed, which breaks the idempotency every
+handler relies on), and ``TransactWriteItems`` copies a table while other threads
+change it (``RuntimeError: dictionary keys changed during iteration``, answered as a
+500). Real DynamoDB makes each request atomic; :class:`OneDynamoDBRequestAtATime` gives
+the emulator that property back, as four services in one process need.
 """
 
 from __future__ import annotations
@@ -9,9 +17,18 @@ import errno
 import logging
 import os
 import socket
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import requests
-from moto.server import ThreadedMotoServer
+from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+from moto.moto_server.werkzeug_app import (
+    DomainDispatcherApplication,
+    MotoRequestHandler,
+    create_backend_app,
+)
+from werkzeug.serving import make_server
 
 from shared.errors import ConfigError
 
@@ -19,13 +36,47 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 4566
 
 
+WsgiApp = Callable[[dict[str, Any], Any], Iterable[bytes]]
+
+
+class OneDynamoDBRequestAtATime:
+    """WSGI middleware that lets one DynamoDB request through at a time (others run freely).
+
+    Args:
+        app: moto's WSGI application.
+    """
+
+    def __init__(self, app: WsgiApp) -> None:
+        self._app = app
+        self._lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        if environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_"):
+            with self._lock:
+                # Consumed under the lock: the response is built while it is held.
+                return list(self._app(environ, start_response))
+        return self._app(environ, start_response)
+
+
+class AtomicDynamoDBMotoServer(ThreadedMotoServer):
+    """moto's threaded server with :class:`OneDynamoDBRequestAtATime` in front."""
+
+    def _server_entry(self) -> None:
+        app = OneDynamoDBRequestAtATime(DomainDispatcherApplication(create_backend_app))
+        self._server = make_server(
+            self._ip_address, self._port, app, True, request_handler=MotoRequestHandler
+        )
+        self._server_ready_event.set()
+        self._server.serve_forever()
+
+
 class EmbeddedAws:
-    """moto's ThreadedMotoServer with Step Functions execution switched on."""
+    """moto's threaded server, DynamoDB made atomic, Step Functions execution switched on."""
 
     def __init__(self, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> None:
         self.host = host
         self.port = port
-        self._server: ThreadedMotoServer | None = None
+        self._server: AtomicDynamoDBMotoServer | None = None
 
     @property
     def endpoint(self) -> str:
@@ -41,7 +92,7 @@ class EmbeddedAws:
         # moto's Step Functions interpreter calls back into the server on this port.
         os.environ["MOTO_PORT"] = str(self.port)
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        self._server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)
+        self._server = AtomicDynamoDBMotoServer(ip_address=self.host, port=self.port, verbose=False)
         self._server.start()
         self.host, self.port = self._server.get_host_and_port()
         os.environ["MOTO_PORT"] = str(self.port)

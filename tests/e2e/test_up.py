@@ -160,6 +160,31 @@ def headers(messages: list[dict[str, Any]]) -> list[str]:
     return [m["blocks"][0]["text"]["text"] for m in messages]
 
 
+def run_demo(command: str, demo_dir: Path, aws_port: int) -> subprocess.CompletedProcess[str]:
+    """`toilkit demo COMMAND` as the banner shows it, from another terminal."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "toilkit",
+            "demo",
+            command,
+            "--dir",
+            str(demo_dir),
+            "--aws-endpoint",
+            f"http://127.0.0.1:{aws_port}",
+        ],
+        env=up_environment(),
+        cwd=REPOSITORY,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result
+
+
 def test_up_prepares_a_demo_whose_drift_shows_in_the_slack_standin(tmp_path: Path) -> None:
     aws_port, slack_port = free_port(), free_port()
     demo_dir = tmp_path / "demo"
@@ -186,33 +211,28 @@ def test_up_prepares_a_demo_whose_drift_shows_in_the_slack_standin(tmp_path: Pat
         assert "demo ready in" in (tmp_path / "up.log").read_text()
 
         # WHEN the newcomer runs the fix the banner shows
-        fixed = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "toilkit",
-                "demo",
-                "fix",
-                "--dir",
-                str(demo_dir),
-                "--aws-endpoint",
-                f"http://127.0.0.1:{aws_port}",
-            ],
-            env=up_environment(),
-            cwd=REPOSITORY,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        assert fixed.returncode == 0, fixed.stderr
-        assert "scan demo-fix-" in fixed.stdout
+        fixed = run_demo("fix", demo_dir, aws_port)
+        assert "applied storage" in fixed.stdout and "scan demo-fix-" in fixed.stdout
 
         # THEN the same message turns resolved
         wait_for(
             lambda: (
                 headers(drift_channel(slack_port))
                 == [":white_check_mark: Drift resolved in storage"]
+            ),
+            timeout=120,
+        )
+
+        # WHEN the cloud is changed by hand again, THEN that is news: a new message
+        drifted = run_demo("drift", demo_dir, aws_port)
+        assert 'cloud_bucket.logs: tags.env "prod" -> "staging"' in drifted.stdout
+        wait_for(
+            lambda: (
+                headers(drift_channel(slack_port))
+                == [
+                    ":white_check_mark: Drift resolved in storage",
+                    ":warning: Drift detected in storage",
+                ]
             ),
             timeout=120,
         )
