@@ -17,9 +17,28 @@ HTTP endpoints besides the Web API (all JSON unless noted)::
     DELETE /_standin/faults                remove every fault rule
     POST   /_standin/triggers              issue a trigger id: {"user_id": "U..."} -> {"trigger_id": ...}
     POST   /_standin/reset                 forget calls, messages, views, triggers and faults
-    GET    /                               the page (HTML); /_standin/fragment is its refreshed body
+    GET    /[?channel=C&user=U]            the page (HTML); /_standin/fragment is its refreshed body
 
-Run it alone with ``python -m toilkit.standins.slack --port 3001``.
+Connected to an app (:meth:`SlackStandin.connect_app`, or ``--app-url`` and
+``--signing-secret``), the stand-in also plays Slack's *client*: the page gets a message box,
+clickable buttons and modals as forms, and what the person does is sent to the app's Request
+URL as Slack sends it (a slash command form or a ``payload=`` interaction, signed ``v0=``
+HMAC-SHA256, with trigger ids this stand-in accepts and response URLs it serves). The
+page's script calls these (JSON in, JSON out; the tests call them too)::
+
+    POST   /_standin/client/command        {"channel", "user", "text": "/toil run"}
+    POST   /_standin/client/button         {"channel", "user", "message_ts", "action_id"[, "block_id"]}
+    POST   /_standin/client/view_action    {"view_id", "user", "block_id", "action_id", "values"}
+    POST   /_standin/client/view_submit    {"view_id", "user", "values"}
+    POST   /_standin/client/view_close     {"view_id", "user"}
+    GET    /_standin/client/modal?user=U   the modal U sees: view, errors under blocks, notice
+    POST   /_standin/response/<token>      a response_url (5 messages within 30 minutes)
+
+``values`` is what the form holds: block id -> action id -> text, an option value or user id,
+a list of them, or null; the stand-in turns it into Slack's ``view.state.values``.
+
+Run it alone with ``python -m toilkit.standins.slack --port 3001`` (add ``--app-url
+http://127.0.0.1:3000/slack/events --signing-secret S`` to drive a gateway).
 """
 
 from __future__ import annotations
@@ -1951,6 +1970,19 @@ def _typed_from_initial(element: JsonDict) -> TypedValue:
     return None if initial is None else str(initial)
 
 
+def _typed_from_entry(entry: Mapping[str, Any]) -> TypedValue:
+    """What the page holds for a ``state.values`` entry (the reverse of :func:`state_entry`)."""
+    for key, value in entry.items():
+        if key == "type":
+            continue
+        if isinstance(value, dict):
+            return str(value.get("value", ""))
+        if isinstance(value, list):
+            return [str(v.get("value", "")) if isinstance(v, dict) else str(v) for v in value]
+        return None if value is None else str(value)
+    return None
+
+
 def _as_list(typed: TypedValue) -> list[str]:
     if typed is None:
         return []
@@ -2423,6 +2455,13 @@ EMOJI = {
     "see_no_evil": "🙈",
     "no_entry_sign": "🚫",
     "scroll": "📜",
+    # What the gateway's own replies use.
+    "inbox_tray": "📥",
+    "thinking_face": "🤔",
+    "arrow_forward": "▶️",
+    "raised_hand": "✋",
+    "small_blue_diamond": "🔹",
+    "octagonal_sign": "🛑",
 }
 
 # One pass over mrkdwn: code blocks, inline code and <links> are never formatted further.
@@ -2457,6 +2496,8 @@ class _Live:
     channel_id: str = ""
     message_ts: str = ""
     errors: Mapping[str, str] = field(default_factory=dict)
+    #: ``state.values`` of the view: what the person last sent, shown again on a reload.
+    state: Mapping[str, Mapping[str, JsonDict]] = field(default_factory=dict)
 
 
 class _BlockKitRenderer:
@@ -2510,12 +2551,13 @@ class _BlockKitRenderer:
         if self._viewer is None:
             return ""
         key = f"composer|{channel.id}"
+        shown_name = channel.name if channel.name.startswith("@") else f"#{channel.name}"
         return (
             f'<form class="composer" data-channel="{html.escape(channel.id)}" novalidate>'
             f'<div class="el composer-box" data-kind="plain_text_input" data-key="{html.escape(key)}">'
             f'<input id="{_dom_id(key)}" type="text" autocomplete="off" spellcheck="false" '
-            f'aria-label="Message {html.escape(channel.display_name)}" '
-            f'placeholder="Message {html.escape(channel.display_name)}: try /toil help, '
+            f'aria-label="Message {html.escape(shown_name)}" '
+            f'placeholder="Message {html.escape(shown_name)}: try /toil help, '
             '/toil run, /toil drift"></div>'
             '<button type="submit" class="button primary">Send</button>'
             '<div class="composer-status" role="status"></div></form>'
@@ -2637,7 +2679,8 @@ class _BlockKitRenderer:
     ) -> str:
         """The viewer's modal as a form over the page, as Slack shows a modal."""
         blocks = with_element_ids(view.get("blocks", []), view["id"])
-        live = _Live("view", errors=errors)
+        state = view.get("state", {}).get("values", {})
+        live = _Live("view", errors=errors, state=state if isinstance(state, dict) else {})
         close = view.get("close") if isinstance(view.get("close"), dict) else None
         submit = view.get("submit") if isinstance(view.get("submit"), dict) else None
         close_label = self.text_object(close) if close else "Cancel"
@@ -2754,7 +2797,9 @@ class _BlockKitRenderer:
         if live is not None and element_type == "button":
             return self.live_button(element, live, block_id)
         if live is not None and live.surface == "view" and element_type in STATEFUL_TYPES:
-            return self.live_control(element, block_id, dispatch=dispatch)
+            entry = live.state.get(block_id, {}).get(str(element.get("action_id", "")))
+            current = _typed_from_entry(entry) if entry else _typed_from_initial(element)
+            return self.live_control(element, block_id, current, dispatch=dispatch)
         if element_type in ("mrkdwn", "plain_text"):
             return self.text_object(element)
         if element_type == "button":
@@ -2812,15 +2857,17 @@ class _BlockKitRenderer:
             )
         return f'<button type="button" class="{css}" {attributes}>{label}</button>'
 
-    def live_control(self, element: JsonDict, block_id: str, *, dispatch: bool) -> str:
-        """A form control for a stateful element; the page reads it back by its ids."""
+    def live_control(
+        self, element: JsonDict, block_id: str, initial: TypedValue, *, dispatch: bool
+    ) -> str:
+        """A form control for a stateful element holding ``initial``; the page reads it
+        back by its ids."""
         kind = str(element.get("type"))
         action_id = str(element.get("action_id", ""))
         key = f"{block_id}|{action_id}"
         control_id = _dom_id(key)
         placeholder = element.get("placeholder")
         placeholder_text = str(placeholder.get("text", "")) if isinstance(placeholder, dict) else ""
-        initial = _typed_from_initial(element)
         if kind in TEXT_INPUT_TYPES:
             control = self._text_control(element, control_id, placeholder_text, initial)
         elif kind in ("datepicker", "timepicker"):
