@@ -89,7 +89,7 @@ def fix(
     scan: ScanOption = True,
     aws_endpoint: EndpointOption = DEFAULT_ENDPOINT,
 ) -> None:
-    """Make the demo cloud match its code again (``terraform apply``)."""
+    """Make the demo cloud match its code again (terraform apply)."""
     configure_logging(False)
     demo = _open(directory)
     with console.status(f"terraform apply in {demo.state_dir(DRIFTING_STATE)}") as status:
