@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import os
+import secrets
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -208,6 +209,13 @@ async def _start_slack_standin(stack: contextlib.AsyncExitStack, port: int) -> s
     stack.push_async_callback(standin.stop)
     for service in ("NOTIFIER", "GATEWAY", "BATCH"):
         os.environ.setdefault(f"TOILKIT_{service}_SLACK_API_URL", standin.api_url)
+    # The page is also the Slack client people act in (slash commands, modals, buttons):
+    # it signs what it sends to the gateway with the secret the gateway will check.
+    secret = os.environ.get("SLACK_SIGNING_SECRET") or os.environ.setdefault(
+        "TOILKIT_GATEWAY_SLACK_SIGNING_SECRET", secrets.token_hex(16)
+    )
+    gateway_port = os.environ.get("TOILKIT_GATEWAY_PORT", "3000")
+    standin.connect_app(f"http://127.0.0.1:{gateway_port}/slack/events", secret)
     return page
 
 

@@ -447,7 +447,9 @@ def drift_reply(
                 else ""
             )
             kind = "" if line.kind == "drift" else f" ({escape(line.kind)})"
-            shown.append(f"• {code(line.address)}{kind}, {age(now - line.first_seen)} old{who}")
+            shown.append(
+                f"• {code(line.address)}{kind}, first seen {ago(now - line.first_seen)}{who}"
+            )
         if len(lines) > max_lines:
             shown.append(f"• …and {len(lines) - max_lines} more")
         last = scanned.get(state)

@@ -209,14 +209,22 @@ def _drift_headline(
     where = f"`{code_text(state.name)}`"
     if state.workspace != "default":
         where += f" (workspace `{code_text(state.workspace)}`)"
+    # One resource can be two findings (changed outside Terraform, and the plan that
+    # would revert it): people count resources.
     if view.all_resolved:
-        return f"All *{total}* {plural(total, 'resource')} in {where} match the code again."
+        resources = len({f.address for f in findings}) or total
+        return f"All *{resources}* {plural(resources, 'resource')} in {where} match the code again."
     still_open = [f for f in findings if f.fingerprint not in view.resolved]
     drift = sum(1 for f in still_open if f.kind == "drift")
     pending = sum(1 for f in still_open if f.kind == "pending")
-    lines = [f"*{open_count}* {plural(open_count, 'resource')} in {where} differ from the code"]
+    if len(findings) >= total:
+        resources = len({f.address for f in still_open})
+        verb = "differs" if resources == 1 else "differ"
+        lines = [f"*{resources}* {plural(resources, 'resource')} in {where} {verb} from the code"]
+    else:  # the detector cut the list for size: only the count of findings is known
+        lines = [f"*{open_count}* {plural(open_count, 'difference')} between {where} and the code"]
     if open_count < total:
-        lines[0] += f" ({total - open_count} of {total} resolved since)"
+        lines[0] += f" ({total - open_count} of {total} findings resolved since)"
     counts = []
     if drift:
         counts.append(f":red_circle: *{drift}* changed outside Terraform")

@@ -225,7 +225,7 @@ async def test_drift_is_posted_claimed_kept_up_to_date_and_resolved_in_slack(
     assert "secret: (sensitive)" in shown["drift"]
     assert 'tags.env: "staging" → "prod"' in shown["pending"]
     assert 'tags.env: "prod" → "staging"' not in shown["pending"]
-    assert "*4* resources in `drifting` differ from the code" in text_of(report)
+    assert "*2* resources in `drifting` differ from the code" in text_of(report)
     assert "rotated-by-hand" not in json.dumps(channel)
     assert claim_button(report)["text"]["text"] == "I'm on it"
 
@@ -283,7 +283,7 @@ async def test_drift_is_posted_claimed_kept_up_to_date_and_resolved_in_slack(
     assert len(slack.messages(DRIFT_CHANNEL)) == 2
     (report,) = drift_reports(slack, "drifting")
     assert header(report) == ":white_check_mark: Drift resolved in drifting"
-    assert "All *4* resources in `drifting` match the code again." in text_of(report)
+    assert "All *2* resources in `drifting` match the code again." in text_of(report)
     assert not [b for b in report["blocks"] if b["type"] == "actions"]
     assert text_of(report["replies"][-1]).startswith(":tada: *All resolved.*")
     assert "`cloud_bucket.logs` — changed outside Terraform, open 24 h" in text_of(

@@ -432,7 +432,7 @@ async def test_drift_says_when_there_is_no_data_yet_then_shows_open_drift(
 
     _, text = await slack.slash("drift")
     shown = json.dumps(json.loads(text)["blocks"])
-    assert "aws_security_group.web" in shown and "2d old" in shown and BOB.id in shown
+    assert "aws_security_group.web" in shown and "first seen 2d ago" in shown and BOB.id in shown
     _, text = await slack.slash("drift sandbox")
     assert "No drift data for" in json.loads(text)["text"]
 

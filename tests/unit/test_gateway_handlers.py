@@ -507,7 +507,7 @@ async def test_drift_overview_lists_open_findings_per_state(
 
     shown = str(reply.blocks)
     assert reply.text == "2 open drift findings"
-    assert "aws_sg.web" in shown and "3d old" in shown
+    assert "aws_sg.web" in shown and "first seen 3d ago" in shown
     assert "(pending)" in shown and "<@U0BOB00002> is on it" in shown
     assert "dns" not in shown
 

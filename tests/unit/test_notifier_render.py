@@ -235,7 +235,7 @@ def test_findings_the_detector_cut_for_size_are_counted_with_a_link_to_the_plan(
     view = drift_view_of(report.model_copy(update={"findings_total": 31}))
     message = render_drift(view)
 
-    assert texts(message)[1].startswith("*31* resources in `prod-network` differ from the code")
+    assert texts(message)[1].startswith("*31* differences between `prod-network` and the code")
     assert f"…and *30 more* resources — <{samples.PLAN_URL}|see the full plan>" in all_text(message)
     assert json.loads(buttons(message)[ACTION_DRIFT_CLAIM]["value"])["fingerprints"] == [
         samples.database_drift().fingerprint
@@ -262,7 +262,7 @@ def test_resolved_findings_are_struck_through_and_all_resolved_says_so() -> None
 
     assert texts(partly)[0] == ":warning: Drift detected in prod-network"
     assert (
-        "*4* resources in `prod-network` differ from the code (1 of 5 resolved since)"
+        "*4* resources in `prod-network` differ from the code (1 of 5 findings resolved since)"
         in texts(partly)[1]
     )
     assert any(
