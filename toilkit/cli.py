@@ -135,6 +135,10 @@ def up(
             raise typer.Exit(2) from None
         console.print(f"[green]embedded AWS (moto) listening on {aws_endpoint}[/]")
     os.environ["AWS_ENDPOINT_URL"] = aws_endpoint
+    # A stop lets each long poll finish (SQS would hide what it returns otherwise): on a
+    # laptop, polls of 5 s make Ctrl-C take seconds, not the 20 s a deployment polls for.
+    for service in service_factories():
+        os.environ.setdefault(f"TOILKIT_{service.upper()}_WORKER__WAIT_TIME_SECONDS", "5")
     aws_settings, topology_settings = cli_settings()
     try:
         run_async(_up(aws_settings, topology_settings, slack_port, demo, demo_dir))
