@@ -14,11 +14,12 @@
 #   LOCALSTACK_WAIT     seconds `start` waits for health (default 120)
 #
 # What is pinned and why (docs/localstack.md has the details):
-#   localstack-core 4.9.2 is the last release that runs on Python 3.11; on 3.13, 2026.3.0 works.
+#   localstack-core 4.9.2 is the release known to work here on Python 3.11; on 3.13, 2026.3.0.
 #   boto3/botocore/awscli are pinned to the versions localstack-core 4.9.2 itself pins, because
 #   pip otherwise backtracks through every boto3 release for aws-sam-translator's range.
-#   cbor2<6, pyopenssl<25, cryptography<45 and service_identity: newer majors break its TLS and
-#   CBOR code paths. psutil<7: its DNS module imports a name psutil 7 removed.
+#   cbor2<6, pyopenssl<25, cryptography<45 and service_identity: the set known to work with
+#   these releases (not bisected here). psutil<7 for 4.9.2 only: its DNS module imports a name
+#   psutil 7 removed (2026.3.0 needs psutil 7).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -31,16 +32,19 @@ PID_FILE="$STATE/localstack-$PORT.pid"
 LOG_FILE="$STATE/localstack-$PORT.log"
 HEALTH_URL="http://127.0.0.1:$PORT/_localstack/health"
 
-COMMON_PINS=("cbor2<6" "pyopenssl<25" "cryptography<45" "service_identity" "psutil<7")
+COMMON_PINS=("cbor2<6" "pyopenssl<25" "cryptography<45" "service_identity")
 
 log() { echo "localstack-host: $*" >&2; }
 
 pins_for_python() {
 	local minor
-	minor="$("$PYTHON" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')"
+	minor="$("$PYTHON" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')" || {
+		log "cannot run $PYTHON; set LOCALSTACK_PYTHON to a Python 3.11 or 3.13 interpreter"
+		return 1
+	}
 	case "$minor" in
-	3.11 | 3.12)
-		echo "localstack-core[runtime]==4.9.2 boto3==1.40.40 botocore==1.40.40 awscli==1.42.40"
+	3.11)
+		echo "localstack-core[runtime]==4.9.2 boto3==1.40.40 botocore==1.40.40 awscli==1.42.40 psutil<7"
 		;;
 	3.13)
 		echo "localstack-core[runtime]==2026.3.0"
@@ -56,17 +60,15 @@ install() {
 	if [[ -x "$VENV/bin/python" ]] && "$VENV/bin/python" -c 'import localstack.runtime.main' 2>/dev/null; then
 		return 0
 	fi
-	command -v "$PYTHON" >/dev/null || {
-		log "$PYTHON not found; set LOCALSTACK_PYTHON"
-		return 1
-	}
 	local pins
 	pins="$(pins_for_python)"
 	log "creating $VENV with $PYTHON and installing $pins (takes a few minutes the first time)"
 	"$PYTHON" -m venv "$VENV"
 	"$VENV/bin/python" -m pip install --quiet --upgrade pip
-	# shellcheck disable=SC2086 # $pins is a list of requirement specifiers
-	"$VENV/bin/python" -m pip install --quiet $pins "${COMMON_PINS[@]}"
+	# $pins is a list of requirement specifiers; none contains a space or a glob character.
+	local -a pin_list
+	read -r -a pin_list <<<"$pins"
+	"$VENV/bin/python" -m pip install --quiet "${pin_list[@]}" "${COMMON_PINS[@]}"
 }
 
 # The environment LocalStack runs with: everything it writes stays under $STATE, nothing
