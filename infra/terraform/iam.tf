@@ -62,39 +62,14 @@ data "aws_iam_policy_document" "scheduler_assume" {
   }
 }
 
-# --------------------------------------------------------------------------- workers
+# --------------------------------------------------------------------------- shared statements
+# The statements several roles need word for word, written once and merged into each role's
+# document through source_policy_documents. Each grants one thing on one set of resources,
+# so a role that sources one gains nothing it did not need before.
 
-resource "aws_iam_role" "worker" {
-  for_each = local.consumers
-
-  name               = "${var.name_prefix}-${each.key}-function"
-  assume_role_policy = data.aws_iam_policy_document.lambda_assume.json
-  tags               = var.tags
-}
-
-# What every toilkit runtime does: consume its queue, publish, keep state, offload payloads.
-data "aws_iam_policy_document" "worker_runtime" {
-  for_each = local.consumers
-
-  statement {
-    sid       = "OwnLogs"
-    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
-    resources = ["${aws_cloudwatch_log_group.worker[each.key].arn}:*"]
-  }
-
-  statement {
-    sid = "ConsumeOwnQueue"
-    actions = [
-      "sqs:ReceiveMessage",
-      "sqs:DeleteMessage",
-      "sqs:DeleteMessageBatch",
-      "sqs:ChangeMessageVisibility",
-      "sqs:ChangeMessageVisibilityBatch",
-      "sqs:GetQueueAttributes",
-    ]
-    resources = [aws_sqs_queue.consumer[each.key].arn]
-  }
-
+# What every toilkit runtime (the functions and the drift scan) does at start and per event:
+# find its queues and the topic by name, publish, and keep idempotency and state records.
+data "aws_iam_policy_document" "runtime" {
   statement {
     sid       = "ResolveTopology"
     actions   = ["sqs:GetQueueUrl"]
@@ -126,11 +101,80 @@ data "aws_iam_policy_document" "worker_runtime" {
     ]
     resources = local.tables
   }
+}
 
+# Offloaded event payloads (and the drift scan's plans), read and written. The gateway only
+# writes them, so it has its own narrower statement instead.
+data "aws_iam_policy_document" "payloads" {
   statement {
     sid       = "Payloads"
     actions   = ["s3:GetObject", "s3:PutObject"]
     resources = ["${aws_s3_bucket.artifacts.arn}/*"]
+  }
+}
+
+data "aws_iam_policy_document" "slack_bot_token" {
+  statement {
+    sid       = "SlackToken"
+    actions   = ["ssm:GetParameter"]
+    resources = [aws_ssm_parameter.slack_bot_token.arn]
+  }
+}
+
+# Starting a drift scan: the detector on a request from Slack, the scheduler every morning.
+data "aws_iam_policy_document" "start_drift_scan" {
+  statement {
+    sid       = "StartDriftScan"
+    actions   = ["codebuild:StartBuild"]
+    resources = [aws_codebuild_project.drift_scan.arn]
+  }
+}
+
+# Driving a batch run's build: the state machine in AWS, the batch function's local runner.
+data "aws_iam_policy_document" "drive_batch_builds" {
+  statement {
+    sid       = "DriveBatchBuilds"
+    actions   = ["codebuild:StartBuild", "codebuild:BatchGetBuilds", "codebuild:StopBuild"]
+    resources = [aws_codebuild_project.batch_runner.arn]
+  }
+}
+
+# --------------------------------------------------------------------------- workers
+
+resource "aws_iam_role" "worker" {
+  for_each = local.consumers
+
+  name               = "${var.name_prefix}-${each.key}-function"
+  assume_role_policy = data.aws_iam_policy_document.lambda_assume.json
+  tags               = var.tags
+}
+
+# What every toilkit function does: log, consume its own queue, and the shared runtime.
+data "aws_iam_policy_document" "worker_runtime" {
+  for_each = local.consumers
+
+  source_policy_documents = [
+    data.aws_iam_policy_document.runtime.json,
+    data.aws_iam_policy_document.payloads.json,
+  ]
+
+  statement {
+    sid       = "OwnLogs"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.worker[each.key].arn}:*"]
+  }
+
+  statement {
+    sid = "ConsumeOwnQueue"
+    actions = [
+      "sqs:ReceiveMessage",
+      "sqs:DeleteMessage",
+      "sqs:DeleteMessageBatch",
+      "sqs:ChangeMessageVisibility",
+      "sqs:ChangeMessageVisibilityBatch",
+      "sqs:GetQueueAttributes",
+    ]
+    resources = [aws_sqs_queue.consumer[each.key].arn]
   }
 }
 
@@ -142,21 +186,18 @@ resource "aws_iam_role_policy" "worker_runtime" {
   policy = data.aws_iam_policy_document.worker_runtime[each.key].json
 }
 
-data "aws_iam_policy_document" "detector_function" {
-  statement {
-    sid       = "StartScans"
-    actions   = ["codebuild:StartBuild"]
-    resources = [aws_codebuild_project.drift_scan.arn]
-  }
-}
-
 resource "aws_iam_role_policy" "detector_function" {
   name   = "toilkit-detector"
   role   = aws_iam_role.worker["detector"].id
-  policy = data.aws_iam_policy_document.detector_function.json
+  policy = data.aws_iam_policy_document.start_drift_scan.json
 }
 
 data "aws_iam_policy_document" "batch_function" {
+  source_policy_documents = [
+    data.aws_iam_policy_document.drive_batch_builds.json,
+    data.aws_iam_policy_document.slack_bot_token.json,
+  ]
+
   statement {
     sid       = "StartRuns"
     actions   = ["states:StartExecution"]
@@ -171,12 +212,6 @@ data "aws_iam_policy_document" "batch_function" {
       "states:GetExecutionHistory",
     ]
     resources = ["arn:aws:states:${local.region}:${local.account_id}:execution:${aws_sfn_state_machine.batch_run.name}:*"]
-  }
-
-  statement {
-    sid       = "Builds"
-    actions   = ["codebuild:StartBuild", "codebuild:BatchGetBuilds", "codebuild:StopBuild"]
-    resources = [aws_codebuild_project.batch_runner.arn]
   }
 
   statement {
@@ -196,12 +231,6 @@ data "aws_iam_policy_document" "batch_function" {
     ]
     resources = [aws_sqs_queue.batch_run_status.arn]
   }
-
-  statement {
-    sid       = "SlackToken"
-    actions   = ["ssm:GetParameter"]
-    resources = [aws_ssm_parameter.slack_bot_token.arn]
-  }
 }
 
 resource "aws_iam_role_policy" "batch_function" {
@@ -210,18 +239,10 @@ resource "aws_iam_role_policy" "batch_function" {
   policy = data.aws_iam_policy_document.batch_function.json
 }
 
-data "aws_iam_policy_document" "notifier_function" {
-  statement {
-    sid       = "SlackToken"
-    actions   = ["ssm:GetParameter"]
-    resources = [aws_ssm_parameter.slack_bot_token.arn]
-  }
-}
-
 resource "aws_iam_role_policy" "notifier_function" {
   name   = "toilkit-notifier"
   role   = aws_iam_role.worker["notifier"].id
-  policy = data.aws_iam_policy_document.notifier_function.json
+  policy = data.aws_iam_policy_document.slack_bot_token.json
 }
 
 # --------------------------------------------------------------------------- gateway
@@ -233,6 +254,11 @@ resource "aws_iam_role" "gateway" {
 }
 
 data "aws_iam_policy_document" "gateway_function" {
+  source_policy_documents = [
+    data.aws_iam_policy_document.runtime.json,
+    data.aws_iam_policy_document.slack_bot_token.json,
+  ]
+
   statement {
     sid       = "OwnLogs"
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
@@ -240,47 +266,15 @@ data "aws_iam_policy_document" "gateway_function" {
   }
 
   statement {
-    sid       = "ResolveTopology"
-    actions   = ["sqs:GetQueueUrl"]
-    resources = local.topology_queues
-  }
-
-  statement {
-    sid       = "FindTopic"
-    actions   = ["sns:ListTopics"]
-    resources = ["*"] # ListTopics has no resource-level permissions
-  }
-
-  statement {
-    sid       = "Publish"
-    actions   = ["sns:Publish"]
-    resources = [aws_sns_topic.events.arn]
-  }
-
-  statement {
-    sid = "LedgerAndReads"
-    actions = [
-      "dynamodb:GetItem",
-      "dynamodb:PutItem",
-      "dynamodb:UpdateItem",
-      "dynamodb:DeleteItem",
-      "dynamodb:Query",
-      "dynamodb:BatchGetItem",
-      "dynamodb:BatchWriteItem",
-    ]
-    resources = local.tables
-  }
-
-  statement {
-    sid       = "Payloads"
+    sid       = "PayloadUploads"
     actions   = ["s3:PutObject"]
     resources = ["${aws_s3_bucket.artifacts.arn}/*"]
   }
 
   statement {
-    sid       = "SlackSecrets"
+    sid       = "SlackSigningSecret"
     actions   = ["ssm:GetParameter"]
-    resources = [aws_ssm_parameter.slack_bot_token.arn, aws_ssm_parameter.slack_signing_secret.arn]
+    resources = [aws_ssm_parameter.slack_signing_secret.arn]
   }
 }
 
@@ -299,6 +293,11 @@ resource "aws_iam_role" "drift_scan" {
 }
 
 data "aws_iam_policy_document" "drift_scan" {
+  source_policy_documents = [
+    data.aws_iam_policy_document.runtime.json,
+    data.aws_iam_policy_document.payloads.json,
+  ]
+
   statement {
     sid       = "OwnLogs"
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
@@ -309,44 +308,6 @@ data "aws_iam_policy_document" "drift_scan" {
     sid       = "InstallToilkit"
     actions   = ["s3:GetObject"]
     resources = ["${aws_s3_bucket.artifacts.arn}/${aws_s3_object.toilkit_wheel.key}"]
-  }
-
-  statement {
-    sid       = "PlansAndPayloads"
-    actions   = ["s3:GetObject", "s3:PutObject"]
-    resources = ["${aws_s3_bucket.artifacts.arn}/*"]
-  }
-
-  statement {
-    sid       = "ResolveTopology"
-    actions   = ["sqs:GetQueueUrl"]
-    resources = local.topology_queues
-  }
-
-  statement {
-    sid       = "FindTopic"
-    actions   = ["sns:ListTopics"]
-    resources = ["*"] # ListTopics has no resource-level permissions
-  }
-
-  statement {
-    sid       = "Publish"
-    actions   = ["sns:Publish"]
-    resources = [aws_sns_topic.events.arn]
-  }
-
-  statement {
-    sid = "FindingLifecycle"
-    actions = [
-      "dynamodb:GetItem",
-      "dynamodb:PutItem",
-      "dynamodb:UpdateItem",
-      "dynamodb:DeleteItem",
-      "dynamodb:Query",
-      "dynamodb:BatchGetItem",
-      "dynamodb:BatchWriteItem",
-    ]
-    resources = local.tables
   }
 
   statement {
@@ -447,11 +408,7 @@ resource "aws_iam_role" "state_machine" {
 }
 
 data "aws_iam_policy_document" "state_machine" {
-  statement {
-    sid       = "DriveBuilds"
-    actions   = ["codebuild:StartBuild", "codebuild:BatchGetBuilds", "codebuild:StopBuild"]
-    resources = [aws_codebuild_project.batch_runner.arn]
-  }
+  source_policy_documents = [data.aws_iam_policy_document.drive_batch_builds.json]
 
   statement {
     sid = "ErrorLogs"
@@ -484,11 +441,7 @@ resource "aws_iam_role" "scheduler" {
 }
 
 data "aws_iam_policy_document" "scheduler" {
-  statement {
-    sid       = "DailyScan"
-    actions   = ["codebuild:StartBuild"]
-    resources = [aws_codebuild_project.drift_scan.arn]
-  }
+  source_policy_documents = [data.aws_iam_policy_document.start_drift_scan.json]
 
   statement {
     sid       = "HousekeepingAndKeepWarm"

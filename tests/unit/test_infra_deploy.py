@@ -10,6 +10,8 @@ run, the buildspec line the batch runner relies on, the daily schedule, and IAM.
 
 from __future__ import annotations
 
+import functools
+import re
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +46,12 @@ SETTINGS_CLASSES: tuple[type[BaseSettings], ...] = (
 )
 
 
+@functools.cache
 def _blocks(kind: str) -> dict[str, dict[str, Any]]:
-    """``{"type.name": body}`` of every ``resource`` or ``data`` block in infra/terraform."""
+    """``{"type.name": body}`` of every ``resource`` or ``data`` block in infra/terraform.
+
+    Parsed once per run (python-hcl2 is slow); callers only read what it returns.
+    """
     found: dict[str, dict[str, Any]] = {}
     for path in sorted(TERRAFORM.glob("*.tf")):
         with path.open() as f:
@@ -72,12 +78,31 @@ def _variables() -> dict[str, dict[str, Any]]:
     return {name: body for block in parsed["variable"] for name, body in block.items()}
 
 
+DOCUMENT_REFERENCE = re.compile(r"\$\{data\.aws_iam_policy_document\.(\w+)(\[[^\]]*\])?\.json\}")
+
+
+def _policy_documents() -> dict[str, dict[str, Any]]:
+    """``{name: body}`` of every ``aws_iam_policy_document`` in infra/terraform."""
+    prefix = "aws_iam_policy_document."
+    return {k.removeprefix(prefix): v for k, v in _blocks("data").items() if k.startswith(prefix)}
+
+
 def _statements(document: dict[str, Any]) -> list[dict[str, Any]]:
-    """A policy document's statements, the ``dynamic "statement"`` ones included."""
+    """A policy document's statements as AWS gets them.
+
+    The ``dynamic "statement"`` ones included, and those of the documents it merges in
+    through ``source_policy_documents`` (the statements several roles share), so a check
+    of a role's document is a check of everything the role is allowed.
+    """
     statements = list(document.get("statement", []))
     for dynamic in document.get("dynamic", []):
         for content in dynamic.get("statement", {}).get("content", []):
             statements.append(content)
+    documents = _policy_documents()
+    for source in document.get("source_policy_documents", []):
+        reference = DOCUMENT_REFERENCE.fullmatch(source)
+        assert reference, f"{source} is not another policy document's json"
+        statements.extend(_statements(documents[reference.group(1)]))
     return statements
 
 
@@ -171,9 +196,7 @@ def test_env_names_finds_prefixed_nested_and_aliased_variables() -> None:
 
 
 def test_no_iam_statement_allows_a_wildcard_action() -> None:
-    documents = {
-        k: v for k, v in _blocks("data").items() if k.startswith("aws_iam_policy_document.")
-    }
+    documents = _policy_documents()
     assert len(documents) >= 10
     for name, document in documents.items():
         statements = _statements(document)
@@ -186,7 +209,27 @@ def test_no_iam_statement_allows_a_wildcard_action() -> None:
     # Every role's inline policy is one of the documents checked above.
     for name, policy in _blocks("resource").items():
         if name.startswith(("aws_iam_role_policy.", "aws_sqs_queue_policy.")):
-            assert policy["policy"].startswith("${data.aws_iam_policy_document."), name
+            reference = DOCUMENT_REFERENCE.fullmatch(policy["policy"])
+            assert reference and reference.group(1) in documents, name
+
+
+def test_statement_ids_are_unique_once_sources_are_merged() -> None:
+    # The aws provider refuses a document whose sources repeat a sid, and only at plan time.
+    for name, document in _policy_documents().items():
+        sids = [s["sid"] for s in _statements(document) if "sid" in s]
+        assert len(sids) == len(set(sids)), f"{name}: {sorted(sids)}"
+
+
+def test_a_role_document_gets_the_statements_of_the_documents_it_sources() -> None:
+    documents = _policy_documents()
+    gateway = {s["sid"]: s for s in _statements(documents["gateway_function"])}
+    # Shared: found through data.aws_iam_policy_document.runtime.
+    assert gateway["Publish"]["actions"] == ["sns:Publish"]
+    assert gateway["FindTopic"]["resources"] == ["*"]
+    # The gateway only writes payloads; the read-write statement is not merged into it.
+    assert gateway["PayloadUploads"]["actions"] == ["s3:PutObject"]
+    assert "Payloads" not in gateway
+    assert "s3:GetObject" not in {a for s in gateway.values() for a in s["actions"]}
 
 
 def test_wildcard_resources_are_only_for_actions_without_resource_level_permissions() -> None:
