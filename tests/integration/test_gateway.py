@@ -27,7 +27,7 @@ from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.gateway.service import GatewayService, build_gateway
+from services.gateway.service import GatewayService
 from services.gateway.settings import GatewaySettings
 from services.gateway.simulate import (
     SlackUserRef,
@@ -41,13 +41,16 @@ from services.gateway.simulate import (
 )
 from services.gateway.views import PICK_COMMAND_ACTION
 from shared.aws import AwsClients
-from shared.events import parse_event
-from shared.publishing import Publisher
-from shared.runtime import Runtime
 from shared.settings import AwsSettings
 from shared.topology import BootstrapReport, Names
+from tests.gateway_harness import (
+    ephemeral_texts,
+    events_on,
+    runtime_over,
+    serving,
+    standin_settings,
+)
 from tests.slack_signing import SignedSlack
-from tests.support import receive_all
 from toilkit.standins.slack import SlackStandin
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
@@ -110,24 +113,9 @@ async def service(
     standin: SlackStandin,
     catalog_path: Path,
 ) -> AsyncIterator[GatewayService]:
-    runtime = Runtime(
-        aws=aws,
-        names=names,
-        topology=topology,
-        publisher=Publisher(aws.sns, aws.s3, topology.topic_arn, names.bucket),
-    )
-    gateway_settings = GatewaySettings(
-        slack_api_url=standin.api_url,
-        slack_signing_secret=SECRET,
-        port=0,
-        catalog_path=catalog_path,
-    )
-    running = await build_gateway(runtime, gateway_settings)
-    await running.start()
-    task = asyncio.create_task(running.run())
-    yield running
-    running.stop()
-    await task
+    runtime = runtime_over(aws, names, topology)
+    async with serving(runtime, standin_settings(standin, SECRET, catalog_path)) as running:
+        yield running
 
 
 class Slack(SignedSlack):
@@ -191,16 +179,6 @@ async def slack(service: GatewayService, standin: SlackStandin) -> AsyncIterator
     side = Slack(service, standin)
     yield side
     await side.close()
-
-
-async def events_on(aws: AwsClients, topology: BootstrapReport, consumer: str) -> list[Any]:
-    """The events now visible on a consumer's queue (left there, hidden for 30 s)."""
-    messages = await receive_all(aws.sqs, topology.queue_urls[consumer])
-    return [parse_event(m["Body"]) for m in messages]
-
-
-def ephemeral_texts(standin: SlackStandin, user: SlackUserRef) -> list[str]:
-    return [m["text"] for m in standin.ephemeral_messages(CHANNEL) if m["ephemeral_for"] == user.id]
 
 
 GOOD_ANSWERS = {
@@ -280,7 +258,7 @@ async def test_a_valid_submission_publishes_exactly_one_batch_requested(
     assert event.channel_id == CHANNEL
     assert event.reason == GOOD_ANSWERS["reason"]
     assert event.correlation_id == event.run_id
-    [confirmation] = ephemeral_texts(standin, ALICE)
+    [confirmation] = ephemeral_texts(standin, CHANNEL, ALICE.id)
     assert event.run_id in confirmation
 
 
@@ -331,7 +309,7 @@ async def test_an_unauthorized_submission_is_refused_with_an_ephemeral_and_an_au
         "backfill",
     )
     assert refused.requested_by.slack_user_id == CAROL.id
-    [explanation] = ephemeral_texts(standin, CAROL)
+    [explanation] = ephemeral_texts(standin, CHANNEL, CAROL.id)
     assert "may not run" in explanation and "nothing was queued" in explanation
     # Group membership came from Slack (the catalog lists no static groups), once.
     assert [c.arguments["usergroup"] for c in standin.calls("usergroups.users.list")] == [
@@ -542,8 +520,8 @@ async def test_self_approval_and_non_approvers_are_refused_and_nothing_is_publis
     await slack.press("batch_approve", "r5", CAROL)
 
     assert await events_on(aws, topology, "batch") == []
-    [to_alice] = ephemeral_texts(standin, ALICE)
-    [to_carol] = ephemeral_texts(standin, CAROL)
+    [to_alice] = ephemeral_texts(standin, CHANNEL, ALICE.id)
+    [to_carol] = ephemeral_texts(standin, CHANNEL, CAROL.id)
     assert "You requested this run" in to_alice and "self-approval" in to_alice
     assert "not an approver" in to_carol
     for said in (to_alice, to_carol):
@@ -586,7 +564,7 @@ async def test_unknown_actions_get_a_friendly_ephemeral(
     status, _ = await slack.press("launch_rockets", "now")
 
     assert status == 200
-    [reply] = ephemeral_texts(standin, ALICE)
+    [reply] = ephemeral_texts(standin, CHANNEL, ALICE.id)
     assert "launch_rockets" in reply
     assert await events_on(aws, topology, "batch") == []
 
@@ -825,18 +803,6 @@ def test_fuzzed_bodies_and_headers_never_get_a_5xx(
 # --------------------------------------------------------------------------- several instances
 
 
-async def gateway_on(runtime: Runtime, standin: SlackStandin, catalog_path: Path) -> GatewayService:
-    settings_ = GatewaySettings(
-        slack_api_url=standin.api_url,
-        slack_signing_secret=SECRET,
-        port=0,
-        catalog_path=catalog_path,
-    )
-    running = await build_gateway(runtime, settings_)
-    await running.start()
-    return running
-
-
 async def test_a_copy_reaching_another_gateway_instance_publishes_nothing(
     slack: Slack,
     aws: AwsClients,
@@ -847,15 +813,8 @@ async def test_a_copy_reaching_another_gateway_instance_publishes_nothing(
 ) -> None:
     view = await slack.form("backfill")
     body = interaction_body(view_submission_payload(view, GOOD_ANSWERS, user=ALICE))
-    runtime = Runtime(
-        aws=aws,
-        names=names,
-        topology=topology,
-        publisher=Publisher(aws.sns, aws.s3, topology.topic_arn, names.bucket),
-    )
-    other = await gateway_on(runtime, standin, catalog_path)
-    task = asyncio.create_task(other.run())
-    try:
+    runtime = runtime_over(aws, names, topology)
+    async with serving(runtime, standin_settings(standin, SECRET, catalog_path)) as other:
         assert await slack.post(body) == (200, "")
         await slack.service.after_ack.join()
         async with slack.http.post(
@@ -864,12 +823,9 @@ async def test_a_copy_reaching_another_gateway_instance_publishes_nothing(
             # The other instance never saw it: it acks, then its ledger lookup says "done".
             assert response.status == 200
         await other.after_ack.join()
-    finally:
-        other.stop()
-        await task
 
     assert [e.type for e in await events_on(aws, topology, "batch")] == ["BatchRequested"]
-    assert len(ephemeral_texts(standin, ALICE)) == 1
+    assert len(ephemeral_texts(standin, CHANNEL, ALICE.id)) == 1
 
 
 async def test_requests_are_still_served_when_the_ledger_table_cannot_be_reached(
@@ -888,22 +844,15 @@ async def test_requests_are_still_served_when_the_ledger_table_cannot_be_reached
         AWS_REGION="us-east-1",
     )
     async with AwsClients(broken) as aws:
-        runtime = Runtime(
-            aws=aws,
-            names=names,
-            topology=topology,
-            publisher=Publisher(aws.sns, aws.s3, topology.topic_arn, names.bucket),
-        )
-        running = await gateway_on(runtime, standin, catalog_path)
-        task = asyncio.create_task(running.run())
-        side = Slack(running, standin)
-        try:
-            view = await side.form("backfill")
-            assert await side.submit(view, GOOD_ANSWERS) == (200, "")
-        finally:
-            await side.close()
-            running.stop()
-            await task
+        runtime = runtime_over(aws, names, topology)
+        settings_ = standin_settings(standin, SECRET, catalog_path)
+        async with serving(runtime, settings_) as running:
+            side = Slack(running, standin)
+            try:
+                view = await side.form("backfill")
+                assert await side.submit(view, GOOD_ANSWERS) == (200, "")
+            finally:
+                await side.close()
         [event] = await events_on(aws, topology, "batch")
     assert event.type == "BatchRequested"
 
@@ -991,59 +940,47 @@ async def test_socket_mode_serves_the_same_app_over_slacks_websocket(
 ) -> None:
     slack_side = SocketModeSlack(standin)
     await slack_side.start()
-    runtime = Runtime(
-        aws=aws,
-        names=names,
-        topology=topology,
-        publisher=Publisher(aws.sns, aws.s3, topology.topic_arn, names.bucket),
+    socket_mode = GatewaySettings(
+        slack_api_url=slack_side.api_url,
+        slack_bot_token="xoxb-test",
+        slack_app_token="xapp-1-test",
+        port=0,
+        catalog_path=catalog_path,
     )
-    running = await build_gateway(
-        runtime,
-        GatewaySettings(
-            slack_api_url=slack_side.api_url,
-            slack_bot_token="xoxb-test",
-            slack_app_token="xapp-1-test",
-            port=0,
-            catalog_path=catalog_path,
-        ),
-    )
-    await running.start()
-    task = asyncio.create_task(running.run())
     try:
-        await asyncio.wait_for(slack_side.connected.wait(), timeout=10)
-        fields = dict(
-            parse_qsl(
-                slash_command_body(
-                    "help", user=ALICE, channel_id=CHANNEL, trigger_id="1.2.3"
-                ).decode()
+        async with serving(runtime_over(aws, names, topology), socket_mode) as running:
+            await asyncio.wait_for(slack_side.connected.wait(), timeout=10)
+            fields = dict(
+                parse_qsl(
+                    slash_command_body(
+                        "help", user=ALICE, channel_id=CHANNEL, trigger_id="1.2.3"
+                    ).decode()
+                )
             )
-        )
-        helped = await slack_side.deliver(
-            {
-                "envelope_id": "env-1",
-                "type": "slash_commands",
-                "accepts_response_payload": True,
-                "payload": fields,
-            }
-        )
-        fields |= {"text": "run", "trigger_id": standin.issue_trigger(ALICE.id)}
-        opened = await slack_side.deliver(
-            {
-                "envelope_id": "env-2",
-                "type": "slash_commands",
-                "accepts_response_payload": True,
-                "payload": fields,
-            }
-        )
-        await running.after_ack.join()
-        async with aiohttp.ClientSession() as http:
-            async with http.get(running.url + "/healthz") as health:
-                assert health.status == 200
-            async with http.post(running.url + "/slack/events", data=b"x") as events:
-                assert events.status == 404  # nothing to receive over HTTP in Socket Mode
+            helped = await slack_side.deliver(
+                {
+                    "envelope_id": "env-1",
+                    "type": "slash_commands",
+                    "accepts_response_payload": True,
+                    "payload": fields,
+                }
+            )
+            fields |= {"text": "run", "trigger_id": standin.issue_trigger(ALICE.id)}
+            opened = await slack_side.deliver(
+                {
+                    "envelope_id": "env-2",
+                    "type": "slash_commands",
+                    "accepts_response_payload": True,
+                    "payload": fields,
+                }
+            )
+            await running.after_ack.join()
+            async with aiohttp.ClientSession() as http:
+                async with http.get(running.url + "/healthz") as health:
+                    assert health.status == 200
+                async with http.post(running.url + "/slack/events", data=b"x") as events:
+                    assert events.status == 404  # nothing to receive over HTTP in Socket Mode
     finally:
-        running.stop()
-        await task
         await slack_side.stop()
 
     assert slack_side.opened_with == ["Bearer xapp-1-test"]

@@ -37,16 +37,19 @@ from aiohttp import web
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from services.gateway.service import GatewayService, build_gateway
-from services.gateway.settings import GatewaySettings
+from services.gateway.service import GatewayService
 from services.gateway.transport import signature_problem
 from services.notifier.render import ACTION_DRIFT_CLAIM, actions, button, claim_value, section
 from shared.aws import AwsClients
-from shared.events import parse_event
-from shared.publishing import Publisher
-from shared.runtime import Runtime
 from shared.topology import BootstrapReport, Names
-from tests.support import eventually, receive_all
+from tests.gateway_harness import (
+    ephemeral_texts,
+    events_on,
+    runtime_over,
+    serving,
+    standin_settings,
+)
+from tests.support import eventually
 from toilkit.standins.slack import REQUIRED_FIELD_MESSAGE, SlackStandin
 
 SECRET = "2b1f0c8e9d7a6b5c4d3e2f1a0b9c8d7e"
@@ -110,25 +113,10 @@ async def gateway(
 ) -> AsyncIterator[GatewayService]:
     catalog_path = tmp_path / "catalog.yaml"
     catalog_path.write_text(CATALOG)
-    runtime = Runtime(
-        aws=aws,
-        names=names,
-        topology=topology,
-        publisher=Publisher(aws.sns, aws.s3, topology.topic_arn, names.bucket),
-    )
-    settings = GatewaySettings(
-        slack_api_url=standin.api_url,
-        slack_signing_secret=SECRET,
-        port=0,
-        catalog_path=catalog_path,
-    )
-    running = await build_gateway(runtime, settings)
-    await running.start()
-    task = asyncio.create_task(running.run())
-    standin.connect_app(running.events_url, SECRET)
-    yield running
-    running.stop()
-    await task
+    runtime = runtime_over(aws, names, topology)
+    async with serving(runtime, standin_settings(standin, SECRET, catalog_path)) as running:
+        standin.connect_app(running.events_url, SECRET)
+        yield running
 
 
 class Page:
@@ -211,16 +199,6 @@ async def page(standin: SlackStandin, gateway: GatewayService) -> AsyncIterator[
     driver = Page(standin, gateway)
     yield driver
     await driver.close()
-
-
-async def events_on(aws: AwsClients, topology: BootstrapReport, consumer: str) -> list[Any]:
-    """The events now visible on a consumer's queue (left there, hidden for 30 s)."""
-    messages = await receive_all(aws.sqs, topology.queue_urls[consumer])
-    return [parse_event(m["Body"]) for m in messages]
-
-
-def ephemeral_texts(standin: SlackStandin, user: str) -> list[str]:
-    return [m["text"] for m in standin.ephemeral_messages(CHANNEL) if m["ephemeral_for"] == user]
 
 
 async def open_form(page: Page, command: str, user: str = ALICE) -> dict[str, Any]:
@@ -331,7 +309,7 @@ async def test_a_valid_submission_closes_the_modal_and_requests_the_run(
     }
     assert event.requested_by.slack_user_id == ALICE
     assert event.reason == GOOD_FORM["reason"]["value"]
-    [confirmation] = ephemeral_texts(standin, ALICE)
+    [confirmation] = ephemeral_texts(standin, CHANNEL, ALICE)
     assert event.run_id in confirmation
     assert event.run_id not in await page.fragment(BOB), "only Alice sees the confirmation"
 
@@ -378,7 +356,9 @@ async def test_a_wrong_signing_secret_shows_slacks_dispatch_failed(
     answer = await page.command("/toil help")
 
     assert answer["ok"] is False and answer["error"] == "dispatch_failed"
-    assert ephemeral_texts(standin, ALICE) == ['/toil failed with the error "dispatch_failed"']
+    assert ephemeral_texts(standin, CHANNEL, ALICE) == [
+        '/toil failed with the error "dispatch_failed"'
+    ]
     html = await page.fragment()
     assert "dispatch_failed" in html and "Traceback" not in html
 
@@ -553,8 +533,8 @@ async def test_later_replies_through_the_response_url_show_to_the_person(
     statuses = [(await webhook.send(text=f"reply {n}")).status_code for n in range(6)]
 
     assert statuses == [200] * 5 + [404], "a response_url takes five messages"
-    assert ephemeral_texts(standin, BOB) == [f"reply {n}" for n in range(5)]
-    assert ephemeral_texts(standin, ALICE) == []
+    assert ephemeral_texts(standin, CHANNEL, BOB) == [f"reply {n}" for n in range(5)]
+    assert ephemeral_texts(standin, CHANNEL, ALICE) == []
 
 
 async def test_modal_state_values_are_reported_as_slack_reports_them(
@@ -645,7 +625,7 @@ async def test_an_app_that_fails_or_does_not_answer_shows_slacks_messages(
     submitted = await page.submit(view_id, {"when": {"date": "2024-06-02"}})
 
     assert (failed["error"], slow["error"]) == ("dispatch_failed", "operation_timeout")
-    assert ephemeral_texts(standin, ALICE) == [
+    assert ephemeral_texts(standin, CHANNEL, ALICE) == [
         '/toil failed with the error "dispatch_failed"',
         '/slow failed with the error "operation_timeout"',
     ]
@@ -669,7 +649,9 @@ async def test_an_app_that_is_not_listening_gets_dispatch_failed(standin: SlackS
         await page.close()
 
     assert answer["error"] == "dispatch_failed"
-    assert ephemeral_texts(standin, ALICE) == ['/toil failed with the error "dispatch_failed"']
+    assert ephemeral_texts(standin, CHANNEL, ALICE) == [
+        '/toil failed with the error "dispatch_failed"'
+    ]
     assert refused[0] == 400 and refused[1]["error"] == "not_a_command"
 
 
