@@ -1,7 +1,10 @@
 """Fixtures shared by every test: a real moto server over HTTP and real AWS clients.
 
 The moto server is started once per test session on a free loopback port; each test
-gets its own resource-name prefix, so tests never see each other's queues or tables.
+gets its own resource-name prefix, so tests never see each other's queues or tables. It is
+the server ``toilkit up`` embeds (:class:`toilkit.embedded.EmbeddedAws`): DynamoDB requests
+are served one at a time, so conditional writes are atomic as they are in DynamoDB (moto's
+own threaded server lets two concurrent ``attribute_not_exists`` puts both succeed).
 
 Set ``TOILKIT_TEST_AWS_ENDPOINT`` (``scripts/localstack-test.sh`` does) to run the same
 tests against a running LocalStack instead: ``moto_endpoint`` then answers LocalStack's
@@ -19,12 +22,11 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-import requests
-from moto.server import ThreadedMotoServer
 
 from shared.aws import AwsClients
 from shared.settings import AwsSettings
 from shared.topology import BootstrapReport, Names, bootstrap
+from toilkit.embedded import EmbeddedAws
 
 # Credentials the emulator accepts; set before any botocore client exists.
 logging.getLogger("werkzeug").setLevel(logging.WARNING)
@@ -78,31 +80,26 @@ def _moto_only_reason(item: pytest.Item, tests_root: Path) -> str | None:
 
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
-    """A moto server on 127.0.0.1 and a free port, with Step Functions execution on.
+    """A moto server on 127.0.0.1 and a free port, with Step Functions execution on and
+    DynamoDB requests served one at a time.
 
     Under ``TOILKIT_TEST_AWS_ENDPOINT`` this answers the LocalStack URL instead, and the
     moto server serves DynamoDB only (for every client in this process and its children).
     """
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    os.environ["MOTO_PORT"] = str(port)
-    requests.post(
-        f"{endpoint}/moto-api/config",
-        json={"stepfunctions": {"execute_state_machine": True}},
-        timeout=10,
-    ).raise_for_status()
-    if LOCALSTACK_ENDPOINT is None:
-        yield endpoint
-    else:
-        # Both AwsSettings and botocore read this variable, and subprocesses inherit it.
-        os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = endpoint
-        try:
-            yield LOCALSTACK_ENDPOINT
-        finally:
-            del os.environ["AWS_ENDPOINT_URL_DYNAMODB"]
-    server.stop()
+    emulator = EmbeddedAws(port=0)
+    endpoint = emulator.start()
+    try:
+        if LOCALSTACK_ENDPOINT is None:
+            yield endpoint
+        else:
+            # Both AwsSettings and botocore read this variable, and subprocesses inherit it.
+            os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = endpoint
+            try:
+                yield LOCALSTACK_ENDPOINT
+            finally:
+                del os.environ["AWS_ENDPOINT_URL_DYNAMODB"]
+    finally:
+        emulator.stop()
 
 
 @pytest.fixture

@@ -4,6 +4,9 @@ Everything is real but Slack, which is the project's stand-in over HTTP: events 
 to the topic, the notifier consumes its queue with the production wiring
 (:func:`~services.notifier.service.build_notifier`), and the assertions read what the
 stand-in recorded (calls, arguments, times) and the channels it ends up with.
+
+The notifier's thread claims rely on DynamoDB's atomic conditional writes; the suite's moto
+server (tests/conftest.py) serves DynamoDB one request at a time to keep them atomic.
 """
 
 from __future__ import annotations
@@ -14,23 +17,15 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 from collections import Counter
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from moto.moto_server.threaded_moto_server import ThreadedMotoServer
-from moto.moto_server.werkzeug_app import (
-    DomainDispatcherApplication,
-    MotoRequestHandler,
-    create_backend_app,
-)
 from slack_sdk.http_retry.builtin_interval_calculators import FixedValueRetryIntervalCalculator
 from tenacity import wait_none
-from werkzeug.serving import make_server
 
 from services.notifier.delivery import Delivery
 from services.notifier.handlers import NotifierHandlers
@@ -71,46 +66,6 @@ FAST_WORKER = WorkerSettings(
 
 
 # --------------------------------------------------------------------------- fixtures
-
-
-class _OneDynamoDBRequestAtATime:
-    """WSGI middleware that lets one DynamoDB request through at a time.
-
-    DynamoDB makes each conditional write atomic; moto checks the condition and then writes
-    without a lock, so under load two concurrent ``attribute_not_exists`` puts can both
-    succeed (measured: 2 trials in 100 with 8 concurrent puts). The notifier's thread claims
-    rely on that atomicity, so these tests restore it.
-    """
-
-    def __init__(self, app: Any) -> None:
-        self._app = app
-        self._lock = threading.Lock()
-
-    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
-        if environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_"):
-            with self._lock:
-                return list(self._app(environ, start_response))
-        return self._app(environ, start_response)  # type: ignore[no-any-return]
-
-
-class _AtomicDynamoDBMotoServer(ThreadedMotoServer):
-    def _server_entry(self) -> None:
-        app = _OneDynamoDBRequestAtATime(DomainDispatcherApplication(create_backend_app))
-        self._server = make_server(
-            self._ip_address, self._port, app, True, request_handler=MotoRequestHandler
-        )
-        self._server_ready_event.set()
-        self._server.serve_forever()
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint() -> Iterator[str]:
-    """A moto server over HTTP whose DynamoDB writes are atomic, as DynamoDB's are."""
-    server = _AtomicDynamoDBMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
 
 
 @pytest.fixture
