@@ -167,6 +167,27 @@ class _CloudObject(Resource):  # type: ignore[misc]  # tf ships no type hints
     def __init__(self, provider: CloudProvider) -> None:
         self.provider = provider
 
+    @classmethod
+    def get_name(cls) -> str:
+        # Terraform prefixes the provider's name: "bucket" is the cloud_bucket resource.
+        return cls.kind.removeprefix("cloud_")
+
+    @staticmethod
+    def _schema(
+        *attributes: schema.Attribute, block_types: list[schema.NestedBlock] | None = None
+    ) -> schema.Schema:
+        """An object's schema: the id the cloud gives it, its name, then its own attributes."""
+        return schema.Schema(
+            version=SCHEMA_VERSION,
+            attributes=[
+                schema.Attribute("id", types.String(), computed=True),
+                # A new name is a new object, as renaming a real bucket or queue is.
+                schema.Attribute("name", types.String(), required=True, requires_replace=True),
+                *attributes,
+            ],
+            block_types=block_types,
+        )
+
     @property
     def _cloud(self) -> JsonCloud:
         if self.provider.cloud is None:
@@ -206,19 +227,10 @@ class Bucket(_CloudObject):
     kind = "cloud_bucket"
 
     @classmethod
-    def get_name(cls) -> str:
-        return "bucket"
-
-    @classmethod
     def get_schema(cls) -> schema.Schema:
-        return schema.Schema(
-            version=SCHEMA_VERSION,
-            attributes=[
-                schema.Attribute("id", types.String(), computed=True),
-                schema.Attribute("name", types.String(), required=True, requires_replace=True),
-                schema.Attribute("tags", types.Map(types.String()), optional=True),
-                schema.Attribute("versioning", types.Bool(), optional=True),
-            ],
+        return cls._schema(
+            schema.Attribute("tags", types.Map(types.String()), optional=True),
+            schema.Attribute("versioning", types.Bool(), optional=True),
             block_types=[
                 blocks.SetNestedBlock(
                     "lifecycle_rule",
@@ -239,20 +251,11 @@ class Queue(_CloudObject):
     kind = "cloud_queue"
 
     @classmethod
-    def get_name(cls) -> str:
-        return "queue"
-
-    @classmethod
     def get_schema(cls) -> schema.Schema:
-        return schema.Schema(
-            version=SCHEMA_VERSION,
-            attributes=[
-                schema.Attribute("id", types.String(), computed=True),
-                schema.Attribute("name", types.String(), required=True, requires_replace=True),
-                schema.Attribute("visibility_timeout", types.Number(), optional=True),
-                schema.Attribute("tags", types.Map(types.String()), optional=True),
-                schema.Attribute("secret", types.String(), optional=True, sensitive=True),
-            ],
+        return cls._schema(
+            schema.Attribute("visibility_timeout", types.Number(), optional=True),
+            schema.Attribute("tags", types.Map(types.String()), optional=True),
+            schema.Attribute("secret", types.String(), optional=True, sensitive=True),
         )
 
 
