@@ -65,7 +65,7 @@ install() {
 	log "creating $VENV with $PYTHON and installing $pins (takes a few minutes the first time)"
 	"$PYTHON" -m venv "$VENV"
 	"$VENV/bin/python" -m pip install --quiet --upgrade pip
-	# $pins is a list of requirement specifiers; none contains a space or a glob character.
+	# Split on spaces with `read`, not by an unquoted expansion: "[runtime]" would be a glob.
 	local -a pin_list
 	read -r -a pin_list <<<"$pins"
 	"$VENV/bin/python" -m pip install --quiet "${pin_list[@]}" "${COMMON_PINS[@]}"

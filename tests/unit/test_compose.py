@@ -10,6 +10,7 @@ accepts when started with exactly the environment the file gives it.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -226,8 +227,6 @@ def test_the_gateway_health_check_probes_its_health_path_on_its_port(
 @pytest.fixture
 def container_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """An environment holding none of the developer's toilkit, AWS or Slack variables."""
-    import os  # noqa: PLC0415 - only to list what to clear
-
     for name in list(os.environ):
         if name.startswith(_OWN_PREFIXES):
             monkeypatch.delenv(name)
