@@ -33,7 +33,6 @@ import asyncio
 import base64
 import json
 import logging
-import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -43,9 +42,6 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 import typer
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from slack_bolt.context.async_context import AsyncBoltContext
-from slack_bolt.request.async_internals import build_async_context
-from slack_bolt.request.async_request import AsyncBoltRequest
 
 from shared.aws import AwsClients, call_aws
 from shared.errors import ConfigError, ToilkitError
@@ -371,30 +367,19 @@ def _response(status: int, text: str, headers: Mapping[str, str] | None = None) 
 class GatewayFunction:
     """The gateway's Bolt app behind a Lambda function URL (payload format 2.0).
 
-    The door is the one the gateway's HTTP server has, request for request: 413 for a
-    body above ``max_body_bytes``, 401 for a missing, stale or wrong Slack signature, 400
-    for a body that is not UTF-8 or not a request the gateway serves; then Bolt.
+    Requests go through the gateway's own door (:meth:`SlackDoor.dispatch`), so they are
+    answered as its HTTP server answers them: 413 for a body above ``max_body_bytes``, 401
+    for a missing, stale or wrong Slack signature, 400 for a body that is not UTF-8 or not
+    a request the gateway serves; then Bolt.
 
     Args:
         service: the gateway, built once (its HTTP server is never started here).
-        signing_secret: the app's signing secret.
-        clock: epoch seconds (the signature window).
     """
 
-    def __init__(
-        self,
-        service: GatewayService,
-        signing_secret: str,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
+    def __init__(self, service: GatewayService) -> None:
         self.service = service
-        self._secret = signing_secret
-        self._clock = clock
 
     async def handle_http(self, event: Mapping[str, Any]) -> dict[str, Any]:
-        from services.gateway.payloads import BadPayload, parse_slack_body  # noqa: PLC0415
-        from services.gateway.transport import signature_problem  # noqa: PLC0415
-
         http = (event.get("requestContext") or {}).get("http") or {}
         method, path = http.get("method", "GET"), event.get("rawPath", "/")
         if method == "GET" and path == "/healthz":
@@ -407,37 +392,13 @@ class GatewayFunction:
             return _response(
                 413, f"the body is larger than {self.service.settings.max_body_bytes} bytes"
             )
-        # Function URLs lower-case header names and join repeated ones with commas.
-        headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
-        problem = signature_problem(
-            self._secret,
-            body,
-            _header_values(headers, "x-slack-request-timestamp"),
-            _header_values(headers, "x-slack-signature"),
-            self._clock(),
+        headers = {
+            str(name).lower(): _header_values(str(name), str(value))
+            for name, value in (event.get("headers") or {}).items()
+        }
+        response = await self.service.door.dispatch(
+            body, headers, event.get("rawQueryString") or ""
         )
-        if problem:
-            log.info("refused a Slack request with 401: %s", problem)
-            return _response(401, problem)
-        try:
-            text = body.decode("utf-8")
-        except UnicodeDecodeError:
-            return _response(400, "the body is not UTF-8")
-        content_type = headers.get("content-type", "").split(";")[0].strip().lower()
-        try:
-            parsed = parse_slack_body(text, content_type or None)
-        except BadPayload as exc:
-            return _response(400, str(exc))
-        # Built as the gateway's own door builds it: our checked parse replaces Bolt's.
-        bolt_headers: dict[str, str | Sequence[str]] = dict(headers)
-        request = AsyncBoltRequest(
-            body="", query=event.get("rawQueryString") or "", headers=bolt_headers
-        )
-        request.raw_body = text
-        request.body = parsed.body
-        request.content_type = content_type
-        request.context = build_async_context(AsyncBoltContext(), parsed.body)
-        response = await self.service.app.async_dispatch(request)
         # The sandbox freezes once this returns: what the listeners started after the
         # ack (publishing, views.open, replies) ends first.
         await self.service.after_ack.join()
@@ -445,12 +406,15 @@ class GatewayFunction:
         return _response(response.status, response.body, out_headers)
 
     async def aclose(self) -> None:
-        await self.service.after_ack.drain(5)
+        await self.service.aclose(grace_seconds=5)
 
 
-def _header_values(headers: Mapping[str, str], name: str) -> list[str]:
-    value = headers.get(name)
-    return [] if value is None else [v.strip() for v in value.split(",")]
+def _header_values(name: str, value: str) -> list[str]:
+    """Function URLs join a repeated header's values with commas: Slack's signature
+    headers are split again (two of them is a refusal); other headers stay whole."""
+    if name.lower() in ("x-slack-request-timestamp", "x-slack-signature"):
+        return [v.strip() for v in value.split(",")]
+    return [value]
 
 
 async def build_gateway_function(runtime: Runtime, secrets: SlackSecrets) -> GatewayFunction:
@@ -472,7 +436,7 @@ async def build_gateway_function(runtime: Runtime, secrets: SlackSecrets) -> Gat
             "(an SSM SecureString) or SLACK_SIGNING_SECRET"
         )
     service = await build_gateway(runtime, settings)
-    return GatewayFunction(service, settings.slack_signing_secret.get_secret_value())
+    return GatewayFunction(service)
 
 
 # --------------------------------------------------------------------------- the sandbox

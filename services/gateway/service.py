@@ -84,6 +84,11 @@ class GatewayService:
         return self._url
 
     @property
+    def door(self) -> SlackDoor:
+        """The checks in front of the app, for another way of receiving requests (Lambda)."""
+        return self._door
+
+    @property
     def events_url(self) -> str:
         return self.url + EVENTS_PATH
 
@@ -118,7 +123,12 @@ class GatewayService:
     def stop(self) -> None:
         self._stopping.set()
 
-    async def _shutdown(self) -> None:
+    async def aclose(self, grace_seconds: float = SHUTDOWN_GRACE_SECONDS) -> None:
+        """Stop serving, let after-ack work finish (up to ``grace_seconds``), close the
+        Slack session. For a gateway whose requests arrive another way (Lambda)."""
+        await self._shutdown(grace_seconds)
+
+    async def _shutdown(self, grace_seconds: float = SHUTDOWN_GRACE_SECONDS) -> None:
         if self._socket is not None:
             await self._socket.close_async()  # type: ignore[no-untyped-call]
             self._socket = None
@@ -126,7 +136,7 @@ class GatewayService:
             # Stops listening, then lets requests in flight finish (up to the grace).
             await self._runner.cleanup()
             self._runner = None
-        await self.after_ack.drain(SHUTDOWN_GRACE_SECONDS)
+        await self.after_ack.drain(grace_seconds)
         if self._slack_session is not None:
             await self._slack_session.close()
 

@@ -29,7 +29,7 @@ import hmac
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 
 from aiohttp import ClientError, web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -38,6 +38,7 @@ from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.request.async_internals import build_async_context
 from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.response import BoltResponse
 
 from services.gateway.payloads import BadPayload, parse_slack_body
 
@@ -103,6 +104,11 @@ def _refuse(status: int, reason: str) -> web.Response:
     return web.Response(status=status, text=reason)
 
 
+def _refusal(status: int, reason: str) -> BoltResponse:
+    log.info("refused a Slack request with %d: %s", status, reason)
+    return BoltResponse(status=status, body=reason)
+
+
 class SlackDoor:
     """The aiohttp handlers in front of the Bolt app.
 
@@ -152,31 +158,49 @@ class SlackDoor:
             # aiohttp reports a body cut short (fewer bytes than Content-Length, a broken
             # chunked encoding) with its payload errors.
             return _refuse(400, f"the body could not be read: {type(exc).__name__}")
+        response = await self.dispatch(
+            raw,
+            {name: request.headers.getall(name) for name in request.headers},
+            request.query_string,
+        )
+        return await to_aiohttp_response(response)
+
+    async def dispatch(
+        self, raw: bytes, headers: Mapping[str, Sequence[str]], query: str
+    ) -> BoltResponse:
+        """Check a whole request (signature, encoding, shape) and hand it to Bolt.
+
+        The one path every way of receiving Slack's HTTP requests takes (this server, a
+        Lambda function URL), so each answers a request the same way.
+
+        Args:
+            raw: the body, as received.
+            headers: each header's values, by name (any case).
+            query: the query string.
+        """
+        by_name = {name.lower(): list(values) for name, values in headers.items()}
         problem = signature_problem(
             self._secret,
             raw,
-            request.headers.getall("X-Slack-Request-Timestamp", []),
-            request.headers.getall("X-Slack-Signature", []),
+            by_name.get("x-slack-request-timestamp", []),
+            by_name.get("x-slack-signature", []),
             self._clock(),
         )
         if problem:
-            return _refuse(401, problem)
+            return _refusal(401, problem)
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
-            return _refuse(400, "the body is not UTF-8")
-        content_type = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
+            return _refusal(400, "the body is not UTF-8")
+        content_type = (by_name.get("content-type") or [""])[0].split(";")[0].strip().lower()
         try:
             parsed = parse_slack_body(text, content_type or None)
         except BadPayload as exc:
-            return _refuse(400, str(exc))
+            return _refusal(400, str(exc))
         # Built empty, then given our parse: Bolt's own would read the body a second time
         # (a millisecond for a modal submission) and can misread it (see ParsedBody).
-        bolt_request = AsyncBoltRequest(
-            body="",
-            query=request.query_string,
-            headers={name: value for name, value in request.headers.items()},
-        )
+        bolt_headers: dict[str, str | Sequence[str]] = dict(by_name)
+        bolt_request = AsyncBoltRequest(body="", query=query, headers=bolt_headers)
         bolt_request.raw_body = text
         bolt_request.body = parsed.body
         bolt_request.content_type = content_type
@@ -186,4 +210,4 @@ class SlackDoor:
             log.error(
                 "the Bolt app answered %d to a %s", response.status, type(parsed.request).__name__
             )
-        return await to_aiohttp_response(response)
+        return response
