@@ -125,8 +125,9 @@ def up(
         except DemoError as exc:
             console.print(f"[yellow]no demo:[/] {exc}")
     emulator = None
+    # An emulator takes any credentials; without them botocore would stop at the first call.
+    use_dummy_credentials()
     if aws_endpoint is None:
-        use_dummy_credentials()
         emulator = EmbeddedAws(port=aws_port)
         try:
             aws_endpoint = emulator.start()

@@ -129,6 +129,13 @@ class GatewaySettings(BaseSettings):
         if self.socket_mode and self.slack_bot_token is None:
             raise ValueError("SLACK_APP_TOKEN (Socket Mode) needs SLACK_BOT_TOKEN as well")
         if (
+            self.slack_signing_secret is not None
+            and not self.slack_signing_secret.get_secret_value()
+        ):
+            # What `SLACK_SIGNING_SECRET=${UNSET_VARIABLE}` gives: every signature would be
+            # checked against an empty key.
+            raise ValueError("SLACK_SIGNING_SECRET is set but empty")
+        if (
             self.slack_signing_secret is None
             and not self.socket_mode
             and not is_loopback(self.host)

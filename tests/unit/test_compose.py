@@ -27,7 +27,7 @@ from pydantic_settings import BaseSettings
 from services.batch.settings import BatchSettings
 from services.detector.settings import DetectorSettings
 from services.gateway.settings import GatewaySettings
-from services.gateway.transport import HEALTH_PATH
+from services.gateway.transport import EVENTS_PATH, HEALTH_PATH
 from services.notifier.settings import NotifierSettings
 from shared.settings import AwsSettings, TopologySettings, load_settings
 from toilkit.cli import app
@@ -275,3 +275,15 @@ async def test_the_stand_in_health_check_probes_a_path_it_serves(
         status = response.status
 
     assert status == 200
+
+
+def test_the_stand_in_page_acts_on_the_gateway_with_the_secret_it_checks(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    command = services["slack"]["command"]
+    gateway = environment(services["gateway"])
+
+    app_url = command[command.index("--app-url") + 1]
+    secret = interpolate(command[command.index("--signing-secret") + 1])
+    assert app_url == f"http://gateway:{gateway['TOILKIT_GATEWAY_PORT']}{EVENTS_PATH}"
+    assert secret and secret == gateway["SLACK_SIGNING_SECRET"]

@@ -93,6 +93,11 @@ def test_a_public_address_without_a_signing_secret_is_refused() -> None:
     )
 
 
+def test_an_empty_signing_secret_is_refused_not_used() -> None:
+    with pytest.raises(ConfigError, match="SLACK_SIGNING_SECRET is set but empty"):
+        load_settings(GatewaySettings, slack_api_url=STANDIN, slack_signing_secret="")
+
+
 def test_socket_mode_needs_no_signing_secret_but_a_bot_token() -> None:
     assert load_settings(
         GatewaySettings, slack_bot_token="xoxb-1", slack_app_token="xapp-1", host="0.0.0.0"
