@@ -41,8 +41,16 @@ async def standin() -> AsyncIterator[SlackStandin]:
 
 
 @pytest.fixture
+async def bot_token_parameter(aws: AwsClients, names: Names) -> str:
+    """The SSM parameter Terraform creates for the bot token (every function reads it)."""
+    name = f"/{names.prefix}/slack/bot-token"
+    await put_secret(aws, name, "xoxb-from-ssm")
+    return name
+
+
+@pytest.fixture
 def lambda_env(
-    monkeypatch: pytest.MonkeyPatch, moto_endpoint: str, names: Names
+    monkeypatch: pytest.MonkeyPatch, moto_endpoint: str, names: Names, bot_token_parameter: str
 ) -> Iterator[pytest.MonkeyPatch]:
     """The environment Terraform gives a function, pointed at moto; the sandbox the test
     opens is closed afterwards."""
@@ -50,7 +58,7 @@ def lambda_env(
     monkeypatch.setenv("AWS_REGION", "us-east-1")
     monkeypatch.setenv("TOILKIT_NAME_PREFIX", names.prefix)
     monkeypatch.setenv("TOILKIT_BUCKET", names.bucket)
-    monkeypatch.setenv("TOILKIT_SLACK_BOT_TOKEN_PARAMETER", f"/{names.prefix}/slack/bot-token")
+    monkeypatch.setenv("TOILKIT_SLACK_BOT_TOKEN_PARAMETER", bot_token_parameter)
     yield monkeypatch
     aws_lambda.close_sandbox()
 
@@ -142,7 +150,6 @@ async def test_worker_handler_reports_failed_and_poison_messages_and_handles_the
 ) -> None:
     # GIVEN the notifier function's environment: Slack token in SSM, a command routed to a
     # channel Slack does not know (a permanent failure)
-    await put_secret(aws, f"/{names.prefix}/slack/bot-token", "xoxb-from-ssm")
     lambda_env.setenv("TOILKIT_SERVICE", "notifier")
     lambda_env.setenv("TOILKIT_NOTIFIER_SLACK_API_URL", standin.api_url)
     lambda_env.setenv(
@@ -225,7 +232,6 @@ async def test_gateway_handler_acks_a_signed_request_and_publishes_before_return
     lambda_env: pytest.MonkeyPatch,
 ) -> None:
     # GIVEN the gateway function with its secrets in SSM
-    await put_secret(aws, f"/{names.prefix}/slack/bot-token", "xoxb-from-ssm")
     await put_secret(aws, f"/{names.prefix}/slack/signing-secret", SECRET)
     lambda_env.setenv("TOILKIT_SERVICE", "gateway")
     lambda_env.setenv(
