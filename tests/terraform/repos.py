@@ -47,25 +47,22 @@ def make_repo(testbed: Testbed, root: Path, modules: tuple[str, ...], extra_yaml
 
 def drift_the_cloud(cloud: Path) -> None:
     """Retag the ``logs`` bucket and rotate the ``jobs`` queue's secret by hand."""
-
-    def retag(bucket: dict[str, Any]) -> None:
-        bucket["tags"]["env"] = "staging"
-
-    def rotate(queue: dict[str, Any]) -> None:
-        queue["secret"] = "rotated-by-hand"
-
-    edit_cloud(cloud, "cloud_bucket", "logs", retag)
-    edit_cloud(cloud, "cloud_queue", "jobs", rotate)
+    _edit_by_hand(cloud, logs_env_tag="staging", jobs_secret="rotated-by-hand")
 
 
 def repair_the_cloud(cloud: Path) -> None:
     """Undo :func:`drift_the_cloud` by hand (the code was right)."""
+    _edit_by_hand(cloud, logs_env_tag="prod", jobs_secret="initial-secret")
+
+
+def _edit_by_hand(cloud: Path, *, logs_env_tag: str, jobs_secret: str) -> None:
+    """Set the ``logs`` bucket's ``env`` tag and the ``jobs`` queue's secret in the cloud."""
 
     def retag(bucket: dict[str, Any]) -> None:
-        bucket["tags"]["env"] = "prod"
+        bucket["tags"]["env"] = logs_env_tag
 
     def rotate(queue: dict[str, Any]) -> None:
-        queue["secret"] = "initial-secret"
+        queue["secret"] = jobs_secret
 
     edit_cloud(cloud, "cloud_bucket", "logs", retag)
     edit_cloud(cloud, "cloud_queue", "jobs", rotate)
