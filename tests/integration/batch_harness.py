@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from services.batch.runs import RunRecord
 from services.batch.service import BatchService, build_batch
 from services.batch.settings import BatchSettings
 from shared.aws import AwsClients
@@ -168,6 +169,23 @@ class BatchHarness:
 
     def log_of(self, run_id: str) -> str:
         return (self.log_dir / f"{run_id}.log").read_text(encoding="utf-8")
+
+
+def run_record(environment: str, **fields: Any) -> RunRecord:
+    """A run of ``echo-args`` Alice requested just now, with fresh ids; ``fields`` set the rest.
+
+    For tests that put a run in the store as the service would have left it (claimed,
+    started elsewhere, owned by a process that is gone) instead of requesting one.
+    """
+    values: dict[str, Any] = {
+        "run_id": f"run-{new_event_id()[:8]}",
+        "request_event_id": new_event_id(),
+        "command": "echo-args",
+        "environment": environment,
+        "requested_by": ALICE,
+        "requested_at": datetime.now(UTC),
+    }
+    return RunRecord(**(values | fields))
 
 
 async def bootstrap_once(endpoint: str) -> tuple[Names, BootstrapReport]:

@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 
 from services.batch.handlers import expire_overdue_approvals, handle_approved, handle_requested
-from services.batch.runs import RunRecord
 from shared.aws import AwsClients
 from shared.errors import TransientError
 from shared.events import (
@@ -28,7 +27,6 @@ from shared.events import (
     BatchRunStarted,
     EventBase,
     RunParameter,
-    new_event_id,
 )
 from shared.topology import BootstrapReport, Names
 from tests.integration.batch_harness import (
@@ -40,6 +38,7 @@ from tests.integration.batch_harness import (
     bootstrap_once,
     echo_lines,
     make_harness,
+    run_record,
 )
 from tests.support import eventually
 
@@ -690,12 +689,8 @@ async def test_a_restart_settles_local_runs_whose_process_is_gone(batch: BatchHa
     gone = await asyncio.create_subprocess_exec("true")
     await gone.wait()  # its pid now names no process
     now = batch.clock()
-    record = RunRecord(
-        run_id=f"run-{new_event_id()[:8]}",
-        request_event_id=new_event_id(),
-        command="echo-args",
-        environment="staging",
-        requested_by=ALICE,
+    record = run_record(
+        "staging",
         requested_at=now,
         status="running",
         runner="local",

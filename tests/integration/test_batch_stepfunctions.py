@@ -42,7 +42,12 @@ from shared.catalog import (
 )
 from shared.events import BatchRunFinished, BatchRunStarted, RunParameter, new_event_id
 from shared.topology import BootstrapReport, Names
-from tests.integration.batch_harness import ALICE, BatchHarness, bootstrap_once, make_harness
+from tests.integration.batch_harness import (
+    BatchHarness,
+    bootstrap_once,
+    make_harness,
+    run_record,
+)
 from tests.integration.sfn_moto import (
     create_codebuild_project,
     create_state_machine,
@@ -504,14 +509,11 @@ async def test_a_start_interrupted_by_a_crash_resumes_the_existing_execution(
     )
     assert isinstance(request, ValidatedRequest)
     await runs.create(
-        RunRecord(
+        run_record(
+            "aws",
             run_id=run_id,
             request_event_id=event_id,
-            command="echo-args",
-            environment="aws",
             parameters=(RunParameter(name="text", value="crash"),),
-            requested_by=ALICE,
-            requested_at=datetime.now(UTC),
         )
     )
     claimed = (await runs.get(run_id)).model_copy(
@@ -536,32 +538,34 @@ async def test_a_start_interrupted_by_a_crash_resumes_the_existing_execution(
     assert "found already started" in trail[0].detail
 
 
+async def started_elsewhere(
+    harness: BatchHarness, text: str, *, owner: str | None = None
+) -> tuple[RunRecord, StartedRun]:
+    """An ``echo-args`` execution started in Step Functions and recorded as running, as a
+    batch process that then stopped (or a Lambda sandbox between invocations) leaves it."""
+    supervisor = harness.service.supervisor
+    request = validate_request(harness.service.context.catalog, "echo-args", "aws", {"text": text})
+    assert isinstance(request, ValidatedRequest)
+    record = run_record("aws")
+    started = await supervisor.runners["stepfunctions"].start(supervisor.spec_for(record, request))
+    running = record.model_copy(
+        update={
+            "status": "running",
+            "runner": "stepfunctions",
+            "runner_ref": started.ref,
+            "started_at": started.started_at,
+            "owner": owner,
+        }
+    )
+    await harness.runs.create(running)
+    await harness.runs.mark_active(record.run_id)
+    return running, started
+
+
 async def test_a_restart_watches_the_running_executions_again(aws_batch: BatchHarness) -> None:
     """A run left running by a stopped service is followed to its end by the next one."""
     supervisor = aws_batch.service.supervisor
-    request = validate_request(aws_batch.service.context.catalog, "echo-args", "aws", {"text": "r"})
-    assert isinstance(request, ValidatedRequest)
-    record = RunRecord(
-        run_id=f"run-{new_event_id()[:8]}",
-        request_event_id=new_event_id(),
-        command="echo-args",
-        environment="aws",
-        requested_by=ALICE,
-        requested_at=datetime.now(UTC),
-    )
-    started = await supervisor.runners["stepfunctions"].start(supervisor.spec_for(record, request))
-    await aws_batch.runs.create(
-        record.model_copy(
-            update={
-                "status": "running",
-                "runner": "stepfunctions",
-                "runner_ref": started.ref,
-                "started_at": started.started_at,
-                "owner": "another-host:1",
-            }
-        )
-    )
-    await aws_batch.runs.mark_active(record.run_id)
+    record, _ = await started_elsewhere(aws_batch, "r", owner="another-host:1")
 
     await supervisor.resume()
     await supervisor.wait_idle()
@@ -578,29 +582,7 @@ async def test_a_process_that_cannot_watch_settles_a_run_from_its_status_change(
     (or the periodic housekeeping) makes it read the run's outcome and finish it, once."""
     from toilkit.aws_lambda import BatchFunction  # noqa: PLC0415
 
-    supervisor = aws_batch.service.supervisor
-    request = validate_request(aws_batch.service.context.catalog, "echo-args", "aws", {"text": "z"})
-    assert isinstance(request, ValidatedRequest)
-    record = RunRecord(
-        run_id=f"run-{new_event_id()[:8]}",
-        request_event_id=new_event_id(),
-        command="echo-args",
-        environment="aws",
-        requested_by=ALICE,
-        requested_at=datetime.now(UTC),
-    )
-    started = await supervisor.runners["stepfunctions"].start(supervisor.spec_for(record, request))
-    await aws_batch.runs.create(
-        record.model_copy(
-            update={
-                "status": "running",
-                "runner": "stepfunctions",
-                "runner_ref": started.ref,
-                "started_at": started.started_at,
-            }
-        )
-    )
-    await aws_batch.runs.mark_active(record.run_id)
+    record, started = await started_elsewhere(aws_batch, "z")
 
     async def ended() -> bool:
         described = await sfn.describe_execution(executionArn=started.ref)
