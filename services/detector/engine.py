@@ -23,6 +23,7 @@ import shutil
 import signal
 import sys
 import time
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -217,7 +218,15 @@ class TerraformEngine:
         # lock file with this platform's checksums only, in a checkout nobody commits.
         base["TF_PLUGIN_CACHE_MAY_BREAK_DEPENDENCY_LOCK_FILE"] = "1"
         self._env = base
-        self._init_turn = asyncio.Lock()
+        # One lock per event loop: an asyncio.Lock serves the loop it was first awaited
+        # on, and the CLI or a test may run several loops (asyncio.run) with one engine.
+        self._init_turns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def _init_turn(self) -> asyncio.Lock:
+        """The lock inits take turns on, in the running loop."""
+        return self._init_turns.setdefault(asyncio.get_running_loop(), asyncio.Lock())
 
     async def plan_state(
         self,
@@ -286,7 +295,7 @@ class TerraformEngine:
             # race to create the same cache directory and one fails), so inits take
             # turns; plans, the long part, still run side by side. The state's time
             # budget starts once it is its turn: waiting is not the state's fault.
-            async with self._init_turn:
+            async with self._init_turn():
                 durations["init_wait"] = time.monotonic() - queued
                 run.start_clock(self.timeout)
                 finished = await run.command("init", init_arguments)

@@ -166,6 +166,27 @@ async def test_an_applied_module_plans_clean(
     assert set(run.durations) == {"init_wait", "init", "plan", "show"}
 
 
+def test_one_engine_serves_one_event_loop_after_another(
+    testbed: Testbed, cloud_file: Path, tmp_path: Path, make_engine: Callable[..., TerraformEngine]
+) -> None:
+    """A CLI (or a test) may call asyncio.run twice with one engine: concurrent inits
+    still take turns in the second loop instead of failing on the first loop's lock."""
+    modules = [applied(testbed, cloud_file, "clean", tmp_path / name) for name in ("a", "b")]
+    engine = make_engine()
+
+    async def plan_both(round_: int) -> list[str]:
+        runs = await asyncio.gather(
+            *(
+                engine.plan_state(module, out_dir=tmp_path / f"out-{round_}-{i}")
+                for i, module in enumerate(modules)
+            )
+        )
+        return [run.status for run in runs]
+
+    assert asyncio.run(plan_both(1)) == ["clean", "clean"]
+    assert asyncio.run(plan_both(2)) == ["clean", "clean"]
+
+
 async def test_code_changed_but_not_applied_is_a_pending_change_not_drift(
     testbed: Testbed, cloud_file: Path, tmp_path: Path, make_engine: Callable[..., TerraformEngine]
 ) -> None:
