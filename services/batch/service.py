@@ -10,7 +10,6 @@ from datetime import timedelta
 
 from slack_sdk.web.async_client import AsyncWebClient
 
-from services.batch.directory import SlackGroupDirectory
 from services.batch.handlers import BatchContext, build_handlers, expire_overdue_approvals
 from services.batch.runners.base import Runner
 from services.batch.runners.codebuild import BuildReader, CodeBuildRunner, PollPolicy
@@ -20,9 +19,10 @@ from services.batch.runners.stepfunctions import ExecutionEvents, StepFunctionsR
 from services.batch.runs import Clock, LockStore, RunStore, utc_now
 from services.batch.settings import BatchSettings
 from services.batch.supervisor import RunSupervisor
-from shared.catalog import StaticGroupDirectory, load_catalog
+from shared.catalog import load_catalog
 from shared.runtime import Runtime
 from shared.settings import load_settings
+from shared.slack_groups import slack_directory
 from shared.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -159,9 +159,7 @@ async def build_batch(
             token=settings.slack_bot_token.get_secret_value(),
             base_url=settings.slack_api_url or AsyncWebClient.BASE_URL,
         )
-    directory = SlackGroupDirectory(
-        StaticGroupDirectory(catalog.usergroups), slack, cache_seconds=settings.group_cache_seconds
-    )
+    directory = slack_directory(catalog, slack, ttl_seconds=settings.group_cache_seconds)
     context = BatchContext(
         catalog=catalog,
         runs=runs,

@@ -18,7 +18,6 @@ from slack_bolt.app.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from services.gateway.app import AppParts, build_bolt_app
-from services.gateway.authz import CachedGroupDirectory, CatalogFirstDirectory, slack_group_members
 from services.gateway.background import AfterAck
 from services.gateway.handlers import Gateway
 from services.gateway.ledger import RecentRequests, RequestLedger
@@ -34,6 +33,7 @@ from shared.catalog import load_catalog
 from shared.idempotency import IdempotencyStore
 from shared.runtime import Runtime
 from shared.settings import load_settings
+from shared.slack_groups import slack_directory
 
 log = logging.getLogger(__name__)
 
@@ -195,12 +195,7 @@ async def build_gateway(
     gateway = Gateway(
         catalog=catalog,
         records=StateTableRecords(runtime.aws.dynamodb, runtime.names.state_table),
-        directory=CatalogFirstDirectory(
-            catalog,
-            CachedGroupDirectory(
-                slack_group_members(client), ttl_seconds=settings.usergroup_cache_seconds
-            ),
-        ),
+        directory=slack_directory(catalog, client, ttl_seconds=settings.usergroup_cache_seconds),
         publish=runtime.publisher.publish,
         command_name=settings.command_name,
         recent_runs=settings.recent_runs,

@@ -7,9 +7,9 @@ import asyncio
 import pytest
 import yaml
 
-from services.gateway.authz import CachedGroupDirectory, CatalogFirstDirectory
 from shared.catalog import parse_catalog
 from shared.errors import TransientError
+from shared.slack_groups import CachedGroupDirectory, CatalogFirstDirectory
 
 
 class Clock:

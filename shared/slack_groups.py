@@ -1,12 +1,12 @@
-"""Who belongs to which Slack user group, cached: the gateway's side of authorization.
+"""Who belongs to which Slack user group, cached: what authorization asks of Slack.
 
 The rules themselves (who may run a command in an environment, who may approve it) live in
-:mod:`shared.catalog` and are the same for the batch service. The gateway answers the one
-question those rules ask it, "is this user in that group?", from the catalog's static
-``usergroups`` first and otherwise from Slack's ``usergroups.users.list``, whose answers are
-kept for a while: a modal submission should not wait for Slack on every click, and a
-membership change showing up a few minutes late is acceptable for who may *request* a run
-(the batch service checks again before anything runs).
+:mod:`shared.catalog`. They ask one question, "is this user in that group?", which the
+catalog's static ``usergroups`` answer first and Slack's ``usergroups.users.list`` answers
+otherwise. Slack's answers are kept for a while: a modal submission should not wait for
+Slack on every click, and a membership change showing up a minute late is acceptable. The
+gateway (who may *request*) and the batch service (who may *run* and *approve*, checked
+again before anything runs) use the same directory.
 """
 
 from __future__ import annotations
@@ -129,3 +129,20 @@ class CatalogFirstDirectory:
         if self._static.knows(group_id):
             return await self._static.is_member(user_id, group_id)
         return await self._fallback.is_member(user_id, group_id)
+
+
+def slack_directory(
+    catalog: Catalog,
+    client: AsyncWebClient | None,
+    *,
+    ttl_seconds: float,
+    clock: Callable[[], float] = time.monotonic,
+) -> GroupDirectory:
+    """The catalog's groups, then Slack's (cached ``ttl_seconds``); without a Slack
+    client only the catalog's groups have members."""
+    if client is None:
+        return CatalogFirstDirectory(catalog, StaticGroupDirectory({}))
+    fetcher = CachedGroupDirectory(
+        slack_group_members(client), ttl_seconds=ttl_seconds, clock=clock
+    )
+    return CatalogFirstDirectory(catalog, fetcher)
