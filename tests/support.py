@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+
+#: moto delivers an SNS message to the subscribed queues before Publish returns; LocalStack
+#: (``TOILKIT_TEST_AWS_ENDPOINT``) and AWS deliver in the background, so a read right after a
+#: publish long-polls this long for what is still on its way.
+DELIVERY_WAIT_SECONDS = 2 if os.environ.get("TOILKIT_TEST_AWS_ENDPOINT") else 0
 
 
 async def eventually(
@@ -42,13 +48,14 @@ async def queue_depth(sqs: Any, url: str) -> tuple[int, int]:
 
 
 async def receive_all(sqs: Any, url: str, *, rounds: int = 5) -> list[dict[str, Any]]:
-    """Receive what is visible now (without deleting; hidden for 30 s)."""
+    """Receive what is visible now, or delivered within ``DELIVERY_WAIT_SECONDS`` (without
+    deleting; hidden for 30 s)."""
     out: list[dict[str, Any]] = []
     for _ in range(rounds):
         response = await sqs.receive_message(
             QueueUrl=url,
             MaxNumberOfMessages=10,
-            WaitTimeSeconds=0,
+            WaitTimeSeconds=DELIVERY_WAIT_SECONDS,
             VisibilityTimeout=30,
             MessageAttributeNames=["All"],
             MessageSystemAttributeNames=["ApproximateReceiveCount"],
