@@ -69,6 +69,9 @@ HOUSEKEEPING = {"toilkit": "housekeeping"}
 
 #: Seconds one settle may take: read the execution and the build's log tail, publish.
 SETTLE_SECONDS = 20.0
+#: Seconds the gateway function gives its after-ack work when Lambda does not say how
+#: long the invocation has left (tests).
+AFTER_ACK_SECONDS = 8.0
 
 #: Where Slack's requests arrive (the same path as the gateway's own HTTP server).
 EVENTS_PATH = "/slack/events"
@@ -82,8 +85,8 @@ class LambdaSettings(BaseSettings):
         slack_bot_token_parameter: SSM SecureString holding the Slack bot token.
         slack_signing_secret_parameter: SSM SecureString holding the signing secret
             (the gateway's).
-        drift_scan_project: the CodeBuild project that runs scans (the detector's);
-            unset, scans run in the function itself.
+        drift_scan_project: the CodeBuild project that runs scans (the detector's; the
+            function has no Terraform and 55 seconds, so scans always run there).
     """
 
     model_config = SettingsConfigDict(env_prefix="TOILKIT_", extra="ignore")
@@ -306,9 +309,11 @@ class BatchFunction:
             commands = [r for r in records if queue_name_of(r) != self.completion_queue]
             ends = [r for r in records if queue_name_of(r) == self.completion_queue]
             failed = await self.service.worker.process_received([sqs_message(r) for r in commands])
-            for record in ends:
-                if not await self.settle_from_status_change(record.get("body", "")):
-                    failed.append(record["messageId"])
+            ended = await asyncio.gather(
+                *(self.settle_from_status_change(r.get("body", "")) for r in ends),
+                return_exceptions=True,
+            )
+            failed += [r["messageId"] for r, ok in zip(ends, ended, strict=True) if ok is not True]
             return batch_response(failed)
         finally:
             # The watch tasks a start leaves would freeze with the sandbox and wake at
@@ -324,7 +329,7 @@ class BatchFunction:
             detail = json.loads(body)["detail"]
             status = str(detail["status"])
             run_id = json.loads(detail.get("input") or "{}").get("run_id")
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, AttributeError):
             log.warning("ignoring a message that is no execution status change: %.200s", body)
             return True
         if status == "RUNNING" or not run_id:
@@ -334,8 +339,15 @@ class BatchFunction:
     async def settle_active_runs(self) -> int:
         """Settle every active run whose runner says it has ended; the count settled."""
         run_ids = await self.supervisor.runs.active_run_ids()
-        results = await asyncio.gather(*(self.settle(r, quiet=True) for r in run_ids))
-        return sum(1 for r in results if r)
+        results = await asyncio.gather(
+            *(self.settle(r, quiet=True) for r in run_ids), return_exceptions=True
+        )
+        for run_id, result in zip(run_ids, results, strict=True):
+            if isinstance(result, Exception):
+                log.warning(
+                    "run %s: not settled now (%s); the next housekeeping retries", run_id, result
+                )
+        return sum(1 for r in results if r is True)
 
     async def settle(self, run_id: str, *, quiet: bool = False) -> bool:
         """Finish an ended run (see :meth:`RunSupervisor.settle`); False while it goes on."""
@@ -350,7 +362,20 @@ async def build_batch_function(runtime: Runtime, secrets: SlackSecrets) -> Worke
     from services.batch.settings import BatchSettings  # noqa: PLC0415
 
     settings = load_settings(BatchSettings, **secrets.overrides(slack_bot_token="bot_token"))
-    return BatchFunction(await build_batch(runtime, settings))
+    service = await build_batch(runtime, settings)
+    local = [
+        f"{command.name} in {environment}"
+        for command in service.context.catalog.commands
+        for environment, options in command.environments.items()
+        if options.runner.kind == "local"
+    ]
+    if local:
+        # A local run is a child of the sandbox, stopped when the invocation returns.
+        raise ConfigError(
+            "the batch function cannot run commands locally: give these a codebuild or "
+            f"stepfunctions runner in the catalog: {', '.join(local)}"
+        )
+    return BatchFunction(service)
 
 
 # --------------------------------------------------------------------------- gateway
@@ -379,7 +404,16 @@ class GatewayFunction:
     def __init__(self, service: GatewayService) -> None:
         self.service = service
 
-    async def handle_http(self, event: Mapping[str, Any]) -> dict[str, Any]:
+    async def handle_http(
+        self, event: Mapping[str, Any], *, time_left: float = AFTER_ACK_SECONDS
+    ) -> dict[str, Any]:
+        """Answer one function URL request.
+
+        Args:
+            event: the function URL event (payload format 2.0).
+            time_left: seconds the after-ack work may take before the reply goes out
+                (what the invocation has left, minus a margin to answer in).
+        """
         http = (event.get("requestContext") or {}).get("http") or {}
         method, path = http.get("method", "GET"), event.get("rawPath", "/")
         if method == "GET" and path == "/healthz":
@@ -400,8 +434,13 @@ class GatewayFunction:
             body, headers, event.get("rawQueryString") or ""
         )
         # The sandbox freezes once this returns: what the listeners started after the
-        # ack (publishing, views.open, replies) ends first.
-        await self.service.after_ack.join()
+        # ack (publishing, views.open, replies) ends first, within the function's time.
+        try:
+            async with asyncio.timeout(time_left):
+                await self.service.after_ack.join()
+        except TimeoutError:
+            log.warning("after-ack work still running after %.1fs; cancelled", time_left)
+            await self.service.after_ack.drain(0)
         out_headers = {name: ",".join(values) for name, values in response.headers.items()}
         return _response(response.status, response.body, out_headers)
 
@@ -522,7 +561,9 @@ def gateway_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     function = sandbox.function
     if not isinstance(function, GatewayFunction):
         raise ConfigError("gateway_handler runs the gateway; set TOILKIT_SERVICE=gateway")
-    return sandbox.run(function.handle_http(event))
+    remaining_ms = context.get_remaining_time_in_millis() if context is not None else None
+    time_left = AFTER_ACK_SECONDS if remaining_ms is None else max(0.5, remaining_ms / 1000 - 1)
+    return sandbox.run(function.handle_http(event, time_left=time_left))
 
 
 # --------------------------------------------------------------------------- CodeBuild side

@@ -20,6 +20,8 @@ import pytest
 
 from services.gateway.simulate import SlackUserRef, signed_headers, slash_command_body
 from shared.aws import AwsClients
+from shared.catalog import DEMO_CATALOG
+from shared.errors import ConfigError
 from shared.events import DriftScanRequested, parse_event
 from shared.publishing import Publisher
 from shared.topology import BootstrapReport, Names
@@ -274,3 +276,14 @@ async def test_gateway_handler_acks_a_signed_request_and_publishes_before_return
     # THEN it is refused with 401 and nothing more is published
     assert response["statusCode"] == 401
     assert await receive_all(aws.sqs, topology.queue_urls["detector"], rounds=1) == []
+
+
+async def test_the_batch_function_refuses_a_catalog_that_runs_commands_locally(
+    topology: BootstrapReport, lambda_env: pytest.MonkeyPatch
+) -> None:
+    """A local run would be a child of the sandbox, stopped when the invocation returns."""
+    lambda_env.setenv("TOILKIT_SERVICE", "batch")
+    lambda_env.setenv("TOILKIT_BATCH_CATALOG_PATH", str(DEMO_CATALOG))
+
+    with pytest.raises(ConfigError, match=r"cannot run commands locally: .*backfill-orders in"):
+        await asyncio.to_thread(aws_lambda.worker_handler, {"Records": []}, None)
