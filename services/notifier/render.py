@@ -209,20 +209,18 @@ def _drift_headline(
     where = f"`{code_text(state.name)}`"
     if state.workspace != "default":
         where += f" (workspace `{code_text(state.workspace)}`)"
-    # One resource can be two findings (changed outside Terraform, and the plan that
-    # would revert it): people count resources.
     if view.all_resolved:
-        resources = len({f.address for f in findings}) or total
-        return f"All *{resources}* {plural(resources, 'resource')} in {where} match the code again."
+        count, noun = _resource_count(findings, findings, total)
+        return f"All *{count}* {noun} in {where} match the code again."
     still_open = [f for f in findings if f.fingerprint not in view.resolved]
     drift = sum(1 for f in still_open if f.kind == "drift")
     pending = sum(1 for f in still_open if f.kind == "pending")
-    if len(findings) >= total:
-        resources = len({f.address for f in still_open})
-        verb = "differs" if resources == 1 else "differ"
-        lines = [f"*{resources}* {plural(resources, 'resource')} in {where} {verb} from the code"]
-    else:  # the detector cut the list for size: only the count of findings is known
-        lines = [f"*{open_count}* {plural(open_count, 'difference')} between {where} and the code"]
+    count, noun = _resource_count(findings, still_open, total, open_count)
+    if noun.startswith("resource"):
+        verb = "differs" if count == 1 else "differ"
+        lines = [f"*{count}* {noun} in {where} {verb} from the code"]
+    else:
+        lines = [f"*{count}* {noun} between {where} and the code"]
     if open_count < total:
         lines[0] += f" ({total - open_count} of {total} findings resolved since)"
     counts = []
@@ -242,7 +240,8 @@ def _drift_notification(
     state: StateRef, findings: Sequence[DriftFinding], total: int, open_count: int, view: DriftView
 ) -> str:
     if view.all_resolved:
-        return f"Drift resolved in {state.name}: all {total} {plural(total, 'resource')} match"
+        count, noun = _resource_count(findings, findings, total)
+        return f"Drift resolved in {state.name}: all {count} {noun} match"
     still_open = [f for f in findings if f.fingerprint not in view.resolved]
     drift = sum(1 for f in still_open if f.kind == "drift")
     pending = sum(1 for f in still_open if f.kind == "pending")
@@ -252,7 +251,28 @@ def _drift_notification(
     if pending:
         parts.append(f"{pending} not applied")
     detail = f" ({', '.join(parts)})" if parts else ""
-    return f"Drift in {state.name}: {open_count} {plural(open_count, 'resource')} differ{detail}"
+    count, noun = _resource_count(findings, still_open, total, open_count)
+    verb = " differ" if noun == "resources" else " differs" if noun == "resource" else ""
+    return f"Drift in {state.name}: {count} {noun}{verb}{detail}"
+
+
+def _resource_count(
+    findings: Sequence[DriftFinding],
+    counted: Sequence[DriftFinding],
+    total: int,
+    counted_total: int | None = None,
+) -> tuple[int, str]:
+    """How many resources ``counted`` touches, with its noun.
+
+    One resource can be two findings (changed outside Terraform, and the plan that would
+    revert it): people count resources. When the detector cut the list for size, only
+    the number of findings is known (``counted_total``, else ``total``): "differences".
+    """
+    if len(findings) >= total:
+        count = len({f.address for f in counted})
+        return count, plural(count, "resource")
+    count = total if counted_total is None else counted_total
+    return count, plural(count, "difference")
 
 
 def _finding_text(finding: DriftFinding, now: datetime, resolved_at: datetime | None) -> str:

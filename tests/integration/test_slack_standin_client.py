@@ -537,6 +537,19 @@ async def test_later_replies_through_the_response_url_show_to_the_person(
     assert ephemeral_texts(standin, CHANNEL, ALICE) == []
 
 
+async def test_a_response_url_refuses_a_payload_that_is_not_a_message(
+    recorded: tuple[Page, RecordingApp],
+) -> None:
+    page, app = recorded
+    await page.command("/toil runs", BOB)
+    [form] = app.payloads()
+
+    async with aiohttp.ClientSession() as http:
+        for payload in ("[1, 2]", '"text"', "{not json"):
+            async with http.post(form["response_url"], data={"payload": payload}) as response:
+                assert (response.status, await response.text()) == (400, "invalid_payload")
+
+
 async def test_modal_state_values_are_reported_as_slack_reports_them(
     recorded: tuple[Page, RecordingApp], standin: SlackStandin
 ) -> None:

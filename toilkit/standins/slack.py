@@ -1438,6 +1438,15 @@ class SlackStandin:
             source_ephemeral=ephemeral,
             issued_at=self._clock(),
         )
+        # Slack forgets a response_url after 30 minutes; so does the stand-in, or a long
+        # `toilkit up` would keep one per click for ever.
+        now = self._clock()
+        for token in [
+            t
+            for t, h in self._response_hooks.items()
+            if now - h.issued_at > RESPONSE_URL_TTL_SECONDS
+        ]:
+            del self._response_hooks[token]
         self._response_hooks[hook.token] = hook
         return hook
 
@@ -1463,6 +1472,8 @@ class SlackStandin:
             try:
                 arguments = json.loads(arguments["payload"])
             except json.JSONDecodeError:
+                return web.Response(status=400, text="invalid_payload")
+            if not isinstance(arguments, dict):
                 return web.Response(status=400, text="invalid_payload")
         hook.uses += 1
         channel = self._channels.get(hook.channel_id)
