@@ -12,11 +12,10 @@ import asyncio
 import contextlib
 import json
 import os
-import secrets
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -37,6 +36,9 @@ from toilkit.drift_cli import drift_app
 from toilkit.embedded import DEFAULT_PORT, EmbeddedAws, use_dummy_credentials
 from toilkit.runs_cli import runs_app
 from toilkit.services import service_factories
+
+if TYPE_CHECKING:
+    from toilkit.standins.slack import SlackStandin
 
 app = typer.Typer(
     name="toilkit",
@@ -168,11 +170,20 @@ async def _up(
         report = await bootstrap(aws, names)
     print_bootstrap(report, aws_settings.endpoint_url or "AWS")
     async with contextlib.AsyncExitStack() as stack:
-        standin_page = None
+        standin_page, standin = None, None
         if not any(os.environ.get(v) for v in SLACK_TOKEN_VARIABLES):
-            standin_page = await _start_slack_standin(stack, slack_port)
+            standin_page, standin = await _start_slack_standin(stack, slack_port)
         runtime = await stack.enter_async_context(open_runtime(aws_settings, topology_settings))
         services = [await build(runtime) for build in service_factories().values()]
+        from services.gateway.service import GatewayService  # noqa: PLC0415 - only for `up`
+
+        gateway = next((s for s in services if isinstance(s, GatewayService)), None)
+        if gateway is not None:
+            await gateway.start()  # listening now, so the banner and the page know where
+            if standin is not None and not gateway.settings.socket_mode:
+                # The page is also the Slack client people act in (slash commands, modals,
+                # buttons): it signs what it sends with the secret the gateway checks.
+                standin.connect_app(gateway.events_url, gateway.signing_secret)
         demo_rows = demo.banner_rows(_demo_options(aws_settings, demo_dir)) if demo else []
         _print_running(runtime, services, standin_page, demo_rows)
         stop_on_signals(*(s.stop for s in services))
@@ -199,7 +210,9 @@ def _demo_options(aws_settings: AwsSettings, demo_dir: Path) -> str:
     return options
 
 
-async def _start_slack_standin(stack: contextlib.AsyncExitStack, port: int) -> str:
+async def _start_slack_standin(
+    stack: contextlib.AsyncExitStack, port: int
+) -> tuple[str, SlackStandin]:
     """No Slack token: run the stand-in and point the services' Web API at it."""
     from toilkit.standins.slack import SlackStandin  # noqa: PLC0415 - only without a token
 
@@ -214,14 +227,7 @@ async def _start_slack_standin(stack: contextlib.AsyncExitStack, port: int) -> s
     stack.push_async_callback(standin.stop)
     for service in ("NOTIFIER", "GATEWAY", "BATCH"):
         os.environ.setdefault(f"TOILKIT_{service}_SLACK_API_URL", standin.api_url)
-    # The page is also the Slack client people act in (slash commands, modals, buttons):
-    # it signs what it sends to the gateway with the secret the gateway will check.
-    secret = os.environ.get("SLACK_SIGNING_SECRET") or os.environ.setdefault(
-        "TOILKIT_GATEWAY_SLACK_SIGNING_SECRET", secrets.token_hex(16)
-    )
-    gateway_port = os.environ.get("TOILKIT_GATEWAY_PORT", "3000")
-    standin.connect_app(f"http://127.0.0.1:{gateway_port}/slack/events", secret)
-    return page
+    return page, standin
 
 
 def _print_running(

@@ -84,6 +84,11 @@ class GatewayService:
         return self._url
 
     @property
+    def signing_secret(self) -> str:
+        """The secret Slack's requests are checked against (given, or generated here)."""
+        return self._door.signing_secret
+
+    @property
     def door(self) -> SlackDoor:
         """The checks in front of the app, for another way of receiving requests (Lambda)."""
         return self._door

@@ -135,6 +135,11 @@ class SlackDoor:
         self._body_timeout = body_timeout
         self._clock = clock
 
+    @property
+    def signing_secret(self) -> str:
+        """The secret requests must be signed with (for a client that plays Slack)."""
+        return self._secret
+
     def web_app(self, *, serve_events: bool = True) -> web.Application:
         """The aiohttp application: ``POST /slack/events`` and ``GET /healthz``."""
         application = web.Application(client_max_size=self._max_body)
