@@ -2,7 +2,7 @@
 # Build the Lambda deployment zip every toilkit function runs (infra/terraform/lambda.tf,
 # gateway.tf) and the wheel the CodeBuild projects install (codebuild.tf).
 #
-#   scripts/build-lambda.sh [--catalog FILE] [--arch x86_64|arm64] [--python PYTHON]
+#   scripts/build-lambda.sh --catalog FILE [--arch x86_64|arm64] [--python PYTHON]
 #
 # Writes dist/toilkit-<version>-py3-none-any.whl and dist/toilkit-lambda.zip. The zip holds
 # toilkit, its runtime dependencies built for Lambda's Linux and Python 3.11, and the batch
@@ -13,7 +13,7 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-catalog="${here}/catalog/demo.yaml"
+catalog=""
 arch="x86_64"
 python="${PYTHON:-python3}"
 
@@ -32,6 +32,11 @@ case "$arch" in
   arm64) platform="manylinux2014_aarch64" ;;
   *) echo "--arch must be x86_64 or arm64" >&2; exit 2 ;;
 esac
+[ -n "$catalog" ] || {
+  echo "--catalog FILE is required: your reviewed catalog, whose commands use the codebuild or" >&2
+  echo "stepfunctions runner (the demo catalog runs commands locally, which a Lambda cannot)" >&2
+  exit 2
+}
 [ -f "$catalog" ] || { echo "no catalog at $catalog" >&2; exit 2; }
 # Absolute, without following the venv's symlink: the build changes directory later.
 python="$(command -v "$python")" || { echo "no Python interpreter $python" >&2; exit 2; }
