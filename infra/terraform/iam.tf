@@ -130,7 +130,8 @@ data "aws_iam_policy_document" "start_drift_scan" {
   }
 }
 
-# Driving a batch run's build: the state machine in AWS, the batch function's local runner.
+# Driving a batch run's build: the state machine, and the batch function's `codebuild` runner
+# (a catalog command that starts the build directly, without Step Functions).
 data "aws_iam_policy_document" "drive_batch_builds" {
   statement {
     sid       = "DriveBatchBuilds"
