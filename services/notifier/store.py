@@ -185,20 +185,13 @@ class NotifierStore:
 
     async def release_post(self, key: PostKey) -> None:
         """Forget a claim whose post Slack refused for good (nothing was posted)."""
-        try:
-            await call_aws(
-                "dynamodb.delete_item (notifier post)",
-                lambda: self._ddb.delete_item(
-                    TableName=self.table,
-                    Key=key.item_key,
-                    ConditionExpression="#status = :posting",
-                    ExpressionAttributeNames={"#status": "status"},
-                    ExpressionAttributeValues={":posting": {"S": POSTING}},
-                ),
-            )
-        except Exception as exc:
-            if not _is_condition_failure(exc):
-                raise
+        await self._delete_if(
+            "notifier post",
+            key.item_key,
+            "#status = :posting",
+            {"#status": "status"},
+            {":posting": {"S": POSTING}},
+        )
 
     # ------------------------------------------------------------------ threads
 
@@ -279,20 +272,13 @@ class NotifierStore:
 
     async def release_thread(self, key: ThreadKey, owner: str) -> None:
         """Give up a thread claim whose parent Slack refused for good."""
-        try:
-            await call_aws(
-                "dynamodb.delete_item (notifier thread)",
-                lambda: self._ddb.delete_item(
-                    TableName=self.table,
-                    Key=key.item_key,
-                    ConditionExpression="#owner = :owner AND attribute_not_exists(ts)",
-                    ExpressionAttributeNames={"#owner": "owner"},
-                    ExpressionAttributeValues={":owner": {"S": owner}},
-                ),
-            )
-        except Exception as exc:
-            if not _is_condition_failure(exc):
-                raise
+        await self._delete_if(
+            "notifier thread",
+            key.item_key,
+            "#owner = :owner AND attribute_not_exists(ts)",
+            {"#owner": "owner"},
+            {":owner": {"S": owner}},
+        )
 
     async def get_thread(self, key: ThreadKey) -> ThreadRecord | None:
         item = await self._get(key.item_key)
@@ -380,6 +366,31 @@ class NotifierStore:
                     break
 
     # ------------------------------------------------------------------ helpers
+
+    async def _delete_if(
+        self,
+        what: str,
+        key: dict[str, Any],
+        condition: str,
+        names: dict[str, str],
+        values: dict[str, Any],
+    ) -> None:
+        """Delete ``key`` if ``condition`` holds; when it does not, someone else owns the
+        item now and it is left alone."""
+        try:
+            await call_aws(
+                f"dynamodb.delete_item ({what})",
+                lambda: self._ddb.delete_item(
+                    TableName=self.table,
+                    Key=key,
+                    ConditionExpression=condition,
+                    ExpressionAttributeNames=names,
+                    ExpressionAttributeValues=values,
+                ),
+            )
+        except Exception as exc:
+            if not _is_condition_failure(exc):
+                raise
 
     async def _get(self, key: dict[str, Any]) -> dict[str, Any] | None:
         response = await call_aws(
