@@ -66,7 +66,6 @@ sys.path.insert(0, str(ROOT))
 from services.gateway.simulate import (  # noqa: E402
     SlackUserRef,
     interaction_body,
-    signed_headers,
     slash_command_body,
     view_submission_payload,
 )
@@ -74,6 +73,7 @@ from services.gateway.views import ModalContext, run_modal  # noqa: E402
 from shared.aws import AwsClients  # noqa: E402
 from shared.catalog import load_catalog  # noqa: E402
 from shared.settings import AwsSettings  # noqa: E402
+from shared.slack.signing import signed_headers  # noqa: E402
 from shared.topology import Names, bootstrap  # noqa: E402
 
 SECRET = "bench0signing0secret0000000000000"

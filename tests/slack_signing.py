@@ -18,9 +18,9 @@ import aiohttp
 from services.gateway.simulate import (
     SlackUserRef,
     interaction_body,
-    signed_headers,
     slash_command_body,
 )
+from shared.slack.signing import signed_headers
 from toilkit.standins.slack import SlackStandin
 
 

@@ -22,7 +22,7 @@ from services.batch.supervisor import RunSupervisor
 from shared.catalog import load_catalog
 from shared.runtime import Runtime
 from shared.settings import load_settings
-from shared.slack_groups import slack_directory
+from shared.slack.groups import slack_directory
 from shared.worker import Worker
 
 log = logging.getLogger(__name__)

@@ -33,7 +33,7 @@ from shared.catalog import load_catalog
 from shared.idempotency import IdempotencyStore
 from shared.runtime import Runtime
 from shared.settings import load_settings
-from shared.slack_groups import slack_directory
+from shared.slack.groups import slack_directory
 
 log = logging.getLogger(__name__)
 

@@ -15,9 +15,6 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
-from services.gateway.transport import slack_signature
-
-FORM = "application/x-www-form-urlencoded"
 TEAM_ID = "T0STANDIN1"
 
 
@@ -25,18 +22,6 @@ TEAM_ID = "T0STANDIN1"
 class SlackUserRef:
     id: str
     name: str
-
-
-def signed_headers(
-    secret: str, body: bytes, *, timestamp: int | None = None, content_type: str = FORM
-) -> dict[str, str]:
-    """The headers Slack sends with ``body``."""
-    stamp = str(int(time.time()) if timestamp is None else timestamp)
-    return {
-        "Content-Type": content_type,
-        "X-Slack-Request-Timestamp": stamp,
-        "X-Slack-Signature": slack_signature(secret, stamp, body),
-    }
 
 
 def slash_command_body(

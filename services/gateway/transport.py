@@ -24,10 +24,7 @@ decoding. Bolt verifies it again (cheap, and it keeps the app safe however it is
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import logging
-import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 
@@ -41,44 +38,16 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 
 from services.gateway.payloads import BadPayload, parse_slack_body
+from shared.slack.signing import signature_problem
 
 log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
 HEALTH_PATH = "/healthz"
-#: Slack refuses requests whose timestamp is more than five minutes off.
-SIGNATURE_WINDOW_SECONDS = 300
-_TIMESTAMP = re.compile(r"[0-9]{1,12}\Z")
-_SIGNATURE = re.compile(r"v0=[0-9a-f]{64}\Z")
 
 
 class BodyTooLarge(Exception):
     pass
-
-
-def slack_signature(secret: str, timestamp: str, body: bytes) -> str:
-    """The ``X-Slack-Signature`` Slack sends for ``body`` at ``timestamp``."""
-    base = b"v0:" + timestamp.encode("ascii") + b":" + body
-    return "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
-
-
-def signature_problem(
-    secret: str, body: bytes, timestamps: list[str], signatures: list[str], now: float
-) -> str | None:
-    """Why a request is not signed by Slack (None: it is)."""
-    if len(timestamps) != 1 or len(signatures) != 1:
-        return "expected exactly one X-Slack-Request-Timestamp and one X-Slack-Signature"
-    timestamp, signature = timestamps[0], signatures[0]
-    if not _TIMESTAMP.match(timestamp):
-        return "the request timestamp is not a number of seconds"
-    if abs(now - int(timestamp)) > SIGNATURE_WINDOW_SECONDS:
-        return "the request timestamp is more than five minutes from now"
-    if not _SIGNATURE.match(signature):
-        return "the signature is not v0=<64 hex digits>"
-    expected = slack_signature(secret, timestamp, body)
-    if not hmac.compare_digest(expected.encode(), signature.encode()):
-        return "the signature does not match"
-    return None
 
 
 async def read_body(request: web.Request, limit: int) -> bytes:

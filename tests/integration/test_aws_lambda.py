@@ -18,12 +18,13 @@ from typing import Any
 
 import pytest
 
-from services.gateway.simulate import SlackUserRef, signed_headers, slash_command_body
+from services.gateway.simulate import SlackUserRef, slash_command_body
 from shared.aws import AwsClients
 from shared.catalog import DEMO_CATALOG
 from shared.errors import ConfigError
 from shared.events import DriftScanRequested, parse_event
 from shared.publishing import Publisher
+from shared.slack.signing import signed_headers
 from shared.topology import BootstrapReport, Names
 from shared.worker import failure_key
 from tests.notifier_samples import run_started

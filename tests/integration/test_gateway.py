@@ -35,13 +35,13 @@ from services.gateway.simulate import (
     button,
     interaction_body,
     select,
-    signed_headers,
     slash_command_body,
     view_submission_payload,
 )
 from services.gateway.views import PICK_COMMAND_ACTION
 from shared.aws import AwsClients
 from shared.settings import AwsSettings
+from shared.slack.signing import signed_headers
 from shared.topology import BootstrapReport, Names
 from tests.gateway_harness import (
     ephemeral_texts,

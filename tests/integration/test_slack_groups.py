@@ -8,7 +8,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from shared.catalog import DEMO_CATALOG, Catalog, load_catalog
 from shared.errors import TransientError
-from shared.slack_groups import slack_directory
+from shared.slack.groups import slack_directory
 from toilkit.standins.slack import FaultSpec, SlackStandin
 
 

@@ -38,9 +38,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from services.gateway.service import GatewayService
-from services.gateway.transport import signature_problem
 from services.notifier.render import ACTION_DRIFT_CLAIM, actions, button, claim_value, section
 from shared.aws import AwsClients
+from shared.slack.signing import signature_problem
 from shared.topology import BootstrapReport, Names
 from tests.gateway_harness import (
     ephemeral_texts,

@@ -9,7 +9,7 @@ import yaml
 
 from shared.catalog import parse_catalog
 from shared.errors import TransientError
-from shared.slack_groups import CachedGroupDirectory, CatalogFirstDirectory
+from shared.slack.groups import CachedGroupDirectory, CatalogFirstDirectory
 
 
 class Clock:

@@ -27,7 +27,7 @@ from services.gateway.simulate import (
     interaction_body,
     slash_command_body,
 )
-from services.gateway.transport import signature_problem, slack_signature
+from shared.slack.signing import signature_problem, slack_signature
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 NOW = 1_700_000_000
