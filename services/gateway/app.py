@@ -70,23 +70,14 @@ from services.gateway.views import (
     RUN_MODAL_CALLBACK,
     ModalContext,
     Reply,
-    code,
     read_run_form,
     text_reply,
 )
 from shared.errors import PermanentError, TransientError
+from shared.slack.actions import LINK_ACTIONS, Action, BadButtonValue, decode_run_value
+from shared.slack.blocks import code
 
 log = logging.getLogger(__name__)
-
-# The notifier's buttons (services/notifier/render.py names the same action ids).
-ACTION_DRIFT_CLAIM = "drift_claim"
-ACTION_BATCH_CANCEL = "batch_cancel"
-ACTION_BATCH_APPROVE = "batch_approve"
-ACTION_BATCH_REJECT = "batch_reject"
-ACTION_BATCH_RERUN = "batch_rerun"
-#: Link buttons: Slack opens the URL and still sends an interaction, which is just acked.
-LINK_ACTIONS = re.compile(r"^(drift_open_plan|batch_open_logs)$")
-RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}\Z")
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -148,12 +139,13 @@ def build_bolt_app(
     app.command(parts.command_name)(listeners.slash_command)
     app.command(re.compile(".*"))(listeners.other_slash_command)
     app.action(PICK_COMMAND_ACTION)(listeners.pick_command)
-    app.action(ACTION_DRIFT_CLAIM)(listeners.drift_claim)
-    app.action(ACTION_BATCH_CANCEL)(listeners.batch_cancel)
-    app.action(ACTION_BATCH_APPROVE)(listeners.batch_approve)
-    app.action(ACTION_BATCH_REJECT)(listeners.batch_reject)
-    app.action(ACTION_BATCH_RERUN)(listeners.batch_rerun)
-    app.action(LINK_ACTIONS)(listeners.just_ack)
+    app.action(Action.DRIFT_CLAIM)(listeners.drift_claim)
+    app.action(Action.BATCH_CANCEL)(listeners.batch_cancel)
+    app.action(Action.BATCH_APPROVE)(listeners.batch_approve)
+    app.action(Action.BATCH_REJECT)(listeners.batch_reject)
+    app.action(Action.BATCH_RERUN)(listeners.batch_rerun)
+    for link_action in LINK_ACTIONS:
+        app.action(link_action)(listeners.just_ack)
     app.action(re.compile(".*"))(listeners.unknown_action)
     app.view_submission(RUN_MODAL_CALLBACK)(listeners.run_submitted)
     app.view_submission(re.compile(".*"))(listeners.just_ack)
@@ -352,8 +344,10 @@ class _Listeners:
         key = _key(context, body)
 
         async def answer() -> Reply | None:
-            if not RUN_ID.match(run_id):
-                return text_reply(":warning: This button does not say which run it is about.")
+            try:
+                decode_run_value(run_id)
+            except BadButtonValue as exc:
+                return text_reply(f":warning: {exc}")
             reply: Reply | None = await decide(run_id, requester, key)
             return reply
 

@@ -14,7 +14,6 @@ events with the same ids, which every consumer already deduplicates.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
 import uuid
@@ -22,8 +21,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeAlias
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from services.gateway.records import OpenDrift, Records, RunRecord
 from services.gateway.views import (
@@ -36,9 +33,7 @@ from services.gateway.views import (
     Reply,
     RunForm,
     RunLine,
-    code,
     drift_reply,
-    escape,
     help_reply,
     run_modal,
     runs_reply,
@@ -71,6 +66,8 @@ from shared.events import (
     EventBase,
     utc_now,
 )
+from shared.slack.actions import BadButtonValue, decode_claim_value
+from shared.slack.blocks import code, escape
 
 log = logging.getLogger(__name__)
 
@@ -189,15 +186,6 @@ class Requester:
     @property
     def actor(self) -> Actor:
         return Actor(slack_user_id=self.user_id, name=self.name or self.user_id)
-
-
-class ClaimValue(BaseModel):
-    """The value of an "I'm on it" button (built by the notifier)."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    state: str = Field(min_length=1, max_length=128)
-    fingerprints: tuple[str, ...] = Field(default=(), max_length=500)
 
 
 # =========================================================================== form outcomes
@@ -646,8 +634,8 @@ class Gateway:
     async def claim_drift(self, value: str, requester: Requester, request_key: str) -> Reply | None:
         """``drift_claim``: "I'm on it" (the drift message then shows who)."""
         try:
-            claim = ClaimValue.model_validate(json.loads(value))
-        except (ValueError, ValidationError):
+            claim = decode_claim_value(value)
+        except BadButtonValue:
             log.warning("drift_claim button with an unreadable value: %.200r", value)
             return text_reply(
                 ":warning: This button does not say which drift it is about; "

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from services.gateway.payloads import StateValue, ViewState
@@ -30,8 +30,23 @@ from shared.catalog import (
     SlackUserParameter,
     TextParameter,
 )
-
-Block = dict[str, Any]
+from shared.slack.blocks import (
+    MAX_BLOCKS,
+    MAX_HINT,
+    MAX_MODAL_TITLE,
+    MAX_OPTIONS,
+    MAX_PLAIN_INPUT,
+    MAX_SECTION_TEXT,
+    Block,
+    ago,
+    clip,
+    code,
+    context,
+    escape,
+    option,
+    plain,
+    section,
+)
 
 RUN_MODAL_CALLBACK = "toil_run"
 PICK_COMMAND_ACTION = "run_pick_command"
@@ -42,60 +57,9 @@ PARAM_BLOCK_PREFIX = "param:"
 #: Every input's element uses this action id; the block id says which field it is.
 VALUE_ACTION = "value"
 
-# Slack's limits for modals.
-MAX_TITLE = 24
-MAX_OPTIONS = 100
-MAX_OPTION_TEXT = 75
-MAX_OPTION_VALUE = 150
-MAX_LABEL = 2000
-MAX_HINT = 2000
-MAX_PLAIN_INPUT = 3000
-MAX_SECTION_TEXT = 3000
-MAX_MESSAGE_BLOCKS = 50
+# What toilkit allows itself within Slack's limits.
 MAX_ERROR_TEXT = 300
 MAX_REASON = 500
-ELLIPSIS = "…"
-
-
-def clip(text: str, limit: int) -> str:
-    """``text`` cut to ``limit`` characters, with an ellipsis when cut."""
-    return text if len(text) <= limit else text[: limit - 1] + ELLIPSIS
-
-
-def plain(text: str, limit: int = MAX_LABEL) -> dict[str, Any]:
-    return {"type": "plain_text", "text": clip(text, limit) or " ", "emoji": True}
-
-
-def mrkdwn(text: str) -> dict[str, Any]:
-    return {"type": "mrkdwn", "text": clip(text, MAX_SECTION_TEXT)}
-
-
-def escape(text: str) -> str:
-    """Text shown literally in mrkdwn (Slack's three control characters escaped)."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def code(text: str) -> str:
-    """Inline code that stays inline code whatever ``text`` contains."""
-    return "`" + escape(text).replace("`", "'") + "`"
-
-
-def section(text: str) -> Block:
-    return {"type": "section", "text": mrkdwn(text)}
-
-
-def context(text: str) -> Block:
-    return {"type": "context", "elements": [mrkdwn(text)]}
-
-
-def option(text: str, value: str, description: str | None = None) -> dict[str, Any]:
-    built: dict[str, Any] = {
-        "text": plain(text, MAX_OPTION_TEXT),
-        "value": value[:MAX_OPTION_VALUE],
-    }
-    if description:
-        built["description"] = plain(description, MAX_OPTION_TEXT)
-    return built
 
 
 # =========================================================================== the modal
@@ -144,9 +108,9 @@ def run_modal(catalog: Catalog, modal: ModalContext) -> dict[str, Any]:
     return {
         "type": "modal",
         "callback_id": RUN_MODAL_CALLBACK,
-        "title": plain("Run a batch command", MAX_TITLE),
-        "submit": plain("Request run", MAX_TITLE),
-        "close": plain("Cancel", MAX_TITLE),
+        "title": plain("Run a batch command", MAX_MODAL_TITLE),
+        "submit": plain("Request run", MAX_MODAL_TITLE),
+        "close": plain("Cancel", MAX_MODAL_TITLE),
         "private_metadata": ModalContext(
             modal.channel_id, spec.name if spec else None
         ).to_metadata(),
@@ -368,7 +332,7 @@ class Reply:
     def as_arguments(self) -> dict[str, Any]:
         arguments: dict[str, Any] = {"text": clip(self.text, MAX_SECTION_TEXT)}
         if self.blocks:
-            arguments["blocks"] = list(self.blocks[:MAX_MESSAGE_BLOCKS])
+            arguments["blocks"] = list(self.blocks[:MAX_BLOCKS])
         return arguments
 
 
@@ -395,21 +359,6 @@ def unknown_command_reply(command_name: str, text: str, problem: str) -> Reply:
         f":thinking_face: I don't know {shown}: {escape(problem)}. "
         f"Try `{command_name} help` for what I can do."
     )
-
-
-def age(delta: timedelta) -> str:
-    """A short, human age: ``3d``, ``5h``, ``12m``, ``now``."""
-    seconds = max(0, int(delta.total_seconds()))
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds // size}{unit}"
-    return "now"
-
-
-def ago(delta: timedelta) -> str:
-    """``3d ago``, or ``just now``."""
-    shown = age(delta)
-    return "just now" if shown == "now" else f"{shown} ago"
 
 
 @dataclass(frozen=True)
@@ -455,7 +404,7 @@ def drift_reply(
         last = scanned.get(state)
         scan_note = f" (last scan {ago(now - last[0])}, {escape(last[1])})" if last else ""
         blocks.append(section(f"*{escape(state)}*{scan_note}\n" + "\n".join(shown)))
-        if len(blocks) >= MAX_MESSAGE_BLOCKS:
+        if len(blocks) >= MAX_BLOCKS:
             break
     return Reply(text=f"{total} open drift findings", blocks=tuple(blocks))
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from services.notifier.views import DriftView, RunView, actionable
@@ -44,20 +44,35 @@ from shared.events import (
     StateRef,
     Suspect,
 )
-
-Block = dict[str, Any]
-
-# Slack's limits for messages.
-MAX_BLOCKS = 50
-MAX_SECTION_TEXT = 3000
-MAX_FIELD_TEXT = 2000
-MAX_FIELDS = 10
-MAX_HEADER_TEXT = 150
-MAX_CONTEXT_ELEMENTS = 10
-MAX_BUTTON_TEXT = 75
-MAX_BUTTON_VALUE = 2000
-#: Notification text; Slack accepts 40k but shows a few lines.
-MAX_NOTIFICATION_TEXT = 400
+from shared.slack.actions import Action, encode_claim_value, encode_run_value
+from shared.slack.blocks import (
+    ARROW,
+    ELLIPSIS,
+    MAX_FIELD_TEXT,
+    MAX_FIELDS,
+    MAX_NOTIFICATION_TEXT,
+    MAX_SECTION_TEXT,
+    Block,
+    actions,
+    age,
+    button,
+    clip,
+    clip_mrkdwn,
+    code_block,
+    code_text,
+    context,
+    divider,
+    duration,
+    escape,
+    fit_blocks,
+    header,
+    link_button,
+    mention,
+    plain,
+    plural,
+    section,
+    slack_date,
+)
 
 # What fits a glance.
 MAX_RESOURCES_SHOWN = 15
@@ -68,21 +83,6 @@ MAX_VALUE_CHARS = 90
 MAX_DIGEST_STATES = 20
 MAX_LIST_ITEMS = 25
 MAX_CODE_CHARS = 2600
-
-# action_ids the gateway listens for.
-ACTION_DRIFT_CLAIM = "drift_claim"
-ACTION_BATCH_CANCEL = "batch_cancel"
-ACTION_BATCH_APPROVE = "batch_approve"
-ACTION_BATCH_REJECT = "batch_reject"
-ACTION_BATCH_RERUN = "batch_rerun"
-#: Link buttons: Slack still sends an interaction for them, which the gateway just acks.
-ACTION_OPEN_PLAN = "drift_open_plan"
-ACTION_OPEN_LOGS = "batch_open_logs"
-
-ARROW = "→"
-ELLIPSIS = "…"
-#: Stands in for a backtick inside code: Slack's mrkdwn has no way to escape one.
-GRAVE = "\u02cb"
 
 
 @dataclass(frozen=True)
@@ -135,7 +135,7 @@ def render_drift(view: DriftView) -> SlackMessage:
     blocks.append(
         section(
             "\n".join(summary),
-            accessory=link_button("View plan", report.plan_url, ACTION_OPEN_PLAN),
+            accessory=link_button("View plan", report.plan_url, Action.DRIFT_OPEN_PLAN),
         )
     )
     context_parts = [
@@ -190,13 +190,13 @@ def render_drift(view: DriftView) -> SlackMessage:
         buttons = [
             button(
                 "I'm on it" if view.claimed_by is None else "I'm on it instead",
-                ACTION_DRIFT_CLAIM,
-                value=claim_value(state.name, view.open_fingerprints),
+                Action.DRIFT_CLAIM,
+                value=encode_claim_value(state.name, view.open_fingerprints),
                 style="primary" if view.claimed_by is None else None,
             )
         ]
         if report.plan_url:
-            buttons.append(button("Open plan", ACTION_OPEN_PLAN, url=report.plan_url))
+            buttons.append(button("Open plan", Action.DRIFT_OPEN_PLAN, url=report.plan_url))
         blocks.append(actions(buttons))
 
     text = _drift_notification(state, findings, total, open_count, view)
@@ -421,20 +421,6 @@ def change_note(finding: DriftFinding) -> str | None:
     return " · ".join(parts) if parts else None
 
 
-def claim_value(state: str, fingerprints: Sequence[str]) -> str:
-    """The "I'm on it" button value: ``{"state": ..., "fingerprints": [...]}`` compact JSON.
-
-    Slack caps a value at 2000 characters; a report with more findings than fit claims the
-    first ones (about 90 with the detector's 16-digit fingerprints).
-    """
-    kept = list(fingerprints)
-    while True:
-        value = json.dumps({"state": state, "fingerprints": kept}, separators=(",", ":"))
-        if len(value) <= MAX_BUTTON_VALUE or not kept:
-            return value
-        kept.pop()
-
-
 def render_drift_still_open(view: DriftView) -> SlackMessage:
     """The thread reply when a later scan finds the same drift still there."""
     report = view.report
@@ -546,7 +532,9 @@ def render_scan_failed(event: DriftScanFailed) -> SlackMessage:
         section(clip_mrkdwn(f"*Why:* {escape(event.reason)}", MAX_SECTION_TEXT), fields=fields),
     ]
     if event.stderr_excerpt.strip():
-        blocks.append(section(code_block(event.stderr_excerpt.strip(), keep="tail")))
+        blocks.append(
+            section(code_block(event.stderr_excerpt.strip(), limit=MAX_CODE_CHARS, keep="tail"))
+        )
     blocks.append(
         context(
             f"Scan `{code_text(event.correlation_id)}` · {slack_date(event.occurred_at)} · "
@@ -660,7 +648,7 @@ def render_run(view: RunView) -> SlackMessage:
         stage = view.refusal_stage or "validation"
         title += f": {_REFUSAL_WORDS.get(stage, stage)}"
     blocks: list[Block] = [
-        section(title, accessory=link_button("View logs", view.log_url, ACTION_OPEN_LOGS))
+        section(title, accessory=link_button("View logs", view.log_url, Action.BATCH_OPEN_LOGS))
     ]
     fields = []
     if view.requested_by is not None:
@@ -694,15 +682,22 @@ def render_run(view: RunView) -> SlackMessage:
 def _run_buttons(view: RunView) -> list[Block]:
     if view.phase == "awaiting_approval":
         return [
-            button("Approve", ACTION_BATCH_APPROVE, value=view.run_id, style="primary"),
-            button("Reject", ACTION_BATCH_REJECT, value=view.run_id, style="danger"),
+            button(
+                "Approve",
+                Action.BATCH_APPROVE,
+                value=encode_run_value(view.run_id),
+                style="primary",
+            ),
+            button(
+                "Reject", Action.BATCH_REJECT, value=encode_run_value(view.run_id), style="danger"
+            ),
         ]
     if view.phase == "running":
         return [
             button(
                 "Cancel run",
-                ACTION_BATCH_CANCEL,
-                value=view.run_id,
+                Action.BATCH_CANCEL,
+                value=encode_run_value(view.run_id),
                 style="danger",
                 confirm={
                     "title": plain("Cancel this run?"),
@@ -714,7 +709,7 @@ def _run_buttons(view: RunView) -> list[Block]:
             )
         ]
     if view.phase in ("succeeded", "failed", "timed_out", "cancelled"):
-        return [button("Run again", ACTION_BATCH_RERUN, value=view.run_id)]
+        return [button("Run again", Action.BATCH_RERUN, value=encode_run_value(view.run_id))]
     return []
 
 
@@ -756,7 +751,7 @@ def render_run_finished_reply(event: BatchRunFinished) -> SlackMessage:
         if cut:
             label += f" ({cut} earlier not shown"
             label += f", <{event.log_url}|full log>)" if event.log_url else ")"
-        blocks.append(section(label + "\n" + code_block("\n".join(shown))))
+        blocks.append(section(label + "\n" + code_block("\n".join(shown), limit=MAX_CODE_CHARS)))
     if event.log_url:
         blocks.append(context(f":scroll: <{event.log_url}|Full log>"))
     return SlackMessage(
@@ -799,114 +794,7 @@ def approver_mention(approver: str) -> str:
     return escape(approver)
 
 
-# =========================================================================== building blocks
-
-
-def header(text: str) -> Block:
-    return {"type": "header", "text": plain(clip(text, MAX_HEADER_TEXT))}
-
-
-def section(
-    text: str | None = None,
-    *,
-    fields: Sequence[str] = (),
-    accessory: Block | None = None,
-) -> Block:
-    block: Block = {"type": "section"}
-    if text is not None:
-        block["text"] = mrkdwn(clip_mrkdwn(text, MAX_SECTION_TEXT))
-    if fields:
-        block["fields"] = [mrkdwn(clip_mrkdwn(f, MAX_FIELD_TEXT)) for f in fields[:MAX_FIELDS]]
-    if accessory is not None:
-        block["accessory"] = accessory
-    return block
-
-
-def context(*texts: str) -> Block:
-    return {
-        "type": "context",
-        "elements": [
-            mrkdwn(clip_mrkdwn(t, MAX_SECTION_TEXT)) for t in texts[:MAX_CONTEXT_ELEMENTS]
-        ],
-    }
-
-
-def divider() -> Block:
-    return {"type": "divider"}
-
-
-def actions(elements: Sequence[Block]) -> Block:
-    return {"type": "actions", "elements": list(elements)}
-
-
-def button(
-    text: str,
-    action_id: str,
-    *,
-    value: str | None = None,
-    url: str | None = None,
-    style: str | None = None,
-    confirm: Block | None = None,
-) -> Block:
-    element: Block = {
-        "type": "button",
-        "text": plain(clip(text, MAX_BUTTON_TEXT)),
-        "action_id": action_id,
-    }
-    if value is not None:
-        element["value"] = value[:MAX_BUTTON_VALUE]
-    if url is not None:
-        element["url"] = url
-    if style is not None:
-        element["style"] = style
-    if confirm is not None:
-        element["confirm"] = confirm
-    return element
-
-
-def link_button(text: str, url: str | None, action_id: str) -> Block | None:
-    """A button that opens ``url``; None without a URL."""
-    return None if not url else button(text, action_id, url=url)
-
-
-def plain(text: str) -> Block:
-    return {"type": "plain_text", "text": text, "emoji": True}
-
-
-def mrkdwn(text: str) -> Block:
-    return {"type": "mrkdwn", "text": text}
-
-
-def fit_blocks(blocks: Sequence[Block | None]) -> tuple[Block, ...]:
-    """At most 50 blocks; an ``actions`` block at the end is kept when cutting."""
-    present = [b for b in blocks if b is not None]
-    if len(present) <= MAX_BLOCKS:
-        return tuple(present)
-    tail = [present[-1]] if present[-1]["type"] == "actions" else []
-    room = MAX_BLOCKS - 1 - len(tail)
-    cut = len(present) - len(tail) - room
-    return (*present[:room], context(f"{ELLIPSIS}{cut} more blocks not shown"), *tail)
-
-
 # =========================================================================== text helpers
-
-
-def escape(text: str) -> str:
-    """Escape the three characters Slack's mrkdwn reserves."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def code_text(text: str) -> str:
-    """Text for inside `inline code`: escaped, backticks swapped (Slack has no escape)."""
-    return escape(text.replace("`", GRAVE).replace("\n", " "))
-
-
-def code_block(text: str, *, limit: int = MAX_CODE_CHARS, keep: str = "head") -> str:
-    """A fenced code block of at most ``limit`` characters (the head or the tail kept)."""
-    body = escape(text.replace("```", GRAVE * 3))
-    if len(body) > limit:
-        body = ELLIPSIS + body[-(limit - 1) :] if keep == "tail" else body[: limit - 1] + ELLIPSIS
-    return f"```{body}```"
 
 
 def tail_lines(lines: Sequence[str], limit: int) -> tuple[list[str], int]:
@@ -920,62 +808,3 @@ def tail_lines(lines: Sequence[str], limit: int) -> tuple[list[str], int]:
         kept.append(line[-limit:])
     kept.reverse()
     return kept, len(lines) - len(kept)
-
-
-def clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + ELLIPSIS
-
-
-def clip_mrkdwn(text: str, limit: int) -> str:
-    """Clip mrkdwn without leaving a code fence open."""
-    if len(text) <= limit:
-        return text
-    clipped = text[: limit - 4] + ELLIPSIS
-    if clipped.count("```") % 2:
-        clipped += "```"
-    return clipped
-
-
-def plural(count: int, word: str) -> str:
-    return word if count == 1 else f"{word}s"
-
-
-def mention(actor: Actor) -> str:
-    return f"<@{actor.slack_user_id}>" if actor.slack_user_id else f"*{escape(actor.name)}*"
-
-
-def slack_date(moment: datetime | None) -> str:
-    """A date token Slack shows in the reader's time zone (UTC text as the fallback)."""
-    if moment is None:
-        return ""
-    epoch = int(moment.timestamp())
-    fallback = moment.strftime("%Y-%m-%d %H:%M UTC")
-    return f"<!date^{epoch}^{{date_short_pretty}} {{time}}|{fallback}>"
-
-
-def age(delta: timedelta) -> str:
-    """A duration as people say it: ``12 min``, ``5 h``, ``3 days``."""
-    seconds = max(0, int(delta.total_seconds()))
-    if seconds < 3600:
-        minutes = max(1, seconds // 60)
-        return f"{minutes} min"
-    if seconds < 2 * 86400:
-        hours = seconds // 3600
-        return f"{hours} h"
-    days = seconds // 86400
-    return f"{days} days"
-
-
-def duration(seconds: float) -> str:
-    """A run's duration: ``0.3s``, ``42s``, ``4m 12s``, ``1h 03m``."""
-    if seconds < 0.95:
-        # Rounded to whole seconds, a quick run would read "in 0s", as if it never ran.
-        return f"{seconds:.1f}s"
-    total = round(seconds)
-    if total < 60:
-        return f"{total}s"
-    minutes, secs = divmod(total, 60)
-    if minutes < 60:
-        return f"{minutes}m {secs:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h {minutes:02d}m"

@@ -41,16 +41,12 @@ from services.gateway.simulate import (
     view_submission_payload,
 )
 from services.gateway.views import PICK_COMMAND_ACTION
-from services.notifier.render import (
-    ACTION_BATCH_APPROVE,
-    ACTION_BATCH_CANCEL,
-    ACTION_BATCH_REJECT,
-    GRAVE,
-)
 from shared.aws import AwsClients
 from shared.catalog import DEMO_CATALOG
 from shared.runtime import Service, open_runtime
 from shared.settings import AwsSettings, TopologySettings
+from shared.slack.actions import Action
+from shared.slack.blocks import GRAVE
 from shared.topology import Names, bootstrap
 from tests.slack_signing import SignedSlack
 from tests.support import eventually
@@ -438,12 +434,12 @@ async def test_a_run_shows_started_then_finished_with_its_exit_code_and_log_tail
     assert "`dry_run` = `false`" in text
     assert "INC-7: totals missing since June" in text
     assert buttons_of(started)["batch_open_logs"]["url"].startswith("file://")
-    assert ACTION_BATCH_CANCEL in buttons_of(started)
+    assert Action.BATCH_CANCEL in buttons_of(started)
 
     # AND once it ends, the message says so and its thread has the exit code and the log tail
     message = await finished(stack.standin, run_id)
     assert status_of(message) == "Succeeded"
-    assert ACTION_BATCH_CANCEL not in buttons_of(message)
+    assert Action.BATCH_CANCEL not in buttons_of(message)
     reply = thread_reply(message, "Succeeded")
     assert "exit code `0`" in reply
     assert re.search(r"backfilled \d+ orders in \d+ batches", reply), reply
@@ -507,7 +503,7 @@ async def test_cancel_on_the_run_message_stops_the_run(stack: Stack, alice: Pers
         "reindex-search", "staging", {"steps": "30"}, unique_reason("reindex, then cancel")
     )
     running = await run_message_where(
-        stack.standin, run_id, lambda m: ACTION_BATCH_CANCEL in buttons_of(m)
+        stack.standin, run_id, lambda m: Action.BATCH_CANCEL in buttons_of(m)
     )
 
     # Alice watches its log until the reindex is under way, then clicks Cancel (and
@@ -516,7 +512,7 @@ async def test_cancel_on_the_run_message_stops_the_run(stack: Stack, alice: Pers
         return "reindexing in 30 steps" in log_file(running)
 
     await eventually(under_way, timeout=DEADLINE_SECONDS)
-    await alice.click(running, ACTION_BATCH_CANCEL)
+    await alice.click(running, Action.BATCH_CANCEL)
 
     message = await finished(stack.standin, run_id)
     assert status_of(message) == "Cancelled"
@@ -545,7 +541,7 @@ async def test_production_waits_for_an_approval_by_someone_else_then_runs(
     assert "<!subteam^S0SRE00001>" in shown(waiting)
     assert "It waits for an approval" in alice.requested_replies()[-1]
 
-    await bob.click(waiting, ACTION_BATCH_APPROVE)
+    await bob.click(waiting, Action.BATCH_APPROVE)
 
     message = await finished(stack.standin, run_id)
     assert status_of(message) == "Succeeded"
@@ -565,7 +561,7 @@ async def test_a_rejected_request_never_runs(stack: Stack, alice: Person, bob: P
         stack.standin, run_id, lambda m: status_of(m) == "Awaiting approval"
     )
 
-    await bob.click(waiting, ACTION_BATCH_REJECT)
+    await bob.click(waiting, Action.BATCH_REJECT)
 
     message = await finished(stack.standin, run_id)
     assert status_of(message) == "Refused"
@@ -588,7 +584,7 @@ async def test_the_requester_cannot_approve_their_own_request(
         stack.standin, run_id, lambda m: status_of(m) == "Awaiting approval"
     )
 
-    await alice.click(waiting, ACTION_BATCH_APPROVE)
+    await alice.click(waiting, Action.BATCH_APPROVE)
 
     async def refusal() -> list[str]:
         return [t for t in alice.ephemeral_texts(RUNS_CHANNEL) if run_id in t]
@@ -602,7 +598,7 @@ async def test_the_requester_cannot_approve_their_own_request(
     assert not (stack.log_dir / f"{run_id}.log").exists()
 
     # Bob rejects it, so the request ends; it never ran.
-    await bob.click(waiting, ACTION_BATCH_REJECT)
+    await bob.click(waiting, Action.BATCH_REJECT)
     message = await finished(stack.standin, run_id)
     assert status_of(message) == "Refused"
     assert "Running" not in [status_of(v) for v in every_version(stack.standin, run_id)]

@@ -30,7 +30,7 @@ from tenacity import wait_none
 from services.notifier.delivery import Delivery
 from services.notifier.handlers import NotifierHandlers
 from services.notifier.pacing import ChannelPacer
-from services.notifier.render import SlackMessage, section
+from services.notifier.render import SlackMessage
 from services.notifier.service import NotifierService, build_notifier
 from services.notifier.settings import NotifierSettings
 from services.notifier.slack import PostMarker, SlackWebApi
@@ -42,6 +42,7 @@ from shared.idempotency import IdempotencyStore
 from shared.publishing import Publisher
 from shared.runtime import Runtime
 from shared.settings import WorkerSettings
+from shared.slack.blocks import section
 from shared.topology import BootstrapReport, Names
 from shared.worker import failure_key
 from tests import notifier_samples as samples

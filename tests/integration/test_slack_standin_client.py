@@ -38,8 +38,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from services.gateway.service import GatewayService
-from services.notifier.render import ACTION_DRIFT_CLAIM, actions, button, claim_value, section
 from shared.aws import AwsClients
+from shared.slack.actions import Action, encode_claim_value
+from shared.slack.blocks import actions, button, section
 from shared.slack.signing import signature_problem
 from shared.topology import BootstrapReport, Names
 from tests.gateway_harness import (
@@ -328,18 +329,18 @@ async def test_clicking_im_on_it_in_a_message_claims_the_drift(
     page: Page, standin: SlackStandin, aws: AwsClients, topology: BootstrapReport
 ) -> None:
     notifier = AsyncWebClient(token="xoxb-test", base_url=standin.api_url)
-    value = claim_value("network-prod", ["fp1", "fp2"])
+    value = encode_claim_value("network-prod", ["fp1", "fp2"])
     posted = await notifier.chat_postMessage(
         channel=CHANNEL,
         text="Drift in network-prod",
         blocks=[
             section("*Drift in network-prod*"),
-            actions([button("I'm on it", ACTION_DRIFT_CLAIM, value=value, style="primary")]),
+            actions([button("I'm on it", Action.DRIFT_CLAIM, value=value, style="primary")]),
         ],
     )
     assert "data-message-action" in await page.fragment(BOB)
 
-    answer = await page.click(posted["ts"], ACTION_DRIFT_CLAIM, BOB)
+    answer = await page.click(posted["ts"], Action.DRIFT_CLAIM, BOB)
 
     assert answer == {"ok": True}
     [event] = await events_on(aws, topology, "detector")
@@ -792,8 +793,8 @@ async def test_a_person_runs_a_batch_and_claims_a_drift_from_the_page_in_a_brows
                 [
                     button(
                         "I'm on it",
-                        ACTION_DRIFT_CLAIM,
-                        value=claim_value("network-prod", ["fp1"]),
+                        Action.DRIFT_CLAIM,
+                        value=encode_claim_value("network-prod", ["fp1"]),
                         style="primary",
                     )
                 ]

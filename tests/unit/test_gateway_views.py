@@ -10,14 +10,13 @@ import yaml
 from services.gateway.payloads import ViewState
 from services.gateway.simulate import submission_state
 from services.gateway.views import (
-    MAX_OPTIONS,
-    MAX_TITLE,
     ModalContext,
     read_run_form,
     run_modal,
     view_errors,
 )
 from shared.catalog import Catalog, FieldError, parse_catalog
+from shared.slack.blocks import MAX_MODAL_TITLE, MAX_OPTIONS
 
 CATALOG = r"""
 commands:
@@ -66,7 +65,7 @@ def test_the_first_modal_is_a_picker_of_every_command() -> None:
     assert [o["value"] for o in picker["element"]["options"]] == ["backfill", "echo"]
     assert "initial_option" not in picker["element"]
     assert json.loads(view["private_metadata"]) == {"channel_id": "C1", "command": None}
-    assert all(len(view[k]["text"]) <= MAX_TITLE for k in ("title", "submit", "close"))
+    assert all(len(view[k]["text"]) <= MAX_MODAL_TITLE for k in ("title", "submit", "close"))
 
 
 def test_a_picked_command_shows_one_typed_input_per_parameter() -> None:

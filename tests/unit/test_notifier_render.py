@@ -10,14 +10,7 @@ from typing import Any
 import pytest
 
 from services.notifier.render import (
-    ACTION_BATCH_APPROVE,
-    ACTION_BATCH_CANCEL,
-    ACTION_BATCH_REJECT,
-    ACTION_BATCH_RERUN,
-    ACTION_DRIFT_CLAIM,
-    MAX_BLOCKS,
     SlackMessage,
-    claim_value,
     duration,
     render_digest,
     render_drift,
@@ -43,6 +36,8 @@ from services.notifier.views import (
     with_superseded,
 )
 from shared.events import AttributeChange, DriftFinding, StateSummary
+from shared.slack.actions import Action, encode_claim_value
+from shared.slack.blocks import MAX_BLOCKS
 from tests import notifier_samples as samples
 from toilkit.standins.slack import block_kit_errors
 
@@ -183,7 +178,7 @@ def test_ignored_resources_are_counted_not_listed() -> None:
 
 def test_the_claim_button_carries_the_state_and_open_fingerprints_as_compact_json() -> None:
     message = render_drift(drift_view())
-    claim = buttons(message)[ACTION_DRIFT_CLAIM]
+    claim = buttons(message)[Action.DRIFT_CLAIM]
 
     assert claim["text"]["text"] == "I'm on it"
     assert claim["style"] == "primary"
@@ -195,9 +190,9 @@ def test_the_claim_button_carries_the_state_and_open_fingerprints_as_compact_jso
 
 def test_a_claim_value_never_exceeds_slacks_limit() -> None:
     fingerprints = [f"{i:016x}" for i in range(300)]
-    value = json.loads(claim_value("prod-network", fingerprints))
+    value = json.loads(encode_claim_value("prod-network", fingerprints))
 
-    assert len(claim_value("prod-network", fingerprints)) <= 2000
+    assert len(encode_claim_value("prod-network", fingerprints)) <= 2000
     assert value["fingerprints"] == fingerprints[: len(value["fingerprints"])]
     assert len(value["fingerprints"]) > 90
 
@@ -237,7 +232,7 @@ def test_findings_the_detector_cut_for_size_are_counted_with_a_link_to_the_plan(
 
     assert texts(message)[1].startswith("*31* differences between `prod-network` and the code")
     assert f"…and *30 more* resources — <{samples.PLAN_URL}|see the full plan>" in all_text(message)
-    assert json.loads(buttons(message)[ACTION_DRIFT_CLAIM]["value"])["fingerprints"] == [
+    assert json.loads(buttons(message)[Action.DRIFT_CLAIM]["value"])["fingerprints"] == [
         samples.database_drift().fingerprint
     ]
 
@@ -250,7 +245,7 @@ def test_a_claim_shows_who_is_on_it_and_keeps_the_button_for_a_takeover() -> Non
         ":eyes: <@U0BOB00002> is on it since "
         "<!date^1741764300^{date_short_pretty} {time}|2025-03-12 07:25 UTC>"
     ) in texts(message)
-    claim = buttons(message)[ACTION_DRIFT_CLAIM]
+    claim = buttons(message)[Action.DRIFT_CLAIM]
     assert claim["text"]["text"] == "I'm on it instead"
     assert "style" not in claim
 
@@ -275,7 +270,7 @@ def test_resolved_findings_are_struck_through_and_all_resolved_says_so() -> None
     )
     assert texts(done)[0] == ":white_check_mark: Drift resolved in prod-network"
     assert texts(done)[1] == "All *5* resources in `prod-network` match the code again."
-    assert ACTION_DRIFT_CLAIM not in buttons(done)
+    assert Action.DRIFT_CLAIM not in buttons(done)
     assert done.text == "Drift resolved in prod-network: all 5 resources match"
 
 
@@ -284,7 +279,7 @@ def test_a_superseded_report_says_so_and_loses_its_button() -> None:
 
     assert texts(message)[0] == ":arrows_counterclockwise: Drift in prod-network (superseded)"
     assert any("this message is no longer updated" in t for t in texts(message))
-    assert ACTION_DRIFT_CLAIM not in buttons(message)
+    assert Action.DRIFT_CLAIM not in buttons(message)
 
 
 def test_a_later_scan_of_the_same_drift_refreshes_ages_but_keeps_the_claim() -> None:
@@ -424,15 +419,15 @@ def test_an_approval_request_has_approve_and_reject_and_hides_secrets() -> None:
     )
     assert "> Backfill invoices missing their tax ids (INC-2291)" in body
     assert body[-1] == f"Run `{RUN}`"
-    assert buttons(message)[ACTION_BATCH_APPROVE] == {
+    assert buttons(message)[Action.BATCH_APPROVE] == {
         "type": "button",
         "text": {"type": "plain_text", "text": "Approve", "emoji": True},
-        "action_id": ACTION_BATCH_APPROVE,
+        "action_id": Action.BATCH_APPROVE,
         "value": RUN,
         "style": "primary",
     }
-    assert buttons(message)[ACTION_BATCH_REJECT]["value"] == RUN
-    assert buttons(message)[ACTION_BATCH_REJECT]["style"] == "danger"
+    assert buttons(message)[Action.BATCH_REJECT]["value"] == RUN
+    assert buttons(message)[Action.BATCH_REJECT]["style"] == "danger"
     assert message.text == ("Awaiting approval: db-backfill on production (requested by alice)")
 
 
@@ -444,11 +439,11 @@ def test_a_started_run_shows_who_what_where_and_a_cancel_button_with_confirmatio
     assert "*Requested by*\n<@U0BOB00002>" in body
     assert "*Approved by*\n<@U0CAROL003>" in body
     assert "*Runner*\n`codebuild`" in body
-    cancel = buttons(message)[ACTION_BATCH_CANCEL]
+    cancel = buttons(message)[Action.BATCH_CANCEL]
     assert cancel["value"] == RUN and cancel["style"] == "danger"
     assert cancel["confirm"]["title"]["text"] == "Cancel this run?"
     assert buttons(message)["batch_open_logs"]["url"] == samples.LOG_URL
-    assert ACTION_BATCH_APPROVE not in buttons(message)
+    assert Action.BATCH_APPROVE not in buttons(message)
 
 
 @pytest.mark.parametrize(
@@ -473,8 +468,8 @@ def test_a_finished_run_parent_shows_its_final_status_and_offers_a_rerun(
     message = render_run(view)
 
     assert texts(message)[0] == headline
-    assert set(buttons(message)) == {ACTION_BATCH_RERUN, "batch_open_logs"}
-    assert buttons(message)[ACTION_BATCH_RERUN]["value"] == RUN
+    assert set(buttons(message)) == {Action.BATCH_RERUN, "batch_open_logs"}
+    assert buttons(message)[Action.BATCH_RERUN]["value"] == RUN
 
 
 def test_a_finish_reply_has_the_details_and_the_log_tail() -> None:

@@ -1,0 +1,97 @@
+"""The buttons toilkit puts in Slack messages: their action ids and the values they carry.
+
+The notifier draws the buttons, the gateway answers them; both use the names and the
+encoders/decoders here, so a button drawn by one is always understood by the other.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from shared.slack.blocks import MAX_BUTTON_VALUE
+
+
+class Action(StrEnum):
+    """``action_id`` of every button toilkit draws in a message."""
+
+    DRIFT_CLAIM = "drift_claim"
+    BATCH_CANCEL = "batch_cancel"
+    BATCH_APPROVE = "batch_approve"
+    BATCH_REJECT = "batch_reject"
+    BATCH_RERUN = "batch_rerun"
+    #: Link buttons: Slack opens the URL and still sends an interaction, which is just acked.
+    DRIFT_OPEN_PLAN = "drift_open_plan"
+    BATCH_OPEN_LOGS = "batch_open_logs"
+
+
+LINK_ACTIONS = frozenset({Action.DRIFT_OPEN_PLAN, Action.BATCH_OPEN_LOGS})
+
+_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}\Z")
+
+
+class BadButtonValue(ValueError):
+    """A button value that toilkit did not write (forged, truncated or from an old version)."""
+
+
+# =========================================================================== run buttons
+
+
+def encode_run_value(run_id: str) -> str:
+    """The value of a run's buttons (cancel, approve, reject, rerun): the run id itself."""
+    if not _RUN_ID.match(run_id):
+        raise ValueError(f"not a run id: {run_id!r}")
+    return run_id
+
+
+def decode_run_value(value: str | None) -> str:
+    """The run a run button is about.
+
+    Raises:
+        BadButtonValue: the value is not a run id.
+    """
+    if value is None or not _RUN_ID.match(value):
+        raise BadButtonValue("This button does not say which run it is about.")
+    return value
+
+
+# =========================================================================== drift claim
+
+
+class ClaimValue(BaseModel):
+    """The value of an "I'm on it" button: the state and the findings it claims."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    state: str = Field(min_length=1, max_length=128)
+    fingerprints: tuple[str, ...] = Field(default=(), max_length=500)
+
+
+def encode_claim_value(state: str, fingerprints: Sequence[str]) -> str:
+    """``{"state": ..., "fingerprints": [...]}`` as compact JSON.
+
+    Slack caps a value at 2000 characters; a report with more findings than fit claims the
+    first ones (about 90 with the detector's 16-digit fingerprints).
+    """
+    kept = list(fingerprints)
+    while True:
+        value = json.dumps({"state": state, "fingerprints": kept}, separators=(",", ":"))
+        if len(value) <= MAX_BUTTON_VALUE or not kept:
+            return value
+        kept.pop()
+
+
+def decode_claim_value(value: str | None) -> ClaimValue:
+    """What an "I'm on it" button claims.
+
+    Raises:
+        BadButtonValue: the value is not a claim toilkit wrote.
+    """
+    try:
+        return ClaimValue.model_validate(json.loads(value or ""))
+    except (ValueError, ValidationError) as exc:
+        raise BadButtonValue("This button does not say which drift it is about.") from exc
