@@ -23,17 +23,14 @@ from services.gateway.handlers import Gateway
 from services.gateway.ledger import RecentRequests, RequestLedger
 from services.gateway.records import StateTableRecords
 from services.gateway.replies import EphemeralReplier, origin
-from services.gateway.settings import (
-    SLACK_API_URL,
-    GatewaySettings,
-    generate_signing_secret,
-)
+from services.gateway.settings import GatewaySettings, generate_signing_secret
 from services.gateway.transport import EVENTS_PATH, SlackDoor
 from shared.catalog import load_catalog
 from shared.idempotency import IdempotencyStore
 from shared.runtime import Runtime
 from shared.settings import load_settings
 from shared.slack.groups import slack_directory
+from shared.slack.settings import SLACK_API_URL
 
 log = logging.getLogger(__name__)
 

@@ -18,21 +18,17 @@ import secrets
 from pathlib import Path
 
 from pydantic import AliasChoices, Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from shared.catalog import DEMO_CATALOG
-
-SLACK_API_URL = "https://slack.com/api/"
-
-#: The token used when the Web API is not slack.com (the stand-in accepts any xoxb- token).
-STANDIN_TOKEN = "xoxb-toilkit-standin"
+from shared.slack.settings import SlackSettings, bot_token_field
 
 
 def _aliases(slack_name: str, field: str) -> AliasChoices:
     return AliasChoices(slack_name, f"TOILKIT_GATEWAY_{field.upper()}")
 
 
-class GatewaySettings(BaseSettings):
+class GatewaySettings(SlackSettings):
     """Everything the gateway reads from its environment, once, at start-up."""
 
     model_config = SettingsConfigDict(
@@ -42,11 +38,7 @@ class GatewaySettings(BaseSettings):
         populate_by_name=True,
     )
 
-    slack_bot_token: SecretStr | None = Field(
-        default=None,
-        validation_alias=_aliases("SLACK_BOT_TOKEN", "slack_bot_token"),
-        description="The bot token (xoxb-...); optional for the stand-in.",
-    )
+    slack_bot_token: SecretStr | None = bot_token_field("TOILKIT_GATEWAY_")
     slack_signing_secret: SecretStr | None = Field(
         default=None,
         validation_alias=_aliases("SLACK_SIGNING_SECRET", "slack_signing_secret"),
@@ -56,9 +48,6 @@ class GatewaySettings(BaseSettings):
         default=None,
         validation_alias=_aliases("SLACK_APP_TOKEN", "slack_app_token"),
         description="An app-level token (xapp-...) with connections:write: use Socket Mode.",
-    )
-    slack_api_url: str = Field(
-        default=SLACK_API_URL, description="The Web API base URL (the stand-in's .../api/)."
     )
     host: str = Field(default="127.0.0.1", description="Where the HTTP server listens.")
     port: int = Field(default=3000, ge=0, le=65535, description="0 picks a free port.")
@@ -112,20 +101,9 @@ class GatewaySettings(BaseSettings):
         "people click; opening and updating modals never waits for a turn.",
     )
     recent_runs: int = Field(default=10, ge=1, le=50, description="How many `runs` lists.")
-    slack_timeout_seconds: int = Field(default=10, ge=1, le=60)
 
     @model_validator(mode="after")
     def _checks(self) -> GatewaySettings:
-        if not self.slack_api_url.startswith(("http://", "https://")):
-            raise ValueError(f"slack_api_url {self.slack_api_url!r} is not an http(s) URL")
-        if not self.slack_api_url.endswith("/"):
-            # slack-sdk appends method names to the base URL as is.
-            self.slack_api_url += "/"
-        if self.slack_bot_token is None and self.slack_api_url.startswith(SLACK_API_URL):
-            raise ValueError(
-                "SLACK_BOT_TOKEN is required for slack.com; set it, or point "
-                "TOILKIT_GATEWAY_SLACK_API_URL at the Slack stand-in"
-            )
         if self.socket_mode and self.slack_bot_token is None:
             raise ValueError("SLACK_APP_TOKEN (Socket Mode) needs SLACK_BOT_TOKEN as well")
         if (
@@ -149,13 +127,6 @@ class GatewaySettings(BaseSettings):
     @property
     def socket_mode(self) -> bool:
         return self.slack_app_token is not None
-
-    @property
-    def token(self) -> str:
-        """The bot token to send: the configured one, or the stand-in's placeholder."""
-        if self.slack_bot_token is None:
-            return STANDIN_TOKEN
-        return self.slack_bot_token.get_secret_value()
 
 
 def is_loopback(host: str) -> bool:

@@ -23,7 +23,6 @@ from typing import Any
 
 import yaml
 from pydantic import (
-    AliasChoices,
     BaseModel,
     ConfigDict,
     Field,
@@ -31,16 +30,11 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from shared.errors import ConfigError
 from shared.settings import WorkerSettings
-
-SLACK_API_URL = "https://slack.com/api/"
-
-#: Not a secret: the placeholder token sent when the Web API is not slack.com (the
-#: stand-in accepts any xoxb- token).
-STANDIN_TOKEN = "xoxb-toilkit-standin"
+from shared.slack.settings import SlackSettings, bot_token_field
 
 
 class Routes(BaseModel):
@@ -90,7 +84,7 @@ class SlackRetrySettings(BaseModel):
     )
 
 
-class NotifierSettings(BaseSettings):
+class NotifierSettings(SlackSettings):
     """Everything the notifier reads from its environment, once, at start-up."""
 
     model_config = SettingsConfigDict(
@@ -100,15 +94,7 @@ class NotifierSettings(BaseSettings):
         populate_by_name=True,
     )
 
-    slack_bot_token: SecretStr | None = Field(
-        default=None,
-        # SLACK_BOT_TOKEN too: one token for the whole app is the usual set-up.
-        validation_alias=AliasChoices("TOILKIT_NOTIFIER_SLACK_BOT_TOKEN", "SLACK_BOT_TOKEN"),
-        description="The bot token (xoxb-...); optional for the stand-in.",
-    )
-    slack_api_url: str = Field(
-        default=SLACK_API_URL, description="The Web API base URL (the stand-in's .../api/)."
-    )
+    slack_bot_token: SecretStr | None = bot_token_field("TOILKIT_NOTIFIER_")
     slack_timeout_seconds: int = Field(default=15, ge=1, le=120)
     default_channel: str = Field(default="#toilkit", min_length=1)
     routes: str | None = Field(default=None, description="Routing as JSON or YAML text.")
@@ -134,27 +120,13 @@ class NotifierSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _token_for_real_slack(self) -> NotifierSettings:
-        if self.slack_bot_token is None and self.slack_api_url.startswith(SLACK_API_URL):
-            raise ValueError(
-                "slack_bot_token is required for slack.com; set it, or point "
-                "slack_api_url at the Slack stand-in"
-            )
         if self.thread_claim_lease_seconds <= self.worker.handler_timeout:
             raise ValueError(
                 f"thread_claim_lease_seconds ({self.thread_claim_lease_seconds:g}) must exceed "
                 f"worker.handler_timeout ({self.worker.handler_timeout:g}), or a slow event "
                 "could lose its claim while still posting"
             )
-        if not self.slack_api_url.startswith(("http://", "https://")):
-            raise ValueError(f"slack_api_url {self.slack_api_url!r} is not an http(s) URL")
         return self
-
-    @property
-    def token(self) -> str:
-        """The token to send: the configured one, or the stand-in's placeholder."""
-        if self.slack_bot_token is None:
-            return STANDIN_TOKEN
-        return self.slack_bot_token.get_secret_value()
 
     def load_routes(self) -> Routes:
         """The routing table from ``routes`` or ``routes_file`` (default channel otherwise).

@@ -5,14 +5,13 @@ from __future__ import annotations
 import pytest
 
 from services.gateway.settings import (
-    SLACK_API_URL,
-    STANDIN_TOKEN,
     GatewaySettings,
     generate_signing_secret,
     is_loopback,
 )
 from shared.errors import ConfigError
 from shared.settings import load_settings
+from shared.slack.settings import SLACK_API_URL, STANDIN_TOKEN
 
 STANDIN = "http://127.0.0.1:3001/api"
 

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from services.notifier.pacing import ChannelPacer
-from services.notifier.settings import STANDIN_TOKEN, NotifierSettings, Routes
+from services.notifier.settings import NotifierSettings, Routes
 from shared.errors import ConfigError
 from shared.settings import load_settings
+from shared.slack.settings import STANDIN_TOKEN
 
 YAML_ROUTES = """
 default: C0DEFAULT1
@@ -72,7 +73,7 @@ def test_a_missing_routes_file_is_a_config_error(tmp_path: Path) -> None:
 def test_slack_needs_a_token_and_the_standin_does_not(monkeypatch: pytest.MonkeyPatch) -> None:
     for variable in ("SLACK_BOT_TOKEN", "TOILKIT_NOTIFIER_SLACK_BOT_TOKEN"):
         monkeypatch.delenv(variable, raising=False)
-    with pytest.raises(ConfigError, match=re.escape("slack_bot_token is required for slack.com")):
+    with pytest.raises(ConfigError, match=re.escape("SLACK_BOT_TOKEN is required for slack.com")):
         load_settings(NotifierSettings)
 
     monkeypatch.setenv("TOILKIT_NOTIFIER_SLACK_API_URL", "http://127.0.0.1:3001/api/")
