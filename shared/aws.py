@@ -26,7 +26,7 @@ from botocore.exceptions import (
 )
 from tenacity import AsyncRetrying
 
-from shared.errors import PermanentError, ToilkitError, TransientError
+from shared.errors import ConditionFailed, PermanentError, ToilkitError, TransientError
 from shared.retry import outbound_call_retry
 from shared.settings import AwsSettings
 
@@ -89,6 +89,8 @@ def classify_aws_error(exc: BaseException, action: str) -> ToilkitError:
         text = f"{action} failed: {code} {message}".strip()
         if code in TRANSIENT_CODES or status >= 500 or status == 429:
             return TransientError(text)
+        if code == "ConditionalCheckFailedException":
+            return ConditionFailed(text)
         return PermanentError(text)
     if isinstance(exc, (*_CONNECTION_ERRORS, asyncio.TimeoutError, OSError)):
         return TransientError(f"{action} failed: cannot reach the endpoint ({exc})")
@@ -114,6 +116,7 @@ async def call_aws(
 
     Raises:
         TransientError: still failing after the retries (the message will be redelivered).
+        ConditionFailed: a DynamoDB condition did not hold (a kind of PermanentError).
         PermanentError: AWS refused the call; retrying cannot help. Missing resources
             included (``ResourceNotFoundException``, ``NoSuchKey`` ...).
     """

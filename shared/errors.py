@@ -2,6 +2,7 @@
 
 * :class:`TransientError`: try again later (SQS redelivery with backoff).
 * :class:`PermanentError`: will never succeed as it is; left for the DLQ, logged once.
+* :class:`ConditionFailed`: a conditional write found its condition false; expected, not a fault.
 * :class:`PoisonMessage`: a message that cannot even be parsed; a permanent error.
 * :class:`ConfigError`: bad settings; raised at start-up, naming the variable.
 """
@@ -17,6 +18,14 @@ class TransientError(ToilkitError):
 
 class PermanentError(ToilkitError):
     """A failure that retrying cannot fix (a 4xx, a missing resource, a rejected input)."""
+
+
+class ConditionFailed(PermanentError):
+    """A conditional write whose condition did not hold: nothing was written.
+
+    Raised by :func:`shared.aws.call_aws` for DynamoDB's ``ConditionalCheckFailedException``,
+    so stores catch this instead of re-reading error codes.
+    """
 
 
 class PoisonMessage(PermanentError):

@@ -12,12 +12,15 @@ handler timeout, so the redelivered message runs then.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable, Sequence
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
-from shared.aws import call_aws, error_code
+from shared.aws import call_aws
+from shared.errors import ConditionFailed
+from shared.state_table.access import batch_put, delete_item
 
 if TYPE_CHECKING:
     from types_aiobotocore_dynamodb import DynamoDBClient
@@ -85,10 +88,8 @@ class IdempotencyStore:
         request = self._claim_put(key, in_progress_seconds)
         try:
             await call_aws("dynamodb.put_item (idempotency)", lambda: self._ddb.put_item(**request))
-        except Exception as exc:
-            if _is_condition_failure(exc):
-                return await self._current_claim(key)
-            raise
+        except ConditionFailed:
+            return await self._current_claim(key)
         return Claim.ACQUIRED
 
     async def claim_many(self, keys: Sequence[str], in_progress_seconds: float) -> dict[str, Claim]:
@@ -145,50 +146,24 @@ class IdempotencyStore:
     async def complete_many(self, keys: Sequence[str]) -> None:
         """Mark several keys handled with batch writes (25 per request)."""
         expiration = {"N": str(int(self._clock() + self.completed_ttl))}
-        unique = list(dict.fromkeys(keys))
-        for start in range(0, len(unique), 25):
-            requests: list[Any] = [
-                {
-                    "PutRequest": {
-                        "Item": {
-                            "id": {"S": k},
-                            "status": {"S": COMPLETED},
-                            "expiration": expiration,
-                        }
-                    }
-                }
-                for k in unique[start : start + 25]
-            ]
-            for _ in range(5):
-                response = await call_aws(
-                    "dynamodb.batch_write_item (idempotency)",
-                    lambda requests=requests: self._ddb.batch_write_item(  # type: ignore[misc]
-                        RequestItems={self.table: requests}
-                    ),
-                )
-                requests = list(response.get("UnprocessedItems", {}).get(self.table, []))
-                if not requests:
-                    break
-            else:
-                for request in requests:
-                    await self.complete(request["PutRequest"]["Item"]["id"]["S"])
+        items = [
+            {"id": {"S": k}, "status": {"S": COMPLETED}, "expiration": expiration}
+            for k in dict.fromkeys(keys)
+        ]
+        await batch_put(self._ddb, self.table, items, what="idempotency")
 
     async def release(self, key: str) -> None:
         """Give ``key`` up after a failed attempt, so the retry can claim it at once."""
-        try:
-            await call_aws(
-                "dynamodb.delete_item (idempotency)",
-                lambda: self._ddb.delete_item(
-                    TableName=self.table,
-                    Key={"id": {"S": key}},
-                    ConditionExpression="#status = :in_progress",
-                    ExpressionAttributeNames={"#status": "status"},
-                    ExpressionAttributeValues={":in_progress": {"S": IN_PROGRESS}},
-                ),
+        with contextlib.suppress(ConditionFailed):
+            await delete_item(
+                self._ddb,
+                self.table,
+                {"id": {"S": key}},
+                what="idempotency",
+                condition="#status = :in_progress",
+                names={"#status": "status"},
+                values={":in_progress": {"S": IN_PROGRESS}},
             )
-        except Exception as exc:
-            if not _is_condition_failure(exc):
-                raise
 
     async def record_failure_once(self, key: str, reason: str, ttl: int) -> bool:
         """Remember why a message failed for good; True the first time only.
@@ -212,10 +187,8 @@ class IdempotencyStore:
                     ConditionExpression="attribute_not_exists(id)",
                 ),
             )
-        except Exception as exc:
-            if _is_condition_failure(exc):
-                return False
-            raise
+        except ConditionFailed:
+            return False
         return True
 
     async def failure_reason(self, key: str) -> str | None:
@@ -226,8 +199,3 @@ class IdempotencyStore:
         )
         reason: str | None = response.get("Item", {}).get("reason", {}).get("S")
         return reason
-
-
-def _is_condition_failure(exc: BaseException) -> bool:
-    cause = exc.__cause__ if exc.__cause__ is not None else exc
-    return error_code(cause) == "ConditionalCheckFailedException"

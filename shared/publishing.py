@@ -13,7 +13,7 @@ import json
 import logging
 from dataclasses import dataclass
 from datetime import UTC
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from tenacity import AsyncRetrying
 
@@ -38,6 +38,14 @@ ARCHIVE_PREFIX = "archive/"
 OFFLOAD_ATTRIBUTE = "toilkit_offloaded"
 #: The key of the pointer object in an offloaded body.
 POINTER_KEY = "toilkit_payload"
+
+
+class EventPublisher(Protocol):
+    """Publishes one event to the events topic (:class:`Publisher` in production; a test's
+    recorder or the CLI's stand-in elsewhere)."""
+
+    async def publish(self, event: EventBase) -> Any:
+        """Publish ``event``."""
 
 
 @dataclass(frozen=True)

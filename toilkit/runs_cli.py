@@ -16,14 +16,15 @@ import typer
 from rich import box
 from rich.table import Table
 
-from services.batch.runs import FINAL_STATES, RunRecord, RunStore, record_summary
 from services.batch.settings import BatchSettings
+from services.batch.store import RunStore, record_summary
 from shared.aws import AwsClients
 from shared.catalog import load_catalog, validate_request
 from shared.errors import ConfigError, ToilkitError
 from shared.events import Actor, BatchRequested, RunParameter, new_event_id
 from shared.runtime import open_runtime
 from shared.settings import AwsSettings, TopologySettings, load_settings
+from shared.state_table.runs import FINAL_RUN_STATES, RunRecord
 from shared.topology import Names
 from toilkit.console import cli_settings, console, out, run_async
 
@@ -112,7 +113,7 @@ def list_runs(
             record.requested_by.name,
             _status(record),
             "-" if record.exit_code is None else str(record.exit_code),
-            _duration(record.duration_seconds if record.status in FINAL_STATES else None),
+            _duration(record.duration_seconds if record.status in FINAL_RUN_STATES else None),
         )
     out.print(table)
 

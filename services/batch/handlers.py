@@ -21,9 +21,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from services.batch import outcomes
-from services.batch.outcomes import EventPublisher
 from services.batch.runners.base import RunOutcome
-from services.batch.runs import ApprovalState, Clock, RunRecord, RunStore, iso
+from services.batch.store import RunStore
 from services.batch.supervisor import RunSupervisor
 from shared.catalog import (
     Catalog,
@@ -34,6 +33,7 @@ from shared.catalog import (
     principals_allow,
     validate_request,
 )
+from shared.clock import Clock
 from shared.errors import TransientError
 from shared.events import (
     Actor,
@@ -43,6 +43,9 @@ from shared.events import (
     BatchRequested,
     EventBase,
 )
+from shared.publishing import EventPublisher
+from shared.state_table.keys import sortable_time
+from shared.state_table.runs import ApprovalState, RunRecord
 from shared.worker import Handler
 
 log = logging.getLogger(__name__)
@@ -194,7 +197,7 @@ async def _decide(ctx: BatchContext, record: RunRecord, event_id: str) -> None:
         record.run_id,
         "approval_requested",
         f"{policy.min_approvals} approval(s) from {', '.join(approval.approvers)} "
-        f"until {iso(approval.expires_at)}",
+        f"until {sortable_time(approval.expires_at)}",
         event_id=event_id,
     )
     await ctx.publisher.publish(outcomes.approval_requested(waiting))
@@ -352,7 +355,7 @@ async def handle_rejected(ctx: BatchContext, event: BatchRejected) -> None:
 async def _expire(ctx: BatchContext, record: RunRecord) -> None:
     assert record.approval is not None
     reason = (
-        f"nobody approved it before {iso(record.approval.expires_at)} "
+        f"nobody approved it before {sortable_time(record.approval.expires_at)} "
         f"({len(record.approval.approvals)} of {record.approval.min_approvals} approvals); "
         "request it again"
     )

@@ -8,9 +8,7 @@ redelivered request) is a no-op for every consumer: they deduplicate by event id
 from __future__ import annotations
 
 import uuid
-from typing import Protocol
 
-from services.batch.runs import RunRecord
 from shared.events import (
     Actor,
     BatchApprovalRequested,
@@ -19,16 +17,10 @@ from shared.events import (
     BatchRunStarted,
     EventBase,
 )
+from shared.state_table.runs import RunRecord
 
 SOURCE = "batch"
 _NAMESPACE = uuid.UUID("6f1c1c7e-5b55-4d2e-9a51-0f3b7c1e9a10")
-
-
-class EventPublisher(Protocol):
-    """Publishes an event to the events topic (:class:`shared.publishing.Publisher`)."""
-
-    async def publish(self, event: EventBase) -> object:
-        """Publish ``event``."""
 
 
 def outcome_event_id(run_id: str, kind: str) -> str:

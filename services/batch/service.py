@@ -16,10 +16,11 @@ from services.batch.runners.codebuild import BuildReader, CodeBuildRunner, PollP
 from services.batch.runners.local import LocalRunner, inherited_env
 from services.batch.runners.logs import RunLogs
 from services.batch.runners.stepfunctions import ExecutionEvents, StepFunctionsRunner
-from services.batch.runs import Clock, LockStore, RunStore, utc_now
 from services.batch.settings import BatchSettings
+from services.batch.store import LockStore, RunStore
 from services.batch.supervisor import RunSupervisor
 from shared.catalog import load_catalog
+from shared.clock import Clock, utc_now
 from shared.runtime import Runtime
 from shared.settings import load_settings
 from shared.slack.groups import slack_directory

@@ -20,12 +20,14 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from services.batch import outcomes
-from services.batch.outcomes import EventPublisher
 from services.batch.runners.base import Runner, RunnerError, RunOutcome, RunSpec, StartedRun
-from services.batch.runs import Clock, LockStore, RunRecord, RunStore
+from services.batch.store import LockStore, RunStore
 from shared.catalog import Catalog, LocalRunnerSettings, ValidatedRequest, validate_request
+from shared.clock import Clock
 from shared.errors import ToilkitError, TransientError
 from shared.events import Actor, RefusalStage, RunParameter
+from shared.publishing import EventPublisher
+from shared.state_table.runs import RunRecord
 
 log = logging.getLogger(__name__)
 

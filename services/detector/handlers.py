@@ -26,7 +26,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from services.detector.archive import PlanArchive
 from services.detector.attribution import CloudTrailAttributor
@@ -53,15 +53,10 @@ from shared.events import (
     StateSummary,
     utc_now,
 )
+from shared.publishing import EventPublisher
 from shared.worker import Handler
 
 log = logging.getLogger(__name__)
-
-
-class EventPublisher(Protocol):
-    """Publishes one event (``shared.publishing.Publisher`` in production)."""
-
-    async def publish(self, event: EventBase) -> Any: ...
 
 
 @dataclass(frozen=True)

@@ -35,30 +35,34 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 from services.detector.plan import PlanFinding, PlanSummary
-from shared.aws import call_aws, error_code
-from shared.errors import PermanentError
+from shared.aws import call_aws
+from shared.errors import ConditionFailed
 from shared.events import Actor, FindingKind, FindingStatus, ScanMode, Suspect
+from shared.state_table.access import query_all
+from shared.state_table.drift import StateScan, state_scan_from_item
+from shared.state_table.keys import (
+    DRIFT_STATES,
+    FINDING_PREFIX,
+    HISTORY_PREFIX,
+    drift_partition,
+    key,
+    parse_time,
+    sortable_time,
+)
 
 if TYPE_CHECKING:
     from types_aiobotocore_dynamodb import DynamoDBClient
 
-STATES_KEY = "drift#states"
-FINDING_PREFIX = "finding#"
-HISTORY_PREFIX = "history#"
 #: How long closed occurrences are kept for ``toilkit drift report``.
 DEFAULT_HISTORY_DAYS = 400
 #: DynamoDB writes in flight at once for one state.
 _WRITE_CONCURRENCY = 8
 
 CloseOutcome = Literal["resolved", "ignored"]
-
-
-def state_key(state: str) -> str:
-    return f"drift#{state}"
 
 
 @dataclass(frozen=True)
@@ -188,16 +192,6 @@ class Occurrence:
         return self.closed_at - self.first_seen
 
 
-@dataclass(frozen=True)
-class StateScanRecord:
-    """The last scan of a state."""
-
-    state: str
-    scanned_at: datetime
-    scan_id: str
-    status: str
-
-
 @dataclass
 class LifecycleStore:
     """Finding records in the shared DynamoDB state table.
@@ -217,7 +211,7 @@ class LifecycleStore:
 
     async def open_findings(self, state: str) -> dict[str, FindingRecord]:
         """The state's open records by fingerprint."""
-        items = await self._query(state_key(state), FINDING_PREFIX)
+        items = await self._query(drift_partition(state), FINDING_PREFIX)
         records = [_record_from_item(state, item) for item in items]
         return {r.fingerprint: r for r in records}
 
@@ -245,9 +239,9 @@ class LifecycleStore:
             lambda: self.dynamodb.put_item(
                 TableName=self.table,
                 Item={
-                    "pk": {"S": STATES_KEY},
+                    "pk": {"S": DRIFT_STATES},
                     "sk": {"S": state},
-                    "scanned_at": {"S": _iso(now)},
+                    "scanned_at": {"S": sortable_time(now)},
                     "scan_id": {"S": scan_id},
                     "status": {"S": status},
                 },
@@ -267,7 +261,7 @@ class LifecycleStore:
             async def write() -> None:
                 values: dict[str, Any] = {
                     ":name": {"S": claimed_by.name},
-                    ":at": {"S": _iso(now)},
+                    ":at": {"S": sortable_time(now)},
                 }
                 expression = "SET claimed_by_name = :name, claimed_at = :at"
                 if claimed_by.slack_user_id:
@@ -280,17 +274,14 @@ class LifecycleStore:
                         "dynamodb.update_item",
                         lambda: self.dynamodb.update_item(
                             TableName=self.table,
-                            Key=_key(state_key(state), FINDING_PREFIX + fingerprint),
+                            Key=key(drift_partition(state), FINDING_PREFIX + fingerprint),
                             UpdateExpression=expression,
                             ConditionExpression="attribute_exists(pk)",
                             ExpressionAttributeValues=values,
                         ),
                     )
-                except PermanentError as exc:
-                    cause = exc.__cause__
-                    if cause is not None and error_code(cause) == "ConditionalCheckFailedException":
-                        return
-                    raise
+                except ConditionFailed:
+                    return
                 claimed.append(fingerprint)
 
             return write
@@ -298,18 +289,9 @@ class LifecycleStore:
         await self._run_all([claim_one(fp) for fp in dict.fromkeys(fingerprints)])
         return claimed
 
-    async def scanned_states(self) -> list[StateScanRecord]:
+    async def scanned_states(self) -> list[StateScan]:
         """Every state the detector has scanned, with its last scan."""
-        items = await self._query(STATES_KEY, "")
-        return [
-            StateScanRecord(
-                state=item["sk"]["S"],
-                scanned_at=_parse_time(item["scanned_at"]["S"]),
-                scan_id=item["scan_id"]["S"],
-                status=item["status"]["S"],
-            )
-            for item in items
-        ]
+        return [state_scan_from_item(item) for item in await self._query(DRIFT_STATES, "")]
 
     async def occurrences(self, states: Sequence[str] | None = None) -> list[Occurrence]:
         """Every open and closed occurrence of the given (default: all scanned) states."""
@@ -317,7 +299,7 @@ class LifecycleStore:
             states = [s.state for s in await self.scanned_states()]
         found: list[Occurrence] = []
         for state in states:
-            for item in await self._query(state_key(state), ""):
+            for item in await self._query(drift_partition(state), ""):
                 sort_key = item["sk"]["S"]
                 if sort_key.startswith(FINDING_PREFIX):
                     record = _record_from_item(state, item)
@@ -337,8 +319,8 @@ class LifecycleStore:
                             fingerprint=item["fingerprint"]["S"],
                             address=item["address"]["S"],
                             kind=_kind(item["kind"]["S"]),
-                            first_seen=_parse_time(item["first_seen"]["S"]),
-                            closed_at=_parse_time(item["closed_at"]["S"]),
+                            first_seen=parse_time(item["first_seen"]["S"]),
+                            closed_at=parse_time(item["closed_at"]["S"]),
                             outcome="ignored" if item["outcome"]["S"] == "ignored" else "resolved",
                         )
                     )
@@ -350,18 +332,18 @@ class LifecycleStore:
         self, state: str, tracked: TrackedFinding, *, scan_id: str, now: datetime
     ) -> Callable[[], Awaitable[Any]]:
         finding = tracked.finding
-        key = _key(state_key(state), FINDING_PREFIX + finding.fingerprint)
+        finding_key = key(drift_partition(state), FINDING_PREFIX + finding.fingerprint)
         if tracked.status == "new":
             item: dict[str, Any] = {
-                **key,
+                **finding_key,
                 "state": {"S": state},
                 "fingerprint": {"S": finding.fingerprint},
                 "address": {"S": finding.address},
                 "kind": {"S": finding.kind},
                 "resource_type": {"S": finding.resource_type},
                 "status": {"S": "open"},
-                "first_seen": {"S": _iso(tracked.first_seen)},
-                "last_seen": {"S": _iso(now)},
+                "first_seen": {"S": sortable_time(tracked.first_seen)},
+                "last_seen": {"S": sortable_time(now)},
                 "first_scan_id": {"S": scan_id},
                 "last_scan_id": {"S": scan_id},
                 "suspects": {"S": _dump_suspects(tracked.suspects)},
@@ -374,13 +356,13 @@ class LifecycleStore:
             "dynamodb.update_item",
             lambda: self.dynamodb.update_item(
                 TableName=self.table,
-                Key=key,
+                Key=finding_key,
                 UpdateExpression=(
                     "SET last_seen = :now, last_scan_id = :scan, address = :address, "
                     "suspects = :suspects"
                 ),
                 ExpressionAttributeValues={
-                    ":now": {"S": _iso(now)},
+                    ":now": {"S": sortable_time(now)},
                     ":scan": {"S": scan_id},
                     ":address": {"S": finding.address},
                     ":suspects": {"S": _dump_suspects(tracked.suspects)},
@@ -392,23 +374,23 @@ class LifecycleStore:
         self, record: FindingRecord, outcome: CloseOutcome, *, scan_id: str, now: datetime
     ) -> Callable[[], Awaitable[Any]]:
         history: dict[str, Any] = {
-            **_key(
-                state_key(record.state),
-                f"{HISTORY_PREFIX}{_iso(record.first_seen)}#{record.fingerprint}",
+            **key(
+                drift_partition(record.state),
+                f"{HISTORY_PREFIX}{sortable_time(record.first_seen)}#{record.fingerprint}",
             ),
             "state": {"S": record.state},
             "fingerprint": {"S": record.fingerprint},
             "address": {"S": record.address},
             "kind": {"S": record.kind},
-            "first_seen": {"S": _iso(record.first_seen)},
-            "closed_at": {"S": _iso(now)},
+            "first_seen": {"S": sortable_time(record.first_seen)},
+            "closed_at": {"S": sortable_time(now)},
             "closed_by_scan": {"S": scan_id},
             "outcome": {"S": outcome},
             "expires_at": {"N": str(int((now + timedelta(days=self.history_days)).timestamp()))},
         }
         if record.claimed_by is not None:
             history["claimed_by_name"] = {"S": record.claimed_by.name}
-        finding_key = _key(state_key(record.state), FINDING_PREFIX + record.fingerprint)
+        finding_key = key(drift_partition(record.state), FINDING_PREFIX + record.fingerprint)
         # One transaction: the occurrence is either open or closed, never both nor neither.
         return lambda: call_aws(
             "dynamodb.transact_write_items",
@@ -429,42 +411,8 @@ class LifecycleStore:
             for write in writes:
                 group.create_task(bounded(write))
 
-    async def _query_page(self, arguments: dict[str, Any]) -> dict[str, Any]:
-        page = await call_aws("dynamodb.query", lambda: self.dynamodb.query(**arguments))
-        return dict(page)
-
     async def _query(self, partition: str, prefix: str) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
-        start: dict[str, Any] | None = None
-        while True:
-            arguments: dict[str, Any] = {
-                "TableName": self.table,
-                "KeyConditionExpression": "pk = :pk"
-                + (" AND begins_with(sk, :prefix)" if prefix else ""),
-                "ExpressionAttributeValues": {":pk": {"S": partition}}
-                | ({":prefix": {"S": prefix}} if prefix else {}),
-                "ConsistentRead": True,
-            }
-            if start is not None:
-                arguments["ExclusiveStartKey"] = start
-            page = await self._query_page(arguments)
-            items.extend(page.get("Items", []))
-            start = page.get("LastEvaluatedKey")
-            if not start:
-                return items
-
-
-def _key(pk: str, sk: str) -> dict[str, Any]:
-    return {"pk": {"S": pk}, "sk": {"S": sk}}
-
-
-def _iso(moment: datetime) -> str:
-    # Fixed width, UTC, microseconds: sorts as text in the order of time.
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _parse_time(text: str) -> datetime:
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+        return await query_all(self.dynamodb, self.table, partition, sk_prefix=prefix)
 
 
 def _kind(text: str) -> FindingKind:
@@ -489,8 +437,8 @@ def _record_from_item(state: str, item: Mapping[str, Any]) -> FindingRecord:
         address=item["address"]["S"],
         kind=_kind(item["kind"]["S"]),
         resource_type=item.get("resource_type", {}).get("S", ""),
-        first_seen=_parse_time(item["first_seen"]["S"]),
-        last_seen=_parse_time(item["last_seen"]["S"]),
+        first_seen=parse_time(item["first_seen"]["S"]),
+        last_seen=parse_time(item["last_seen"]["S"]),
         first_scan_id=item.get("first_scan_id", {}).get("S", ""),
         claimed_by=claimed_by,
         suspects=tuple(Suspect.model_validate(s) for s in json.loads(suspects_json)),

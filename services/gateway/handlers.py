@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeAlias
 
-from services.gateway.records import OpenDrift, Records, RunRecord
+from services.gateway.store import Records
 from services.gateway.views import (
     COMMAND_BLOCK,
     ENVIRONMENT_BLOCK,
@@ -68,6 +68,8 @@ from shared.events import (
 )
 from shared.slack.actions import BadButtonValue, decode_claim_value
 from shared.slack.blocks import code, escape
+from shared.state_table.drift import OpenDrift
+from shared.state_table.runs import RunRecord
 
 log = logging.getLogger(__name__)
 

@@ -21,9 +21,9 @@ from services.gateway.app import AppParts, build_bolt_app
 from services.gateway.background import AfterAck
 from services.gateway.handlers import Gateway
 from services.gateway.ledger import RecentRequests, RequestLedger
-from services.gateway.records import StateTableRecords
 from services.gateway.replies import EphemeralReplier, origin
 from services.gateway.settings import GatewaySettings, generate_signing_secret
+from services.gateway.store import StateTableRecords
 from services.gateway.transport import EVENTS_PATH, SlackDoor
 from shared.catalog import load_catalog
 from shared.idempotency import IdempotencyStore

@@ -1,6 +1,7 @@
 """The notifier's records in the shared DynamoDB state table (``pk``/``sk``, TTL ``expires_at``).
 
-Three kinds of item, all under the ``notifier#`` prefix:
+Three kinds of item, all under the ``notifier#`` prefix (keys in
+:mod:`shared.state_table.keys`):
 
 * **Post records**, one per message the notifier posts, keyed by the event id and the
   message's role (``notifier#post#<event_id>`` / ``<role>``). Written *before* posting with
@@ -17,13 +18,25 @@ Three kinds of item, all under the ``notifier#`` prefix:
 
 from __future__ import annotations
 
+import contextlib
 import time
 import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from shared.aws import call_aws, error_code
+from shared.aws import call_aws
+from shared.errors import ConditionFailed
+from shared.state_table.access import batch_put, delete_item, put_item
+from shared.state_table.keys import (
+    NOTIFIER_POINTER_PREFIX,
+    NOTIFIER_THREAD,
+    NOTIFIER_THREAD_PREFIX,
+    key,
+    notifier_drift_partition,
+    notifier_post_partition,
+    notifier_run_partition,
+)
 
 if TYPE_CHECKING:
     from types_aiobotocore_dynamodb import DynamoDBClient
@@ -39,7 +52,7 @@ class PostKey:
 
     @property
     def item_key(self) -> dict[str, Any]:
-        return {"pk": {"S": f"notifier#post#{self.event_id}"}, "sk": {"S": self.role}}
+        return key(notifier_post_partition(self.event_id), self.role)
 
 
 @dataclass(frozen=True)
@@ -62,15 +75,15 @@ class ThreadKey:
 
     @classmethod
     def run(cls, run_id: str) -> ThreadKey:
-        return cls(f"notifier#run#{run_id}", "thread")
+        return cls(notifier_run_partition(run_id), NOTIFIER_THREAD)
 
     @classmethod
     def drift(cls, state: str, set_id: str) -> ThreadKey:
-        return cls(f"notifier#drift#{state}", f"thread#{set_id}")
+        return cls(notifier_drift_partition(state), f"{NOTIFIER_THREAD_PREFIX}{set_id}")
 
     @property
     def item_key(self) -> dict[str, Any]:
-        return {"pk": {"S": self.pk}, "sk": {"S": self.sk}}
+        return key(self.pk, self.sk)
 
 
 @dataclass(frozen=True)
@@ -151,15 +164,14 @@ class NotifierStore:
         if thread_ts:
             item["thread_ts"] = {"S": thread_ts}
         try:
-            await call_aws(
-                "dynamodb.put_item (notifier post claim)",
-                lambda: self._ddb.put_item(
-                    TableName=self.table, Item=item, ConditionExpression="attribute_not_exists(pk)"
-                ),
+            await put_item(
+                self._ddb,
+                self.table,
+                item,
+                what="notifier post claim",
+                condition="attribute_not_exists(pk)",
             )
-        except Exception as exc:
-            if not _is_condition_failure(exc):
-                raise
+        except ConditionFailed:
             existing = await self._get(key.item_key)
             if existing is None:  # expired between the two calls: claim again
                 return await self.claim_post(key, channel, thread_ts)
@@ -238,9 +250,7 @@ class NotifierStore:
                     ReturnValues="ALL_OLD",
                 ),
             )
-        except Exception as exc:
-            if not _is_condition_failure(exc):
-                raise
+        except ConditionFailed:
             existing = await self.get_thread(key)
             if existing is None:  # expired between the two calls
                 return await self.claim_thread(
@@ -306,10 +316,8 @@ class NotifierStore:
                     },
                 ),
             )
-        except Exception as exc:
-            if _is_condition_failure(exc):
-                return False
-            raise
+        except ConditionFailed:
+            return False
         return True
 
     # ------------------------------------------------------------------ fingerprints
@@ -319,8 +327,9 @@ class NotifierStore:
         wanted = list(dict.fromkeys(fingerprints))
         found: dict[str, str] = {}
         for start in range(0, len(wanted), 100):
+            partition = notifier_drift_partition(state)
             keys: list[Any] = [
-                {"pk": {"S": f"notifier#drift#{state}"}, "sk": {"S": f"fp#{fp}"}}
+                key(partition, f"{NOTIFIER_POINTER_PREFIX}{fp}")
                 for fp in wanted[start : start + 100]
             ]
             request: dict[str, Any] = {self.table: {"Keys": keys, "ConsistentRead": True}}
@@ -330,7 +339,9 @@ class NotifierStore:
                     lambda request=request: self._ddb.batch_get_item(RequestItems=request),  # type: ignore[misc]
                 )
                 for item in response.get("Responses", {}).get(self.table, []):
-                    found[item["sk"]["S"].removeprefix("fp#")] = item["set_id"]["S"]
+                    found[item["sk"]["S"].removeprefix(NOTIFIER_POINTER_PREFIX)] = item["set_id"][
+                        "S"
+                    ]
                 request = dict(response.get("UnprocessedKeys") or {})
                 if not request:
                     break
@@ -338,32 +349,14 @@ class NotifierStore:
 
     async def point_drift(self, state: str, fingerprints: Iterable[str], set_id: str) -> None:
         """Make ``set_id`` the report that shows each of ``fingerprints``."""
-        unique = list(dict.fromkeys(fingerprints))
         expires_at = self._expires_at()
-        for start in range(0, len(unique), 25):
-            requests: list[Any] = [
-                {
-                    "PutRequest": {
-                        "Item": {
-                            "pk": {"S": f"notifier#drift#{state}"},
-                            "sk": {"S": f"fp#{fp}"},
-                            "set_id": {"S": set_id},
-                            "expires_at": expires_at,
-                        }
-                    }
-                }
-                for fp in unique[start : start + 25]
-            ]
-            for _ in range(10):
-                response = await call_aws(
-                    "dynamodb.batch_write_item (notifier pointers)",
-                    lambda requests=requests: self._ddb.batch_write_item(  # type: ignore[misc]
-                        RequestItems={self.table: requests}
-                    ),
-                )
-                requests = list((response.get("UnprocessedItems") or {}).get(self.table, []))
-                if not requests:
-                    break
+        partition = notifier_drift_partition(state)
+        items = [
+            key(partition, f"{NOTIFIER_POINTER_PREFIX}{fp}")
+            | {"set_id": {"S": set_id}, "expires_at": expires_at}
+            for fp in dict.fromkeys(fingerprints)
+        ]
+        await batch_put(self._ddb, self.table, items, what="notifier pointers")
 
     # ------------------------------------------------------------------ helpers
 
@@ -377,20 +370,16 @@ class NotifierStore:
     ) -> None:
         """Delete ``key`` if ``condition`` holds; when it does not, someone else owns the
         item now and it is left alone."""
-        try:
-            await call_aws(
-                f"dynamodb.delete_item ({what})",
-                lambda: self._ddb.delete_item(
-                    TableName=self.table,
-                    Key=key,
-                    ConditionExpression=condition,
-                    ExpressionAttributeNames=names,
-                    ExpressionAttributeValues=values,
-                ),
+        with contextlib.suppress(ConditionFailed):
+            await delete_item(
+                self._ddb,
+                self.table,
+                key,
+                what=what,
+                condition=condition,
+                names=names,
+                values=values,
             )
-        except Exception as exc:
-            if not _is_condition_failure(exc):
-                raise
 
     async def _get(self, key: dict[str, Any]) -> dict[str, Any] | None:
         response = await call_aws(
@@ -428,8 +417,3 @@ def _thread_record(item: dict[str, Any]) -> ThreadRecord:
         version=int(item["version"]["N"]),
         claimed_at=float(item["claimed_at"]["N"]),
     )
-
-
-def _is_condition_failure(exc: BaseException) -> bool:
-    cause = exc.__cause__ if exc.__cause__ is not None else exc
-    return error_code(cause) == "ConditionalCheckFailedException"

@@ -14,7 +14,6 @@ from typing import Any
 
 import yaml
 
-from services.batch.runs import RunRecord
 from services.batch.service import BatchService, build_batch
 from services.batch.settings import BatchSettings
 from shared.aws import AwsClients
@@ -29,6 +28,7 @@ from shared.events import (
 from shared.publishing import Publisher
 from shared.runtime import Runtime
 from shared.settings import AwsSettings, WorkerSettings
+from shared.state_table.runs import RunRecord
 from shared.topology import BootstrapReport, Names, bootstrap
 from tests.support import DELIVERY_WAIT_SECONDS, receive_all
 

@@ -32,7 +32,6 @@ from services.batch.runners.stepfunctions import (
     StepFunctionsRunner,
     execution_input,
 )
-from services.batch.runs import RunRecord
 from shared.aws import AwsClients
 from shared.catalog import (
     CodeBuildRunnerSettings,
@@ -41,6 +40,7 @@ from shared.catalog import (
     validate_request,
 )
 from shared.events import BatchRunFinished, BatchRunStarted, RunParameter, new_event_id
+from shared.state_table.runs import RunRecord
 from shared.topology import BootstrapReport, Names
 from tests.integration.batch_harness import (
     BatchHarness,

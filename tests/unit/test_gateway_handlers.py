@@ -21,7 +21,6 @@ from services.gateway.handlers import (
     derived_id,
     derived_run_id,
 )
-from services.gateway.records import OpenDrift, RunRecord, StateScan
 from services.gateway.views import ModalContext, RunForm
 from shared.catalog import Catalog, StaticGroupDirectory, parse_catalog
 from shared.errors import TransientError
@@ -37,6 +36,8 @@ from shared.events import (
     EventBase,
     RunParameter,
 )
+from shared.state_table.drift import OpenDrift, StateScan
+from shared.state_table.runs import RunRecord
 
 NOW = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
 ALICE = Requester("U0ALICE001", "alice", "C1")
@@ -292,6 +293,7 @@ def record(run_id: str, status: str, requester: Requester = ALICE, **extra: Any)
     return RunRecord.model_validate(
         {
             "run_id": run_id,
+            "request_event_id": f"e-{run_id}",
             "command": "backfill",
             "environment": "production",
             "parameters": [{"name": "since", "value": "2024-05-01"}],
@@ -362,7 +364,11 @@ async def test_the_catalogs_approvers_are_asked_as_the_batch_service_asks_them(
     records.runs["r1"] = record(
         "r1",
         "awaiting_approval",
-        approval={"approvers": ["U0CAROL003"], "min_approvals": 1},
+        approval={
+            "approvers": ["U0CAROL003"],
+            "min_approvals": 1,
+            "expires_at": NOW + timedelta(hours=1),
+        },
     )
 
     await gateway.decide_approval("r1", CAROL, "k1", approve=True)

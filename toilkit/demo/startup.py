@@ -19,14 +19,14 @@ import os
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Protocol
 
 from rich.console import Console
 
 from services.detector.config import CONFIG_FILE_NAME
 from services.detector.settings import DetectorSettings
 from shared.errors import ConfigError
-from shared.events import Actor, DriftScanRequested, EventBase
+from shared.events import Actor, DriftScanRequested
+from shared.publishing import EventPublisher
 from shared.settings import load_settings
 from toilkit.demo.repo import (
     CLEAN_STATE,
@@ -42,12 +42,6 @@ log = logging.getLogger(__name__)
 
 DEMO_SOURCE = "toilkit-demo"
 DEMO_ACTOR = Actor(name="toilkit demo")
-
-
-class EventPublisher(Protocol):
-    """Publishes one event (``shared.publishing.Publisher``)."""
-
-    async def publish(self, event: EventBase) -> Any: ...
 
 
 def demo_scan_request(why: str) -> DriftScanRequested:

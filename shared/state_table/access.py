@@ -1,0 +1,154 @@
+"""Reading and writing the state table: paging, batch writes and conditional writes.
+
+Every call goes through :func:`shared.aws.call_aws`, so errors are classified once; a
+failed condition is :class:`~shared.errors.ConditionFailed`, which no store re-detects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from tenacity import AsyncRetrying
+
+from shared.aws import call_aws
+
+if TYPE_CHECKING:
+    from types_aiobotocore_dynamodb import DynamoDBClient
+
+Item = dict[str, Any]
+
+#: DynamoDB's limit of items per ``BatchWriteItem``.
+BATCH_WRITE_SIZE = 25
+#: Rounds of ``UnprocessedItems`` retried before the rest is written one item at a time.
+BATCH_WRITE_ROUNDS = 5
+
+
+async def query_all(
+    dynamodb: DynamoDBClient,
+    table: str,
+    partition: str,
+    *,
+    sk_prefix: str = "",
+    sk_at_most: str | None = None,
+    newest_first: bool = False,
+    limit: int | None = None,
+    retry: AsyncRetrying | None = None,
+    what: str = "dynamodb.query",
+) -> list[Item]:
+    """Every item of ``partition`` (optionally those whose sort key starts with ``sk_prefix``
+    or sorts at or before ``sk_at_most``), following DynamoDB's pages, consistently read.
+
+    Args:
+        limit: stop after this many items (None: all of them).
+        retry: the retry policy of each page (default: the outbound-call policy).
+        what: names the call in errors.
+    """
+    condition = "#pk = :pk"
+    values: Item = {":pk": {"S": partition}}
+    if sk_prefix:
+        condition += " AND begins_with(sk, :prefix)"
+        values[":prefix"] = {"S": sk_prefix}
+    if sk_at_most is not None:
+        condition += " AND sk <= :last"
+        values[":last"] = {"S": sk_at_most}
+    items: list[Item] = []
+    start: Item | None = None
+    while True:
+        request: Item = {
+            "TableName": table,
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeNames": {"#pk": "pk"},
+            "ExpressionAttributeValues": values,
+            "ScanIndexForward": not newest_first,
+            "ConsistentRead": True,
+        }
+        if limit is not None:
+            request["Limit"] = limit - len(items)
+        if start is not None:
+            request["ExclusiveStartKey"] = start
+        page = await call_aws(
+            what,
+            lambda request=request: dynamodb.query(**request),  # type: ignore[misc]
+            retry,
+        )
+        items.extend(page.get("Items", []))
+        start = page.get("LastEvaluatedKey")
+        if not start or (limit is not None and len(items) >= limit):
+            return items
+
+
+async def batch_put(
+    dynamodb: DynamoDBClient, table: str, items: Sequence[Item], *, what: str
+) -> None:
+    """Write ``items`` 25 to a request, retrying what DynamoDB leaves unprocessed.
+
+    What is still unprocessed after a few rounds is written one item at a time, so nothing
+    is dropped whatever the table's throttling.
+    """
+    for start in range(0, len(items), BATCH_WRITE_SIZE):
+        requests: list[Any] = [
+            {"PutRequest": {"Item": item}} for item in items[start : start + BATCH_WRITE_SIZE]
+        ]
+        for _ in range(BATCH_WRITE_ROUNDS):
+            response = await call_aws(
+                f"dynamodb.batch_write_item ({what})",
+                lambda requests=requests: dynamodb.batch_write_item(  # type: ignore[misc]
+                    RequestItems={table: requests}
+                ),
+            )
+            requests = list((response.get("UnprocessedItems") or {}).get(table, []))
+            if not requests:
+                break
+        for request in requests:
+            await put_item(dynamodb, table, request["PutRequest"]["Item"], what=what)
+
+
+async def put_item(
+    dynamodb: DynamoDBClient,
+    table: str,
+    item: Item,
+    *,
+    what: str,
+    condition: str | None = None,
+    names: dict[str, str] | None = None,
+    values: Item | None = None,
+) -> None:
+    """Write one item, under ``condition`` when given.
+
+    Raises:
+        ConditionFailed: the condition did not hold (nothing was written).
+    """
+    arguments: Item = {"TableName": table, "Item": item}
+    if condition is not None:
+        arguments["ConditionExpression"] = condition
+    if names:
+        arguments["ExpressionAttributeNames"] = names
+    if values:
+        arguments["ExpressionAttributeValues"] = values
+    await call_aws(f"dynamodb.put_item ({what})", lambda: dynamodb.put_item(**arguments))
+
+
+async def delete_item(
+    dynamodb: DynamoDBClient,
+    table: str,
+    key: Item,
+    *,
+    what: str,
+    condition: str | None = None,
+    names: dict[str, str] | None = None,
+    values: Item | None = None,
+) -> None:
+    """Delete one item, under ``condition`` when given.
+
+    Raises:
+        ConditionFailed: the condition did not hold (nothing was deleted).
+    """
+    arguments: Item = {"TableName": table, "Key": key}
+    if condition is not None:
+        arguments["ConditionExpression"] = condition
+    if names:
+        arguments["ExpressionAttributeNames"] = names
+    if values:
+        arguments["ExpressionAttributeValues"] = values
+    await call_aws(f"dynamodb.delete_item ({what})", lambda: dynamodb.delete_item(**arguments))

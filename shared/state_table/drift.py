@@ -1,0 +1,58 @@
+"""The detector's drift items, as other services read them (the gateway's ``/toil drift``).
+
+Written by :mod:`services.detector.lifecycle`; keys in :mod:`shared.state_table.keys`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from shared.state_table.keys import parse_time
+
+
+@dataclass(frozen=True)
+class StateScan:
+    """A state's last scan as the detector recorded it (``drift#states`` / ``<state>``)."""
+
+    state: str
+    scanned_at: datetime
+    status: str
+    scan_id: str = ""
+
+
+@dataclass(frozen=True)
+class OpenDrift:
+    """One open finding of a state (``drift#<state>`` / ``finding#<fingerprint>``)."""
+
+    state: str
+    fingerprint: str
+    address: str
+    kind: str
+    first_seen: datetime
+    claimed_by_name: str | None = None
+    claimed_by_slack: str | None = None
+
+
+def state_scan_from_item(item: dict[str, Any]) -> StateScan:
+    """Raises ``KeyError``/``ValueError`` for an item that is not a state scan."""
+    return StateScan(
+        state=item["sk"]["S"],
+        scanned_at=parse_time(item["scanned_at"]["S"]),
+        scan_id=item.get("scan_id", {}).get("S", ""),
+        status=item["status"]["S"],
+    )
+
+
+def open_drift_from_item(state: str, item: dict[str, Any]) -> OpenDrift:
+    """Raises ``KeyError``/``ValueError`` for an item that is not an open finding."""
+    return OpenDrift(
+        state=state,
+        fingerprint=item["fingerprint"]["S"],
+        address=item["address"]["S"],
+        kind=item.get("kind", {}).get("S", "drift"),
+        first_seen=parse_time(item["first_seen"]["S"]),
+        claimed_by_name=item.get("claimed_by_name", {}).get("S"),
+        claimed_by_slack=item.get("claimed_by_slack", {}).get("S"),
+    )

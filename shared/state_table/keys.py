@@ -1,0 +1,92 @@
+"""Every key of the shared state table, and who writes it.
+
+===============================  ==============================  ==========================
+partition (``pk``)               sort key (``sk``)               written by
+===============================  ==============================  ==========================
+``drift#states``                 ``<state>``                     detector (last scan)
+``drift#<state>``                ``finding#<fingerprint>``       detector (open finding)
+``drift#<state>``                ``history#<closed_at>#<fp>``    detector (closed finding)
+``run#<id>``                     ``run``                         batch (the run record)
+``run#<id>``                     ``audit#<time>#<n>``            batch (audit trail)
+``runs``                         ``<requested_at>#<id>``         batch (listing index)
+``runs#active``                  ``<id>``                        batch (started, not ended)
+``approvals#pending``            ``<expires_at>#<id>``           batch (awaiting approval)
+``lock#<command>#<environment>`` ``slot#<n>``                    batch (concurrency slots)
+``notifier#post#<event_id>``     ``<role>``                      notifier (one post each)
+``notifier#run#<id>``            ``thread``                      notifier (run thread)
+``notifier#drift#<state>``       ``thread#<set_id>``             notifier (drift thread)
+``notifier#drift#<state>``       ``fp#<fingerprint>``            notifier (finding's report)
+``gateway#request#<key>``        (item keyed by ``id``)          gateway (request ledger)
+===============================  ==============================  ==========================
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+Key = dict[str, Any]
+
+# ------------------------------------------------------------------ drift (detector)
+DRIFT_STATES = "drift#states"
+FINDING_PREFIX = "finding#"
+HISTORY_PREFIX = "history#"
+
+# ------------------------------------------------------------------ runs (batch)
+RUN_LIST = "runs"
+ACTIVE_RUNS = "runs#active"
+PENDING_APPROVALS = "approvals#pending"
+RUN_ITEM = "run"
+AUDIT_PREFIX = "audit#"
+SLOT_PREFIX = "slot#"
+
+# ------------------------------------------------------------------ notifier
+NOTIFIER_THREAD = "thread"
+NOTIFIER_THREAD_PREFIX = "thread#"
+NOTIFIER_POINTER_PREFIX = "fp#"
+
+# ------------------------------------------------------------------ gateway
+GATEWAY_REQUEST_PREFIX = "gateway#request#"
+
+
+def drift_partition(state: str) -> str:
+    """The partition of one state's findings."""
+    return f"drift#{state}"
+
+
+def run_partition(run_id: str) -> str:
+    """The partition of one run: its record and its audit trail."""
+    return f"run#{run_id}"
+
+
+def lock_partition(command: str, environment: str) -> str:
+    """The partition of a command's concurrency slots in one environment."""
+    return f"lock#{command}#{environment}"
+
+
+def notifier_post_partition(event_id: str) -> str:
+    return f"notifier#post#{event_id}"
+
+
+def notifier_run_partition(run_id: str) -> str:
+    return f"notifier#run#{run_id}"
+
+
+def notifier_drift_partition(state: str) -> str:
+    return f"notifier#drift#{state}"
+
+
+def key(pk: str, sk: str) -> Key:
+    """The DynamoDB key of one item."""
+    return {"pk": {"S": pk}, "sk": {"S": sk}}
+
+
+def sortable_time(moment: datetime) -> str:
+    """A fixed-width UTC timestamp (microseconds, ``Z``) that sorts as text in time order."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_time(text: str) -> datetime:
+    """A timestamp written by :func:`sortable_time` (or any ISO 8601 text) as aware UTC."""
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -1,0 +1,115 @@
+"""The batch service's run record: written by the batch service, read by the gateway and
+the CLI through these models only (keys in :mod:`shared.state_table.keys`).
+
+A run goes ``received`` -> (``awaiting_approval``) -> ``starting`` -> ``running`` -> one of
+:data:`FINAL_RUN_STATES`; :mod:`services.batch.lifecycle` holds the transitions.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, TypeAlias, get_args
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from shared.events import Actor, RefusalStage, RunParameter, RunStatus
+from shared.state_table.keys import RUN_ITEM, key, run_partition
+
+RunState: TypeAlias = Literal[
+    "received",
+    "awaiting_approval",
+    "starting",
+    "running",
+    "succeeded",
+    "failed",
+    "timed_out",
+    "cancelled",
+    "refused",
+]
+#: How a run that ran ended (the statuses ``BatchRunFinished`` carries).
+RUN_OUTCOMES: frozenset[str] = frozenset(get_args(RunStatus))
+#: States after which nothing about the run changes any more.
+FINAL_RUN_STATES: frozenset[str] = RUN_OUTCOMES | {"refused"}
+
+
+class _Model(BaseModel):
+    # Unknown fields are ignored: during a rolling deploy a reader may meet a record that a
+    # newer batch service wrote.
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class ApprovalState(_Model):
+    approvers: tuple[str, ...]
+    min_approvals: int
+    expires_at: AwareDatetime
+    approvals: tuple[Actor, ...] = ()
+
+
+class RunRecord(_Model):
+    """Everything known about one run; stored as JSON under its ``version``."""
+
+    run_id: str
+    request_event_id: str
+    command: str
+    environment: str
+    parameters: tuple[RunParameter, ...] = Field(
+        default=(),
+        description="Values as requested; sensitive ones are dropped once the run starts.",
+    )
+    sensitive_dropped: bool = False
+    reason: str = ""
+    requested_by: Actor
+    channel_id: str | None = None
+    rerun_of: str | None = None
+    status: RunState = "received"
+    requested_at: AwareDatetime
+    approval: ApprovalState | None = None
+    refusal_stage: RefusalStage | None = None
+    refusal_reason: str | None = None
+    decided_by: Actor | None = None
+    starting_by: str | None = Field(
+        default=None, description="The event id whose handler claimed the start."
+    )
+    owner: str | None = Field(default=None, description="host:pid running a local run.")
+    runner: str | None = None
+    runner_ref: str | None = None
+    log_url: str | None = None
+    started_at: AwareDatetime | None = None
+    finished_at: AwareDatetime | None = None
+    exit_code: int | None = None
+    duration_seconds: float | None = None
+    log_tail: tuple[str, ...] = ()
+    error: str | None = None
+    cancel_requested_by: Actor | None = None
+    version: int = 0
+
+    @property
+    def final(self) -> bool:
+        return self.status in FINAL_RUN_STATES
+
+    def without_secrets(self) -> RunRecord:
+        """The record with sensitive values dropped (once they are no longer needed)."""
+        return self.model_copy(
+            update={"parameters": self.shown_parameters(), "sensitive_dropped": True}
+        )
+
+    def shown_parameters(self) -> tuple[RunParameter, ...]:
+        """The parameters with every sensitive value hidden (for events and the CLI)."""
+        return tuple(
+            p.model_copy(update={"value": None}) if p.sensitive else p for p in self.parameters
+        )
+
+
+def run_record_item(record: RunRecord, expires_at: str) -> dict[str, Any]:
+    """The state-table item of ``record`` (its status and version readable by conditions)."""
+    return key(run_partition(record.run_id), RUN_ITEM) | {
+        "status": {"S": record.status},
+        "version": {"N": str(record.version)},
+        "doc": {"S": record.model_dump_json()},
+        "expires_at": {"N": expires_at},
+    }
+
+
+def run_record_from_item(item: dict[str, Any]) -> RunRecord:
+    """The run record stored in ``item`` (its version from the item's own attribute)."""
+    record = RunRecord.model_validate_json(item["doc"]["S"])
+    return record.model_copy(update={"version": int(item["version"]["N"])})
