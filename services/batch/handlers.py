@@ -24,13 +24,16 @@ from services.batch import outcomes
 from services.batch.runners.base import RunOutcome
 from services.batch.store import RunStore
 from services.batch.supervisor import RunSupervisor
+from shared.authz import (
+    approval_refusal,
+    authorization_refusal,
+    may_cancel,
+    rejection_refusal,
+)
 from shared.catalog import (
     Catalog,
     GroupDirectory,
     ValidatedRequest,
-    approval_refusal,
-    authorization_refusal,
-    principals_allow,
     validate_request,
 )
 from shared.clock import Clock
@@ -331,12 +334,12 @@ async def handle_rejected(ctx: BatchContext, event: BatchRejected) -> None:
         )
         return
     command = ctx.catalog.command(record.command)
-    policy = command.environments[record.environment].approval if command else None
-    is_requester = rejector.slack_user_id == record.requested_by.slack_user_id
-    is_approver = policy is not None and await principals_allow(
-        policy.approvers, rejector.slack_user_id, ctx.directory
+    environment = command.environments.get(record.environment) if command else None
+    policy = environment.approval if environment is not None else None
+    refusal = await rejection_refusal(
+        policy, record.requested_by.slack_user_id, rejector.slack_user_id, ctx.directory
     )
-    if not (is_requester or is_approver):
+    if refusal is not None:
         await ctx.runs.audit(
             record.run_id,
             "rejection_ignored",
@@ -396,7 +399,15 @@ async def handle_cancel_requested(ctx: BatchContext, event: BatchCancelRequested
             event_id=event.event_id,
         )
         return
-    if not await _may_cancel(ctx, record, actor):
+    allowed = await may_cancel(
+        ctx.catalog,
+        command=record.command,
+        environment=record.environment,
+        requester_id=record.requested_by.slack_user_id,
+        user_id=actor.slack_user_id,
+        directory=ctx.directory,
+    )
+    if not allowed:
         await ctx.runs.audit(
             record.run_id,
             "cancel_refused",
@@ -439,17 +450,3 @@ async def handle_cancel_requested(ctx: BatchContext, event: BatchCancelRequested
             event_id=event.event_id,
         )
     # "starting": the supervisor cancels it as soon as it is under way.
-
-
-async def _may_cancel(ctx: BatchContext, record: RunRecord, actor: Actor) -> bool:
-    if actor.slack_user_id and actor.slack_user_id == record.requested_by.slack_user_id:
-        return True
-    command = ctx.catalog.command(record.command)
-    if command is None or record.environment not in command.environments:
-        return False
-    policy = command.environments[record.environment]
-    if await principals_allow(policy.allowed, actor.slack_user_id, ctx.directory):
-        return True
-    return policy.approval is not None and await principals_allow(
-        policy.approval.approvers, actor.slack_user_id, ctx.directory
-    )

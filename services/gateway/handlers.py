@@ -41,6 +41,12 @@ from services.gateway.views import (
     unknown_command_reply,
     view_errors,
 )
+from shared.authz import (
+    approval_refusal,
+    authorization_refusal,
+    may_cancel,
+    rejection_refusal,
+)
 from shared.catalog import (
     ApprovalPolicy,
     Catalog,
@@ -48,9 +54,6 @@ from shared.catalog import (
     GroupDirectory,
     Principals,
     ValidatedRequest,
-    approval_refusal,
-    authorization_refusal,
-    principals_allow,
     validate_request,
 )
 from shared.errors import PermanentError, TransientError
@@ -483,10 +486,17 @@ class Gateway:
         record = await self.records.run(run_id)
         if record is None:
             return _no_such_run(run_id)
-        if record.status in ("succeeded", "failed", "timed_out", "cancelled", "refused"):
+        if record.final:
             return text_reply(f"Run {code(run_id)} already ended ({escape(record.status)}).")
         try:
-            allowed = await self._may_cancel(record, requester.user_id)
+            allowed = await may_cancel(
+                self.catalog,
+                command=record.command,
+                environment=record.environment,
+                requester_id=record.requested_by.slack_user_id,
+                user_id=requester.user_id,
+                directory=self.directory,
+            )
         except TransientError:
             return _cannot_check_now("cancel", run_id)
         if not allowed:
@@ -506,19 +516,6 @@ class Gateway:
         if failure:
             return text_reply(f":warning: Run {code(run_id)} was not cancelled: {failure}")
         return text_reply(f":octagonal_sign: Cancelling run {code(run_id)}…")
-
-    async def _may_cancel(self, record: RunRecord, user_id: str) -> bool:
-        if record.requested_by.slack_user_id == user_id:
-            return True
-        spec = self.catalog.command(record.command)
-        policy = spec.environments.get(record.environment) if spec else None
-        if policy is None:
-            return False
-        if await principals_allow(policy.allowed, user_id, self.directory):
-            return True
-        return policy.approval is not None and await principals_allow(
-            policy.approval.approvers, user_id, self.directory
-        )
 
     async def decide_approval(
         self, run_id: str, requester: Requester, request_key: str, *, approve: bool
@@ -588,14 +585,7 @@ class Gateway:
         requested_by = record.requested_by.slack_user_id
         if approve:
             return await approval_refusal(policy, requested_by, requester.user_id, self.directory)
-        if requester.user_id == requested_by:
-            return None
-        if await principals_allow(policy.approvers, requester.user_id, self.directory):
-            return None
-        return (
-            f"{requester.user_id} is neither the requester nor an approver (approvers: "
-            f"{', '.join(policy.approvers.ids())})"
-        )
+        return await rejection_refusal(policy, requested_by, requester.user_id, self.directory)
 
     async def rerun(self, run_id: str, requester: Requester, request_key: str) -> Reply:
         """``batch_rerun``: the same command, environment and parameters, as a new request

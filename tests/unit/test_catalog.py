@@ -7,14 +7,13 @@ from typing import Any
 
 import pytest
 
+from shared.authz import approval_refusal, authorization_refusal
 from shared.catalog import (
     ApprovalPolicy,
     FieldError,
     Principals,
     StaticGroupDirectory,
     ValidatedRequest,
-    approval_refusal,
-    authorization_refusal,
     build_argv,
     build_env,
     load_catalog,

@@ -1,0 +1,103 @@
+"""Who may request, approve, reject and cancel a batch run: the rules, once.
+
+The gateway checks them before it publishes a command (to answer the person at once); the
+batch service checks them again when the command arrives (it is the authority: a command
+can reach the topic by other ways). Both call these functions with the catalog's current
+policy, so the two can never disagree.
+"""
+
+from __future__ import annotations
+
+from shared.catalog import ApprovalPolicy, Catalog, GroupDirectory, Principals, ValidatedRequest
+
+
+async def principals_allow(
+    principals: Principals, user_id: str | None, directory: GroupDirectory
+) -> bool:
+    """True when the user is named, or is a member of a named group."""
+    if not user_id:
+        return False
+    if user_id in principals.users:
+        return True
+    for group in principals.usergroups:
+        if await directory.is_member(user_id, group):
+            return True
+    return False
+
+
+async def authorization_refusal(
+    request: ValidatedRequest, requester_id: str | None, directory: GroupDirectory
+) -> str | None:
+    """Why the requester may not run this request (None: allowed)."""
+    if not requester_id:
+        return "the request names no Slack user, and only named users may run commands"
+    if await principals_allow(request.policy.allowed, requester_id, directory):
+        return None
+    return (
+        f"{requester_id} may not run {request.command.name} in {request.environment} "
+        f"(allowed: {', '.join(request.policy.allowed.ids())})"
+    )
+
+
+async def approval_refusal(
+    policy: ApprovalPolicy,
+    requester_id: str | None,
+    approver_id: str | None,
+    directory: GroupDirectory,
+) -> str | None:
+    """Why this person's approval does not count (None: it counts)."""
+    if not approver_id:
+        return "the approval names no Slack user"
+    if approver_id == requester_id:
+        return f"{approver_id} requested this run and cannot approve it (self-approval)"
+    if not await principals_allow(policy.approvers, approver_id, directory):
+        return (
+            f"{approver_id} is not an approver here (approvers: "
+            f"{', '.join(policy.approvers.ids())})"
+        )
+    return None
+
+
+async def rejection_refusal(
+    policy: ApprovalPolicy | None,
+    requester_id: str | None,
+    rejector_id: str | None,
+    directory: GroupDirectory,
+) -> str | None:
+    """Why this person may not reject the request (None: they may).
+
+    The requester may withdraw their own request; otherwise it takes an approver.
+    """
+    if rejector_id and rejector_id == requester_id:
+        return None
+    if policy is not None and await principals_allow(policy.approvers, rejector_id, directory):
+        return None
+    approvers = ", ".join(policy.approvers.ids()) if policy is not None else "none"
+    return (
+        f"{rejector_id or 'someone unnamed'} is neither the requester nor an approver "
+        f"(approvers: {approvers})"
+    )
+
+
+async def may_cancel(
+    catalog: Catalog,
+    *,
+    command: str,
+    environment: str,
+    requester_id: str | None,
+    user_id: str | None,
+    directory: GroupDirectory,
+) -> bool:
+    """Whether ``user_id`` may cancel a run: its requester, anyone allowed to run the command
+    in that environment, or its approvers."""
+    if user_id and user_id == requester_id:
+        return True
+    spec = catalog.command(command)
+    policy = spec.environments.get(environment) if spec else None
+    if policy is None:
+        return False
+    if await principals_allow(policy.allowed, user_id, directory):
+        return True
+    return policy.approval is not None and await principals_allow(
+        policy.approval.approvers, user_id, directory
+    )
