@@ -57,13 +57,6 @@ from services.detector.plan import (
     parse_plan,
     to_cli_json,
 )
-from services.detector.report import (
-    DriftReport,
-    build_report,
-    format_duration,
-    parse_span,
-    render_svg,
-)
 from services.detector.scan import EXIT_CLEAN, EXIT_DRIFTED, EXIT_FAILED, StateScan
 from services.detector.service import build_pipeline, build_scanner
 from services.detector.settings import DetectorSettings
@@ -71,6 +64,13 @@ from shared.errors import ConfigError, ToilkitError
 from shared.events import ScanMode, utc_now
 from shared.runtime import open_runtime
 from shared.settings import AwsSettings, TopologySettings, load_settings
+from toilkit.drift_report import (
+    DriftReport,
+    build_report,
+    format_duration,
+    parse_span,
+    render_svg,
+)
 
 drift_app = typer.Typer(
     help="Terraform drift: scan states, parse a plan, report on history.",
