@@ -54,7 +54,7 @@ from slack_sdk import WebClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from services.notifier.render import SlackMessage, render_drift, render_scan_failed
+from services.notifier.blocks import SlackMessage, render_drift, render_scan_failed
 from services.notifier.service import NotifierService, build_notifier
 from services.notifier.settings import NotifierSettings
 from services.notifier.slack import PostMarker

@@ -50,27 +50,22 @@ from services.detector.config import (
 )
 from services.detector.handlers import ScanRequest
 from services.detector.lifecycle import LifecycleStore
-from services.detector.plan import (
-    PlanParseError,
-    StateResult,
-    findings_table,
-    parse_plan,
-    to_cli_json,
-)
-from services.detector.report import (
-    DriftReport,
-    build_report,
-    format_duration,
-    parse_span,
-    render_svg,
-)
-from services.detector.scan import EXIT_CLEAN, EXIT_DRIFTED, EXIT_FAILED, StateScan
+from services.detector.plan import PlanParseError, parse_plan
+from services.detector.scan import EXIT_CLEAN, EXIT_DRIFTED, EXIT_FAILED, StateResult, StateScan
 from services.detector.service import build_pipeline, build_scanner
 from services.detector.settings import DetectorSettings
 from shared.errors import ConfigError, ToilkitError
 from shared.events import ScanMode, utc_now
 from shared.runtime import open_runtime
 from shared.settings import AwsSettings, TopologySettings, load_settings
+from toilkit.drift_output import findings_table, to_cli_json
+from toilkit.drift_report import (
+    DriftReport,
+    build_report,
+    format_duration,
+    parse_span,
+    render_svg,
+)
 
 drift_app = typer.Typer(
     help="Terraform drift: scan states, parse a plan, report on history.",

@@ -157,6 +157,27 @@ class _DeadlineExceeded(Exception):
         self.stderr = stderr
 
 
+class _StepFailed(Exception):
+    """A step of :meth:`TerraformEngine.plan_state` failed: what its failed run says."""
+
+    def __init__(
+        self, phase: PlanPhase, reason: str, exit_code: int | None = None, output: bytes = b""
+    ) -> None:
+        super().__init__(reason)
+        self.phase = phase
+        self.reason = reason
+        self.exit_code = exit_code
+        self.output = output
+
+    @classmethod
+    def of_command(cls, phase: PlanPhase, command: str, finished: _Finished) -> _StepFailed:
+        """A Terraform command that exited with an error."""
+        # Terraform writes its errors to stderr; the rare failure that writes none is
+        # best explained by where its normal output stopped.
+        output = finished.stderr if finished.stderr.strip() else finished.stdout
+        return cls(phase, _failure_reason(command, finished), finished.exit_code, output)
+
+
 class TerraformEngine:
     """Runs Terraform plans for states, each under a time budget.
 
@@ -258,90 +279,84 @@ class TerraformEngine:
         plan_file = self._prepare_directories(out_dir)
         durations: dict[str, float] = {}
         run = _StateRun(self.command, self._env, path, self.kill_grace, durations)
-
-        def failed(
-            phase: PlanPhase,
-            reason: str,
-            exit_code: int | None = None,
-            output: bytes = b"",
-        ) -> PlanRun:
+        try:
+            await self._init(run, workspace, backend_config)
+            plan_exit_code = await self._plan(run, plan_file, refresh_only)
+            plan_json = await self._show(run, plan_file)
+        except _StepFailed as failure:
+            stopped = failure
+        except _DeadlineExceeded as exceeded:
+            reason = f"timed out after {self.timeout:g} s during {run.phase}; Terraform was stopped"
+            # Both streams: the progress lines say which resources it was still reading,
+            # the errors what Terraform reported while it was being stopped.
+            stopped = _StepFailed("timeout", reason, None, exceeded.stdout + exceeded.stderr)
+        except OSError as exc:
+            # The executable vanished or cannot run: this state fails, the scan goes on.
+            stopped = _StepFailed(run.phase, f"could not run {' '.join(self.command)}: {exc}")
+        else:
             return PlanRun(
                 path=path,
                 workspace=workspace,
                 refresh_only=refresh_only,
-                status="failed",
-                failed_phase=phase,
-                exit_code=exit_code,
-                plan_file=plan_file if plan_file.exists() else None,
-                reason=reason,
-                stderr_excerpt=excerpt(output),
+                status="clean" if plan_exit_code == EXIT_CLEAN else "changes",
+                exit_code=plan_exit_code,
+                plan_json=plan_json,
+                plan_file=plan_file,
                 durations=durations,
             )
-
-        def command_failed(phase: PlanPhase, command: str, finished: _Finished) -> PlanRun:
-            # Terraform writes its errors to stderr; the rare failure that writes none
-            # is best explained by where its normal output stopped.
-            output = finished.stderr if finished.stderr.strip() else finished.stdout
-            reason = _failure_reason(command, finished)
-            return failed(phase, reason, finished.exit_code, output)
-
-        current: PlanPhase = "init"
-        try:
-            init_arguments = ["init", "-input=false", "-no-color"]
-            if backend_config is not None:
-                init_arguments.append(f"-backend-config={backend_config}")
-            queued = time.monotonic()
-            # Terraform's plugin cache is not safe for concurrent installs (two inits
-            # race to create the same cache directory and one fails), so inits take
-            # turns; plans, the long part, still run side by side. The state's time
-            # budget starts once it is its turn: waiting is not the state's fault.
-            async with self._init_turn():
-                durations["init_wait"] = time.monotonic() - queued
-                run.start_clock(self.timeout)
-                finished = await run.command("init", init_arguments)
-            if finished.exit_code != 0:
-                return command_failed("init", "init", finished)
-            if workspace != DEFAULT_WORKSPACE:
-                finished = await run.command(
-                    "init", ["workspace", "select", "-no-color", workspace]
-                )
-                if finished.exit_code != 0:
-                    return command_failed("init", "workspace select", finished)
-
-            current = "plan"
-            finished = await run.command("plan", self._plan_arguments(plan_file, refresh_only))
-            if finished.exit_code not in (EXIT_CLEAN, EXIT_CHANGES):
-                return command_failed("plan", "plan", finished)
-            status: PlanStatus = "clean" if finished.exit_code == EXIT_CLEAN else "changes"
-            plan_exit_code = finished.exit_code
-
-            current = "show"
-            finished = await run.command("show", ["show", "-json", "-no-color", str(plan_file)])
-            if finished.exit_code != 0:
-                return command_failed("show", "show", finished)
-            try:
-                plan_json = json.loads(finished.stdout)
-            except ValueError as exc:
-                return failed("show", f"terraform show -json printed invalid JSON: {exc}", 0)
-        except _DeadlineExceeded as exceeded:
-            reason = f"timed out after {self.timeout:g} s during {current}; Terraform was stopped"
-            # Both streams: the progress lines say which resources it was still reading,
-            # the errors what Terraform reported while it was being stopped.
-            return failed("timeout", reason, None, exceeded.stdout + exceeded.stderr)
-        except OSError as exc:
-            # The executable vanished or cannot run: this state fails, the scan goes on.
-            return failed(current, f"could not run {' '.join(self.command)}: {exc}")
-
         return PlanRun(
             path=path,
             workspace=workspace,
             refresh_only=refresh_only,
-            status=status,
-            exit_code=plan_exit_code,
-            plan_json=plan_json,
-            plan_file=plan_file,
+            status="failed",
+            failed_phase=stopped.phase,
+            exit_code=stopped.exit_code,
+            plan_file=plan_file if plan_file.exists() else None,
+            reason=stopped.reason,
+            stderr_excerpt=excerpt(stopped.output),
             durations=durations,
         )
+
+    async def _init(self, run: _StateRun, workspace: str, backend_config: Path | None) -> None:
+        """``init`` (in turn with other states), then ``workspace select`` if not default."""
+        arguments = ["init", "-input=false", "-no-color"]
+        if backend_config is not None:
+            arguments.append(f"-backend-config={backend_config}")
+        queued = time.monotonic()
+        # Terraform's plugin cache is not safe for concurrent installs (two inits race to
+        # create the same cache directory and one fails), so inits take turns; plans, the
+        # long part, still run side by side. The state's time budget starts once it is its
+        # turn: waiting is not the state's fault.
+        async with self._init_turn():
+            run.durations["init_wait"] = time.monotonic() - queued
+            run.start_clock(self.timeout)
+            finished = await run.command("init", arguments)
+        if finished.exit_code != 0:
+            raise _StepFailed.of_command("init", "init", finished)
+        if workspace != DEFAULT_WORKSPACE:
+            finished = await run.command("init", ["workspace", "select", "-no-color", workspace])
+            if finished.exit_code != 0:
+                raise _StepFailed.of_command("init", "workspace select", finished)
+
+    async def _plan(self, run: _StateRun, plan_file: Path, refresh_only: bool) -> int:
+        """``plan`` into ``plan_file``; its exit code (clean or changes)."""
+        finished = await run.command("plan", self._plan_arguments(plan_file, refresh_only))
+        if finished.exit_code not in (EXIT_CLEAN, EXIT_CHANGES):
+            raise _StepFailed.of_command("plan", "plan", finished)
+        return finished.exit_code
+
+    async def _show(self, run: _StateRun, plan_file: Path) -> dict[str, Any]:
+        """``show -json`` of the saved plan, decoded."""
+        finished = await run.command("show", ["show", "-json", "-no-color", str(plan_file)])
+        if finished.exit_code != 0:
+            raise _StepFailed.of_command("show", "show", finished)
+        try:
+            plan_json: dict[str, Any] = json.loads(finished.stdout)
+        except ValueError as exc:
+            raise _StepFailed(
+                "show", f"terraform show -json printed invalid JSON: {exc}", 0
+            ) from exc
+        return plan_json
 
     def _prepare_directories(self, out_dir: Path) -> Path:
         """Create the output and cache directories; return a plan file path not in use."""
@@ -381,13 +396,16 @@ class _StateRun:
         self.kill_grace = kill_grace
         self.durations = durations
         self.deadline = float("inf")
+        #: The phase of the command that ran last (``init`` until one has).
+        self.phase: PlanPhase = "init"
 
     def start_clock(self, budget: float) -> None:
         """Every command from now on must finish within ``budget`` seconds in total."""
         self.deadline = asyncio.get_running_loop().time() + budget
 
-    async def command(self, phase: str, arguments: Sequence[str]) -> _Finished:
+    async def command(self, phase: PlanPhase, arguments: Sequence[str]) -> _Finished:
         """Run one Terraform command in the state's directory, timing it into ``phase``."""
+        self.phase = phase
         started = time.monotonic()
         try:
             return await self._execute(arguments)

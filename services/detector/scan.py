@@ -25,10 +25,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+from pydantic import BaseModel, ConfigDict, model_validator
+
 from services.detector.config import StateConfig
 from services.detector.engine import PlanRun
 from services.detector.ignore import IgnoreRule
-from services.detector.plan import PlanParseError, PlanSummary, StateResult, parse_plan
+from services.detector.plan import PlanParseError, PlanSummary, parse_plan
 from shared.events import ScanMode, ScanPhase, utc_now
 
 log = logging.getLogger(__name__)
@@ -75,6 +77,46 @@ class ScanFailure:
     stderr_excerpt: str = ""
 
 
+class StateResult(BaseModel):
+    """One state's outcome in a CLI run: a parsed plan, or the error that stopped it.
+
+    Attributes:
+        name: The state name.
+        path: Its directory in the infrastructure repo.
+        summary: The parsed plan, when there is one.
+        error: Why the state failed (init, plan, parse...), when it did.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    path: str
+    summary: PlanSummary | None = None
+    error: str | None = None
+
+    @model_validator(mode="after")
+    def _summary_or_error(self) -> StateResult:
+        if self.summary is None and self.error is None:
+            raise ValueError("a state result needs a summary or an error")
+        return self
+
+    @property
+    def status(self) -> ScanStatus:
+        """failed (error, no plan, or an errored plan), drifted, or clean."""
+        if self.error is not None or self.summary is None or self.summary.errored:
+            return "failed"
+        return "drifted" if self.summary.drifted else "clean"
+
+    @property
+    def status_error(self) -> str | None:
+        """The error to report: the given one, or a note that the plan errored."""
+        if self.error is not None:
+            return self.error
+        if self.summary is not None and self.summary.errored:
+            return "terraform reported errors while planning; findings may be incomplete"
+        return None
+
+
 @dataclass(frozen=True)
 class StateScan:
     """One state's outcome in a scan.
@@ -105,7 +147,7 @@ class StateScan:
         return self.result().status
 
     def result(self) -> StateResult:
-        """The CLI's view of this state (``to_cli_json``, ``findings_table``)."""
+        """This state's outcome as a :class:`StateResult` (what the CLI prints)."""
         return StateResult(
             name=self.state.name,
             path=self.state.path,

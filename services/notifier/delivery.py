@@ -39,7 +39,7 @@ from typing import Generic, TypeVar
 
 from pydantic import BaseModel
 
-from services.notifier.render import SlackMessage
+from services.notifier.blocks import SlackMessage
 from services.notifier.slack import LOOKUP_MARGIN_SECONDS, Posted, PostMarker, SlackPort
 from services.notifier.store import NotifierStore, PostKey, ThreadKey, ThreadRecord
 from shared.errors import PermanentError, TransientError

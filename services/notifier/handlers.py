@@ -23,8 +23,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Mapping
 
-from services.notifier.delivery import Delivery
-from services.notifier.render import (
+from services.notifier.blocks import (
     SlackMessage,
     render_digest,
     render_drift,
@@ -39,6 +38,7 @@ from services.notifier.render import (
     render_run_started_reply,
     render_scan_failed,
 )
+from services.notifier.delivery import Delivery
 from services.notifier.settings import Routes
 from services.notifier.slack import Posted, PostMarker
 from services.notifier.store import NotifierStore, ThreadKey, ThreadRecord

@@ -43,8 +43,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
 from tenacity.wait import wait_base
 
+from services.notifier.blocks import SlackMessage
 from services.notifier.pacing import ChannelPacer
-from services.notifier.render import SlackMessage
 from services.notifier.settings import NotifierSettings, SlackRetrySettings
 from shared.errors import PermanentError, ToilkitError, TransientError
 from shared.retry import OUTBOUND_WAIT

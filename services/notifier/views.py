@@ -7,7 +7,7 @@ event seen so far, and a merge never moves a run backwards (a late ``BatchRunSta
 in who started it but does not turn a finished run back into a running one).
 
 Views are stored with the thread (see :mod:`services.notifier.store`) and rendered by
-:mod:`services.notifier.render`; both are pure.
+:mod:`services.notifier.blocks`; both are pure.
 """
 
 from __future__ import annotations

@@ -18,10 +18,10 @@ import sys
 from slack_sdk.http_retry.builtin_interval_calculators import FixedValueRetryIntervalCalculator
 from tenacity import wait_none
 
+from services.notifier.blocks import SlackMessage
 from services.notifier.delivery import Delivery
 from services.notifier.handlers import NotifierHandlers
 from services.notifier.pacing import ChannelPacer
-from services.notifier.render import SlackMessage
 from services.notifier.settings import NotifierSettings
 from services.notifier.slack import Posted, PostMarker, SlackWebApi
 from services.notifier.store import NotifierStore

@@ -27,10 +27,10 @@ import pytest
 from slack_sdk.http_retry.builtin_interval_calculators import FixedValueRetryIntervalCalculator
 from tenacity import wait_none
 
+from services.notifier.blocks import SlackMessage
 from services.notifier.delivery import Delivery
 from services.notifier.handlers import NotifierHandlers
 from services.notifier.pacing import ChannelPacer
-from services.notifier.render import SlackMessage
 from services.notifier.service import NotifierService, build_notifier
 from services.notifier.settings import NotifierSettings
 from services.notifier.slack import PostMarker, SlackWebApi

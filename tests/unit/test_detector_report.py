@@ -11,13 +11,13 @@ import pytest
 
 from services.detector.archive import plan_key, redact_plan
 from services.detector.lifecycle import Occurrence
-from services.detector.report import (
+from shared.events import SENSITIVE
+from toilkit.drift_report import (
     build_report,
     format_duration,
     parse_span,
     render_svg,
 )
-from shared.events import SENSITIVE
 
 NOW = datetime(2025, 6, 30, 12, 0, tzinfo=UTC)
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "plans"

@@ -9,9 +9,8 @@ from typing import Any
 
 import pytest
 
-from services.notifier.render import (
+from services.notifier.blocks import (
     SlackMessage,
-    duration,
     render_digest,
     render_drift,
     render_drift_claimed_reply,
@@ -37,7 +36,7 @@ from services.notifier.views import (
 )
 from shared.events import AttributeChange, DriftFinding, StateSummary
 from shared.slack.actions import Action, encode_claim_value
-from shared.slack.blocks import MAX_BLOCKS
+from shared.slack.blocks import MAX_BLOCKS, duration
 from tests import notifier_samples as samples
 from toilkit.standins.slack import block_kit_errors
 

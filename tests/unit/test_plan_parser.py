@@ -27,20 +27,18 @@ from services.detector.ignore import (
     glob_match,
 )
 from services.detector.plan import (
-    KNOWN_AFTER_APPLY,
     PlanFinding,
     PlanParseError,
     PlanSummary,
-    StateResult,
-    findings_table,
     fingerprint,
     parse_plan,
     render_path,
-    to_cli_json,
     to_event_finding,
 )
+from services.detector.scan import StateResult
 from shared.errors import PermanentError
 from shared.events import SENSITIVE, DriftFinding
+from toilkit.drift_output import KNOWN_AFTER_APPLY, findings_table, to_cli_json
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "plans"
 NOW = datetime(2025, 6, 1, 9, 30, tzinfo=UTC)

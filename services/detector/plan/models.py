@@ -1,0 +1,180 @@
+"""What a parsed plan is made of: findings, their attributes, output changes, the summary.
+
+These are the parser's results (see :mod:`services.detector.plan` for what each field
+means in a plan); :func:`to_event_finding` turns a finding into what travels in events.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
+
+from services.detector.ignore import IgnoreRule
+from shared.errors import PermanentError
+from shared.events import AttributeChange, DriftFinding, FindingKind, FindingStatus
+
+
+class PlanParseError(PermanentError):
+    """The body is not a Terraform plan this parser understands.
+
+    The message says what is wrong and where (``resource_changes.3.change.actions``),
+    never a value from the plan, so it is safe to log and to post.
+    """
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class PlanAttribute(_Frozen):
+    """One changed leaf of a resource.
+
+    Attributes:
+        path: Where it is (see :mod:`services.detector.plan` for the notation).
+        before: The value before, or :data:`SENSITIVE`.
+        after: The value after, :data:`SENSITIVE`, or ``None`` when unknown.
+        sensitive: Terraform marks the value sensitive on either side.
+        after_unknown: The value is only known after apply.
+        forces_replacement: The path is (under) one of the change's ``replace_paths``.
+        ignored: An ignore rule or a provider-noise normalisation hides it.
+        ignore_reason: Why it is ignored.
+    """
+
+    path: str
+    before: JsonValue = None
+    after: JsonValue = None
+    sensitive: bool = False
+    after_unknown: bool = False
+    forces_replacement: bool = False
+    ignored: bool = False
+    ignore_reason: str | None = None
+
+
+class PlanFinding(_Frozen):
+    """One resource that drifted or that Terraform would change.
+
+    Attributes:
+        fingerprint: Stable id of this drift (see :mod:`services.detector.plan`).
+        state: The state name the plan belongs to.
+        address: Full resource instance address, modules and index included.
+        resource_type: e.g. ``aws_sqs_queue``.
+        kind: ``drift`` (changed outside Terraform) or ``pending`` (Terraform would change it).
+        actions: Terraform's actions, in Terraform's order (``("create", "delete")``).
+        change: One word for the actions: create, update, delete, replace, forget, or
+            the actions joined with ``+`` for a combination the parser does not name.
+        action_reason: Terraform's ``action_reason`` (``replace_because_tainted``...).
+        previous_address: The address before a ``moved`` block, if any.
+        deposed: The deposed object key, for the leftover of a create-before-destroy.
+        attributes: The changed leaves (empty for a compact create/delete).
+        replace_paths: The attribute paths that force a replacement.
+        ignored: True when an ignore rule covers the resource or every changed attribute.
+        ignore_reason: Why; several attribute reasons are joined with ``"; "``.
+    """
+
+    fingerprint: str
+    state: str
+    address: str
+    resource_type: str
+    kind: FindingKind
+    actions: tuple[str, ...]
+    change: str
+    action_reason: str | None = None
+    previous_address: str | None = None
+    deposed: str | None = None
+    attributes: tuple[PlanAttribute, ...] = ()
+    replace_paths: tuple[str, ...] = ()
+    ignored: bool = False
+    ignore_reason: str | None = None
+
+
+class OutputChange(_Frozen):
+    """A root module output that the plan would change.
+
+    Attributes:
+        name: The output name.
+        actions: Terraform's actions for it.
+        before: The value before, masked where sensitive.
+        after: The value after, masked where sensitive, ``None`` when unknown.
+        sensitive: The output is sensitive as a whole.
+        after_unknown: Some or all of the value is only known after apply.
+    """
+
+    name: str
+    actions: tuple[str, ...]
+    before: JsonValue = None
+    after: JsonValue = None
+    sensitive: bool = False
+    after_unknown: bool = False
+
+
+class PlanSummary(_Frozen):
+    """Everything the detector needs from one plan of one state.
+
+    Attributes:
+        state: The state name the caller gave.
+        format_version: The plan's ``format_version``.
+        terraform_version: Terraform's version, when the plan says (OpenTofu test
+            fixtures do not).
+        errored: Terraform says planning failed part-way; the findings may be incomplete.
+        findings: Drift findings first, then pending ones, each in the plan's order.
+        outputs: Output changes other than no-op.
+        noop_resources: Managed resources the plan leaves as they are.
+        expired_rules: Ignore rules for this state whose expiry date has passed.
+    """
+
+    state: str
+    format_version: str
+    terraform_version: str | None = None
+    errored: bool = False
+    findings: tuple[PlanFinding, ...] = ()
+    outputs: tuple[OutputChange, ...] = ()
+    noop_resources: int = Field(default=0, ge=0)
+    expired_rules: tuple[IgnoreRule, ...] = ()
+
+    @property
+    def reported_findings(self) -> tuple[PlanFinding, ...]:
+        """The findings that are not ignored."""
+        return tuple(f for f in self.findings if not f.ignored)
+
+    @property
+    def drifted(self) -> bool:
+        """True when at least one finding is not ignored."""
+        return any(not f.ignored for f in self.findings)
+
+
+def to_event_finding(
+    finding: PlanFinding, *, first_seen: datetime, status: FindingStatus = "new"
+) -> DriftFinding:
+    """The :class:`~shared.events.DriftFinding` that goes into a ``DriftDetected`` event.
+
+    The parser knows nothing about history, so the lifecycle store passes ``first_seen``
+    and ``status`` from its records. Every changed attribute travels, each with its own
+    ``ignored`` flag and reason, so Slack can show noise apart from the real change.
+    """
+    return DriftFinding(
+        fingerprint=finding.fingerprint,
+        address=finding.address,
+        resource_type=finding.resource_type,
+        kind=finding.kind,
+        actions=finding.actions,
+        action_reason=finding.action_reason,
+        previous_address=finding.previous_address,
+        deposed=finding.deposed,
+        attributes=tuple(
+            AttributeChange(
+                path=a.path,
+                before=a.before,
+                after=a.after,
+                sensitive=a.sensitive,
+                after_unknown=a.after_unknown,
+                ignored=a.ignored,
+                ignore_reason=a.ignore_reason,
+            )
+            for a in finding.attributes
+        ),
+        ignored=finding.ignored,
+        ignore_reason=finding.ignore_reason,
+        status=status,
+        first_seen=first_seen,
+    )

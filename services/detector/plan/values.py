@@ -1,0 +1,226 @@
+"""The changed values of a resource: which leaves differ, and what of them is sensitive.
+
+Walks ``before``/``after`` together with Terraform's ``*_sensitive`` and ``after_unknown``
+trees; every leaf that leaves this module is already masked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import TypeAlias
+
+from pydantic import JsonValue
+
+from services.detector.ignore import json_values_equal, provider_noise
+from shared.events import SENSITIVE
+
+PathStep: TypeAlias = str | int
+
+
+@dataclass(frozen=True)
+class Leaf:
+    """A changed leaf, already masked; ``noise`` was judged on the raw values."""
+
+    steps: tuple[PathStep, ...]
+    before: JsonValue
+    after: JsonValue
+    sensitive: bool
+    after_unknown: bool
+    noise: str | None
+
+
+#: One child of an object or a list: its key or index, its value before, its value after.
+_Child: TypeAlias = tuple[PathStep, JsonValue, JsonValue]
+
+
+def diff_resource(
+    before: JsonValue,
+    after: JsonValue,
+    *,
+    before_sensitive: JsonValue,
+    after_sensitive: JsonValue,
+    after_unknown: JsonValue,
+) -> Iterator[Leaf]:
+    """Changed leaves of a resource; top-level attributes are always listed one by one.
+
+    Attribute names come from the provider schema, so they are shown even when the
+    whole object is marked sensitive; their values are not.
+    """
+    yield from _diff_children(
+        _object_children(before, after, after_unknown),
+        before_sensitive=before_sensitive,
+        after_sensitive=after_sensitive,
+        after_unknown=after_unknown,
+        steps=(),
+    )
+
+
+def _diff(
+    before: JsonValue,
+    after: JsonValue,
+    *,
+    before_sensitive: JsonValue,
+    after_sensitive: JsonValue,
+    after_unknown: JsonValue,
+    steps: tuple[PathStep, ...],
+) -> Iterator[Leaf]:
+    unknown = after_unknown is True
+    if not any_true(after_unknown) and json_values_equal(before, after):
+        # Most of a plan is unchanged; skip such subtrees without walking them.
+        return
+    if is_sensitive(before_sensitive) or is_sensitive(after_sensitive):
+        # Compared, never shown: masked whole (map keys can be secret too).
+        yield Leaf(
+            steps,
+            before=mask(before, True),
+            after=None if unknown else mask(after, True),
+            sensitive=True,
+            after_unknown=unknown,
+            noise=None if unknown else provider_noise(before, after),
+        )
+        return
+    if unknown:
+        yield Leaf(
+            steps,
+            before=mask(before, before_sensitive),
+            after=None,
+            sensitive=False,
+            after_unknown=True,
+            noise=None,
+        )
+        return
+    children: list[_Child] = []
+    if _both_are(dict, before, after, after_unknown):
+        children = _object_children(before, after, after_unknown)
+    elif _both_are(list, before, after, after_unknown):
+        children = _list_children(before, after, after_unknown)
+    if children:
+        yield from _diff_children(
+            children,
+            before_sensitive=before_sensitive,
+            after_sensitive=after_sensitive,
+            after_unknown=after_unknown,
+            steps=steps,
+        )
+        return
+    # A leaf, a type change, or null against an empty collection.
+    if not json_values_equal(before, after):
+        yield Leaf(
+            steps,
+            before=mask(before, before_sensitive),
+            after=mask(after, after_sensitive),
+            sensitive=False,
+            after_unknown=False,
+            noise=provider_noise(before, after),
+        )
+
+
+def _diff_children(
+    children: Sequence[_Child],
+    *,
+    before_sensitive: JsonValue,
+    after_sensitive: JsonValue,
+    after_unknown: JsonValue,
+    steps: tuple[PathStep, ...],
+) -> Iterator[Leaf]:
+    """Diff each child, with its own part of the sensitivity and unknown trees."""
+    for step, before, after in children:
+        yield from _diff(
+            before,
+            after,
+            before_sensitive=_sensitivity_child(before_sensitive, step),
+            after_sensitive=_sensitivity_child(after_sensitive, step),
+            after_unknown=_unknown_child(after_unknown, step),
+            steps=(*steps, step),
+        )
+
+
+def _object_children(before: JsonValue, after: JsonValue, after_unknown: JsonValue) -> list[_Child]:
+    """Every key of either side or of the unknown tree, sorted; a side without it has None."""
+    before_map = before if isinstance(before, dict) else {}
+    after_map = after if isinstance(after, dict) else {}
+    unknown_map = after_unknown if isinstance(after_unknown, dict) else {}
+    keys = sorted({*before_map, *after_map, *unknown_map})
+    return [(key, before_map.get(key), after_map.get(key)) for key in keys]
+
+
+def _list_children(before: JsonValue, after: JsonValue, after_unknown: JsonValue) -> list[_Child]:
+    """Every index of either side or of the unknown tree; a side without it has None."""
+    before_list = before if isinstance(before, list) else []
+    after_list = after if isinstance(after, list) else []
+    unknown_list = after_unknown if isinstance(after_unknown, list) else []
+    length = max(len(before_list), len(after_list), len(unknown_list))
+    return [
+        (
+            index,
+            before_list[index] if index < len(before_list) else None,
+            after_list[index] if index < len(after_list) else None,
+        )
+        for index in range(length)
+    ]
+
+
+def _both_are(kind: type, before: JsonValue, after: JsonValue, after_unknown: JsonValue) -> bool:
+    """Whether the sides that exist are ``kind`` (with neither, whether the unknown tree is)."""
+    sides = [v for v in (before, after) if v is not None]
+    if not sides:
+        return isinstance(after_unknown, kind)
+    return all(isinstance(v, kind) for v in sides)
+
+
+def is_sensitive(tree: JsonValue) -> bool:
+    """Whether a sensitivity tree marks its whole value sensitive.
+
+    Terraform writes ``true``, ``false``, or an object/array of subtrees. Anything else
+    is not understood and counts as sensitive: a false alarm costs a masked value, a
+    miss costs a leaked secret.
+    """
+    if tree is None or tree is False:
+        return False
+    return not isinstance(tree, dict | list)
+
+
+def _sensitivity_child(tree: JsonValue, step: PathStep) -> JsonValue:
+    if is_sensitive(tree):
+        return True
+    if tree is None or tree is False:
+        return False
+    if isinstance(tree, dict):
+        return tree.get(step, False) if isinstance(step, str) else True
+    if isinstance(tree, list):
+        if isinstance(step, int):
+            return tree[step] if step < len(tree) else False
+        return True
+    return True
+
+
+def _unknown_child(tree: JsonValue, step: PathStep) -> JsonValue:
+    if isinstance(tree, dict) and isinstance(step, str):
+        return tree.get(step, False)
+    if isinstance(tree, list) and isinstance(step, int) and step < len(tree):
+        return tree[step]
+    return False
+
+
+def mask(value: JsonValue, tree: JsonValue) -> JsonValue:
+    """``value`` with every part its sensitivity tree marks replaced by the marker."""
+    if value is None:
+        return None
+    if is_sensitive(tree):
+        return SENSITIVE
+    if isinstance(value, dict):
+        return {key: mask(item, _sensitivity_child(tree, key)) for key, item in value.items()}
+    if isinstance(value, list):
+        return [mask(item, _sensitivity_child(tree, index)) for index, item in enumerate(value)]
+    return value
+
+
+def any_true(tree: JsonValue) -> bool:
+    if tree is True:
+        return True
+    if isinstance(tree, dict):
+        return any(any_true(v) for v in tree.values())
+    if isinstance(tree, list):
+        return any(any_true(v) for v in tree)
+    return False

@@ -1,0 +1,201 @@
+"""Block Kit for batch runs: the run's parent message and its thread replies."""
+
+from __future__ import annotations
+
+from services.notifier.blocks.message import SlackMessage
+from services.notifier.blocks.text import (
+    MAX_CODE_CHARS,
+    approver_mention,
+    parameters_text,
+    tail_lines,
+)
+from services.notifier.views import RunView
+from shared.events import BatchRunFinished, BatchRunRefused, BatchRunStarted
+from shared.slack.actions import Action, encode_run_value
+from shared.slack.blocks import (
+    MAX_FIELD_TEXT,
+    MAX_FIELDS,
+    MAX_NOTIFICATION_TEXT,
+    MAX_SECTION_TEXT,
+    Block,
+    actions,
+    button,
+    clip,
+    clip_mrkdwn,
+    code_block,
+    code_text,
+    context,
+    duration,
+    escape,
+    fit_blocks,
+    link_button,
+    mention,
+    plain,
+    plural,
+    section,
+    slack_date,
+)
+
+_PHASES: dict[str, tuple[str, str]] = {
+    "awaiting_approval": (":hourglass_flowing_sand:", "Awaiting approval"),
+    "running": (":rocket:", "Running"),
+    "succeeded": (":white_check_mark:", "Succeeded"),
+    "failed": (":x:", "Failed"),
+    "timed_out": (":stopwatch:", "Timed out"),
+    "cancelled": (":no_entry_sign:", "Cancelled"),
+    "refused": (":no_entry:", "Refused"),
+}
+
+_REFUSAL_WORDS = {
+    "validation": "the request is invalid",
+    "authorization": "not allowed",
+    "approval": "approval was refused",
+    "concurrency": "another run holds the lock",
+    "runner": "the runner could not start it",
+}
+
+
+def render_run(view: RunView) -> SlackMessage:
+    """A run's parent message: one line per run in the channel, updated to its status."""
+    icon, status = _PHASES[view.phase]
+    title = f"{icon} *{status}* · `{code_text(view.command)}` on *{escape(view.environment)}*"
+    if view.phase in ("succeeded", "failed", "timed_out", "cancelled"):
+        bits = []
+        if view.duration_seconds is not None:
+            bits.append(f"in {duration(view.duration_seconds)}")
+        if view.exit_code is not None and view.phase != "succeeded":
+            bits.append(f"exit code `{view.exit_code}`")
+        if view.phase == "cancelled" and view.cancelled_by:
+            bits.append(f"by {mention(view.cancelled_by)}")
+        if bits:
+            title += " " + ", ".join(bits)
+    elif view.phase == "refused":
+        stage = view.refusal_stage or "validation"
+        title += f": {_REFUSAL_WORDS.get(stage, stage)}"
+    blocks: list[Block] = [
+        section(title, accessory=link_button("View logs", view.log_url, Action.BATCH_OPEN_LOGS))
+    ]
+    fields = []
+    if view.requested_by is not None:
+        fields.append(f"*Requested by*\n{mention(view.requested_by)}")
+    if view.approved_by is not None:
+        fields.append(f"*Approved by*\n{mention(view.approved_by)}")
+    elif view.phase == "awaiting_approval" and view.approvers:
+        fields.append(f"*Approvers*\n{' '.join(approver_mention(a) for a in view.approvers)}")
+    if view.phase == "awaiting_approval" and view.approval_expires_at is not None:
+        fields.append(f"*Expires*\n{slack_date(view.approval_expires_at)}")
+    if view.started_at is not None:
+        fields.append(f"*Started*\n{slack_date(view.started_at)}")
+    if view.runner:
+        fields.append(f"*Runner*\n`{code_text(view.runner)}`")
+    if view.parameters:
+        fields.append(f"*Parameters*\n{parameters_text(view.parameters)}")
+    if view.phase == "refused" and view.refusal_reason:
+        who = f" ({mention(view.decided_by)})" if view.decided_by else ""
+        fields.append(f"*Why*\n{clip(escape(view.refusal_reason), 1500)}{who}")
+    if fields:
+        blocks.append(section(fields=[clip_mrkdwn(f, MAX_FIELD_TEXT) for f in fields[:MAX_FIELDS]]))
+    if view.reason:
+        blocks.append(section(clip_mrkdwn(f"> {escape(view.reason)}", MAX_SECTION_TEXT)))
+    blocks.append(context(f"Run `{code_text(view.run_id)}`"))
+    buttons = _run_buttons(view)
+    if buttons:
+        blocks.append(actions(buttons))
+    return SlackMessage(text=_run_notification(view), blocks=fit_blocks(blocks))
+
+
+def _run_buttons(view: RunView) -> list[Block]:
+    if view.phase == "awaiting_approval":
+        return [
+            button(
+                "Approve",
+                Action.BATCH_APPROVE,
+                value=encode_run_value(view.run_id),
+                style="primary",
+            ),
+            button(
+                "Reject", Action.BATCH_REJECT, value=encode_run_value(view.run_id), style="danger"
+            ),
+        ]
+    if view.phase == "running":
+        return [
+            button(
+                "Cancel run",
+                Action.BATCH_CANCEL,
+                value=encode_run_value(view.run_id),
+                style="danger",
+                confirm={
+                    "title": plain("Cancel this run?"),
+                    "text": plain(f"{view.command} on {view.environment} will be stopped."),
+                    "confirm": plain("Cancel it"),
+                    "deny": plain("Keep running"),
+                    "style": "danger",
+                },
+            )
+        ]
+    if view.phase in ("succeeded", "failed", "timed_out", "cancelled"):
+        return [button("Run again", Action.BATCH_RERUN, value=encode_run_value(view.run_id))]
+    return []
+
+
+def _run_notification(view: RunView) -> str:
+    _, status = _PHASES[view.phase]
+    who = f" (requested by {view.requested_by.name})" if view.requested_by else ""
+    return clip(f"{status}: {view.command} on {view.environment}{who}", MAX_NOTIFICATION_TEXT)
+
+
+def render_run_started_reply(event: BatchRunStarted) -> SlackMessage:
+    """The thread reply when a run that waited for approval starts."""
+    approved = f"Approved by {mention(event.approved_by)}; s" if event.approved_by else "S"
+    logs = f" · <{event.log_url}|logs>" if event.log_url else ""
+    return SlackMessage(
+        text=f"Started: {event.command} on {event.environment}",
+        blocks=(
+            section(
+                f":rocket: {approved}tarted on `{code_text(event.runner)}` "
+                f"{slack_date(event.started_at)}{logs}"
+            ),
+        ),
+    )
+
+
+def render_run_finished_reply(event: BatchRunFinished) -> SlackMessage:
+    """The thread reply with a finished run's details: status, exit code, log tail."""
+    icon, status = _PHASES[event.status]
+    head = f"{icon} *{status}* after {duration(event.duration_seconds)}"
+    if event.exit_code is not None:
+        head += f" · exit code `{event.exit_code}`"
+    if event.cancelled_by is not None:
+        head += f" · cancelled by {mention(event.cancelled_by)}"
+    blocks: list[Block] = [section(head)]
+    if event.error:
+        blocks.append(section(clip_mrkdwn(f"*Error:* {escape(event.error)}", MAX_SECTION_TEXT)))
+    if event.log_tail:
+        shown, cut = tail_lines(event.log_tail, MAX_CODE_CHARS)
+        label = f"*Last {len(shown)} log {plural(len(shown), 'line')}*"
+        if cut:
+            label += f" ({cut} earlier not shown"
+            label += f", <{event.log_url}|full log>)" if event.log_url else ")"
+        blocks.append(section(label + "\n" + code_block("\n".join(shown), limit=MAX_CODE_CHARS)))
+    if event.log_url:
+        blocks.append(context(f":scroll: <{event.log_url}|Full log>"))
+    return SlackMessage(
+        text=f"{status}: {event.command} on {event.environment}", blocks=fit_blocks(blocks)
+    )
+
+
+def render_run_refused_reply(event: BatchRunRefused) -> SlackMessage:
+    """The thread reply saying why a run will not happen."""
+    who = f" by {mention(event.decided_by)}" if event.decided_by else ""
+    stage = _REFUSAL_WORDS.get(event.stage, event.stage)
+    return SlackMessage(
+        text=f"Refused: {event.command} on {event.environment}",
+        blocks=(
+            section(
+                clip_mrkdwn(
+                    f":no_entry: *Refused{who}* ({stage}):\n> {escape(event.reason)}",
+                    MAX_SECTION_TEXT,
+                )
+            ),
+        ),
+    )

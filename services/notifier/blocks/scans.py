@@ -1,0 +1,122 @@
+"""Block Kit for drift scans as a whole: a state that could not be scanned, the digest."""
+
+from __future__ import annotations
+
+from services.notifier.blocks.message import SlackMessage
+from services.notifier.blocks.text import MAX_CODE_CHARS, state_label
+from shared.events import DriftScanCompleted, DriftScanFailed
+from shared.slack.blocks import (
+    ELLIPSIS,
+    MAX_SECTION_TEXT,
+    Block,
+    age,
+    clip,
+    clip_mrkdwn,
+    code_block,
+    code_text,
+    context,
+    duration,
+    escape,
+    fit_blocks,
+    header,
+    plural,
+    section,
+    slack_date,
+)
+
+#: States listed by name in the digest.
+MAX_DIGEST_STATES = 20
+
+
+def render_scan_failed(event: DriftScanFailed) -> SlackMessage:
+    """A state that could not be scanned: which, where it failed, why, stderr."""
+    state = event.state
+    fields = [
+        f"*State*\n{state_label(state)}",
+        f"*Failed at*\n`terraform {event.phase}`"
+        if event.phase not in ("discover", "parse", "timeout")
+        else f"*Failed at*\n{event.phase}",
+    ]
+    if event.exit_code is not None:
+        fields.append(f"*Exit code*\n`{event.exit_code}`")
+    fields.append(f"*Path*\n`{code_text(state.path)}`")
+    blocks: list[Block] = [
+        header(f":x: Drift scan failed for {state.name}"),
+        section(clip_mrkdwn(f"*Why:* {escape(event.reason)}", MAX_SECTION_TEXT), fields=fields),
+    ]
+    if event.stderr_excerpt.strip():
+        blocks.append(
+            section(code_block(event.stderr_excerpt.strip(), limit=MAX_CODE_CHARS, keep="tail"))
+        )
+    blocks.append(
+        context(
+            f"Scan `{code_text(event.correlation_id)}` · {slack_date(event.occurred_at)} · "
+            "drift in this state is unknown until a scan succeeds"
+        )
+    )
+    return SlackMessage(
+        text=clip(f"Drift scan failed for {state.name} ({event.phase}): {event.reason}", 400),
+        blocks=fit_blocks(blocks),
+    )
+
+
+def render_digest(event: DriftScanCompleted) -> SlackMessage:
+    """The scan digest: how many states were scanned, drifted, failed; the oldest drift."""
+    scanned = len(event.states)
+    drifted = [s for s in event.states if s.status == "drifted"]
+    failed = [s for s in event.states if s.status == "failed"]
+    clean = scanned - len(drifted) - len(failed)
+    if failed:
+        icon = ":x:"
+    elif drifted:
+        icon = ":warning:"
+    else:
+        icon = ":white_check_mark:"
+    # Two lines of counts rather than six fields: the digest is read every morning.
+    counts = (
+        f"*{scanned}* {plural(scanned, 'state')} scanned · *{clean}* clean · "
+        f"*{len(drifted)}* drifted · *{len(failed)}* failed\n"
+        f"*{event.findings_open}* open {plural(event.findings_open, 'finding')}"
+        + (f" ({event.findings_new} new)" if event.findings_new else "")
+        + f" · *{event.findings_resolved}* resolved since the last scan"
+    )
+    blocks: list[Block] = [
+        header(f"{icon} Drift scan digest: {len(drifted)} drifted, {len(failed)} failed"),
+        section(counts),
+    ]
+    if event.oldest_open is not None:
+        oldest = event.oldest_open
+        blocks.append(
+            section(
+                f":hourglass: *Oldest open drift:* `{code_text(oldest.address)}` in "
+                f"`{code_text(oldest.state)}`, open *{age(event.occurred_at - oldest.first_seen)}* "
+                f"(since {slack_date(oldest.first_seen)})"
+            )
+        )
+    listed = [*failed, *drifted]
+    if listed:
+        lines = []
+        for summary in listed[:MAX_DIGEST_STATES]:
+            if summary.status == "failed":
+                lines.append(f":x: `{code_text(summary.name)}` — scan failed")
+            else:
+                new = f", {summary.new_findings} new" if summary.new_findings else ""
+                lines.append(
+                    f":red_circle: `{code_text(summary.name)}` — {summary.open_findings} open{new}"
+                )
+        if len(listed) > MAX_DIGEST_STATES:
+            lines.append(f"{ELLIPSIS}and {len(listed) - MAX_DIGEST_STATES} more states")
+        blocks.append(section(clip_mrkdwn("\n".join(lines), MAX_SECTION_TEXT)))
+    elif scanned:
+        blocks.append(section(":tada: Every state matches its code."))
+    blocks.append(
+        context(
+            f"Scan `{code_text(event.correlation_id)}` · took {duration(event.duration_seconds)}"
+            f" · {slack_date(event.occurred_at)}"
+        )
+    )
+    text = (
+        f"Drift scan: {scanned} {plural(scanned, 'state')}, {len(drifted)} drifted, "
+        f"{len(failed)} failed, {event.findings_open} open findings"
+    )
+    return SlackMessage(text=text, blocks=fit_blocks(blocks))

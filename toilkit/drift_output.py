@@ -1,0 +1,152 @@
+"""What ``toilkit drift scan`` and ``toilkit drift parse`` print: the JSON document and the table.
+
+Presentation for people (and the ``--json`` contract for tools) over the detector's
+:class:`~services.detector.scan.StateResult`; the detector itself never formats for a
+terminal.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import JsonValue
+from rich.table import Table
+from rich.text import Text
+
+from services.detector.plan import PlanFinding
+from services.detector.scan import StateResult
+from shared.events import SENSITIVE
+
+#: How an unknown value is shown to people (Terraform's own words).
+KNOWN_AFTER_APPLY = "(known after apply)"
+
+
+def to_cli_json(results: Sequence[StateResult]) -> dict[str, Any]:
+    """The ``--json`` document of the CLI, ready for :func:`json.dumps`.
+
+    The contract other tools rely on: ``{"states": [{"name", "path", "status", "error",
+    "findings": [{"address", "kind", "actions", "attributes": [{"path", "before",
+    "after"}], "ignored"}]}]}``. Extra keys (``fingerprint``, ``ignore_reason``,
+    ``sensitive``, ``after_unknown``...) are additions a consumer may ignore.
+    """
+    return {
+        "states": [
+            {
+                "name": result.name,
+                "path": result.path,
+                "status": result.status,
+                "error": result.status_error,
+                "findings": [
+                    _finding_json(f) for f in (result.summary.findings if result.summary else ())
+                ],
+            }
+            for result in results
+        ]
+    }
+
+
+def _finding_json(finding: PlanFinding) -> dict[str, Any]:
+    return {
+        "address": finding.address,
+        "kind": finding.kind,
+        "actions": list(finding.actions),
+        "attributes": [
+            {
+                "path": a.path,
+                "before": a.before,
+                "after": a.after,
+                "sensitive": a.sensitive,
+                "after_unknown": a.after_unknown,
+                "ignored": a.ignored,
+            }
+            for a in finding.attributes
+        ],
+        "ignored": finding.ignored,
+        "ignore_reason": finding.ignore_reason,
+        "fingerprint": finding.fingerprint,
+        "resource_type": finding.resource_type,
+        "change": finding.change,
+        "action_reason": finding.action_reason,
+        "previous_address": finding.previous_address,
+    }
+
+
+_KIND_LABELS = {"drift": ("drift", "bold red"), "pending": ("pending", "yellow")}
+
+
+def findings_table(
+    results: Sequence[StateResult], *, show_ignored: bool = True, value_width: int = 60
+) -> Table:
+    """A rich table of every state's findings, one row per finding (or failed state).
+
+    Plan text is added as :class:`rich.text.Text`, never as markup, so a value like
+    ``[bold]`` prints as itself.
+    """
+    table = Table(title="Terraform drift", show_lines=True)
+    for column in ("State", "Address", "Kind", "Change", "Attributes", "Note"):
+        table.add_column(column, overflow="fold")
+    for result in results:
+        error = result.status_error
+        if error is not None:
+            table.add_row(
+                Text(result.name),
+                Text(""),
+                Text("failed", style="bold magenta"),
+                Text(""),
+                Text(""),
+                Text(error),
+            )
+        for finding in result.summary.findings if result.summary else ():
+            if finding.ignored and not show_ignored:
+                continue
+            label, style = _KIND_LABELS[finding.kind]
+            table.add_row(
+                Text(result.name),
+                Text(finding.address),
+                Text(label, style=style),
+                Text(finding.change),
+                _attributes_text(finding, value_width),
+                Text("; ".join(_notes(finding))),
+                style="dim" if finding.ignored else None,
+            )
+    return table
+
+
+def _attributes_text(finding: PlanFinding, value_width: int) -> Text:
+    lines = Text()
+    for attribute in finding.attributes:
+        if lines:
+            lines.append("\n")
+        after = (
+            KNOWN_AFTER_APPLY
+            if attribute.after_unknown
+            else _format_value(attribute.after, value_width)
+        )
+        line = f"{attribute.path}: {_format_value(attribute.before, value_width)} -> {after}"
+        if attribute.forces_replacement:
+            line += " (forces replacement)"
+        if attribute.ignored:
+            line += f" [ignored: {attribute.ignore_reason}]"
+        lines.append(line, style="dim" if attribute.ignored else "")
+    return lines
+
+
+def _notes(finding: PlanFinding) -> list[str]:
+    notes = []
+    if finding.ignored:
+        notes.append(f"ignored: {finding.ignore_reason}")
+    if finding.action_reason:
+        notes.append(finding.action_reason)
+    if finding.previous_address:
+        notes.append(f"moved from {finding.previous_address}")
+    if finding.deposed:
+        notes.append(f"deposed object {finding.deposed}")
+    return notes
+
+
+def _format_value(value: JsonValue, width: int) -> str:
+    # The marker prints as itself; every real value as JSON, so "" and null stay visible.
+    text = SENSITIVE if value == SENSITIVE else json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= width else text[: width - 1] + "…"
