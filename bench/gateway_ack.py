@@ -63,18 +63,18 @@ import aiohttp
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from services.gateway.simulate import (  # noqa: E402
-    SlackUserRef,
-    interaction_body,
-    slash_command_body,
-    view_submission_payload,
-)
 from services.gateway.views import ModalContext, run_modal  # noqa: E402
 from shared.aws import AwsClients  # noqa: E402
 from shared.catalog import load_catalog  # noqa: E402
 from shared.settings import AwsSettings  # noqa: E402
 from shared.slack.signing import signed_headers  # noqa: E402
 from shared.topology import Names, bootstrap  # noqa: E402
+from toilkit.standins.slack.app_requests import (  # noqa: E402
+    SlackUserRef,
+    interaction_body,
+    slash_command_body,
+    view_submission_payload,
+)
 
 SECRET = "bench0signing0secret0000000000000"
 ALICE = SlackUserRef("U0ALICE001", "alice")

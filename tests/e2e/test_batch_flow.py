@@ -33,13 +33,6 @@ import pytest
 import yaml
 
 from services.gateway.service import GatewayService
-from services.gateway.simulate import (
-    SlackUserRef,
-    block_actions_payload,
-    button,
-    select,
-    view_submission_payload,
-)
 from services.gateway.views import PICK_COMMAND_ACTION
 from shared.aws import AwsClients
 from shared.catalog import DEMO_CATALOG
@@ -48,10 +41,17 @@ from shared.settings import AwsSettings, TopologySettings
 from shared.slack.actions import Action
 from shared.slack.blocks import GRAVE
 from shared.topology import Names, bootstrap
-from tests.slack_signing import SignedSlack
 from tests.support import eventually
 from toilkit.services import service_factories
 from toilkit.standins.slack import SlackStandin
+from toilkit.standins.slack.app_requests import (
+    SignedSlack,
+    SlackUserRef,
+    block_actions_payload,
+    button,
+    select,
+    view_submission_payload,
+)
 
 SECRET = "e2e0batch0flow0signing0secret000"
 #: Where people type ``/toil run``.

@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 
-from services.gateway.simulate import SlackUserRef, slash_command_body
 from shared.aws import AwsClients
 from shared.catalog import DEMO_CATALOG
 from shared.errors import ConfigError
@@ -31,6 +30,7 @@ from tests.notifier_samples import run_started
 from tests.support import eventually, queue_depth, receive_all
 from toilkit import aws_lambda
 from toilkit.standins.slack import SlackStandin
+from toilkit.standins.slack.app_requests import SlackUserRef, slash_command_body
 
 CHANNEL = "C0OPS00001"
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"

@@ -29,15 +29,6 @@ from hypothesis import strategies as st
 
 from services.gateway.service import GatewayService
 from services.gateway.settings import GatewaySettings
-from services.gateway.simulate import (
-    SlackUserRef,
-    block_actions_payload,
-    button,
-    interaction_body,
-    select,
-    slash_command_body,
-    view_submission_payload,
-)
 from services.gateway.views import PICK_COMMAND_ACTION
 from shared.aws import AwsClients
 from shared.settings import AwsSettings
@@ -50,8 +41,17 @@ from tests.gateway_harness import (
     serving,
     standin_settings,
 )
-from tests.slack_signing import SignedSlack
 from toilkit.standins.slack import SlackStandin
+from toilkit.standins.slack.app_requests import (
+    SignedSlack,
+    SlackUserRef,
+    block_actions_payload,
+    button,
+    interaction_body,
+    select,
+    slash_command_body,
+    view_submission_payload,
+)
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 CHANNEL = "C0OPS00001"

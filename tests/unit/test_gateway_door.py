@@ -20,14 +20,14 @@ from services.gateway.payloads import (
     ViewSubmission,
     parse_slack_body,
 )
-from services.gateway.simulate import (
+from shared.slack.signing import signature_problem, slack_signature
+from toilkit.standins.slack.app_requests import (
     SlackUserRef,
     block_actions_payload,
     button,
     interaction_body,
     slash_command_body,
 )
-from shared.slack.signing import signature_problem, slack_signature
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 NOW = 1_700_000_000

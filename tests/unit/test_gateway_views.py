@@ -8,7 +8,6 @@ from typing import Any
 import yaml
 
 from services.gateway.payloads import ViewState
-from services.gateway.simulate import submission_state
 from services.gateway.views import (
     ModalContext,
     read_run_form,
@@ -17,6 +16,7 @@ from services.gateway.views import (
 )
 from shared.catalog import Catalog, FieldError, parse_catalog
 from shared.slack.blocks import MAX_MODAL_TITLE, MAX_OPTIONS
+from toilkit.standins.slack.app_requests import submission_state
 
 CATALOG = r"""
 commands:

@@ -23,22 +23,18 @@ Run it alone with ``python -m toilkit.standins.cloudtrail --port 4599``.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import base64
-import contextlib
 import json
 import logging
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Self
+from typing import Any
 
 from aiohttp import web
 
-from toilkit.standins.server import serve
-
-logger = logging.getLogger(__name__)
+from toilkit.standins.server import StandinServer, run_in_foreground, serve_until_cancelled
 
 TARGET_PREFIX = "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101."
 CONTENT_TYPE = "application/x-amz-json-1.1"
@@ -147,46 +143,26 @@ class _State:
     throttle_next: int = 0
 
 
-class CloudTrailStandin:
+class CloudTrailStandin(StandinServer):
     """The CloudTrail stand-in server (``async with CloudTrailStandin() as trail:``)."""
 
+    name = "CloudTrail stand-in"
+
     def __init__(self, region: str = "us-east-1") -> None:
+        super().__init__()
         self.region = region
         self._state = _State()
-        self._runner: web.AppRunner | None = None
-        self._url: str | None = None
 
-    # ----------------------------------------------------------------- lifecycle
-
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        """Serve on ``host:port`` (0 picks a free port) and return the endpoint URL."""
-        app = web.Application()
-        app.router.add_post("/", self._handle_api)
-        app.router.add_post("/_standin/events", self._handle_add_event)
-        app.router.add_get("/_standin/calls", self._handle_calls)
-        app.router.add_post("/_standin/reset", self._handle_reset)
-        self._runner, self._url = await serve(app, host, port)
-        logger.info("CloudTrail stand-in listening on %s", self._url)
-        return self._url
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.stop()
+    def add_routes(self, router: web.UrlDispatcher) -> None:
+        router.add_post("/", self._handle_api)
+        router.add_post("/_standin/events", self._handle_add_event)
+        router.add_get("/_standin/calls", self._handle_calls)
+        router.add_post("/_standin/reset", self._handle_reset)
 
     @property
     def endpoint_url(self) -> str:
         """The URL to give the ``cloudtrail`` client as ``endpoint_url``."""
-        if self._url is None:
-            raise RuntimeError("the CloudTrail stand-in is not started")
-        return self._url
+        return self.url
 
     # ------------------------------------------------------------ in-process API
 
@@ -386,12 +362,12 @@ def _account_of(arn: str) -> str:
 async def serve_forever(host: str = "127.0.0.1", port: int = 4599) -> None:
     """Run a CloudTrail stand-in until cancelled (Ctrl-C)."""
     standin = CloudTrailStandin()
-    url = await standin.start(host, port)
-    print(f"CloudTrail stand-in: AWS_ENDPOINT_URL_CLOUDTRAIL={url}", flush=True)
-    try:
-        await asyncio.Event().wait()
-    finally:
-        await standin.stop()
+    await serve_until_cancelled(
+        standin,
+        host,
+        port,
+        lambda: f"CloudTrail stand-in: AWS_ENDPOINT_URL_CLOUDTRAIL={standin.url}",
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -401,8 +377,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=4599)
     options = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve_forever(options.host, options.port))
+    run_in_foreground(serve_forever(options.host, options.port))
 
 
 if __name__ == "__main__":
