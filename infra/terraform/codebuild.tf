@@ -8,12 +8,6 @@ resource "aws_s3_object" "toilkit_wheel" {
   tags   = var.tags
 }
 
-resource "aws_cloudwatch_log_group" "drift_scan" {
-  name              = "/aws/codebuild/${var.name_prefix}-drift-scan"
-  retention_in_days = var.log_retention_days
-  tags              = var.tags
-}
-
 resource "aws_codebuild_project" "drift_scan" {
   name          = "${var.name_prefix}-drift-scan"
   description   = "toilkit: terraform plan for every state, drift published to the events topic"
@@ -24,6 +18,17 @@ resource "aws_codebuild_project" "drift_scan" {
     type      = var.infra_repo_type
     location  = var.infra_repo_url
     buildspec = file("${path.module}/../buildspecs/drift-scan.yml")
+
+    # The project's own credential for the Git host. Without it CodeBuild refuses to create
+    # the project unless the account already has a source credential for that host, which
+    # Terraform cannot see (docs/deploy.md: prerequisites).
+    dynamic "auth" {
+      for_each = var.infra_repo_connection_arn == null ? [] : [var.infra_repo_connection_arn]
+      content {
+        type     = "CODECONNECTIONS"
+        resource = auth.value
+      }
+    }
   }
 
   artifacts {
@@ -55,17 +60,20 @@ resource "aws_codebuild_project" "drift_scan" {
 
   logs_config {
     cloudwatch_logs {
-      group_name = aws_cloudwatch_log_group.drift_scan.name
+      group_name = aws_cloudwatch_log_group.service["drift_scan"].name
     }
   }
 
-  tags = var.tags
-}
+  lifecycle {
+    precondition {
+      condition     = var.infra_repo_type == "CODECOMMIT" || var.infra_repo_connection_arn != null
+      error_message = "A ${var.infra_repo_type} source needs infra_repo_connection_arn: the ARN of an AWS CodeConnections connection to the Git host whose status is Available (docs/deploy.md, prerequisites)."
+    }
+  }
 
-resource "aws_cloudwatch_log_group" "batch_runner" {
-  name              = "/aws/codebuild/${var.name_prefix}-batch-runner"
-  retention_in_days = var.log_retention_days
-  tags              = var.tags
+  # The role may write the build's logs and clone the repository before the first build.
+  depends_on = [aws_iam_role_policy.drift_scan]
+  tags       = var.tags
 }
 
 resource "aws_codebuild_project" "batch_runner" {
@@ -102,9 +110,10 @@ resource "aws_codebuild_project" "batch_runner" {
 
   logs_config {
     cloudwatch_logs {
-      group_name = aws_cloudwatch_log_group.batch_runner.name
+      group_name = aws_cloudwatch_log_group.service["batch_runner"].name
     }
   }
 
-  tags = var.tags
+  depends_on = [aws_iam_role_policy.batch_runner]
+  tags       = var.tags
 }

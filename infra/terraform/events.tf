@@ -1,7 +1,8 @@
 # Step Functions execution status changes -> an SQS queue -> the batch function, which
 # settles the run (outcome, log tail, BatchRunFinished). The batch service reads these as
 # EventBridge events (TOILKIT_BATCH_COMPLETION_QUEUE_URL, services/batch/runners/stepfunctions.py),
-# not as toilkit events, so they get a queue of their own, outside the shared topology.
+# not as toilkit events, so they get a queue of their own, outside the shared topology. Its
+# queue policy (only this rule may send) is with the others in messaging.tf.
 
 resource "aws_sqs_queue" "batch_run_status_dlq" {
   name                      = "${var.name_prefix}-batch-run-status-dlq"
@@ -39,29 +40,4 @@ resource "aws_cloudwatch_event_rule" "batch_run_status" {
 resource "aws_cloudwatch_event_target" "batch_run_status" {
   rule = aws_cloudwatch_event_rule.batch_run_status.name
   arn  = aws_sqs_queue.batch_run_status.arn
-}
-
-data "aws_iam_policy_document" "rule_to_queue" {
-  statement {
-    sid       = "toilkit-batch-run-status-rule"
-    effect    = "Allow"
-    actions   = ["sqs:SendMessage"]
-    resources = [aws_sqs_queue.batch_run_status.arn]
-
-    principals {
-      type        = "Service"
-      identifiers = ["events.amazonaws.com"]
-    }
-
-    condition {
-      test     = "ArnEquals"
-      variable = "aws:SourceArn"
-      values   = [aws_cloudwatch_event_rule.batch_run_status.arn]
-    }
-  }
-}
-
-resource "aws_sqs_queue_policy" "batch_run_status" {
-  queue_url = aws_sqs_queue.batch_run_status.id
-  policy    = data.aws_iam_policy_document.rule_to_queue.json
 }

@@ -7,7 +7,7 @@ data "aws_region" "current" {}
 
 locals {
   account_id = data.aws_caller_identity.current.account_id
-  region     = data.aws_region.current.name
+  region     = data.aws_region.current.region
   tables     = [aws_dynamodb_table.idempotency.arn, aws_dynamodb_table.state.arn]
   # Every queue a runtime looks up by name at start (shared/topology.py resolve_urls).
   topology_queues = concat(
@@ -140,6 +140,38 @@ data "aws_iam_policy_document" "drive_batch_builds" {
   }
 }
 
+# Writing its own log streams: every function and build, each to its own group (logs.tf).
+data "aws_iam_policy_document" "own_logs" {
+  for_each = toset(concat(keys(local.consumers), ["gateway", "drift_scan", "batch_runner"]))
+
+  statement {
+    sid       = "OwnLogs"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.service[each.key].arn}:*"]
+  }
+}
+
+# What a Lambda event source mapping does with the queue it reads for a function. Its
+# DeleteMessageBatch and ChangeMessageVisibilityBatch calls are authorized by DeleteMessage
+# and ChangeMessageVisibility: IAM has no actions of the batch names.
+data "aws_iam_policy_document" "consume_queue" {
+  for_each = merge(
+    { for name in keys(local.consumers) : name => aws_sqs_queue.consumer[name].arn },
+    { batch_run_status = aws_sqs_queue.batch_run_status.arn },
+  )
+
+  statement {
+    sid = "ConsumeQueue"
+    actions = [
+      "sqs:ReceiveMessage",
+      "sqs:DeleteMessage",
+      "sqs:ChangeMessageVisibility",
+      "sqs:GetQueueAttributes",
+    ]
+    resources = [each.value]
+  }
+}
+
 # --------------------------------------------------------------------------- workers
 
 resource "aws_iam_role" "worker" {
@@ -157,26 +189,9 @@ data "aws_iam_policy_document" "worker_runtime" {
   source_policy_documents = [
     data.aws_iam_policy_document.runtime.json,
     data.aws_iam_policy_document.payloads.json,
+    data.aws_iam_policy_document.own_logs[each.key].json,
+    data.aws_iam_policy_document.consume_queue[each.key].json,
   ]
-
-  statement {
-    sid       = "OwnLogs"
-    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
-    resources = ["${aws_cloudwatch_log_group.worker[each.key].arn}:*"]
-  }
-
-  statement {
-    sid = "ConsumeOwnQueue"
-    actions = [
-      "sqs:ReceiveMessage",
-      "sqs:DeleteMessage",
-      "sqs:DeleteMessageBatch",
-      "sqs:ChangeMessageVisibility",
-      "sqs:ChangeMessageVisibilityBatch",
-      "sqs:GetQueueAttributes",
-    ]
-    resources = [aws_sqs_queue.consumer[each.key].arn]
-  }
 }
 
 resource "aws_iam_role_policy" "worker_runtime" {
@@ -197,6 +212,7 @@ data "aws_iam_policy_document" "batch_function" {
   source_policy_documents = [
     data.aws_iam_policy_document.drive_batch_builds.json,
     data.aws_iam_policy_document.slack_bot_token.json,
+    data.aws_iam_policy_document.consume_queue["batch_run_status"].json,
   ]
 
   statement {
@@ -218,19 +234,7 @@ data "aws_iam_policy_document" "batch_function" {
   statement {
     sid       = "BuildLogs"
     actions   = ["logs:GetLogEvents"]
-    resources = ["${aws_cloudwatch_log_group.batch_runner.arn}:*"]
-  }
-
-  statement {
-    sid = "RunStatusQueue"
-    actions = [
-      "sqs:ReceiveMessage",
-      "sqs:DeleteMessage",
-      "sqs:DeleteMessageBatch",
-      "sqs:ChangeMessageVisibility",
-      "sqs:GetQueueAttributes",
-    ]
-    resources = [aws_sqs_queue.batch_run_status.arn]
+    resources = ["${aws_cloudwatch_log_group.service["batch_runner"].arn}:*"]
   }
 }
 
@@ -258,13 +262,8 @@ data "aws_iam_policy_document" "gateway_function" {
   source_policy_documents = [
     data.aws_iam_policy_document.runtime.json,
     data.aws_iam_policy_document.slack_bot_token.json,
+    data.aws_iam_policy_document.own_logs["gateway"].json,
   ]
-
-  statement {
-    sid       = "OwnLogs"
-    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
-    resources = ["${aws_cloudwatch_log_group.gateway.arn}:*"]
-  }
 
   statement {
     sid       = "PayloadUploads"
@@ -297,13 +296,8 @@ data "aws_iam_policy_document" "drift_scan" {
   source_policy_documents = [
     data.aws_iam_policy_document.runtime.json,
     data.aws_iam_policy_document.payloads.json,
+    data.aws_iam_policy_document.own_logs["drift_scan"].json,
   ]
-
-  statement {
-    sid       = "OwnLogs"
-    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
-    resources = ["${aws_cloudwatch_log_group.drift_scan.arn}:*"]
-  }
 
   statement {
     sid       = "InstallToilkit"
@@ -315,6 +309,23 @@ data "aws_iam_policy_document" "drift_scan" {
     sid       = "Attribution"
     actions   = ["cloudtrail:LookupEvents"]
     resources = ["*"] # LookupEvents has no resource-level permissions
+  }
+
+  # CodeBuild clones the infrastructure repository with the connection's token, asked for
+  # with the project's role (the older codestar-connections prefix for connections made
+  # before the service was renamed).
+  dynamic "statement" {
+    for_each = var.infra_repo_connection_arn == null ? [] : [var.infra_repo_connection_arn]
+    content {
+      sid = "CloneInfraRepo"
+      actions = [
+        "codeconnections:GetConnection",
+        "codeconnections:GetConnectionToken",
+        "codestar-connections:GetConnection",
+        "codestar-connections:GetConnectionToken",
+      ]
+      resources = [statement.value]
+    }
   }
 
   dynamic "statement" {
@@ -349,11 +360,7 @@ resource "aws_iam_role" "batch_runner" {
 }
 
 data "aws_iam_policy_document" "batch_runner" {
-  statement {
-    sid       = "OwnLogs"
-    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
-    resources = ["${aws_cloudwatch_log_group.batch_runner.arn}:*"]
-  }
+  source_policy_documents = [data.aws_iam_policy_document.own_logs["batch_runner"].json]
 
   dynamic "statement" {
     for_each = var.batch_runner_vpc == null ? [] : [var.batch_runner_vpc]

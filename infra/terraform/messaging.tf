@@ -35,7 +35,10 @@ locals {
 
 resource "aws_sns_topic" "events" {
   name = "${var.name_prefix}-events"
-  tags = var.tags
+  # Encrypted with the AWS managed key: only toilkit's own roles publish here, and SNS
+  # decrypts for the SQS subscriptions itself.
+  kms_master_key_id = "alias/aws/sns"
+  tags              = var.tags
 }
 
 resource "aws_sqs_queue" "dlq" {
@@ -61,33 +64,54 @@ resource "aws_sqs_queue" "consumer" {
   tags = var.tags
 }
 
-data "aws_iam_policy_document" "topic_to_queue" {
-  for_each = local.consumers
+# Who may send to each queue: the events topic to every consumer's queue, and the rule on
+# the state machine's status changes (events.tf) to the run-status queue; nobody else.
+locals {
+  queue_senders = merge(
+    {
+      for name in keys(local.consumers) : name => {
+        queue   = aws_sqs_queue.consumer[name]
+        service = "sns.amazonaws.com"
+        source  = aws_sns_topic.events.arn
+      }
+    },
+    {
+      batch_run_status = {
+        queue   = aws_sqs_queue.batch_run_status
+        service = "events.amazonaws.com"
+        source  = aws_cloudwatch_event_rule.batch_run_status.arn
+      }
+    },
+  )
+}
+
+data "aws_iam_policy_document" "queue_senders" {
+  for_each = local.queue_senders
 
   statement {
-    sid       = "toilkit-events-topic"
+    sid       = "toilkit-queue-sender"
     effect    = "Allow"
     actions   = ["sqs:SendMessage"]
-    resources = [aws_sqs_queue.consumer[each.key].arn]
+    resources = [each.value.queue.arn]
 
     principals {
       type        = "Service"
-      identifiers = ["sns.amazonaws.com"]
+      identifiers = [each.value.service]
     }
 
     condition {
       test     = "ArnEquals"
       variable = "aws:SourceArn"
-      values   = [aws_sns_topic.events.arn]
+      values   = [each.value.source]
     }
   }
 }
 
-resource "aws_sqs_queue_policy" "consumer" {
-  for_each = local.consumers
+resource "aws_sqs_queue_policy" "senders" {
+  for_each = local.queue_senders
 
-  queue_url = aws_sqs_queue.consumer[each.key].id
-  policy    = data.aws_iam_policy_document.topic_to_queue[each.key].json
+  queue_url = each.value.queue.id
+  policy    = data.aws_iam_policy_document.queue_senders[each.key].json
 }
 
 resource "aws_sns_topic_subscription" "consumer" {

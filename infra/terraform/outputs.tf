@@ -50,3 +50,8 @@ output "slack_secret_parameters" {
     signing_secret = aws_ssm_parameter.slack_signing_secret.name
   }
 }
+
+output "alarm_topic_arn" {
+  description = "The SNS topic the queue and DLQ alarms notify: subscribe a pager or AWS Chatbot to it (alarm_emails subscribes addresses)."
+  value       = aws_sns_topic.alarms.arn
+}

@@ -65,6 +65,12 @@ variable "worker_max_concurrency" {
   }
 }
 
+variable "gateway_reserved_concurrency" {
+  description = "Concurrent executions reserved for (and capping) the public gateway function. Lambda keeps 10 of the account's concurrency unreserved, so a new account (limit 10) must ask for a higher limit first."
+  type        = number
+  default     = 10
+}
+
 variable "gateway_memory_mb" {
   description = "Memory of the gateway function. More memory is more CPU: a faster cold start, which Slack's 3-second ack needs."
   type        = number
@@ -124,14 +130,25 @@ variable "drift_scan_schedule" {
 }
 
 variable "infra_repo_url" {
-  description = "HTTPS clone URL of the Terraform repository the drift-scan build checks out (GitHub, GitHub Enterprise, Bitbucket or CodeCommit; connect CodeBuild to the host once in the console)."
+  description = "HTTPS clone URL of the Terraform repository the drift-scan build checks out (GitHub, GitHub Enterprise, GitLab, Bitbucket through infra_repo_connection_arn, or CodeCommit)."
   type        = string
 }
 
 variable "infra_repo_type" {
-  description = "CodeBuild source type of infra_repo_url: GITHUB, GITHUB_ENTERPRISE, BITBUCKET or CODECOMMIT."
+  description = "CodeBuild source type of infra_repo_url: GITHUB, GITHUB_ENTERPRISE, GITLAB, GITLAB_SELF_MANAGED, BITBUCKET or CODECOMMIT."
   type        = string
   default     = "GITHUB"
+
+  validation {
+    condition     = contains(["GITHUB", "GITHUB_ENTERPRISE", "GITLAB", "GITLAB_SELF_MANAGED", "BITBUCKET", "CODECOMMIT"], var.infra_repo_type)
+    error_message = "infra_repo_type must be GITHUB, GITHUB_ENTERPRISE, GITLAB, GITLAB_SELF_MANAGED, BITBUCKET or CODECOMMIT."
+  }
+}
+
+variable "infra_repo_connection_arn" {
+  description = "ARN of the AWS CodeConnections connection the drift-scan build clones infra_repo_url with (create it once in the console, Developer Tools > Settings > Connections, and finish the handshake: status Available). Required unless infra_repo_type is CODECOMMIT."
+  type        = string
+  default     = null
 }
 
 variable "toilkit_wheel" {
@@ -190,4 +207,24 @@ variable "gateway_keep_warm_schedule" {
   description = "How often the scheduler calls the gateway's /healthz so a warm sandbox answers Slack (null: never; cold starts may then miss Slack's 3 s)."
   type        = string
   default     = "rate(5 minutes)"
+}
+
+# --------------------------------------------------------------------------- alarms
+
+variable "alarm_emails" {
+  description = "Email addresses subscribed to the alarms topic (each confirms once by mail). Empty: subscribe what you like to the alarm_topic_arn output (Chatbot, a pager)."
+  type        = list(string)
+  default     = []
+}
+
+variable "alarm_dlq_messages" {
+  description = "A DLQ alarms when it holds more than this many messages (0: any message in a DLQ is worth a look; `toilkit replay` moves them back after a fix)."
+  type        = number
+  default     = 0
+}
+
+variable "alarm_queue_age_seconds" {
+  description = "A queue alarms when its oldest message is older than this: its function is failing, throttled or stopped. A message that fails is retried about 5 times in ~5 minutes before its DLQ, so keep it above that."
+  type        = number
+  default     = 900
 }

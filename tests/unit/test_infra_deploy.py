@@ -333,3 +333,121 @@ def test_every_variable_and_output_is_described() -> None:
     assert outputs["gateway_url"]["value"].endswith("}/slack/events")
     for name, body in outputs.items():
         assert body.get("description"), name
+
+
+def test_the_gateway_url_may_be_called_by_anyone_but_only_through_the_url() -> None:
+    # A URL with auth NONE answers 403 without both statements in the function's policy:
+    # lambda:InvokeFunctionUrl for auth type NONE, and (URLs made since October 2025)
+    # lambda:InvokeFunction limited to calls through a function URL.
+    resources = _blocks("resource")
+    assert resources["aws_lambda_function_url.gateway"]["authorization_type"] == "NONE"
+    gateway = "${aws_lambda_function.gateway.function_name}"
+    permissions = [
+        body
+        for name, body in resources.items()
+        if name.startswith("aws_lambda_permission.") and body["function_name"] == gateway
+    ]
+    by_action = {p["action"]: p for p in permissions}
+    url = by_action.get("lambda:InvokeFunctionUrl")
+    assert url, "no lambda:InvokeFunctionUrl permission: the function URL answers 403"
+    assert url["principal"] == "*"
+    assert url["function_url_auth_type"] == "NONE"
+    invoke = by_action.get("lambda:InvokeFunction")
+    assert invoke, "no lambda:InvokeFunction permission: a URL made since 2025-10 answers 403"
+    assert invoke["principal"] == "*"
+    # Without it anyone could invoke the function directly, unsigned and past the URL.
+    assert invoke.get("invoked_via_function_url") is True
+    assert len(permissions) == len({p["statement_id"] for p in permissions}) == 2, permissions
+
+
+def test_the_public_gateway_has_a_concurrency_cap() -> None:
+    gateway = _blocks("resource")["aws_lambda_function.gateway"]
+    assert gateway["reserved_concurrent_executions"] == "${var.gateway_reserved_concurrency}"
+    assert _variables()["gateway_reserved_concurrency"]["default"] >= 1
+
+
+def test_what_lambda_and_step_functions_check_at_creation_waits_for_the_role_policy() -> None:
+    # CreateEventSourceMapping and CreateStateMachine check the role's permissions; without
+    # an explicit dependency the first apply can race the role policy and fail.
+    resources = _blocks("resource")
+    role_policies = {
+        "${aws_lambda_function.worker[each.key].arn}": "${aws_iam_role_policy.worker_runtime}",
+        '${aws_lambda_function.worker["batch"].arn}': "${aws_iam_role_policy.batch_function}",
+    }
+    mappings = {
+        k: v for k, v in resources.items() if k.startswith("aws_lambda_event_source_mapping.")
+    }
+    for name, mapping in mappings.items():
+        assert role_policies[mapping["function_name"]] in mapping.get("depends_on", []), name
+    # The statements each mapping needs are in the policy it waits for.
+    documents = _policy_documents()
+    consume = {s["sid"] for s in _statements(documents["worker_runtime"])}
+    assert "ConsumeQueue" in consume
+    assert "ConsumeQueue" in {s["sid"] for s in _statements(documents["batch_function"])}
+    machine = resources["aws_sfn_state_machine.batch_run"]
+    assert machine["role_arn"] == "${aws_iam_role.state_machine.arn}"
+    assert "${aws_iam_role_policy.state_machine}" in machine["depends_on"]
+    for project, policy in (("drift_scan", "drift_scan"), ("batch_runner", "batch_runner")):
+        body = resources[f"aws_codebuild_project.{project}"]
+        assert f"${{aws_iam_role_policy.{policy}}}" in body["depends_on"], project
+
+
+def test_the_drift_scan_needs_a_git_connection_for_any_host_but_codecommit() -> None:
+    project = _blocks("resource")["aws_codebuild_project.drift_scan"]
+    auth = project["source"][0]["dynamic"][0]["auth"]
+    assert auth["for_each"].startswith("${var.infra_repo_connection_arn == null")
+    assert auth["content"][0]["type"] == "CODECONNECTIONS"
+    precondition = project["lifecycle"][0]["precondition"][0]
+    assert "var.infra_repo_connection_arn != null" in precondition["condition"]
+    assert "infra_repo_connection_arn" in precondition["error_message"]
+    # The build's role may fetch the connection's token.
+    statements = _policy_documents()["drift_scan"]["dynamic"]
+    clone = [
+        d["statement"]
+        for d in statements
+        if d["statement"]["content"][0]["sid"] == "CloneInfraRepo"
+    ]
+    assert clone and "codeconnections:GetConnectionToken" in clone[0]["content"][0]["actions"]
+
+
+def test_every_queue_alarms_on_its_dlq_and_on_its_oldest_message() -> None:
+    resources = _blocks("resource")
+    # Every consumer's queue and DLQ, and the run-status queue and its DLQ.
+    alarmed = " ".join(_locals()["alarmed_queues"].split())
+    assert (
+        "{for name in keys(local.consumers) : name => {queue = aws_sqs_queue.consumer[name].name, "
+        "dlq = aws_sqs_queue.dlq[name].name}}" in alarmed
+    )
+    assert (
+        "{batch_run_status = {queue = aws_sqs_queue.batch_run_status.name, "
+        "dlq = aws_sqs_queue.batch_run_status_dlq.name}}" in alarmed
+    )
+    metrics = {
+        "aws_cloudwatch_metric_alarm.dlq_messages": (
+            "ApproximateNumberOfMessagesVisible",
+            "dlq",
+            "${var.alarm_dlq_messages}",
+        ),
+        "aws_cloudwatch_metric_alarm.oldest_message_age": (
+            "ApproximateAgeOfOldestMessage",
+            "queue",
+            "${var.alarm_queue_age_seconds}",
+        ),
+    }
+    for name, (metric, queue, threshold) in metrics.items():
+        alarm = resources[name]
+        assert alarm["for_each"] == "${local.alarmed_queues}"
+        assert alarm["namespace"] == "AWS/SQS"
+        assert alarm["metric_name"] == metric
+        assert alarm["dimensions"] == {"QueueName": f"${{each.value.{queue}}}"}
+        assert alarm["threshold"] == threshold
+        assert alarm["alarm_actions"] == ["${aws_sns_topic.alarms.arn}"]
+
+
+def test_the_events_topic_is_encrypted_and_the_bucket_drops_abandoned_uploads() -> None:
+    resources = _blocks("resource")
+    assert resources["aws_sns_topic.events"]["kms_master_key_id"] == "alias/aws/sns"
+    rules = resources["aws_s3_bucket_lifecycle_configuration.artifacts"]["rule"]
+    abort = [r for r in rules if "abort_incomplete_multipart_upload" in r]
+    assert abort and abort[0]["status"] == "Enabled"
+    assert abort[0]["abort_incomplete_multipart_upload"][0]["days_after_initiation"] >= 1

@@ -1,0 +1,58 @@
+# Resources that were merged into one for_each resource in December 2026 (the log groups into
+# logs.tf, the queue policies into messaging.tf): `terraform apply` moves what a state already
+# has instead of deleting and recreating it. Safe to delete once every state has been applied.
+
+moved {
+  from = aws_cloudwatch_log_group.worker["detector"]
+  to   = aws_cloudwatch_log_group.service["detector"]
+}
+
+moved {
+  from = aws_cloudwatch_log_group.worker["batch"]
+  to   = aws_cloudwatch_log_group.service["batch"]
+}
+
+moved {
+  from = aws_cloudwatch_log_group.worker["notifier"]
+  to   = aws_cloudwatch_log_group.service["notifier"]
+}
+
+moved {
+  from = aws_cloudwatch_log_group.gateway
+  to   = aws_cloudwatch_log_group.service["gateway"]
+}
+
+moved {
+  from = aws_cloudwatch_log_group.drift_scan
+  to   = aws_cloudwatch_log_group.service["drift_scan"]
+}
+
+moved {
+  from = aws_cloudwatch_log_group.batch_runner
+  to   = aws_cloudwatch_log_group.service["batch_runner"]
+}
+
+moved {
+  from = aws_cloudwatch_log_group.batch_run_state_machine
+  to   = aws_cloudwatch_log_group.service["batch_run_state_machine"]
+}
+
+moved {
+  from = aws_sqs_queue_policy.consumer["detector"]
+  to   = aws_sqs_queue_policy.senders["detector"]
+}
+
+moved {
+  from = aws_sqs_queue_policy.consumer["batch"]
+  to   = aws_sqs_queue_policy.senders["batch"]
+}
+
+moved {
+  from = aws_sqs_queue_policy.consumer["notifier"]
+  to   = aws_sqs_queue_policy.senders["notifier"]
+}
+
+moved {
+  from = aws_sqs_queue_policy.batch_run_status
+  to   = aws_sqs_queue_policy.senders["batch_run_status"]
+}
