@@ -24,7 +24,7 @@ DynamoDB layout in the shared state table (``names.state_table``, hash ``pk``, r
 =================================  ===========================================================
 
 Closing moves a record from ``finding#`` to ``history#`` in one transaction, so the
-report (:mod:`services.detector.report`) sees each occurrence exactly once. Writes are
+report (:mod:`toilkit.drift_report`) sees each occurrence exactly once. Writes are
 idempotent per scan: a redelivered scan request (same scan id) reports the findings
 it created as ``new`` again instead of ``open``.
 """
