@@ -119,13 +119,7 @@ async def put_item(
     Raises:
         ConditionFailed: the condition did not hold (nothing was written).
     """
-    arguments: Item = {"TableName": table, "Item": item}
-    if condition is not None:
-        arguments["ConditionExpression"] = condition
-    if names:
-        arguments["ExpressionAttributeNames"] = names
-    if values:
-        arguments["ExpressionAttributeValues"] = values
+    arguments: Item = {"TableName": table, "Item": item} | _condition(condition, names, values)
     await call_aws(f"dynamodb.put_item ({what})", lambda: dynamodb.put_item(**arguments))
 
 
@@ -144,11 +138,17 @@ async def delete_item(
     Raises:
         ConditionFailed: the condition did not hold (nothing was deleted).
     """
-    arguments: Item = {"TableName": table, "Key": key}
+    arguments: Item = {"TableName": table, "Key": key} | _condition(condition, names, values)
+    await call_aws(f"dynamodb.delete_item ({what})", lambda: dynamodb.delete_item(**arguments))
+
+
+def _condition(condition: str | None, names: dict[str, str] | None, values: Item | None) -> Item:
+    """The condition arguments of a write (none when there is no condition)."""
+    arguments: Item = {}
     if condition is not None:
         arguments["ConditionExpression"] = condition
     if names:
         arguments["ExpressionAttributeNames"] = names
     if values:
         arguments["ExpressionAttributeValues"] = values
-    await call_aws(f"dynamodb.delete_item ({what})", lambda: dynamodb.delete_item(**arguments))
+    return arguments
