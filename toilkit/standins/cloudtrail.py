@@ -34,10 +34,17 @@ from typing import Any
 
 from aiohttp import web
 
+from toilkit.standins.aws_json import (
+    AwsJsonFailure,
+    RecordedCall,
+    calls_response,
+    failure_response,
+    json_response,
+    read_call,
+)
 from toilkit.standins.server import StandinServer, run_in_foreground, serve_until_cancelled
 
 TARGET_PREFIX = "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101."
-CONTENT_TYPE = "application/x-amz-json-1.1"
 LOOKUP_ATTRIBUTE_KEYS = frozenset(
     {
         "EventId",
@@ -53,14 +60,8 @@ LOOKUP_ATTRIBUTE_KEYS = frozenset(
 MAX_RESULTS = 50
 
 
-class CloudTrailFailure(Exception):
-    """An API error, answered as ``{"__type": code, "message": ...}`` with status 400."""
-
-    def __init__(self, code: str, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.status = status
+#: CloudTrail's API errors (the JSON protocol's ``__type`` and message).
+CloudTrailFailure = AwsJsonFailure
 
 
 @dataclass(frozen=True)
@@ -127,13 +128,6 @@ class TrailEvent:
             "Resources": [{"ResourceType": t, "ResourceName": n} for t, n in self.resources],
             "CloudTrailEvent": json.dumps(detail),
         }
-
-
-@dataclass(frozen=True)
-class RecordedCall:
-    operation: str
-    request: Mapping[str, Any]
-    status: int
 
 
 @dataclass
@@ -211,26 +205,14 @@ class CloudTrailStandin(StandinServer):
     # ------------------------------------------------------------------ the API
 
     async def _handle_api(self, request: web.Request) -> web.Response:
-        target = request.headers.get("X-Amz-Target", "")
-        operation = target.removeprefix(TARGET_PREFIX) if target.startswith(TARGET_PREFIX) else ""
-        raw = await request.read()
+        operation, body = await read_call(request, TARGET_PREFIX)
         try:
-            body = json.loads(raw) if raw else {}
-        except ValueError:
-            body = None
-        try:
-            result = self._dispatch(operation or target, body)
-        except CloudTrailFailure as failure:
-            self._state.calls.append(RecordedCall(operation or target, body or {}, failure.status))
-            return _json_response(
-                {"__type": failure.code, "message": failure.message},
-                status=failure.status,
-                headers={"x-amzn-ErrorType": failure.code},
-            )
-        self._state.calls.append(
-            RecordedCall(operation, body if isinstance(body, dict) else {}, 200)
-        )
-        return _json_response(result)
+            result = self._dispatch(operation, body)
+        except AwsJsonFailure as failure:
+            self._state.calls.append(RecordedCall(operation, body or {}, failure.status))
+            return failure_response(failure)
+        self._state.calls.append(RecordedCall(operation, body, 200))
+        return json_response(result)
 
     def _dispatch(self, operation: str, body: Any) -> dict[str, Any]:
         if not isinstance(body, dict):
@@ -303,34 +285,15 @@ class CloudTrailStandin(StandinServer):
                 read_only=bool(raw.get("read_only", False)),
             )
         except (ValueError, KeyError, TypeError) as exc:
-            return _json_response({"error": f"invalid event: {exc}"}, status=400)
-        return _json_response(event.as_api())
+            return json_response({"error": f"invalid event: {exc}"}, status=400)
+        return json_response(event.as_api())
 
     async def _handle_calls(self, request: web.Request) -> web.Response:
-        return _json_response(
-            [
-                {"operation": c.operation, "request": c.request, "status": c.status}
-                for c in self.calls()
-            ]
-        )
+        return calls_response(self.calls())
 
     async def _handle_reset(self, request: web.Request) -> web.Response:
         self.reset()
-        return _json_response({"ok": True})
-
-
-def _json_response(
-    body: Any, *, status: int = 200, headers: Mapping[str, str] | None = None
-) -> web.Response:
-    return web.Response(
-        body=json.dumps(body).encode(),
-        status=status,
-        headers={
-            "Content-Type": CONTENT_TYPE,
-            "x-amzn-RequestId": str(uuid.uuid4()),
-            **(headers or {}),
-        },
-    )
+        return json_response({"ok": True})
 
 
 def _time(value: Any, name: str) -> datetime | None:

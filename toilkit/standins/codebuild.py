@@ -1,0 +1,429 @@
+"""A CodeBuild stand-in: ``StartBuild``, ``BatchGetBuilds`` and ``StopBuild`` over AWS's
+JSON 1.1 protocol, with builds that end the way a test says.
+
+moto's CodeBuild never runs anything: every build it starts answers SUCCEEDED on the
+first ``BatchGetBuilds``, so nothing on the emulator could reach a failed, faulted,
+timed-out or stopped build. :class:`CodeBuildStandin` is an aiohttp server that answers
+``POST /`` with ``X-Amz-Target: CodeBuild_20161006.<Operation>`` as CodeBuild does (the
+build's JSON in CodeBuild's own camelCase: phases with their contexts, logs, times), so
+the real ``codebuild`` client works against it unchanged through ``endpoint_url``, and so
+does the Step Functions interpreter of the embedded emulator once CodeBuild is routed to
+it (:meth:`toilkit.embedded.EmbeddedAws.route_service`).
+
+How a build ends is a :class:`BuildPlan`: its final status (SUCCEEDED, FAILED, FAULT,
+TIMED_OUT or STOPPED), after how many ``BatchGetBuilds`` that saw it running and/or after
+how long, and its exit status. Plans are queued per project (:meth:`plan`); a project
+without one ends its builds with its default plan. :meth:`finish` ends a running build at
+once. ``StopBuild`` stops a running build (STOPPED) as CodeBuild does; a build that ended
+stays as it ended. Every call is recorded.
+
+HTTP endpoints besides the API::
+
+    POST /_standin/projects        add a project: {"name": ..., "plan": {...}} (plan optional)
+    POST /_standin/plans           queue a plan: {"project": ..., "status": ..., "after_polls": ...}
+    POST /_standin/builds/finish   end a build now: {"id": ..., "status": ...}
+    GET  /_standin/calls           every recorded call: operation, request body, status
+    POST /_standin/reset           forget projects, builds and calls
+
+Run it alone with ``python -m toilkit.standins.codebuild --port 4598``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import uuid
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal, get_args
+
+from aiohttp import web
+
+from toilkit.standins.aws_json import (
+    AwsJsonFailure,
+    RecordedCall,
+    calls_response,
+    failure_response,
+    json_response,
+    read_call,
+)
+from toilkit.standins.server import StandinServer, run_in_foreground, serve_until_cancelled
+
+TARGET_PREFIX = "CodeBuild_20161006."
+ACCOUNT = "123456789012"
+EndStatus = Literal["SUCCEEDED", "FAILED", "FAULT", "TIMED_OUT", "STOPPED"]
+END_STATUSES: frozenset[str] = frozenset(get_args(EndStatus))
+#: The phases a build goes through, in order (CodeBuild's ``phaseType``).
+PHASES = (
+    "SUBMITTED",
+    "QUEUED",
+    "PROVISIONING",
+    "DOWNLOAD_SOURCE",
+    "INSTALL",
+    "PRE_BUILD",
+    "BUILD",
+    "POST_BUILD",
+    "UPLOAD_ARTIFACTS",
+    "FINALIZING",
+    "COMPLETED",
+)
+#: What CodeBuild writes in the failing phase's context, by final status.
+_CONTEXTS: dict[str, tuple[str, str]] = {
+    "FAILED": (
+        "COMMAND_EXECUTION_ERROR",
+        "Error while executing command: ./run-toilkit-command. Reason: exit status {exit}",
+    ),
+    "FAULT": ("CLIENT_ERROR", "Failed to pull the build image: {detail}"),
+    "TIMED_OUT": ("BUILD_TIMED_OUT", "Build has timed out. "),
+    "STOPPED": ("BUILD_STOPPED", "Build was stopped. "),
+}
+
+
+@dataclass(frozen=True)
+class BuildPlan:
+    """How a build ends.
+
+    Attributes:
+        status: its final ``buildStatus``.
+        after_polls: ``BatchGetBuilds`` answers IN_PROGRESS this many times first (None:
+            polls alone never end it).
+        after_seconds: it ends once this long has passed since it started (None: time
+            alone never ends it). With neither, it runs until :meth:`CodeBuildStandin.finish`
+            or ``StopBuild``.
+        exit_status: the command's exit status a FAILED build reports.
+        detail: what a FAULT says went wrong.
+    """
+
+    status: EndStatus = "SUCCEEDED"
+    after_polls: int | None = 0
+    after_seconds: float | None = None
+    exit_status: int = 1
+    detail: str = "toomanyrequests: the registry rate-limited the pull"
+
+    def __post_init__(self) -> None:
+        if self.status not in END_STATUSES:
+            raise ValueError(f"a build ends {sorted(END_STATUSES)}, not {self.status!r}")
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> BuildPlan:
+        fields = ("status", "after_polls", "after_seconds", "exit_status", "detail")
+        return cls(**{k: data[k] for k in fields if k in data})
+
+
+#: Runs until finished or stopped.
+RUNS_UNTIL_STOPPED = BuildPlan(after_polls=None)
+
+
+@dataclass
+class Build:
+    """One build the stand-in started."""
+
+    id: str
+    number: int
+    project: str
+    plan: BuildPlan
+    started: datetime
+    request: Mapping[str, Any]
+    status: str = "IN_PROGRESS"
+    polls: int = 0
+    ended: datetime | None = None
+    stop_requested: bool = False
+
+    def end(self, status: str, now: datetime) -> None:
+        if self.status == "IN_PROGRESS":
+            self.status, self.ended = status, now
+
+    def as_api(self, region: str) -> dict[str, Any]:
+        """The ``Build`` shape of CodeBuild's responses."""
+        variables = self.request.get("environmentVariablesOverride") or []
+        return {
+            "id": self.id,
+            "arn": f"arn:aws:codebuild:{region}:{ACCOUNT}:build/{self.id}",
+            "buildNumber": self.number,
+            "startTime": self.started.timestamp(),
+            **({"endTime": self.ended.timestamp()} if self.ended else {}),
+            "currentPhase": "COMPLETED" if self.ended else "BUILD",
+            "buildStatus": self.status,
+            "projectName": self.project,
+            "phases": self._phases(),
+            "source": {"type": "NO_SOURCE"},
+            "environment": {
+                "type": "LINUX_CONTAINER",
+                "image": self.request.get("imageOverride", "aws/codebuild/standard:7.0"),
+                "computeType": "BUILD_GENERAL1_SMALL",
+                "environmentVariables": variables,
+            },
+            "serviceRole": f"arn:aws:iam::{ACCOUNT}:role/{self.project}",
+            "logs": self.logs(region),
+            "timeoutInMinutes": self.request.get("timeoutInMinutesOverride", 60),
+            "queuedTimeoutInMinutes": 480,
+            "buildComplete": self.ended is not None,
+            "initiator": "toilkit",
+        }
+
+    def logs(self, region: str) -> dict[str, str]:
+        group, stream = f"/aws/codebuild/{self.project}", self.id.split(":", 1)[1]
+        return {
+            "groupName": group,
+            "streamName": stream,
+            "deepLink": (
+                f"https://console.aws.amazon.com/cloudwatch/home?region={region}"
+                f"#logEvent:group={group};stream={stream}"
+            ),
+        }
+
+    def _phases(self) -> list[dict[str, Any]]:
+        """Every phase up to BUILD succeeded; BUILD ends as the build did (or still runs)."""
+        start = self.started.timestamp()
+        phases: list[dict[str, Any]] = [
+            {"phaseType": p, "phaseStatus": "SUCCEEDED", "startTime": start, "endTime": start}
+            for p in PHASES[: PHASES.index("BUILD")]
+        ]
+        build: dict[str, Any] = {"phaseType": "BUILD", "startTime": start}
+        if self.ended is not None:
+            build |= {"phaseStatus": self.status, "endTime": self.ended.timestamp()}
+            if self.status in _CONTEXTS:
+                code, message = _CONTEXTS[self.status]
+                text = message.format(exit=self.plan.exit_status, detail=self.plan.detail)
+                build["contexts"] = [{"statusCode": code, "message": text}]
+        phases.append(build)
+        if self.ended is not None:
+            end = self.ended.timestamp()
+            phases += [{"phaseType": "COMPLETED", "startTime": end}]
+        return phases
+
+
+@dataclass
+class _State:
+    projects: dict[str, BuildPlan] = field(default_factory=dict)
+    plans: dict[str, deque[BuildPlan]] = field(default_factory=dict)
+    builds: dict[str, Build] = field(default_factory=dict)
+    tokens: dict[str, str] = field(default_factory=dict)
+    calls: list[RecordedCall] = field(default_factory=list)
+
+
+class CodeBuildStandin(StandinServer):
+    """The CodeBuild stand-in server (``async with CodeBuildStandin() as codebuild:``).
+
+    Args:
+        region: the region in ARNs and links.
+        clock: the time builds start and end by (for :attr:`BuildPlan.after_seconds`).
+    """
+
+    name = "CodeBuild stand-in"
+
+    def __init__(
+        self,
+        region: str = "us-east-1",
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        super().__init__()
+        self.region = region
+        self._clock = clock
+        self._state = _State()
+
+    def add_routes(self, router: web.UrlDispatcher) -> None:
+        router.add_post("/", self._handle_api)
+        router.add_post("/_standin/projects", self._handle_add_project)
+        router.add_post("/_standin/plans", self._handle_plan)
+        router.add_post("/_standin/builds/finish", self._handle_finish)
+        router.add_get("/_standin/calls", self._handle_calls)
+        router.add_post("/_standin/reset", self._handle_reset)
+
+    @property
+    def endpoint_url(self) -> str:
+        """The URL to give the ``codebuild`` client as ``endpoint_url``."""
+        return self.url
+
+    # ------------------------------------------------------------ in-process API
+
+    def add_project(self, name: str, plan: BuildPlan | None = None) -> None:
+        """A project whose builds end by ``plan`` unless one is queued (default: SUCCEEDED
+        on the first poll)."""
+        self._state.projects[name] = plan or BuildPlan()
+
+    def plan(self, project: str, *plans: BuildPlan) -> None:
+        """How the next builds of ``project`` end, in start order."""
+        if project not in self._state.projects:
+            raise KeyError(f"no project {project!r}")
+        self._state.plans.setdefault(project, deque()).extend(plans)
+
+    def finish(self, build_id: str, status: EndStatus) -> None:
+        """End a running build now."""
+        if status not in END_STATUSES:
+            raise ValueError(f"a build ends {sorted(END_STATUSES)}, not {status!r}")
+        self._state.builds[build_id].end(status, self._clock())
+
+    def builds(self, project: str | None = None) -> list[Build]:
+        """The builds started so far, oldest first."""
+        return [b for b in self._state.builds.values() if project in (None, b.project)]
+
+    def calls(self, operation: str | None = None) -> list[RecordedCall]:
+        return [c for c in self._state.calls if operation in (None, c.operation)]
+
+    def reset(self) -> None:
+        self._state = _State()
+
+    # ------------------------------------------------------------------ the API
+
+    async def _handle_api(self, request: web.Request) -> web.Response:
+        operation, body = await read_call(request, TARGET_PREFIX)
+        try:
+            result = self._dispatch(operation, body)
+        except AwsJsonFailure as failure:
+            self._state.calls.append(RecordedCall(operation, body or {}, failure.status))
+            return failure_response(failure)
+        self._state.calls.append(RecordedCall(operation, body, 200))
+        return json_response(result)
+
+    def _dispatch(self, operation: str, body: Any) -> dict[str, Any]:
+        if not isinstance(body, dict):
+            raise AwsJsonFailure("SerializationException", "request body is not a JSON object")
+        operations: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+            "StartBuild": self._start_build,
+            "BatchGetBuilds": self._batch_get_builds,
+            "StopBuild": self._stop_build,
+        }
+        if operation not in operations:
+            raise AwsJsonFailure(
+                "UnknownOperationException", f"the stand-in does not implement {operation!r}"
+            )
+        return operations[operation](body)
+
+    def _start_build(self, body: dict[str, Any]) -> dict[str, Any]:
+        project = _required_string(body, "projectName")
+        if project not in self._state.projects:
+            raise AwsJsonFailure(
+                "ResourceNotFoundException",
+                f"Project cannot be found: arn:aws:codebuild:{self.region}:{ACCOUNT}"
+                f":project/{project}",
+            )
+        token = body.get("idempotencyToken")
+        if isinstance(token, str) and token in self._state.tokens:
+            # CodeBuild answers a repeated token (within its window) with the same build.
+            return {"build": self._state.builds[self._state.tokens[token]].as_api(self.region)}
+        queued = self._state.plans.get(project)
+        plan = queued.popleft() if queued else self._state.projects[project]
+        number = 1 + sum(1 for b in self._state.builds.values() if b.project == project)
+        build = Build(
+            id=f"{project}:{uuid.uuid4()}",
+            number=number,
+            project=project,
+            plan=plan,
+            started=self._clock(),
+            request=body,
+        )
+        self._state.builds[build.id] = build
+        if isinstance(token, str):
+            self._state.tokens[token] = build.id
+        return {"build": build.as_api(self.region)}
+
+    def _batch_get_builds(self, body: dict[str, Any]) -> dict[str, Any]:
+        ids = body.get("ids")
+        if not isinstance(ids, list) or not 1 <= len(ids) <= 100:
+            raise AwsJsonFailure("InvalidInputException", "ids must name 1 to 100 builds")
+        found, missing = [], []
+        for build_id in ids:
+            build = self._state.builds.get(str(build_id))
+            if build is None:
+                missing.append(build_id)
+                continue
+            self._advance(build)
+            found.append(build.as_api(self.region))
+        return {"builds": found, "buildsNotFound": missing}
+
+    def _advance(self, build: Build) -> None:
+        """Let a poll move a running build on by its plan."""
+        if build.status != "IN_PROGRESS":
+            return
+        plan, now = build.plan, self._clock()
+        polls_done = plan.after_polls is not None and build.polls >= plan.after_polls
+        time_done = (
+            plan.after_seconds is not None
+            and (now - build.started).total_seconds() >= plan.after_seconds
+        )
+        if polls_done or time_done:
+            build.end(plan.status, now)
+        else:
+            build.polls += 1
+
+    def _stop_build(self, body: dict[str, Any]) -> dict[str, Any]:
+        build_id = _required_string(body, "id")
+        build = self._state.builds.get(build_id)
+        if build is None:
+            raise AwsJsonFailure("ResourceNotFoundException", f"Build {build_id} does not exist")
+        build.stop_requested = True
+        build.end("STOPPED", self._clock())
+        return {"build": build.as_api(self.region)}
+
+    # ------------------------------------------------------------ admin endpoints
+
+    async def _handle_add_project(self, request: web.Request) -> web.Response:
+        try:
+            raw = await request.json()
+            plan = BuildPlan.from_json(raw["plan"]) if raw.get("plan") else None
+            self.add_project(str(raw["name"]), plan)
+        except (ValueError, KeyError, TypeError) as exc:
+            return json_response({"error": f"invalid project: {exc}"}, status=400)
+        return json_response({"ok": True})
+
+    async def _handle_plan(self, request: web.Request) -> web.Response:
+        try:
+            raw = await request.json()
+            self.plan(str(raw["project"]), BuildPlan.from_json(raw))
+        except (ValueError, KeyError, TypeError) as exc:
+            return json_response({"error": f"invalid plan: {exc}"}, status=400)
+        return json_response({"ok": True})
+
+    async def _handle_finish(self, request: web.Request) -> web.Response:
+        try:
+            raw = await request.json()
+            self.finish(str(raw["id"]), raw["status"])
+        except (ValueError, KeyError, TypeError) as exc:
+            return json_response({"error": f"cannot finish: {exc}"}, status=400)
+        return json_response({"ok": True})
+
+    async def _handle_calls(self, request: web.Request) -> web.Response:
+        return calls_response(self.calls())
+
+    async def _handle_reset(self, request: web.Request) -> web.Response:
+        self.reset()
+        return json_response({"ok": True})
+
+
+def _required_string(body: Mapping[str, Any], name: str) -> str:
+    value = body.get(name)
+    if not isinstance(value, str) or not value:
+        raise AwsJsonFailure("InvalidInputException", f"{name} is required")
+    return value
+
+
+# ------------------------------------------------------------------- standalone
+
+
+async def serve_forever(host: str = "127.0.0.1", port: int = 4598) -> None:
+    """Run a CodeBuild stand-in until cancelled (Ctrl-C)."""
+    standin = CodeBuildStandin()
+    await serve_until_cancelled(
+        standin,
+        host,
+        port,
+        lambda: f"CodeBuild stand-in: AWS_ENDPOINT_URL_CODEBUILD={standin.url}",
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m toilkit.standins.codebuild [--host H] [--port P]``."""
+    parser = argparse.ArgumentParser(description="Run toilkit's CodeBuild stand-in.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=4598)
+    options = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO)
+    run_in_foreground(serve_forever(options.host, options.port))
+
+
+if __name__ == "__main__":
+    main()
