@@ -79,27 +79,34 @@ def _moto_only_reason(item: pytest.Item, tests_root: Path) -> str | None:
 
 
 @pytest.fixture(scope="session")
-def moto_endpoint() -> Iterator[str]:
-    """A moto server on 127.0.0.1 and a free port, with Step Functions execution on and
-    DynamoDB requests served one at a time.
+def embedded_aws() -> Iterator[EmbeddedAws]:
+    """The session's moto server on 127.0.0.1 and a free port, with Step Functions
+    execution on and DynamoDB requests served one at a time (``moto_endpoint`` is its URL;
+    :meth:`EmbeddedAws.route_service` sends a service's calls to a stand-in)."""
+    emulator = EmbeddedAws(port=0)
+    emulator.start()
+    try:
+        yield emulator
+    finally:
+        emulator.stop()
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint(embedded_aws: EmbeddedAws) -> Iterator[str]:
+    """The URL of the session's moto server.
 
     Under ``TOILKIT_TEST_AWS_ENDPOINT`` this answers the LocalStack URL instead, and the
     moto server serves DynamoDB only (for every client in this process and its children).
     """
-    emulator = EmbeddedAws(port=0)
-    endpoint = emulator.start()
+    if LOCALSTACK_ENDPOINT is None:
+        yield embedded_aws.endpoint
+        return
+    # Both AwsSettings and botocore read this variable, and subprocesses inherit it.
+    os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = embedded_aws.endpoint
     try:
-        if LOCALSTACK_ENDPOINT is None:
-            yield endpoint
-        else:
-            # Both AwsSettings and botocore read this variable, and subprocesses inherit it.
-            os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = endpoint
-            try:
-                yield LOCALSTACK_ENDPOINT
-            finally:
-                del os.environ["AWS_ENDPOINT_URL_DYNAMODB"]
+        yield LOCALSTACK_ENDPOINT
     finally:
-        emulator.stop()
+        del os.environ["AWS_ENDPOINT_URL_DYNAMODB"]
 
 
 @pytest.fixture

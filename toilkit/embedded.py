@@ -9,6 +9,11 @@ handler relies on), and ``TransactWriteItems`` copies a table while other thread
 change it (``RuntimeError: dictionary keys changed during iteration``, answered as a
 500). Real DynamoDB makes each request atomic; :class:`OneDynamoDBRequestAtATime` gives
 the emulator that property back, as four services in one process need.
+
+:meth:`EmbeddedAws.route_service` sends one service's requests elsewhere (a stand-in for a
+service moto does not really run, such as CodeBuild). It works for every caller: clients
+built with the emulator's endpoint, and moto's own Step Functions interpreter, which calls
+back into the emulator (``MOTO_PORT``) and cannot be given another endpoint per service.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import re
 import socket
 import threading
 from collections.abc import Callable, Iterable
@@ -28,6 +34,7 @@ from moto.moto_server.werkzeug_app import (
     MotoRequestHandler,
     create_backend_app,
 )
+from werkzeug.middleware.http_proxy import ProxyMiddleware
 from werkzeug.serving import make_server
 
 from shared.errors import ConfigError
@@ -58,11 +65,46 @@ class OneDynamoDBRequestAtATime:
         return self._app(environ, start_response)
 
 
+#: The service a SigV4 request was signed for: ``Credential=AKID/date/region/<service>/...``.
+_SIGNED_SERVICE = re.compile(r"Credential=[^/,]+/[^/,]+/[^/,]+/([^/,]+)/")
+
+
+class ServiceRoutes:
+    """WSGI middleware that forwards the requests signed for a routed service to another
+    endpoint (werkzeug's proxy does the forwarding); everything else goes to ``app``.
+
+    Args:
+        app: moto's WSGI application.
+    """
+
+    def __init__(self, app: WsgiApp) -> None:
+        self._app = app
+        self._proxy = ProxyMiddleware(app, {})
+        self.routes: dict[str, str] = {}
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        match = _SIGNED_SERVICE.search(environ.get("HTTP_AUTHORIZATION", ""))
+        target = self.routes.get(match.group(1)) if match else None
+        if target is None:
+            return self._app(environ, start_response)
+        options = {"target": target, "remove_prefix": False, "host": "<auto>", "headers": {}}
+        forward = self._proxy.proxy_to({**options, "ssl_context": None}, environ["PATH_INFO"], "")
+        return forward(environ, start_response)
+
+
 class AtomicDynamoDBMotoServer(ThreadedMotoServer):
-    """moto's threaded server with :class:`OneDynamoDBRequestAtATime` in front."""
+    """moto's threaded server with :class:`OneDynamoDBRequestAtATime` in front, and
+    :class:`ServiceRoutes` in front of that."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.routes: dict[str, str] = {}
 
     def _server_entry(self) -> None:
-        app = OneDynamoDBRequestAtATime(DomainDispatcherApplication(create_backend_app))
+        app = ServiceRoutes(
+            OneDynamoDBRequestAtATime(DomainDispatcherApplication(create_backend_app))
+        )
+        app.routes = self.routes
         self._server = make_server(
             self._ip_address, self._port, app, True, request_handler=MotoRequestHandler
         )
@@ -104,6 +146,16 @@ class EmbeddedAws:
         )
         response.raise_for_status()
         return self.endpoint
+
+    def route_service(self, service: str, endpoint: str | None) -> None:
+        """Send the requests signed for ``service`` (e.g. ``codebuild``) to ``endpoint``
+        instead of moto, from every caller; None sends them to moto again."""
+        if self._server is None:
+            raise RuntimeError("the emulator is not started")
+        if endpoint is None:
+            self._server.routes.pop(service, None)
+        else:
+            self._server.routes[service] = endpoint
 
     def stop(self) -> None:
         if self._server is not None:
