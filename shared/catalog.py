@@ -258,7 +258,13 @@ class StepFunctionsRunnerSettings(_Model):
     )
     project: str = Field(min_length=2, max_length=255)
     image: str = Field(min_length=1)
-    poll_seconds: int = Field(default=15, ge=0, le=3600)
+    poll_seconds: int = Field(
+        default=15,
+        ge=0,
+        le=3600,
+        description="The state machine's first waits between polls of the build; later "
+        "waits grow with the run's age, to 2 min (0: no waiting, for emulators).",
+    )
     env: dict[str, str] = Field(default_factory=dict)
 
 

@@ -54,21 +54,47 @@ def execution_arn(state_machine_arn: str, name: str) -> str:
     return state_machine_arn.replace(":stateMachine:", ":execution:", 1) + f":{name}"
 
 
+#: The longest wait between two polls of a build: how late, at most, the end of a long run
+#: is noticed.
+MAX_POLL_SECONDS = 120
+#: Past the first polls, each wait is this fraction of the time the run has taken so far.
+POLL_GROWTH = 0.1
+
+
+def poll_waits(first_seconds: int, timeout_seconds: float) -> list[int]:
+    """The state machine's waits before each poll of the build, up to the run's timeout.
+
+    ``first_seconds`` while the run is young, then a tenth of the time it has taken so far,
+    up to :data:`MAX_POLL_SECONDS` (or ``first_seconds`` if that is longer): a short run is
+    noticed within seconds of its end, and a 24 h run costs a few hundred polls instead of
+    thousands (each poll is 11 history events, and an execution stops at 25,000). The
+    waits add up to the timeout or just past it, so the build is never stopped early.
+    ``first_seconds`` 0 (emulators) waits 0 s each time but counts as 1 s growing the same
+    way, so the list stays as short as a real run's.
+    """
+    step = max(first_seconds, 1)
+    longest = max(MAX_POLL_SECONDS, step)
+    waits: list[int] = []
+    elapsed = 0
+    while elapsed < timeout_seconds:
+        wait = min(longest, max(step, math.ceil(elapsed * POLL_GROWTH)))
+        waits.append(wait if first_seconds > 0 else 0)
+        elapsed += wait
+    return waits or [first_seconds]
+
+
 def execution_input(spec: RunSpec, settings: StepFunctionsRunnerSettings) -> dict[str, Any]:
-    """The state machine's input. ``poll.max`` is how many polls fit in the timeout
-    (rounded up, so the build is never stopped before its time)."""
-    interval = max(settings.poll_seconds, 1)
+    """The state machine's input: the build's parameters and its polls (``poll.waits``,
+    one wait per poll; ``poll.max`` of them cover the timeout, rounded up, so the build is
+    never stopped before its time)."""
+    waits = poll_waits(settings.poll_seconds, spec.timeout_seconds)
     return {
         "run_id": spec.run_id,
         "project_name": settings.project,
         "image": settings.image,
         "build_timeout_minutes": build_timeout_minutes(spec.timeout_seconds),
         "command_json": command_json(spec),
-        "poll": {
-            "count": 0,
-            "max": math.ceil(spec.timeout_seconds / interval),
-            "seconds": settings.poll_seconds,
-        },
+        "poll": {"count": 0, "max": len(waits), "waits": waits},
     }
 
 
@@ -315,4 +341,9 @@ class StepFunctionsRunner:
         build_status = str(build.get("status", ""))
         if build_status == "TIMED_OUT":
             return await self._reader.outcome(build_id, "timed_out")
+        if build_status == "STOPPED":
+            # toilkit stops a build only with its execution (cancel, time up): someone else did.
+            return await self._reader.outcome(
+                build_id, "failed", error=f"build {build_id} was stopped outside toilkit"
+            )
         return await self._reader.outcome(build_id, "failed")
