@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -115,3 +115,17 @@ class TcpGate:
             task = asyncio.create_task(coro)
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+
+
+def texts_of(node: Any) -> Iterator[str]:
+    """Every piece of text in a Slack message's blocks (or any part of them), in reading
+    order."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "text" and isinstance(value, str):
+                yield value
+            else:
+                yield from texts_of(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from texts_of(item)

@@ -23,7 +23,7 @@ import html
 import json
 import re
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -41,7 +41,7 @@ from shared.settings import AwsSettings, TopologySettings
 from shared.slack.actions import Action
 from shared.slack.blocks import GRAVE
 from shared.topology import Names, bootstrap
-from tests.support import eventually
+from tests.support import eventually, texts_of
 from toilkit.services import service_factories
 from toilkit.standins.slack import SlackStandin
 from toilkit.standins.slack.app_requests import (
@@ -164,19 +164,6 @@ async def until(check: Callable[[], Awaitable[T | None]]) -> T:
     found = await eventually(check, timeout=DEADLINE_SECONDS)
     assert found is not None
     return found
-
-
-def texts_of(node: Any) -> Iterator[str]:
-    """Every piece of text in a message's blocks, in reading order."""
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key == "text" and isinstance(value, str):
-                yield value
-            else:
-                yield from texts_of(value)
-    elif isinstance(node, list):
-        for item in node:
-            yield from texts_of(item)
 
 
 def shown(message: dict[str, Any]) -> str:

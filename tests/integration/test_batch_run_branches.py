@@ -19,7 +19,7 @@ from __future__ import annotations
 import html
 import json
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,7 +38,7 @@ from shared.runtime import Runtime
 from shared.settings import AwsSettings, WorkerSettings
 from tests.integration.batch_harness import BatchHarness, bootstrap_once, make_harness
 from tests.integration.sfn_moto import create_state_machine, load_definition
-from tests.support import eventually
+from tests.support import eventually, texts_of
 from tests.unit.test_batch_run_history import history_events
 from toilkit.embedded import EmbeddedAws
 from toilkit.standins.codebuild import RUNS_UNTIL_STOPPED, BuildPlan, CodeBuildStandin
@@ -129,18 +129,6 @@ async def stack(
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def texts_of(node: Any) -> Iterator[str]:
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key == "text" and isinstance(value, str):
-                yield value
-            else:
-                yield from texts_of(value)
-    elif isinstance(node, list):
-        for item in node:
-            yield from texts_of(item)
 
 
 def shown(message: dict[str, Any]) -> str:

@@ -11,9 +11,11 @@ import json
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from aiohttp import web
+
+from toilkit.standins.server import StandinServer
 
 CONTENT_TYPE = "application/x-amz-json-1.1"
 
@@ -73,8 +75,67 @@ def json_response(
     )
 
 
-def calls_response(calls: list[RecordedCall]) -> web.Response:
-    """``GET /_standin/calls``: every recorded call."""
-    return json_response(
-        [{"operation": c.operation, "request": c.request, "status": c.status} for c in calls]
-    )
+class AwsJsonStandin(StandinServer):
+    """A stand-in for one AWS JSON 1.1 service: ``POST /`` runs :meth:`dispatch` and
+    records the call; ``GET /_standin/calls`` and ``POST /_standin/reset`` come with it.
+
+    A stand-in adds its own endpoints in :meth:`add_admin_routes` and forgets its own
+    state in :meth:`forget`.
+    """
+
+    target_prefix: ClassVar[str] = ""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.recorded: list[RecordedCall] = []
+
+    def dispatch(self, operation: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Answer one API call (raise :class:`AwsJsonFailure` for an error)."""
+        raise NotImplementedError
+
+    def add_admin_routes(self, router: web.UrlDispatcher) -> None:
+        """Add the stand-in's own ``/_standin/...`` endpoints."""
+
+    def forget(self) -> None:
+        """Forget the stand-in's own state (the calls are forgotten by :meth:`reset`)."""
+
+    def add_routes(self, router: web.UrlDispatcher) -> None:
+        router.add_post("/", self._handle_api)
+        router.add_get("/_standin/calls", self._handle_calls)
+        router.add_post("/_standin/reset", self._handle_reset)
+        self.add_admin_routes(router)
+
+    def calls(self, operation: str | None = None) -> list[RecordedCall]:
+        """Every call answered, oldest first; only ``operation``'s when given."""
+        return [c for c in self.recorded if operation in (None, c.operation)]
+
+    def reset(self) -> None:
+        self.recorded = []
+        self.forget()
+
+    async def _handle_api(self, request: web.Request) -> web.Response:
+        operation, body = await read_call(request, self.target_prefix)
+        try:
+            result = self._answer(operation, body)
+        except AwsJsonFailure as failure:
+            self.recorded.append(RecordedCall(operation, body or {}, failure.status))
+            return failure_response(failure)
+        self.recorded.append(RecordedCall(operation, body, 200))
+        return json_response(result)
+
+    def _answer(self, operation: str, body: Any) -> dict[str, Any]:
+        if not isinstance(body, dict):
+            raise AwsJsonFailure("SerializationException", "request body is not a JSON object")
+        return self.dispatch(operation, body)
+
+    async def _handle_calls(self, request: web.Request) -> web.Response:
+        return json_response(
+            [
+                {"operation": c.operation, "request": c.request, "status": c.status}
+                for c in self.calls()
+            ]
+        )
+
+    async def _handle_reset(self, request: web.Request) -> web.Response:
+        self.reset()
+        return json_response({"ok": True})

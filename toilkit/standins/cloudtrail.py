@@ -34,15 +34,8 @@ from typing import Any
 
 from aiohttp import web
 
-from toilkit.standins.aws_json import (
-    AwsJsonFailure,
-    RecordedCall,
-    calls_response,
-    failure_response,
-    json_response,
-    read_call,
-)
-from toilkit.standins.server import StandinServer, run_in_foreground, serve_until_cancelled
+from toilkit.standins.aws_json import AwsJsonFailure, AwsJsonStandin, json_response
+from toilkit.standins.server import run_in_foreground, serve_until_cancelled
 
 TARGET_PREFIX = "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101."
 LOOKUP_ATTRIBUTE_KEYS = frozenset(
@@ -133,25 +126,22 @@ class TrailEvent:
 @dataclass
 class _State:
     events: list[TrailEvent] = field(default_factory=list)
-    calls: list[RecordedCall] = field(default_factory=list)
     throttle_next: int = 0
 
 
-class CloudTrailStandin(StandinServer):
+class CloudTrailStandin(AwsJsonStandin):
     """The CloudTrail stand-in server (``async with CloudTrailStandin() as trail:``)."""
 
     name = "CloudTrail stand-in"
+    target_prefix = TARGET_PREFIX
 
     def __init__(self, region: str = "us-east-1") -> None:
         super().__init__()
         self.region = region
         self._state = _State()
 
-    def add_routes(self, router: web.UrlDispatcher) -> None:
-        router.add_post("/", self._handle_api)
+    def add_admin_routes(self, router: web.UrlDispatcher) -> None:
         router.add_post("/_standin/events", self._handle_add_event)
-        router.add_get("/_standin/calls", self._handle_calls)
-        router.add_post("/_standin/reset", self._handle_reset)
 
     @property
     def endpoint_url(self) -> str:
@@ -196,27 +186,12 @@ class CloudTrailStandin(StandinServer):
         """Answer the next ``calls`` API calls with ``ThrottlingException``."""
         self._state.throttle_next = calls
 
-    def calls(self, operation: str | None = None) -> list[RecordedCall]:
-        return [c for c in self._state.calls if operation is None or c.operation == operation]
-
-    def reset(self) -> None:
+    def forget(self) -> None:
         self._state = _State()
 
     # ------------------------------------------------------------------ the API
 
-    async def _handle_api(self, request: web.Request) -> web.Response:
-        operation, body = await read_call(request, TARGET_PREFIX)
-        try:
-            result = self._dispatch(operation, body)
-        except AwsJsonFailure as failure:
-            self._state.calls.append(RecordedCall(operation, body or {}, failure.status))
-            return failure_response(failure)
-        self._state.calls.append(RecordedCall(operation, body, 200))
-        return json_response(result)
-
-    def _dispatch(self, operation: str, body: Any) -> dict[str, Any]:
-        if not isinstance(body, dict):
-            raise CloudTrailFailure("SerializationException", "request body is not a JSON object")
+    def dispatch(self, operation: str, body: dict[str, Any]) -> dict[str, Any]:
         if self._state.throttle_next > 0:
             self._state.throttle_next -= 1
             raise CloudTrailFailure("ThrottlingException", "Rate exceeded")
@@ -287,13 +262,6 @@ class CloudTrailStandin(StandinServer):
         except (ValueError, KeyError, TypeError) as exc:
             return json_response({"error": f"invalid event: {exc}"}, status=400)
         return json_response(event.as_api())
-
-    async def _handle_calls(self, request: web.Request) -> web.Response:
-        return calls_response(self.calls())
-
-    async def _handle_reset(self, request: web.Request) -> web.Response:
-        self.reset()
-        return json_response({"ok": True})
 
 
 def _time(value: Any, name: str) -> datetime | None:

@@ -41,15 +41,8 @@ from typing import Any, Literal, get_args
 
 from aiohttp import web
 
-from toilkit.standins.aws_json import (
-    AwsJsonFailure,
-    RecordedCall,
-    calls_response,
-    failure_response,
-    json_response,
-    read_call,
-)
-from toilkit.standins.server import StandinServer, run_in_foreground, serve_until_cancelled
+from toilkit.standins.aws_json import AwsJsonFailure, AwsJsonStandin, json_response
+from toilkit.standins.server import run_in_foreground, serve_until_cancelled
 
 TARGET_PREFIX = "CodeBuild_20161006."
 ACCOUNT = "123456789012"
@@ -201,10 +194,9 @@ class _State:
     plans: dict[str, deque[BuildPlan]] = field(default_factory=dict)
     builds: dict[str, Build] = field(default_factory=dict)
     tokens: dict[str, str] = field(default_factory=dict)
-    calls: list[RecordedCall] = field(default_factory=list)
 
 
-class CodeBuildStandin(StandinServer):
+class CodeBuildStandin(AwsJsonStandin):
     """The CodeBuild stand-in server (``async with CodeBuildStandin() as codebuild:``).
 
     Args:
@@ -213,6 +205,7 @@ class CodeBuildStandin(StandinServer):
     """
 
     name = "CodeBuild stand-in"
+    target_prefix = TARGET_PREFIX
 
     def __init__(
         self,
@@ -225,13 +218,10 @@ class CodeBuildStandin(StandinServer):
         self._clock = clock
         self._state = _State()
 
-    def add_routes(self, router: web.UrlDispatcher) -> None:
-        router.add_post("/", self._handle_api)
+    def add_admin_routes(self, router: web.UrlDispatcher) -> None:
         router.add_post("/_standin/projects", self._handle_add_project)
         router.add_post("/_standin/plans", self._handle_plan)
         router.add_post("/_standin/builds/finish", self._handle_finish)
-        router.add_get("/_standin/calls", self._handle_calls)
-        router.add_post("/_standin/reset", self._handle_reset)
 
     @property
     def endpoint_url(self) -> str:
@@ -261,27 +251,12 @@ class CodeBuildStandin(StandinServer):
         """The builds started so far, oldest first."""
         return [b for b in self._state.builds.values() if project in (None, b.project)]
 
-    def calls(self, operation: str | None = None) -> list[RecordedCall]:
-        return [c for c in self._state.calls if operation in (None, c.operation)]
-
-    def reset(self) -> None:
+    def forget(self) -> None:
         self._state = _State()
 
     # ------------------------------------------------------------------ the API
 
-    async def _handle_api(self, request: web.Request) -> web.Response:
-        operation, body = await read_call(request, TARGET_PREFIX)
-        try:
-            result = self._dispatch(operation, body)
-        except AwsJsonFailure as failure:
-            self._state.calls.append(RecordedCall(operation, body or {}, failure.status))
-            return failure_response(failure)
-        self._state.calls.append(RecordedCall(operation, body, 200))
-        return json_response(result)
-
-    def _dispatch(self, operation: str, body: Any) -> dict[str, Any]:
-        if not isinstance(body, dict):
-            raise AwsJsonFailure("SerializationException", "request body is not a JSON object")
+    def dispatch(self, operation: str, body: dict[str, Any]) -> dict[str, Any]:
         operations: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
             "StartBuild": self._start_build,
             "BatchGetBuilds": self._batch_get_builds,
@@ -384,13 +359,6 @@ class CodeBuildStandin(StandinServer):
             self.finish(str(raw["id"]), raw["status"])
         except (ValueError, KeyError, TypeError) as exc:
             return json_response({"error": f"cannot finish: {exc}"}, status=400)
-        return json_response({"ok": True})
-
-    async def _handle_calls(self, request: web.Request) -> web.Response:
-        return calls_response(self.calls())
-
-    async def _handle_reset(self, request: web.Request) -> web.Response:
-        self.reset()
         return json_response({"ok": True})
 
 
