@@ -49,7 +49,7 @@ pytestmark = pytest.mark.moto_only(reason="routes CodeBuild to a stand-in inside
 PROJECT = "toilkit-batch-runner"
 RUNS_CHANNEL = "#toilkit"
 #: echo-args' timeout here: its polls (0 s apart on the emulator) run out quickly.
-TIMEOUT_SECONDS = 60
+TIMEOUT_SECONDS = 20
 
 
 @dataclass
