@@ -11,6 +11,8 @@ Commands (gateway, schedules -> batch, detector):
 Outcomes (batch, detector -> notifier):
     BatchApprovalRequested, BatchRunStarted, BatchRunFinished, BatchRunRefused,
     DriftDetected, DriftResolved, DriftScanFailed, DriftScanCompleted.
+Operations (any worker -> notifier, the ops channel):
+    MessageDeadLettered.
 """
 
 from __future__ import annotations
@@ -346,6 +348,32 @@ class DriftScanCompleted(EventBase):
     duration_seconds: float = Field(ge=0)
 
 
+# --------------------------------------------------------------------------- operations
+
+
+class MessageDeadLettered(EventBase):
+    """A worker gave up on a message: it lands (or has landed) in its queue's DLQ.
+
+    Published by the worker runtime (:mod:`shared.ops`) once per message; its ``event_id``
+    is derived from the queue and the message id, so a second announcement of the same
+    message is a duplicate the notifier skips. ``correlation_id`` is the failed event's
+    (or the message id when the body could not be read).
+    """
+
+    type: Literal["MessageDeadLettered"] = "MessageDeadLettered"
+    is_outcome: ClassVar[bool] = True
+    consumer: str = Field(description="The service that gave up on it.")
+    queue: str
+    dlq: str
+    message_id: str
+    reason: str = Field(description="Why, as the worker recorded it.")
+    receive_count: int = Field(ge=1)
+    failed_type: str | None = Field(default=None, description="The failed event's type.")
+    failed_event_id: str | None = None
+    run_id: str | None = None
+    replay_command: str = Field(description="The `toilkit replay` command that moves it back.")
+
+
 # --------------------------------------------------------------------------- the union
 
 Event: TypeAlias = Annotated[
@@ -362,7 +390,8 @@ Event: TypeAlias = Annotated[
     | DriftDetected
     | DriftResolved
     | DriftScanFailed
-    | DriftScanCompleted,
+    | DriftScanCompleted
+    | MessageDeadLettered,
     Field(discriminator="type"),
 ]
 

@@ -13,20 +13,31 @@ from typing import Protocol
 from shared.aws import AwsClients
 from shared.events import EventBase
 from shared.idempotency import IdempotencyStore
+from shared.metrics import EmfMetrics, WorkerMetrics
+from shared.observability import ObservabilitySettings
+from shared.ops import DeadLetterAnnouncer
 from shared.publishing import Publisher
-from shared.settings import AwsSettings, TopologySettings, WorkerSettings
-from shared.topology import BootstrapReport, Names, resolve_urls
+from shared.settings import AwsSettings, TopologySettings, WorkerSettings, load_settings
+from shared.topology import QUEUES, BootstrapReport, Names, resolve_urls
 from shared.worker import Handler, Worker
 
 
 @dataclass
 class Runtime:
-    """The process-wide dependencies every service uses."""
+    """The process-wide dependencies every service uses.
+
+    Attributes:
+        metrics: where workers report handler attempts (None: no metrics).
+        announce_dead_letters: workers publish a MessageDeadLettered for each message
+            they give up on (the notifier tells the ops channel).
+    """
 
     aws: AwsClients
     names: Names
     topology: BootstrapReport
     publisher: Publisher
+    metrics: WorkerMetrics | None = None
+    announce_dead_letters: bool = True
 
     def idempotency(self, completed_ttl: int = 7 * 24 * 3600) -> IdempotencyStore:
         return IdempotencyStore(
@@ -39,7 +50,10 @@ class Runtime:
         handlers: Mapping[type[EventBase], Handler],
         settings: WorkerSettings,
     ) -> Worker:
-        """A worker on ``consumer``'s queue with idempotency on."""
+        """A worker on ``consumer``'s queue with idempotency on, its metrics and its
+        dead-letter announcements."""
+        spec = next((q for q in QUEUES if q.consumer == consumer), None)
+        announcer = DeadLetterAnnouncer(self.publisher, self.names.dlq)
         return Worker(
             consumer=consumer,
             queue_url=self.topology.queue_urls[consumer],
@@ -48,19 +62,31 @@ class Runtime:
             s3=self.aws.s3,
             idempotency=self.idempotency(settings.idempotency_ttl_seconds),
             settings=settings,
+            metrics=self.metrics,
+            on_dead_letter=announcer if self.announce_dead_letters else None,
+            max_receive_count=spec.max_receive_count if spec is not None else None,
         )
 
 
 @asynccontextmanager
 async def open_runtime(
-    aws_settings: AwsSettings, topology_settings: TopologySettings
+    aws_settings: AwsSettings,
+    topology_settings: TopologySettings,
+    observability: ObservabilitySettings | None = None,
 ) -> AsyncIterator[Runtime]:
     """Open the AWS clients and look up the deployed topology (never creates it).
+
+    ``observability`` (default: ``TOILKIT_METRICS*`` from the environment) says whether
+    workers write EMF metrics, and under which namespace.
 
     Raises:
         ConfigError: the topology is missing (run ``toilkit bootstrap``).
     """
     names = Names.from_settings(topology_settings)
+    observability = observability or load_settings(ObservabilitySettings)
+    metrics = None
+    if observability.emf_metrics:
+        metrics = EmfMetrics(observability.metrics_namespace or names.prefix)
     async with AwsClients(aws_settings) as aws:
         topology = await resolve_urls(aws, names)
         yield Runtime(
@@ -68,6 +94,7 @@ async def open_runtime(
             names=names,
             topology=topology,
             publisher=Publisher(aws.sns, aws.s3, topology.topic_arn, names.bucket),
+            metrics=metrics,
         )
 
 

@@ -35,6 +35,9 @@ from shared.aws import call_aws, classify_aws_error
 from shared.errors import PermanentError, PoisonMessage, TransientError
 from shared.events import EventBase, event_type_name, parse_event
 from shared.idempotency import Claim, IdempotencyStore
+from shared.metrics import WorkerMetrics
+from shared.observability import event_log_fields, log_context
+from shared.ops import DeadLetter
 from shared.publishing import resolve_body
 from shared.settings import WorkerSettings
 
@@ -118,6 +121,11 @@ class Worker:
         settings: concurrency, timeouts, backoff.
         on_outcome: called once an outcome is settled (for HANDLED: after the event is
             recorded as completed) and before the message is deleted (metrics, tracing).
+        metrics: told of each handler attempt and each message given up on.
+        on_dead_letter: awaited once for each message given up on (poison, a permanent
+            failure, or a failure on receive ``max_receive_count``); never fails a message.
+        max_receive_count: the queue's redrive ``maxReceiveCount`` (None: unknown, so a
+            transient failure on the last receive is not recognised as the last).
     """
 
     def __init__(
@@ -131,6 +139,9 @@ class Worker:
         idempotency: IdempotencyStore | None,
         settings: WorkerSettings | None = None,
         on_outcome: Callable[[EventBase | None, Outcome], None] | None = None,
+        metrics: WorkerMetrics | None = None,
+        on_dead_letter: Callable[[DeadLetter], Awaitable[None]] | None = None,
+        max_receive_count: int | None = None,
     ) -> None:
         self.consumer = consumer
         self.queue_url = queue_url
@@ -141,6 +152,9 @@ class Worker:
         self._idempotency = idempotency
         self.settings = settings or WorkerSettings()
         self._on_outcome = on_outcome
+        self._metrics = metrics
+        self._on_dead_letter = on_dead_letter
+        self._max_receive_count = max_receive_count
         self._stopping = asyncio.Event()
         self._slot_freed = asyncio.Event()
         self._busy = 0  # messages received and not settled yet
@@ -310,6 +324,10 @@ class Worker:
         self._slot_freed.set()
 
     async def _process_batch(self, messages: Sequence[MessageTypeDef]) -> set[str]:
+        with log_context(service=self.consumer):
+            return await self._settle_batch(messages)
+
+    async def _settle_batch(self, messages: Sequence[MessageTypeDef]) -> set[str]:
         """Decode a received batch, claim its events in one request, run the handlers.
 
         Returns the ids of the messages whose event is handled (now or before); every
@@ -390,7 +408,20 @@ class Worker:
     async def _process(
         self, item: _Prepared, claim: Claim, *, claim_is_ours: bool = False
     ) -> Outcome:
-        """Run one handler and settle its message. Never raises (but for cancellation)."""
+        """Run one handler (its log lines carry the event's ids), settle its message and
+        count the attempt. Never raises (but for cancellation)."""
+        with log_context(message_id=item.message_id, **event_log_fields(item.event)):
+            started = time.monotonic()
+            outcome = await self._settle(item, claim, claim_is_ours)
+            if self._metrics is not None and claim is Claim.ACQUIRED:  # the handler ran
+                seconds, event_type = time.monotonic() - started, event_type_name(item.event)
+                if outcome is Outcome.HANDLED:
+                    self._metrics.handled(self.consumer, event_type, seconds)
+                elif outcome in (Outcome.RETRY, Outcome.DEAD_LETTER):
+                    self._metrics.failed(self.consumer, event_type, seconds)
+            return outcome
+
+    async def _settle(self, item: _Prepared, claim: Claim, claim_is_ours: bool) -> Outcome:
         try:
             outcome = await self._run_handler(item, claim, claim_is_ours)
         except asyncio.CancelledError:
@@ -527,6 +558,8 @@ class Worker:
     async def _retry_later(
         self, message: MessageTypeDef, receive_count: int, reason: str, at_least: float = 0
     ) -> None:
+        if self._max_receive_count is not None and receive_count >= self._max_receive_count:
+            await self._dead_lettered(message, reason)  # the redrive policy moves it next
         delay = min(
             self.settings.retry_max_seconds,
             self.settings.retry_base_seconds * 2 ** min(receive_count - 1, 16),
@@ -560,8 +593,20 @@ class Worker:
                 self.queue_name,
                 reason,
             )
+            await self._dead_lettered(message, reason)
         # Visible at once: the redrive policy moves it after maxReceiveCount receives.
         await self._set_visibility(message, 0)
+
+    async def _dead_lettered(self, message: MessageTypeDef, reason: str) -> None:
+        """Count and announce a message that is going to the DLQ (never raises)."""
+        dead = DeadLetter(self.consumer, self.queue_name, message, reason)
+        try:
+            if self._metrics is not None:
+                self._metrics.dead_lettered(self.consumer, dead.event_type or "unknown")
+            if self._on_dead_letter is not None:
+                await self._on_dead_letter(dead)
+        except Exception:
+            log.exception("%s: cannot announce dead-lettered %s", self.consumer, dead.message_id)
 
     async def _give_back(self, key: str, message: MessageTypeDef) -> None:
         """A cancelled handler: free the event and let another worker take it now."""

@@ -46,6 +46,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from shared.aws import AwsClients, call_aws
 from shared.errors import ConfigError, ToilkitError
 from shared.events import DriftScanRequested, event_type_name, parse_event
+from shared.observability import configure_function_logging
 from shared.runtime import Runtime, open_runtime
 from shared.settings import AwsSettings, TopologySettings, load_settings
 from shared.worker import Worker
@@ -526,8 +527,9 @@ _sandbox: Sandbox | None = None
 def _open_sandbox() -> Sandbox:
     global _sandbox  # noqa: PLW0603 - one per Lambda execution environment, by design
     if _sandbox is None:
-        logging.getLogger().setLevel(logging.INFO)
-        sandbox = Sandbox(load_settings(LambdaSettings))
+        settings = load_settings(LambdaSettings)
+        configure_function_logging(settings.service)
+        sandbox = Sandbox(settings)
         try:
             sandbox.run(sandbox.open())
         except BaseException:

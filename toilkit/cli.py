@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import sys
 from datetime import UTC, datetime
@@ -288,7 +289,8 @@ def serve(
     async def _run() -> None:
         async with open_runtime(aws_settings, topology_settings) as runtime:
             running = await factories[service](runtime)
-            console.print(f"{running.name}: {running.describe()}")
+            # Logged, not printed: with TOILKIT_LOG_FORMAT=json every stderr line is JSON.
+            logging.getLogger("toilkit.serve").info("%s: %s", running.name, running.describe())
             stop_on_signals(running.stop)
             await running.run()
 

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 
 from shared.errors import ConfigError, ToilkitError
+from shared.observability import ObservabilitySettings, add_context_filter, configure_json_logging
 from shared.settings import AwsSettings, TopologySettings, load_settings
 
 #: Messages and logs (stderr); results go to ``out`` (stdout) so they can be piped. Off a
@@ -30,12 +31,24 @@ NOISY_LOGGERS = ("botocore", "aiobotocore", "urllib3", "werkzeug", "moto")
 
 
 def configure_logging(verbose: bool, level: int = logging.INFO) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else level,
-        format="%(name)s: %(message)s",
-        handlers=[RichHandler(console=console, show_path=False, rich_tracebacks=True)],
-        force=True,
-    )
+    """Readable lines on the console; JSON lines (with each line's service and event ids)
+    when ``TOILKIT_LOG_FORMAT=json`` (containers) or in Lambda."""
+    level = logging.DEBUG if verbose else level
+    try:
+        settings = load_settings(ObservabilitySettings)
+    except ConfigError as exc:
+        raise fail(str(exc), 2) from None
+    if settings.json_logs:
+        logging.getLogger().handlers.clear()
+        configure_json_logging(level)
+    else:
+        handler = RichHandler(console=console, show_path=False, rich_tracebacks=True)
+        logging.basicConfig(
+            level=level,
+            format="%(name)s: %(message)s",
+            handlers=[add_context_filter(handler)],
+            force=True,
+        )
     for noisy in NOISY_LOGGERS:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 

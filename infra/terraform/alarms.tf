@@ -1,6 +1,9 @@
-# CloudWatch alarms on the queues, to an SNS topic of their own: a message in any DLQ (an
-# event a service gave up on) and a queue whose oldest message waits too long (its function
-# failing, throttled or gone). Eight alarms, about $0.80 a month.
+# CloudWatch alarms, to an SNS topic of their own: a message in any DLQ (an event a service
+# gave up on), a queue whose oldest message waits too long (its function failing, throttled
+# or gone), and a worker whose handlers keep failing (the EventsFailed metric of the EMF
+# lines the functions log, shared/metrics.py). Eleven alarms, about $1.10 a month
+# (docs/cost.md). The ops channel in Slack hears of each dead-lettered message on its own
+# (shared/ops.py); these alarms are the backstop for what a function cannot report.
 
 resource "aws_sns_topic" "alarms" {
   #checkov:skip=CKV_AWS_26:CloudWatch cannot publish to a topic encrypted with the aws/sns key, a KMS key of our own would cost $1/month, and alarms carry only queue names and counts
@@ -66,6 +69,25 @@ resource "aws_cloudwatch_metric_alarm" "oldest_message_age" {
   evaluation_periods  = 1
   comparison_operator = "GreaterThanThreshold"
   threshold           = var.alarm_queue_age_seconds
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [aws_sns_topic.alarms.arn]
+  ok_actions          = [aws_sns_topic.alarms.arn]
+  tags                = var.tags
+}
+
+resource "aws_cloudwatch_metric_alarm" "failed_events" {
+  for_each = local.consumers
+
+  alarm_name          = "${var.name_prefix}-${each.key}-failed-events"
+  alarm_description   = "toilkit: more than ${var.alarm_failed_events} ${each.key} handler attempts failed in 5 minutes; its logs (level ERROR/WARNING, service ${each.key}) say why."
+  namespace           = var.name_prefix
+  metric_name         = "EventsFailed"
+  dimensions          = { Service = each.key }
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 1
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = var.alarm_failed_events
   treat_missing_data  = "notBreaching"
   alarm_actions       = [aws_sns_topic.alarms.arn]
   ok_actions          = [aws_sns_topic.alarms.arn]

@@ -44,6 +44,8 @@ locals {
       TOILKIT_SLACK_BOT_TOKEN_PARAMETER        = aws_ssm_parameter.slack_bot_token.name
       TOILKIT_NOTIFIER_DEFAULT_CHANNEL         = var.notifier_default_channel
       TOILKIT_NOTIFIER_WORKER__HANDLER_TIMEOUT = local.handler_timeout_seconds
+      # Empty (the default) turns the ops channel off.
+      TOILKIT_NOTIFIER_OPS_CHANNEL = var.notifier_ops_channel
     }
   }
 }

@@ -23,6 +23,7 @@ locals {
         "DriftResolved",
         "DriftScanCompleted",
         "DriftScanFailed",
+        "MessageDeadLettered",
       ]
     }
   }

@@ -95,6 +95,12 @@ variable "notifier_default_channel" {
   default     = "#toilkit"
 }
 
+variable "notifier_ops_channel" {
+  description = "Slack channel id (C...) where the notifier announces each message a service gave up on (what, why, and the `toilkit replay` command). Empty: not announced in Slack (the DLQ alarms still fire)."
+  type        = string
+  default     = ""
+}
+
 variable "slash_command" {
   description = "The Slack slash command, as configured in the Slack app."
   type        = string
@@ -227,4 +233,10 @@ variable "alarm_queue_age_seconds" {
   description = "A queue alarms when its oldest message is older than this: its function is failing, throttled or stopped. A message that fails is retried about 5 times in ~5 minutes before its DLQ, so keep it above that."
   type        = number
   default     = 900
+}
+
+variable "alarm_failed_events" {
+  description = "A worker service alarms when more handler attempts than this fail within 5 minutes (the EventsFailed metric its EMF log lines carry): Slack, AWS or a dependency failing before anything reaches a DLQ."
+  type        = number
+  default     = 5
 }

@@ -38,6 +38,7 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 
 from services.gateway.payloads import BadPayload, parse_slack_body
+from shared.observability import log_context
 from shared.slack.signing import signature_problem
 
 log = logging.getLogger(__name__)
@@ -152,6 +153,13 @@ class SlackDoor:
             headers: each header's values, by name (any case).
             query: the query string.
         """
+        # Its lines, and those of the work it leaves for after the ack, say "gateway".
+        with log_context(service="gateway"):
+            return await self._dispatch(raw, headers, query)
+
+    async def _dispatch(
+        self, raw: bytes, headers: Mapping[str, Sequence[str]], query: str
+    ) -> BoltResponse:
         by_name = {name.lower(): list(values) for name, values in headers.items()}
         problem = signature_problem(
             self._secret,

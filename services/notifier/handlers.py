@@ -25,6 +25,7 @@ from collections.abc import Mapping
 
 from services.notifier.blocks import (
     SlackMessage,
+    render_dead_letter,
     render_digest,
     render_drift,
     render_drift_claimed_reply,
@@ -65,6 +66,7 @@ from shared.events import (
     DriftScanCompleted,
     DriftScanFailed,
     EventBase,
+    MessageDeadLettered,
     StateRef,
 )
 from shared.worker import Handler
@@ -79,12 +81,20 @@ class NotifierHandlers:
         delivery: posts once, keeps thread parents current.
         store: the notifier's records (to find drift threads by fingerprint).
         routes: which channel each event goes to.
+        ops_channel: where dead-lettered messages are announced (None: nowhere).
     """
 
-    def __init__(self, delivery: Delivery, store: NotifierStore, routes: Routes) -> None:
+    def __init__(
+        self,
+        delivery: Delivery,
+        store: NotifierStore,
+        routes: Routes,
+        ops_channel: str | None = None,
+    ) -> None:
         self._delivery = delivery
         self._store = store
         self._routes = routes
+        self._ops_channel = ops_channel
 
     def handlers(self) -> Mapping[type[EventBase], Handler]:
         """Event class -> handler, for the worker."""
@@ -98,6 +108,7 @@ class NotifierHandlers:
             BatchRunStarted: self.on_run_event,
             BatchRunFinished: self.on_run_event,
             BatchRunRefused: self.on_run_event,
+            MessageDeadLettered: self.on_message_dead_lettered,
         }
 
     # ------------------------------------------------------------------ drift
@@ -244,6 +255,21 @@ class NotifierHandlers:
         reply = _run_reply(event, before)
         if reply is not None:
             await self._reply(event, "reply", record, reply)
+
+    # ------------------------------------------------------------------ operations
+
+    async def on_message_dead_lettered(self, event: MessageDeadLettered) -> None:
+        """Tell the ops channel what went to a DLQ, why, and how to replay it (once)."""
+        if self._ops_channel is None:
+            log.info(
+                "notifier: %s went to %s (no ops channel set: not posted)",
+                event.message_id,
+                event.dlq,
+            )
+            return
+        await self._delivery.post_once(
+            PostMarker(event.event_id, "message"), self._ops_channel, render_dead_letter(event)
+        )
 
     # ------------------------------------------------------------------ helpers
 

@@ -116,7 +116,7 @@ async def build_notifier(
         ttl_seconds=settings.record_ttl_days * 86400,
     )
     delivery = Delivery(slack, store, claim_lease_seconds=settings.thread_claim_lease_seconds)
-    handlers = NotifierHandlers(delivery, store, routes).handlers()
+    handlers = NotifierHandlers(delivery, store, routes, settings.ops_channel).handlers()
     worker = runtime.worker(CONSUMER, handlers, settings.worker)
     log.info("notifier: routes %s", describe_routes(routes))
     return NotifierService(worker, resources, settings, routes)

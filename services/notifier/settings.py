@@ -28,6 +28,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    field_validator,
     model_validator,
 )
 from pydantic_settings import SettingsConfigDict
@@ -97,6 +98,12 @@ class NotifierSettings(SlackSettings):
     slack_bot_token: SecretStr | None = bot_token_field("TOILKIT_NOTIFIER_")
     slack_timeout_seconds: int = Field(default=15, ge=1, le=120)
     default_channel: str = Field(default="#toilkit", min_length=1)
+    ops_channel: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Where a message a worker gave up on (a DLQ) is announced, with its "
+        "replay command; unset: not announced in Slack.",
+    )
     routes: str | None = Field(default=None, description="Routing as JSON or YAML text.")
     routes_file: Path | None = Field(default=None, description="A JSON or YAML routing file.")
     post_interval_seconds: float = Field(
@@ -117,6 +124,12 @@ class NotifierSettings(SlackSettings):
     )
     retries: SlackRetrySettings = SlackRetrySettings()
     worker: WorkerSettings = WorkerSettings()
+
+    @field_validator("ops_channel", mode="before")
+    @classmethod
+    def _empty_is_off(cls, value: object) -> object:
+        # Terraform sets the variable to "" when no ops channel is configured.
+        return None if value == "" else value
 
     @model_validator(mode="after")
     def _token_for_real_slack(self) -> NotifierSettings:

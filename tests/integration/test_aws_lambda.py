@@ -186,8 +186,9 @@ async def test_worker_handler_reports_failed_and_poison_messages_and_handles_the
     assert {m["metadata"]["event_payload"]["event_id"] for m in posted} == {
         e.event_id for e in good
     }
-    # Both failures were made visible again at once for the redrive policy; nothing else is left.
-    assert await eventually(lambda: _depth_is(aws, queue_url, (2, 0)), timeout=10)
+    # Both failures were made visible again at once for the redrive policy, and each was
+    # announced for the ops channel (MessageDeadLettered, on this same queue): nothing else.
+    assert await eventually(lambda: _depth_is(aws, queue_url, (4, 0)), timeout=10)
     reason = await _failure_reason(aws, names, queue_url, poison["MessageId"])
     assert "not valid JSON" in reason
 

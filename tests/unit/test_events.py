@@ -44,6 +44,7 @@ def test_every_design_type_exists_and_is_a_command_or_an_outcome() -> None:
         "DriftResolved",
         "DriftScanFailed",
         "DriftScanCompleted",
+        "MessageDeadLettered",  # operations: for the ops channel
     } == OUTCOME_TYPES
     assert set(EVENT_TYPES) == COMMAND_TYPES | OUTCOME_TYPES
 

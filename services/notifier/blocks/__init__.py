@@ -18,7 +18,8 @@ Conventions that make the messages readable at a glance:
 * Times are ``<!date^...>`` tokens, so every reader sees their own time zone.
 
 The drawing is split by what it draws: :mod:`.drift` (a drift report and its thread),
-:mod:`.scans` (a failed scan, the digest), :mod:`.runs` (batch runs), with the text pieces
+:mod:`.scans` (a failed scan, the digest), :mod:`.runs` (batch runs), :mod:`.ops` (a
+message dead-lettered, for the ops channel), with the text pieces
 they share in :mod:`.text` and the message itself in :mod:`.message`.
 """
 
@@ -31,6 +32,7 @@ from services.notifier.blocks.drift import (
     render_drift_superseded_reply,
 )
 from services.notifier.blocks.message import SlackMessage
+from services.notifier.blocks.ops import render_dead_letter
 from services.notifier.blocks.runs import (
     render_run,
     render_run_finished_reply,
@@ -41,6 +43,7 @@ from services.notifier.blocks.scans import render_digest, render_scan_failed
 
 __all__ = [
     "SlackMessage",
+    "render_dead_letter",
     "render_digest",
     "render_drift",
     "render_drift_claimed_reply",
