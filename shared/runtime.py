@@ -60,15 +60,23 @@ async def open_runtime(
     Raises:
         ConfigError: the topology is missing (run ``toilkit bootstrap``).
     """
-    names = Names.from_settings(topology_settings)
     async with AwsClients(aws_settings) as aws:
-        topology = await resolve_urls(aws, names)
-        yield Runtime(
-            aws=aws,
-            names=names,
-            topology=topology,
-            publisher=Publisher(aws.sns, aws.s3, topology.topic_arn, names.bucket),
-        )
+        yield await runtime_on(aws, Names.from_settings(topology_settings))
+
+
+async def runtime_on(aws: AwsClients, names: Names) -> Runtime:
+    """The runtime on clients that are already open: looks up the deployed topology.
+
+    Raises:
+        ConfigError: the topology is missing (run ``toilkit bootstrap``).
+    """
+    topology = await resolve_urls(aws, names)
+    return Runtime(
+        aws=aws,
+        names=names,
+        topology=topology,
+        publisher=Publisher(aws.sns, aws.s3, topology.topic_arn, names.bucket),
+    )
 
 
 class Service(Protocol):

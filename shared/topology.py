@@ -8,6 +8,7 @@ policy; DynamoDB keeps idempotency keys and service state; S3 keeps large payloa
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -334,20 +335,29 @@ async def _ensure_bucket(aws: AwsClients, name: str, report: BootstrapReport) ->
 
 
 async def resolve_urls(aws: AwsClients, names: Names) -> BootstrapReport:
-    """Look up the topic ARN and queue URLs of an existing deployment without changing it."""
+    """Look up the topic ARN and queue URLs of an existing deployment without changing it.
+
+    The lookups run side by side: they are a cold Lambda sandbox's first AWS calls."""
     report = BootstrapReport()
-    arn = await _find_topic_arn(aws, names.topic)
+
+    async def queue_url(name: str) -> str:
+        return (await aws.sqs.get_queue_url(QueueName=name))["QueueUrl"]
+
+    consumers = [spec.consumer for spec in QUEUES]
+    arn, *urls = await asyncio.gather(
+        _find_topic_arn(aws, names.topic),
+        *(queue_url(names.queue(c)) for c in consumers),
+        *(queue_url(names.dlq(c)) for c in consumers),
+    )
     if arn is None:
         raise ConfigError(
             f"SNS topic {names.topic!r} not found at {aws.settings.endpoint_for('sns') or 'AWS'}; "
             "run `toilkit bootstrap` first"
         )
     report.topic_arn = arn
-    for spec in QUEUES:
-        report.queue_urls[spec.consumer] = (
-            await aws.sqs.get_queue_url(QueueName=names.queue(spec.consumer))
-        )["QueueUrl"]
-        report.dlq_urls[spec.consumer] = (
-            await aws.sqs.get_queue_url(QueueName=names.dlq(spec.consumer))
-        )["QueueUrl"]
+    for consumer, url, dlq_url in zip(
+        consumers, urls[: len(consumers)], urls[len(consumers) :], strict=True
+    ):
+        report.queue_urls[consumer] = str(url)
+        report.dlq_urls[consumer] = str(dlq_url)
     return report

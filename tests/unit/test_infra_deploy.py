@@ -21,16 +21,18 @@ import yaml
 from pydantic import AliasChoices, BaseModel
 from pydantic_settings import BaseSettings
 
+from services.batch.function import HOUSEKEEPING
 from services.batch.runners.codebuild import BUILDSPEC_COMMAND
 from services.batch.runners.stepfunctions import STATUS_CHANGE
 from services.batch.settings import BatchSettings
+from services.detector.function import ScanProjectSettings
 from services.detector.settings import DetectorSettings
 from services.gateway.settings import GatewaySettings
 from services.notifier.settings import NotifierSettings
 from shared.settings import AwsSettings, TopologySettings
 from shared.topology import QUEUES
 from tests.unit.test_infra_topology import _unquote
-from toilkit.aws_lambda import HOUSEKEEPING, LambdaSettings
+from toilkit.aws_lambda import LambdaSettings
 
 INFRA = Path(__file__).parents[2] / "infra"
 TERRAFORM = INFRA / "terraform"
@@ -39,6 +41,7 @@ SETTINGS_CLASSES: tuple[type[BaseSettings], ...] = (
     AwsSettings,
     TopologySettings,
     LambdaSettings,
+    ScanProjectSettings,
     GatewaySettings,
     DetectorSettings,
     BatchSettings,
@@ -300,7 +303,7 @@ def test_the_batch_runner_buildspec_execs_the_command_the_runner_sends() -> None
 
 
 @pytest.mark.parametrize(
-    "entry", ["toilkit drift scan", "python -m toilkit.aws_lambda scan-request"]
+    "entry", ["toilkit drift scan", "python -m services.detector.function scan-request"]
 )
 def test_the_drift_scan_buildspec_runs_both_kinds_of_scan(entry: str) -> None:
     buildspec = yaml.safe_load((INFRA / "buildspecs" / "drift-scan.yml").read_text())
