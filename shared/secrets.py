@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 
 #: At most one refresh in this many seconds (``refresh`` calls in between are free).
 REFRESH_INTERVAL_SECONDS = 5.0
+#: A copy older than this is :meth:`SsmSecrets.stale`: read it again before trusting it.
+MAX_AGE_SECONDS = 300.0
 
 
 class SsmSecrets:
@@ -35,6 +37,7 @@ class SsmSecrets:
         parameters: the parameter name of each secret, by the name the code uses
             (``{"signing_secret": "/toilkit/slack/signing-secret"}``).
         min_interval: the least number of seconds between two reads.
+        max_age: seconds after which the copy is :meth:`stale`.
         clock: monotonic seconds (tests pass their own).
     """
 
@@ -44,8 +47,10 @@ class SsmSecrets:
         parameters: Mapping[str, str],
         *,
         min_interval: float = REFRESH_INTERVAL_SECONDS,
+        max_age: float = MAX_AGE_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self.max_age = max_age
         self._ssm = ssm
         self.parameters = dict(parameters)
         self._min_interval = min_interval
@@ -61,6 +66,12 @@ class SsmSecrets:
     def age(self) -> float | None:
         """Seconds since the last read (None before the first)."""
         return None if self._read_at is None else self._clock() - self._read_at
+
+    def stale(self) -> bool:
+        """True when secrets are configured and the copy is older than ``max_age`` (or none
+        was read yet)."""
+        age = self.age()
+        return bool(self.parameters) and (age is None or age > self.max_age)
 
     async def load(self) -> None:
         """Read every parameter now (at start-up, and after a SnapStart restore).

@@ -344,20 +344,19 @@ async def resolve_urls(aws: AwsClients, names: Names) -> BootstrapReport:
         return (await aws.sqs.get_queue_url(QueueName=name))["QueueUrl"]
 
     consumers = [spec.consumer for spec in QUEUES]
-    arn, *urls = await asyncio.gather(
-        _find_topic_arn(aws, names.topic),
-        *(queue_url(names.queue(c)) for c in consumers),
-        *(queue_url(names.dlq(c)) for c in consumers),
-    )
+    # A task group, so one failed lookup cancels the others instead of leaving them behind.
+    async with asyncio.TaskGroup() as group:
+        topic = group.create_task(_find_topic_arn(aws, names.topic))
+        queues = [group.create_task(queue_url(names.queue(c))) for c in consumers]
+        dlqs = [group.create_task(queue_url(names.dlq(c))) for c in consumers]
+    arn = topic.result()
     if arn is None:
         raise ConfigError(
             f"SNS topic {names.topic!r} not found at {aws.settings.endpoint_for('sns') or 'AWS'}; "
             "run `toilkit bootstrap` first"
         )
     report.topic_arn = arn
-    for consumer, url, dlq_url in zip(
-        consumers, urls[: len(consumers)], urls[len(consumers) :], strict=True
-    ):
-        report.queue_urls[consumer] = str(url)
-        report.dlq_urls[consumer] = str(dlq_url)
+    for consumer, url, dlq_url in zip(consumers, queues, dlqs, strict=True):
+        report.queue_urls[consumer] = url.result()
+        report.dlq_urls[consumer] = dlq_url.result()
     return report

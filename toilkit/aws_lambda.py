@@ -43,7 +43,7 @@ from shared.lambda_function import (
     WorkerFunction,
 )
 from shared.runtime import runtime_on
-from shared.secrets import SsmSecrets
+from shared.secrets import MAX_AGE_SECONDS, REFRESH_INTERVAL_SECONDS, SsmSecrets
 from shared.settings import AwsSettings, TopologySettings, load_settings
 from shared.topology import Names
 
@@ -70,6 +70,10 @@ class LambdaSettings(BaseSettings):
         slack_bot_token_parameter: SSM SecureString holding the Slack bot token.
         slack_signing_secret_parameter: SSM SecureString holding the signing secret
             (the gateway's).
+        secret_refresh_seconds: the least time between two reads of the secrets after the
+            first (a signature mismatch asks for one).
+        secret_max_age_seconds: how old the copy of the secrets may get before a function
+            reads them again (the gateway: before its next request).
     """
 
     model_config = SettingsConfigDict(env_prefix="TOILKIT_", extra="ignore")
@@ -77,6 +81,8 @@ class LambdaSettings(BaseSettings):
     service: ServiceName
     slack_bot_token_parameter: str | None = Field(default=None, min_length=1)
     slack_signing_secret_parameter: str | None = Field(default=None, min_length=1)
+    secret_refresh_seconds: float = Field(default=REFRESH_INTERVAL_SECONDS, ge=0, le=3600)
+    secret_max_age_seconds: float = Field(default=MAX_AGE_SECONDS, ge=0, le=86400)
 
     def secret_parameters(self) -> dict[str, str]:
         """The SSM parameter of each configured secret, by the key functions ask for."""
@@ -114,12 +120,17 @@ class Sandbox:
         build = function_builder(self.settings.service)
         aws = await self._stack.enter_async_context(AwsClients(load_settings(AwsSettings)))
         parameters = self.settings.secret_parameters()
-        secrets = SsmSecrets(await aws.client("ssm") if parameters else None, parameters)
-        runtime, _ = await asyncio.gather(
-            runtime_on(aws, Names.from_settings(load_settings(TopologySettings))),
-            secrets.load(),
+        secrets = SsmSecrets(
+            await aws.client("ssm") if parameters else None,
+            parameters,
+            min_interval=self.settings.secret_refresh_seconds,
+            max_age=self.settings.secret_max_age_seconds,
         )
-        self.context = FunctionContext(runtime=runtime, secrets=secrets)
+        async with asyncio.TaskGroup() as group:
+            names = Names.from_settings(load_settings(TopologySettings))
+            runtime = group.create_task(runtime_on(aws, names))
+            group.create_task(secrets.load())
+        self.context = FunctionContext(runtime=runtime.result(), secrets=secrets)
         self.function = await build(self.context)
         log.info("sandbox ready: %s", self.settings.service)
 

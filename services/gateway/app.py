@@ -141,6 +141,9 @@ def build_bolt_app(parts: AppParts, *, recent: RecentRequests | None) -> AsyncAp
         parts: the gateway logic and its Slack plumbing.
         recent: remembers requests to answer Slack's retries and replays at once.
     """
+    # Bolt warns that a client's token is ignored when ``authorize`` is given; the token is
+    # not ignored here (authorize returns it), so the client is handed over without it.
+    token, parts.client.token = parts.client.token, None
     app = AsyncApp(
         name="toilkit-gateway",
         client=parts.client,
@@ -150,6 +153,7 @@ def build_bolt_app(parts: AppParts, *, recent: RecentRequests | None) -> AsyncAp
         # The gateway never subscribes to message events; nothing to ignore.
         ignoring_self_events_enabled=False,
     )
+    parts.client.token = token
     app.middleware(recent_requests_middleware(recent))
     listeners = _Listeners(parts)
     app.command(parts.command_name)(listeners.slash_command)

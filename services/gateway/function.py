@@ -14,7 +14,8 @@ explains why Slack's 3 seconds still hold.
 Secrets come from SSM (``signing_secret``, ``bot_token``) and are read again, without
 waiting for the sandbox to be recycled: at once when a request's signature does not match
 (at most once every few seconds, see :class:`~shared.secrets.SsmSecrets`), and before a
-request once the copy is older than :data:`SECRETS_MAX_AGE_SECONDS`.
+request once the copy is stale (older than its maximum age, 5 minutes by default: a new bot
+token shows itself in no signature).
 """
 
 from __future__ import annotations
@@ -34,9 +35,6 @@ log = logging.getLogger(__name__)
 
 #: The SSM secrets the gateway reads, by the settings field each one fills.
 SECRET_FIELDS = {"slack_bot_token": "bot_token", "slack_signing_secret": "signing_secret"}
-#: A copy of the secrets older than this is read again before the next request is answered
-#: (a new bot token is noticed by no signature; a signing secret is, at once).
-SECRETS_MAX_AGE_SECONDS = 300.0
 
 
 class GatewayFunction:
@@ -45,19 +43,11 @@ class GatewayFunction:
     Args:
         service: the gateway, built once (its HTTP server is never started here).
         secrets: the SSM secrets it was built with, read again when they may have changed.
-        max_age: seconds after which the secrets are read again before a request.
     """
 
-    def __init__(
-        self,
-        service: GatewayService,
-        secrets: SsmSecrets,
-        *,
-        max_age: float = SECRETS_MAX_AGE_SECONDS,
-    ) -> None:
+    def __init__(self, service: GatewayService, secrets: SsmSecrets) -> None:
         self.service = service
         self.secrets = secrets
-        self.max_age = max_age
         if secrets.parameters:
             service.door.refresh_secret = self.refresh_secrets
 
@@ -76,8 +66,7 @@ class GatewayFunction:
         limit = self.service.settings.max_body_bytes
         if len(request.body) > limit:
             return HttpResponse(413, f"the body is larger than {limit} bytes")
-        age = self.secrets.age()
-        if self.secrets.parameters and (age is None or age > self.max_age):
+        if self.secrets.stale():
             await self.refresh_secrets()
         response = await self.service.door.dispatch(request.body, request.headers, request.query)
         # The sandbox freezes once this returns: what the listeners started after the
