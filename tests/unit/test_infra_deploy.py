@@ -454,3 +454,28 @@ def test_the_events_topic_is_encrypted_and_the_bucket_drops_abandoned_uploads() 
     abort = [r for r in rules if "abort_incomplete_multipart_upload" in r]
     assert abort and abort[0]["status"] == "Enabled"
     assert abort[0]["abort_incomplete_multipart_upload"][0]["days_after_initiation"] >= 1
+
+
+def test_each_function_runs_its_own_zip_on_a_snapstart_capable_runtime() -> None:
+    resources = _blocks("resource")
+    assert _locals()["lambda_runtime"] in ("python3.12", "python3.13")
+    worker = resources["aws_lambda_function.worker"]
+    assert worker["filename"] == "${local.lambda_package[each.key]}"
+    assert worker["runtime"] == "${local.lambda_runtime}"
+    gateway = resources["aws_lambda_function.gateway"]
+    assert gateway["filename"] == '${local.lambda_package["gateway"]}'
+    assert gateway["runtime"] == "${local.lambda_runtime}"
+
+
+def test_the_gateway_url_serves_a_published_version_with_snapstart() -> None:
+    resources = _blocks("resource")
+    gateway = resources["aws_lambda_function.gateway"]
+    assert gateway["publish"] is True
+    snap_start = gateway["dynamic"][0]["snap_start"]
+    assert snap_start["content"][0]["apply_on"] == "PublishedVersions"
+    alias = resources["aws_lambda_alias.gateway_live"]
+    assert alias["function_version"] == "${aws_lambda_function.gateway.version}"
+    qualifier = "${aws_lambda_alias.gateway_live.name}"
+    assert resources["aws_lambda_function_url.gateway"]["qualifier"] == qualifier
+    for name in ("gateway_url", "gateway_url_invoke"):
+        assert resources[f"aws_lambda_permission.{name}"]["qualifier"] == qualifier
