@@ -135,9 +135,7 @@ def copy_code(source: Path, function: str, out: Path) -> None:
     shutil.copytree(source / "shared", out / "shared", ignore=ignore, dirs_exist_ok=True)
     (out / "services").mkdir(exist_ok=True)
     shutil.copy2(source / "services" / "__init__.py", out / "services" / "__init__.py")
-    shutil.copytree(
-        source / "services" / function, out / "services" / function, ignore=ignore
-    )
+    shutil.copytree(source / "services" / function, out / "services" / function, ignore=ignore)
 
 
 def main() -> int:
