@@ -174,6 +174,9 @@ async def _ensure_topic(aws: AwsClients, names: Names, report: BootstrapReport) 
     return response["TopicArn"]
 
 
+_NO_SUCH_QUEUE = frozenset({"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"})
+
+
 async def _find_topic_arn(aws: AwsClients, topic_name: str) -> str | None:
     paginator = aws.sns.get_paginator("list_topics")
     async for page in paginator.paginate():
@@ -340,8 +343,13 @@ async def resolve_urls(aws: AwsClients, names: Names) -> BootstrapReport:
     The lookups run side by side: they are a cold Lambda sandbox's first AWS calls."""
     report = BootstrapReport()
 
-    async def queue_url(name: str) -> str:
-        return (await aws.sqs.get_queue_url(QueueName=name))["QueueUrl"]
+    async def queue_url(name: str) -> str | None:
+        try:
+            return (await aws.sqs.get_queue_url(QueueName=name))["QueueUrl"]
+        except ClientError as exc:
+            if error_code(exc) in _NO_SUCH_QUEUE:
+                return None
+            raise
 
     consumers = [spec.consumer for spec in QUEUES]
     # A task group, so one failed lookup cancels the others instead of leaving them behind.
@@ -357,6 +365,10 @@ async def resolve_urls(aws: AwsClients, names: Names) -> BootstrapReport:
         )
     report.topic_arn = arn
     for consumer, url, dlq_url in zip(consumers, queues, dlqs, strict=True):
-        report.queue_urls[consumer] = url.result()
-        report.dlq_urls[consumer] = dlq_url.result()
+        found, dlq_found = url.result(), dlq_url.result()
+        if found is None or dlq_found is None:
+            missing = names.queue(consumer) if found is None else names.dlq(consumer)
+            raise ConfigError(f"SQS queue {missing!r} not found; run `toilkit bootstrap` first")
+        report.queue_urls[consumer] = found
+        report.dlq_urls[consumer] = dlq_found
     return report
