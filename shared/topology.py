@@ -8,6 +8,7 @@ policy; DynamoDB keeps idempotency keys and service state; S3 keeps large payloa
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -173,6 +174,9 @@ async def _ensure_topic(aws: AwsClients, names: Names, report: BootstrapReport) 
     return response["TopicArn"]
 
 
+_NO_SUCH_QUEUE = frozenset({"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"})
+
+
 async def _find_topic_arn(aws: AwsClients, topic_name: str) -> str | None:
     paginator = aws.sns.get_paginator("list_topics")
     async for page in paginator.paginate():
@@ -334,20 +338,37 @@ async def _ensure_bucket(aws: AwsClients, name: str, report: BootstrapReport) ->
 
 
 async def resolve_urls(aws: AwsClients, names: Names) -> BootstrapReport:
-    """Look up the topic ARN and queue URLs of an existing deployment without changing it."""
+    """Look up the topic ARN and queue URLs of an existing deployment without changing it.
+
+    The lookups run side by side: they are a cold Lambda sandbox's first AWS calls."""
     report = BootstrapReport()
-    arn = await _find_topic_arn(aws, names.topic)
+
+    async def queue_url(name: str) -> str | None:
+        try:
+            return (await aws.sqs.get_queue_url(QueueName=name))["QueueUrl"]
+        except ClientError as exc:
+            if error_code(exc) in _NO_SUCH_QUEUE:
+                return None
+            raise
+
+    consumers = [spec.consumer for spec in QUEUES]
+    # A task group, so one failed lookup cancels the others instead of leaving them behind.
+    async with asyncio.TaskGroup() as group:
+        topic = group.create_task(_find_topic_arn(aws, names.topic))
+        queues = [group.create_task(queue_url(names.queue(c))) for c in consumers]
+        dlqs = [group.create_task(queue_url(names.dlq(c))) for c in consumers]
+    arn = topic.result()
     if arn is None:
         raise ConfigError(
             f"SNS topic {names.topic!r} not found at {aws.settings.endpoint_for('sns') or 'AWS'}; "
             "run `toilkit bootstrap` first"
         )
     report.topic_arn = arn
-    for spec in QUEUES:
-        report.queue_urls[spec.consumer] = (
-            await aws.sqs.get_queue_url(QueueName=names.queue(spec.consumer))
-        )["QueueUrl"]
-        report.dlq_urls[spec.consumer] = (
-            await aws.sqs.get_queue_url(QueueName=names.dlq(spec.consumer))
-        )["QueueUrl"]
+    for consumer, url, dlq_url in zip(consumers, queues, dlqs, strict=True):
+        found, dlq_found = url.result(), dlq_url.result()
+        if found is None or dlq_found is None:
+            missing = names.queue(consumer) if found is None else names.dlq(consumer)
+            raise ConfigError(f"SQS queue {missing!r} not found; run `toilkit bootstrap` first")
+        report.queue_urls[consumer] = found
+        report.dlq_urls[consumer] = dlq_found
     return report

@@ -6,6 +6,12 @@
 # before anything else and answers 401 otherwise. The work the gateway does after its ack
 # finishes before the function returns, because Lambda freezes the sandbox afterwards; see
 # docs/deploy.md for why Slack's 3 seconds still hold.
+#
+# Every apply publishes a version and moves the "live" alias to it; the URL, its permissions
+# and the keep-warm schedule point at the alias. With SnapStart (var.gateway_snap_start) a
+# published version's sandboxes resume from a snapshot taken after the init phase
+# (imports, AWS clients, the built gateway); the restore hook reads the SSM secrets again and
+# drops the snapshot's connections.
 
 resource "aws_lambda_function" "gateway" {
   #checkov:skip=CKV_AWS_116:Slack calls the URL synchronously (a DLQ only keeps failed async events) and retries itself
@@ -16,16 +22,24 @@ resource "aws_lambda_function" "gateway" {
   function_name    = "${var.name_prefix}-gateway"
   description      = "toilkit gateway: Slack slash commands and interactions"
   role             = aws_iam_role.gateway.arn
-  filename         = var.lambda_package
-  source_code_hash = filebase64sha256(var.lambda_package)
+  filename         = local.lambda_package["gateway"]
+  source_code_hash = filebase64sha256(local.lambda_package["gateway"])
   handler          = "toilkit.aws_lambda.gateway_handler"
-  runtime          = "python3.11"
+  runtime          = local.lambda_runtime
+  publish          = true
   architectures    = [var.lambda_architecture]
   memory_size      = var.gateway_memory_mb
   timeout          = 10
   # Anyone can call the URL: a flood of unsigned requests (answered 401, but each one runs
   # the function) is capped here instead of taking the account's whole concurrency.
   reserved_concurrent_executions = var.gateway_reserved_concurrency
+
+  dynamic "snap_start" {
+    for_each = var.gateway_snap_start ? [1] : []
+    content {
+      apply_on = "PublishedVersions"
+    }
+  }
 
   environment {
     variables = {
@@ -43,9 +57,18 @@ resource "aws_lambda_function" "gateway" {
   tags       = var.tags
 }
 
+# The published version Slack's requests reach (SnapStart works on published versions only).
+resource "aws_lambda_alias" "gateway_live" {
+  name             = "live"
+  description      = "The gateway version the function URL serves"
+  function_name    = aws_lambda_function.gateway.function_name
+  function_version = aws_lambda_function.gateway.version
+}
+
 resource "aws_lambda_function_url" "gateway" {
   #checkov:skip=CKV_AWS_258:Slack cannot sign AWS requests; the handler verifies Slack's signature before anything else
   function_name      = aws_lambda_function.gateway.function_name
+  qualifier          = aws_lambda_alias.gateway_live.name
   authorization_type = "NONE" # Slack's signature is verified in code
   invoke_mode        = "BUFFERED"
 }
@@ -60,6 +83,7 @@ resource "aws_lambda_permission" "gateway_url" {
   statement_id           = "SlackInvokeFunctionUrl"
   action                 = "lambda:InvokeFunctionUrl"
   function_name          = aws_lambda_function.gateway.function_name
+  qualifier              = aws_lambda_alias.gateway_live.name
   principal              = "*"
   function_url_auth_type = "NONE"
 }
@@ -69,6 +93,7 @@ resource "aws_lambda_permission" "gateway_url_invoke" {
   statement_id             = "SlackInvokeFunctionViaUrl"
   action                   = "lambda:InvokeFunction"
   function_name            = aws_lambda_function.gateway.function_name
+  qualifier                = aws_lambda_alias.gateway_live.name
   principal                = "*"
   invoked_via_function_url = true
 }

@@ -116,7 +116,7 @@ data "aws_iam_policy_document" "payloads" {
 data "aws_iam_policy_document" "slack_bot_token" {
   statement {
     sid       = "SlackToken"
-    actions   = ["ssm:GetParameter"]
+    actions   = ["ssm:GetParameters"]
     resources = [aws_ssm_parameter.slack_bot_token.arn]
   }
 }
@@ -273,7 +273,7 @@ data "aws_iam_policy_document" "gateway_function" {
 
   statement {
     sid       = "SlackSigningSecret"
-    actions   = ["ssm:GetParameter"]
+    actions   = ["ssm:GetParameters"]
     resources = [aws_ssm_parameter.slack_signing_secret.arn]
   }
 }
@@ -454,7 +454,7 @@ data "aws_iam_policy_document" "scheduler" {
   statement {
     sid       = "HousekeepingAndKeepWarm"
     actions   = ["lambda:InvokeFunction"]
-    resources = [aws_lambda_function.worker["batch"].arn, aws_lambda_function.gateway.arn]
+    resources = [aws_lambda_function.worker["batch"].arn, aws_lambda_alias.gateway_live.arn]
   }
 }
 

@@ -1,7 +1,8 @@
 # The three workers as Lambda functions behind SQS event source mappings.
 #
-# One zip (scripts/build-lambda.sh) serves every function; TOILKIT_SERVICE picks the
-# service, and toilkit.aws_lambda.worker_handler runs the service's own handlers through
+# Each function has its own zip (scripts/build-lambda.sh: its service and only what it
+# imports); TOILKIT_SERVICE names the service, whose services/<name>/function.py builds it,
+# and toilkit.aws_lambda.worker_handler runs the service's own handlers through
 # Worker.process_received: idempotency, poison handling and retry backoff are the same as
 # under `toilkit serve`, and the messages it could not handle are returned as
 # batchItemFailures (ReportBatchItemFailures), so one failure never redelivers the batch.
@@ -12,6 +13,13 @@
 # docs/deploy.md says what to swap to run the workers on ECS Fargate instead.
 
 locals {
+  lambda_package = {
+    for name in ["gateway", "detector", "batch", "notifier"] :
+    name => "${var.lambda_packages_dir}/toilkit-${name}.zip"
+  }
+  # SnapStart needs Python 3.12 or newer; the zips' byte code is compiled for this one.
+  lambda_runtime = "python3.12"
+
   worker_timeout_seconds  = 55
   handler_timeout_seconds = 45
 
@@ -62,10 +70,10 @@ resource "aws_lambda_function" "worker" {
   function_name    = "${var.name_prefix}-${each.key}"
   description      = "toilkit ${each.key}: consumes ${var.name_prefix}-${each.key}"
   role             = aws_iam_role.worker[each.key].arn
-  filename         = var.lambda_package
-  source_code_hash = filebase64sha256(var.lambda_package)
+  filename         = local.lambda_package[each.key]
+  source_code_hash = filebase64sha256(local.lambda_package[each.key])
   handler          = "toilkit.aws_lambda.worker_handler"
-  runtime          = "python3.11"
+  runtime          = local.lambda_runtime
   architectures    = [var.lambda_architecture]
   memory_size      = var.worker_memory_mb[each.key]
   timeout          = local.worker_timeout_seconds

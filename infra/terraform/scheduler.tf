@@ -67,7 +67,7 @@ resource "aws_scheduler_schedule" "gateway_keep_warm" {
   }
 
   target {
-    arn      = aws_lambda_function.gateway.arn
+    arn      = aws_lambda_alias.gateway_live.arn
     role_arn = aws_iam_role.scheduler.arn
     input = jsonencode({
       version         = "2.0"

@@ -18,10 +18,16 @@ variable "tags" {
 
 # --------------------------------------------------------------------------- functions
 
-variable "lambda_package" {
-  description = "The deployment zip built by scripts/build-lambda.sh (every function runs it; TOILKIT_SERVICE picks the service)."
+variable "lambda_packages_dir" {
+  description = "Where scripts/build-lambda.sh wrote the zips: one per function, toilkit-<function>.zip (gateway, detector, batch, notifier)."
   type        = string
-  default     = "../../dist/toilkit-lambda.zip"
+  default     = "../../dist"
+}
+
+variable "gateway_snap_start" {
+  description = "SnapStart on the gateway's published versions: a new sandbox resumes from a snapshot taken after the imports, the AWS clients and the built service, instead of starting them. Costs a little per GB cached and restored (docs/cost.md); false saves that and gives on-demand cold starts."
+  type        = bool
+  default     = true
 }
 
 variable "lambda_architecture" {

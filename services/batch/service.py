@@ -88,26 +88,13 @@ class BatchService:
                 await asyncio.wait_for(self._stopping.wait(), self.settings.approval_sweep_seconds)
 
 
-async def build_batch(
-    runtime: Runtime, settings: BatchSettings | None = None, *, clock: Clock = utc_now
-) -> BatchService:
-    """Build the batch service from the runtime and ``TOILKIT_BATCH_*`` settings.
-
-    Raises:
-        ConfigError: invalid settings or catalog (the message names the problem).
-    """
-    settings = settings or load_settings(BatchSettings)
-    catalog = load_catalog(settings.catalog_path)
+async def _runners(
+    runtime: Runtime, settings: BatchSettings, events: ExecutionEvents | None, clock: Clock
+) -> dict[str, Runner]:
+    """Every runner a catalog command may name, on the runtime's clients."""
     aws = runtime.aws
-    runs = RunStore(
-        aws.dynamodb,
-        runtime.names.state_table,
-        retention=timedelta(days=settings.record_retention_days),
-        clock=clock,
-    )
-    locks = LockStore(aws.dynamodb, runtime.names.state_table, clock=clock)
-    logs_client = await aws.client("logs")
     region = aws.settings.region
+    logs_client = await aws.client("logs")
     console_links = settings.console_log_links
     if console_links is None:
         # A console link is useless on an emulator; the local file is what one opens.
@@ -123,12 +110,7 @@ async def build_batch(
     poll = PollPolicy(initial=settings.poll_initial_seconds, maximum=settings.poll_max_seconds)
     codebuild = await aws.client("codebuild")
     reader = BuildReader(codebuild, logs_client, region=region, tail_lines=settings.log_tail_lines)
-    events = (
-        ExecutionEvents(aws.sqs, settings.completion_queue_url)
-        if settings.completion_queue_url
-        else None
-    )
-    runners: dict[str, Runner] = {
+    return {
         "local": LocalRunner(
             open_log=run_logs,
             base_env=inherited_env(os.environ),
@@ -146,11 +128,34 @@ async def build_batch(
             clock=clock,
         ),
     }
+
+
+async def build_batch(
+    runtime: Runtime, settings: BatchSettings | None = None, *, clock: Clock = utc_now
+) -> BatchService:
+    """Build the batch service from the runtime and ``TOILKIT_BATCH_*`` settings.
+
+    Raises:
+        ConfigError: invalid settings or catalog (the message names the problem).
+    """
+    settings = settings or load_settings(BatchSettings)
+    catalog = load_catalog(settings.catalog_path)
+    runs = RunStore(
+        runtime.aws.dynamodb,
+        runtime.names.state_table,
+        retention=timedelta(days=settings.record_retention_days),
+        clock=clock,
+    )
+    events = (
+        ExecutionEvents(runtime.aws.sqs, settings.completion_queue_url)
+        if settings.completion_queue_url
+        else None
+    )
     supervisor = RunSupervisor(
         catalog=catalog,
         runs=runs,
-        locks=locks,
-        runners=runners,
+        locks=LockStore(runtime.aws.dynamodb, runtime.names.state_table, clock=clock),
+        runners=await _runners(runtime, settings, events, clock),
         publisher=runtime.publisher,
         clock=clock,
     )

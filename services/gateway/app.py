@@ -36,6 +36,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from slack_bolt.app.async_app import AsyncApp
+from slack_bolt.authorization import AuthorizeResult
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.errors import SlackApiError, SlackClientError
@@ -111,29 +112,48 @@ def _key(context: AsyncBoltContext, body: dict[str, Any]) -> str:
     return key if isinstance(key, str) else request_key("", body)
 
 
+def _bot_token_of(client: AsyncWebClient) -> Callable[..., Awaitable[AuthorizeResult]]:
+    """Bolt's ``authorize``: the one workspace's bot token, without asking Slack who it is.
+
+    The listeners need no bot or team id from Slack (they talk through ``parts.client``);
+    Bolt's default single-team authorization would spend an ``auth.test`` on it."""
+
+    async def authorize(enterprise_id: str | None, team_id: str | None) -> AuthorizeResult:
+        return AuthorizeResult(enterprise_id=enterprise_id, team_id=team_id, bot_token=client.token)
+
+    return authorize
+
+
 def _ephemeral(reply: Reply) -> dict[str, Any]:
     return {"response_type": "ephemeral", **reply.as_arguments()}
 
 
-def build_bolt_app(
-    parts: AppParts, *, signing_secret: str | None, recent: RecentRequests | None
-) -> AsyncApp:
+def build_bolt_app(parts: AppParts, *, recent: RecentRequests | None) -> AsyncApp:
     """The Bolt app with every listener registered.
+
+    Slack's signature is checked by the door in front of the app
+    (:class:`~services.gateway.transport.SlackDoor`), the only way in over HTTP; Socket
+    Mode has none. The bot token is the client's, read at each request (the Lambda function
+    replaces it when SSM holds a new one), and Bolt never calls ``auth.test`` for it: that
+    call would sit on the first request's path, in front of Slack's 3 seconds.
 
     Args:
         parts: the gateway logic and its Slack plumbing.
-        signing_secret: verifies HTTP requests (None in Socket Mode, which has none).
         recent: remembers requests to answer Slack's retries and replays at once.
     """
+    # Bolt warns that a client's token is ignored when ``authorize`` is given; the token is
+    # not ignored here (authorize returns it), so the client is handed over without it.
+    token, parts.client.token = parts.client.token, None
     app = AsyncApp(
         name="toilkit-gateway",
         client=parts.client,
-        signing_secret=signing_secret,
-        request_verification_enabled=signing_secret is not None,
+        authorize=_bot_token_of(parts.client),
+        request_verification_enabled=False,
         process_before_response=True,
         # The gateway never subscribes to message events; nothing to ignore.
         ignoring_self_events_enabled=False,
     )
+    parts.client.token = token
     app.middleware(recent_requests_middleware(recent))
     listeners = _Listeners(parts)
     app.command(parts.command_name)(listeners.slash_command)

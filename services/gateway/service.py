@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import TYPE_CHECKING
 
 import aiohttp
 from aiohttp import web
-from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.app.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -32,6 +32,9 @@ from shared.settings import load_settings
 from shared.slack.groups import slack_directory
 from shared.slack.settings import SLACK_API_URL
 
+if TYPE_CHECKING:
+    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
 log = logging.getLogger(__name__)
 
 #: Seconds in-flight requests and after-ack work get to finish on stop.
@@ -46,7 +49,6 @@ class GatewayService:
         app: the Bolt app.
         door: the HTTP front of the app.
         after_ack: the background work the listeners started.
-        slack_session: the HTTP session the Web API client uses (closed on stop).
         signing_secret_generated: the development secret, when one was generated.
     """
 
@@ -59,13 +61,11 @@ class GatewayService:
         app: AsyncApp,
         door: SlackDoor,
         after_ack: AfterAck,
-        slack_session: aiohttp.ClientSession | None = None,
         signing_secret_generated: str | None = None,
     ) -> None:
         self.settings = settings
         self.app = app
         self.after_ack = after_ack
-        self._slack_session = slack_session
         self._door = door
         self._generated_secret = signing_secret_generated
         self._runner: web.AppRunner | None = None
@@ -111,6 +111,11 @@ class GatewayService:
         shown_host = f"[{host}]" if ":" in str(host) else str(host)
         self._url = f"http://{shown_host}:{port}"
         if self.settings.slack_app_token is not None:
+            # Only Socket Mode needs it (200 ms of imports a Lambda function never uses).
+            from slack_bolt.adapter.socket_mode.async_handler import (  # noqa: PLC0415
+                AsyncSocketModeHandler,
+            )
+
             self._socket = AsyncSocketModeHandler(
                 self.app, self.settings.slack_app_token.get_secret_value()
             )
@@ -139,8 +144,24 @@ class GatewayService:
             await self._runner.cleanup()
             self._runner = None
         await self.after_ack.drain(grace_seconds)
-        if self._slack_session is not None:
-            await self._slack_session.close()
+        if self.app.client.session is not None:
+            await self.app.client.session.close()
+
+    async def reopen_slack_session(self) -> None:
+        """Replace the Web API client's HTTP session (its pooled connections) with a new one.
+
+        For a process restored from a snapshot (Lambda SnapStart), whose sockets are gone."""
+        client = self.app.client
+        old = client.session
+        client.session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=self.settings.slack_timeout_seconds)
+        )
+        if old is not None:
+            await old.close()
+
+    def use_bot_token(self, token: str) -> None:
+        """Send ``token`` from now on (the Bolt app reads it at each request)."""
+        self.app.client.token = token
 
     def describe(self) -> str:
         where = self._url or f"http://{self.settings.host}:{self.settings.port}"
@@ -161,6 +182,46 @@ class GatewayService:
         return f"{mode}, command {self.settings.command_name}{slack}{secret}"
 
 
+def _signing_secret(settings: GatewaySettings) -> tuple[str | None, str | None]:
+    """The secret requests are checked against, and the development one if generated here."""
+    if settings.slack_signing_secret is not None:
+        return settings.slack_signing_secret.get_secret_value(), None
+    if settings.socket_mode:
+        return None, None
+    # Settings allow this only on a loopback address (see GatewaySettings).
+    generated = generate_signing_secret()
+    log.warning(
+        "no SLACK_SIGNING_SECRET given: generated a development one for this run: %s", generated
+    )
+    return generated, generated
+
+
+def _slack_client(settings: GatewaySettings) -> AsyncWebClient:
+    """The Web API client, on one session for every call: slack-sdk otherwise opens a new
+    connection (and a new session) per call."""
+    return AsyncWebClient(
+        token=settings.token,
+        base_url=settings.slack_api_url,
+        timeout=settings.slack_timeout_seconds,
+        session=aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=settings.slack_timeout_seconds)
+        ),
+    )
+
+
+def _shared_ledger(runtime: Runtime, settings: GatewaySettings) -> RequestLedger | None:
+    if not settings.shared_ledger:
+        return None
+    return RequestLedger(
+        IdempotencyStore(
+            runtime.aws.dynamodb,
+            runtime.names.idempotency_table,
+            completed_ttl=settings.request_record_seconds,
+        ),
+        remember_seconds=settings.request_record_seconds,
+    )
+
+
 async def build_gateway(
     runtime: Runtime, settings: GatewaySettings | None = None
 ) -> GatewayService:
@@ -171,29 +232,8 @@ async def build_gateway(
     """
     settings = settings or load_settings(GatewaySettings)
     catalog = load_catalog(settings.catalog_path)
-    generated = None
-    if settings.slack_signing_secret is not None:
-        signing_secret = settings.slack_signing_secret.get_secret_value()
-    elif settings.socket_mode:
-        signing_secret = None
-    else:
-        # Settings allow this only on a loopback address (see GatewaySettings).
-        signing_secret = generated = generate_signing_secret()
-        log.warning(
-            "no SLACK_SIGNING_SECRET given: generated a development one for this run: %s",
-            generated,
-        )
-    # One session for every Web API call: slack-sdk otherwise opens a new connection
-    # (and a new session) per call.
-    slack_session = aiohttp.ClientSession(
-        timeout=aiohttp.ClientTimeout(total=settings.slack_timeout_seconds)
-    )
-    client = AsyncWebClient(
-        token=settings.token,
-        base_url=settings.slack_api_url,
-        timeout=settings.slack_timeout_seconds,
-        session=slack_session,
-    )
+    signing_secret, generated = _signing_secret(settings)
+    client = _slack_client(settings)
     gateway = Gateway(
         catalog=catalog,
         records=StateTableRecords(runtime.aws.dynamodb, runtime.names.state_table),
@@ -204,16 +244,6 @@ async def build_gateway(
     )
     after_ack = AfterAck(settings.after_ack_concurrency)
     trusted = () if settings.slack_api_url == SLACK_API_URL else (origin(settings.slack_api_url),)
-    ledger = None
-    if settings.shared_ledger:
-        ledger = RequestLedger(
-            IdempotencyStore(
-                runtime.aws.dynamodb,
-                runtime.names.idempotency_table,
-                completed_ttl=settings.request_record_seconds,
-            ),
-            remember_seconds=settings.request_record_seconds,
-        )
     parts = AppParts(
         gateway=gateway,
         client=client,
@@ -221,12 +251,10 @@ async def build_gateway(
         after_ack=after_ack,
         command_name=settings.command_name,
         read_timeout=settings.read_timeout_seconds,
-        ledger=ledger,
+        ledger=_shared_ledger(runtime, settings),
     )
     app = build_bolt_app(
-        parts,
-        signing_secret=signing_secret,
-        recent=RecentRequests(remember_seconds=settings.request_record_seconds),
+        parts, recent=RecentRequests(remember_seconds=settings.request_record_seconds)
     )
     door = SlackDoor(
         app,
@@ -239,6 +267,5 @@ async def build_gateway(
         app=app,
         door=door,
         after_ack=after_ack,
-        slack_session=slack_session,
         signing_secret_generated=generated,
     )

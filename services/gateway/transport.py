@@ -18,7 +18,12 @@ not a request the gateway serves           400     see :mod:`services.gateway.pa
 =========================================  ======  =========================================
 
 The signature is computed over the raw bytes, exactly as Slack computes it, before any
-decoding. Bolt verifies it again (cheap, and it keeps the app safe however it is mounted).
+decoding. The door is the only way into the app over HTTP, so Bolt does not check it again.
+
+A signature that does not match may mean the signing secret was set or rotated since it was
+read (the Lambda function reads it from SSM): with a ``refresh_secret`` the door asks for
+the secret again (rate-limited by whoever refreshes) and checks the request once more, against
+the new secret only. A request is never accepted on a secret the door has replaced.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from aiohttp import ClientError, web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -39,7 +44,7 @@ from slack_bolt.response import BoltResponse
 
 from services.gateway.payloads import BadPayload, parse_slack_body
 from shared.observability import log_context
-from shared.slack.signing import signature_problem
+from shared.slack.signing import SIGNATURE_MISMATCH, signature_problem
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +93,8 @@ class SlackDoor:
         max_body_bytes: the largest body accepted.
         body_timeout: seconds a sender has to deliver the whole body.
         clock: epoch seconds (tests pass their own to check the window).
+        refresh_secret: asked after a signature mismatch to read the signing secret again;
+            it sets :attr:`signing_secret` when the secret changed.
     """
 
     def __init__(
@@ -98,9 +105,11 @@ class SlackDoor:
         max_body_bytes: int,
         body_timeout: float = 5.0,
         clock: Callable[[], float] = time.time,
+        refresh_secret: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._app = app
         self._secret = signing_secret
+        self.refresh_secret = refresh_secret
         self._max_body = max_body_bytes
         self._body_timeout = body_timeout
         self._clock = clock
@@ -109,6 +118,12 @@ class SlackDoor:
     def signing_secret(self) -> str:
         """The secret requests must be signed with (for a client that plays Slack)."""
         return self._secret
+
+    @signing_secret.setter
+    def signing_secret(self, secret: str) -> None:
+        if not secret:
+            raise ValueError("an empty signing secret would accept any HMAC key")
+        self._secret = secret
 
     def web_app(self, *, serve_events: bool = True) -> web.Application:
         """The aiohttp application: ``POST /slack/events`` and ``GET /healthz``."""
@@ -140,6 +155,24 @@ class SlackDoor:
         )
         return await to_aiohttp_response(response)
 
+    async def _signature_problem(self, raw: bytes, by_name: Mapping[str, list[str]]) -> str | None:
+        def check(secret: str) -> str | None:
+            return signature_problem(
+                secret,
+                raw,
+                by_name.get("x-slack-request-timestamp", []),
+                by_name.get("x-slack-signature", []),
+                self._clock(),
+            )
+
+        used = self._secret
+        problem = check(used)
+        if problem == SIGNATURE_MISMATCH and self.refresh_secret is not None:
+            await self.refresh_secret()
+            if self._secret != used:
+                problem = check(self._secret)
+        return problem
+
     async def dispatch(
         self, raw: bytes, headers: Mapping[str, Sequence[str]], query: str
     ) -> BoltResponse:
@@ -161,13 +194,7 @@ class SlackDoor:
         self, raw: bytes, headers: Mapping[str, Sequence[str]], query: str
     ) -> BoltResponse:
         by_name = {name.lower(): list(values) for name, values in headers.items()}
-        problem = signature_problem(
-            self._secret,
-            raw,
-            by_name.get("x-slack-request-timestamp", []),
-            by_name.get("x-slack-signature", []),
-            self._clock(),
-        )
+        problem = await self._signature_problem(raw, by_name)
         if problem:
             return _refusal(401, problem)
         try:

@@ -22,6 +22,10 @@ SIGNATURE_HEADER = "X-Slack-Signature"
 SIGNATURE_WINDOW_SECONDS = 300
 FORM = "application/x-www-form-urlencoded"
 
+#: What :func:`signature_problem` says of a well-formed, recent request signed with another
+#: secret: the one refusal a newer signing secret could turn into an acceptance.
+SIGNATURE_MISMATCH = "the signature does not match"
+
 _TIMESTAMP = re.compile(r"[0-9]{1,12}\Z")
 _SIGNATURE = re.compile(r"v0=[0-9a-f]{64}\Z")
 
@@ -82,5 +86,5 @@ def signature_problem(
     if not _SIGNATURE.match(signature):
         return "the signature is not v0=<64 hex digits>"
     if not hmac.compare_digest(slack_signature(secret, timestamp, body), signature):
-        return "the signature does not match"
+        return SIGNATURE_MISMATCH
     return None

@@ -17,12 +17,14 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
 from shared.aws import AwsClients
 from shared.catalog import DEMO_CATALOG
 from shared.errors import ConfigError
 from shared.events import DriftScanRequested, parse_event
 from shared.publishing import Publisher
+from shared.secrets import SsmSecrets
 from shared.slack.signing import signed_headers
 from shared.topology import BootstrapReport, Names
 from shared.worker import failure_key
@@ -289,3 +291,111 @@ async def test_the_batch_function_refuses_a_catalog_that_runs_commands_locally(
 
     with pytest.raises(ConfigError, match=r"cannot run commands locally: .*backfill-orders in"):
         await asyncio.to_thread(aws_lambda.worker_handler, {"Records": []}, None)
+
+
+# --------------------------------------------------------------------------- secrets in SSM
+
+
+def _gateway_env(lambda_env: pytest.MonkeyPatch, names: Names, api_url: str) -> None:
+    lambda_env.setenv("TOILKIT_SERVICE", "gateway")
+    lambda_env.setenv(
+        "TOILKIT_SLACK_SIGNING_SECRET_PARAMETER", f"/{names.prefix}/slack/signing-secret"
+    )
+    lambda_env.setenv("TOILKIT_GATEWAY_SLACK_API_URL", api_url)
+
+
+async def _slash(standin: SlackStandin, secret: str) -> dict[str, Any]:
+    body = slash_command_body(
+        "run", user=ALICE, channel_id=CHANNEL, trigger_id=standin.issue_trigger(ALICE.id)
+    )
+    return await asyncio.to_thread(
+        aws_lambda.gateway_handler, function_url_event(body, signed_headers(secret, body)), None
+    )
+
+
+async def test_a_signing_secret_set_after_the_sandbox_opened_is_used_and_the_old_one_refused(
+    aws: AwsClients,
+    names: Names,
+    topology: BootstrapReport,
+    standin: SlackStandin,
+    lambda_env: pytest.MonkeyPatch,
+) -> None:
+    # GIVEN a gateway sandbox opened while SSM held Terraform's placeholder (the documented
+    # order: apply, then put-parameter), reads of SSM not rate-limited for the test
+    parameter = f"/{names.prefix}/slack/signing-secret"
+    await put_secret(aws, parameter, "placeholder-set-by-terraform")
+    _gateway_env(lambda_env, names, standin.api_url)
+    lambda_env.setenv("TOILKIT_SECRET_REFRESH_SECONDS", "0")
+    assert (await _slash(standin, "placeholder-set-by-terraform"))["statusCode"] == 200
+
+    # WHEN the real secret is put into SSM and Slack signs with it
+    await put_secret(aws, parameter, SECRET)
+    response = await _slash(standin, SECRET)
+
+    # THEN the same sandbox reads it on the mismatch and acks (the modal is opened)
+    assert response["statusCode"] == 200
+    assert len(standin.calls("views.open")) == 2
+
+    # WHEN a request still signed with the replaced secret arrives
+    response = await _slash(standin, "placeholder-set-by-terraform")
+
+    # THEN it is refused: the old secret is never accepted again
+    assert response["statusCode"] == 401
+    assert len(standin.calls("views.open")) == 2
+
+
+async def test_a_rotated_bot_token_is_used_once_the_copy_is_stale(
+    aws: AwsClients, names: Names, topology: BootstrapReport, lambda_env: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a Slack that accepts only the new token, and a sandbox whose copy of the
+    # secrets goes stale at once
+    async with SlackStandin(valid_tokens=["xoxb-rotated"]) as slack:
+        await put_secret(aws, f"/{names.prefix}/slack/signing-secret", SECRET)
+        _gateway_env(lambda_env, names, slack.api_url)
+        lambda_env.setenv("TOILKIT_SECRET_MAX_AGE_SECONDS", "0")
+        lambda_env.setenv("TOILKIT_SECRET_REFRESH_SECONDS", "0")
+
+        # WHEN the token is rotated in SSM after the sandbox opened with the old one
+        assert (await _slash(slack, SECRET))["statusCode"] == 200
+        assert slack.calls("views.open")[-1].error == "invalid_auth"
+        await put_secret(aws, f"/{names.prefix}/slack/bot-token", "xoxb-rotated")
+        response = await _slash(slack, SECRET)
+
+        # THEN the next request is served with the new token
+        assert response["statusCode"] == 200
+        assert slack.calls("views.open")[-1].ok
+
+
+async def test_secrets_are_read_again_at_most_once_per_interval(
+    aws: AwsClients, names: Names
+) -> None:
+    # GIVEN secrets read from SSM at t=0, refreshed at most every 5 s
+    parameter = f"/{names.prefix}/slack/signing-secret"
+    await put_secret(aws, parameter, "first")
+    now = [0.0]
+    secrets = SsmSecrets(
+        await aws.client("ssm"), {"signing_secret": parameter}, clock=lambda: now[0]
+    )
+    await secrets.load()
+    await put_secret(aws, parameter, "second")
+
+    # WHEN a refresh is asked for within the interval, THEN SSM is not read again
+    now[0] = 4.9
+    assert await secrets.refresh() == set()
+    assert secrets.get("signing_secret") == SecretStr("first")
+
+    # WHEN the interval has passed, THEN the new value is read and reported as changed
+    now[0] = 5.1
+    assert await secrets.refresh() == {"signing_secret"}
+    assert secrets.get("signing_secret") == SecretStr("second")
+    assert not secrets.stale()
+    now[0] = 5.1 + secrets.max_age + 1
+    assert secrets.stale()
+
+
+async def test_a_missing_parameter_is_a_config_error_naming_it(
+    aws: AwsClients, names: Names
+) -> None:
+    secrets = SsmSecrets(await aws.client("ssm"), {"bot_token": f"/{names.prefix}/nope"})
+    with pytest.raises(ConfigError, match=f"/{names.prefix}/nope"):
+        await secrets.load()

@@ -579,7 +579,7 @@ async def test_a_process_that_cannot_watch_settles_a_run_from_its_status_change(
 ) -> None:
     """A Lambda sandbox watches nothing between invocations: the EventBridge status change
     (or the periodic housekeeping) makes it read the run's outcome and finish it, once."""
-    from toilkit.aws_lambda import BatchFunction  # noqa: PLC0415
+    from services.batch.function import BatchFunction  # noqa: PLC0415
 
     record, started = await started_elsewhere(aws_batch, "z")
 

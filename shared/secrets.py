@@ -1,0 +1,135 @@
+"""Secrets held in SSM Parameter Store: read when a process starts, read again when they may
+have changed, without waiting for the process to be replaced.
+
+A Lambda sandbox lives for hours, and a secret is set or rotated while it runs (the first
+``put-parameter`` after ``terraform apply``, a regenerated Slack signing secret). Whoever
+notices that its copy may be out of date (a signature that does not match, a copy older than
+its maximum age) calls :meth:`SsmSecrets.refresh`; the refresh is rate-limited, so a flood
+of forged requests can never become a flood of SSM calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from pydantic import SecretStr
+
+from shared.aws import call_aws
+from shared.errors import ConfigError, ToilkitError
+
+log = logging.getLogger(__name__)
+
+#: At most one refresh in this many seconds (``refresh`` calls in between are free).
+REFRESH_INTERVAL_SECONDS = 5.0
+#: A copy older than this is :meth:`SsmSecrets.stale`: read it again before trusting it.
+MAX_AGE_SECONDS = 300.0
+
+
+class SsmSecrets:
+    """Named SSM SecureString parameters, read together (one ``GetParameters`` call).
+
+    Args:
+        ssm: an SSM client (aiobotocore).
+        parameters: the parameter name of each secret, by the name the code uses
+            (``{"signing_secret": "/toilkit/slack/signing-secret"}``).
+        min_interval: the least number of seconds between two reads.
+        max_age: seconds after which the copy is :meth:`stale`.
+        clock: monotonic seconds (tests pass their own).
+    """
+
+    def __init__(
+        self,
+        ssm: Any,
+        parameters: Mapping[str, str],
+        *,
+        min_interval: float = REFRESH_INTERVAL_SECONDS,
+        max_age: float = MAX_AGE_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.max_age = max_age
+        self._ssm = ssm
+        self.parameters = dict(parameters)
+        self._min_interval = min_interval
+        self._clock = clock
+        self._values: dict[str, SecretStr] = {}
+        self._read_at: float | None = None
+        self._lock = asyncio.Lock()
+
+    def get(self, key: str) -> SecretStr | None:
+        """The value last read for ``key`` (None: not read, or no such parameter configured)."""
+        return self._values.get(key)
+
+    def age(self) -> float | None:
+        """Seconds since the last read (None before the first)."""
+        return None if self._read_at is None else self._clock() - self._read_at
+
+    def stale(self) -> bool:
+        """True when secrets are configured and the copy is older than ``max_age`` (or none
+        was read yet)."""
+        age = self.age()
+        return bool(self.parameters) and (age is None or age > self.max_age)
+
+    async def load(self) -> None:
+        """Read every parameter now (at start-up, and after a SnapStart restore).
+
+        Raises:
+            ConfigError: a parameter is missing or cannot be read (the message names it).
+        """
+        async with self._lock:
+            await self._read()
+
+    async def refresh(self, *, force: bool = False) -> set[str]:
+        """Read the parameters again unless that was done less than ``min_interval`` ago
+        (``force``: read them anyway, as after a SnapStart restore).
+
+        Concurrent callers share one read. A failed read is logged and changes nothing: the
+        caller then answers with what it has (a request whose signature did not match that
+        is refused, never let through).
+
+        Returns:
+            The keys whose value changed (empty when nothing changed, no read was due, or
+            the read failed).
+        """
+        async with self._lock:
+            age = self.age()
+            if not force and age is not None and age < self._min_interval:
+                return set()
+            before = {key: value.get_secret_value() for key, value in self._values.items()}
+            try:
+                await self._read()
+            except ConfigError as exc:
+                log.warning("secrets not refreshed: %s", exc)
+                return set()
+            return {
+                key
+                for key, value in self._values.items()
+                if before.get(key) != value.get_secret_value()
+            }
+
+    async def _read(self) -> None:
+        if not self.parameters:
+            self._read_at = self._clock()
+            return
+        names = sorted(set(self.parameters.values()))
+        # Stamped before the call: a read that fails still counts against the rate limit.
+        self._read_at = self._clock()
+        try:
+            response = await call_aws(
+                "ssm.get_parameters",
+                lambda: self._ssm.get_parameters(Names=names, WithDecryption=True),
+            )
+        except ToilkitError as exc:
+            raise ConfigError(f"cannot read SSM parameters {', '.join(names)}: {exc}") from exc
+        missing = response.get("InvalidParameters") or []
+        if missing:
+            raise ConfigError(f"SSM parameter(s) not found: {', '.join(sorted(missing))}")
+        by_name = {p["Name"]: str(p["Value"]) for p in response.get("Parameters", [])}
+        self._values = {
+            key: SecretStr(by_name[name])
+            for key, name in self.parameters.items()
+            if name in by_name
+        }
