@@ -63,7 +63,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from services.gateway.views import ModalContext, run_modal  # noqa: E402
+from services.gateway.blocks import ModalContext, run_modal  # noqa: E402
 from shared.aws import AwsClients  # noqa: E402
 from shared.catalog import load_catalog  # noqa: E402
 from shared.settings import AwsSettings  # noqa: E402

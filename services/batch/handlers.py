@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
-from services.batch import outcomes
+from services.batch import lifecycle, outcomes
 from services.batch.runners.base import RunOutcome
 from services.batch.store import RunStore
 from services.batch.supervisor import RunSupervisor
@@ -69,10 +69,10 @@ class BatchContext:
 def build_handlers(ctx: BatchContext) -> Mapping[type[EventBase], Handler]:
     """The event type -> handler map the worker runs."""
     return {
-        BatchRequested: functools.partial(handle_requested, ctx),
-        BatchApproved: functools.partial(handle_approved, ctx),
-        BatchRejected: functools.partial(handle_rejected, ctx),
-        BatchCancelRequested: functools.partial(handle_cancel_requested, ctx),
+        BatchRequested: functools.partial(on_batch_requested, ctx),
+        BatchApproved: functools.partial(on_batch_approved, ctx),
+        BatchRejected: functools.partial(on_batch_rejected, ctx),
+        BatchCancelRequested: functools.partial(on_batch_cancel_requested, ctx),
     }
 
 
@@ -96,7 +96,7 @@ def _revalidate(ctx: BatchContext, record: RunRecord) -> ValidatedRequest | str:
 # --------------------------------------------------------------------------- requests
 
 
-async def handle_requested(ctx: BatchContext, event: BatchRequested) -> None:
+async def on_batch_requested(ctx: BatchContext, event: BatchRequested) -> None:
     """A new request: record it, check it, then ask for approval or start it."""
     # The catalog, not the request, says which values are secret.
     command = ctx.catalog.command(event.command)
@@ -187,12 +187,7 @@ async def _decide(ctx: BatchContext, record: RunRecord, event_id: str) -> None:
     # whose run does not wait, should the next step not happen).
     await ctx.runs.add_pending_approval(record.run_id, approval.expires_at)
     waiting, changed = await ctx.runs.update(
-        record.run_id,
-        lambda r: (
-            r.model_copy(update={"status": "awaiting_approval", "approval": approval})
-            if r.status == "received"
-            else None
-        ),
+        record.run_id, functools.partial(lifecycle.await_approval, approval=approval)
     )
     if waiting is None or not changed:
         return
@@ -217,7 +212,7 @@ async def _known_run(ctx: BatchContext, run_id: str, what: str) -> RunRecord:
     return record
 
 
-async def handle_approved(ctx: BatchContext, event: BatchApproved) -> None:
+async def on_batch_approved(ctx: BatchContext, event: BatchApproved) -> None:
     """An approval: counted if it is in time, from an approver, and not the requester's.
 
     A self-approval or one from someone who is not an approver ends the request (fail
@@ -257,18 +252,9 @@ async def handle_approved(ctx: BatchContext, event: BatchApproved) -> None:
             )
             return
 
-    def count(current: RunRecord) -> RunRecord | None:
-        if current.status != "awaiting_approval" or current.approval is None:
-            return None
-        already = {a.slack_user_id for a in current.approval.approvals}
-        if approver.slack_user_id in already:
-            return None
-        approval = current.approval.model_copy(
-            update={"approvals": (*current.approval.approvals, approver)}
-        )
-        return current.model_copy(update={"approval": approval, "decided_by": approver})
-
-    counted, changed = await ctx.runs.update(record.run_id, count)
+    counted, changed = await ctx.runs.update(
+        record.run_id, functools.partial(lifecycle.count_approval, approver=approver)
+    )
     if counted is None or not changed:
         await ctx.runs.audit(
             record.run_id,
@@ -287,7 +273,7 @@ async def handle_approved(ctx: BatchContext, event: BatchApproved) -> None:
         actor=approver,
         event_id=event.event_id,
     )
-    if have < need:
+    if not lifecycle.approvals_complete(counted):
         return
     await ctx.runs.remove_pending_approval(record.run_id, counted.approval.expires_at)
     await ctx.supervisor.start(counted, request, event.event_id)
@@ -320,7 +306,7 @@ async def _late_approval(
     )
 
 
-async def handle_rejected(ctx: BatchContext, event: BatchRejected) -> None:
+async def on_batch_rejected(ctx: BatchContext, event: BatchRejected) -> None:
     """A rejection by an approver (or the requester withdrawing) ends the request."""
     record = await _known_run(ctx, event.run_id, "a rejection")
     rejector = event.rejected_by
@@ -385,7 +371,7 @@ async def expire_overdue_approvals(ctx: BatchContext) -> int:
 # --------------------------------------------------------------------------- cancel
 
 
-async def handle_cancel_requested(ctx: BatchContext, event: BatchCancelRequested) -> None:
+async def on_batch_cancel_requested(ctx: BatchContext, event: BatchCancelRequested) -> None:
     """Withdraw a waiting request or stop a running run (requester, approvers, or anyone
     allowed to run that command there)."""
     record = await _known_run(ctx, event.run_id, "a cancel")
@@ -425,12 +411,11 @@ async def handle_cancel_requested(ctx: BatchContext, event: BatchCancelRequested
         event_id=event.event_id,
     )
     noted, _ = await ctx.runs.update(
-        record.run_id,
-        lambda r: None if r.final else r.model_copy(update={"cancel_requested_by": actor}),
+        record.run_id, functools.partial(lifecycle.note_cancel, actor=actor)
     )
     if noted is None or noted.final:
         return
-    if noted.status in ("received", "awaiting_approval"):
+    if noted.status in lifecycle.WAITING_STATES:
         if noted.approval is not None:
             await ctx.runs.remove_pending_approval(noted.run_id, noted.approval.expires_at)
         await ctx.supervisor.finish(

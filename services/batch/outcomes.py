@@ -17,7 +17,7 @@ from shared.events import (
     BatchRunStarted,
     EventBase,
 )
-from shared.state_table.runs import RunRecord
+from shared.state_table.runs import RunRecord, is_run_outcome
 
 SOURCE = "batch"
 _NAMESPACE = uuid.UUID("6f1c1c7e-5b55-4d2e-9a51-0f3b7c1e9a10")
@@ -83,7 +83,7 @@ def started(record: RunRecord) -> BatchRunStarted:
 
 def finished(record: RunRecord) -> BatchRunFinished:
     status = record.status
-    assert status in ("succeeded", "failed", "timed_out", "cancelled")
+    assert is_run_outcome(status)
     return BatchRunFinished(
         event_id=outcome_event_id(record.run_id, "finished"),
         correlation_id=record.run_id,
@@ -109,7 +109,7 @@ def announcement(record: RunRecord) -> EventBase | None:
         return refused(record)
     if record.status == "running":
         return started(record)
-    if record.status in ("succeeded", "failed", "timed_out", "cancelled"):
+    if is_run_outcome(record.status):
         return finished(record)
     return None
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import socket
@@ -19,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
-from services.batch import outcomes
+from services.batch import lifecycle, outcomes
 from services.batch.runners.base import Runner, RunnerError, RunOutcome, RunSpec, StartedRun
 from services.batch.store import LockStore, RunStore
 from shared.catalog import Catalog, LocalRunnerSettings, ValidatedRequest, validate_request
@@ -27,7 +28,7 @@ from shared.clock import Clock
 from shared.errors import ToilkitError, TransientError
 from shared.events import Actor, RefusalStage, RunParameter
 from shared.publishing import EventPublisher
-from shared.state_table.runs import RunRecord
+from shared.state_table.runs import RunRecord, RunState
 
 log = logging.getLogger(__name__)
 
@@ -134,20 +135,16 @@ class RunSupervisor:
     ) -> RunRecord:
         """End a run that has not started: record, audit and announce the refusal."""
 
-        def decide(current: RunRecord) -> RunRecord | None:
-            if current.final:
-                return None
-            return current.without_secrets().model_copy(
-                update={
-                    "status": "refused",
-                    "refusal_stage": stage,
-                    "refusal_reason": reason,
-                    "decided_by": decided_by,
-                    "finished_at": self.clock(),
-                }
-            )
-
-        stored, changed = await self.runs.update(record.run_id, decide)
+        stored, changed = await self.runs.update(
+            record.run_id,
+            functools.partial(
+                lifecycle.refuse,
+                stage=stage,
+                reason=reason,
+                decided_by=decided_by,
+                now=self.clock(),
+            ),
+        )
         if stored is None or not changed:
             return stored or record
         await self.runs.audit(
@@ -205,19 +202,12 @@ class RunSupervisor:
                 return
         before = record.status
 
-        def claim(current: RunRecord) -> RunRecord | None:
-            if current.status not in ("received", "awaiting_approval"):
-                return None
-            return current.model_copy(
-                update={
-                    "status": "starting",
-                    "starting_by": event_id,
-                    "owner": self.owner,
-                    "runner": runner.kind,
-                }
-            )
-
-        claimed, changed = await self.runs.update(record.run_id, claim)
+        claimed, changed = await self.runs.update(
+            record.run_id,
+            functools.partial(
+                lifecycle.claim_start, event_id=event_id, owner=self.owner, runner=runner.kind
+            ),
+        )
         if claimed is None or not changed:
             if claimed is not None and claimed.final and slots is not None:
                 await self.locks.release(
@@ -241,7 +231,7 @@ class RunSupervisor:
         runner: Runner,
         event_id: str,
         *,
-        revert_to: str,
+        revert_to: RunState,
         shown: tuple[RunParameter, ...],
     ) -> None:
         try:
@@ -256,12 +246,7 @@ class RunSupervisor:
             # Nothing started: put the run back so the retried event can start it.
             with contextlib.suppress(Exception):
                 await self.runs.update(
-                    claimed.run_id,
-                    lambda r: (
-                        r.model_copy(update={"status": revert_to, "starting_by": None})
-                        if r.status == "starting"
-                        else None
-                    ),
+                    claimed.run_id, functools.partial(lifecycle.unclaim, back_to=revert_to)
                 )
                 await self._release(claimed)
             raise
@@ -276,24 +261,9 @@ class RunSupervisor:
         event_id: str,
         shown: tuple[RunParameter, ...],
     ) -> None:
-        def mark(current: RunRecord) -> RunRecord | None:
-            if current.status != "starting":
-                return None
-            return current.model_copy(
-                update={
-                    "status": "running",
-                    "runner": started.runner,
-                    "runner_ref": started.ref,
-                    "log_url": started.log_url,
-                    "started_at": started.started_at,
-                    # What actually ran (defaults filled in), and nothing secret at rest:
-                    # the process has its values now.
-                    "parameters": shown,
-                    "sensitive_dropped": True,
-                }
-            )
-
-        record, _ = await self.runs.update(run_id, mark)
+        record, _ = await self.runs.update(
+            run_id, functools.partial(lifecycle.mark_running, started=started, shown=shown)
+        )
         if record is None:
             return
         detail = f"{started.runner} {started.ref}" + (
@@ -372,27 +342,9 @@ class RunSupervisor:
 
     async def finish(self, run_id: str, outcome: RunOutcome) -> RunRecord | None:
         """Record how a run ended, free its slot, announce ``BatchRunFinished`` (once)."""
-        now = self.clock()
-
-        def decide(current: RunRecord) -> RunRecord | None:
-            if current.final:
-                return None
-            duration = outcome.duration_seconds
-            if duration is None and current.started_at is not None:
-                duration = (now - current.started_at).total_seconds()
-            return current.without_secrets().model_copy(
-                update={
-                    "status": outcome.status,
-                    "finished_at": now,
-                    "exit_code": outcome.exit_code,
-                    "duration_seconds": max(duration or 0.0, 0.0),
-                    "log_tail": outcome.log_tail,
-                    "error": outcome.error,
-                    "log_url": outcome.log_url or current.log_url,
-                }
-            )
-
-        record, changed = await self.runs.update(run_id, decide)
+        record, changed = await self.runs.update(
+            run_id, functools.partial(lifecycle.finish, outcome=outcome, now=self.clock())
+        )
         if record is None or not changed:
             return record
         await self._release(record)

@@ -26,7 +26,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.detector.config import DetectorConfig
-from services.detector.handlers import DetectorHandlers
+from services.detector.handlers import DetectorHandlers, build_handlers
 from services.detector.service import CONSUMER, build_pipeline, build_scanner
 from services.detector.settings import DetectorSettings
 from shared.aws import call_aws
@@ -93,7 +93,7 @@ async def build_function(context: FunctionContext) -> QueueWorkerFunction:
     runtime = context.runtime
     # EventBridge Scheduler starts the daily scans in AWS; no local schedule here.
     settings = load_settings(DetectorSettings, scheduler=False)
-    mapping = dict((await detector_handlers(runtime, settings)).mapping())
+    mapping = dict(build_handlers(await detector_handlers(runtime, settings)))
     project = load_settings(ScanProjectSettings).drift_scan_project
     if project is not None:
         scans = ScanBuilds(await runtime.aws.client("codebuild"), project)
@@ -107,7 +107,7 @@ async def run_scan_request(event: DriftScanRequested) -> None:
         handlers = await detector_handlers(
             runtime, load_settings(DetectorSettings, scheduler=False)
         )
-        await handlers.scan_requested(event)
+        await handlers.on_drift_scan_requested(event)
 
 
 def main(argv: list[str]) -> int:

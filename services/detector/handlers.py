@@ -298,7 +298,7 @@ class DetectorHandlers:
     lifecycle: LifecycleStore
     clock: Callable[[], datetime] = utc_now
 
-    async def scan_requested(self, event: DriftScanRequested) -> None:
+    async def on_drift_scan_requested(self, event: DriftScanRequested) -> None:
         """Scan the requested states (all when none is named) and publish the outcome."""
         outcome = await self.pipeline.run(
             ScanRequest(
@@ -318,7 +318,7 @@ class DetectorHandlers:
             outcome.digest.findings_resolved,
         )
 
-    async def drift_claimed(self, event: DriftClaimed) -> None:
+    async def on_drift_claimed(self, event: DriftClaimed) -> None:
         """Record who took the findings ("I'm on it"); resolved ones are skipped."""
         claimed = await self.lifecycle.claim(
             event.state, event.fingerprints, event.claimed_by, now=self.clock()
@@ -333,6 +333,7 @@ class DetectorHandlers:
                 skipped,
             )
 
-    def mapping(self) -> Mapping[type[EventBase], Handler]:
-        """Event class -> handler, for :meth:`shared.runtime.Runtime.worker`."""
-        return {DriftScanRequested: self.scan_requested, DriftClaimed: self.drift_claimed}
+
+def build_handlers(deps: DetectorHandlers) -> Mapping[type[EventBase], Handler]:
+    """Event class -> handler, for :meth:`shared.runtime.Runtime.worker`."""
+    return {DriftScanRequested: deps.on_drift_scan_requested, DriftClaimed: deps.on_drift_claimed}

@@ -19,7 +19,7 @@ from services.detector.archive import PlanArchive
 from services.detector.attribution import CloudTrailAttributor
 from services.detector.config import DetectorConfig
 from services.detector.engine import TerraformEngine
-from services.detector.handlers import DetectorHandlers, DriftPipeline
+from services.detector.handlers import DetectorHandlers, DriftPipeline, build_handlers
 from services.detector.lifecycle import LifecycleStore
 from services.detector.scan import Scanner
 from services.detector.scheduler import Clock, ScanScheduler
@@ -166,7 +166,7 @@ async def build_detector(
     scanner = build_scanner(config_for_scans, settings, clock=now)
     pipeline = await build_pipeline(runtime, config_for_scans, scanner, source=CONSUMER, clock=now)
     handlers = DetectorHandlers(pipeline=pipeline, lifecycle=pipeline.lifecycle, clock=now)
-    worker = runtime.worker(CONSUMER, handlers.mapping(), settings.worker)
+    worker = runtime.worker(CONSUMER, build_handlers(handlers), settings.worker)
     scheduler = None
     if settings.scheduler and config_for_scans.states:
         scheduler = ScanScheduler(config_for_scans.states, runtime.publisher.publish, clock=clock)

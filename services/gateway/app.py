@@ -43,6 +43,14 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from services.gateway.background import AfterAck
+from services.gateway.blocks import (
+    PICK_COMMAND_ACTION,
+    RUN_MODAL_CALLBACK,
+    ModalContext,
+    Reply,
+    read_run_form,
+    text_reply,
+)
 from services.gateway.handlers import (
     FormAccepted,
     FormErrors,
@@ -66,14 +74,6 @@ from services.gateway.ledger import (
 )
 from services.gateway.payloads import BlockActions, SlashCommand, ViewSubmission
 from services.gateway.replies import EphemeralReplier
-from services.gateway.views import (
-    PICK_COMMAND_ACTION,
-    RUN_MODAL_CALLBACK,
-    ModalContext,
-    Reply,
-    read_run_form,
-    text_reply,
-)
 from shared.errors import PermanentError, TransientError
 from shared.slack.actions import LINK_ACTIONS, Action, BadButtonValue, decode_run_value
 from shared.slack.blocks import code

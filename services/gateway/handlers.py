@@ -22,8 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeAlias
 
-from services.gateway.store import Records
-from services.gateway.views import (
+from services.gateway.blocks import (
     COMMAND_BLOCK,
     ENVIRONMENT_BLOCK,
     MAX_REASON,
@@ -41,6 +40,7 @@ from services.gateway.views import (
     unknown_command_reply,
     view_errors,
 )
+from services.gateway.store import Records
 from shared.authz import (
     approval_refusal,
     authorization_refusal,

@@ -34,10 +34,10 @@ from slack_bolt.response import BoltResponse
 
 from shared.errors import ToilkitError
 from shared.idempotency import Claim, IdempotencyStore
+from shared.state_table.keys import GATEWAY_REQUEST_PREFIX
 
 log = logging.getLogger(__name__)
 
-KEY_PREFIX = "gateway#request#"
 #: The context key under which listeners find the request's key.
 REQUEST_KEY = "toilkit_request_key"
 RETRY_HEADER = "x-slack-retry-num"
@@ -117,7 +117,7 @@ class RequestLedger:
             async with asyncio.timeout(self._timeout):
                 # Never completed: the record stays "in progress" for remember_seconds,
                 # which is exactly "seen recently" (and needs one write, not two).
-                claim = await self._store.claim(KEY_PREFIX + key, self._remember)
+                claim = await self._store.claim(GATEWAY_REQUEST_PREFIX + key, self._remember)
         except (ToilkitError, TimeoutError) as exc:
             log.warning("request ledger unavailable, acting on the request anyway: %s", exc)
             return Sighting.UNKNOWN

@@ -15,7 +15,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from services.gateway.views import Reply
+from services.gateway.blocks import Reply
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ SLACK_HOOKS = "https://hooks.slack.com/"
 
 
 class EphemeralReplier:
-    """Sends :class:`~services.gateway.views.Reply` objects to one person.
+    """Sends :class:`~services.gateway.blocks.Reply` objects to one person.
 
     Args:
         client: the bot's Web API client.

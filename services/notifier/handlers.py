@@ -96,21 +96,6 @@ class NotifierHandlers:
         self._routes = routes
         self._ops_channel = ops_channel
 
-    def handlers(self) -> Mapping[type[EventBase], Handler]:
-        """Event class -> handler, for the worker."""
-        return {
-            DriftDetected: self.on_drift_detected,
-            DriftResolved: self.on_drift_resolved,
-            DriftClaimed: self.on_drift_claimed,
-            DriftScanFailed: self.on_scan_failed,
-            DriftScanCompleted: self.on_scan_completed,
-            BatchApprovalRequested: self.on_run_event,
-            BatchRunStarted: self.on_run_event,
-            BatchRunFinished: self.on_run_event,
-            BatchRunRefused: self.on_run_event,
-            MessageDeadLettered: self.on_message_dead_lettered,
-        }
-
     # ------------------------------------------------------------------ drift
 
     def _drift_channel(self, state: StateRef) -> str:
@@ -222,14 +207,14 @@ class NotifierHandlers:
                 render_drift_claimed_reply(event.claimed_by),
             )
 
-    async def on_scan_failed(self, event: DriftScanFailed) -> None:
+    async def on_drift_scan_failed(self, event: DriftScanFailed) -> None:
         await self._delivery.post_once(
             PostMarker(event.event_id, "message"),
             self._drift_channel(event.state),
             render_scan_failed(event),
         )
 
-    async def on_scan_completed(self, event: DriftScanCompleted) -> None:
+    async def on_drift_scan_completed(self, event: DriftScanCompleted) -> None:
         await self._delivery.post_once(
             PostMarker(event.event_id, "message"), self._routes.default, render_digest(event)
         )
@@ -306,3 +291,19 @@ def _run_reply(event: RunEvent, before: RunView | None) -> SlackMessage | None:
     if isinstance(event, BatchRunRefused):
         return render_run_refused_reply(event)
     return None
+
+
+def build_handlers(deps: NotifierHandlers) -> Mapping[type[EventBase], Handler]:
+    """Event class -> handler, for the worker."""
+    return {
+        DriftDetected: deps.on_drift_detected,
+        DriftResolved: deps.on_drift_resolved,
+        DriftClaimed: deps.on_drift_claimed,
+        DriftScanFailed: deps.on_drift_scan_failed,
+        DriftScanCompleted: deps.on_drift_scan_completed,
+        BatchApprovalRequested: deps.on_run_event,
+        BatchRunStarted: deps.on_run_event,
+        BatchRunFinished: deps.on_run_event,
+        BatchRunRefused: deps.on_run_event,
+        MessageDeadLettered: deps.on_message_dead_lettered,
+    }

@@ -14,7 +14,7 @@ from slack_sdk.http_retry.interval_calculator import RetryIntervalCalculator
 from tenacity.wait import wait_base
 
 from services.notifier.delivery import Delivery
-from services.notifier.handlers import NotifierHandlers
+from services.notifier.handlers import NotifierHandlers, build_handlers
 from services.notifier.pacing import ChannelPacer
 from services.notifier.settings import NotifierSettings, Routes, describe_routes
 from services.notifier.slack import SlackWebApi
@@ -116,7 +116,7 @@ async def build_notifier(
         ttl_seconds=settings.record_ttl_days * 86400,
     )
     delivery = Delivery(slack, store, claim_lease_seconds=settings.thread_claim_lease_seconds)
-    handlers = NotifierHandlers(delivery, store, routes, settings.ops_channel).handlers()
+    handlers = build_handlers(NotifierHandlers(delivery, store, routes, settings.ops_channel))
     worker = runtime.worker(CONSUMER, handlers, settings.worker)
     log.info("notifier: routes %s", describe_routes(routes))
     return NotifierService(worker, resources, settings, routes)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
-from typing import Literal, TypeAlias
+from typing import TypeAlias
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
@@ -29,13 +29,12 @@ from shared.events import (
     RefusalStage,
     RunParameter,
 )
+from shared.state_table.runs import FINAL_RUN_STATES, RunState
 
-RunPhase: TypeAlias = Literal[
-    "awaiting_approval", "running", "succeeded", "failed", "timed_out", "cancelled", "refused"
-]
-TERMINAL_PHASES: frozenset[RunPhase] = frozenset(
-    {"succeeded", "failed", "timed_out", "cancelled", "refused"}
-)
+#: Where a run stands as its messages show it (a run is never drawn before it waits for
+#: approval or runs, so "received" and "starting" do not occur).
+RunPhase: TypeAlias = RunState
+TERMINAL_PHASES: frozenset[str] = FINAL_RUN_STATES
 
 #: The most findings a drift view keeps (the renderer shows fewer; the rest are counted).
 MAX_FINDINGS_KEPT = 40

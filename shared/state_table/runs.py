@@ -7,7 +7,7 @@ A run goes ``received`` -> (``awaiting_approval``) -> ``starting`` -> ``running`
 
 from __future__ import annotations
 
-from typing import Any, Literal, TypeAlias, get_args
+from typing import Any, Literal, TypeAlias, TypeGuard, get_args
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -29,6 +29,11 @@ RunState: TypeAlias = Literal[
 RUN_OUTCOMES: frozenset[str] = frozenset(get_args(RunStatus))
 #: States after which nothing about the run changes any more.
 FINAL_RUN_STATES: frozenset[str] = RUN_OUTCOMES | {"refused"}
+
+
+def is_run_outcome(status: str) -> TypeGuard[RunStatus]:
+    """Whether ``status`` says how a run that ran ended (one of :data:`RUN_OUTCOMES`)."""
+    return status in RUN_OUTCOMES
 
 
 class _Model(BaseModel):

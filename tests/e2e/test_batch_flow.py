@@ -32,8 +32,8 @@ from urllib.parse import unquote, urlparse
 import pytest
 import yaml
 
+from services.gateway.blocks import PICK_COMMAND_ACTION
 from services.gateway.service import GatewayService
-from services.gateway.views import PICK_COMMAND_ACTION
 from shared.aws import AwsClients
 from shared.catalog import DEMO_CATALOG
 from shared.runtime import Service, open_runtime

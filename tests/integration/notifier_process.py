@@ -20,7 +20,7 @@ from tenacity import wait_none
 
 from services.notifier.blocks import SlackMessage
 from services.notifier.delivery import Delivery
-from services.notifier.handlers import NotifierHandlers
+from services.notifier.handlers import NotifierHandlers, build_handlers
 from services.notifier.pacing import ChannelPacer
 from services.notifier.settings import NotifierSettings
 from services.notifier.slack import Posted, PostMarker, SlackWebApi
@@ -78,7 +78,7 @@ async def main() -> int:
     ):
         store = NotifierStore(runtime.aws.dynamodb, runtime.names.state_table)
         delivery = Delivery(slack, store, claim_lease_seconds=settings.thread_claim_lease_seconds)
-        handlers = NotifierHandlers(delivery, store, settings.load_routes()).handlers()
+        handlers = build_handlers(NotifierHandlers(delivery, store, settings.load_routes()))
         worker = runtime.worker("notifier", handlers, settings.worker)
         stop_on_signals(worker.stop)
         print("ready", flush=True)

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from services.batch.handlers import expire_overdue_approvals, handle_approved, handle_requested
+from services.batch.handlers import expire_overdue_approvals, on_batch_approved, on_batch_requested
 from shared.aws import AwsClients
 from shared.errors import TransientError
 from shared.events import (
@@ -417,8 +417,8 @@ async def test_concurrent_deliveries_of_one_request_start_one_run(batch: BatchHa
     request = await batch.request("echo-args", text="raced")
     # Both deliveries run the handler at the same moment (no worker idempotency between).
     await asyncio.gather(
-        handle_requested(batch.service.context, request),
-        handle_requested(batch.service.context, request),
+        on_batch_requested(batch.service.context, request),
+        on_batch_requested(batch.service.context, request),
     )
     await batch.service.supervisor.wait_idle()
 
@@ -682,7 +682,7 @@ async def test_two_approvals_are_two_different_people(
 async def test_an_approval_before_its_request_is_retried_later(batch: BatchHarness) -> None:
     early = BatchApproved(correlation_id="a", source="test", run_id="run-not-yet", approved_by=BOB)
     with pytest.raises(TransientError, match="not known"):
-        await handle_approved(batch.service.context, early)
+        await on_batch_approved(batch.service.context, early)
 
 
 async def test_a_restart_settles_local_runs_whose_process_is_gone(batch: BatchHarness) -> None:

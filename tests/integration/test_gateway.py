@@ -27,9 +27,9 @@ from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from services.gateway.blocks import PICK_COMMAND_ACTION
 from services.gateway.service import GatewayService
 from services.gateway.settings import GatewaySettings
-from services.gateway.views import PICK_COMMAND_ACTION
 from shared.aws import AwsClients
 from shared.settings import AwsSettings
 from shared.slack.signing import signed_headers

@@ -29,7 +29,7 @@ from tenacity import wait_none
 
 from services.notifier.blocks import SlackMessage
 from services.notifier.delivery import Delivery
-from services.notifier.handlers import NotifierHandlers
+from services.notifier.handlers import NotifierHandlers, build_handlers
 from services.notifier.pacing import ChannelPacer
 from services.notifier.service import NotifierService, build_notifier
 from services.notifier.settings import NotifierSettings
@@ -359,7 +359,7 @@ async def test_every_event_handled_twice_posts_once_and_updates_in_place(
     ]
     async with SlackWebApi.open(settings, ChannelPacer(0)) as slack:
         delivery = Delivery(slack, store, claim_lease_seconds=600)
-        handlers = NotifierHandlers(delivery, store, settings.load_routes()).handlers()
+        handlers = build_handlers(NotifierHandlers(delivery, store, settings.load_routes()))
         for event in events:
             await handlers[type(event)](event)
         posted_once = len(standin.calls("chat.postMessage"))

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 
+from services.gateway.blocks import help_reply, unknown_command_reply
 from services.gateway.handlers import (
     OpenRunModal,
     ScanDrift,
@@ -15,7 +16,6 @@ from services.gateway.handlers import (
     UnknownCommand,
     parse_command_text,
 )
-from services.gateway.views import help_reply, unknown_command_reply
 from shared.slack.blocks import GRAVE, ago, clip, code, escape
 
 

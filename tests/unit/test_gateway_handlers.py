@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
+from services.gateway.blocks import ModalContext, RunForm
 from services.gateway.handlers import (
     FormAccepted,
     FormErrors,
@@ -21,7 +22,6 @@ from services.gateway.handlers import (
     derived_id,
     derived_run_id,
 )
-from services.gateway.views import ModalContext, RunForm
 from shared.catalog import Catalog, StaticGroupDirectory, parse_catalog
 from shared.errors import TransientError
 from shared.events import (

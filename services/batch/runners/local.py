@@ -24,6 +24,7 @@ from typing import Literal, Protocol
 
 from services.batch.runners.base import RunnerError, RunOutcome, RunSpec, StartedRun
 from services.batch.runners.logs import RunLog
+from shared.events import RunStatus
 
 log = logging.getLogger(__name__)
 
@@ -271,7 +272,7 @@ class LocalRunner:
         if code < 0:
             error = f"killed by {signal.Signals(-code).name}"
         if run.stop_reason is not None:
-            status: Literal["succeeded", "failed", "timed_out", "cancelled"] = run.stop_reason
+            status: RunStatus = run.stop_reason
         elif code == 0:
             status = "succeeded"
         else:

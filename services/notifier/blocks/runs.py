@@ -35,6 +35,7 @@ from shared.slack.blocks import (
     section,
     slack_date,
 )
+from shared.state_table.runs import RUN_OUTCOMES
 
 _PHASES: dict[str, tuple[str, str]] = {
     "awaiting_approval": (":hourglass_flowing_sand:", "Awaiting approval"),
@@ -59,7 +60,7 @@ def render_run(view: RunView) -> SlackMessage:
     """A run's parent message: one line per run in the channel, updated to its status."""
     icon, status = _PHASES[view.phase]
     title = f"{icon} *{status}* · `{code_text(view.command)}` on *{escape(view.environment)}*"
-    if view.phase in ("succeeded", "failed", "timed_out", "cancelled"):
+    if view.phase in RUN_OUTCOMES:
         bits = []
         if view.duration_seconds is not None:
             bits.append(f"in {duration(view.duration_seconds)}")
@@ -133,7 +134,7 @@ def _run_buttons(view: RunView) -> list[Block]:
                 },
             )
         ]
-    if view.phase in ("succeeded", "failed", "timed_out", "cancelled"):
+    if view.phase in RUN_OUTCOMES:
         return [button("Run again", Action.BATCH_RERUN, value=encode_run_value(view.run_id))]
     return []
 

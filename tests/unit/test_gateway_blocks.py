@@ -7,13 +7,13 @@ from typing import Any
 
 import yaml
 
-from services.gateway.payloads import ViewState
-from services.gateway.views import (
+from services.gateway.blocks import (
     ModalContext,
     read_run_form,
     run_modal,
     view_errors,
 )
+from services.gateway.payloads import ViewState
 from shared.catalog import Catalog, FieldError, parse_catalog
 from shared.slack.blocks import MAX_MODAL_TITLE, MAX_OPTIONS
 from toilkit.standins.slack.app_requests import submission_state

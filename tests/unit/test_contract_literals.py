@@ -1,0 +1,157 @@
+"""Every contract between services is written in one place.
+
+A Slack action id, a button value's format, a key prefix of the state table or a set of
+final run statuses that is spelled out a second time drifts from the first one at run time,
+silently. This test reads the source of ``services/``, ``shared/`` and ``toilkit/`` (string
+constants, f-string parts and literal collections, through :mod:`ast`) and fails on any
+copy outside the literal's home, naming the file and line.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from shared.slack.actions import Action
+from shared.state_table import keys
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGES = ("services", "shared", "toilkit")
+
+ACTIONS_HOME = "shared/slack/actions.py"
+KEYS_HOME = "shared/state_table/keys.py"
+STATUS_HOMES = frozenset({"shared/events.py", "shared/state_table/runs.py"})
+
+#: Final run statuses: a literal collection holding three or more of them is a copy of the
+#: set that ``shared.state_table.runs`` derives from ``shared.events.RunStatus``.
+FINAL_STATUSES = frozenset({"succeeded", "failed", "timed_out", "cancelled", "refused"})
+
+#: Key prefixes long enough to be told apart from ordinary words. (``run``, ``runs`` and
+#: ``thread`` are keys too, but too common as words to grep for; their builders are the
+#: only writers because every store imports them.)
+KEY_LITERALS = (
+    keys.DRIFT_STATES,
+    keys.FINDING_PREFIX,
+    keys.HISTORY_PREFIX,
+    keys.ACTIVE_RUNS,
+    keys.PENDING_APPROVALS,
+    keys.AUDIT_PREFIX,
+    keys.SLOT_PREFIX,
+    keys.NOTIFIER_THREAD_PREFIX,
+    keys.NOTIFIER_POINTER_PREFIX,
+    keys.GATEWAY_REQUEST_PREFIX,
+)
+#: The prefixes of the f-string key builders in ``keys.py``.
+KEY_PREFIXES = (
+    "drift#",
+    "run#",
+    "lock#",
+    "notifier#post#",
+    "notifier#run#",
+    "notifier#drift#",
+)
+
+
+@dataclass(frozen=True)
+class Literal_:
+    path: str
+    line: int
+    text: str
+    in_fstring: bool
+
+
+def sources() -> Iterator[tuple[str, ast.Module]]:
+    for package in PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            relative = path.relative_to(ROOT).as_posix()
+            yield relative, ast.parse(path.read_text(encoding="utf-8"), filename=relative)
+
+
+def string_literals() -> list[Literal_]:
+    found = []
+    for path, tree in sources():
+        fstring_parts: set[int] = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.JoinedStr):
+                fstring_parts.update(id(value) for value in node.values)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                found.append(Literal_(path, node.lineno, node.value, id(node) in fstring_parts))
+    return found
+
+
+def status_collections() -> list[tuple[str, int, frozenset[str]]]:
+    """Literal sets, tuples, lists and ``Literal[...]`` subscripts of final statuses."""
+    found = []
+    for path, tree in sources():
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Set | ast.Tuple | ast.List):
+                texts = frozenset(
+                    element.value
+                    for element in node.elts
+                    if isinstance(element, ast.Constant) and isinstance(element.value, str)
+                )
+                if len(texts & FINAL_STATUSES) >= 3:
+                    found.append((path, node.lineno, texts & FINAL_STATUSES))
+    return found
+
+
+LITERALS = string_literals()
+
+
+def copies(predicate: object, home: str | frozenset[str]) -> list[str]:
+    homes = {home} if isinstance(home, str) else home
+    return [
+        f"{found.path}:{found.line}: {found.text!r}"
+        for found in LITERALS
+        if found.path not in homes and predicate(found)  # type: ignore[operator]
+    ]
+
+
+@pytest.mark.parametrize("action", list(Action), ids=lambda a: a.value)
+def test_each_slack_action_id_is_written_once(action: Action) -> None:
+    assert copies(lambda found: found.text == action.value, ACTIONS_HOME) == []
+
+
+def test_the_action_ids_are_found_in_their_home() -> None:
+    # Guards the test itself: a change in how actions.py writes them would make it vacuous.
+    at_home = {found.text for found in LITERALS if found.path == ACTIONS_HOME}
+    assert {action.value for action in Action} <= at_home
+
+
+@pytest.mark.parametrize("literal", KEY_LITERALS)
+def test_each_state_table_key_is_written_once(literal: str) -> None:
+    assert copies(lambda found: found.text == literal, KEYS_HOME) == []
+
+
+@pytest.mark.parametrize("prefix", KEY_PREFIXES)
+def test_each_state_table_key_builder_is_written_once(prefix: str) -> None:
+    at_home = [f for f in LITERALS if f.path == KEYS_HOME and f.in_fstring and f.text == prefix]
+    assert at_home, f"keys.py no longer builds keys from {prefix!r}: update this test"
+    elsewhere = copies(lambda found: found.in_fstring and found.text.startswith(prefix), KEYS_HOME)
+    assert elsewhere == []
+
+
+def test_button_values_are_built_and_read_only_in_actions() -> None:
+    # The claim button's JSON shape and the run buttons' value are built by
+    # encode_*/decode_* in actions.py; a second builder would spell the field names again.
+    assert (
+        copies(
+            lambda found: found.text in {"fingerprints", '{"state":'} and not found.in_fstring,
+            frozenset({ACTIONS_HOME, "shared/events.py", "services/detector/lifecycle.py"}),
+        )
+        == []
+    )
+
+
+def test_no_set_of_final_run_statuses_is_written_twice() -> None:
+    found = status_collections()
+    homes = [f for f in found if f[0] in STATUS_HOMES]
+    assert homes, "the final statuses are no longer spelled out in shared/: update this test"
+    assert [
+        f"{path}:{line}: {sorted(texts)}" for path, line, texts in found if path not in STATUS_HOMES
+    ] == []
