@@ -25,7 +25,7 @@ from services.detector.archive import PlanArchive
 from services.detector.attribution import CloudTrailAttributor
 from services.detector.config import AttributionConfig, Schedule
 from services.detector.engine import TerraformEngine
-from services.detector.handlers import DetectorHandlers, DriftPipeline, ScanRequest
+from services.detector.handlers import DetectorHandlers, DriftPipeline, ScanRequest, build_handlers
 from services.detector.lifecycle import LifecycleStore
 from services.detector.plan import parse_plan
 from services.detector.scan import Scanner
@@ -77,7 +77,7 @@ class Detector:
         handlers = DetectorHandlers(self.pipeline, self.lifecycle, clock=self.clock)
         return self.runtime.worker(
             "detector",
-            handlers.mapping(),
+            build_handlers(handlers),
             WorkerSettings(concurrency=1, wait_time_seconds=1, handler_timeout=300),
         )
 
