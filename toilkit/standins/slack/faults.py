@@ -2,8 +2,16 @@
 
 A :class:`FaultSpec` says which share of the calls to a method (or to every method) is
 answered 429 with ``Retry-After``, 500/503, late, or by closing the connection; the shares
-are drawn from a seeded random sequence, so a seed gives the same pattern every run. A
-faulted call never reaches the method: a 429 means the message was not posted.
+are drawn from a seeded random sequence, so a seed gives the same pattern every run.
+
+Most faulted calls never reach the method: a 429, a 5xx or a ``drop`` means the message was
+not posted. Two kinds are the ambiguous ones real Slack has, where the caller cannot tell:
+
+* ``slow``: the call is processed ``slow_seconds`` late, as Slack does under load, and only
+  then answered. A message it posts is invisible to ``conversations.history`` until then,
+  and it is posted even if the caller gave up waiting (closed the connection) before.
+* ``lost_answer``: the call is processed (the message posted) after ``slow_seconds``, then
+  the connection is closed instead of answering, as when a proxy drops the reply.
 """
 
 from __future__ import annotations
@@ -18,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 logger = logging.getLogger(__name__)
 
-FaultKind = Literal["rate_limited", "server_error", "slow", "drop"]
+FaultKind = Literal["rate_limited", "server_error", "slow", "drop", "lost_answer"]
 
 
 class FaultSpec(BaseModel):
@@ -37,6 +45,13 @@ class FaultSpec(BaseModel):
     slow: float = Field(default=0.0, ge=0, le=1, description="share answered late (but handled)")
     slow_seconds: float = Field(default=2.0, ge=0, le=300)
     drop: float = Field(default=0.0, ge=0, le=1, description="share whose connection is closed")
+    lost_answer: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="share processed (after slow_seconds) whose answer is lost: the "
+        "connection is closed instead",
+    )
     seed: int | None = None
     max_injections: int | None = Field(
         default=None, ge=1, description="after this many injected faults the rule stays quiet"
@@ -44,8 +59,10 @@ class FaultSpec(BaseModel):
 
     @model_validator(mode="after")
     def _shares_fit_in_one(self) -> Self:
-        if self.rate_limited + self.server_error + self.slow + self.drop > 1:
-            raise ValueError("rate_limited + server_error + slow + drop must not exceed 1")
+        if self.rate_limited + self.server_error + self.slow + self.drop + self.lost_answer > 1:
+            raise ValueError(
+                "rate_limited + server_error + slow + drop + lost_answer must not exceed 1"
+            )
         return self
 
 
@@ -67,6 +84,7 @@ class FaultRule:
             ("server_error", self.spec.server_error),
             ("slow", self.spec.slow),
             ("drop", self.spec.drop),
+            ("lost_answer", self.spec.lost_answer),
         )
         for kind, share in shares:
             if roll < share:
@@ -89,8 +107,8 @@ class InjectedFault:
 def inject(
     request: web.Request, method: str, rule: FaultRule, fault: FaultKind
 ) -> InjectedFault | None:
-    """The answer to a call ``fault`` was drawn for; None for a slow one (it is handled,
-    after ``rule.spec.slow_seconds``)."""
+    """The answer to a call ``fault`` was drawn for; None for a slow or lost answer (it is
+    handled after ``rule.spec.slow_seconds``; :func:`lose_answer` then closes a lost one)."""
     logger.debug("Slack stand-in injects %s into %s", fault, method)
     if fault == "rate_limited":
         body = {"ok": False, "error": "ratelimited"}
@@ -115,6 +133,13 @@ def inject(
     return None
 
 
+def lose_answer(request: web.Request) -> web.StreamResponse:
+    """Close the connection of a call that was processed, so its answer never arrives."""
+    if request.transport is not None:
+        request.transport.close()
+    return web.Response()
+
+
 def describe_fault(spec: FaultSpec) -> str:
     """The rule's shares, as the page's sidebar shows them."""
     shares = (
@@ -122,5 +147,6 @@ def describe_fault(spec: FaultSpec) -> str:
         ("5xx", spec.server_error),
         ("slow", spec.slow),
         ("drop", spec.drop),
+        ("lost answer", spec.lost_answer),
     )
     return ", ".join(f"{label} {share:.0%}" for label, share in shares if share) or "none"

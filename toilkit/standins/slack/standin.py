@@ -182,6 +182,12 @@ class SlackStandin(StandinServer):
         """The fault rules in force."""
         return [rule.spec for rule in self._workspace.fault_rules.values()]
 
+    @property
+    def in_flight(self) -> int:
+        """Calls still being processed late (``slow`` or ``lost_answer``): a test waits for
+        none before counting what was posted, since a late call may still post."""
+        return self._workspace.in_flight
+
     def issue_trigger(self, user_id: str = DEFAULT_USERS[0].id, view_id: str | None = None) -> str:
         """A fresh trigger id, as Slack hands one out with an interaction.
 

@@ -28,7 +28,7 @@ from toilkit.standins.slack.arguments import (
     read_arguments,
 )
 from toilkit.standins.slack.block_kit import message_content, view_argument, view_content
-from toilkit.standins.slack.faults import inject
+from toilkit.standins.slack.faults import inject, lose_answer
 from toilkit.standins.slack.workspace import (
     BOT_ID,
     BOT_NAME,
@@ -89,7 +89,18 @@ class WebApi:
                     method, arguments, injected.body, injected.http_status, fault
                 )
                 return injected.response
-            await asyncio.sleep(rule.spec.slow_seconds)
+            # Processed late, as Slack under load: the caller may give up and close the
+            # connection meanwhile (aiohttp does not cancel the handler), yet it is posted.
+            self._workspace.in_flight += 1
+            try:
+                await asyncio.sleep(rule.spec.slow_seconds)
+                status, body = self._answer(method, token, arguments)
+            finally:
+                self._workspace.in_flight -= 1
+            self._workspace.record(method, arguments, body, status, fault)
+            if fault == "lost_answer":
+                return lose_answer(request)
+            return web.json_response(body, status=status)
 
         status, body = self._answer(method, token, arguments)
         self._workspace.record(method, arguments, body, status, fault)

@@ -217,6 +217,8 @@ class Workspace:
         self.view_stacks: dict[str, ViewStack] = {}
         self.triggers: dict[str, Trigger] = {}
         self.fault_rules: dict[str, FaultRule] = {}
+        #: Calls being processed late (a ``slow`` or ``lost_answer`` fault) right now.
+        self.in_flight = 0
         #: What the person sees in a modal besides the view: errors under blocks, a notice.
         self.view_errors: dict[str, dict[str, str]] = {}
         self.view_notices: dict[str, str] = {}
