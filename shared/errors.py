@@ -13,7 +13,16 @@ class ToilkitError(Exception):
 
 
 class TransientError(ToilkitError):
-    """A failure that may go away by itself (throttling, a 5xx, a timeout, a lost connection)."""
+    """A failure that may go away by itself (throttling, a 5xx, a timeout, a lost connection).
+
+    Args:
+        retry_after: seconds before a retry can succeed, when the raiser knows (the worker
+            then keeps the message hidden at least that long instead of spending receives).
+    """
+
+    def __init__(self, *args: object, retry_after: float = 0.0) -> None:
+        super().__init__(*args)
+        self.retry_after = retry_after
 
 
 class PermanentError(ToilkitError):

@@ -497,7 +497,8 @@ class Worker:
                         event_type_name(event),
                         event.event_id,
                     )
-            await self._retry_later(message, item.receive_count, reason)
+            at_least = exc.retry_after if isinstance(exc, TransientError) else 0.0
+            await self._retry_later(message, item.receive_count, reason, at_least=at_least)
             return Outcome.RETRY
         finally:
             heartbeat.cancel()

@@ -14,7 +14,16 @@ what keeps a redelivered event from posting a second message:
    only then does the worker record the event as handled and delete the SQS message.
 
 A crash before 1 or between 1 and 2 leaves nothing posted and the look-up finds nothing; a
-crash between 2 and 3 leaves a message the look-up finds. Either way one message. (Why not
+crash between 2 and 3 leaves a message the look-up finds. Either way one message.
+
+A look-up only proves "not posted" once Slack has finished processing every request the
+earlier attempt may have sent (see :mod:`services.notifier.slack`): that attempt sent its
+last request before its handler timed out (``claimed_at + attempt_window``), and Slack
+settles a request within ``settle_seconds``. So a claim found without a ``ts`` is looked up
+until ``claimed_at + attempt_window + settle_seconds``; when that is far off, the event is
+given back to SQS with that delay (one receive, not five). When the adapter proves that
+nothing was posted (:class:`~services.notifier.slack.NotPosted`), the claim is released,
+so the retry posts without the wait. (Why not
 "write the ts first"? There is no ts before the post; and why not "search without a claim"?
 A look-up on every event would cost a history call per message, and Slack rate-limits
 history reads hard; the claim makes the look-up the rare path.)
@@ -40,7 +49,13 @@ from typing import Generic, TypeVar
 from pydantic import BaseModel
 
 from services.notifier.blocks import SlackMessage
-from services.notifier.slack import LOOKUP_MARGIN_SECONDS, Posted, PostMarker, SlackPort
+from services.notifier.slack import (
+    LOOKUP_MARGIN_SECONDS,
+    NotPosted,
+    Posted,
+    PostMarker,
+    SlackPort,
+)
 from services.notifier.store import NotifierStore, PostKey, ThreadKey, ThreadRecord
 from shared.errors import PermanentError, TransientError
 
@@ -76,6 +91,10 @@ class Delivery:
             before another event of the thread may do it instead.
         follow_wait_seconds: how long an event waits for another to post its thread's
             parent before giving its message back to SQS.
+        attempt_window_seconds: how long after its claim an attempt may still send a post
+            (the worker's handler timeout).
+        settle_seconds: how long Slack may take to process a post it received.
+        clock: epoch seconds, the store's clock.
     """
 
     def __init__(
@@ -85,11 +104,17 @@ class Delivery:
         *,
         claim_lease_seconds: float,
         follow_wait_seconds: float = 30,
+        attempt_window_seconds: float = 0,
+        settle_seconds: float = 0,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._slack = slack
         self._store = store
         self._claim_lease = claim_lease_seconds
         self._follow_wait = follow_wait_seconds
+        self._attempt_window = attempt_window_seconds
+        self._settle = settle_seconds
+        self._clock = clock
 
     async def post_once(
         self,
@@ -118,12 +143,7 @@ class Delivery:
         if earlier is not None:
             # An attempt claimed it and did not finish: it may have posted before dying.
             channel, thread_ts = earlier.channel, earlier.thread_ts
-            found = await self._slack.find(
-                channel,
-                marker,
-                since=earlier.claimed_at - LOOKUP_MARGIN_SECONDS,
-                thread_ts=thread_ts,
-            )
+            found = await self._find_after_attempt(channel, marker, earlier.claimed_at, thread_ts)
             if found is not None:
                 log.info(
                     "notifier: %s/%s was posted by an attempt that died (%s); not posting again",
@@ -135,7 +155,7 @@ class Delivery:
                 return found
         try:
             posted = await self._slack.post(channel, message, marker=marker, thread_ts=thread_ts)
-        except PermanentError:
+        except (PermanentError, NotPosted):
             await self._store.release_post(key)
             raise
         await self._store.complete_post(key, posted.channel, posted.ts)
@@ -188,11 +208,11 @@ class Delivery:
         # event's own or an owner whose lease ran out, that may have posted before dying.
         posted = None
         if claim.previous is not None:
-            posted = await self._slack.find(
+            posted = await self._find_after_attempt(
                 claim.previous.channel,
                 PostMarker(claim.previous.owner, PARENT),
-                since=claim.previous.claimed_at - LOOKUP_MARGIN_SECONDS,
-                thread_ts=None,
+                claim.previous.claimed_at,
+                None,
             )
             if posted is not None:
                 log.info(
@@ -207,11 +227,38 @@ class Delivery:
                 posted = await self._slack.post(
                     channel, render(view), marker=PostMarker(event_id, PARENT), thread_ts=None
                 )
-            except PermanentError:
+            except (PermanentError, NotPosted):
                 await self._store.release_thread(key, event_id)
                 raise
         await self._store.thread_posted(key, channel=posted.channel, ts=posted.ts)
         return replace(claim.record, channel=posted.channel, ts=posted.ts), True
+
+    async def _find_after_attempt(
+        self, channel: str, marker: PostMarker, claimed_at: float, thread_ts: str | None
+    ) -> Posted | None:
+        """The message an attempt that claimed it at ``claimed_at`` and never finished may
+        have posted; None only once Slack has settled every request that attempt sent.
+
+        Raises:
+            TransientError: not found yet, and Slack may still be processing that attempt's
+                last request for longer than one settle period (``retry_after`` says when
+                the answer is final).
+        """
+        since = claimed_at - LOOKUP_MARGIN_SECONDS
+        settle_at = claimed_at + self._attempt_window + self._settle
+        wait = settle_at - self._clock()
+        if wait > self._settle:
+            found = await self._slack.find(channel, marker, since=since, thread_ts=thread_ts)
+            if found is not None:
+                return found
+            raise TransientError(
+                f"{marker.event_id}/{marker.role}: an attempt that died may still be posting "
+                f"it; deciding in {wait:.0f}s, once Slack has settled it",
+                retry_after=wait - self._settle,
+            )
+        return await self._slack.find(
+            channel, marker, since=since, thread_ts=thread_ts, settle_at=settle_at
+        )
 
     async def update_thread(
         self,

@@ -115,7 +115,13 @@ async def build_notifier(
         runtime.names.state_table,
         ttl_seconds=settings.record_ttl_days * 86400,
     )
-    delivery = Delivery(slack, store, claim_lease_seconds=settings.thread_claim_lease_seconds)
+    delivery = Delivery(
+        slack,
+        store,
+        claim_lease_seconds=settings.thread_claim_lease_seconds,
+        attempt_window_seconds=settings.worker.handler_timeout,
+        settle_seconds=settings.retries.settle_seconds,
+    )
     handlers = build_handlers(NotifierHandlers(delivery, store, routes, settings.ops_channel))
     worker = runtime.worker(CONSUMER, handlers, settings.worker)
     log.info("notifier: routes %s", describe_routes(routes))

@@ -83,6 +83,14 @@ class SlackRetrySettings(BaseModel):
         description="chat.postMessage attempts after an answer that leaves it unknown "
         "whether the message was posted (each re-post is preceded by a look-up)",
     )
+    settle_seconds: float = Field(
+        default=30,
+        ge=0,
+        le=600,
+        description="Seconds after sending chat.postMessage by which Slack is assumed to "
+        "have finished processing it: a maybe-posted message counts as not posted only if "
+        "a look-up made after this finds nothing",
+    )
 
 
 class NotifierSettings(SlackSettings):
@@ -133,11 +141,12 @@ class NotifierSettings(SlackSettings):
 
     @model_validator(mode="after")
     def _token_for_real_slack(self) -> NotifierSettings:
-        if self.thread_claim_lease_seconds <= self.worker.handler_timeout:
+        settled = self.worker.handler_timeout + self.retries.settle_seconds
+        if self.thread_claim_lease_seconds <= settled:
             raise ValueError(
                 f"thread_claim_lease_seconds ({self.thread_claim_lease_seconds:g}) must exceed "
-                f"worker.handler_timeout ({self.worker.handler_timeout:g}), or a slow event "
-                "could lose its claim while still posting"
+                f"worker.handler_timeout + retries.settle_seconds ({settled:g}), or a slow "
+                "event could lose its claim while its post may still land"
             )
         return self
 

@@ -9,10 +9,18 @@ every handler. Retries are slack-sdk's own handlers, chosen per kind of call:
   ``AsyncConnectionErrorRetryHandler``).
 * ``chat.postMessage`` is not idempotent. A 429 means Slack refused it, so slack-sdk's
   rate-limit handler retries it like the rest. But a 5xx, a timeout or a connection lost
-  after the request went out leaves it unknown whether the message was posted, and a
-  blind retry could post it twice. The handlers cannot check that, so this is the one place
-  tenacity is used: before posting again, the adapter looks for the message by the event id
-  it carries in its Slack ``metadata``, and only posts if it is not there.
+  after the request went out leaves it unknown whether the message was posted ("maybe
+  posted"), and a blind retry could post it twice. The handlers cannot check that, so this
+  is the one place tenacity is used: before posting again, the adapter looks for the
+  message by the event id it carries in its Slack ``metadata``, and only posts if it is not
+  there.
+
+  A look-up right after a timeout proves nothing: Slack may still be processing the
+  request, and the message shows in ``conversations.history`` only once it is done. So a
+  maybe-posted attempt is *settled* only by a look-up that starts ``settle_seconds`` after
+  the request was sent (Slack's processing is assumed to end by then); the adapter looks
+  every few seconds until then, stops as soon as it finds the message, and posts again only
+  after a settled look-up found nothing. docs/reliability.md states the guarantee.
 
 Errors come out classified once, here: :class:`~shared.errors.TransientError` (retry the SQS
 message later) or :class:`~shared.errors.PermanentError` (``channel_not_found``,
@@ -64,6 +72,9 @@ UNKNOWN_OUTCOME_ERRORS = frozenset(
 LOOKUP_MARGIN_SECONDS = 120
 #: Pages of history a look-up reads at most (200 messages each).
 LOOKUP_MAX_PAGES = 10
+#: Seconds between look-ups while waiting for Slack to settle a maybe-posted message
+#: (``conversations.history`` is rate-limited, about 50 calls a minute).
+SETTLE_POLL_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -113,8 +124,22 @@ class SlackPort(Protocol):
     async def update(self, posted: Posted, message: SlackMessage) -> None: ...
 
     async def find(
-        self, channel: str, marker: PostMarker, *, since: float, thread_ts: str | None
+        self,
+        channel: str,
+        marker: PostMarker,
+        *,
+        since: float,
+        thread_ts: str | None,
+        settle_at: float | None = None,
     ) -> Posted | None: ...
+
+
+class NotPosted(TransientError):
+    """Every attempt to post failed, and a settled look-up shows none of them was posted.
+
+    Nothing of the message is in Slack and no request for it is still in flight, so the
+    caller may forget its claim: the retry posts without a look-up.
+    """
 
 
 class _UnknownOutcome(Exception):
@@ -137,6 +162,7 @@ class SlackWebApi:
         backoff: the interval calculator of the 5xx and connection handlers (tests pass a
             zero one; the 429 handler always sleeps what ``Retry-After`` says).
         post_wait: tenacity's wait between post attempts with an unknown outcome.
+        settle_poll: seconds between look-ups while a maybe-posted message settles.
     """
 
     def __init__(
@@ -149,6 +175,7 @@ class SlackWebApi:
         pacer: ChannelPacer,
         backoff: RetryIntervalCalculator | None = None,
         post_wait: wait_base = OUTBOUND_WAIT,
+        settle_poll: float = SETTLE_POLL_SECONDS,
     ) -> None:
         backoff = backoff or BackoffRetryIntervalCalculator(backoff_factor=0.5)
         rate_limit = AsyncRateLimitErrorRetryHandler(max_retry_count=retries.rate_limited)
@@ -173,6 +200,8 @@ class SlackWebApi:
         self._pacer = pacer
         self._post_attempts = retries.post_attempts
         self._post_wait = post_wait
+        self.settle_seconds = retries.settle_seconds
+        self._settle_poll = settle_poll
 
     @classmethod
     @asynccontextmanager
@@ -208,8 +237,9 @@ class SlackWebApi:
         """Post a message once, even if Slack's answer gets lost on the way.
 
         Raises:
-            TransientError: still failing after the attempts (the SQS message is retried,
-                and the retry looks the message up before posting).
+            NotPosted: every attempt failed and none was posted (settled look-ups).
+            TransientError: failing for now, and an attempt may have posted (the SQS retry
+                looks the message up before posting).
             PermanentError: Slack refused it (bad channel, token, blocks...).
         """
         began = time.time()
@@ -222,29 +252,63 @@ class SlackWebApi:
         try:
             async for attempt in retrying:
                 with attempt:
-                    if attempt.retry_state.attempt_number > 1:
-                        found = await self.find(
-                            channel,
-                            marker,
-                            since=began - LOOKUP_MARGIN_SECONDS,
-                            thread_ts=thread_ts,
-                        )
-                        if found is not None:
-                            log.info(
-                                "slack: %s/%s was posted after all (%s); not posting again",
-                                marker.event_id,
-                                marker.role,
-                                found.ts,
-                            )
-                            return found
                     await self._pacer.wait_turn(channel)
-                    return await self._post_attempt(channel, message, marker, thread_ts)
+                    sent_at = time.time()
+                    try:
+                        return await self._post_attempt(channel, message, marker, thread_ts)
+                    except _UnknownOutcome as exc:
+                        found = await self._settle(channel, marker, exc, began, sent_at, thread_ts)
+                        if found is not None:
+                            return found
+                        raise
         except _UnknownOutcome as exc:
-            raise TransientError(
+            raise NotPosted(
                 f"slack chat.postMessage to {channel}: {exc.detail} "
-                f"({self._post_attempts} attempts)"
+                f"({self._post_attempts} attempts, none posted)"
             ) from exc
         raise AssertionError("unreachable: tenacity reraises the last error")  # pragma: no cover
+
+    async def _settle(
+        self,
+        channel: str,
+        marker: PostMarker,
+        failure: _UnknownOutcome,
+        began: float,
+        sent_at: float,
+        thread_ts: str | None,
+    ) -> Posted | None:
+        """Where a maybe-posted attempt's message is, or None once Slack has settled it."""
+        log.warning(
+            "slack: chat.postMessage of %s/%s to %s may have been posted (%s); looking for it "
+            "until %.0fs after it was sent",
+            marker.event_id,
+            marker.role,
+            channel,
+            failure.detail,
+            self.settle_seconds,
+        )
+        found = await self.find(
+            channel,
+            marker,
+            since=began - LOOKUP_MARGIN_SECONDS,
+            thread_ts=thread_ts,
+            settle_at=sent_at + self.settle_seconds,
+        )
+        if found is not None:
+            log.warning(
+                "slack: %s/%s was posted after all (%s); not posting again",
+                marker.event_id,
+                marker.role,
+                found.ts,
+            )
+        else:
+            log.warning(
+                "slack: %s/%s was not posted (settled %.0fs after sending); posting again",
+                marker.event_id,
+                marker.role,
+                self.settle_seconds,
+            )
+        return found
 
     async def _post_attempt(
         self, channel: str, message: SlackMessage, marker: PostMarker, thread_ts: str | None
@@ -283,12 +347,28 @@ class SlackWebApi:
         *,
         since: float,
         thread_ts: str | None = None,
+        settle_at: float | None = None,
     ) -> Posted | None:
         """The message carrying ``marker`` posted since ``since`` (epoch seconds), if any.
 
         Top-level messages are searched with ``conversations.history``, replies with
         ``conversations.replies`` on their thread; both with ``include_all_metadata``.
+
+        Args:
+            settle_at: when given (epoch seconds), "not found" is only answered by a look-up
+                that started at or after it: until then the look-up is repeated every few
+                seconds, since Slack may still be processing the post.
         """
+        while True:
+            started = time.time()
+            found = await self._find_once(channel, marker, since, thread_ts)
+            if found is not None or settle_at is None or started >= settle_at:
+                return found
+            await asyncio.sleep(max(0.0, min(self._settle_poll, settle_at - time.time())))
+
+    async def _find_once(
+        self, channel: str, marker: PostMarker, since: float, thread_ts: str | None
+    ) -> Posted | None:
         method = "conversations.history" if thread_ts is None else "conversations.replies"
         cursor: str | None = None
         for _ in range(LOOKUP_MAX_PAGES):

@@ -32,7 +32,7 @@ from services.notifier.delivery import Delivery
 from services.notifier.handlers import NotifierHandlers, build_handlers
 from services.notifier.pacing import ChannelPacer
 from services.notifier.service import NotifierService, build_notifier
-from services.notifier.settings import NotifierSettings
+from services.notifier.settings import NotifierSettings, SlackRetrySettings
 from services.notifier.slack import PostMarker, SlackWebApi
 from services.notifier.store import NotifierStore
 from shared.aws import AwsClients
@@ -91,6 +91,10 @@ def settings_for(standin: SlackStandin, **overrides: Any) -> NotifierSettings:
         "post_interval_seconds": 0,
         "routes": json.dumps(ROUTES),
         "worker": FAST_WORKER,
+        # The stand-in's faults here answer at once (its late answers are within the
+        # client's timeout): a look-up settles at once. test_notifier_ambiguous.py has the
+        # late ones.
+        "retries": SlackRetrySettings(settle_seconds=0),
         **overrides,
     }
     return NotifierSettings(**values)
