@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +37,14 @@ class Claim(Enum):
 
 IN_PROGRESS = "INPROGRESS"
 COMPLETED = "COMPLETED"
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why a message failed for good, as the worker recorded it."""
+
+    reason: str
+    poison: bool
 
 
 class IdempotencyStore:
@@ -165,11 +174,14 @@ class IdempotencyStore:
                 values={":in_progress": {"S": IN_PROGRESS}},
             )
 
-    async def record_failure_once(self, key: str, reason: str, ttl: int) -> bool:
+    async def record_failure_once(
+        self, key: str, reason: str, ttl: int, *, poison: bool = False
+    ) -> bool:
         """Remember why a message failed for good; True the first time only.
 
         The worker logs a poison message once (not on every receive) and ``toilkit dlq
-        show`` reads the reason back.
+        show`` reads the reason back; ``toilkit replay`` leaves ``poison`` ones (a body that
+        is not an event, or a type nobody handles) in the DLQ unless asked.
         """
         now = self._clock()
         try:
@@ -181,6 +193,7 @@ class IdempotencyStore:
                         "id": {"S": key},
                         "status": {"S": "FAILED"},
                         "reason": {"S": reason[:2000]},
+                        "kind": {"S": "poison" if poison else "permanent"},
                         "failed_at": {"N": str(int(now))},
                         "expiration": {"N": str(int(now + ttl))},
                     },
@@ -193,9 +206,16 @@ class IdempotencyStore:
 
     async def failure_reason(self, key: str) -> str | None:
         """The reason recorded by :meth:`record_failure_once`, if any."""
+        failure = await self.failure(key)
+        return None if failure is None else failure.reason
+
+    async def failure(self, key: str) -> Failure | None:
+        """What :meth:`record_failure_once` recorded, if anything."""
         response = await call_aws(
             "dynamodb.get_item (failure)",
             lambda: self._ddb.get_item(TableName=self.table, Key={"id": {"S": key}}),
         )
-        reason: str | None = response.get("Item", {}).get("reason", {}).get("S")
-        return reason
+        item = response.get("Item")
+        if not item or "reason" not in item:
+            return None
+        return Failure(item["reason"]["S"], item.get("kind", {}).get("S") == "poison")

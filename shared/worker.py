@@ -396,7 +396,7 @@ class Worker:
                     "(check the subscription filter policy)"
                 )
         except PermanentError as exc:
-            await self._leave_for_dlq(message, str(exc))
+            await self._leave_for_dlq(message, str(exc), poison=isinstance(exc, PoisonMessage))
             self._settled(Outcome.DEAD_LETTER)
             return None
         except TransientError as exc:
@@ -576,13 +576,18 @@ class Worker:
         )
         await self._set_visibility(message, int(delay))
 
-    async def _leave_for_dlq(self, message: MessageTypeDef, reason: str) -> None:
+    async def _leave_for_dlq(
+        self, message: MessageTypeDef, reason: str, *, poison: bool = False
+    ) -> None:
         message_id = message.get("MessageId", "?")
         first = True
         if self._idempotency is not None:
             try:
                 first = await self._idempotency.record_failure_once(
-                    failure_key(self.queue_name, message_id), reason, FAILURE_RECORD_TTL
+                    failure_key(self.queue_name, message_id),
+                    reason,
+                    FAILURE_RECORD_TTL,
+                    poison=poison,
                 )
             except Exception as exc:
                 log.warning("%s: cannot record why %s failed: %s", self.consumer, message_id, exc)

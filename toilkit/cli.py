@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from shared.aws import AwsClients
 from shared.errors import ConfigError
@@ -371,14 +372,23 @@ def dlq_show(
             "message id", "type", "event id", "correlation", "sent", "receives", "why it failed"
         )
         for m in messages:
+            why = ("[poison] " if m.poison else "") + (m.reason or dlq.REASON_UNKNOWN)
+            if m.replayed_from:
+                why += f" (a replayed copy of {m.replayed_from})"
+            # Text, not markup: a body may hold anything, brackets included.
             table.add_row(
-                m.message_id,
-                m.type or "?",
-                m.event_id or "-",
-                m.correlation_id or "-",
-                m.sent_at.strftime("%Y-%m-%d %H:%M:%S") if m.sent_at else "-",
-                str(m.receive_count),
-                m.reason or "(not recorded)",
+                *(
+                    Text(cell)
+                    for cell in (
+                        m.message_id,
+                        m.type or "?",
+                        m.event_id or "-",
+                        m.correlation_id or "-",
+                        m.sent_at.strftime("%Y-%m-%d %H:%M:%S") if m.sent_at else "-",
+                        str(m.receive_count),
+                        why,
+                    )
+                )
             )
         out.print(table)
         if not messages:
@@ -409,8 +419,13 @@ def replay(
     fresh: Annotated[
         bool, typer.Option(help="With --from-archive: new event ids (outcomes only).")
     ] = False,
+    include_poison: Annotated[
+        bool,
+        typer.Option(help="Move messages that failed as poison too (they will fail again)."),
+    ] = False,
 ) -> None:
-    """Move dead-lettered messages back to their queue, or republish archived events."""
+    """Move dead-lettered messages back to their queue (at most what it held when the replay
+    began), or republish archived events."""
     configure_logging(False)
     aws_settings, topology_settings = cli_settings()
     if from_archive:
@@ -443,16 +458,35 @@ def replay(
                 limit=limit,
                 rate=rate,
                 dry_run=dry_run,
+                include_poison=include_poison,
             )
-        verb = "would move" if report.dry_run else "moved"
-        how = " (SQS message move task started)" if report.used_move_task else ""
-        out.print(f"{verb} {report.moved}, skipped {report.skipped}, failed {report.failed}{how}")
+        out.print(_describe_replay(report))
         for error in report.errors:
             console.print(f"[red]failed:[/] {error}")
         if report.failed:
             raise typer.Exit(1)
 
     run_async(_run())
+
+
+def _describe_replay(report: dlq.ReplayReport) -> str:
+    verb = "would move" if report.dry_run else "moved"
+    how = " (SQS message move task started)" if report.used_move_task else ""
+    lines = [
+        f"the DLQ held {report.held_at_start}: {verb} {report.moved}, skipped "
+        f"{report.skipped}, failed {report.failed}{how}"
+    ]
+    if report.poison:
+        lines.append(
+            f"left {report.poison} that failed as poison (they would fail again; "
+            "--include-poison moves them anyway)"
+        )
+    if report.came_back:
+        lines.append(
+            f"{report.came_back} replayed cop{'y is' if report.came_back == 1 else 'ies are'} "
+            "back in the DLQ (failed again); see `toilkit dlq show`"
+        )
+    return "\n".join(lines)
 
 
 async def _replay_archive(

@@ -1,11 +1,15 @@
 """Dead-letter queues: see what got stuck, and move it back once the cause is fixed.
 
 ``list_dlqs`` and ``peek`` never consume: what they receive is made visible again at once.
-``replay`` moves messages back to their source queue. Unfiltered, it uses SQS's own
-``StartMessageMoveTask`` where the endpoint has it; otherwise (filters, or moto which lacks
-it) it receives, sends a copy with every attribute to the source queue, and deletes the
-original only after the send succeeded: a crash mid-replay can duplicate a message (the
-consumer's idempotency absorbs it) but never lose one.
+``replay`` moves messages back to their source queue: it first receives everything the DLQ
+holds (hidden while it works: that is its snapshot, so copies that fail again and come back
+with new message ids are never moved twice in one run), then, for each message of the
+snapshot, sends a copy with every attribute to the source queue and deletes the original
+only after the send succeeded: a crash mid-replay can duplicate a message (the consumer's
+idempotency absorbs it) but never lose one. Messages that failed as poison (a body that is
+not an event, a type nobody handles) stay unless ``include_poison``: they would only fail
+again. With ``include_poison`` and no filter, SQS's own ``StartMessageMoveTask`` is used
+where the endpoint has it (moto lacks it).
 """
 
 from __future__ import annotations
@@ -20,8 +24,10 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from shared.aws import call_aws
-from shared.errors import PermanentError
+from shared.errors import PermanentError, TransientError
+from shared.events import parse_event
 from shared.idempotency import IdempotencyStore
+from shared.publishing import resolve_body
 from shared.topology import QUEUES, Names
 from shared.worker import failure_key
 
@@ -32,6 +38,16 @@ log = logging.getLogger(__name__)
 
 #: How many messages ``list`` looks at to find the oldest one.
 PEEK_FOR_AGE = 100
+#: How long ``replay`` keeps its snapshot hidden (a longer replay: use ``limit``).
+REPLAY_HIDE_SECONDS = 900
+#: The message attribute a replayed copy carries: the id of the message it copies.
+REPLAYED_FROM = "toilkit_replayed_from"
+#: Why a dead-lettered message may have no recorded reason.
+REASON_UNKNOWN = (
+    "(not recorded: its receives ran out before a handler finished with it, i.e. the "
+    "worker crashed, was killed or timed out every time it held it; see the worker's log "
+    "around the sent time)"
+)
 
 
 @dataclass(frozen=True)
@@ -56,13 +72,29 @@ class DeadMessage:
     receive_count: int
     reason: str | None
     body_excerpt: str
+    poison: bool = False
+    replayed_from: str | None = None
 
 
 @dataclass
 class ReplayReport:
+    """What a replay did.
+
+    Attributes:
+        held_at_start: messages in the DLQ when the replay began (its snapshot).
+        moved: moved back (or, dry run, would be).
+        skipped: not matching the filters, or beyond the limit.
+        poison: left in the DLQ because they failed as poison.
+        failed: could not be moved (see ``errors``); still in the DLQ.
+        came_back: copies moved by a replay that are in the DLQ again (failed again).
+    """
+
+    held_at_start: int = 0
     moved: int = 0
     skipped: int = 0
+    poison: int = 0
     failed: int = 0
+    came_back: int = 0
     dry_run: bool = False
     used_move_task: bool = False
     errors: list[str] = field(default_factory=list)
@@ -162,8 +194,15 @@ async def list_dlqs(aws: AwsClients, names: Names, now: float | None = None) -> 
     return summaries
 
 
-def _decode(message: Any, reason: str | None) -> DeadMessage:
-    body = message.get("Body", "")
+def _text(value: Any) -> str | None:
+    """A body field as text: strings as they are, anything else (lists, numbers) as JSON."""
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value, default=str)
+
+
+def _decode(message: Any, reason: str | None, *, poison: bool = False) -> DeadMessage:
+    body = str(message.get("Body", ""))
     attributes = message.get("MessageAttributes", {})
     system = message.get("Attributes", {})
     try:
@@ -172,17 +211,47 @@ def _decode(message: Any, reason: str | None) -> DeadMessage:
         decoded = None
     fields = decoded if isinstance(decoded, dict) else {}
     sent = system.get("SentTimestamp")
+    try:
+        sent_at = datetime.fromtimestamp(int(sent) / 1000, UTC) if sent else None
+    except (TypeError, ValueError, OverflowError):
+        sent_at = None
     return DeadMessage(
-        message_id=message.get("MessageId", "?"),
-        type=fields.get("type") or attributes.get("type", {}).get("StringValue"),
-        event_id=fields.get("event_id"),
-        correlation_id=fields.get("correlation_id"),
-        occurred_at=fields.get("occurred_at"),
-        sent_at=datetime.fromtimestamp(int(sent) / 1000, UTC) if sent else None,
-        receive_count=int(system.get("ApproximateReceiveCount", "0")),
+        message_id=str(message.get("MessageId", "?")),
+        type=_text(fields.get("type")) or attributes.get("type", {}).get("StringValue"),
+        event_id=_text(fields.get("event_id")),
+        correlation_id=_text(fields.get("correlation_id")),
+        occurred_at=_text(fields.get("occurred_at")),
+        sent_at=sent_at,
+        receive_count=int(system.get("ApproximateReceiveCount", "0") or 0),
         reason=reason,
         body_excerpt=body[:300],
+        poison=poison,
+        replayed_from=attributes.get(REPLAYED_FROM, {}).get("StringValue"),
     )
+
+
+async def _failed_as_poison(
+    aws: AwsClients, store: IdempotencyStore, source: str, message: Any
+) -> tuple[str | None, bool]:
+    """The recorded reason of a dead message, and whether it failed as poison.
+
+    Poison is what the worker recorded as such, or, without a record (or a record from an
+    older version), a body that does not parse as an event: it would fail again as it is.
+    """
+    failure = await store.failure(failure_key(source, message.get("MessageId", "")))
+    if failure is not None and failure.poison:
+        return failure.reason, True
+    attributes = {
+        name: value.get("StringValue", "")
+        for name, value in message.get("MessageAttributes", {}).items()
+    }
+    try:
+        parse_event(await resolve_body(message.get("Body", ""), attributes, aws.s3))
+    except PermanentError as exc:  # PoisonMessage, or its offloaded body is gone
+        return (failure.reason if failure else f"poison: {exc}"), True
+    except TransientError:
+        pass  # S3 unreachable: cannot tell; not poison as far as we know
+    return (failure.reason if failure else None), False
 
 
 async def peek(aws: AwsClients, names: Names, queue: str, limit: int = 10) -> list[DeadMessage]:
@@ -192,9 +261,22 @@ async def peek(aws: AwsClients, names: Names, queue: str, limit: int = 10) -> li
     store = IdempotencyStore(aws.dynamodb, names.idempotency_table)
     out = []
     for message in messages:
-        reason = await store.failure_reason(failure_key(source, message.get("MessageId", "")))
-        out.append(_decode(message, reason))
+        reason, poison = await _failed_as_poison(aws, store, source, message)
+        out.append(_decode(message, reason or REASON_UNKNOWN, poison=poison))
     return out
+
+
+async def _receive_everything(aws: AwsClients, url: str, hide_for: int) -> list[Any]:
+    """Every message the queue holds now, received and hidden for ``hide_for`` seconds."""
+    taken: list[Any] = []
+    seen: set[str] = set()
+    while True:
+        batch = await _receive(aws, url, 10, hide_for=hide_for)
+        fresh = [m for m in batch if m.get("MessageId") not in seen]
+        if not fresh:
+            return taken
+        seen.update(m.get("MessageId", "") for m in fresh)
+        taken.extend(fresh)
 
 
 async def replay(
@@ -207,10 +289,12 @@ async def replay(
     limit: int | None = None,
     rate: float | None = None,
     dry_run: bool = False,
+    include_poison: bool = False,
     sleep: Callable[[float], Any] = asyncio.sleep,
     move: Callable[[AwsClients, Any, str, str], Awaitable[None]] | None = None,
 ) -> ReplayReport:
-    """Move messages from a DLQ back to the queue they failed on.
+    """Move messages from a DLQ back to the queue they failed on: at most what it held when
+    the replay began.
 
     Args:
         queue: the DLQ, its source queue or the consumer's name.
@@ -219,6 +303,7 @@ async def replay(
         limit: try to move at most this many.
         rate: at most this many messages per second.
         dry_run: count what would move, move nothing (and leave it all visible).
+        include_poison: move messages that failed as poison too.
         sleep: injected for tests.
         move: moves one message (default: send a copy, then delete the original).
     """
@@ -227,48 +312,61 @@ async def replay(
     dlq_url, source_url = await _url(aws, dlq), await _url(aws, source)
     report = ReplayReport(dry_run=dry_run)
     unfiltered = event_type is None and correlation_id is None and limit is None
-    if unfiltered and not dry_run:
-        depth = (
-            await aws.sqs.get_queue_attributes(
-                QueueUrl=dlq_url, AttributeNames=["ApproximateNumberOfMessages"]
-            )
-        )["Attributes"].get("ApproximateNumberOfMessages", "0")
+    if include_poison and unfiltered and not dry_run:
+        depth = await _depth(aws, dlq_url)
         if await _try_move_task(aws, dlq_url, source_url, rate):
             report.used_move_task = True
-            report.moved = int(depth)
+            report.held_at_start = report.moved = depth
             return report
-    held: list[Any] = []  # skipped (or dry-run) messages, shown again at the end
+    store = IdempotencyStore(aws.dynamodb, names.idempotency_table)
+    snapshot = await _receive_everything(aws, dlq_url, REPLAY_HIDE_SECONDS)
+    report.held_at_start = len(snapshot)
+    held: list[Any] = []  # not moved: shown again at the end
     try:
-        while limit is None or report.moved + report.failed < limit:
-            wanted = 10 if limit is None else min(10, limit - report.moved - report.failed)
-            batch = await _receive(aws, dlq_url, wanted, hide_for=60)
-            if not batch:
-                break
-            for message in batch:
-                decoded = _decode(message, None)
-                matches = (event_type is None or decoded.type == event_type) and (
-                    correlation_id is None or decoded.correlation_id == correlation_id
-                )
-                attempted = report.moved + report.failed
-                if not matches or dry_run or (limit is not None and attempted >= limit):
-                    held.append(message)
-                    if matches and dry_run:
-                        report.moved += 1
-                    else:
-                        report.skipped += 1
-                    continue
-                try:
-                    await move(aws, message, source_url, dlq_url)
-                    report.moved += 1
-                except Exception as exc:
-                    held.append(message)
-                    report.failed += 1
-                    report.errors.append(f"{decoded.message_id}: {exc}")
-                if rate:
-                    await sleep(1 / rate)
+        for message in snapshot:
+            decoded = _decode(message, None)
+            matches = (event_type is None or decoded.type == event_type) and (
+                correlation_id is None or decoded.correlation_id == correlation_id
+            )
+            if not matches or (limit is not None and report.moved + report.failed >= limit):
+                held.append(message)
+                report.skipped += 1
+                continue
+            if not include_poison and (await _failed_as_poison(aws, store, source, message))[1]:
+                held.append(message)
+                report.poison += 1
+                continue
+            if dry_run:
+                held.append(message)
+                report.moved += 1
+                continue
+            try:
+                await move(aws, message, source_url, dlq_url)
+                report.moved += 1
+            except Exception as exc:
+                held.append(message)
+                report.failed += 1
+                report.errors.append(f"{decoded.message_id}: {exc}")
+            if rate:
+                await sleep(1 / rate)
     finally:
         await _show_again(aws, dlq_url, held)
+    report.came_back = sum(
+        1
+        for m in await _peek(aws, dlq_url, PEEK_FOR_AGE)
+        if REPLAYED_FROM in m.get("MessageAttributes", {})
+    )
     return report
+
+
+async def _depth(aws: AwsClients, url: str) -> int:
+    response = await call_aws(
+        "sqs.get_queue_attributes",
+        lambda: aws.sqs.get_queue_attributes(
+            QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"]
+        ),
+    )
+    return int(response["Attributes"].get("ApproximateNumberOfMessages", "0"))
 
 
 async def move_one(aws: AwsClients, message: Any, source_url: str, dlq_url: str) -> None:
@@ -277,6 +375,8 @@ async def move_one(aws: AwsClients, message: Any, source_url: str, dlq_url: str)
         name: {k: v for k, v in value.items() if k in ("DataType", "StringValue", "BinaryValue")}
         for name, value in message.get("MessageAttributes", {}).items()
     }
+    # Marks the copy, so a copy that fails again is told apart in the DLQ ("came back").
+    attributes[REPLAYED_FROM] = {"DataType": "String", "StringValue": message["MessageId"]}
     await call_aws(
         "sqs.send_message (replay)",
         lambda: aws.sqs.send_message(

@@ -14,6 +14,7 @@ from shared.idempotency import IdempotencyStore
 from shared.settings import WorkerSettings
 from shared.topology import BootstrapReport, Names
 from shared.worker import Worker
+from tests.integration.test_cli import run_cli
 from tests.support import queue_depth, receive_all
 from toilkit import dlq
 
@@ -104,15 +105,57 @@ async def test_filtered_replay_moves_only_matches_and_dry_run_moves_nothing(
     assert await queue_depth(aws.sqs, topology.dlq_urls["detector"]) == (2, 0)
 
 
-async def test_unfiltered_replay_moves_everything_back(
+async def test_unfiltered_replay_moves_everything_but_poison_unless_asked(
     aws: AwsClients, topology: BootstrapReport, names: Names, stuck: list[str]
 ) -> None:
     report = await dlq.replay(aws, names, "detector")
 
-    assert report.moved == 4
+    assert (report.held_at_start, report.moved, report.poison) == (4, 3, 1)
+    assert await queue_depth(aws.sqs, topology.dlq_urls["detector"]) == (1, 0)
+    back = await receive_all(aws.sqs, topology.queue_urls["detector"])
+    assert sorted(m["Body"] for m in back) == sorted(stuck[1:])
+
+    forced = await dlq.replay(aws, names, "detector", include_poison=True)
+
+    assert (forced.moved, forced.poison) == (1, 0)
     assert await queue_depth(aws.sqs, topology.dlq_urls["detector"]) == (0, 0)
     back = await receive_all(aws.sqs, topology.queue_urls["detector"])
-    assert sorted(m["Body"] for m in back) == sorted(stuck)
+    assert [m["Body"] for m in back] == [stuck[0]]
+
+
+async def test_replay_moves_at_most_what_the_dlq_held_when_it_began(
+    aws: AwsClients, topology: BootstrapReport, names: Names, stuck: list[str]
+) -> None:
+    # GIVEN a consumer that fails every moved copy at once, back into the DLQ (new ids)
+    async def move_and_fail_again(aws: AwsClients, message: Any, source: str, dlq_url: str) -> None:
+        await dlq.move_one(aws, message, source, dlq_url)
+        received = await aws.sqs.receive_message(QueueUrl=source, MessageAttributeNames=["All"])
+        await dlq.move_one(aws, received["Messages"][0], dlq_url, source)
+
+    # WHEN everything is replayed
+    report = await dlq.replay(aws, names, "detector", include_poison=True, move=move_and_fail_again)
+
+    # THEN each message of the snapshot moved once, and the copies that came back stay
+    assert (report.held_at_start, report.moved, report.failed) == (4, 4, 0)
+    assert report.came_back == 4
+    assert await queue_depth(aws.sqs, topology.dlq_urls["detector"]) == (4, 0)
+    shown = await dlq.peek(aws, names, "detector")
+    assert all(m.replayed_from for m in shown)
+
+
+async def test_show_renders_any_body_and_explains_a_missing_reason(
+    aws: AwsClients, topology: BootstrapReport, names: Names
+) -> None:
+    # GIVEN odd fields (lists, numbers, markup) and no recorded reason (a crash loop)
+    odd = {"type": ["x", 1], "event_id": 42, "correlation_id": {"a": "[bold]"}, "occurred_at": 1}
+    await aws.sqs.send_message(QueueUrl=topology.dlq_urls["detector"], MessageBody=json.dumps(odd))
+
+    [shown] = await dlq.peek(aws, names, "detector")
+
+    assert (shown.type, shown.event_id) == ('["x", 1]', "42")
+    assert shown.correlation_id == '{"a": "[bold]"}'
+    assert shown.poison
+    assert "receives ran out" in (shown.reason or "") or "poison" in (shown.reason or "")
 
 
 async def test_a_crash_between_send_and_delete_duplicates_but_never_loses(
@@ -132,3 +175,26 @@ async def test_a_crash_between_send_and_delete_duplicates_but_never_loses(
 async def test_an_unknown_queue_lists_the_known_ones(aws: AwsClients, names: Names) -> None:
     with pytest.raises(PermanentError, match=f"known: {names.dlq('detector')}"):
         await dlq.peek(aws, names, "nope")
+
+
+async def test_the_cli_shows_odd_messages_and_says_what_replay_did(
+    aws: AwsClients, topology: BootstrapReport, names: Names, moto_endpoint: str
+) -> None:
+    # GIVEN a dead-lettered message whose fields are lists and numbers, and a poison one
+    odd = {"type": ["DriftClaimed"], "event_id": 7, "correlation_id": ["[red]x"], "source": 1}
+    for body in (json.dumps(odd), "{broken"):
+        await aws.sqs.send_message(QueueUrl=topology.dlq_urls["detector"], MessageBody=body)
+    env = {"AWS_ENDPOINT_URL": moto_endpoint, "TOILKIT_NAME_PREFIX": names.prefix}
+
+    # WHEN the operator looks, then replays
+    shown = run_cli("dlq", "show", "detector", env=env)
+    replayed = run_cli("replay", "detector", env=env)
+
+    # THEN the table renders both, and replay leaves the poison where it is
+    assert shown.returncode == 0, shown.stderr
+    assert '["DriftClaimed"]' in shown.stdout and '["[red]x"]' in shown.stdout
+    assert "[poison]" in shown.stdout
+    assert replayed.returncode == 0, replayed.stderr
+    assert "the DLQ held 2: moved 0" in replayed.stdout
+    assert "left 2 that failed as poison" in replayed.stdout
+    assert await queue_depth(aws.sqs, topology.dlq_urls["detector"]) == (2, 0)
