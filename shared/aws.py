@@ -9,6 +9,8 @@ or moto.
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from types import TracebackType
@@ -29,6 +31,8 @@ from tenacity import AsyncRetrying
 from shared.errors import ConditionFailed, PermanentError, ToilkitError, TransientError
 from shared.retry import outbound_call_retry
 from shared.settings import AwsSettings
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from types_aiobotocore_dynamodb import DynamoDBClient
@@ -129,7 +133,7 @@ async def call_aws(
     raise AssertionError("unreachable: tenacity reraises the last error")  # pragma: no cover
 
 
-def client_config(read_timeout: float = 30) -> AioConfig:
+def client_config(read_timeout: float = 30, connect_timeout: float = 5) -> AioConfig:
     """The botocore config every client uses.
 
     ``read_timeout`` stays above SQS's 20 s long poll; botocore's own retries are kept
@@ -137,9 +141,39 @@ def client_config(read_timeout: float = 30) -> AioConfig:
     """
     return AioConfig(
         retries={"mode": "standard", "max_attempts": 3},
-        connect_timeout=5,
+        connect_timeout=connect_timeout,
         read_timeout=read_timeout,
         max_pool_connections=64,
+    )
+
+
+def _stamp_call(context: dict[str, Any], **_: Any) -> None:
+    context["toilkit_sent_at"] = time.monotonic()
+
+
+def _log_stalled_attempt(
+    request_dict: dict[str, Any],
+    operation: Any,
+    attempts: int,
+    caught_exception: BaseException | None = None,
+    **_: Any,
+) -> None:
+    """botocore's ``needs-retry`` hook: an attempt that timed out or lost its connection is
+    logged with the endpoint and how long it waited, before botocore retries it."""
+    if caught_exception is None:
+        return
+    context = request_dict.get("context") or {}
+    started = context.get("toilkit_sent_at")
+    waited = f"{time.monotonic() - started:.1f}s" if started is not None else "?"
+    context["toilkit_sent_at"] = time.monotonic()  # the next attempt's wait starts now
+    log.warning(
+        "aws: %s to %s failed after waiting %s (attempt %d): %s: %s",
+        getattr(operation, "name", operation),
+        request_dict.get("url", "?"),
+        waited,
+        attempts,
+        type(caught_exception).__name__,
+        caught_exception,
     )
 
 
@@ -185,9 +219,14 @@ class AwsClients:
                     service,  # type: ignore[call-overload]
                     region_name=self.settings.region,
                     endpoint_url=self.settings.endpoint_for(service),
-                    config=client_config(),
+                    config=client_config(
+                        self.settings.read_timeout_seconds, self.settings.connect_timeout_seconds
+                    ),
                 )
-                self._clients[service] = await self._stack.enter_async_context(creator)
+                client = await self._stack.enter_async_context(creator)
+                client.meta.events.register("before-call", _stamp_call)
+                client.meta.events.register("needs-retry", _log_stalled_attempt)
+                self._clients[service] = client
             return self._clients[service]
 
     async def reset_connections(self) -> None:

@@ -47,6 +47,16 @@ class AwsSettings(BaseSettings):
     endpoint_url_cloudtrail: str | None = Field(
         default=None, validation_alias="AWS_ENDPOINT_URL_CLOUDTRAIL"
     )
+    connect_timeout_seconds: float = Field(
+        default=5, gt=0, le=60, validation_alias="TOILKIT_AWS_CONNECT_TIMEOUT"
+    )
+    read_timeout_seconds: float = Field(
+        default=30,
+        gt=0,
+        le=300,
+        validation_alias="TOILKIT_AWS_READ_TIMEOUT",
+        description="Above SQS's 20 s long poll, or every receive would time out.",
+    )
 
     @model_validator(mode="after")
     def _endpoints_are_urls(self) -> AwsSettings:
