@@ -292,14 +292,36 @@ class RunSupervisor:
                 shown=request.run_parameters(),
             )
             return
+        left = await self._stop_left_behind(record)
+        if left is None:
+            return  # a process of it still runs and cannot be stopped: keep its slot
         await self.finish(
             record.run_id,
             RunOutcome(
                 status="failed",
-                error="the batch service stopped while starting this run; whether the "
-                "command started is unknown (see its log), so it is not started again",
+                error="the batch service stopped while starting this run; "
+                f"{left}; it is not started again (see its log)",
             ),
         )
+
+    async def _stop_left_behind(self, record: RunRecord) -> str | None:
+        """Stop the local processes a dead batch service left running for ``record``,
+        before anything frees its slot.
+
+        Returns:
+            What was found (for the run's error), or None when something of it still runs
+            and could not be stopped (the slot must stay taken; logged).
+        """
+        local = self.runners.get("local")
+        stop = getattr(local, "stop_left_behind", None)
+        if record.runner not in (None, "local") or stop is None:
+            return "it ran elsewhere"
+        try:
+            detail: str = await stop(record.run_id, record.runner_ref)
+        except RunnerError as exc:
+            log.error("run %s: left running by a batch service that died: %s", record.run_id, exc)
+            return None
+        return detail
 
     def _revalidate(self, record: RunRecord) -> ValidatedRequest | None:
         result = validate_request(
@@ -436,12 +458,15 @@ class RunSupervisor:
                 log.info("run %s: watching %s %s again", run_id, record.runner, record.runner_ref)
                 self._watch(record, spec, runner, started)
             elif not _owner_alive(record.owner):
+                left = await self._stop_left_behind(record)
+                if left is None:
+                    continue  # still running and unstoppable: its slot stays taken
                 await self.finish(
                     run_id,
                     RunOutcome(
                         status="failed",
-                        error="the batch service that ran it stopped during the run; its "
-                        "outcome is unknown (see its log)",
+                        error="the batch service that ran it stopped during the run; "
+                        f"{left}; its outcome is unknown (see its log)",
                     ),
                 )
 

@@ -7,6 +7,8 @@ the service's AWS credentials), its own process group, and no stdin. Its output 
 and stderr, merged in order) is streamed line by line to the run's log.
 
 Timeout and cancel stop the whole process group: SIGTERM, a grace period, then SIGKILL.
+A group a killed batch service left behind is stopped by the next one, before its slot is
+freed (:meth:`LocalRunner.stop_left_behind`, :mod:`.local_orphans`).
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal, Protocol
 
+from services.batch.runners import local_orphans
 from services.batch.runners.base import RunnerError, RunOutcome, RunSpec, StartedRun
+from services.batch.runners.local_orphans import GroupRef
 from services.batch.runners.logs import RunLog
 from shared.events import RunStatus
 
@@ -182,7 +186,7 @@ class LocalRunner:
         log.info("run %s: started pid %d: %s", spec.run_id, run.pid, spec.argv[0])
         return StartedRun(
             runner=self.kind,
-            ref=f"{self.owner}:{run.pid}",
+            ref=str(GroupRef.of_leader(os.getpid(), run.pid)),
             started_at=started,
             log_url=run_log.url,
         )
@@ -231,6 +235,34 @@ class LocalRunner:
                 run.stop_reason = "cancelled"
                 run.run_log.write("toilkit: the batch service is stopping; stopping the run")
             await self._terminate(run)
+
+    async def stop_left_behind(self, run_id: str, ref: str | None) -> str:
+        """Stop what a batch service that died left running of ``run_id`` on this host.
+
+        Args:
+            run_id: the run (its processes carry it in ``TOILKIT_RUN_ID``).
+            ref: its ``runner_ref`` when it got that far (the group and its start time).
+
+        Returns:
+            What was found and done, for the run's error and audit.
+
+        Raises:
+            RunnerError: it still runs after SIGKILL, or it runs on another host; its slot
+                must stay taken.
+        """
+        group = GroupRef.parse(ref)
+        if group is not None and group.host != socket.gethostname():
+            raise RunnerError(f"its process group {group} runs on {group.host}, not here")
+        pgids = local_orphans.groups_of_run(run_id)
+        if group is not None and local_orphans.is_still_ours(group):
+            pgids.add(group.pgid)
+        if not pgids:
+            return "its process had ended"
+        for pgid in sorted(pgids):
+            log.warning("run %s: stopping process group %d left by a batch service", run_id, pgid)
+            if not await local_orphans.stop_group(pgid, self.kill_grace):
+                raise RunnerError(f"its process group {pgid} still runs after SIGKILL")
+        return f"its process group {', '.join(map(str, sorted(pgids)))} was still running and was stopped"
 
     async def _terminate(self, run: _LocalRun) -> None:
         if run.terminating is None:
