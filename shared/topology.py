@@ -92,6 +92,12 @@ class Names:
         return f"{self.prefix}-{suffix}"
 
     @property
+    def unrouted(self) -> str:
+        """The queue that catches what no consumer's filter matches (see
+        :func:`unrouted_filter_policy`); a dead-letter queue of the topic itself."""
+        return f"{self.prefix}-unrouted"
+
+    @property
     def idempotency_table(self) -> str:
         return self.table("idempotency")
 
@@ -102,6 +108,23 @@ class Names:
 
 def filter_policy(spec: QueueSpec) -> dict[str, list[str]]:
     return {"type": sorted(spec.event_types)}
+
+
+#: Every event type some consumer's filter lets through.
+ROUTED_TYPES: frozenset[str] = frozenset(t for q in QUEUES for t in q.event_types)
+
+
+def unrouted_filter_policy() -> dict[str, Any]:
+    """What no consumer's filter matches: no ``type`` attribute, or a type nobody takes.
+
+    Without it such a message would match no subscription and SNS would drop it silently.
+    """
+    return {
+        "$or": [
+            {"type": [{"exists": False}]},
+            {"type": [{"anything-but": sorted(ROUTED_TYPES)}]},
+        ]
+    }
 
 
 Action = Literal["created", "exists", "updated"]
@@ -120,6 +143,8 @@ class BootstrapReport:
     topic_arn: str = ""
     queue_urls: dict[str, str] = field(default_factory=dict)
     dlq_urls: dict[str, str] = field(default_factory=dict)
+    #: The queue of messages no consumer's filter matches (empty before bootstrap made it).
+    unrouted_url: str = ""
 
     def add(self, kind: str, name: str, action: Action) -> None:
         self.changes.append(ResourceChange(kind, name, action))
@@ -155,13 +180,24 @@ async def bootstrap(aws: AwsClients, names: Names) -> BootstrapReport:
             aws, names.queue(spec.consumer), queue_attributes, report
         )
         await _ensure_queue_policy(aws, queue_url, queue_arn, report.topic_arn)
-        await _ensure_subscription(aws, report, spec, queue_arn, names.queue(spec.consumer))
+        await _ensure_subscription(
+            aws, report, dict(filter_policy(spec)), queue_arn, names.queue(spec.consumer)
+        )
         report.queue_urls[spec.consumer] = queue_url
         report.dlq_urls[spec.consumer] = dlq_url
+    report.unrouted_url = await _ensure_unrouted(aws, names, report)
     for table in TABLES:
         await _ensure_table(aws, names.table(table.suffix), table, report)
     await _ensure_bucket(aws, names.bucket, report)
     return report
+
+
+async def _ensure_unrouted(aws: AwsClients, names: Names, report: BootstrapReport) -> str:
+    retention = {"MessageRetentionPeriod": str(QUEUES[0].dlq_retention_seconds)}
+    url, arn = await _ensure_queue(aws, names.unrouted, retention, report)
+    await _ensure_queue_policy(aws, url, arn, report.topic_arn)
+    await _ensure_subscription(aws, report, unrouted_filter_policy(), arn, names.unrouted)
+    return url
 
 
 async def _ensure_topic(aws: AwsClients, names: Names, report: BootstrapReport) -> str:
@@ -252,9 +288,12 @@ async def _ensure_queue_policy(
 
 
 async def _ensure_subscription(
-    aws: AwsClients, report: BootstrapReport, spec: QueueSpec, queue_arn: str, label: str
+    aws: AwsClients,
+    report: BootstrapReport,
+    wanted_policy: dict[str, Any],
+    queue_arn: str,
+    label: str,
 ) -> None:
-    wanted_policy = filter_policy(spec)
     subscription_arn = None
     paginator = aws.sns.get_paginator("list_subscriptions_by_topic")
     async for page in paginator.paginate(TopicArn=report.topic_arn):

@@ -100,9 +100,21 @@ class ReplayReport:
     errors: list[str] = field(default_factory=list)
 
 
+#: The "source" of the unrouted queue: the topic, through no consumer's filter.
+UNROUTED_SOURCE = "(the topic: no routable type)"
+#: Why a message is in the unrouted queue.
+UNROUTED_REASON = (
+    "published to the topic without a `type` message attribute any consumer filters on "
+    "(missing, or a type nobody handles); fix the publisher, then publish it again"
+)
+
+
 def dlq_names(names: Names) -> dict[str, str]:
-    """DLQ name -> its source queue name, for every consumer in the topology."""
-    return {names.dlq(q.consumer): names.queue(q.consumer) for q in QUEUES}
+    """DLQ name -> its source queue name, for every consumer in the topology, and the
+    unrouted queue (what no subscription filter matched)."""
+    pairs = {names.dlq(q.consumer): names.queue(q.consumer) for q in QUEUES}
+    pairs[names.unrouted] = UNROUTED_SOURCE
+    return pairs
 
 
 def resolve_dlq(names: Names, queue: str) -> tuple[str, str]:
@@ -113,7 +125,7 @@ def resolve_dlq(names: Names, queue: str) -> tuple[str, str]:
     """
     pairs = dlq_names(names)
     for dlq, source in pairs.items():
-        consumer = source.removeprefix(f"{names.prefix}-")
+        consumer = dlq.removeprefix(f"{names.prefix}-").removesuffix("-dlq")
         if queue in (dlq, source, consumer):
             return dlq, source
     raise PermanentError(f"no dead-letter queue called {queue!r}; known: {', '.join(pairs)}")
@@ -261,6 +273,9 @@ async def peek(aws: AwsClients, names: Names, queue: str, limit: int = 10) -> li
     store = IdempotencyStore(aws.dynamodb, names.idempotency_table)
     out = []
     for message in messages:
+        if source == UNROUTED_SOURCE:
+            out.append(_decode(message, UNROUTED_REASON))
+            continue
         reason, poison = await _failed_as_poison(aws, store, source, message)
         out.append(_decode(message, reason or REASON_UNKNOWN, poison=poison))
     return out
@@ -309,6 +324,11 @@ async def replay(
     """
     move = move or move_one
     dlq, source = resolve_dlq(names, queue)
+    if source == UNROUTED_SOURCE:
+        raise PermanentError(
+            f"{dlq} holds messages no consumer takes; there is no queue to move them back "
+            "to: fix their publisher and publish them again"
+        )
     dlq_url, source_url = await _url(aws, dlq), await _url(aws, source)
     report = ReplayReport(dry_run=dry_run)
     unfiltered = event_type is None and correlation_id is None and limit is None

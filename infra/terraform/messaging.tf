@@ -77,6 +77,11 @@ locals {
       }
     },
     {
+      unrouted = {
+        queue   = aws_sqs_queue.unrouted
+        service = "sns.amazonaws.com"
+        source  = aws_sns_topic.events.arn
+      }
       batch_run_status = {
         queue   = aws_sqs_queue.batch_run_status
         service = "events.amazonaws.com"
@@ -124,4 +129,28 @@ resource "aws_sns_topic_subscription" "consumer" {
   raw_message_delivery = true
   filter_policy_scope  = "MessageAttributes"
   filter_policy        = jsonencode({ type = each.value.event_types })
+}
+
+# What no consumer's filter matches (no `type` attribute, or a type nobody handles) lands
+# here instead of being dropped by SNS; `toilkit dlq list` shows it like a DLQ. Keep the
+# filter in step with shared/topology.py (unrouted_filter_policy).
+resource "aws_sqs_queue" "unrouted" {
+  name                      = "${var.name_prefix}-unrouted"
+  message_retention_seconds = local.dlq_retention_seconds
+  sqs_managed_sse_enabled   = true
+  tags                      = var.tags
+}
+
+resource "aws_sns_topic_subscription" "unrouted" {
+  topic_arn            = aws_sns_topic.events.arn
+  protocol             = "sqs"
+  endpoint             = aws_sqs_queue.unrouted.arn
+  raw_message_delivery = true
+  filter_policy_scope  = "MessageAttributes"
+  filter_policy = jsonencode({
+    "$or" = [
+      { type = [{ exists = false }] },
+      { type = [{ "anything-but" = sort(distinct(flatten([for c in local.consumers : c.event_types]))) }] },
+    ]
+  })
 }

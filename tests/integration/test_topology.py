@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 
 from shared.aws import AwsClients
-from shared.topology import QUEUES, TABLES, Names, bootstrap
+from shared.topology import QUEUES, TABLES, BootstrapReport, Names, bootstrap
+from tests.support import receive_all
+from toilkit import dlq
 
 
 async def test_bootstrap_creates_everything_then_changes_nothing(
@@ -47,3 +49,24 @@ async def test_bootstrap_repairs_a_drifted_redrive_policy(aws: AwsClients, names
     redrive = json.loads(attrs["RedrivePolicy"])
     assert redrive["maxReceiveCount"] == 5
     assert redrive["deadLetterTargetArn"].endswith(names.dlq("batch"))
+
+
+async def test_a_message_no_filter_matches_lands_in_the_unrouted_queue(
+    aws: AwsClients, names: Names, topology: BootstrapReport
+) -> None:
+    await aws.sns.publish(TopicArn=topology.topic_arn, Message='{"no": "type attribute"}')
+    await aws.sns.publish(
+        TopicArn=topology.topic_arn,
+        Message='{"type": "Bogus"}',
+        MessageAttributes={"type": {"DataType": "String", "StringValue": "Bogus"}},
+    )
+    await aws.sns.publish(
+        TopicArn=topology.topic_arn,
+        Message="{}",
+        MessageAttributes={"type": {"DataType": "String", "StringValue": "DriftScanRequested"}},
+    )
+
+    caught = await receive_all(aws.sqs, topology.unrouted_url)
+    assert sorted(m["Body"] for m in caught) == ['{"no": "type attribute"}', '{"type": "Bogus"}']
+    listed = {s.queue: s for s in await dlq.list_dlqs(aws, names)}
+    assert names.unrouted in listed

@@ -130,3 +130,15 @@ def test_the_state_machine_definition_is_valid_json() -> None:
     for path in (INFRA.parent / "stepfunctions").glob("*.json"):
         definition = json.loads(path.read_text())
         assert "StartAt" in definition and definition["StartAt"] in definition["States"]
+
+
+def test_what_no_filter_matches_lands_in_the_unrouted_queue() -> None:
+    _, resources = _load()
+    queue = resources["aws_sqs_queue.unrouted"]
+    assert _name(queue["name"]) == Names(prefix="P", bucket="b").unrouted
+    assert "local.dlq_retention_seconds" in queue["message_retention_seconds"]
+    subscription = resources["aws_sns_topic_subscription.unrouted"]
+    assert subscription["raw_message_delivery"] is True
+    policy = subscription["filter_policy"]
+    assert "$or" in policy and "exists = false" in policy and "anything-but" in policy
+    assert "local.consumers" in policy  # every routed type, from the same map
