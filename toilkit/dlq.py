@@ -371,12 +371,14 @@ async def replay(
                 await sleep(1 / rate)
     finally:
         await _show_again(aws, dlq_url, held)
-    report.came_back = sum(
-        1
-        for m in await _peek(aws, dlq_url, PEEK_FOR_AGE)
-        if REPLAYED_FROM in m.get("MessageAttributes", {})
-    )
+    report.came_back = await _count_came_back(aws, dlq_url)
     return report
+
+
+async def _count_came_back(aws: AwsClients, dlq_url: str) -> int:
+    """Replayed copies in the DLQ again (they failed again), among the first 100."""
+    peeked = await _peek(aws, dlq_url, PEEK_FOR_AGE)
+    return sum(1 for m in peeked if REPLAYED_FROM in m.get("MessageAttributes", {}))
 
 
 async def _depth(aws: AwsClients, url: str) -> int:
