@@ -175,8 +175,12 @@ class Worker:
         """Consume until :meth:`stop` (or, with ``burst``, until the queue is empty).
 
         Never raises for a message or an unreachable endpoint: those are logged, backed
-        off and retried. Returns the counters.
+        off and retried. Returns the counters. Every line it logs names its service.
         """
+        with log_context(service=self.consumer):
+            return await self._consume(burst)
+
+    async def _consume(self, burst: bool) -> WorkerStats:
         self._stopping.clear()
         failures = 0
         log.info(
