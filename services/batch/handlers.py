@@ -22,6 +22,7 @@ from datetime import timedelta
 
 from services.batch import lifecycle, outcomes
 from services.batch.runners.base import RunOutcome
+from services.batch.steps import RunSteps
 from services.batch.store import RunStore
 from services.batch.supervisor import RunSupervisor
 from shared.authz import (
@@ -60,6 +61,7 @@ class BatchContext:
 
     catalog: Catalog
     runs: RunStore
+    steps: RunSteps
     supervisor: RunSupervisor
     publisher: EventPublisher
     directory: GroupDirectory
@@ -150,7 +152,7 @@ async def _resume_request(ctx: BatchContext, record: RunRecord, event_id: str) -
     if record.status == "received":
         await _decide(ctx, record, event_id)
     elif record.status == "starting" and record.starting_by == event_id:
-        await ctx.supervisor.recover_start(record, event_id)
+        await ctx.supervisor.watch(await ctx.steps.recover_start(record, event_id))
     else:
         # Its event may not have gone out before the interruption; the same event id
         # makes announcing it twice harmless.
@@ -162,11 +164,11 @@ async def _resume_request(ctx: BatchContext, record: RunRecord, event_id: str) -
 async def _decide(ctx: BatchContext, record: RunRecord, event_id: str) -> None:
     request = _revalidate(ctx, record)
     if isinstance(request, str):
-        await ctx.supervisor.refuse(record, "validation", request, event_id=event_id)
+        await ctx.steps.refuse(record, "validation", request, event_id=event_id)
         return
     refusal = await authorization_refusal(request, record.requested_by.slack_user_id, ctx.directory)
     if refusal is not None:
-        await ctx.supervisor.refuse(record, "authorization", refusal, event_id=event_id)
+        await ctx.steps.refuse(record, "authorization", refusal, event_id=event_id)
         return
     await ctx.runs.audit(
         record.run_id,
@@ -176,7 +178,7 @@ async def _decide(ctx: BatchContext, record: RunRecord, event_id: str) -> None:
     )
     policy = request.policy.approval
     if policy is None:
-        await ctx.supervisor.start(record, request, event_id)
+        await ctx.supervisor.watch(await ctx.steps.start(record, request, event_id))
         return
     approval = ApprovalState(
         approvers=policy.approvers.ids(),
@@ -221,7 +223,7 @@ async def on_batch_approved(ctx: BatchContext, event: BatchApproved) -> None:
     record = await _known_run(ctx, event.run_id, "an approval")
     approver = event.approved_by
     if record.status == "starting" and record.starting_by == event.event_id:
-        await ctx.supervisor.recover_start(record, event.event_id)
+        await ctx.supervisor.watch(await ctx.steps.recover_start(record, event.event_id))
         return
     now = ctx.clock()
     if record.status != "awaiting_approval":
@@ -236,7 +238,7 @@ async def on_batch_approved(ctx: BatchContext, event: BatchApproved) -> None:
         return
     request = _revalidate(ctx, record)
     if isinstance(request, str):
-        await ctx.supervisor.refuse(record, "validation", request, event_id=event.event_id)
+        await ctx.steps.refuse(record, "validation", request, event_id=event.event_id)
         return
     policy = request.policy.approval
     if policy is not None:
@@ -247,7 +249,7 @@ async def on_batch_approved(ctx: BatchContext, event: BatchApproved) -> None:
             await ctx.runs.audit(
                 record.run_id, "approval_refused", refusal, actor=approver, event_id=event.event_id
             )
-            await ctx.supervisor.refuse(
+            await ctx.steps.refuse(
                 record, "approval", refusal, decided_by=approver, event_id=event.event_id
             )
             return
@@ -276,7 +278,7 @@ async def on_batch_approved(ctx: BatchContext, event: BatchApproved) -> None:
     if not lifecycle.approvals_complete(counted):
         return
     await ctx.runs.remove_pending_approval(record.run_id, counted.approval.expires_at)
-    await ctx.supervisor.start(counted, request, event.event_id)
+    await ctx.supervisor.watch(await ctx.steps.start(counted, request, event.event_id))
 
 
 async def _late_approval(
@@ -336,9 +338,7 @@ async def on_batch_rejected(ctx: BatchContext, event: BatchRejected) -> None:
         return
     reason = f"rejected by {_actor_label(rejector)}" + (f": {event.reason}" if event.reason else "")
     await ctx.runs.audit(record.run_id, "rejected", reason, actor=rejector, event_id=event.event_id)
-    await ctx.supervisor.refuse(
-        record, "approval", reason, decided_by=rejector, event_id=event.event_id
-    )
+    await ctx.steps.refuse(record, "approval", reason, decided_by=rejector, event_id=event.event_id)
 
 
 async def _expire(ctx: BatchContext, record: RunRecord) -> None:
@@ -349,7 +349,7 @@ async def _expire(ctx: BatchContext, record: RunRecord) -> None:
         "request it again"
     )
     await ctx.runs.audit(record.run_id, "expired", reason)
-    await ctx.supervisor.refuse(record, "approval", reason)
+    await ctx.steps.refuse(record, "approval", reason)
 
 
 async def expire_overdue_approvals(ctx: BatchContext) -> int:
@@ -418,7 +418,7 @@ async def on_batch_cancel_requested(ctx: BatchContext, event: BatchCancelRequest
     if noted.status in lifecycle.WAITING_STATES:
         if noted.approval is not None:
             await ctx.runs.remove_pending_approval(noted.run_id, noted.approval.expires_at)
-        await ctx.supervisor.finish(
+        await ctx.steps.finish(
             noted.run_id,
             RunOutcome(
                 status="cancelled",

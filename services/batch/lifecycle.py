@@ -4,7 +4,7 @@ Each transition takes the run as it is stored *now* and returns the run as it sh
 stored, or ``None`` when the transition does not apply from that state (the illegal
 moves). :meth:`services.batch.store.RunStore.update` applies one with a conditional write
 and re-reads on a race, so of two processes making the same move only one wins, and the
-loser sees ``None`` or "unchanged" and does nothing. The handlers and the supervisor
+loser sees ``None`` or "unchanged" and does nothing. The handlers and the run steps
 decide *which* transition to make; this module alone says *what* it does to the record::
 
     received ──await_approval──> awaiting_approval ──count_approval──> awaiting_approval
@@ -17,7 +17,7 @@ decide *which* transition to make; this module alone says *what* it does to the 
                                  ──finish──> (an outcome)                | timed_out
 
 ``note_cancel`` records who asked for a cancel on any run that has not ended; the
-supervisor acts on it once the run is under way.
+the supervisor acts on it once the run is under way.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ from services.batch.runners.local import LocalRunner, inherited_env
 from services.batch.runners.logs import RunLogs
 from services.batch.runners.stepfunctions import ExecutionEvents, StepFunctionsRunner
 from services.batch.settings import BatchSettings
+from services.batch.steps import RunSteps
 from services.batch.store import LockStore, RunStore
 from services.batch.supervisor import RunSupervisor
 from shared.catalog import load_catalog
@@ -151,7 +152,7 @@ async def build_batch(
         if settings.completion_queue_url
         else None
     )
-    supervisor = RunSupervisor(
+    steps = RunSteps(
         catalog=catalog,
         runs=runs,
         locks=LockStore(runtime.aws.dynamodb, runtime.names.state_table, clock=clock),
@@ -169,7 +170,8 @@ async def build_batch(
     context = BatchContext(
         catalog=catalog,
         runs=runs,
-        supervisor=supervisor,
+        steps=steps,
+        supervisor=RunSupervisor(steps),
         publisher=runtime.publisher,
         directory=directory,
         clock=clock,

@@ -521,7 +521,7 @@ async def test_a_start_interrupted_by_a_crash_resumes_the_existing_execution(
     await runs.save(claimed)
     await runs.mark_active(run_id)
     first_attempt = await supervisor.runners["stepfunctions"].start(
-        supervisor.spec_for(claimed, request)
+        supervisor.steps.spec_for(claimed, request)
     )
     assert not first_attempt.resumed
     # ... and here the process died.
@@ -546,7 +546,7 @@ async def started_elsewhere(
     request = validate_request(harness.service.context.catalog, "echo-args", "aws", {"text": text})
     assert isinstance(request, ValidatedRequest)
     record = run_record("aws")
-    started = await supervisor.runners["stepfunctions"].start(supervisor.spec_for(record, request))
+    started = await supervisor.runners["stepfunctions"].start(supervisor.steps.spec_for(record, request))
     running = record.model_copy(
         update={
             "status": "running",
