@@ -246,6 +246,7 @@ RunDecision: TypeAlias = RunQueued | RunRefused | RunNotDecided
 # =========================================================================== the gateway
 
 
+@dataclass(kw_only=True, eq=False)
 class Gateway:
     """Everything the gateway decides, over our own seams.
 
@@ -259,24 +260,13 @@ class Gateway:
         clock: the current time.
     """
 
-    def __init__(
-        self,
-        *,
-        catalog: Catalog,
-        records: Records,
-        directory: GroupDirectory,
-        publish: Publish,
-        command_name: str = "/toil",
-        recent_runs: int = 10,
-        clock: Callable[[], datetime] = utc_now,
-    ) -> None:
-        self.catalog = catalog
-        self.records = records
-        self.directory = directory
-        self._publish = publish
-        self.command_name = command_name
-        self.recent_runs = recent_runs
-        self.clock = clock
+    catalog: Catalog
+    records: Records
+    directory: GroupDirectory
+    publish: Publish
+    command_name: str = "/toil"
+    recent_runs: int = 10
+    clock: Callable[[], datetime] = utc_now
 
     # ------------------------------------------------------------ slash command
 
@@ -657,7 +647,7 @@ class Gateway:
     async def _try_publish(self, event: EventBase) -> str | None:
         """Publish; None when done, else what to tell the person."""
         try:
-            await self._publish(event)
+            await self.publish(event)
         except (TransientError, PermanentError) as exc:
             log.error("publishing %s failed: %s", type(event).__name__, exc)
             return "toilkit could not queue it just now. Please try again in a minute."
