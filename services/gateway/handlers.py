@@ -27,7 +27,6 @@ from services.gateway.blocks import (
     ENVIRONMENT_BLOCK,
     MAX_REASON,
     REASON_BLOCK,
-    DriftLine,
     ModalContext,
     Reply,
     RunForm,
@@ -306,19 +305,7 @@ class Gateway:
                 return await self.records.open_drift(name)
 
         found = await asyncio.gather(*(read(s) for s in states))
-        drift = {
-            name: [
-                DriftLine(
-                    address=d.address,
-                    kind=d.kind,
-                    first_seen=d.first_seen,
-                    claimed_by_slack=d.claimed_by_slack,
-                    claimed_by_name=d.claimed_by_name,
-                )
-                for d in findings
-            ]
-            for name, findings in zip(states, found, strict=True)
-        }
+        drift = dict(zip(states, found, strict=True))
         return drift_reply(drift, now=self.clock(), scanned=scanned)
 
     async def runs_overview(self) -> Reply:
