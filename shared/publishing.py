@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import UTC
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -65,6 +65,7 @@ def payload_key(event: EventBase) -> str:
     return f"payloads/{day}/{event_type_name(event)}/{event.event_id}.json"
 
 
+@dataclass(eq=False)
 class Publisher:
     """Publishes events to the toilkit topic.
 
@@ -79,24 +80,14 @@ class Publisher:
             EventBridge archive-and-replay idea; ``toilkit replay --from-archive``).
     """
 
-    def __init__(
-        self,
-        sns: SNSClient,
-        s3: S3Client,
-        topic_arn: str,
-        bucket: str,
-        *,
-        offload_threshold: int = OFFLOAD_THRESHOLD,
-        retry: AsyncRetrying | None = None,
-        archive: bool = True,
-    ) -> None:
-        self._sns = sns
-        self._s3 = s3
-        self.topic_arn = topic_arn
-        self.bucket = bucket
-        self.offload_threshold = offload_threshold
-        self._retry = retry or outbound_call_retry()
-        self.archive = archive
+    sns: SNSClient
+    s3: S3Client
+    topic_arn: str
+    bucket: str
+    _: KW_ONLY
+    offload_threshold: int = OFFLOAD_THRESHOLD
+    retry: AsyncRetrying = field(default_factory=outbound_call_retry)
+    archive: bool = True
 
     async def publish(self, event: EventBase) -> Published:
         """Publish one event; returns the SNS message id and where the payload went.
@@ -119,10 +110,10 @@ class Publisher:
             ref = ObjectRef(bucket=self.bucket, key=payload_key(event), size=len(encoded))
             await call_aws(
                 "s3.put_object",
-                lambda: self._s3.put_object(
+                lambda: self.s3.put_object(
                     Bucket=ref.bucket, Key=ref.key, Body=encoded, ContentType="application/json"
                 ),
-                self._retry,
+                self.retry,
             )
             body = json.dumps(
                 {
@@ -134,10 +125,10 @@ class Publisher:
             attributes[OFFLOAD_ATTRIBUTE] = {"DataType": "String", "StringValue": "true"}
         publishing = call_aws(
             "sns.publish",
-            lambda: self._sns.publish(
+            lambda: self.sns.publish(
                 TopicArn=self.topic_arn, Message=body, MessageAttributes=attributes
             ),
-            self._retry,
+            self.retry,
         )
         if self.archive:
             response, _ = await asyncio.gather(publishing, self._archive(event, encoded))
@@ -160,10 +151,10 @@ class Publisher:
         try:
             await call_aws(
                 "s3.put_object (archive)",
-                lambda: self._s3.put_object(
+                lambda: self.s3.put_object(
                     Bucket=self.bucket, Key=key, Body=encoded, ContentType="application/json"
                 ),
-                self._retry,
+                self.retry,
             )
         except Exception as exc:
             log.error("event %s not archived to %s: %s", event.event_id, key, exc)

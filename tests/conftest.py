@@ -24,9 +24,11 @@ from pathlib import Path
 import pytest
 
 from shared.aws import AwsClients
+from shared.publishing import Publisher
 from shared.settings import AwsSettings
 from shared.topology import BootstrapReport, Names, bootstrap
 from toilkit.embedded import EmbeddedAws
+from toilkit.standins.slack import SlackStandin
 
 # Credentials the emulator accepts; set before any botocore client exists.
 logging.getLogger("werkzeug").setLevel(logging.WARNING)
@@ -130,3 +132,16 @@ def names() -> Names:
 @pytest.fixture
 async def topology(aws: AwsClients, names: Names) -> BootstrapReport:
     return await bootstrap(aws, names)
+
+
+@pytest.fixture
+def publisher(aws: AwsClients, names: Names, topology: BootstrapReport) -> Publisher:
+    """The runtime's publisher, onto the test's topic."""
+    return Publisher(aws.sns, aws.s3, topology.topic_arn, names.bucket)
+
+
+@pytest.fixture
+async def standin() -> AsyncIterator[SlackStandin]:
+    """The Slack stand-in, served on a free loopback port for one test."""
+    async with SlackStandin() as running:
+        yield running

@@ -17,21 +17,10 @@ from services.gateway.service import GatewayService, build_gateway
 from services.gateway.settings import GatewaySettings
 from shared.aws import AwsClients
 from shared.events import parse_event
-from shared.publishing import Publisher
 from shared.runtime import Runtime
-from shared.topology import BootstrapReport, Names
+from shared.topology import BootstrapReport
 from tests.support import receive_all
 from toilkit.standins.slack import SlackStandin
-
-
-def runtime_over(aws: AwsClients, names: Names, topology: BootstrapReport) -> Runtime:
-    """The runtime a service gets, over a topology the test bootstrapped."""
-    return Runtime(
-        aws=aws,
-        names=names,
-        topology=topology,
-        publisher=Publisher(aws.sns, aws.s3, topology.topic_arn, names.bucket),
-    )
 
 
 def standin_settings(standin: SlackStandin, secret: str, catalog_path: Path) -> GatewaySettings:

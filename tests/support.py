@@ -9,12 +9,27 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
+from shared.aws import AwsClients
+from shared.publishing import Publisher
+from shared.runtime import Runtime
+from shared.settings import WorkerSettings
+from shared.topology import BootstrapReport, Names
+
 T = TypeVar("T")
 
 #: moto delivers an SNS message to the subscribed queues before Publish returns; LocalStack
 #: (``TOILKIT_TEST_AWS_ENDPOINT``) and AWS deliver in the background, so a read right after a
 #: publish long-polls this long for what is still on its way.
 DELIVERY_WAIT_SECONDS = 2 if os.environ.get("TOILKIT_TEST_AWS_ENDPOINT") else 0
+
+#: A worker for tests: short polls, retries at once, generous timeouts.
+FAST_WORKER = WorkerSettings(
+    wait_time_seconds=1,
+    visibility_timeout=20,
+    retry_base_seconds=0,
+    handler_timeout=60,
+    shutdown_grace=5,
+)
 
 
 async def eventually(
@@ -129,3 +144,13 @@ def texts_of(node: Any) -> Iterator[str]:
     elif isinstance(node, list):
         for item in node:
             yield from texts_of(item)
+
+
+def runtime_over(aws: AwsClients, names: Names, topology: BootstrapReport) -> Runtime:
+    """The runtime a service gets, over a topology the test bootstrapped."""
+    return Runtime(
+        aws=aws,
+        names=names,
+        topology=topology,
+        publisher=Publisher(aws.sns, aws.s3, topology.topic_arn, names.bucket),
+    )

@@ -22,6 +22,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -57,6 +58,7 @@ class _Pacer:
             self._next = time.monotonic() + self.interval
 
 
+@dataclass(eq=False)
 class CloudTrailAttributor:
     """Finds suspects for drifted resources in CloudTrail.
 
@@ -68,28 +70,23 @@ class CloudTrailAttributor:
         pause: How long to stay off after CloudTrail failed.
     """
 
-    def __init__(
-        self,
-        cloudtrail: Any,
-        config: AttributionConfig,
-        *,
-        clock: Callable[[], datetime] = utc_now,
-        retry: Callable[[], AsyncRetrying] | None = None,
-        pause: timedelta = DEFAULT_PAUSE,
-    ) -> None:
-        self._cloudtrail = cloudtrail
-        self.config = config
-        self._clock = clock
-        self._retry = retry
-        self.pause = pause
-        self._pacer = _Pacer(config.requests_per_second)
-        self._off_until: datetime | None = None
-        self.last_problem: str | None = None
+    cloudtrail: Any
+    config: AttributionConfig
+    _: KW_ONLY
+    clock: Callable[[], datetime] = utc_now
+    retry: Callable[[], AsyncRetrying] | None = None
+    pause: timedelta = DEFAULT_PAUSE
+    last_problem: str | None = field(default=None, init=False)
+    _off_until: datetime | None = field(default=None, init=False)
+    _pacer: _Pacer = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._pacer = _Pacer(self.config.requests_per_second)
 
     @property
     def available(self) -> bool:
         """False while attribution is paused after a failure."""
-        return self._off_until is None or self._clock() >= self._off_until
+        return self._off_until is None or self.clock() >= self._off_until
 
     async def suspects_for(
         self, findings: Sequence[PlanFinding], plan_json: Mapping[str, Any]
@@ -113,7 +110,7 @@ class CloudTrailAttributor:
 
     async def _lookup_all(self, identifiers: Iterable[str]) -> tuple[Suspect, ...]:
         latest: dict[tuple[str, str], Suspect] = {}
-        end = self._clock()
+        end = self.clock()
         start = end - timedelta(hours=self.config.lookback_hours)
         for identifier in identifiers:
             if not self.available:
@@ -130,7 +127,7 @@ class CloudTrailAttributor:
         try:
             response = await call_aws(
                 "cloudtrail.lookup_events",
-                lambda: self._cloudtrail.lookup_events(
+                lambda: self.cloudtrail.lookup_events(
                     LookupAttributes=[
                         {"AttributeKey": "ResourceName", "AttributeValue": identifier}
                     ],
@@ -138,7 +135,7 @@ class CloudTrailAttributor:
                     EndTime=end,
                     MaxResults=_PAGE_SIZE,
                 ),
-                self._retry() if self._retry is not None else None,
+                self.retry() if self.retry is not None else None,
             )
         except (TransientError, PermanentError) as exc:
             self._switch_off(str(exc))
@@ -170,7 +167,7 @@ class CloudTrailAttributor:
         )
 
     def _switch_off(self, problem: str) -> None:
-        self._off_until = self._clock() + self.pause
+        self._off_until = self.clock() + self.pause
         self.last_problem = problem
         log.warning("CloudTrail attribution is off for %s: %s", _minutes(self.pause), problem)
 

@@ -379,25 +379,18 @@ class TerraformEngine:
         return arguments
 
 
+@dataclass(eq=False)
 class _StateRun:
     """The commands of one :meth:`TerraformEngine.plan_state` call, under one deadline."""
 
-    def __init__(
-        self,
-        terraform: Sequence[str],
-        env: Mapping[str, str],
-        path: Path,
-        kill_grace: float,
-        durations: dict[str, float],
-    ) -> None:
-        self.terraform = terraform
-        self.env = env
-        self.path = path
-        self.kill_grace = kill_grace
-        self.durations = durations
-        self.deadline = float("inf")
-        #: The phase of the command that ran last (``init`` until one has).
-        self.phase: PlanPhase = "init"
+    terraform: Sequence[str]
+    env: Mapping[str, str]
+    path: Path
+    kill_grace: float
+    durations: dict[str, float]
+    deadline: float = field(default=float("inf"), init=False)
+    #: The phase of the command that ran last (``init`` until one has).
+    phase: PlanPhase = field(default="init", init=False)
 
     def start_clock(self, budget: float) -> None:
         """Every command from now on must finish within ``budget`` seconds in total."""

@@ -47,6 +47,7 @@ from shared.slack.blocks import (
     plain,
     section,
 )
+from shared.state_table.drift import OpenDrift
 
 RUN_MODAL_CALLBACK = "toil_run"
 PICK_COMMAND_ACTION = "run_pick_command"
@@ -361,17 +362,8 @@ def unknown_command_reply(command_name: str, text: str, problem: str) -> Reply:
     )
 
 
-@dataclass(frozen=True)
-class DriftLine:
-    address: str
-    kind: str
-    first_seen: datetime
-    claimed_by_slack: str | None = None
-    claimed_by_name: str | None = None
-
-
 def drift_reply(
-    drift: Mapping[str, Sequence[DriftLine]],
+    drift: Mapping[str, Sequence[OpenDrift]],
     *,
     now: datetime,
     scanned: Mapping[str, tuple[datetime, str]],

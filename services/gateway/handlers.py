@@ -27,7 +27,6 @@ from services.gateway.blocks import (
     ENVIRONMENT_BLOCK,
     MAX_REASON,
     REASON_BLOCK,
-    DriftLine,
     ModalContext,
     Reply,
     RunForm,
@@ -246,6 +245,7 @@ RunDecision: TypeAlias = RunQueued | RunRefused | RunNotDecided
 # =========================================================================== the gateway
 
 
+@dataclass(kw_only=True, eq=False)
 class Gateway:
     """Everything the gateway decides, over our own seams.
 
@@ -259,24 +259,13 @@ class Gateway:
         clock: the current time.
     """
 
-    def __init__(
-        self,
-        *,
-        catalog: Catalog,
-        records: Records,
-        directory: GroupDirectory,
-        publish: Publish,
-        command_name: str = "/toil",
-        recent_runs: int = 10,
-        clock: Callable[[], datetime] = utc_now,
-    ) -> None:
-        self.catalog = catalog
-        self.records = records
-        self.directory = directory
-        self._publish = publish
-        self.command_name = command_name
-        self.recent_runs = recent_runs
-        self.clock = clock
+    catalog: Catalog
+    records: Records
+    directory: GroupDirectory
+    publish: Publish
+    command_name: str = "/toil"
+    recent_runs: int = 10
+    clock: Callable[[], datetime] = utc_now
 
     # ------------------------------------------------------------ slash command
 
@@ -316,19 +305,7 @@ class Gateway:
                 return await self.records.open_drift(name)
 
         found = await asyncio.gather(*(read(s) for s in states))
-        drift = {
-            name: [
-                DriftLine(
-                    address=d.address,
-                    kind=d.kind,
-                    first_seen=d.first_seen,
-                    claimed_by_slack=d.claimed_by_slack,
-                    claimed_by_name=d.claimed_by_name,
-                )
-                for d in findings
-            ]
-            for name, findings in zip(states, found, strict=True)
-        }
+        drift = dict(zip(states, found, strict=True))
         return drift_reply(drift, now=self.clock(), scanned=scanned)
 
     async def runs_overview(self) -> Reply:
@@ -657,7 +634,7 @@ class Gateway:
     async def _try_publish(self, event: EventBase) -> str | None:
         """Publish; None when done, else what to tell the person."""
         try:
-            await self._publish(event)
+            await self.publish(event)
         except (TransientError, PermanentError) as exc:
             log.error("publishing %s failed: %s", type(event).__name__, exc)
             return "toilkit could not queue it just now. Please try again in a minute."

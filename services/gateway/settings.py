@@ -31,12 +31,7 @@ def _aliases(slack_name: str, field: str) -> AliasChoices:
 class GatewaySettings(SlackSettings):
     """Everything the gateway reads from its environment, once, at start-up."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="TOILKIT_GATEWAY_",
-        env_nested_delimiter="__",
-        extra="ignore",
-        populate_by_name=True,
-    )
+    model_config = SettingsConfigDict(env_prefix="TOILKIT_GATEWAY_")
 
     slack_bot_token: SecretStr | None = bot_token_field("TOILKIT_GATEWAY_")
     slack_signing_secret: SecretStr | None = Field(

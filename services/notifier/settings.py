@@ -96,12 +96,7 @@ class SlackRetrySettings(BaseModel):
 class NotifierSettings(SlackSettings):
     """Everything the notifier reads from its environment, once, at start-up."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="TOILKIT_NOTIFIER_",
-        env_nested_delimiter="__",
-        extra="ignore",
-        populate_by_name=True,
-    )
+    model_config = SettingsConfigDict(env_prefix="TOILKIT_NOTIFIER_")
 
     slack_bot_token: SecretStr | None = bot_token_field("TOILKIT_NOTIFIER_")
     slack_timeout_seconds: int = Field(default=15, ge=1, le=120)

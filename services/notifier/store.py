@@ -233,22 +233,18 @@ class NotifierStore:
             "expires_at": self._expires_at(),
         }
         try:
-            response = await call_aws(
-                "dynamodb.put_item (notifier thread claim)",
-                lambda: self._ddb.put_item(
-                    TableName=self.table,
-                    Item=item,
-                    ConditionExpression=(
-                        "attribute_not_exists(pk) OR (attribute_not_exists(ts) AND "
-                        "(#owner = :owner OR claimed_at < :stale))"
-                    ),
-                    ExpressionAttributeNames={"#owner": "owner"},
-                    ExpressionAttributeValues={
-                        ":owner": {"S": owner},
-                        ":stale": {"N": repr(now - lease_seconds)},
-                    },
-                    ReturnValues="ALL_OLD",
+            old = await put_item(
+                self._ddb,
+                self.table,
+                item,
+                what="notifier thread claim",
+                condition=(
+                    "attribute_not_exists(pk) OR (attribute_not_exists(ts) AND "
+                    "(#owner = :owner OR claimed_at < :stale))"
                 ),
+                names={"#owner": "owner"},
+                values={":owner": {"S": owner}, ":stale": {"N": repr(now - lease_seconds)}},
+                return_old=True,
             )
         except ConditionFailed:
             existing = await self.get_thread(key)
@@ -261,7 +257,6 @@ class NotifierStore:
                     lease_seconds=lease_seconds,
                 )
             return ThreadClaim(acquired=False, record=existing)
-        old = response.get("Attributes") or {}
         return ThreadClaim(
             acquired=True,
             record=_thread_record(item),

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import AliasChoices, Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SLACK_API_URL = "https://slack.com/api/"
 
@@ -35,7 +35,16 @@ def bot_token_field(env_prefix: str) -> Any:
 
 
 class SlackSettings(BaseSettings):
-    """Where Slack's Web API is and how to call it (a base for a service's settings)."""
+    """Where Slack's Web API is and how to call it (a base for a service's settings).
+
+    A service's settings subclass it and name their own ``env_prefix``; the rest of the
+    configuration (nested ``__`` variables, unknown ones ignored, fields set by name or by
+    alias) is the same for both.
+    """
+
+    model_config = SettingsConfigDict(
+        env_nested_delimiter="__", extra="ignore", populate_by_name=True
+    )
 
     slack_bot_token: SecretStr | None = bot_token_field("")
     slack_api_url: str = Field(

@@ -113,14 +113,21 @@ async def put_item(
     condition: str | None = None,
     names: dict[str, str] | None = None,
     values: Item | None = None,
-) -> None:
+    return_old: bool = False,
+) -> Item:
     """Write one item, under ``condition`` when given.
+
+    Returns:
+        The item it replaced, when ``return_old`` asks for it and there was one; else ``{}``.
 
     Raises:
         ConditionFailed: the condition did not hold (nothing was written).
     """
     arguments: Item = {"TableName": table, "Item": item} | _condition(condition, names, values)
-    await call_aws(f"dynamodb.put_item ({what})", lambda: dynamodb.put_item(**arguments))
+    if return_old:
+        arguments["ReturnValues"] = "ALL_OLD"
+    response = await call_aws(f"dynamodb.put_item ({what})", lambda: dynamodb.put_item(**arguments))
+    return dict(response.get("Attributes") or {})
 
 
 async def delete_item(

@@ -22,9 +22,9 @@ from services.detector.service import DetectorService, build_detector
 from services.notifier.service import NotifierService
 from shared.aws import AwsClients
 from shared.events import Actor, DriftClaimed, DriftScanRequested, EventBase, utc_now
-from shared.publishing import Publisher
 from shared.runtime import Runtime
 from shared.topology import BootstrapReport, Names
+from tests.support import runtime_over
 from tests.terraform.repos import Clock, Repo, drift_the_cloud, make_repo
 from tests.terraform.testbed import CLOUD_FILE_ENV, Testbed, apply, build_testbed
 from toilkit.services import service_factories
@@ -114,12 +114,7 @@ async def flow(
     for name in ("TOILKIT_NOTIFIER_SLACK_BOT_TOKEN", "TOILKIT_NOTIFIER_ROUTES"):
         monkeypatch.delenv(name, raising=False)
 
-    runtime = Runtime(
-        aws=aws,
-        names=names,
-        topology=topology,
-        publisher=Publisher(aws.sns, aws.s3, topology.topic_arn, names.bucket),
-    )
+    runtime = runtime_over(aws, names, topology)
     factories = service_factories()
     # The composition root's detector entry, handed a clock so that "the next morning"
     # needs no waiting (its scheduler is off; the clock only dates the findings).

@@ -9,11 +9,8 @@ Prints ``ready`` once consuming; SIGTERM stops it.
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import os
 import signal
-import sys
 
 from slack_sdk.http_retry.builtin_interval_calculators import FixedValueRetryIntervalCalculator
 from tenacity import wait_none
@@ -27,7 +24,7 @@ from services.notifier.slack import Posted, PostMarker, SlackWebApi
 from services.notifier.store import NotifierStore
 from shared.runtime import open_runtime
 from shared.settings import AwsSettings, TopologySettings, WorkerSettings
-from shared.worker import stop_on_signals
+from tests.integration.child_process import run_child_process, serve_until_stopped
 
 
 class DiesAfterPosting(SlackWebApi):
@@ -80,13 +77,10 @@ async def main() -> int:
         delivery = Delivery(slack, store, claim_lease_seconds=settings.thread_claim_lease_seconds)
         handlers = build_handlers(NotifierHandlers(delivery, store, settings.load_routes()))
         worker = runtime.worker("notifier", handlers, settings.worker)
-        stop_on_signals(worker.stop)
-        print("ready", flush=True)
-        stats = await worker.run()
+        stats = await serve_until_stopped(worker)
     print(f"stats {stats}", flush=True)
     return 0
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr)
-    sys.exit(asyncio.run(main()))
+    run_child_process(main)

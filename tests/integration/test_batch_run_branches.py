@@ -33,12 +33,10 @@ from services.notifier.service import NotifierService, build_notifier
 from services.notifier.settings import NotifierSettings
 from shared.aws import AwsClients
 from shared.catalog import StepFunctionsRunnerSettings
-from shared.publishing import Publisher
-from shared.runtime import Runtime
 from shared.settings import AwsSettings, WorkerSettings
 from tests.integration.batch_harness import BatchHarness, bootstrap_once, make_harness
 from tests.integration.sfn_moto import create_state_machine, load_definition
-from tests.support import eventually, texts_of
+from tests.support import eventually, runtime_over, texts_of
 from tests.unit.test_batch_run_history import history_events
 from toilkit.embedded import EmbeddedAws
 from toilkit.standins.codebuild import RUNS_UNTIL_STOPPED, BuildPlan, CodeBuildStandin
@@ -104,12 +102,7 @@ async def stack(
 
         folder = tmp_path_factory.mktemp("branches")
         batch = await make_harness(aws, names, topology, folder, customize=run_on_step_functions)
-        runtime = Runtime(
-            aws=aws,
-            names=names,
-            topology=topology,
-            publisher=Publisher(aws.sns, aws.s3, topology.topic_arn, names.bucket),
-        )
+        runtime = runtime_over(aws, names, topology)
         notifier = await build_notifier(
             runtime,
             settings=NotifierSettings(

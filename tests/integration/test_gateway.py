@@ -37,10 +37,10 @@ from shared.topology import BootstrapReport, Names
 from tests.gateway_harness import (
     ephemeral_texts,
     events_on,
-    runtime_over,
     serving,
     standin_settings,
 )
+from tests.support import runtime_over
 from toilkit.standins.slack import SlackStandin
 from toilkit.standins.slack.app_requests import (
     SignedSlack,

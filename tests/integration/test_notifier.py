@@ -39,14 +39,12 @@ from shared.aws import AwsClients
 from shared.errors import PermanentError
 from shared.events import EventBase
 from shared.idempotency import IdempotencyStore
-from shared.publishing import Publisher
 from shared.runtime import Runtime
-from shared.settings import WorkerSettings
 from shared.slack.blocks import section
 from shared.topology import BootstrapReport, Names
 from shared.worker import failure_key
 from tests import notifier_samples as samples
-from tests.support import eventually, queue_depth, receive_all
+from tests.support import FAST_WORKER, eventually, queue_depth, receive_all, runtime_over
 from toilkit.standins.slack import FaultSpec, SlackStandin
 
 FULL_SIZE = os.environ.get("TOILKIT_FULL_SIZE") == "1"
@@ -57,32 +55,13 @@ ROUTES = {
     "commands": {"db-*": "#data-runs"},
 }
 
-FAST_WORKER = WorkerSettings(
-    wait_time_seconds=1,
-    visibility_timeout=20,
-    retry_base_seconds=0,
-    handler_timeout=60,
-    shutdown_grace=5,
-)
-
 
 # --------------------------------------------------------------------------- fixtures
 
 
 @pytest.fixture
-async def standin() -> AsyncIterator[SlackStandin]:
-    async with SlackStandin() as running:
-        yield running
-
-
-@pytest.fixture
 def runtime(aws: AwsClients, names: Names, topology: BootstrapReport) -> Runtime:
-    return Runtime(
-        aws=aws,
-        names=names,
-        topology=topology,
-        publisher=Publisher(aws.sns, aws.s3, topology.topic_arn, names.bucket),
-    )
+    return runtime_over(aws, names, topology)
 
 
 def settings_for(standin: SlackStandin, **overrides: Any) -> NotifierSettings:

@@ -14,7 +14,7 @@ import logging
 import re
 import shlex
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -31,30 +31,15 @@ from shared.metrics import EmfMetrics
 from shared.observability import CONTEXT_FIELDS, LogContextFilter, json_formatter
 from shared.publishing import Publisher
 from shared.runtime import Runtime
-from shared.settings import WorkerSettings
 from shared.topology import BootstrapReport, Names
 from tests.integration.test_aws_lambda import _received, lambda_sqs_event, queue_arn
 from tests.integration.test_cli import run_cli
 from tests.notifier_samples import run_started
-from tests.support import eventually, queue_depth, receive_all
+from tests.support import FAST_WORKER, eventually, queue_depth, receive_all
 from toilkit import aws_lambda
 from toilkit.standins.slack import SlackStandin
 
 OPS = "#toilkit-ops"
-
-FAST_WORKER = WorkerSettings(
-    wait_time_seconds=1,
-    visibility_timeout=20,
-    retry_base_seconds=0,
-    handler_timeout=60,
-    shutdown_grace=5,
-)
-
-
-@pytest.fixture
-async def standin() -> AsyncIterator[SlackStandin]:
-    async with SlackStandin() as running:
-        yield running
 
 
 @pytest.fixture
@@ -64,13 +49,17 @@ def metric_lines() -> list[str]:
 
 @pytest.fixture
 def runtime(
-    aws: AwsClients, names: Names, topology: BootstrapReport, metric_lines: list[str]
+    aws: AwsClients,
+    names: Names,
+    topology: BootstrapReport,
+    publisher: Publisher,
+    metric_lines: list[str],
 ) -> Runtime:
     return Runtime(
         aws=aws,
         names=names,
         topology=topology,
-        publisher=Publisher(aws.sns, aws.s3, topology.topic_arn, names.bucket),
+        publisher=publisher,
         metrics=EmfMetrics(names.prefix, write=metric_lines.append),
     )
 

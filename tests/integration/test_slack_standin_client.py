@@ -46,11 +46,10 @@ from shared.topology import BootstrapReport, Names
 from tests.gateway_harness import (
     ephemeral_texts,
     events_on,
-    runtime_over,
     serving,
     standin_settings,
 )
-from tests.support import eventually
+from tests.support import eventually, runtime_over
 from toilkit.standins.slack import REQUIRED_FIELD_MESSAGE, SlackStandin
 
 SECRET = "2b1f0c8e9d7a6b5c4d3e2f1a0b9c8d7e"

@@ -34,24 +34,13 @@ from shared.publishing import Publisher
 from shared.settings import AwsSettings, WorkerSettings
 from shared.topology import BootstrapReport, Names
 from shared.worker import Handler, Worker, failure_key
-from tests.support import TcpGate, eventually, queue_depth, receive_all
+from tests.support import FAST_WORKER, TcpGate, eventually, queue_depth, receive_all
 
-FAST = WorkerSettings(
-    wait_time_seconds=1,
-    visibility_timeout=5,
-    retry_base_seconds=0,
-    handler_timeout=10,
-    shutdown_grace=5,
-)
+FAST = FAST_WORKER.model_copy(update={"visibility_timeout": 5, "handler_timeout": 10})
 
 
 def scan(n: int = 0) -> DriftScanRequested:
     return DriftScanRequested(correlation_id=f"scan-{n}", source="test", states=(f"state-{n}",))
-
-
-@pytest.fixture
-def publisher(aws: AwsClients, topology: BootstrapReport, names: Names) -> Publisher:
-    return Publisher(aws.sns, aws.s3, topology.topic_arn, names.bucket)
 
 
 def make_worker(

@@ -10,17 +10,16 @@ The handler writes ``<event_id>.started`` and ``<event_id>.done`` into WP_MARKER
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import signal
-import sys
 from pathlib import Path
 
 from shared.aws import AwsClients
 from shared.events import DriftScanRequested, EventBase
 from shared.idempotency import IdempotencyStore
 from shared.settings import AwsSettings, WorkerSettings
-from shared.worker import Outcome, Worker, stop_on_signals
+from shared.worker import Outcome, Worker
+from tests.integration.child_process import run_child_process, serve_until_stopped
 
 
 async def main() -> int:
@@ -56,13 +55,10 @@ async def main() -> int:
             ),
             on_outcome=on_outcome,
         )
-        stop_on_signals(worker.stop)
-        print("ready", flush=True)
-        stats = await worker.run()
+        stats = await serve_until_stopped(worker)
     print(f"stats {stats}", flush=True)
     return 0
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr)
-    sys.exit(asyncio.run(main()))
+    run_child_process(main)

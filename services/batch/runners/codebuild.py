@@ -15,7 +15,7 @@ import logging
 import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -178,6 +178,7 @@ def environment_overrides(spec: RunSpec) -> list[dict[str, str]]:
     ]
 
 
+@dataclass(eq=False)
 class CodeBuildRunner:
     """Starts one CodeBuild build per run and polls it.
 
@@ -189,19 +190,12 @@ class CodeBuildRunner:
     idempotent_start = True
     resumable = True
 
-    def __init__(
-        self,
-        codebuild: Any,
-        reader: BuildReader,
-        *,
-        poll: PollPolicy = DEFAULT_POLL,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-    ) -> None:
-        self._codebuild = codebuild
-        self._reader = reader
-        self.poll = poll
-        self._clock = clock
-        self._cancelled: set[str] = set()
+    codebuild: Any
+    reader: BuildReader
+    _: KW_ONLY
+    poll: PollPolicy = DEFAULT_POLL
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    _cancelled: set[str] = field(default_factory=set, init=False)
 
     @staticmethod
     def _settings(spec: RunSpec) -> CodeBuildRunnerSettings | StepFunctionsRunnerSettings:
@@ -215,7 +209,7 @@ class CodeBuildRunner:
         try:
             response = await call_aws(
                 "codebuild.start_build",
-                lambda: self._codebuild.start_build(
+                lambda: self.codebuild.start_build(
                     projectName=settings.project,
                     imageOverride=settings.image,
                     timeoutInMinutesOverride=build_timeout_minutes(spec.timeout_seconds),
@@ -229,8 +223,8 @@ class CodeBuildRunner:
         return StartedRun(
             runner=self.kind,
             ref=build["id"],
-            started_at=self._clock(),
-            log_url=self._reader.log_url(build, build["id"]),
+            started_at=self.clock(),
+            log_url=self.reader.log_url(build, build["id"]),
         )
 
     async def wait(self, spec: RunSpec, started: StartedRun) -> RunOutcome:
@@ -238,7 +232,7 @@ class CodeBuildRunner:
         deadline = started.started_at.timestamp() + spec.timeout_seconds
         timed_out = False
         for delay in self.poll.delays():
-            build = await self._reader.get(build_id)
+            build = await self.reader.get(build_id)
             if build is None:
                 return RunOutcome(status="failed", error=f"build {build_id} no longer exists")
             status = build_status_to_run_status(
@@ -246,12 +240,12 @@ class CodeBuildRunner:
             )
             if status is not None:
                 self._cancelled.discard(build_id)
-                return await self._reader.outcome(
+                return await self.reader.outcome(
                     build_id,
                     "timed_out" if timed_out and status != "succeeded" else status,
                     error=f"timed out after {spec.timeout_seconds:g}s" if timed_out else None,
                 )
-            if not timed_out and self._clock().timestamp() >= deadline:
+            if not timed_out and self.clock().timestamp() >= deadline:
                 timed_out = True
                 self._cancelled.add(build_id)
                 await self._stop(build_id)
@@ -264,7 +258,7 @@ class CodeBuildRunner:
 
     async def _stop(self, build_id: str) -> None:
         try:
-            await call_aws("codebuild.stop_build", lambda: self._codebuild.stop_build(id=build_id))
+            await call_aws("codebuild.stop_build", lambda: self.codebuild.stop_build(id=build_id))
         except PermanentError as exc:
             # Already ended, or gone: the next poll says how it ended.
             log.info(

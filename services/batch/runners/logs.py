@@ -14,6 +14,7 @@ import logging
 import re
 import time
 from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -199,6 +200,7 @@ def safe_name(run_id: str) -> str:
     return cleaned.lstrip(".") or "run"
 
 
+@dataclass(frozen=True, kw_only=True)
 class RunLogs:
     """Opens run logs: a CloudWatch stream named after the run and a file in ``log_dir``.
 
@@ -211,22 +213,12 @@ class RunLogs:
         tail_lines: how many last lines a run's outcome carries.
     """
 
-    def __init__(
-        self,
-        *,
-        logs: Any | None,
-        group: str,
-        log_dir: Path,
-        region: str,
-        console_links: bool,
-        tail_lines: int,
-    ) -> None:
-        self._logs = logs
-        self.group = group
-        self.log_dir = log_dir
-        self.region = region
-        self.console_links = console_links
-        self.tail_lines = tail_lines
+    logs: Any | None
+    group: str
+    log_dir: Path
+    region: str
+    console_links: bool
+    tail_lines: int
 
     def path_of(self, run_id: str) -> Path:
         return self.log_dir / f"{safe_name(run_id)}.log"
@@ -241,7 +233,7 @@ class RunLogs:
             else path.resolve().as_uri()
         )
         run_log = RunLog(
-            logs=self._logs,
+            logs=self.logs,
             group=self.group,
             stream=stream,
             path=path,

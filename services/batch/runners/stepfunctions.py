@@ -22,6 +22,7 @@ import logging
 import math
 import re
 from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -160,6 +161,7 @@ class ExecutionEvents:
         return arn
 
 
+@dataclass(eq=False)
 class StepFunctionsRunner:
     """Runs a command as a Step Functions execution that drives a CodeBuild build."""
 
@@ -167,25 +169,15 @@ class StepFunctionsRunner:
     idempotent_start = True
     resumable = True
 
-    def __init__(
-        self,
-        sfn: Any,
-        codebuild: Any,
-        reader: BuildReader,
-        *,
-        region: str,
-        poll: PollPolicy = DEFAULT_POLL,
-        events: ExecutionEvents | None = None,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-    ) -> None:
-        self._sfn = sfn
-        self._codebuild = codebuild
-        self._reader = reader
-        self.region = region
-        self.poll = poll
-        self.events = events
-        self._clock = clock
-        self._cancelled: set[str] = set()
+    sfn: Any
+    codebuild: Any
+    reader: BuildReader
+    _: KW_ONLY
+    region: str
+    poll: PollPolicy = DEFAULT_POLL
+    events: ExecutionEvents | None = None
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    _cancelled: set[str] = field(default_factory=set, init=False)
 
     def console_url(self, arn: str) -> str:
         return (
@@ -203,7 +195,7 @@ class StepFunctionsRunner:
         try:
             response = await call_aws(
                 "stepfunctions.start_execution",
-                lambda: self._sfn.start_execution(
+                lambda: self.sfn.start_execution(
                     stateMachineArn=settings.state_machine_arn, name=name, input=body
                 ),
             )
@@ -218,7 +210,7 @@ class StepFunctionsRunner:
         return StartedRun(
             runner=self.kind,
             ref=arn,
-            started_at=self._clock(),
+            started_at=self.clock(),
             log_url=self.console_url(arn),
             resumed=resumed,
         )
@@ -230,7 +222,7 @@ class StepFunctionsRunner:
             for delay in self.poll.delays():
                 execution = await call_aws(
                     "stepfunctions.describe_execution",
-                    lambda: self._sfn.describe_execution(executionArn=arn),
+                    lambda: self.sfn.describe_execution(executionArn=arn),
                 )
                 if execution["status"] != "RUNNING":
                     return await self._outcome(execution)
@@ -252,7 +244,7 @@ class StepFunctionsRunner:
         try:
             await call_aws(
                 "stepfunctions.stop_execution",
-                lambda: self._sfn.stop_execution(
+                lambda: self.sfn.stop_execution(
                     executionArn=arn, error="Cancelled", cause=f"run {run_id} cancelled"
                 ),
             )
@@ -262,7 +254,7 @@ class StepFunctionsRunner:
             # Stopping the execution does not stop the build it started.
             try:
                 await call_aws(
-                    "codebuild.stop_build", lambda: self._codebuild.stop_build(id=build_id)
+                    "codebuild.stop_build", lambda: self.codebuild.stop_build(id=build_id)
                 )
             except PermanentError as exc:
                 log.info("cannot stop build %s: %s", build_id, exc)
@@ -271,7 +263,7 @@ class StepFunctionsRunner:
         try:
             history = await call_aws(
                 "stepfunctions.get_execution_history",
-                lambda: self._sfn.get_execution_history(executionArn=arn, maxResults=100),
+                lambda: self.sfn.get_execution_history(executionArn=arn, maxResults=100),
             )
         except PermanentError:
             return None
@@ -297,7 +289,7 @@ class StepFunctionsRunner:
             duration = max((stop - start).total_seconds(), 0.0)
         if status == "SUCCEEDED":
             build = json.loads(execution.get("output") or "{}")
-            outcome = await self._reader.outcome(str(build.get("id")), "succeeded")
+            outcome = await self.reader.outcome(str(build.get("id")), "succeeded")
         elif status == "FAILED":
             outcome = await self._failed(execution)
         elif status == "TIMED_OUT":
@@ -327,23 +319,23 @@ class StepFunctionsRunner:
         except (ValueError, KeyError, TypeError):
             return RunOutcome(status="failed", error=f"{error}: {cause}".strip(": "))
         if error == "RunTimedOut":
-            return await self._reader.outcome(
+            return await self.reader.outcome(
                 build_id, "timed_out", error=f"stopped when its time was up (build {build_id})"
             )
         if error == "PollFailed":
             with contextlib.suppress(PermanentError):
                 await call_aws(
-                    "codebuild.stop_build", lambda: self._codebuild.stop_build(id=build_id)
+                    "codebuild.stop_build", lambda: self.codebuild.stop_build(id=build_id)
                 )
-            return await self._reader.outcome(
+            return await self.reader.outcome(
                 build_id, "failed", error=f"lost track of build {build_id}; stopped it"
             )
         build_status = str(build.get("status", ""))
         if build_status == "TIMED_OUT":
-            return await self._reader.outcome(build_id, "timed_out")
+            return await self.reader.outcome(build_id, "timed_out")
         if build_status == "STOPPED":
             # toilkit stops a build only with its execution (cancel, time up): someone else did.
-            return await self._reader.outcome(
+            return await self.reader.outcome(
                 build_id, "failed", error=f"build {build_id} was stopped outside toilkit"
             )
-        return await self._reader.outcome(build_id, "failed")
+        return await self.reader.outcome(build_id, "failed")
