@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gc
 import importlib
 import logging
 import os
@@ -283,4 +284,10 @@ def _register_snapstart_hooks() -> None:
 # SnapStart snapshot holds it. Anywhere else (tests, tools) importing this opens nothing.
 if os.environ.get(INIT_TYPE_VARIABLE):
     _register_snapstart_hooks()
-    _open_sandbox()
+    try:
+        _open_sandbox()
+    finally:
+        # Collection was off while importing and opening (toilkit/__init__.py): what init
+        # made lives as long as the sandbox, so it leaves the collector's sight for good.
+        gc.freeze()
+        gc.enable()
