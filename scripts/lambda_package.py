@@ -11,7 +11,8 @@ Into ``--out`` go: ``toilkit/__init__.py`` and ``toilkit/aws_lambda.py`` (the sa
 the handlers), ``shared/``, ``services/<function>/``, the catalog for the functions that
 read one, and the distributions named in :data:`FUNCTION_DISTRIBUTIONS` with everything
 they require, each copied file by file from its RECORD. botocore's service models are cut to
-the AWS services toilkit calls (:data:`AWS_SERVICES`): the rest is 25 MB no function loads.
+the AWS services toilkit calls (:data:`AWS_SERVICES`): the rest is 25 MB no function loads;
+``endpoints.json`` keeps only those services' entries, which every cold start parses.
 
 Standard library only: it runs under the interpreter that builds the zip.
 """
@@ -19,6 +20,8 @@ Standard library only: it runs under the interpreter that builds the zip.
 from __future__ import annotations
 
 import argparse
+import gzip
+import json
 import re
 import shutil
 import sys
@@ -126,6 +129,37 @@ def prune_botocore(out: Path) -> None:
     for child in data.iterdir():
         if child.is_dir() and child.name not in AWS_SERVICES:
             shutil.rmtree(child)
+    trim_endpoints(data)
+
+
+def endpoint_prefixes(data: Path) -> set[str]:
+    """The ``endpointPrefix`` of every service model under ``data`` (``states`` for
+    stepfunctions): the keys of those services in ``endpoints.json``."""
+    prefixes: set[str] = set()
+    for model in data.glob("*/*/service-2.json*"):
+        raw = model.read_bytes()
+        text = gzip.decompress(raw) if model.name.endswith(".gz") else raw
+        prefixes.add(json.loads(text)["metadata"]["endpointPrefix"])
+    return prefixes
+
+
+def trim_endpoints(data: Path) -> None:
+    """Keep in ``endpoints.json`` only the services whose models are kept.
+
+    botocore parses the whole file (1.2 MB, every service in every region) when a process
+    creates its first client: 25-50 ms of a cold start, for entries of services no function
+    calls. Partitions and regions stay whole; a kept service's entry is unchanged, so its
+    clients resolve exactly the endpoints they did (tests/unit/test_lambda_packages.py).
+    """
+    path = data / "endpoints.json"
+    if not path.is_file():
+        return
+    keep = endpoint_prefixes(data)
+    endpoints = json.loads(path.read_bytes())
+    for partition in endpoints["partitions"]:
+        services = partition.get("services", {})
+        partition["services"] = {name: services[name] for name in sorted(keep & set(services))}
+    path.write_text(json.dumps(endpoints, separators=(",", ":")))
 
 
 def copy_code(source: Path, function: str, out: Path) -> None:

@@ -1,9 +1,14 @@
 """AWS clients, created once per process, and the one place boto errors are classified.
 
 Every client is an aiobotocore client opened into one :class:`contextlib.AsyncExitStack`
-when the process starts (never per message) and closed when it stops. The endpoint comes
+once per process (never per message) and closed when it stops. The endpoint comes
 from :class:`~shared.settings.AwsSettings`, so the same code talks to AWS, LocalStack
 or moto.
+
+A client costs a cold process tens of milliseconds (its service model parsed, then a TLS
+context with the CA bundle on its first call), so a process that must start fast (a cold
+Lambda sandbox) opens at start only the clients it calls at once; the others open on their
+first API call.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from contextlib import AsyncExitStack
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -177,6 +182,42 @@ def _log_stalled_attempt(
     )
 
 
+class ClientOnFirstCall:
+    """Stands in for a core client that is not open yet: its first API call opens it.
+
+    What the code that holds it sees is the client's API operations (all coroutines);
+    anything else (``get_paginator``, ``meta``, ``exceptions``) is there only once the
+    client is open, so code that needs those asks for the client itself
+    (``await aws.client("sns")``).
+    """
+
+    def __init__(self, clients: AwsClients, service: str) -> None:
+        self._clients = clients
+        self._service = service
+
+    def __getattr__(self, name: str) -> Any:
+        opened = self._clients.opened(self._service)
+        if opened is not None:
+            return getattr(opened, name)
+        if name.startswith("_") or name in _NOT_OPERATIONS:
+            raise AttributeError(
+                f"{self._service} client not open yet: await aws.client({self._service!r}) "
+                f"before using {name!r}"
+            )
+
+        async def operation(*args: Any, **kwargs: Any) -> Any:
+            client = await self._clients.client(self._service)
+            return await getattr(client, name)(*args, **kwargs)
+
+        return operation
+
+
+#: A client's attributes that are not API operations (coroutines).
+_NOT_OPERATIONS = frozenset(
+    {"meta", "exceptions", "get_paginator", "get_waiter", "can_paginate", "waiter_names"}
+)
+
+
 class AwsClients:
     """The process's AWS clients, opened once and closed together.
 
@@ -185,19 +226,27 @@ class AwsClients:
         async with AwsClients(settings) as aws:
             await aws.sqs.receive_message(...)
             logs = await aws.client("logs")
+
+    Args:
+        settings: endpoint and region.
+        open_at_start: the core clients (:attr:`CORE`) opened on entering, side by side;
+            the others open on their first API call (default: all of them).
     """
 
     CORE = ("sqs", "sns", "s3", "dynamodb")
 
-    def __init__(self, settings: AwsSettings) -> None:
+    def __init__(self, settings: AwsSettings, open_at_start: Iterable[str] = CORE) -> None:
         self.settings = settings
+        self.open_at_start = tuple(open_at_start)
         self._session = get_session()
         self._stack = AsyncExitStack()
         self._clients: dict[str, Any] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._entered = False
 
     async def __aenter__(self) -> AwsClients:
-        await asyncio.gather(*(self.client(service) for service in self.CORE))
+        self._entered = True
+        await asyncio.gather(*(self.client(service) for service in self.open_at_start))
         return self
 
     async def __aexit__(
@@ -206,8 +255,13 @@ class AwsClients:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self._entered = False
         await self._stack.aclose()
         self._clients.clear()
+
+    def opened(self, service: str) -> Any | None:
+        """The client for ``service`` if it is open, else None (nothing is opened)."""
+        return self._clients.get(service)
 
     async def client(self, service: str) -> Any:
         """The client for ``service`` (boto3 name), created on first use and kept."""
@@ -247,10 +301,9 @@ class AwsClients:
             sessions.clear()
 
     def _core(self, service: str) -> Any:
-        try:
-            return self._clients[service]
-        except KeyError:
-            raise RuntimeError("AwsClients must be entered (async with) before use") from None
+        if not self._entered:
+            raise RuntimeError("AwsClients must be entered (async with) before use")
+        return self._clients.get(service) or ClientOnFirstCall(self, service)
 
     @property
     def sqs(self) -> SQSClient:

@@ -52,7 +52,9 @@ def utc_now() -> datetime:
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # defer_build: a model's validator and serializer are built when it is first used, not
+    # at import, so a process pays only for the events it handles (a cold Lambda sandbox).
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 class EventBase(_Model):
@@ -395,7 +397,7 @@ Event: TypeAlias = Annotated[
     Field(discriminator="type"),
 ]
 
-_EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
+_EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event, config=ConfigDict(defer_build=True))
 
 #: Every event class by its ``type`` name.
 EVENT_TYPES: dict[str, type[EventBase]] = {

@@ -87,11 +87,17 @@ async def open_runtime(
 
 
 async def runtime_on(
-    aws: AwsClients, names: Names, observability: ObservabilitySettings | None = None
+    aws: AwsClients,
+    names: Names,
+    observability: ObservabilitySettings | None = None,
+    *,
+    topology: BootstrapReport | None = None,
 ) -> Runtime:
     """The runtime on clients that are already open: looks up the deployed topology.
 
-    ``observability`` as for :func:`open_runtime`.
+    ``observability`` as for :func:`open_runtime`. ``topology``: the topic ARN and queue
+    URLs when the deployment already says them (a Lambda function's environment), so
+    nothing is looked up.
 
     Raises:
         ConfigError: the topology is missing (run ``toilkit bootstrap``).
@@ -100,7 +106,8 @@ async def runtime_on(
     metrics = None
     if observability.emf_metrics:
         metrics = EmfMetrics(observability.metrics_namespace or names.prefix)
-    topology = await resolve_urls(aws, names)
+    if topology is None:
+        topology = await resolve_urls(aws, names)
     return Runtime(
         aws=aws,
         names=names,

@@ -21,6 +21,8 @@ from shared.events import EVENT_TYPES, OUTCOME_TYPES
 from shared.settings import TopologySettings
 
 if TYPE_CHECKING:
+    from types_aiobotocore_sns import SNSClient
+
     from shared.aws import AwsClients
 
 
@@ -214,7 +216,9 @@ _NO_SUCH_QUEUE = frozenset({"AWS.SimpleQueueService.NonExistentQueue", "QueueDoe
 
 
 async def _find_topic_arn(aws: AwsClients, topic_name: str) -> str | None:
-    paginator = aws.sns.get_paginator("list_topics")
+    # The client itself, opened if need be: a paginator is no API call.
+    sns: SNSClient = await aws.client("sns")
+    paginator = sns.get_paginator("list_topics")
     async for page in paginator.paginate():
         for topic in page.get("Topics", []):
             arn = topic.get("TopicArn", "")

@@ -13,8 +13,8 @@ imports; this module and :mod:`shared` are in every one of them.
 The sandbox (:class:`Sandbox`) is what one execution environment keeps between invocations:
 an event loop, the AWS clients, the SSM secrets and the built function. In Lambda it is
 opened while the module is imported, in the init phase, so a SnapStart snapshot holds it
-whole: imports, clients and the built service. Opening runs the AWS lookups and the SSM
-reads side by side. After a SnapStart restore it reads the secrets again, reseeds
+whole: imports, clients and the built service. Opening runs the AWS lookups (none when
+the environment names the topic and queues) and the SSM reads side by side. After a SnapStart restore it reads the secrets again, reseeds
 ``random`` and drops the pooled connections of the process that took the snapshot.
 """
 
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gc
 import importlib
 import logging
 import os
@@ -46,7 +47,7 @@ from shared.observability import configure_function_logging
 from shared.runtime import runtime_on
 from shared.secrets import MAX_AGE_SECONDS, REFRESH_INTERVAL_SECONDS, SsmSecrets
 from shared.settings import AwsSettings, TopologySettings, load_settings
-from shared.topology import Names
+from shared.topology import QUEUES, BootstrapReport, Names
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,14 @@ class LambdaSettings(BaseSettings):
             first (a signature mismatch asks for one).
         secret_max_age_seconds: how old the copy of the secrets may get before a function
             reads them again (the gateway: before its next request).
+        topic_arn: the events topic's ARN (``TOILKIT_TOPIC_ARN``), and
+        queue_urls: each consumer's queue URL (``TOILKIT_QUEUE_URLS``, a JSON object):
+            what Terraform knows, so that a cold sandbox looks nothing up. Without them (or
+            without the function's own queue) the sandbox looks the topology up by name.
+        initialization_type: Lambda's ``AWS_LAMBDA_INITIALIZATION_TYPE``. An ``on-demand``
+            init is on the first request's path, so it opens only the clients that the
+            sandbox calls at once; a SnapStart or provisioned-concurrency init is not, so
+            it opens them all.
     """
 
     model_config = SettingsConfigDict(env_prefix="TOILKIT_", extra="ignore")
@@ -84,6 +93,11 @@ class LambdaSettings(BaseSettings):
     slack_signing_secret_parameter: str | None = Field(default=None, min_length=1)
     secret_refresh_seconds: float = Field(default=REFRESH_INTERVAL_SECONDS, ge=0, le=3600)
     secret_max_age_seconds: float = Field(default=MAX_AGE_SECONDS, ge=0, le=86400)
+    topic_arn: str | None = Field(default=None, pattern=r"^arn:aws[a-z-]*:sns:[^:]+:\d{12}:.+$")
+    queue_urls: dict[str, str] = Field(default_factory=dict)
+    initialization_type: str | None = Field(
+        default=None, validation_alias=INIT_TYPE_VARIABLE, min_length=1
+    )
 
     def secret_parameters(self) -> dict[str, str]:
         """The SSM parameter of each configured secret, by the key functions ask for."""
@@ -92,6 +106,18 @@ class LambdaSettings(BaseSettings):
             "signing_secret": self.slack_signing_secret_parameter,
         }
         return {key: name for key, name in named.items() if name is not None}
+
+    def known_topology(self) -> BootstrapReport | None:
+        """The topic and queues from the environment, when they hold all this function
+        uses (the topic, and its own queue if it consumes one); else None."""
+        consumes = self.service in {spec.consumer for spec in QUEUES}
+        if self.topic_arn is None or (consumes and self.service not in self.queue_urls):
+            return None
+        return BootstrapReport(topic_arn=self.topic_arn, queue_urls=dict(self.queue_urls))
+
+    def clients_at_start(self) -> tuple[str, ...]:
+        """The core AWS clients to open before the first request (see the class)."""
+        return () if self.initialization_type == "on-demand" else AwsClients.CORE
 
 
 def function_builder(service: ServiceName) -> FunctionBuilder:
@@ -119,7 +145,9 @@ class Sandbox:
     async def open(self) -> None:
         """Open the clients, look up the topology and read the secrets, then build."""
         build = function_builder(self.settings.service)
-        aws = await self._stack.enter_async_context(AwsClients(load_settings(AwsSettings)))
+        aws = await self._stack.enter_async_context(
+            AwsClients(load_settings(AwsSettings), open_at_start=self.settings.clients_at_start())
+        )
         parameters = self.settings.secret_parameters()
         secrets = SsmSecrets(
             await aws.client("ssm") if parameters else None,
@@ -129,7 +157,9 @@ class Sandbox:
         )
         async with asyncio.TaskGroup() as group:
             names = Names.from_settings(load_settings(TopologySettings))
-            runtime = group.create_task(runtime_on(aws, names))
+            runtime = group.create_task(
+                runtime_on(aws, names, topology=self.settings.known_topology())
+            )
             group.create_task(secrets.load())
         self.context = FunctionContext(runtime=runtime.result(), secrets=secrets)
         self.function = await build(self.context)
@@ -254,4 +284,10 @@ def _register_snapstart_hooks() -> None:
 # SnapStart snapshot holds it. Anywhere else (tests, tools) importing this opens nothing.
 if os.environ.get(INIT_TYPE_VARIABLE):
     _register_snapstart_hooks()
-    _open_sandbox()
+    try:
+        _open_sandbox()
+    finally:
+        # Collection was off while importing and opening (toilkit/__init__.py): what init
+        # made lives as long as the sandbox, so it leaves the collector's sight for good.
+        gc.freeze()
+        gc.enable()

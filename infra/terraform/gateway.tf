@@ -44,6 +44,7 @@ resource "aws_lambda_function" "gateway" {
   environment {
     variables = {
       TOILKIT_SERVICE                        = "gateway"
+      TOILKIT_TOPIC_ARN                      = local.topic_arn
       TOILKIT_NAME_PREFIX                    = var.name_prefix
       TOILKIT_BUCKET                         = aws_s3_bucket.artifacts.bucket
       TOILKIT_SLACK_BOT_TOKEN_PARAMETER      = aws_ssm_parameter.slack_bot_token.name

@@ -23,9 +23,16 @@ locals {
   worker_timeout_seconds  = 55
   handler_timeout_seconds = 45
 
+  # What a cold sandbox would otherwise look up by name before its first event (the topic
+  # with ListTopics, each queue with GetQueueUrl): the functions read them from here.
+  topic_arn  = aws_sns_topic.events.arn
+  queue_urls = jsonencode({ for name, queue in aws_sqs_queue.consumer : name => queue.url })
+
   worker_environment = {
     detector = {
       TOILKIT_SERVICE                          = "detector"
+      TOILKIT_TOPIC_ARN                        = local.topic_arn
+      TOILKIT_QUEUE_URLS                       = local.queue_urls
       TOILKIT_NAME_PREFIX                      = var.name_prefix
       TOILKIT_BUCKET                           = aws_s3_bucket.artifacts.bucket
       TOILKIT_DRIFT_SCAN_PROJECT               = aws_codebuild_project.drift_scan.name
@@ -36,6 +43,8 @@ locals {
     }
     batch = {
       TOILKIT_SERVICE                       = "batch"
+      TOILKIT_TOPIC_ARN                     = local.topic_arn
+      TOILKIT_QUEUE_URLS                    = local.queue_urls
       TOILKIT_NAME_PREFIX                   = var.name_prefix
       TOILKIT_BUCKET                        = aws_s3_bucket.artifacts.bucket
       TOILKIT_SLACK_BOT_TOKEN_PARAMETER     = aws_ssm_parameter.slack_bot_token.name
@@ -47,6 +56,8 @@ locals {
     }
     notifier = {
       TOILKIT_SERVICE                          = "notifier"
+      TOILKIT_TOPIC_ARN                        = local.topic_arn
+      TOILKIT_QUEUE_URLS                       = local.queue_urls
       TOILKIT_NAME_PREFIX                      = var.name_prefix
       TOILKIT_BUCKET                           = aws_s3_bucket.artifacts.bucket
       TOILKIT_SLACK_BOT_TOKEN_PARAMETER        = aws_ssm_parameter.slack_bot_token.name

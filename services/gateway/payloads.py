@@ -24,7 +24,9 @@ _Text = Annotated[str, Field(max_length=40_000)]
 
 
 class _Payload(BaseModel):
-    model_config = ConfigDict(extra="allow", frozen=True)
+    # defer_build: each shape's validator is built when a body of that kind first arrives,
+    # so a cold sandbox whose first request is a slash command builds no interaction's.
+    model_config = ConfigDict(extra="allow", frozen=True, defer_build=True)
 
 
 class BadPayload(ValueError):
@@ -158,7 +160,9 @@ class ViewClosed(_Interaction):
 Interaction: TypeAlias = Annotated[
     BlockActions | ViewSubmission | ViewClosed, Field(discriminator="type")
 ]
-_INTERACTION: TypeAdapter[Interaction] = TypeAdapter(Interaction)
+_INTERACTION: TypeAdapter[Interaction] = TypeAdapter(
+    Interaction, config=ConfigDict(defer_build=True)
+)
 
 
 class SlashCommand(_Payload):

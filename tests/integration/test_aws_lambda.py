@@ -313,6 +313,15 @@ async def _slash(standin: SlackStandin, secret: str) -> dict[str, Any]:
     )
 
 
+async def _scan_request(secret: str) -> dict[str, Any]:
+    body = slash_command_body(
+        "drift scan prod-network", user=ALICE, channel_id=CHANNEL, trigger_id="unused"
+    )
+    return await asyncio.to_thread(
+        aws_lambda.gateway_handler, function_url_event(body, signed_headers(secret, body)), None
+    )
+
+
 async def test_a_signing_secret_set_after_the_sandbox_opened_is_used_and_the_old_one_refused(
     aws: AwsClients,
     names: Names,
@@ -399,3 +408,80 @@ async def test_a_missing_parameter_is_a_config_error_naming_it(
     secrets = SsmSecrets(await aws.client("ssm"), {"bot_token": f"/{names.prefix}/nope"})
     with pytest.raises(ConfigError, match=f"/{names.prefix}/nope"):
         await secrets.load()
+
+
+# --------------------------------------------------------------------------- a cold start
+
+
+async def test_an_on_demand_gateway_sandbox_looks_nothing_up_and_opens_clients_when_used(
+    aws: AwsClients,
+    names: Names,
+    topology: BootstrapReport,
+    standin: SlackStandin,
+    lambda_env: pytest.MonkeyPatch,
+) -> None:
+    # GIVEN the gateway's environment as Terraform writes it, the topic ARN and queue URLs
+    # included, in an on-demand init (on the first request's path)
+    await put_secret(aws, f"/{names.prefix}/slack/signing-secret", SECRET)
+    _gateway_env(lambda_env, names, standin.api_url)
+    lambda_env.setenv("TOILKIT_TOPIC_ARN", topology.topic_arn)
+    lambda_env.setenv("TOILKIT_QUEUE_URLS", json.dumps(topology.queue_urls))
+    lambda_env.setenv(aws_lambda.INIT_TYPE_VARIABLE, "on-demand")
+
+    # WHEN the first request is a /toil run
+    assert (await _slash(standin, SECRET))["statusCode"] == 200
+
+    # THEN it was served on SSM's client alone: no lookup of the topology, no client the
+    # request did not call
+    sandbox = aws_lambda._sandbox
+    assert sandbox is not None and sandbox.context is not None
+    clients = sandbox.context.runtime.aws
+    assert clients.opened("ssm") is not None
+    assert [s for s in AwsClients.CORE if clients.opened(s) is not None] == []
+    assert sandbox.context.runtime.topology.topic_arn == topology.topic_arn
+    assert len(standin.calls("views.open")) == 1
+
+    # WHEN a request publishes, THEN SNS opens then and the event reaches its queue
+    assert (await _scan_request(SECRET))["statusCode"] == 200
+    messages = await receive_all(aws.sqs, topology.queue_urls["detector"], rounds=1)
+    assert [type(parse_event(m["Body"])) for m in messages] == [DriftScanRequested]
+
+
+async def test_after_a_snapstart_restore_the_gateway_serves_with_new_connections(
+    aws: AwsClients,
+    names: Names,
+    topology: BootstrapReport,
+    standin: SlackStandin,
+    lambda_env: pytest.MonkeyPatch,
+) -> None:
+    # GIVEN a gateway sandbox opened in a SnapStart init (every core client opened)
+    await put_secret(aws, f"/{names.prefix}/slack/signing-secret", "before-the-snapshot")
+    _gateway_env(lambda_env, names, standin.api_url)
+    lambda_env.setenv("TOILKIT_TOPIC_ARN", topology.topic_arn)
+    lambda_env.setenv(aws_lambda.INIT_TYPE_VARIABLE, "snap-start")
+    assert (await _slash(standin, "before-the-snapshot"))["statusCode"] == 200
+    sandbox = aws_lambda._sandbox
+    assert sandbox is not None and sandbox.context is not None
+    assert all(sandbox.context.runtime.aws.opened(s) is not None for s in AwsClients.CORE)
+
+    # WHEN the secret changed while the snapshot waited, and the after-restore hook runs
+    await put_secret(aws, f"/{names.prefix}/slack/signing-secret", SECRET)
+    await asyncio.to_thread(aws_lambda._after_restore)
+
+    # THEN the restored sandbox serves with the new secret only, and still publishes
+    assert (await _slash(standin, "before-the-snapshot"))["statusCode"] == 401
+    assert (await _scan_request(SECRET))["statusCode"] == 200
+    messages = await receive_all(aws.sqs, topology.queue_urls["detector"], rounds=1)
+    assert [type(parse_event(m["Body"])) for m in messages] == [DriftScanRequested]
+
+
+def test_the_topology_from_the_environment_is_used_only_with_the_functions_queue() -> None:
+    arn = "arn:aws:sns:eu-west-3:111111111111:toilkit-events"
+    urls = {"notifier": "https://sqs.eu-west-3.amazonaws.com/111111111111/toilkit-notifier"}
+    gateway = aws_lambda.LambdaSettings(service="gateway", topic_arn=arn)
+    assert gateway.known_topology() == BootstrapReport(topic_arn=arn)
+    notifier = aws_lambda.LambdaSettings(service="notifier", topic_arn=arn, queue_urls=urls)
+    assert notifier.known_topology() == BootstrapReport(topic_arn=arn, queue_urls=urls)
+    # The batch function's own queue is not named, so it looks the topology up.
+    assert aws_lambda.LambdaSettings(service="batch", topic_arn=arn).known_topology() is None
+    assert aws_lambda.LambdaSettings(service="gateway").known_topology() is None

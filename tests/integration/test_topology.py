@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from shared.aws import AwsClients
-from shared.topology import QUEUES, TABLES, BootstrapReport, Names, bootstrap
+from shared.settings import AwsSettings
+from shared.topology import QUEUES, TABLES, BootstrapReport, Names, bootstrap, resolve_urls
 from tests.support import receive_all
 from toilkit import dlq
 
@@ -70,3 +73,27 @@ async def test_a_message_no_filter_matches_lands_in_the_unrouted_queue(
     assert sorted(m["Body"] for m in caught) == ['{"no": "type attribute"}', '{"type": "Bogus"}']
     listed = {s.queue: s for s in await dlq.list_dlqs(aws, names)}
     assert names.unrouted in listed
+
+
+async def test_clients_not_opened_at_start_open_on_their_first_call(
+    aws_settings: AwsSettings, names: Names, topology: BootstrapReport
+) -> None:
+    # GIVEN clients entered with none of the core ones opened (a cold Lambda sandbox)
+    async with AwsClients(aws_settings, open_at_start=()) as aws:
+        assert aws.opened("sns") is None
+
+        # WHEN code that holds the SNS client publishes, THEN that call opens it
+        sns = aws.sns
+        await sns.publish(TopicArn=topology.topic_arn, Message="{}")
+        assert aws.opened("sns") is not None
+
+        # AND what is not an API call is there once the client is open, not before
+        with pytest.raises(AttributeError, match="not open yet"):
+            aws.s3.get_paginator("list_objects_v2")
+        await aws.client("s3")
+        assert aws.s3.get_paginator("list_objects_v2") is not None
+
+        # AND the topology is looked up with clients opened as it needs them
+        found = await resolve_urls(aws, names)
+        assert found.topic_arn == topology.topic_arn
+        assert found.queue_urls == topology.queue_urls

@@ -479,3 +479,17 @@ def test_the_gateway_url_serves_a_published_version_with_snapstart() -> None:
     assert resources["aws_lambda_function_url.gateway"]["qualifier"] == qualifier
     for name in ("gateway_url", "gateway_url_invoke"):
         assert resources[f"aws_lambda_permission.{name}"]["qualifier"] == qualifier
+
+
+def test_every_function_is_told_the_topology_so_a_cold_start_looks_nothing_up() -> None:
+    # toilkit.aws_lambda.LambdaSettings.known_topology: the topic for every function, and
+    # for a worker its own queue too; otherwise it falls back to lookups by name.
+    local_values = _locals()
+    assert local_values["topic_arn"] == "${aws_sns_topic.events.arn}"
+    assert "aws_sqs_queue.consumer" in local_values["queue_urls"]
+    assert "queue.url" in local_values["queue_urls"]
+    for environment in local_values["worker_environment"].values():
+        assert environment["TOILKIT_TOPIC_ARN"] == "${local.topic_arn}"
+        assert environment["TOILKIT_QUEUE_URLS"] == "${local.queue_urls}"
+    gateway = _blocks("resource")["aws_lambda_function.gateway"]["environment"][0]["variables"]
+    assert gateway["TOILKIT_TOPIC_ARN"] == "${local.topic_arn}"

@@ -11,14 +11,24 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
+import botocore
+import botocore.session
 import pytest
+from botocore.regions import EndpointResolver
 
-from scripts.lambda_package import FUNCTION_DISTRIBUTIONS, NOT_IN_LAMBDA
+from scripts.lambda_package import (
+    AWS_SERVICES,
+    FUNCTION_DISTRIBUTIONS,
+    NOT_IN_LAMBDA,
+    endpoint_prefixes,
+    trim_endpoints,
+)
 
 ROOT = Path(__file__).parents[2]
 FUNCTIONS = sorted(FUNCTION_DISTRIBUTIONS)
@@ -91,3 +101,43 @@ def test_the_built_zips_are_small_and_hold_only_their_service(tmp_path: Path) ->
             services = {n.split("/")[1] for n in z.namelist() if n.startswith("services/")}
         assert not tops & (FORBIDDEN | {"terraform_shim"}), function
         assert services <= {function, "__init__.py", "__pycache__", ""}, function
+
+
+def test_trimmed_endpoints_resolve_every_kept_service_as_the_whole_file_does(
+    tmp_path: Path,
+) -> None:
+    # GIVEN botocore's data cut as a function's package cuts it
+    source = Path(botocore.__file__).parent / "data"
+    data = tmp_path / "data"
+    data.mkdir()
+    shutil.copy2(source / "endpoints.json", data / "endpoints.json")
+    for service in AWS_SERVICES:
+        shutil.copytree(source / service, data / service)
+
+    # WHEN endpoints.json is trimmed
+    trim_endpoints(data)
+
+    # THEN it is a fraction of the size, and every kept service resolves the same endpoint
+    # in every partition's regions, as a resolver and as a client
+    assert (data / "endpoints.json").stat().st_size < (source / "endpoints.json").stat().st_size / 5
+    whole = EndpointResolver(json.loads((source / "endpoints.json").read_text()))
+    trimmed = EndpointResolver(json.loads((data / "endpoints.json").read_text()))
+    assert endpoint_prefixes(data) >= {"states", "sqs", "ssm", "dynamodb", "logs"}
+    regions = ["us-east-1", "eu-west-3", "cn-north-1", "us-gov-west-1", "ap-southeast-7"]
+    for prefix in endpoint_prefixes(data):
+        for region in regions:
+            assert trimmed.construct_endpoint(prefix, region) == whole.construct_endpoint(
+                prefix, region
+            ), (prefix, region)
+    cut = botocore.session.get_session()
+    cut.set_config_variable("data_path", str(data))
+    full = botocore.session.get_session()
+    for service in sorted(AWS_SERVICES):
+        for region in regions[:4]:
+            made = cut.create_client(
+                service, region_name=region, aws_access_key_id="x", aws_secret_access_key="y"
+            )
+            same = full.create_client(
+                service, region_name=region, aws_access_key_id="x", aws_secret_access_key="y"
+            )
+            assert made.meta.endpoint_url == same.meta.endpoint_url, (service, region)
