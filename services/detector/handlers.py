@@ -240,6 +240,11 @@ class DriftPipeline:
                 status=o.scan.status,
                 open_findings=len(o.reconciliation.current) if o.reconciliation else 0,
                 new_findings=len(o.reconciliation.new) if o.reconciliation else 0,
+                open_resources=len(
+                    {t.finding.address for t in o.reconciliation.current}
+                    if o.reconciliation
+                    else ()
+                ),
             )
             for o in outcomes
         ]
@@ -257,6 +262,7 @@ class DriftPipeline:
             states=tuple(summaries),
             findings_open=len(current),
             findings_new=sum(1 for _, t in current if t.status == "new"),
+            resources_open=len({(name, t.finding.address) for name, t in current}),
             findings_resolved=sum(
                 len(o.reconciliation.resolved) for o in outcomes if o.reconciliation
             ),

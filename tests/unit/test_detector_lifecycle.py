@@ -65,16 +65,18 @@ def records(
 def test_first_sighting_is_new_and_dated_now() -> None:
     result = reconcile(
         {},
-        summary(plan(drift=[BUCKET_DRIFT], pending=[BUCKET_REVERT])),
+        summary(plan(drift=[BUCKET_DRIFT], pending=[BUCKET_REVERT, QUEUE_PENDING])),
         scan_id="s1",
         now=DAY_ONE,
         mode="full",
     )
 
+    # The bucket's revert belongs to its drift: one finding per resource.
     assert [(t.finding.kind, t.status, t.first_seen) for t in result.current] == [
         ("drift", "new", DAY_ONE),
         ("pending", "new", DAY_ONE),
     ]
+    assert result.current[0].finding.revert is not None
     assert result.resolved == result.ignored == ()
 
 
