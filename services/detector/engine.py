@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeAlias
 
+from services.detector.plan.sets import SetPaths, set_paths_from_schema
 from shared.errors import ConfigError
 
 PlanStatus: TypeAlias = Literal["clean", "changes", "failed"]
@@ -55,6 +56,12 @@ _ERROR_SUMMARY = re.compile(r"^[│\s]*Error: (?P<summary>.+)$", re.MULTILINE)
 # How long the output pipes may stay open once the process group is gone; only a
 # process that left the group (a daemon) could hold them longer.
 _PIPE_DRAIN_SECONDS = 5.0
+# A provider and its exact version in .terraform.lock.hcl.
+_LOCKED_PROVIDER = re.compile(
+    r'^provider "(?P<source>[^"]+)" \{\s*version\s*=\s*"(?P<version>[^"]+)"', re.M
+)
+#: A provider by source address and exact version: what its schema is cached under.
+ProviderVersion: TypeAlias = tuple[str, str]
 
 
 @dataclass(frozen=True)
@@ -75,8 +82,11 @@ class PlanRun:
         reason: One line saying why it failed (empty unless failed).
         stderr_excerpt: The last lines of the failing command's error output (of its
             normal output if it wrote no errors), colour codes removed.
-        durations: Seconds spent per phase (``init``, ``plan``, ``show``), and waiting
-            for this state's turn to run ``init`` (``init_wait``).
+        durations: Seconds spent per phase (``init``, reading a provider schema included,
+            ``plan``, ``show``), and waiting for this state's turn to run ``init``
+            (``init_wait``).
+        set_paths: The set attributes of each resource type, from the providers'
+            schemas (empty when they could not be read: sets are then diffed by position).
     """
 
     path: Path
@@ -90,6 +100,7 @@ class PlanRun:
     reason: str = ""
     stderr_excerpt: str = ""
     durations: Mapping[str, float] = field(default_factory=dict)
+    set_paths: Mapping[str, SetPaths] = field(default_factory=dict)
 
 
 def find_terraform(configured: str | Path | None = None) -> tuple[str, ...]:
@@ -244,6 +255,9 @@ class TerraformEngine:
         self._init_turns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
             weakref.WeakKeyDictionary()
         )
+        #: Set attributes per resource type, per provider version (a schema never changes
+        #: within a version, and reading one starts every provider of the state).
+        self._set_paths: dict[ProviderVersion, dict[str, SetPaths]] = {}
 
     def _init_turn(self) -> asyncio.Lock:
         """The lock inits take turns on, in the running loop."""
@@ -281,6 +295,7 @@ class TerraformEngine:
         run = _StateRun(self.command, self._env, path, self.kill_grace, durations)
         try:
             await self._init(run, workspace, backend_config)
+            set_paths = await self._schema_sets(run)
             plan_exit_code = await self._plan(run, plan_file, refresh_only)
             plan_json = await self._show(run, plan_file)
         except _StepFailed as failure:
@@ -303,6 +318,7 @@ class TerraformEngine:
                 plan_json=plan_json,
                 plan_file=plan_file,
                 durations=durations,
+                set_paths=set_paths,
             )
         return PlanRun(
             path=path,
@@ -337,6 +353,38 @@ class TerraformEngine:
             finished = await run.command("init", ["workspace", "select", "-no-color", workspace])
             if finished.exit_code != 0:
                 raise _StepFailed.of_command("init", "workspace select", finished)
+
+    async def _schema_sets(self, run: _StateRun) -> dict[str, SetPaths]:
+        """The set attributes of the state's providers, read once per provider version.
+
+        ``terraform providers schema -json`` runs only when a provider version in the
+        state's lock file has not been read yet. It is an aid to reading the plan, not a
+        part of it: when it fails, the plan goes on and sets are diffed by position.
+        """
+        locked = _locked_providers(run.path)
+        if not locked or any(key not in self._set_paths for key in locked):
+            # Timed (and timed out) as part of init: it belongs to setting the state up.
+            finished = await run.command("init", ["providers", "schema", "-json"])
+            if finished.exit_code != 0:
+                return self._cached_sets(locked)
+            try:
+                document = json.loads(finished.stdout)
+            except ValueError:
+                return self._cached_sets(locked)
+            versions = dict(locked)
+            for source, schema in (document.get("provider_schemas") or {}).items():
+                key = (source, versions.get(source, ""))
+                self._set_paths[key] = set_paths_from_schema({"provider_schemas": {source: schema}})
+            if not locked:
+                # No lock file (nothing to key a cache on): use what was read, this once.
+                return set_paths_from_schema(document)
+        return self._cached_sets(locked)
+
+    def _cached_sets(self, locked: Sequence[ProviderVersion]) -> dict[str, SetPaths]:
+        merged: dict[str, SetPaths] = {}
+        for key in (*locked, *(k for k in self._set_paths if k[1] == "")):
+            merged.update(self._set_paths.get(key, {}))
+        return merged
 
     async def _plan(self, run: _StateRun, plan_file: Path, refresh_only: bool) -> int:
         """``plan`` into ``plan_file``; its exit code (clean or changes)."""
@@ -377,6 +425,15 @@ class TerraformEngine:
             arguments.append("-refresh-only")
         arguments.append(f"-out={plan_file}")
         return arguments
+
+
+def _locked_providers(path: Path) -> list[ProviderVersion]:
+    """The providers and exact versions that ``init`` locked for a state."""
+    try:
+        text = (path / ".terraform.lock.hcl").read_text(encoding="utf-8")
+    except OSError:
+        return []
+    return [(m["source"], m["version"]) for m in _LOCKED_PROVIDER.finditer(text)]
 
 
 class _StateRun:

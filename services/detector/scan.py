@@ -319,6 +319,7 @@ class Scanner:
                 state=state.name,
                 ignore_rules=self.ignore_rules,
                 now=started_at,
+                set_paths=run.set_paths,
             )
         except PlanParseError as exc:
             return outcome(run=run, failure=ScanFailure(phase="parse", reason=str(exc)))

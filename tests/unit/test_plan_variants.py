@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
 from services.detector.plan import PlanParseError, PlanSummary, parse_plan
 from services.detector.plan.reading import decode_all
 from services.detector.plan.sets import SetPaths, set_paths_from_schema
 from services.detector.scan import StateResult
 from shared.events import SENSITIVE
+from toilkit.drift_cli import drift_app
 from toilkit.drift_output import to_cli_json
 
 NOW = datetime(2025, 6, 1, 9, 30, tzinfo=UTC)
@@ -470,3 +473,50 @@ def test_set_elements_are_masked_by_their_own_sensitivity_entry() -> None:
     assert removed.set_change == "removed"
     assert added.after == {"cidr_blocks": SENSITIVE, "port": 22}
     assert SECRET not in summary.model_dump_json()
+
+
+# --------------------------------------------------------------------------- toilkit drift parse
+
+
+def test_drift_parse_reads_each_concatenated_plan_with_a_schema(tmp_path: Path) -> None:
+    sets_change = entry(
+        "aws_security_group.web",
+        ["update"],
+        {"ingress": [RULE_A, RULE_B]},
+        {"ingress": [RULE_C, RULE_B]},
+        resource_type="aws_security_group",
+    )
+    plans = tmp_path / "run-all.json"
+    plans.write_text(json.dumps(plan([sets_change])) + "\n" + json.dumps(plan([])))
+    schema = tmp_path / "schema.json"
+    schema.write_text(json.dumps(SCHEMA))
+
+    result = CliRunner().invoke(
+        drift_app, ["parse", str(plans), "--schema", str(schema), "--format", "json"]
+    )
+
+    assert result.exit_code == 2, result.output
+    first, second = json.loads(result.stdout)["states"]
+    assert (first["name"], second["name"], second["status"]) == ("run-all#1", "run-all#2", "clean")
+    assert [a["set_change"] for a in first["findings"][0]["attributes"]] == ["removed", "added"]
+
+
+@pytest.mark.parametrize(
+    ("schema_text", "words"),
+    [("{}", "no provider_schemas"), ("nope", "not `terraform providers schema -json`")],
+)
+def test_drift_parse_with_a_bad_schema_or_a_human_plan_exits_1_and_says_why(
+    tmp_path: Path, schema_text: str, words: str
+) -> None:
+    human = tmp_path / "plan.txt"
+    human.write_text(HUMAN_PLAN)
+    schema = tmp_path / "schema.json"
+    schema.write_text(schema_text)
+    runner = CliRunner()
+
+    bad_schema = runner.invoke(drift_app, ["parse", str(human), "--schema", str(schema)])
+    human_plan = runner.invoke(drift_app, ["parse", str(human), "--format", "json"])
+
+    assert bad_schema.exit_code == 1 and words in bad_schema.output
+    assert human_plan.exit_code == 1
+    assert "human-readable plan output" in json.loads(human_plan.stdout)["states"][0]["error"]
