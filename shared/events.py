@@ -341,7 +341,9 @@ class DriftResolved(EventBase):
     resolved: tuple[ResolvedFinding, ...]
 
 
-ScanPhase: TypeAlias = Literal["discover", "init", "plan", "show", "parse", "timeout"]
+ScanPhase: TypeAlias = Literal[
+    "discover", "credentials", "init", "plan", "show", "parse", "timeout"
+]
 
 
 class DriftScanFailed(EventBase):

@@ -18,6 +18,7 @@ wherever ``AWS_ENDPOINT_URL``/AWS points unless ``--no-publish`` is given; that 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import json
 import logging
@@ -54,8 +55,9 @@ from services.detector.plan import PlanParseError, parse_plan
 from services.detector.plan.reading import decode_all
 from services.detector.plan.sets import SetPaths, set_paths_from_schema
 from services.detector.scan import EXIT_CLEAN, EXIT_DRIFTED, EXIT_FAILED, StateResult, StateScan
-from services.detector.service import build_pipeline, build_scanner
+from services.detector.service import build_pipeline, build_scanner, role_credentials
 from services.detector.settings import DetectorSettings
+from shared.aws import AwsClients
 from shared.errors import ConfigError, ToilkitError
 from shared.events import ScanMode, utc_now
 from shared.runtime import open_runtime
@@ -240,7 +242,11 @@ async def _scan(
     ) as progress:
         bar = _ProgressBar(progress, progress.add_task("starting", total=len(chosen)))
         if no_publish:
-            report = await scanner.scan(chosen, scan_id=scan_id, mode=mode, progress=bar)
+            async with contextlib.AsyncExitStack() as stack:
+                if any(state.assume_role is not None for state in chosen):
+                    aws = await stack.enter_async_context(AwsClients(load_settings(AwsSettings)))
+                    scanner.credentials = role_credentials(config, aws)
+                report = await scanner.scan(chosen, scan_id=scan_id, mode=mode, progress=bar)
         else:
             async with open_runtime(
                 load_settings(AwsSettings), load_settings(TopologySettings)

@@ -18,6 +18,7 @@ are paced (``requests_per_second``) and a throttled call is retried with backoff
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import logging
 import time
@@ -85,6 +86,15 @@ class CloudTrailAttributor:
         self._pacer = _Pacer(config.requests_per_second)
         self._off_until: datetime | None = None
         self.last_problem: str | None = None
+
+    def with_client(self, cloudtrail: Any) -> CloudTrailAttributor:
+        """The same attribution against another account's CloudTrail (an assumed role).
+
+        It shares the request pace; a failure there pauses only that account's lookups.
+        """
+        other = copy.copy(self)
+        other._cloudtrail = cloudtrail
+        return other
 
     @property
     def available(self) -> bool:

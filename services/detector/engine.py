@@ -271,6 +271,7 @@ class TerraformEngine:
         backend_config: Path | None = None,
         refresh_only: bool = False,
         out_dir: Path,
+        env: Mapping[str, str] | None = None,
     ) -> PlanRun:
         """Initialise and plan one state, and read the plan as JSON.
 
@@ -282,6 +283,8 @@ class TerraformEngine:
             refresh_only: Plan with ``-refresh-only``: report only changes made outside
                 Terraform, not code that was never applied.
             out_dir: Where the saved plan goes (created if missing).
+            env: Variables for this state only, over the engine's (an assumed role's
+                credentials).
 
         Returns:
             The outcome; failures are returned, not raised.
@@ -292,7 +295,8 @@ class TerraformEngine:
         """
         plan_file = self._prepare_directories(out_dir)
         durations: dict[str, float] = {}
-        run = _StateRun(self.command, self._env, path, self.kill_grace, durations)
+        state_env = {**self._env, **env} if env else self._env
+        run = _StateRun(self.command, state_env, path, self.kill_grace, durations)
         try:
             await self._init(run, workspace, backend_config)
             set_paths = await self._schema_sets(run)
