@@ -150,7 +150,9 @@ def _attributes_text(finding: PlanFinding, value_width: int) -> Text:
         else:
             line = f"{attribute.path}: {before} -> {after}"
         if attribute.reverted:
-            line += f" (apply puts back {before})"
+            line += {"added": " (apply removes it)", "removed": " (apply adds it back)"}.get(
+                attribute.set_change or "", f" (apply puts back {before})"
+            )
         if attribute.forces_replacement:
             line += " (forces replacement)"
         if attribute.ignored:

@@ -34,7 +34,7 @@ def render_scan_failed(event: DriftScanFailed) -> SlackMessage:
     fields = [
         f"*State*\n{state_label(state)}",
         f"*Failed at*\n`terraform {event.phase}`"
-        if event.phase not in ("discover", "parse", "timeout")
+        if event.phase not in ("discover", "credentials", "parse", "timeout")
         else f"*Failed at*\n{event.phase}",
     ]
     if event.exit_code is not None:

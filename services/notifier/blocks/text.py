@@ -49,8 +49,17 @@ def attribute_line(change: AttributeChange) -> str:
     else:
         line = f"{change.path}: {before} {ARROW} {after}"
     if change.reverted:
-        line += " · apply puts it back" if change.sensitive else f" · apply puts back {before}"
+        line += " · " + _put_back(change, before)
     return line
+
+
+def _put_back(change: AttributeChange, before: str) -> str:
+    """What apply does to a drifted value: the recorded one comes back."""
+    if change.set_change == "added":
+        return "apply removes it"
+    if change.set_change == "removed":
+        return "apply adds it back"
+    return "apply puts it back" if change.sensitive else f"apply puts back {before}"
 
 
 def format_value(value: Any) -> str:
