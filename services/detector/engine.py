@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import os
 import re
 import shutil
 import signal
 import sys
+import tempfile
 import time
 import weakref
 from collections.abc import Mapping, Sequence
@@ -256,8 +258,10 @@ class TerraformEngine:
             weakref.WeakKeyDictionary()
         )
         #: Set attributes per resource type, per provider version (a schema never changes
-        #: within a version, and reading one starts every provider of the state).
+        #: within a version, and reading one starts every provider of the state), kept in
+        #: memory and next to the plugin cache, so other processes read it once too.
         self._set_paths: dict[ProviderVersion, dict[str, SetPaths]] = {}
+        self.schema_cache_dir = plugin_cache_dir.with_name(plugin_cache_dir.name + "-sets")
 
     def _init_turn(self) -> asyncio.Lock:
         """The lock inits take turns on, in the running loop."""
@@ -366,7 +370,13 @@ class TerraformEngine:
         part of it: when it fails, the plan goes on and sets are diffed by position.
         """
         locked = _locked_providers(run.path)
-        if not locked or any(key not in self._set_paths for key in locked):
+        if not locked:
+            # No provider to install (only Terraform's built-in one, which has no sets).
+            return {}
+        for key in locked:
+            if key not in self._set_paths:
+                self._load_sets(key)
+        if any(key not in self._set_paths for key in locked):
             # Timed (and timed out) as part of init: it belongs to setting the state up.
             finished = await run.command("init", ["providers", "schema", "-json"])
             if finished.exit_code != 0:
@@ -375,18 +385,48 @@ class TerraformEngine:
                 document = json.loads(finished.stdout)
             except ValueError:
                 return self._cached_sets(locked)
-            versions = dict(locked)
-            for source, schema in (document.get("provider_schemas") or {}).items():
-                key = (source, versions.get(source, ""))
-                self._set_paths[key] = set_paths_from_schema({"provider_schemas": {source: schema}})
-            if not locked:
-                # No lock file (nothing to key a cache on): use what was read, this once.
-                return set_paths_from_schema(document)
+            schemas = document.get("provider_schemas") if isinstance(document, dict) else None
+            for key in locked:
+                schema = (schemas or {}).get(key[0])
+                if schema is None and key in self._set_paths:
+                    continue
+                self._set_paths[key] = set_paths_from_schema({"provider_schemas": {key[0]: schema}})
+                self._store_sets(key)
         return self._cached_sets(locked)
+
+    def _sets_file(self, key: ProviderVersion) -> Path:
+        digest = hashlib.sha256("\0".join(key).encode()).hexdigest()[:24]
+        return self.schema_cache_dir / f"{digest}.json"
+
+    def _load_sets(self, key: ProviderVersion) -> None:
+        try:
+            document = json.loads(self._sets_file(key).read_text(encoding="utf-8"))
+            if [document["source"], document["version"]] != list(key):
+                return
+            self._set_paths[key] = {
+                name: SetPaths.from_json(tree) for name, tree in document["set_paths"].items()
+            }
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return  # not cached (or unreadable): read the schema again
+
+    def _store_sets(self, key: ProviderVersion) -> None:
+        document = {
+            "source": key[0],
+            "version": key[1],
+            "set_paths": {name: tree.to_json() for name, tree in self._set_paths[key].items()},
+        }
+        try:
+            self.schema_cache_dir.mkdir(parents=True, exist_ok=True)
+            handle, temporary = tempfile.mkstemp(dir=self.schema_cache_dir, suffix=".tmp")
+            with os.fdopen(handle, "w", encoding="utf-8") as out:
+                json.dump(document, out)
+            os.replace(temporary, self._sets_file(key))
+        except OSError:
+            return  # a cache that cannot be written only costs a schema read next time
 
     def _cached_sets(self, locked: Sequence[ProviderVersion]) -> dict[str, SetPaths]:
         merged: dict[str, SetPaths] = {}
-        for key in (*locked, *(k for k in self._set_paths if k[1] == "")):
+        for key in locked:
             merged.update(self._set_paths.get(key, {}))
         return merged
 

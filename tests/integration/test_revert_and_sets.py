@@ -128,9 +128,12 @@ def test_the_rule_added_by_hand_is_one_added_set_element_from_the_real_schema(
     assert [(a.path, a.set_change, a.before, a.after, a.reverted) for a in rules] == [
         ("lifecycle_rule", "added", None, NEW_RULE, True)
     ]
-    # Read once per provider version, kept by the engine for the next state.
-    assert PROVIDER in engine._set_paths
+    # Read once per provider version, kept by the engine for the next state and on disk
+    # beside the plugin cache for other processes.
     assert engine._set_paths[PROVIDER]["cloud_bucket"].is_set(("lifecycle_rule",))
+    another = TerraformEngine(SHIM_COMMAND, plugin_cache_dir=engine.plugin_cache_dir)
+    another._load_sets(PROVIDER)
+    assert another._set_paths[PROVIDER] == engine._set_paths[PROVIDER]
     # Without the schema the same plan is diffed by position.
     assert scan.plan_json is not None
     positional = parse_plan(scan.plan_json, state="drifting", now=scan.started_at)
