@@ -233,10 +233,19 @@ class DriftClaimed(EventBase):
 
 FindingKind: TypeAlias = Literal["drift", "pending"]
 FindingStatus: TypeAlias = Literal["new", "open"]
+#: How an element of a set attribute differs: sets have no positions, only members.
+SetChange: TypeAlias = Literal["added", "removed"]
 
 
 class AttributeChange(_Model):
-    """One attribute that differs; ``path`` is dotted with list indexes (``tags.Env``)."""
+    """One attribute that differs; ``path`` is dotted with list indexes (``tags.Env``).
+
+    Attributes:
+        reverted: Drift only: the next apply puts back ``before`` (the recorded value).
+        forces_replacement: Changing it replaces the resource.
+        set_change: The attribute is a set and this is one element that was added
+            (``after``) or removed (``before``), not a position that was renumbered.
+    """
 
     path: str
     before: JsonValue = None
@@ -245,6 +254,21 @@ class AttributeChange(_Model):
     after_unknown: bool = False
     ignored: bool = False
     ignore_reason: str | None = None
+    reverted: bool = False
+    forces_replacement: bool = False
+    set_change: SetChange | None = None
+
+
+class Revert(_Model):
+    """What the next apply does to a drifted resource: it puts the recorded values back.
+
+    A ``resource_changes`` entry that only undoes a drift belongs to that drift finding
+    (it is not code waiting to be applied): its actions (``update``, ``delete``+``create``
+    for a replacement, ``create`` for a resource deleted outside Terraform) and why.
+    """
+
+    actions: tuple[str, ...]
+    action_reason: str | None = None
 
 
 class Suspect(_Model):
@@ -258,6 +282,12 @@ class Suspect(_Model):
 
 
 class DriftFinding(_Model):
+    """One resource that drifted (``kind="drift"``) or whose code was not applied (``pending``).
+
+    ``pending`` always means code that differs from the recorded state (including import
+    and moved blocks); what apply would put back after a drift is the drift's ``revert``.
+    """
+
     fingerprint: str
     address: str
     resource_type: str
@@ -266,7 +296,9 @@ class DriftFinding(_Model):
     action_reason: str | None = None
     previous_address: str | None = None
     deposed: str | None = None
+    import_id: str | None = None
     attributes: tuple[AttributeChange, ...] = ()
+    revert: Revert | None = None
     ignored: bool = False
     ignore_reason: str | None = None
     suspects: tuple[Suspect, ...] = ()
@@ -311,7 +343,9 @@ class DriftResolved(EventBase):
     resolved: tuple[ResolvedFinding, ...]
 
 
-ScanPhase: TypeAlias = Literal["discover", "init", "plan", "show", "parse", "timeout"]
+ScanPhase: TypeAlias = Literal[
+    "discover", "credentials", "init", "plan", "show", "parse", "timeout"
+]
 
 
 class DriftScanFailed(EventBase):
@@ -329,6 +363,7 @@ class StateSummary(_Model):
     status: Literal["clean", "drifted", "failed"]
     open_findings: int = 0
     new_findings: int = 0
+    open_resources: int = Field(default=0, description="Resources the open findings touch.")
 
 
 class OldestDrift(_Model):
@@ -346,6 +381,9 @@ class DriftScanCompleted(EventBase):
     findings_open: int = Field(ge=0)
     findings_new: int = Field(ge=0)
     findings_resolved: int = Field(ge=0)
+    resources_open: int = Field(
+        default=0, ge=0, description="Resources the open findings touch, each counted once."
+    )
     oldest_open: OldestDrift | None = None
     duration_seconds: float = Field(ge=0)
 

@@ -259,14 +259,22 @@ def digest() -> DriftScanCompleted:
         source="detector",
         occurred_at=NOW + timedelta(minutes=6),
         states=(
-            StateSummary(name="prod-network", status="drifted", open_findings=5, new_findings=2),
+            # One of prod-network's resources drifted and has code not applied: 2 findings.
+            StateSummary(
+                name="prod-network",
+                status="drifted",
+                open_findings=5,
+                new_findings=2,
+                open_resources=4,
+            ),
             StateSummary(name="prod-dns", status="failed"),
-            StateSummary(name="staging-app", status="drifted", open_findings=1),
+            StateSummary(name="staging-app", status="drifted", open_findings=1, open_resources=1),
             *(StateSummary(name=f"clean-{i:02d}", status="clean") for i in range(14)),
         ),
         findings_open=6,
         findings_new=2,
         findings_resolved=1,
+        resources_open=5,
         oldest_open=OldestDrift(
             state="prod-network",
             address="aws_db_instance.main",

@@ -4,7 +4,7 @@ The contract other tools rely on::
 
     toilkit drift scan [--config toilkit.yaml | --repo DIR] [--state NAME]... [--refresh-only]
                        [--concurrency N] [--format table|json] [--no-publish]
-    toilkit drift parse PLAN.json [--format table|json]
+    toilkit drift parse PLAN.json [--format table|json] [--schema SCHEMA.json]
     toilkit drift report [--since 30d] [--state NAME]... [--chart FILE.svg] [--format table|json]
 
 Exit codes of ``scan`` and ``parse``: 0 when every state is clean, 2 when any has drift
@@ -18,6 +18,7 @@ wherever ``AWS_ENDPOINT_URL``/AWS points unless ``--no-publish`` is given; that 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import json
 import logging
@@ -51,9 +52,12 @@ from services.detector.config import (
 from services.detector.handlers import ScanRequest
 from services.detector.lifecycle import LifecycleStore
 from services.detector.plan import PlanParseError, parse_plan
+from services.detector.plan.reading import decode_all
+from services.detector.plan.sets import SetPaths, set_paths_from_schema
 from services.detector.scan import EXIT_CLEAN, EXIT_DRIFTED, EXIT_FAILED, StateResult, StateScan
-from services.detector.service import build_pipeline, build_scanner
+from services.detector.service import build_pipeline, build_scanner, role_credentials
 from services.detector.settings import DetectorSettings
+from shared.aws import AwsClients
 from shared.errors import ConfigError, ToilkitError
 from shared.events import ScanMode, utc_now
 from shared.runtime import open_runtime
@@ -238,7 +242,11 @@ async def _scan(
     ) as progress:
         bar = _ProgressBar(progress, progress.add_task("starting", total=len(chosen)))
         if no_publish:
-            report = await scanner.scan(chosen, scan_id=scan_id, mode=mode, progress=bar)
+            async with contextlib.AsyncExitStack() as stack:
+                if any(state.assume_role is not None for state in chosen):
+                    aws = await stack.enter_async_context(AwsClients(load_settings(AwsSettings)))
+                    scanner.credentials = role_credentials(config, aws)
+                report = await scanner.scan(chosen, scan_id=scan_id, mode=mode, progress=bar)
         else:
             async with open_runtime(
                 load_settings(AwsSettings), load_settings(TopologySettings)
@@ -302,34 +310,81 @@ def parse_command(
         Path | None,
         typer.Option("--config", "-c", help=f"Apply the ignore rules of this {CONFIG_FILE_NAME}."),
     ] = None,
+    schema: Annotated[
+        Path | None,
+        typer.Option(
+            "--schema",
+            help="`terraform providers schema -json` output: diff set attributes as sets.",
+        ),
+    ] = None,
 ) -> None:
     """Read a plan you made yourself and report its drift and pending changes.
 
-    Exit code: 0 clean, 2 drift or pending changes, 1 the plan cannot be read.
+    Several plans one after another (``terragrunt run-all show -json``) are read as one
+    state each (``NAME#1``, ``NAME#2``...). Exit code: 0 clean, 2 drift or pending
+    changes, 1 the plan cannot be read.
     """
     _configure_logging(False)
     name = state or (plan_file.name.split(".")[0] if str(plan_file) != "-" else "plan")
-    path = str(plan_file)
-    try:
-        rules = load_config(config).ignore if config is not None else ()
-        body = sys.stdin.buffer.read() if path == "-" else plan_file.read_bytes()
-        summary = parse_plan(body, state=name, ignore_rules=rules, now=utc_now())
-        result = StateResult(name=name, path=path, summary=summary)
-    except (PlanParseError, ConfigError) as exc:
-        result = StateResult(name=name, path=path, error=str(exc))
-    except OSError as exc:
-        result = StateResult(name=name, path=path, error=f"cannot read {path}: {exc.strerror}")
-    if result.error is not None and output_format is OutputFormat.table:
-        console.print(f"[bold red]error:[/] {result.error}", highlight=False)
+    results = _parse_results(plan_file, name, config, schema)
+    if output_format is OutputFormat.table:
+        for result in results:
+            if result.error is not None:
+                console.print(f"[bold red]error:[/] {result.error}", highlight=False)
+        if any(r.summary is not None for r in results):
+            _print_results([r for r in results if r.summary is not None], output_format)
     else:
-        _print_results([result], output_format)
-    if result.summary is not None:
-        for rule in result.summary.expired_rules:
+        _print_results(results, output_format)
+    for result in results:
+        for rule in result.summary.expired_rules if result.summary else ():
             console.print(
                 f"[yellow]warning:[/] ignore rule for {rule.address} expired on {rule.expires}",
                 highlight=False,
             )
-    raise typer.Exit(_exit_code([result]))
+    raise typer.Exit(_exit_code(results))
+
+
+def _parse_results(
+    plan_file: Path, name: str, config: Path | None, schema: Path | None
+) -> list[StateResult]:
+    """One result per plan document in the file (or one error for the file)."""
+    path = str(plan_file)
+    try:
+        rules = load_config(config).ignore if config is not None else ()
+        set_paths = _read_schema(schema) if schema is not None else None
+        body = sys.stdin.buffer.read() if path == "-" else plan_file.read_bytes()
+        documents = decode_all(body)
+    except (PlanParseError, ConfigError) as exc:
+        return [StateResult(name=name, path=path, error=str(exc))]
+    except OSError as exc:
+        return [
+            StateResult(name=name, path=path, error=f"cannot read {exc.filename}: {exc.strerror}")
+        ]
+    results = []
+    for number, document in enumerate(documents, start=1):
+        label = name if len(documents) == 1 else f"{name}#{number}"
+        try:
+            summary = parse_plan(
+                document, state=label, ignore_rules=rules, now=utc_now(), set_paths=set_paths
+            )
+            results.append(StateResult(name=label, path=path, summary=summary))
+        except PlanParseError as exc:
+            results.append(StateResult(name=label, path=path, error=str(exc)))
+    return results
+
+
+def _read_schema(schema: Path) -> dict[str, SetPaths]:
+    try:
+        document = json.loads(schema.read_bytes())
+    except ValueError as exc:
+        raise ConfigError(
+            f"{schema} is not `terraform providers schema -json` output: {exc}"
+        ) from exc
+    if not isinstance(document, dict) or "provider_schemas" not in document:
+        raise ConfigError(
+            f"{schema} is not `terraform providers schema -json` output (no provider_schemas)"
+        )
+    return set_paths_from_schema(document)
 
 
 # --------------------------------------------------------------------------- report

@@ -30,6 +30,13 @@ def to_cli_json(results: Sequence[StateResult]) -> dict[str, Any]:
     "findings": [{"address", "kind", "actions", "attributes": [{"path", "before",
     "after"}], "ignored"}]}]}``. Extra keys (``fingerprint``, ``ignore_reason``,
     ``sensitive``, ``after_unknown``...) are additions a consumer may ignore.
+
+    ``kind: "pending"`` always means code that was not applied. A drift finding's
+    ``revert`` says what apply would do to put the recorded values back (``null`` when
+    it would not), and each attribute's ``reverted`` whether that one goes back.
+    ``deposed``, ``action_reason``, ``previous_address``, ``importing`` and each
+    attribute's ``forces_replacement`` tell a replacement, a move or an import from
+    two changes; ``set_change`` marks an element ``added`` to or ``removed`` from a set.
     """
     return {
         "states": [
@@ -60,6 +67,9 @@ def _finding_json(finding: PlanFinding) -> dict[str, Any]:
                 "sensitive": a.sensitive,
                 "after_unknown": a.after_unknown,
                 "ignored": a.ignored,
+                "forces_replacement": a.forces_replacement,
+                "reverted": a.reverted,
+                "set_change": a.set_change,
             }
             for a in finding.attributes
         ],
@@ -70,6 +80,14 @@ def _finding_json(finding: PlanFinding) -> dict[str, Any]:
         "change": finding.change,
         "action_reason": finding.action_reason,
         "previous_address": finding.previous_address,
+        "deposed": finding.deposed,
+        "importing": None if finding.import_id is None else {"id": finding.import_id},
+        "revert": None
+        if finding.revert is None
+        else {
+            "actions": list(finding.revert.actions),
+            "action_reason": finding.revert.action_reason,
+        },
     }
 
 
@@ -124,7 +142,17 @@ def _attributes_text(finding: PlanFinding, value_width: int) -> Text:
             if attribute.after_unknown
             else _format_value(attribute.after, value_width)
         )
-        line = f"{attribute.path}: {_format_value(attribute.before, value_width)} -> {after}"
+        before = _format_value(attribute.before, value_width)
+        if attribute.set_change == "added":
+            line = f"{attribute.path}: + {after}"
+        elif attribute.set_change == "removed":
+            line = f"{attribute.path}: - {before}"
+        else:
+            line = f"{attribute.path}: {before} -> {after}"
+        if attribute.reverted:
+            line += {"added": " (apply removes it)", "removed": " (apply adds it back)"}.get(
+                attribute.set_change or "", f" (apply puts back {before})"
+            )
         if attribute.forces_replacement:
             line += " (forces replacement)"
         if attribute.ignored:
@@ -139,11 +167,23 @@ def _notes(finding: PlanFinding) -> list[str]:
         notes.append(f"ignored: {finding.ignore_reason}")
     if finding.action_reason:
         notes.append(finding.action_reason)
+    if finding.revert is not None:
+        notes.append("apply puts it back" + _revert_how(finding.revert.actions))
     if finding.previous_address:
         notes.append(f"moved from {finding.previous_address}")
+    if finding.import_id is not None:
+        notes.append(f"imports {finding.import_id}")
     if finding.deposed:
         notes.append(f"deposed object {finding.deposed}")
     return notes
+
+
+def _revert_how(actions: Sequence[str]) -> str:
+    if sorted(actions) == ["create", "delete"]:
+        return " by replacing it"
+    if tuple(actions) == ("create",):
+        return " by creating it again"
+    return ""
 
 
 def _format_value(value: JsonValue, width: int) -> str:

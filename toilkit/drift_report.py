@@ -16,12 +16,12 @@ import re
 import statistics
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from html import escape
-from typing import Any
+from typing import Any, Literal
 
-from services.detector.lifecycle import Occurrence
+from services.detector.lifecycle import CloseOutcome, Occurrence
 
 _SPAN = re.compile(r"^\s*(\d+)\s*([hdw])\s*$")
 _SPAN_UNITS = {"h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
@@ -115,12 +115,13 @@ def build_report(
     """Figures over the occurrences first seen in ``[now - since, now]``.
 
     Occurrences closed as ``ignored`` count as drifts but not as resolved: an ignore
-    rule hides a drift, it does not fix it.
+    rule hides a drift, it does not fix it. A resource counts once per sighting: its
+    findings first seen by the same scan are one drift (see :func:`per_resource`).
     """
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     start = now - since
-    everything = list(occurrences)
+    everything = per_resource(occurrences)
     window = [o for o in everything if start <= o.first_seen <= now]
     per_day_counts = Counter(o.first_seen.astimezone(UTC).date() for o in window)
     first_day = start.astimezone(UTC).date()
@@ -156,6 +157,39 @@ def build_report(
         p90_time_to_resolve=_percentile(durations, 0.9),
         oldest_open=min(open_ones, key=lambda o: o.first_seen, default=None),
     )
+
+
+def per_resource(occurrences: Iterable[Occurrence]) -> list[Occurrence]:
+    """One occurrence per resource and first sighting.
+
+    A resource that drifted *and* has code not applied yet is two findings first seen
+    by the same scan; people count one drifted resource. The merged occurrence is open
+    while any part is, resolved when every part was closed and one resolved, at the
+    last close; it is a ``drift`` when any part is.
+    """
+    groups: dict[tuple[str, str, datetime], list[Occurrence]] = {}
+    for occurrence in occurrences:
+        key = (occurrence.state, occurrence.address, occurrence.first_seen)
+        groups.setdefault(key, []).append(occurrence)
+    merged = []
+    for parts in groups.values():
+        if len(parts) == 1:
+            merged.append(parts[0])
+            continue
+        outcomes = {p.outcome for p in parts}
+        closed = [p.closed_at for p in parts if p.closed_at is not None]
+        outcome: CloseOutcome | Literal["open"] = (
+            "open" if "open" in outcomes else "resolved" if "resolved" in outcomes else "ignored"
+        )
+        merged.append(
+            replace(
+                parts[0],
+                kind="drift" if any(p.kind == "drift" for p in parts) else parts[0].kind,
+                outcome=outcome,
+                closed_at=None if outcome == "open" else max(closed, default=None),
+            )
+        )
+    return merged
 
 
 def _times_to_resolve(occurrences: Iterable[Occurrence]) -> list[timedelta]:

@@ -18,6 +18,7 @@ are paced (``requests_per_second``) and a throttled call is retried with backoff
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import logging
 import time
@@ -82,6 +83,15 @@ class CloudTrailAttributor:
 
     def __post_init__(self) -> None:
         self._pacer = _Pacer(self.config.requests_per_second)
+
+    def with_client(self, cloudtrail: Any) -> CloudTrailAttributor:
+        """The same attribution against another account's CloudTrail (an assumed role).
+
+        It shares the request pace; a failure there pauses only that account's lookups.
+        """
+        other = copy.copy(self)
+        other.cloudtrail = cloudtrail
+        return other
 
     @property
     def available(self) -> bool:

@@ -19,6 +19,10 @@ The file lives in the infrastructure repository (usually at its root)::
         channel: "#net"
         schedule: {cron: "0 6 * * 1-5", timezone: Europe/Paris}
         mode: refresh_only
+        assume_role:                # plan with this role's credentials (another account)
+          role_arn: arn:aws:iam::210987654321:role/toilkit-drift
+          external_id: drift-7f3a   # if the role's trust policy asks for one
+          session_name: toilkit-drift
       - name: sandbox
         path: stacks/sandbox
         schedule: false             # never on a schedule, only on demand
@@ -60,6 +64,7 @@ from pydantic import (
     model_validator,
 )
 
+from services.detector.credentials import AssumeRole
 from services.detector.discovery import Discovery, StateFinder, discover_states
 from services.detector.ignore import IgnoreRule, glob_match
 from shared.errors import ConfigError
@@ -124,6 +129,9 @@ class StateConfig(_Model):
         channel: The Slack channel for this state's findings (``None``: the notifier's default).
         schedule: When it is scanned automatically; ``None`` means only on demand.
         mode: ``full`` (code vs reality) or ``refresh_only`` (only outside changes).
+        assume_role: The role whose credentials its plans run with, if any.
+        config_error: Why this state's entry is unusable (a malformed ``assume_role``):
+            the state then fails alone with this reason instead of being planned.
     """
 
     name: str
@@ -134,6 +142,8 @@ class StateConfig(_Model):
     channel: str | None = None
     schedule: Schedule | None = Schedule()
     mode: ScanMode = "full"
+    assume_role: AssumeRole | None = None
+    config_error: str | None = None
 
     @property
     def ref(self) -> StateRef:
@@ -196,6 +206,8 @@ class _StateEntry(_Model):
     channel: str | None = None
     schedule: ScheduleSetting = None
     mode: ScanMode | None = None
+    # Checked per state when resolved: a malformed role fails its state, not the file.
+    assume_role: dict[str, Any] | None = None
 
     @field_validator("path")
     @classmethod
@@ -363,8 +375,9 @@ def _resolve(
         return setting
 
     states: list[StateConfig] = []
-    for entry in parsed.states:
+    for index, entry in enumerate(parsed.states):
         name = entry.name or _name_for(entry.path, repo)
+        role, role_error = _assume_role(entry.assume_role, where=f"states[{index}].assume_role")
         states.append(
             StateConfig(
                 name=_checked_name(name),
@@ -377,6 +390,8 @@ def _resolve(
                 channel=entry.channel or parsed.channel,
                 schedule=schedule_of(entry.schedule),
                 mode=entry.mode or parsed.mode,
+                assume_role=role,
+                config_error=role_error,
             )
         )
     discovery = None
@@ -413,6 +428,20 @@ def _resolve(
         max_findings_per_event=parsed.max_findings_per_event,
         discovery=discovery,
     )
+
+
+def _assume_role(raw: dict[str, Any] | None, *, where: str) -> tuple[AssumeRole | None, str | None]:
+    """The state's role, or why its entry is malformed (named without secret values)."""
+    if raw is None:
+        return None, None
+    try:
+        return AssumeRole.model_validate(raw), None
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'assume_role'}: {err['msg']}"
+            for err in exc.errors(include_url=False, include_input=False)
+        )
+        return None, f"{CONFIG_FILE_NAME} {where} is invalid: {problems}"
 
 
 def _name_for(path: str, repo: Path) -> str:

@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import os
 import re
 import shutil
 import signal
 import sys
+import tempfile
 import time
 import weakref
 from collections.abc import Mapping, Sequence
@@ -29,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeAlias
 
+from services.detector.plan.sets import SetPaths, set_paths_from_schema
 from shared.errors import ConfigError
 
 PlanStatus: TypeAlias = Literal["clean", "changes", "failed"]
@@ -55,6 +58,12 @@ _ERROR_SUMMARY = re.compile(r"^[│\s]*Error: (?P<summary>.+)$", re.MULTILINE)
 # How long the output pipes may stay open once the process group is gone; only a
 # process that left the group (a daemon) could hold them longer.
 _PIPE_DRAIN_SECONDS = 5.0
+# A provider and its exact version in .terraform.lock.hcl.
+_LOCKED_PROVIDER = re.compile(
+    r'^provider "(?P<source>[^"]+)" \{\s*version\s*=\s*"(?P<version>[^"]+)"', re.M
+)
+#: A provider by source address and exact version: what its schema is cached under.
+ProviderVersion: TypeAlias = tuple[str, str]
 
 
 @dataclass(frozen=True)
@@ -75,8 +84,11 @@ class PlanRun:
         reason: One line saying why it failed (empty unless failed).
         stderr_excerpt: The last lines of the failing command's error output (of its
             normal output if it wrote no errors), colour codes removed.
-        durations: Seconds spent per phase (``init``, ``plan``, ``show``), and waiting
-            for this state's turn to run ``init`` (``init_wait``).
+        durations: Seconds spent per phase (``init``, reading a provider schema included,
+            ``plan``, ``show``), and waiting for this state's turn to run ``init``
+            (``init_wait``).
+        set_paths: The set attributes of each resource type, from the providers'
+            schemas (empty when they could not be read: sets are then diffed by position).
     """
 
     path: Path
@@ -90,6 +102,7 @@ class PlanRun:
     reason: str = ""
     stderr_excerpt: str = ""
     durations: Mapping[str, float] = field(default_factory=dict)
+    set_paths: Mapping[str, SetPaths] = field(default_factory=dict)
 
 
 def find_terraform(configured: str | Path | None = None) -> tuple[str, ...]:
@@ -244,6 +257,11 @@ class TerraformEngine:
         self._init_turns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
             weakref.WeakKeyDictionary()
         )
+        #: Set attributes per resource type, per provider version (a schema never changes
+        #: within a version, and reading one starts every provider of the state), kept in
+        #: memory and next to the plugin cache, so other processes read it once too.
+        self._set_paths: dict[ProviderVersion, dict[str, SetPaths]] = {}
+        self.schema_cache_dir = plugin_cache_dir.with_name(plugin_cache_dir.name + "-sets")
 
     def _init_turn(self) -> asyncio.Lock:
         """The lock inits take turns on, in the running loop."""
@@ -257,6 +275,7 @@ class TerraformEngine:
         backend_config: Path | None = None,
         refresh_only: bool = False,
         out_dir: Path,
+        env: Mapping[str, str] | None = None,
     ) -> PlanRun:
         """Initialise and plan one state, and read the plan as JSON.
 
@@ -268,6 +287,8 @@ class TerraformEngine:
             refresh_only: Plan with ``-refresh-only``: report only changes made outside
                 Terraform, not code that was never applied.
             out_dir: Where the saved plan goes (created if missing).
+            env: Variables for this state only, over the engine's (an assumed role's
+                credentials).
 
         Returns:
             The outcome; failures are returned, not raised.
@@ -278,9 +299,11 @@ class TerraformEngine:
         """
         plan_file = self._prepare_directories(out_dir)
         durations: dict[str, float] = {}
-        run = _StateRun(self.command, self._env, path, self.kill_grace, durations)
+        state_env = {**self._env, **env} if env else self._env
+        run = _StateRun(self.command, state_env, path, self.kill_grace, durations)
         try:
             await self._init(run, workspace, backend_config)
+            set_paths = await self._schema_sets(run)
             plan_exit_code = await self._plan(run, plan_file, refresh_only)
             plan_json = await self._show(run, plan_file)
         except _StepFailed as failure:
@@ -303,6 +326,7 @@ class TerraformEngine:
                 plan_json=plan_json,
                 plan_file=plan_file,
                 durations=durations,
+                set_paths=set_paths,
             )
         return PlanRun(
             path=path,
@@ -337,6 +361,74 @@ class TerraformEngine:
             finished = await run.command("init", ["workspace", "select", "-no-color", workspace])
             if finished.exit_code != 0:
                 raise _StepFailed.of_command("init", "workspace select", finished)
+
+    async def _schema_sets(self, run: _StateRun) -> dict[str, SetPaths]:
+        """The set attributes of the state's providers, read once per provider version.
+
+        ``terraform providers schema -json`` runs only when a provider version in the
+        state's lock file has not been read yet. It is an aid to reading the plan, not a
+        part of it: when it fails, the plan goes on and sets are diffed by position.
+        """
+        locked = _locked_providers(run.path)
+        if not locked:
+            # No provider to install (only Terraform's built-in one, which has no sets).
+            return {}
+        for key in locked:
+            if key not in self._set_paths:
+                self._load_sets(key)
+        if any(key not in self._set_paths for key in locked):
+            # Timed (and timed out) as part of init: it belongs to setting the state up.
+            finished = await run.command("init", ["providers", "schema", "-json"])
+            if finished.exit_code != 0:
+                return self._cached_sets(locked)
+            try:
+                document = json.loads(finished.stdout)
+            except ValueError:
+                return self._cached_sets(locked)
+            schemas = document.get("provider_schemas") if isinstance(document, dict) else None
+            for key in locked:
+                schema = (schemas or {}).get(key[0])
+                if schema is None and key in self._set_paths:
+                    continue
+                self._set_paths[key] = set_paths_from_schema({"provider_schemas": {key[0]: schema}})
+                self._store_sets(key)
+        return self._cached_sets(locked)
+
+    def _sets_file(self, key: ProviderVersion) -> Path:
+        digest = hashlib.sha256("\0".join(key).encode()).hexdigest()[:24]
+        return self.schema_cache_dir / f"{digest}.json"
+
+    def _load_sets(self, key: ProviderVersion) -> None:
+        try:
+            document = json.loads(self._sets_file(key).read_text(encoding="utf-8"))
+            if [document["source"], document["version"]] != list(key):
+                return
+            self._set_paths[key] = {
+                name: SetPaths.from_json(tree) for name, tree in document["set_paths"].items()
+            }
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return  # not cached (or unreadable): read the schema again
+
+    def _store_sets(self, key: ProviderVersion) -> None:
+        document = {
+            "source": key[0],
+            "version": key[1],
+            "set_paths": {name: tree.to_json() for name, tree in self._set_paths[key].items()},
+        }
+        try:
+            self.schema_cache_dir.mkdir(parents=True, exist_ok=True)
+            handle, temporary = tempfile.mkstemp(dir=self.schema_cache_dir, suffix=".tmp")
+            with os.fdopen(handle, "w", encoding="utf-8") as out:
+                json.dump(document, out)
+            os.replace(temporary, self._sets_file(key))
+        except OSError:
+            return  # a cache that cannot be written only costs a schema read next time
+
+    def _cached_sets(self, locked: Sequence[ProviderVersion]) -> dict[str, SetPaths]:
+        merged: dict[str, SetPaths] = {}
+        for key in locked:
+            merged.update(self._set_paths.get(key, {}))
+        return merged
 
     async def _plan(self, run: _StateRun, plan_file: Path, refresh_only: bool) -> int:
         """``plan`` into ``plan_file``; its exit code (clean or changes)."""
@@ -377,6 +469,15 @@ class TerraformEngine:
             arguments.append("-refresh-only")
         arguments.append(f"-out={plan_file}")
         return arguments
+
+
+def _locked_providers(path: Path) -> list[ProviderVersion]:
+    """The providers and exact versions that ``init`` locked for a state."""
+    try:
+        text = (path / ".terraform.lock.hcl").read_text(encoding="utf-8")
+    except OSError:
+        return []
+    return [(m["source"], m["version"]) for m in _LOCKED_PROVIDER.finditer(text)]
 
 
 @dataclass(eq=False)

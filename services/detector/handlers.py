@@ -30,9 +30,10 @@ from typing import Any
 
 from services.detector.archive import PlanArchive
 from services.detector.attribution import CloudTrailAttributor
-from services.detector.config import DetectorConfig
+from services.detector.config import DetectorConfig, StateConfig
+from services.detector.credentials import RoleCredentials
 from services.detector.lifecycle import LifecycleStore, Reconciliation, TrackedFinding, reconcile
-from services.detector.plan import to_event_finding
+from services.detector.plan import PlanFinding, to_event_finding
 from services.detector.scan import Scanner, ScanProgress, ScanReport, StateScan
 from shared.errors import ToilkitError
 from shared.events import (
@@ -51,6 +52,7 @@ from shared.events import (
     ScanMode,
     StateRef,
     StateSummary,
+    Suspect,
     utc_now,
 )
 from shared.publishing import EventPublisher
@@ -108,6 +110,8 @@ class DriftPipeline:
         archive: Where redacted plans go.
         publisher: Where events go.
         attributor: CloudTrail attribution, or ``None`` when it is off.
+        credentials: Opens clients as a state's assumed role, so a state of another
+            account is attributed from that account's CloudTrail.
         source: The ``source`` of every event.
         clock: The current time.
     """
@@ -118,6 +122,7 @@ class DriftPipeline:
     archive: PlanArchive
     publisher: EventPublisher
     attributor: CloudTrailAttributor | None = None
+    credentials: RoleCredentials | None = None
     source: str = "detector"
     clock: Callable[[], datetime] = utc_now
     _state_locks: dict[str, asyncio.Lock] = field(default_factory=dict, repr=False)
@@ -180,7 +185,7 @@ class DriftPipeline:
             )
             if self.attributor is not None:
                 new_findings = [t.finding for t in reconciliation.new]
-                suspects = await self.attributor.suspects_for(new_findings, scan.plan_json)
+                suspects = await self._suspects(state, new_findings, scan.plan_json)
                 reconciliation = reconciliation.with_suspects(suspects)
             await self.lifecycle.record(reconciliation, scan_id=request.scan_id, now=now)
             await self.lifecycle.record_scan(
@@ -215,6 +220,23 @@ class DriftPipeline:
             )
         return StateOutcome(scan=scan, reconciliation=reconciliation, plan_ref=plan_ref)
 
+    async def _suspects(
+        self, state: StateConfig, findings: list[PlanFinding], plan_json: dict[str, Any]
+    ) -> dict[str, tuple[Suspect, ...]]:
+        """Suspects from CloudTrail: the state's own account's when it assumes a role."""
+        assert self.attributor is not None
+        if state.assume_role is None or self.credentials is None:
+            return await self.attributor.suspects_for(findings, plan_json)
+        try:
+            async with self.credentials.client("cloudtrail", state.assume_role) as cloudtrail:
+                return await self.attributor.with_client(cloudtrail).suspects_for(
+                    findings, plan_json
+                )
+        except ToilkitError as exc:
+            # The findings matter more than who made them.
+            log.warning("no attribution for %s: %s", state.name, exc)
+            return {}
+
     async def _archive(self, scan: StateScan, scan_id: str) -> ObjectRef | None:
         assert scan.plan_json is not None
         try:
@@ -240,6 +262,11 @@ class DriftPipeline:
                 status=o.scan.status,
                 open_findings=len(o.reconciliation.current) if o.reconciliation else 0,
                 new_findings=len(o.reconciliation.new) if o.reconciliation else 0,
+                open_resources=len(
+                    {t.finding.address for t in o.reconciliation.current}
+                    if o.reconciliation
+                    else ()
+                ),
             )
             for o in outcomes
         ]
@@ -257,6 +284,7 @@ class DriftPipeline:
             states=tuple(summaries),
             findings_open=len(current),
             findings_new=sum(1 for _, t in current if t.status == "new"),
+            resources_open=len({(name, t.finding.address) for name, t in current}),
             findings_resolved=sum(
                 len(o.reconciliation.resolved) for o in outcomes if o.reconciliation
             ),

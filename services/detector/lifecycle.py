@@ -7,8 +7,9 @@ paths; see :mod:`services.detector.plan`). After every successful plan of a stat
 * **new**: no open record (first sighting, or it came back after being resolved);
 * **open**: an open record exists; ``first_seen`` is kept, so age can be told;
 * **resolved**: an open record whose finding the plan no longer shows;
-* **ignored**: an open record whose finding is now covered by an ignore rule (it is
-  closed quietly, not announced as fixed).
+* **ignored**: an open record whose finding is now covered by an ignore rule, or a
+  ``pending`` record of a resource whose drift now carries that change as its revert
+  (both are closed quietly, not announced as fixed).
 
 A failed plan reconciles nothing (no plan says nothing about the drift). A
 ``refresh_only`` plan only sees drift, so it never resolves ``pending`` records.
@@ -159,12 +160,19 @@ def reconcile(
             suspects=record.suspects if record is not None else (),
         )
     now_ignored = {f.fingerprint for f in summary.findings if f.ignored}
+    # Before issue #14 a drift's revert was recorded as a pending finding of its own; the
+    # drift finding now carries it, so such a record closes quietly, not as "applied".
+    reverted = {f.address for f in summary.reported_findings if f.revert is not None}
+    reverted -= {f.address for f in summary.reported_findings if f.kind == "pending"}
     resolved: list[FindingRecord] = []
     ignored: list[FindingRecord] = []
     for fingerprint, record in sorted(previous.items()):
         if fingerprint in current or record.kind not in watched:
             continue
-        (ignored if fingerprint in now_ignored else resolved).append(record)
+        quietly = fingerprint in now_ignored or (
+            record.kind == "pending" and record.address in reverted
+        )
+        (ignored if quietly else resolved).append(record)
     return Reconciliation(
         state=summary.state,
         current=tuple(current.values()),

@@ -28,9 +28,11 @@ from typing import Any, Literal, Protocol
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from services.detector.config import StateConfig
+from services.detector.credentials import AssumeRole
 from services.detector.engine import PlanRun
 from services.detector.ignore import IgnoreRule
 from services.detector.plan import PlanParseError, PlanSummary, parse_plan
+from shared.errors import ConfigError, ToilkitError
 from shared.events import ScanMode, ScanPhase, utc_now
 
 log = logging.getLogger(__name__)
@@ -56,7 +58,14 @@ class PlanEngine(Protocol):
         backend_config: Path | None = None,
         refresh_only: bool = False,
         out_dir: Path,
+        env: Mapping[str, str] | None = None,
     ) -> PlanRun: ...
+
+
+class StateCredentials(Protocol):
+    """Credentials for a state planned as an assumed role (``RoleCredentials``)."""
+
+    async def environment(self, role: AssumeRole) -> Mapping[str, str]: ...
 
 
 @dataclass(frozen=True)
@@ -64,8 +73,9 @@ class ScanFailure:
     """Why a state has no findings this time.
 
     Attributes:
-        phase: Where it failed: ``discover`` (no such directory or backend file),
-            ``init``, ``plan``, ``show``, ``parse`` or ``timeout``.
+        phase: Where it failed: ``discover`` (no such directory or backend file, or a
+            malformed entry), ``credentials`` (its role could not be assumed), ``init``,
+            ``plan``, ``show``, ``parse`` or ``timeout``.
         reason: One line for people.
         exit_code: Terraform's exit code, when a command failed.
         stderr_excerpt: The end of Terraform's error output.
@@ -196,6 +206,8 @@ class Scanner:
         work_dir: Where per-scan plan directories are created (and removed).
         ignore_rules: Applied to every plan.
         clock: The current time, timezone-aware (tests inject their own).
+        credentials: Assumes the roles of states that name one (``None``: such states
+            fail, saying the detector has no AWS access to assume them with).
     """
 
     def __init__(
@@ -206,6 +218,7 @@ class Scanner:
         work_dir: Path,
         ignore_rules: Sequence[IgnoreRule] = (),
         clock: Callable[[], datetime] = utc_now,
+        credentials: StateCredentials | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -214,6 +227,7 @@ class Scanner:
         self.work_dir = work_dir
         self.ignore_rules = tuple(ignore_rules)
         self._clock = clock
+        self.credentials = credentials
 
     async def scan(
         self,
@@ -284,9 +298,13 @@ class Scanner:
                 phase_seconds=dict(run.durations) if run is not None else {},
             )
 
-        missing = _missing_inputs(state)
+        missing = state.config_error or _missing_inputs(state)
         if missing is not None:
             return outcome(failure=ScanFailure(phase="discover", reason=missing))
+        try:
+            env = await self._credentials_of(state)
+        except ToilkitError as exc:
+            return outcome(failure=ScanFailure(phase="credentials", reason=str(exc)))
         try:
             run = await self.engine.plan_state(
                 state.directory,
@@ -294,6 +312,7 @@ class Scanner:
                 backend_config=state.backend_config,
                 refresh_only=mode == "refresh_only",
                 out_dir=out_dir,
+                env=env,
             )
         except Exception as exc:
             # The engine returns Terraform's failures; reaching here is a bug or a broken
@@ -319,6 +338,7 @@ class Scanner:
                 state=state.name,
                 ignore_rules=self.ignore_rules,
                 now=started_at,
+                set_paths=run.set_paths,
             )
         except PlanParseError as exc:
             return outcome(run=run, failure=ScanFailure(phase="parse", reason=str(exc)))
@@ -326,6 +346,16 @@ class Scanner:
             log.exception("parsing the plan of state %s failed unexpectedly", state.name)
             return outcome(run=run, failure=ScanFailure(phase="parse", reason=_unexpected(exc)))
         return outcome(run=run, summary=summary)
+
+    async def _credentials_of(self, state: StateConfig) -> Mapping[str, str] | None:
+        if state.assume_role is None:
+            return None
+        if self.credentials is None:
+            raise ConfigError(
+                f"state {state.name} has assume_role but this scan has no AWS access to "
+                "assume it with (set AWS credentials and AWS_ENDPOINT_URL/region for STS)"
+            )
+        return await self.credentials.environment(state.assume_role)
 
 
 def _missing_inputs(state: StateConfig) -> str | None:

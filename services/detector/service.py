@@ -11,19 +11,21 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from services.detector.archive import PlanArchive
 from services.detector.attribution import CloudTrailAttributor
 from services.detector.config import DetectorConfig
+from services.detector.credentials import RoleCredentials
 from services.detector.engine import TerraformEngine
 from services.detector.handlers import DetectorHandlers, DriftPipeline, build_handlers
 from services.detector.lifecycle import LifecycleStore
 from services.detector.scan import Scanner
 from services.detector.scheduler import Clock, ScanScheduler
 from services.detector.settings import DetectorSettings
+from shared.aws import AwsClients
 from shared.events import utc_now
 from shared.runtime import Runtime
 from shared.settings import load_settings
@@ -68,12 +70,20 @@ async def build_pipeline(
     source: str,
     clock: Callable[[], datetime] = utc_now,
 ) -> DriftPipeline:
-    """The scan-and-publish pipeline on the runtime's AWS clients."""
+    """The scan-and-publish pipeline on the runtime's AWS clients.
+
+    When a state assumes a role, the scanner (unless it has credentials already) and
+    the attribution get the runtime's STS client to assume it with.
+    """
     attributor = None
     if config.attribution.enabled:
         attributor = CloudTrailAttributor(
             await runtime.aws.client("cloudtrail"), config.attribution, clock=clock
         )
+    credentials = None
+    if any(state.assume_role is not None for state in config.states):
+        credentials = role_credentials(config, runtime.aws, clock=clock)
+        scanner.credentials = scanner.credentials or credentials
     return DriftPipeline(
         config=config,
         scanner=scanner,
@@ -81,7 +91,21 @@ async def build_pipeline(
         archive=PlanArchive(runtime.aws.s3, runtime.names.bucket),
         publisher=runtime.publisher,
         attributor=attributor,
+        credentials=credentials,
         source=source,
+        clock=clock,
+    )
+
+
+def role_credentials(
+    config: DetectorConfig, aws: AwsClients, *, clock: Callable[[], datetime] = utc_now
+) -> RoleCredentials:
+    """Assumes states' roles with ``aws``'s STS client; reused while they outlive a state."""
+    return RoleCredentials(
+        lambda: aws.client("sts"),
+        # A plan never runs on credentials that could expire before its time is up.
+        min_remaining=timedelta(seconds=config.timeout_seconds + 300),
+        settings=aws.settings,
         clock=clock,
     )
 

@@ -213,14 +213,16 @@ async def test_drift_is_posted_claimed_kept_up_to_date_and_resolved_in_slack(
     (report,) = drift_reports(slack, "drifting")
     shown = groups(report)
     # The bucket's tag and the queue's secret changed outside Terraform: marked drift,
-    # recorded -> actual; the plan would put them back: pending, current -> planned.
+    # recorded -> actual, with what apply would put back on the same line. That revert
+    # is no code waiting to be applied: nothing is listed under "not applied yet".
     assert "`~ cloud_bucket.logs`   :new: *new*" in shown["drift"]
-    assert 'tags.env: "prod" → "staging"' in shown["drift"]
+    assert 'tags.env: "prod" → "staging" · apply puts back "prod"' in shown["drift"]
     assert "`~ cloud_queue.jobs`" in shown["drift"]
-    assert "secret: (sensitive)" in shown["drift"]
-    assert 'tags.env: "staging" → "prod"' in shown["pending"]
-    assert 'tags.env: "prod" → "staging"' not in shown["pending"]
+    assert "secret: (sensitive) · apply puts it back" in shown["drift"]
+    assert "pending" not in shown
     assert "*2* resources in `drifting` differ from the code" in text_of(report)
+    assert ":red_circle: *2* changed outside Terraform" in text_of(report)
+    assert "not applied" not in text_of(report)
     assert "rotated-by-hand" not in json.dumps(channel)
     assert claim_button(report)["text"]["text"] == "I'm on it"
 
@@ -265,7 +267,7 @@ async def test_drift_is_posted_claimed_kept_up_to_date_and_resolved_in_slack(
     assert f"<@{ALICE.id}> is on it" in text_of(report)
     still_open = text_of(report["replies"][-1])
     assert still_open == (
-        ":repeat: Scan `morning-2` found it still there: *4* resources differ, "
+        ":repeat: Scan `morning-2` found it still there: *2* resources differ, "
         f"the oldest for *24 h*. <@{ALICE.id}> is on it."
     )
 

@@ -207,7 +207,10 @@ def test_up_prepares_a_demo_whose_drift_shows_in_the_slack_standin(tmp_path: Pat
         (report,) = wait_for(lambda: drift_channel(slack_port), timeout=120)
         assert headers([report]) == [":warning: Drift detected in storage"]
         texts = [b["text"]["text"] for b in report["blocks"] if b["type"] == "section"]
-        assert any('tags.env: "prod" → "staging"' in text for text in texts), texts
+        assert any('tags.env: "prod" → "staging" · apply puts back "prod"' in t for t in texts)
+        # One line per drifted resource: the plan's revert is no code waiting to be applied.
+        assert any("*2* resources in `storage` differ" in t for t in texts), texts
+        assert not any("not applied" in t for t in texts), texts
         assert "demo ready in" in (tmp_path / "up.log").read_text()
 
         # WHEN the newcomer runs the fix the banner shows

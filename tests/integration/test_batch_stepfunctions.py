@@ -546,7 +546,9 @@ async def started_elsewhere(
     request = validate_request(harness.service.context.catalog, "echo-args", "aws", {"text": text})
     assert isinstance(request, ValidatedRequest)
     record = run_record("aws")
-    started = await supervisor.runners["stepfunctions"].start(supervisor.steps.spec_for(record, request))
+    started = await supervisor.runners["stepfunctions"].start(
+        supervisor.steps.spec_for(record, request)
+    )
     running = record.model_copy(
         update={
             "status": "running",

@@ -170,23 +170,23 @@ async def test_drift_is_detected_tracked_claimed_and_resolved(
     (detected,) = of_type(events, DriftDetected)
     assert detected.state.name == "drifting" and detected.state.path == "drifting"
     findings = {(f.address, f.kind): f for f in detected.findings}
-    assert set(findings) == {
-        ("cloud_bucket.logs", "drift"),
-        ("cloud_queue.jobs", "drift"),
-        ("cloud_bucket.logs", "pending"),
-        ("cloud_queue.jobs", "pending"),
-    }
+    # What apply would put back belongs to the drift: one finding per drifted resource.
+    assert set(findings) == {("cloud_bucket.logs", "drift"), ("cloud_queue.jobs", "drift")}
     assert all(f.status == "new" and f.first_seen == DAY_ONE for f in detected.findings)
+    assert all(f.revert is not None and f.revert.actions == ("update",) for f in findings.values())
     tags = findings[("cloud_bucket.logs", "drift")].attributes
-    assert [(a.path, a.before, a.after) for a in tags] == [("tags.env", "prod", "staging")]
+    assert [(a.path, a.before, a.after, a.reverted) for a in tags] == [
+        ("tags.env", "prod", "staging", True)
+    ]
     (secret,) = findings[("cloud_queue.jobs", "drift")].attributes
-    assert (secret.path, secret.before, secret.after, secret.sensitive) == (
+    assert (secret.path, secret.before, secret.after, secret.sensitive, secret.reverted) == (
         "secret",
         SENSITIVE,
         SENSITIVE,
         True,
+        True,
     )
-    assert detected.findings_total == 4
+    assert detected.findings_total == 2
     # The plan is archived, with its secrets masked.
     assert detected.plan_ref is not None
     archived = await s3_text(aws, detected.plan_ref.bucket, detected.plan_ref.key)
@@ -201,12 +201,15 @@ async def test_drift_is_detected_tracked_claimed_and_resolved(
     assert failed.exit_code == 1
     assert "main.tf line" in failed.stderr_excerpt
     (digest,) = of_type(events, DriftScanCompleted)
-    assert {s.name: (s.status, s.open_findings, s.new_findings) for s in digest.states} == {
-        "clean": ("clean", 0, 0),
-        "drifting": ("drifted", 4, 4),
-        "broken": ("failed", 0, 0),
+    assert {
+        s.name: (s.status, s.open_findings, s.new_findings, s.open_resources) for s in digest.states
+    } == {
+        "clean": ("clean", 0, 0, 0),
+        "drifting": ("drifted", 2, 2, 2),
+        "broken": ("failed", 0, 0, 0),
     }
-    assert (digest.findings_open, digest.findings_new, digest.findings_resolved) == (4, 4, 0)
+    assert (digest.findings_open, digest.findings_new, digest.findings_resolved) == (2, 2, 0)
+    assert digest.resources_open == 2
     assert digest.oldest_open is not None and digest.oldest_open.state == "drifting"
 
     # WHEN someone presses "I'm on it" and the next morning's scan runs
@@ -233,7 +236,7 @@ async def test_drift_is_detected_tracked_claimed_and_resolved(
     assert claimed[bucket_drift] == Actor(name="alice", slack_user_id="U0ALICE")
     assert sum(1 for c in claimed.values() if c is not None) == 1
     (digest,) = of_type(events, DriftScanCompleted)
-    assert (digest.findings_open, digest.findings_new) == (4, 0)
+    assert (digest.findings_open, digest.findings_new) == (2, 0)
     assert digest.oldest_open is not None and digest.oldest_open.first_seen == DAY_ONE
 
     # WHEN the console change is undone and the next scan runs
@@ -275,13 +278,13 @@ async def test_a_state_that_drifts_again_after_being_fixed_is_new_again(
     detector.clock.current = DAY_ONE + timedelta(days=5)
     third = await detector.pipeline.run(_request("r3"))
 
-    assert [len(o.states[0].reconciliation.new) for o in (first, second, third)] == [2, 0, 2]  # type: ignore[union-attr]
-    assert [len(o.states[0].reconciliation.resolved) for o in (first, second, third)] == [0, 2, 0]  # type: ignore[union-attr]
+    assert [len(o.states[0].reconciliation.new) for o in (first, second, third)] == [1, 0, 1]  # type: ignore[union-attr]
+    assert [len(o.states[0].reconciliation.resolved) for o in (first, second, third)] == [0, 1, 0]  # type: ignore[union-attr]
     assert {t.first_seen for t in third.states[0].reconciliation.current} == {  # type: ignore[union-attr]
         DAY_ONE + timedelta(days=5)
     }
     history = await detector.lifecycle.occurrences(["drifting"])
-    assert sorted(o.outcome for o in history) == ["open", "open", "resolved", "resolved"]
+    assert sorted(o.outcome for o in history) == ["open", "resolved"]
     await outcomes(aws, topology)
 
 
@@ -368,7 +371,7 @@ async def test_drifted_resources_are_attributed_from_cloudtrail(
     )
     assert alice.event_time == DAY_ONE - timedelta(hours=2)
     assert alice.source_ip == "203.0.113.10"
-    assert suspects[("cloud_bucket.logs", "pending")] == ()
+    assert ("cloud_bucket.logs", "pending") not in suspects  # the revert is part of the drift
     assert suspects[("cloud_queue.jobs", "drift")] == ()
     lookups = standin.calls("LookupEvents")
     assert lookups[0].status == 400  # the throttled one

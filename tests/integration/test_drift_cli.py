@@ -117,15 +117,31 @@ def test_drift_exits_2_and_prints_the_json_contract(repo: Repo) -> None:
         None,
     )
     findings = {(f["address"], f["kind"]): f for f in drifting["findings"]}
-    assert set(findings) == {("cloud_bucket.logs", "drift"), ("cloud_bucket.logs", "pending")}
+    # The plan's revert of the drift is part of the drift, not code to apply.
+    assert set(findings) == {("cloud_bucket.logs", "drift")}
     for finding in drifting["findings"]:
         assert set(finding) >= FINDING_KEYS
         assert finding["actions"] == ["update"]
         assert finding["ignored"] is False
+    drift_finding = findings[("cloud_bucket.logs", "drift")]
+    assert drift_finding["revert"] == {"actions": ["update"], "action_reason": None}
+    assert {k: drift_finding[k] for k in ("deposed", "previous_address", "importing")} == {
+        "deposed": None,
+        "previous_address": None,
+        "importing": None,
+    }
     assert [
-        {k: a[k] for k in ("path", "before", "after")}
-        for a in findings[("cloud_bucket.logs", "drift")]["attributes"]
-    ] == [{"path": "tags.env", "before": "prod", "after": "staging"}]
+        {k: a[k] for k in ("path", "before", "after", "reverted", "forces_replacement")}
+        for a in drift_finding["attributes"]
+    ] == [
+        {
+            "path": "tags.env",
+            "before": "prod",
+            "after": "staging",
+            "reverted": True,
+            "forces_replacement": False,
+        }
+    ]
     assert "drifted drifting" in result.stderr
 
 
@@ -216,7 +232,7 @@ async def test_a_published_scan_reaches_the_notifier_and_the_report_counts_it(
     digest = next(e for e in events if isinstance(e, DriftScanCompleted))
     assert detected.source == digest.source == "cli"
     assert detected.correlation_id == digest.correlation_id
-    assert detected.findings_total == 2
+    assert detected.findings_total == 1  # the bucket's drift, its revert included
 
     chart = tmp_path / "drift.svg"
     reported = await asyncio.to_thread(
@@ -225,14 +241,14 @@ async def test_a_published_scan_reaches_the_notifier_and_the_report_counts_it(
 
     assert reported.returncode == 0, reported.stderr
     document = json.loads(reported.stdout)
-    assert (document["drifts"], document["still_open"], document["resolved"]) == (2, 2, 0)
+    assert (document["drifts"], document["still_open"], document["resolved"]) == (1, 1, 0)
     assert [s["state"] for s in document["per_state"]] == ["drifting"]
-    assert sum(day["drifts"] for day in document["per_day"]) == 2
+    assert sum(day["drifts"] for day in document["per_day"]) == 1
     assert chart.read_text().startswith("<svg")
 
     table = await asyncio.to_thread(drift, "report", "--since", "1w", env=env)
     assert table.returncode == 0, table.stderr
-    assert "2 drift(s)" in table.stdout
+    assert "1 drift(s)" in table.stdout
     assert "drifting" in table.stdout
 
 

@@ -65,16 +65,18 @@ def records(
 def test_first_sighting_is_new_and_dated_now() -> None:
     result = reconcile(
         {},
-        summary(plan(drift=[BUCKET_DRIFT], pending=[BUCKET_REVERT])),
+        summary(plan(drift=[BUCKET_DRIFT], pending=[BUCKET_REVERT, QUEUE_PENDING])),
         scan_id="s1",
         now=DAY_ONE,
         mode="full",
     )
 
+    # The bucket's revert belongs to its drift: one finding per resource.
     assert [(t.finding.kind, t.status, t.first_seen) for t in result.current] == [
         ("drift", "new", DAY_ONE),
         ("pending", "new", DAY_ONE),
     ]
+    assert result.current[0].finding.revert is not None
     assert result.resolved == result.ignored == ()
 
 
@@ -181,3 +183,33 @@ def test_suspects_found_later_are_attached_by_fingerprint() -> None:
 
     assert attributed.current[0].suspects == (suspect,)
     assert result.current[0].suspects == ()
+
+
+def test_a_revert_recorded_as_pending_before_is_closed_quietly_not_as_applied() -> None:
+    # What an older detector recorded: the drift and its revert as two findings.
+    old = records(
+        summary(plan(drift=[BUCKET_DRIFT], pending=[QUEUE_PENDING])),
+        first_seen=DAY_ONE,
+        scan_id="s1",
+    )
+    old_revert = FindingRecord(
+        state="prod",
+        fingerprint="pending-revert-of-the-bucket",
+        address="cloud_bucket.logs",
+        kind="pending",
+        resource_type="cloud_bucket",
+        first_seen=DAY_ONE,
+        last_seen=DAY_ONE,
+        first_scan_id="s1",
+    )
+
+    result = reconcile(
+        {**old, old_revert.fingerprint: old_revert},
+        summary(plan(drift=[BUCKET_DRIFT], pending=[BUCKET_REVERT, QUEUE_PENDING])),
+        scan_id="s2",
+        now=DAY_TWO,
+        mode="full",
+    )
+
+    assert [r.fingerprint for r in result.ignored] == [old_revert.fingerprint]
+    assert result.resolved == ()

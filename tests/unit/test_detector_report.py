@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import xml.etree.ElementTree as ElementTree
 from datetime import UTC, date, datetime, timedelta
@@ -24,21 +25,27 @@ FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "plans"
 SVG = "{http://www.w3.org/2000/svg}"
 
 
+_NUMBERS = itertools.count()
+
+
 def occurrence(
     state: str,
     first_seen: datetime,
     *,
     closed_after: timedelta | None = None,
     outcome: str = "resolved",
-    address: str = "aws_s3_bucket.logs",
+    address: str | None = None,
+    kind: str = "drift",
 ) -> Occurrence:
+    """One occurrence; of a resource of its own unless ``address`` is given."""
+    address = address or f"aws_s3_bucket.b{next(_NUMBERS)}"
     if closed_after is None:
-        return Occurrence(state, "fp", address, "drift", first_seen)
+        return Occurrence(state, "fp", address, kind, first_seen)  # type: ignore[arg-type]
     return Occurrence(
         state,
         "fp",
         address,
-        "drift",
+        kind,  # type: ignore[arg-type]
         first_seen,
         closed_at=first_seen + closed_after,
         outcome=outcome,  # type: ignore[arg-type]
@@ -95,6 +102,23 @@ def test_the_report_counts_drifts_per_day_and_per_state_and_times_to_resolve() -
     json.dumps(document)
 
 
+def test_a_resource_counts_once_per_sighting_whatever_its_findings() -> None:
+    day = datetime(2025, 6, 28, 9, 0, tzinfo=UTC)
+    bucket = "aws_s3_bucket.logs"
+    occurrences = [
+        # Changed outside Terraform and code not applied, both first seen by one scan.
+        occurrence("app", day, address=bucket, closed_after=timedelta(hours=2)),
+        occurrence("app", day, address=bucket, kind="pending"),
+        # Seen again a day later, after it was resolved: a second drift.
+        occurrence("app", day + timedelta(days=1), address=bucket, closed_after=timedelta(hours=3)),
+    ]
+
+    report = build_report(occurrences, since=timedelta(days=7), now=NOW)
+
+    assert (report.drifts, report.resolved, report.still_open) == (2, 1, 1)
+    assert report.median_time_to_resolve == timedelta(hours=3)
+
+
 def test_an_empty_history_gives_an_empty_report_and_a_valid_chart() -> None:
     report = build_report([], since=timedelta(days=3), now=NOW)
 
@@ -107,7 +131,9 @@ def test_an_empty_history_gives_an_empty_report_and_a_valid_chart() -> None:
 
 def test_the_chart_has_one_bar_per_day_with_heights_in_proportion() -> None:
     day = datetime(2025, 6, 27, 9, 0, tzinfo=UTC)
-    occurrences = [occurrence("a", day)] * 4 + [occurrence("a", day + timedelta(days=2))] * 2
+    occurrences = [occurrence("a", day) for _ in range(4)] + [
+        occurrence("a", day + timedelta(days=2)) for _ in range(2)
+    ]
     report = build_report(occurrences, since=timedelta(days=30), now=NOW)
 
     root = ElementTree.fromstring(render_svg(report, title="Drifts <per> day"))

@@ -363,15 +363,15 @@ def test_the_digest_counts_states_and_names_the_oldest_drift() -> None:
     assert header == ":x: Drift scan digest: 2 drifted, 1 failed"
     assert rest[0] == (
         "*17* states scanned · *14* clean · *2* drifted · *1* failed\n"
-        "*6* open findings (2 new) · *1* resolved since the last scan"
+        "*5* open resources (2 new) · *1* resolved since the last scan"
     )
     assert rest[1].startswith(
         ":hourglass: *Oldest open drift:* `aws_db_instance.main` in `prod-network`, open *4 days*"
     )
     assert rest[2] == (
         ":x: `prod-dns` — scan failed\n"
-        ":red_circle: `prod-network` — 5 open, 2 new\n"
-        ":red_circle: `staging-app` — 1 open"
+        ":red_circle: `prod-network` — 4 open resources, 2 new\n"
+        ":red_circle: `staging-app` — 1 open resource"
     )
     assert rest[3].startswith("Scan `scan-0312` · took 6m 11s")
 

@@ -236,6 +236,8 @@ EXPECTED: dict[str, list[tuple[str, str, tuple[str, ...], str, dict[str, Any], b
         ("pending", "test_instance.test-delete", ("delete",), "delete", {}, False),
     ],
     "opentofu-show-json-multi-resource-update.json": [
+        # test_instance.test -> test_instance.test[0] is a move not applied yet.
+        ("pending", "test_instance.test[0]", ("no-op",), "move", {}, False),
         ("pending", "test_instance.test[1]", ("create",), "create", {}, False),
     ],
 }
@@ -381,10 +383,12 @@ def test_basic_delete_fixture_output_and_reason() -> None:
     assert [(o.name, o.after) for o in summary.outputs] == [("test", "bar")]
 
 
-def test_multi_resource_update_counts_the_noop_instance() -> None:
+def test_multi_resource_update_reports_the_move_not_applied_yet() -> None:
     summary = parse_fixture("opentofu-show-json-multi-resource-update.json")
 
-    assert summary.noop_resources == 1
+    move = summary.findings[0]
+    assert (move.previous_address, move.change) == ("test_instance.test", "move")
+    assert summary.noop_resources == 0
     assert summary.terraform_version == "0.13.0"
     assert summary.outputs == ()
 
@@ -676,11 +680,11 @@ def test_drift_of_a_resource_deleted_outside_terraform() -> None:
 
     summary = parse(plan([pending], drift=[drift]))
 
-    assert [(f.kind, f.change, f.attributes) for f in summary.findings] == [
-        ("drift", "delete", ()),
-        ("pending", "create", ()),
-    ]
-    assert summary.findings[0].fingerprint != summary.findings[1].fingerprint
+    # Re-creating it as the code says is the revert of the drift, not code to apply.
+    (finding,) = summary.findings
+    assert (finding.kind, finding.change, finding.attributes) == ("drift", "delete", ())
+    assert finding.revert is not None
+    assert finding.revert.actions == ("create",)
 
 
 def test_deposed_objects_are_separate_findings() -> None:
@@ -940,9 +944,11 @@ STATE_JSON = {"format_version": "1.0", "terraform_version": "1.9.8", "values": {
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        (b"\xff\xfe", "not UTF-8"),
+        (b"\xff\xfe", "plan is empty"),
+        (b"\xff\xfe\x00\xd8", "not UTF-16"),
+        (b"\x80{}", "not UTF-8"),
         ("plan: yes", "not valid JSON"),
-        ("", "not valid JSON"),
+        ("", "plan is empty"),
         ("[]", "JSON list"),
         ("{}", "not a Terraform plan"),
         (json.dumps(STATE_JSON), "state JSON"),

@@ -12,7 +12,14 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from services.detector.ignore import IgnoreRule
 from shared.errors import PermanentError
-from shared.events import AttributeChange, DriftFinding, FindingKind, FindingStatus
+from shared.events import (
+    AttributeChange,
+    DriftFinding,
+    FindingKind,
+    FindingStatus,
+    Revert,
+    SetChange,
+)
 
 
 class PlanParseError(PermanentError):
@@ -39,6 +46,9 @@ class PlanAttribute(_Frozen):
         forces_replacement: The path is (under) one of the change's ``replace_paths``.
         ignored: An ignore rule or a provider-noise normalisation hides it.
         ignore_reason: Why it is ignored.
+        reverted: Drift only: the next apply puts ``before`` (the recorded value) back.
+        set_change: For an element of a set: ``added`` (in ``after``) or ``removed``
+            (in ``before``); ``path`` is then the set's own path.
     """
 
     path: str
@@ -49,6 +59,8 @@ class PlanAttribute(_Frozen):
     forces_replacement: bool = False
     ignored: bool = False
     ignore_reason: str | None = None
+    reverted: bool = False
+    set_change: SetChange | None = None
 
 
 class PlanFinding(_Frozen):
@@ -66,7 +78,10 @@ class PlanFinding(_Frozen):
         action_reason: Terraform's ``action_reason`` (``replace_because_tainted``...).
         previous_address: The address before a ``moved`` block, if any.
         deposed: The deposed object key, for the leftover of a create-before-destroy.
+        import_id: The id an ``import`` block brings under management (pending only).
         attributes: The changed leaves (empty for a compact create/delete).
+        revert: Drift only: what the next apply does to put the recorded values back
+            (``None`` when it leaves the drift as it is, e.g. ``ignore_changes``).
         replace_paths: The attribute paths that force a replacement.
         ignored: True when an ignore rule covers the resource or every changed attribute.
         ignore_reason: Why; several attribute reasons are joined with ``"; "``.
@@ -82,7 +97,9 @@ class PlanFinding(_Frozen):
     action_reason: str | None = None
     previous_address: str | None = None
     deposed: str | None = None
+    import_id: str | None = None
     attributes: tuple[PlanAttribute, ...] = ()
+    revert: Revert | None = None
     replace_paths: tuple[str, ...] = ()
     ignored: bool = False
     ignore_reason: str | None = None
@@ -161,6 +178,8 @@ def to_event_finding(
         action_reason=finding.action_reason,
         previous_address=finding.previous_address,
         deposed=finding.deposed,
+        import_id=finding.import_id,
+        revert=finding.revert,
         attributes=tuple(
             AttributeChange(
                 path=a.path,
@@ -170,6 +189,9 @@ def to_event_finding(
                 after_unknown=a.after_unknown,
                 ignored=a.ignored,
                 ignore_reason=a.ignore_reason,
+                reverted=a.reverted,
+                forces_replacement=a.forces_replacement,
+                set_change=a.set_change,
             )
             for a in finding.attributes
         ),

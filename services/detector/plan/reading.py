@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, model_validator
 
 from services.detector.plan.models import PlanParseError
 
@@ -36,11 +36,17 @@ class _RawChange(_Raw):
     after_sensitive: JsonValue = None
 
 
+class RawImporting(_Raw):
+    # Terraform 1.5+; 1.12 may import by identity, without an id.
+    id: str | None = None
+
+
 class _RawResourceObjectChange(_RawChange):
     # A resource instance is an object, or null when it does not exist on that side.
     before: dict[str, JsonValue] | None = None
     after: dict[str, JsonValue] | None = None
     replace_paths: list[list[str | int]] | None = None
+    importing: RawImporting | None = None
 
 
 class RawResourceChange(_Raw):
@@ -51,6 +57,38 @@ class RawResourceChange(_Raw):
     action_reason: str | None = None
     previous_address: str | None = None
     deposed: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _derive_address(cls, data: Any) -> Any:
+        # Terraform 0.15.4-1.0.0 wrote resource_drift entries without an address.
+        if isinstance(data, dict) and "address" not in data:
+            derived = instance_address(data)
+            if derived is not None:
+                return {**data, "address": derived}
+        return data
+
+    @property
+    def key(self) -> tuple[str, str | None]:
+        """What identifies the instance across ``resource_drift`` and ``resource_changes``."""
+        return self.address, self.deposed
+
+
+def instance_address(entry: Mapping[str, Any]) -> str | None:
+    """``module.a["x"].data.aws_ami.b[0]`` from an entry's parts; ``None`` if they are missing."""
+    resource_type, name = entry.get("type"), entry.get("name")
+    if not isinstance(resource_type, str) or not isinstance(name, str) or not name:
+        return None
+    address = f"{resource_type}.{name}"
+    if entry.get("mode") == "data":
+        address = "data." + address
+    index = entry.get("index")
+    if isinstance(index, int | str) and not isinstance(index, bool):
+        address += f"[{json.dumps(index, ensure_ascii=False)}]"
+    module = entry.get("module_address")
+    if isinstance(module, str) and module:
+        address = f"{module}.{address}"
+    return address
 
 
 class RawPlan(_Raw):
@@ -66,26 +104,109 @@ _PLAN_KEYS = ("planned_values", "resource_changes", "resource_drift", "output_ch
 
 
 def decode(plan_json: Mapping[str, Any] | str | bytes) -> Mapping[str, Any]:
+    """The one plan document in ``plan_json``.
+
+    Raises:
+        PlanParseError: It is not JSON, holds several documents, or is not an object.
+    """
+    documents = decode_all(plan_json)
+    if len(documents) != 1:
+        raise PlanParseError(
+            f"the input holds {len(documents)} JSON documents one after another (as "
+            "`terragrunt run-all show -json` prints them); `toilkit drift parse` reads "
+            "each as a plan of its own"
+        )
+    return documents[0]
+
+
+def decode_all(plan_json: Mapping[str, Any] | str | bytes) -> list[Mapping[str, Any]]:
+    """Every plan document in ``plan_json``, in order (several when concatenated).
+
+    Raises:
+        PlanParseError: Not JSON (a human-readable plan, a wrapper's log lines...), or a
+            document that is not an object; the message says how to get JSON.
+    """
     if isinstance(plan_json, Mapping):
-        return plan_json
+        return [plan_json]
     if not isinstance(plan_json, str | bytes):
         raise PlanParseError(f"plan must be text or a mapping, not {type(plan_json).__name__}")
-    if isinstance(plan_json, bytes):
-        # Terraform writes UTF-8; json.loads would also guess UTF-16/32 from the first bytes.
-        # utf-8-sig accepts a BOM that a Windows shell redirect may have added.
+    text = plan_json if isinstance(plan_json, str) else _text(plan_json)
+    documents: list[Mapping[str, Any]] = []
+    decoder = json.JSONDecoder(parse_constant=_reject_constant)
+    position = _skip_space(text, 0)
+    while position < len(text):
         try:
-            plan_json = plan_json.decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            raise PlanParseError(f"plan is not UTF-8 text: {exc.reason}") from exc
+            decoded, position = decoder.raw_decode(text, position)
+        except json.JSONDecodeError as exc:
+            raise PlanParseError(
+                not_json_reason(text, exc, after_documents=len(documents))
+            ) from exc
+        if not isinstance(decoded, dict):
+            raise PlanParseError(f"plan is a JSON {type(decoded).__name__}, expected an object")
+        documents.append(decoded)
+        position = _skip_space(text, position)
+    if not documents:
+        raise PlanParseError("plan is empty: expected `terraform show -json PLANFILE` output")
+    return documents
+
+
+def _text(body: bytes) -> str:
+    """Decode as Terraform (UTF-8) or a Windows shell (UTF-16, a BOM) wrote it."""
+    # json.detect_encoding reads the BOM or the pattern of zero bytes of "{" in UTF-16/32.
+    encoding = json.detect_encoding(body)
+    if encoding == "utf-8" and body.startswith(b"\xef\xbb\xbf"):
+        encoding = "utf-8-sig"
     try:
-        decoded = json.loads(plan_json, parse_constant=_reject_constant)
-    except json.JSONDecodeError as exc:
-        raise PlanParseError(
-            f"plan is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
-        ) from exc
-    if not isinstance(decoded, dict):
-        raise PlanParseError(f"plan is a JSON {type(decoded).__name__}, expected an object")
-    return decoded
+        return body.decode(encoding)
+    except UnicodeDecodeError as exc:
+        raise PlanParseError(f"plan is not {encoding.upper()} text: {exc.reason}") from exc
+
+
+def _skip_space(text: str, position: int) -> int:
+    while position < len(text) and text[position] in " \t\r\n\ufeff":
+        position += 1
+    return position
+
+
+#: Lines by which a human-readable plan gives itself away.
+_HUMAN_PLAN = re.compile(
+    r"^(Terraform (used the selected providers|will perform the following actions)|"
+    r"OpenTofu (used|will perform)|No changes\.|Plan: \d+ to add|\s*# \S+ (will|must) be|"
+    r"Note: Objects have changed outside of)",
+    re.MULTILINE,
+)
+_GET_JSON = (
+    "save the plan and print it as JSON: `terraform plan -out=plan.tfplan` then "
+    "`terraform show -json plan.tfplan > plan.json`"
+)
+
+
+_WRAPPER_HINT = (
+    "(with hashicorp/setup-terraform set `terraform_wrapper: false`; with terragrunt "
+    "keep its log lines out of stdout, e.g. `--terragrunt-log-level error`)"
+)
+
+
+def not_json_reason(text: str, error: json.JSONDecodeError, *, after_documents: int = 0) -> str:
+    """Why ``text`` is not a plan document, in words that say how to get one."""
+    if _HUMAN_PLAN.search(text):
+        return f"this is Terraform's human-readable plan output, not JSON; {_GET_JSON}"
+    if after_documents:
+        return (
+            "this looks like a wrapper's captured output: after the JSON comes text that is "
+            f"not JSON (line {error.lineno}) {_WRAPPER_HINT}; {_GET_JSON}"
+        )
+    brace = text.find("\n{")
+    if not text.lstrip().startswith("{") and brace >= 0:
+        line = text.count("\n", 0, brace) + 2
+        return (
+            "this looks like a wrapper's captured output: the JSON starts on line "
+            f"{line}, after lines that are not JSON {_WRAPPER_HINT}; {_GET_JSON}"
+        )
+    return (
+        f"plan is not valid JSON: {error.msg} (line {error.lineno}, column {error.colno}); "
+        + _GET_JSON
+    )
 
 
 def _reject_constant(name: str) -> Any:

@@ -13,9 +13,10 @@ from typing import TypeAlias
 from pydantic import JsonValue
 
 from services.detector.ignore import json_values_equal, provider_noise
-from shared.events import SENSITIVE
+from services.detector.plan.sets import NO_SETS, PathStep, SetPaths, canonical
+from shared.events import SENSITIVE, SetChange
 
-PathStep: TypeAlias = str | int
+__all__ = ["Leaf", "PathStep", "any_true", "diff_resource", "is_sensitive", "mask"]
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,7 @@ class Leaf:
     sensitive: bool
     after_unknown: bool
     noise: str | None
+    set_change: SetChange | None = None
 
 
 #: One child of an object or a list: its key or index, its value before, its value after.
@@ -41,11 +43,13 @@ def diff_resource(
     before_sensitive: JsonValue,
     after_sensitive: JsonValue,
     after_unknown: JsonValue,
+    sets: SetPaths = NO_SETS,
 ) -> Iterator[Leaf]:
     """Changed leaves of a resource; top-level attributes are always listed one by one.
 
     Attribute names come from the provider schema, so they are shown even when the
-    whole object is marked sensitive; their values are not.
+    whole object is marked sensitive; their values are not. The attributes ``sets``
+    names are compared as sets: one leaf per element added or removed.
     """
     yield from _diff_children(
         _object_children(before, after, after_unknown),
@@ -53,6 +57,7 @@ def diff_resource(
         after_sensitive=after_sensitive,
         after_unknown=after_unknown,
         steps=(),
+        sets=sets,
     )
 
 
@@ -64,12 +69,13 @@ def _diff(
     after_sensitive: JsonValue,
     after_unknown: JsonValue,
     steps: tuple[PathStep, ...],
+    sets: SetPaths,
 ) -> Iterator[Leaf]:
     unknown = after_unknown is True
     if not any_true(after_unknown) and json_values_equal(before, after):
         # Most of a plan is unchanged; skip such subtrees without walking them.
         return
-    if is_sensitive(before_sensitive) or is_sensitive(after_sensitive):
+    if _masks_whole(before, before_sensitive) or _masks_whole(after, after_sensitive):
         # Compared, never shown: masked whole (map keys can be secret too).
         yield Leaf(
             steps,
@@ -94,7 +100,15 @@ def _diff(
     if _both_are(dict, before, after, after_unknown):
         children = _object_children(before, after, after_unknown)
     elif _both_are(list, before, after, after_unknown):
-        children = _list_children(before, after, after_unknown)
+        if sets.is_set(steps):
+            elements = list(
+                _set_leaves(before, after, before_sensitive, after_sensitive, after_unknown, steps)
+            )
+            yield from elements
+            if elements or (isinstance(before, list) and isinstance(after, list)):
+                return  # the same elements in another order are the same set
+        else:
+            children = _list_children(before, after, after_unknown)
     if children:
         yield from _diff_children(
             children,
@@ -102,6 +116,7 @@ def _diff(
             after_sensitive=after_sensitive,
             after_unknown=after_unknown,
             steps=steps,
+            sets=sets,
         )
         return
     # A leaf, a type change, or null against an empty collection.
@@ -123,6 +138,7 @@ def _diff_children(
     after_sensitive: JsonValue,
     after_unknown: JsonValue,
     steps: tuple[PathStep, ...],
+    sets: SetPaths,
 ) -> Iterator[Leaf]:
     """Diff each child, with its own part of the sensitivity and unknown trees."""
     for step, before, after in children:
@@ -133,6 +149,56 @@ def _diff_children(
             after_sensitive=_sensitivity_child(after_sensitive, step),
             after_unknown=_unknown_child(after_unknown, step),
             steps=(*steps, step),
+            sets=sets,
+        )
+
+
+def _set_leaves(
+    before: JsonValue,
+    after: JsonValue,
+    before_sensitive: JsonValue,
+    after_sensitive: JsonValue,
+    after_unknown: JsonValue,
+    steps: tuple[PathStep, ...],
+) -> Iterator[Leaf]:
+    """One leaf per element removed from or added to a set, at the set's own path.
+
+    Elements are matched by value (as many times as they occur); the sensitivity and
+    unknown trees of a set are positional, so each element is masked by its own entry.
+    """
+    before_list = before if isinstance(before, list) else []
+    after_list = after if isinstance(after, list) else []
+    unmatched = [canonical(item) for item in after_list]
+    kept_after: set[int] = set()
+    for index, item in enumerate(before_list):
+        key = canonical(item)
+        match = next((j for j, k in enumerate(unmatched) if k == key and j not in kept_after), None)
+        if match is not None:
+            kept_after.add(match)
+            continue
+        tree = _sensitivity_child(before_sensitive, index)
+        yield Leaf(
+            steps,
+            before=mask(item, tree),
+            after=None,
+            sensitive=_masks_whole(item, tree),
+            after_unknown=False,
+            noise=None,
+            set_change="removed",
+        )
+    for index, item in enumerate(after_list):
+        if index in kept_after:
+            continue
+        tree = _sensitivity_child(after_sensitive, index)
+        unknown = _unknown_child(after_unknown, index)
+        yield Leaf(
+            steps,
+            before=None,
+            after=None if unknown is True else mask(item, tree),
+            sensitive=_masks_whole(item, tree),
+            after_unknown=any_true(unknown),
+            noise=None,
+            set_change="added",
         )
 
 
@@ -181,6 +247,26 @@ def is_sensitive(tree: JsonValue) -> bool:
     return not isinstance(tree, dict | list)
 
 
+def _masks_whole(value: JsonValue, tree: JsonValue) -> bool:
+    """Whether ``tree`` masks ``value`` whole: it says so, or its shape does not fit.
+
+    A marking with structure (``{"value": true}``) over a plain value is a shape this
+    parser does not understand; when it marks anything at all, the value is masked.
+    """
+    if is_sensitive(tree):
+        return True
+    return not isinstance(value, dict | list) and value is not None and _marks_any(tree)
+
+
+def _marks_any(tree: JsonValue) -> bool:
+    """Whether a sensitivity tree marks anything (a leaf other than false counts)."""
+    if isinstance(tree, dict):
+        return any(_marks_any(v) for v in tree.values())
+    if isinstance(tree, list):
+        return any(_marks_any(v) for v in tree)
+    return is_sensitive(tree)
+
+
 def _sensitivity_child(tree: JsonValue, step: PathStep) -> JsonValue:
     if is_sensitive(tree):
         return True
@@ -207,7 +293,7 @@ def mask(value: JsonValue, tree: JsonValue) -> JsonValue:
     """``value`` with every part its sensitivity tree marks replaced by the marker."""
     if value is None:
         return None
-    if is_sensitive(tree):
+    if _masks_whole(value, tree):
         return SENSITIVE
     if isinstance(value, dict):
         return {key: mask(item, _sensitivity_child(tree, key)) for key, item in value.items()}

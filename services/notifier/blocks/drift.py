@@ -74,8 +74,10 @@ class _Tally:
         count: Resources (or, when the list was cut, findings) still open; all of them
             once every one is resolved.
         noun: ``resource(s)`` or ``difference(s)`` for ``count``.
-        drift: Open findings changed outside Terraform.
-        pending: Open findings of code not applied yet.
+        drift: Resources with open findings changed outside Terraform.
+        pending: Resources with open findings of code not applied yet (a drift's revert
+            is part of the drift, so a drifted resource counts once unless its code
+            changed too).
     """
 
     findings: Sequence[DriftFinding]
@@ -127,8 +129,8 @@ def _tally(view: DriftView) -> _Tally:
         open_count,
         count,
         noun,
-        drift=sum(1 for f in still_open if f.kind == "drift"),
-        pending=sum(1 for f in still_open if f.kind == "pending"),
+        drift=len({f.address for f in still_open if f.kind == "drift"}),
+        pending=len({f.address for f in still_open if f.kind == "pending"}),
     )
 
 
@@ -339,7 +341,10 @@ def _finding_text(finding: DriftFinding, now: datetime, resolved_at: datetime | 
 def render_drift_still_open(view: DriftView) -> SlackMessage:
     """The thread reply when a later scan finds the same drift still there."""
     report = view.report
-    open_count = len(view.open_fingerprints)
+    open_set = set(view.open_fingerprints)
+    # People count resources: a drift and its code change on one resource are one.
+    open_count = len({f.address for f in report.findings if f.fingerprint in open_set})
+    open_count += view.unlisted
     oldest = min((f.first_seen for f in report.findings if actionable(f)), default=None)
     since = f", the oldest for *{age(report.occurred_at - oldest)}*" if oldest else ""
     who = (

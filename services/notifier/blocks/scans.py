@@ -34,7 +34,7 @@ def render_scan_failed(event: DriftScanFailed) -> SlackMessage:
     fields = [
         f"*State*\n{state_label(state)}",
         f"*Failed at*\n`terraform {event.phase}`"
-        if event.phase not in ("discover", "parse", "timeout")
+        if event.phase not in ("discover", "credentials", "parse", "timeout")
         else f"*Failed at*\n{event.phase}",
     ]
     if event.exit_code is not None:
@@ -76,7 +76,7 @@ def render_digest(event: DriftScanCompleted) -> SlackMessage:
     counts = (
         f"*{scanned}* {plural(scanned, 'state')} scanned · *{clean}* clean · "
         f"*{len(drifted)}* drifted · *{len(failed)}* failed\n"
-        f"*{event.findings_open}* open {plural(event.findings_open, 'finding')}"
+        + _open_count(event.resources_open, event.findings_open)
         + (f" ({event.findings_new} new)" if event.findings_new else "")
         + f" · *{event.findings_resolved}* resolved since the last scan"
     )
@@ -102,7 +102,9 @@ def render_digest(event: DriftScanCompleted) -> SlackMessage:
             else:
                 new = f", {summary.new_findings} new" if summary.new_findings else ""
                 lines.append(
-                    f":red_circle: `{code_text(summary.name)}` — {summary.open_findings} open{new}"
+                    f":red_circle: `{code_text(summary.name)}` — "
+                    f"{_open_count(summary.open_resources, summary.open_findings, bold=False)}"
+                    f"{new}"
                 )
         if len(listed) > MAX_DIGEST_STATES:
             lines.append(f"{ELLIPSIS}and {len(listed) - MAX_DIGEST_STATES} more states")
@@ -117,6 +119,18 @@ def render_digest(event: DriftScanCompleted) -> SlackMessage:
     )
     text = (
         f"Drift scan: {scanned} {plural(scanned, 'state')}, {len(drifted)} drifted, "
-        f"{len(failed)} failed, {event.findings_open} open findings"
+        f"{len(failed)} failed, "
+        + _open_count(event.resources_open, event.findings_open, bold=False)
     )
     return SlackMessage(text=text, blocks=fit_blocks(blocks))
+
+
+def _open_count(resources: int, findings: int, *, bold: bool = True) -> str:
+    """Open drift in resources, each counted once (a drift and its revert are one).
+
+    Events from a detector that did not count resources (``resources_open`` 0 while
+    findings are open) fall back to the findings.
+    """
+    count, noun = (resources, "resource") if resources or not findings else (findings, "finding")
+    number = f"*{count}*" if bold else str(count)
+    return f"{number} open {plural(count, noun)}"

@@ -33,12 +33,33 @@ def code_list(names: Sequence[str], limit: int) -> str:
 
 
 def attribute_line(change: AttributeChange) -> str:
-    """``path: before → after`` with sensitive values masked."""
-    if change.sensitive:
-        return f"{change.path}: {SENSITIVE}"
+    """``path: before → after`` with sensitive values masked; a set element as ``+``/``-``.
+
+    A drifted value that apply puts back says so on its own line: the revert is part of
+    the drift, not code waiting to be applied.
+    """
     before = format_value(change.before)
     after = "(known after apply)" if change.after_unknown else format_value(change.after)
-    return f"{change.path}: {before} {ARROW} {after}"
+    if change.set_change == "added":
+        line = f"{change.path}: + {after}"
+    elif change.set_change == "removed":
+        line = f"{change.path}: - {before}"
+    elif change.sensitive:
+        line = f"{change.path}: {SENSITIVE}"
+    else:
+        line = f"{change.path}: {before} {ARROW} {after}"
+    if change.reverted:
+        line += " · " + _put_back(change, before)
+    return line
+
+
+def _put_back(change: AttributeChange, before: str) -> str:
+    """What apply does to a drifted value: the recorded one comes back."""
+    if change.set_change == "added":
+        return "apply removes it"
+    if change.set_change == "removed":
+        return "apply adds it back"
+    return "apply puts it back" if change.sensitive else f"apply puts back {before}"
 
 
 def format_value(value: Any) -> str:
@@ -118,6 +139,8 @@ def change_note(finding: DriftFinding) -> str | None:
             what = "*Deleted outside Terraform*"
         elif "create" in acts and not replace:
             what = "*Created outside Terraform*"
+    elif finding.import_id is not None:
+        what = f"*Will be imported* (id `{code_text(finding.import_id)}`)"
     elif replace:
         what = "*Will be replaced*"
     elif acts and acts[0] in ("create", "delete", "read"):
@@ -125,14 +148,29 @@ def change_note(finding: DriftFinding) -> str | None:
             acts[0], "*Will be read*"
         )
     parts = [what] if what else []
-    if finding.action_reason:
-        reason = ACTION_REASONS.get(finding.action_reason, finding.action_reason.replace("_", " "))
+    revert = _revert_words(finding.revert.actions) if finding.revert is not None else None
+    if revert:
+        parts.append(revert)
+    action_reason = finding.action_reason or (finding.revert and finding.revert.action_reason)
+    if action_reason:
+        reason = ACTION_REASONS.get(action_reason, action_reason.replace("_", " "))
         parts.append(f"because {escape(reason)}")
     if finding.previous_address:
         parts.append(f"moved from `{code_text(finding.previous_address)}`")
     if finding.deposed:
         parts.append(f"deposed object `{code_text(finding.deposed)}`")
     return " · ".join(parts) if parts else None
+
+
+def _revert_words(actions: Sequence[str]) -> str | None:
+    """How apply puts a drifted resource back (an update says so on each attribute line)."""
+    if sorted(actions) == ["create", "delete"]:
+        return "apply puts it back by replacing it"
+    if tuple(actions) == ("create",):
+        return "apply creates it again"
+    if tuple(actions) == ("delete",):
+        return "apply deletes it"
+    return None
 
 
 def parameters_text(parameters: Iterable[RunParameter]) -> str:
