@@ -148,6 +148,7 @@ class BatchApprovalRequested(EventBase):
     requested_by: Actor
     approvers: tuple[str, ...] = Field(default=(), description="Slack user or group ids.")
     expires_at: AwareDatetime
+    rerun_of: str | None = Field(default=None, description="The run this one runs again.")
 
 
 class BatchRunStarted(EventBase):
@@ -163,6 +164,7 @@ class BatchRunStarted(EventBase):
     runner: str = Field(description="local, codebuild or stepfunctions")
     log_url: str | None = None
     started_at: AwareDatetime = Field(default_factory=utc_now)
+    rerun_of: str | None = Field(default=None, description="The run this one runs again.")
 
 
 RunStatus: TypeAlias = Literal["succeeded", "failed", "timed_out", "cancelled"]
@@ -201,6 +203,7 @@ class BatchRunRefused(EventBase):
     stage: RefusalStage
     reason: str
     decided_by: Actor | None = None
+    rerun_of: str | None = Field(default=None, description="The run this one runs again.")
 
 
 # --------------------------------------------------------------------------- drift: commands

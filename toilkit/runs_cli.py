@@ -155,6 +155,8 @@ def show_run(
     facts.add_row("requested by", f"{_who(record.requested_by)} at {_when(record.requested_at)}")
     if record.reason:
         facts.add_row("reason", record.reason)
+    if record.rerun_of:
+        facts.add_row("run again from", record.rerun_of)
     for parameter in record.shown_parameters():
         shown = "(sensitive)" if parameter.sensitive else repr(parameter.value)
         facts.add_row(f"  {parameter.name}", shown)

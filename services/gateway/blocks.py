@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -72,9 +72,14 @@ class ModalContext:
 
     channel_id: str | None = None
     command: str | None = None
+    #: The run a "re-run with edits" modal runs again (kept while the command stays).
+    rerun_of: str | None = None
 
     def to_metadata(self) -> str:
-        return json.dumps({"channel_id": self.channel_id, "command": self.command})
+        data = {"channel_id": self.channel_id, "command": self.command}
+        if self.rerun_of:
+            data["rerun_of"] = self.rerun_of
+        return json.dumps(data)
 
     @classmethod
     def from_metadata(cls, text: str) -> ModalContext:
@@ -86,16 +91,38 @@ class ModalContext:
         if not isinstance(data, dict):
             return cls()
         channel, command = data.get("channel_id"), data.get("command")
+        rerun_of = data.get("rerun_of")
         return cls(
             channel_id=channel if isinstance(channel, str) else None,
             command=command if isinstance(command, str) else None,
+            rerun_of=rerun_of if isinstance(rerun_of, str) else None,
         )
 
 
-def run_modal(catalog: Catalog, modal: ModalContext) -> dict[str, Any]:
-    """The batch run modal: the picker, and the form of ``modal.command`` when chosen."""
+@dataclass(frozen=True)
+class Prefill:
+    """What a "re-run with edits" modal starts with: an earlier run's environment and
+    parameter values (sensitive ones are never kept, so never prefilled)."""
+
+    environment: str | None = None
+    values: Mapping[str, str] = field(default_factory=dict)
+
+
+def run_modal(
+    catalog: Catalog, modal: ModalContext, prefill: Prefill | None = None
+) -> dict[str, Any]:
+    """The batch run modal: the picker, and the form of ``modal.command`` when chosen
+    (filled in from ``prefill`` for a re-run with edits)."""
     spec = catalog.command(modal.command) if modal.command else None
     blocks: list[Block] = [_command_picker(catalog, spec)]
+    rerun_of = modal.rerun_of if spec is not None else None
+    if rerun_of:
+        blocks.append(
+            context(
+                f":repeat: Runs {code(rerun_of)} again with what you change here; "
+                "sensitive values are not kept, type them again."
+            )
+        )
     if spec is None:
         blocks.append(
             context(
@@ -104,7 +131,7 @@ def run_modal(catalog: Catalog, modal: ModalContext) -> dict[str, Any]:
             )
         )
     else:
-        blocks.extend(_command_form(spec))
+        blocks.extend(_command_form(spec, prefill or Prefill()))
     return {
         "type": "modal",
         "callback_id": RUN_MODAL_CALLBACK,
@@ -112,7 +139,7 @@ def run_modal(catalog: Catalog, modal: ModalContext) -> dict[str, Any]:
         "submit": plain("Request run", MAX_MODAL_TITLE),
         "close": plain("Cancel", MAX_MODAL_TITLE),
         "private_metadata": ModalContext(
-            modal.channel_id, spec.name if spec else None
+            modal.channel_id, spec.name if spec else None, rerun_of
         ).to_metadata(),
         "blocks": blocks,
     }
@@ -137,7 +164,7 @@ def _command_picker(catalog: Catalog, chosen: CommandSpec | None) -> Block:
     }
 
 
-def _command_form(spec: CommandSpec) -> list[Block]:
+def _command_form(spec: CommandSpec, prefill: Prefill) -> list[Block]:
     blocks: list[Block] = [context(escape(spec.description))]
     environments = list(spec.environments.items())
     env_options = [
@@ -154,8 +181,9 @@ def _command_form(spec: CommandSpec) -> list[Block]:
         "placeholder": plain("Where it runs", 150),
         "options": env_options,
     }
-    if len(env_options) == 1:
-        env_element["initial_option"] = env_options[0]
+    chosen = [o for o in env_options if o["value"] == prefill.environment]
+    if chosen or len(env_options) == 1:
+        env_element["initial_option"] = (chosen or env_options)[0]
     blocks.append(
         {
             "type": "input",
@@ -164,7 +192,10 @@ def _command_form(spec: CommandSpec) -> list[Block]:
             "element": env_element,
         }
     )
-    blocks.extend(parameter_input(p) for p in spec.parameters)
+    blocks.extend(
+        parameter_input(p, None if p.sensitive else prefill.values.get(p.name))
+        for p in spec.parameters
+    )
     blocks.append(
         {
             "type": "input",
@@ -186,12 +217,14 @@ def parameter_block_id(name: str) -> str:
     return PARAM_BLOCK_PREFIX + name
 
 
-def parameter_input(spec: ParameterSpec) -> Block:
-    """The input block for one typed parameter."""
+def parameter_input(spec: ParameterSpec, initial: str | None = None) -> Block:
+    """The input block for one typed parameter (showing ``initial`` when it fits)."""
     hint_parts = [spec.description] if spec.description else []
     if spec.sensitive:
         hint_parts.append("Sensitive: never shown in Slack messages or the run history.")
     element = _parameter_element(spec, hint_parts)
+    if initial is not None:
+        _set_initial(element, initial)
     block: Block = {
         "type": "input",
         "block_id": parameter_block_id(spec.name),
@@ -252,6 +285,24 @@ def _parameter_element(spec: ParameterSpec, hint_parts: list[str]) -> dict[str, 
     elif isinstance(spec, ChoiceParameter):
         hint_parts.append("One of: " + ", ".join(spec.choices))
     return element
+
+
+def _set_initial(element: dict[str, Any], value: str) -> None:
+    """Show ``value`` in ``element`` instead of its default (a value no longer among the
+    options is left out: the requester picks again)."""
+    kind = element["type"]
+    if kind in ("static_select", "radio_buttons"):
+        match = [o for o in element["options"] if o["value"] == value]
+        if match:
+            element["initial_option"] = match[0]
+        else:
+            element.pop("initial_option", None)
+    elif kind == "users_select":
+        element["initial_user"] = value
+    elif kind == "number_input":
+        element["initial_value"] = value
+    else:
+        element["initial_value"] = value[: element.get("max_length", MAX_PLAIN_INPUT)]
 
 
 # =========================================================================== submissions

@@ -40,6 +40,7 @@ from services.gateway.blocks import (
     unknown_command_reply,
     view_errors,
 )
+from services.gateway.reruns import removed_command_reply, rerun_with_edits_view
 from services.gateway.store import Records
 from shared.authz import (
     approval_refusal,
@@ -471,11 +472,12 @@ class Gateway:
             )
         approval = request.policy.approval
         waits = " It waits for an approval before it starts." if approval else ""
+        again = f" It runs {code(rerun_of)} again." if rerun_of else ""
         return RunQueued(
             run_id=run_id,
             reply=text_reply(
                 f":inbox_tray: Requested *{escape(command)}* in *{escape(environment)}* "
-                f"(run {code(run_id)}).{waits}"
+                f"(run {code(run_id)}).{again}{waits}"
             ),
         )
 
@@ -593,6 +595,8 @@ class Gateway:
         record = await self.records.run(run_id)
         if record is None:
             return _no_such_run(run_id)
+        if self.catalog.command(record.command) is None:
+            return removed_command_reply(record)
         hidden = [p.name for p in record.parameters if p.sensitive and p.value is None]
         if hidden:
             return text_reply(
@@ -622,6 +626,13 @@ class Gateway:
             rerun_of=run_id,
         )
         return decision.reply
+
+    async def rerun_with_edits(self, run_id: str, channel_id: str | None) -> dict[str, Any] | Reply:
+        """``batch_rerun_edit``: the run modal prefilled from run ``run_id`` (or why not)."""
+        record = await self.records.run(run_id)
+        if record is None:
+            return _no_such_run(run_id)
+        return rerun_with_edits_view(self.catalog, record, channel_id)
 
     async def claim_drift(self, value: str, requester: Requester, request_key: str) -> Reply | None:
         """``drift_claim``: "I'm on it" (the drift message then shows who)."""

@@ -33,6 +33,7 @@ from services.notifier.blocks import (
     render_drift_resolved_reply,
     render_drift_still_open,
     render_drift_superseded_reply,
+    render_rerun_link_reply,
     render_run,
     render_run_finished_reply,
     render_run_refused_reply,
@@ -232,7 +233,10 @@ class NotifierHandlers:
             render=render_run,
         )
         before: RunView | None = None  # None: this event's view is the parent's first
-        if not (created or record.owner == event.event_id):
+        first = created or record.owner == event.event_id
+        if first and not isinstance(event, BatchRunFinished) and event.rerun_of:
+            await self._link_rerun(event.rerun_of, event)
+        if not first:
             merged = await self._delivery.update_thread(
                 key, RunView, lambda v: merge_run(v, event), render_run
             )
@@ -240,6 +244,18 @@ class NotifierHandlers:
         reply = _run_reply(event, before)
         if reply is not None:
             await self._reply(event, "reply", record, reply)
+
+    async def _link_rerun(
+        self, earlier: str, event: BatchApprovalRequested | BatchRunStarted | BatchRunRefused
+    ) -> None:
+        """Say in the earlier run's thread that it was run again, and as which run."""
+        thread = await self._store.get_thread(ThreadKey.run(earlier))
+        if thread is None or thread.ts is None:
+            log.info("notifier: run %s re-runs %s, whose thread is gone", event.run_id, earlier)
+            return
+        await self._reply(
+            event, "rerun-link", thread, render_rerun_link_reply(event.run_id, event.requested_by)
+        )
 
     # ------------------------------------------------------------------ operations
 

@@ -78,6 +78,7 @@ class RunView(_View):
     refusal_stage: RefusalStage | None = None
     refusal_reason: str | None = None
     decided_by: Actor | None = None
+    rerun_of: str | None = None
 
     @property
     def is_terminal(self) -> bool:
@@ -101,6 +102,8 @@ def merge_run(view: RunView, event: RunEvent) -> RunView:
     """``view`` with what ``event`` tells added; the phase only ever moves forward."""
     update: dict[str, object] = {}
     phase: RunPhase
+    if not isinstance(event, BatchRunFinished):
+        update["rerun_of"] = view.rerun_of or event.rerun_of
     if isinstance(event, BatchApprovalRequested):
         phase = "awaiting_approval"
         update.update(

@@ -34,6 +34,7 @@ from services.notifier.blocks.drift import (
 from services.notifier.blocks.message import SlackMessage
 from services.notifier.blocks.ops import render_dead_letter
 from services.notifier.blocks.runs import (
+    render_rerun_link_reply,
     render_run,
     render_run_finished_reply,
     render_run_refused_reply,
@@ -51,6 +52,7 @@ __all__ = [
     "render_drift_resolved_reply",
     "render_drift_still_open",
     "render_drift_superseded_reply",
+    "render_rerun_link_reply",
     "render_run",
     "render_run_finished_reply",
     "render_run_refused_reply",

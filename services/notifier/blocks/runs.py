@@ -10,7 +10,7 @@ from services.notifier.blocks.text import (
     tail_lines,
 )
 from services.notifier.views import RunView
-from shared.events import BatchRunFinished, BatchRunRefused, BatchRunStarted
+from shared.events import Actor, BatchRunFinished, BatchRunRefused, BatchRunStarted
 from shared.slack.actions import Action, encode_run_value
 from shared.slack.blocks import (
     MAX_FIELD_TEXT,
@@ -98,7 +98,10 @@ def render_run(view: RunView) -> SlackMessage:
         blocks.append(section(fields=[clip_mrkdwn(f, MAX_FIELD_TEXT) for f in fields[:MAX_FIELDS]]))
     if view.reason:
         blocks.append(section(clip_mrkdwn(f"> {escape(view.reason)}", MAX_SECTION_TEXT)))
-    blocks.append(context(f"Run `{code_text(view.run_id)}`"))
+    run_line = f"Run `{code_text(view.run_id)}`"
+    if view.rerun_of:
+        run_line += f" · run again from `{code_text(view.rerun_of)}`"
+    blocks.append(context(run_line))
     buttons = _run_buttons(view)
     if buttons:
         blocks.append(actions(buttons))
@@ -135,7 +138,11 @@ def _run_buttons(view: RunView) -> list[Block]:
             )
         ]
     if view.phase in RUN_OUTCOMES:
-        return [button("Run again", Action.BATCH_RERUN, value=encode_run_value(view.run_id))]
+        value = encode_run_value(view.run_id)
+        return [
+            button("Run again", Action.BATCH_RERUN, value=value),
+            button("Edit and run again", Action.BATCH_RERUN_EDIT, value=value),
+        ]
     return []
 
 
@@ -182,6 +189,16 @@ def render_run_finished_reply(event: BatchRunFinished) -> SlackMessage:
         blocks.append(context(f":scroll: <{event.log_url}|Full log>"))
     return SlackMessage(
         text=f"{status}: {event.command} on {event.environment}", blocks=fit_blocks(blocks)
+    )
+
+
+def render_rerun_link_reply(run_id: str, requested_by: Actor) -> SlackMessage:
+    """The reply in a run's thread when someone runs it again (with or without edits)."""
+    return SlackMessage(
+        text=f"Run again as {run_id}",
+        blocks=(
+            section(f":repeat: Run again by {mention(requested_by)} as run `{code_text(run_id)}`"),
+        ),
     )
 
 

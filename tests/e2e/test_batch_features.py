@@ -1,0 +1,169 @@
+"""Re-run with edits, break-glass and schedules, end to end, the way people use them.
+
+The same stack as :mod:`tests.e2e.test_batch_flow` (gateway, batch and notifier built by
+the composition root on moto, the Slack stand-in as Slack), over the demo catalog with the
+changes these flows need: a command removed from the catalog is simulated by a second
+gateway-side check, the break-glass limit is low enough to reach, and the scheduled
+command's cron is driven by the test's own ticks of the batch scheduler (no waiting).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from shared.slack.actions import Action
+from tests.e2e.test_batch_flow import (
+    ALICE,
+    BOB,
+    CAROL,
+    DEADLINE_SECONDS,
+    OPS_CHANNEL,
+    RUN_ID_IN_REPLY,
+    SECRET,
+    Person,
+    Stack,
+    buttons_of,
+    finished,
+    flow_catalog,
+    open_stack,
+    run_message_where,
+    runs_channel_id,
+    shown,
+    status_of,
+    until,
+)
+from tests.support import eventually
+from toilkit.standins.slack.app_requests import (
+    SignedSlack,
+    block_actions_payload,
+    button,
+    view_submission_payload,
+)
+
+
+@pytest.fixture(scope="module")
+async def stack(
+    moto_endpoint: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Stack]:
+    folder = tmp_path_factory.mktemp("batch-features")
+    catalog = flow_catalog(folder / "orders.sqlite")
+    async with open_stack(moto_endpoint, folder, catalog) as running:
+        yield running
+
+
+@pytest.fixture
+async def slack(stack: Stack) -> AsyncIterator[SignedSlack]:
+    side = SignedSlack(stack.gateway.events_url, SECRET, stack.standin, OPS_CHANNEL)
+    yield side
+    await side.close()
+
+
+@pytest.fixture
+def alice(stack: Stack, slack: SignedSlack) -> Person:
+    return Person(ALICE, stack, slack)
+
+
+@pytest.fixture
+def bob(stack: Stack, slack: SignedSlack) -> Person:
+    return Person(BOB, stack, slack)
+
+
+@pytest.fixture
+def carol(stack: Stack, slack: SignedSlack) -> Person:
+    return Person(CAROL, stack, slack)
+
+
+def unique(what: str) -> str:
+    return f"{what} ({uuid.uuid4().hex[:6]})"
+
+
+async def click_for_modal(person: Person, message: dict[str, Any], action_id: str) -> None:
+    """Click a run message's button that opens a modal (its trigger id is fresh)."""
+    element = buttons_of(message)[action_id]
+    payload = block_actions_payload(
+        button(action_id, element["value"]),
+        user=person.user,
+        trigger_id=person.standin.issue_trigger(person.user.id),
+        channel_id=runs_channel_id(person.standin),
+        message_ts=message["ts"],
+    )
+    status, _ = await person.slack.interact(payload)
+    assert status == 200
+
+
+async def submit(person: Person, view: dict[str, Any], answers: dict[str, Any]) -> str:
+    """Submit ``view`` with ``answers`` (other inputs keep what they show); the run id the
+    gateway's reply names (in the channel the modal was opened from)."""
+    before = len(person.requested_replies()) + len(
+        person.ephemeral_texts(runs_channel_id(person.standin))
+    )
+    status, text = await person.slack.interact(
+        view_submission_payload(view, answers, user=person.user)
+    )
+    assert (status, text) == (200, ""), text
+
+    async def answered() -> list[str]:
+        said = person.requested_replies() + person.ephemeral_texts(runs_channel_id(person.standin))
+        return said[before:]
+
+    [reply] = await eventually(answered, timeout=DEADLINE_SECONDS)
+    match = RUN_ID_IN_REPLY.search(reply)
+    assert match, reply
+    return match.group(1)
+
+
+# --------------------------------------------------------------------------- re-run with edits
+
+
+async def test_edit_and_run_again_opens_the_modal_prefilled_and_links_both_runs(
+    stack: Stack, alice: Person, bob: Person
+) -> None:
+    # GIVEN a finished reindex with a sensitive key
+    first = await alice.request(
+        "reindex-search",
+        "staging",
+        {"steps": "1", "api_key": "sk-never-prefilled"},
+        unique("reindex before the re-run"),
+    )
+    done = await finished(stack.standin, first)
+    assert Action.BATCH_RERUN_EDIT in buttons_of(done)
+
+    # WHEN bob clicks "Edit and run again"
+    views_before = {v["id"] for v in stack.standin.views()}
+    await click_for_modal(bob, done, Action.BATCH_RERUN_EDIT)
+
+    async def opened() -> dict[str, Any] | None:
+        return next((v for v in stack.standin.views() if v["id"] not in views_before), None)
+
+    modal = await until(opened)
+
+    # THEN the modal shows the run's command, environment and values, never the secret
+    inputs = {b["block_id"]: b["element"] for b in modal["blocks"] if b["type"] == "input"}
+    assert inputs["command"]["initial_option"]["value"] == "reindex-search"
+    assert inputs["environment"]["initial_option"]["value"] == "staging"
+    assert inputs["param:steps"]["initial_value"] == "1"
+    assert "initial_value" not in inputs["param:api_key"]
+    assert f"Runs `{first}` again" in shown(modal)
+    assert "sk-never-prefilled" not in str(modal)
+
+    # WHEN he changes one value and submits
+    second = await submit(bob, modal, {"param:steps": "2", "reason": "again with two steps"})
+
+    # THEN the new run ran with the edit, and each thread links to the other
+    rerun = await finished(stack.standin, second)
+    assert status_of(rerun) == "Succeeded"
+    assert "`steps` = `2`" in shown(rerun)
+    assert f"run again from `{first}`" in shown(rerun)
+
+    async def linked() -> dict[str, Any] | None:
+        message = await run_message_where(stack.standin, first, lambda m: True)
+        replies = [r for r in message["replies"] if f"as run `{second}`" in shown(r)]
+        return message if replies else None
+
+    old = await until(linked)
+    [link] = [r for r in old["replies"] if second in shown(r)]
+    assert "Run again by <@U0BOB00002>" in shown(link)
