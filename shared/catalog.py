@@ -274,17 +274,52 @@ RunnerSettings: TypeAlias = Annotated[
 ]
 
 
+#: The shortest reason a break-glass run may give (it is what everyone reads).
+MIN_BREAK_GLASS_REASON = 20
+
+
+class BreakGlassPolicy(_Model):
+    """Who may start a run here without waiting for an approval (an incident), and how often.
+
+    The run still needs the requester to be allowed to run the command; the approvers are
+    told at once, with the reason, and the audit trail marks the run as break-glass.
+    """
+
+    allowed: Principals = Field(description="Who may break glass (users, user groups).")
+    max_per_person_per_day: int = Field(
+        default=2, ge=1, le=100, description="Break-glass runs per person per UTC day."
+    )
+    notify_channel: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=80,
+        description="Where the approvers are told (default: the channel of the run's messages).",
+    )
+
+    @model_validator(mode="after")
+    def _someone_may_break_glass(self) -> BreakGlassPolicy:
+        if self.allowed.empty:
+            raise ValueError("allowed: name at least one user or user group")
+        return self
+
+
 class EnvironmentPolicy(_Model):
     """One environment of one command: who may run it, who approves, where it runs."""
 
     allowed: Principals
     approval: ApprovalPolicy | None = None
+    break_glass: BreakGlassPolicy | None = None
     runner: RunnerSettings = Field(default_factory=LocalRunnerSettings)
 
     @model_validator(mode="after")
     def _someone_may_run_it(self) -> EnvironmentPolicy:
         if self.allowed.empty:
             raise ValueError("allowed: name at least one user or user group")
+        if self.break_glass is not None and self.approval is None:
+            raise ValueError(
+                "break_glass: only an environment with an approval can allow it (without "
+                "one, every run starts at once already)"
+            )
         return self
 
 

@@ -113,6 +113,9 @@ class BatchRequested(EventBase):
     requested_by: Actor
     channel_id: str | None = Field(default=None, description="Where the request came from.")
     rerun_of: str | None = None
+    break_glass: bool = Field(
+        default=False, description="Start without approval (an incident); needs a reason."
+    )
 
 
 class BatchCancelRequested(EventBase):
@@ -165,6 +168,10 @@ class BatchRunStarted(EventBase):
     log_url: str | None = None
     started_at: AwareDatetime = Field(default_factory=utc_now)
     rerun_of: str | None = Field(default=None, description="The run this one runs again.")
+    break_glass: bool = Field(default=False, description="Started without its approval.")
+    break_glass_channel: str | None = Field(
+        default=None, description="Where the approvers are told of a break-glass run."
+    )
 
 
 RunStatus: TypeAlias = Literal["succeeded", "failed", "timed_out", "cancelled"]

@@ -18,7 +18,7 @@ import functools
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 from services.batch import lifecycle, outcomes
 from services.batch.runners.base import RunOutcome
@@ -28,6 +28,7 @@ from services.batch.supervisor import RunSupervisor
 from shared.authz import (
     approval_refusal,
     authorization_refusal,
+    break_glass_refusal,
     may_cancel,
     rejection_refusal,
 )
@@ -116,6 +117,7 @@ async def on_batch_requested(ctx: BatchContext, event: BatchRequested) -> None:
         requested_by=event.requested_by,
         channel_id=event.channel_id,
         rerun_of=event.rerun_of,
+        break_glass=event.break_glass,
         requested_at=ctx.clock(),
     )
     if await ctx.runs.create(record):
@@ -124,7 +126,9 @@ async def on_batch_requested(ctx: BatchContext, event: BatchRequested) -> None:
             record.run_id,
             "requested",
             f"{record.command} in {record.environment} ({shown or 'no parameters'})"
-            + (f"; reason: {record.reason}" if record.reason else ""),
+            + (f"; reason: {record.reason}" if record.reason else "")
+            + (f"; runs {record.rerun_of} again" if record.rerun_of else "")
+            + ("; break-glass (without approval)" if record.break_glass else ""),
             actor=record.requested_by,
             event_id=event.event_id,
         )
@@ -180,6 +184,9 @@ async def _decide(ctx: BatchContext, record: RunRecord, event_id: str) -> None:
     if policy is None:
         await ctx.supervisor.watch(await ctx.steps.start(record, request, event_id))
         return
+    if record.break_glass:
+        await _break_glass(ctx, record, request, event_id)
+        return
     approval = ApprovalState(
         approvers=policy.approvers.ids(),
         min_approvals=policy.min_approvals,
@@ -201,6 +208,43 @@ async def _decide(ctx: BatchContext, record: RunRecord, event_id: str) -> None:
         event_id=event_id,
     )
     await ctx.publisher.publish(outcomes.approval_requested(waiting))
+
+
+async def _break_glass(
+    ctx: BatchContext, record: RunRecord, request: ValidatedRequest, event_id: str
+) -> None:
+    """Start without approval if the catalog lets this person break glass here today."""
+    user = record.requested_by.slack_user_id or ""
+    day = ctx.clock().astimezone(UTC).date()
+    used = await ctx.runs.break_glass_runs(user, day)
+    refusal = await break_glass_refusal(
+        request, user, record.reason, ctx.directory, used_today=len(used - {record.run_id})
+    )
+    policy = request.policy.break_glass
+    if refusal is None and policy is not None:
+        limit = policy.max_per_person_per_day
+        if not await ctx.runs.claim_break_glass(user, day, record.run_id, limit=limit):
+            refusal = f"{user} reached the break-glass limit of {limit} per day (UTC) just now"
+    if refusal is not None or policy is None:
+        await ctx.steps.refuse(
+            record, "authorization", refusal or "no break-glass", event_id=event_id
+        )
+        return
+    marked, _ = await ctx.runs.update(
+        record.run_id,
+        functools.partial(lifecycle.skip_approval, notify_channel=policy.notify_channel),
+    )
+    if marked is None or marked.status != "received":
+        return
+    await ctx.runs.audit(
+        record.run_id,
+        "break_glass",
+        f"started without approval (break-glass {len(used | {record.run_id})} of "
+        f"{policy.max_per_person_per_day} today); reason: {record.reason}",
+        actor=record.requested_by,
+        event_id=event_id,
+    )
+    await ctx.supervisor.watch(await ctx.steps.start(marked, request, event_id))
 
 
 # --------------------------------------------------------------------------- approvals

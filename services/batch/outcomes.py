@@ -81,6 +81,8 @@ def started(record: RunRecord) -> BatchRunStarted:
         log_url=record.log_url,
         started_at=record.started_at,
         rerun_of=record.rerun_of,
+        break_glass=record.approval_skipped,
+        break_glass_channel=record.break_glass_channel,
     )
 
 

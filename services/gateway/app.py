@@ -330,7 +330,7 @@ class _Listeners:
                 await ack(response_action="errors", errors=errors)
             case FormRebuild(view):
                 await ack(response_action="update", view=view)
-            case FormAccepted(request, reason):
+            case FormAccepted(request, reason, break_glass):
                 await ack()
                 requester = Requester(payload.user.id, payload.user.display_name, modal.channel_id)
                 key = _key(context, body)
@@ -342,6 +342,7 @@ class _Listeners:
                         requester=requester,
                         request_key=key,
                         rerun_of=modal.rerun_of,
+                        break_glass=break_glass,
                     )
                     await self._reply(decision.reply, requester, None)
 

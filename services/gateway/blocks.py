@@ -19,6 +19,7 @@ from typing import Any
 
 from services.gateway.payloads import StateValue, ViewState
 from shared.catalog import (
+    MIN_BREAK_GLASS_REASON,
     BooleanParameter,
     Catalog,
     ChoiceParameter,
@@ -53,6 +54,9 @@ PICK_COMMAND_ACTION = "run_pick_command"
 COMMAND_BLOCK = "command"
 ENVIRONMENT_BLOCK = "environment"
 REASON_BLOCK = "reason"
+BREAK_GLASS_BLOCK = "break_glass"
+#: The value of the break-glass checkbox when ticked.
+BREAK_GLASS_VALUE = "break_glass"
 PARAM_BLOCK_PREFIX = "param:"
 #: Every input's element uses this action id; the block id says which field it is.
 VALUE_ACTION = "value"
@@ -196,6 +200,9 @@ def _command_form(spec: CommandSpec, prefill: Prefill) -> list[Block]:
         parameter_input(p, None if p.sensitive else prefill.values.get(p.name))
         for p in spec.parameters
     )
+    glass = [name for name, policy in environments if policy.break_glass is not None]
+    if glass:
+        blocks.append(_break_glass_input(glass))
     blocks.append(
         {
             "type": "input",
@@ -211,6 +218,28 @@ def _command_form(spec: CommandSpec, prefill: Prefill) -> list[Block]:
         }
     )
     return blocks
+
+
+def _break_glass_input(environments: Sequence[str]) -> Block:
+    """The break-glass checkbox, for a command with environments that allow it."""
+    where = ", ".join(environments)
+    return {
+        "type": "input",
+        "block_id": BREAK_GLASS_BLOCK,
+        "optional": True,
+        "label": plain("Break glass (incident only)"),
+        "hint": plain(
+            f"Starts at once without approval in {where}; the approvers are told at once "
+            f"with your reason (at least {MIN_BREAK_GLASS_REASON} characters). Limited per "
+            "person per day.",
+            MAX_HINT,
+        ),
+        "element": {
+            "type": "checkboxes",
+            "action_id": VALUE_ACTION,
+            "options": [option("Start without waiting for an approval", BREAK_GLASS_VALUE)],
+        },
+    }
 
 
 def parameter_block_id(name: str) -> str:
@@ -316,6 +345,7 @@ class RunForm:
     environment: str | None
     reason: str
     parameters: dict[str, RawValue]
+    break_glass: bool = False
 
 
 def state_value(value: StateValue) -> str | None:
@@ -348,6 +378,7 @@ def read_run_form(state: ViewState) -> RunForm:
         environment=single(ENVIRONMENT_BLOCK),
         reason=single(REASON_BLOCK) or "",
         parameters=parameters,
+        break_glass=single(BREAK_GLASS_BLOCK) == BREAK_GLASS_VALUE,
     )
 
 
@@ -360,7 +391,7 @@ def view_errors(errors: Iterable[FieldError], spec: CommandSpec | None) -> dict[
     parameter_names = {p.name for p in spec.parameters} if spec else set()
     by_block: dict[str, list[str]] = {}
     for error in errors:
-        if error.field in (COMMAND_BLOCK, ENVIRONMENT_BLOCK, REASON_BLOCK):
+        if error.field in (COMMAND_BLOCK, ENVIRONMENT_BLOCK, REASON_BLOCK, BREAK_GLASS_BLOCK):
             block_id, text = error.field, error.message
         elif error.field in parameter_names:
             block_id, text = parameter_block_id(error.field), error.message

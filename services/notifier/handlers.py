@@ -25,6 +25,7 @@ from collections.abc import Mapping
 
 from services.notifier.blocks import (
     SlackMessage,
+    render_break_glass_notice,
     render_dead_letter,
     render_digest,
     render_drift,
@@ -236,6 +237,14 @@ class NotifierHandlers:
         first = created or record.owner == event.event_id
         if first and not isinstance(event, BatchRunFinished) and event.rerun_of:
             await self._link_rerun(event.rerun_of, event)
+        if isinstance(event, BatchRunStarted) and event.break_glass:
+            # The approvers' own message, apart from the run's thread: they were skipped.
+            channel = event.break_glass_channel or self._routes.for_command(event.command)
+            await self._delivery.post_once(
+                PostMarker(event.event_id, "break-glass"),
+                channel,
+                render_break_glass_notice(event),
+            )
         if not first:
             merged = await self._delivery.update_thread(
                 key, RunView, lambda v: merge_run(v, event), render_run

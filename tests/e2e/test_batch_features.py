@@ -9,11 +9,16 @@ command's cron is driven by the test's own ticks of the batch scheduler (no wait
 
 from __future__ import annotations
 
+import asyncio
+import html
+import json
+import os
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
+from typer.testing import CliRunner
 
 from shared.slack.actions import Action
 from tests.e2e.test_batch_flow import (
@@ -21,12 +26,14 @@ from tests.e2e.test_batch_flow import (
     BOB,
     CAROL,
     DEADLINE_SECONDS,
+    FINAL_STATUSES,
     OPS_CHANNEL,
     RUN_ID_IN_REPLY,
     SECRET,
     Person,
     Stack,
     buttons_of,
+    every_version,
     finished,
     flow_catalog,
     open_stack,
@@ -37,12 +44,15 @@ from tests.e2e.test_batch_flow import (
     until,
 )
 from tests.support import eventually
+from toilkit.cli import app
 from toilkit.standins.slack.app_requests import (
     SignedSlack,
     block_actions_payload,
     button,
     view_submission_payload,
 )
+
+T = TypeVar("T")
 
 
 @pytest.fixture(scope="module")
@@ -167,3 +177,118 @@ async def test_edit_and_run_again_opens_the_modal_prefilled_and_links_both_runs(
     old = await until(linked)
     [link] = [r for r in old["replies"] if second in shown(r)]
     assert "Run again by <@U0BOB00002>" in shown(link)
+
+
+# --------------------------------------------------------------------------- break-glass
+
+APPROVERS_CHANNEL = "#sre-approvals"  # the demo catalog's break_glass.notify_channel
+INCIDENT = "INC-21: checkout down, orders stuck in pending since 09:12"
+
+
+async def break_glass(person: Person, text: str, reason: str = INCIDENT) -> tuple[int, str]:
+    """Ask for echo-args in production with break-glass ticked; Slack's answer to it."""
+    form = await person.pick(await person.open_run_modal(), "echo-args")
+    answers = {
+        "environment": "production",
+        "param:text": text,
+        "reason": reason,
+        "break_glass": "break_glass",
+    }
+    return await person.slack.interact(view_submission_payload(form, answers, user=person.user))
+
+
+async def toilkit_runs(moto_endpoint: str, *args: str) -> str:
+    env = {
+        "AWS_ENDPOINT_URL": moto_endpoint,
+        "TOILKIT_NAME_PREFIX": os.environ["TOILKIT_NAME_PREFIX"],
+        "COLUMNS": "250",
+        "NO_COLOR": "1",
+    }
+    result = await asyncio.to_thread(CliRunner().invoke, app, ["runs", *args], env=env)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+async def test_break_glass_starts_without_approval_and_tells_the_approvers_at_once(
+    stack: Stack, alice: Person, moto_endpoint: str
+) -> None:
+    # GIVEN alice, in @sre, breaks glass on production with a stated reason
+    before = len(alice.requested_replies())
+    assert await break_glass(alice, "unstick the orders") == (200, "")
+    [reply] = await eventually(
+        lambda: _async(alice.requested_replies()[before:]), timeout=DEADLINE_SECONDS
+    )
+    assert "Break-glass: it starts without approval" in reply
+    run_id = RUN_ID_IN_REPLY.search(reply).group(1)  # type: ignore[union-attr]
+
+    # THEN it runs at once (never awaited approval), marked break-glass
+    message = await finished(stack.standin, run_id)
+    assert status_of(message) == "Succeeded"
+    assert ":rotating_light: break-glass" in shown(message)
+    assert "skipped: break-glass" in shown(message)
+    versions = [status_of(v) for v in every_version(stack.standin, run_id)]
+    assert "Awaiting approval" not in versions
+
+    # AND the approvers' channel got its own message, with the reason
+    async def notice() -> dict[str, Any] | None:
+        return next(
+            (m for m in stack.standin.messages(APPROVERS_CHANNEL) if run_id in shown(m)), None
+        )
+
+    told = await until(notice)
+    assert "*Break-glass:* <@U0ALICE001> started `echo-args` on *production* without approval" in (
+        shown(told)
+    )
+    assert INCIDENT in html.unescape(shown(told))
+
+    # AND the audit trail marks it, and the CLI lists it among break-glass runs
+    listed = await toilkit_runs(moto_endpoint, "list", "--break-glass", "--json")
+    assert run_id in listed
+    assert all(json.loads(line)["break_glass"] for line in listed.splitlines())
+    trail = await toilkit_runs(moto_endpoint, "show", run_id)
+    assert "break_glass" in trail and "started without approval" in trail
+
+
+async def test_break_glass_is_refused_over_the_daily_limit_without_a_reason_or_group(
+    stack: Stack, bob: Person, carol: Person
+) -> None:
+    # Two a day (the demo catalog's limit) start at once ...
+    for text in ("first", "second"):
+        assert await break_glass(bob, text) == (200, "")
+    # ... the third is refused by the batch service, and never runs.
+    assert await break_glass(bob, "third") == (200, "")
+
+    async def three() -> list[str] | None:
+        said = [r for r in bob.requested_replies() if "Break-glass" in r]
+        return said if len(said) == 3 else None
+
+    run_ids = [RUN_ID_IN_REPLY.search(r).group(1) for r in await until(three)]  # type: ignore[union-attr]
+    ended = [
+        await run_message_where(stack.standin, r, lambda m: status_of(m) in FINAL_STATUSES)
+        for r in run_ids
+    ]
+    statuses = [status_of(m) for m in ended]
+    assert sorted(statuses) == ["Refused", "Succeeded", "Succeeded"]
+    refused = ended[statuses.index("Refused")]
+    assert "already started 2 break-glass run(s) today" in shown(refused)
+    assert not (stack.log_dir / f"{run_ids[statuses.index('Refused')]}.log").exists()
+
+    # A short reason is refused under the field, before anything is sent.
+    status, text = await break_glass(bob, "no reason", reason="it is urgent")
+    assert status == 200
+    assert "at least 20 characters" in json.loads(text)["errors"]["reason"]
+
+    # Carol may run echo-args in production, but not break glass: told so, nothing queued.
+    requested = len(carol.requested_replies())
+    assert await break_glass(carol, "carol's try") == (200, "")
+
+    async def refusal() -> list[str]:
+        return [t for t in carol.ephemeral_texts(OPS_CHANNEL) if "may not break glass" in t]
+
+    [said] = await eventually(refusal, timeout=DEADLINE_SECONDS)
+    assert "You may not break glass *echo-args* in *production*" in said
+    assert len(carol.requested_replies()) == requested
+
+
+async def _async(value: T) -> T:
+    return value

@@ -60,6 +60,8 @@ def render_run(view: RunView) -> SlackMessage:
     """A run's parent message: one line per run in the channel, updated to its status."""
     icon, status = _PHASES[view.phase]
     title = f"{icon} *{status}* · `{code_text(view.command)}` on *{escape(view.environment)}*"
+    if view.break_glass:
+        title += " · :rotating_light: break-glass"
     if view.phase in RUN_OUTCOMES:
         bits = []
         if view.duration_seconds is not None:
@@ -81,6 +83,8 @@ def render_run(view: RunView) -> SlackMessage:
         fields.append(f"*Requested by*\n{mention(view.requested_by)}")
     if view.approved_by is not None:
         fields.append(f"*Approved by*\n{mention(view.approved_by)}")
+    elif view.break_glass:
+        fields.append("*Approval*\n:rotating_light: skipped: break-glass")
     elif view.phase == "awaiting_approval" and view.approvers:
         fields.append(f"*Approvers*\n{' '.join(approver_mention(a) for a in view.approvers)}")
     if view.phase == "awaiting_approval" and view.approval_expires_at is not None:
@@ -190,6 +194,34 @@ def render_run_finished_reply(event: BatchRunFinished) -> SlackMessage:
     return SlackMessage(
         text=f"{status}: {event.command} on {event.environment}", blocks=fit_blocks(blocks)
     )
+
+
+def render_break_glass_notice(event: BatchRunStarted) -> SlackMessage:
+    """The approvers' own message: a run started without their approval, and why."""
+    head = (
+        f":rotating_light: *Break-glass:* {mention(event.requested_by)} started "
+        f"`{code_text(event.command)}` on *{escape(event.environment)}* without approval"
+    )
+    blocks: list[Block] = [section(head)]
+    if event.reason:
+        blocks.append(section(clip_mrkdwn(f"*Reason*\n> {escape(event.reason)}", MAX_SECTION_TEXT)))
+    if event.parameters:
+        blocks.append(
+            section(
+                clip_mrkdwn(f"*Parameters*\n{parameters_text(event.parameters)}", MAX_FIELD_TEXT)
+            )
+        )
+    blocks.append(
+        context(
+            f"Run `{code_text(event.run_id)}` · started {slack_date(event.started_at)} · "
+            "review it in the run's thread; `toilkit runs list --break-glass` lists them all"
+        )
+    )
+    text = (
+        f"Break-glass: {event.requested_by.name} started {event.command} on "
+        f"{event.environment} without approval"
+    )
+    return SlackMessage(text=clip(text, MAX_NOTIFICATION_TEXT), blocks=fit_blocks(blocks))
 
 
 def render_rerun_link_reply(run_id: str, requested_by: Actor) -> SlackMessage:
