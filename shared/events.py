@@ -116,6 +116,9 @@ class BatchRequested(EventBase):
     break_glass: bool = Field(
         default=False, description="Start without approval (an incident); needs a reason."
     )
+    scheduled_for: AwareDatetime | None = Field(
+        default=None, description="The due time, for a run the catalog's schedule requests."
+    )
 
 
 class BatchCancelRequested(EventBase):
@@ -194,7 +197,7 @@ class BatchRunFinished(EventBase):
 
 
 RefusalStage: TypeAlias = Literal[
-    "validation", "authorization", "approval", "concurrency", "runner"
+    "validation", "authorization", "approval", "concurrency", "runner", "schedule"
 ]
 
 

@@ -155,6 +155,21 @@ def show_run(
         data["audit"] = [json.loads(entry.model_dump_json()) for entry in trail]
         out.print_json(json.dumps(data))
         return
+    out.print(_facts(record))
+    if record.log_tail:
+        out.print("[bold]last lines of the log[/]")
+        for line in record.log_tail:
+            out.print(f"  {line}", markup=False, highlight=False)
+    audit = Table(title="audit trail", title_justify="left")
+    for column in ("when", "what", "who", "detail"):
+        audit.add_column(column, no_wrap=column in ("when", "what"))
+    for entry in trail:
+        audit.add_row(_when(entry.at), entry.action, _who(entry.actor), entry.detail)
+    out.print(audit)
+
+
+def _facts(record: RunRecord) -> Table:
+    """The run's request, decisions and outcome, one row each."""
     facts = Table(show_header=False, box=None, title=f"run {record.run_id}", title_justify="left")
     facts.add_column(style="bold")
     facts.add_column()
@@ -197,17 +212,7 @@ def show_run(
         facts.add_row("error", record.error)
     if record.log_url:
         facts.add_row("log", record.log_url)
-    out.print(facts)
-    if record.log_tail:
-        out.print("[bold]last lines of the log[/]")
-        for line in record.log_tail:
-            out.print(f"  {line}", markup=False, highlight=False)
-    audit = Table(title="audit trail", title_justify="left")
-    for column in ("when", "what", "who", "detail"):
-        audit.add_column(column, no_wrap=column in ("when", "what"))
-    for entry in trail:
-        audit.add_row(_when(entry.at), entry.action, _who(entry.actor), entry.detail)
-    out.print(audit)
+    return facts
 
 
 @runs_app.command("request")

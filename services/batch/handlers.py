@@ -118,6 +118,7 @@ async def on_batch_requested(ctx: BatchContext, event: BatchRequested) -> None:
         channel_id=event.channel_id,
         rerun_of=event.rerun_of,
         break_glass=event.break_glass,
+        scheduled_for=event.scheduled_for,
         requested_at=ctx.clock(),
     )
     if await ctx.runs.create(record):
@@ -170,16 +171,22 @@ async def _decide(ctx: BatchContext, record: RunRecord, event_id: str) -> None:
     if isinstance(request, str):
         await ctx.steps.refuse(record, "validation", request, event_id=event_id)
         return
-    refusal = await authorization_refusal(request, record.requested_by.slack_user_id, ctx.directory)
-    if refusal is not None:
-        await ctx.steps.refuse(record, "authorization", refusal, event_id=event_id)
-        return
-    await ctx.runs.audit(
-        record.run_id,
-        "authorized",
-        f"{record.requested_by.slack_user_id} may run {record.command} in {record.environment}",
-        event_id=event_id,
-    )
+    if record.scheduled_for is not None:
+        if not await _schedule_allows(ctx, record, request, event_id):
+            return
+    else:
+        refusal = await authorization_refusal(
+            request, record.requested_by.slack_user_id, ctx.directory
+        )
+        if refusal is not None:
+            await ctx.steps.refuse(record, "authorization", refusal, event_id=event_id)
+            return
+        await ctx.runs.audit(
+            record.run_id,
+            "authorized",
+            f"{record.requested_by.slack_user_id} may run {record.command} in {record.environment}",
+            event_id=event_id,
+        )
     policy = request.policy.approval
     if policy is None:
         await ctx.supervisor.watch(await ctx.steps.start(record, request, event_id))
@@ -208,6 +215,48 @@ async def _decide(ctx: BatchContext, record: RunRecord, event_id: str) -> None:
         event_id=event_id,
     )
     await ctx.publisher.publish(outcomes.approval_requested(waiting))
+
+
+async def _schedule_allows(
+    ctx: BatchContext, record: RunRecord, request: ValidatedRequest, event_id: str
+) -> bool:
+    """A scheduled request: the catalog's own schedule with its own values, and not while
+    the schedule's previous run still runs (then it is skipped, with a note)."""
+    schedule = ctx.catalog.schedule(record.command, record.environment)
+    expected = validate_request(
+        ctx.catalog, record.command, record.environment, schedule.parameters if schedule else {}
+    )
+    if (
+        schedule is None
+        or record.requested_by.slack_user_id is not None
+        or not isinstance(expected, ValidatedRequest)
+        or expected.values != request.values
+    ):
+        reason = (
+            f"the catalog schedules no run of {record.command} in {record.environment} "
+            "with these values"
+        )
+        await ctx.steps.refuse(record, "authorization", reason, event_id=event_id)
+        return False
+    previous_id = await ctx.runs.last_scheduled_run(record.command, record.environment)
+    previous = await ctx.runs.get(previous_id) if previous_id not in (None, record.run_id) else None
+    if previous is not None and not previous.final:
+        reason = (
+            f"skipped: the previous scheduled run {previous.run_id} is still "
+            f"{previous.status.replace('_', ' ')}"
+        )
+        await ctx.steps.refuse(record, "schedule", reason, event_id=event_id)
+        return False
+    await ctx.runs.set_last_scheduled_run(record.command, record.environment, record.run_id)
+    assert record.scheduled_for is not None
+    await ctx.runs.audit(
+        record.run_id,
+        "scheduled",
+        f"due {sortable_time(record.scheduled_for)} by the catalog's schedule "
+        f"{schedule.cron} ({schedule.timezone})",
+        event_id=event_id,
+    )
+    return True
 
 
 async def _break_glass(

@@ -66,6 +66,9 @@ class RunRecord(_Model):
     channel_id: str | None = None
     rerun_of: str | None = None
     break_glass: bool = Field(default=False, description="Requested to start without approval.")
+    scheduled_for: AwareDatetime | None = Field(
+        default=None, description="The due time of a run the catalog's schedule requested."
+    )
     approval_skipped: bool = Field(
         default=False, description="Break-glass: started without the approval it needs."
     )

@@ -15,6 +15,7 @@ import json
 import os
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import pytest
@@ -61,6 +62,14 @@ async def stack(
 ) -> AsyncIterator[Stack]:
     folder = tmp_path_factory.mktemp("batch-features")
     catalog = flow_catalog(folder / "orders.sqlite")
+    [reindex] = [c for c in catalog["commands"] if c["name"] == "reindex-search"]
+    reindex["environments"]["staging"]["schedule"] = {
+        "cron": "*/5 * * * *",
+        "timezone": "Europe/Paris",
+        "parameters": {"steps": 30},
+        "reason": "keep the index fresh",
+    }
+    # The test ticks the schedules itself (open_stack turns the ticking task off).
     async with open_stack(moto_endpoint, folder, catalog) as running:
         yield running
 
@@ -245,8 +254,9 @@ async def test_break_glass_starts_without_approval_and_tells_the_approvers_at_on
     listed = await toilkit_runs(moto_endpoint, "list", "--break-glass", "--json")
     assert run_id in listed
     assert all(json.loads(line)["break_glass"] for line in listed.splitlines())
-    trail = await toilkit_runs(moto_endpoint, "show", run_id)
-    assert "break_glass" in trail and "started without approval" in trail
+    trail = json.loads(await toilkit_runs(moto_endpoint, "show", run_id, "--json"))["audit"]
+    [marked] = [e for e in trail if e["action"] == "break_glass"]
+    assert "started without approval" in marked["detail"] and INCIDENT in marked["detail"]
 
 
 async def test_break_glass_is_refused_over_the_daily_limit_without_a_reason_or_group(
@@ -292,3 +302,37 @@ async def test_break_glass_is_refused_over_the_daily_limit_without_a_reason_or_g
 
 async def _async(value: T) -> T:
     return value
+
+
+# --------------------------------------------------------------------------- schedules
+
+
+async def test_a_scheduled_run_is_requested_by_schedule_and_skipped_while_the_last_one_runs(
+    stack: Stack, alice: Person, moto_endpoint: str
+) -> None:
+    [batch] = [s for s in stack.services if s.name == "batch"]
+    ticker = batch.schedules  # type: ignore[attr-defined]
+    due = datetime(2031, 1, 1, 0, 5, tzinfo=UTC)
+
+    # WHEN the schedule is due (the test's clock), the run goes through the same pipeline
+    [first] = await ticker.tick(due + timedelta(seconds=10))
+    running = await run_message_where(stack.standin, first, lambda m: status_of(m) == "Running")
+    assert "*Requested by*\n*schedule*" in shown(running)
+    assert "keep the index fresh (schedule */5 * * * *, Europe/Paris)" in shown(running)
+    # A tick within the same period requests nothing more.
+    assert await ticker.tick(due + timedelta(seconds=40)) == []
+
+    # WHEN it is due again while the first still runs, the new one is skipped, with a note
+    [second] = await ticker.tick(due + timedelta(minutes=5, seconds=1))
+    skipped = await run_message_where(stack.standin, second, lambda m: status_of(m) == "Refused")
+    assert "skipped, the previous scheduled run still runs" in shown(skipped)
+    assert f"previous scheduled run {first} is still running" in html.unescape(shown(skipped))
+    assert not (stack.log_dir / f"{second}.log").exists()
+
+    # AND the audit trail says who asked and why
+    shown_json = json.loads(await toilkit_runs(moto_endpoint, "show", first, "--json"))
+    assert shown_json["requested_by"]["name"] == "schedule"
+    [scheduled] = [e for e in shown_json["audit"] if e["action"] == "scheduled"]
+    assert "by the catalog's schedule */5 * * * * (Europe/Paris)" in scheduled["detail"]
+    await alice.click(running, Action.BATCH_CANCEL)
+    assert status_of(await finished(stack.standin, first)) == "Cancelled"

@@ -61,11 +61,15 @@ def test_the_demo_catalog_loads() -> None:
         "check-invoices",
         "reindex-search",
         "echo-args",
+        "nightly-invoice-check",
     ]
     assert demo.base_dir() == DEMO.parent
     production = demo.command("backfill-orders").environments["production"]  # type: ignore[union-attr]
     assert production.approval is not None
     assert production.approval.approvers.usergroups == ("S0SRE00001",)
+    assert production.break_glass is not None
+    [(scheduled, environment, _)] = demo.schedules()
+    assert (scheduled.name, environment) == ("nightly-invoice-check", "staging")
 
 
 @pytest.mark.parametrize(

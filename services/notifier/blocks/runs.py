@@ -53,6 +53,7 @@ _REFUSAL_WORDS = {
     "approval": "approval was refused",
     "concurrency": "another run holds the lock",
     "runner": "the runner could not start it",
+    "schedule": "skipped, the previous scheduled run still runs",
 }
 
 
