@@ -43,9 +43,10 @@ COMMON = (
     "tenacity",
 )
 FUNCTION_DISTRIBUTIONS: dict[str, tuple[str, ...]] = {
-    "gateway": (*COMMON, "slack-bolt"),
+    # croniter: the catalog checks its schedules' crons (imported only when it has some).
+    "gateway": (*COMMON, "slack-bolt", "croniter"),
     "detector": (*COMMON, "croniter", "python-hcl2"),
-    "batch": COMMON,
+    "batch": (*COMMON, "croniter"),
     "notifier": COMMON,
 }
 #: The functions that read the batch command catalog (catalog.yaml beside the code).

@@ -8,7 +8,14 @@ policy, so the two can never disagree.
 
 from __future__ import annotations
 
-from shared.catalog import ApprovalPolicy, Catalog, GroupDirectory, Principals, ValidatedRequest
+from shared.catalog import (
+    MIN_BREAK_GLASS_REASON,
+    ApprovalPolicy,
+    Catalog,
+    GroupDirectory,
+    Principals,
+    ValidatedRequest,
+)
 
 
 async def principals_allow(
@@ -37,6 +44,49 @@ async def authorization_refusal(
         f"{requester_id} may not run {request.command.name} in {request.environment} "
         f"(allowed: {', '.join(request.policy.allowed.ids())})"
     )
+
+
+async def break_glass_refusal(
+    request: ValidatedRequest,
+    requester_id: str | None,
+    reason: str,
+    directory: GroupDirectory,
+    *,
+    used_today: int = 0,
+) -> str | None:
+    """Why the requester may not start this run without approval (None: they may).
+
+    Checked after :func:`authorization_refusal` (break-glass skips the approval, never the
+    permission to run the command).
+
+    Args:
+        request: the valid request.
+        requester_id: who asks.
+        reason: the request's reason (everyone reads it; it must say something).
+        directory: user group membership.
+        used_today: the requester's break-glass runs so far this UTC day (not this one).
+    """
+    policy = request.policy.break_glass
+    where = f"{request.command.name} in {request.environment}"
+    if policy is None:
+        return f"{where} does not allow break-glass; it waits for an approval"
+    if len(reason.strip()) < MIN_BREAK_GLASS_REASON:
+        return (
+            f"a break-glass run needs a reason of at least {MIN_BREAK_GLASS_REASON} "
+            "characters (the incident, what is broken)"
+        )
+    if not await principals_allow(policy.allowed, requester_id, directory):
+        return (
+            f"{requester_id or 'someone unnamed'} may not break glass for {where} "
+            f"(allowed: {', '.join(policy.allowed.ids())})"
+        )
+    if used_today >= policy.max_per_person_per_day:
+        return (
+            f"{requester_id} already started {used_today} break-glass run(s) today, the "
+            f"limit for {where} is {policy.max_per_person_per_day} per person per day (UTC); "
+            "ask an approver instead"
+        )
+    return None
 
 
 async def approval_refusal(

@@ -17,6 +17,7 @@ import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, Protocol, TypeAlias
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -274,17 +275,78 @@ RunnerSettings: TypeAlias = Annotated[
 ]
 
 
+#: The shortest reason a break-glass run may give (it is what everyone reads).
+MIN_BREAK_GLASS_REASON = 20
+
+
+class BreakGlassPolicy(_Model):
+    """Who may start a run here without waiting for an approval (an incident), and how often.
+
+    The run still needs the requester to be allowed to run the command; the approvers are
+    told at once, with the reason, and the audit trail marks the run as break-glass.
+    """
+
+    allowed: Principals = Field(description="Who may break glass (users, user groups).")
+    max_per_person_per_day: int = Field(
+        default=2, ge=1, le=100, description="Break-glass runs per person per UTC day."
+    )
+    notify_channel: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=80,
+        description="Where the approvers are told (default: the channel of the run's messages).",
+    )
+
+    @model_validator(mode="after")
+    def _someone_may_break_glass(self) -> BreakGlassPolicy:
+        if self.allowed.empty:
+            raise ValueError("allowed: name at least one user or user group")
+        return self
+
+
+class Schedule(_Model):
+    """Run the command here on a cron schedule, requested by "schedule" (same pipeline:
+    validation, approval if the environment needs one, locks, Slack, audit)."""
+
+    cron: str = Field(min_length=1, description="Five-field cron, e.g. '30 2 * * *'.")
+    timezone: str = Field(default="UTC", description="IANA zone the cron reads in.")
+    parameters: dict[str, RawValue] = Field(
+        default_factory=dict, description="The run's parameter values (checked on load)."
+    )
+    reason: str = Field(default="scheduled run", min_length=1, max_length=500)
+
+    def problem(self) -> str | None:
+        """What is wrong with the cron or the time zone (None: both are fine)."""
+        # Only a catalog with schedules pays for the import (the gateway's cold start).
+        from croniter import croniter  # noqa: PLC0415
+
+        if not croniter.is_valid(self.cron) or len(self.cron.split()) != 5:
+            return f"{self.cron!r} is not a valid five-field cron expression"
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            return f"{self.timezone!r} is not a known time zone (e.g. Europe/Paris, UTC)"
+        return None
+
+
 class EnvironmentPolicy(_Model):
     """One environment of one command: who may run it, who approves, where it runs."""
 
     allowed: Principals
     approval: ApprovalPolicy | None = None
+    break_glass: BreakGlassPolicy | None = None
+    schedule: Schedule | None = None
     runner: RunnerSettings = Field(default_factory=LocalRunnerSettings)
 
     @model_validator(mode="after")
     def _someone_may_run_it(self) -> EnvironmentPolicy:
         if self.allowed.empty:
             raise ValueError("allowed: name at least one user or user group")
+        if self.break_glass is not None and self.approval is None:
+            raise ValueError(
+                "break_glass: only an environment with an approval can allow it (without "
+                "one, every run starts at once already)"
+            )
         return self
 
 
@@ -326,6 +388,12 @@ class CommandSpec(_Model):
         unused = sorted(declared - used)
         if unused:
             raise ValueError(f"parameters never used in argv or env: {', '.join(unused)}")
+        for environment, policy in self.environments.items():
+            problem = policy.schedule.problem() if policy.schedule else None
+            if problem:
+                raise ValueError(
+                    f"command {self.name}, environment {environment}: schedule: {problem}"
+                )
         return self
 
     def parameter(self, name: str) -> ParameterSpec | None:
@@ -374,7 +442,28 @@ class Catalog(_Model):
             bad = [m for m in members if not SLACK_USER_ID.fullmatch(m)]
             if bad:
                 raise ValueError(f"usergroups.{group}: not Slack user ids: {', '.join(bad)}")
+        for command, environment, schedule in self.schedules():
+            checked = validate_request(self, command.name, environment, schedule.parameters)
+            if isinstance(checked, list):
+                raise ValueError(  # noqa: TRY004 - pydantic reports ValueErrors
+                    f"command {command.name}, environment {environment}: schedule "
+                    f"parameters: {'; '.join(str(e) for e in checked)}"
+                )
         return self
+
+    def schedules(self) -> list[tuple[CommandSpec, str, Schedule]]:
+        """Every schedule: (command, environment, schedule)."""
+        return [
+            (command, environment, policy.schedule)
+            for command in self.commands
+            for environment, policy in command.environments.items()
+            if policy.schedule is not None
+        ]
+
+    def schedule(self, command: str, environment: str) -> Schedule | None:
+        spec = self.command(command)
+        policy = spec.environments.get(environment) if spec else None
+        return policy.schedule if policy else None
 
     def command(self, name: str) -> CommandSpec | None:
         return next((c for c in self.commands if c.name == name), None)

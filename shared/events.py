@@ -115,6 +115,12 @@ class BatchRequested(EventBase):
     requested_by: Actor
     channel_id: str | None = Field(default=None, description="Where the request came from.")
     rerun_of: str | None = None
+    break_glass: bool = Field(
+        default=False, description="Start without approval (an incident); needs a reason."
+    )
+    scheduled_for: AwareDatetime | None = Field(
+        default=None, description="The due time, for a run the catalog's schedule requests."
+    )
 
 
 class BatchCancelRequested(EventBase):
@@ -150,6 +156,7 @@ class BatchApprovalRequested(EventBase):
     requested_by: Actor
     approvers: tuple[str, ...] = Field(default=(), description="Slack user or group ids.")
     expires_at: AwareDatetime
+    rerun_of: str | None = Field(default=None, description="The run this one runs again.")
 
 
 class BatchRunStarted(EventBase):
@@ -165,6 +172,11 @@ class BatchRunStarted(EventBase):
     runner: str = Field(description="local, codebuild or stepfunctions")
     log_url: str | None = None
     started_at: AwareDatetime = Field(default_factory=utc_now)
+    rerun_of: str | None = Field(default=None, description="The run this one runs again.")
+    break_glass: bool = Field(default=False, description="Started without its approval.")
+    break_glass_channel: str | None = Field(
+        default=None, description="Where the approvers are told of a break-glass run."
+    )
 
 
 RunStatus: TypeAlias = Literal["succeeded", "failed", "timed_out", "cancelled"]
@@ -187,7 +199,7 @@ class BatchRunFinished(EventBase):
 
 
 RefusalStage: TypeAlias = Literal[
-    "validation", "authorization", "approval", "concurrency", "runner"
+    "validation", "authorization", "approval", "concurrency", "runner", "schedule"
 ]
 
 
@@ -203,6 +215,7 @@ class BatchRunRefused(EventBase):
     stage: RefusalStage
     reason: str
     decided_by: Actor | None = None
+    rerun_of: str | None = Field(default=None, description="The run this one runs again.")
 
 
 # --------------------------------------------------------------------------- drift: commands

@@ -84,15 +84,23 @@ def list_runs(
     status: Annotated[
         str | None, typer.Option(help="Only runs in this state (e.g. failed, refused).")
     ] = None,
+    break_glass: Annotated[
+        bool, typer.Option("--break-glass", help="Only runs started without approval.")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
 ) -> None:
     """The latest runs, newest first."""
     aws_settings, topology = cli_settings()
+    filtered = status is not None or break_glass
+    # A filter looks further back than the limit, then keeps the limit's worth.
     records: list[RunRecord] = run_async(
-        _read(aws_settings, topology, lambda store: store.recent(limit))
+        _read(aws_settings, topology, lambda store: store.recent(1000 if filtered else limit))
     )
     if status is not None:
         records = [r for r in records if r.status == status]
+    if break_glass:
+        records = [r for r in records if r.break_glass]
+    records = records[:limit]
     if as_json:
         for record in records:  # one compact object a line, for jq and scripts
             print(json.dumps(record_summary(record), default=str))
@@ -111,7 +119,7 @@ def list_runs(
             record.command,
             record.environment,
             record.requested_by.name,
-            _status(record),
+            _status(record) + (" [bold red]break-glass[/]" if record.break_glass else ""),
             "-" if record.exit_code is None else str(record.exit_code),
             _duration(record.duration_seconds if record.status in FINAL_RUN_STATES else None),
         )
@@ -147,6 +155,21 @@ def show_run(
         data["audit"] = [json.loads(entry.model_dump_json()) for entry in trail]
         out.print_json(json.dumps(data))
         return
+    out.print(_facts(record))
+    if record.log_tail:
+        out.print("[bold]last lines of the log[/]")
+        for line in record.log_tail:
+            out.print(f"  {line}", markup=False, highlight=False)
+    audit = Table(title="audit trail", title_justify="left")
+    for column in ("when", "what", "who", "detail"):
+        audit.add_column(column, no_wrap=column in ("when", "what"))
+    for entry in trail:
+        audit.add_row(_when(entry.at), entry.action, _who(entry.actor), entry.detail)
+    out.print(audit)
+
+
+def _facts(record: RunRecord) -> Table:
+    """The run's request, decisions and outcome, one row each."""
     facts = Table(show_header=False, box=None, title=f"run {record.run_id}", title_justify="left")
     facts.add_column(style="bold")
     facts.add_column()
@@ -155,6 +178,11 @@ def show_run(
     facts.add_row("requested by", f"{_who(record.requested_by)} at {_when(record.requested_at)}")
     if record.reason:
         facts.add_row("reason", record.reason)
+    if record.rerun_of:
+        facts.add_row("run again from", record.rerun_of)
+    if record.break_glass:
+        skipped = "started without approval" if record.approval_skipped else "requested"
+        facts.add_row("break-glass", skipped)
     for parameter in record.shown_parameters():
         shown = "(sensitive)" if parameter.sensitive else repr(parameter.value)
         facts.add_row(f"  {parameter.name}", shown)
@@ -184,17 +212,7 @@ def show_run(
         facts.add_row("error", record.error)
     if record.log_url:
         facts.add_row("log", record.log_url)
-    out.print(facts)
-    if record.log_tail:
-        out.print("[bold]last lines of the log[/]")
-        for line in record.log_tail:
-            out.print(f"  {line}", markup=False, highlight=False)
-    audit = Table(title="audit trail", title_justify="left")
-    for column in ("when", "what", "who", "detail"):
-        audit.add_column(column, no_wrap=column in ("when", "what"))
-    for entry in trail:
-        audit.add_row(_when(entry.at), entry.action, _who(entry.actor), entry.detail)
-    out.print(audit)
+    return facts
 
 
 @runs_app.command("request")

@@ -52,7 +52,16 @@ class BatchFunction:
             if event.get("toilkit") == HOUSEKEEPING["toilkit"]:
                 closed = await expire_overdue_approvals(self.service.context)
                 settled = await self.settle_active_runs()
-                log.info("housekeeping: %d approval(s) expired, %d run(s) settled", closed, settled)
+                # Each invocation looks back over the lookback window: an invocation keeps
+                # nothing, and the derived ids make a due run that two windows see one run.
+                self.service.schedules.last_tick = None
+                scheduled = await self.service.schedules.tick(self.service.context.clock())
+                log.info(
+                    "housekeeping: %d approval(s) expired, %d run(s) settled, %d scheduled",
+                    closed,
+                    settled,
+                    len(scheduled),
+                )
                 return batch_response([])
             records = list(event.get("Records") or [])
             commands = [r for r in records if queue_name_of(r) != self.completion_queue]

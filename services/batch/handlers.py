@@ -18,7 +18,7 @@ import functools
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 from services.batch import lifecycle, outcomes
 from services.batch.runners.base import RunOutcome
@@ -28,6 +28,7 @@ from services.batch.supervisor import RunSupervisor
 from shared.authz import (
     approval_refusal,
     authorization_refusal,
+    break_glass_refusal,
     may_cancel,
     rejection_refusal,
 )
@@ -116,6 +117,8 @@ async def on_batch_requested(ctx: BatchContext, event: BatchRequested) -> None:
         requested_by=event.requested_by,
         channel_id=event.channel_id,
         rerun_of=event.rerun_of,
+        break_glass=event.break_glass,
+        scheduled_for=event.scheduled_for,
         requested_at=ctx.clock(),
     )
     if await ctx.runs.create(record):
@@ -124,7 +127,9 @@ async def on_batch_requested(ctx: BatchContext, event: BatchRequested) -> None:
             record.run_id,
             "requested",
             f"{record.command} in {record.environment} ({shown or 'no parameters'})"
-            + (f"; reason: {record.reason}" if record.reason else ""),
+            + (f"; reason: {record.reason}" if record.reason else "")
+            + (f"; runs {record.rerun_of} again" if record.rerun_of else "")
+            + ("; break-glass (without approval)" if record.break_glass else ""),
             actor=record.requested_by,
             event_id=event.event_id,
         )
@@ -166,19 +171,28 @@ async def _decide(ctx: BatchContext, record: RunRecord, event_id: str) -> None:
     if isinstance(request, str):
         await ctx.steps.refuse(record, "validation", request, event_id=event_id)
         return
-    refusal = await authorization_refusal(request, record.requested_by.slack_user_id, ctx.directory)
-    if refusal is not None:
-        await ctx.steps.refuse(record, "authorization", refusal, event_id=event_id)
-        return
-    await ctx.runs.audit(
-        record.run_id,
-        "authorized",
-        f"{record.requested_by.slack_user_id} may run {record.command} in {record.environment}",
-        event_id=event_id,
-    )
+    if record.scheduled_for is not None:
+        if not await _schedule_allows(ctx, record, request, event_id):
+            return
+    else:
+        refusal = await authorization_refusal(
+            request, record.requested_by.slack_user_id, ctx.directory
+        )
+        if refusal is not None:
+            await ctx.steps.refuse(record, "authorization", refusal, event_id=event_id)
+            return
+        await ctx.runs.audit(
+            record.run_id,
+            "authorized",
+            f"{record.requested_by.slack_user_id} may run {record.command} in {record.environment}",
+            event_id=event_id,
+        )
     policy = request.policy.approval
     if policy is None:
         await ctx.supervisor.watch(await ctx.steps.start(record, request, event_id))
+        return
+    if record.break_glass:
+        await _break_glass(ctx, record, request, event_id)
         return
     approval = ApprovalState(
         approvers=policy.approvers.ids(),
@@ -201,6 +215,85 @@ async def _decide(ctx: BatchContext, record: RunRecord, event_id: str) -> None:
         event_id=event_id,
     )
     await ctx.publisher.publish(outcomes.approval_requested(waiting))
+
+
+async def _schedule_allows(
+    ctx: BatchContext, record: RunRecord, request: ValidatedRequest, event_id: str
+) -> bool:
+    """A scheduled request: the catalog's own schedule with its own values, and not while
+    the schedule's previous run still runs (then it is skipped, with a note)."""
+    schedule = ctx.catalog.schedule(record.command, record.environment)
+    expected = validate_request(
+        ctx.catalog, record.command, record.environment, schedule.parameters if schedule else {}
+    )
+    if (
+        schedule is None
+        or record.requested_by.slack_user_id is not None
+        or not isinstance(expected, ValidatedRequest)
+        or expected.values != request.values
+    ):
+        reason = (
+            f"the catalog schedules no run of {record.command} in {record.environment} "
+            "with these values"
+        )
+        await ctx.steps.refuse(record, "authorization", reason, event_id=event_id)
+        return False
+    previous_id = await ctx.runs.last_scheduled_run(record.command, record.environment)
+    previous = await ctx.runs.get(previous_id) if previous_id not in (None, record.run_id) else None
+    if previous is not None and not previous.final:
+        reason = (
+            f"skipped: the previous scheduled run {previous.run_id} is still "
+            f"{previous.status.replace('_', ' ')}"
+        )
+        await ctx.steps.refuse(record, "schedule", reason, event_id=event_id)
+        return False
+    await ctx.runs.set_last_scheduled_run(record.command, record.environment, record.run_id)
+    assert record.scheduled_for is not None
+    await ctx.runs.audit(
+        record.run_id,
+        "scheduled",
+        f"due {sortable_time(record.scheduled_for)} by the catalog's schedule "
+        f"{schedule.cron} ({schedule.timezone})",
+        event_id=event_id,
+    )
+    return True
+
+
+async def _break_glass(
+    ctx: BatchContext, record: RunRecord, request: ValidatedRequest, event_id: str
+) -> None:
+    """Start without approval if the catalog lets this person break glass here today."""
+    user = record.requested_by.slack_user_id or ""
+    day = ctx.clock().astimezone(UTC).date()
+    used = await ctx.runs.break_glass_runs(user, day)
+    refusal = await break_glass_refusal(
+        request, user, record.reason, ctx.directory, used_today=len(used - {record.run_id})
+    )
+    policy = request.policy.break_glass
+    if refusal is None and policy is not None:
+        limit = policy.max_per_person_per_day
+        if not await ctx.runs.claim_break_glass(user, day, record.run_id, limit=limit):
+            refusal = f"{user} reached the break-glass limit of {limit} per day (UTC) just now"
+    if refusal is not None or policy is None:
+        await ctx.steps.refuse(
+            record, "authorization", refusal or "no break-glass", event_id=event_id
+        )
+        return
+    marked, _ = await ctx.runs.update(
+        record.run_id,
+        functools.partial(lifecycle.skip_approval, notify_channel=policy.notify_channel),
+    )
+    if marked is None or marked.status != "received":
+        return
+    await ctx.runs.audit(
+        record.run_id,
+        "break_glass",
+        f"started without approval (break-glass {len(used | {record.run_id})} of "
+        f"{policy.max_per_person_per_day} today); reason: {record.reason}",
+        actor=record.requested_by,
+        event_id=event_id,
+    )
+    await ctx.supervisor.watch(await ctx.steps.start(marked, request, event_id))
 
 
 # --------------------------------------------------------------------------- approvals

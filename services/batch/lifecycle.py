@@ -99,6 +99,16 @@ def mark_running(
     )
 
 
+def skip_approval(current: RunRecord, *, notify_channel: str | None) -> RunRecord | None:
+    """A break-glass request allowed to start without approval (the approvers are told in
+    ``notify_channel``, or the run's own channel when None)."""
+    if current.status != "received" or not current.break_glass:
+        return None
+    return current.model_copy(
+        update={"approval_skipped": True, "break_glass_channel": notify_channel}
+    )
+
+
 def note_cancel(current: RunRecord, actor: Actor) -> RunRecord | None:
     """``actor`` asked to cancel a run that has not ended."""
     if current.final:

@@ -42,6 +42,7 @@ def approval_requested(record: RunRecord) -> BatchApprovalRequested:
         requested_by=record.requested_by,
         approvers=record.approval.approvers,
         expires_at=record.approval.expires_at,
+        rerun_of=record.rerun_of,
     )
 
 
@@ -58,6 +59,7 @@ def refused(record: RunRecord, *, kind: str = "refused") -> BatchRunRefused:
         stage=record.refusal_stage or "validation",
         reason=record.refusal_reason or "refused",
         decided_by=record.decided_by,
+        rerun_of=record.rerun_of,
     )
 
 
@@ -78,6 +80,9 @@ def started(record: RunRecord) -> BatchRunStarted:
         runner=record.runner,
         log_url=record.log_url,
         started_at=record.started_at,
+        rerun_of=record.rerun_of,
+        break_glass=record.approval_skipped,
+        break_glass_channel=record.break_glass_channel,
     )
 
 

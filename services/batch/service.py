@@ -16,6 +16,7 @@ from services.batch.runners.codebuild import BuildReader, CodeBuildRunner, PollP
 from services.batch.runners.local import LocalRunner, inherited_env
 from services.batch.runners.logs import RunLogs
 from services.batch.runners.stepfunctions import ExecutionEvents, StepFunctionsRunner
+from services.batch.schedules import ScheduleTicker
 from services.batch.settings import BatchSettings
 from services.batch.steps import RunSteps
 from services.batch.store import LockStore, RunStore
@@ -42,12 +43,14 @@ class BatchService:
         context: BatchContext,
         settings: BatchSettings,
         events: ExecutionEvents | None,
+        schedules: ScheduleTicker,
     ) -> None:
         self.worker = worker
         self.context = context
         self.supervisor = context.supervisor
         self.settings = settings
         self.events = events
+        self.schedules = schedules
         self._stopping = asyncio.Event()
 
     async def run(self) -> None:
@@ -55,6 +58,8 @@ class BatchService:
         self._stopping.clear()
         await self.supervisor.resume()
         background = [asyncio.create_task(self._sweep_expired_approvals())]
+        if self.settings.schedules_enabled and self.context.catalog.schedules():
+            background.append(asyncio.create_task(self._tick_schedules()))
         if self.events is not None:
             background.append(asyncio.create_task(self.events.run()))
         try:
@@ -87,6 +92,15 @@ class BatchService:
                 log.exception("closing expired approval requests failed; trying again later")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), self.settings.approval_sweep_seconds)
+
+    async def _tick_schedules(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                await self.schedules.tick(self.context.clock())
+            except Exception:
+                log.exception("requesting scheduled runs failed; trying again later")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.settings.schedule_tick_seconds)
 
 
 async def _runners(
@@ -177,4 +191,11 @@ async def build_batch(
         clock=clock,
     )
     worker = runtime.worker("batch", build_handlers(context), settings.worker)
-    return BatchService(worker=worker, context=context, settings=settings, events=events)
+    schedules = ScheduleTicker(
+        catalog,
+        runtime.publisher.publish,
+        lookback=timedelta(seconds=settings.schedule_lookback_seconds),
+    )
+    return BatchService(
+        worker=worker, context=context, settings=settings, events=events, schedules=schedules
+    )

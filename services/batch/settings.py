@@ -53,6 +53,17 @@ class BatchSettings(BaseSettings):
         default=15, gt=0, description="How often expired approval requests are closed."
     )
     record_retention_days: int = Field(default=400, ge=1)
+    schedules_enabled: bool = Field(
+        default=True,
+        description="Tick the catalog's schedules in this process (off: another does).",
+    )
+    schedule_tick_seconds: float = Field(default=20, gt=0, description="How often it ticks.")
+    schedule_lookback_seconds: float = Field(
+        default=1200,
+        gt=0,
+        description="How far back a tick looks for a due run; at least the period of the "
+        "housekeeping invocation on AWS (15 min by default).",
+    )
 
     slack_bot_token: SecretStr | None = Field(
         default=None, description="Resolves Slack user groups (usergroups:read)."

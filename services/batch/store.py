@@ -14,7 +14,7 @@ import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
@@ -31,9 +31,11 @@ from shared.state_table.keys import (
     RUN_ITEM,
     RUN_LIST,
     SLOT_PREFIX,
+    break_glass_partition,
     key,
     lock_partition,
     run_partition,
+    schedule_partition,
     sortable_time,
 )
 from shared.state_table.runs import RunRecord, run_record_from_item, run_record_item
@@ -61,6 +63,8 @@ AuditAction: TypeAlias = Literal[
     "cancel_refused",
     "finished",
     "duplicate",
+    "break_glass",
+    "scheduled",
 ]
 
 
@@ -260,6 +264,65 @@ class RunStore:
         """Runs whose approval request expired at or before ``now``."""
         items = await self._query(PENDING_APPROVALS, sk_at_most=f"{sortable_time(now)}#~")
         return [item["run_id"]["S"] for item in items]
+
+    # ------------------------------------------------------------------ break-glass
+
+    async def break_glass_runs(self, user_id: str, day: date) -> frozenset[str]:
+        """The runs ``user_id`` started by break-glass on ``day`` (UTC)."""
+        response = await call_aws(
+            "dynamodb.get_item (break-glass)",
+            lambda: self._ddb.get_item(
+                TableName=self.table,
+                Key=key(break_glass_partition(user_id), day.isoformat()),
+                ConsistentRead=True,
+            ),
+        )
+        return frozenset(response.get("Item", {}).get("runs", {}).get("SS", []))
+
+    async def claim_break_glass(self, user_id: str, day: date, run_id: str, *, limit: int) -> bool:
+        """Count ``run_id`` as one of the user's break-glass runs of ``day``; False when
+        ``limit`` runs are counted already (claiming the same run again is a no-op)."""
+        try:
+            await call_aws(
+                "dynamodb.update_item (break-glass)",
+                lambda: self._ddb.update_item(
+                    TableName=self.table,
+                    Key=key(break_glass_partition(user_id), day.isoformat()),
+                    UpdateExpression="ADD runs :run SET expires_at = :expires",
+                    ConditionExpression=(
+                        "attribute_not_exists(runs) OR size(runs) < :limit OR contains(runs, :one)"
+                    ),
+                    ExpressionAttributeValues={
+                        ":run": {"SS": [run_id]},
+                        ":one": {"S": run_id},
+                        ":limit": {"N": str(limit)},
+                        ":expires": {"N": self._expiry()},
+                    },
+                ),
+            )
+        except ConditionFailed:
+            return False
+        return True
+
+    # ------------------------------------------------------------------ schedules
+
+    async def last_scheduled_run(self, command: str, environment: str) -> str | None:
+        """The run the schedule of ``command`` in ``environment`` started last."""
+        response = await call_aws(
+            "dynamodb.get_item (schedule)",
+            lambda: self._ddb.get_item(
+                TableName=self.table,
+                Key=key(schedule_partition(command, environment), "last"),
+                ConsistentRead=True,
+            ),
+        )
+        item = response.get("Item")
+        return None if item is None else str(item["run_id"]["S"])
+
+    async def set_last_scheduled_run(self, command: str, environment: str, run_id: str) -> None:
+        await self._put(
+            key(schedule_partition(command, environment), "last") | {"run_id": {"S": run_id}}
+        )
 
     # ------------------------------------------------------------------ plumbing
 

@@ -20,6 +20,8 @@ run modal submitted           invalid: ``response_action: errors`` under each fi
                               refuse (ephemeral + ``BatchRunRefused``)
 buttons                       ack, then the event (``batch_cancel``, ``batch_approve``,
                               ``batch_reject``, ``batch_rerun``, ``drift_claim``)
+``batch_rerun_edit``          ack, read the run, then views.open: the run modal prefilled
+                              (or an ephemeral saying why it cannot run again)
 link buttons, closed modals   ack
 anything unknown              ack, then a friendly ephemeral
 ============================  ===============================================================
@@ -164,6 +166,7 @@ def build_bolt_app(parts: AppParts, *, recent: RecentRequests | None) -> AsyncAp
     app.action(Action.BATCH_APPROVE)(listeners.batch_approve)
     app.action(Action.BATCH_REJECT)(listeners.batch_reject)
     app.action(Action.BATCH_RERUN)(listeners.batch_rerun)
+    app.action(Action.BATCH_RERUN_EDIT)(listeners.batch_rerun_edit)
     for link_action in LINK_ACTIONS:
         app.action(link_action)(listeners.just_ack)
     app.action(re.compile(".*"))(listeners.unknown_action)
@@ -327,14 +330,19 @@ class _Listeners:
                 await ack(response_action="errors", errors=errors)
             case FormRebuild(view):
                 await ack(response_action="update", view=view)
-            case FormAccepted(request, reason):
+            case FormAccepted(request, reason, break_glass):
                 await ack()
                 requester = Requester(payload.user.id, payload.user.display_name, modal.channel_id)
                 key = _key(context, body)
 
                 async def decide() -> None:
                     decision = await self.gateway.request_run(
-                        request, reason=reason, requester=requester, request_key=key
+                        request,
+                        reason=reason,
+                        requester=requester,
+                        request_key=key,
+                        rerun_of=modal.rerun_of,
+                        break_glass=break_glass,
                     )
                     await self._reply(decision.reply, requester, None)
 
@@ -410,6 +418,37 @@ class _Listeners:
     ) -> None:
         await ack()
         self._run_button(body, context, self.gateway.rerun, "rerun")
+
+    async def batch_rerun_edit(self, ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        button = self._button(body)
+        if button is None:
+            return
+        payload, requester = button
+        # The trigger id lives 3 s: the modal opens at once, without the ledger (a trigger
+        # id opens one modal only, so a copy of this request cannot open a second).
+        self.parts.after_ack.spawn(
+            self._open_rerun_modal(payload, requester), "views.open (re-run)", urgent=True
+        )
+
+    async def _open_rerun_modal(self, payload: BlockActions, requester: Requester) -> None:
+        try:
+            run_id = decode_run_value(payload.action.value)
+        except BadButtonValue as exc:
+            await self._reply(text_reply(f":warning: {exc}"), requester, payload.response_url)
+            return
+        try:
+            async with asyncio.timeout(self.parts.read_timeout):
+                view = await self.gateway.rerun_with_edits(run_id, requester.channel_id)
+        except (TimeoutError, TransientError, PermanentError) as exc:
+            log.warning("reading run %s for a re-run failed: %s", run_id, exc)
+            view = text_reply(
+                f":warning: I could not read run {code(run_id)} just now. Please try again."
+            )
+        if isinstance(view, Reply):
+            await self._reply(view, requester, payload.response_url)
+        elif payload.trigger_id:
+            await self._open_modal(payload.trigger_id, view, requester, payload.response_url)
 
     async def drift_claim(
         self, ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext

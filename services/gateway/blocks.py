@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from services.gateway.payloads import StateValue, ViewState
 from shared.catalog import (
+    MIN_BREAK_GLASS_REASON,
     BooleanParameter,
     Catalog,
     ChoiceParameter,
@@ -54,6 +55,9 @@ PICK_COMMAND_ACTION = "run_pick_command"
 COMMAND_BLOCK = "command"
 ENVIRONMENT_BLOCK = "environment"
 REASON_BLOCK = "reason"
+BREAK_GLASS_BLOCK = "break_glass"
+#: The value of the break-glass checkbox when ticked.
+BREAK_GLASS_VALUE = "break_glass"
 PARAM_BLOCK_PREFIX = "param:"
 #: Every input's element uses this action id; the block id says which field it is.
 VALUE_ACTION = "value"
@@ -73,9 +77,14 @@ class ModalContext:
 
     channel_id: str | None = None
     command: str | None = None
+    #: The run a "re-run with edits" modal runs again (kept while the command stays).
+    rerun_of: str | None = None
 
     def to_metadata(self) -> str:
-        return json.dumps({"channel_id": self.channel_id, "command": self.command})
+        data = {"channel_id": self.channel_id, "command": self.command}
+        if self.rerun_of:
+            data["rerun_of"] = self.rerun_of
+        return json.dumps(data)
 
     @classmethod
     def from_metadata(cls, text: str) -> ModalContext:
@@ -87,16 +96,38 @@ class ModalContext:
         if not isinstance(data, dict):
             return cls()
         channel, command = data.get("channel_id"), data.get("command")
+        rerun_of = data.get("rerun_of")
         return cls(
             channel_id=channel if isinstance(channel, str) else None,
             command=command if isinstance(command, str) else None,
+            rerun_of=rerun_of if isinstance(rerun_of, str) else None,
         )
 
 
-def run_modal(catalog: Catalog, modal: ModalContext) -> dict[str, Any]:
-    """The batch run modal: the picker, and the form of ``modal.command`` when chosen."""
+@dataclass(frozen=True)
+class Prefill:
+    """What a "re-run with edits" modal starts with: an earlier run's environment and
+    parameter values (sensitive ones are never kept, so never prefilled)."""
+
+    environment: str | None = None
+    values: Mapping[str, str] = field(default_factory=dict)
+
+
+def run_modal(
+    catalog: Catalog, modal: ModalContext, prefill: Prefill | None = None
+) -> dict[str, Any]:
+    """The batch run modal: the picker, and the form of ``modal.command`` when chosen
+    (filled in from ``prefill`` for a re-run with edits)."""
     spec = catalog.command(modal.command) if modal.command else None
     blocks: list[Block] = [_command_picker(catalog, spec)]
+    rerun_of = modal.rerun_of if spec is not None else None
+    if rerun_of:
+        blocks.append(
+            context(
+                f":repeat: Runs {code(rerun_of)} again with what you change here; "
+                "sensitive values are not kept, type them again."
+            )
+        )
     if spec is None:
         blocks.append(
             context(
@@ -105,7 +136,7 @@ def run_modal(catalog: Catalog, modal: ModalContext) -> dict[str, Any]:
             )
         )
     else:
-        blocks.extend(_command_form(spec))
+        blocks.extend(_command_form(spec, prefill or Prefill()))
     return {
         "type": "modal",
         "callback_id": RUN_MODAL_CALLBACK,
@@ -113,7 +144,7 @@ def run_modal(catalog: Catalog, modal: ModalContext) -> dict[str, Any]:
         "submit": plain("Request run", MAX_MODAL_TITLE),
         "close": plain("Cancel", MAX_MODAL_TITLE),
         "private_metadata": ModalContext(
-            modal.channel_id, spec.name if spec else None
+            modal.channel_id, spec.name if spec else None, rerun_of
         ).to_metadata(),
         "blocks": blocks,
     }
@@ -138,7 +169,7 @@ def _command_picker(catalog: Catalog, chosen: CommandSpec | None) -> Block:
     }
 
 
-def _command_form(spec: CommandSpec) -> list[Block]:
+def _command_form(spec: CommandSpec, prefill: Prefill) -> list[Block]:
     blocks: list[Block] = [context(escape(spec.description))]
     environments = list(spec.environments.items())
     env_options = [
@@ -155,8 +186,9 @@ def _command_form(spec: CommandSpec) -> list[Block]:
         "placeholder": plain("Where it runs", 150),
         "options": env_options,
     }
-    if len(env_options) == 1:
-        env_element["initial_option"] = env_options[0]
+    chosen = [o for o in env_options if o["value"] == prefill.environment]
+    if chosen or len(env_options) == 1:
+        env_element["initial_option"] = (chosen or env_options)[0]
     blocks.append(
         {
             "type": "input",
@@ -165,7 +197,13 @@ def _command_form(spec: CommandSpec) -> list[Block]:
             "element": env_element,
         }
     )
-    blocks.extend(parameter_input(p) for p in spec.parameters)
+    blocks.extend(
+        parameter_input(p, None if p.sensitive else prefill.values.get(p.name))
+        for p in spec.parameters
+    )
+    glass = [name for name, policy in environments if policy.break_glass is not None]
+    if glass:
+        blocks.append(_break_glass_input(glass))
     blocks.append(
         {
             "type": "input",
@@ -183,16 +221,40 @@ def _command_form(spec: CommandSpec) -> list[Block]:
     return blocks
 
 
+def _break_glass_input(environments: Sequence[str]) -> Block:
+    """The break-glass checkbox, for a command with environments that allow it."""
+    where = ", ".join(environments)
+    return {
+        "type": "input",
+        "block_id": BREAK_GLASS_BLOCK,
+        "optional": True,
+        "label": plain("Break glass (incident only)"),
+        "hint": plain(
+            f"Starts at once without approval in {where}; the approvers are told at once "
+            f"with your reason (at least {MIN_BREAK_GLASS_REASON} characters). Limited per "
+            "person per day.",
+            MAX_HINT,
+        ),
+        "element": {
+            "type": "checkboxes",
+            "action_id": VALUE_ACTION,
+            "options": [option("Start without waiting for an approval", BREAK_GLASS_VALUE)],
+        },
+    }
+
+
 def parameter_block_id(name: str) -> str:
     return PARAM_BLOCK_PREFIX + name
 
 
-def parameter_input(spec: ParameterSpec) -> Block:
-    """The input block for one typed parameter."""
+def parameter_input(spec: ParameterSpec, initial: str | None = None) -> Block:
+    """The input block for one typed parameter (showing ``initial`` when it fits)."""
     hint_parts = [spec.description] if spec.description else []
     if spec.sensitive:
         hint_parts.append("Sensitive: never shown in Slack messages or the run history.")
     element = _parameter_element(spec, hint_parts)
+    if initial is not None:
+        _set_initial(element, initial)
     block: Block = {
         "type": "input",
         "block_id": parameter_block_id(spec.name),
@@ -255,6 +317,24 @@ def _parameter_element(spec: ParameterSpec, hint_parts: list[str]) -> dict[str, 
     return element
 
 
+def _set_initial(element: dict[str, Any], value: str) -> None:
+    """Show ``value`` in ``element`` instead of its default (a value no longer among the
+    options is left out: the requester picks again)."""
+    kind = element["type"]
+    if kind in ("static_select", "radio_buttons"):
+        match = [o for o in element["options"] if o["value"] == value]
+        if match:
+            element["initial_option"] = match[0]
+        else:
+            element.pop("initial_option", None)
+    elif kind == "users_select":
+        element["initial_user"] = value
+    elif kind == "number_input":
+        element["initial_value"] = value
+    else:
+        element["initial_value"] = value[: element.get("max_length", MAX_PLAIN_INPUT)]
+
+
 # =========================================================================== submissions
 
 
@@ -266,6 +346,7 @@ class RunForm:
     environment: str | None
     reason: str
     parameters: dict[str, RawValue]
+    break_glass: bool = False
 
 
 def state_value(value: StateValue) -> str | None:
@@ -298,6 +379,7 @@ def read_run_form(state: ViewState) -> RunForm:
         environment=single(ENVIRONMENT_BLOCK),
         reason=single(REASON_BLOCK) or "",
         parameters=parameters,
+        break_glass=single(BREAK_GLASS_BLOCK) == BREAK_GLASS_VALUE,
     )
 
 
@@ -310,7 +392,7 @@ def view_errors(errors: Iterable[FieldError], spec: CommandSpec | None) -> dict[
     parameter_names = {p.name for p in spec.parameters} if spec else set()
     by_block: dict[str, list[str]] = {}
     for error in errors:
-        if error.field in (COMMAND_BLOCK, ENVIRONMENT_BLOCK, REASON_BLOCK):
+        if error.field in (COMMAND_BLOCK, ENVIRONMENT_BLOCK, REASON_BLOCK, BREAK_GLASS_BLOCK):
             block_id, text = error.field, error.message
         elif error.field in parameter_names:
             block_id, text = parameter_block_id(error.field), error.message

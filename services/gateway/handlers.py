@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import Any, TypeAlias
 
 from services.gateway.blocks import (
+    BREAK_GLASS_BLOCK,
     COMMAND_BLOCK,
     ENVIRONMENT_BLOCK,
     MAX_REASON,
@@ -39,16 +40,20 @@ from services.gateway.blocks import (
     unknown_command_reply,
     view_errors,
 )
+from services.gateway.reruns import removed_command_reply, rerun_with_edits_view
 from services.gateway.store import Records
 from shared.authz import (
     approval_refusal,
     authorization_refusal,
+    break_glass_refusal,
     may_cancel,
     rejection_refusal,
 )
 from shared.catalog import (
+    MIN_BREAK_GLASS_REASON,
     ApprovalPolicy,
     Catalog,
+    CommandSpec,
     FieldError,
     GroupDirectory,
     Principals,
@@ -215,6 +220,7 @@ class FormAccepted:
 
     request: ValidatedRequest
     reason: str
+    break_glass: bool = False
 
 
 FormOutcome: TypeAlias = FormErrors | FormRebuild | FormAccepted
@@ -377,9 +383,11 @@ class Gateway:
         )
         if isinstance(checked, list):
             errors.extend(e for e in checked if form.environment or e.field != ENVIRONMENT_BLOCK)
+        if form.break_glass and form.environment:
+            errors.extend(_break_glass_form_errors(spec, form.environment, reason))
         if errors or isinstance(checked, list):
             return FormErrors(view_errors(errors, spec))
-        return FormAccepted(request=checked, reason=form.reason)
+        return FormAccepted(request=checked, reason=form.reason, break_glass=form.break_glass)
 
     async def request_run(
         self,
@@ -389,12 +397,21 @@ class Gateway:
         requester: Requester,
         request_key: str,
         rerun_of: str | None = None,
+        break_glass: bool = False,
     ) -> RunDecision:
         """Authorize a valid request, then publish it (or its refusal, for the audit)."""
         run_id = derived_run_id(request_key)
         command, environment = request.command.name, request.environment
         try:
             refusal = await authorization_refusal(request, requester.user_id, self.directory)
+            if refusal is None and break_glass:
+                refusal = await break_glass_refusal(
+                    request, requester.user_id, reason, self.directory
+                )
+                if refusal is not None:
+                    return await self._refuse(
+                        request, requester, request_key, refusal, "You may not break glass"
+                    )
         except TransientError as exc:
             log.warning("cannot check who may run %s: %s", command, exc)
             return RunNotDecided(
@@ -404,28 +421,7 @@ class Gateway:
                 )
             )
         if refusal is not None:
-            refused = BatchRunRefused(
-                event_id=derived_id(request_key, "BatchRunRefused"),
-                correlation_id=run_id,
-                source=SOURCE,
-                run_id=run_id,
-                command=command,
-                environment=environment,
-                requested_by=requester.actor,
-                stage="authorization",
-                reason=refusal,
-            )
-            failure = await self._try_publish(refused)
-            if failure:
-                log.error("refusal of run %s not recorded: %s", run_id, failure)
-            return RunRefused(
-                reason=refusal,
-                reply=text_reply(
-                    f":no_entry: You may not run *{escape(command)}* in *{escape(environment)}*, "
-                    "so nothing was queued. Ask someone allowed to run it, or a catalog owner "
-                    f"to add you.\n>{escape(refusal)}"
-                ),
-            )
+            return await self._refuse(request, requester, request_key, refusal, "You may not run")
         event = BatchRequested(
             event_id=derived_id(request_key, "BatchRequested"),
             correlation_id=run_id,
@@ -440,6 +436,7 @@ class Gateway:
             requested_by=requester.actor,
             channel_id=requester.channel_id,
             rerun_of=rerun_of,
+            break_glass=break_glass,
         )
         failure = await self._try_publish(event)
         if failure:
@@ -448,11 +445,51 @@ class Gateway:
             )
         approval = request.policy.approval
         waits = " It waits for an approval before it starts." if approval else ""
+        if break_glass and approval:
+            waits = (
+                " :rotating_light: Break-glass: it starts without approval, and its approvers "
+                "are told now, with your reason."
+            )
+        again = f" It runs {code(rerun_of)} again." if rerun_of else ""
         return RunQueued(
             run_id=run_id,
             reply=text_reply(
                 f":inbox_tray: Requested *{escape(command)}* in *{escape(environment)}* "
-                f"(run {code(run_id)}).{waits}"
+                f"(run {code(run_id)}).{again}{waits}"
+            ),
+        )
+
+    async def _refuse(
+        self,
+        request: ValidatedRequest,
+        requester: Requester,
+        request_key: str,
+        refusal: str,
+        opening: str,
+    ) -> RunRefused:
+        """Record the refusal (``BatchRunRefused``) and tell the requester why."""
+        run_id = derived_run_id(request_key)
+        command, environment = request.command.name, request.environment
+        refused = BatchRunRefused(
+            event_id=derived_id(request_key, "BatchRunRefused"),
+            correlation_id=run_id,
+            source=SOURCE,
+            run_id=run_id,
+            command=command,
+            environment=environment,
+            requested_by=requester.actor,
+            stage="authorization",
+            reason=refusal,
+        )
+        failure = await self._try_publish(refused)
+        if failure:
+            log.error("refusal of run %s not recorded: %s", run_id, failure)
+        return RunRefused(
+            reason=refusal,
+            reply=text_reply(
+                f":no_entry: {opening} *{escape(command)}* in *{escape(environment)}*, "
+                "so nothing was queued. Ask someone allowed to run it, or a catalog owner "
+                f"to add you.\n>{escape(refusal)}"
             ),
         )
 
@@ -570,6 +607,8 @@ class Gateway:
         record = await self.records.run(run_id)
         if record is None:
             return _no_such_run(run_id)
+        if self.catalog.command(record.command) is None:
+            return removed_command_reply(record)
         hidden = [p.name for p in record.parameters if p.sensitive and p.value is None]
         if hidden:
             return text_reply(
@@ -599,6 +638,13 @@ class Gateway:
             rerun_of=run_id,
         )
         return decision.reply
+
+    async def rerun_with_edits(self, run_id: str, channel_id: str | None) -> dict[str, Any] | Reply:
+        """``batch_rerun_edit``: the run modal prefilled from run ``run_id`` (or why not)."""
+        record = await self.records.run(run_id)
+        if record is None:
+            return _no_such_run(run_id)
+        return rerun_with_edits_view(self.catalog, record, channel_id)
 
     async def claim_drift(self, value: str, requester: Requester, request_key: str) -> Reply | None:
         """``drift_claim``: "I'm on it" (the drift message then shows who)."""
@@ -658,6 +704,31 @@ def _decision_refusal_words(
         f"You are neither the requester nor an approver: its approvers ({approvers}) or "
         f"{mention(record.requested_by)}, who requested it, can reject it."
     )
+
+
+def _break_glass_form_errors(spec: CommandSpec, environment: str, reason: str) -> list[FieldError]:
+    """What is wrong with ticking break-glass here, under the fields concerned."""
+    policy = spec.environments.get(environment)
+    if policy is None:
+        return []
+    if policy.break_glass is None:
+        allowing = [n for n, p in spec.environments.items() if p.break_glass is not None]
+        return [
+            FieldError(
+                field=BREAK_GLASS_BLOCK,
+                message=f"{environment} does not allow break-glass (only "
+                f"{', '.join(allowing) or 'no environment'}); untick it to ask for approval.",
+            )
+        ]
+    if len(reason) < MIN_BREAK_GLASS_REASON:
+        return [
+            FieldError(
+                field=REASON_BLOCK,
+                message=f"Break-glass needs a reason of at least {MIN_BREAK_GLASS_REASON} "
+                "characters: the incident and what is broken.",
+            )
+        ]
+    return []
 
 
 def principal_mentions(principals: Principals) -> str:

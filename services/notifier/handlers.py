@@ -25,6 +25,7 @@ from collections.abc import Mapping
 
 from services.notifier.blocks import (
     SlackMessage,
+    render_break_glass_notice,
     render_dead_letter,
     render_digest,
     render_drift,
@@ -33,6 +34,7 @@ from services.notifier.blocks import (
     render_drift_resolved_reply,
     render_drift_still_open,
     render_drift_superseded_reply,
+    render_rerun_link_reply,
     render_run,
     render_run_finished_reply,
     render_run_refused_reply,
@@ -232,7 +234,18 @@ class NotifierHandlers:
             render=render_run,
         )
         before: RunView | None = None  # None: this event's view is the parent's first
-        if not (created or record.owner == event.event_id):
+        first = created or record.owner == event.event_id
+        if first and not isinstance(event, BatchRunFinished) and event.rerun_of:
+            await self._link_rerun(event.rerun_of, event)
+        if isinstance(event, BatchRunStarted) and event.break_glass:
+            # The approvers' own message, apart from the run's thread: they were skipped.
+            channel = event.break_glass_channel or self._routes.for_command(event.command)
+            await self._delivery.post_once(
+                PostMarker(event.event_id, "break-glass"),
+                channel,
+                render_break_glass_notice(event),
+            )
+        if not first:
             merged = await self._delivery.update_thread(
                 key, RunView, lambda v: merge_run(v, event), render_run
             )
@@ -240,6 +253,18 @@ class NotifierHandlers:
         reply = _run_reply(event, before)
         if reply is not None:
             await self._reply(event, "reply", record, reply)
+
+    async def _link_rerun(
+        self, earlier: str, event: BatchApprovalRequested | BatchRunStarted | BatchRunRefused
+    ) -> None:
+        """Say in the earlier run's thread that it was run again, and as which run."""
+        thread = await self._store.get_thread(ThreadKey.run(earlier))
+        if thread is None or thread.ts is None:
+            log.info("notifier: run %s re-runs %s, whose thread is gone", event.run_id, earlier)
+            return
+        await self._reply(
+            event, "rerun-link", thread, render_rerun_link_reply(event.run_id, event.requested_by)
+        )
 
     # ------------------------------------------------------------------ operations
 

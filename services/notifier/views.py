@@ -78,6 +78,8 @@ class RunView(_View):
     refusal_stage: RefusalStage | None = None
     refusal_reason: str | None = None
     decided_by: Actor | None = None
+    rerun_of: str | None = None
+    break_glass: bool = False
 
     @property
     def is_terminal(self) -> bool:
@@ -101,6 +103,8 @@ def merge_run(view: RunView, event: RunEvent) -> RunView:
     """``view`` with what ``event`` tells added; the phase only ever moves forward."""
     update: dict[str, object] = {}
     phase: RunPhase
+    if not isinstance(event, BatchRunFinished):
+        update["rerun_of"] = view.rerun_of or event.rerun_of
     if isinstance(event, BatchApprovalRequested):
         phase = "awaiting_approval"
         update.update(
@@ -120,6 +124,7 @@ def merge_run(view: RunView, event: RunEvent) -> RunView:
             runner=event.runner,
             log_url=view.log_url or event.log_url,
             started_at=event.started_at,
+            break_glass=view.break_glass or event.break_glass,
         )
     elif isinstance(event, BatchRunFinished):
         phase = event.status
@@ -143,7 +148,7 @@ def merge_run(view: RunView, event: RunEvent) -> RunView:
     if view.is_terminal or _rank(phase) < _rank(view.phase):
         # A late or repeated event adds its details but never moves the run backwards,
         # and the first final status stands.
-        update = {k: v for k, v in update.items() if getattr(view, k) in (None, "", ())}
+        update = {k: v for k, v in update.items() if getattr(view, k) in (None, "", (), False)}
     else:
         update["phase"] = phase
     return view.model_copy(update=update)

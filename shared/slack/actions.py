@@ -24,6 +24,8 @@ class Action(StrEnum):
     BATCH_APPROVE = "batch_approve"
     BATCH_REJECT = "batch_reject"
     BATCH_RERUN = "batch_rerun"
+    #: Opens the run modal prefilled with a finished run's command, environment and values.
+    BATCH_RERUN_EDIT = "batch_rerun_edit"
     #: Link buttons: Slack opens the URL and still sends an interaction, which is just acked.
     DRIFT_OPEN_PLAN = "drift_open_plan"
     BATCH_OPEN_LOGS = "batch_open_logs"
@@ -42,7 +44,8 @@ class BadButtonValue(ValueError):
 
 
 def encode_run_value(run_id: str) -> str:
-    """The value of a run's buttons (cancel, approve, reject, rerun): the run id itself."""
+    """The value of a run's buttons (cancel, approve, reject, rerun, rerun with edits): the
+    run id itself."""
     if not _RUN_ID.match(run_id):
         raise ValueError(f"not a run id: {run_id!r}")
     return run_id

@@ -12,6 +12,8 @@ partition (``pk``)               sort key (``sk``)               written by
 ``runs#active``                  ``<id>``                        batch (started, not ended)
 ``approvals#pending``            ``<expires_at>#<id>``           batch (awaiting approval)
 ``lock#<command>#<environment>`` ``slot#<n>``                    batch (concurrency slots)
+``breakglass#<user>``            ``<yyyy-mm-dd>``                batch (break-glass runs)
+``schedule#<command>#<env>``     ``last``                        batch (latest scheduled run)
 ``notifier#post#<event_id>``     ``<role>``                      notifier (one post each)
 ``notifier#run#<id>``            ``thread``                      notifier (run thread)
 ``notifier#drift#<state>``       ``thread#<set_id>``             notifier (drift thread)
@@ -62,6 +64,16 @@ def run_partition(run_id: str) -> str:
 def lock_partition(command: str, environment: str) -> str:
     """The partition of a command's concurrency slots in one environment."""
     return f"lock#{command}#{environment}"
+
+
+def break_glass_partition(user_id: str) -> str:
+    """The partition of one person's break-glass runs (one item per UTC day)."""
+    return f"breakglass#{user_id}"
+
+
+def schedule_partition(command: str, environment: str) -> str:
+    """The partition of one catalog schedule's latest run."""
+    return f"schedule#{command}#{environment}"
 
 
 def notifier_post_partition(event_id: str) -> str:

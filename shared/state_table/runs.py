@@ -65,6 +65,16 @@ class RunRecord(_Model):
     requested_by: Actor
     channel_id: str | None = None
     rerun_of: str | None = None
+    break_glass: bool = Field(default=False, description="Requested to start without approval.")
+    scheduled_for: AwareDatetime | None = Field(
+        default=None, description="The due time of a run the catalog's schedule requested."
+    )
+    approval_skipped: bool = Field(
+        default=False, description="Break-glass: started without the approval it needs."
+    )
+    break_glass_channel: str | None = Field(
+        default=None, description="Where the approvers are told of the break-glass start."
+    )
     status: RunState = "received"
     requested_at: AwareDatetime
     approval: ApprovalState | None = None

@@ -19,6 +19,7 @@ each wait polls the stand-in with a deadline.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import html
 import json
 import re
@@ -111,14 +112,17 @@ class Stack:
     log_dir: Path
 
 
-@pytest.fixture(scope="module")
-async def stack(
-    moto_endpoint: str, tmp_path_factory: pytest.TempPathFactory
+@contextlib.asynccontextmanager
+async def open_stack(
+    moto_endpoint: str,
+    folder: Path,
+    catalog: dict[str, Any],
+    settings: dict[str, str] | None = None,
 ) -> AsyncIterator[Stack]:
-    """gateway + batch + notifier on one Runtime, configured as ``toilkit up`` does."""
-    folder = tmp_path_factory.mktemp("batch-flow")
+    """gateway + batch + notifier on one Runtime over ``catalog``, configured as
+    ``toilkit up`` does (``settings``: more environment variables)."""
     catalog_path = folder / "catalog.yaml"
-    catalog_path.write_text(yaml.safe_dump(flow_catalog(folder / "orders.sqlite")))
+    catalog_path.write_text(yaml.safe_dump(catalog))
     prefix = f"e2e{uuid.uuid4().hex[:8]}"
     async with SlackStandin() as standin:
         with pytest.MonkeyPatch.context() as env:
@@ -137,6 +141,10 @@ async def stack(
             for prefix_of in ("NOTIFIER", "BATCH"):
                 env.setenv(f"TOILKIT_{prefix_of}_WORKER__WAIT_TIME_SECONDS", "2")
             env.setenv("TOILKIT_NAME_PREFIX", prefix)
+            # The demo catalog's nightly schedule must not add runs at its hour.
+            env.setenv("TOILKIT_BATCH_SCHEDULES_ENABLED", "false")
+            for name, value in (settings or {}).items():
+                env.setenv(name, value)
             aws_settings = AwsSettings(AWS_ENDPOINT_URL=moto_endpoint, AWS_REGION="us-east-1")
             topology_settings = TopologySettings()
             async with AwsClients(aws_settings) as aws:
@@ -154,6 +162,16 @@ async def stack(
                     for service in services:
                         service.stop()
                     await asyncio.wait_for(asyncio.gather(*tasks), 60)
+
+
+@pytest.fixture(scope="module")
+async def stack(
+    moto_endpoint: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Stack]:
+    """gateway + batch + notifier on one Runtime, configured as ``toilkit up`` does."""
+    folder = tmp_path_factory.mktemp("batch-flow")
+    async with open_stack(moto_endpoint, folder, flow_catalog(folder / "orders.sqlite")) as running:
+        yield running
 
 
 # --------------------------------------------------------------------------- Slack, as seen

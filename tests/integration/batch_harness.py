@@ -224,6 +224,8 @@ async def make_harness(
         kill_grace_seconds=kill_grace,
         poll_initial_seconds=0.05,
         poll_max_seconds=0.2,
+        # A test decides when a schedule ticks (the demo catalog has one).
+        schedules_enabled=False,
     )
     service = await build_batch(runtime, settings, clock=clock)
     return BatchHarness(

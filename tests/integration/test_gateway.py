@@ -545,6 +545,58 @@ async def test_rerun_requests_the_stored_run_again_as_the_presser(
     assert event.run_id != "r6"
 
 
+async def test_edit_and_rerun_opens_the_modal_prefilled_and_its_submission_links_the_runs(
+    slack: Slack, aws: AwsClients, names: Names, topology: BootstrapReport
+) -> None:
+    secret = [{"name": "token", "value": None, "sensitive": True}]
+    stored = run_record("r8", status="succeeded")
+    await put_run(aws, names, stored | {"parameters": stored["parameters"] + secret})
+
+    await slack.press("batch_rerun_edit", "r8", BOB)
+
+    view = slack.standin.views()[-1]
+    inputs = {b["block_id"]: b["element"] for b in view["blocks"] if b["type"] == "input"}
+    assert inputs["command"]["initial_option"]["value"] == "backfill"
+    assert inputs["environment"]["initial_option"]["value"] == "production"
+    assert inputs["param:since"]["initial_value"] == "2024-05-01"
+    assert inputs["param:limit"]["initial_value"] == "10"
+    assert "initial_value" not in inputs["param:token"]
+    assert json.loads(view["private_metadata"])["rerun_of"] == "r8"
+
+    status, text = await slack.submit(
+        view, {"param:limit": "20", "reason": "again, more rows"}, BOB
+    )
+
+    assert (status, text) == (200, "")
+    [event] = await events_on(aws, topology, "batch")
+    assert (event.type, event.rerun_of, event.requested_by.slack_user_id) == (
+        "BatchRequested",
+        "r8",
+        BOB.id,
+    )
+    assert {p.name: p.value for p in event.parameters}["limit"] == "20"
+    [said] = ephemeral_texts(slack.standin, CHANNEL, BOB.id)
+    assert "It runs `r8` again." in said
+
+
+async def test_a_rerun_of_a_command_removed_from_the_catalog_starts_nothing(
+    slack: Slack, aws: AwsClients, names: Names, topology: BootstrapReport
+) -> None:
+    await put_run(aws, names, run_record("r9", status="failed", command="retired-report"))
+    views = len(slack.standin.views())
+
+    await slack.press("batch_rerun_edit", "r9", BOB)
+    await slack.press("batch_rerun", "r9", BOB)
+
+    assert len(slack.standin.views()) == views
+    assert await events_on(aws, topology, "batch") == []
+    said = ephemeral_texts(slack.standin, CHANNEL, BOB.id)
+    assert len(said) == 2
+    for text in said:
+        assert "*retired-report* is no longer in the catalog" in text
+        assert "Nothing was started" in text
+
+
 async def test_drift_claim_publishes_who_took_which_findings(
     slack: Slack, aws: AwsClients, topology: BootstrapReport
 ) -> None:
@@ -690,7 +742,14 @@ _FORMS = st.dictionaries(
 )
 
 
-_KNOWN_ACTIONS = ("run_pick_command", "batch_cancel", "batch_approve", "batch_rerun", "drift_claim")
+_KNOWN_ACTIONS = (
+    "run_pick_command",
+    "batch_cancel",
+    "batch_approve",
+    "batch_rerun",
+    "batch_rerun_edit",
+    "drift_claim",
+)
 #: Bodies with the shape of real requests and arbitrary values: these get past the door
 #: into Bolt and the listeners.
 _WELL_SHAPED = st.one_of(

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from shared.authz import approval_refusal, authorization_refusal
+from shared.authz import approval_refusal, authorization_refusal, break_glass_refusal
 from shared.catalog import (
     ApprovalPolicy,
     FieldError,
@@ -61,11 +61,15 @@ def test_the_demo_catalog_loads() -> None:
         "check-invoices",
         "reindex-search",
         "echo-args",
+        "nightly-invoice-check",
     ]
     assert demo.base_dir() == DEMO.parent
     production = demo.command("backfill-orders").environments["production"]  # type: ignore[union-attr]
     assert production.approval is not None
     assert production.approval.approvers.usergroups == ("S0SRE00001",)
+    assert production.break_glass is not None
+    [(scheduled, environment, _)] = demo.schedules()
+    assert (scheduled.name, environment) == ("nightly-invoice-check", "staging")
 
 
 @pytest.mark.parametrize(
@@ -326,3 +330,41 @@ def test_a_refused_sensitive_value_is_not_repeated_in_the_reason() -> None:
     )
     result = validate_request(catalog(spec), "backfill", "staging", {"since": "x", "pin": "12345"})
     assert result == [FieldError(field="pin", message="must be at most 99 (got (sensitive))")]
+
+
+# --------------------------------------------------------------------------- break-glass
+
+APPROVED = STAGING | {"approval": {"approvers": {"usergroups": ["S0SRE00001"]}}}
+GLASS = {"allowed": {"usergroups": ["S0SRE00001"]}, "max_per_person_per_day": 1}
+
+
+def test_break_glass_needs_an_approval_to_skip_and_someone_allowed() -> None:
+    alone = command(environments={"staging": STAGING | {"break_glass": GLASS}})
+    assert "only an environment with an approval" in problems({"commands": [alone]})
+    nobody = command(environments={"production": APPROVED | {"break_glass": {"allowed": {}}}})
+    assert "name at least one user" in problems({"commands": [nobody]})
+
+
+async def test_break_glass_refusals_name_the_reason_the_group_and_the_limit() -> None:
+    spec = command(
+        environments={"production": APPROVED | {"break_glass": GLASS}, "staging": STAGING}
+    )
+    current = catalog(spec)
+    directory = StaticGroupDirectory({"S0SRE00001": ["U0ALICE001"]})
+    reason = "INC-3: the checkout is down since 9:00"
+
+    def request(environment: str) -> ValidatedRequest:
+        checked = validate_request(current, "backfill", environment, {"since": "2024-01-01"})
+        assert isinstance(checked, ValidatedRequest)
+        return checked
+
+    production = request("production")
+    assert await break_glass_refusal(production, "U0ALICE001", reason, directory) is None
+    no_glass = await break_glass_refusal(request("staging"), "U0ALICE001", reason, directory)
+    assert "does not allow break-glass" in (no_glass or "")
+    short = await break_glass_refusal(production, "U0ALICE001", " too short ", directory)
+    assert "at least 20 characters" in (short or "")
+    outsider = await break_glass_refusal(production, "U0CAROL003", reason, directory)
+    assert "may not break glass" in (outsider or "")
+    over = await break_glass_refusal(production, "U0ALICE001", reason, directory, used_today=1)
+    assert "limit for backfill in production is 1 per person per day" in (over or "")

@@ -50,6 +50,8 @@ KEY_PREFIXES = (
     "drift#",
     "run#",
     "lock#",
+    "breakglass#",
+    "schedule#",
     "notifier#post#",
     "notifier#run#",
     "notifier#drift#",

@@ -467,7 +467,8 @@ def test_a_finished_run_parent_shows_its_final_status_and_offers_a_rerun(
     message = render_run(view)
 
     assert texts(message)[0] == headline
-    assert set(buttons(message)) == {Action.BATCH_RERUN, "batch_open_logs"}
+    assert set(buttons(message)) == {Action.BATCH_RERUN, Action.BATCH_RERUN_EDIT, "batch_open_logs"}
+    assert buttons(message)[Action.BATCH_RERUN_EDIT]["value"] == RUN
     assert buttons(message)[Action.BATCH_RERUN]["value"] == RUN
 
 

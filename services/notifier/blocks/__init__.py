@@ -34,6 +34,8 @@ from services.notifier.blocks.drift import (
 from services.notifier.blocks.message import SlackMessage
 from services.notifier.blocks.ops import render_dead_letter
 from services.notifier.blocks.runs import (
+    render_break_glass_notice,
+    render_rerun_link_reply,
     render_run,
     render_run_finished_reply,
     render_run_refused_reply,
@@ -43,6 +45,7 @@ from services.notifier.blocks.scans import render_digest, render_scan_failed
 
 __all__ = [
     "SlackMessage",
+    "render_break_glass_notice",
     "render_dead_letter",
     "render_digest",
     "render_drift",
@@ -51,6 +54,7 @@ __all__ = [
     "render_drift_resolved_reply",
     "render_drift_still_open",
     "render_drift_superseded_reply",
+    "render_rerun_link_reply",
     "render_run",
     "render_run_finished_reply",
     "render_run_refused_reply",

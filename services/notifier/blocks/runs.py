@@ -10,7 +10,7 @@ from services.notifier.blocks.text import (
     tail_lines,
 )
 from services.notifier.views import RunView
-from shared.events import BatchRunFinished, BatchRunRefused, BatchRunStarted
+from shared.events import Actor, BatchRunFinished, BatchRunRefused, BatchRunStarted
 from shared.slack.actions import Action, encode_run_value
 from shared.slack.blocks import (
     MAX_FIELD_TEXT,
@@ -53,6 +53,7 @@ _REFUSAL_WORDS = {
     "approval": "approval was refused",
     "concurrency": "another run holds the lock",
     "runner": "the runner could not start it",
+    "schedule": "skipped, the previous scheduled run still runs",
 }
 
 
@@ -60,6 +61,8 @@ def render_run(view: RunView) -> SlackMessage:
     """A run's parent message: one line per run in the channel, updated to its status."""
     icon, status = _PHASES[view.phase]
     title = f"{icon} *{status}* · `{code_text(view.command)}` on *{escape(view.environment)}*"
+    if view.break_glass:
+        title += " · :rotating_light: break-glass"
     if view.phase in RUN_OUTCOMES:
         bits = []
         if view.duration_seconds is not None:
@@ -81,6 +84,8 @@ def render_run(view: RunView) -> SlackMessage:
         fields.append(f"*Requested by*\n{mention(view.requested_by)}")
     if view.approved_by is not None:
         fields.append(f"*Approved by*\n{mention(view.approved_by)}")
+    elif view.break_glass:
+        fields.append("*Approval*\n:rotating_light: skipped: break-glass")
     elif view.phase == "awaiting_approval" and view.approvers:
         fields.append(f"*Approvers*\n{' '.join(approver_mention(a) for a in view.approvers)}")
     if view.phase == "awaiting_approval" and view.approval_expires_at is not None:
@@ -98,7 +103,10 @@ def render_run(view: RunView) -> SlackMessage:
         blocks.append(section(fields=[clip_mrkdwn(f, MAX_FIELD_TEXT) for f in fields[:MAX_FIELDS]]))
     if view.reason:
         blocks.append(section(clip_mrkdwn(f"> {escape(view.reason)}", MAX_SECTION_TEXT)))
-    blocks.append(context(f"Run `{code_text(view.run_id)}`"))
+    run_line = f"Run `{code_text(view.run_id)}`"
+    if view.rerun_of:
+        run_line += f" · run again from `{code_text(view.rerun_of)}`"
+    blocks.append(context(run_line))
     buttons = _run_buttons(view)
     if buttons:
         blocks.append(actions(buttons))
@@ -135,7 +143,11 @@ def _run_buttons(view: RunView) -> list[Block]:
             )
         ]
     if view.phase in RUN_OUTCOMES:
-        return [button("Run again", Action.BATCH_RERUN, value=encode_run_value(view.run_id))]
+        value = encode_run_value(view.run_id)
+        return [
+            button("Run again", Action.BATCH_RERUN, value=value),
+            button("Edit and run again", Action.BATCH_RERUN_EDIT, value=value),
+        ]
     return []
 
 
@@ -182,6 +194,44 @@ def render_run_finished_reply(event: BatchRunFinished) -> SlackMessage:
         blocks.append(context(f":scroll: <{event.log_url}|Full log>"))
     return SlackMessage(
         text=f"{status}: {event.command} on {event.environment}", blocks=fit_blocks(blocks)
+    )
+
+
+def render_break_glass_notice(event: BatchRunStarted) -> SlackMessage:
+    """The approvers' own message: a run started without their approval, and why."""
+    head = (
+        f":rotating_light: *Break-glass:* {mention(event.requested_by)} started "
+        f"`{code_text(event.command)}` on *{escape(event.environment)}* without approval"
+    )
+    blocks: list[Block] = [section(head)]
+    if event.reason:
+        blocks.append(section(clip_mrkdwn(f"*Reason*\n> {escape(event.reason)}", MAX_SECTION_TEXT)))
+    if event.parameters:
+        blocks.append(
+            section(
+                clip_mrkdwn(f"*Parameters*\n{parameters_text(event.parameters)}", MAX_FIELD_TEXT)
+            )
+        )
+    blocks.append(
+        context(
+            f"Run `{code_text(event.run_id)}` · started {slack_date(event.started_at)} · "
+            "review it in the run's thread; `toilkit runs list --break-glass` lists them all"
+        )
+    )
+    text = (
+        f"Break-glass: {event.requested_by.name} started {event.command} on "
+        f"{event.environment} without approval"
+    )
+    return SlackMessage(text=clip(text, MAX_NOTIFICATION_TEXT), blocks=fit_blocks(blocks))
+
+
+def render_rerun_link_reply(run_id: str, requested_by: Actor) -> SlackMessage:
+    """The reply in a run's thread when someone runs it again (with or without edits)."""
+    return SlackMessage(
+        text=f"Run again as {run_id}",
+        blocks=(
+            section(f":repeat: Run again by {mention(requested_by)} as run `{code_text(run_id)}`"),
+        ),
     )
 
 

@@ -1,0 +1,338 @@
+"""Re-run with edits, break-glass and schedules, end to end, the way people use them.
+
+The same stack as :mod:`tests.e2e.test_batch_flow` (gateway, batch and notifier built by
+the composition root on moto, the Slack stand-in as Slack), over the demo catalog with the
+changes these flows need: a command removed from the catalog is simulated by a second
+gateway-side check, the break-glass limit is low enough to reach, and the scheduled
+command's cron is driven by the test's own ticks of the batch scheduler (no waiting).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import json
+import os
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+import pytest
+from typer.testing import CliRunner
+
+from shared.slack.actions import Action
+from tests.e2e.test_batch_flow import (
+    ALICE,
+    BOB,
+    CAROL,
+    DEADLINE_SECONDS,
+    FINAL_STATUSES,
+    OPS_CHANNEL,
+    RUN_ID_IN_REPLY,
+    SECRET,
+    Person,
+    Stack,
+    buttons_of,
+    every_version,
+    finished,
+    flow_catalog,
+    open_stack,
+    run_message_where,
+    runs_channel_id,
+    shown,
+    status_of,
+    until,
+)
+from tests.support import eventually
+from toilkit.cli import app
+from toilkit.standins.slack.app_requests import (
+    SignedSlack,
+    block_actions_payload,
+    button,
+    view_submission_payload,
+)
+
+T = TypeVar("T")
+
+
+@pytest.fixture(scope="module")
+async def stack(
+    moto_endpoint: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Stack]:
+    folder = tmp_path_factory.mktemp("batch-features")
+    catalog = flow_catalog(folder / "orders.sqlite")
+    [reindex] = [c for c in catalog["commands"] if c["name"] == "reindex-search"]
+    reindex["environments"]["staging"]["schedule"] = {
+        "cron": "*/5 * * * *",
+        "timezone": "Europe/Paris",
+        "parameters": {"steps": 30},
+        "reason": "keep the index fresh",
+    }
+    # The test ticks the schedules itself (open_stack turns the ticking task off).
+    async with open_stack(moto_endpoint, folder, catalog) as running:
+        yield running
+
+
+@pytest.fixture
+async def slack(stack: Stack) -> AsyncIterator[SignedSlack]:
+    side = SignedSlack(stack.gateway.events_url, SECRET, stack.standin, OPS_CHANNEL)
+    yield side
+    await side.close()
+
+
+@pytest.fixture
+def alice(stack: Stack, slack: SignedSlack) -> Person:
+    return Person(ALICE, stack, slack)
+
+
+@pytest.fixture
+def bob(stack: Stack, slack: SignedSlack) -> Person:
+    return Person(BOB, stack, slack)
+
+
+@pytest.fixture
+def carol(stack: Stack, slack: SignedSlack) -> Person:
+    return Person(CAROL, stack, slack)
+
+
+def unique(what: str) -> str:
+    return f"{what} ({uuid.uuid4().hex[:6]})"
+
+
+async def click_for_modal(person: Person, message: dict[str, Any], action_id: str) -> None:
+    """Click a run message's button that opens a modal (its trigger id is fresh)."""
+    element = buttons_of(message)[action_id]
+    payload = block_actions_payload(
+        button(action_id, element["value"]),
+        user=person.user,
+        trigger_id=person.standin.issue_trigger(person.user.id),
+        channel_id=runs_channel_id(person.standin),
+        message_ts=message["ts"],
+    )
+    status, _ = await person.slack.interact(payload)
+    assert status == 200
+
+
+async def submit(person: Person, view: dict[str, Any], answers: dict[str, Any]) -> str:
+    """Submit ``view`` with ``answers`` (other inputs keep what they show); the run id the
+    gateway's reply names (in the channel the modal was opened from)."""
+    before = len(person.requested_replies()) + len(
+        person.ephemeral_texts(runs_channel_id(person.standin))
+    )
+    status, text = await person.slack.interact(
+        view_submission_payload(view, answers, user=person.user)
+    )
+    assert (status, text) == (200, ""), text
+
+    async def answered() -> list[str]:
+        said = person.requested_replies() + person.ephemeral_texts(runs_channel_id(person.standin))
+        return said[before:]
+
+    [reply] = await eventually(answered, timeout=DEADLINE_SECONDS)
+    match = RUN_ID_IN_REPLY.search(reply)
+    assert match, reply
+    return match.group(1)
+
+
+# --------------------------------------------------------------------------- re-run with edits
+
+
+async def test_edit_and_run_again_opens_the_modal_prefilled_and_links_both_runs(
+    stack: Stack, alice: Person, bob: Person
+) -> None:
+    # GIVEN a finished reindex with a sensitive key
+    first = await alice.request(
+        "reindex-search",
+        "staging",
+        {"steps": "1", "api_key": "sk-never-prefilled"},
+        unique("reindex before the re-run"),
+    )
+    done = await finished(stack.standin, first)
+    assert Action.BATCH_RERUN_EDIT in buttons_of(done)
+
+    # WHEN bob clicks "Edit and run again"
+    views_before = {v["id"] for v in stack.standin.views()}
+    await click_for_modal(bob, done, Action.BATCH_RERUN_EDIT)
+
+    async def opened() -> dict[str, Any] | None:
+        return next((v for v in stack.standin.views() if v["id"] not in views_before), None)
+
+    modal = await until(opened)
+
+    # THEN the modal shows the run's command, environment and values, never the secret
+    inputs = {b["block_id"]: b["element"] for b in modal["blocks"] if b["type"] == "input"}
+    assert inputs["command"]["initial_option"]["value"] == "reindex-search"
+    assert inputs["environment"]["initial_option"]["value"] == "staging"
+    assert inputs["param:steps"]["initial_value"] == "1"
+    assert "initial_value" not in inputs["param:api_key"]
+    assert f"Runs `{first}` again" in shown(modal)
+    assert "sk-never-prefilled" not in str(modal)
+
+    # WHEN he changes one value and submits
+    second = await submit(bob, modal, {"param:steps": "2", "reason": "again with two steps"})
+
+    # THEN the new run ran with the edit, and each thread links to the other
+    rerun = await finished(stack.standin, second)
+    assert status_of(rerun) == "Succeeded"
+    assert "`steps` = `2`" in shown(rerun)
+    assert f"run again from `{first}`" in shown(rerun)
+
+    async def linked() -> dict[str, Any] | None:
+        message = await run_message_where(stack.standin, first, lambda m: True)
+        replies = [r for r in message["replies"] if f"as run `{second}`" in shown(r)]
+        return message if replies else None
+
+    old = await until(linked)
+    [link] = [r for r in old["replies"] if second in shown(r)]
+    assert "Run again by <@U0BOB00002>" in shown(link)
+
+
+# --------------------------------------------------------------------------- break-glass
+
+APPROVERS_CHANNEL = "#sre-approvals"  # the demo catalog's break_glass.notify_channel
+INCIDENT = "INC-21: checkout down, orders stuck in pending since 09:12"
+
+
+async def break_glass(person: Person, text: str, reason: str = INCIDENT) -> tuple[int, str]:
+    """Ask for echo-args in production with break-glass ticked; Slack's answer to it."""
+    form = await person.pick(await person.open_run_modal(), "echo-args")
+    answers = {
+        "environment": "production",
+        "param:text": text,
+        "reason": reason,
+        "break_glass": "break_glass",
+    }
+    return await person.slack.interact(view_submission_payload(form, answers, user=person.user))
+
+
+async def toilkit_runs(moto_endpoint: str, *args: str) -> str:
+    env = {
+        "AWS_ENDPOINT_URL": moto_endpoint,
+        "TOILKIT_NAME_PREFIX": os.environ["TOILKIT_NAME_PREFIX"],
+        "COLUMNS": "250",
+        "NO_COLOR": "1",
+    }
+    result = await asyncio.to_thread(CliRunner().invoke, app, ["runs", *args], env=env)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+async def test_break_glass_starts_without_approval_and_tells_the_approvers_at_once(
+    stack: Stack, alice: Person, moto_endpoint: str
+) -> None:
+    # GIVEN alice, in @sre, breaks glass on production with a stated reason
+    before = len(alice.requested_replies())
+    assert await break_glass(alice, "unstick the orders") == (200, "")
+    [reply] = await eventually(
+        lambda: _async(alice.requested_replies()[before:]), timeout=DEADLINE_SECONDS
+    )
+    assert "Break-glass: it starts without approval" in reply
+    run_id = RUN_ID_IN_REPLY.search(reply).group(1)  # type: ignore[union-attr]
+
+    # THEN it runs at once (never awaited approval), marked break-glass
+    message = await finished(stack.standin, run_id)
+    assert status_of(message) == "Succeeded"
+    assert ":rotating_light: break-glass" in shown(message)
+    assert "skipped: break-glass" in shown(message)
+    versions = [status_of(v) for v in every_version(stack.standin, run_id)]
+    assert "Awaiting approval" not in versions
+
+    # AND the approvers' channel got its own message, with the reason
+    async def notice() -> dict[str, Any] | None:
+        return next(
+            (m for m in stack.standin.messages(APPROVERS_CHANNEL) if run_id in shown(m)), None
+        )
+
+    told = await until(notice)
+    assert "*Break-glass:* <@U0ALICE001> started `echo-args` on *production* without approval" in (
+        shown(told)
+    )
+    assert INCIDENT in html.unescape(shown(told))
+
+    # AND the audit trail marks it, and the CLI lists it among break-glass runs
+    listed = await toilkit_runs(moto_endpoint, "list", "--break-glass", "--json")
+    assert run_id in listed
+    assert all(json.loads(line)["break_glass"] for line in listed.splitlines())
+    trail = json.loads(await toilkit_runs(moto_endpoint, "show", run_id, "--json"))["audit"]
+    [marked] = [e for e in trail if e["action"] == "break_glass"]
+    assert "started without approval" in marked["detail"] and INCIDENT in marked["detail"]
+
+
+async def test_break_glass_is_refused_over_the_daily_limit_without_a_reason_or_group(
+    stack: Stack, bob: Person, carol: Person
+) -> None:
+    # Two a day (the demo catalog's limit) start at once ...
+    for text in ("first", "second"):
+        assert await break_glass(bob, text) == (200, "")
+    # ... the third is refused by the batch service, and never runs.
+    assert await break_glass(bob, "third") == (200, "")
+
+    async def three() -> list[str] | None:
+        said = [r for r in bob.requested_replies() if "Break-glass" in r]
+        return said if len(said) == 3 else None
+
+    run_ids = [RUN_ID_IN_REPLY.search(r).group(1) for r in await until(three)]  # type: ignore[union-attr]
+    ended = [
+        await run_message_where(stack.standin, r, lambda m: status_of(m) in FINAL_STATUSES)
+        for r in run_ids
+    ]
+    statuses = [status_of(m) for m in ended]
+    assert sorted(statuses) == ["Refused", "Succeeded", "Succeeded"]
+    refused = ended[statuses.index("Refused")]
+    assert "already started 2 break-glass run(s) today" in shown(refused)
+    assert not (stack.log_dir / f"{run_ids[statuses.index('Refused')]}.log").exists()
+
+    # A short reason is refused under the field, before anything is sent.
+    status, text = await break_glass(bob, "no reason", reason="it is urgent")
+    assert status == 200
+    assert "at least 20 characters" in json.loads(text)["errors"]["reason"]
+
+    # Carol may run echo-args in production, but not break glass: told so, nothing queued.
+    requested = len(carol.requested_replies())
+    assert await break_glass(carol, "carol's try") == (200, "")
+
+    async def refusal() -> list[str]:
+        return [t for t in carol.ephemeral_texts(OPS_CHANNEL) if "may not break glass" in t]
+
+    [said] = await eventually(refusal, timeout=DEADLINE_SECONDS)
+    assert "You may not break glass *echo-args* in *production*" in said
+    assert len(carol.requested_replies()) == requested
+
+
+async def _async(value: T) -> T:
+    return value
+
+
+# --------------------------------------------------------------------------- schedules
+
+
+async def test_a_scheduled_run_is_requested_by_schedule_and_skipped_while_the_last_one_runs(
+    stack: Stack, alice: Person, moto_endpoint: str
+) -> None:
+    [batch] = [s for s in stack.services if s.name == "batch"]
+    ticker = batch.schedules  # type: ignore[attr-defined]
+    due = datetime(2031, 1, 1, 0, 5, tzinfo=UTC)
+
+    # WHEN the schedule is due (the test's clock), the run goes through the same pipeline
+    [first] = await ticker.tick(due + timedelta(seconds=10))
+    running = await run_message_where(stack.standin, first, lambda m: status_of(m) == "Running")
+    assert "*Requested by*\n*schedule*" in shown(running)
+    assert "keep the index fresh (schedule */5 * * * *, Europe/Paris)" in shown(running)
+    # A tick within the same period requests nothing more.
+    assert await ticker.tick(due + timedelta(seconds=40)) == []
+
+    # WHEN it is due again while the first still runs, the new one is skipped, with a note
+    [second] = await ticker.tick(due + timedelta(minutes=5, seconds=1))
+    skipped = await run_message_where(stack.standin, second, lambda m: status_of(m) == "Refused")
+    assert "skipped, the previous scheduled run still runs" in shown(skipped)
+    assert f"previous scheduled run {first} is still running" in html.unescape(shown(skipped))
+    assert not (stack.log_dir / f"{second}.log").exists()
+
+    # AND the audit trail says who asked and why
+    shown_json = json.loads(await toilkit_runs(moto_endpoint, "show", first, "--json"))
+    assert shown_json["requested_by"]["name"] == "schedule"
+    [scheduled] = [e for e in shown_json["audit"] if e["action"] == "scheduled"]
+    assert "by the catalog's schedule */5 * * * * (Europe/Paris)" in scheduled["detail"]
+    await alice.click(running, Action.BATCH_CANCEL)
+    assert status_of(await finished(stack.standin, first)) == "Cancelled"
