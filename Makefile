@@ -13,7 +13,7 @@ TOOLS_BIN   := $(TOOLS_VENV)/bin
 TOOLS_STAMP := $(TOOLS_VENV)/.installed
 NODE_STAMP  := node_modules/.installed
 
-.PHONY: up test test-heavy lint typecheck bench install tools lock clean
+.PHONY: up test test-heavy chaos lint typecheck bench install tools lock clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "toilkit needs Python 3.11 or newer; set PYTHON=python3.11 (or newer)")'
@@ -73,6 +73,13 @@ test: lint typecheck tools
 # The heavy scenarios at full size.
 test-heavy: $(STAMP)
 	TOILKIT_FULL_SIZE=1 $(BIN)/pytest -q -m heavy
+
+# Issue #13's faults with every service in its own process against a standalone emulator and
+# the Slack stand-in: prints scenario / events / lost / duplicated / time (docs/reliability.md).
+# `make test` runs two of them at a reduced size (tests/integration/test_chaos.py); all of them
+# reduced: `$(BIN)/python -m toilkit.chaos --reduced`.
+chaos: $(STAMP)
+	$(BIN)/python -m toilkit.chaos
 
 # Benchmarks print their figures; docs/benchmarks.md records them.
 bench: $(STAMP)

@@ -37,6 +37,9 @@ class Claim(Enum):
 
 IN_PROGRESS = "INPROGRESS"
 COMPLETED = "COMPLETED"
+#: The kind of a failure record written as a message's last receive begins: replaced by the
+#: real reason if the handler fails, deleted if it succeeds, left if the worker never returns.
+INTERRUPTED = "interrupted"
 
 
 @dataclass(frozen=True)
@@ -175,34 +178,54 @@ class IdempotencyStore:
             )
 
     async def record_failure_once(
-        self, key: str, reason: str, ttl: int, *, poison: bool = False
+        self, key: str, reason: str, ttl: int, *, poison: bool = False, kind: str | None = None
     ) -> bool:
         """Remember why a message failed for good; True the first time only.
 
         The worker logs a poison message once (not on every receive) and ``toilkit dlq
         show`` reads the reason back; ``toilkit replay`` leaves ``poison`` ones (a body that
-        is not an event, or a type nobody handles) in the DLQ unless asked.
+        is not an event, or a type nobody handles) in the DLQ unless asked. A provisional
+        record (kind :data:`INTERRUPTED`, written when the last receive begins) is replaced.
+
+        Args:
+            kind: what the record says; default ``poison`` or ``permanent`` by ``poison``.
+                :data:`INTERRUPTED` writes the provisional record (never replaces anything).
         """
         now = self._clock()
+        kind = kind or ("poison" if poison else "permanent")
+        request: dict[str, Any] = {
+            "TableName": self.table,
+            "Item": {
+                "id": {"S": key},
+                "status": {"S": "FAILED"},
+                "reason": {"S": reason[:2000]},
+                "kind": {"S": kind},
+                "failed_at": {"N": str(int(now))},
+                "expiration": {"N": str(int(now + ttl))},
+            },
+            "ConditionExpression": "attribute_not_exists(id)",
+        }
+        if kind != INTERRUPTED:
+            request["ConditionExpression"] += " OR kind = :interrupted"
+            request["ExpressionAttributeValues"] = {":interrupted": {"S": INTERRUPTED}}
         try:
-            await call_aws(
-                "dynamodb.put_item (failure)",
-                lambda: self._ddb.put_item(
-                    TableName=self.table,
-                    Item={
-                        "id": {"S": key},
-                        "status": {"S": "FAILED"},
-                        "reason": {"S": reason[:2000]},
-                        "kind": {"S": "poison" if poison else "permanent"},
-                        "failed_at": {"N": str(int(now))},
-                        "expiration": {"N": str(int(now + ttl))},
-                    },
-                    ConditionExpression="attribute_not_exists(id)",
-                ),
-            )
+            await call_aws("dynamodb.put_item (failure)", lambda: self._ddb.put_item(**request))
         except ConditionFailed:
             return False
         return True
+
+    async def forget_interrupted(self, key: str) -> None:
+        """Delete the provisional record of a message whose last receive was handled."""
+        with contextlib.suppress(ConditionFailed):
+            await call_aws(
+                "dynamodb.delete_item (failure)",
+                lambda: self._ddb.delete_item(
+                    TableName=self.table,
+                    Key={"id": {"S": key}},
+                    ConditionExpression="kind = :interrupted",
+                    ExpressionAttributeValues={":interrupted": {"S": INTERRUPTED}},
+                ),
+            )
 
     async def failure_reason(self, key: str) -> str | None:
         """The reason recorded by :meth:`record_failure_once`, if any."""

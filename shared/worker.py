@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from shared.aws import call_aws, classify_aws_error
 from shared.errors import PermanentError, PoisonMessage, TransientError
 from shared.events import EventBase, event_type_name, parse_event
-from shared.idempotency import Claim, IdempotencyStore
+from shared.idempotency import INTERRUPTED, Claim, IdempotencyStore
 from shared.metrics import WorkerMetrics
 from shared.observability import event_log_fields, log_context
 from shared.ops import DeadLetter
@@ -416,7 +416,13 @@ class Worker:
         count the attempt. Never raises (but for cancellation)."""
         with log_context(message_id=item.message_id, **event_log_fields(item.event)):
             started = time.monotonic()
+            last = claim is Claim.ACQUIRED and self._is_last_receive(item.receive_count)
+            if last:  # if this worker never returns, dlq show still says why
+                await self._record_reason(item.message, self._interrupted_reason(item), INTERRUPTED)
             outcome = await self._settle(item, claim, claim_is_ours)
+            if last and outcome is Outcome.HANDLED and self._idempotency is not None:
+                with contextlib.suppress(Exception):
+                    await self._idempotency.forget_interrupted(self._failure_key(item.message))
             if self._metrics is not None and claim is Claim.ACQUIRED:  # the handler ran
                 seconds, event_type = time.monotonic() - started, event_type_name(item.event)
                 if outcome is Outcome.HANDLED:
@@ -563,8 +569,16 @@ class Worker:
     async def _retry_later(
         self, message: MessageTypeDef, receive_count: int, reason: str, at_least: float = 0
     ) -> None:
-        if self._max_receive_count is not None and receive_count >= self._max_receive_count:
-            await self._dead_lettered(message, reason)  # the redrive policy moves it next
+        if self._is_last_receive(receive_count):  # the redrive policy moves it next
+            if await self._record_reason(message, f"{reason} (receive {receive_count})", "retries"):
+                log.error(
+                    "%s: message %s on %s failed on its last receive and goes to the DLQ: %s",
+                    self.consumer,
+                    message.get("MessageId"),
+                    self.queue_name,
+                    reason,
+                )
+            await self._dead_lettered(message, reason)
         delay = min(
             self.settings.retry_max_seconds,
             self.settings.retry_base_seconds * 2 ** min(receive_count - 1, 16),
@@ -583,29 +597,47 @@ class Worker:
     async def _leave_for_dlq(
         self, message: MessageTypeDef, reason: str, *, poison: bool = False
     ) -> None:
-        message_id = message.get("MessageId", "?")
-        first = True
-        if self._idempotency is not None:
-            try:
-                first = await self._idempotency.record_failure_once(
-                    failure_key(self.queue_name, message_id),
-                    reason,
-                    FAILURE_RECORD_TTL,
-                    poison=poison,
-                )
-            except Exception as exc:
-                log.warning("%s: cannot record why %s failed: %s", self.consumer, message_id, exc)
-        if first:
+        if await self._record_reason(message, reason, "poison" if poison else "permanent"):
             log.error(
                 "%s: message %s on %s cannot be handled and is left for the DLQ: %s",
                 self.consumer,
-                message_id,
+                message.get("MessageId", "?"),
                 self.queue_name,
                 reason,
             )
             await self._dead_lettered(message, reason)
         # Visible at once: the redrive policy moves it after maxReceiveCount receives.
         await self._set_visibility(message, 0)
+
+    def _is_last_receive(self, receive_count: int) -> bool:
+        return self._max_receive_count is not None and receive_count >= self._max_receive_count
+
+    def _failure_key(self, message: MessageTypeDef) -> str:
+        return failure_key(self.queue_name, message.get("MessageId", "?"))
+
+    def _interrupted_reason(self, item: _Prepared) -> str:
+        return (
+            f"{event_type_name(item.event)} {item.key}: its last receive ({item.receive_count}) "
+            f"began at {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} and no handler "
+            f"finished with it: the {self.consumer} worker was killed, crashed or stopped "
+            f"(its handler timeout is {self.settings.handler_timeout:g}s)"
+        )
+
+    async def _record_reason(self, message: MessageTypeDef, reason: str, kind: str) -> bool:
+        """Record why ``message`` goes to the DLQ (kept for ``dlq show``); True the first
+        time (or when it replaces the provisional record of an interrupted last receive).
+        Without a store, or when the record cannot be written, True (log it anyway)."""
+        if self._idempotency is None:
+            return True
+        try:
+            return await self._idempotency.record_failure_once(
+                self._failure_key(message), reason, FAILURE_RECORD_TTL, kind=kind
+            )
+        except Exception as exc:
+            log.warning(
+                "%s: cannot record why %s failed: %s", self.consumer, message.get("MessageId"), exc
+            )
+            return True
 
     async def _dead_lettered(self, message: MessageTypeDef, reason: str) -> None:
         """Count and announce a message that is going to the DLQ (never raises)."""

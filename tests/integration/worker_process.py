@@ -3,7 +3,7 @@
 Configured by environment variables set by the test:
     WP_ENDPOINT, WP_QUEUE_URL, WP_TABLE, WP_MARKERS (a folder), WP_HANDLER_SECONDS,
     WP_CRASH_AFTER_HANDLED ("1": SIGKILL itself after the event is marked handled and
-    before the SQS message is deleted), WP_HANDLER_TIMEOUT (seconds).
+    before the SQS message is deleted), WP_HANDLER_TIMEOUT (seconds), WP_MAX_RECEIVE_COUNT.
 The handler writes ``<event_id>.started`` and ``<event_id>.done`` into WP_MARKERS.
 """
 
@@ -54,6 +54,7 @@ async def main() -> int:
                 handler_timeout=float(os.environ.get("WP_HANDLER_TIMEOUT", "300")),
             ),
             on_outcome=on_outcome,
+            max_receive_count=int(os.environ.get("WP_MAX_RECEIVE_COUNT", "5")),
         )
         stats = await serve_until_stopped(worker)
     print(f"stats {stats}", flush=True)
