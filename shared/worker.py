@@ -624,9 +624,8 @@ class Worker:
         )
 
     async def _record_reason(self, message: MessageTypeDef, reason: str, kind: str) -> bool:
-        """Record why ``message`` goes to the DLQ (kept for ``dlq show``); True the first
-        time (or when it replaces the provisional record of an interrupted last receive).
-        Without a store, or when the record cannot be written, True (log it anyway)."""
+        """Record why ``message`` goes to the DLQ (for ``dlq show``); True the first time,
+        or when it replaces an interrupted last receive's record, or when none is kept."""
         if self._idempotency is None:
             return True
         try:
@@ -634,9 +633,8 @@ class Worker:
                 self._failure_key(message), reason, FAILURE_RECORD_TTL, kind=kind
             )
         except Exception as exc:
-            log.warning(
-                "%s: cannot record why %s failed: %s", self.consumer, message.get("MessageId"), exc
-            )
+            message_id = message.get("MessageId")
+            log.warning("%s: cannot record why %s failed: %s", self.consumer, message_id, exc)
             return True
 
     async def _dead_lettered(self, message: MessageTypeDef, reason: str) -> None:
