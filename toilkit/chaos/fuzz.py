@@ -13,11 +13,12 @@ import string
 from typing import Any
 from urllib.parse import urlencode
 
+from shared.slack.actions import Action
 from shared.slack.signing import signed_headers
 
 FORM_KEYS = ["command", "text", "user_id", "trigger_id", "ssl_check", "payload", "channel_id", "x"]
 PAYLOAD_TYPES = ["block_actions", "view_submission", "view_closed", "shortcut"]
-ACTIONS = ["run_pick_command", "batch_cancel", "batch_approve", "batch_rerun", "drift_claim"]
+ACTIONS = ["run_pick_command", *(action.value for action in Action)]
 CONTENT_TYPES = ["application/x-www-form-urlencoded", "application/json", "text/plain", ""]
 HEADERS = ["X-Slack-Retry-Num", "X-Slack-Signature", "X-Slack-Request-Timestamp", "X-Other"]
 
