@@ -811,8 +811,10 @@ _BODIES = st.one_of(
 
 
 @pytest.fixture
-def fuzz_target(service: GatewayService) -> tuple[asyncio.AbstractEventLoop, str]:
-    return asyncio.get_event_loop(), service.events_url
+async def fuzz_target(service: GatewayService) -> tuple[asyncio.AbstractEventLoop, str]:
+    # The loop the service runs on, taken while it runs: asking the main thread for "the"
+    # loop afterwards fails when another test module left none set.
+    return asyncio.get_running_loop(), service.events_url
 
 
 @settings(
