@@ -83,19 +83,6 @@ def _actor_label(actor: Actor) -> str:
     return f"{actor.name} ({actor.slack_user_id})" if actor.slack_user_id else actor.name
 
 
-def _revalidate(ctx: BatchContext, record: RunRecord) -> ValidatedRequest | str:
-    """The request checked against the catalog as it is now, or why it fails."""
-    result = validate_request(
-        ctx.catalog,
-        record.command,
-        record.environment,
-        [(p.name, p.value) for p in record.parameters],
-    )
-    if isinstance(result, ValidatedRequest):
-        return result
-    return "; ".join(str(error) for error in result)
-
-
 # --------------------------------------------------------------------------- requests
 
 
@@ -167,7 +154,7 @@ async def _resume_request(ctx: BatchContext, record: RunRecord, event_id: str) -
 
 
 async def _decide(ctx: BatchContext, record: RunRecord, event_id: str) -> None:
-    request = _revalidate(ctx, record)
+    request = ctx.steps.revalidate(record)
     if isinstance(request, str):
         await ctx.steps.refuse(record, "validation", request, event_id=event_id)
         return
@@ -329,7 +316,7 @@ async def on_batch_approved(ctx: BatchContext, event: BatchApproved) -> None:
             ctx, await _known_run(ctx, record.run_id, "an approval"), approver, event.event_id
         )
         return
-    request = _revalidate(ctx, record)
+    request = ctx.steps.revalidate(record)
     if isinstance(request, str):
         await ctx.steps.refuse(record, "validation", request, event_id=event.event_id)
         return

@@ -288,7 +288,7 @@ class RunSteps:
             The run, started again where the runner makes that safe (for the supervisor
             to watch); None when it was finished as failed instead.
         """
-        request = self._revalidate(record)
+        request = self.revalidate(record)
         runner = self.runners.get(record.runner or "")
         if runner is not None and runner.idempotent_start and isinstance(request, ValidatedRequest):
             spec = self.spec_for(record, request)
@@ -332,14 +332,17 @@ class RunSteps:
             return None
         return detail
 
-    def _revalidate(self, record: RunRecord) -> ValidatedRequest | None:
+    def revalidate(self, record: RunRecord) -> ValidatedRequest | str:
+        """The request checked against the catalog as it is now, or why it fails."""
         result = validate_request(
             self.catalog,
             record.command,
             record.environment,
             [(p.name, p.value) for p in record.parameters],
         )
-        return result if isinstance(result, ValidatedRequest) else None
+        if isinstance(result, ValidatedRequest):
+            return result
+        return "; ".join(str(error) for error in result)
 
     async def finish(self, run_id: str, outcome: RunOutcome) -> RunRecord | None:
         """Record how a run ended, free its slot, announce ``BatchRunFinished`` (once)."""
