@@ -1,0 +1,26 @@
+"""Accept a drift into code: patch the Terraform so it says what reality says, and push it.
+
+:mod:`.patch` builds the edit (pure: files in, texts out), :mod:`.hcl` reads and writes
+HCL literals in place, :mod:`.git` pushes the edit as a branch of the infrastructure
+repository and says where to compare it.
+"""
+
+from services.detector.accept.patch import (
+    CodePatch,
+    FileEdit,
+    PatchError,
+    ResourceAddress,
+    Skipped,
+    accept_patch,
+    parse_path,
+)
+
+__all__ = [
+    "CodePatch",
+    "FileEdit",
+    "PatchError",
+    "ResourceAddress",
+    "Skipped",
+    "accept_patch",
+    "parse_path",
+]
