@@ -7,10 +7,10 @@ interface between them. Parsing an SQS body never raises anything but
 
 Commands (gateway, schedules -> batch, detector):
     BatchRequested, BatchCancelRequested, BatchApproved, BatchRejected,
-    DriftScanRequested, DriftClaimed.
+    DriftScanRequested, DriftClaimed, DriftAcceptRequested.
 Outcomes (batch, detector -> notifier):
     BatchApprovalRequested, BatchRunStarted, BatchRunFinished, BatchRunRefused,
-    DriftDetected, DriftResolved, DriftScanFailed, DriftScanCompleted.
+    DriftDetected, DriftResolved, DriftScanFailed, DriftScanCompleted, DriftAccepted.
 Operations (any worker -> notifier, the ops channel):
     MessageDeadLettered.
 """
@@ -242,6 +242,16 @@ class DriftClaimed(EventBase):
     claimed_by: Actor
 
 
+class DriftAcceptRequested(EventBase):
+    """Someone pressed "Accept into code" on a drift message: make the code say what the
+    cloud has for these findings (a diff in the thread, a branch where a remote is set)."""
+
+    type: Literal["DriftAcceptRequested"] = "DriftAcceptRequested"
+    state: str
+    fingerprints: tuple[str, ...] = ()
+    requested_by: Actor
+
+
 # --------------------------------------------------------------------------- drift: outcomes
 
 FindingKind: TypeAlias = Literal["drift", "pending"]
@@ -356,6 +366,47 @@ class DriftResolved(EventBase):
     resolved: tuple[ResolvedFinding, ...]
 
 
+class AcceptedAttribute(_Model):
+    """One attribute of an accepted drift: written into code, or left to a person (``reason``)."""
+
+    address: str
+    path: str
+    reason: str | None = None
+
+
+class DriftAccepted(EventBase):
+    """The code change for an "Accept into code": its diff, and the branch it was pushed to.
+
+    Attributes:
+        diff: The unified diff (clipped to :data:`MAX_ACCEPT_DIFF` characters; the branch
+            holds all of it).
+        changed: The attributes written into code.
+        skipped: The attributes left to a person, each with the reason.
+        gone: Requested findings that the fresh plan no longer shows (fixed since).
+        branch: The pushed branch, when a remote is configured and the push worked.
+        compare_url: A link to compare (open a pull request), when the host is known.
+        problem: Why nothing (or no branch) came of it, in words for the thread.
+    """
+
+    type: Literal["DriftAccepted"] = "DriftAccepted"
+    is_outcome: ClassVar[bool] = True
+    state: str
+    fingerprints: tuple[str, ...] = ()
+    requested_by: Actor
+    diff: str = ""
+    changed: tuple[AcceptedAttribute, ...] = ()
+    skipped: tuple[AcceptedAttribute, ...] = ()
+    gone: tuple[str, ...] = ()
+    branch: str | None = None
+    commit: str | None = None
+    compare_url: str | None = None
+    problem: str | None = None
+
+
+#: The longest diff a ``DriftAccepted`` carries (SNS allows 256 KiB; Slack shows far less).
+MAX_ACCEPT_DIFF = 12_000
+
+
 ScanPhase: TypeAlias = Literal[
     "discover", "credentials", "init", "plan", "show", "parse", "timeout"
 ]
@@ -440,6 +491,8 @@ Event: TypeAlias = Annotated[
     | BatchRunRefused
     | DriftScanRequested
     | DriftClaimed
+    | DriftAcceptRequested
+    | DriftAccepted
     | DriftDetected
     | DriftResolved
     | DriftScanFailed

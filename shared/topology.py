@@ -47,7 +47,10 @@ class TableSpec:
 
 
 QUEUES: tuple[QueueSpec, ...] = (
-    QueueSpec(consumer="detector", event_types=frozenset({"DriftScanRequested", "DriftClaimed"})),
+    QueueSpec(
+        consumer="detector",
+        event_types=frozenset({"DriftScanRequested", "DriftClaimed", "DriftAcceptRequested"}),
+    ),
     QueueSpec(
         consumer="batch",
         event_types=frozenset(

@@ -7,7 +7,7 @@
 locals {
   consumers = {
     detector = {
-      event_types = ["DriftClaimed", "DriftScanRequested"]
+      event_types = ["DriftAcceptRequested", "DriftClaimed", "DriftScanRequested"]
     }
     batch = {
       event_types = ["BatchApproved", "BatchCancelRequested", "BatchRejected", "BatchRequested"]
@@ -18,6 +18,7 @@ locals {
         "BatchRunFinished",
         "BatchRunRefused",
         "BatchRunStarted",
+        "DriftAccepted",
         "DriftClaimed",
         "DriftDetected",
         "DriftResolved",

@@ -186,6 +186,27 @@ class AttributionConfig(_Model):
         return None
 
 
+class AcceptConfig(_Model):
+    """Where "Accept into code" pushes its branch (the diff is posted in Slack either way).
+
+    Attributes:
+        remote: The remote of the repository checkout (a name such as ``origin``, or a
+            URL); ``None`` posts the diff only.
+        base: The branch the change is meant for; compare links point at it.
+        compare_url: A compare link with ``{base}`` and ``{branch}``, for hosts other
+            than GitHub and GitLab (whose links toilkit builds itself).
+        author: The commit's author, ``Name <email>``; the person who pressed the
+            button is named in the commit message.
+    """
+
+    remote: str | None = "origin"
+    base: str = "main"
+    compare_url: str | None = None
+    author: str = Field(
+        default="toilkit <toilkit@users.noreply.invalid>", pattern=r"^[^<>]+ <[^<>]+>$"
+    )
+
+
 def _schedule_value(value: Any) -> Any:
     """``"0 7 * * *"`` is short for ``{cron: "0 7 * * *"}``; ``false`` means no schedule."""
     if isinstance(value, str):
@@ -231,6 +252,7 @@ class _ConfigFile(_Model):
     states: list[_StateEntry] = Field(default_factory=list)
     ignore: list[IgnoreRule] = Field(default_factory=list)
     attribution: AttributionConfig = AttributionConfig()
+    accept: AcceptConfig = AcceptConfig()
     max_findings_per_event: int = Field(default=50, ge=1, le=500)
 
     @model_validator(mode="after")
@@ -252,6 +274,7 @@ class DetectorConfig(_Model):
         terraform: The Terraform executable, ``None`` for the default search.
         ignore: Ignore rules for findings.
         attribution: CloudTrail attribution settings.
+        accept: Where "Accept into code" pushes.
         max_findings_per_event: Findings carried by one ``DriftDetected`` (the total is
             always given); a Slack message cannot show hundreds anyway.
         discovery: What discovery found and skipped, when it ran.
@@ -265,6 +288,7 @@ class DetectorConfig(_Model):
     terraform: str | None = None
     ignore: tuple[IgnoreRule, ...] = ()
     attribution: AttributionConfig = AttributionConfig()
+    accept: AcceptConfig = AcceptConfig()
     max_findings_per_event: int = Field(default=50, ge=1)
     discovery: Discovery | None = None
 
@@ -425,6 +449,7 @@ def _resolve(
         terraform=parsed.terraform,
         ignore=tuple(parsed.ignore),
         attribution=parsed.attribution,
+        accept=parsed.accept,
         max_findings_per_event=parsed.max_findings_per_event,
         discovery=discovery,
     )

@@ -8,9 +8,10 @@ the local schedule: EventBridge Scheduler starts the daily scans in AWS.
 
 A scan plans for minutes, longer than a worker function may run (its timeout must stay within
 the queue's 60 s visibility timeout), so with ``TOILKIT_DRIFT_SCAN_PROJECT`` set the function
-hands each ``DriftScanRequested`` to that CodeBuild project, which runs
-``python -m services.detector.function scan-request``: the detector's own scan handler on the
-request as it arrived (same scan id, correlation id and requester).
+hands each ``DriftScanRequested`` and ``DriftAcceptRequested`` (both plan; an accept also
+needs the repository checkout to patch and push) to that CodeBuild project, which runs
+``python -m services.detector.function scan-request``: the detector's own handler on the
+request as it arrived (same event id, correlation id and requester).
 """
 
 from __future__ import annotations
@@ -27,11 +28,16 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.detector.config import DetectorConfig
 from services.detector.handlers import DetectorHandlers, build_handlers
-from services.detector.service import CONSUMER, build_pipeline, build_scanner
+from services.detector.service import CONSUMER, build_pipeline, build_scanner, wire_handlers
 from services.detector.settings import DetectorSettings
 from shared.aws import call_aws
 from shared.errors import ConfigError
-from shared.events import DriftScanRequested, event_type_name, parse_event
+from shared.events import (
+    DriftAcceptRequested,
+    DriftScanRequested,
+    event_type_name,
+    parse_event,
+)
 from shared.lambda_function import FunctionContext, QueueWorkerFunction
 from shared.runtime import Runtime, open_runtime
 from shared.settings import AwsSettings, TopologySettings, load_settings
@@ -60,7 +66,7 @@ class ScanBuilds:
         self._codebuild = codebuild
         self.project = project
 
-    async def start(self, event: DriftScanRequested) -> None:
+    async def start(self, event: DriftScanRequested | DriftAcceptRequested) -> None:
         response = await call_aws(
             "codebuild.start_build",
             lambda: self._codebuild.start_build(
@@ -85,7 +91,7 @@ async def detector_handlers(runtime: Runtime, settings: DetectorSettings) -> Det
     config = settings.load_detector_config() or DetectorConfig(repo=Path.cwd().resolve())
     scanner = build_scanner(config, settings)
     pipeline = await build_pipeline(runtime, config, scanner, source=CONSUMER)
-    return DetectorHandlers(pipeline=pipeline, lifecycle=pipeline.lifecycle)
+    return wire_handlers(config, settings, scanner, pipeline)
 
 
 async def build_function(context: FunctionContext) -> QueueWorkerFunction:
@@ -98,30 +104,37 @@ async def build_function(context: FunctionContext) -> QueueWorkerFunction:
     if project is not None:
         scans = ScanBuilds(await runtime.aws.client("codebuild"), project)
         mapping[DriftScanRequested] = scans.start
+        mapping[DriftAcceptRequested] = scans.start
     return QueueWorkerFunction(runtime.worker(CONSUMER, mapping, settings.worker))
 
 
-async def run_scan_request(event: DriftScanRequested) -> None:
-    """Scan what ``event`` asks for and publish the outcome, as the detector's worker would."""
+async def run_scan_request(event: DriftScanRequested | DriftAcceptRequested) -> None:
+    """Do what ``event`` asks (scan, or accept into code) and publish the outcome, as the
+    detector's worker would."""
     async with open_runtime(load_settings(AwsSettings), load_settings(TopologySettings)) as runtime:
         handlers = await detector_handlers(
             runtime, load_settings(DetectorSettings, scheduler=False)
         )
-        await handlers.on_drift_scan_requested(event)
+        if isinstance(event, DriftAcceptRequested):
+            await handlers.on_drift_accept_requested(event)
+        else:
+            await handlers.on_drift_scan_requested(event)
 
 
 def main(argv: list[str]) -> int:
-    """``python -m services.detector.function scan-request``: run the detector's scan handler
-    on ``TOILKIT_SCAN_REQUEST`` (a DriftScanRequested as JSON). A failed state is published as
-    DriftScanFailed, so the exit code is 0 unless the scan could not run at all."""
+    """``python -m services.detector.function scan-request``: run the detector's handler on
+    ``TOILKIT_SCAN_REQUEST`` (a DriftScanRequested or DriftAcceptRequested as JSON). A failed
+    state is published (DriftScanFailed, a DriftAccepted with its problem), so the exit code
+    is 0 unless the request could not run at all."""
     if argv != ["scan-request"]:
         print("usage: python -m services.detector.function scan-request", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     event = parse_event(os.environ.get("TOILKIT_SCAN_REQUEST", ""))
-    if not isinstance(event, DriftScanRequested):
+    if not isinstance(event, DriftScanRequested | DriftAcceptRequested):
         raise ConfigError(
-            f"TOILKIT_SCAN_REQUEST holds a {event_type_name(event)}, not a DriftScanRequested"
+            f"TOILKIT_SCAN_REQUEST holds a {event_type_name(event)}, not a DriftScanRequested "
+            "or DriftAcceptRequested"
         )
     asyncio.run(run_scan_request(event))
     return 0

@@ -1,4 +1,5 @@
-"""The detector's handlers: scan and tell (``DriftScanRequested``), and record claims.
+"""The detector's handlers: scan and tell (``DriftScanRequested``), record claims, and
+accept drift into code (``DriftAcceptRequested``, :mod:`services.detector.accept`).
 
 :class:`DriftPipeline` is the whole "scan then tell" path, shared by the queue handler
 and ``toilkit drift scan``: it scans the requested states, and for each one
@@ -28,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from services.detector.accept.acceptor import DriftAcceptor
 from services.detector.archive import PlanArchive
 from services.detector.attribution import CloudTrailAttributor
 from services.detector.config import DetectorConfig, StateConfig
@@ -38,6 +40,7 @@ from services.detector.scan import Scanner, ScanProgress, ScanReport, StateScan
 from shared.errors import ToilkitError
 from shared.events import (
     Actor,
+    DriftAcceptRequested,
     DriftClaimed,
     DriftDetected,
     DriftFinding,
@@ -319,11 +322,13 @@ class DetectorHandlers:
     Attributes:
         pipeline: Scans and publishes.
         lifecycle: Records claims.
+        acceptor: Turns "Accept into code" into a diff and a branch.
         clock: The current time.
     """
 
     pipeline: DriftPipeline
     lifecycle: LifecycleStore
+    acceptor: DriftAcceptor
     clock: Callable[[], datetime] = utc_now
 
     async def on_drift_scan_requested(self, event: DriftScanRequested) -> None:
@@ -361,7 +366,25 @@ class DetectorHandlers:
                 skipped,
             )
 
+    async def on_drift_accept_requested(self, event: DriftAcceptRequested) -> None:
+        """Patch the code to say what the cloud has; the diff and branch go to the thread."""
+        outcome = await self.acceptor.accept(event)
+        log.info(
+            "accept %s for %s: %d attribute(s) written, %d left, branch %s%s",
+            event.state,
+            event.requested_by.name,
+            len(outcome.changed),
+            len(outcome.skipped),
+            outcome.branch or "none",
+            f" ({outcome.problem})" if outcome.problem else "",
+        )
+        await self.pipeline.publisher.publish(outcome)
+
 
 def build_handlers(deps: DetectorHandlers) -> Mapping[type[EventBase], Handler]:
     """Event class -> handler, for :meth:`shared.runtime.Runtime.worker`."""
-    return {DriftScanRequested: deps.on_drift_scan_requested, DriftClaimed: deps.on_drift_claimed}
+    return {
+        DriftScanRequested: deps.on_drift_scan_requested,
+        DriftClaimed: deps.on_drift_claimed,
+        DriftAcceptRequested: deps.on_drift_accept_requested,
+    }

@@ -15,11 +15,12 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from services.detector.accept.acceptor import DriftAcceptor
 from services.detector.archive import PlanArchive
 from services.detector.attribution import CloudTrailAttributor
 from services.detector.config import DetectorConfig
 from services.detector.credentials import RoleCredentials
-from services.detector.engine import TerraformEngine
+from services.detector.engine import TerraformEngine, find_terraform
 from services.detector.handlers import DetectorHandlers, DriftPipeline, build_handlers
 from services.detector.lifecycle import LifecycleStore
 from services.detector.scan import Scanner
@@ -97,6 +98,31 @@ async def build_pipeline(
     )
 
 
+def wire_handlers(
+    config: DetectorConfig,
+    settings: DetectorSettings,
+    scanner: Scanner,
+    pipeline: DriftPipeline,
+    *,
+    clock: Callable[[], datetime] = utc_now,
+) -> DetectorHandlers:
+    """The queue handlers over the pipeline: scans, claims, and accepting drift into code.
+
+    Raises:
+        ConfigError: The configured Terraform executable does not exist.
+    """
+    acceptor = DriftAcceptor(
+        config=config,
+        scanner=scanner,
+        terraform=find_terraform(settings.terraform or config.terraform),
+        source=CONSUMER,
+        clock=clock,
+    )
+    return DetectorHandlers(
+        pipeline=pipeline, lifecycle=pipeline.lifecycle, acceptor=acceptor, clock=clock
+    )
+
+
 def role_credentials(
     config: DetectorConfig, aws: AwsClients, *, clock: Callable[[], datetime] = utc_now
 ) -> RoleCredentials:
@@ -155,7 +181,7 @@ class DetectorService:
             if self.scheduler is not None
             else "local schedules off"
         )
-        return f"consumes {self.worker.queue_name} (DriftScanRequested, DriftClaimed); {where}; {schedules}"
+        return f"consumes {self.worker.queue_name} (DriftScanRequested, DriftClaimed, DriftAcceptRequested); {where}; {schedules}"
 
 
 async def build_detector(
@@ -189,7 +215,7 @@ async def build_detector(
     now = clock.now if clock is not None else utc_now
     scanner = build_scanner(config_for_scans, settings, clock=now)
     pipeline = await build_pipeline(runtime, config_for_scans, scanner, source=CONSUMER, clock=now)
-    handlers = DetectorHandlers(pipeline=pipeline, lifecycle=pipeline.lifecycle, clock=now)
+    handlers = wire_handlers(config_for_scans, settings, scanner, pipeline, clock=now)
     worker = runtime.worker(CONSUMER, build_handlers(handlers), settings.worker)
     scheduler = None
     if settings.scheduler and config_for_scans.states:

@@ -18,11 +18,13 @@ from typing import Any
 import pytest
 
 from services.detector.accept import accept_patch
+from services.detector.accept.acceptor import DriftAcceptor
 from services.detector.accept.git import GitTarget, PushRefused, push_patch
-from services.detector.config import StateConfig
+from services.detector.config import DetectorConfig, StateConfig
 from services.detector.engine import TerraformEngine
 from services.detector.plan import PlanFinding, to_event_finding
 from services.detector.scan import Scanner, StateScan
+from shared.events import Actor, DriftAcceptRequested
 from tests.terraform.testbed import SHIM_COMMAND, Testbed, apply, build_testbed, edit_cloud
 
 TODAY = date(2026, 12, 5)
@@ -136,7 +138,7 @@ def test_accepted_drift_makes_the_next_plan_agree_and_lands_on_a_branch(
     pushed = asyncio.run(
         push_patch(
             GitTarget(checkout),
-            bucket,
+            bucket.edits,
             state="drifting",
             day=TODAY,
             message="Accept drift of cloud_bucket.logs",
@@ -153,17 +155,17 @@ def test_accepted_drift_makes_the_next_plan_agree_and_lands_on_a_branch(
     assert pushed.compare_url is None  # a local remote has no compare page
 
     # AND a second accept the same day gets its own branch; the first is untouched
-    again = asyncio.run(
+    second = asyncio.run(
         push_patch(
             GitTarget(checkout),
-            queue,
+            queue.edits,
             state="drifting",
             day=TODAY,
             message="again",
             author="t <t@x>",
         )
     )
-    assert again.branch == "toilkit/drift/drifting/2026-12-05-2"
+    assert second.branch == "toilkit/drift/drifting/2026-12-05-2"
     assert git("rev-parse", pushed.branch, cwd=origin).strip() == pushed.commit
 
 
@@ -185,7 +187,7 @@ def test_a_remote_that_refuses_the_push_is_a_clear_error(
         asyncio.run(
             push_patch(
                 GitTarget(checkout),
-                patch,
+                patch.edits,
                 state="drifting",
                 day=TODAY,
                 message="m",
@@ -193,3 +195,95 @@ def test_a_remote_that_refuses_the_push_is_a_clear_error(
             )
         )
     assert git("branch", "--list", "toilkit/*", cwd=checkout) == ""  # the checkout is untouched
+
+
+def test_the_detector_accepts_from_a_fresh_plan_formats_and_pushes(
+    testbed: Testbed, repo: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    checkout, module, cloud = repo
+    change_by_hand(cloud)
+    found = drifts(scan(testbed, module, cloud, tmp_path / "scan"))
+    engine = TerraformEngine(
+        SHIM_COMMAND,
+        plugin_cache_dir=testbed.plugin_cache_dir,
+        env=testbed.environment(cloud),
+        timeout=120,
+    )
+    config = DetectorConfig(
+        repo=checkout,
+        states=(StateConfig(name="drifting", path=module.name, directory=module),),
+    )
+    acceptor = DriftAcceptor(
+        config=config,
+        scanner=Scanner(engine, concurrency=1, work_dir=tmp_path / "work"),
+        terraform=SHIM_COMMAND,
+        source="detector",
+        clock=lambda: datetime(2026, 12, 5, 9, tzinfo=UTC),
+    )
+    request = DriftAcceptRequested(
+        correlation_id="c-1",
+        source="gateway",
+        state="drifting",
+        fingerprints=(found["cloud_bucket.logs"].fingerprint, "0000000000000000"),
+        requested_by=Actor(name="alice", slack_user_id="U0ALICE"),
+    )
+
+    outcome = asyncio.run(acceptor.accept(request))
+
+    assert outcome.problem is None, outcome.problem
+    assert outcome.gone == ("0000000000000000",)  # fixed since the report: not patched
+    assert [(a.address, a.path) for a in outcome.changed] == [
+        ("cloud_bucket.logs", "lifecycle_rule"),
+        ("cloud_bucket.logs", "tags.env"),
+    ]
+    # terraform fmt aligned what the patch wrote
+    assert '+    env  = "staging"' in outcome.diff
+    assert outcome.branch == "toilkit/drift/drifting/2026-12-05"
+    origin = checkout.parent / "origin.git"
+    assert git("rev-parse", outcome.branch, cwd=origin).strip() == outcome.commit
+    message = git("log", "-1", "--format=%B", outcome.branch, cwd=origin)
+    assert "Requested by alice from Slack" in message
+    # The same request redelivered has the same outcome event id (the notifier posts once).
+    assert outcome.event_id == acceptor._outcome(request).event_id
+
+
+def test_accepting_a_state_whose_drift_is_gone_patches_nothing(
+    testbed: Testbed, repo: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    checkout, module, cloud = repo
+    engine = TerraformEngine(
+        SHIM_COMMAND, plugin_cache_dir=testbed.plugin_cache_dir, env=testbed.environment(cloud)
+    )
+    config = DetectorConfig(
+        repo=checkout, states=(StateConfig(name="drifting", path=module.name, directory=module),)
+    )
+    acceptor = DriftAcceptor(
+        config, Scanner(engine, concurrency=1, work_dir=tmp_path / "w"), SHIM_COMMAND, "detector"
+    )
+    alice = Actor(name="alice")
+
+    gone = asyncio.run(
+        acceptor.accept(
+            DriftAcceptRequested(
+                correlation_id="c",
+                source="gateway",
+                state="drifting",
+                fingerprints=("f" * 16,),
+                requested_by=alice,
+            )
+        )
+    )
+    unknown = asyncio.run(
+        acceptor.accept(
+            DriftAcceptRequested(
+                correlation_id="c", source="gateway", state="nope", requested_by=alice
+            )
+        )
+    )
+
+    assert (gone.gone, gone.diff, gone.branch) == (("f" * 16,), "", None)
+    assert gone.problem == "the drift is gone: the fresh plan no longer shows it"
+    assert unknown.problem == "nope is not in toilkit.yaml any more"
+    assert "toilkit/" not in git(
+        "ls-remote", "--heads", str(checkout.parent / "origin.git"), cwd=tmp_path
+    )

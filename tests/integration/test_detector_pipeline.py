@@ -21,6 +21,7 @@ from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_none
 
+from services.detector.accept.acceptor import DriftAcceptor
 from services.detector.archive import PlanArchive
 from services.detector.attribution import CloudTrailAttributor
 from services.detector.config import AttributionConfig, Schedule
@@ -74,7 +75,10 @@ class Detector:
     names: Names
 
     def worker(self) -> Any:
-        handlers = DetectorHandlers(self.pipeline, self.lifecycle, clock=self.clock)
+        acceptor = DriftAcceptor(
+            self.pipeline.config, self.pipeline.scanner, SHIM_COMMAND, "detector", self.clock
+        )
+        handlers = DetectorHandlers(self.pipeline, self.lifecycle, acceptor, clock=self.clock)
         return self.runtime.worker(
             "detector",
             build_handlers(handlers),

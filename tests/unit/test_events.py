@@ -34,6 +34,7 @@ def test_every_design_type_exists_and_is_a_command_or_an_outcome() -> None:
         "BatchRejected",
         "DriftScanRequested",
         "DriftClaimed",
+        "DriftAcceptRequested",
     } == COMMAND_TYPES
     assert {
         "BatchApprovalRequested",
@@ -44,6 +45,7 @@ def test_every_design_type_exists_and_is_a_command_or_an_outcome() -> None:
         "DriftResolved",
         "DriftScanFailed",
         "DriftScanCompleted",
+        "DriftAccepted",
         "MessageDeadLettered",  # operations: for the ops channel
     } == OUTCOME_TYPES
     assert set(EVENT_TYPES) == COMMAND_TYPES | OUTCOME_TYPES

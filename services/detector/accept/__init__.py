@@ -6,21 +6,25 @@ repository and says where to compare it.
 """
 
 from services.detector.accept.patch import (
+    AcceptedCode,
     CodePatch,
     FileEdit,
     PatchError,
     ResourceAddress,
     Skipped,
+    accept_findings,
     accept_patch,
     parse_path,
 )
 
 __all__ = [
+    "AcceptedCode",
     "CodePatch",
     "FileEdit",
     "PatchError",
     "ResourceAddress",
     "Skipped",
+    "accept_findings",
     "accept_patch",
     "parse_path",
 ]

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from services.detector.accept.patch import CodePatch
+from services.detector.accept.patch import FileEdit
 from shared.errors import PermanentError
 
 BRANCH_PREFIX = "toilkit/drift"
@@ -84,13 +84,19 @@ class GitTarget:
 
 
 async def push_patch(
-    target: GitTarget, patch: CodePatch, *, state: str, day: date, message: str, author: str
+    target: GitTarget,
+    edits: Sequence[FileEdit],
+    *,
+    state: str,
+    day: date,
+    message: str,
+    author: str,
 ) -> PushedBranch:
-    """Commit ``patch`` on a new branch off the checkout's ``HEAD`` and push it.
+    """Commit ``edits`` on a new branch off the checkout's ``HEAD`` and push it.
 
     Args:
         target: The checkout and remote.
-        patch: The accepted drift's edits (paths inside ``target.checkout``).
+        edits: The accepted drift's edited files (paths inside ``target.checkout``).
         state: The state's name (for the branch).
         day: Today (for the branch).
         message: The commit message.
@@ -107,7 +113,7 @@ async def push_patch(
         await _git(["clone", "--quiet", "--shared", "--no-checkout", str(checkout), str(clone)])
         head = (await _git(["-C", str(checkout), "rev-parse", "HEAD"])).strip()
         await _git(["-C", str(clone), "checkout", "--quiet", "-b", branch, head])
-        for edit in patch.edits:
+        for edit in edits:
             relative = edit.path.resolve().relative_to(checkout)
             (clone / relative).write_text(edit.after, encoding="utf-8")
             await _git(["-C", str(clone), "add", "--", relative.as_posix()])

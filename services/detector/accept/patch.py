@@ -29,7 +29,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -178,7 +178,12 @@ class _Edit:
 
 
 def accept_patch(
-    state_dir: Path, address: str, attributes: Sequence[AttributeChange], *, root: Path
+    state_dir: Path,
+    address: str,
+    attributes: Sequence[AttributeChange],
+    *,
+    root: Path,
+    texts: Mapping[Path, str] | None = None,
 ) -> CodePatch:
     """The code change that makes ``address`` in ``state_dir`` say what the cloud has.
 
@@ -187,12 +192,14 @@ def accept_patch(
         address: The drifted resource's address.
         attributes: The drift finding's changed attributes.
         root: The repository root (for the relative paths in messages and diffs).
+        texts: Files already edited by an earlier patch (path -> text), read instead of
+            the disk so several findings can be accepted into one change.
 
     Raises:
         PatchError: the resource block cannot be found in this repository's code.
     """
     parsed = ResourceAddress.parse(address)
-    located = _locate(state_dir, parsed, root=root)
+    located = _locate(state_dir, parsed, root=root, texts=texts or {})
     where = f"{located.file.relative_to(root).as_posix()}:{located.block.meta.line}"
     text = located.text
     changed: list[str] = []
@@ -213,6 +220,52 @@ def accept_patch(
     return CodePatch(address, where, files, tuple(changed), tuple(skipped))
 
 
+@dataclass(frozen=True)
+class AcceptedCode:
+    """Several findings of one state accepted into one change.
+
+    Attributes:
+        patches: One per finding whose block was found.
+        failures: ``(address, why)`` for the findings whose code is not here.
+        edits: The edited files, each once, from the text on disk to the final text.
+    """
+
+    patches: tuple[CodePatch, ...]
+    failures: tuple[tuple[str, str], ...]
+    edits: tuple[FileEdit, ...]
+
+    def diff(self, root: Path) -> str:
+        return "".join(edit.diff(root) for edit in self.edits)
+
+
+def accept_findings(
+    state_dir: Path, findings: Sequence[tuple[str, Sequence[AttributeChange]]], *, root: Path
+) -> AcceptedCode:
+    """Accept each ``(address, attributes)`` in turn, every one on the files the earlier
+    ones edited, into one change; a finding whose code is not here is a failure, not an
+    error, so the others still land."""
+    texts: dict[Path, str] = {}
+    originals: dict[Path, str] = {}
+    patches: list[CodePatch] = []
+    failures: list[tuple[str, str]] = []
+    for address, attributes in findings:
+        try:
+            patch = accept_patch(state_dir, address, attributes, root=root, texts=texts)
+        except PatchError as exc:
+            failures.append((address, str(exc)))
+            continue
+        patches.append(patch)
+        for edit in patch.edits:
+            originals.setdefault(edit.path, edit.before)
+            texts[edit.path] = edit.after
+    edits = tuple(
+        FileEdit(path, originals[path], texts[path])
+        for path in sorted(texts)
+        if texts[path] != originals[path]
+    )
+    return AcceptedCode(tuple(patches), tuple(failures), edits)
+
+
 def _refusal(attribute: AttributeChange, located: _Located) -> str | None:
     if attribute.sensitive:
         return "sensitive: toilkit never writes secret values into code"
@@ -231,13 +284,15 @@ def _refusal(attribute: AttributeChange, located: _Located) -> str | None:
 # --------------------------------------------------------------------------- locating
 
 
-def _locate(state_dir: Path, address: ResourceAddress, *, root: Path) -> _Located:
+def _locate(
+    state_dir: Path, address: ResourceAddress, *, root: Path, texts: Mapping[Path, str]
+) -> _Located:
     directory = state_dir
     trail = "the root module"
     for module in address.modules:
-        directory = _module_directory(directory, module, root=root)
+        directory = _module_directory(directory, module, root=root, texts=texts)
         trail = f"module.{module} ({directory.relative_to(root).as_posix()})"
-    for file, text, tree in _parsed_files(directory, root=root):
+    for file, text, tree in _parsed_files(directory, root=root, texts=texts):
         block = _resource_block(tree, address)
         if block is not None:
             return _Located(file, text, block, _repetition(block))
@@ -264,8 +319,8 @@ def _resource_block(tree: Tree[Any], address: ResourceAddress) -> Tree[Any] | No
     return None
 
 
-def _module_directory(directory: Path, name: str, *, root: Path) -> Path:
-    for file, _text, tree in _parsed_files(directory, root=root):
+def _module_directory(directory: Path, name: str, *, root: Path, texts: Mapping[Path, str]) -> Path:
+    for file, _text, tree in _parsed_files(directory, root=root, texts=texts):
         for block in hcl.subtrees(tree.children[0], "block"):
             if hcl.block_name(block) != "module" or hcl.block_labels(block) != [name]:
                 continue
@@ -284,10 +339,12 @@ def _module_directory(directory: Path, name: str, *, root: Path) -> Path:
     raise PatchError(f"module.{name} is not called from {directory.relative_to(root)}")
 
 
-def _parsed_files(directory: Path, *, root: Path) -> list[tuple[Path, str, Tree[Any]]]:
+def _parsed_files(
+    directory: Path, *, root: Path, texts: Mapping[Path, str]
+) -> list[tuple[Path, str, Tree[Any]]]:
     parsed = []
     for file in sorted(directory.glob("*.tf")):
-        text = file.read_text(encoding="utf-8")
+        text = texts[file] if file in texts else file.read_text(encoding="utf-8")
         try:
             tree = hcl2.parses_to_tree(text)
         except (LarkError, ValueError) as exc:
