@@ -162,6 +162,7 @@ def build_bolt_app(parts: AppParts, *, recent: RecentRequests | None) -> AsyncAp
     app.command(re.compile(".*"))(listeners.other_slash_command)
     app.action(PICK_COMMAND_ACTION)(listeners.pick_command)
     app.action(Action.DRIFT_CLAIM)(listeners.drift_claim)
+    app.action(Action.DRIFT_ACCEPT)(listeners.drift_accept)
     app.action(Action.BATCH_CANCEL)(listeners.batch_cancel)
     app.action(Action.BATCH_APPROVE)(listeners.batch_approve)
     app.action(Action.BATCH_REJECT)(listeners.batch_reject)
@@ -453,6 +454,21 @@ class _Listeners:
     async def drift_claim(
         self, ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext
     ) -> None:
+        await self._drift_button(ack, body, context, self.gateway.claim_drift, "drift claim")
+
+    async def drift_accept(
+        self, ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext
+    ) -> None:
+        await self._drift_button(ack, body, context, self.gateway.accept_drift, "drift accept")
+
+    async def _drift_button(
+        self,
+        ack: AsyncAck,
+        body: dict[str, Any],
+        context: AsyncBoltContext,
+        answer: Callable[[str, Requester, str], Awaitable[Reply | None]],
+        what: str,
+    ) -> None:
         await ack()
         button = self._button(body)
         if button is None:
@@ -462,11 +478,11 @@ class _Listeners:
         self._later(
             key,
             lambda: self._reply_after(
-                self.gateway.claim_drift(payload.action.value or "", requester, key),
+                answer(payload.action.value or "", requester, key),
                 requester,
                 payload.response_url,
             ),
-            "drift claim",
+            what,
         )
 
     async def unknown_action(

@@ -68,12 +68,13 @@ from shared.events import (
     BatchRejected,
     BatchRequested,
     BatchRunRefused,
+    DriftAcceptRequested,
     DriftClaimed,
     DriftScanRequested,
     EventBase,
     utc_now,
 )
-from shared.slack.actions import BadButtonValue, decode_claim_value
+from shared.slack.actions import Action, BadButtonValue, ClaimValue, decode_claim_value
 from shared.slack.blocks import code, escape
 from shared.state_table.drift import OpenDrift
 from shared.state_table.runs import RunRecord
@@ -88,6 +89,17 @@ _ID_NAMESPACE = uuid.UUID("5b0f5d0e-6a59-4a43-9d4c-0c8f3f8a1e2b")
 _DRIFT_READ_CONCURRENCY = 8
 
 Publish: TypeAlias = Callable[[EventBase], Awaitable[Any]]
+
+
+def _drift_button_value(value: str, action: Action) -> ClaimValue | Reply:
+    """The state and findings a drift button is about, or the reply for a forged one."""
+    try:
+        return decode_claim_value(value)
+    except BadButtonValue:
+        log.warning("%s button with an unreadable value: %.200r", action.value, value)
+        return text_reply(
+            ":warning: This button does not say which drift it is about; use a newer drift message."
+        )
 
 
 def derived_id(request_key: str, purpose: str) -> str:
@@ -648,14 +660,9 @@ class Gateway:
 
     async def claim_drift(self, value: str, requester: Requester, request_key: str) -> Reply | None:
         """``drift_claim``: "I'm on it" (the drift message then shows who)."""
-        try:
-            claim = decode_claim_value(value)
-        except BadButtonValue:
-            log.warning("drift_claim button with an unreadable value: %.200r", value)
-            return text_reply(
-                ":warning: This button does not say which drift it is about; "
-                "use a newer drift message."
-            )
+        claim = _drift_button_value(value, Action.DRIFT_CLAIM)
+        if isinstance(claim, Reply):
+            return claim
         event = DriftClaimed(
             event_id=derived_id(request_key, "DriftClaimed"),
             correlation_id=derived_id(request_key, "claim"),
@@ -668,6 +675,29 @@ class Gateway:
         if failure:
             return text_reply(f":warning: Your claim was not recorded: {failure}")
         return None
+
+    async def accept_drift(self, value: str, requester: Requester, request_key: str) -> Reply:
+        """``drift_accept``: "Accept into code". The detector plans the state afresh, patches
+        the code and pushes a branch; the diff comes to the drift message's thread. Anyone
+        who sees the message may ask: the result is a branch for review, never an apply."""
+        claim = _drift_button_value(value, Action.DRIFT_ACCEPT)
+        if isinstance(claim, Reply):
+            return claim
+        event = DriftAcceptRequested(
+            event_id=derived_id(request_key, "DriftAcceptRequested"),
+            correlation_id=derived_id(request_key, "accept"),
+            source=SOURCE,
+            state=claim.state,
+            fingerprints=claim.fingerprints,
+            requested_by=requester.actor,
+        )
+        failure = await self._try_publish(event)
+        if failure:
+            return text_reply(f":warning: Accept into code was not requested: {failure}")
+        return text_reply(
+            f":hourglass_flowing_sand: Planning {code(claim.state)} afresh to write the change "
+            "into code; the diff (and the branch) will come to the drift message's thread."
+        )
 
     def unknown_action(self, action_id: str) -> Reply:
         return text_reply(

@@ -29,6 +29,7 @@ from services.notifier.blocks import (
     render_dead_letter,
     render_digest,
     render_drift,
+    render_drift_accepted_reply,
     render_drift_claimed_reply,
     render_drift_resolved,
     render_drift_resolved_reply,
@@ -62,6 +63,7 @@ from shared.events import (
     BatchRunFinished,
     BatchRunRefused,
     BatchRunStarted,
+    DriftAccepted,
     DriftClaimed,
     DriftDetected,
     DriftResolved,
@@ -209,6 +211,26 @@ class NotifierHandlers:
                 render_drift_claimed_reply(event.claimed_by),
             )
 
+    async def on_drift_accepted(self, event: DriftAccepted) -> None:
+        """The diff and branch of an "Accept into code", in the drift message's thread."""
+        pointers = await self._store.drift_pointers(event.state, event.fingerprints)
+        message = render_drift_accepted_reply(event)
+        threads = []
+        for set_id in sorted(set(pointers.values())):
+            record = await self._store.get_thread(ThreadKey.drift(event.state, set_id))
+            if record is not None and record.ts is not None:
+                threads.append((set_id, record))
+        if not threads:
+            # The report is gone (superseded, expired): the answer still reaches the channel.
+            await self._delivery.post_once(
+                PostMarker(event.event_id, "accepted"),
+                self._routes.for_state(event.state),
+                message,
+            )
+            return
+        for set_id, record in threads:
+            await self._reply(event, f"accepted#{set_id}", record, message)
+
     async def on_drift_scan_failed(self, event: DriftScanFailed) -> None:
         await self._delivery.post_once(
             PostMarker(event.event_id, "message"),
@@ -324,6 +346,7 @@ def build_handlers(deps: NotifierHandlers) -> Mapping[type[EventBase], Handler]:
         DriftDetected: deps.on_drift_detected,
         DriftResolved: deps.on_drift_resolved,
         DriftClaimed: deps.on_drift_claimed,
+        DriftAccepted: deps.on_drift_accepted,
         DriftScanFailed: deps.on_drift_scan_failed,
         DriftScanCompleted: deps.on_drift_scan_completed,
         BatchApprovalRequested: deps.on_run_event,

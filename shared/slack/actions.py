@@ -20,6 +20,8 @@ class Action(StrEnum):
     """``action_id`` of every button toilkit draws in a message."""
 
     DRIFT_CLAIM = "drift_claim"
+    #: "Accept into code": its value is a claim value (the state and its findings).
+    DRIFT_ACCEPT = "drift_accept"
     BATCH_CANCEL = "batch_cancel"
     BATCH_APPROVE = "batch_approve"
     BATCH_REJECT = "batch_reject"
@@ -28,10 +30,12 @@ class Action(StrEnum):
     BATCH_RERUN_EDIT = "batch_rerun_edit"
     #: Link buttons: Slack opens the URL and still sends an interaction, which is just acked.
     DRIFT_OPEN_PLAN = "drift_open_plan"
+    #: The compare page of a branch "Accept into code" pushed (open a pull request).
+    DRIFT_OPEN_BRANCH = "drift_open_branch"
     BATCH_OPEN_LOGS = "batch_open_logs"
 
 
-LINK_ACTIONS = frozenset({Action.DRIFT_OPEN_PLAN, Action.BATCH_OPEN_LOGS})
+LINK_ACTIONS = frozenset({Action.DRIFT_OPEN_PLAN, Action.DRIFT_OPEN_BRANCH, Action.BATCH_OPEN_LOGS})
 
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}\Z")
 

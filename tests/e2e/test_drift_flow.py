@@ -10,6 +10,7 @@ assertion reads what the stand-in's channels show: the blocks a person would rea
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -21,7 +22,14 @@ import pytest
 from services.detector.service import DetectorService, build_detector
 from services.notifier.service import NotifierService
 from shared.aws import AwsClients
-from shared.events import Actor, DriftClaimed, DriftScanRequested, EventBase, utc_now
+from shared.events import (
+    Actor,
+    DriftAcceptRequested,
+    DriftClaimed,
+    DriftScanRequested,
+    EventBase,
+    utc_now,
+)
 from shared.runtime import Runtime
 from shared.topology import BootstrapReport, Names
 from tests.support import runtime_over
@@ -301,3 +309,64 @@ async def test_drift_is_posted_claimed_kept_up_to_date_and_resolved_in_slack(
     assert "`~ cloud_bucket.logs`   :new: *new*" in groups(reports[1])["drift"]
     assert claim_button(reports[1])["text"]["text"] == "I'm on it"
     assert len(slack.messages(DIGEST_CHANNEL)) == 4  # one digest per scan
+
+
+def accept_button(message: dict[str, Any]) -> dict[str, Any]:
+    (button,) = [
+        element
+        for block in message["blocks"]
+        if block["type"] == "actions"
+        for element in block["elements"]
+        if element["action_id"] == "drift_accept"
+    ]
+    return button
+
+
+def git(*arguments: str, cwd: Path) -> str:
+    done = subprocess.run(["git", *arguments], cwd=cwd, capture_output=True, text=True, check=True)
+    return done.stdout
+
+
+async def test_accept_into_code_posts_the_diff_and_pushes_a_branch(
+    flow: tuple[DriftFlow, Repo], slack: SlackStandin, tmp_path: Path
+) -> None:
+    # GIVEN the infrastructure repository is a git checkout with a bare origin
+    pipeline, repo = flow
+    origin = tmp_path / "origin.git"
+    git("init", "--quiet", "--bare", "--initial-branch=main", str(origin), cwd=tmp_path)
+    (repo.root / ".gitignore").write_text(
+        ".terraform/\n*.tfstate*\n.terraform.lock.hcl\ncloud.json\n"
+    )
+    git("init", "--quiet", "--initial-branch=main", cwd=repo.root)
+    git("add", ".", cwd=repo.root)
+    git("-c", "user.name=a", "-c", "user.email=a@x", "commit", "-qm", "infra", cwd=repo.root)
+    git("remote", "add", "origin", str(origin), cwd=repo.root)
+    git("push", "--quiet", "origin", "main", cwd=repo.root)
+    drift_the_cloud(repo.cloud)
+    await pipeline.scan("morning-1", "drifting")
+    (report,) = drift_reports(slack, "drifting")
+    assert accept_button(report)["text"]["text"] == "Accept into code"
+
+    # WHEN Alice presses "Accept into code" (the gateway publishes the button's value)
+    value = json.loads(accept_button(report)["value"])
+    await pipeline.deliver(
+        DriftAcceptRequested(
+            correlation_id="accept-1",
+            source="gateway",
+            state=value["state"],
+            fingerprints=tuple(value["fingerprints"]),
+            requested_by=Actor(name=ALICE.name, slack_user_id=ALICE.id),
+        )
+    )
+
+    # THEN the thread shows the diff, the branch and what is left to a person (the secret)
+    (report,) = drift_reports(slack, "drifting")
+    (reply,) = [text_of(r) for r in report["replies"]]
+    assert f"<@{ALICE.id}> accepted the drift into code: *1* attribute written" in reply
+    assert "`toilkit/drift/drifting/" in reply
+    assert '-    env  = "prod"' in reply and '+    env  = "staging"' in reply
+    assert "`cloud_queue.jobs secret`: sensitive: toilkit never writes secret values" in reply
+    assert "rotated-by-hand" not in json.dumps(slack.messages(DRIFT_CHANNEL))
+    branches = git("ls-remote", "--heads", str(origin), cwd=tmp_path)
+    assert "refs/heads/toilkit/drift/drifting/" in branches
+    assert git("status", "--porcelain", cwd=repo.root) == ""  # the checkout is untouched

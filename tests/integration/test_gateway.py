@@ -610,6 +610,23 @@ async def test_drift_claim_publishes_who_took_which_findings(
     assert event.claimed_by.slack_user_id == BOB.id
 
 
+async def test_accept_into_code_publishes_the_request_and_says_where_the_answer_comes(
+    slack: Slack, standin: SlackStandin, aws: AwsClients, topology: BootstrapReport
+) -> None:
+    value = json.dumps({"state": "network-prod", "fingerprints": ["fp1"]})
+
+    await slack.press("drift_accept", value, BOB)
+    await slack.press("drift_accept", "not json", BOB)
+
+    [event] = await events_on(aws, topology, "detector")
+    assert event.type == "DriftAcceptRequested"
+    assert (event.state, event.fingerprints) == ("network-prod", ("fp1",))
+    assert event.requested_by.slack_user_id == BOB.id
+    said = ephemeral_texts(standin, CHANNEL, BOB.id)
+    assert any("Planning `network-prod` afresh" in text for text in said)
+    assert any("does not say which drift it is about" in text for text in said)
+
+
 async def test_unknown_actions_get_a_friendly_ephemeral(
     slack: Slack, standin: SlackStandin, aws: AwsClients, topology: BootstrapReport
 ) -> None:
@@ -749,6 +766,7 @@ _KNOWN_ACTIONS = (
     "batch_rerun",
     "batch_rerun_edit",
     "drift_claim",
+    "drift_accept",
 )
 #: Bodies with the shape of real requests and arbitrary values: these get past the door
 #: into Bolt and the listeners.

@@ -23,6 +23,7 @@ message dead-lettered, for the ops channel), with the text pieces
 they share in :mod:`.text` and the message itself in :mod:`.message`.
 """
 
+from services.notifier.blocks.accept import render_drift_accepted_reply
 from services.notifier.blocks.drift import (
     render_drift,
     render_drift_claimed_reply,
@@ -49,6 +50,7 @@ __all__ = [
     "render_dead_letter",
     "render_digest",
     "render_drift",
+    "render_drift_accepted_reply",
     "render_drift_claimed_reply",
     "render_drift_resolved",
     "render_drift_resolved_reply",

@@ -224,7 +224,8 @@ def _unlisted_notes(view: DriftView, *, hidden: int) -> list[Block]:
 
 
 def _drift_buttons(view: DriftView) -> list[Block]:
-    """ "I'm on it" and "Open plan", while the report is open and not superseded."""
+    """ "I'm on it", "Accept into code" (when something drifted) and "Open plan", while
+    the report is open and not superseded."""
     if view.all_resolved or view.superseded_at is not None:
         return []
     buttons = [
@@ -235,6 +236,14 @@ def _drift_buttons(view: DriftView) -> list[Block]:
             style="primary" if view.claimed_by is None else None,
         )
     ]
+    if any(f.kind == "drift" for f in view.report.findings if actionable(f)):
+        buttons.append(
+            button(
+                "Accept into code",
+                Action.DRIFT_ACCEPT,
+                value=encode_claim_value(view.report.state.name, view.open_fingerprints),
+            )
+        )
     if view.report.plan_url:
         buttons.append(button("Open plan", Action.DRIFT_OPEN_PLAN, url=view.report.plan_url))
     return [actions(buttons)]
