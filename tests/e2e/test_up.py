@@ -156,6 +156,28 @@ def drift_channel(slack_port: int) -> list[dict[str, Any]]:
     return messages
 
 
+def press(slack_port: int, message: dict[str, Any], action_id: str) -> None:
+    """Alice clicks a button of a message on the stand-in's page."""
+    response = requests.post(
+        f"http://127.0.0.1:{slack_port}/_standin/client/button",
+        json={
+            "channel": "infra-drift",
+            "user": "U0ALICE001",
+            "message_ts": message["ts"],
+            "action_id": action_id,
+        },
+        timeout=10,
+    )
+    assert response.status_code == 200 and response.json()["ok"], response.text
+
+
+def replies_to(slack_port: int, ts: str) -> list[dict[str, Any]]:
+    """The thread replies of the demo channel's message ``ts``."""
+    (message,) = [m for m in drift_channel(slack_port) if m["ts"] == ts]
+    replies: list[dict[str, Any]] = message.get("replies") or []
+    return replies
+
+
 def headers(messages: list[dict[str, Any]]) -> list[str]:
     return [m["blocks"][0]["text"]["text"] for m in messages]
 
@@ -212,6 +234,22 @@ def test_up_prepares_a_demo_whose_drift_shows_in_the_slack_standin(tmp_path: Pat
         assert any("*2* resources in `storage` differ" in t for t in texts), texts
         assert not any("not applied" in t for t in texts), texts
         assert "demo ready in" in (tmp_path / "up.log").read_text()
+
+        # WHEN Alice presses "Accept into code" on the report
+        press(slack_port, report, "drift_accept")
+
+        # THEN its thread shows the diff and the branch pushed to the demo's origin
+        (reply,) = wait_for(lambda: replies_to(slack_port, report["ts"]), timeout=120)
+        body = json.dumps(reply["blocks"], ensure_ascii=False)
+        assert "accepted the drift into code" in body and "toilkit/drift/storage/" in body
+        assert '+    env  = \\"staging\\"' in body
+        branches = subprocess.run(
+            ["git", "ls-remote", "--heads", str(demo_dir / "origin.git")],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        assert "refs/heads/toilkit/drift/storage/" in branches
 
         # WHEN the newcomer runs the fix the banner shows
         fixed = run_demo("fix", demo_dir, aws_port)

@@ -6,7 +6,9 @@ drift in Slack without an infrastructure repository of their own::
     .toilkit/demo/
       terraform/          the provider mirror, CLI config and plugin cache (kept)
       cloud.json          "the cloud": what the demo provider reads and writes
-      infra/              the infrastructure repository the detector scans
+      origin.git/         a bare git repository: the infra repository's remote, where
+                          "Accept into code" pushes its branches
+      infra/              the infrastructure repository the detector scans (a git checkout)
         toilkit.yaml      its two states, their channel and schedule
         storage/main.tf   a bucket and a queue in the JSON cloud
         release/main.tf   a terraform_data resource (never drifts)
@@ -25,6 +27,7 @@ import json
 import os
 import shutil
 import signal
+import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,6 +98,13 @@ resource "cloud_queue" "jobs" {{
 }}
 """
 
+_GITIGNORE = """\
+.terraform/
+*.tfstate
+*.tfstate.backup
+.terraform.lock.hcl
+"""
+
 _RELEASE_MODULE = """\
 # Only the built-in terraform_data resource: nothing outside Terraform can change it.
 resource "terraform_data" "release" {
@@ -163,6 +173,11 @@ class DemoRepo:
     def state_dir(self, state: str) -> Path:
         return self.infra / state
 
+    @property
+    def origin(self) -> Path:
+        """The bare repository the demo's infra checkout pushes to."""
+        return self.root / "origin.git"
+
     def environment(self) -> dict[str, str]:
         """The environment Terraform needs for the demo's states (its mirror)."""
         return self.mirror.environment()
@@ -195,9 +210,31 @@ def write_demo(root: Path = DEFAULT_DEMO_DIR) -> DemoRepo:
             )
         )
         demo.state_dir(CLEAN_STATE).joinpath("main.tf").write_text(_RELEASE_MODULE)
+        _init_git(demo)
     except OSError as exc:
         raise DemoError(f"cannot write the demo under {root}: {exc}") from exc
     return demo
+
+
+def _init_git(demo: DemoRepo) -> None:
+    """Make the infra folder a git checkout of a fresh bare ``origin`` (for "Accept into
+    code"); without git on PATH the demo works, and accepting says it could not push."""
+    if shutil.which("git") is None:
+        return
+    shutil.rmtree(demo.origin, ignore_errors=True)
+    demo.infra.joinpath(".gitignore").write_text(_GITIGNORE)
+    identity = ["-c", "user.name=toilkit demo", "-c", "user.email=demo@toilkit.invalid"]
+    for arguments in (
+        ["init", "--quiet", "--bare", "--initial-branch=main", str(demo.origin)],
+        ["-C", str(demo.infra), "init", "--quiet", "--initial-branch=main"],
+        ["-C", str(demo.infra), "add", "."],
+        ["-C", str(demo.infra), *identity, "commit", "--quiet", "-m", "The demo's infra"],
+        ["-C", str(demo.infra), "remote", "add", "origin", str(demo.origin)],
+        ["-C", str(demo.infra), "push", "--quiet", "origin", "main"],
+    ):
+        done = subprocess.run(["git", *arguments], capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise DemoError(f"setting up the demo's git repository failed: {done.stderr.strip()}")
 
 
 def open_demo(root: Path = DEFAULT_DEMO_DIR) -> DemoRepo:
