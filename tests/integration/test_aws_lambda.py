@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
+import snapshot_restore_py
 from pydantic import SecretStr
 
 from shared.aws import AwsClients
@@ -464,9 +465,15 @@ async def test_after_a_snapstart_restore_the_gateway_serves_with_new_connections
     assert sandbox is not None and sandbox.context is not None
     assert all(sandbox.context.runtime.aws.opened(s) is not None for s in AwsClients.CORE)
 
-    # WHEN the secret changed while the snapshot waited, and the after-restore hook runs
+    # WHEN the secret changed while the snapshot waited, and the runtime runs the hooks
+    # registered with its snapshot_restore_py (the real library), as it does on restore
     await put_secret(aws, f"/{names.prefix}/slack/signing-secret", SECRET)
-    await asyncio.to_thread(aws_lambda._after_restore)
+    snapshot_restore_py.get_after_restore().clear()
+    aws_lambda._register_snapstart_hooks()
+    hooks = snapshot_restore_py.get_after_restore()
+    assert [func for func, _, _ in hooks] == [aws_lambda._after_restore]
+    for func, args, kwargs in hooks:
+        await asyncio.to_thread(func, *args, **kwargs)
 
     # THEN the restored sandbox serves with the new secret only, and still publishes
     assert (await _slash(standin, "before-the-snapshot"))["statusCode"] == 401
