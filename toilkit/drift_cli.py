@@ -49,6 +49,7 @@ from services.detector.config import (
     config_for_repo,
     load_config,
 )
+from services.detector.engine import find_terraform
 from services.detector.handlers import ScanRequest
 from services.detector.lifecycle import LifecycleStore
 from services.detector.plan import PlanParseError, parse_plan
@@ -62,6 +63,7 @@ from shared.errors import ConfigError, ToilkitError
 from shared.events import ScanMode, utc_now
 from shared.runtime import open_runtime
 from shared.settings import AwsSettings, TopologySettings, load_settings
+from toilkit.drift_apply import EXIT_UNUSABLE, ApplyRefused, apply_state
 from toilkit.drift_output import findings_table, to_cli_json
 from toilkit.drift_report import (
     DriftReport,
@@ -388,6 +390,53 @@ def _read_schema(schema: Path) -> dict[str, SetPaths]:
 
 
 # --------------------------------------------------------------------------- report
+
+
+@drift_app.command("apply")
+def apply_command(
+    state: Annotated[str, typer.Option("--state", "-s", help="The state to put back.")],
+    target: Annotated[
+        list[str] | None,
+        typer.Option("--target", "-t", help="Only this resource address (repeatable)."),
+    ] = None,
+    targets: Annotated[
+        str, typer.Option("--targets", help="Resource addresses separated by spaces.")
+    ] = "",
+    plan_only: Annotated[
+        bool, typer.Option("--plan-only", help="Plan and print; apply nothing (a preview).")
+    ] = False,
+    config: Annotated[Path | None, typer.Option("--config", help="The toilkit.yaml.")] = None,
+) -> None:
+    """Put a drifted state back to what its code says: plan, print, apply that plan.
+
+    What the Revert button's catalog command runs (docs/drift-actions.md). Exit 0 applied
+    or nothing to change (or planned, with --plan-only), 1 Terraform failed, 2 unusable.
+    """
+    _configure_logging(False)
+    try:
+        detector_config = _detector_config(config, None, None)
+    except (ToilkitError, _CommandFailed) as exc:
+        console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(EXIT_UNUSABLE) from None
+    chosen = detector_config.state(state)
+    if chosen is None:
+        known = ", ".join(s.name for s in detector_config.states) or "none"
+        console.print(f"[bold red]error:[/] no state {state!r} (known: {known})", highlight=False)
+        raise typer.Exit(EXIT_UNUSABLE)
+    addresses = [*(target or []), *targets.split()]
+    try:
+        code = apply_state(
+            chosen, targets=addresses, plan_only=plan_only, terraform=_terraform_of(detector_config)
+        )
+    except ApplyRefused as exc:
+        console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(EXIT_UNUSABLE) from None
+    raise typer.Exit(code)
+
+
+def _terraform_of(config: DetectorConfig) -> tuple[str, ...]:
+    configured = load_settings(DetectorSettings).terraform or config.terraform
+    return find_terraform(configured)
 
 
 @drift_app.command("report")
