@@ -177,6 +177,7 @@ async def test_the_definition_starts_polls_and_finishes_a_build_in_moto(
     output = json.loads(described["output"])
     assert output["status"] == "SUCCEEDED" and output["id"].startswith(f"{project}:")
     assert await visited(sfn, described["executionArn"]) == [
+        "Mode?",
         "StartBuild",
         "BuildEnded?",
         "NextPoll",
@@ -216,6 +217,7 @@ async def test_the_definition_stops_the_build_when_the_time_is_up(
     assert described["error"] == "RunTimedOut"
     assert json.loads(described["cause"])["status"] == "STOPPED"
     assert await visited(sfn, described["executionArn"]) == [
+        "Mode?",
         "StartBuild",
         "BuildEnded?",
         "StopBuild",
