@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from services.batch.previews import LaunchedPreview, Previews
 from services.batch.runners.base import (
     Runner,
+    RunnerError,
     RunOutcome,
     RunSpec,
     StartedRun,
@@ -261,6 +262,12 @@ class RunSupervisor:
         if runner is not None and runner.resumable and spec is not None and started is not None:
             self._watch_preview(record.run_id, spec, runner, started)
         elif record.owner != self.steps.owner and not _owner_alive(record.owner):
+            local = self.runners.get("local")
+            stop = getattr(local, "stop_left_behind", None)
+            if stop is not None:
+                # Its processes carry the preview's own id (TOILKIT_RUN_ID).
+                with contextlib.suppress(RunnerError):
+                    await stop(preview_id(record.run_id), record.preview_ref)
             await self.previews.ended(
                 record.run_id,
                 RunOutcome(

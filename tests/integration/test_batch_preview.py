@@ -9,6 +9,9 @@ catalog entry or the values changed starts nothing and says to request again.
 
 from __future__ import annotations
 
+import asyncio
+import socket
+import uuid
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -269,3 +272,36 @@ async def test_without_an_approval_nothing_is_previewed(batch: BatchHarness) -> 
     assert one(events, BatchRunFinished).status == "succeeded"
     assert not _has_log(batch, preview_id(request.run_id))
     assert "preview_started" not in await actions(batch, request.run_id)
+
+
+async def test_a_restart_ends_a_local_preview_whose_service_died(batch: BatchHarness) -> None:
+    gone = await asyncio.create_subprocess_exec("true")
+    await gone.wait()  # its pid now names no process
+    now = batch.clock()
+    record = RunRecord(
+        run_id=f"run-{uuid.uuid4().hex[:8]}",
+        request_event_id=str(uuid.uuid4()),
+        command="expire-coupons",
+        environment="production",
+        parameters=(RunParameter(name="campaign", value="spring-sale"),),
+        requested_by=ALICE,
+        requested_at=now,
+        status="previewing",
+        preview_by="evt-gone",
+        preview_fingerprint="f" * 64,
+        preview_ref=f"{socket.gethostname()}:{gone.pid}:{gone.pid}",
+        preview_started_at=now,
+        owner=f"{socket.gethostname()}:{gone.pid}",
+    )
+    await batch.runs.create(record)
+    await batch.runs.mark_active(record.run_id)
+
+    await batch.service.supervisor.resume()
+
+    settled = await batch.runs.get(record.run_id)
+    assert settled is not None
+    assert (settled.status, settled.refusal_stage) == ("refused", "preview")
+    assert "stopped during the preview" in (settled.refusal_reason or "")
+    assert record.run_id not in await batch.runs.active_run_ids()
+    refused = one(await batch.outcomes(record.run_id), BatchRunRefused)
+    assert refused.preview is not None and refused.preview.status == "failed"
