@@ -41,6 +41,7 @@ STATUS_STYLE = {
     "cancelled": "yellow",
     "refused": "magenta",
     "awaiting_approval": "cyan",
+    "previewing": "cyan",
     "running": "blue",
     "starting": "blue",
 }

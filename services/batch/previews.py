@@ -185,24 +185,27 @@ class Previews:
             f", exit status {result.exit_code}" if result.exit_code is not None else ""
         )
         await self.runs.audit(run_id, "previewed", detail, event_id=record.preview_by)
-        try:
-            if record.cancel_requested_by is not None:
-                return await self.steps.finish(
-                    run_id, RunOutcome(status="cancelled", error="withdrawn during its preview")
-                )
-            if result.status != "succeeded":
-                return await self._fail(record, result)
-            request = self.steps.revalidate(record)
-            if isinstance(request, str):
-                return await self.steps.refuse(
-                    record, "validation", request, event_id=record.preview_by
-                )
-            stale = self.refusal(record, request)
-            if stale is not None:
-                return await self.steps.refuse(record, "preview", stale, event_id=record.preview_by)
-            return await self.steps.ask_approval(record, request, record.preview_by, result)
-        finally:
-            await self.runs.mark_inactive(run_id)
+        after = await self._decide(record, result)
+        # Only once decided: a run left active is settled again (restart, housekeeping).
+        await self.runs.mark_inactive(run_id)
+        return after
+
+    async def _decide(self, record: RunRecord, result: PreviewResult) -> RunRecord | None:
+        if record.cancel_requested_by is not None:
+            return await self.steps.finish(
+                record.run_id, RunOutcome(status="cancelled", error="withdrawn during its preview")
+            )
+        if result.status != "succeeded":
+            return await self._fail(record, result)
+        request = self.steps.revalidate(record)
+        if isinstance(request, str):
+            return await self.steps.refuse(
+                record, "validation", request, event_id=record.preview_by
+            )
+        stale = self.refusal(record, request)
+        if stale is not None:
+            return await self.steps.refuse(record, "preview", stale, event_id=record.preview_by)
+        return await self.steps.ask_approval(record, request, record.preview_by, result)
 
     async def _fail(self, record: RunRecord, result: PreviewResult) -> RunRecord | None:
         refused, changed = await self.runs.update(

@@ -135,7 +135,11 @@ class RunSupervisor:
         except Exception as exc:
             log.exception("run %s: waiting for its preview failed", run_id)
             outcome = RunOutcome(status="failed", error=f"lost track of the preview: {exc}")
-        await self.previews.ended(run_id, outcome)
+        try:
+            await self.previews.ended(run_id, outcome)
+        except Exception:
+            # The run stays active: a restart (or the Lambda housekeeping) settles it.
+            log.exception("run %s: acting on the end of its preview failed", run_id)
 
     async def cancel_preview(self, run_id: str) -> None:
         """Stop a preview this process waits for (a withdrawn request)."""
