@@ -1,9 +1,11 @@
 """The batch service's handlers: one async function per command event.
 
 * ``BatchRequested``: record the request, validate and authorize it again (the gateway
-  is never trusted), then ask for approval or start it.
+  is never trusted), then ask for approval (after its preview, when the command has one:
+  :mod:`services.batch.previews`) or start it.
 * ``BatchApproved`` / ``BatchRejected``: count an approval (never the requester's, never
-  after the expiry) or end the request.
+  after the expiry, never on a preview whose catalog entry or values changed since) or
+  end the request.
 * ``BatchCancelRequested``: withdraw a waiting request or stop a running one.
 
 Every decision is written to the run's audit trail. A decision that ends a request is
