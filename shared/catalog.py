@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from shared.errors import ConfigError
 from shared.events import RunParameter
+from shared.preview import PreviewSpec, fingerprint_of
 
 #: A placeholder fills a whole argv item or a whole environment value: ``{since}``.
 #: The demo catalog shipped with the project: its commands run on any machine with Python.
@@ -366,6 +367,10 @@ class CommandSpec(_Model):
     concurrency: int | None = Field(
         default=1, ge=1, le=100, description="Runs at once per environment; null: no limit."
     )
+    preview: PreviewSpec | None = Field(
+        default=None,
+        description="A dry run shown to the approvers first (only where a run needs approval).",
+    )
 
     @model_validator(mode="after")
     def _template_is_well_formed(self) -> CommandSpec:
@@ -388,6 +393,8 @@ class CommandSpec(_Model):
         unused = sorted(declared - used)
         if unused:
             raise ValueError(f"parameters never used in argv or env: {', '.join(unused)}")
+        if self.preview is not None:
+            self._check_preview(self.preview, declared)
         for environment, policy in self.environments.items():
             problem = policy.schedule.problem() if policy.schedule else None
             if problem:
@@ -395,6 +402,14 @@ class CommandSpec(_Model):
                     f"command {self.name}, environment {environment}: schedule: {problem}"
                 )
         return self
+
+    def _check_preview(self, preview: PreviewSpec, declared: set[str]) -> None:
+        if preview.argv is not None and PLACEHOLDER.fullmatch(preview.argv[0]):
+            raise ValueError("preview.argv[0] (the program) must be fixed, not a parameter")
+        items = preview.argv if preview.argv is not None else preview.append
+        where = "preview.argv" if preview.argv is not None else "preview.append"
+        for index, item in enumerate(items):
+            _placeholders_in(item, f"{where}[{index}]", declared)
 
     def parameter(self, name: str) -> ParameterSpec | None:
         return next((p for p in self.parameters if p.name == name), None)
@@ -538,6 +553,23 @@ class ValidatedRequest(_Model):
     def argv(self) -> list[str]:
         return build_argv(self.command, self.values)
 
+    def preview_argv(self) -> list[str] | None:
+        """The preview's argv with the same values (None: the command has no preview)."""
+        preview = self.command.preview
+        if preview is None:
+            return None
+        return fill_argv(preview.template(self.command.argv), self.values)
+
+    def fingerprint(self) -> str:
+        """The digest of what a preview of this request shows (:func:`fingerprint_of`)."""
+        return fingerprint_of(
+            command=self.command.model_dump(mode="json"),
+            environment=self.environment,
+            policy=self.policy.model_dump(mode="json"),
+            values=self.values,
+            sensitive=self.command.sensitive_parameters,
+        )
+
     def env(self) -> dict[str, str]:
         return build_env(self.command, self.values)
 
@@ -626,9 +658,14 @@ def build_argv(command: CommandSpec, values: Mapping[str, str]) -> list[str]:
     An optional parameter left empty drops its item, and the item just before it when
     that is an option name (``--limit``), so no option is left without its value.
     """
+    return fill_argv(command.argv, values)
+
+
+def fill_argv(template: Iterable[str], values: Mapping[str, str]) -> list[str]:
+    """Fill an argv template (see :func:`build_argv`)."""
     argv: list[str] = []
     last_was_option = False
-    for index, item in enumerate(command.argv):
+    for index, item in enumerate(template):
         placeholder = PLACEHOLDER.fullmatch(item)
         if placeholder is None:
             argv.append(item)

@@ -144,6 +144,28 @@ class BatchRejected(EventBase):
 
 # --------------------------------------------------------------------------- batch: outcomes
 
+RunStatus: TypeAlias = Literal["succeeded", "failed", "timed_out", "cancelled"]
+
+
+class PreviewResult(_Model):
+    """How a run's preview (its catalog command's dry run) ended, for the approvers.
+
+    Only a preview that ``succeeded`` (exit status 0 within its timeout) asks for an
+    approval; any other ends the request (``BatchRunRefused`` at stage ``preview``).
+    """
+
+    status: RunStatus
+    exit_code: int | None = None
+    log_tail: tuple[str, ...] = Field(default=(), description="The preview's last lines.")
+    log_url: str | None = None
+    error: str | None = None
+    duration_seconds: float = Field(default=0.0, ge=0)
+    fingerprint: str = Field(
+        min_length=1,
+        description="Digest of the catalog entry and values previewed; approving runs the "
+        "command only while it is unchanged.",
+    )
+
 
 class BatchApprovalRequested(EventBase):
     type: Literal["BatchApprovalRequested"] = "BatchApprovalRequested"
@@ -157,6 +179,9 @@ class BatchApprovalRequested(EventBase):
     approvers: tuple[str, ...] = Field(default=(), description="Slack user or group ids.")
     expires_at: AwareDatetime
     rerun_of: str | None = Field(default=None, description="The run this one runs again.")
+    preview: PreviewResult | None = Field(
+        default=None, description="The preview the approvers decide on (None: no preview)."
+    )
 
 
 class BatchRunStarted(EventBase):
@@ -179,9 +204,6 @@ class BatchRunStarted(EventBase):
     )
 
 
-RunStatus: TypeAlias = Literal["succeeded", "failed", "timed_out", "cancelled"]
-
-
 class BatchRunFinished(EventBase):
     type: Literal["BatchRunFinished"] = "BatchRunFinished"
     is_outcome: ClassVar[bool] = True
@@ -199,7 +221,7 @@ class BatchRunFinished(EventBase):
 
 
 RefusalStage: TypeAlias = Literal[
-    "validation", "authorization", "approval", "concurrency", "runner", "schedule"
+    "validation", "authorization", "approval", "concurrency", "runner", "schedule", "preview"
 ]
 
 
@@ -216,6 +238,9 @@ class BatchRunRefused(EventBase):
     reason: str
     decided_by: Actor | None = None
     rerun_of: str | None = Field(default=None, description="The run this one runs again.")
+    preview: PreviewResult | None = Field(
+        default=None, description="The failed preview, when stage is 'preview'."
+    )
 
 
 # --------------------------------------------------------------------------- drift: commands

@@ -41,6 +41,7 @@ STATUS_STYLE = {
     "cancelled": "yellow",
     "refused": "magenta",
     "awaiting_approval": "cyan",
+    "previewing": "cyan",
     "running": "blue",
     "starting": "blue",
 }
@@ -194,6 +195,16 @@ def _facts(record: RunRecord) -> Table:
             f"{', '.join(record.approval.approvers)} until {_when(record.approval.expires_at)} "
             f"({approvals})",
         )
+    if record.preview is not None:
+        preview = record.preview
+        exit_status = f", exit status {preview.exit_code}" if preview.exit_code is not None else ""
+        facts.add_row(
+            "preview",
+            f"{preview.status}{exit_status} after {_duration(preview.duration_seconds)} "
+            f"(fingerprint {preview.fingerprint[:12]})",
+        )
+    elif record.status == "previewing":
+        facts.add_row("preview", f"running since {_when(record.preview_started_at)}")
     if record.refusal_reason:
         facts.add_row("refused", f"{record.refusal_stage}: {record.refusal_reason}")
     if record.runner:

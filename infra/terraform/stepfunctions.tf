@@ -1,4 +1,6 @@
 # The batch run state machine: the same definition the batch service's tests run in moto.
+# One execution per run, and one per preview (input mode = "preview", named after the
+# request's event id and -preview): a dry run the approvers see before they decide.
 
 resource "aws_sfn_state_machine" "batch_run" {
   #checkov:skip=CKV_AWS_284:the ASL has no X-Ray instrumented tasks; the build's own logs say what a run did

@@ -1,9 +1,11 @@
 """The batch service's handlers: one async function per command event.
 
 * ``BatchRequested``: record the request, validate and authorize it again (the gateway
-  is never trusted), then ask for approval or start it.
+  is never trusted), then ask for approval (after its preview, when the command has one:
+  :mod:`services.batch.previews`) or start it.
 * ``BatchApproved`` / ``BatchRejected``: count an approval (never the requester's, never
-  after the expiry) or end the request.
+  after the expiry, never on a preview whose catalog entry or values changed since) or
+  end the request.
 * ``BatchCancelRequested``: withdraw a waiting request or stop a running one.
 
 Every decision is written to the run's audit trail. A decision that ends a request is
@@ -18,9 +20,10 @@ import functools
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, timedelta
+from datetime import UTC
 
 from services.batch import lifecycle, outcomes
+from services.batch.previews import Previews
 from services.batch.runners.base import RunOutcome
 from services.batch.steps import RunSteps
 from services.batch.store import RunStore
@@ -50,7 +53,7 @@ from shared.events import (
 )
 from shared.publishing import EventPublisher
 from shared.state_table.keys import sortable_time
-from shared.state_table.runs import ApprovalState, RunRecord
+from shared.state_table.runs import RunRecord
 from shared.worker import Handler
 
 log = logging.getLogger(__name__)
@@ -67,6 +70,10 @@ class BatchContext:
     publisher: EventPublisher
     directory: GroupDirectory
     clock: Clock
+
+    @property
+    def previews(self) -> Previews:
+        return self.supervisor.previews
 
 
 def build_handlers(ctx: BatchContext) -> Mapping[type[EventBase], Handler]:
@@ -145,6 +152,13 @@ async def _resume_request(ctx: BatchContext, record: RunRecord, event_id: str) -
         await _decide(ctx, record, event_id)
     elif record.status == "starting" and record.starting_by == event_id:
         await ctx.supervisor.watch(await ctx.steps.recover_start(record, event_id))
+    elif record.status == "previewing" and record.preview_by == event_id:
+        if record.preview_ref is None:
+            # Interrupted before the preview started: preview it from the start.
+            again, _ = await ctx.runs.update(record.run_id, lifecycle.abandon_preview)
+            if again is not None and again.status == "received":
+                await _decide(ctx, again, event_id)
+        # Started: the supervisor (or, in Lambda, the execution's end) acts on its end.
     else:
         # Its event may not have gone out before the interruption; the same event id
         # makes announcing it twice harmless.
@@ -181,27 +195,10 @@ async def _decide(ctx: BatchContext, record: RunRecord, event_id: str) -> None:
     if record.break_glass:
         await _break_glass(ctx, record, request, event_id)
         return
-    approval = ApprovalState(
-        approvers=policy.approvers.ids(),
-        min_approvals=policy.min_approvals,
-        expires_at=ctx.clock() + timedelta(seconds=policy.expires_after_seconds),
-    )
-    # Indexed first: the sweeper must find every request that waits (it drops an entry
-    # whose run does not wait, should the next step not happen).
-    await ctx.runs.add_pending_approval(record.run_id, approval.expires_at)
-    waiting, changed = await ctx.runs.update(
-        record.run_id, functools.partial(lifecycle.await_approval, approval=approval)
-    )
-    if waiting is None or not changed:
+    if request.command.preview is not None:
+        await ctx.supervisor.watch_preview(await ctx.previews.start(record, request, event_id))
         return
-    await ctx.runs.audit(
-        record.run_id,
-        "approval_requested",
-        f"{policy.min_approvals} approval(s) from {', '.join(approval.approvers)} "
-        f"until {sortable_time(approval.expires_at)}",
-        event_id=event_id,
-    )
-    await ctx.publisher.publish(outcomes.approval_requested(waiting))
+    await ctx.steps.ask_approval(record, request, event_id)
 
 
 async def _schedule_allows(
@@ -319,6 +316,15 @@ async def on_batch_approved(ctx: BatchContext, event: BatchApproved) -> None:
     request = ctx.steps.revalidate(record)
     if isinstance(request, str):
         await ctx.steps.refuse(record, "validation", request, event_id=event.event_id)
+        return
+    stale = ctx.previews.refusal(record, request)
+    if stale is not None:
+        await ctx.runs.audit(
+            record.run_id, "approval_refused", stale, actor=approver, event_id=event.event_id
+        )
+        await ctx.steps.refuse(
+            record, "preview", stale, decided_by=approver, event_id=event.event_id
+        )
         return
     policy = request.policy.approval
     if policy is not None:
@@ -495,7 +501,17 @@ async def on_batch_cancel_requested(ctx: BatchContext, event: BatchCancelRequest
     )
     if noted is None or noted.final:
         return
-    if noted.status in lifecycle.WAITING_STATES:
+    if noted.status == "previewing":
+        await ctx.supervisor.cancel_preview(noted.run_id)
+        await ctx.steps.finish(
+            noted.run_id,
+            RunOutcome(
+                status="cancelled",
+                duration_seconds=0.0,
+                error=f"withdrawn by {_actor_label(actor)} during its preview",
+            ),
+        )
+    elif noted.status in lifecycle.WAITING_STATES:
         if noted.approval is not None:
             await ctx.runs.remove_pending_approval(noted.run_id, noted.approval.expires_at)
         await ctx.steps.finish(

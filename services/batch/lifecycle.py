@@ -7,7 +7,12 @@ and re-reads on a race, so of two processes making the same move only one wins, 
 loser sees ``None`` or "unchanged" and does nothing. The handlers and the run steps
 decide *which* transition to make; this module alone says *what* it does to the record::
 
-    received ──await_approval──> awaiting_approval ──count_approval──> awaiting_approval
+    received ──begin_preview──> previewing ──fail_preview──> refused
+       │   ^                            │
+       │   └──────abandon_preview───────┤
+       │                                │ await_approval (the preview succeeded)
+       │                                v
+       ├───────await_approval──> awaiting_approval ──count_approval──> awaiting_approval
        │                              │
        └───────────claim_start────────┴──> starting ──mark_running──> running
                                               │                          │
@@ -25,18 +30,96 @@ from __future__ import annotations
 from datetime import datetime
 
 from services.batch.runners.base import RunOutcome, StartedRun
-from shared.events import Actor, RefusalStage, RunParameter
+from shared.events import Actor, PreviewResult, RefusalStage, RunParameter
 from shared.state_table.runs import ApprovalState, RunRecord, RunState
 
 #: Where a run waits before it starts; a start may be claimed from either.
 WAITING_STATES: frozenset[RunState] = frozenset({"received", "awaiting_approval"})
 
 
-def await_approval(current: RunRecord, approval: ApprovalState) -> RunRecord | None:
-    """A received request now waits for ``approval``."""
+def await_approval(
+    current: RunRecord, approval: ApprovalState, preview: PreviewResult | None = None
+) -> RunRecord | None:
+    """A request now waits for ``approval``: a received one without a preview, or one
+    whose ``preview`` succeeded (with the fingerprint recorded when it began)."""
+    if current.status == "received" and preview is None:
+        return current.model_copy(update={"status": "awaiting_approval", "approval": approval})
+    if (
+        current.status == "previewing"
+        and preview is not None
+        and preview.status == "succeeded"
+        and preview.fingerprint == current.preview_fingerprint
+    ):
+        return current.model_copy(
+            update={"status": "awaiting_approval", "approval": approval, "preview": preview}
+        )
+    return None
+
+
+def begin_preview(
+    current: RunRecord, *, event_id: str, fingerprint: str, owner: str
+) -> RunRecord | None:
+    """A received request's preview is run by the handling of ``event_id`` in process
+    ``owner``, for the catalog entry and values whose digest is ``fingerprint``."""
     if current.status != "received":
         return None
-    return current.model_copy(update={"status": "awaiting_approval", "approval": approval})
+    return current.model_copy(
+        update={
+            "status": "previewing",
+            "preview_by": event_id,
+            "preview_fingerprint": fingerprint,
+            "owner": owner,
+        }
+    )
+
+
+def preview_started(current: RunRecord, started: StartedRun) -> RunRecord | None:
+    """The runner started the preview: record where (to wait for it after a restart)."""
+    if current.status != "previewing" or current.preview_ref is not None:
+        return None
+    return current.model_copy(
+        update={"preview_ref": started.ref, "preview_started_at": started.started_at}
+    )
+
+
+def abandon_preview(current: RunRecord) -> RunRecord | None:
+    """The preview could not run now (a transient error): the request is received again,
+    for the retried event to preview it."""
+    if current.status != "previewing":
+        return None
+    return current.model_copy(
+        update={
+            "status": "received",
+            "preview_by": None,
+            "preview_fingerprint": None,
+            "preview_ref": None,
+            "preview_started_at": None,
+        }
+    )
+
+
+def fail_preview(current: RunRecord, preview: PreviewResult, now: datetime) -> RunRecord | None:
+    """The preview failed, timed out or was stopped: the request ends without asking
+    anyone to approve it (the requester sees the preview's tail)."""
+    if current.status != "previewing" or preview.status == "succeeded":
+        return None
+    if preview.status == "timed_out":
+        reason = "the preview did not end within its time limit"
+    elif preview.exit_code is not None:
+        reason = f"the preview exited with status {preview.exit_code}"
+    else:
+        reason = "the preview did not run to its end"
+    if preview.error:
+        reason += f" ({preview.error})"
+    return current.without_secrets().model_copy(
+        update={
+            "status": "refused",
+            "refusal_stage": "preview",
+            "refusal_reason": reason + "; nothing was asked of the approvers",
+            "preview": preview,
+            "finished_at": now,
+        }
+    )
 
 
 def count_approval(current: RunRecord, approver: Actor) -> RunRecord | None:

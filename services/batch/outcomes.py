@@ -43,6 +43,7 @@ def approval_requested(record: RunRecord) -> BatchApprovalRequested:
         approvers=record.approval.approvers,
         expires_at=record.approval.expires_at,
         rerun_of=record.rerun_of,
+        preview=record.preview,
     )
 
 
@@ -60,6 +61,7 @@ def refused(record: RunRecord, *, kind: str = "refused") -> BatchRunRefused:
         reason=record.refusal_reason or "refused",
         decided_by=record.decided_by,
         rerun_of=record.rerun_of,
+        preview=record.preview if record.refusal_stage == "preview" else None,
     )
 
 

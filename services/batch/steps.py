@@ -25,9 +25,10 @@ from services.batch.runners.base import Runner, RunnerError, RunOutcome, RunSpec
 from services.batch.store import LockStore, RunStore
 from shared.catalog import Catalog, LocalRunnerSettings, ValidatedRequest, validate_request
 from shared.clock import Clock
-from shared.events import Actor, RefusalStage, RunParameter
+from shared.events import Actor, PreviewResult, RefusalStage, RunParameter
 from shared.publishing import EventPublisher
-from shared.state_table.runs import RunRecord, RunState
+from shared.state_table.keys import sortable_time
+from shared.state_table.runs import ApprovalState, RunRecord, RunState
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +156,43 @@ class RunSteps:
             await self.runs.remove_pending_approval(record.run_id, record.approval.expires_at)
         await self.publisher.publish(outcomes.refused(stored))
         return stored
+
+    # ------------------------------------------------------------------ approval
+
+    async def ask_approval(
+        self,
+        record: RunRecord,
+        request: ValidatedRequest,
+        event_id: str | None,
+        preview: PreviewResult | None = None,
+    ) -> RunRecord | None:
+        """Ask the approvers of ``request``'s environment (with the ``preview`` that
+        succeeded, if the command has one); None when the run moved on meanwhile."""
+        policy = request.policy.approval
+        assert policy is not None
+        approval = ApprovalState(
+            approvers=policy.approvers.ids(),
+            min_approvals=policy.min_approvals,
+            expires_at=self.clock() + timedelta(seconds=policy.expires_after_seconds),
+        )
+        # Indexed first: the sweeper must find every request that waits (it drops an entry
+        # whose run does not wait, should the next step not happen).
+        await self.runs.add_pending_approval(record.run_id, approval.expires_at)
+        waiting, changed = await self.runs.update(
+            record.run_id,
+            functools.partial(lifecycle.await_approval, approval=approval, preview=preview),
+        )
+        if waiting is None or not changed:
+            return None
+        await self.runs.audit(
+            record.run_id,
+            "approval_requested",
+            f"{policy.min_approvals} approval(s) from {', '.join(approval.approvers)} "
+            f"until {sortable_time(approval.expires_at)}",
+            event_id=event_id,
+        )
+        await self.publisher.publish(outcomes.approval_requested(waiting))
+        return waiting
 
     # ------------------------------------------------------------------ starting
 

@@ -65,6 +65,8 @@ AuditAction: TypeAlias = Literal[
     "duplicate",
     "break_glass",
     "scheduled",
+    "preview_started",
+    "previewed",
 ]
 
 

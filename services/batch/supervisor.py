@@ -11,17 +11,32 @@ what the previous process left.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
 from dataclasses import dataclass
 
-from services.batch.runners.base import Runner, RunOutcome, RunSpec, StartedRun
+from services.batch.previews import LaunchedPreview, Previews
+from services.batch.runners.base import (
+    Runner,
+    RunnerError,
+    RunOutcome,
+    RunSpec,
+    StartedRun,
+    preview_id,
+    previewed_run_id,
+)
 from services.batch.steps import Launched, RunSteps
 from shared.errors import ToilkitError, TransientError
 from shared.state_table.runs import RunRecord
 
 log = logging.getLogger(__name__)
+
+#: How long past its own time limit a preview may take to report its end (a runner that
+#: stops it at the limit, then a slow last poll) before it is stopped and counts as
+#: timed out.
+PREVIEW_GRACE_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -36,10 +51,12 @@ class RunSupervisor:
 
     Args:
         steps: how runs are finished (and restarts recovered).
+        previews: how previews end (default: over ``steps``).
     """
 
-    def __init__(self, steps: RunSteps) -> None:
+    def __init__(self, steps: RunSteps, previews: Previews | None = None) -> None:
         self.steps = steps
+        self.previews = previews or Previews(steps)
         self.runs = steps.runs
         self.runners = steps.runners
         self._watched: dict[str, _Watched] = {}
@@ -84,6 +101,52 @@ class RunSupervisor:
                 break
         await self.steps.finish(run_id, outcome)
 
+    async def watch_preview(self, launched: LaunchedPreview | None) -> None:
+        """Wait for a started preview in the background, then act on its end (None:
+        nothing to do). Watched under the preview's own id."""
+        if launched is None:
+            return
+        self._watch_preview(launched.run_id, launched.spec, launched.runner, launched.started)
+
+    def _watch_preview(
+        self, run_id: str, spec: RunSpec, runner: Runner, started: StartedRun
+    ) -> None:
+        key = preview_id(run_id)
+        task = asyncio.create_task(self._preview_until_end(run_id, spec, runner, started))
+        self._watched[key] = _Watched(task=task, runner=runner, started=started)
+        task.add_done_callback(lambda _: self._watched.pop(key, None))
+
+    async def _preview_until_end(
+        self, run_id: str, spec: RunSpec, runner: Runner, started: StartedRun
+    ) -> None:
+        try:
+            async with asyncio.timeout(spec.timeout_seconds + PREVIEW_GRACE_SECONDS):
+                outcome = await runner.wait(spec, started)
+        except TimeoutError:
+            log.warning("run %s: its preview did not report an end in time; stopping it", run_id)
+            with contextlib.suppress(Exception):
+                await runner.cancel(spec.run_id, started)
+            outcome = RunOutcome(
+                status="timed_out",
+                error=f"did not end within its time limit of {spec.timeout_seconds:g}s",
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("run %s: waiting for its preview failed", run_id)
+            outcome = RunOutcome(status="failed", error=f"lost track of the preview: {exc}")
+        try:
+            await self.previews.ended(run_id, outcome)
+        except Exception:
+            # The run stays active: a restart (or the Lambda housekeeping) settles it.
+            log.exception("run %s: acting on the end of its preview failed", run_id)
+
+    async def cancel_preview(self, run_id: str) -> None:
+        """Stop a preview this process waits for (a withdrawn request)."""
+        watched = self._watched.get(preview_id(run_id))
+        if watched is not None:
+            await watched.runner.cancel(preview_id(run_id), watched.started)
+
     # ------------------------------------------------------------------ cancelling
 
     async def cancel_running(self, record: RunRecord) -> bool:
@@ -114,9 +177,11 @@ class RunSupervisor:
             True when the run is final now (or unknown), False when it is still going or
             its outcome could not be read.
         """
-        record = await self.runs.get(run_id)
+        record = await self.runs.get(previewed_run_id(run_id) or run_id)
         if record is None or record.final:
             return True  # nothing left to do
+        if record.status == "previewing":
+            return await self._settle_preview(record, wait_seconds=wait_seconds, quiet=quiet)
         runner = self.runners.get(record.runner or "")
         started = self.steps.started_of(record)
         spec = self.steps.spec_without_values(record)
@@ -135,6 +200,25 @@ class RunSupervisor:
         await self.steps.finish(run_id, outcome)
         return True
 
+    async def _settle_preview(self, record: RunRecord, *, wait_seconds: float, quiet: bool) -> bool:
+        spec = self.previews.spec_without_values(record)
+        started = self.previews.started_of(record)
+        runner = self.runners.get(spec.settings.kind) if spec is not None else None
+        if runner is None or started is None or spec is None or not runner.resumable:
+            return False
+        try:
+            async with asyncio.timeout(wait_seconds):
+                outcome = await runner.wait(spec, started)
+        except TimeoutError:
+            if not quiet:
+                log.warning("run %s: its preview has not ended yet", record.run_id)
+            return False
+        except ToilkitError as exc:
+            log.warning("run %s: cannot read its preview's outcome: %s", record.run_id, exc)
+            return False
+        await self.previews.ended(record.run_id, outcome)
+        return True
+
     # ------------------------------------------------------------------ restart
 
     async def resume(self) -> None:
@@ -146,6 +230,9 @@ class RunSupervisor:
                 await self.runs.mark_inactive(run_id)
                 continue
             runner = self.runners.get(record.runner or "")
+            if record.status == "previewing":
+                await self._resume_preview(record)
+                continue
             if record.status == "starting":
                 if record.owner != self.steps.owner and not _owner_alive(record.owner):
                     await self.watch(
@@ -169,6 +256,29 @@ class RunSupervisor:
                         f"{left}; its outcome is unknown (see its log)",
                     ),
                 )
+
+    async def _resume_preview(self, record: RunRecord) -> None:
+        """A preview a previous process started: wait for it again where the runner
+        allows, else (a local preview whose process is gone) count it as failed."""
+        spec = self.previews.spec_without_values(record)
+        started = self.previews.started_of(record)
+        runner = self.runners.get(spec.settings.kind) if spec is not None else None
+        if runner is not None and runner.resumable and spec is not None and started is not None:
+            self._watch_preview(record.run_id, spec, runner, started)
+        elif record.owner != self.steps.owner and not _owner_alive(record.owner):
+            local = self.runners.get("local")
+            stop = getattr(local, "stop_left_behind", None)
+            if stop is not None:
+                # Its processes carry the preview's own id (TOILKIT_RUN_ID).
+                with contextlib.suppress(RunnerError):
+                    await stop(preview_id(record.run_id), record.preview_ref)
+            await self.previews.ended(
+                record.run_id,
+                RunOutcome(
+                    status="failed",
+                    error="the batch service stopped during the preview; request it again",
+                ),
+            )
 
     async def stop(self) -> None:
         """Stop local runs (children cannot outlive the service) and let them finish;

@@ -501,6 +501,7 @@ _STATUS_EMOJI = {
     "refused": ":no_entry:",
     "running": ":arrow_forward:",
     "awaiting_approval": ":raised_hand:",
+    "previewing": ":mag:",
 }
 
 

@@ -457,6 +457,11 @@ class Gateway:
             )
         approval = request.policy.approval
         waits = " It waits for an approval before it starts." if approval else ""
+        if approval and request.command.preview is not None:
+            waits = (
+                " Its preview runs first; if it succeeds, it waits for an approval (the "
+                "approvers see the preview's output)."
+            )
         if break_glass and approval:
             waits = (
                 " :rotating_light: Break-glass: it starts without approval, and its approvers "

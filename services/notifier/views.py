@@ -26,6 +26,7 @@ from shared.events import (
     BatchRunStarted,
     DriftDetected,
     DriftFinding,
+    PreviewResult,
     RefusalStage,
     RunParameter,
 )
@@ -80,6 +81,7 @@ class RunView(_View):
     decided_by: Actor | None = None
     rerun_of: str | None = None
     break_glass: bool = False
+    preview: PreviewResult | None = None
 
     @property
     def is_terminal(self) -> bool:
@@ -113,6 +115,7 @@ def merge_run(view: RunView, event: RunEvent) -> RunView:
             requested_by=view.requested_by or event.requested_by,
             approvers=event.approvers,
             approval_expires_at=event.expires_at,
+            preview=view.preview or event.preview,
         )
     elif isinstance(event, BatchRunStarted):
         phase = "running"
@@ -144,6 +147,7 @@ def merge_run(view: RunView, event: RunEvent) -> RunView:
             refusal_reason=event.reason,
             decided_by=event.decided_by,
             finished_at=event.occurred_at,
+            preview=view.preview or event.preview,
         )
     if view.is_terminal or _rank(phase) < _rank(view.phase):
         # A late or repeated event adds its details but never moves the run backwards,

@@ -1,8 +1,8 @@
 """The batch service's run record: written by the batch service, read by the gateway and
 the CLI through these models only (keys in :mod:`shared.state_table.keys`).
 
-A run goes ``received`` -> (``awaiting_approval``) -> ``starting`` -> ``running`` -> one of
-:data:`FINAL_RUN_STATES`; :mod:`services.batch.lifecycle` holds the transitions.
+A run goes ``received`` -> (``previewing`` ->) (``awaiting_approval``) -> ``starting`` ->
+``running`` -> one of :data:`FINAL_RUN_STATES`; :mod:`services.batch.lifecycle` holds the transitions.
 """
 
 from __future__ import annotations
@@ -11,11 +11,12 @@ from typing import Any, Literal, TypeAlias, TypeGuard, get_args
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from shared.events import Actor, RefusalStage, RunParameter, RunStatus
+from shared.events import Actor, PreviewResult, RefusalStage, RunParameter, RunStatus
 from shared.state_table.keys import RUN_ITEM, key, run_partition
 
 RunState: TypeAlias = Literal[
     "received",
+    "previewing",
     "awaiting_approval",
     "starting",
     "running",
@@ -78,6 +79,17 @@ class RunRecord(_Model):
     status: RunState = "received"
     requested_at: AwareDatetime
     approval: ApprovalState | None = None
+    preview_by: str | None = Field(
+        default=None, description="The event id whose handler runs the preview."
+    )
+    preview_fingerprint: str | None = Field(
+        default=None, description="The digest of what the preview ran with (catalog, values)."
+    )
+    preview_ref: str | None = Field(
+        default=None, description="The preview's runner reference (pid group, execution ARN)."
+    )
+    preview_started_at: AwareDatetime | None = None
+    preview: PreviewResult | None = Field(default=None, description="How the preview ended.")
     refusal_stage: RefusalStage | None = None
     refusal_reason: str | None = None
     decided_by: Actor | None = None

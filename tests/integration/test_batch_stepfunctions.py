@@ -177,6 +177,7 @@ async def test_the_definition_starts_polls_and_finishes_a_build_in_moto(
     output = json.loads(described["output"])
     assert output["status"] == "SUCCEEDED" and output["id"].startswith(f"{project}:")
     assert await visited(sfn, described["executionArn"]) == [
+        "Mode?",
         "StartBuild",
         "BuildEnded?",
         "NextPoll",
@@ -198,6 +199,7 @@ async def test_the_definition_starts_polls_and_finishes_a_build_in_moto(
         "env": {"ECHO_VALUE": "; rm -rf /"},
     }
     assert variables["TOILKIT_RUN_ID"] == spec.run_id
+    assert variables["TOILKIT_RUN_MODE"] == "run"
     assert scheduled["imageOverride"] == "app:1"
     assert scheduled["timeoutInMinutesOverride"] == 5
 
@@ -216,6 +218,7 @@ async def test_the_definition_stops_the_build_when_the_time_is_up(
     assert described["error"] == "RunTimedOut"
     assert json.loads(described["cause"])["status"] == "STOPPED"
     assert await visited(sfn, described["executionArn"]) == [
+        "Mode?",
         "StartBuild",
         "BuildEnded?",
         "StopBuild",
@@ -235,7 +238,11 @@ async def test_the_definition_catches_a_build_that_cannot_start(
     assert described["status"] == "FAILED"
     assert described["error"] == "BuildNotStarted"
     assert "Project cannot be found" in described["cause"]
-    assert await visited(sfn, described["executionArn"]) == ["StartBuild", "BuildNotStarted"]
+    assert await visited(sfn, described["executionArn"]) == [
+        "Mode?",
+        "StartBuild",
+        "BuildNotStarted",
+    ]
 
 
 # --------------------------------------------------------------------------- the runner
@@ -612,3 +619,30 @@ async def test_a_process_that_cannot_watch_settles_a_run_from_its_status_change(
     assert [e.status for e in finished] == ["succeeded"]
     # Not JSON at all: ignored (acknowledged), never retried forever.
     assert await function.settle_from_status_change("not json")
+
+
+async def test_an_input_without_a_mode_runs_as_a_run(
+    sfn: Any, state_machine: str, project: str
+) -> None:
+    """An execution input written before previews existed (no ``mode``) is a run."""
+    settings = StepFunctionsRunnerSettings(
+        state_machine_arn=state_machine, project=project, image="app:1", poll_seconds=0
+    )
+    old_input = execution_input(spec_for(settings), settings)
+    del old_input["mode"]
+    described = await run_to_end(sfn, state_machine, old_input)
+
+    assert described["status"] == "SUCCEEDED"
+    assert (await visited(sfn, described["executionArn"]))[:3] == [
+        "Mode?",
+        "ModeRun",
+        "StartBuild",
+    ]
+    history = await sfn.get_execution_history(executionArn=described["executionArn"])
+    scheduled = next(
+        json.loads(e["taskScheduledEventDetails"]["parameters"])
+        for e in history["events"]
+        if e.get("taskScheduledEventDetails", {}).get("resource") == "startBuild"
+    )
+    variables = {v["name"]: v["value"] for v in scheduled["environmentVariablesOverride"]}
+    assert variables["TOILKIT_RUN_MODE"] == "run"

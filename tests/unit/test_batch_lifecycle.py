@@ -10,7 +10,7 @@ import pytest
 
 from services.batch import lifecycle
 from services.batch.runners.base import RunOutcome, StartedRun
-from shared.events import Actor, RunParameter
+from shared.events import Actor, PreviewResult, RunParameter
 from shared.state_table.runs import FINAL_RUN_STATES, ApprovalState, RunRecord, RunState
 
 NOW = datetime(2026, 12, 5, 9, 0, tzinfo=UTC)
@@ -101,6 +101,141 @@ def test_an_approval_counts_only_while_the_run_waits_for_one() -> None:
 def test_a_run_without_an_approval_window_is_never_complete() -> None:
     assert not lifecycle.approvals_complete(run("received"))
     assert lifecycle.approvals_complete(run("awaiting_approval", approval=approval(need=0)))
+
+
+# --------------------------------------------------------------------------- preview
+
+FINGERPRINT = "f" * 64
+
+
+def preview(status: str = "succeeded", **fields: object) -> PreviewResult:
+    values: dict[str, object] = {
+        "status": status,
+        "exit_code": 0 if status == "succeeded" else 3,
+        "log_tail": ("would update 12 rows",),
+        "fingerprint": FINGERPRINT,
+    }
+    values.update(fields)
+    return PreviewResult(**values)  # type: ignore[arg-type]
+
+
+def previewing(**fields: object) -> RunRecord:
+    return run("previewing", preview_by="evt-request", preview_fingerprint=FINGERPRINT, **fields)
+
+
+def test_a_preview_begins_only_from_a_received_request_and_records_its_fingerprint() -> None:
+    def begin(record: RunRecord) -> RunRecord | None:
+        return lifecycle.begin_preview(
+            record, event_id="evt-request", fingerprint=FINGERPRINT, owner="h:1"
+        )
+
+    assert legal_from(begin) == {"received"}
+    begun = begin(run("received"))
+    assert begun is not None
+    assert (begun.status, begun.preview_by, begun.preview_fingerprint, begun.owner) == (
+        "previewing",
+        "evt-request",
+        FINGERPRINT,
+        "h:1",
+    )
+    assert begun.parameters == (PLAIN, SECRET)  # the real run still needs the values
+
+
+def test_a_started_preview_records_where_it_runs_once() -> None:
+    running = lifecycle.preview_started(previewing(), started())
+
+    assert running is not None
+    assert (running.status, running.preview_ref, running.preview_started_at) == (
+        "previewing",
+        "host:4242",
+        NOW,
+    )
+    assert running.runner is None and running.runner_ref is None  # the run has not started
+    assert lifecycle.preview_started(running, started(ref="host:1")) is None
+    assert legal_from(lambda r: lifecycle.preview_started(r, started())) == {"previewing"}
+
+
+def test_a_successful_preview_asks_for_approval_with_its_result() -> None:
+    window = approval()
+    waiting = lifecycle.await_approval(previewing(), window, preview())
+
+    assert waiting is not None
+    assert (waiting.status, waiting.approval, waiting.preview) == (
+        "awaiting_approval",
+        window,
+        preview(),
+    )
+    assert legal_from(lambda r: lifecycle.await_approval(r, window, preview())) == set()
+    assert lifecycle.await_approval(previewing(), window, preview()) is not None
+
+
+@pytest.mark.parametrize(
+    ("record", "result"),
+    [
+        pytest.param(run("received"), preview(), id="received-with-a-preview"),
+        pytest.param(previewing(), None, id="previewing-without-a-result"),
+        pytest.param(previewing(), preview("failed"), id="failed-preview"),
+        pytest.param(previewing(), preview("timed_out"), id="timed-out-preview"),
+        pytest.param(
+            previewing(), preview(fingerprint="0" * 64), id="result-of-another-catalog-or-values"
+        ),
+    ],
+)
+def test_no_approval_is_asked_without_a_matching_successful_preview(
+    record: RunRecord, result: PreviewResult | None
+) -> None:
+    assert lifecycle.await_approval(record, approval(), result) is None
+
+
+@pytest.mark.parametrize(
+    ("result", "words"),
+    [
+        (preview("failed"), "exited with status 3"),
+        (preview("timed_out", exit_code=None), "did not end within its time limit"),
+        (preview("cancelled", exit_code=None, error="stopped"), "did not run to its end (stopped)"),
+    ],
+)
+def test_a_failed_preview_refuses_the_request_and_keeps_no_secret(
+    result: PreviewResult, words: str
+) -> None:
+    refused = lifecycle.fail_preview(previewing(), result, NOW)
+
+    assert refused is not None
+    assert (refused.status, refused.refusal_stage, refused.preview) == (
+        "refused",
+        "preview",
+        result,
+    )
+    assert refused.refusal_reason is not None and words in refused.refusal_reason
+    assert "approvers" in refused.refusal_reason
+    assert refused.finished_at == NOW
+    assert [p.value for p in refused.parameters] == ["acme", None]
+    assert legal_from(lambda r: lifecycle.fail_preview(r, result, NOW)) == {"previewing"}
+
+
+def test_a_successful_preview_is_never_recorded_as_failed() -> None:
+    assert lifecycle.fail_preview(previewing(), preview(), NOW) is None
+
+
+def test_an_abandoned_preview_is_received_again_without_its_fingerprint() -> None:
+    back = lifecycle.abandon_preview(previewing(preview_ref="host:1", preview_started_at=NOW))
+
+    assert back is not None
+    assert (back.status, back.preview_by, back.preview_fingerprint, back.preview_ref) == (
+        "received",
+        None,
+        None,
+        None,
+    )
+    assert legal_from(lifecycle.abandon_preview) == {"previewing"}
+
+
+def test_a_previewing_run_can_be_refused_cancelled_or_finished_but_not_started() -> None:
+    record = previewing()
+    assert lifecycle.claim_start(record, event_id="e", owner="o", runner="local") is None
+    assert lifecycle.refuse(record, stage="validation", reason="r", decided_by=None, now=NOW)
+    assert lifecycle.note_cancel(record, CAROL) is not None
+    assert lifecycle.finish(record, RunOutcome(status="cancelled"), NOW) is not None
 
 
 # --------------------------------------------------------------------------- starting
@@ -247,4 +382,11 @@ def test_no_transition_changes_the_record_it_was_given() -> None:
     lifecycle.claim_start(record, event_id="e", owner="o", runner="local")
     lifecycle.refuse(record, stage="approval", reason="r", decided_by=None, now=NOW)
     lifecycle.finish(record, RunOutcome(status="cancelled"), NOW)
+    assert record.model_dump() == before
+    record = previewing()
+    before = record.model_dump()
+    lifecycle.await_approval(record, approval(), preview())
+    lifecycle.fail_preview(record, preview("failed"), NOW)
+    lifecycle.abandon_preview(record)
+    lifecycle.preview_started(record, started())
     assert record.model_dump() == before

@@ -31,9 +31,9 @@ HISTORY_BUDGET = HISTORY_LIMIT // 2
 #: succeeded; a Fail state is entered only, and the execution's end is one more.
 EVENTS_PER_STATE = {"Task": 5, "Choice": 2, "Pass": 2, "Wait": 2, "Succeed": 2, "Fail": 1}
 
-#: The states a run passes through while its build runs: once at the start, once per poll
+#: The states a run passes through while its build runs: its mode and the start, once per poll
 #: (a loop turn), and once when its time is up.
-START = ("StartBuild",)
+START = ("Mode?", "StartBuild")
 POLL = ("BuildEnded?", "NextPoll", "WaitBeforePoll", "PollBuild")
 TIME_UP = ("BuildEnded?", "StopBuild", "EndedBeforeStop?", "TimedOut")
 

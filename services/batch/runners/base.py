@@ -6,11 +6,31 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol, TypeAlias
 
 from shared.catalog import RunnerSettings
 from shared.errors import PermanentError
 from shared.events import RunStatus
+
+#: What a build or process is for: the run itself, or its preview (a dry run shown to the
+#: approvers). Runners pass it on as ``TOILKIT_RUN_MODE``; the state machine takes it as
+#: its input's ``mode``.
+RunMode: TypeAlias = Literal["run", "preview"]
+
+
+#: What a preview's run id and request event id add to the run's (its log, its process,
+#: its build and its execution are its own).
+PREVIEW_SUFFIX = "-preview"
+
+
+def preview_id(run_id: str) -> str:
+    """The id a run's preview goes by at the runner."""
+    return run_id + PREVIEW_SUFFIX
+
+
+def previewed_run_id(runner_id: str) -> str | None:
+    """The run whose preview goes by ``runner_id`` at the runner (None: not a preview)."""
+    return runner_id.removesuffix(PREVIEW_SUFFIX) if runner_id.endswith(PREVIEW_SUFFIX) else None
 
 
 class RunnerError(PermanentError):
@@ -28,6 +48,9 @@ class RunSpec:
         env: the command's own environment variables (parameters filled in) merged over
             the runner settings' ``env``.
         workdir: the local runner's working directory (ignored by remote runners).
+        mode: ``preview`` for a run's preview: its own ``run_id`` and
+            ``request_event_id`` (``<run's>-preview``), so it never meets the run's own
+            process, log, build or execution.
     """
 
     run_id: str
@@ -39,6 +62,7 @@ class RunSpec:
     timeout_seconds: float
     settings: RunnerSettings
     workdir: Path = field(default_factory=Path.cwd)
+    mode: RunMode = "run"
 
 
 @dataclass(frozen=True)

@@ -174,6 +174,7 @@ def build_status_to_run_status(build_status: str, *, cancel_requested: bool) -> 
 def environment_overrides(spec: RunSpec) -> list[dict[str, str]]:
     return [
         {"name": "TOILKIT_RUN_ID", "value": spec.run_id, "type": "PLAINTEXT"},
+        {"name": "TOILKIT_RUN_MODE", "value": spec.mode, "type": "PLAINTEXT"},
         {"name": "TOILKIT_COMMAND", "value": command_json(spec), "type": "PLAINTEXT"},
     ]
 

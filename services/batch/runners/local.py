@@ -161,7 +161,12 @@ class LocalRunner:
 
     async def start(self, spec: RunSpec) -> StartedRun:
         run_log = await self._open_log(spec.run_id)
-        env = {**self._base_env, **spec.env, "TOILKIT_RUN_ID": spec.run_id}
+        env = {
+            **self._base_env,
+            **spec.env,
+            "TOILKIT_RUN_ID": spec.run_id,
+            "TOILKIT_RUN_MODE": spec.mode,
+        }
         run_log.write(f"toilkit: {spec.command} in {spec.environment}, run {spec.run_id}")
         output = _Output(run_log)
         try:

@@ -87,9 +87,11 @@ def poll_waits(first_seconds: int, timeout_seconds: float) -> list[int]:
 def execution_input(spec: RunSpec, settings: StepFunctionsRunnerSettings) -> dict[str, Any]:
     """The state machine's input: the build's parameters and its polls (``poll.waits``,
     one wait per poll; ``poll.max`` of them cover the timeout, rounded up, so the build is
-    never stopped before its time)."""
+    never stopped before its time). ``mode`` says whether the build is the run or its
+    preview (the same state machine runs both; the build gets it as ``TOILKIT_RUN_MODE``)."""
     waits = poll_waits(settings.poll_seconds, spec.timeout_seconds)
     return {
+        "mode": spec.mode,
         "run_id": spec.run_id,
         "project_name": settings.project,
         "image": settings.image,

@@ -10,7 +10,13 @@ from services.notifier.blocks.text import (
     tail_lines,
 )
 from services.notifier.views import RunView
-from shared.events import Actor, BatchRunFinished, BatchRunRefused, BatchRunStarted
+from shared.events import (
+    Actor,
+    BatchRunFinished,
+    BatchRunRefused,
+    BatchRunStarted,
+    PreviewResult,
+)
 from shared.slack.actions import Action, encode_run_value
 from shared.slack.blocks import (
     MAX_FIELD_TEXT,
@@ -54,6 +60,15 @@ _REFUSAL_WORDS = {
     "concurrency": "another run holds the lock",
     "runner": "the runner could not start it",
     "schedule": "skipped, the previous scheduled run still runs",
+    "preview": "the preview failed or is out of date",
+}
+
+#: How a preview ended, as its block's first line says it.
+_PREVIEW_ENDS = {
+    "succeeded": (":mag:", "Preview succeeded"),
+    "failed": (":x:", "Preview failed"),
+    "timed_out": (":stopwatch:", "Preview timed out"),
+    "cancelled": (":no_entry_sign:", "Preview stopped"),
 }
 
 
@@ -103,6 +118,11 @@ def render_run(view: RunView) -> SlackMessage:
         blocks.append(section(fields=[clip_mrkdwn(f, MAX_FIELD_TEXT) for f in fields[:MAX_FIELDS]]))
     if view.reason:
         blocks.append(section(clip_mrkdwn(f"> {escape(view.reason)}", MAX_SECTION_TEXT)))
+    if view.preview is not None:
+        if view.phase in ("awaiting_approval", "refused"):
+            blocks.extend(preview_blocks(view.preview))
+        else:
+            blocks.append(context(_preview_line(view.preview)))
     run_line = f"Run `{code_text(view.run_id)}`"
     if view.rerun_of:
         run_line += f" · run again from `{code_text(view.rerun_of)}`"
@@ -236,17 +256,42 @@ def render_rerun_link_reply(run_id: str, requested_by: Actor) -> SlackMessage:
 
 
 def render_run_refused_reply(event: BatchRunRefused) -> SlackMessage:
-    """The thread reply saying why a run will not happen."""
+    """The thread reply saying why a run will not happen (with the failed preview's
+    tail, for the requester, when the preview is why)."""
     who = f" by {mention(event.decided_by)}" if event.decided_by else ""
     stage = _REFUSAL_WORDS.get(event.stage, event.stage)
+    head = f":no_entry: *Refused{who}* ({stage}):\n> {escape(event.reason)}"
+    if event.stage == "preview" and event.decided_by is None:
+        head = f"{mention(event.requested_by)} " + head
+    blocks: list[Block] = [section(clip_mrkdwn(head, MAX_SECTION_TEXT))]
+    if event.preview is not None:
+        blocks.extend(preview_blocks(event.preview))
     return SlackMessage(
-        text=f"Refused: {event.command} on {event.environment}",
-        blocks=(
-            section(
-                clip_mrkdwn(
-                    f":no_entry: *Refused{who}* ({stage}):\n> {escape(event.reason)}",
-                    MAX_SECTION_TEXT,
-                )
-            ),
-        ),
+        text=f"Refused: {event.command} on {event.environment}", blocks=fit_blocks(blocks)
     )
+
+
+def preview_blocks(preview: PreviewResult) -> list[Block]:
+    """A preview's outcome and the last lines of its output (as many as fit Slack)."""
+    blocks: list[Block] = [section(clip_mrkdwn(_preview_line(preview), MAX_SECTION_TEXT))]
+    if preview.error:
+        blocks.append(section(clip_mrkdwn(f"*Error:* {escape(preview.error)}", MAX_SECTION_TEXT)))
+    if preview.log_tail:
+        shown, cut = tail_lines(preview.log_tail, MAX_CODE_CHARS)
+        label = f"*Preview output, last {len(shown)} {plural(len(shown), 'line')}*"
+        if cut:
+            label += f" ({cut} earlier not shown)"
+        blocks.append(section(label + "\n" + code_block("\n".join(shown), limit=MAX_CODE_CHARS)))
+    else:
+        blocks.append(context("The preview printed nothing."))
+    return blocks
+
+
+def _preview_line(preview: PreviewResult) -> str:
+    icon, status = _PREVIEW_ENDS[preview.status]
+    line = f"{icon} *{status}* after {duration(preview.duration_seconds)}"
+    if preview.exit_code is not None:
+        line += f" · exit code `{preview.exit_code}`"
+    if preview.log_url:
+        line += f" · <{preview.log_url}|preview log>"
+    return line + f" · fingerprint `{code_text(preview.fingerprint[:12])}`"

@@ -1,0 +1,110 @@
+"""Preview -> approve, end to end the way people use it (gateway, batch, notifier, the
+Slack stand-in as Slack, the demo catalog's ``expire-coupons`` on the local runner).
+
+Alice requests it in production from the modal: the dry run runs first, the approval
+request shows its exit code and output, Bob clicks Approve on that message, and the real
+command runs with the same values. A preview that fails shows Alice why and offers no
+Approve button.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from shared.slack.actions import Action
+from tests.e2e.test_batch_flow import (
+    ALICE,
+    BOB,
+    OPS_CHANNEL,
+    SECRET,
+    Person,
+    Stack,
+    buttons_of,
+    finished,
+    flow_catalog,
+    open_stack,
+    rendered,
+    run_message_where,
+    status_of,
+    thread_reply,
+)
+from toilkit.standins.slack.app_requests import SignedSlack
+
+
+@pytest.fixture(scope="module")
+async def stack(
+    moto_endpoint: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Stack]:
+    folder = tmp_path_factory.mktemp("batch-preview")
+    async with open_stack(moto_endpoint, folder, flow_catalog(folder / "orders.sqlite")) as running:
+        yield running
+
+
+@pytest.fixture
+async def slack(stack: Stack) -> AsyncIterator[SignedSlack]:
+    side = SignedSlack(stack.gateway.events_url, SECRET, stack.standin, OPS_CHANNEL)
+    yield side
+    await side.close()
+
+
+@pytest.fixture
+def alice(stack: Stack, slack: SignedSlack) -> Person:
+    return Person(ALICE, stack, slack)
+
+
+@pytest.fixture
+def bob(stack: Stack, slack: SignedSlack) -> Person:
+    return Person(BOB, stack, slack)
+
+
+async def test_the_approver_sees_the_dry_run_then_approves_the_real_run(
+    stack: Stack, alice: Person, bob: Person
+) -> None:
+    # GIVEN alice asks for expire-coupons in production (it has a preview and an approval)
+    run_id = await alice.request(
+        "expire-coupons",
+        "production",
+        {"campaign": "spring-sale", "max_coupons": "100"},
+        "end of the spring sale",
+    )
+    assert "Its preview runs first" in alice.requested_replies()[-1]
+
+    # THEN the approval request shows the preview's outcome and output
+    waiting = await run_message_where(
+        stack.standin, run_id, lambda m: status_of(m) == "Awaiting approval"
+    )
+    text = rendered(waiting)
+    assert "Preview succeeded" in text and "exit code `0`" in text
+    assert "would expire 42 coupons (dry run: nothing changed)" in text
+    assert "campaign spring-sale: 42 unused coupons (mode: preview)" in text
+    assert Action.BATCH_APPROVE in buttons_of(waiting)
+
+    # WHEN bob approves on that message
+    await bob.click(waiting, Action.BATCH_APPROVE)
+
+    # THEN the real command ran with the previewed values, and the preview stays noted
+    message = await finished(stack.standin, run_id)
+    assert status_of(message) == "Succeeded"
+    done = rendered(message)
+    assert "`campaign` = `spring-sale`" in done and "`max_coupons` = `100`" in done
+    assert "Preview succeeded" in done  # one line now, the tail is in the approval's history
+    reply = thread_reply(message, "Succeeded")
+    assert "expired 42 coupons" in reply and "would expire" not in reply
+
+
+async def test_a_failed_preview_shows_the_requester_why_and_asks_nobody(
+    stack: Stack, alice: Person
+) -> None:
+    run_id = await alice.request(
+        "expire-coupons", "production", {"campaign": "black-friday"}, "black friday is over"
+    )
+
+    message = await run_message_where(stack.standin, run_id, lambda m: status_of(m) == "Refused")
+    text = rendered(message)
+    assert "Preview failed" in text and "exit code `4`" in text
+    assert "1800 coupons is more than --max 500" in text
+    assert "<@U0ALICE001>" in text
+    assert Action.BATCH_APPROVE not in buttons_of(message)
+    assert "Approvers" not in text
