@@ -8,6 +8,8 @@ policy, so the two can never disagree.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from shared.catalog import (
     MIN_BREAK_GLASS_REASON,
     ApprovalPolicy,
@@ -151,3 +153,22 @@ async def may_cancel(
     return policy.approval is not None and await principals_allow(
         policy.approval.approvers, user_id, directory
     )
+
+
+DriftAction = Literal["ignore", "rescan"]
+
+
+async def drift_action_refusal(
+    catalog: Catalog, action: DriftAction, user_id: str | None, directory: GroupDirectory
+) -> str | None:
+    """Why this person may not press a drift button (None: they may).
+
+    The catalog's ``drift:`` section names who may; an action it leaves out is open to
+    every named Slack user.
+    """
+    if not user_id:
+        return "the request names no Slack user"
+    allowed = getattr(catalog.drift, action)
+    if allowed is None or await principals_allow(allowed, user_id, directory):
+        return None
+    return f"{user_id} may not {action} drift (allowed: {', '.join(allowed.ids())})"

@@ -35,6 +35,7 @@ from shared.events import DriftScanRequested, event_type_name, parse_event
 from shared.lambda_function import FunctionContext, QueueWorkerFunction
 from shared.runtime import Runtime, open_runtime
 from shared.settings import AwsSettings, TopologySettings, load_settings
+from shared.state_table.drift_actions import ScanGuard
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,11 @@ async def detector_handlers(runtime: Runtime, settings: DetectorSettings) -> Det
     config = settings.load_detector_config() or DetectorConfig(repo=Path.cwd().resolve())
     scanner = build_scanner(config, settings)
     pipeline = await build_pipeline(runtime, config, scanner, source=CONSUMER)
-    return DetectorHandlers(pipeline=pipeline, lifecycle=pipeline.lifecycle)
+    return DetectorHandlers(
+        pipeline=pipeline,
+        lifecycle=pipeline.lifecycle,
+        scan_guard=ScanGuard(runtime.aws.dynamodb, runtime.names.state_table),
+    )
 
 
 async def build_function(context: FunctionContext) -> QueueWorkerFunction:

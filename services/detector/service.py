@@ -29,6 +29,7 @@ from shared.aws import AwsClients
 from shared.events import utc_now
 from shared.runtime import Runtime
 from shared.settings import load_settings
+from shared.state_table.drift_actions import IgnoreRuleStore, ScanGuard
 from shared.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -94,6 +95,7 @@ async def build_pipeline(
         credentials=credentials,
         source=source,
         clock=clock,
+        ignores=IgnoreRuleStore(runtime.aws.dynamodb, runtime.names.state_table),
     )
 
 
@@ -189,7 +191,12 @@ async def build_detector(
     now = clock.now if clock is not None else utc_now
     scanner = build_scanner(config_for_scans, settings, clock=now)
     pipeline = await build_pipeline(runtime, config_for_scans, scanner, source=CONSUMER, clock=now)
-    handlers = DetectorHandlers(pipeline=pipeline, lifecycle=pipeline.lifecycle, clock=now)
+    handlers = DetectorHandlers(
+        pipeline=pipeline,
+        lifecycle=pipeline.lifecycle,
+        clock=now,
+        scan_guard=ScanGuard(runtime.aws.dynamodb, runtime.names.state_table),
+    )
     worker = runtime.worker(CONSUMER, build_handlers(handlers), settings.worker)
     scheduler = None
     if settings.scheduler and config_for_scans.states:
