@@ -235,6 +235,12 @@ class DriftPipeline:
                 )
                 for t in reconciliation.current[:limit]
             ]
+            # Ignored findings travel too (flagged, with their reason): never silently dropped.
+            hidden = [f for f in scan.summary.findings if f.ignored]
+            findings += [
+                to_event_finding(f, first_seen=now, status="new")
+                for f in hidden[: max(0, limit - len(findings))]
+            ]
             await self._publish(
                 request,
                 DriftDetected,
