@@ -161,7 +161,7 @@ def render_rescan_reply(event: DriftScanCompleted) -> SlackMessage:
         outcome = f":x: the scan of {', '.join(f'`{code_text(n)}`' for n in failed)} failed"
     else:
         outcome = (
-            f":mag: {_open_count(event.resources_open, event.findings_open)} still open"
+            f":mag: {_open_count(event.resources_open, event.findings_open)}"
             + (f" ({event.findings_new} new)" if event.findings_new else "")
             + f" · *{event.findings_resolved}* resolved"
         )
