@@ -1,4 +1,5 @@
-"""Who may request, approve, reject and cancel a batch run: the rules, once.
+"""Who may request, approve, reject and cancel a batch run, and press the drift buttons
+(Ignore…, Re-scan): the rules, once.
 
 The gateway checks them before it publishes a command (to answer the person at once); the
 batch service checks them again when the command arrives (it is the authority: a command
