@@ -38,6 +38,7 @@ SECRET = "0f742231b10e8888abcd99yyyzzz85a5"
 CHANNEL = "C0OPS00001"
 ALICE = SlackUserRef("U0ALICE001", "alice")  # may ignore and re-scan
 BOB = SlackUserRef("U0BOB00002", "bob")  # may re-scan only
+CAROL = SlackUserRef("U0CAROL003", "carol")  # may do neither
 STATE = "network-prod"
 ADDRESS = "aws_security_group.web"
 
@@ -211,7 +212,9 @@ async def test_someone_the_catalog_does_not_allow_gets_no_modal_and_the_refusal_
     assert (entry.action, entry.outcome, entry.actor.slack_user_id) == ("ignore", "refused", BOB.id)
 
 
-async def test_a_forged_ignore_button_gets_a_clear_answer(slack: Slack, standin: SlackStandin) -> None:
+async def test_a_forged_ignore_button_gets_a_clear_answer(
+    slack: Slack, standin: SlackStandin
+) -> None:
     status, _ = await slack.press("drift_ignore", '{"state": ""}', ALICE)
 
     assert status == 200
@@ -258,3 +261,15 @@ async def test_a_held_slot_from_a_lost_scan_expires(
     assert await guard.hold(STATE, "scan-2", alice, now=start + timedelta(seconds=30)) == alice
     assert await guard.hold(STATE, "scan-3", alice, now=start + timedelta(seconds=61)) is None
     assert not await guard.release(STATE, "scan-1")  # not the holder any more
+
+
+async def test_a_rescan_by_someone_not_allowed_publishes_nothing_and_is_audited(
+    slack: Slack, aws: AwsClients, names: Names, topology: BootstrapReport, standin: SlackStandin
+) -> None:
+    await slack.press("drift_rescan_full", encode_rescan_value(STATE), CAROL)
+
+    assert await events_on(aws, topology, "detector") == []
+    [said] = ephemeral_texts(standin, CHANNEL, CAROL.id)
+    assert "may not rescan drift" in said
+    [entry] = await DriftAudit(aws.dynamodb, names.state_table).entries()
+    assert (entry.action, entry.outcome) == ("rescan", "refused")
