@@ -1,4 +1,5 @@
-"""Who may request, approve, reject and cancel a batch run: the rules, once.
+"""Who may request, approve, reject and cancel a batch run, and press the drift buttons
+(Ignore…, Re-scan): the rules, once.
 
 The gateway checks them before it publishes a command (to answer the person at once); the
 batch service checks them again when the command arrives (it is the authority: a command
@@ -7,6 +8,8 @@ policy, so the two can never disagree.
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 from shared.catalog import (
     MIN_BREAK_GLASS_REASON,
@@ -151,3 +154,22 @@ async def may_cancel(
     return policy.approval is not None and await principals_allow(
         policy.approval.approvers, user_id, directory
     )
+
+
+DriftAction = Literal["ignore", "rescan"]
+
+
+async def drift_action_refusal(
+    catalog: Catalog, action: DriftAction, user_id: str | None, directory: GroupDirectory
+) -> str | None:
+    """Why this person may not press a drift button (None: they may).
+
+    The catalog's ``drift:`` section names who may; an action it leaves out is open to
+    every named Slack user.
+    """
+    if not user_id:
+        return "the request names no Slack user"
+    allowed = getattr(catalog.drift, action)
+    if allowed is None or await principals_allow(allowed, user_id, directory):
+        return None
+    return f"{user_id} may not {action} drift (allowed: {', '.join(allowed.ids())})"

@@ -435,8 +435,22 @@ def _placeholders_in(item: str, where: str, declared: set[str]) -> set[str]:
     return set()
 
 
+class DriftActionsPolicy(_Model):
+    """Who may press the drift buttons (``drift:`` in the catalog).
+
+    An action left out is open to everyone in the workspace (as "I'm on it" is); name
+    users or groups to restrict it.
+    """
+
+    ignore: Principals | None = Field(
+        default=None, description="May write and remove ignore rules (Ignore…)."
+    )
+    rescan: Principals | None = Field(default=None, description="May press Re-scan now.")
+
+
 class Catalog(_Model):
     commands: tuple[CommandSpec, ...] = Field(min_length=1)
+    drift: DriftActionsPolicy = Field(default_factory=DriftActionsPolicy)
     usergroups: dict[str, tuple[str, ...]] = Field(
         default_factory=dict,
         description="Group id -> member user ids, for groups resolved without Slack.",

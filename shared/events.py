@@ -256,6 +256,9 @@ class DriftScanRequested(EventBase):
     mode: ScanMode | None = Field(default=None, description="None: each state's own mode.")
     requested_by: Actor | None = None
     reply_channel: str | None = None
+    reply_thread_ts: str | None = Field(
+        default=None, description="A Re-scan button's report: the digest answers in its thread."
+    )
 
 
 class DriftClaimed(EventBase):
@@ -353,6 +356,12 @@ class DriftFinding(_Model):
     status: FindingStatus = "new"
     first_seen: AwareDatetime
     claimed_by: Actor | None = None
+    ignore_expired: str | None = Field(
+        default=None, description="Why it shows again: 'ignore rule by X expired on D'."
+    )
+    resolved_recently: int = Field(
+        default=0, ge=0, description="Times this finding was resolved in the last 30 days."
+    )
 
 
 class StateRef(_Model):
@@ -461,6 +470,14 @@ class OldestDrift(_Model):
     first_seen: AwareDatetime
 
 
+class TeamLines(_Model):
+    """The three team figures of ``toilkit drift report``, as one line each for the digest."""
+
+    time_to_resolve: str
+    came_back: str
+    noisiest: str
+
+
 class DriftScanCompleted(EventBase):
     """The digest of one scan across all its states."""
 
@@ -475,6 +492,10 @@ class DriftScanCompleted(EventBase):
     )
     oldest_open: OldestDrift | None = None
     duration_seconds: float = Field(ge=0)
+    reply_channel: str | None = Field(default=None, description="Answer in this thread...")
+    reply_thread_ts: str | None = Field(default=None, description="...instead of the digest.")
+    requested_by: Actor | None = None
+    team: TeamLines | None = Field(default=None, description="The scheduled digest's figures.")
 
 
 # --------------------------------------------------------------------------- operations

@@ -6,6 +6,7 @@ The contract other tools rely on::
                        [--concurrency N] [--format table|json] [--no-publish]
     toilkit drift parse PLAN.json [--format table|json] [--schema SCHEMA.json]
     toilkit drift report [--since 30d] [--state NAME]... [--chart FILE.svg] [--format table|json]
+    toilkit drift ignores [--all] | toilkit drift ignores remove RULE_ID
 
 Exit codes of ``scan`` and ``parse``: 0 when every state is clean, 2 when any has drift
 or a pending change, 1 when any failed (or the command could not run at all). With
@@ -64,7 +65,8 @@ from shared.events import ScanMode, utc_now
 from shared.runtime import open_runtime
 from shared.settings import AwsSettings, TopologySettings, load_settings
 from toilkit.drift_apply import EXIT_UNUSABLE, ApplyRefused, apply_state
-from toilkit.drift_output import findings_table, to_cli_json
+from toilkit.drift_ignores_cli import ignores_app
+from toilkit.drift_output import findings_table, team_tables, to_cli_json
 from toilkit.drift_report import (
     DriftReport,
     build_report,
@@ -77,6 +79,8 @@ drift_app = typer.Typer(
     help="Terraform drift: scan states, parse a plan, report on history.",
     no_args_is_help=True,
 )
+
+drift_app.add_typer(ignores_app, name="ignores")
 
 #: Messages and progress; stdout is kept for the result (a table or the JSON document).
 console = Console(stderr=True)
@@ -513,3 +517,5 @@ def _print_report(report: DriftReport) -> None:
     for day, count in report.per_day:
         days.add_row(day.isoformat(), str(count), "█" * round(30 * count / peak))
     out.print(days)
+    for table in team_tables(report.team):
+        out.print(table)

@@ -17,6 +17,7 @@ from rich.text import Text
 
 from services.detector.plan import PlanFinding
 from services.detector.scan import StateResult
+from services.detector.team import TeamFigures, short_duration
 from shared.events import SENSITIVE
 
 #: How an unknown value is shown to people (Terraform's own words).
@@ -190,3 +191,23 @@ def _format_value(value: JsonValue, width: int) -> str:
     # The marker prints as itself; every real value as JSON, so "" and null stay visible.
     text = SENSITIVE if value == SENSITIVE else json.dumps(value, ensure_ascii=False)
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def team_tables(team: TeamFigures) -> list[Table]:
+    """``toilkit drift report``'s team tables: who resolved what, what came back, what is noisy."""
+    people = Table(title="Time to resolve, per person who claimed", title_justify="left")
+    for column in ("person", "resolved", "median", "p90"):
+        people.add_column(column, justify="left" if column == "person" else "right")
+    for r in team.resolvers:
+        people.add_row(r.person, str(r.resolved), short_duration(r.median), short_duration(r.p90))
+    back = Table(title="Came back after being resolved", title_justify="left")
+    for column in ("state", "address", "times"):
+        back.add_column(column, justify="right" if column == "times" else "left")
+    for c in team.came_back:
+        back.add_row(c.state, c.address, str(c.times))
+    noisy = Table(title="Noisiest attributes", title_justify="left")
+    for column in ("state", "address", "attribute", "drifts"):
+        noisy.add_column(column, justify="right" if column == "drifts" else "left")
+    for n in team.noisiest:
+        noisy.add_row(n.state, n.address, n.attribute, str(n.drifts))
+    return [people, back, noisy]

@@ -16,12 +16,13 @@ import re
 import statistics
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from html import escape
 from typing import Any, Literal
 
 from services.detector.lifecycle import CloseOutcome, Occurrence
+from services.detector.team import TeamFigures, nearest_rank, team_figures
 
 _SPAN = re.compile(r"^\s*(\d+)\s*([hdw])\s*$")
 _SPAN_UNITS = {"h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
@@ -65,6 +66,7 @@ class DriftReport:
         median_time_to_resolve: Median over the resolved ones.
         p90_time_to_resolve: 90th percentile over the resolved ones.
         oldest_open: The oldest still-open occurrence (any age), if any.
+        team: Who resolved what (per claimer), what came back, the noisiest attributes.
     """
 
     since: datetime
@@ -77,6 +79,7 @@ class DriftReport:
     median_time_to_resolve: timedelta | None
     p90_time_to_resolve: timedelta | None
     oldest_open: Occurrence | None
+    team: TeamFigures = field(default_factory=lambda: TeamFigures((), (), ()))
 
     def as_json(self) -> dict[str, Any]:
         """A JSON-ready document (durations in hours)."""
@@ -99,6 +102,30 @@ class DriftReport:
                 }
                 for s in self.per_state
             ],
+            "team": {
+                "resolvers": [
+                    {
+                        "person": r.person,
+                        "resolved": r.resolved,
+                        "median_hours_to_resolve": _hours(r.median),
+                        "p90_hours_to_resolve": _hours(r.p90),
+                    }
+                    for r in self.team.resolvers
+                ],
+                "came_back": [
+                    {"state": c.state, "address": c.address, "times": c.times}
+                    for c in self.team.came_back
+                ],
+                "noisiest": [
+                    {
+                        "state": n.state,
+                        "address": n.address,
+                        "attribute": n.attribute,
+                        "drifts": n.drifts,
+                    }
+                    for n in self.team.noisiest
+                ],
+            },
             "oldest_open": None
             if self.oldest_open is None
             else {
@@ -121,6 +148,7 @@ def build_report(
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     start = now - since
+    occurrences = list(occurrences)
     everything = per_resource(occurrences)
     window = [o for o in everything if start <= o.first_seen <= now]
     per_day_counts = Counter(o.first_seen.astimezone(UTC).date() for o in window)
@@ -156,6 +184,7 @@ def build_report(
         median_time_to_resolve=_median(durations),
         p90_time_to_resolve=_percentile(durations, 0.9),
         oldest_open=min(open_ones, key=lambda o: o.first_seen, default=None),
+        team=team_figures(occurrences, since=start, until=now),
     )
 
 
@@ -204,11 +233,7 @@ def _median(durations: Sequence[timedelta]) -> timedelta | None:
 
 def _percentile(durations: Sequence[timedelta], fraction: float) -> timedelta | None:
     """Nearest-rank percentile: a value that really occurred, never an interpolation."""
-    if not durations:
-        return None
-    ordered = sorted(durations)
-    rank = max(1, math.ceil(fraction * len(ordered)))
-    return ordered[rank - 1]
+    return nearest_rank(durations, fraction)
 
 
 def _hours(duration: timedelta | None) -> float | None:
@@ -291,8 +316,43 @@ def render_svg(report: DriftReport, *, title: str = "Drifts per day") -> str:
         f'<line x1="{_MARGIN_LEFT}" y1="{baseline}" x2="{_WIDTH - _MARGIN_RIGHT}" '
         f'y2="{baseline}" stroke="{_AXIS_COLOUR}"/>'
     )
+    lines = _team_chart_lines(report)
+    for index, line in enumerate(lines):
+        parts.append(
+            f'<text class="team" x="{_MARGIN_LEFT}" y="{_HEIGHT + 18 * (index + 1)}" '
+            f'fill="{_AXIS_COLOUR}">{escape(line)}</text>'
+        )
+    if lines:
+        height = _HEIGHT + 18 * (len(lines) + 1)
+        parts[0] = (
+            f'<svg xmlns="http://www.w3.org/2000/svg" width="{_WIDTH}" height="{height}" '
+            f'viewBox="0 0 {_WIDTH} {height}" font-family="sans-serif" font-size="11">'
+        )
+        parts[2] = f'<rect width="{_WIDTH}" height="{height}" fill="white"/>'
     parts.append("</svg>")
     return "\n".join(parts) + "\n"
+
+
+def _team_chart_lines(report: DriftReport) -> list[str]:
+    """The team figures under the chart: one line per person, then what came back, what is noisy."""
+    team = report.team
+    lines = [
+        f"{r.person}: {r.resolved} resolved, median {format_duration(r.median)}, "
+        f"p90 {format_duration(r.p90)}"
+        for r in team.resolvers
+    ]
+    if team.came_back:
+        lines.append(
+            f"came back after being resolved: {team.came_back_total} ("
+            + ", ".join(f"{c.address} x{c.times}" for c in team.came_back[:5])
+            + ")"
+        )
+    if team.noisiest:
+        lines.append(
+            "noisiest: "
+            + ", ".join(f"{n.address} {n.attribute} x{n.drifts}" for n in team.noisiest)
+        )
+    return lines
 
 
 def _nice_ceiling(value: int) -> int:

@@ -91,7 +91,7 @@ async def detector_handlers(runtime: Runtime, settings: DetectorSettings) -> Det
     config = settings.load_detector_config() or DetectorConfig(repo=Path.cwd().resolve())
     scanner = build_scanner(config, settings)
     pipeline = await build_pipeline(runtime, config, scanner, source=CONSUMER)
-    return wire_handlers(config, settings, scanner, pipeline)
+    return wire_handlers(config, settings, scanner, pipeline, runtime=runtime)
 
 
 async def build_function(context: FunctionContext) -> QueueWorkerFunction:

@@ -26,7 +26,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from services.detector.accept.acceptor import DriftAcceptor
@@ -37,6 +37,9 @@ from services.detector.credentials import RoleCredentials
 from services.detector.lifecycle import LifecycleStore, Reconciliation, TrackedFinding, reconcile
 from services.detector.plan import PlanFinding, to_event_finding
 from services.detector.scan import Scanner, ScanProgress, ScanReport, StateScan
+from services.detector.scheduler import SCHEDULE_ACTOR
+from services.detector.stored_rules import active_rules, expired_note
+from services.detector.team import team_figures, team_lines
 from shared.errors import ToilkitError
 from shared.events import (
     Actor,
@@ -56,9 +59,16 @@ from shared.events import (
     StateRef,
     StateSummary,
     Suspect,
+    TeamLines,
     utc_now,
 )
 from shared.publishing import EventPublisher
+from shared.state_table.drift_actions import (
+    IgnoreRuleStore,
+    ScanGuard,
+    StoredIgnoreRule,
+    today_utc,
+)
 from shared.worker import Handler
 
 log = logging.getLogger(__name__)
@@ -74,6 +84,8 @@ class ScanRequest:
         states: State names; empty means every configured state.
         mode: Plan every state in this mode instead of its own.
         requested_by: Who asked (a person, or the schedule).
+        reply_channel: With ``reply_thread_ts``: the report whose Re-scan button asked;
+            the digest answers in its thread.
     """
 
     scan_id: str
@@ -81,6 +93,8 @@ class ScanRequest:
     states: tuple[str, ...] = ()
     mode: ScanMode | None = None
     requested_by: Actor | None = None
+    reply_channel: str | None = None
+    reply_thread_ts: str | None = None
 
 
 @dataclass(frozen=True)
@@ -117,6 +131,10 @@ class DriftPipeline:
             account is attributed from that account's CloudTrail.
         source: The ``source`` of every event.
         clock: The current time.
+        ignores: Ignore rules written from Slack or the CLI (``None``: only toilkit.yaml's).
+        repeat_days: A finding resolved in this many days before is counted as a repeat.
+        team_weekday: The scheduled digest of this weekday (0 = Monday) carries the team
+            lines; ``None``: never.
     """
 
     config: DetectorConfig
@@ -128,6 +146,9 @@ class DriftPipeline:
     credentials: RoleCredentials | None = None
     source: str = "detector"
     clock: Callable[[], datetime] = utc_now
+    ignores: IgnoreRuleStore | None = None
+    repeat_days: int = 30
+    team_weekday: int | None = 0
     _state_locks: dict[str, asyncio.Lock] = field(default_factory=dict, repr=False)
 
     async def run(
@@ -140,8 +161,13 @@ class DriftPipeline:
             PermanentError: AWS refused a write or a publish.
         """
         chosen, unknown = self.config.select(request.states)
+        stored = await self.ignores.in_force() if self.ignores is not None else []
         report = await self.scanner.scan(
-            chosen, scan_id=request.scan_id, mode=request.mode, progress=progress
+            chosen,
+            scan_id=request.scan_id,
+            mode=request.mode,
+            progress=progress,
+            extra_rules=active_rules(stored, today=today_utc(self.clock())),
         )
         for name in unknown:
             await self._publish(
@@ -151,14 +177,16 @@ class DriftPipeline:
                 phase="discover",
                 reason=f"no state named {name!r} in {self.config.source or self.config.repo}",
             )
-        outcomes = [await self._handle_state(request, scan) for scan in report.states]
-        digest = self._digest(request, report, outcomes, unknown)
+        outcomes = [await self._handle_state(request, scan, stored) for scan in report.states]
+        digest = await self._digest(request, report, outcomes, unknown)
         await self.publisher.publish(digest)
         return PipelineOutcome(
             report=report, states=tuple(outcomes), unknown_states=tuple(unknown), digest=digest
         )
 
-    async def _handle_state(self, request: ScanRequest, scan: StateScan) -> StateOutcome:
+    async def _handle_state(
+        self, request: ScanRequest, scan: StateScan, stored: list[StoredIgnoreRule]
+    ) -> StateOutcome:
         state = scan.state
         now = self.clock()
         if scan.failure is not None or scan.summary is None or scan.plan_json is None:
@@ -197,12 +225,31 @@ class DriftPipeline:
 
         if reconciliation.current:
             limit = self.config.max_findings_per_event
+            repeats = await self.lifecycle.resolved_since(
+                state.name, now - timedelta(days=self.repeat_days)
+            )
+            today = today_utc(now)
+            findings = [
+                _event_finding(t).model_copy(
+                    update={
+                        "ignore_expired": expired_note(t.finding, state.name, stored, today=today),
+                        "resolved_recently": repeats.get(t.finding.fingerprint, 0),
+                    }
+                )
+                for t in reconciliation.current[:limit]
+            ]
+            # Ignored findings travel too (flagged, with their reason): never silently dropped.
+            hidden = [f for f in scan.summary.findings if f.ignored]
+            findings += [
+                to_event_finding(f, first_seen=now, status="new")
+                for f in hidden[: max(0, limit - len(findings))]
+            ]
             await self._publish(
                 request,
                 DriftDetected,
                 state=state.ref,
                 mode=scan.mode,
-                findings=tuple(_event_finding(t) for t in reconciliation.current[:limit]),
+                findings=tuple(findings),
                 findings_total=len(reconciliation.current),
                 plan_ref=plan_ref,
             )
@@ -252,7 +299,7 @@ class DriftPipeline:
             log.warning("could not archive the plan of %s: %s", scan.state.name, exc)
             return None
 
-    def _digest(
+    async def _digest(
         self,
         request: ScanRequest,
         report: ScanReport,
@@ -297,7 +344,23 @@ class DriftPipeline:
             if oldest
             else None,
             duration_seconds=report.duration_seconds,
+            reply_channel=request.reply_channel if request.reply_thread_ts else None,
+            reply_thread_ts=request.reply_thread_ts if request.reply_channel else None,
+            requested_by=request.requested_by,
+            team=await self._team_lines(request),
         )
+
+    async def _team_lines(self, request: ScanRequest) -> TeamLines | None:
+        """The team's figures over the last week, on the scheduled digest of its weekday."""
+        now = self.clock()
+        # EventBridge's requests name nobody; the local scheduler names SCHEDULE_ACTOR.
+        scheduled = request.requested_by in (None, SCHEDULE_ACTOR)
+        if self.team_weekday is None or not scheduled or request.reply_thread_ts:
+            return None
+        if now.astimezone(UTC).weekday() != self.team_weekday:
+            return None
+        occurrences = await self.lifecycle.occurrences()
+        return team_lines(team_figures(occurrences, since=now - timedelta(days=7), until=now))
 
     async def _publish(
         self, request: ScanRequest, event_class: type[EventBase], **fields: Any
@@ -330,6 +393,7 @@ class DetectorHandlers:
     lifecycle: LifecycleStore
     acceptor: DriftAcceptor
     clock: Callable[[], datetime] = utc_now
+    scan_guard: ScanGuard | None = None
 
     async def on_drift_scan_requested(self, event: DriftScanRequested) -> None:
         """Scan the requested states (all when none is named) and publish the outcome."""
@@ -340,8 +404,14 @@ class DetectorHandlers:
                 states=event.states,
                 mode=event.mode,
                 requested_by=event.requested_by,
+                reply_channel=event.reply_channel,
+                reply_thread_ts=event.reply_thread_ts,
             )
         )
+        if self.scan_guard is not None:
+            # A Re-scan press holds its state until this scan is done (see the gateway).
+            for state in event.states:
+                await self.scan_guard.release(state, event.event_id)
         log.info(
             "scan %s: %d state(s), %d open finding(s), %d new, %d resolved",
             event.event_id,

@@ -60,6 +60,8 @@ if TYPE_CHECKING:
 
 #: How long closed occurrences are kept for ``toilkit drift report``.
 DEFAULT_HISTORY_DAYS = 400
+#: Attribute paths kept per finding for the report's noisiest attributes.
+_MAX_STORED_ATTRIBUTES = 50
 #: DynamoDB writes in flight at once for one state.
 _WRITE_CONCURRENCY = 8
 
@@ -80,6 +82,7 @@ class FindingRecord:
     first_scan_id: str
     claimed_by: Actor | None = None
     suspects: tuple[Suspect, ...] = ()
+    attributes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -192,6 +195,8 @@ class Occurrence:
     first_seen: datetime
     closed_at: datetime | None = None
     outcome: CloseOutcome | Literal["open"] = "open"
+    claimed_by: str | None = None
+    attributes: tuple[str, ...] = ()
 
     @property
     def time_to_resolve(self) -> timedelta | None:
@@ -297,6 +302,18 @@ class LifecycleStore:
         await self._run_all([claim_one(fp) for fp in dict.fromkeys(fingerprints)])
         return claimed
 
+    async def resolved_since(self, state: str, since: datetime) -> dict[str, int]:
+        """How many times each fingerprint of ``state`` was resolved at or after ``since``."""
+        counts: dict[str, int] = {}
+        for item in await self._query(drift_partition(state), HISTORY_PREFIX):
+            if item.get("outcome", {}).get("S") != "resolved":
+                continue
+            if parse_time(item["closed_at"]["S"]) < since:
+                continue
+            fingerprint = item["fingerprint"]["S"]
+            counts[fingerprint] = counts.get(fingerprint, 0) + 1
+        return counts
+
     async def scanned_states(self) -> list[StateScan]:
         """Every state the detector has scanned, with its last scan."""
         return [state_scan_from_item(item) for item in await self._query(DRIFT_STATES, "")]
@@ -318,6 +335,8 @@ class LifecycleStore:
                             address=record.address,
                             kind=record.kind,
                             first_seen=record.first_seen,
+                            claimed_by=record.claimed_by.name if record.claimed_by else None,
+                            attributes=_attributes_of(item),
                         )
                     )
                 elif sort_key.startswith(HISTORY_PREFIX):
@@ -330,6 +349,8 @@ class LifecycleStore:
                             first_seen=parse_time(item["first_seen"]["S"]),
                             closed_at=parse_time(item["closed_at"]["S"]),
                             outcome="ignored" if item["outcome"]["S"] == "ignored" else "resolved",
+                            claimed_by=item.get("claimed_by_name", {}).get("S"),
+                            attributes=_attributes_of(item),
                         )
                     )
         return found
@@ -356,6 +377,9 @@ class LifecycleStore:
                 "last_scan_id": {"S": scan_id},
                 "suspects": {"S": _dump_suspects(tracked.suspects)},
             }
+            paths = sorted({a.path for a in finding.attributes if not a.ignored})
+            if paths:
+                item["attributes"] = {"SS": paths[:_MAX_STORED_ATTRIBUTES]}
             return lambda: call_aws(
                 "dynamodb.put_item",
                 lambda: self.dynamodb.put_item(TableName=self.table, Item=item),
@@ -398,6 +422,8 @@ class LifecycleStore:
         }
         if record.claimed_by is not None:
             history["claimed_by_name"] = {"S": record.claimed_by.name}
+        if record.attributes:
+            history["attributes"] = {"SS": list(record.attributes)}
         finding_key = key(drift_partition(record.state), FINDING_PREFIX + record.fingerprint)
         # One transaction: the occurrence is either open or closed, never both nor neither.
         return lambda: call_aws(
@@ -450,4 +476,9 @@ def _record_from_item(state: str, item: Mapping[str, Any]) -> FindingRecord:
         first_scan_id=item.get("first_scan_id", {}).get("S", ""),
         claimed_by=claimed_by,
         suspects=tuple(Suspect.model_validate(s) for s in json.loads(suspects_json)),
+        attributes=_attributes_of(item),
     )
+
+
+def _attributes_of(item: Mapping[str, Any]) -> tuple[str, ...]:
+    return tuple(sorted(item.get("attributes", {}).get("SS", ())))

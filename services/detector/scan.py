@@ -236,6 +236,7 @@ class Scanner:
         scan_id: str,
         mode: ScanMode | None = None,
         progress: ScanProgress | None = None,
+        extra_rules: Sequence[IgnoreRule] = (),
     ) -> ScanReport:
         """Scan ``states``; one state's failure never stops the others.
 
@@ -244,6 +245,8 @@ class Scanner:
             scan_id: Names the scan's plan directory (and correlates its events).
             mode: Plan every state in this mode instead of its own.
             progress: Told as states start and finish.
+            extra_rules: Ignore rules applied after the configured ones (those written
+                from Slack or the CLI, read for this scan).
 
         Raises:
             asyncio.CancelledError: The scan was cancelled; every Terraform process it
@@ -253,13 +256,14 @@ class Scanner:
         started = time.monotonic()
         scan_dir = self.work_dir / _safe(scan_id)
         slots = asyncio.Semaphore(self.concurrency)
+        rules = (*self.ignore_rules, *extra_rules)
 
         async def one(state: StateConfig, index: int) -> StateScan:
             async with slots:
                 if progress is not None:
                     progress.state_started(state)
                 out_dir = scan_dir / f"{index:04d}-{_safe(state.name)}"
-                outcome = await self._scan_state(state, mode or state.mode, out_dir)
+                outcome = await self._scan_state(state, mode or state.mode, out_dir, rules)
                 if progress is not None:
                     progress.state_finished(outcome)
                 return outcome
@@ -277,7 +281,13 @@ class Scanner:
             states=tuple(t.result() for t in tasks),
         )
 
-    async def _scan_state(self, state: StateConfig, mode: ScanMode, out_dir: Path) -> StateScan:
+    async def _scan_state(
+        self,
+        state: StateConfig,
+        mode: ScanMode,
+        out_dir: Path,
+        rules: Sequence[IgnoreRule],
+    ) -> StateScan:
         started_at = self._clock()
         started = time.monotonic()
 
@@ -336,7 +346,7 @@ class Scanner:
                 parse_plan,
                 run.plan_json,
                 state=state.name,
-                ignore_rules=self.ignore_rules,
+                ignore_rules=rules,
                 now=started_at,
                 set_paths=run.set_paths,
             )

@@ -30,6 +30,7 @@ from shared.aws import AwsClients
 from shared.events import utc_now
 from shared.runtime import Runtime
 from shared.settings import load_settings
+from shared.state_table.drift_actions import IgnoreRuleStore, ScanGuard
 from shared.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -95,6 +96,7 @@ async def build_pipeline(
         credentials=credentials,
         source=source,
         clock=clock,
+        ignores=IgnoreRuleStore(runtime.aws.dynamodb, runtime.names.state_table),
     )
 
 
@@ -104,9 +106,11 @@ def wire_handlers(
     scanner: Scanner,
     pipeline: DriftPipeline,
     *,
+    runtime: Runtime,
     clock: Callable[[], datetime] = utc_now,
 ) -> DetectorHandlers:
-    """The queue handlers over the pipeline: scans, claims, and accepting drift into code.
+    """The queue handlers over the pipeline: scans (one in flight per state), claims, and
+    accepting drift into code.
 
     Raises:
         ConfigError: The configured Terraform executable does not exist.
@@ -119,7 +123,11 @@ def wire_handlers(
         clock=clock,
     )
     return DetectorHandlers(
-        pipeline=pipeline, lifecycle=pipeline.lifecycle, acceptor=acceptor, clock=clock
+        pipeline=pipeline,
+        lifecycle=pipeline.lifecycle,
+        acceptor=acceptor,
+        clock=clock,
+        scan_guard=ScanGuard(runtime.aws.dynamodb, runtime.names.state_table),
     )
 
 
@@ -215,7 +223,9 @@ async def build_detector(
     now = clock.now if clock is not None else utc_now
     scanner = build_scanner(config_for_scans, settings, clock=now)
     pipeline = await build_pipeline(runtime, config_for_scans, scanner, source=CONSUMER, clock=now)
-    handlers = wire_handlers(config_for_scans, settings, scanner, pipeline, clock=now)
+    handlers = wire_handlers(
+        config_for_scans, settings, scanner, pipeline, runtime=runtime, clock=now
+    )
     worker = runtime.worker(CONSUMER, build_handlers(handlers), settings.worker)
     scheduler = None
     if settings.scheduler and config_for_scans.states:

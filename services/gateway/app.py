@@ -20,6 +20,11 @@ run modal submitted           invalid: ``response_action: errors`` under each fi
                               refuse (ephemeral + ``BatchRunRefused``)
 buttons                       ack, then the event (``batch_cancel``, ``batch_approve``,
                               ``batch_reject``, ``batch_rerun``, ``drift_claim``)
+``drift_ignore``              ack, check who may, then views.open: the ignore modal
+ignore modal submitted        a day in the past / too far: ``errors``; valid: ack (closes),
+                              then the rule is written and the thread told
+``drift_rescan_*``            ack, then hold the state's scan slot and publish
+                              ``DriftScanRequested`` (a second press: an ephemeral)
 ``batch_rerun_edit``          ack, read the run, then views.open: the run modal prefilled
                               (or an ephemeral saying why it cannot run again)
 link buttons, closed modals   ack
@@ -53,6 +58,15 @@ from services.gateway.blocks import (
     read_run_form,
     text_reply,
 )
+from services.gateway.drift_actions import (
+    IGNORE_MODAL_CALLBACK,
+    DriftActions,
+    IgnoreAccepted,
+    IgnoreTarget,
+    check_ignore_form,
+    ignore_modal,
+    read_ignore_form,
+)
 from services.gateway.handlers import (
     FormAccepted,
     FormErrors,
@@ -65,6 +79,7 @@ from services.gateway.handlers import (
     ShowHelp,
     ShowRuns,
     UnknownCommand,
+    derived_id,
     parse_command_text,
 )
 from services.gateway.ledger import (
@@ -77,7 +92,15 @@ from services.gateway.ledger import (
 from services.gateway.payloads import BlockActions, SlashCommand, ViewSubmission
 from services.gateway.replies import EphemeralReplier
 from shared.errors import PermanentError, TransientError
-from shared.slack.actions import LINK_ACTIONS, Action, BadButtonValue, decode_run_value
+from shared.events import ScanMode
+from shared.slack.actions import (
+    LINK_ACTIONS,
+    Action,
+    BadButtonValue,
+    decode_ignore_value,
+    decode_rescan_value,
+    decode_run_value,
+)
 from shared.slack.blocks import code
 
 log = logging.getLogger(__name__)
@@ -97,6 +120,8 @@ class AppParts:
     read_timeout: float
     #: Shared across gateway instances: asked after the ack, before anything is published.
     ledger: RequestLedger | None = None
+    #: The drift report's Ignore… and Re-scan buttons (None: they answer "not set up").
+    drift: DriftActions | None = None
 
 
 def _parsed(model: type[ModelT], body: dict[str, Any]) -> ModelT | None:
@@ -163,6 +188,9 @@ def build_bolt_app(parts: AppParts, *, recent: RecentRequests | None) -> AsyncAp
     app.action(PICK_COMMAND_ACTION)(listeners.pick_command)
     app.action(Action.DRIFT_CLAIM)(listeners.drift_claim)
     app.action(Action.DRIFT_ACCEPT)(listeners.drift_accept)
+    app.action(Action.DRIFT_IGNORE)(listeners.drift_ignore)
+    app.action(Action.DRIFT_RESCAN_REFRESH)(listeners.drift_rescan_refresh)
+    app.action(Action.DRIFT_RESCAN_FULL)(listeners.drift_rescan_full)
     app.action(Action.BATCH_CANCEL)(listeners.batch_cancel)
     app.action(Action.BATCH_APPROVE)(listeners.batch_approve)
     app.action(Action.BATCH_REJECT)(listeners.batch_reject)
@@ -172,6 +200,7 @@ def build_bolt_app(parts: AppParts, *, recent: RecentRequests | None) -> AsyncAp
         app.action(link_action)(listeners.just_ack)
     app.action(re.compile(".*"))(listeners.unknown_action)
     app.view_submission(RUN_MODAL_CALLBACK)(listeners.run_submitted)
+    app.view_submission(IGNORE_MODAL_CALLBACK)(listeners.ignore_submitted)
     app.view_submission(re.compile(".*"))(listeners.just_ack)
     app.view_closed(re.compile(".*"))(listeners.just_ack)
     return app
@@ -485,6 +514,126 @@ class _Listeners:
             what,
         )
 
+    # ------------------------------------------------------------ drift: ignore, re-scan
+
+    async def drift_ignore(self, ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        button = self._button(body)
+        if button is None:
+            return
+        payload, requester = button
+        # The trigger id lives 3 s: checked and opened at once (a copy of this request
+        # cannot open a second modal: a trigger id opens one).
+        self.parts.after_ack.spawn(
+            self._open_ignore_modal(payload, requester), "views.open (ignore)", urgent=True
+        )
+
+    async def _open_ignore_modal(self, payload: BlockActions, requester: Requester) -> None:
+        drift = self.parts.drift
+        try:
+            value = decode_ignore_value(payload.action.value)
+        except BadButtonValue as exc:
+            await self._reply(text_reply(f":warning: {exc}"), requester, payload.response_url)
+            return
+        if drift is None or not payload.trigger_id:
+            return
+        try:
+            async with asyncio.timeout(self.parts.read_timeout):
+                refused = await drift.refusal("ignore", value.state, requester.actor)
+        except (TimeoutError, TransientError, PermanentError) as exc:
+            log.warning("checking who may ignore drift failed: %s", exc)
+            refused = ":warning: I could not check who may ignore drift just now. Try again."
+        if refused is not None:
+            await self._reply(text_reply(refused), requester, payload.response_url)
+            return
+        target = IgnoreTarget(
+            state=value.state,
+            address=value.address,
+            channel_id=requester.channel_id,
+            thread_ts=_thread_of(payload),
+        )
+        view = ignore_modal(value, target, today=drift.today())
+        await self._open_modal(payload.trigger_id, view, requester, payload.response_url)
+
+    async def ignore_submitted(
+        self, ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext
+    ) -> None:
+        payload = _parsed(ViewSubmission, body)
+        drift = self.parts.drift
+        target = IgnoreTarget.from_metadata(payload.view.private_metadata) if payload else None
+        if payload is None or drift is None or target is None:
+            await ack()
+            return
+        form = read_ignore_form(payload.view.state.values)
+        outcome = check_ignore_form(form, target, today=drift.today())
+        if not isinstance(outcome, IgnoreAccepted):
+            await ack(response_action="errors", errors=outcome)
+            return
+        await ack()
+        requester = Requester(payload.user.id, payload.user.display_name, target.channel_id)
+        key = _key(context, body)
+
+        async def save() -> None:
+            said = await drift.save_ignore(outcome, requester.actor)
+            await self._tell_thread(said, requester, target.channel_id, target.thread_ts)
+
+        self._later(key, save, f"ignore rule ({target.address[:100]})")
+
+    async def drift_rescan_refresh(
+        self, ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext
+    ) -> None:
+        await ack()
+        self._rescan(body, context, "refresh_only")
+
+    async def drift_rescan_full(
+        self, ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext
+    ) -> None:
+        await ack()
+        self._rescan(body, context, "full")
+
+    def _rescan(self, body: dict[str, Any], context: AsyncBoltContext, mode: ScanMode) -> None:
+        button = self._button(body)
+        drift = self.parts.drift
+        if button is None or drift is None:
+            return
+        payload, requester = button
+        key = _key(context, body)
+
+        async def answer() -> Reply:
+            try:
+                state = decode_rescan_value(payload.action.value)
+            except BadButtonValue as exc:
+                return text_reply(f":warning: {exc}")
+            said = await drift.rescan(
+                state,
+                mode,
+                requester.actor,
+                event_id=derived_id(key, "DriftScanRequested"),
+                channel_id=requester.channel_id,
+                thread_ts=_thread_of(payload),
+            )
+            return text_reply(said)
+
+        self._later(
+            key,
+            lambda: self._reply_after(answer(), requester, payload.response_url),
+            "drift re-scan",
+        )
+
+    async def _tell_thread(
+        self, text: str, requester: Requester, channel: str | None, thread_ts: str | None
+    ) -> None:
+        """In the report's thread for everyone; to the person alone when there is none."""
+        if channel and thread_ts:
+            try:
+                await self.parts.client.chat_postMessage(
+                    channel=channel, thread_ts=thread_ts, text=text
+                )
+                return
+            except (SlackApiError, SlackClientError, TimeoutError, OSError) as exc:
+                log.warning("telling the drift thread failed: %s", exc)
+        await self._reply(text_reply(text), requester, None)
+
     async def unknown_action(
         self, ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext
     ) -> None:
@@ -529,3 +678,11 @@ class _Listeners:
 
 async def _run(start: Callable[[], Awaitable[None]]) -> None:
     await start()
+
+
+def _thread_of(payload: BlockActions) -> str | None:
+    """The thread a message button sits in: the message's thread, or the message itself."""
+    message = payload.message or {}
+    container = payload.container or {}
+    thread = message.get("thread_ts") or message.get("ts") or container.get("message_ts")
+    return thread if isinstance(thread, str) else None

@@ -19,6 +19,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from services.gateway.app import AppParts, build_bolt_app
 from services.gateway.background import AfterAck
+from services.gateway.drift_actions import DriftActions
 from services.gateway.handlers import Gateway
 from services.gateway.ledger import RecentRequests, RequestLedger
 from services.gateway.replies import EphemeralReplier, origin
@@ -31,6 +32,7 @@ from shared.runtime import Runtime
 from shared.settings import load_settings
 from shared.slack.groups import slack_directory
 from shared.slack.settings import SLACK_API_URL
+from shared.state_table.drift_actions import DriftAudit, IgnoreRuleStore, ScanGuard
 
 if TYPE_CHECKING:
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
@@ -252,6 +254,14 @@ async def build_gateway(
         command_name=settings.command_name,
         read_timeout=settings.read_timeout_seconds,
         ledger=_shared_ledger(runtime, settings),
+        drift=DriftActions(
+            catalog=catalog,
+            directory=gateway.directory,
+            publish=runtime.publisher.publish,
+            ignores=IgnoreRuleStore(runtime.aws.dynamodb, runtime.names.state_table),
+            guard=ScanGuard(runtime.aws.dynamodb, runtime.names.state_table),
+            audit=DriftAudit(runtime.aws.dynamodb, runtime.names.state_table),
+        ),
     )
     app = build_bolt_app(
         parts, recent=RecentRequests(remember_seconds=settings.request_record_seconds)

@@ -36,6 +36,7 @@ from services.notifier.blocks import (
     render_drift_still_open,
     render_drift_superseded_reply,
     render_rerun_link_reply,
+    render_rescan_reply,
     render_run,
     render_run_finished_reply,
     render_run_refused_reply,
@@ -239,6 +240,15 @@ class NotifierHandlers:
         )
 
     async def on_drift_scan_completed(self, event: DriftScanCompleted) -> None:
+        if event.reply_channel and event.reply_thread_ts:
+            # A Re-scan button asked: the answer goes to that report's thread.
+            await self._delivery.post_once(
+                PostMarker(event.event_id, "rescan"),
+                event.reply_channel,
+                render_rescan_reply(event),
+                thread=Posted(event.reply_channel, event.reply_thread_ts),
+            )
+            return
         await self._delivery.post_once(
             PostMarker(event.event_id, "message"), self._routes.default, render_digest(event)
         )

@@ -22,6 +22,11 @@ class Action(StrEnum):
     DRIFT_CLAIM = "drift_claim"
     #: "Accept into code": its value is a claim value (the state and its findings).
     DRIFT_ACCEPT = "drift_accept"
+    #: Opens the ignore modal for one finding (reason, expiry).
+    DRIFT_IGNORE = "drift_ignore"
+    #: Ask the detector to scan the report's state again, refresh-only or full.
+    DRIFT_RESCAN_REFRESH = "drift_rescan_refresh"
+    DRIFT_RESCAN_FULL = "drift_rescan_full"
     BATCH_CANCEL = "batch_cancel"
     BATCH_APPROVE = "batch_approve"
     BATCH_REJECT = "batch_reject"
@@ -102,3 +107,68 @@ def decode_claim_value(value: str | None) -> ClaimValue:
         return ClaimValue.model_validate(json.loads(value or ""))
     except (ValueError, ValidationError) as exc:
         raise BadButtonValue("This button does not say which drift it is about.") from exc
+
+
+# =========================================================================== drift ignore
+
+
+class IgnoreValue(BaseModel):
+    """The value of an "Ignore…" button: what the rule it opens would ignore."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    state: str = Field(min_length=1, max_length=128)
+    address: str = Field(min_length=1, max_length=1024)
+    attribute: str | None = Field(default=None, min_length=1, max_length=512)
+    #: Drawn as the suggestion after repeats (the modal says so).
+    suggested: bool = False
+
+
+def encode_ignore_value(
+    state: str, address: str, attribute: str | None = None, *, suggested: bool = False
+) -> str:
+    """``{"state", "address", "attribute"?, "suggested"?}`` as compact JSON."""
+    value: dict[str, object] = {"state": state, "address": address}
+    if attribute:
+        value["attribute"] = attribute
+    if suggested:
+        value["suggested"] = True
+    text = json.dumps(value, separators=(",", ":"))
+    if len(text) > MAX_BUTTON_VALUE:
+        raise ValueError("an ignore button value does not fit Slack's 2000 characters")
+    return text
+
+
+def decode_ignore_value(value: str | None) -> IgnoreValue:
+    """What an "Ignore…" button would ignore.
+
+    Raises:
+        BadButtonValue: the value is not one toilkit wrote.
+    """
+    try:
+        return IgnoreValue.model_validate(json.loads(value or ""))
+    except (ValueError, ValidationError) as exc:
+        raise BadButtonValue("This button does not say which drift to ignore.") from exc
+
+
+# =========================================================================== drift re-scan
+
+_STATE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/@+-]{0,127}\Z")
+
+
+def encode_rescan_value(state: str) -> str:
+    """The value of the "Re-scan" buttons: the state's name."""
+    if not _STATE_NAME.match(state):
+        raise ValueError(f"not a state name: {state!r}")
+    return state
+
+
+def decode_rescan_value(value: str | None) -> str:
+    """The state a "Re-scan" button is about.
+
+    Raises:
+        BadButtonValue: the value is not a state name.
+    """
+    if value is None or not _STATE_NAME.match(value):
+        raise BadButtonValue("This button does not say which state to scan.")
+    return value

@@ -10,5 +10,7 @@ through the models here, so the layout is written down once:
 * :mod:`shared.state_table.runs`: the batch service's run record (read by the gateway and
   the CLI);
 * :mod:`shared.state_table.drift`: the detector's scanned states and open findings (read by
-  the gateway).
+  the gateway);
+* :mod:`shared.state_table.drift_actions`: ignore rules written from Slack or the CLI, the
+  one-scan-in-flight slot per state, and the drift buttons' audit trail.
 """

@@ -6,6 +6,10 @@ partition (``pk``)               sort key (``sk``)               written by
 ``drift#states``                 ``<state>``                     detector (last scan)
 ``drift#<state>``                ``finding#<fingerprint>``       detector (open finding)
 ``drift#<state>``                ``history#<closed_at>#<fp>``    detector (closed finding)
+``drift#ignores``                ``rule#<id>``                   gateway, CLI (ignore rule)
+``drift#scans``                  ``inflight#<state>``            gateway (scan in flight),
+                                                                 detector (releases it)
+``drift#audit``                  ``<time>#<id>``                 gateway, CLI (drift actions)
 ``run#<id>``                     ``run``                         batch (the run record)
 ``run#<id>``                     ``audit#<time>#<n>``            batch (audit trail)
 ``runs``                         ``<requested_at>#<id>``         batch (listing index)
@@ -33,6 +37,9 @@ Key = dict[str, Any]
 DRIFT_STATES = "drift#states"
 FINDING_PREFIX = "finding#"
 HISTORY_PREFIX = "history#"
+DRIFT_IGNORES = "drift#ignores"
+DRIFT_SCANS = "drift#scans"
+DRIFT_AUDIT = "drift#audit"
 
 # ------------------------------------------------------------------ runs (batch)
 RUN_LIST = "runs"
@@ -54,6 +61,21 @@ GATEWAY_REQUEST_PREFIX = "gateway#request#"
 def drift_partition(state: str) -> str:
     """The partition of one state's findings."""
     return f"drift#{state}"
+
+
+def ignore_rule_sort_key(rule_id: str) -> str:
+    """The sort key of one stored ignore rule (partition :data:`DRIFT_IGNORES`)."""
+    return f"rule#{rule_id}"
+
+
+def scan_in_flight_sort_key(state: str) -> str:
+    """The sort key of a state's scan in flight (partition :data:`DRIFT_SCANS`)."""
+    return f"inflight#{state}"
+
+
+def drift_audit_sort_key(moment: datetime, entry_id: str) -> str:
+    """The sort key of one drift action in the audit trail (partition :data:`DRIFT_AUDIT`)."""
+    return f"{sortable_time(moment)}#{entry_id}"
 
 
 def run_partition(run_id: str) -> str:

@@ -42,7 +42,7 @@ from services.notifier.blocks.runs import (
     render_run_refused_reply,
     render_run_started_reply,
 )
-from services.notifier.blocks.scans import render_digest, render_scan_failed
+from services.notifier.blocks.scans import render_digest, render_rescan_reply, render_scan_failed
 
 __all__ = [
     "SlackMessage",
@@ -57,6 +57,7 @@ __all__ = [
     "render_drift_still_open",
     "render_drift_superseded_reply",
     "render_rerun_link_reply",
+    "render_rescan_reply",
     "render_run",
     "render_run_finished_reply",
     "render_run_refused_reply",

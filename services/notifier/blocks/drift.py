@@ -23,7 +23,12 @@ from shared.events import (
     DriftResolved,
     ResolvedFinding,
 )
-from shared.slack.actions import Action, encode_claim_value
+from shared.slack.actions import (
+    Action,
+    encode_claim_value,
+    encode_ignore_value,
+    encode_rescan_value,
+)
 from shared.slack.blocks import (
     ARROW,
     ELLIPSIS,
@@ -55,6 +60,9 @@ MAX_ATTRIBUTES_SHOWN = 8
 MAX_IGNORED_PATHS_SHOWN = 4
 MAX_SUSPECTS_SHOWN = 2
 MAX_LIST_ITEMS = 25
+#: Resolved this many times in the detector's window (30 days), a drift gets the suggestion
+#: to ignore it instead.
+REPEATS_BEFORE_SUGGESTION = 3
 
 #: The findings of each kind under their heading, with the direction of their values.
 _KIND_HEADINGS = (
@@ -197,8 +205,36 @@ def _finding_sections(view: DriftView, shown: Sequence[DriftFinding]) -> list[Bl
         blocks.append(section(heading))
         for finding in group:
             resolved_at = view.resolved.get(finding.fingerprint)
-            blocks.append(section(_finding_text(finding, view.report.occurred_at, resolved_at)))
+            text = _finding_text(finding, view.report.occurred_at, resolved_at)
+            live = resolved_at is None and view.superseded_at is None
+            blocks.append(section(text, accessory=_ignore_button(view, finding) if live else None))
     return blocks
+
+
+def suggests_ignore(finding: DriftFinding) -> bool:
+    """Resolved again and again: the report suggests an ignore rule (one click)."""
+    return finding.kind == "drift" and finding.resolved_recently >= REPEATS_BEFORE_SUGGESTION
+
+
+def _ignore_button(view: DriftView, finding: DriftFinding) -> Block | None:
+    """ "Ignore…" beside a finding; prefilled with its one attribute when it has one."""
+    paths = sorted({a.path for a in finding.attributes if not a.ignored})
+    suggested = suggests_ignore(finding)
+    try:
+        value = encode_ignore_value(
+            view.report.state.name,
+            finding.address,
+            paths[0] if len(paths) == 1 else None,
+            suggested=suggested,
+        )
+    except ValueError:
+        return None
+    return button(
+        "Ignore… (suggested)" if suggested else "Ignore…",
+        Action.DRIFT_IGNORE,
+        value=value,
+        style="primary" if suggested else None,
+    )
 
 
 def _unlisted_notes(view: DriftView, *, hidden: int) -> list[Block]:
@@ -224,8 +260,8 @@ def _unlisted_notes(view: DriftView, *, hidden: int) -> list[Block]:
 
 
 def _drift_buttons(view: DriftView) -> list[Block]:
-    """ "I'm on it", "Accept into code" (when something drifted) and "Open plan", while
-    the report is open and not superseded."""
+    """ "I'm on it", "Accept into code" (when something drifted), "Open plan" and the
+    re-scans, while the report is open and not superseded."""
     if view.all_resolved or view.superseded_at is not None:
         return []
     buttons = [
@@ -246,6 +282,12 @@ def _drift_buttons(view: DriftView) -> list[Block]:
         )
     if view.report.plan_url:
         buttons.append(button("Open plan", Action.DRIFT_OPEN_PLAN, url=view.report.plan_url))
+    try:
+        state = encode_rescan_value(view.report.state.name)
+    except ValueError:
+        return [actions(buttons)]
+    buttons.append(button("Re-scan (refresh-only)", Action.DRIFT_RESCAN_REFRESH, value=state))
+    buttons.append(button("Re-scan (full)", Action.DRIFT_RESCAN_FULL, value=state))
     return [actions(buttons)]
 
 
@@ -323,6 +365,13 @@ def _finding_text(finding: DriftFinding, now: datetime, resolved_at: datetime | 
     )
     # One code span, as `terraform plan` prints it: "~ aws_db_instance.main".
     lines = [f"`{symbol} {code_text(finding.address)}`   {badge}"]
+    if finding.ignore_expired:
+        lines.append(f":alarm_clock: _{escape(finding.ignore_expired)}_")
+    if suggests_ignore(finding):
+        lines.append(
+            f":repeat: _resolved {finding.resolved_recently} times in 30 days and back again: "
+            "ignore it for a while (or fix it in code)?_"
+        )
     note = change_note(finding)
     if note:
         lines.append(note)

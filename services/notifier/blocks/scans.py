@@ -19,6 +19,7 @@ from shared.slack.blocks import (
     escape,
     fit_blocks,
     header,
+    mention,
     plural,
     section,
     slack_date,
@@ -111,6 +112,8 @@ def render_digest(event: DriftScanCompleted) -> SlackMessage:
         blocks.append(section(clip_mrkdwn("\n".join(lines), MAX_SECTION_TEXT)))
     elif scanned:
         blocks.append(section(":tada: Every state matches its code."))
+    if event.team is not None:
+        blocks.append(section(_team_text(event)))
     blocks.append(
         context(
             f"Scan `{code_text(event.correlation_id)}` · took {duration(event.duration_seconds)}"
@@ -134,3 +137,35 @@ def _open_count(resources: int, findings: int, *, bold: bool = True) -> str:
     count, noun = (resources, "resource") if resources or not findings else (findings, "finding")
     number = f"*{count}*" if bold else str(count)
     return f"{number} open {plural(count, noun)}"
+
+
+def _team_text(event: DriftScanCompleted) -> str:
+    """The week's three team lines (``toilkit drift report`` has the tables)."""
+    assert event.team is not None
+    team = event.team
+    return clip_mrkdwn(
+        "*This week*\n"
+        f":stopwatch: Time to resolve by who claimed it: {escape(team.time_to_resolve)}\n"
+        f":repeat: Came back: {escape(team.came_back)}\n"
+        f":loud_sound: Noisiest: {escape(team.noisiest)}",
+        MAX_SECTION_TEXT,
+    )
+
+
+def render_rescan_reply(event: DriftScanCompleted) -> SlackMessage:
+    """The answer in a report's thread when the scan its Re-scan button asked for is done."""
+    who = event.requested_by
+    asked = f" (asked by {mention(who)})" if who is not None else ""
+    failed = [s.name for s in event.states if s.status == "failed"]
+    if failed:
+        outcome = f":x: the scan of {', '.join(f'`{code_text(n)}`' for n in failed)} failed"
+    else:
+        outcome = (
+            f":mag: {_open_count(event.resources_open, event.findings_open)}"
+            + (f" ({event.findings_new} new)" if event.findings_new else "")
+            + f" · *{event.findings_resolved}* resolved"
+        )
+    text = f"Re-scan done{asked}: {outcome}"
+    return SlackMessage(
+        text=clip(text, 400), blocks=fit_blocks([section(clip_mrkdwn(text, MAX_SECTION_TEXT))])
+    )
