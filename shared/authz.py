@@ -156,7 +156,7 @@ async def may_cancel(
     )
 
 
-DriftAction = Literal["ignore", "rescan"]
+DriftAction = Literal["ignore", "rescan", "accept"]
 
 
 async def drift_action_refusal(

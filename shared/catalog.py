@@ -446,6 +446,9 @@ class DriftActionsPolicy(_Model):
         default=None, description="May write and remove ignore rules (Ignore…)."
     )
     rescan: Principals | None = Field(default=None, description="May press Re-scan now.")
+    accept: Principals | None = Field(
+        default=None, description="May press Accept into code (a branch for review)."
+    )
 
 
 class Catalog(_Model):

@@ -80,6 +80,7 @@ from services.gateway.handlers import (
     ShowRuns,
     UnknownCommand,
     derived_id,
+    drift_button_value,
     parse_command_text,
 )
 from services.gateway.ledger import (
@@ -488,7 +489,25 @@ class _Listeners:
     async def drift_accept(
         self, ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext
     ) -> None:
-        await self._drift_button(ack, body, context, self.gateway.accept_drift, "drift accept")
+        await ack()
+        button = self._button(body)
+        drift = self.parts.drift
+        if button is None or drift is None:
+            return
+        payload, requester = button
+        key = _key(context, body)
+
+        async def answer() -> Reply:
+            claim = drift_button_value(payload.action.value or "", Action.DRIFT_ACCEPT)
+            if isinstance(claim, Reply):
+                return claim
+            return text_reply(await drift.accept(claim, requester.actor, request_key=key))
+
+        self._later(
+            key,
+            lambda: self._reply_after(answer(), requester, payload.response_url),
+            "drift accept",
+        )
 
     async def _drift_button(
         self,

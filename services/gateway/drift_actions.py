@@ -1,4 +1,5 @@
-"""The drift report's buttons: **Ignore…** (a modal, then an ignore rule) and **Re-scan now**.
+"""The drift report's buttons: **Ignore…** (a modal, then an ignore rule), **Accept into
+code** and **Re-scan now**.
 
 Every press is checked against the catalog's ``drift:`` section
 (:func:`shared.authz.drift_action_refusal`) and leaves an entry in the drift audit trail
@@ -9,6 +10,8 @@ Every press is checked against the catalog's ``drift:`` section
   ahead is shown under the date picker and nothing is written. A valid submission writes an
   ignore rule in the state table; the detector applies it from its next scan on, and the
   thread says who ignored what until when.
+* **Accept into code** publishes ``DriftAcceptRequested``; the detector writes the change
+  and pushes a branch (``docs/accept-into-code.md``), the notifier threads the diff.
 * **Re-scan** (refresh-only or full) holds the state's scan slot (one scan in flight per
   state, across gateway instances), then publishes ``DriftScanRequested`` carrying the
   report's thread; the detector releases the slot when done and the notifier answers in
@@ -24,11 +27,19 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from services.gateway.handlers import derived_id
 from shared.authz import DriftAction, drift_action_refusal
 from shared.catalog import Catalog, GroupDirectory
 from shared.errors import PermanentError, TransientError
-from shared.events import Actor, DriftScanRequested, EventBase, ScanMode, utc_now
-from shared.slack.actions import IgnoreValue
+from shared.events import (
+    Actor,
+    DriftAcceptRequested,
+    DriftScanRequested,
+    EventBase,
+    ScanMode,
+    utc_now,
+)
+from shared.slack.actions import ClaimValue, IgnoreValue
 from shared.slack.blocks import MAX_PLAIN_INPUT, code, escape, mention
 from shared.state_table.drift_actions import (
     DEFAULT_IGNORE_DAYS,
@@ -241,7 +252,7 @@ class DriftActions:
         )
         if refused is not None:
             await self._audit(action, state, actor, "refused", refused)
-            who = self.catalog.drift.ignore if action == "ignore" else self.catalog.drift.rescan
+            who = getattr(self.catalog.drift, action)
             allowed = ", ".join(_mention_id(i) for i in who.ids()) if who else "nobody"
             return f":no_entry: You may not {action} drift here. Allowed: {allowed}."
         return None
@@ -327,6 +338,30 @@ class DriftActions:
             return ":warning: The scan was not requested (toilkit could not queue it). Try again."
         await self._audit("rescan", state, actor, "done", f"{words} scan {event_id}")
         return f":mag: Re-scanning {code(state)} ({words}); the answer will come in the thread."
+
+    async def accept(self, claim: ClaimValue, actor: Actor, *, request_key: str) -> str:
+        """Ask the detector to write the drift into code; what to tell the presser."""
+        refused = await self.refusal("accept", claim.state, actor)
+        if refused is not None:
+            return refused
+        event = DriftAcceptRequested(
+            event_id=derived_id(request_key, "DriftAcceptRequested"),
+            correlation_id=derived_id(request_key, "accept"),
+            source="gateway",
+            state=claim.state,
+            fingerprints=claim.fingerprints,
+            requested_by=actor,
+        )
+        try:
+            await self.publish(event)
+        except (TransientError, PermanentError) as exc:
+            log.error("publishing accept-into-code for %s failed: %s", claim.state, exc)
+            return ":warning: Accept into code was not requested (toilkit could not queue it)."
+        await self._audit("accept", claim.state, actor, "done", f"request {event.event_id}")
+        return (
+            f":hourglass_flowing_sand: Planning {code(claim.state)} afresh to write the change "
+            "into code; the diff (and the branch) will come to the drift message's thread."
+        )
 
     def today(self) -> date:
         return today_utc(self.clock())

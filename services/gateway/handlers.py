@@ -68,7 +68,6 @@ from shared.events import (
     BatchRejected,
     BatchRequested,
     BatchRunRefused,
-    DriftAcceptRequested,
     DriftClaimed,
     DriftScanRequested,
     EventBase,
@@ -91,7 +90,7 @@ _DRIFT_READ_CONCURRENCY = 8
 Publish: TypeAlias = Callable[[EventBase], Awaitable[Any]]
 
 
-def _drift_button_value(value: str, action: Action) -> ClaimValue | Reply:
+def drift_button_value(value: str, action: Action) -> ClaimValue | Reply:
     """The state and findings a drift button is about, or the reply for a forged one."""
     try:
         return decode_claim_value(value)
@@ -665,7 +664,7 @@ class Gateway:
 
     async def claim_drift(self, value: str, requester: Requester, request_key: str) -> Reply | None:
         """``drift_claim``: "I'm on it" (the drift message then shows who)."""
-        claim = _drift_button_value(value, Action.DRIFT_CLAIM)
+        claim = drift_button_value(value, Action.DRIFT_CLAIM)
         if isinstance(claim, Reply):
             return claim
         event = DriftClaimed(
@@ -680,29 +679,6 @@ class Gateway:
         if failure:
             return text_reply(f":warning: Your claim was not recorded: {failure}")
         return None
-
-    async def accept_drift(self, value: str, requester: Requester, request_key: str) -> Reply:
-        """``drift_accept``: "Accept into code". The detector plans the state afresh, patches
-        the code and pushes a branch; the diff comes to the drift message's thread. Anyone
-        who sees the message may ask: the result is a branch for review, never an apply."""
-        claim = _drift_button_value(value, Action.DRIFT_ACCEPT)
-        if isinstance(claim, Reply):
-            return claim
-        event = DriftAcceptRequested(
-            event_id=derived_id(request_key, "DriftAcceptRequested"),
-            correlation_id=derived_id(request_key, "accept"),
-            source=SOURCE,
-            state=claim.state,
-            fingerprints=claim.fingerprints,
-            requested_by=requester.actor,
-        )
-        failure = await self._try_publish(event)
-        if failure:
-            return text_reply(f":warning: Accept into code was not requested: {failure}")
-        return text_reply(
-            f":hourglass_flowing_sand: Planning {code(claim.state)} afresh to write the change "
-            "into code; the diff (and the branch) will come to the drift message's thread."
-        )
 
     def unknown_action(self, action_id: str) -> Reply:
         return text_reply(

@@ -53,6 +53,7 @@ commands:
 drift:
   ignore: {users: [U0ALICE001]}
   rescan: {users: [U0ALICE001, U0BOB00002]}
+  accept: {users: [U0BOB00002]}
 """
 
 
@@ -273,3 +274,30 @@ async def test_a_rescan_by_someone_not_allowed_publishes_nothing_and_is_audited(
     assert "may not rescan drift" in said
     [entry] = await DriftAudit(aws.dynamodb, names.state_table).entries()
     assert (entry.action, entry.outcome) == ("rescan", "refused")
+
+
+# --------------------------------------------------------------------------- Accept into code
+
+
+async def test_accept_into_code_is_published_for_those_allowed_and_audited_either_way(
+    slack: Slack, aws: AwsClients, names: Names, topology: BootstrapReport, standin: SlackStandin
+) -> None:
+    value = json.dumps({"state": STATE, "fingerprints": ["fp1"]})
+
+    await slack.press("drift_accept", value, CAROL)
+    await slack.press("drift_accept", value, BOB)
+
+    [event] = await events_on(aws, topology, "detector")
+    assert (event.type, event.state, event.fingerprints) == (
+        "DriftAcceptRequested",
+        STATE,
+        ("fp1",),
+    )
+    assert event.requested_by.slack_user_id == BOB.id
+    assert "may not accept drift" in " ".join(ephemeral_texts(standin, CHANNEL, CAROL.id))
+    assert "Planning `network-prod` afresh" in " ".join(ephemeral_texts(standin, CHANNEL, BOB.id))
+    entries = await DriftAudit(aws.dynamodb, names.state_table).entries()
+    assert sorted((e.action, e.outcome, e.actor.slack_user_id) for e in entries) == [
+        ("accept", "done", BOB.id),
+        ("accept", "refused", CAROL.id),
+    ]
