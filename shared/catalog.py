@@ -13,6 +13,7 @@ item or one environment variable (:func:`build_argv`, :func:`build_env`).
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -435,6 +436,34 @@ def _placeholders_in(item: str, where: str, declared: set[str]) -> set[str]:
     return set()
 
 
+#: The parameters a ``drift.revert`` command must declare: what the Revert button fills in.
+REVERT_PARAMETERS = ("state", "targets")
+
+
+class DriftRevertPolicy(_Model):
+    """What the drift report's **Revert** button runs (``drift: revert:`` in the catalog).
+
+    Attributes:
+        command: The catalog command it requests; it declares the parameters ``state``
+            (the state's name) and ``targets`` (the drifted addresses, separated by
+            spaces), and runs e.g. ``toilkit drift apply`` (docs/drift-actions.md). Who may
+            request it, who approves and its preview are that command's, per environment.
+        environments: State-name glob -> the command's environment, first match wins
+            (``{"prod-*": production, "*": staging}``); the gateway decides it from the
+            state, never from the button.
+    """
+
+    command: str = Field(pattern=_NAME)
+    environments: dict[str, str] = Field(min_length=1)
+
+    def environment_for(self, state: str) -> str | None:
+        """The environment a revert of ``state`` runs in, or None when no glob matches."""
+        return next(
+            (env for glob, env in self.environments.items() if fnmatch.fnmatchcase(state, glob)),
+            None,
+        )
+
+
 class DriftActionsPolicy(_Model):
     """Who may press the drift buttons (``drift:`` in the catalog).
 
@@ -448,6 +477,9 @@ class DriftActionsPolicy(_Model):
     rescan: Principals | None = Field(default=None, description="May press Re-scan now.")
     accept: Principals | None = Field(
         default=None, description="May press Accept into code (a branch for review)."
+    )
+    revert: DriftRevertPolicy | None = Field(
+        default=None, description="The command Revert requests; no button without it."
     )
 
 
@@ -474,6 +506,7 @@ class Catalog(_Model):
             bad = [m for m in members if not SLACK_USER_ID.fullmatch(m)]
             if bad:
                 raise ValueError(f"usergroups.{group}: not Slack user ids: {', '.join(bad)}")
+        self._check_revert()
         for command, environment, schedule in self.schedules():
             checked = validate_request(self, command.name, environment, schedule.parameters)
             if isinstance(checked, list):
@@ -482,6 +515,25 @@ class Catalog(_Model):
                     f"parameters: {'; '.join(str(e) for e in checked)}"
                 )
         return self
+
+    def _check_revert(self) -> None:
+        revert = self.drift.revert
+        if revert is None:
+            return
+        spec = self.command(revert.command)
+        if spec is None:
+            raise ValueError(f"drift.revert.command: no command {revert.command!r}")
+        missing = [p for p in REVERT_PARAMETERS if p not in {q.name for q in spec.parameters}]
+        if missing:
+            raise ValueError(
+                f"drift.revert.command {spec.name} must declare the parameters "
+                f"{', '.join(REVERT_PARAMETERS)} (missing: {', '.join(missing)})"
+            )
+        unknown = sorted({e for e in revert.environments.values() if e not in spec.environments})
+        if unknown:
+            raise ValueError(
+                f"drift.revert.environments: {spec.name} has no environment {', '.join(unknown)}"
+            )
 
     def schedules(self) -> list[tuple[CommandSpec, str, Schedule]]:
         """Every schedule: (command, environment, schedule)."""

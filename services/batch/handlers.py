@@ -111,6 +111,7 @@ async def on_batch_requested(ctx: BatchContext, event: BatchRequested) -> None:
         requested_by=event.requested_by,
         channel_id=event.channel_id,
         rerun_of=event.rerun_of,
+        reverts=event.reverts,
         break_glass=event.break_glass,
         scheduled_for=event.scheduled_for,
         requested_at=ctx.clock(),

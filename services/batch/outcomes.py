@@ -62,6 +62,7 @@ def refused(record: RunRecord, *, kind: str = "refused") -> BatchRunRefused:
         decided_by=record.decided_by,
         rerun_of=record.rerun_of,
         preview=record.preview if record.refusal_stage == "preview" else None,
+        reverts=record.reverts,
     )
 
 
@@ -105,6 +106,7 @@ def finished(record: RunRecord) -> BatchRunFinished:
         log_url=record.log_url,
         cancelled_by=record.cancel_requested_by if status == "cancelled" else None,
         error=record.error,
+        reverts=record.reverts,
     )
 
 

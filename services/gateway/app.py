@@ -189,6 +189,7 @@ def build_bolt_app(parts: AppParts, *, recent: RecentRequests | None) -> AsyncAp
     app.action(PICK_COMMAND_ACTION)(listeners.pick_command)
     app.action(Action.DRIFT_CLAIM)(listeners.drift_claim)
     app.action(Action.DRIFT_ACCEPT)(listeners.drift_accept)
+    app.action(Action.DRIFT_REVERT)(listeners.drift_revert)
     app.action(Action.DRIFT_IGNORE)(listeners.drift_ignore)
     app.action(Action.DRIFT_RESCAN_REFRESH)(listeners.drift_rescan_refresh)
     app.action(Action.DRIFT_RESCAN_FULL)(listeners.drift_rescan_full)
@@ -485,6 +486,11 @@ class _Listeners:
         self, ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext
     ) -> None:
         await self._drift_button(ack, body, context, self.gateway.claim_drift, "drift claim")
+
+    async def drift_revert(
+        self, ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext
+    ) -> None:
+        await self._drift_button(ack, body, context, self.gateway.revert_drift, "drift revert")
 
     async def drift_accept(
         self, ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext

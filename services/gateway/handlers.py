@@ -41,6 +41,7 @@ from services.gateway.blocks import (
     view_errors,
 )
 from services.gateway.reruns import removed_command_reply, rerun_with_edits_view
+from services.gateway.revert import plan_revert
 from services.gateway.store import Records
 from shared.authz import (
     approval_refusal,
@@ -69,6 +70,7 @@ from shared.events import (
     BatchRequested,
     BatchRunRefused,
     DriftClaimed,
+    DriftRef,
     DriftScanRequested,
     EventBase,
     utc_now,
@@ -409,6 +411,7 @@ class Gateway:
         request_key: str,
         rerun_of: str | None = None,
         break_glass: bool = False,
+        reverts: DriftRef | None = None,
     ) -> RunDecision:
         """Authorize a valid request, then publish it (or its refusal, for the audit)."""
         run_id = derived_run_id(request_key)
@@ -448,6 +451,7 @@ class Gateway:
             channel_id=requester.channel_id,
             rerun_of=rerun_of,
             break_glass=break_glass,
+            reverts=reverts,
         )
         failure = await self._try_publish(event)
         if failure:
@@ -679,6 +683,24 @@ class Gateway:
         if failure:
             return text_reply(f":warning: Your claim was not recorded: {failure}")
         return None
+
+    async def revert_drift(self, value: str, requester: Requester, request_key: str) -> Reply:
+        """``drift_revert``: request the catalog's revert command for the report's open
+        drift (:mod:`services.gateway.revert`)."""
+        claim = drift_button_value(value, Action.DRIFT_REVERT)
+        if isinstance(claim, Reply):
+            return claim
+        planned = await plan_revert(self.catalog, self.records, claim)
+        if isinstance(planned, Reply):
+            return planned
+        decision = await self.request_run(
+            planned.request,
+            reason=planned.reason[:MAX_REASON],
+            requester=requester,
+            request_key=request_key,
+            reverts=DriftRef(state=claim.state, fingerprints=claim.fingerprints),
+        )
+        return decision.reply
 
     def unknown_action(self, action_id: str) -> Reply:
         return text_reply(

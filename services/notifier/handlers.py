@@ -19,6 +19,7 @@ Threads:
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import defaultdict
 from collections.abc import Mapping
@@ -37,6 +38,7 @@ from services.notifier.blocks import (
     render_drift_superseded_reply,
     render_rerun_link_reply,
     render_rescan_reply,
+    render_revert_outcome_reply,
     render_run,
     render_run_finished_reply,
     render_run_refused_reply,
@@ -87,6 +89,7 @@ class NotifierHandlers:
         store: the notifier's records (to find drift threads by fingerprint).
         routes: which channel each event goes to.
         ops_channel: where dead-lettered messages are announced (None: nowhere).
+        drift_revert: draw the Revert button on drift reports (the catalog has drift.revert).
     """
 
     def __init__(
@@ -95,11 +98,14 @@ class NotifierHandlers:
         store: NotifierStore,
         routes: Routes,
         ops_channel: str | None = None,
+        *,
+        drift_revert: bool = False,
     ) -> None:
         self._delivery = delivery
         self._store = store
         self._routes = routes
         self._ops_channel = ops_channel
+        self._render_drift = functools.partial(render_drift, revert=drift_revert)
 
     # ------------------------------------------------------------------ drift
 
@@ -122,11 +128,11 @@ class NotifierHandlers:
             event_id=event.event_id,
             channel=self._drift_channel(event.state),
             view=view,
-            render=render_drift,
+            render=self._render_drift,
         )
         if not created and record.owner != event.event_id:
             merged = await self._delivery.update_thread(
-                key, DriftView, lambda v: with_new_report(v, event), render_drift
+                key, DriftView, lambda v: with_new_report(v, event), self._render_drift
             )
             await self._reply(
                 event, "still-open", merged.record, render_drift_still_open(merged.after)
@@ -142,7 +148,7 @@ class NotifierHandlers:
             key,
             DriftView,
             lambda v: v if v.all_resolved else with_superseded(v, newer.occurred_at),
-            render_drift,
+            self._render_drift,
         )
         if merged.after.superseded_at is not None and not merged.after.all_resolved:
             await self._reply(
@@ -171,7 +177,7 @@ class NotifierHandlers:
                 key,
                 DriftView,
                 lambda v, fps=fingerprints: with_resolved(v, fps, event.occurred_at),  # type: ignore[misc]
-                render_drift,
+                self._render_drift,
             )
             reply = render_drift_resolved_reply(event, findings, merged.after.all_resolved)
             await self._reply(event, f"resolved#{set_id}", merged.record, reply)
@@ -203,7 +209,7 @@ class NotifierHandlers:
                 key,
                 DriftView,
                 lambda v: with_claim(v, event.claimed_by, event.occurred_at),
-                render_drift,
+                self._render_drift,
             )
             await self._reply(
                 event,
@@ -214,23 +220,33 @@ class NotifierHandlers:
 
     async def on_drift_accepted(self, event: DriftAccepted) -> None:
         """The diff and branch of an "Accept into code", in the drift message's thread."""
-        pointers = await self._store.drift_pointers(event.state, event.fingerprints)
-        message = render_drift_accepted_reply(event)
+        await self._reply_to_drift(
+            event, event.state, event.fingerprints, "accepted", render_drift_accepted_reply(event)
+        )
+
+    async def _reply_to_drift(
+        self,
+        event: EventBase,
+        state: str,
+        fingerprints: tuple[str, ...],
+        role: str,
+        message: SlackMessage,
+    ) -> None:
+        """Reply in the threads of the reports showing these findings; in the state's
+        channel when no report shows them any more (superseded, expired)."""
+        pointers = await self._store.drift_pointers(state, fingerprints)
         threads = []
         for set_id in sorted(set(pointers.values())):
-            record = await self._store.get_thread(ThreadKey.drift(event.state, set_id))
+            record = await self._store.get_thread(ThreadKey.drift(state, set_id))
             if record is not None and record.ts is not None:
                 threads.append((set_id, record))
         if not threads:
-            # The report is gone (superseded, expired): the answer still reaches the channel.
             await self._delivery.post_once(
-                PostMarker(event.event_id, "accepted"),
-                self._routes.for_state(event.state),
-                message,
+                PostMarker(event.event_id, role), self._routes.for_state(state), message
             )
             return
         for set_id, record in threads:
-            await self._reply(event, f"accepted#{set_id}", record, message)
+            await self._reply(event, f"{role}#{set_id}", record, message)
 
     async def on_drift_scan_failed(self, event: DriftScanFailed) -> None:
         await self._delivery.post_once(
@@ -285,6 +301,11 @@ class NotifierHandlers:
         reply = _run_reply(event, before)
         if reply is not None:
             await self._reply(event, "reply", record, reply)
+        if isinstance(event, BatchRunFinished | BatchRunRefused) and event.reverts is not None:
+            drift = event.reverts
+            await self._reply_to_drift(
+                event, drift.state, drift.fingerprints, "revert", render_revert_outcome_reply(event)
+            )
 
     async def _link_rerun(
         self, earlier: str, event: BatchApprovalRequested | BatchRunStarted | BatchRunRefused

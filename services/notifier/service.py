@@ -122,7 +122,11 @@ async def build_notifier(
         attempt_window_seconds=settings.worker.handler_timeout,
         settle_seconds=settings.retries.settle_seconds,
     )
-    handlers = build_handlers(NotifierHandlers(delivery, store, routes, settings.ops_channel))
+    handlers = build_handlers(
+        NotifierHandlers(
+            delivery, store, routes, settings.ops_channel, drift_revert=settings.drift_revert
+        )
+    )
     worker = runtime.worker(CONSUMER, handlers, settings.worker)
     log.info("notifier: routes %s", describe_routes(routes))
     return NotifierService(worker, resources, settings, routes)

@@ -107,6 +107,11 @@ class NotifierSettings(SlackSettings):
         description="Where a message a worker gave up on (a DLQ) is announced, with its "
         "replay command; unset: not announced in Slack.",
     )
+    drift_revert: bool = Field(
+        default=False,
+        description="Draw the Revert button on drift reports (set it where the catalog has "
+        "drift.revert; `toilkit up` sets it for the demo catalog).",
+    )
     routes: str | None = Field(default=None, description="Routing as JSON or YAML text.")
     routes_file: Path | None = Field(default=None, description="A JSON or YAML routing file.")
     post_interval_seconds: float = Field(

@@ -22,6 +22,8 @@ class Action(StrEnum):
     DRIFT_CLAIM = "drift_claim"
     #: "Accept into code": its value is a claim value (the state and its findings).
     DRIFT_ACCEPT = "drift_accept"
+    #: "Revert": requests the catalog's drift.revert command; a claim value too.
+    DRIFT_REVERT = "drift_revert"
     #: Opens the ignore modal for one finding (reason, expiry).
     DRIFT_IGNORE = "drift_ignore"
     #: Ask the detector to scan the report's state again, refresh-only or full.

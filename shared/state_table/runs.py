@@ -11,7 +11,14 @@ from typing import Any, Literal, TypeAlias, TypeGuard, get_args
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from shared.events import Actor, PreviewResult, RefusalStage, RunParameter, RunStatus
+from shared.events import (
+    Actor,
+    DriftRef,
+    PreviewResult,
+    RefusalStage,
+    RunParameter,
+    RunStatus,
+)
 from shared.state_table.keys import RUN_ITEM, key, run_partition
 
 RunState: TypeAlias = Literal[
@@ -66,6 +73,9 @@ class RunRecord(_Model):
     requested_by: Actor
     channel_id: str | None = None
     rerun_of: str | None = None
+    reverts: DriftRef | None = Field(
+        default=None, description="The drift this run puts back (the Revert button)."
+    )
     break_glass: bool = Field(default=False, description="Requested to start without approval.")
     scheduled_for: AwareDatetime | None = Field(
         default=None, description="The due time of a run the catalog's schedule requested."

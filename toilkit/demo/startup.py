@@ -92,6 +92,8 @@ class UpDemo:
         os.environ["TOILKIT_DETECTOR_CONFIG"] = str(demo.config_file)
         os.environ["TOILKIT_DETECTOR_PLUGIN_CACHE_DIR"] = str(demo.mirror.plugin_cache_dir)
         os.environ["TF_CLI_CONFIG_FILE"] = str(demo.mirror.cli_config)
+        # The demo catalog's drift.revert runs `toilkit drift apply`: offer its button.
+        os.environ.setdefault("TOILKIT_NOTIFIER_DRIFT_REVERT", "true")
         return cls(demo, console)
 
     async def prepare(self, publisher: EventPublisher) -> bool:

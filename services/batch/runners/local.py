@@ -32,8 +32,23 @@ from shared.events import RunStatus
 
 log = logging.getLogger(__name__)
 
-#: Variables a command inherits from the service's own environment (nothing secret).
-INHERITED_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "HOME", "TMPDIR", "SYSTEMROOT")
+#: Variables a command inherits from the service's own environment (nothing secret). The
+#: Terraform CLI configuration and the detector's toilkit.yaml are inherited too, so that a
+#: command that runs Terraform (the Revert button's ``toilkit drift apply``) sees the same
+#: providers and states as the detector does.
+INHERITED_ENV = (
+    "PATH",
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "TZ",
+    "HOME",
+    "TMPDIR",
+    "SYSTEMROOT",
+    "TF_CLI_CONFIG_FILE",
+    "TF_PLUGIN_CACHE_DIR",
+    "TOILKIT_DETECTOR_CONFIG",
+)
 #: How long the output may stay open after the process exits (a child that kept the
 #: pipe) before the rest of its group is killed.
 OUTPUT_DRAIN_SECONDS = 2.0

@@ -23,7 +23,10 @@ message dead-lettered, for the ops channel), with the text pieces
 they share in :mod:`.text` and the message itself in :mod:`.message`.
 """
 
-from services.notifier.blocks.accept import render_drift_accepted_reply
+from services.notifier.blocks.accept import (
+    render_drift_accepted_reply,
+    render_revert_outcome_reply,
+)
 from services.notifier.blocks.drift import (
     render_drift,
     render_drift_claimed_reply,
@@ -58,6 +61,7 @@ __all__ = [
     "render_drift_superseded_reply",
     "render_rerun_link_reply",
     "render_rescan_reply",
+    "render_revert_outcome_reply",
     "render_run",
     "render_run_finished_reply",
     "render_run_refused_reply",

@@ -1,9 +1,10 @@
-"""The thread reply to "Accept into code": the diff, the branch, and what is left to do."""
+"""The drift thread's replies to its actions: "Accept into code" (the diff, the branch,
+what is left to do) and how a Revert run ended."""
 
 from __future__ import annotations
 
 from services.notifier.blocks.message import SlackMessage
-from shared.events import DriftAccepted
+from shared.events import BatchRunFinished, BatchRunRefused, DriftAccepted
 from shared.slack.actions import Action
 from shared.slack.blocks import (
     MAX_SECTION_TEXT,
@@ -87,3 +88,29 @@ def _skipped_text(event: DriftAccepted) -> str:
         if len(text) <= MAX_SECTION_TEXT or not lines:
             return text
         lines.pop()
+
+
+def render_revert_outcome_reply(event: BatchRunFinished | BatchRunRefused) -> SlackMessage:
+    """How the Revert run of this drift ended, in the drift report's thread."""
+    run = code(event.run_id)
+    state = code(event.reverts.state) if event.reverts else "the state"
+    if isinstance(event, BatchRunRefused):
+        text = (
+            f":no_entry: The revert run {run} did not run ({escape(event.stage)}): "
+            f"{escape(event.reason)}"
+        )
+    elif event.status == "succeeded":
+        text = (
+            f":leftwards_arrow_with_hook: Revert run {run} succeeded: {state} is back to what "
+            "its code says; the next scan closes this drift."
+        )
+    else:
+        code_note = f", exit code {event.exit_code}" if event.exit_code is not None else ""
+        text = (
+            f":x: Revert run {run} {escape(event.status.replace('_', ' '))}{code_note}: the "
+            "drift stays open; the run's own message has its log."
+        )
+    blocks: list[Block] = [section(text)]
+    if isinstance(event, BatchRunFinished) and event.log_url:
+        blocks.append(context(f"<{event.log_url}|Open the run's log>"))
+    return SlackMessage(text=f"Revert run {event.run_id}", blocks=tuple(blocks))

@@ -97,11 +97,12 @@ class _Tally:
     pending: int = 0
 
 
-def render_drift(view: DriftView) -> SlackMessage:
+def render_drift(view: DriftView, *, revert: bool = False) -> SlackMessage:
     """The parent message of a drift report, in its current state.
 
     Shows the state, each resource with its kind of change and the attributes that differ,
-    suspects, age since first seen, who is on it, an "I'm on it" button and the plan link.
+    suspects, age since first seen, who is on it, an "I'm on it" button and the plan link;
+    ``revert`` adds the Revert button (where the catalog has ``drift.revert``).
     Resolved findings are struck through; once all are, the message says so and loses its
     buttons; a superseded report says a newer message took over.
     """
@@ -115,7 +116,7 @@ def render_drift(view: DriftView) -> SlackMessage:
         divider(),
         *_finding_sections(view, shown),
         *_unlisted_notes(view, hidden=tally.total - len(shown)),
-        *_drift_buttons(view),
+        *_drift_buttons(view, revert=revert),
     ]
     text = _drift_notification(view, tally)
     return SlackMessage(text=clip(text, MAX_NOTIFICATION_TEXT), blocks=fit_blocks(blocks))
@@ -259,7 +260,7 @@ def _unlisted_notes(view: DriftView, *, hidden: int) -> list[Block]:
     return notes
 
 
-def _drift_buttons(view: DriftView) -> list[Block]:
+def _drift_buttons(view: DriftView, *, revert: bool = False) -> list[Block]:
     """ "I'm on it", "Accept into code" (when something drifted), "Open plan" and the
     re-scans, while the report is open and not superseded."""
     if view.all_resolved or view.superseded_at is not None:
@@ -273,13 +274,10 @@ def _drift_buttons(view: DriftView) -> list[Block]:
         )
     ]
     if any(f.kind == "drift" for f in view.report.findings if actionable(f)):
-        buttons.append(
-            button(
-                "Accept into code",
-                Action.DRIFT_ACCEPT,
-                value=encode_claim_value(view.report.state.name, view.open_fingerprints),
-            )
-        )
+        value = encode_claim_value(view.report.state.name, view.open_fingerprints)
+        if revert:
+            buttons.append(button("Revert", Action.DRIFT_REVERT, value=value, style="danger"))
+        buttons.append(button("Accept into code", Action.DRIFT_ACCEPT, value=value))
     if view.report.plan_url:
         buttons.append(button("Open plan", Action.DRIFT_OPEN_PLAN, url=view.report.plan_url))
     try:
