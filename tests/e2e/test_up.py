@@ -156,19 +156,39 @@ def drift_channel(slack_port: int) -> list[dict[str, Any]]:
     return messages
 
 
-def press(slack_port: int, message: dict[str, Any], action_id: str) -> None:
-    """Alice clicks a button of a message on the stand-in's page."""
+def press(
+    slack_port: int,
+    message: dict[str, Any],
+    action_id: str,
+    *,
+    channel: str = "infra-drift",
+    user: str = "U0ALICE001",
+) -> None:
+    """Someone (Alice unless told) clicks a button of a message on the stand-in's page."""
     response = requests.post(
         f"http://127.0.0.1:{slack_port}/_standin/client/button",
         json={
-            "channel": "infra-drift",
-            "user": "U0ALICE001",
+            "channel": channel,
+            "user": user,
             "message_ts": message["ts"],
             "action_id": action_id,
         },
         timeout=10,
     )
     assert response.status_code == 200 and response.json()["ok"], response.text
+
+
+def channel_messages(slack_port: int, channel: str) -> list[dict[str, Any]]:
+    response = requests.get(
+        f"http://127.0.0.1:{slack_port}/_standin/messages", params={"channel": channel}, timeout=10
+    )
+    response.raise_for_status()
+    messages: list[dict[str, Any]] = response.json()["messages"]
+    return messages
+
+
+def with_button(messages: list[dict[str, Any]], action_id: str) -> list[dict[str, Any]]:
+    return [m for m in messages if f'"action_id": "{action_id}"' in json.dumps(m)]
 
 
 def replies_to(slack_port: int, ts: str) -> list[dict[str, Any]]:
@@ -250,6 +270,27 @@ def test_up_prepares_a_demo_whose_drift_shows_in_the_slack_standin(tmp_path: Pat
             check=True,
         ).stdout
         assert "refs/heads/toilkit/drift/storage/" in branches
+
+        # WHEN Alice presses Revert: the plan is previewed, then Bob (@sre) is asked
+        press(slack_port, report, "drift_revert")
+        (approval,) = wait_for(
+            lambda: with_button(channel_messages(slack_port, "toilkit"), "batch_approve"),
+            timeout=180,
+        )
+        shown = json.dumps(approval, ensure_ascii=False)
+        assert "drift-revert" in shown and "Plan: 0 to add, 2 to change, 0 to destroy" in shown
+        press(slack_port, approval, "batch_approve", channel="toilkit", user="U0BOB00002")
+
+        # THEN the run applies the plan, and the drift thread says so
+        def revert_said() -> list[str]:
+            texts = [json.dumps(r["blocks"]) for r in replies_to(slack_port, report["ts"])]
+            return [t for t in texts if "Revert run" in t]
+
+        (said,) = wait_for(revert_said, timeout=240)
+        assert "succeeded" in said, said
+        cloud = json.loads((demo_dir / "cloud.json").read_text())
+        buckets = [b for b in cloud["cloud_bucket"].values() if b["name"] == "logs"]
+        assert buckets[0]["tags"]["env"] == "prod"
 
         # WHEN the newcomer runs the fix the banner shows
         fixed = run_demo("fix", demo_dir, aws_port)
