@@ -6,9 +6,23 @@ import json
 
 import pytest
 
-from services.notifier.blocks import SlackMessage, render_drift_accepted_reply
-from shared.events import AcceptedAttribute, Actor, DriftAccepted
+from services.notifier.blocks import (
+    SlackMessage,
+    render_drift,
+    render_drift_accepted_reply,
+    render_revert_outcome_reply,
+)
+from services.notifier.views import drift_view_of
+from shared.events import (
+    AcceptedAttribute,
+    Actor,
+    BatchRunFinished,
+    BatchRunRefused,
+    DriftAccepted,
+    DriftRef,
+)
 from shared.slack.blocks import MAX_BLOCKS
+from tests import notifier_samples as samples
 from toilkit.standins.slack import block_kit_errors
 
 ALICE = Actor(name="alice", slack_user_id="U0ALICE001")
@@ -94,3 +108,41 @@ def test_nothing_written_or_a_refused_push_says_so_plainly(
 
     assert shown in text_of(message)
     assert "<!channel>" not in text_of(message)
+
+
+# --------------------------------------------------------------------------- Revert
+
+
+def test_the_revert_button_is_drawn_only_where_the_catalog_has_a_revert_command() -> None:
+    view = drift_view_of(samples.drift_detected())
+
+    with_revert = valid(render_drift(view, revert=True))
+    without = valid(render_drift(view))
+
+    assert '"action_id": "drift_revert"' in text_of(with_revert)
+    assert "drift_revert" not in text_of(without)
+    assert '"action_id": "drift_accept"' in text_of(without)
+
+
+@pytest.mark.parametrize(
+    ("event", "shown"),
+    [
+        (samples.run_finished("r1", "drift-revert"), "Revert run `r1` succeeded"),
+        (
+            samples.run_finished("r1", "drift-revert", "failed"),
+            "failed, exit code 1: the drift stays open",
+        ),
+        (samples.run_refused("r1", "drift-revert"), "The revert run `r1` did not run"),
+    ],
+    ids=["succeeded", "failed", "refused"],
+)
+def test_the_revert_runs_end_is_told_in_the_drift_thread(
+    event: BatchRunFinished | BatchRunRefused, shown: str
+) -> None:
+    event = event.model_copy(
+        update={"reverts": DriftRef(state="prod-network", fingerprints=("a",))}
+    )
+
+    message = valid(render_revert_outcome_reply(event))
+
+    assert shown in text_of(message)
