@@ -73,6 +73,8 @@ def apply_state(
             "-no-color",
             f"-lock-timeout={LOCK_TIMEOUT}",
             "-detailed-exitcode",
+            # The -target warning in one line: the approvers read the plan's last lines.
+            "-compact-warnings",
             f"-out={plan_file}",
             *[f"-target={target}" for target in targets],
         ]

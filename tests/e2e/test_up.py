@@ -10,6 +10,7 @@ Slack stand-in's page shows the demo's drift, and `toilkit demo fix` resolves it
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -19,9 +20,12 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import boto3
 import requests
+
+from tests.browser import chromium, chromium_executable
 
 REPOSITORY = Path(__file__).parents[2]
 
@@ -178,6 +182,31 @@ def press(
     assert response.status_code == 200 and response.json()["ok"], response.text
 
 
+def click_on_page(slack_port: int, channel: str, user: str, action_id: str, tmp: Path) -> None:
+    """``user`` opens the stand-in's page on ``channel`` in headless Chromium and clicks the
+    first button ``action_id`` there, as a person would (the page does the rest). Without a
+    Chromium on the machine, the page's own endpoint is called as its script would."""
+    if chromium_executable() is None:
+        (message, *_) = with_button(channel_messages(slack_port, channel.lstrip("#")), action_id)
+        press(slack_port, message, action_id, channel=channel.lstrip("#"), user=user)
+        return
+
+    async def click() -> None:
+        async with chromium(tmp / f"chromium-{action_id}") as browser:
+            await browser.open(
+                f"http://127.0.0.1:{slack_port}/?channel={quote(channel)}&user={user}"
+            )
+            button = f"[data-action-id={action_id}]"
+            await browser.wait_for(f"!!document.querySelector({json.dumps(button)})")
+            await browser.click(button)
+            await browser.wait_for("!document.getElementById('app').classList.contains('busy')")
+            images = os.environ.get("TOILKIT_SCREENSHOT_DIR")
+            if images:
+                await browser.screenshot(Path(images) / f"up-{action_id}.png")
+
+    asyncio.run(click())
+
+
 def channel_messages(slack_port: int, channel: str) -> list[dict[str, Any]]:
     response = requests.get(
         f"http://127.0.0.1:{slack_port}/_standin/messages", params={"channel": channel}, timeout=10
@@ -255,8 +284,8 @@ def test_up_prepares_a_demo_whose_drift_shows_in_the_slack_standin(tmp_path: Pat
         assert not any("not applied" in t for t in texts), texts
         assert "demo ready in" in (tmp_path / "up.log").read_text()
 
-        # WHEN Alice presses "Accept into code" on the report
-        press(slack_port, report, "drift_accept")
+        # WHEN Alice clicks "Accept into code" on the report, in a browser
+        click_on_page(slack_port, "#infra-drift", "U0ALICE001", "drift_accept", tmp_path)
 
         # THEN its thread shows the diff and the branch pushed to the demo's origin
         (reply,) = wait_for(lambda: replies_to(slack_port, report["ts"]), timeout=120)
@@ -271,15 +300,15 @@ def test_up_prepares_a_demo_whose_drift_shows_in_the_slack_standin(tmp_path: Pat
         ).stdout
         assert "refs/heads/toilkit/drift/storage/" in branches
 
-        # WHEN Alice presses Revert: the plan is previewed, then Bob (@sre) is asked
-        press(slack_port, report, "drift_revert")
+        # WHEN Alice clicks Revert: the plan is previewed, then Bob (@sre) is asked
+        click_on_page(slack_port, "#infra-drift", "U0ALICE001", "drift_revert", tmp_path)
         (approval,) = wait_for(
             lambda: with_button(channel_messages(slack_port, "toilkit"), "batch_approve"),
             timeout=180,
         )
         shown = json.dumps(approval, ensure_ascii=False)
         assert "drift-revert" in shown and "Plan: 0 to add, 2 to change, 0 to destroy" in shown
-        press(slack_port, approval, "batch_approve", channel="toilkit", user="U0BOB00002")
+        click_on_page(slack_port, "#toilkit", "U0BOB00002", "batch_approve", tmp_path)
 
         # THEN the run applies the plan, and the drift thread says so
         def revert_said() -> list[str]:
