@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -169,24 +170,25 @@ def press(
     user: str = "U0ALICE001",
 ) -> None:
     """Someone (Alice unless told) clicks a button of a message on the stand-in's page."""
+    clicked = {"channel": channel, "user": user, "message_ts": message["ts"]}
     response = requests.post(
         f"http://127.0.0.1:{slack_port}/_standin/client/button",
-        json={
-            "channel": channel,
-            "user": user,
-            "message_ts": message["ts"],
-            "action_id": action_id,
-        },
+        json={**clicked, "action_id": action_id},
         timeout=10,
     )
     assert response.status_code == 200 and response.json()["ok"], response.text
+
+
+def no_browser() -> bool:
+    """No Chromium here (or TOILKIT_TEST_NO_BROWSER set): the page's endpoints instead."""
+    return chromium_executable() is None or bool(os.environ.get("TOILKIT_TEST_NO_BROWSER"))
 
 
 def click_on_page(slack_port: int, channel: str, user: str, action_id: str, tmp: Path) -> None:
     """``user`` opens the stand-in's page on ``channel`` in headless Chromium and clicks the
     first button ``action_id`` there, as a person would (the page does the rest). Without a
     Chromium on the machine, the page's own endpoint is called as its script would."""
-    if chromium_executable() is None:
+    if no_browser():
         (message, *_) = with_button(channel_messages(slack_port, channel.lstrip("#")), action_id)
         press(slack_port, message, action_id, channel=channel.lstrip("#"), user=user)
         return
@@ -205,6 +207,49 @@ def click_on_page(slack_port: int, channel: str, user: str, action_id: str, tmp:
                 await browser.screenshot(Path(images) / f"up-{action_id}.png")
 
     asyncio.run(click())
+
+
+def ignore_on_page(slack_port: int, reason: str, tmp: Path) -> None:
+    """Alice clicks the latest report's first Ignore…, types the reason, keeps the default
+    expiry and submits the modal, in headless Chromium (the page's endpoints without it)."""
+    if no_browser():
+        return _ignore_through_endpoints(slack_port, reason)
+
+    async def ignore() -> None:
+        async with chromium(tmp / "chromium-ignore") as browser:
+            await browser.open(
+                f"http://127.0.0.1:{slack_port}/?channel=%23infra-drift&user=U0ALICE001"
+            )
+            button = "[data-action-id=drift_ignore]"
+            # Only the open report has buttons; its first Ignore… is the bucket's.
+            await browser.wait_for(f"document.querySelectorAll({json.dumps(button)}).length >= 2")
+            await browser.click(button)
+            modal = "form.live-modal"
+            field = ".el[data-block-id=ignore_reason] textarea"
+            await browser.wait_for(f"!!document.querySelector({json.dumps(field)})")
+            await browser.type_into(field, reason)
+            images = os.environ.get("TOILKIT_SCREENSHOT_DIR")
+            if images:
+                await browser.screenshot(Path(images) / "up-drift_ignore.png")
+            await browser.click(f"{modal} button[type=submit]")
+            await browser.wait_for(f"!document.querySelector({json.dumps(modal)})")
+
+    asyncio.run(ignore())
+
+
+def _ignore_through_endpoints(slack_port: int, reason: str) -> None:
+    latest = drift_channel(slack_port)[-1]
+    press(slack_port, latest, "drift_ignore")  # the first: the bucket's
+    base = f"http://127.0.0.1:{slack_port}/_standin/client"
+    modal = requests.get(f"{base}/modal", params={"user": "U0ALICE001"}, timeout=10).json()
+    until = (datetime.now(UTC).date() + timedelta(days=14)).isoformat()
+    answer = {"ignore_reason": {"value": reason}, "ignore_expires": {"value": until}}
+    response = requests.post(
+        f"{base}/view_submit",
+        json={"user": "U0ALICE001", "view_id": modal["modal"]["view"]["id"], "values": answer},
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
 
 
 def channel_messages(slack_port: int, channel: str) -> list[dict[str, Any]]:
@@ -347,6 +392,21 @@ def test_up_prepares_a_demo_whose_drift_shows_in_the_slack_standin(tmp_path: Pat
             ),
             timeout=120,
         )
+
+        # WHEN Alice clicks Ignore… on the new report's bucket and gives a reason
+        ignore_on_page(slack_port, "Vendor retags it during the migration", tmp_path)
+
+        # THEN the thread says who ignored what, until when
+        latest = drift_channel(slack_port)[-1]
+
+        def ignored() -> list[str]:
+            texts = [
+                json.dumps(r, ensure_ascii=False) for r in replies_to(slack_port, latest["ts"])
+            ]
+            return [t for t in texts if "ignored" in t]
+
+        (said,) = wait_for(ignored, timeout=60)
+        assert "cloud_bucket.logs" in said and "Vendor retags it during the migration" in said
     finally:
         output = stop(process, tmp_path / "up.log")
     assert process.returncode == 0, output[-3000:]
