@@ -63,6 +63,7 @@ def test_the_demo_catalog_loads() -> None:
         "echo-args",
         "nightly-invoice-check",
         "expire-coupons",
+        "drift-revert",
     ]
     assert demo.base_dir() == DEMO.parent
     production = demo.command("backfill-orders").environments["production"]  # type: ignore[union-attr]
