@@ -42,6 +42,7 @@ from services.notifier.blocks import (
     render_scan_failed,
 )
 from services.notifier.delivery import Delivery
+from services.notifier.progress import ProgressUpdates
 from services.notifier.settings import Routes
 from services.notifier.slack import Posted, PostMarker
 from services.notifier.store import NotifierStore, ThreadKey, ThreadRecord
@@ -60,6 +61,7 @@ from services.notifier.views import (
 from shared.events import (
     BatchApprovalRequested,
     BatchRunFinished,
+    BatchRunProgress,
     BatchRunRefused,
     BatchRunStarted,
     DriftClaimed,
@@ -84,6 +86,7 @@ class NotifierHandlers:
         store: the notifier's records (to find drift threads by fingerprint).
         routes: which channel each event goes to.
         ops_channel: where dead-lettered messages are announced (None: nowhere).
+        progress: shows live progress in run messages (None: progress is dropped).
     """
 
     def __init__(
@@ -92,11 +95,13 @@ class NotifierHandlers:
         store: NotifierStore,
         routes: Routes,
         ops_channel: str | None = None,
+        progress: ProgressUpdates | None = None,
     ) -> None:
         self._delivery = delivery
         self._store = store
         self._routes = routes
         self._ops_channel = ops_channel
+        self._progress = progress
 
     # ------------------------------------------------------------------ drift
 
@@ -254,6 +259,11 @@ class NotifierHandlers:
         if reply is not None:
             await self._reply(event, "reply", record, reply)
 
+    async def on_run_progress(self, event: BatchRunProgress) -> None:
+        """Show a running run's newest log tail and elapsed time in its message."""
+        if self._progress is not None:
+            await self._progress.on_run_progress(event)
+
     async def _link_rerun(
         self, earlier: str, event: BatchApprovalRequested | BatchRunStarted | BatchRunRefused
     ) -> None:
@@ -330,5 +340,6 @@ def build_handlers(deps: NotifierHandlers) -> Mapping[type[EventBase], Handler]:
         BatchRunStarted: deps.on_run_event,
         BatchRunFinished: deps.on_run_event,
         BatchRunRefused: deps.on_run_event,
+        BatchRunProgress: deps.on_run_progress,
         MessageDeadLettered: deps.on_message_dead_lettered,
     }

@@ -28,6 +28,8 @@ class RunSpec:
         env: the command's own environment variables (parameters filled in) merged over
             the runner settings' ``env``.
         workdir: the local runner's working directory (ignored by remote runners).
+        secrets: the values of its sensitive parameters, masked out of the log tails it
+            shows (empty for a run resumed after a restart: the values are gone).
     """
 
     run_id: str
@@ -39,6 +41,7 @@ class RunSpec:
     timeout_seconds: float
     settings: RunnerSettings
     workdir: Path = field(default_factory=Path.cwd)
+    secrets: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
