@@ -97,7 +97,10 @@ def tail_code_block(lines: Sequence[str], *, max_lines: int, limit: int) -> tupl
     kept.reverse()
     if kept and size > limit:  # one line alone is too long: keep its end
         kept[0] = ELLIPSIS + kept[0][-(limit - 8) :]
-    return f"```{chr(10).join(kept) or ' '}```", len(lines) - len(kept)
+    body = "\n".join(kept) or " "
+    if body.endswith("`"):  # it would merge with the closing fence
+        body = body[:-1] + GRAVE
+    return f"```{body}```", len(lines) - len(kept)
 
 
 def plural(count: int, word: str) -> str:

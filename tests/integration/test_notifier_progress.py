@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from typing import Any
 
+import aiohttp
 import pytest
 from slack_sdk.http_retry.builtin_interval_calculators import FixedValueRetryIntervalCalculator
 from tenacity import wait_none
@@ -30,6 +31,7 @@ from services.notifier.store import NotifierStore
 from shared.aws import AwsClients
 from shared.events import BatchRunProgress
 from shared.runtime import Runtime
+from shared.slack.blocks import GRAVE
 from shared.topology import BootstrapReport, Names
 from tests import notifier_samples as samples
 from tests.integration.test_notifier import deliver, settings_for, start_notifier
@@ -126,10 +128,15 @@ async def test_progress_shows_tail_and_elapsed_newest_only(
     shown = parent_text(standin, run)
     # THEN the parent shows the newer one: elapsed time and its lines, escaped, in code
     assert "Running for *1m 15s*" in shown
-    assert "step 2 &lt;b&gt; &amp; `x`" in shown
+    assert f"step 2 &lt;b&gt; &amp; `x{GRAVE}```" in shown  # no fence merged with a backtick
     assert "last 2 lines" in shown
     # and the older one was never sent (not newer than what the parent shows)
     assert len(updates_of(standin)) == 1
+    # AND the stand-in's page shows the updated message: the tail as code, "(edited)"
+    async with aiohttp.ClientSession() as session, session.get(standin.base_url + "/") as got:
+        page = await got.text()
+    assert f'<pre class="code">step 1\nstep 2 &lt;b&gt; &amp; `x{GRAVE}</pre>' in page
+    assert "(edited)" in page
 
 
 async def test_no_output_shows_elapsed_only(runtime: Runtime, standin: SlackStandin) -> None:
