@@ -19,10 +19,14 @@ import pytest
 from services.batch.progress import ProgressReporter
 from services.batch.runners.base import RunSpec
 from services.batch.runners.codebuild import BuildReader, CodeBuildRunner, PollPolicy
+from services.batch.runners.stepfunctions import StepFunctionsRunner
 from shared.aws import AwsClients
-from shared.catalog import CodeBuildRunnerSettings
+from shared.catalog import CodeBuildRunnerSettings, StepFunctionsRunnerSettings
 from shared.events import BatchRunProgress, EventBase
 from shared.settings import AwsSettings
+from tests.integration.sfn_moto import create_state_machine
+from tests.support import eventually
+from toilkit.embedded import EmbeddedAws
 from toilkit.standins.codebuild import BuildPlan, CodeBuildStandin, cloudwatch_log_writer
 
 PROJECT = "toilkit-progress"
@@ -76,7 +80,7 @@ async def runner(
         yield CodeBuildRunner(codebuild, reader, poll=PollPolicy(initial=0, maximum=0), clock=CLOCK)
 
 
-def spec() -> RunSpec:
+def spec(settings: CodeBuildRunnerSettings | StepFunctionsRunnerSettings | None = None) -> RunSpec:
     run_id = f"run-{uuid.uuid4().hex[:8]}"
     return RunSpec(
         run_id=run_id,
@@ -86,7 +90,7 @@ def spec() -> RunSpec:
         argv=("bin/migrate", "--token", SECRET),
         env={},
         timeout_seconds=600,
-        settings=CodeBuildRunnerSettings(project=PROJECT, image="app:1"),
+        settings=settings or CodeBuildRunnerSettings(project=PROJECT, image="app:1"),
         secrets=(SECRET,),
     )
 
@@ -141,3 +145,40 @@ async def test_no_output_yet_gives_elapsed_only(
 def test_an_interval_below_the_minimum_is_refused() -> None:
     with pytest.raises(ValueError, match="below the minimum"):
         ProgressReporter(Recorder(), interval=0.2)
+
+
+@pytest.mark.moto_only(reason="routes CodeBuild to a stand-in inside moto")
+async def test_progress_of_a_step_functions_run_reads_the_log_of_the_build_it_started(
+    embedded_aws: EmbeddedAws,
+    codebuild_standin: CodeBuildStandin,
+    runner: CodeBuildRunner,
+    aws: AwsClients,
+) -> None:
+    # GIVEN the state machine's build prints a line at each of its polls and runs on
+    codebuild_standin.plan(
+        PROJECT, BuildPlan("SUCCEEDED", after_polls=None, output=OUTPUT, lines_per_poll=1)
+    )
+    embedded_aws.route_service("codebuild", codebuild_standin.url)
+    try:
+        sfn = await aws.client("stepfunctions")
+        machine = await create_state_machine(sfn, f"progress-{uuid.uuid4().hex[:8]}")
+        sfn_runner = StepFunctionsRunner(
+            sfn, runner.codebuild, runner.reader, region="us-east-1", clock=CLOCK
+        )
+        settings = StepFunctionsRunnerSettings(
+            state_machine_arn=machine, project=PROJECT, image="app:1", poll_seconds=0
+        )
+        run = spec(settings)
+        started = await sfn_runner.start(run)
+
+        # WHEN its progress is read: the build is found in the execution's history
+        async def tail() -> tuple[str, ...]:
+            return await sfn_runner.tail(run, started, 3)
+
+        lines = await eventually(tail, timeout=30, every=0.05)
+        await sfn_runner.cancel(run.run_id, started)
+    finally:
+        embedded_aws.route_service("codebuild", None)
+
+    # THEN it has the build's last lines (masking is the reporter's, tested above)
+    assert set(lines) <= set(OUTPUT) and len(lines) <= 3
