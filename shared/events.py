@@ -9,7 +9,7 @@ Commands (gateway, schedules -> batch, detector):
     BatchRequested, BatchCancelRequested, BatchApproved, BatchRejected,
     DriftScanRequested, DriftClaimed, DriftAcceptRequested.
 Outcomes (batch, detector -> notifier):
-    BatchApprovalRequested, BatchRunStarted, BatchRunFinished, BatchRunRefused,
+    BatchApprovalRequested, BatchRunStarted, BatchRunProgress, BatchRunFinished, BatchRunRefused,
     DriftDetected, DriftResolved, DriftScanFailed, DriftScanCompleted, DriftAccepted.
 Operations (any worker -> notifier, the ops channel):
     MessageDeadLettered.
@@ -229,6 +229,26 @@ class BatchRunFinished(EventBase):
     cancelled_by: Actor | None = None
     error: str | None = None
     reverts: DriftRef | None = Field(default=None, description="The drift the run put back.")
+
+
+class BatchRunProgress(EventBase):
+    """A running run's latest log lines and elapsed time (sent every few seconds).
+
+    Only the newest one matters: ``sequence`` grows with each one of a run, so a consumer
+    drops any that is older than what it has shown, and any that arrives after the run's
+    ``BatchRunFinished``. Sensitive parameter values are masked out of ``tail``.
+    """
+
+    type: Literal["BatchRunProgress"] = "BatchRunProgress"
+    is_outcome: ClassVar[bool] = True
+    run_id: str
+    command: str
+    environment: str
+    sequence: int = Field(ge=1, description="1, 2, 3 ... per run; newer is larger.")
+    started_at: AwareDatetime
+    elapsed_seconds: float = Field(ge=0)
+    tail: tuple[str, ...] = Field(default=(), description="The last lines of its log.")
+    log_url: str | None = None
 
 
 RefusalStage: TypeAlias = Literal[
@@ -548,6 +568,7 @@ Event: TypeAlias = Annotated[
     | BatchApprovalRequested
     | BatchRunStarted
     | BatchRunFinished
+    | BatchRunProgress
     | BatchRunRefused
     | DriftScanRequested
     | DriftClaimed

@@ -16,6 +16,7 @@ locals {
       event_types = [
         "BatchApprovalRequested",
         "BatchRunFinished",
+        "BatchRunProgress",
         "BatchRunRefused",
         "BatchRunStarted",
         "DriftAccepted",

@@ -11,6 +11,7 @@ from datetime import timedelta
 from slack_sdk.web.async_client import AsyncWebClient
 
 from services.batch.handlers import BatchContext, build_handlers, expire_overdue_approvals
+from services.batch.progress import ProgressReporter
 from services.batch.runners.base import Runner
 from services.batch.runners.codebuild import BuildReader, CodeBuildRunner, PollPolicy
 from services.batch.runners.local import LocalRunner, inherited_env
@@ -145,6 +146,18 @@ async def _runners(
     }
 
 
+def _progress(runtime: Runtime, settings: BatchSettings, clock: Clock) -> ProgressReporter | None:
+    """Live progress of watched runs, unless turned off."""
+    if not settings.progress_enabled:
+        return None
+    return ProgressReporter(
+        runtime.publisher,
+        interval=settings.progress_interval_seconds,
+        tail_lines=settings.progress_tail_lines,
+        clock=clock,
+    )
+
+
 async def build_batch(
     runtime: Runtime, settings: BatchSettings | None = None, *, clock: Clock = utc_now
 ) -> BatchService:
@@ -185,7 +198,7 @@ async def build_batch(
         catalog=catalog,
         runs=runs,
         steps=steps,
-        supervisor=RunSupervisor(steps),
+        supervisor=RunSupervisor(steps, progress=_progress(runtime, settings, clock)),
         publisher=runtime.publisher,
         directory=directory,
         clock=clock,

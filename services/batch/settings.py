@@ -36,6 +36,21 @@ class BatchSettings(BaseSettings):
         "default: the console on AWS, the file on an emulator.",
     )
     log_tail_lines: int = Field(default=20, ge=1, le=200)
+    progress_enabled: bool = Field(
+        default=True,
+        description="Publish a running run's last log lines and elapsed time (live "
+        "progress in its Slack message).",
+    )
+    progress_interval_seconds: float = Field(
+        default=10,
+        ge=1,
+        le=3600,
+        description="Seconds between two progress updates of one run (at least 1; keep "
+        "the 10 s default in production: Slack rate-limits chat.update).",
+    )
+    progress_tail_lines: int = Field(
+        default=10, ge=1, le=50, description="How many last log lines a progress update shows."
+    )
 
     kill_grace_seconds: float = Field(
         default=10, ge=0, description="SIGTERM, then this long, then SIGKILL."

@@ -94,6 +94,11 @@ class RunSteps:
             timeout_seconds=request.command.timeout_seconds,
             settings=settings,
             workdir=workdir,
+            secrets=tuple(
+                value
+                for name, value in request.values.items()
+                if name in request.command.sensitive_parameters and value
+            ),
         )
 
     def spec_without_values(self, record: RunRecord) -> RunSpec | None:

@@ -18,6 +18,7 @@ import socket
 from dataclasses import dataclass
 
 from services.batch.previews import LaunchedPreview, Previews
+from services.batch.progress import ProgressReporter, masked_outcome
 from services.batch.runners.base import (
     Runner,
     RunnerError,
@@ -52,11 +53,18 @@ class RunSupervisor:
     Args:
         steps: how runs are finished (and restarts recovered).
         previews: how previews end (default: over ``steps``).
+        progress: reports a watched run's live progress (None: no progress events).
     """
 
-    def __init__(self, steps: RunSteps, previews: Previews | None = None) -> None:
+    def __init__(
+        self,
+        steps: RunSteps,
+        previews: Previews | None = None,
+        progress: ProgressReporter | None = None,
+    ) -> None:
         self.steps = steps
         self.previews = previews or Previews(steps)
+        self.progress = progress
         self.runs = steps.runs
         self.runners = steps.runners
         self._watched: dict[str, _Watched] = {}
@@ -81,6 +89,19 @@ class RunSupervisor:
     async def _watch_until_end(
         self, run_id: str, spec: RunSpec, runner: Runner, started: StartedRun
     ) -> None:
+        progress = self.progress.start(spec, runner, started) if self.progress else None
+        try:
+            outcome = await self._wait_for_outcome(run_id, spec, runner, started)
+        finally:
+            if progress is not None:
+                # Stopped before the finish is announced: no progress follows it.
+                progress.cancel()
+                await asyncio.gather(progress, return_exceptions=True)
+        await self.steps.finish(run_id, masked_outcome(outcome, spec.secrets))
+
+    async def _wait_for_outcome(
+        self, run_id: str, spec: RunSpec, runner: Runner, started: StartedRun
+    ) -> RunOutcome:
         delay = 1.0
         while True:
             try:
@@ -99,7 +120,7 @@ class RunSupervisor:
                 log.exception("run %s: watching it failed", run_id)
                 outcome = RunOutcome(status="failed", error=f"lost track of the run: {exc}")
                 break
-        await self.steps.finish(run_id, outcome)
+        return outcome
 
     async def watch_preview(self, launched: LaunchedPreview | None) -> None:
         """Wait for a started preview in the background, then act on its end (None:

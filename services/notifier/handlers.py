@@ -46,6 +46,7 @@ from services.notifier.blocks import (
     render_scan_failed,
 )
 from services.notifier.delivery import Delivery
+from services.notifier.progress import ProgressUpdates
 from services.notifier.settings import Routes
 from services.notifier.slack import Posted, PostMarker
 from services.notifier.store import NotifierStore, ThreadKey, ThreadRecord
@@ -64,6 +65,7 @@ from services.notifier.views import (
 from shared.events import (
     BatchApprovalRequested,
     BatchRunFinished,
+    BatchRunProgress,
     BatchRunRefused,
     BatchRunStarted,
     DriftAccepted,
@@ -90,6 +92,7 @@ class NotifierHandlers:
         routes: which channel each event goes to.
         ops_channel: where dead-lettered messages are announced (None: nowhere).
         drift_revert: draw the Revert button on drift reports (the catalog has drift.revert).
+        progress: shows live progress in run messages (None: progress is dropped).
     """
 
     def __init__(
@@ -98,6 +101,7 @@ class NotifierHandlers:
         store: NotifierStore,
         routes: Routes,
         ops_channel: str | None = None,
+        progress: ProgressUpdates | None = None,
         *,
         drift_revert: bool = False,
     ) -> None:
@@ -106,6 +110,7 @@ class NotifierHandlers:
         self._routes = routes
         self._ops_channel = ops_channel
         self._render_drift = functools.partial(render_drift, revert=drift_revert)
+        self._progress = progress
 
     # ------------------------------------------------------------------ drift
 
@@ -307,6 +312,11 @@ class NotifierHandlers:
                 event, drift.state, drift.fingerprints, "revert", render_revert_outcome_reply(event)
             )
 
+    async def on_run_progress(self, event: BatchRunProgress) -> None:
+        """Show a running run's newest log tail and elapsed time in its message."""
+        if self._progress is not None:
+            await self._progress.on_run_progress(event)
+
     async def _link_rerun(
         self, earlier: str, event: BatchApprovalRequested | BatchRunStarted | BatchRunRefused
     ) -> None:
@@ -384,5 +394,6 @@ def build_handlers(deps: NotifierHandlers) -> Mapping[type[EventBase], Handler]:
         BatchRunStarted: deps.on_run_event,
         BatchRunFinished: deps.on_run_event,
         BatchRunRefused: deps.on_run_event,
+        BatchRunProgress: deps.on_run_progress,
         MessageDeadLettered: deps.on_message_dead_lettered,
     }

@@ -16,6 +16,7 @@ from tenacity.wait import wait_base
 from services.notifier.delivery import Delivery
 from services.notifier.handlers import NotifierHandlers, build_handlers
 from services.notifier.pacing import ChannelPacer
+from services.notifier.progress import ProgressUpdates
 from services.notifier.settings import NotifierSettings, Routes, describe_routes
 from services.notifier.slack import SlackWebApi
 from services.notifier.store import NotifierStore
@@ -122,9 +123,15 @@ async def build_notifier(
         attempt_window_seconds=settings.worker.handler_timeout,
         settle_seconds=settings.retries.settle_seconds,
     )
+    progress = ProgressUpdates(slack, store, min_interval=settings.progress_min_interval_seconds)
     handlers = build_handlers(
         NotifierHandlers(
-            delivery, store, routes, settings.ops_channel, drift_revert=settings.drift_revert
+            delivery,
+            store,
+            routes,
+            settings.ops_channel,
+            progress,
+            drift_revert=settings.drift_revert,
         )
     )
     worker = runtime.worker(CONSUMER, handlers, settings.worker)

@@ -121,6 +121,13 @@ class NotifierSettings(SlackSettings):
         description="Minimum seconds between two messages posted to one channel "
         "(Slack allows about one per second per channel).",
     )
+    progress_min_interval_seconds: float = Field(
+        default=5,
+        ge=0,
+        le=3600,
+        description="Least seconds between two live-progress updates of one run's message "
+        "(a guard behind the batch service's progress interval, 10 s by default).",
+    )
     record_ttl_days: int = Field(
         default=120, ge=1, description="Days Slack message records and threads are kept."
     )

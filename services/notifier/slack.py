@@ -142,6 +142,14 @@ class NotPosted(TransientError):
     """
 
 
+class RateLimited(TransientError):
+    """Slack answered 429; ``retry_after`` seconds must pass before the next such call."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class _UnknownOutcome(Exception):
     """chat.postMessage failed in a way that leaves it unknown whether it posted."""
 
@@ -196,6 +204,14 @@ class SlackWebApi:
             base_url=base_url,
             session=session,
             retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=retries.rate_limited)],
+        )
+        # Live progress: a 429 is not waited out (the update would be stale by then) but
+        # handed back with its Retry-After, so the caller skips updates until it passes.
+        self._progress_client = AsyncWebClient(
+            token=token,
+            base_url=base_url,
+            session=session,
+            retry_handlers=idempotent_handlers[1:],
         )
         self._pacer = pacer
         self._post_attempts = retries.post_attempts
@@ -340,6 +356,28 @@ class SlackWebApi:
         except (SlackClientError, aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise classify_slack_error(exc, "chat.update", posted.channel) from exc
 
+    async def update_unless_limited(self, posted: Posted, message: SlackMessage) -> None:
+        """``chat.update`` for a message that a newer one may replace soon (live progress).
+
+        Raises:
+            RateLimited: Slack answered 429 (not retried; its ``Retry-After`` is given).
+            TransientError, PermanentError: as :meth:`update`.
+        """
+        try:
+            await self._progress_client.chat_update(
+                channel=posted.channel, ts=posted.ts, **message.as_arguments()
+            )
+        except SlackApiError as exc:
+            if _status_and_code(exc)[0] == 429:
+                retry_after = retry_after_seconds(getattr(exc.response, "headers", None))
+                raise RateLimited(
+                    f"slack chat.update ({posted.channel}): HTTP 429, retry after {retry_after:g}s",
+                    retry_after,
+                ) from exc
+            raise classify_slack_error(exc, "chat.update", posted.channel) from exc
+        except (SlackClientError, aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise classify_slack_error(exc, "chat.update", posted.channel) from exc
+
     async def find(
         self,
         channel: str,
@@ -395,6 +433,18 @@ class SlackWebApi:
             if not response.get("has_more") or not cursor:
                 return None
         return None
+
+
+def retry_after_seconds(headers: Mapping[str, Any] | None, default: float = 1.0) -> float:
+    """A 429's ``Retry-After`` in seconds (``default`` when missing or unreadable)."""
+    for name, value in (headers or {}).items():
+        if name.lower() == "retry-after":
+            first = value[0] if isinstance(value, list | tuple) and value else value
+            try:
+                return max(float(first), 0.0)
+            except (TypeError, ValueError):
+                return default
+    return default
 
 
 def _status_and_code(exc: SlackApiError) -> tuple[int, str | None]:

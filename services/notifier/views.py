@@ -22,6 +22,7 @@ from shared.events import (
     Actor,
     BatchApprovalRequested,
     BatchRunFinished,
+    BatchRunProgress,
     BatchRunRefused,
     BatchRunStarted,
     DriftDetected,
@@ -82,10 +83,30 @@ class RunView(_View):
     rerun_of: str | None = None
     break_glass: bool = False
     preview: PreviewResult | None = None
+    #: Live progress: the log's last lines (the finish's tail once it ended), when the
+    #: newest progress shown was sent (its ``sequence``) and how long the run had run.
+    tail: tuple[str, ...] = ()
+    tail_sequence: int = 0
+    elapsed_seconds: float | None = None
 
     @property
     def is_terminal(self) -> bool:
         return self.phase in TERMINAL_PHASES
+
+
+def with_progress(view: RunView, event: BatchRunProgress) -> RunView:
+    """The view with a running run's newer progress; the same view when the run is not
+    (or no longer) running or the progress is not newer than what it shows."""
+    if view.phase != "running" or event.sequence <= view.tail_sequence:
+        return view
+    return view.model_copy(
+        update={
+            "tail": event.tail,
+            "tail_sequence": event.sequence,
+            "elapsed_seconds": event.elapsed_seconds,
+            "log_url": view.log_url or event.log_url,
+        }
+    )
 
 
 def run_view_of(event: RunEvent) -> RunView:
@@ -138,6 +159,8 @@ def merge_run(view: RunView, event: RunEvent) -> RunView:
             cancelled_by=event.cancelled_by,
             log_url=event.log_url or view.log_url,
             finished_at=event.occurred_at,
+            # The final message keeps a tail: the finish's, else the last progress one.
+            tail=event.log_tail or view.tail,
         )
     else:
         phase = "refused"

@@ -82,6 +82,27 @@ def code_block(text: str, *, limit: int, keep: str = "head") -> str:
     return f"```{body}```"
 
 
+def tail_code_block(lines: Sequence[str], *, max_lines: int, limit: int) -> tuple[str, int]:
+    """The last ``max_lines`` of a log as a fenced code block of at most ``limit``
+    characters (escaped, fences defused, earliest lines dropped first), and how many
+    earlier lines were left out."""
+    kept: list[str] = []
+    size = 6  # the fences
+    for line in reversed(lines[-max_lines:] if max_lines > 0 else []):
+        shown = escape(line.replace("```", GRAVE * 3))
+        if kept and size + len(shown) + 1 > limit:
+            break
+        kept.append(shown)
+        size += len(shown) + 1
+    kept.reverse()
+    if kept and size > limit:  # one line alone is too long: keep its end
+        kept[0] = ELLIPSIS + kept[0][-(limit - 8) :]
+    body = "\n".join(kept) or " "
+    if body.endswith("`"):  # it would merge with the closing fence
+        body = body[:-1] + GRAVE
+    return f"```{body}```", len(lines) - len(kept)
+
+
 def plural(count: int, word: str) -> str:
     return word if count == 1 else f"{word}s"
 

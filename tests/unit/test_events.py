@@ -40,6 +40,7 @@ def test_every_design_type_exists_and_is_a_command_or_an_outcome() -> None:
         "BatchApprovalRequested",
         "BatchRunStarted",
         "BatchRunFinished",
+        "BatchRunProgress",
         "BatchRunRefused",
         "DriftDetected",
         "DriftResolved",

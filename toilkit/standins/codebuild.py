@@ -10,6 +10,12 @@ the real ``codebuild`` client works against it unchanged through ``endpoint_url`
 does the Step Functions interpreter of the embedded emulator once CodeBuild is routed to
 it (:meth:`toilkit.embedded.EmbeddedAws.route_service`).
 
+What a build prints is its plan's ``output``: with a CloudWatch Logs writer
+(:func:`cloudwatch_log_writer`, e.g. over moto), each ``BatchGetBuilds`` that sees the build
+running writes its next ``lines_per_poll`` lines to the log group and stream its ``logs``
+name (``/aws/codebuild/<project>``, the build's id after the colon), as CodeBuild's agent
+does, and the rest when it ends; so a reader of the log (live progress) sees it grow.
+
 How a build ends is a :class:`BuildPlan`: its final status (SUCCEEDED, FAILED, FAULT,
 TIMED_OUT or STOPPED), after how many ``BatchGetBuilds`` that saw it running and/or after
 how long, and its exit status. Plans are queued per project (:meth:`plan`); a project
@@ -31,6 +37,8 @@ Run it alone with ``python -m toilkit.standins.codebuild --port 4598``.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import logging
 import uuid
 from collections import deque
@@ -39,10 +47,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, get_args
 
+import boto3
 from aiohttp import web
 
 from toilkit.standins.aws_json import AwsJsonFailure, AwsJsonStandin, json_response
 from toilkit.standins.server import run_in_foreground, serve_until_cancelled
+
+logger = logging.getLogger(__name__)
 
 TARGET_PREFIX = "CodeBuild_20161006."
 ACCOUNT = "123456789012"
@@ -94,15 +105,24 @@ class BuildPlan:
     after_seconds: float | None = None
     exit_status: int = 1
     detail: str = "toomanyrequests: the registry rate-limited the pull"
+    output: tuple[str, ...] = ()
+    lines_per_poll: int = 1
 
     def __post_init__(self) -> None:
         if self.status not in END_STATUSES:
             raise ValueError(f"a build ends {sorted(END_STATUSES)}, not {self.status!r}")
+        if self.lines_per_poll < 1:
+            raise ValueError(f"lines_per_poll must be at least 1, not {self.lines_per_poll}")
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> BuildPlan:
         fields = ("status", "after_polls", "after_seconds", "exit_status", "detail")
-        return cls(**{k: data[k] for k in fields if k in data})
+        values = {k: data[k] for k in fields if k in data}
+        if "output" in data:
+            values["output"] = tuple(str(line) for line in data["output"])
+        if "lines_per_poll" in data:
+            values["lines_per_poll"] = int(data["lines_per_poll"])
+        return cls(**values)
 
 
 #: Runs until finished or stopped.
@@ -123,6 +143,7 @@ class Build:
     polls: int = 0
     ended: datetime | None = None
     stop_requested: bool = False
+    printed: int = 0  # lines of the plan's output written to its log so far
 
     def end(self, status: str, now: datetime) -> None:
         if self.status == "IN_PROGRESS":
@@ -188,6 +209,32 @@ class Build:
         return phases
 
 
+#: Writes lines to a CloudWatch log stream: ``(group, stream, lines)``.
+LogWriter = Callable[[str, str, list[str]], None]
+
+
+def cloudwatch_log_writer(endpoint_url: str, region: str = "us-east-1") -> LogWriter:
+    """A :data:`LogWriter` over CloudWatch Logs at ``endpoint_url`` (moto's, in tests)."""
+    logs: Any = boto3.client(
+        "logs",
+        endpoint_url=endpoint_url,
+        region_name=region,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+    def write(group: str, stream: str, lines: list[str]) -> None:
+        with contextlib.suppress(logs.exceptions.ResourceAlreadyExistsException):
+            logs.create_log_group(logGroupName=group)
+        with contextlib.suppress(logs.exceptions.ResourceAlreadyExistsException):
+            logs.create_log_stream(logGroupName=group, logStreamName=stream)
+        now = int(datetime.now(UTC).timestamp() * 1000)
+        events = [{"timestamp": now, "message": line or " "} for line in lines]
+        logs.put_log_events(logGroupName=group, logStreamName=stream, logEvents=events)
+
+    return write
+
+
 @dataclass
 class _State:
     projects: dict[str, BuildPlan] = field(default_factory=dict)
@@ -202,6 +249,7 @@ class CodeBuildStandin(AwsJsonStandin):
     Args:
         region: the region in ARNs and links.
         clock: the time builds start and end by (for :attr:`BuildPlan.after_seconds`).
+        log_writer: where builds print their plan's ``output`` (None: nowhere).
     """
 
     name = "CodeBuild stand-in"
@@ -212,11 +260,14 @@ class CodeBuildStandin(AwsJsonStandin):
         region: str = "us-east-1",
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        log_writer: LogWriter | None = None,
     ) -> None:
         super().__init__()
         self.region = region
         self._clock = clock
         self._state = _State()
+        self._log_writer = log_writer
+        self._to_print: list[tuple[str, str, list[str]]] = []
 
     def add_admin_routes(self, router: web.UrlDispatcher) -> None:
         router.add_post("/_standin/projects", self._handle_add_project)
@@ -322,8 +373,30 @@ class CodeBuildStandin(AwsJsonStandin):
         )
         if polls_done or time_done:
             build.end(plan.status, now)
+            self._print(build, len(plan.output))
         else:
             build.polls += 1
+            self._print(build, plan.lines_per_poll)
+
+    def _print(self, build: Build, count: int) -> None:
+        """Queue the build's next ``count`` output lines for its log."""
+        lines = list(build.plan.output[build.printed : build.printed + count])
+        if not lines or self._log_writer is None:
+            return
+        build.printed += len(lines)
+        logs = build.logs(self.region)
+        self._to_print.append((logs["groupName"], logs["streamName"], lines))
+
+    async def _handle_api(self, request: web.Request) -> web.Response:
+        response = await super()._handle_api(request)
+        # Written before answering: whoever polled sees the log as it was at the poll.
+        while self._to_print and self._log_writer is not None:
+            group, stream, lines = self._to_print.pop(0)
+            try:
+                await asyncio.to_thread(self._log_writer, group, stream, lines)
+            except Exception:
+                logger.exception("CodeBuild stand-in: cannot write %s/%s", group, stream)
+        return response
 
     def _stop_build(self, body: dict[str, Any]) -> dict[str, Any]:
         build_id = _required_string(body, "id")

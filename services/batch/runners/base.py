@@ -51,6 +51,8 @@ class RunSpec:
         mode: ``preview`` for a run's preview: its own ``run_id`` and
             ``request_event_id`` (``<run's>-preview``), so it never meets the run's own
             process, log, build or execution.
+        secrets: the values of its sensitive parameters, masked out of the log tails it
+            shows (empty for a run resumed after a restart: the values are gone).
     """
 
     run_id: str
@@ -63,6 +65,7 @@ class RunSpec:
     settings: RunnerSettings
     workdir: Path = field(default_factory=Path.cwd)
     mode: RunMode = "run"
+    secrets: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -112,6 +112,16 @@ class BuildReader:
             f"{quote(project, safe='')}/build/{quote(build_id, safe='')}/log?region={self.region}"
         )
 
+    async def tail(self, build_id: str, lines: int) -> tuple[str, ...]:
+        """The last ``lines`` lines of a build's CloudWatch log so far (() when the build
+        names no log yet or it cannot be read)."""
+        build = await self.get(build_id)
+        logs = _ci(build, "logs") or {}
+        group, stream = _ci(logs, "groupName"), _ci(logs, "streamName")
+        if not (group and stream):
+            return ()
+        return await read_log_tail(self._logs, group, stream, lines)
+
     async def outcome(
         self, build_id: str, status: RunStatus, *, error: str | None = None
     ) -> RunOutcome:
@@ -252,6 +262,10 @@ class CodeBuildRunner:
                 await self._stop(build_id)
             await asyncio.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def tail(self, spec: RunSpec, started: StartedRun, lines: int) -> tuple[str, ...]:
+        """The build's last log lines so far (live progress)."""
+        return await self.reader.tail(started.ref, lines)
 
     async def cancel(self, run_id: str, started: StartedRun) -> None:
         self._cancelled.add(started.ref)

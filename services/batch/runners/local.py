@@ -129,6 +129,7 @@ class _LocalRun:
     started: datetime
     stop_reason: StopReason | None = None
     terminating: asyncio.Task[None] | None = None
+    header: str = ""
 
     @property
     def pid(self) -> int:
@@ -182,7 +183,8 @@ class LocalRunner:
             "TOILKIT_RUN_ID": spec.run_id,
             "TOILKIT_RUN_MODE": spec.mode,
         }
-        run_log.write(f"toilkit: {spec.command} in {spec.environment}, run {spec.run_id}")
+        header = f"toilkit: {spec.command} in {spec.environment}, run {spec.run_id}"
+        run_log.write(header)
         output = _Output(run_log)
         try:
             transport, _ = await asyncio.get_running_loop().subprocess_exec(
@@ -201,7 +203,9 @@ class LocalRunner:
             await run_log.close()
             raise RunnerError(reason) from exc
         started = self._clock()
-        run = _LocalRun(transport=transport, output=output, run_log=run_log, started=started)
+        run = _LocalRun(
+            transport=transport, output=output, run_log=run_log, started=started, header=header
+        )
         self._runs[spec.run_id] = run
         log.info("run %s: started pid %d: %s", spec.run_id, run.pid, spec.argv[0])
         return StartedRun(
@@ -238,6 +242,17 @@ class LocalRunner:
             self._runs.pop(spec.run_id, None)
             run.transport.close()
             await run.run_log.close()
+
+    async def tail(self, spec: RunSpec, started: StartedRun, lines: int) -> tuple[str, ...]:
+        """The last ``lines`` lines the run printed so far (live progress; the runner's
+        own first line left out)."""
+        run = self._runs.get(spec.run_id)
+        if run is None:
+            return ()
+        printed = list(run.run_log.tail)
+        if printed and printed[0] == run.header:
+            printed.pop(0)
+        return tuple(printed[-lines:]) if lines > 0 else ()
 
     async def cancel(self, run_id: str, started: StartedRun) -> None:
         run = self._runs.get(run_id)

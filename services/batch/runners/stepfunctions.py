@@ -180,6 +180,8 @@ class StepFunctionsRunner:
     events: ExecutionEvents | None = None
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     _cancelled: set[str] = field(default_factory=set, init=False)
+    #: Execution ARN -> the build it started (found once in its history).
+    _builds: dict[str, str] = field(default_factory=dict, init=False)
 
     def console_url(self, arn: str) -> str:
         return (
@@ -235,9 +237,21 @@ class StepFunctionsRunner:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(waiter.wait(), max(delay, self.poll.maximum) * 4)
         finally:
+            self._builds.pop(arn, None)
             if self.events is not None:
                 self.events.forget(arn)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def tail(self, spec: RunSpec, started: StartedRun, lines: int) -> tuple[str, ...]:
+        """The last log lines of the build the execution started (live progress; () until
+        it has started one)."""
+        build_id = self._builds.get(started.ref)
+        if build_id is None:
+            build_id = await self._build_id_from_history(started.ref)
+            if build_id is None:
+                return ()
+            self._builds[started.ref] = build_id
+        return await self.reader.tail(build_id, lines)
 
     async def cancel(self, run_id: str, started: StartedRun) -> None:
         arn = started.ref

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from services.notifier.blocks.message import SlackMessage
+from services.notifier.blocks.progress import progress_blocks
 from services.notifier.blocks.text import (
     MAX_CODE_CHARS,
     approver_mention,
@@ -123,6 +124,7 @@ def render_run(view: RunView) -> SlackMessage:
             blocks.extend(preview_blocks(view.preview))
         else:
             blocks.append(context(_preview_line(view.preview)))
+    blocks.extend(progress_blocks(view))
     run_line = f"Run `{code_text(view.run_id)}`"
     if view.rerun_of:
         run_line += f" · run again from `{code_text(view.rerun_of)}`"
