@@ -35,6 +35,7 @@ from shared.errors import ConfigError
 from shared.events import (
     DriftAcceptRequested,
     DriftScanRequested,
+    dump_event,
     event_type_name,
     parse_event,
 )
@@ -76,7 +77,7 @@ class ScanBuilds:
                 environmentVariablesOverride=[
                     {
                         "name": "TOILKIT_SCAN_REQUEST",
-                        "value": event.model_dump_json(),
+                        "value": dump_event(event),
                         "type": "PLAINTEXT",
                     }
                 ],
