@@ -252,6 +252,7 @@ class DriftPipeline:
                 findings=tuple(findings),
                 findings_total=len(reconciliation.current),
                 plan_ref=plan_ref,
+                notes=scan.notes,
             )
         if reconciliation.resolved:
             await self._publish(
@@ -317,6 +318,10 @@ class DriftPipeline:
                     if o.reconciliation
                     else ()
                 ),
+                new_resources=len(
+                    {t.finding.address for t in o.reconciliation.new} if o.reconciliation else ()
+                ),
+                notes=o.scan.notes,
             )
             for o in outcomes
         ]
@@ -335,6 +340,9 @@ class DriftPipeline:
             findings_open=len(current),
             findings_new=sum(1 for _, t in current if t.status == "new"),
             resources_open=len({(name, t.finding.address) for name, t in current}),
+            resources_new=len(
+                {(name, t.finding.address) for name, t in current if t.status == "new"}
+            ),
             findings_resolved=sum(
                 len(o.reconciliation.resolved) for o in outcomes if o.reconciliation
             ),
