@@ -59,8 +59,9 @@ log = logging.getLogger(__name__)
 #: replayed once every consumer is upgraded).
 SCHEMA_VERSION = 1
 #: The MINOR version this code writes: additive, optional fields of outcome events.
-#: 1: ``DriftScanCompleted.resources_new``, ``StateSummary.new_resources`` and ``notes``,
-#: ``DriftDetected.notes``.
+#: 1 (the release that brought this policy; docs/events.md lists what it added):
+#: ``DriftScanCompleted.resources_new`` and ``notes``, ``StateSummary.new_resources`` and
+#: ``notes``, ``DriftDetected.notes``, and what else that release added to events.
 SCHEMA_MINOR = 1
 
 #: Marker that replaces every sensitive value before it leaves the service that saw it.
@@ -543,6 +544,11 @@ class DriftScanCompleted(EventBase):
     reply_thread_ts: str | None = Field(default=None, description="...instead of the digest.")
     requested_by: Actor | None = None
     team: TeamLines | None = Field(default=None, description="The scheduled digest's figures.")
+    notes: tuple[str, ...] = Field(
+        default=(),
+        description="Warnings about the scan as a whole (1.1): it took most of the time its "
+        "runner allows (the CodeBuild build timeout, the worker's handler timeout).",
+    )
 
 
 # --------------------------------------------------------------------------- operations

@@ -91,7 +91,9 @@ async def detector_handlers(runtime: Runtime, settings: DetectorSettings) -> Det
     """The detector's handlers, wired as ``build_detector`` wires them."""
     config = settings.load_detector_config() or DetectorConfig(repo=Path.cwd().resolve())
     scanner = build_scanner(config, settings)
-    pipeline = await build_pipeline(runtime, config, scanner, source=CONSUMER)
+    pipeline = await build_pipeline(
+        runtime, config, scanner, source=CONSUMER, run_limit_seconds=settings.scan_run_limit
+    )
     return wire_handlers(config, settings, scanner, pipeline, runtime=runtime)
 
 

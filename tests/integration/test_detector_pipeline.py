@@ -300,6 +300,7 @@ async def test_the_digest_counts_new_resources_once_however_many_findings_they_h
     # resource), and the queue drifted: 3 new findings on 2 resources
     repo = make_repo(testbed, tmp_path / "infra", ("drifting",))
     detector = build_pipeline(aws, names, topology, testbed, repo, tmp_path / "work")
+    detector.pipeline.run_limit_seconds = 0.001  # any scan takes most of that
     drift_the_cloud(repo.cloud)
     main = repo.root / "drifting" / "main.tf"
     main.write_text(main.read_text().replace('team = "sre"', 'team = "platform"'))
@@ -312,7 +313,11 @@ async def test_the_digest_counts_new_resources_once_however_many_findings_they_h
     (state,) = digest.states
     assert (state.new_findings, state.new_resources) == (3, 2)
     assert digest == outcome.digest
-    assert "*2* open resources (2 new)" in json.dumps(render_digest(digest).blocks)
+    rendered = json.dumps(render_digest(digest).blocks)
+    assert "*2* open resources (2 new)" in rendered
+    (note,) = digest.notes
+    assert note.startswith("The scan took ") and " s of the 0.001 s its runner allows (" in note
+    assert "Scan notes" in rendered
 
 
 def _request(scan_id: str) -> ScanRequest:

@@ -119,17 +119,7 @@ def render_digest(event: DriftScanCompleted) -> SlackMessage:
         blocks.append(section(":tada: Every state matches its code."))
     if event.team is not None:
         blocks.append(section(_team_text(event)))
-    warned = [(summary.name, note) for summary in event.states for note in summary.notes]
-    if warned:
-        blocks.append(
-            section(
-                clip_mrkdwn(
-                    ":information_source: *Scan notes*\n"
-                    + "\n".join(f"`{code_text(name)}`: {escape(note)}" for name, note in warned),
-                    MAX_SECTION_TEXT,
-                )
-            )
-        )
+    blocks += _notes_section(event)
     blocks.append(
         context(
             f"Scan `{code_text(event.correlation_id)}` · took {duration(event.duration_seconds)}"
@@ -142,6 +132,20 @@ def render_digest(event: DriftScanCompleted) -> SlackMessage:
         + _open_count(event.resources_open, event.findings_open, bold=False)
     )
     return SlackMessage(text=text, blocks=fit_blocks(blocks))
+
+
+def _notes_section(event: DriftScanCompleted) -> list[Block]:
+    """Warnings about the scan (close to its runner's limit) and each state's (a plan close
+    to its timeout, sets shown by position)."""
+    warned = [escape(note) for note in event.notes] + [
+        f"`{code_text(summary.name)}`: {escape(note)}"
+        for summary in event.states
+        for note in summary.notes
+    ]
+    if not warned:
+        return []
+    text = ":information_source: *Scan notes*\n" + "\n".join(warned)
+    return [section(clip_mrkdwn(text, MAX_SECTION_TEXT))]
 
 
 def _open_count(resources: int, findings: int, *, bold: bool = True) -> str:
