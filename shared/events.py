@@ -13,11 +13,29 @@ Outcomes (batch, detector -> notifier):
     DriftDetected, DriftResolved, DriftScanFailed, DriftScanCompleted, DriftAccepted.
 Operations (any worker -> notifier, the ops channel):
     MessageDeadLettered.
+
+Compatibility (``schema_version`` . ``schema_minor``):
+    * ``schema_version`` is the MAJOR version. A consumer refuses an event of a higher
+      major (a :class:`~shared.errors.PoisonMessage` saying to upgrade it; the DLQ keeps the
+      message for ``toilkit replay`` once it is upgraded). A major bump is for a change an
+      older consumer would get wrong: a field removed, renamed or retyped, a meaning changed,
+      or any new field of a command.
+    * ``schema_minor`` is the MINOR version: bumped by a producer that adds optional fields
+      to an outcome event (or to a part of one). Consumers read outcome events with unknown
+      fields ignored (:func:`parse_event`), so an older notifier renders a newer detector's
+      ``DriftDetected`` without the new fields instead of dead-lettering it.
+    * Commands stay strict: an unknown field on a command is poison whatever its version,
+      because a field a consumer drops could change what it does (a ``dry_run`` ignored is a
+      real run; a mistyped ``state`` in a hand-written ``DriftScanRequested`` would scan
+      every state).
+    * The models themselves keep ``extra="forbid"``: a producer that builds an event with a
+      field the model lacks fails at once, in its own tests.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, Literal, TypeAlias
@@ -34,9 +52,17 @@ from pydantic import (
 
 from shared.errors import PoisonMessage
 
-#: The highest ``schema_version`` this code understands. A newer event is poison here
-#: (it goes to the DLQ and can be replayed once every consumer is upgraded).
+log = logging.getLogger(__name__)
+
+#: The MAJOR version of the event contract, the highest ``schema_version`` this code
+#: understands. An event of a newer major is poison here (it goes to the DLQ and can be
+#: replayed once every consumer is upgraded).
 SCHEMA_VERSION = 1
+#: The MINOR version this code writes: additive, optional fields of outcome events.
+#: 1 (the release that brought this policy; docs/events.md lists what it added):
+#: ``DriftScanCompleted.resources_new`` and ``notes``, ``StateSummary.new_resources`` and
+#: ``notes``, ``DriftDetected.notes``, and what else that release added to events.
+SCHEMA_MINOR = 1
 
 #: Marker that replaces every sensitive value before it leaves the service that saw it.
 SENSITIVE = "(sensitive)"
@@ -61,7 +87,10 @@ class EventBase(_Model):
     """The envelope every event carries."""
 
     event_id: str = Field(default_factory=new_event_id, min_length=1, max_length=80)
-    schema_version: int = Field(default=SCHEMA_VERSION, ge=1)
+    schema_version: int = Field(default=SCHEMA_VERSION, ge=1, description="MAJOR version.")
+    schema_minor: int = Field(
+        default=SCHEMA_MINOR, ge=0, description="MINOR version: optional fields added."
+    )
     occurred_at: AwareDatetime = Field(default_factory=utc_now)
     correlation_id: str = Field(min_length=1, description="The scan id or the run id.")
     source: str = Field(min_length=1, description="The service or tool that emitted it.")
@@ -418,6 +447,11 @@ class DriftDetected(EventBase):
     findings_total: int = Field(ge=0, description="Before any cut for size.")
     plan_ref: ObjectRef | None = None
     plan_url: str | None = None
+    notes: tuple[str, ...] = Field(
+        default=(),
+        description="What to know about how this plan was read (since 1.1), e.g. sets shown "
+        "by position because a provider's schema could not be read.",
+    )
 
 
 class ResolvedFinding(_Model):
@@ -496,6 +530,14 @@ class StateSummary(_Model):
     open_findings: int = 0
     new_findings: int = 0
     open_resources: int = Field(default=0, description="Resources the open findings touch.")
+    new_resources: int = Field(
+        default=0, ge=0, description="Resources with a new finding, each counted once (1.1)."
+    )
+    notes: tuple[str, ...] = Field(
+        default=(),
+        description="Warnings about the state's scan (1.1): a plan close to its timeout, "
+        "sets shown by position.",
+    )
 
 
 class OldestDrift(_Model):
@@ -524,12 +566,23 @@ class DriftScanCompleted(EventBase):
     resources_open: int = Field(
         default=0, ge=0, description="Resources the open findings touch, each counted once."
     )
+    resources_new: int = Field(
+        default=0,
+        ge=0,
+        description="Resources with a new finding, each counted once (1.1; findings_new "
+        "counts a drift and its pending change on one resource twice).",
+    )
     oldest_open: OldestDrift | None = None
     duration_seconds: float = Field(ge=0)
     reply_channel: str | None = Field(default=None, description="Answer in this thread...")
     reply_thread_ts: str | None = Field(default=None, description="...instead of the digest.")
     requested_by: Actor | None = None
     team: TeamLines | None = Field(default=None, description="The scheduled digest's figures.")
+    notes: tuple[str, ...] = Field(
+        default=(),
+        description="Warnings about the scan as a whole (1.1): it took most of the time its "
+        "runner allows (the CodeBuild build timeout, the worker's handler timeout).",
+    )
 
 
 # --------------------------------------------------------------------------- operations
@@ -601,7 +654,7 @@ def event_type_name(event: EventBase) -> str:
 
 
 def parse_event(body: str | bytes, *, default_event_id: str | None = None) -> EventBase:
-    """Parse an SQS/SNS body into its event model.
+    """Parse an SQS/SNS body into its event model, by the compatibility rules above.
 
     Args:
         body: the message body.
@@ -611,8 +664,9 @@ def parse_event(body: str | bytes, *, default_event_id: str | None = None) -> Ev
 
     Raises:
         PoisonMessage: the body is not UTF-8 JSON, has no known ``type``, has a newer
-            ``schema_version`` than this code, or does not match its model. The message
-            says which, so the DLQ entry explains itself.
+            major ``schema_version`` than this code, or does not match its model (for a
+            command, that includes a field the model does not have). The message says
+            which, so the DLQ entry explains itself.
     """
     try:
         raw = json.loads(body)
@@ -626,20 +680,60 @@ def parse_event(body: str | bytes, *, default_event_id: str | None = None) -> Ev
     if not isinstance(event_type, str) or event_type not in EVENT_TYPES:
         raise PoisonMessage(f"unknown event type {event_type!r}")
     version = raw.get("schema_version", SCHEMA_VERSION)
+    minor = raw.setdefault("schema_minor", 0)  # older producers wrote no minor
     if isinstance(version, int) and version > SCHEMA_VERSION:
         raise PoisonMessage(
             f"{event_type} schema_version {version} is newer than this worker "
-            f"understands ({SCHEMA_VERSION}); upgrade it, then replay the DLQ"
+            f"understands ({SCHEMA_VERSION}): a major version changes the contract; upgrade "
+            "this worker to a release that reads it, then replay the DLQ "
+            "(toilkit replay QUEUE --include-poison)"
         )
+    model = EVENT_TYPES[event_type]
+    # Outcomes may carry optional fields a newer producer added (a minor bump): they are
+    # ignored. Commands keep refusing them (see the module's compatibility rules).
+    lenient = model.is_outcome
+    if lenient:
+        unknown = sorted(set(raw) - set(model.model_fields))
+        if unknown:
+            log.info(
+                "%s %s: ignoring fields this worker does not know (%s); it was written as "
+                "schema %s.%s, this worker reads %s.%s",
+                event_type,
+                raw.get("event_id"),
+                ", ".join(unknown),
+                version,
+                minor,
+                SCHEMA_VERSION,
+                SCHEMA_MINOR,
+            )
     try:
-        event: EventBase = _EVENT_ADAPTER.validate_python(raw)
+        event: EventBase = _EVENT_ADAPTER.validate_python(raw, extra="ignore" if lenient else None)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'][1:]) or '(body)'}: {err['msg']}"
-            for err in exc.errors()[:5]
-        )
-        raise PoisonMessage(f"invalid {event_type}: {problems}") from exc
+        raise PoisonMessage(_invalid(event_type, exc, version, minor)) from exc
     return event
+
+
+def _invalid(event_type: str, exc: ValidationError, version: Any, minor: Any) -> str:
+    """The DLQ reason of an event that does not match its model."""
+    errors = exc.errors()
+    problems = "; ".join(
+        f"{'.'.join(str(p) for p in err['loc'][1:]) or '(body)'}: {err['msg']}"
+        for err in errors[:5]
+    )
+    reason = f"invalid {event_type}: {problems}"
+    if any(err["type"] == "extra_forbidden" for err in errors):
+        newer = isinstance(minor, int) and minor > SCHEMA_MINOR and version == SCHEMA_VERSION
+        reason += (
+            f" (written as schema {version}.{minor}, this worker reads "
+            f"{SCHEMA_VERSION}.{SCHEMA_MINOR}: a command never drops a field it does not "
+            "know; "
+            + (
+                "upgrade this worker, then replay the DLQ with --include-poison)"
+                if newer
+                else "fix the sender)"
+            )
+        )
+    return reason
 
 
 def dump_event(event: EventBase) -> str:

@@ -259,13 +259,15 @@ def digest() -> DriftScanCompleted:
         source="detector",
         occurred_at=NOW + timedelta(minutes=6),
         states=(
-            # One of prod-network's resources drifted and has code not applied: 2 findings.
+            # One of prod-network's resources drifted and has code not applied: 2 findings,
+            # and they are new: 1 new resource.
             StateSummary(
                 name="prod-network",
                 status="drifted",
                 open_findings=5,
                 new_findings=2,
                 open_resources=4,
+                new_resources=1,
             ),
             StateSummary(name="prod-dns", status="failed"),
             StateSummary(name="staging-app", status="drifted", open_findings=1, open_resources=1),
@@ -275,6 +277,7 @@ def digest() -> DriftScanCompleted:
         findings_new=2,
         findings_resolved=1,
         resources_open=5,
+        resources_new=1,
         oldest_open=OldestDrift(
             state="prod-network",
             address="aws_db_instance.main",

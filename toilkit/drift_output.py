@@ -30,7 +30,9 @@ def to_cli_json(results: Sequence[StateResult]) -> dict[str, Any]:
     The contract other tools rely on: ``{"states": [{"name", "path", "status", "error",
     "findings": [{"address", "kind", "actions", "attributes": [{"path", "before",
     "after"}], "ignored"}]}]}``. Extra keys (``fingerprint``, ``ignore_reason``,
-    ``sensitive``, ``after_unknown``...) are additions a consumer may ignore.
+    ``sensitive``, ``after_unknown``...) are additions a consumer may ignore. ``notes``
+    lists warnings about how a state was scanned (a provider whose schema could not be read,
+    so its sets are shown by position; a plan close to its timeout).
 
     ``kind: "pending"`` always means code that was not applied. A drift finding's
     ``revert`` says what apply would do to put the recorded values back (``null`` when
@@ -46,6 +48,7 @@ def to_cli_json(results: Sequence[StateResult]) -> dict[str, Any]:
                 "path": result.path,
                 "status": result.status,
                 "error": result.status_error,
+                "notes": list(result.notes),
                 "findings": [
                     _finding_json(f) for f in (result.summary.findings if result.summary else ())
                 ],
@@ -116,6 +119,15 @@ def findings_table(
                 Text(""),
                 Text(""),
                 Text(error),
+            )
+        for note in result.notes:
+            table.add_row(
+                Text(result.name),
+                Text(""),
+                Text("note", style="cyan"),
+                Text(""),
+                Text(""),
+                Text(note),
             )
         for finding in result.summary.findings if result.summary else ():
             if finding.ignored and not show_ignored:

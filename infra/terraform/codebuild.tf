@@ -8,11 +8,16 @@ resource "aws_s3_object" "toilkit_wheel" {
   tags   = var.tags
 }
 
+locals {
+  # One scan of every state must end within this; the detector is told (run limit).
+  drift_scan_timeout_minutes = 120
+}
+
 resource "aws_codebuild_project" "drift_scan" {
   name          = "${var.name_prefix}-drift-scan"
   description   = "toilkit: terraform plan for every state, drift published to the events topic"
   service_role  = aws_iam_role.drift_scan.arn
-  build_timeout = 120
+  build_timeout = local.drift_scan_timeout_minutes
 
   source {
     type      = var.infra_repo_type
@@ -55,6 +60,11 @@ resource "aws_codebuild_project" "drift_scan" {
     environment_variable {
       name  = "TOILKIT_DETECTOR_SCHEDULER"
       value = "false"
+    }
+    # The digest warns when a scan takes most of the build's time, before builds time out.
+    environment_variable {
+      name  = "TOILKIT_DETECTOR_RUN_LIMIT_SECONDS"
+      value = tostring(local.drift_scan_timeout_minutes * 60)
     }
   }
 

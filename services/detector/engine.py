@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -36,6 +37,8 @@ from shared.errors import ConfigError
 
 PlanStatus: TypeAlias = Literal["clean", "changes", "failed"]
 PlanPhase: TypeAlias = Literal["init", "plan", "show", "timeout"]
+
+log = logging.getLogger(__name__)
 
 #: ``plan -detailed-exitcode``: 0 no changes, 2 changes, anything else an error.
 EXIT_CLEAN = 0
@@ -64,6 +67,9 @@ _LOCKED_PROVIDER = re.compile(
 )
 #: A provider by source address and exact version: what its schema is cached under.
 ProviderVersion: TypeAlias = tuple[str, str]
+#: A state whose init, plan and show took this share of its timeout or more is warned
+#: about: it is one slow provider away from failing every scan.
+TIMEOUT_WARNING_FRACTION = 0.8
 
 
 @dataclass(frozen=True)
@@ -89,6 +95,9 @@ class PlanRun:
             (``init_wait``).
         set_paths: The set attributes of each resource type, from the providers'
             schemas (empty when they could not be read: sets are then diffed by position).
+        notes: What a reader of the findings should know about this run: a provider whose
+            schema could not be read (its sets are shown by position), a plan that took
+            most of its timeout.
     """
 
     path: Path
@@ -103,6 +112,7 @@ class PlanRun:
     stderr_excerpt: str = ""
     durations: Mapping[str, float] = field(default_factory=dict)
     set_paths: Mapping[str, SetPaths] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
 
 
 def find_terraform(configured: str | Path | None = None) -> tuple[str, ...]:
@@ -327,6 +337,7 @@ class TerraformEngine:
                 plan_file=plan_file,
                 durations=durations,
                 set_paths=set_paths,
+                notes=(*run.notes, *self._timeout_notes(path, durations)),
             )
         return PlanRun(
             path=path,
@@ -380,19 +391,51 @@ class TerraformEngine:
             # Timed (and timed out) as part of init: it belongs to setting the state up.
             finished = await run.command("init", ["providers", "schema", "-json"])
             if finished.exit_code != 0:
+                self._schema_unread(run, locked, _failure_reason("providers schema", finished))
                 return self._cached_sets(locked)
             try:
                 document = json.loads(finished.stdout)
             except ValueError:
+                self._schema_unread(run, locked, "`terraform providers schema -json` wrote no JSON")
                 return self._cached_sets(locked)
             schemas = document.get("provider_schemas") if isinstance(document, dict) else None
             for key in locked:
                 schema = (schemas or {}).get(key[0])
-                if schema is None and key in self._set_paths:
-                    continue
+                if schema is None:
+                    continue  # not cached: said below, read again next time
                 self._set_paths[key] = set_paths_from_schema({"provider_schemas": {key[0]: schema}})
                 self._store_sets(key)
+            self._schema_unread(run, locked, "`terraform providers schema -json` did not list it")
         return self._cached_sets(locked)
+
+    def _schema_unread(self, run: _StateRun, locked: Sequence[ProviderVersion], why: str) -> None:
+        """Say (log and note) which providers' sets will be diffed by position, and why."""
+        for source, version in locked:
+            if (source, version) in self._set_paths:
+                continue
+            log.warning(
+                "%s: no schema for provider %s %s (%s); its sets are diffed by position",
+                run.path,
+                source,
+                version,
+                why,
+            )
+            run.notes.append(
+                f"Sets of provider {source} {version} are shown by position (an element added "
+                f"or removed may show as others renumbered): its schema could not be read: {why}"
+            )
+
+    def _timeout_notes(self, path: Path, durations: Mapping[str, float]) -> list[str]:
+        """A warning when the state used most of its time budget (waiting not counted)."""
+        used = sum(seconds for phase, seconds in durations.items() if phase != "init_wait")
+        if used < TIMEOUT_WARNING_FRACTION * self.timeout:
+            return []
+        log.warning("%s: planning took %.0f s of its %g s timeout", path, used, self.timeout)
+        return [
+            f"Planning took {used:.0f} s of its {self.timeout:g} s timeout "
+            f"({used / self.timeout:.0%}): raise timeout_seconds in toilkit.yaml or split "
+            "the state before it starts failing"
+        ]
 
     def _sets_file(self, key: ProviderVersion) -> Path:
         digest = hashlib.sha256("\0".join(key).encode()).hexdigest()[:24]
@@ -490,6 +533,8 @@ class _StateRun:
     kill_grace: float
     durations: dict[str, float]
     deadline: float = field(default=float("inf"), init=False)
+    #: What the run's :attr:`PlanRun.notes` say.
+    notes: list[str] = field(default_factory=list, init=False)
     #: The phase of the command that ran last (``init`` until one has).
     phase: PlanPhase = field(default="init", init=False)
 

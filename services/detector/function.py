@@ -35,6 +35,7 @@ from shared.errors import ConfigError
 from shared.events import (
     DriftAcceptRequested,
     DriftScanRequested,
+    dump_event,
     event_type_name,
     parse_event,
 )
@@ -76,7 +77,7 @@ class ScanBuilds:
                 environmentVariablesOverride=[
                     {
                         "name": "TOILKIT_SCAN_REQUEST",
-                        "value": event.model_dump_json(),
+                        "value": dump_event(event),
                         "type": "PLAINTEXT",
                     }
                 ],
@@ -90,7 +91,9 @@ async def detector_handlers(runtime: Runtime, settings: DetectorSettings) -> Det
     """The detector's handlers, wired as ``build_detector`` wires them."""
     config = settings.load_detector_config() or DetectorConfig(repo=Path.cwd().resolve())
     scanner = build_scanner(config, settings)
-    pipeline = await build_pipeline(runtime, config, scanner, source=CONSUMER)
+    pipeline = await build_pipeline(
+        runtime, config, scanner, source=CONSUMER, run_limit_seconds=settings.scan_run_limit
+    )
     return wire_handlers(config, settings, scanner, pipeline, runtime=runtime)
 
 

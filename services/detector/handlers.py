@@ -34,6 +34,7 @@ from services.detector.archive import PlanArchive
 from services.detector.attribution import CloudTrailAttributor
 from services.detector.config import DetectorConfig, StateConfig
 from services.detector.credentials import RoleCredentials
+from services.detector.engine import TIMEOUT_WARNING_FRACTION
 from services.detector.lifecycle import LifecycleStore, Reconciliation, TrackedFinding, reconcile
 from services.detector.plan import PlanFinding, to_event_finding
 from services.detector.scan import Scanner, ScanProgress, ScanReport, StateScan
@@ -135,6 +136,8 @@ class DriftPipeline:
         repeat_days: A finding resolved in this many days before is counted as a repeat.
         team_weekday: The scheduled digest of this weekday (0 = Monday) carries the team
             lines; ``None``: never.
+        run_limit_seconds: How long the process may run a scan (the CodeBuild build
+            timeout, the worker's handler timeout); ``None``: no limit to warn about.
     """
 
     config: DetectorConfig
@@ -149,6 +152,7 @@ class DriftPipeline:
     ignores: IgnoreRuleStore | None = None
     repeat_days: int = 30
     team_weekday: int | None = 0
+    run_limit_seconds: float | None = None
     _state_locks: dict[str, asyncio.Lock] = field(default_factory=dict, repr=False)
 
     async def run(
@@ -252,6 +256,7 @@ class DriftPipeline:
                 findings=tuple(findings),
                 findings_total=len(reconciliation.current),
                 plan_ref=plan_ref,
+                notes=scan.notes,
             )
         if reconciliation.resolved:
             await self._publish(
@@ -317,6 +322,10 @@ class DriftPipeline:
                     if o.reconciliation
                     else ()
                 ),
+                new_resources=len(
+                    {t.finding.address for t in o.reconciliation.new} if o.reconciliation else ()
+                ),
+                notes=o.scan.notes,
             )
             for o in outcomes
         ]
@@ -335,6 +344,9 @@ class DriftPipeline:
             findings_open=len(current),
             findings_new=sum(1 for _, t in current if t.status == "new"),
             resources_open=len({(name, t.finding.address) for name, t in current}),
+            resources_new=len(
+                {(name, t.finding.address) for name, t in current if t.status == "new"}
+            ),
             findings_resolved=sum(
                 len(o.reconciliation.resolved) for o in outcomes if o.reconciliation
             ),
@@ -348,6 +360,7 @@ class DriftPipeline:
             reply_thread_ts=request.reply_thread_ts if request.reply_channel else None,
             requested_by=request.requested_by,
             team=await self._team_lines(request),
+            notes=run_limit_notes(report.duration_seconds, self.run_limit_seconds),
         )
 
     async def _team_lines(self, request: ScanRequest) -> TeamLines | None:
@@ -458,3 +471,16 @@ def build_handlers(deps: DetectorHandlers) -> Mapping[type[EventBase], Handler]:
         DriftClaimed: deps.on_drift_claimed,
         DriftAcceptRequested: deps.on_drift_accept_requested,
     }
+
+
+def run_limit_notes(duration_seconds: float, limit: float | None) -> tuple[str, ...]:
+    """A warning for the digest when a scan used most of the time its process may run."""
+    if limit is None or duration_seconds < TIMEOUT_WARNING_FRACTION * limit:
+        return ()
+    log.warning("a scan took %.0f s of the %g s its runner allows", duration_seconds, limit)
+    return (
+        f"The scan took {duration_seconds:.0f} s of the {limit:g} s its runner allows "
+        f"({duration_seconds / limit:.0%}): raise the drift-scan build timeout (or the "
+        "detector's handler timeout) or concurrency in toilkit.yaml, or split the states "
+        "between scans before it is cut off",
+    )

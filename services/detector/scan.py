@@ -95,6 +95,8 @@ class StateResult(BaseModel):
         path: Its directory in the infrastructure repo.
         summary: The parsed plan, when there is one.
         error: Why the state failed (init, plan, parse...), when it did.
+        notes: Warnings about how it was scanned (sets shown by position because a
+            provider's schema could not be read, a plan close to its timeout).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -103,6 +105,7 @@ class StateResult(BaseModel):
     path: str
     summary: PlanSummary | None = None
     error: str | None = None
+    notes: tuple[str, ...] = ()
 
     @model_validator(mode="after")
     def _summary_or_error(self) -> StateResult:
@@ -141,6 +144,7 @@ class StateScan:
             leaves the detector except through :func:`~services.detector.archive.redact_plan`.
         failure: Why it failed, if it did.
         phase_seconds: Time per Terraform phase, from the engine.
+        notes: The engine's warnings (:attr:`~services.detector.engine.PlanRun.notes`).
     """
 
     state: StateConfig
@@ -151,6 +155,7 @@ class StateScan:
     plan_json: dict[str, Any] | None = field(default=None, repr=False)
     failure: ScanFailure | None = None
     phase_seconds: Mapping[str, float] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
 
     @property
     def status(self) -> ScanStatus:
@@ -163,6 +168,7 @@ class StateScan:
             path=self.state.path,
             summary=self.summary,
             error=self.failure.reason if self.failure else None,
+            notes=self.notes,
         )
 
 
@@ -306,6 +312,7 @@ class Scanner:
                 plan_json=run.plan_json if run is not None and summary is not None else None,
                 failure=failure,
                 phase_seconds=dict(run.durations) if run is not None else {},
+                notes=run.notes if run is not None else (),
             )
 
         missing = state.config_error or _missing_inputs(state)

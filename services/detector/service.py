@@ -71,8 +71,12 @@ async def build_pipeline(
     *,
     source: str,
     clock: Callable[[], datetime] = utc_now,
+    run_limit_seconds: float | None = None,
 ) -> DriftPipeline:
     """The scan-and-publish pipeline on the runtime's AWS clients.
+
+    ``run_limit_seconds`` is how long the process may run a scan (the digest warns when a
+    scan takes most of it); ``None`` for a person's terminal.
 
     When a state assumes a role, the scanner (unless it has credentials already) and
     the attribution get the runtime's STS client to assume it with.
@@ -96,6 +100,7 @@ async def build_pipeline(
         credentials=credentials,
         source=source,
         clock=clock,
+        run_limit_seconds=run_limit_seconds,
         ignores=IgnoreRuleStore(runtime.aws.dynamodb, runtime.names.state_table),
     )
 
@@ -222,7 +227,14 @@ async def build_detector(
         config_for_scans = config
     now = clock.now if clock is not None else utc_now
     scanner = build_scanner(config_for_scans, settings, clock=now)
-    pipeline = await build_pipeline(runtime, config_for_scans, scanner, source=CONSUMER, clock=now)
+    pipeline = await build_pipeline(
+        runtime,
+        config_for_scans,
+        scanner,
+        source=CONSUMER,
+        clock=now,
+        run_limit_seconds=settings.scan_run_limit,
+    )
     handlers = wire_handlers(
         config_for_scans, settings, scanner, pipeline, runtime=runtime, clock=now
     )

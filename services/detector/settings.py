@@ -42,6 +42,10 @@ class DetectorSettings(BaseSettings):
         scheduler: Run the states' schedules in this process (``toilkit up``); switch
             off where EventBridge runs them.
         worker: How the detector's queue is consumed.
+        run_limit_seconds: How long the process that runs a scan may run: the drift-scan
+            CodeBuild project's build timeout there (Terraform sets it), the worker's
+            ``handler_timeout`` when unset. A scan that takes most of it is warned about in
+            the digest before it starts being cut off.
     """
 
     model_config = SettingsConfigDict(
@@ -57,6 +61,12 @@ class DetectorSettings(BaseSettings):
     )
     scheduler: bool = True
     worker: WorkerSettings = Field(default_factory=_detector_worker)
+    run_limit_seconds: float | None = Field(default=None, gt=0)
+
+    @property
+    def scan_run_limit(self) -> float:
+        """The time a whole scan has in this process."""
+        return self.run_limit_seconds or self.worker.handler_timeout
 
     @model_validator(mode="after")
     def _one_source(self) -> DetectorSettings:

@@ -13,15 +13,25 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiobotocore.session import get_session
 
+from services.detector.archive import PlanArchive
+from services.detector.attribution import CloudTrailAttributor
 from services.detector.config import load_config
 from services.detector.credentials import AssumeRole, CredentialsError, RoleCredentials
 from services.detector.engine import TerraformEngine
+from services.detector.handlers import DriftPipeline, ScanRequest
+from services.detector.lifecycle import LifecycleStore
 from services.detector.scan import Scanner
 from shared.aws import AwsClients
 from shared.errors import PermanentError
 from shared.events import utc_now
+from shared.publishing import Publisher
+from shared.settings import AwsSettings
+from shared.topology import BootstrapReport, Names
+from tests.terraform.repos import drift_the_cloud
 from tests.terraform.testbed import SHIM_COMMAND, Testbed, apply, build_testbed
+from toilkit.standins.cloudtrail import CloudTrailStandin
 
 ROLE = "arn:aws:iam::210987654321:role/toilkit-drift"
 
@@ -180,3 +190,109 @@ def test_a_state_with_a_role_but_no_aws_access_fails_alone(tmp_path: Path) -> No
     (state,) = report.states
     assert state.failure is not None and state.failure.phase == "credentials"
     assert "no AWS access to assume it with" in state.failure.reason
+
+
+# --------------------------------------------------------------------------- attribution
+
+ACCOUNT_A = "arn:aws:iam::210987654321:role/toilkit-drift"
+ACCOUNT_B = "arn:aws:iam::345678901234:role/toilkit-drift"
+HOME = "123456789012"  # moto's default account: the detector's own credentials
+
+ATTRIBUTED = """
+attribution:
+  enabled: true
+  lookback_hours: 24
+  requests_per_second: 50
+states:
+  - name: in-a
+    path: drifting
+    assume_role: {{role_arn: "{a}"}}
+  - name: in-b
+    path: drifting
+    assume_role: {{role_arn: "{b}"}}
+  - name: at-home
+    path: drifting
+"""
+
+
+async def test_each_state_is_attributed_from_its_own_accounts_cloudtrail(
+    aws: AwsClients,
+    aws_settings: AwsSettings,
+    names: Names,
+    topology: BootstrapReport,
+    testbed: Testbed,
+    tmp_path: Path,
+) -> None:
+    # GIVEN three states of one module (so the same bucket drifts in each), two of them in
+    # other accounts, and a bucket retagged by a different person in each account's trail
+    cloud = tmp_path / "cloud.json"
+    testbed.copy_module("drifting", tmp_path).rename(tmp_path / "drifting")
+    apply(tmp_path / "drifting", testbed.environment(cloud))
+    drift_the_cloud(cloud)
+    (tmp_path / "toilkit.yaml").write_text(ATTRIBUTED.format(a=ACCOUNT_A, b=ACCOUNT_B))
+    config = load_config(tmp_path / "toilkit.yaml")
+    now = utc_now()
+    async with (
+        CloudTrailStandin(sts_endpoint_url=aws_settings.endpoint_url) as trail,
+        get_session().create_client(
+            "cloudtrail", region_name="us-east-1", endpoint_url=trail.endpoint_url
+        ) as home_client,
+    ):
+        who = {
+            "210987654321": "alice",
+            "345678901234": "bob",
+            HOME: "carol",
+        }
+        for account, person in who.items():
+            trail.add_event(
+                event_name="PutBucketTagging",
+                principal_arn=f"arn:aws:sts::{account}:assumed-role/Admin/{person}",
+                resources=[("Cloud::Bucket", "logs")],
+                event_time=now - timedelta(hours=1),
+            )
+        settings = AwsSettings(
+            AWS_ENDPOINT_URL=aws_settings.endpoint_url,
+            AWS_ENDPOINT_URL_CLOUDTRAIL=trail.endpoint_url,
+            AWS_REGION="us-east-1",
+        )
+        roles = RoleCredentials(
+            lambda: aws.client("sts"), min_remaining=timedelta(minutes=20), settings=settings
+        )
+        engine = TerraformEngine(
+            SHIM_COMMAND,
+            plugin_cache_dir=testbed.plugin_cache_dir,
+            env=testbed.environment(cloud),
+            timeout=120,
+        )
+        pipeline = DriftPipeline(
+            config=config,
+            scanner=Scanner(engine, concurrency=1, work_dir=tmp_path / "work", credentials=roles),
+            lifecycle=LifecycleStore(aws.dynamodb, names.state_table),
+            archive=PlanArchive(aws.s3, names.bucket),
+            publisher=Publisher(aws.sns, aws.s3, topology.topic_arn, names.bucket),
+            attributor=CloudTrailAttributor(home_client, config.attribution),
+            credentials=roles,
+        )
+
+        # WHEN the three states are scanned
+        outcome = await pipeline.run(ScanRequest(scan_id="accounts", correlation_id="accounts"))
+
+    # THEN each state's drift names the person in its own account's trail, no one else
+    suspects = {
+        state.scan.state.name: {
+            s.principal.rsplit("/", 1)[-1]
+            for t in state.reconciliation.current  # type: ignore[union-attr]
+            if t.finding.address == "cloud_bucket.logs" and t.finding.kind == "drift"
+            for s in t.suspects
+        }
+        for state in outcome.states
+    }
+    assert suspects == {"in-a": {"alice"}, "in-b": {"bob"}, "at-home": {"carol"}}
+    # and CloudTrail saw each account's lookups signed by that account's credentials
+    accounts = {c.caller.account_id for c in trail.calls("LookupEvents")}
+    assert accounts == set(who)
+    role_keys = {
+        c.caller.access_key_id for c in trail.calls("LookupEvents") if c.caller.account_id != HOME
+    }
+    assert all(key is not None and key.startswith("ASIA") for key in role_keys)
+    assert len(role_keys) == 2

@@ -32,6 +32,7 @@ from services.detector.plan import parse_plan
 from services.detector.scan import Scanner
 from services.detector.service import build_detector
 from services.detector.settings import DetectorSettings
+from services.notifier.blocks.scans import render_digest
 from shared.aws import AwsClients
 from shared.errors import TransientError
 from shared.events import (
@@ -290,6 +291,33 @@ async def test_a_state_that_drifts_again_after_being_fixed_is_new_again(
     history = await detector.lifecycle.occurrences(["drifting"])
     assert sorted(o.outcome for o in history) == ["open", "resolved"]
     await outcomes(aws, topology)
+
+
+async def test_the_digest_counts_new_resources_once_however_many_findings_they_have(
+    aws: AwsClients, names: Names, topology: BootstrapReport, testbed: Testbed, tmp_path: Path
+) -> None:
+    # GIVEN the bucket drifted AND its code changed (a drift and a pending finding on one
+    # resource), and the queue drifted: 3 new findings on 2 resources
+    repo = make_repo(testbed, tmp_path / "infra", ("drifting",))
+    detector = build_pipeline(aws, names, topology, testbed, repo, tmp_path / "work")
+    detector.pipeline.run_limit_seconds = 0.001  # any scan takes most of that
+    drift_the_cloud(repo.cloud)
+    main = repo.root / "drifting" / "main.tf"
+    main.write_text(main.read_text().replace('team = "sre"', 'team = "platform"'))
+
+    outcome = await detector.pipeline.run(_request("two-resources"))
+    events = await outcomes(aws, topology)
+
+    (digest,) = of_type(events, DriftScanCompleted)
+    assert (digest.findings_new, digest.resources_new, digest.resources_open) == (3, 2, 2)
+    (state,) = digest.states
+    assert (state.new_findings, state.new_resources) == (3, 2)
+    assert digest == outcome.digest
+    rendered = json.dumps(render_digest(digest).blocks)
+    assert "*2* open resources (2 new)" in rendered
+    (note,) = digest.notes
+    assert note.startswith("The scan took ") and " s of the 0.001 s its runner allows (" in note
+    assert "Scan notes" in rendered
 
 
 def _request(scan_id: str) -> ScanRequest:

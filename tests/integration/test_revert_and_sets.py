@@ -14,6 +14,7 @@ is a set, so the rule added by hand shows as one added element.
 from __future__ import annotations
 
 import asyncio
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -153,3 +154,54 @@ def test_the_json_contract_puts_the_revert_on_the_drift(scanned: tuple[StateScan
     queue = next(f for f in state["findings"] if f["address"] == "cloud_queue.jobs")
     assert queue["revert"] == {"actions": ["update"], "action_reason": None}
     assert all(f["revert"] is None for f in state["findings"] if f["kind"] == "pending")
+
+
+# --------------------------------------------------------------------------- no schema
+
+#: Terraform, except that ``providers schema -json`` fails as it does when a provider
+#: plugin cannot start: everything else is the real engine through the shim.
+SCHEMA_FAILS = """
+import runpy, sys
+if sys.argv[1:3] == ["providers", "schema"]:
+    sys.stderr.write("\\nError: Failed to load plugin schemas\\n\\nthe provider crashed\\n")
+    sys.exit(1)
+runpy.run_module("toilkit.terraform_shim", run_name="__main__", alter_sys=True)
+"""
+
+
+def test_sets_by_position_when_the_schema_cannot_be_read_are_said_not_silent(
+    testbed: Testbed, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cloud = tmp_path / "cloud.json"
+    module = testbed.copy_module("drifting", tmp_path)
+    apply(module, testbed.environment(cloud))
+    change_by_hand(cloud)
+    wrapper = tmp_path / "terraform_without_schemas.py"
+    wrapper.write_text(SCHEMA_FAILS)
+    engine = TerraformEngine(
+        (sys.executable, str(wrapper)),
+        plugin_cache_dir=testbed.plugin_cache_dir,
+        env=testbed.environment(cloud),
+        timeout=120,
+    )
+    engine.schema_cache_dir = tmp_path / "no-cached-sets"  # nothing read before either
+    scanner = Scanner(engine, concurrency=1, work_dir=tmp_path / "work")
+    state = StateConfig(name="drifting", path=module.name, directory=module)
+
+    with caplog.at_level("WARNING", logger="services.detector.engine"):
+        report = asyncio.run(scanner.scan([state], scan_id="no-schema"))
+
+    (scan,) = report.states
+    assert scan.summary is not None, scan.failure  # the plan is still read...
+    bucket = by_kind(scan)[("cloud_bucket.logs", "drift")]
+    assert any(a.path.startswith("lifecycle_rule[") for a in bucket.attributes)  # ...by position
+    (note,) = scan.notes
+    assert note.startswith(
+        f"Sets of provider {PROVIDER[0]} {PROVIDER[1]} are shown by position (an element added "
+        "or removed may show as others renumbered): its schema could not be read: "
+    )
+    assert "terraform providers schema exited with 1: Failed to load plugin schemas" in note
+    assert f"no schema for provider {PROVIDER[0]} {PROVIDER[1]}" in caplog.text
+    (state_json,) = to_cli_json([scan.result()])["states"]
+    assert state_json["notes"] == [note]
+    assert PROVIDER not in engine._set_paths  # not cached as "no sets": read again next time

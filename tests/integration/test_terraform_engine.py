@@ -11,6 +11,7 @@ import asyncio
 import fcntl
 import json
 import os
+import re
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from services.detector import engine as engine_module
 from services.detector.engine import PlanRun, TerraformEngine, find_terraform
 from shared.errors import ConfigError
 from tests.terraform.testbed import (
@@ -164,6 +166,37 @@ async def test_an_applied_module_plans_clean(
     assert changes_of(run) == {"terraform_data.release": ["no-op"]}
     assert run.plan_file is not None and run.plan_file.exists()
     assert set(run.durations) == {"init_wait", "init", "plan", "show"}
+
+
+def test_a_plan_that_used_most_of_its_timeout_is_warned_about(tmp_path: Path) -> None:
+    engine = TerraformEngine(SHIM_COMMAND, plugin_cache_dir=tmp_path / "cache", timeout=100)
+
+    # Waiting for its turn is not the state's time: only init, plan and show count.
+    close = engine._timeout_notes(
+        tmp_path, {"init_wait": 500.0, "init": 30.0, "plan": 45.0, "show": 6.0}
+    )
+    assert close == [
+        "Planning took 81 s of its 100 s timeout (81%): raise timeout_seconds in toilkit.yaml "
+        "or split the state before it starts failing"
+    ]
+    assert engine._timeout_notes(tmp_path, {"init_wait": 500.0, "init": 30.0, "plan": 45.0}) == []
+
+
+async def test_the_timeout_warning_reaches_the_plan_run(
+    testbed: Testbed,
+    cloud_file: Path,
+    tmp_path: Path,
+    make_engine: Callable[..., TerraformEngine],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    module = applied(testbed, cloud_file, "clean", tmp_path)
+    monkeypatch.setattr(engine_module, "TIMEOUT_WARNING_FRACTION", 0.0)  # any plan is close
+
+    run = await make_engine(timeout=600).plan_state(module, out_dir=tmp_path / "out")
+
+    assert run.status == "clean"
+    (note,) = run.notes
+    assert re.fullmatch(r"Planning took \d+ s of its 600 s timeout \(\d+%\): raise .*", note)
 
 
 def test_one_engine_serves_one_event_loop_after_another(

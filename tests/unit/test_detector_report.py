@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from services.detector.archive import plan_key, redact_plan
+from services.detector.handlers import run_limit_notes
 from services.detector.lifecycle import Occurrence
+from services.detector.settings import DetectorSettings
 from shared.events import SENSITIVE
 from toilkit.drift_report import (
     build_report,
@@ -222,3 +224,15 @@ def test_plan_keys_are_per_state_and_day() -> None:
     key = plan_key("stacks/net work", "scan-1", datetime(2025, 6, 3, 7, tzinfo=UTC))
 
     assert key == "plans/stacks/net_work/2025/06/03/scan-1.json"
+
+
+def test_a_scan_close_to_its_runners_limit_is_warned_about_in_the_digest() -> None:
+    assert run_limit_notes(5000, 7200) == ()
+    assert run_limit_notes(7000, None) == ()  # a person's terminal has no limit
+    (note,) = run_limit_notes(6000, 7200)
+    assert note.startswith("The scan took 6000 s of the 7200 s its runner allows (83%): ")
+
+
+def test_the_run_limit_is_the_build_timeout_or_the_workers_handler_timeout() -> None:
+    assert DetectorSettings().scan_run_limit == 3600
+    assert DetectorSettings(run_limit_seconds=7200).scan_run_limit == 7200

@@ -100,7 +100,8 @@ def test_the_rescan_answer_and_the_weekly_team_lines() -> None:
     assert reply.text.startswith("Re-scan done (asked by <@U0ALICE001>)")
     assert "the scan of `prod-dns` failed" in reply.text
     scanned = done.model_copy(update={"states": done.states[:1]})
-    assert "*5* open resources (2 new) · *1* resolved" in render_rescan_reply(scanned).text
+    # 2 new findings on 1 resource (a drift and its pending change): counted once.
+    assert "*5* open resources (1 new) · *1* resolved" in render_rescan_reply(scanned).text
     for line in ("alice 4 (median 2h 30m, p90 10h 0m)", "Came back: 2 after", "Noisiest:"):
         assert line in digest
     assert "This week" not in json.dumps(list(render_digest(samples.digest()).blocks))

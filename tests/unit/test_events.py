@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -16,14 +17,18 @@ from shared.events import (
     COMMAND_TYPES,
     EVENT_TYPES,
     OUTCOME_TYPES,
+    SCHEMA_MINOR,
+    SCHEMA_VERSION,
     Actor,
     BatchRequested,
     BatchRunFinished,
+    DriftDetected,
     DriftScanRequested,
     RunParameter,
     dump_event,
     parse_event,
 )
+from tests import notifier_samples as samples
 
 
 def test_every_design_type_exists_and_is_a_command_or_an_outcome() -> None:
@@ -150,3 +155,66 @@ def test_naive_timestamps_are_refused() -> None:
 def test_parsing_anything_raises_nothing_but_poison(body: str | bytes) -> None:
     with contextlib.suppress(PoisonMessage):
         parse_event(body)
+
+
+# --------------------------------------------------------------------------- compatibility
+
+
+def _detected_body(**changes: Any) -> dict[str, Any]:
+    body: dict[str, Any] = json.loads(dump_event(samples.drift_detected()))
+    body.update(changes)
+    return body
+
+
+def test_an_outcome_of_a_newer_minor_with_unknown_fields_is_read_without_them(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    body = _detected_body(schema_minor=SCHEMA_MINOR + 1, owner_team="platform")
+    body["findings"][0]["risk_score"] = 7  # nested parts ignore additions too
+    body["state"]["account_id"] = "210987654321"
+
+    with caplog.at_level("INFO", logger="shared.events"):
+        event = parse_event(json.dumps(body))
+
+    assert isinstance(event, DriftDetected)
+    assert event == samples.drift_detected().model_copy(
+        update={
+            "event_id": body["event_id"],
+            "occurred_at": event.occurred_at,
+            "schema_minor": SCHEMA_MINOR + 1,
+        }
+    )
+    assert "owner_team" not in event.model_dump()
+    assert "ignoring fields this worker does not know (owner_team)" in caplog.text
+
+
+def test_an_event_of_a_newer_major_is_poison_that_says_to_upgrade() -> None:
+    body = _detected_body(schema_version=SCHEMA_VERSION + 1)
+    with pytest.raises(PoisonMessage) as refused:
+        parse_event(json.dumps(body))
+    reason = str(refused.value)
+    assert f"DriftDetected schema_version {SCHEMA_VERSION + 1} is newer" in reason
+    assert "upgrade this worker" in reason and "replay the DLQ" in reason
+
+
+def test_a_command_never_drops_a_field_it_does_not_know() -> None:
+    # A hand-written scan request with "state" for "states" would otherwise scan everything.
+    body = {
+        "type": "DriftScanRequested",
+        "source": "aws-cli",
+        "correlation_id": "c",
+        "state": ["prod"],
+    }
+    with pytest.raises(PoisonMessage, match=r"state: Extra inputs .*fix the sender"):
+        parse_event(json.dumps(body))
+    newer = {**body, "schema_minor": SCHEMA_MINOR + 1}
+    with pytest.raises(PoisonMessage, match="upgrade this worker, then replay the DLQ"):
+        parse_event(json.dumps(newer))
+
+
+def test_events_carry_both_versions_and_old_bodies_read_as_minor_zero() -> None:
+    event = DriftScanRequested(correlation_id="s", source="test")
+    body = json.loads(dump_event(event))
+    assert (body["schema_version"], body["schema_minor"]) == (SCHEMA_VERSION, SCHEMA_MINOR)
+    del body["schema_minor"]  # written by a detector before minors existed
+    assert parse_event(json.dumps(body)).schema_minor == 0

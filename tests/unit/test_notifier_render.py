@@ -90,6 +90,20 @@ def drift_view(**overrides: Any) -> DriftView:
 # --------------------------------------------------------------------------- drift found
 
 
+def test_a_drift_report_says_when_sets_are_shown_by_position() -> None:
+    note = (
+        "Sets of provider registry.terraform.io/hashicorp/aws 5.40.0 are shown by position "
+        "(an element added or removed may show as others renumbered): its schema could not be "
+        "read: terraform providers schema exited with 1: <boom>"
+    )
+    event = samples.drift_detected().model_copy(update={"notes": (note,)})
+    body = texts(render_drift(drift_view_of(event)))
+
+    # Right under the scan's context, before the findings, escaped like any plan text.
+    assert body[3] == ":information_source: " + note.replace("<boom>", "&lt;boom&gt;")
+    assert not any("information_source" in t for t in texts(render_drift(drift_view())))
+
+
 def test_a_drift_report_shows_state_counts_age_and_the_plan() -> None:
     message = render_drift(drift_view())
 
@@ -363,17 +377,55 @@ def test_the_digest_counts_states_and_names_the_oldest_drift() -> None:
     assert header == ":x: Drift scan digest: 2 drifted, 1 failed"
     assert rest[0] == (
         "*17* states scanned · *14* clean · *2* drifted · *1* failed\n"
-        "*5* open resources (2 new) · *1* resolved since the last scan"
+        "*5* open resources (1 new) · *1* resolved since the last scan"
     )
     assert rest[1].startswith(
         ":hourglass: *Oldest open drift:* `aws_db_instance.main` in `prod-network`, open *4 days*"
     )
     assert rest[2] == (
         ":x: `prod-dns` — scan failed\n"
-        ":red_circle: `prod-network` — 4 open resources, 2 new\n"
+        ":red_circle: `prod-network` — 4 open resources, 1 new\n"
         ":red_circle: `staging-app` — 1 open resource"
     )
     assert rest[3].startswith("Scan `scan-0312` · took 6m 11s")
+
+
+def test_the_digest_counts_new_resources_not_findings() -> None:
+    # A new drift and its pending change on one resource are 2 new findings, 1 new resource.
+    event = samples.digest()
+    assert (event.findings_new, event.resources_new) == (2, 1)
+    assert "(1 new)" in texts(render_digest(event))[1]
+    # A detector of schema 1.0 counted no new resources: say findings, never "2 new" resources.
+    old = event.model_copy(
+        update={
+            "resources_new": 0,
+            "schema_minor": 0,
+            "states": tuple(s.model_copy(update={"new_resources": 0}) for s in event.states),
+        }
+    )
+    lines = texts(render_digest(old))
+    assert "*5* open resources (2 new findings) ·" in lines[1]
+    assert ":red_circle: `prod-network` — 4 open resources, 2 new findings" in lines[3]
+
+
+def test_the_digest_lists_the_notes_of_each_state() -> None:
+    event = samples.digest()
+    noted = event.model_copy(
+        update={
+            "states": (
+                event.states[0].model_copy(
+                    update={"notes": ("Planning took 800 s of its 900 s timeout (89%): raise",)}
+                ),
+                *event.states[1:],
+            )
+        }
+    )
+    (notes,) = [t for t in texts(render_digest(noted)) if "Scan notes" in t]
+    assert notes == (
+        ":information_source: *Scan notes*\n"
+        "`prod-network`: Planning took 800 s of its 900 s timeout (89%): raise"
+    )
+    assert not [t for t in texts(render_digest(event)) if "Scan notes" in t]
 
 
 def test_a_clean_digest_celebrates_and_a_long_one_is_cut() -> None:

@@ -69,6 +69,10 @@ def plan(
 
 def test_terraform_1_0_drift_entries_without_address_get_one_and_unchanged_ones_go() -> None:
     # Terraform 0.15.4-1.0.0: no "address" in resource_drift, unchanged resources listed.
+    # HAND-MADE, not a captured plan: no plan written by those versions is available here
+    # (tests/fixtures/plans holds real plans of other versions only, see its SOURCES.md, and
+    # the Terraform bundled here is 1.15). It follows the shape those versions' show-json
+    # code wrote (format_version 0.2).
     drift = [
         entry(
             None,

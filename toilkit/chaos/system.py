@@ -275,5 +275,5 @@ def scan_failed(n: int) -> DriftScanFailed:
 
 
 def poison_body(n: int) -> str:
-    """A body that is not a valid event (an unknown field): poison for any consumer."""
+    """A body that is not a valid event (its required fields missing): poison for any consumer."""
     return json.dumps({"type": "DriftScanFailed", "event_id": f"poison-{n}", "bogus": True})

@@ -2,12 +2,15 @@
 <prefix>.<Operation>``, a JSON body, and errors as ``{"__type": code, "message": ...}``.
 
 The CloudTrail and CodeBuild stand-ins share it, so the real (aiobotocore/boto3) clients
-work against them unchanged through ``endpoint_url``. Requests are not signature-checked.
+work against them unchanged through ``endpoint_url``. Requests are not signature-checked,
+but the caller's access key id is read from the SigV4 ``Authorization`` header, recorded with
+each call, and may be resolved to an account (:meth:`AwsJsonStandin.identify`).
 """
 
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -18,6 +21,8 @@ from aiohttp import web
 from toilkit.standins.server import StandinServer
 
 CONTENT_TYPE = "application/x-amz-json-1.1"
+# SigV4: "AWS4-HMAC-SHA256 Credential=AKID/20260101/us-east-1/cloudtrail/aws4_request, ..."
+_CREDENTIAL = re.compile(r"Credential=(?P<key>[^/,\s]+)/")
 
 
 class AwsJsonFailure(Exception):
@@ -31,12 +36,28 @@ class AwsJsonFailure(Exception):
 
 
 @dataclass(frozen=True)
+class Caller:
+    """Who made a call: the access key id it was signed with, and its account if known."""
+
+    access_key_id: str | None = None
+    account_id: str | None = None
+
+
+@dataclass(frozen=True)
 class RecordedCall:
-    """One API call a stand-in answered: the operation, the request body, the status."""
+    """One API call a stand-in answered: the operation, the request body, the status, and
+    the caller (the access key id it was signed with; its account when the stand-in knows)."""
 
     operation: str
     request: Mapping[str, Any]
     status: int
+    caller: Caller = Caller()
+
+
+def access_key_of(request: web.Request) -> str | None:
+    """The access key id a SigV4-signed request names (``None`` when it is unsigned)."""
+    match = _CREDENTIAL.search(request.headers.get("Authorization", ""))
+    return match["key"] if match else None
 
 
 async def read_call(request: web.Request, target_prefix: str) -> tuple[str, Any]:
@@ -93,6 +114,19 @@ class AwsJsonStandin(StandinServer):
         """Answer one API call (raise :class:`AwsJsonFailure` for an error)."""
         raise NotImplementedError
 
+    def dispatch_for(self, caller: Caller, operation: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Answer one call of ``caller`` (a stand-in whose answer depends on the caller's
+        account overrides this); :meth:`dispatch` by default."""
+        return self.dispatch(operation, body)
+
+    async def identify(self, access_key_id: str | None) -> str | None:
+        """The account of an access key id, or ``None`` (the default: not known).
+
+        Raises:
+            AwsJsonFailure: the key is not valid (answered as the service would).
+        """
+        return None
+
     def add_admin_routes(self, router: web.UrlDispatcher) -> None:
         """Add the stand-in's own ``/_standin/...`` endpoints."""
 
@@ -115,23 +149,31 @@ class AwsJsonStandin(StandinServer):
 
     async def _handle_api(self, request: web.Request) -> web.Response:
         operation, body = await read_call(request, self.target_prefix)
+        caller = Caller(access_key_of(request))
         try:
-            result = self._answer(operation, body)
+            caller = Caller(caller.access_key_id, await self.identify(caller.access_key_id))
+            result = self._answer(caller, operation, body)
         except AwsJsonFailure as failure:
-            self.recorded.append(RecordedCall(operation, body or {}, failure.status))
+            self.recorded.append(RecordedCall(operation, body or {}, failure.status, caller))
             return failure_response(failure)
-        self.recorded.append(RecordedCall(operation, body, 200))
+        self.recorded.append(RecordedCall(operation, body, 200, caller))
         return json_response(result)
 
-    def _answer(self, operation: str, body: Any) -> dict[str, Any]:
+    def _answer(self, caller: Caller, operation: str, body: Any) -> dict[str, Any]:
         if not isinstance(body, dict):
             raise AwsJsonFailure("SerializationException", "request body is not a JSON object")
-        return self.dispatch(operation, body)
+        return self.dispatch_for(caller, operation, body)
 
     async def _handle_calls(self, request: web.Request) -> web.Response:
         return json_response(
             [
-                {"operation": c.operation, "request": c.request, "status": c.status}
+                {
+                    "operation": c.operation,
+                    "request": c.request,
+                    "status": c.status,
+                    "access_key_id": c.caller.access_key_id,
+                    "account_id": c.caller.account_id,
+                }
                 for c in self.calls()
             ]
         )

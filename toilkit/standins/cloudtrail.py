@@ -11,6 +11,13 @@ and can be told to throttle the next calls.
 
 Requests are not signature-checked; everything else about the wire format is real.
 
+**Accounts.** Each event belongs to an account (its principal's, unless given). Like
+CloudTrail, which answers from the trail of the account whose credentials call it, a
+stand-in given ``sts_endpoint_url`` (moto's) asks STS ``GetCallerIdentity`` which account the
+caller's access key id belongs to (an assumed role's temporary key belongs to the role's
+account) and answers only that account's events; each recorded call says which account
+made it. Without ``sts_endpoint_url`` every caller sees every event.
+
 HTTP endpoints besides the API::
 
     POST /_standin/events   add an event (the arguments of :meth:`add_event`, times in ISO 8601)
@@ -32,9 +39,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from aiobotocore.session import get_session
 from aiohttp import web
+from botocore.exceptions import BotoCoreError, ClientError
 
-from toilkit.standins.aws_json import AwsJsonFailure, AwsJsonStandin, json_response
+from toilkit.standins.aws_json import AwsJsonFailure, AwsJsonStandin, Caller, json_response
 from toilkit.standins.server import run_in_foreground, serve_until_cancelled
 
 TARGET_PREFIX = "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101."
@@ -72,6 +81,7 @@ class TrailEvent:
     source_ip: str
     access_key_id: str
     region: str
+    account_id: str = ""
 
     def attribute(self, key: str) -> list[str]:
         """The values a lookup attribute ``key`` matches for this event."""
@@ -95,7 +105,7 @@ class TrailEvent:
             "userIdentity": {
                 "type": identity_type,
                 "arn": self.principal_arn,
-                "accountId": _account_of(self.principal_arn),
+                "accountId": self.account_id or _account_of(self.principal_arn),
                 "accessKeyId": self.access_key_id,
                 "userName": self.username,
             },
@@ -135,10 +145,12 @@ class CloudTrailStandin(AwsJsonStandin):
     name = "CloudTrail stand-in"
     target_prefix = TARGET_PREFIX
 
-    def __init__(self, region: str = "us-east-1") -> None:
+    def __init__(self, region: str = "us-east-1", *, sts_endpoint_url: str | None = None) -> None:
         super().__init__()
         self.region = region
+        self.sts_endpoint_url = sts_endpoint_url
         self._state = _State()
+        self._accounts: dict[str, str] = {}
 
     def add_admin_routes(self, router: web.UrlDispatcher) -> None:
         router.add_post("/_standin/events", self._handle_add_event)
@@ -162,8 +174,12 @@ class CloudTrailStandin(AwsJsonStandin):
         read_only: bool = False,
         source_ip: str = "203.0.113.10",
         access_key_id: str = "ASIASTANDIN000000000",
+        account_id: str | None = None,
     ) -> TrailEvent:
-        """Put an event in the history, as if the principal had made that call."""
+        """Put an event in the history, as if the principal had made that call.
+
+        ``account_id`` is the trail it is in (default: the principal ARN's account).
+        """
         if event_time.tzinfo is None:
             raise ValueError("event_time must be timezone-aware")
         event = TrailEvent(
@@ -178,6 +194,7 @@ class CloudTrailStandin(AwsJsonStandin):
             source_ip=source_ip,
             access_key_id=access_key_id,
             region=self.region,
+            account_id=account_id or _account_of(principal_arn),
         )
         self._state.events.append(event)
         return event
@@ -191,7 +208,31 @@ class CloudTrailStandin(AwsJsonStandin):
 
     # ------------------------------------------------------------------ the API
 
-    def dispatch(self, operation: str, body: dict[str, Any]) -> dict[str, Any]:
+    async def identify(self, access_key_id: str | None) -> str | None:
+        """The caller's account, from STS (``None`` without ``sts_endpoint_url``)."""
+        if self.sts_endpoint_url is None or access_key_id is None:
+            return None
+        if access_key_id not in self._accounts:
+            try:
+                async with get_session().create_client(
+                    "sts",
+                    region_name=self.region,
+                    endpoint_url=self.sts_endpoint_url,
+                    aws_access_key_id=access_key_id,
+                    # The stand-in never sees the caller's secret; moto's STS checks no
+                    # signature, only which account the key id belongs to.
+                    aws_secret_access_key="unknown-to-the-standin",
+                ) as sts:
+                    identity = await sts.get_caller_identity()
+            except (ClientError, BotoCoreError) as exc:
+                raise CloudTrailFailure(
+                    "UnrecognizedClientException",
+                    f"The security token included in the request is invalid ({exc}).",
+                ) from exc
+            self._accounts[access_key_id] = identity["Account"]
+        return self._accounts[access_key_id]
+
+    def dispatch_for(self, caller: Caller, operation: str, body: dict[str, Any]) -> dict[str, Any]:
         if self._state.throttle_next > 0:
             self._state.throttle_next -= 1
             raise CloudTrailFailure("ThrottlingException", "Rate exceeded")
@@ -199,9 +240,14 @@ class CloudTrailStandin(AwsJsonStandin):
             raise CloudTrailFailure(
                 "UnknownOperationException", f"the stand-in does not implement {operation!r}"
             )
-        return self._lookup_events(body)
+        return self._lookup_events(body, caller.account_id)
 
-    def _lookup_events(self, body: Mapping[str, Any]) -> dict[str, Any]:
+    def dispatch(self, operation: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self.dispatch_for(Caller(), operation, body)
+
+    def _lookup_events(
+        self, body: Mapping[str, Any], account_id: str | None = None
+    ) -> dict[str, Any]:
         attributes = body.get("LookupAttributes") or []
         if not isinstance(attributes, list) or len(attributes) > 1:
             raise CloudTrailFailure(
@@ -235,6 +281,7 @@ class CloudTrailStandin(AwsJsonStandin):
             e
             for e in self._state.events
             if (predicate is None or predicate[1] in e.attribute(predicate[0]))
+            and (account_id is None or e.account_id == account_id)
             and (start is None or e.event_time >= start)
             and (end is None or e.event_time <= end)
         ]
@@ -258,6 +305,7 @@ class CloudTrailStandin(AwsJsonStandin):
                 event_source=raw.get("event_source", "ec2.amazonaws.com"),
                 username=raw.get("username"),
                 read_only=bool(raw.get("read_only", False)),
+                account_id=raw.get("account_id"),
             )
         except (ValueError, KeyError, TypeError) as exc:
             return json_response({"error": f"invalid event: {exc}"}, status=400)

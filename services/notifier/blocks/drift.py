@@ -112,6 +112,7 @@ def render_drift(view: DriftView, *, revert: bool = False) -> SlackMessage:
         header(_drift_title(view)),
         _drift_summary(view, tally),
         _scan_context(view.report),
+        *_plan_notes(view.report),
         *_drift_notes(view),
         divider(),
         *_finding_sections(view, shown),
@@ -176,6 +177,21 @@ def _scan_context(report: DriftDetected) -> Block:
         slack_date(report.occurred_at),
     ]
     return context(" · ".join(parts))
+
+
+def _plan_notes(report: DriftDetected) -> list[Block]:
+    """What the detector says about how it read the plan (a provider schema it could not
+    read, so sets shown by position; a plan close to its timeout)."""
+    if not report.notes:
+        return []
+    return [
+        context(
+            clip_mrkdwn(
+                "\n".join(f":information_source: {escape(n)}" for n in report.notes),
+                MAX_SECTION_TEXT,
+            )
+        )
+    ]
 
 
 def _drift_notes(view: DriftView) -> list[Block]:

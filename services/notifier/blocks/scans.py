@@ -78,7 +78,7 @@ def render_digest(event: DriftScanCompleted) -> SlackMessage:
         f"*{scanned}* {plural(scanned, 'state')} scanned · *{clean}* clean · "
         f"*{len(drifted)}* drifted · *{len(failed)}* failed\n"
         + _open_count(event.resources_open, event.findings_open)
-        + (f" ({event.findings_new} new)" if event.findings_new else "")
+        + _new_count(event.resources_open, event.resources_new, event.findings_new)
         + f" · *{event.findings_resolved}* resolved since the last scan"
     )
     blocks: list[Block] = [
@@ -101,7 +101,12 @@ def render_digest(event: DriftScanCompleted) -> SlackMessage:
             if summary.status == "failed":
                 lines.append(f":x: `{code_text(summary.name)}` — scan failed")
             else:
-                new = f", {summary.new_findings} new" if summary.new_findings else ""
+                new = _new_count(
+                    summary.open_resources,
+                    summary.new_resources,
+                    summary.new_findings,
+                    separator=", ",
+                )
                 lines.append(
                     f":red_circle: `{code_text(summary.name)}` — "
                     f"{_open_count(summary.open_resources, summary.open_findings, bold=False)}"
@@ -114,6 +119,7 @@ def render_digest(event: DriftScanCompleted) -> SlackMessage:
         blocks.append(section(":tada: Every state matches its code."))
     if event.team is not None:
         blocks.append(section(_team_text(event)))
+    blocks += _notes_section(event)
     blocks.append(
         context(
             f"Scan `{code_text(event.correlation_id)}` · took {duration(event.duration_seconds)}"
@@ -126,6 +132,20 @@ def render_digest(event: DriftScanCompleted) -> SlackMessage:
         + _open_count(event.resources_open, event.findings_open, bold=False)
     )
     return SlackMessage(text=text, blocks=fit_blocks(blocks))
+
+
+def _notes_section(event: DriftScanCompleted) -> list[Block]:
+    """Warnings about the scan (close to its runner's limit) and each state's (a plan close
+    to its timeout, sets shown by position)."""
+    warned = [escape(note) for note in event.notes] + [
+        f"`{code_text(summary.name)}`: {escape(note)}"
+        for summary in event.states
+        for note in summary.notes
+    ]
+    if not warned:
+        return []
+    text = ":information_source: *Scan notes*\n" + "\n".join(warned)
+    return [section(clip_mrkdwn(text, MAX_SECTION_TEXT))]
 
 
 def _open_count(resources: int, findings: int, *, bold: bool = True) -> str:
@@ -162,10 +182,27 @@ def render_rescan_reply(event: DriftScanCompleted) -> SlackMessage:
     else:
         outcome = (
             f":mag: {_open_count(event.resources_open, event.findings_open)}"
-            + (f" ({event.findings_new} new)" if event.findings_new else "")
+            + _new_count(event.resources_open, event.resources_new, event.findings_new)
             + f" · *{event.findings_resolved}* resolved"
         )
     text = f"Re-scan done{asked}: {outcome}"
     return SlackMessage(
         text=clip(text, 400), blocks=fit_blocks([section(clip_mrkdwn(text, MAX_SECTION_TEXT))])
     )
+
+
+def _new_count(
+    resources_open: int, resources_new: int, findings_new: int, *, separator: str = " ("
+) -> str:
+    """How many of the open ones are new, in the unit :func:`_open_count` counts in.
+
+    Resources, each counted once like the header. An event written before
+    ``resources_new`` existed (schema 1.0: new findings but no new resources) says
+    findings, so a drift and its revert are never shown as two new resources.
+    """
+    close = ")" if separator == " (" else ""
+    if resources_new or not findings_new:
+        return f"{separator}{resources_new} new{close}" if resources_new else ""
+    if not resources_open:  # the header counts findings too
+        return f"{separator}{findings_new} new{close}"
+    return f"{separator}{findings_new} new {plural(findings_new, 'finding')}{close}"
