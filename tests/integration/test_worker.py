@@ -308,6 +308,43 @@ async def test_a_worker_killed_mid_handler_is_retried_after_its_lease_not_dead_l
     assert await queue_depth(aws.sqs, topology.dlq_urls["detector"]) == (0, 0)
 
 
+async def test_a_dead_workers_claim_is_taken_over_when_its_message_comes_back(
+    aws: AwsClients,
+    topology: BootstrapReport,
+    names: Names,
+    publisher: Publisher,
+    moto_endpoint: str,
+    tmp_path: Path,
+) -> None:
+    # GIVEN a worker (visibility 2 s, handler timeout 300 s) SIGKILLed mid-handler
+    event = scan()
+    await publisher.publish(event)
+    env = {"WP_HANDLER_SECONDS": "60", "WP_HANDLER_TIMEOUT": "300"}
+    dying = _spawn_worker(moto_endpoint, topology, names, tmp_path, **env)
+    try:
+        await eventually(lambda: _all_exist(tmp_path, [event], "started"), timeout=60, every=0.1)
+    finally:
+        dying.kill()
+        await asyncio.to_thread(dying.wait, 30)
+
+    # WHEN the message comes back to another worker
+    survivor = _spawn_worker(
+        moto_endpoint, topology, names, tmp_path, WP_HANDLER_SECONDS="0", WP_HANDLER_TIMEOUT="300"
+    )
+    try:
+        await eventually(lambda: _all_exist(tmp_path, [event], "done"), timeout=60, every=0.5)
+    finally:
+        survivor.send_signal(signal.SIGTERM)
+        _out, err = await asyncio.to_thread(survivor.communicate, timeout=60)
+
+    # THEN the dead worker's claim (a lease as long as the visibility timeout, no longer
+    # renewed) is taken over by that receive: not "another worker is handling it" until
+    # the handler timeout, which would spend the receive count
+    assert "another worker is handling it" not in err
+    assert (tmp_path / f"{event.event_id}.done").read_text() == "x"
+    assert await queue_depth(aws.sqs, topology.dlq_urls["detector"]) == (0, 0)
+
+
 async def _is_empty(aws: AwsClients, url: str) -> bool:
     return await queue_depth(aws.sqs, url) == (0, 0)
 
