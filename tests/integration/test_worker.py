@@ -32,7 +32,7 @@ from shared.events import (
 from shared.idempotency import IdempotencyStore
 from shared.publishing import Publisher
 from shared.settings import AwsSettings, WorkerSettings
-from shared.topology import BootstrapReport, Names
+from shared.topology import MAX_RECEIVE_COUNT, BootstrapReport, Names
 from shared.worker import Handler, Worker, failure_key
 from tests.support import FAST_WORKER, TcpGate, eventually, queue_depth, receive_all
 
@@ -163,7 +163,7 @@ async def test_poison_goes_to_the_dlq_logged_once_while_the_worker_keeps_going(
     assert handled == [good.event_id]
     dead = await receive_all(aws.sqs, topology.dlq_urls["detector"])
     assert sorted(m["MessageId"] for m in dead) == sorted(sent.values())
-    assert stats.dead_lettered == 3 * 5  # each received maxReceiveCount times
+    assert stats.dead_lettered == 3 * MAX_RECEIVE_COUNT  # each received maxReceiveCount times
     for label, message_id in sent.items():
         logged = [r for r in caplog.records if message_id in r.getMessage()]
         assert len(logged) == 1, f"{label}: logged {len(logged)} times"
@@ -192,8 +192,8 @@ async def test_permanent_handler_error_goes_to_the_dlq(
 
     dead = await receive_all(aws.sqs, topology.dlq_urls["detector"])
     assert [json.loads(m["Body"])["event_id"] for m in dead] == [event.event_id]
-    assert stats.dead_lettered == 5
-    assert calls[event.event_id] == 5
+    assert stats.dead_lettered == MAX_RECEIVE_COUNT
+    assert calls[event.event_id] == MAX_RECEIVE_COUNT
 
 
 async def test_a_redelivered_event_is_not_handled_twice(

@@ -8,6 +8,7 @@ messages against what was published.
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 import re
 import time
@@ -26,6 +27,7 @@ from toilkit.chaos.fuzz import fuzz_request
 from toilkit.chaos.processes import GateMode
 from toilkit.chaos.system import SIGNING_SECRET, ChaosSystem, poison_body, until
 from toilkit.chaos.workloads import (
+    QUIET_COMMAND,
     batch_request,
     run_tally,
     scan_announcements,
@@ -84,7 +86,7 @@ async def kill_notifier(system: ChaosSystem, size: Size) -> tuple[int, int, int,
     await publishing
     await system.wait_quiet(size.pick(900, 120))
     lost, duplicated = await system.tally()
-    return events, lost, duplicated, f"{kills} SIGKILLs"
+    return events, lost, duplicated, f"{kills} SIGKILLs; {await system.dlq_depth()} in the DLQ"
 
 
 async def crash_loop(system: ChaosSystem, size: Size) -> tuple[int, int, int, str]:
@@ -258,6 +260,58 @@ async def kill_batch(system: ChaosSystem, size: Size) -> tuple[int, int, int, st
     return runs, lost, duplicated + orphans, note
 
 
+async def batch_crash_local(system: ChaosSystem, size: Size) -> tuple[int, int, int, str]:
+    """SIGKILL the batch service during a local run of a quiet one-at-a-time command, again
+    and again: the restarted service stops the orphaned run before it frees the command's
+    slot, the next request runs, and two runs of the command never run at once."""
+    rounds = size.pick(5, 1)
+    markers = system.log_dir / "run-markers"
+    catalog = write_batch_catalog(system.log_dir / "batch", markers, run_seconds=1)
+    system.service_env.update(
+        {
+            "TOILKIT_BATCH_CATALOG_PATH": str(catalog),
+            "TOILKIT_BATCH_LOG_DIR": str(system.log_dir / "batch-logs"),
+        }
+    )
+    system.add_service("batch")
+    await system.wait_ready("batch")
+    run_ids: list[str] = []
+    most_at_once = 0
+
+    async def watch_concurrency() -> None:
+        nonlocal most_at_once
+        while True:
+            live = await asyncio.to_thread(lambda: sum(bool(groups_of_run(r)) for r in run_ids))
+            most_at_once = max(most_at_once, live)
+            await asyncio.sleep(0.25)
+
+    async def final(run_id: str) -> bool:
+        lost, _, _ = run_tally(await system.slack_messages(), [run_id], markers)
+        return lost == 0
+
+    watcher = asyncio.create_task(watch_concurrency())
+    try:
+        for n in range(rounds):
+            tag = uuid.uuid4().hex[:6]
+            killed, after = f"chaos-killed-{n}-{tag}", f"chaos-after-{n}-{tag}"
+            run_ids.append(killed)
+            await system.publisher.publish(batch_request(killed, QUIET_COMMAND))
+            await until((markers / killed).exists, 120, every=0.2)
+            await _restart_after_kill(system, "batch")  # mid-run; the next one starts
+            await until(functools.partial(final, killed), 180)
+            run_ids.append(after)
+            await system.publisher.publish(batch_request(after, QUIET_COMMAND))
+            await until(functools.partial(final, after), 180)
+        await system.wait_quiet(60, expected=[], upstream=("batch",))
+    finally:
+        watcher.cancel()
+    lost, duplicated, statuses = run_tally(await system.slack_messages(), run_ids, markers)
+    orphans = sum(bool(groups_of_run(run_id)) for run_id in run_ids)
+    shown = ", ".join(f"{k}: {n}" for k, n in statuses.most_common())
+    note = f"{rounds} kills mid-run; {shown}; most runs at once: {most_at_once}; left: {orphans}"
+    return len(run_ids), lost, duplicated + orphans + max(0, most_at_once - 1), note
+
+
 async def _publish_paced(
     system: ChaosSystem, events: Sequence[EventBase], per_second: float
 ) -> None:
@@ -270,6 +324,7 @@ SCENARIOS: dict[str, Scenario] = {
     "SIGKILL notifier under load": kill_notifier,
     "SIGKILL detector under load": kill_detector,
     "SIGKILL batch under load": kill_batch,
+    "batch crash during a local run": batch_crash_local,
     "crash loop (notifier)": crash_loop,
     "Slack faults": slack_faults,
     "poison + replay": poison_and_replay,

@@ -10,7 +10,8 @@
   run (``TOILKIT_RUN_ID``), then sleeps a little. Every run must be announced by exactly
   one parent message in Slack that reaches a final status, and must have started its
   command at most once (a run whose batch service was killed under it is stopped and
-  failed by the next one: announced, not lost).
+  failed by the next one: announced, not lost). A second, quiet command runs one at a
+  time, for the batch service killed during a run of it.
 """
 
 from __future__ import annotations
@@ -27,8 +28,10 @@ from shared.events import Actor, BatchRequested, DriftScanRequested, derived_eve
 
 #: The user the chaos runs are requested by (allowed by the chaos catalog).
 CHAOS_USER = Actor(slack_user_id="U0CHAOS001", name="chaos")
-#: The chaos catalog's command.
+#: The chaos catalog's commands: any number of runs at once, and one at a time (quiet, long).
 BATCH_COMMAND = "chaos-run"
+QUIET_COMMAND = "chaos-quiet"
+QUIET_SECONDS = 15
 #: What the command runs: append to <markers>/<run id>, then sleep argv[2] seconds.
 _RUN_CODE = (
     "import os, sys, time\n"
@@ -98,7 +101,20 @@ def write_batch_catalog(root: Path, markers: Path, run_seconds: float) -> Path:
                 },
                 "timeout_seconds": 120,
                 "concurrency": None,  # no limit: every request runs
-            }
+            },
+            {
+                "name": QUIET_COMMAND,
+                "description": "Prints nothing for a while, one run at a time.",
+                "argv": ["python3", "-c", _RUN_CODE, str(markers), str(QUIET_SECONDS)],
+                "environments": {
+                    "staging": {
+                        "allowed": {"users": [CHAOS_USER.slack_user_id]},
+                        "runner": {"kind": "local", "workdir": str(root)},
+                    }
+                },
+                "timeout_seconds": 120,
+                "concurrency": 1,
+            },
         ]
     }
     path = root / "catalog.yaml"
@@ -106,12 +122,12 @@ def write_batch_catalog(root: Path, markers: Path, run_seconds: float) -> Path:
     return path
 
 
-def batch_request(run_id: str) -> BatchRequested:
+def batch_request(run_id: str, command: str = BATCH_COMMAND) -> BatchRequested:
     return BatchRequested(
         correlation_id=f"chaos-{run_id}",
         source="chaos",
         run_id=run_id,
-        command=BATCH_COMMAND,
+        command=command,
         environment="staging",
         reason="chaos",
         requested_by=CHAOS_USER,
