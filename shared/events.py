@@ -73,6 +73,20 @@ def new_event_id() -> str:
     return str(uuid.uuid4())
 
 
+#: The namespace of :func:`derived_event_id`'s UUIDs.
+_DERIVED_NAMESPACE = uuid.UUID("5b0c1d2e-13a7-4c0e-9d1f-7a1c0de13e13")
+
+
+def derived_event_id(*parts: str) -> str:
+    """An event id that is the same every time for the same ``parts`` (a UUID5).
+
+    For an event a handler publishes on behalf of the event it handles (a scan's outcomes
+    carry the scan's id): when the handler runs again after a crash, its events keep their
+    ids, so the notifier, deduplicating by event id, announces each one once.
+    """
+    return str(uuid.uuid5(_DERIVED_NAMESPACE, "/".join(parts)))
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
 

@@ -5,8 +5,13 @@ handler runs, the worker claims ``<consumer>#<event_id>`` with a conditional put
 (``attribute_not_exists(id) OR expiration < :now OR (status = INPROGRESS AND
 in_progress_expiration < :now)``); when the handler succeeds the record becomes
 COMPLETED with a TTL; when it fails the record is deleted so a retry can claim it again.
-A worker that dies mid-handler leaves an INPROGRESS record that expires after the
-handler timeout, so the redelivered message runs then.
+
+The claim is a *lease* as long as the message's visibility timeout, held by one worker
+(``owner``) and renewed by the heartbeat that keeps the message hidden. A worker that dies
+mid-handler stops renewing both: its claim lapses when its message becomes visible again,
+so the redelivery takes the claim over (:meth:`IdempotencyStore.take_over` waits the last
+few seconds out in process) instead of spending a receive on "another worker is handling
+it", which would dead-letter an event nobody failed to handle after a few crashes.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -36,6 +42,9 @@ class Claim(Enum):
 
 
 IN_PROGRESS = "INPROGRESS"
+#: The longest a receive waits in process for a claim about to lapse (a dead worker's lease
+#: runs out about when its message reappears) before giving the message back to SQS.
+TAKEOVER_WAIT_SECONDS = 5.0
 COMPLETED = "COMPLETED"
 #: The kind of a failure record written as a message's last receive begins: replaced by the
 #: real reason if the handler fails, deleted if it succeeds, left if the worker never returns.
@@ -58,6 +67,8 @@ class IdempotencyStore:
         table: the idempotency table (hash key ``id``, TTL attribute ``expiration``).
         completed_ttl: seconds a COMPLETED record is kept (longer than any redelivery).
         clock: returns epoch seconds; tests inject their own.
+        owner: who holds this store's claims (default: a new id per store, i.e. per worker
+            process); only the owner renews a claim.
     """
 
     def __init__(
@@ -67,11 +78,13 @@ class IdempotencyStore:
         *,
         completed_ttl: int = 7 * 24 * 3600,
         clock: Callable[[], float] = time.time,
+        owner: str | None = None,
     ) -> None:
         self._ddb = dynamodb
         self.table = table
         self.completed_ttl = completed_ttl
         self._clock = clock
+        self.owner = owner or uuid.uuid4().hex
 
     def _claim_put(self, key: str, in_progress_seconds: float) -> dict[str, Any]:
         """The conditional put that claims ``key`` (shared by single and batched claims)."""
@@ -81,6 +94,7 @@ class IdempotencyStore:
             "Item": {
                 "id": {"S": key},
                 "status": {"S": IN_PROGRESS},
+                "owner": {"S": self.owner},
                 "in_progress_expiration": {"N": str(int(now + in_progress_seconds) + 1)},
                 "expiration": {"N": str(int(now + self.completed_ttl))},
             },
@@ -138,6 +152,43 @@ class IdempotencyStore:
             return 0.0
         expires = float(item.get("in_progress_expiration", {}).get("N", "0"))
         return max(0.0, expires - self._clock())
+
+    async def renew(self, key: str, in_progress_seconds: float) -> bool:
+        """Extend this store's claim on ``key`` by ``in_progress_seconds`` from now (the
+        heartbeat); False if the claim is no longer ours (it lapsed and was taken over)."""
+        now = self._clock()
+        try:
+            await call_aws(
+                "dynamodb.update_item (idempotency)",
+                lambda: self._ddb.update_item(
+                    TableName=self.table,
+                    Key={"id": {"S": key}},
+                    UpdateExpression="SET in_progress_expiration = :until",
+                    ConditionExpression="#status = :in_progress AND #owner = :owner",
+                    ExpressionAttributeNames={"#status": "status", "#owner": "owner"},
+                    ExpressionAttributeValues={
+                        ":until": {"N": str(int(now + in_progress_seconds) + 1)},
+                        ":in_progress": {"S": IN_PROGRESS},
+                        ":owner": {"S": self.owner},
+                    },
+                ),
+            )
+        except ConditionFailed:
+            return False
+        return True
+
+    async def take_over(
+        self, key: str, in_progress_seconds: float, within: float = TAKEOVER_WAIT_SECONDS
+    ) -> tuple[Claim, float]:
+        """Claim ``key`` held by another worker if that claim lapses within ``within``
+        seconds (waiting for it here); else (IN_PROGRESS, seconds until it lapses)."""
+        wait = await self.seconds_until_free(key)
+        if wait > within:
+            return Claim.IN_PROGRESS, wait
+        if wait > 0:
+            await asyncio.sleep(wait + 1.05)  # expirations are whole seconds, compared with <
+        claim = await self.claim(key, in_progress_seconds)
+        return claim, 0.0 if claim is not Claim.IN_PROGRESS else in_progress_seconds
 
     async def complete(self, key: str) -> None:
         """Mark ``key`` handled; a redelivery of the same event is then skipped."""

@@ -26,6 +26,14 @@ if TYPE_CHECKING:
     from shared.aws import AwsClients
 
 
+#: Receives before SQS moves a message to its DLQ. Every receive counts, including one by
+#: a worker killed before it handled the message: a crash loop spends one receive per crash
+#: on the messages at the head of the queue (a killed worker's claim no longer costs
+#: another, shared/idempotency.py). Ten leaves room for a crash loop of several restarts;
+#: a transient failure backs off 2, 4, 8... s (up to 5 min) between receives.
+MAX_RECEIVE_COUNT = 10
+
+
 @dataclass(frozen=True)
 class QueueSpec:
     """A consuming service's queue and what reaches it."""
@@ -33,7 +41,7 @@ class QueueSpec:
     consumer: str
     event_types: frozenset[str]
     visibility_timeout: int = 60
-    max_receive_count: int = 5
+    max_receive_count: int = MAX_RECEIVE_COUNT
     retention_seconds: int = 4 * 24 * 3600
     dlq_retention_seconds: int = 14 * 24 * 3600
 

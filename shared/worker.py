@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
+from shared.acks import Acknowledger, Settled
 from shared.aws import call_aws, classify_aws_error
 from shared.errors import PermanentError, PoisonMessage, TransientError
 from shared.events import EventBase, event_type_name, parse_event
@@ -159,7 +160,7 @@ class Worker:
         self._slot_freed = asyncio.Event()
         self._busy = 0  # messages received and not settled yet
         self._batches: set[asyncio.Task[set[str]]] = set()
-        self._acks = _Acknowledger(self)
+        self._acks = Acknowledger(self._acknowledge)
         self._interrupted_receive: asyncio.Future[Any] | None = None
         self.stats = WorkerStats()
 
@@ -355,7 +356,7 @@ class Worker:
             return set()
         claims = dict.fromkeys((p.key for p in prepared), Claim.ACQUIRED)
         if self._idempotency is not None:
-            lease = self.settings.handler_timeout + self.settings.visibility_timeout
+            lease = self.settings.visibility_timeout  # renewed by the heartbeat
             try:
                 claims = await self._idempotency.claim_many(
                     [f"{self.consumer}#{p.key}" for p in prepared], lease
@@ -456,6 +457,19 @@ class Worker:
 
     async def _run_handler(self, item: _Prepared, claim: Claim, claim_is_ours: bool) -> Outcome:
         event, message = item.event, item.message
+        if claim is Claim.IN_PROGRESS:
+            # A dead worker's claim lapses when its message reappears: take it over (its
+            # last seconds waited out here) rather than spend a receive on it, which
+            # would dead-letter after a few crashes an event nobody failed to handle.
+            claim, wait = await self._take_over(item, claim_is_ours)
+            if claim is Claim.IN_PROGRESS:
+                await self._retry_later(
+                    message,
+                    item.receive_count,
+                    "another worker is handling it",
+                    at_least=wait + 1 if wait else 0,
+                )
+                return Outcome.RETRY
         if claim is Claim.COMPLETED:
             log.info(
                 "%s: %s %s was handled before; skipping the redelivery",
@@ -464,25 +478,8 @@ class Worker:
                 event.event_id,
             )
             return Outcome.DUPLICATE
-        if claim is Claim.IN_PROGRESS:
-            # Come back when the other claim lapses (a crashed worker's lease), not with
-            # the usual backoff: that would spend the receive count and dead-letter an
-            # event nobody failed to handle.
-            wait = 0.0
-            key = f"{self.consumer}#{item.key}"
-            ours = claim_is_ours or self._acks.holds(key)  # handled here, ack not flushed yet
-            if self._idempotency is not None and not ours:
-                with contextlib.suppress(Exception):
-                    wait = await self._idempotency.seconds_until_free(f"{self.consumer}#{item.key}")
-            await self._retry_later(
-                message,
-                item.receive_count,
-                "another worker is handling it",
-                at_least=wait + 1 if wait else 0,
-            )
-            return Outcome.RETRY
         key = f"{self.consumer}#{item.key}"
-        heartbeat = asyncio.create_task(self._heartbeat(message))
+        heartbeat = asyncio.create_task(self._heartbeat(message, key))
         started = time.monotonic()
         try:
             async with asyncio.timeout(self.settings.handler_timeout):
@@ -547,8 +544,18 @@ class Worker:
 
     # ------------------------------------------------------------------ SQS actions
 
-    async def _heartbeat(self, message: MessageTypeDef) -> None:
-        """Keep a long handler's message hidden until the handler ends."""
+    async def _take_over(self, item: _Prepared, claim_is_ours: bool) -> tuple[Claim, float]:
+        """Claim an event another worker holds if its lease is about to lapse."""
+        key = f"{self.consumer}#{item.key}"
+        if claim_is_ours or self._acks.holds(key) or self._idempotency is None:
+            return Claim.IN_PROGRESS, 0.0  # handled here (the ack is not flushed yet)
+        try:
+            return await self._idempotency.take_over(key, self.settings.visibility_timeout)
+        except Exception:
+            return Claim.IN_PROGRESS, 0.0
+
+    async def _heartbeat(self, message: MessageTypeDef, key: str) -> None:
+        """Keep a long handler's message hidden, and its claim held, until it ends."""
         while True:
             await asyncio.sleep(self.settings.heartbeat_interval)
             try:
@@ -558,9 +565,13 @@ class Worker:
                     VisibilityTimeout=self.settings.visibility_timeout,
                 )
                 self.stats.heartbeats += 1
+                if self._idempotency is not None and not await self._idempotency.renew(
+                    key, self.settings.visibility_timeout
+                ):
+                    log.warning("%s: lost the claim on %s (taken over)", self.consumer, key)
             except Exception as exc:
                 log.warning(
-                    "%s: cannot extend visibility of %s: %s",
+                    "%s: cannot extend visibility or claim of %s: %s",
                     self.consumer,
                     message.get("MessageId"),
                     exc,
@@ -681,9 +692,7 @@ class Worker:
                 exc,
             )
 
-    async def _acknowledge(
-        self, batch: list[tuple[str | None, MessageTypeDef, EventBase, Outcome]]
-    ) -> None:
+    async def _acknowledge(self, batch: list[Settled]) -> None:
         """Record handled events as completed, then delete their messages (batched)."""
         keys = [key for key, *_ in batch if key is not None]
         if keys and self._idempotency is not None:
@@ -717,55 +726,6 @@ class Worker:
             log.warning(
                 "%s: cannot delete a handled message: %s", self.consumer, failure.get("Message")
             )
-
-
-#: How long a handled message may wait for its batched delete.
-ACK_FLUSH_SECONDS = 0.05
-
-
-class _Acknowledger:
-    """Collects settled messages and acknowledges them in batches of up to ten.
-
-    Completing in DynamoDB and deleting from SQS one message at a time would triple the
-    requests per message; batching keeps the runtime as cheap per message as a bare loop.
-    """
-
-    def __init__(self, worker: Worker) -> None:
-        self._worker = worker
-        self._pending: list[tuple[str | None, MessageTypeDef, EventBase, Outcome]] = []
-        self._flushing: list[tuple[str | None, MessageTypeDef, EventBase, Outcome]] = []
-        self._full = asyncio.Event()
-        self._flusher: asyncio.Task[None] | None = None
-
-    def add(
-        self, key: str | None, message: MessageTypeDef, event: EventBase, outcome: Outcome
-    ) -> None:
-        self._pending.append((key, message, event, outcome))
-        if len(self._pending) >= 10:
-            self._full.set()
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush_soon())
-
-    def holds(self, key: str) -> bool:
-        """True while ``key`` is handled here and waits for its batched completion."""
-        return any(k == key for k, *_ in (*self._pending, *self._flushing))
-
-    async def _flush_soon(self) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._full.wait(), ACK_FLUSH_SECONDS)
-        self._full.clear()
-        while self._pending:
-            self._flushing, self._pending = self._pending[:10], self._pending[10:]
-            try:
-                await self._worker._acknowledge(self._flushing)
-            finally:
-                self._flushing = []
-
-    async def close(self) -> None:
-        """Flush whatever is pending now."""
-        self._full.set()
-        if self._flusher is not None:
-            await self._flusher
 
 
 class _Stopped(Exception):

@@ -31,7 +31,7 @@ locals {
   }
 
   visibility_timeout_seconds = 60
-  max_receive_count          = 5
+  max_receive_count          = 10      # shared/topology.py MAX_RECEIVE_COUNT
   retention_seconds          = 345600  # 4 days
   dlq_retention_seconds      = 1209600 # 14 days
 }

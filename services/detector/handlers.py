@@ -61,6 +61,7 @@ from shared.events import (
     StateSummary,
     Suspect,
     TeamLines,
+    derived_event_id,
     utc_now,
 )
 from shared.publishing import EventPublisher
@@ -338,6 +339,7 @@ class DriftPipeline:
         ]
         oldest = min(current, key=lambda pair: pair[1].first_seen, default=None)
         return DriftScanCompleted(
+            event_id=derived_event_id(request.scan_id, "DriftScanCompleted"),
             correlation_id=request.correlation_id,
             source=self.source,
             states=tuple(summaries),
@@ -378,7 +380,14 @@ class DriftPipeline:
     async def _publish(
         self, request: ScanRequest, event_class: type[EventBase], **fields: Any
     ) -> None:
-        event = event_class(correlation_id=request.correlation_id, source=self.source, **fields)
+        # The same id when a crashed scan runs again: the notifier announces it once.
+        state = fields["state"].name if "state" in fields else ""
+        event = event_class(
+            event_id=derived_event_id(request.scan_id, event_class.__name__, state),
+            correlation_id=request.correlation_id,
+            source=self.source,
+            **fields,
+        )
         await self.publisher.publish(event)
 
 

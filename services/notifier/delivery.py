@@ -153,6 +153,7 @@ class Delivery:
                 )
                 await self._store.complete_post(key, found.channel, found.ts)
                 return found
+            await self._store.restamp_post(key)  # the look-up window starts at this attempt
         try:
             posted = await self._slack.post(channel, message, marker=marker, thread_ts=thread_ts)
         except (PermanentError, NotPosted):

@@ -269,11 +269,15 @@ class SlackWebApi:
             async for attempt in retrying:
                 with attempt:
                     await self._pacer.wait_turn(channel)
-                    sent_at = time.time()
                     try:
                         return await self._post_attempt(channel, message, marker, thread_ts)
                     except _UnknownOutcome as exc:
-                        found = await self._settle(channel, marker, exc, began, sent_at, thread_ts)
+                        # The maybe-posted request was sent no later than now; not "when
+                        # the attempt began": slack-sdk may have retried a 429 in between.
+                        failed_at = time.time()
+                        found = await self._settle(
+                            channel, marker, exc, began, failed_at, thread_ts
+                        )
                         if found is not None:
                             return found
                         raise
@@ -290,13 +294,15 @@ class SlackWebApi:
         marker: PostMarker,
         failure: _UnknownOutcome,
         began: float,
-        sent_at: float,
+        failed_at: float,
         thread_ts: str | None,
     ) -> Posted | None:
-        """Where a maybe-posted attempt's message is, or None once Slack has settled it."""
+        """Where a maybe-posted attempt's message is, or None once Slack has settled it
+        (a look-up that began ``settle_seconds`` after ``failed_at``, by when the request
+        that failed had been sent)."""
         log.warning(
             "slack: chat.postMessage of %s/%s to %s may have been posted (%s); looking for it "
-            "until %.0fs after it was sent",
+            "until %.0fs after it failed",
             marker.event_id,
             marker.role,
             channel,
@@ -308,7 +314,7 @@ class SlackWebApi:
             marker,
             since=began - LOOKUP_MARGIN_SECONDS,
             thread_ts=thread_ts,
-            settle_at=sent_at + self.settle_seconds,
+            settle_at=failed_at + self.settle_seconds,
         )
         if found is not None:
             log.warning(
@@ -319,7 +325,7 @@ class SlackWebApi:
             )
         else:
             log.warning(
-                "slack: %s/%s was not posted (settled %.0fs after sending); posting again",
+                "slack: %s/%s was not posted (settled %.0fs after it failed); posting again",
                 marker.event_id,
                 marker.role,
                 self.settle_seconds,

@@ -178,6 +178,20 @@ class NotifierStore:
             return _post_record(existing)
         return None
 
+    async def restamp_post(self, key: PostKey) -> None:
+        """Move a claim's ``claimed_at`` to now, before an attempt that found it without a
+        ``ts`` (and settled it as not posted) posts again: a later attempt then waits for
+        Slack to settle *this* attempt's requests, not only the first one's."""
+        await call_aws(
+            "dynamodb.update_item (notifier post)",
+            lambda: self._ddb.update_item(
+                TableName=self.table,
+                Key=key.item_key,
+                UpdateExpression="SET claimed_at = :now",
+                ExpressionAttributeValues={":now": {"N": repr(self._clock())}},
+            ),
+        )
+
     async def complete_post(self, key: PostKey, channel: str, ts: str) -> None:
         """Remember the posted message's channel and ``ts``."""
         await call_aws(

@@ -48,9 +48,9 @@ async def main() -> int:
     settings = NotifierSettings(
         slack_api_url=os.environ["NP_SLACK_API_URL"],
         post_interval_seconds=0,
-        # A killed worker's event stays claimed (INPROGRESS) for handler_timeout +
-        # visibility_timeout = 7 s; retries 2, 4, 8 s apart outlast that within the
-        # queue's 5 receives, so the redelivery runs instead of going to the DLQ.
+        # A killed worker's claim (INPROGRESS) lapses with its message's visibility
+        # (2 s, no longer renewed), and the redelivery takes it over instead of going
+        # to the DLQ.
         worker=WorkerSettings(
             wait_time_seconds=1,
             visibility_timeout=2,

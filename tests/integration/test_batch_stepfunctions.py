@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -646,3 +647,33 @@ async def test_an_input_without_a_mode_runs_as_a_run(
     )
     variables = {v["name"]: v["value"] for v in scheduled["environmentVariablesOverride"]}
     assert variables["TOILKIT_RUN_MODE"] == "run"
+
+
+async def test_a_batch_service_killed_mid_execution_is_followed_by_the_next_one(
+    aws_batch: BatchHarness, sfn: Any, state_machine: str
+) -> None:
+    """The crash rule on Step Functions: a batch service SIGKILLed while its execution runs
+    leaves the run "running" under an owner that is gone. The next service watches that
+    execution again: the run is neither failed nor started a second time."""
+    # GIVEN a run whose execution was started by a batch process on this host, now dead
+    dead = await asyncio.create_subprocess_exec("true")
+    await dead.wait()
+    owner = f"{socket.gethostname()}:{dead.pid}"
+    record, started = await started_elsewhere(aws_batch, "killed", owner=owner)
+
+    # WHEN the next batch service starts
+    supervisor = aws_batch.service.supervisor
+    await supervisor.resume()
+    assert record.run_id in supervisor.watching()
+    await supervisor.wait_idle()
+
+    # THEN it followed the same execution to its end, once
+    settled = await aws_batch.runs.get(record.run_id)
+    assert settled.status == "succeeded"
+    assert settled.runner_ref == started.ref
+    executions = await sfn.list_executions(stateMachineArn=state_machine)
+    assert [e["executionArn"] for e in executions["executions"]] == [started.ref]
+    outcomes = await aws_batch.outcomes(record.run_id)
+    finished = [e for e in outcomes if isinstance(e, BatchRunFinished)]
+    assert [f.status for f in finished] == ["succeeded"]
+    assert record.run_id not in await aws_batch.runs.active_run_ids()

@@ -1,8 +1,10 @@
 """``make chaos`` at its reduced size: every service in its own process, nothing lost or twice.
 
-Two small scenarios of :mod:`toilkit.chaos` (the notifier SIGKILLed under load, and Slack's
-faults: 429 with Retry-After, 5xx, late answers beyond the client timeout, dropped
-connections); ``make chaos`` runs them all at full size.
+Four small scenarios of :mod:`toilkit.chaos`: the notifier, the detector (real Terraform
+plans) and the batch service (local runs) SIGKILLed under load, and Slack's faults (429
+with Retry-After, 5xx, late answers beyond the client timeout, dropped connections).
+``make chaos`` runs them all at full size. For batch, "duplicated" also counts a command
+started twice for one run and a run's process left running after the scenario.
 """
 
 from __future__ import annotations
@@ -17,7 +19,15 @@ from toilkit.chaos.scenarios import Size, run_scenario
 pytestmark = pytest.mark.heavy
 
 
-@pytest.mark.parametrize("scenario", ["SIGKILL notifier under load", "Slack faults"])
+@pytest.mark.parametrize(
+    "scenario",
+    [
+        "SIGKILL notifier under load",
+        "SIGKILL detector under load",
+        "SIGKILL batch under load",
+        "Slack faults",
+    ],
+)
 async def test_reduced_chaos_scenario_loses_nothing_and_posts_nothing_twice(
     scenario: str, tmp_path: Path
 ) -> None:

@@ -320,6 +320,29 @@ async def test_the_digest_counts_new_resources_once_however_many_findings_they_h
     assert "Scan notes" in rendered
 
 
+async def test_a_scan_run_again_after_a_crash_publishes_the_same_event_ids(
+    aws: AwsClients, names: Names, topology: BootstrapReport, testbed: Testbed, tmp_path: Path
+) -> None:
+    # GIVEN a drifted state, scanned for a request whose handler then died before the
+    # worker recorded it as handled (SQS redelivers it, the scan runs again)
+    repo = make_repo(testbed, tmp_path / "infra", ("drifting",))
+    detector = build_pipeline(aws, names, topology, testbed, repo, tmp_path / "work")
+    drift_the_cloud(repo.cloud)
+    await detector.pipeline.run(_request("crashed"))
+    first = await outcomes(aws, topology)
+
+    # WHEN the same request is scanned again
+    await detector.pipeline.run(_request("crashed"))
+    again = await outcomes(aws, topology)
+
+    # THEN its outcome events keep their ids (the notifier announces each one once), and
+    # another request's do not
+    assert {type(e).__name__ for e in first} == {"DriftDetected", "DriftScanCompleted"}
+    assert sorted(e.event_id for e in again) == sorted(e.event_id for e in first)
+    await detector.pipeline.run(_request("another"))
+    assert not {e.event_id for e in await outcomes(aws, topology)} & {e.event_id for e in first}
+
+
 def _request(scan_id: str) -> ScanRequest:
     return ScanRequest(scan_id=scan_id, correlation_id=scan_id)
 

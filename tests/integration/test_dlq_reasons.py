@@ -20,7 +20,7 @@ from shared.errors import TransientError
 from shared.events import DriftScanRequested, dump_event
 from shared.idempotency import IdempotencyStore
 from shared.settings import WorkerSettings
-from shared.topology import BootstrapReport, Names
+from shared.topology import MAX_RECEIVE_COUNT, BootstrapReport, Names
 from shared.worker import Worker, failure_key
 from tests.support import eventually, queue_depth
 from toilkit import dlq
@@ -65,32 +65,32 @@ async def test_a_transient_failure_on_every_receive_is_shown_with_its_reason(
         s3=aws.s3,
         idempotency=store,
         settings=FAST,
-        max_receive_count=5,
+        max_receive_count=MAX_RECEIVE_COUNT,
     )
     # WHEN it fails until the redrive policy moves the message
     await worker.run(burst=True)
 
     # THEN dlq show gives the last failure's reason, recorded as not poison
-    assert attempts == 5
+    assert attempts == MAX_RECEIVE_COUNT
     assert await queue_depth(aws.sqs, topology.dlq_urls["detector"]) == (1, 0)
     [shown] = await dlq.peek(aws, names, "detector")
-    assert "terraform registry unreachable (receive 5)" in (shown.reason or "")
+    assert f"terraform registry unreachable (receive {MAX_RECEIVE_COUNT})" in (shown.reason or "")
     assert not shown.poison
 
 
 async def test_a_worker_killed_on_the_last_receive_leaves_a_reason(
     aws: AwsClients, topology: BootstrapReport, names: Names, moto_endpoint: str, tmp_path: Path
 ) -> None:
-    # GIVEN a message received four times already (a crash loop spent those receives)
+    # GIVEN a message received all but once already (a crash loop spent those receives)
     url = topology.queue_urls["detector"]
     sent = await aws.sqs.send_message(QueueUrl=url, MessageBody=scan("scan-killed"))
-    for _ in range(4):
+    for _ in range(MAX_RECEIVE_COUNT - 1):
         got = await aws.sqs.receive_message(QueueUrl=url, WaitTimeSeconds=1)
         [message] = got["Messages"]
         await aws.sqs.change_message_visibility(
             QueueUrl=url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
         )
-    # WHEN a worker process takes its fifth and last receive and is SIGKILLed mid-handler
+    # WHEN a worker process takes its last receive and is SIGKILLed mid-handler
     env = {
         **os.environ,
         "WP_ENDPOINT": moto_endpoint,
@@ -98,7 +98,7 @@ async def test_a_worker_killed_on_the_last_receive_leaves_a_reason(
         "WP_TABLE": names.idempotency_table,
         "WP_MARKERS": str(tmp_path),
         "WP_HANDLER_SECONDS": "120",
-        "WP_MAX_RECEIVE_COUNT": "5",
+        "WP_MAX_RECEIVE_COUNT": str(MAX_RECEIVE_COUNT),
     }
     worker = _spawn(env)
     try:
@@ -119,7 +119,7 @@ async def test_a_worker_killed_on_the_last_receive_leaves_a_reason(
     await eventually(moved, timeout=60, every=0.5)
     [shown] = await dlq.peek(aws, names, "detector")
     assert shown.message_id == sent["MessageId"]
-    assert "its last receive (5)" in (shown.reason or "")
+    assert f"its last receive ({MAX_RECEIVE_COUNT})" in (shown.reason or "")
     assert "was killed, crashed or stopped" in (shown.reason or "")
 
 

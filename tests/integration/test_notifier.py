@@ -41,7 +41,7 @@ from shared.events import EventBase
 from shared.idempotency import IdempotencyStore
 from shared.runtime import Runtime
 from shared.slack.blocks import section
-from shared.topology import BootstrapReport, Names
+from shared.topology import MAX_RECEIVE_COUNT, BootstrapReport, Names
 from shared.worker import failure_key
 from tests import notifier_samples as samples
 from tests.support import FAST_WORKER, eventually, queue_depth, receive_all, runtime_over
@@ -564,7 +564,8 @@ async def test_permanent_slack_errors_go_to_the_dlq_with_the_reason(
         failure_key(names.queue("notifier"), dead[0]["MessageId"])
     )
     assert reason is not None and error in reason
-    assert len(posts) == 5  # once per receive, never retried within one (maxReceiveCount 5)
+    # once per receive, never retried within one (maxReceiveCount)
+    assert len(posts) == MAX_RECEIVE_COUNT
     assert all(call.error == error for call in posts)
 
 

@@ -184,3 +184,72 @@ async def test_a_long_way_from_settled_gives_the_event_back_with_the_delay(
         await delivery.post_once(marker, CHANNELS[0], message)
     assert 250 < raised.value.retry_after <= 300
     assert standin.calls("chat.postMessage") == []
+
+
+async def test_a_post_answered_late_after_a_429_is_settled_from_its_own_request(
+    standin: SlackStandin, session: aiohttp.ClientSession
+) -> None:
+    # GIVEN Slack answers the first post 429 (Retry-After 2 s) and processes slack-sdk's
+    # retry of it 3 s late, after the client's 2 s timeout (seed 1: 429, then slow)
+    standin.set_faults(
+        FaultSpec(
+            method="chat.postMessage",
+            rate_limited=0.5,
+            retry_after=2,
+            slow=0.5,
+            slow_seconds=SLACK_LATE_BY,
+            seed=1,
+            max_injections=2,
+        )
+    )
+    slack = adapter(standin, session, settle_seconds=SLACK_LATE_BY + 0.5)
+
+    # WHEN one message is posted
+    posted, gave_up = await post_many(slack, 1)
+
+    # THEN the late message is found, not posted again: the look-up settles from the
+    # failed request, not from the attempt's first request (the 429), 2 s earlier
+    assert await posted_per_event(standin) == {"event-0000": 1}
+    assert (posted, gave_up) == (1, 0)
+    assert [c.fault for c in standin.calls("chat.postMessage")] == ["rate_limited", "slow"]
+
+
+async def test_an_attempt_that_posts_again_restamps_the_claim_a_later_one_waits_for(
+    standin: SlackStandin,
+    session: aiohttp.ClientSession,
+    aws: AwsClients,
+    names: Names,
+    topology: BootstrapReport,
+) -> None:
+    # GIVEN a claim left without a ts long ago (at t=1000), by an attempt long settled
+    now = [1000.0]
+    store = NotifierStore(aws.dynamodb, names.state_table, clock=lambda: now[0])
+    marker = PostMarker("event-restamp", "message")
+    await store.claim_post(PostKey(marker.event_id, marker.role), CHANNELS[0], None)
+    slack = adapter(standin, session, settle_seconds=30, rate_limited=0)
+    delivery = Delivery(
+        slack,
+        store,
+        claim_lease_seconds=600,
+        attempt_window_seconds=300,
+        settle_seconds=30,
+        clock=lambda: now[0],
+    )
+    message = SlackMessage(text="x", blocks=(section("x"),))
+
+    # WHEN a redelivery at t=2000 finds nothing and posts again, and that post fails
+    # without a verdict (429, no retries left), leaving the claim without a ts
+    now[0] = 2000.0
+    standin.set_faults(FaultSpec(method="chat.postMessage", rate_limited=1.0))
+    with pytest.raises(TransientError):
+        await delivery.post_once(marker, CHANNELS[0], message)
+    assert len(standin.calls("chat.postMessage")) == 1
+
+    # THEN the next redelivery waits for Slack to settle the t=2000 attempt's requests
+    # (not the t=1000 one's, long settled) before it may post
+    standin.clear_faults()
+    now[0] = 2010.0
+    with pytest.raises(TransientError) as raised:
+        await delivery.post_once(marker, CHANNELS[0], message)
+    assert 250 < raised.value.retry_after <= 300
+    assert len(standin.calls("chat.postMessage")) == 1

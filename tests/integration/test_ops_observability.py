@@ -31,7 +31,7 @@ from shared.metrics import EmfMetrics
 from shared.observability import CONTEXT_FIELDS, LogContextFilter, json_formatter
 from shared.publishing import Publisher
 from shared.runtime import Runtime
-from shared.topology import BootstrapReport, Names
+from shared.topology import MAX_RECEIVE_COUNT, BootstrapReport, Names
 from tests.integration.test_aws_lambda import _received, lambda_sqs_event, queue_arn
 from tests.integration.test_cli import run_cli
 from tests.notifier_samples import run_started
@@ -212,7 +212,7 @@ async def test_a_transient_failure_on_the_last_receive_is_announced_and_counted(
     for event in (failing, fine):
         await runtime.publisher.publish(event)
 
-    # WHEN the worker drains the queue (five receives, then SQS moves it to the DLQ)
+    # WHEN the worker drains the queue (maxReceiveCount receives, then SQS moves it to the DLQ)
     await worker.run(burst=True)
     notifier = await ops_notifier(runtime, standin)
     try:
@@ -229,7 +229,7 @@ async def test_a_transient_failure_on_the_last_receive_is_announced_and_counted(
     # THEN the metrics say it: five failed attempts, one dead letter, one handled event
     metrics = [json.loads(line) for line in metric_lines]
     batch = [m for m in metrics if m["Service"] == "batch"]
-    assert sum(m.get("EventsFailed", 0) for m in batch) == 5
+    assert sum(m.get("EventsFailed", 0) for m in batch) == MAX_RECEIVE_COUNT
     assert sum(m.get("EventsDeadLettered", 0) for m in batch) == 1
     handled = [m for m in batch if "EventsHandled" in m]
     assert [m["event_id"] for m in handled] == [fine.event_id]
@@ -279,7 +279,7 @@ async def test_an_announcement_that_cannot_be_published_never_stops_the_worker(
         stats = await worker.run(burst=True)
 
     # THEN the message still reaches the DLQ and the failed announcement is only logged
-    assert stats.dead_lettered == 5
+    assert stats.dead_lettered == MAX_RECEIVE_COUNT
     assert len(await receive_all(aws.sqs, topology.dlq_urls["batch"])) == 1
     assert "cannot announce" in caplog.text
 

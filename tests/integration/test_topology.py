@@ -8,7 +8,15 @@ import pytest
 
 from shared.aws import AwsClients
 from shared.settings import AwsSettings
-from shared.topology import QUEUES, TABLES, BootstrapReport, Names, bootstrap, resolve_urls
+from shared.topology import (
+    MAX_RECEIVE_COUNT,
+    QUEUES,
+    TABLES,
+    BootstrapReport,
+    Names,
+    bootstrap,
+    resolve_urls,
+)
 from tests.support import receive_all
 from toilkit import dlq
 
@@ -50,7 +58,7 @@ async def test_bootstrap_repairs_a_drifted_redrive_policy(aws: AwsClients, names
     attrs = (await aws.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"]))["Attributes"]
     assert attrs["VisibilityTimeout"] == "60"
     redrive = json.loads(attrs["RedrivePolicy"])
-    assert redrive["maxReceiveCount"] == 5
+    assert redrive["maxReceiveCount"] == MAX_RECEIVE_COUNT
     assert redrive["deadLetterTargetArn"].endswith(names.dlq("batch"))
 
 

@@ -32,7 +32,7 @@ from shared.events import (
 from shared.idempotency import IdempotencyStore
 from shared.publishing import Publisher
 from shared.settings import AwsSettings, WorkerSettings
-from shared.topology import BootstrapReport, Names
+from shared.topology import MAX_RECEIVE_COUNT, BootstrapReport, Names
 from shared.worker import Handler, Worker, failure_key
 from tests.support import FAST_WORKER, TcpGate, eventually, queue_depth, receive_all
 
@@ -163,7 +163,7 @@ async def test_poison_goes_to_the_dlq_logged_once_while_the_worker_keeps_going(
     assert handled == [good.event_id]
     dead = await receive_all(aws.sqs, topology.dlq_urls["detector"])
     assert sorted(m["MessageId"] for m in dead) == sorted(sent.values())
-    assert stats.dead_lettered == 3 * 5  # each received maxReceiveCount times
+    assert stats.dead_lettered == 3 * MAX_RECEIVE_COUNT  # each received maxReceiveCount times
     for label, message_id in sent.items():
         logged = [r for r in caplog.records if message_id in r.getMessage()]
         assert len(logged) == 1, f"{label}: logged {len(logged)} times"
@@ -192,8 +192,8 @@ async def test_permanent_handler_error_goes_to_the_dlq(
 
     dead = await receive_all(aws.sqs, topology.dlq_urls["detector"])
     assert [json.loads(m["Body"])["event_id"] for m in dead] == [event.event_id]
-    assert stats.dead_lettered == 5
-    assert calls[event.event_id] == 5
+    assert stats.dead_lettered == MAX_RECEIVE_COUNT
+    assert calls[event.event_id] == MAX_RECEIVE_COUNT
 
 
 async def test_a_redelivered_event_is_not_handled_twice(
@@ -305,6 +305,43 @@ async def test_a_worker_killed_mid_handler_is_retried_after_its_lease_not_dead_l
     finally:
         survivor.send_signal(signal.SIGTERM)
         await asyncio.to_thread(survivor.communicate, timeout=60)
+    assert await queue_depth(aws.sqs, topology.dlq_urls["detector"]) == (0, 0)
+
+
+async def test_a_dead_workers_claim_is_taken_over_when_its_message_comes_back(
+    aws: AwsClients,
+    topology: BootstrapReport,
+    names: Names,
+    publisher: Publisher,
+    moto_endpoint: str,
+    tmp_path: Path,
+) -> None:
+    # GIVEN a worker (visibility 2 s, handler timeout 300 s) SIGKILLed mid-handler
+    event = scan()
+    await publisher.publish(event)
+    env = {"WP_HANDLER_SECONDS": "60", "WP_HANDLER_TIMEOUT": "300"}
+    dying = _spawn_worker(moto_endpoint, topology, names, tmp_path, **env)
+    try:
+        await eventually(lambda: _all_exist(tmp_path, [event], "started"), timeout=60, every=0.1)
+    finally:
+        dying.kill()
+        await asyncio.to_thread(dying.wait, 30)
+
+    # WHEN the message comes back to another worker
+    survivor = _spawn_worker(
+        moto_endpoint, topology, names, tmp_path, WP_HANDLER_SECONDS="0", WP_HANDLER_TIMEOUT="300"
+    )
+    try:
+        await eventually(lambda: _all_exist(tmp_path, [event], "done"), timeout=60, every=0.5)
+    finally:
+        survivor.send_signal(signal.SIGTERM)
+        _out, err = await asyncio.to_thread(survivor.communicate, timeout=60)
+
+    # THEN the dead worker's claim (a lease as long as the visibility timeout, no longer
+    # renewed) is taken over by that receive: not "another worker is handling it" until
+    # the handler timeout, which would spend the receive count
+    assert "another worker is handling it" not in err
+    assert (tmp_path / f"{event.event_id}.done").read_text() == "x"
     assert await queue_depth(aws.sqs, topology.dlq_urls["detector"]) == (0, 0)
 
 

@@ -18,6 +18,7 @@ from shared.aws import AwsClients
 from shared.events import DriftScanRequested, EventBase
 from shared.idempotency import IdempotencyStore
 from shared.settings import AwsSettings, WorkerSettings
+from shared.topology import MAX_RECEIVE_COUNT
 from shared.worker import Outcome, Worker
 from tests.integration.child_process import run_child_process, serve_until_stopped
 
@@ -54,7 +55,7 @@ async def main() -> int:
                 handler_timeout=float(os.environ.get("WP_HANDLER_TIMEOUT", "300")),
             ),
             on_outcome=on_outcome,
-            max_receive_count=int(os.environ.get("WP_MAX_RECEIVE_COUNT", "5")),
+            max_receive_count=int(os.environ.get("WP_MAX_RECEIVE_COUNT", str(MAX_RECEIVE_COUNT))),
         )
         stats = await serve_until_stopped(worker)
     print(f"stats {stats}", flush=True)

@@ -8,19 +8,33 @@ messages against what was published.
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
+import re
 import time
+import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
 
+from services.batch.runners.local_orphans import groups_of_run
+from shared.events import EventBase
 from toilkit import dlq
 from toilkit.chaos.fuzz import fuzz_request
 from toilkit.chaos.processes import GateMode
 from toilkit.chaos.system import SIGNING_SECRET, ChaosSystem, poison_body, until
+from toilkit.chaos.workloads import (
+    QUIET_COMMAND,
+    batch_request,
+    run_tally,
+    scan_announcements,
+    scan_request,
+    write_batch_catalog,
+    write_detector_repo,
+)
 
 
 @dataclass(frozen=True)
@@ -72,7 +86,7 @@ async def kill_notifier(system: ChaosSystem, size: Size) -> tuple[int, int, int,
     await publishing
     await system.wait_quiet(size.pick(900, 120))
     lost, duplicated = await system.tally()
-    return events, lost, duplicated, f"{kills} SIGKILLs"
+    return events, lost, duplicated, f"{kills} SIGKILLs; {await system.dlq_depth()} in the DLQ"
 
 
 async def crash_loop(system: ChaosSystem, size: Size) -> tuple[int, int, int, str]:
@@ -185,8 +199,132 @@ async def gateway_fuzz(system: ChaosSystem, size: Size) -> tuple[int, int, int, 
     return requests, failed, 0, f"{alive}; {top}"
 
 
+async def kill_detector(system: ChaosSystem, size: Size) -> tuple[int, int, int, str]:
+    """SIGKILL the detector while scan requests flow (one Terraform state each, planned
+    for real): each state's finding and each scan's digest is announced exactly once."""
+    scans, kills = size.pick(60, 6), size.pick(10, 2)
+    config = write_detector_repo(system.log_dir / "infra", scans)
+    system.service_env.update(
+        {
+            "TOILKIT_DETECTOR_CONFIG": str(config),
+            "TOILKIT_DETECTOR_WORK_DIR": str(system.log_dir / "detector-work"),
+        }
+    )
+    system.add_service("detector")
+    await system.wait_ready("detector")
+    requests = [scan_request(n) for n in range(scans)]
+    expected = [event_id for r in requests for event_id in scan_announcements(r)]
+    per_second = 0.5
+    publishing = asyncio.create_task(_publish_paced(system, requests, per_second))
+    await _kill_repeatedly(system, "detector", kills, (2.0, 2 * scans / per_second / kills))
+    await publishing
+    await system.wait_quiet(size.pick(900, 240), expected=expected, upstream=("detector",))
+    lost, duplicated = await system.tally(expected)
+    note = f"{kills} SIGKILLs; {scans} scans, a finding and a digest each"
+    return len(expected), lost, duplicated, note
+
+
+async def kill_batch(system: ChaosSystem, size: Size) -> tuple[int, int, int, str]:
+    """SIGKILL the batch service while runs are requested and running (local runner): each
+    run announced once with a final status, its command started at most once, and no
+    process of a run left over."""
+    runs, kills = size.pick(100, 8), size.pick(15, 2)
+    markers = system.log_dir / "run-markers"
+    catalog = write_batch_catalog(system.log_dir / "batch", markers, run_seconds=2)
+    system.service_env.update(
+        {
+            "TOILKIT_BATCH_CATALOG_PATH": str(catalog),
+            "TOILKIT_BATCH_LOG_DIR": str(system.log_dir / "batch-logs"),
+        }
+    )
+    system.add_service("batch")
+    await system.wait_ready("batch")
+    run_ids = [f"chaos-{uuid.uuid4().hex[:8]}-{n}" for n in range(runs)]
+    per_second = 1.0
+    requests = [batch_request(run_id) for run_id in run_ids]
+    publishing = asyncio.create_task(_publish_paced(system, requests, per_second))
+    await _kill_repeatedly(system, "batch", kills, (2.0, 2 * runs / per_second / kills))
+    await publishing
+
+    async def settled() -> bool:
+        lost, _, _ = run_tally(await system.slack_messages(), run_ids, markers)
+        busy = await asyncio.gather(*(system.queue_busy(q) for q in ("batch", "notifier")))
+        return lost == 0 and not any(busy)
+
+    await until(settled, size.pick(900, 240))
+    await asyncio.sleep(3)
+    lost, duplicated, statuses = run_tally(await system.slack_messages(), run_ids, markers)
+    orphans = sum(bool(groups_of_run(run_id)) for run_id in run_ids)
+    shown = ", ".join(f"{k}: {n}" for k, n in statuses.most_common())
+    note = f"{kills} SIGKILLs; {shown}; runs left running: {orphans}"
+    return runs, lost, duplicated + orphans, note
+
+
+async def batch_crash_local(system: ChaosSystem, size: Size) -> tuple[int, int, int, str]:
+    """SIGKILL the batch service during a local run of a quiet one-at-a-time command, again
+    and again: the restarted service stops the orphaned run before it frees the command's
+    slot, the next request runs, and two runs of the command never run at once."""
+    rounds = size.pick(5, 1)
+    markers = system.log_dir / "run-markers"
+    catalog = write_batch_catalog(system.log_dir / "batch", markers, run_seconds=1)
+    system.service_env.update(
+        {
+            "TOILKIT_BATCH_CATALOG_PATH": str(catalog),
+            "TOILKIT_BATCH_LOG_DIR": str(system.log_dir / "batch-logs"),
+        }
+    )
+    system.add_service("batch")
+    await system.wait_ready("batch")
+    run_ids: list[str] = []
+    most_at_once = 0
+
+    async def watch_concurrency() -> None:
+        nonlocal most_at_once
+        while True:
+            live = await asyncio.to_thread(lambda: sum(bool(groups_of_run(r)) for r in run_ids))
+            most_at_once = max(most_at_once, live)
+            await asyncio.sleep(0.25)
+
+    async def final(run_id: str) -> bool:
+        lost, _, _ = run_tally(await system.slack_messages(), [run_id], markers)
+        return lost == 0
+
+    watcher = asyncio.create_task(watch_concurrency())
+    try:
+        for n in range(rounds):
+            tag = uuid.uuid4().hex[:6]
+            killed, after = f"chaos-killed-{n}-{tag}", f"chaos-after-{n}-{tag}"
+            run_ids.append(killed)
+            await system.publisher.publish(batch_request(killed, QUIET_COMMAND))
+            await until((markers / killed).exists, 120, every=0.2)
+            await _restart_after_kill(system, "batch")  # mid-run; the next one starts
+            await until(functools.partial(final, killed), 180)
+            run_ids.append(after)
+            await system.publisher.publish(batch_request(after, QUIET_COMMAND))
+            await until(functools.partial(final, after), 180)
+        await system.wait_quiet(60, expected=[], upstream=("batch",))
+    finally:
+        watcher.cancel()
+    lost, duplicated, statuses = run_tally(await system.slack_messages(), run_ids, markers)
+    orphans = sum(bool(groups_of_run(run_id)) for run_id in run_ids)
+    shown = ", ".join(f"{k}: {n}" for k, n in statuses.most_common())
+    note = f"{rounds} kills mid-run; {shown}; most runs at once: {most_at_once}; left: {orphans}"
+    return len(run_ids), lost, duplicated + orphans + max(0, most_at_once - 1), note
+
+
+async def _publish_paced(
+    system: ChaosSystem, events: Sequence[EventBase], per_second: float
+) -> None:
+    for event in events:
+        await system.publisher.publish(event)
+        await asyncio.sleep(1 / per_second)
+
+
 SCENARIOS: dict[str, Scenario] = {
     "SIGKILL notifier under load": kill_notifier,
+    "SIGKILL detector under load": kill_detector,
+    "SIGKILL batch under load": kill_batch,
+    "batch crash during a local run": batch_crash_local,
     "crash loop (notifier)": crash_loop,
     "Slack faults": slack_faults,
     "poison + replay": poison_and_replay,
@@ -197,7 +335,8 @@ SCENARIOS: dict[str, Scenario] = {
 
 async def run_scenario(name: str, size: Size, log_root: Path) -> Result:
     """Run one scenario on a system of its own, stopped afterwards whatever happens."""
-    system = ChaosSystem(log_root / name.split(" ", maxsplit=1)[0].lower().replace("/", "-"))
+    slug = "-".join(re.findall(r"[a-z0-9]+", name.lower())[:3])
+    system = ChaosSystem(log_root / slug)
     started = time.monotonic()
     try:
         await system.start()

@@ -47,6 +47,21 @@ SERVICE_ENV = {
     "TOILKIT_NOTIFIER_WORKER__RETRY_BASE_SECONDS": "1",
     "TOILKIT_NOTIFIER_WORKER__RETRY_MAX_SECONDS": "20",
     "TOILKIT_NOTIFIER_WORKER__SHUTDOWN_GRACE": "5",
+    **{
+        f"TOILKIT_{service}_WORKER__{name}": value
+        for service in ("DETECTOR", "BATCH")
+        for name, value in (
+            ("WAIT_TIME_SECONDS", "1"),
+            ("VISIBILITY_TIMEOUT", "10"),
+            ("HANDLER_TIMEOUT", "60"),
+            ("RETRY_BASE_SECONDS", "1"),
+            ("RETRY_MAX_SECONDS", "20"),
+            ("SHUTDOWN_GRACE", "5"),
+        )
+    },
+    "TOILKIT_DETECTOR_WORKER__CONCURRENCY": "3",
+    "TOILKIT_DETECTOR_SCHEDULER": "false",
+    "TOILKIT_BATCH_KILL_GRACE_SECONDS": "2",
 }
 
 
@@ -65,6 +80,7 @@ class ChaosSystem:
         self.processes: dict[str, Process] = {}
         self.published: list[str] = []
         self.exits: dict[str, int] = {}  # services that exited by themselves, restarted
+        self.service_env: dict[str, str] = {}  # a scenario's own settings (catalog, config)
         self._supervisor: asyncio.Task[None] | None = None
         self._stack = AsyncExitStack()
         self.aws: AwsClients
@@ -152,6 +168,7 @@ class ChaosSystem:
             "TOILKIT_GATEWAY_SLACK_API_URL": f"{self.slack_url}/api/",
             "TOILKIT_GATEWAY_SLACK_SIGNING_SECRET": SIGNING_SECRET,
             "TOILKIT_GATEWAY_PORT": str(self.gateway_port),
+            **self.service_env,
         }
         process = python_process(service, ["-m", "toilkit", "serve", service], env, self.log_dir)
         self.processes[service] = process
@@ -192,20 +209,27 @@ class ChaosSystem:
 
     # ------------------------------------------------------------------ counting
 
-    async def posted(self) -> Counter[str]:
-        """How many Slack messages carry each event id (top-level and thread replies)."""
+    async def slack_messages(self) -> list[dict[str, Any]]:
+        """Every message in the stand-in, top-level ones and thread replies."""
         async with (
             aiohttp.ClientSession() as session,
             session.get(f"{self.slack_url}/_standin/messages") as response,
         ):
             body = await response.json()
+        return [
+            one
+            for channel in body.get("channels", [])
+            for message in channel.get("messages", [])
+            for one in (message, *message.get("replies", []))
+        ]
+
+    async def posted(self) -> Counter[str]:
+        """How many Slack messages carry each event id (top-level and thread replies)."""
         counts: Counter[str] = Counter()
-        for channel in body.get("channels", []):
-            for message in channel.get("messages", []):
-                for one in (message, *message.get("replies", [])):
-                    payload = (one.get("metadata") or {}).get("event_payload") or {}
-                    if "event_id" in payload:
-                        counts[f"{payload['event_id']}"] += 1
+        for message in await self.slack_messages():
+            payload = (message.get("metadata") or {}).get("event_payload") or {}
+            if "event_id" in payload:
+                counts[f"{payload['event_id']}"] += 1
         return counts
 
     async def queue_busy(self, consumer: str = "notifier") -> int:
@@ -229,13 +253,26 @@ class ChaosSystem:
             attributes.get("ApproximateNumberOfMessagesNotVisible", "0")
         )
 
-    async def wait_quiet(self, within: float, consumer: str = "notifier") -> None:
-        """Until every published event is in Slack and the queue is empty, then 3 s more
-        (a late duplicate would show then), or ``within`` seconds."""
+    async def wait_quiet(
+        self,
+        within: float,
+        consumer: str = "notifier",
+        *,
+        expected: Iterable[str] | None = None,
+        upstream: Iterable[str] = (),
+    ) -> None:
+        """Until every ``expected`` event id (default: every published event) is in Slack
+        and the queues (``consumer``'s and ``upstream``'s) are empty, then 3 s more (a
+        late duplicate would show then), or ``within`` seconds."""
+        ids = list(self.published if expected is None else expected)
+        queues = (*upstream, consumer)
 
         async def quiet() -> bool:
             posted = await self.posted()
-            return all(posted[e] for e in self.published) and not await self.queue_busy(consumer)
+            if not all(posted[e] for e in ids):
+                return False
+            busy = await asyncio.gather(*(self.queue_busy(q) for q in queues))
+            return not any(busy)
 
         await until(quiet, within)
         await asyncio.sleep(3)
