@@ -24,6 +24,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from shared.errors import ConfigError
 from shared.events import RunParameter
+from shared.options import OptionsSource
+from shared.options import value_problem as listed_value_problem
 
 #: A placeholder fills a whole argv item or a whole environment value: ``{since}``.
 #: The demo catalog shipped with the project: its commands run on any machine with Python.
@@ -155,11 +157,29 @@ class BooleanParameter(_ParameterBase):
 
 
 class ChoiceParameter(_ParameterBase):
+    """One of ``choices``, or of a list from elsewhere (``options_from``, see
+    :mod:`shared.options`): the value must then be in that list, which the gateway checks
+    against the list it showed; here only its form is checked."""
+
     type: Literal["choice"] = "choice"
-    choices: tuple[str, ...] = Field(min_length=1)
+    choices: tuple[str, ...] = ()
+    options_from: OptionsSource | None = None
     default: str | None = None
 
+    @model_validator(mode="after")
+    def _one_kind_of_choices(self) -> ChoiceParameter:
+        if bool(self.choices) == (self.options_from is not None):
+            raise ValueError("give either choices (a list) or options_from (a source), not both")
+        return self
+
     def check(self, raw: RawValue) -> str:
+        if self.options_from is not None:
+            if not isinstance(raw, str):
+                raise InvalidValue(f"expected a choice, got {_kind(raw)}")
+            problem = listed_value_problem(raw)
+            if problem:
+                raise InvalidValue(problem)
+            return raw
         if isinstance(raw, str) and raw in self.choices:
             return raw
         raise InvalidValue(f"must be one of {', '.join(self.choices)} (got {raw!r})")

@@ -22,6 +22,7 @@ from datetime import UTC, timedelta
 
 from services.batch import lifecycle, outcomes
 from services.batch.runners.base import RunOutcome
+from services.batch.schedules import fires_at
 from services.batch.steps import RunSteps
 from services.batch.store import RunStore
 from services.batch.supervisor import RunSupervisor
@@ -225,6 +226,14 @@ async def _schedule_allows(
         )
         await ctx.steps.refuse(record, "authorization", reason, event_id=event_id)
         return False
+    assert record.scheduled_for is not None
+    if not fires_at(schedule, record.scheduled_for):
+        reason = (
+            f"scheduled for {sortable_time(record.scheduled_for)}, which is not a time the "
+            f"catalog's schedule {schedule.cron} ({schedule.timezone}) fires at"
+        )
+        await ctx.steps.refuse(record, "schedule", reason, event_id=event_id)
+        return False
     previous_id = await ctx.runs.last_scheduled_run(record.command, record.environment)
     previous = await ctx.runs.get(previous_id) if previous_id not in (None, record.run_id) else None
     if previous is not None and not previous.final:
@@ -235,7 +244,6 @@ async def _schedule_allows(
         await ctx.steps.refuse(record, "schedule", reason, event_id=event_id)
         return False
     await ctx.runs.set_last_scheduled_run(record.command, record.environment, record.run_id)
-    assert record.scheduled_for is not None
     await ctx.runs.audit(
         record.run_id,
         "scheduled",

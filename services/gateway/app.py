@@ -15,13 +15,16 @@ request                       answer
                               answer in the ack; ``drift scan STATE``: ack, then publish
                               ``DriftScanRequested``; anything else: a friendly ephemeral
 command picker (in the modal)  ack, then views.update to that command's form
-run modal submitted           invalid: ``response_action: errors`` under each field; valid:
+run modal submitted           invalid (a listed choice not in its list, break-glass over the
+                              day's limit included): ``response_action: errors``; valid:
                               ack (closes), then authorize and publish ``BatchRequested`` or
                               refuse (ephemeral + ``BatchRunRefused``)
 buttons                       ack, then the event (``batch_cancel``, ``batch_approve``,
                               ``batch_reject``, ``batch_rerun``, ``drift_claim``)
 ``batch_rerun_edit``          ack, read the run, then views.open: the run modal prefilled
                               (or an ephemeral saying why it cannot run again)
+``block_suggestion``          the options of a listed choice (``options_from``) in the ack,
+                              from memory; never waits on the source
 link buttons, closed modals   ack
 anything unknown              ack, then a friendly ephemeral
 ============================  ===============================================================
@@ -33,7 +36,7 @@ import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -46,6 +49,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from services.gateway.background import AfterAck
 from services.gateway.blocks import (
+    PARAM_BLOCK_PREFIX,
     PICK_COMMAND_ACTION,
     RUN_MODAL_CALLBACK,
     ModalContext,
@@ -74,8 +78,9 @@ from services.gateway.ledger import (
     recent_requests_middleware,
     request_key,
 )
-from services.gateway.payloads import BlockActions, SlashCommand, ViewSubmission
+from services.gateway.payloads import BlockActions, BlockSuggestion, SlashCommand, ViewSubmission
 from services.gateway.replies import EphemeralReplier
+from services.gateway.submission import SubmissionChecks
 from shared.errors import PermanentError, TransientError
 from shared.slack.actions import LINK_ACTIONS, Action, BadButtonValue, decode_run_value
 from shared.slack.blocks import code
@@ -97,6 +102,8 @@ class AppParts:
     read_timeout: float
     #: Shared across gateway instances: asked after the ack, before anything is published.
     ledger: RequestLedger | None = None
+    #: Checks of a submission that need a read (listed choices, the break-glass limit).
+    checks: SubmissionChecks = field(default_factory=SubmissionChecks)
 
 
 def _parsed(model: type[ModelT], body: dict[str, Any]) -> ModelT | None:
@@ -170,6 +177,7 @@ def build_bolt_app(parts: AppParts, *, recent: RecentRequests | None) -> AsyncAp
     for link_action in LINK_ACTIONS:
         app.action(link_action)(listeners.just_ack)
     app.action(re.compile(".*"))(listeners.unknown_action)
+    app.options(re.compile(".*"))(listeners.suggest)
     app.view_submission(RUN_MODAL_CALLBACK)(listeners.run_submitted)
     app.view_submission(re.compile(".*"))(listeners.just_ack)
     app.view_closed(re.compile(".*"))(listeners.just_ack)
@@ -331,6 +339,12 @@ class _Listeners:
             case FormRebuild(view):
                 await ack(response_action="update", view=view)
             case FormAccepted(request, reason, break_glass):
+                errors = await self.parts.checks.errors(
+                    request, user_id=payload.user.id, break_glass=break_glass
+                )
+                if errors:
+                    await ack(response_action="errors", errors=errors)
+                    return
                 await ack()
                 requester = Requester(payload.user.id, payload.user.display_name, modal.channel_id)
                 key = _key(context, body)
@@ -347,6 +361,17 @@ class _Listeners:
                     await self._reply(decision.reply, requester, None)
 
                 self._later(key, decide, f"run request ({request.command.name})")
+
+    async def suggest(self, ack: AsyncAck, body: dict[str, Any]) -> None:
+        """An ``external_select`` asks for options: answered from memory, at once."""
+        payload = _parsed(BlockSuggestion, body)
+        listed = self.parts.checks.options
+        if payload is None or payload.view is None or listed is None:
+            await ack(options=[])
+            return
+        command = ModalContext.from_metadata(payload.view.private_metadata).command or ""
+        parameter = payload.block_id.removeprefix(PARAM_BLOCK_PREFIX)
+        await ack(**await listed.suggest(command, parameter, payload.value))
 
     # ------------------------------------------------------------ buttons
 

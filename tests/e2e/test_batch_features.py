@@ -21,13 +21,13 @@ from typing import Any, TypeVar
 import pytest
 from typer.testing import CliRunner
 
+from services.batch.schedules import DueRun, scheduled_request
 from shared.slack.actions import Action
 from tests.e2e.test_batch_flow import (
     ALICE,
     BOB,
     CAROL,
     DEADLINE_SECONDS,
-    FINAL_STATUSES,
     OPS_CHANNEL,
     RUN_ID_IN_REPLY,
     SECRET,
@@ -265,23 +265,21 @@ async def test_break_glass_is_refused_over_the_daily_limit_without_a_reason_or_g
     # Two a day (the demo catalog's limit) start at once ...
     for text in ("first", "second"):
         assert await break_glass(bob, text) == (200, "")
-    # ... the third is refused by the batch service, and never runs.
-    assert await break_glass(bob, "third") == (200, "")
 
-    async def three() -> list[str] | None:
+    async def two() -> list[str] | None:
         said = [r for r in bob.requested_replies() if "Break-glass" in r]
-        return said if len(said) == 3 else None
+        return said if len(said) == 2 else None
 
-    run_ids = [RUN_ID_IN_REPLY.search(r).group(1) for r in await until(three)]  # type: ignore[union-attr]
-    ended = [
-        await run_message_where(stack.standin, r, lambda m: status_of(m) in FINAL_STATUSES)
-        for r in run_ids
-    ]
-    statuses = [status_of(m) for m in ended]
-    assert sorted(statuses) == ["Refused", "Succeeded", "Succeeded"]
-    refused = ended[statuses.index("Refused")]
-    assert "already started 2 break-glass run(s) today" in shown(refused)
-    assert not (stack.log_dir / f"{run_ids[statuses.index('Refused')]}.log").exists()
+    run_ids = [RUN_ID_IN_REPLY.search(r).group(1) for r in await until(two)]  # type: ignore[union-attr]
+    for run_id in run_ids:
+        assert status_of(await finished(stack.standin, run_id)) == "Succeeded"
+    # ... the third is refused in the modal, before it closes: nothing is queued.
+    status, text = await break_glass(bob, "third")
+    assert status == 200
+    said = json.loads(text)["errors"]["break_glass"]
+    assert "You have used your 2 break-glass runs for today" in said
+    assert "Untick it to ask for an approval instead" in said
+    assert len([r for r in bob.requested_replies() if "Break-glass" in r]) == 2
 
     # A short reason is refused under the field, before anything is sent.
     status, text = await break_glass(bob, "no reason", reason="it is urgent")
@@ -336,3 +334,30 @@ async def test_a_scheduled_run_is_requested_by_schedule_and_skipped_while_the_la
     assert "by the catalog's schedule */5 * * * * (Europe/Paris)" in scheduled["detail"]
     await alice.click(running, Action.BATCH_CANCEL)
     assert status_of(await finished(stack.standin, first)) == "Cancelled"
+
+
+async def test_a_scheduled_request_at_a_time_its_cron_does_not_fire_is_refused(
+    stack: Stack, moto_endpoint: str
+) -> None:
+    [batch] = [s for s in stack.services if s.name == "batch"]
+    catalog = batch.context.catalog  # type: ignore[attr-defined]
+    schedule = catalog.schedule("reindex-search", "staging")
+    # GIVEN a request by "schedule" with the schedule's own values, for 00:07 (the cron
+    # fires every 5 minutes: 00:05, 00:10)
+    off_cron = datetime(2031, 2, 1, 0, 7, tzinfo=UTC)
+    event = scheduled_request(catalog, DueRun("reindex-search", "staging", schedule, off_cron))
+    assert event is not None
+
+    # WHEN the batch service gets it
+    await batch.context.publisher.publish(event)  # type: ignore[attr-defined]
+
+    # THEN it is refused with the reason, and nothing runs
+    refused = await run_message_where(
+        stack.standin, event.run_id, lambda m: status_of(m) == "Refused"
+    )
+    assert "is not a time the catalog's schedule */5 * * * * (Europe/Paris) fires at" in (
+        html.unescape(shown(refused))
+    )
+    assert not (stack.log_dir / f"{event.run_id}.log").exists()
+    shown_json = json.loads(await toilkit_runs(moto_endpoint, "show", event.run_id, "--json"))
+    assert shown_json["status"] == "refused"
