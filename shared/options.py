@@ -143,7 +143,7 @@ def value_problem(value: str) -> str | None:
     if value.startswith("-"):
         return "starts with '-', which the program would read as an option"
     if value == UNAVAILABLE_VALUE:
-        return "is the 'list unavailable' marker, not a choice"
+        return "is not a choice: the list was unavailable just now (try again in a minute)"
     return None
 
 
