@@ -62,6 +62,7 @@ def test_the_demo_catalog_loads() -> None:
         "reindex-search",
         "echo-args",
         "nightly-invoice-check",
+        "run-patch",
     ]
     assert demo.base_dir() == DEMO.parent
     production = demo.command("backfill-orders").environments["production"]  # type: ignore[union-attr]
