@@ -49,6 +49,7 @@ from toilkit.cli import app
 from toilkit.standins.slack.app_requests import (
     SignedSlack,
     block_actions_payload,
+    block_suggestion_payload,
     button,
     view_submission_payload,
 )
@@ -361,3 +362,51 @@ async def test_a_scheduled_request_at_a_time_its_cron_does_not_fire_is_refused(
     assert not (stack.log_dir / f"{event.run_id}.log").exists()
     shown_json = json.loads(await toilkit_runs(moto_endpoint, "show", event.run_id, "--json"))
     assert shown_json["status"] == "refused"
+
+
+# --------------------------------------------------------------------------- options from git
+
+
+async def test_a_patch_script_is_picked_from_the_list_git_gives_and_runs(
+    stack: Stack, alice: Person
+) -> None:
+    form = await alice.pick(await alice.open_run_modal(), "run-patch")
+
+    async def suggested(typed: str) -> list[str]:
+        payload = block_suggestion_payload(form, "param:script", typed, user=alice.user)
+        status, text = await alice.slack.interact(payload)
+        assert status == 200, text
+        return [o["text"]["text"] for o in json.loads(text)["options"]]
+
+    # GIVEN the list of patch scripts, read from this repository's git at HEAD (in the
+    # background: until then the field says it is loading)
+    async def listed() -> list[str] | None:
+        shown = await suggested("")
+        return shown if "fix_order_totals" in shown else None
+
+    assert await eventually(listed, timeout=DEADLINE_SECONDS) == [
+        "fix_order_totals",
+        "reset_stuck_exports",
+    ]
+    assert await suggested("reset") == ["reset_stuck_exports"]
+
+    # WHEN alice picks one and types its arguments, it runs with them
+    answers = {
+        "environment": "staging",
+        "param:script": "catalog/patches/fix_order_totals.py",
+        "param:ticket": "INC-42",
+        "param:arguments": "1234",
+        "reason": "INC-42: order 1234 shows a wrong total",
+    }
+    before = len(alice.requested_replies())
+    status, text = await alice.slack.interact(
+        view_submission_payload(form, answers, user=alice.user)
+    )
+    assert (status, text) == (200, "")
+    [reply] = await eventually(
+        lambda: _async(alice.requested_replies()[before:]), timeout=DEADLINE_SECONDS
+    )
+    run_id = RUN_ID_IN_REPLY.search(reply).group(1)  # type: ignore[union-attr]
+    assert status_of(await finished(stack.standin, run_id)) == "Succeeded"
+    log = (stack.log_dir / f"{run_id}.log").read_text()
+    assert "fix_order_totals for INC-42: 1 order(s)" in log
