@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, timedelta
 
 from services.batch import lifecycle, outcomes
+from services.batch.listed import listed_value_refusal
 from services.batch.runners.base import RunOutcome
 from services.batch.schedules import fires_at
 from services.batch.steps import RunSteps
@@ -49,6 +50,7 @@ from shared.events import (
     BatchRequested,
     EventBase,
 )
+from shared.options_fetch import OptionsRefresher
 from shared.publishing import EventPublisher
 from shared.state_table.keys import sortable_time
 from shared.state_table.runs import ApprovalState, RunRecord
@@ -68,6 +70,8 @@ class BatchContext:
     publisher: EventPublisher
     directory: GroupDirectory
     clock: Clock
+    #: The lists of listed choices (None: the catalog has none).
+    options: OptionsRefresher | None = None
 
 
 def build_handlers(ctx: BatchContext) -> Mapping[type[EventBase], Handler]:
@@ -158,6 +162,10 @@ async def _decide(ctx: BatchContext, record: RunRecord, event_id: str) -> None:
     request = ctx.steps.revalidate(record)
     if isinstance(request, str):
         await ctx.steps.refuse(record, "validation", request, event_id=event_id)
+        return
+    unlisted = await listed_value_refusal(ctx.options, request)
+    if unlisted is not None:
+        await ctx.steps.refuse(record, "validation", unlisted, event_id=event_id)
         return
     if record.scheduled_for is not None:
         if not await _schedule_allows(ctx, record, request, event_id):

@@ -196,21 +196,6 @@ async def build_batch(
             base_url=settings.slack_api_url or AsyncWebClient.BASE_URL,
         )
     directory = slack_directory(catalog, slack, ttl_seconds=settings.group_cache_seconds)
-    context = BatchContext(
-        catalog=catalog,
-        runs=runs,
-        steps=steps,
-        supervisor=RunSupervisor(steps),
-        publisher=runtime.publisher,
-        directory=directory,
-        clock=clock,
-    )
-    worker = runtime.worker("batch", build_handlers(context), settings.worker)
-    schedules = ScheduleTicker(
-        catalog,
-        runtime.publisher.publish,
-        lookback=timedelta(seconds=settings.schedule_lookback_seconds),
-    )
     options = (
         OptionsRefresher(
             catalog,
@@ -220,6 +205,22 @@ async def build_batch(
         )
         if listed_parameters(catalog)
         else None
+    )
+    context = BatchContext(
+        catalog=catalog,
+        runs=runs,
+        steps=steps,
+        supervisor=RunSupervisor(steps),
+        publisher=runtime.publisher,
+        directory=directory,
+        clock=clock,
+        options=options,
+    )
+    worker = runtime.worker("batch", build_handlers(context), settings.worker)
+    schedules = ScheduleTicker(
+        catalog,
+        runtime.publisher.publish,
+        lookback=timedelta(seconds=settings.schedule_lookback_seconds),
     )
     return BatchService(
         worker=worker,

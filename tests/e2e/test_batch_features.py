@@ -22,6 +22,7 @@ import pytest
 from typer.testing import CliRunner
 
 from services.batch.schedules import DueRun, scheduled_request
+from shared.events import Actor, BatchRequested, RunParameter
 from shared.slack.actions import Action
 from tests.e2e.test_batch_flow import (
     ALICE,
@@ -410,3 +411,31 @@ async def test_a_patch_script_is_picked_from_the_list_git_gives_and_runs(
     assert status_of(await finished(stack.standin, run_id)) == "Succeeded"
     log = (stack.log_dir / f"{run_id}.log").read_text()
     assert "fix_order_totals for INC-42: 1 order(s)" in log
+
+
+async def test_the_batch_service_refuses_a_script_that_is_not_in_the_list(stack: Stack) -> None:
+    # GIVEN a request that never went through the modal (forged, or from an old message)
+    [batch] = [s for s in stack.services if s.name == "batch"]
+    run_id = uuid.uuid4().hex[:12]
+    event = BatchRequested(
+        event_id=str(uuid.uuid4()),
+        correlation_id=run_id,
+        source="gateway",
+        run_id=run_id,
+        command="run-patch",
+        environment="staging",
+        parameters=(
+            RunParameter(name="script", value="catalog/scripts/echo_args.py"),
+            RunParameter(name="ticket", value="INC-1"),
+        ),
+        reason="not a patch script",
+        requested_by=Actor(slack_user_id=ALICE.id, name=ALICE.name),
+    )
+    # WHEN the batch service gets it
+    await batch.context.publisher.publish(event)  # type: ignore[attr-defined]
+    # THEN it checks the list itself: refused, nothing runs
+    refused = await run_message_where(stack.standin, run_id, lambda m: status_of(m) == "Refused")
+    assert "'catalog/scripts/echo_args.py' is not in the list from catalog/patches/*.py" in (
+        html.unescape(shown(refused))
+    )
+    assert not (stack.log_dir / f"{run_id}.log").exists()

@@ -503,7 +503,7 @@ async def test_every_injection_reaches_the_process_verbatim(
             ALICE,
             "validation",
             "command: unknown command 'drop-database' (known: backfill-orders, check-invoices, "
-            "reindex-search, echo-args, nightly-invoice-check, stubborn, no-such-program)",
+            "reindex-search, echo-args, nightly-invoice-check, run-patch, stubborn, no-such-program)",
         ),
         (
             "echo-args",
