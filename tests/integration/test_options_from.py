@@ -15,6 +15,8 @@ Tests assert on what is answered and in which order, never on wall time.
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import subprocess
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -34,6 +36,7 @@ from shared.options_fetch import OptionsRefresher, listed_parameters
 from shared.state_table.options import read_options
 from shared.topology import BootstrapReport, Names
 from tests.gateway_harness import events_on, serving, standin_settings
+from tests.integration.test_slack_standin_client import _chromium, chromium
 from tests.support import runtime_over
 from toilkit.standins.slack import SlackStandin
 
@@ -473,3 +476,57 @@ async def test_a_command_list_is_filled_by_the_batch_side_and_the_gateway_only_r
 
 def _texts(answer: dict[str, Any]) -> list[str]:
     return [o["text"]["text"] for o in answer["options"]]
+
+
+# --------------------------------------------------------------------------- in a browser
+
+
+@pytest.mark.skipif(_chromium() is None, reason="no chromium on this machine")
+async def test_a_person_searches_a_listed_choice_on_the_page_in_a_browser(
+    aws: AwsClients,
+    names: Names,
+    topology: BootstrapReport,
+    standin: SlackStandin,
+    lists: ListServer,
+    tmp_path: Path,
+) -> None:
+    images = Path(os.environ.get("TOILKIT_SCREENSHOT_DIR") or tmp_path / "screenshots")
+    await asyncio.to_thread(images.mkdir, parents=True, exist_ok=True)
+    modal = "form.live-modal"
+    async with (
+        await start_gateway(aws, names, topology, standin, tmp_path, lists.url) as gateway,
+        chromium(tmp_path / "chromium") as browser,
+    ):
+        standin.connect_app(gateway.events_url, SECRET)
+        await browser.open(f"{standin.base_url}/?channel=%23toilkit&user={ALICE}")
+        await browser.type_into("form.composer input", "/toil run patch")
+        await browser.click("form.composer button[type=submit]")
+        await browser.wait_for(f"!!document.querySelector({json.dumps(modal)})")
+
+        for parameter, typed, more, value in (
+            ("script", "fix", "_t", "script/patches/fix_totals.rb"),
+            ("tenant", "gl", "o", "globex"),
+        ):
+            box = f".el[data-block-id='param:{parameter}'] input[data-suggest]"
+            select = f".el[data-block-id='param:{parameter}'] select"
+            # Typing asks the app; the first answer says the list is loading ...
+            await browser.type_into(box, typed)
+            await browser.wait_for(
+                f"document.querySelector({json.dumps(select)}).innerText.includes('still loading')"
+            )
+            await gateway.options.join()
+            # ... and typing on shows the list, filtered
+            await browser.type_into(box, more)
+            await browser.wait_for(
+                f"Array.from(document.querySelector({json.dumps(select)}).options)"
+                f".some(o => o.value === {json.dumps(value)})"
+            )
+            await browser.choose(select, value)
+        await browser.type_into(".el[data-block-id=reason] textarea", "INC-9: wrong totals")
+        await browser.screenshot(images / "standin-options.png")
+        await browser.click(f"{modal} button[type=submit]")
+        await browser.wait_for(f"!document.querySelector({json.dumps(modal)})")
+        [requested] = await events_on(aws, topology, "batch")
+
+    values = {p.name: p.value for p in requested.parameters}
+    assert values == {"script": "script/patches/fix_totals.rb", "tenant": "globex"}
