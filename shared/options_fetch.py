@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import tempfile
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -99,7 +100,10 @@ def _repository(source: GitGlobSource, base_dir: Path) -> str:
     return str((base_dir / source.repository).resolve())
 
 
-_GIT_LOCKS: dict[Path, asyncio.Lock] = {}
+#: One fetch at a time per cache folder, per event loop (a lock belongs to its loop).
+_GIT_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Path, asyncio.Lock]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 async def fetch_git(source: GitGlobSource, *, base_dir: Path, cache_dir: Path) -> list[OptionItem]:
@@ -107,7 +111,8 @@ async def fetch_git(source: GitGlobSource, *, base_dir: Path, cache_dir: Path) -
     repository, then ``git ls-tree`` (nothing is checked out)."""
     repository = _repository(source, base_dir)
     folder = cache_dir / "git" / hashlib.sha256(repository.encode()).hexdigest()[:16]
-    lock = _GIT_LOCKS.setdefault(folder, asyncio.Lock())
+    locks = _GIT_LOCKS.setdefault(asyncio.get_running_loop(), {})
+    lock = locks.setdefault(folder, asyncio.Lock())
     async with lock:
         if not (folder / "HEAD").exists():
             folder.mkdir(parents=True, exist_ok=True)

@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 
 #: The longest failure reason kept.
 MAX_ERROR = 300
+#: A source whose last fetch failed is asked again after this long (or its TTL if shorter).
+RETRY_FAILED_SECONDS = 30
 
 
 class OptionsList(BaseModel):
@@ -41,12 +43,19 @@ class OptionsList(BaseModel):
     error_at: AwareDatetime | None = None
 
     def fresh(self, fingerprint: str, ttl_seconds: float, now: datetime) -> bool:
-        """Fetched from this very source definition less than ``ttl_seconds`` ago (a recent
-        failure counts too: a broken source is not asked again at every keystroke)."""
+        """Fetched from this very source definition less than ``ttl_seconds`` ago. A recent
+        failure counts for :data:`RETRY_FAILED_SECONDS`: a broken source is not asked again
+        at every keystroke, and one that is back is soon seen again."""
         if self.fingerprint != fingerprint:
             return False
-        last = max((t for t in (self.fetched_at, self.error_at) if t is not None), default=None)
-        return last is not None and now - last < timedelta(seconds=ttl_seconds)
+        if self.error_at is not None and (
+            self.fetched_at is None or self.error_at > self.fetched_at
+        ):
+            retry = min(ttl_seconds, RETRY_FAILED_SECONDS)
+            return now - self.error_at < timedelta(seconds=retry)
+        return self.fetched_at is not None and now - self.fetched_at < timedelta(
+            seconds=ttl_seconds
+        )
 
     def usable(self, fingerprint: str) -> bool:
         """Whether the items came from this source definition (a changed catalog entry

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from shared.options import (
     glob_matches,
 )
 from shared.options_fetch import fetch_options, listed_parameters
+from shared.state_table.options import OptionsList, failed
 from toilkit.standins.slack.forms import suggested_options
 
 DEMO = Path(__file__).resolve().parents[2] / "catalog" / "demo.yaml"
@@ -137,3 +139,17 @@ def test_the_standin_refuses_suggestions_slack_would_not_show() -> None:
         suggested_options({"options": [{**one, "text": {"type": "plain_text", "text": "x" * 76}}]})
     with pytest.raises(ValueError, match="value must be text"):
         suggested_options({"options": [{**one, "value": "v" * 151}]})
+
+
+def test_a_list_is_fresh_for_its_ttl_and_a_failure_is_asked_again_sooner() -> None:
+    now = datetime(2031, 1, 1, tzinfo=UTC)
+    good = OptionsList(command="c", parameter="p", fingerprint="f", fetched_at=now)
+    assert good.fresh("f", 300, now + timedelta(seconds=299))
+    assert not good.fresh("f", 300, now + timedelta(seconds=301))
+    assert not good.fresh("another source", 300, now)
+    broken = failed(good, "c", "p", "f", "gone", now + timedelta(seconds=400))
+    assert broken.usable("f") and broken.error == "gone"  # the last good list stays
+    assert broken.fresh("f", 300, now + timedelta(seconds=429))
+    assert not broken.fresh("f", 300, now + timedelta(seconds=431))
+    # A failure from another source definition keeps nothing.
+    assert not failed(good, "c", "p", "changed", "gone", now).usable("changed")
