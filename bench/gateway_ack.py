@@ -18,8 +18,10 @@ to reading the whole response: what Slack's 3-second timer sees, minus the inter
 Paths: ``/toil run`` (toilkit acks, then opens the modal with the trigger id: each request
 gets a fresh trigger from the stand-in first, outside the timed part) and a valid
 ``view_submission`` of the run modal (validated against the catalog before the ack;
-authorization, the SNS publish and the ephemeral reply follow it). The baseline answers
-the same bodies.
+authorization, the SNS publish and the ephemeral reply follow it), and a ``block_suggestion``
+of the demo's ``run-patch`` script list (``options_from`` git: answered from the gateway's
+memory of the state table, never from git; the list is warmed up first). The baseline
+answers the first two bodies.
 
 The queues behind the topic are consumed (received and deleted) as the batch and notifier
 services would; left to grow, they make moto's every publish slower.
@@ -71,6 +73,7 @@ from shared.slack.signing import signed_headers  # noqa: E402
 from shared.topology import Names, bootstrap  # noqa: E402
 from toilkit.standins.slack.app_requests import (  # noqa: E402
     SlackUserRef,
+    block_suggestion_payload,
     interaction_body,
     slash_command_body,
     view_submission_payload,
@@ -81,6 +84,7 @@ ALICE = SlackUserRef("U0ALICE001", "alice")
 CHANNEL = "C0BENCH001"
 CATALOG = ROOT / "catalog" / "demo.yaml"
 COMMAND = "echo-args"
+LISTED_COMMAND = "run-patch"
 
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
@@ -226,6 +230,9 @@ class Requests:
         self.sent = 0
         catalog = load_catalog(CATALOG)
         self.view = run_modal(catalog, ModalContext(channel_id=CHANNEL, command=COMMAND))
+        self.patch_view = run_modal(
+            catalog, ModalContext(channel_id=CHANNEL, command=LISTED_COMMAND)
+        ) | {"id": "VBENCHPATCH1", "hash": "1.bench"}
 
     async def slash_run(self, n: int) -> bytes:
         async with self.http.post(
@@ -246,6 +253,14 @@ class Requests:
         }
         return interaction_body(
             view_submission_payload(view, answers, user=ALICE, trigger_id=f"{n}.1.bench")
+        )
+
+    async def suggestion(self, n: int) -> bytes:
+        # The same text typed twice is the same body: Slack sends it so, and the gateway
+        # never takes a suggestion for a replay.
+        typed = ("", "fix", "reset", "order")[n % 4]
+        return interaction_body(
+            block_suggestion_payload(self.patch_view, "param:script", typed, user=ALICE)
         )
 
 
@@ -375,6 +390,17 @@ async def measure(
     path.cpu_ms = {c.name: (cpu_seconds(c) - before[c.name]) * 1000 / sent for c in children}
 
 
+async def warm_list(http: aiohttp.ClientSession, path: Path_, bodies: Requests) -> None:
+    """Ask for the listed choices until the gateway has them (its first fetch runs behind)."""
+    for _ in range(600):
+        body = await bodies.suggestion(1)
+        async with http.post(path.url, data=body, headers=signed_headers(SECRET, body)) as answer:
+            if "fix_order_totals" in await answer.text():
+                return
+        await asyncio.sleep(0.1)
+    raise RuntimeError("the gateway never listed the demo's patch scripts")
+
+
 async def main(args: argparse.Namespace) -> None:
     moto_port, standin_port, gateway_port, baseline_port = (free_port() for _ in range(4))
     moto_url = f"http://127.0.0.1:{moto_port}"
@@ -469,9 +495,16 @@ async def main(args: argparse.Namespace) -> None:
             await measure(submission, http, args, children, standin_url)
             confirmed = await ephemeral_count(http, standin_url) - confirmed_before
             submitted = bodies.sent - submitted_before
+            suggestion = Path_(
+                "(t) toilkit: block_suggestion (listed choice)",
+                gateway.url + events,
+                bodies.suggestion,
+            )
+            await warm_list(http, suggestion, bodies)
+            await measure(suggestion, http, args, children, standin_url)
             for path in baselines:
                 await measure(path, http, args, children, standin_url)
-            report([slash, submission, *baselines], args.rate, args.seconds)
+            report([slash, submission, suggestion, *baselines], args.rate, args.seconds)
             print(f"moto (standing in for AWS) ran at niceness {args.emulator_nice}")
             print(
                 f"after-ack work finished for {confirmed} of {submitted} toilkit submissions "

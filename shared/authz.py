@@ -16,9 +16,9 @@ from shared.catalog import (
     ApprovalPolicy,
     Catalog,
     GroupDirectory,
-    Principals,
     ValidatedRequest,
 )
+from shared.catalog_principals import Principals
 
 
 async def principals_allow(

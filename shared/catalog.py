@@ -13,7 +13,6 @@ item or one environment variable (:func:`build_argv`, :func:`build_env`).
 
 from __future__ import annotations
 
-import fnmatch
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -23,8 +22,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from shared.catalog_drift import REVERT_PARAMETERS, DriftActionsPolicy
+from shared.catalog_principals import NAME_PATTERN, SLACK_GROUP_ID, SLACK_USER_ID, Principals
 from shared.errors import ConfigError
 from shared.events import RunParameter
+from shared.options import OptionsSource
+from shared.options import value_problem as listed_value_problem
 from shared.preview import PreviewSpec, fingerprint_of
 
 #: A placeholder fills a whole argv item or a whole environment value: ``{since}``.
@@ -35,12 +38,9 @@ DEMO_CATALOG = Path(__file__).resolve().parents[1] / "catalog" / "demo.yaml"
 PLACEHOLDER = re.compile(r"^\{([a-z][a-z0-9_]{0,39})\}$")
 #: Anything that looks like a placeholder inside a longer string (a template error).
 _EMBEDDED_PLACEHOLDER = re.compile(r"\{[a-z][a-z0-9_]{0,39}\}")
-_NAME = r"^[a-z][a-z0-9_-]{0,62}$"
+_NAME = NAME_PATTERN
 _PARAMETER_NAME = r"^[a-z][a-z0-9_]{0,39}$"
 _ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
-#: Slack user ids (``U...``, ``W...`` for Enterprise Grid) and user group ids (``S...``).
-SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,20}$")
-SLACK_GROUP_ID = re.compile(r"^S[A-Z0-9]{2,20}$")
 
 #: Environment variables a catalog may not set: they would change how the program is
 #: found or loaded rather than what it does.
@@ -157,11 +157,29 @@ class BooleanParameter(_ParameterBase):
 
 
 class ChoiceParameter(_ParameterBase):
+    """One of ``choices``, or of a list from elsewhere (``options_from``, see
+    :mod:`shared.options`): the value must then be in that list, which the gateway checks
+    against the list it showed; here only its form is checked."""
+
     type: Literal["choice"] = "choice"
-    choices: tuple[str, ...] = Field(min_length=1)
+    choices: tuple[str, ...] = ()
+    options_from: OptionsSource | None = None
     default: str | None = None
 
+    @model_validator(mode="after")
+    def _one_kind_of_choices(self) -> ChoiceParameter:
+        if bool(self.choices) == (self.options_from is not None):
+            raise ValueError("give either choices (a list) or options_from (a source), not both")
+        return self
+
     def check(self, raw: RawValue) -> str:
+        if self.options_from is not None:
+            if not isinstance(raw, str):
+                raise InvalidValue(f"expected a choice, got {_kind(raw)}")
+            problem = listed_value_problem(raw)
+            if problem:
+                raise InvalidValue(problem)
+            return raw
         if isinstance(raw, str) and raw in self.choices:
             return raw
         raise InvalidValue(f"must be one of {', '.join(self.choices)} (got {raw!r})")
@@ -190,30 +208,6 @@ def _kind(raw: RawValue) -> str:
 
 
 # --------------------------------------------------------------------------- who and where
-
-
-class Principals(_Model):
-    """Slack users and user groups (a group allows each of its members)."""
-
-    users: tuple[str, ...] = ()
-    usergroups: tuple[str, ...] = ()
-
-    @model_validator(mode="after")
-    def _ids_look_like_slack_ids(self) -> Principals:
-        bad_users = [u for u in self.users if not SLACK_USER_ID.fullmatch(u)]
-        bad_groups = [g for g in self.usergroups if not SLACK_GROUP_ID.fullmatch(g)]
-        if bad_users:
-            raise ValueError(f"not Slack user ids (U...): {', '.join(bad_users)}")
-        if bad_groups:
-            raise ValueError(f"not Slack user group ids (S...): {', '.join(bad_groups)}")
-        return self
-
-    @property
-    def empty(self) -> bool:
-        return not self.users and not self.usergroups
-
-    def ids(self) -> tuple[str, ...]:
-        return self.users + self.usergroups
 
 
 class ApprovalPolicy(_Model):
@@ -434,53 +428,6 @@ def _placeholders_in(item: str, where: str, declared: set[str]) -> set[str]:
             "['--since', '{since}'])"
         )
     return set()
-
-
-#: The parameters a ``drift.revert`` command must declare: what the Revert button fills in.
-REVERT_PARAMETERS = ("state", "targets")
-
-
-class DriftRevertPolicy(_Model):
-    """What the drift report's **Revert** button runs (``drift: revert:`` in the catalog).
-
-    Attributes:
-        command: The catalog command it requests; it declares the parameters ``state``
-            (the state's name) and ``targets`` (the drifted addresses, separated by
-            spaces), and runs e.g. ``toilkit drift apply`` (docs/drift-actions.md). Who may
-            request it, who approves and its preview are that command's, per environment.
-        environments: State-name glob -> the command's environment, first match wins
-            (``{"prod-*": production, "*": staging}``); the gateway decides it from the
-            state, never from the button.
-    """
-
-    command: str = Field(pattern=_NAME)
-    environments: dict[str, str] = Field(min_length=1)
-
-    def environment_for(self, state: str) -> str | None:
-        """The environment a revert of ``state`` runs in, or None when no glob matches."""
-        return next(
-            (env for glob, env in self.environments.items() if fnmatch.fnmatchcase(state, glob)),
-            None,
-        )
-
-
-class DriftActionsPolicy(_Model):
-    """Who may press the drift buttons (``drift:`` in the catalog).
-
-    An action left out is open to everyone in the workspace (as "I'm on it" is); name
-    users or groups to restrict it.
-    """
-
-    ignore: Principals | None = Field(
-        default=None, description="May write and remove ignore rules (Ignore…)."
-    )
-    rescan: Principals | None = Field(default=None, description="May press Re-scan now.")
-    accept: Principals | None = Field(
-        default=None, description="May press Accept into code (a branch for review)."
-    )
-    revert: DriftRevertPolicy | None = Field(
-        default=None, description="The command Revert requests; no button without it."
-    )
 
 
 class Catalog(_Model):

@@ -51,6 +51,8 @@ resource "aws_lambda_function" "gateway" {
       TOILKIT_SLACK_SIGNING_SECRET_PARAMETER = aws_ssm_parameter.slack_signing_secret.name
       TOILKIT_GATEWAY_CATALOG_PATH           = "/var/task/${var.catalog_file}"
       TOILKIT_GATEWAY_COMMAND_NAME           = var.slash_command
+      # The sandbox freezes after each answer: the batch housekeeping refreshes the lists.
+      TOILKIT_GATEWAY_REFRESH_OPTIONS = "false"
     }
   }
 

@@ -56,6 +56,8 @@ class BatchFunction:
                 # nothing, and the derived ids make a due run that two windows see one run.
                 self.service.schedules.last_tick = None
                 scheduled = await self.service.schedules.tick(self.service.context.clock())
+                if self.service.options is not None:
+                    await self.service.options.refresh_due()
                 log.info(
                     "housekeeping: %d approval(s) expired, %d run(s) settled, %d scheduled",
                     closed,

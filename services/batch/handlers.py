@@ -23,8 +23,10 @@ from dataclasses import dataclass
 from datetime import UTC
 
 from services.batch import lifecycle, outcomes
+from services.batch.listed import listed_value_refusal
 from services.batch.previews import Previews
 from services.batch.runners.base import RunOutcome
+from services.batch.schedules import fires_at
 from services.batch.steps import RunSteps
 from services.batch.store import RunStore
 from services.batch.supervisor import RunSupervisor
@@ -51,6 +53,7 @@ from shared.events import (
     BatchRequested,
     EventBase,
 )
+from shared.options_fetch import OptionsRefresher
 from shared.publishing import EventPublisher
 from shared.state_table.keys import sortable_time
 from shared.state_table.runs import RunRecord
@@ -70,6 +73,8 @@ class BatchContext:
     publisher: EventPublisher
     directory: GroupDirectory
     clock: Clock
+    #: The lists of listed choices (None: the catalog has none).
+    options: OptionsRefresher | None = None
 
     @property
     def previews(self) -> Previews:
@@ -173,6 +178,10 @@ async def _decide(ctx: BatchContext, record: RunRecord, event_id: str) -> None:
     if isinstance(request, str):
         await ctx.steps.refuse(record, "validation", request, event_id=event_id)
         return
+    unlisted = await listed_value_refusal(ctx.options, request)
+    if unlisted is not None:
+        await ctx.steps.refuse(record, "validation", unlisted, event_id=event_id)
+        return
     if record.scheduled_for is not None:
         if not await _schedule_allows(ctx, record, request, event_id):
             return
@@ -223,6 +232,14 @@ async def _schedule_allows(
         )
         await ctx.steps.refuse(record, "authorization", reason, event_id=event_id)
         return False
+    assert record.scheduled_for is not None
+    if not fires_at(schedule, record.scheduled_for):
+        reason = (
+            f"scheduled for {sortable_time(record.scheduled_for)}, which is not a time the "
+            f"catalog's schedule {schedule.cron} ({schedule.timezone}) fires at"
+        )
+        await ctx.steps.refuse(record, "schedule", reason, event_id=event_id)
+        return False
     previous_id = await ctx.runs.last_scheduled_run(record.command, record.environment)
     previous = await ctx.runs.get(previous_id) if previous_id not in (None, record.run_id) else None
     if previous is not None and not previous.final:
@@ -233,7 +250,6 @@ async def _schedule_allows(
         await ctx.steps.refuse(record, "schedule", reason, event_id=event_id)
         return False
     await ctx.runs.set_last_scheduled_run(record.command, record.environment, record.run_id)
-    assert record.scheduled_for is not None
     await ctx.runs.audit(
         record.run_id,
         "scheduled",

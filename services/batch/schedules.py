@@ -55,6 +55,13 @@ def last_due(schedule: Schedule, until: datetime) -> datetime:
     return previous.astimezone(UTC)
 
 
+def fires_at(schedule: Schedule, at: datetime) -> bool:
+    """Whether ``schedule``'s cron fires at ``at`` (to the second, in its time zone)."""
+    if at.tzinfo is None:
+        return False
+    return last_due(schedule, at) == at.astimezone(UTC)
+
+
 def due_runs(catalog: Catalog, after: datetime, until: datetime) -> list[DueRun]:
     """The runs due in ``(after, until]``: each schedule once, at its latest due time."""
     due = []

@@ -24,6 +24,7 @@ from services.batch.store import LockStore, RunStore
 from services.batch.supervisor import RunSupervisor
 from shared.catalog import load_catalog
 from shared.clock import Clock, utc_now
+from shared.options_fetch import OptionsRefresher, listed_parameters
 from shared.runtime import Runtime
 from shared.settings import load_settings
 from shared.slack.groups import slack_directory
@@ -45,6 +46,7 @@ class BatchService:
         settings: BatchSettings,
         events: ExecutionEvents | None,
         schedules: ScheduleTicker,
+        options: OptionsRefresher | None = None,
     ) -> None:
         self.worker = worker
         self.context = context
@@ -52,6 +54,8 @@ class BatchService:
         self.settings = settings
         self.events = events
         self.schedules = schedules
+        #: Keeps the lists of listed choices fresh (None: the catalog has none).
+        self.options = options
         self._stopping = asyncio.Event()
 
     async def run(self) -> None:
@@ -63,6 +67,8 @@ class BatchService:
             background.append(asyncio.create_task(self._tick_schedules()))
         if self.events is not None:
             background.append(asyncio.create_task(self.events.run()))
+        if self.options is not None:
+            background.append(asyncio.create_task(self._refresh_options(self.options)))
         try:
             await self.worker.run()
         finally:
@@ -102,6 +108,15 @@ class BatchService:
                 log.exception("requesting scheduled runs failed; trying again later")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), self.settings.schedule_tick_seconds)
+
+    async def _refresh_options(self, options: OptionsRefresher) -> None:
+        while not self._stopping.is_set():
+            try:
+                await options.refresh_due()
+            except Exception:
+                log.exception("refreshing the lists of choices failed; trying again later")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.settings.options_refresh_seconds)
 
 
 async def _runners(
@@ -194,6 +209,16 @@ async def build_batch(
             base_url=settings.slack_api_url or AsyncWebClient.BASE_URL,
         )
     directory = slack_directory(catalog, slack, ttl_seconds=settings.group_cache_seconds)
+    options = (
+        OptionsRefresher(
+            catalog,
+            runtime.aws.dynamodb,
+            runtime.names.state_table,
+            cache_dir=settings.options_cache_dir,
+        )
+        if listed_parameters(catalog)
+        else None
+    )
     context = BatchContext(
         catalog=catalog,
         runs=runs,
@@ -202,6 +227,7 @@ async def build_batch(
         publisher=runtime.publisher,
         directory=directory,
         clock=clock,
+        options=options,
     )
     worker = runtime.worker("batch", build_handlers(context), settings.worker)
     schedules = ScheduleTicker(
@@ -210,5 +236,10 @@ async def build_batch(
         lookback=timedelta(seconds=settings.schedule_lookback_seconds),
     )
     return BatchService(
-        worker=worker, context=context, settings=settings, events=events, schedules=schedules
+        worker=worker,
+        context=context,
+        settings=settings,
+        events=events,
+        schedules=schedules,
+        options=options,
     )

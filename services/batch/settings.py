@@ -8,6 +8,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.catalog import DEMO_CATALOG
+from shared.options_fetch import DEFAULT_CACHE_DIR
 from shared.settings import WorkerSettings
 
 
@@ -73,6 +74,15 @@ class BatchSettings(BaseSettings):
         description="Tick the catalog's schedules in this process (off: another does).",
     )
     schedule_tick_seconds: float = Field(default=20, gt=0, description="How often it ticks.")
+    options_refresh_seconds: float = Field(
+        default=30,
+        gt=0,
+        description="How often the lists of listed choices (options_from) are looked at; "
+        "each is fetched again when older than its ttl_seconds.",
+    )
+    options_cache_dir: Path = Field(
+        default=DEFAULT_CACHE_DIR, description="Where git sources of listed choices are fetched."
+    )
     schedule_lookback_seconds: float = Field(
         default=1200,
         gt=0,

@@ -15,7 +15,8 @@ request                       answer
                               answer in the ack; ``drift scan STATE``: ack, then publish
                               ``DriftScanRequested``; anything else: a friendly ephemeral
 command picker (in the modal)  ack, then views.update to that command's form
-run modal submitted           invalid: ``response_action: errors`` under each field; valid:
+run modal submitted           invalid (a listed choice not in its list, break-glass over the
+                              day's limit included): ``response_action: errors``; valid:
                               ack (closes), then authorize and publish ``BatchRequested`` or
                               refuse (ephemeral + ``BatchRunRefused``)
 buttons                       ack, then the event (``batch_cancel``, ``batch_approve``,
@@ -27,6 +28,8 @@ ignore modal submitted        a day in the past / too far: ``errors``; valid: ac
                               ``DriftScanRequested`` (a second press: an ephemeral)
 ``batch_rerun_edit``          ack, read the run, then views.open: the run modal prefilled
                               (or an ephemeral saying why it cannot run again)
+``block_suggestion``          the options of a listed choice (``options_from``) in the ack,
+                              from memory; never waits on the source
 link buttons, closed modals   ack
 anything unknown              ack, then a friendly ephemeral
 ============================  ===============================================================
@@ -38,7 +41,7 @@ import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -51,6 +54,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from services.gateway.background import AfterAck
 from services.gateway.blocks import (
+    PARAM_BLOCK_PREFIX,
     PICK_COMMAND_ACTION,
     RUN_MODAL_CALLBACK,
     ModalContext,
@@ -90,8 +94,9 @@ from services.gateway.ledger import (
     recent_requests_middleware,
     request_key,
 )
-from services.gateway.payloads import BlockActions, SlashCommand, ViewSubmission
+from services.gateway.payloads import BlockActions, BlockSuggestion, SlashCommand, ViewSubmission
 from services.gateway.replies import EphemeralReplier
+from services.gateway.submission import SubmissionChecks
 from shared.errors import PermanentError, TransientError
 from shared.events import ScanMode
 from shared.slack.actions import (
@@ -123,6 +128,8 @@ class AppParts:
     ledger: RequestLedger | None = None
     #: The drift report's Ignore… and Re-scan buttons (None: they answer "not set up").
     drift: DriftActions | None = None
+    #: Checks of a submission that need a read (listed choices, the break-glass limit).
+    checks: SubmissionChecks = field(default_factory=SubmissionChecks)
 
 
 def _parsed(model: type[ModelT], body: dict[str, Any]) -> ModelT | None:
@@ -201,6 +208,7 @@ def build_bolt_app(parts: AppParts, *, recent: RecentRequests | None) -> AsyncAp
     for link_action in LINK_ACTIONS:
         app.action(link_action)(listeners.just_ack)
     app.action(re.compile(".*"))(listeners.unknown_action)
+    app.options(re.compile(".*"))(listeners.suggest)
     app.view_submission(RUN_MODAL_CALLBACK)(listeners.run_submitted)
     app.view_submission(IGNORE_MODAL_CALLBACK)(listeners.ignore_submitted)
     app.view_submission(re.compile(".*"))(listeners.just_ack)
@@ -363,6 +371,12 @@ class _Listeners:
             case FormRebuild(view):
                 await ack(response_action="update", view=view)
             case FormAccepted(request, reason, break_glass):
+                errors = await self.parts.checks.errors(
+                    request, user_id=payload.user.id, break_glass=break_glass
+                )
+                if errors:
+                    await ack(response_action="errors", errors=errors)
+                    return
                 await ack()
                 requester = Requester(payload.user.id, payload.user.display_name, modal.channel_id)
                 key = _key(context, body)
@@ -379,6 +393,17 @@ class _Listeners:
                     await self._reply(decision.reply, requester, None)
 
                 self._later(key, decide, f"run request ({request.command.name})")
+
+    async def suggest(self, ack: AsyncAck, body: dict[str, Any]) -> None:
+        """An ``external_select`` asks for options: answered from memory, at once."""
+        payload = _parsed(BlockSuggestion, body)
+        listed = self.parts.checks.options
+        if payload is None or payload.view is None or listed is None:
+            await ack(options=[])
+            return
+        command = ModalContext.from_metadata(payload.view.private_metadata).command or ""
+        parameter = payload.block_id.removeprefix(PARAM_BLOCK_PREFIX)
+        await ack(**await listed.suggest(command, parameter, payload.value))
 
     # ------------------------------------------------------------ buttons
 

@@ -288,6 +288,18 @@ def _parameter_element(spec: ParameterSpec, hint_parts: list[str]) -> dict[str, 
         if spec.default is not None:
             element["initial_option"] = options[0] if spec.default else options[1]
         return element
+    if isinstance(spec, ChoiceParameter) and spec.options_from is not None:
+        # Slack asks the app for the options as the person types (block_suggestion).
+        element = {
+            "type": "external_select",
+            "action_id": VALUE_ACTION,
+            "placeholder": plain("Type to search", 150),
+            "min_query_length": 0,
+        }
+        if spec.default is not None:
+            element["initial_option"] = option(spec.default, spec.default)
+        hint_parts.append(f"From {spec.options_from.describe()}.")
+        return element
     if isinstance(spec, ChoiceParameter) and len(spec.choices) <= MAX_OPTIONS:
         options = [option(choice, choice) for choice in spec.choices]
         element = {
@@ -327,6 +339,8 @@ def _set_initial(element: dict[str, Any], value: str) -> None:
             element["initial_option"] = match[0]
         else:
             element.pop("initial_option", None)
+    elif kind == "external_select":
+        element["initial_option"] = option(value, value)
     elif kind == "users_select":
         element["initial_user"] = value
     elif kind == "number_input":

@@ -57,10 +57,10 @@ from shared.catalog import (
     CommandSpec,
     FieldError,
     GroupDirectory,
-    Principals,
     ValidatedRequest,
     validate_request,
 )
+from shared.catalog_principals import Principals
 from shared.errors import PermanentError, TransientError
 from shared.events import (
     Actor,

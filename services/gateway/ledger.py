@@ -145,7 +145,10 @@ def recent_requests_middleware(recent: RecentRequests | None) -> Middleware:
     ) -> BoltResponse | None:
         key = request_key(req.raw_body, req.body)
         req.context[REQUEST_KEY] = key
-        if recent is not None and not recent.sight(key):
+        # A suggestion request reads and changes nothing, and Slack sends the same body
+        # each time the same text is typed: never taken for a replay.
+        reads_only = req.body.get("type") == "block_suggestion"
+        if recent is not None and not reads_only and not recent.sight(key):
             retry = req.headers.get(RETRY_HEADER, [None])[0]
             if retry is not None:
                 log.info("Slack retry %s of a request already handled; acknowledged", retry)

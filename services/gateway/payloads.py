@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 #: Interaction payload types the gateway serves (everything else is refused with 400).
-INTERACTION_TYPES = ("block_actions", "view_submission", "view_closed")
+INTERACTION_TYPES = ("block_actions", "block_suggestion", "view_submission", "view_closed")
 
 _Id = Annotated[str, Field(min_length=1, max_length=255)]
 _Text = Annotated[str, Field(max_length=40_000)]
@@ -157,8 +157,19 @@ class ViewClosed(_Interaction):
     view: ViewPayload
 
 
+class BlockSuggestion(_Interaction):
+    """Slack asks for the options of an ``external_select`` as the person types."""
+
+    type: Literal["block_suggestion"]
+    action_id: _Id
+    block_id: _Id
+    value: str = Field(default="", max_length=2000)
+    view: ViewPayload | None = None
+    container: dict[str, Any] | None = None
+
+
 Interaction: TypeAlias = Annotated[
-    BlockActions | ViewSubmission | ViewClosed, Field(discriminator="type")
+    BlockActions | BlockSuggestion | ViewSubmission | ViewClosed, Field(discriminator="type")
 ]
 _INTERACTION: TypeAdapter[Interaction] = TypeAdapter(
     Interaction, config=ConfigDict(defer_build=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from aiohttp import web
@@ -24,15 +24,19 @@ from services.gateway.handlers import Gateway
 from services.gateway.ledger import RecentRequests, RequestLedger
 from services.gateway.replies import EphemeralReplier, origin
 from services.gateway.settings import GatewaySettings, generate_signing_secret
-from services.gateway.store import StateTableRecords
+from services.gateway.store import StateTableRecords, interactive_retry
+from services.gateway.submission import SubmissionChecks, break_glass_reader
+from services.gateway.suggestions import ListedOptions
 from services.gateway.transport import EVENTS_PATH, SlackDoor
-from shared.catalog import load_catalog
+from shared.catalog import Catalog, load_catalog
 from shared.idempotency import IdempotencyStore
+from shared.options_fetch import OptionsRefresher, listed_parameters
 from shared.runtime import Runtime
 from shared.settings import load_settings
 from shared.slack.groups import slack_directory
 from shared.slack.settings import SLACK_API_URL
 from shared.state_table.drift_actions import DriftAudit, IgnoreRuleStore, ScanGuard
+from shared.state_table.options import read_options
 
 if TYPE_CHECKING:
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
@@ -52,6 +56,7 @@ class GatewayService:
         door: the HTTP front of the app.
         after_ack: the background work the listeners started.
         signing_secret_generated: the development secret, when one was generated.
+        options: the lists of choices from elsewhere, when the catalog has some.
     """
 
     name = "gateway"
@@ -64,12 +69,15 @@ class GatewayService:
         door: SlackDoor,
         after_ack: AfterAck,
         signing_secret_generated: str | None = None,
+        options: ListedOptions | None = None,
     ) -> None:
         self.settings = settings
         self.app = app
         self.after_ack = after_ack
         self._door = door
         self._generated_secret = signing_secret_generated
+        #: The lists of choices from elsewhere (None: the catalog has none).
+        self.options = options
         self._runner: web.AppRunner | None = None
         self._socket: AsyncSocketModeHandler | None = None
         self._stopping = asyncio.Event()
@@ -146,6 +154,8 @@ class GatewayService:
             await self._runner.cleanup()
             self._runner = None
         await self.after_ack.drain(grace_seconds)
+        if self.options is not None:
+            await self.options.aclose(min(grace_seconds, 2.0))
         if self.app.client.session is not None:
             await self.app.client.session.close()
 
@@ -224,6 +234,33 @@ def _shared_ledger(runtime: Runtime, settings: GatewaySettings) -> RequestLedger
     )
 
 
+def _listed_options(
+    runtime: Runtime, settings: GatewaySettings, catalog: Catalog
+) -> ListedOptions | None:
+    """The lists of choices from elsewhere (None when no parameter has ``options_from``)."""
+    if not listed_parameters(catalog):
+        return None
+    ddb, table = runtime.aws.dynamodb, runtime.names.state_table
+    refresher = (
+        OptionsRefresher(
+            catalog,
+            ddb,
+            table,
+            kinds=frozenset({"git", "url"}),
+            cache_dir=settings.options_cache_dir,
+        )
+        if settings.refresh_options
+        else None
+    )
+
+    async def read(command: str, parameter: str) -> Any:
+        return await read_options(ddb, table, command, parameter, retry=interactive_retry())
+
+    return ListedOptions(
+        catalog, read, refresher, read_timeout=min(settings.read_timeout_seconds, 1.5)
+    )
+
+
 async def build_gateway(
     runtime: Runtime, settings: GatewaySettings | None = None
 ) -> GatewayService:
@@ -245,6 +282,7 @@ async def build_gateway(
         recent_runs=settings.recent_runs,
     )
     after_ack = AfterAck(settings.after_ack_concurrency)
+    options = _listed_options(runtime, settings, catalog)
     trusted = () if settings.slack_api_url == SLACK_API_URL else (origin(settings.slack_api_url),)
     parts = AppParts(
         gateway=gateway,
@@ -262,6 +300,11 @@ async def build_gateway(
             guard=ScanGuard(runtime.aws.dynamodb, runtime.names.state_table),
             audit=DriftAudit(runtime.aws.dynamodb, runtime.names.state_table),
         ),
+        checks=SubmissionChecks(
+            options=options,
+            break_glass_used=break_glass_reader(runtime.aws.dynamodb, runtime.names.state_table),
+            timeout=min(settings.read_timeout_seconds, 1.5),
+        ),
     )
     app = build_bolt_app(
         parts, recent=RecentRequests(remember_seconds=settings.request_record_seconds)
@@ -278,4 +321,5 @@ async def build_gateway(
         door=door,
         after_ack=after_ack,
         signing_secret_generated=generated,
+        options=options,
     )

@@ -21,6 +21,7 @@ from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from shared.catalog import DEMO_CATALOG
+from shared.options_fetch import DEFAULT_CACHE_DIR
 from shared.slack.settings import SlackSettings, bot_token_field
 
 
@@ -96,6 +97,15 @@ class GatewaySettings(SlackSettings):
         "people click; opening and updating modals never waits for a turn.",
     )
     recent_runs: int = Field(default=10, ge=1, le=50, description="How many `runs` lists.")
+    refresh_options: bool = Field(
+        default=True,
+        description="Fetch the git and url sources of listed choices (options_from) in the "
+        "background when their list is stale. Off on Lambda, whose sandbox freezes after "
+        "each answer: there the batch function's housekeeping refreshes every list.",
+    )
+    options_cache_dir: Path = Field(
+        default=DEFAULT_CACHE_DIR, description="Where git sources of listed choices are fetched."
+    )
 
     @model_validator(mode="after")
     def _checks(self) -> GatewaySettings:

@@ -124,3 +124,11 @@ def parse_time(text: str) -> datetime:
     """A timestamp written by :func:`sortable_time` (or any ISO 8601 text) as aware UTC."""
     moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+#: Lists of choices from ``options_from`` sources (one item per command parameter).
+OPTIONS_LISTS = "options"
+
+
+def options_sort_key(command: str, parameter: str) -> str:
+    return f"{command}#{parameter}"

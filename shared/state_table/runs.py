@@ -150,3 +150,9 @@ def run_record_from_item(item: dict[str, Any]) -> RunRecord:
     """The run record stored in ``item`` (its version from the item's own attribute)."""
     record = RunRecord.model_validate_json(item["doc"]["S"])
     return record.model_copy(update={"version": int(item["version"]["N"])})
+
+
+def break_glass_runs_from_item(item: dict[str, Any] | None) -> frozenset[str]:
+    """The run ids a break-glass counter item (``break_glass_partition(user)``, sort key the
+    UTC day) holds: the runs that person started by break-glass that day."""
+    return frozenset((item or {}).get("runs", {}).get("SS", []))

@@ -96,6 +96,12 @@ def flow_catalog(db_path: Path) -> dict[str, Any]:
                 "env": {"TOILKIT_DEMO_DB": str(db_path)},
             }
         command["environments"] = environments
+        if command["name"] == "run-patch":
+            # Its list comes from this repository's git, and its scripts run from there.
+            repository = DEMO_CATALOG.parent.parent
+            command["parameters"][0]["options_from"]["repository"] = str(repository)
+            for policy in environments.values():
+                policy["runner"]["workdir"] = str(repository)
         if command["name"] == "reindex-search":
             command["timeout_seconds"] = REINDEX_TIMEOUT_SECONDS
     del data["x-environments"]

@@ -100,6 +100,9 @@ def catalog_for_tests(db_path: Path, *, reindex_timeout: int = 120) -> dict[str,
         command["environments"] = {name: environments[name] for name in command["environments"]}
         if command["name"] == "reindex-search":
             command["timeout_seconds"] = reindex_timeout
+        if command["name"] == "run-patch":
+            # Its scripts are listed from this repository's git (relative to the demo file).
+            command["parameters"][0]["options_from"]["repository"] = str(REPO)
     for command in copy.deepcopy(TEST_COMMANDS):
         command["environments"] = {"staging": environments["staging"]}
         data["commands"].append(command)

@@ -503,8 +503,8 @@ async def test_every_injection_reaches_the_process_verbatim(
             ALICE,
             "validation",
             "command: unknown command 'drop-database' (known: backfill-orders, check-invoices, "
-            "reindex-search, echo-args, nightly-invoice-check, expire-coupons, drift-revert, stubborn, "
-            "no-such-program)",
+            "reindex-search, echo-args, nightly-invoice-check, run-patch, expire-coupons, "
+            "drift-revert, stubborn, no-such-program)",
         ),
         (
             "echo-args",

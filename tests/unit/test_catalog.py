@@ -11,7 +11,6 @@ from shared.authz import approval_refusal, authorization_refusal, break_glass_re
 from shared.catalog import (
     ApprovalPolicy,
     FieldError,
-    Principals,
     StaticGroupDirectory,
     ValidatedRequest,
     build_argv,
@@ -20,6 +19,7 @@ from shared.catalog import (
     parse_catalog,
     validate_request,
 )
+from shared.catalog_principals import Principals
 from shared.errors import ConfigError
 
 DEMO = Path(__file__).resolve().parents[2] / "catalog" / "demo.yaml"
@@ -62,6 +62,7 @@ def test_the_demo_catalog_loads() -> None:
         "reindex-search",
         "echo-args",
         "nightly-invoice-check",
+        "run-patch",
         "expire-coupons",
         "drift-revert",
     ]

@@ -30,6 +30,8 @@ def test_commands_and_interactivity_go_to_the_gateways_events_path() -> None:
     urls = [
         data["features"]["slash_commands"][0]["url"],
         data["settings"]["interactivity"]["request_url"],
+        # Where Slack asks for the options of an external_select (options_from).
+        data["settings"]["interactivity"]["message_menu_options_url"],
     ]
 
     assert all(url.startswith("https://") and url.endswith(EVENTS_PATH) for url in urls)

@@ -155,6 +155,26 @@ def select(action_id: str, value: str, *, block_id: str) -> JsonDict:
     }
 
 
+def block_suggestion_payload(
+    view: Mapping[str, Any],
+    block_id: str,
+    typed: str,
+    *,
+    user: SlackUserRef,
+    action_id: str = "value",
+) -> JsonDict:
+    """A ``block_suggestion``: ``user`` typed ``typed`` in an ``external_select`` of ``view``."""
+    payload = interaction_envelope("block_suggestion", user=user, trigger_id=None)
+    payload.update(
+        action_id=action_id,
+        block_id=block_id,
+        value=typed,
+        view=dict(view),
+        container={"type": "view", "view_id": view.get("id")},
+    )
+    return payload
+
+
 def view_submission_payload(
     view: Mapping[str, Any],
     answers: Mapping[str, Any],

@@ -26,6 +26,8 @@ TEXT_INPUT_TYPES = frozenset(
     {"plain_text_input", "number_input", "email_text_input", "url_text_input"}
 )
 SINGLE_OPTION_TYPES = frozenset({"static_select", "radio_buttons"})
+#: Selects whose options the app sends as the person types (``block_suggestion``).
+EXTERNAL_SELECT_TYPES = frozenset({"external_select"})
 MULTI_OPTION_TYPES = frozenset({"multi_static_select", "checkboxes"})
 #: Element type -> the state field that holds what was picked, and the element's initial one.
 PICKED_FIELDS = {
@@ -38,7 +40,11 @@ PICKED_FIELDS = {
 }
 #: Elements whose value is part of ``view.state.values``.
 STATEFUL_TYPES = (
-    TEXT_INPUT_TYPES | SINGLE_OPTION_TYPES | MULTI_OPTION_TYPES | frozenset(PICKED_FIELDS)
+    TEXT_INPUT_TYPES
+    | SINGLE_OPTION_TYPES
+    | MULTI_OPTION_TYPES
+    | EXTERNAL_SELECT_TYPES
+    | frozenset(PICKED_FIELDS)
 )
 #: Parts of a block that are text or pictures, never something to interact with.
 _INERT_ELEMENT_TYPES = frozenset({"image", "plain_text", "mrkdwn"})
@@ -130,7 +136,7 @@ def options_of(element: JsonDict) -> list[JsonDict]:
 def typed_from_initial(element: JsonDict) -> TypedValue:
     """What an element holds before anyone touches it."""
     kind = str(element.get("type"))
-    if kind in SINGLE_OPTION_TYPES:
+    if kind in SINGLE_OPTION_TYPES | EXTERNAL_SELECT_TYPES:
         initial = element.get("initial_option")
         return str(initial["value"]) if isinstance(initial, dict) and "value" in initial else None
     if kind in MULTI_OPTION_TYPES:
@@ -181,6 +187,15 @@ def state_entry(element: JsonDict, typed: TypedValue, *, offered_only: bool = Tr
         value = _as_single(typed)
         picked = _picked_options(element, [] if value is None else [value], offered_only)
         entry["selected_option"] = picked[0] if picked else None
+    elif kind in EXTERNAL_SELECT_TYPES:
+        # The app's options were picked from its suggestions, which the element does not
+        # hold: Slack reports the pick as the option it was.
+        value = _as_single(typed)
+        entry["selected_option"] = (
+            None
+            if value is None
+            else {"text": {"type": "plain_text", "text": value}, "value": value}
+        )
     elif kind in MULTI_OPTION_TYPES:
         entry["selected_options"] = _picked_options(element, as_list(typed), offered_only)
     elif kind in PICKED_FIELDS:
@@ -329,6 +344,54 @@ def element_action(
     if "placeholder" in element:
         action["placeholder"] = copy.deepcopy(element["placeholder"])
     return action
+
+
+#: Slack's limits for what an app answers a ``block_suggestion`` with.
+MAX_SUGGESTED_OPTIONS = 100
+MAX_SUGGESTED_TEXT = 75
+MAX_SUGGESTED_VALUE = 150
+
+
+def _suggested_option(raw: Any, where: str) -> JsonDict:
+    if not isinstance(raw, dict):
+        raise ValueError(f"{where} is not an object")  # noqa: TRY004 - one error: unusable
+    text, value = raw.get("text"), raw.get("value")
+    if not isinstance(text, dict) or not isinstance(text.get("text"), str) or not text["text"]:
+        raise ValueError(f"{where}.text must be a text object")
+    if len(text["text"]) > MAX_SUGGESTED_TEXT:
+        raise ValueError(f"{where}.text is longer than {MAX_SUGGESTED_TEXT} characters")
+    if not isinstance(value, str) or not value or len(value) > MAX_SUGGESTED_VALUE:
+        raise ValueError(f"{where}.value must be text of 1 to {MAX_SUGGESTED_VALUE} characters")
+    return {"text": copy.deepcopy(text), "value": value}
+
+
+def suggested_options(answer: JsonDict) -> list[JsonDict]:
+    """The options of an app's ``block_suggestion`` answer (``options`` or
+    ``option_groups``, flattened: an option of a group carries its label as ``group``).
+
+    Raises:
+        ValueError: the answer breaks Slack's rules (Slack then shows no options).
+    """
+    if "option_groups" in answer:
+        groups = answer["option_groups"]
+        if not isinstance(groups, list) or len(groups) > MAX_SUGGESTED_OPTIONS:
+            raise ValueError(f"option_groups must be a list of at most {MAX_SUGGESTED_OPTIONS}")
+        flat: list[JsonDict] = []
+        for index, group in enumerate(groups):
+            if not isinstance(group, dict) or not isinstance(group.get("options"), list):
+                raise ValueError(f"option_groups[{index}] must have options")  # noqa: TRY004
+            label = group.get("label")
+            group_label = str(label.get("text", "")) if isinstance(label, dict) else ""
+            for position, raw in enumerate(group["options"][: MAX_SUGGESTED_OPTIONS + 1]):
+                option = _suggested_option(raw, f"option_groups[{index}].options[{position}]")
+                flat.append({**option, "group": group_label})
+        return flat
+    options = answer.get("options", [])
+    if not isinstance(options, list):
+        raise ValueError("options must be a list")  # noqa: TRY004
+    if len(options) > MAX_SUGGESTED_OPTIONS:
+        raise ValueError(f"{len(options)} options, more than Slack's {MAX_SUGGESTED_OPTIONS}")
+    return [_suggested_option(raw, f"options[{index}]") for index, raw in enumerate(options)]
 
 
 def typed_values(raw: Any) -> dict[str, dict[str, TypedValue]]:

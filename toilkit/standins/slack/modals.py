@@ -1,7 +1,9 @@
 """Modals as Slack's client shows them: a person uses, submits or closes the one on top.
 
 :class:`Modals` plays what happens in a modal the app opened (``views.open``/``push``):
-an element that dispatches actions sends ``block_actions``, the submit button runs Slack's
+an element that dispatches actions sends ``block_actions``, typing in an ``external_select``
+sends ``block_suggestion`` (the options the app answers are checked against Slack's limits
+and shown), the submit button runs Slack's
 own input checks and then sends ``view_submission`` (honouring the app's
 ``response_action``), the close button sends ``view_closed`` when the view asks for it.
 The form logic itself is :mod:`toilkit.standins.slack.forms`.
@@ -20,6 +22,7 @@ from toilkit.standins.slack.arguments import SlackApiFailure
 from toilkit.standins.slack.block_kit import view_argument, view_content
 from toilkit.standins.slack.client import AppOutcome, SlackClient
 from toilkit.standins.slack.forms import (
+    EXTERNAL_SELECT_TYPES,
     ClientFailure,
     TypedValues,
     client_call,
@@ -28,6 +31,7 @@ from toilkit.standins.slack.forms import (
     required_text,
     slack_input_errors,
     state_values,
+    suggested_options,
     typed_values,
     with_element_ids,
 )
@@ -54,7 +58,8 @@ class Modals:
         """The modal ``user_id`` has open (the top view of their latest one), if any.
 
         Returns:
-            ``{"view": ..., "errors": {block_id: text}, "notice": text or None, "depth": n}``.
+            ``{"view": ..., "errors": {block_id: text}, "notice": text or None, "depth": n,
+            "suggestions": {"block_id|action_id": {"typed": ..., "options": [...]}}}``.
         """
         stack = self._workspace.latest_stack(user_id)
         if stack is None:
@@ -65,6 +70,7 @@ class Modals:
             "errors": dict(self._workspace.view_errors.get(view_id, {})),
             "notice": self._workspace.view_notices.get(view_id),
             "depth": len(stack.view_ids),
+            "suggestions": copy.deepcopy(self._workspace.view_suggestions.get(view_id, {})),
         }
 
     async def change_view_element(
@@ -117,6 +123,50 @@ class Modals:
         self._workspace.view_notices.pop(record["id"], None)
         self._workspace.changed()
         return {"ok": True}
+
+    async def suggest(
+        self, view_id: str, user_id: str, block_id: str, action_id: str, typed: str
+    ) -> JsonDict:
+        """``user_id`` types ``typed`` in an ``external_select`` of their modal: the app gets
+        a ``block_suggestion`` and its options show under the select.
+
+        Returns:
+            ``{"ok": true, "options": [...]}`` (option groups flattened, each option with
+            its group's label under ``group``), or ``{"ok": false, ...}`` when the app did
+            not answer, or answered with options Slack would not show.
+
+        Raises:
+            ClientFailure: no app, no such view, or no such external select.
+        """
+        app = self._client.require_app()
+        record = self._open_view(view_id, user_id)
+        blocks = with_element_ids(record["blocks"], record["id"])
+        target = find_element(blocks, action_id, block_id)
+        if target is None or target[1].get("type") not in EXTERNAL_SELECT_TYPES:
+            raise ClientFailure("action_not_found", f"no external select {block_id}/{action_id}")
+        payload: JsonDict = {
+            **self._envelope("block_suggestion", user_id, None),
+            "container": {"type": "view", "view_id": record["id"]},
+            "view": {**copy.deepcopy(record), "blocks": blocks},
+            "action_id": action_id,
+            "block_id": block_id,
+            "value": typed,
+        }
+        answer = await self._client.send(app, interaction_body(payload))
+        if answer.failure is not None:
+            return self._view_failure(record["id"], answer)
+        try:
+            options = suggested_options(answer.json_object() or {})
+        except ValueError as problem:
+            text = f"This app answered the search with options Slack cannot show: {problem}"
+            self._workspace.view_notices[record["id"]] = text
+            self._workspace.changed()
+            return {"ok": False, "error": "invalid_options", "message": text}
+        self._workspace.view_notices.pop(record["id"], None)
+        shown = self._workspace.view_suggestions.setdefault(record["id"], {})
+        shown[f"{block_id}|{action_id}"] = {"typed": typed, "options": options}
+        self._workspace.changed()
+        return {"ok": True, "options": options}
 
     async def submit_view(self, view_id: str, user_id: str, values: TypedValues) -> JsonDict:
         """``user_id`` presses the modal's submit button.
@@ -275,6 +325,18 @@ class Modals:
                 required_text(body, "block_id"),
                 required_text(body, "action_id"),
                 typed_values(body.get("values")),
+            ),
+        )
+
+    async def handle_view_suggest(self, request: web.Request) -> web.Response:
+        return await client_call(
+            request,
+            lambda body: self.suggest(
+                required_text(body, "view_id"),
+                required_text(body, "user"),
+                required_text(body, "block_id"),
+                required_text(body, "action_id"),
+                str(body.get("value") or ""),
             ),
         )
 

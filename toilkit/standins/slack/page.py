@@ -99,6 +99,7 @@ class Page:
                 errors=self._workspace.view_errors.get(view_id, {}),
                 notice=self._workspace.view_notices.get(view_id),
                 depth=len(stack.view_ids),
+                suggestions=self._workspace.view_suggestions.get(view_id, {}),
             )
         return f'<div class="workspace">{sidebar}{pane}{modals}</div>{live_modal}'
 

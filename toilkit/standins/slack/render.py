@@ -109,6 +109,8 @@ class _Live:
     errors: Mapping[str, str] = field(default_factory=dict)
     #: ``state.values`` of the view: what the person last sent, shown again on a reload.
     state: Mapping[str, Mapping[str, JsonDict]] = field(default_factory=dict)
+    #: The options the app last suggested per external select ("block_id|action_id").
+    suggestions: Mapping[str, JsonDict] = field(default_factory=dict)
 
 
 class BlockKitRenderer:
@@ -286,12 +288,23 @@ class BlockKitRenderer:
         return f'<aside class="modals"><h2>Open modals</h2>{"".join(reversed(cards))}</aside>'
 
     def live_modal(
-        self, view: JsonDict, *, errors: Mapping[str, str], notice: str | None, depth: int
+        self,
+        view: JsonDict,
+        *,
+        errors: Mapping[str, str],
+        notice: str | None,
+        depth: int,
+        suggestions: Mapping[str, JsonDict] | None = None,
     ) -> str:
         """The viewer's modal as a form over the page, as Slack shows a modal."""
         blocks = with_element_ids(view.get("blocks", []), view["id"])
         state = view.get("state", {}).get("values", {})
-        live = _Live("view", errors=errors, state=state if isinstance(state, dict) else {})
+        live = _Live(
+            "view",
+            errors=errors,
+            state=state if isinstance(state, dict) else {},
+            suggestions=suggestions or {},
+        )
         close = view.get("close") if isinstance(view.get("close"), dict) else None
         submit = view.get("submit") if isinstance(view.get("submit"), dict) else None
         close_label = self.text_object(close) if close else "Cancel"
@@ -410,6 +423,8 @@ class BlockKitRenderer:
         if live is not None and live.surface == "view" and element_type in STATEFUL_TYPES:
             entry = live.state.get(block_id, {}).get(str(element.get("action_id", "")))
             current = typed_from_entry(entry) if entry else typed_from_initial(element)
+            if element_type == "external_select":
+                return self.external_select(element, block_id, current, live)
             return self.live_control(element, block_id, current, dispatch=dispatch)
         if element_type in ("mrkdwn", "plain_text"):
             return self.text_object(element)
@@ -510,6 +525,50 @@ class BlockKitRenderer:
             f'<div class="el" data-kind="{html.escape(kind)}" data-key="{html.escape(key)}" '
             f'data-block-id="{html.escape(block_id)}" data-action-id="{html.escape(action_id)}"'
             f"{' data-dispatch' if dispatch else ''}>{control}</div>"
+        )
+
+    def external_select(
+        self, element: JsonDict, block_id: str, initial: TypedValue, live: _Live
+    ) -> str:
+        """A search box and the options the app last suggested for it (the page asks the app
+        for them as the person types, with ``block_suggestion``)."""
+        action_id = str(element.get("action_id", ""))
+        key = f"{block_id}|{action_id}"
+        control_id = _dom_id(key)
+        suggested = live.suggestions.get(key, {})
+        options = list(suggested.get("options") or [])
+        chosen = _single(initial)
+        initial_option = element.get("initial_option")
+        known = {str(o.get("value")) for o in options}
+        if chosen and chosen not in known:
+            label = chosen
+            if isinstance(initial_option, dict) and initial_option.get("value") == chosen:
+                label = str((initial_option.get("text") or {}).get("text", chosen))
+            options.insert(0, {"text": {"type": "plain_text", "text": label}, "value": chosen})
+        placeholder = element.get("placeholder")
+        hint = str(placeholder.get("text", "")) if isinstance(placeholder, dict) else ""
+        items = "".join(
+            f'<option value="{html.escape(str(o.get("value", "")))}"'
+            f"{' selected' if str(o.get('value')) == chosen else ''}>"
+            + (f"{html.escape(str(o['group']))}: " if o.get("group") else "")
+            + f"{html.escape(str((o.get('text') or {}).get('text', '')))}</option>"
+            for o in options
+        )
+        count = (
+            f"{len(suggested.get('options') or [])} option(s) for "
+            f"“{html.escape(str(suggested.get('typed', '')))}”"
+            if suggested
+            else "type or focus the box to ask the app for options"
+        )
+        return (
+            f'<div class="el" data-kind="external_select" data-key="{html.escape(key)}" '
+            f'data-block-id="{html.escape(block_id)}" data-action-id="{html.escape(action_id)}">'
+            f'<input id="{control_id}-search" type="search" data-suggest'
+            f"{' data-asked' if suggested else ''} "
+            f'placeholder="{html.escape(hint or "Type to search")}" '
+            f'value="{html.escape(str(suggested.get("typed", "")))}">'
+            f'<select id="{control_id}"><option value="">Choose…</option>{items}</select>'
+            f'<div class="hint suggest-count">{count}</div></div>'
         )
 
     def _text_control(
@@ -689,3 +748,8 @@ class BlockKitRenderer:
 def _slack_unescape(text: str) -> str:
     """Slack escapes ``& < >`` in message text; undo that before HTML-escaping for display."""
     return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def _single(value: TypedValue) -> str | None:
+    values = as_list(value)
+    return values[0] if values and values[0] else None

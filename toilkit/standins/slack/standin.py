@@ -121,6 +121,7 @@ class SlackStandin(StandinServer):
         router.add_post("/_standin/client/command", self._client.handle_command)
         router.add_post("/_standin/client/button", self._client.handle_button)
         router.add_post("/_standin/client/view_action", self._modals.handle_view_action)
+        router.add_post("/_standin/client/view_suggest", self._modals.handle_view_suggest)
         router.add_post("/_standin/client/view_submit", self._modals.handle_view_submit)
         router.add_post("/_standin/client/view_close", self._modals.handle_view_close)
         router.add_get("/_standin/client/modal", self._modals.handle_modal)
@@ -243,6 +244,12 @@ class SlackStandin(StandinServer):
     ) -> JsonDict:
         """``user_id`` uses a modal element (see :meth:`Modals.change_view_element`)."""
         return await self._modals.change_view_element(view_id, user_id, block_id, action_id, values)
+
+    async def suggest(
+        self, view_id: str, user_id: str, block_id: str, action_id: str, typed: str
+    ) -> JsonDict:
+        """``user_id`` types in an external select of their modal (see :meth:`Modals.suggest`)."""
+        return await self._modals.suggest(view_id, user_id, block_id, action_id, typed)
 
     async def submit_view(self, view_id: str, user_id: str, values: TypedValues) -> JsonDict:
         """``user_id`` submits their modal (see :meth:`Modals.submit_view`)."""

@@ -222,6 +222,9 @@ class Workspace:
         #: What the person sees in a modal besides the view: errors under blocks, a notice.
         self.view_errors: dict[str, dict[str, str]] = {}
         self.view_notices: dict[str, str] = {}
+        #: The options an app last suggested for an ``external_select``:
+        #: view id -> "block_id|action_id" -> {"typed": ..., "options": [...]}.
+        self.view_suggestions: dict[str, dict[str, JsonDict]] = {}
         self._last_ts_micros = 0
         self._id_counter = 0
         self.version += 1
@@ -448,6 +451,7 @@ class Workspace:
         for closed in closing:
             self.view_errors.pop(closed, None)
             self.view_notices.pop(closed, None)
+            self.view_suggestions.pop(closed, None)
         stack.view_ids = stack.view_ids[: len(stack.view_ids) - len(closing)]
         if not stack.view_ids:
             del self.view_stacks[key]

@@ -1,0 +1,146 @@
+"""Cached lists of choices (a parameter's ``options_from``), shared by who fills and who reads.
+
+One item per command parameter (``pk = "options"``, ``sk = "<command>#<parameter>"``)
+holds the last good list, when it was fetched, the fingerprint of the source definition it
+came from, and the last failure (a failure keeps the last good list). Whoever refreshes a
+source writes it (the gateway for ``git`` and ``url`` sources, the batch service for
+every source, ``command`` ones included); the gateway reads it to answer Slack.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict
+from tenacity import AsyncRetrying
+
+from shared.aws import call_aws
+from shared.options import OptionItem
+from shared.state_table.keys import OPTIONS_LISTS, key, options_sort_key
+
+if TYPE_CHECKING:
+    from types_aiobotocore_dynamodb import DynamoDBClient
+
+#: The longest failure reason kept.
+MAX_ERROR = 300
+#: A source whose last fetch failed is asked again after this long (or its TTL if shorter).
+RETRY_FAILED_SECONDS = 30
+
+
+class OptionsList(BaseModel):
+    """What is known of one parameter's list of choices."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    command: str
+    parameter: str
+    fingerprint: str = ""
+    items: tuple[OptionItem, ...] = ()
+    fetched_at: AwareDatetime | None = None
+    error: str | None = None
+    error_at: AwareDatetime | None = None
+
+    def fresh(self, fingerprint: str, ttl_seconds: float, now: datetime) -> bool:
+        """Fetched from this very source definition less than ``ttl_seconds`` ago. A recent
+        failure counts for :data:`RETRY_FAILED_SECONDS`: a broken source is not asked again
+        at every keystroke, and one that is back is soon seen again."""
+        if self.fingerprint != fingerprint:
+            return False
+        if self.error_at is not None and (
+            self.fetched_at is None or self.error_at > self.fetched_at
+        ):
+            retry = min(ttl_seconds, RETRY_FAILED_SECONDS)
+            return now - self.error_at < timedelta(seconds=retry)
+        return self.fetched_at is not None and now - self.fetched_at < timedelta(
+            seconds=ttl_seconds
+        )
+
+    def usable(self, fingerprint: str) -> bool:
+        """Whether the items came from this source definition (a changed catalog entry
+        makes the old list unusable)."""
+        return self.fetched_at is not None and self.fingerprint == fingerprint
+
+    def values(self) -> frozenset[str]:
+        return frozenset(item.value for item in self.items)
+
+
+def _item(record: OptionsList) -> dict[str, Any]:
+    return {
+        **key(OPTIONS_LISTS, options_sort_key(record.command, record.parameter)),
+        "list": {"S": record.model_dump_json()},
+    }
+
+
+async def read_options(
+    dynamodb: DynamoDBClient,
+    table: str,
+    command: str,
+    parameter: str,
+    *,
+    retry: AsyncRetrying | None = None,
+) -> OptionsList | None:
+    """The cached list of a parameter (None: never fetched, or unreadable)."""
+    response = await call_aws(
+        "dynamodb.get_item (options)",
+        lambda: dynamodb.get_item(
+            TableName=table, Key=key(OPTIONS_LISTS, options_sort_key(command, parameter))
+        ),
+        retry,
+    )
+    text = response.get("Item", {}).get("list", {}).get("S")
+    if text is None:
+        return None
+    try:
+        return OptionsList.model_validate(json.loads(text))
+    except ValueError:
+        return None
+
+
+async def write_options(dynamodb: DynamoDBClient, table: str, record: OptionsList) -> None:
+    """Store a parameter's list (the whole record: last good items and last failure)."""
+    await call_aws(
+        "dynamodb.put_item (options)",
+        lambda: dynamodb.put_item(TableName=table, Item=_item(record)),
+    )
+
+
+def succeeded(
+    previous: OptionsList | None,
+    command: str,
+    parameter: str,
+    fingerprint: str,
+    items: list[OptionItem],
+    now: datetime,
+) -> OptionsList:
+    """The record after a successful fetch."""
+    del previous  # a success replaces everything
+    return OptionsList(
+        command=command,
+        parameter=parameter,
+        fingerprint=fingerprint,
+        items=tuple(items),
+        fetched_at=now,
+    )
+
+
+def failed(
+    previous: OptionsList | None,
+    command: str,
+    parameter: str,
+    fingerprint: str,
+    error: str,
+    now: datetime,
+) -> OptionsList:
+    """The record after a failed fetch: the last good list stays (if from this source)."""
+    keep = previous is not None and previous.fingerprint == fingerprint
+    return OptionsList(
+        command=command,
+        parameter=parameter,
+        fingerprint=fingerprint,
+        items=previous.items if keep and previous else (),
+        fetched_at=previous.fetched_at if keep and previous else None,
+        error=error[:MAX_ERROR],
+        error_at=now,
+    )
