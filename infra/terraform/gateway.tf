@@ -21,7 +21,7 @@ resource "aws_lambda_function" "gateway" {
   #checkov:skip=CKV_AWS_50:the code has no X-Ray instrumentation, so traces would show nothing the logs do not
   function_name    = "${var.name_prefix}-gateway"
   description      = "toilkit gateway: Slack slash commands and interactions"
-  role             = aws_iam_role.gateway.arn
+  role             = aws_iam_role.service["gateway"].arn
   filename         = local.lambda_package["gateway"]
   source_code_hash = filebase64sha256(local.lambda_package["gateway"])
   handler          = "toilkit.aws_lambda.gateway_handler"

@@ -80,7 +80,7 @@ resource "aws_lambda_function" "worker" {
 
   function_name    = "${var.name_prefix}-${each.key}"
   description      = "toilkit ${each.key}: consumes ${var.name_prefix}-${each.key}"
-  role             = aws_iam_role.worker[each.key].arn
+  role             = aws_iam_role.service[each.key].arn
   filename         = local.lambda_package[each.key]
   source_code_hash = filebase64sha256(local.lambda_package[each.key])
   handler          = "toilkit.aws_lambda.worker_handler"

@@ -388,7 +388,7 @@ def test_what_lambda_and_step_functions_check_at_creation_waits_for_the_role_pol
     assert "ConsumeQueue" in consume
     assert "ConsumeQueue" in {s["sid"] for s in _statements(documents["batch_function"])}
     machine = resources["aws_sfn_state_machine.batch_run"]
-    assert machine["role_arn"] == "${aws_iam_role.state_machine.arn}"
+    assert machine["role_arn"] == '${aws_iam_role.service["state_machine"].arn}'
     assert "${aws_iam_role_policy.state_machine}" in machine["depends_on"]
     for project, policy in (("drift_scan", "drift_scan"), ("batch_runner", "batch_runner")):
         body = resources[f"aws_codebuild_project.{project}"]
@@ -493,3 +493,29 @@ def test_every_function_is_told_the_topology_so_a_cold_start_looks_nothing_up() 
         assert environment["TOILKIT_QUEUE_URLS"] == "${local.queue_urls}"
     gateway = _blocks("resource")["aws_lambda_function.gateway"]["environment"][0]["variables"]
     assert gateway["TOILKIT_TOPIC_ARN"] == "${local.topic_arn}"
+
+
+def test_every_role_is_trusted_by_the_service_that_runs_it() -> None:
+    roles = " ".join(_locals()["iam_roles"].split())
+    for key, service in (
+        ("gateway", "lambda"),
+        ("drift_scan", "codebuild"),
+        ("batch_runner", "codebuild"),
+        ("state_machine", "states"),
+        ("scheduler", "scheduler"),
+    ):
+        assert re.search(rf"{key} = {{name = [^,]*, service = \"{service}\"}}", roles), key
+    # The workers: one function role per consumer.
+    assert "for name in keys(local.consumers) : name => {" in roles
+    trust = _policy_documents()["assume"]
+    assert trust["for_each"] == "${toset([for role in local.iam_roles : role.service])}"
+    statement = trust["statement"][0]
+    assert statement["principals"][0]["identifiers"] == ["${each.key}.amazonaws.com"]
+    # Only the scheduler's trust is limited to this account (the confused-deputy guard).
+    condition = statement["dynamic"][0]["condition"]
+    assert condition["for_each"] == '${each.key == "scheduler" ? [local.account_id] : []}'
+    assert condition["content"][0]["variable"] == "aws:SourceAccount"
+    role = _blocks("resource")["aws_iam_role.service"]
+    assert role["assume_role_policy"] == (
+        "${data.aws_iam_policy_document.assume[each.value.service].json}"
+    )
