@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -14,30 +12,12 @@ from services.detector.config import StateConfig
 from services.detector.engine import TerraformEngine
 from services.detector.scan import EXIT_DRIFTED, EXIT_FAILED, Scanner, StateScan
 from tests.support import eventually
-from tests.terraform.testbed import SHIM_COMMAND, Testbed, apply, build_testbed, edit_cloud
+from tests.terraform.testbed import SHIM_COMMAND, Testbed, apply, build_testbed, drifted_copies
 
 
 @pytest.fixture(scope="module")
 def testbed(tmp_path_factory: pytest.TempPathFactory) -> Testbed:
     return build_testbed(tmp_path_factory.mktemp("scan-testbed"))
-
-
-def drifted_copies(testbed: Testbed, root: Path, count: int) -> tuple[Path, list[StateConfig]]:
-    """One applied, drifted module copied ``count`` times (state, lock file and all)."""
-    cloud = root / "cloud.json"
-    template = testbed.copy_module("drifting", root)
-    apply(template, testbed.environment(cloud))
-
-    def retag(bucket: dict[str, Any]) -> None:
-        bucket["tags"]["env"] = "staging"
-
-    edit_cloud(cloud, "cloud_bucket", "logs", retag)
-    states = []
-    for index in range(count):
-        directory = root / f"state-{index}"
-        shutil.copytree(template, directory, symlinks=True)
-        states.append(StateConfig(name=f"state-{index}", path=directory.name, directory=directory))
-    return cloud, states
 
 
 class Recorder:
