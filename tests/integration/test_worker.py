@@ -8,7 +8,6 @@ import logging
 import os
 import signal
 import subprocess
-import sys
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +34,7 @@ from shared.publishing import Publisher
 from shared.settings import AwsSettings, WorkerSettings
 from shared.topology import BootstrapReport, Names
 from shared.worker import Handler, Worker, failure_key
-from tests.support import FAST_WORKER, TcpGate, eventually, queue_depth, receive_all
+from tests.support import FAST_WORKER, TcpGate, eventually, queue_depth, receive_all, spawn_module
 
 FAST = FAST_WORKER.model_copy(update={"visibility_timeout": 5, "handler_timeout": 10})
 
@@ -246,14 +245,7 @@ class WorkerProcesses:
             "WP_MARKERS": str(self.markers),
             **env,
         }
-        return subprocess.Popen(
-            [sys.executable, "-m", "tests.integration.worker_process"],
-            env=process_env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=Path(__file__).parents[2],
-        )
+        return spawn_module("tests.integration.worker_process", process_env)
 
 
 @pytest.fixture
