@@ -75,6 +75,36 @@ def _locals() -> dict[str, Any]:
     return values
 
 
+def _environments() -> dict[str, dict[str, Any]]:
+    """``{service: {variable: value}}``: what each function's environment holds.
+
+    Each is local.common_environment merged with the function's own variables (lambda.tf,
+    gateway.tf); the merges are checked to be exactly those this reads.
+    """
+    local_values = _locals()
+    common = local_values["common_environment"]
+    assert local_values["worker_environment"] == (
+        "${{for name, own in local.worker_own_environment : name => merge("
+        "local.common_environment, "
+        "{TOILKIT_SERVICE = name, TOILKIT_QUEUE_URLS = local.queue_urls}, own)}}"
+    )
+    environments = {
+        name: {
+            **common,
+            "TOILKIT_SERVICE": name,
+            "TOILKIT_QUEUE_URLS": "${local.queue_urls}",
+            **own,
+        }
+        for name, own in local_values["worker_own_environment"].items()
+    }
+    gateway = _blocks("resource")["aws_lambda_function.gateway"]["environment"][0]
+    assert gateway["variables"] == (
+        "${merge(local.common_environment, local.gateway_own_environment)}"
+    )
+    environments["gateway"] = {**common, **local_values["gateway_own_environment"]}
+    return environments
+
+
 def _variables() -> dict[str, dict[str, Any]]:
     with (TERRAFORM / "variables.tf").open() as f:
         parsed = _unquote(hcl2.load(f))
@@ -164,7 +194,9 @@ def test_worker_functions_stop_within_the_queue_visibility_timeout() -> None:
     for spec in QUEUES:
         assert local_values["worker_timeout_seconds"] <= spec.visibility_timeout
     assert local_values["handler_timeout_seconds"] < local_values["worker_timeout_seconds"]
-    for environment in local_values["worker_environment"].values():
+    for service, environment in _environments().items():
+        if service == "gateway":
+            continue
         handler_timeout = [
             v for k, v in environment.items() if k.endswith("WORKER__HANDLER_TIMEOUT")
         ]
@@ -175,12 +207,7 @@ def test_worker_functions_stop_within_the_queue_visibility_timeout() -> None:
 
 def test_functions_are_given_only_real_settings_variables() -> None:
     known = set().union(*(_env_names(cls) for cls in SETTINGS_CLASSES))
-    resources = _blocks("resource")
-    environments = dict(_locals()["worker_environment"])
-    environments["gateway"] = resources["aws_lambda_function.gateway"]["environment"][0][
-        "variables"
-    ]
-    for service, environment in environments.items():
+    for service, environment in _environments().items():
         assert environment["TOILKIT_SERVICE"] == service
         unknown = set(environment) - known
         assert not unknown, f"{service}: {sorted(unknown)} are read by no settings class"
@@ -289,7 +316,7 @@ def test_the_status_change_rule_feeds_the_queue_the_batch_function_reads() -> No
     assert "aws_sfn_state_machine.batch_run.arn" in pattern
     target = resources["aws_cloudwatch_event_target.batch_run_status"]
     assert target["arn"] == "${aws_sqs_queue.batch_run_status.arn}"
-    environment = _locals()["worker_environment"]["batch"]
+    environment = _environments()["batch"]
     assert (
         environment["TOILKIT_BATCH_COMPLETION_QUEUE_URL"] == "${aws_sqs_queue.batch_run_status.id}"
     )
@@ -318,7 +345,7 @@ def test_slack_secrets_are_secure_string_parameters_the_functions_are_told_about
         assert parameter["name"] == f"${{var.{name}_parameter}}"
         # Terraform never reads the real secret back into its state.
         assert parameter["lifecycle"][0]["ignore_changes"] == ["value"]
-    gateway = resources["aws_lambda_function.gateway"]["environment"][0]["variables"]
+    gateway = _environments()["gateway"]
     assert (
         gateway["TOILKIT_SLACK_SIGNING_SECRET_PARAMETER"]
         == "${aws_ssm_parameter.slack_signing_secret.name}"
@@ -488,11 +515,12 @@ def test_every_function_is_told_the_topology_so_a_cold_start_looks_nothing_up() 
     assert local_values["topic_arn"] == "${aws_sns_topic.events.arn}"
     assert "aws_sqs_queue.consumer" in local_values["queue_urls"]
     assert "queue.url" in local_values["queue_urls"]
-    for environment in local_values["worker_environment"].values():
-        assert environment["TOILKIT_TOPIC_ARN"] == "${local.topic_arn}"
-        assert environment["TOILKIT_QUEUE_URLS"] == "${local.queue_urls}"
-    gateway = _blocks("resource")["aws_lambda_function.gateway"]["environment"][0]["variables"]
-    assert gateway["TOILKIT_TOPIC_ARN"] == "${local.topic_arn}"
+    environments = _environments()
+    for service, environment in environments.items():
+        assert environment["TOILKIT_TOPIC_ARN"] == "${local.topic_arn}", service
+        if service != "gateway":
+            assert environment["TOILKIT_QUEUE_URLS"] == "${local.queue_urls}", service
+    assert "TOILKIT_QUEUE_URLS" not in environments["gateway"]
 
 
 def test_every_role_is_trusted_by_the_service_that_runs_it() -> None:
