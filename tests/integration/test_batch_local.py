@@ -35,27 +35,11 @@ from tests.integration.batch_harness import (
     CAROL,
     DAVE,
     BatchHarness,
-    bootstrap_once,
     echo_lines,
     make_harness,
     run_record,
 )
 from tests.support import eventually
-
-
-@pytest.fixture(scope="module")
-async def shared_topology(moto_endpoint: str) -> tuple[Names, BootstrapReport]:
-    """One topology for the module: bootstrapping takes seconds, and every test here
-    uses its own run ids, so they do not see each other's runs."""
-    return await bootstrap_once(moto_endpoint)
-
-
-@pytest.fixture
-async def batch(
-    aws: AwsClients, shared_topology: tuple[Names, BootstrapReport], tmp_path: Path
-) -> BatchHarness:
-    names, topology = shared_topology
-    return await make_harness(aws, names, topology, tmp_path)
 
 
 @pytest.fixture

@@ -45,7 +45,6 @@ from shared.state_table.runs import RunRecord
 from shared.topology import BootstrapReport, Names
 from tests.integration.batch_harness import (
     BatchHarness,
-    bootstrap_once,
     make_harness,
     run_record,
 )
@@ -444,15 +443,10 @@ async def test_the_buildspec_line_runs_the_argv_without_a_shell_seeing_it(tmp_pa
 # --------------------------------------------------------------------------- the service
 
 
-@pytest.fixture(scope="module")
-async def sfn_topology(moto_endpoint: str) -> tuple[Names, BootstrapReport]:
-    return await bootstrap_once(moto_endpoint)
-
-
 @pytest.fixture
 async def aws_batch(
     aws: AwsClients,
-    sfn_topology: tuple[Names, BootstrapReport],
+    shared_topology: tuple[Names, BootstrapReport],
     tmp_path: Path,
     state_machine: str,
     project: str,
@@ -471,7 +465,7 @@ async def aws_batch(
                     },
                 }
 
-    names, topology = sfn_topology
+    names, topology = shared_topology
     return await make_harness(aws, names, topology, tmp_path, customize=add_aws_environment)
 
 
