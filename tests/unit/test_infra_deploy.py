@@ -452,26 +452,49 @@ def test_every_queue_alarms_on_its_dlq_and_on_its_oldest_message() -> None:
         "{batch_run_status = {queue = aws_sqs_queue.batch_run_status.name, "
         "dlq = aws_sqs_queue.batch_run_status_dlq.name}}" in alarmed
     )
-    metrics = {
-        "aws_cloudwatch_metric_alarm.dlq_messages": (
-            "ApproximateNumberOfMessagesVisible",
-            "dlq",
-            "${var.alarm_dlq_messages}",
+    # One alarm resource over local.alarms: per queue its DLQ's depth and its oldest
+    # message's age, per worker its failed handler attempts.
+    alarms = " ".join(_locals()["alarms"].split())
+    kinds = {
+        "dlq_messages": (
+            "for name, queue in local.alarmed_queues",
+            '"AWS/SQS"',
+            '"ApproximateNumberOfMessagesVisible"',
+            "{QueueName = queue.dlq}",
+            "var.alarm_dlq_messages",
         ),
-        "aws_cloudwatch_metric_alarm.oldest_message_age": (
-            "ApproximateAgeOfOldestMessage",
-            "queue",
-            "${var.alarm_queue_age_seconds}",
+        "oldest_message_age": (
+            "for name, queue in local.alarmed_queues",
+            '"AWS/SQS"',
+            '"ApproximateAgeOfOldestMessage"',
+            "{QueueName = queue.queue}",
+            "var.alarm_queue_age_seconds",
+        ),
+        "failed_events": (
+            "for name in keys(local.consumers)",
+            "var.name_prefix",
+            '"EventsFailed"',
+            "{Service = name}",
+            "var.alarm_failed_events",
         ),
     }
-    for name, (metric, queue, threshold) in metrics.items():
-        alarm = resources[name]
-        assert alarm["for_each"] == "${local.alarmed_queues}"
-        assert alarm["namespace"] == "AWS/SQS"
-        assert alarm["metric_name"] == metric
-        assert alarm["dimensions"] == {"QueueName": f"${{each.value.{queue}}}"}
-        assert alarm["threshold"] == threshold
-        assert alarm["alarm_actions"] == ["${aws_sns_topic.alarms.arn}"]
+    for kind, (over, namespace, metric, dimensions, threshold) in kinds.items():
+        head = f'{{{over} : "${{name}}/{kind}" => {{'
+        assert head in alarms, kind
+        body = alarms.split(head, 1)[1].split("}}", 1)[0]
+        assert f"namespace = {namespace}" in body, kind
+        assert f"metric = {metric}" in body, kind
+        assert f"dimensions = {dimensions}" in body, kind
+        assert f"threshold = {threshold}" in body, kind
+    alarm = resources["aws_cloudwatch_metric_alarm.toilkit"]
+    assert alarm["for_each"] == "${local.alarms}"
+    assert alarm["namespace"] == "${each.value.namespace}"
+    assert alarm["metric_name"] == "${each.value.metric}"
+    assert alarm["dimensions"] == "${each.value.dimensions}"
+    assert alarm["threshold"] == "${each.value.threshold}"
+    assert alarm["comparison_operator"] == "GreaterThanThreshold"
+    assert alarm["alarm_actions"] == ["${aws_sns_topic.alarms.arn}"]
+    assert alarm["ok_actions"] == ["${aws_sns_topic.alarms.arn}"]
 
 
 def test_the_events_topic_is_encrypted_and_the_bucket_drops_abandoned_uploads() -> None:
