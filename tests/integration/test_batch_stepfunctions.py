@@ -87,6 +87,15 @@ async def reader(aws: AwsClients, codebuild: Any) -> BuildReader:
     return BuildReader(codebuild, await aws.client("logs"), region="us-east-1", tail_lines=20)
 
 
+def sfn_settings(
+    state_machine: str, project: str, *, poll_seconds: float = 0
+) -> StepFunctionsRunnerSettings:
+    """The runner's settings for ``state_machine`` running builds of ``project`` (image app:1)."""
+    return StepFunctionsRunnerSettings(
+        state_machine_arn=state_machine, project=project, image="app:1", poll_seconds=poll_seconds
+    )
+
+
 def spec_for(
     settings: StepFunctionsRunnerSettings | CodeBuildRunnerSettings,
     *,
@@ -166,9 +175,7 @@ def test_the_definition_uses_only_the_aws_sdk_start_then_poll_integrations() -> 
 async def test_the_definition_starts_polls_and_finishes_a_build_in_moto(
     sfn: Any, state_machine: str, project: str
 ) -> None:
-    settings = StepFunctionsRunnerSettings(
-        state_machine_arn=state_machine, project=project, image="app:1", poll_seconds=0
-    )
+    settings = sfn_settings(state_machine, project)
     spec = spec_for(settings)
     described = await run_to_end(sfn, state_machine, execution_input(spec, settings))
 
@@ -204,9 +211,7 @@ async def test_the_definition_starts_polls_and_finishes_a_build_in_moto(
 async def test_the_definition_stops_the_build_when_the_time_is_up(
     sfn: Any, state_machine: str, project: str
 ) -> None:
-    settings = StepFunctionsRunnerSettings(
-        state_machine_arn=state_machine, project=project, image="app:1", poll_seconds=0
-    )
+    settings = sfn_settings(state_machine, project)
     run_input = execution_input(spec_for(settings), settings)
     run_input["poll"]["max"] = 0  # no poll fits in the time left
     described = await run_to_end(sfn, state_machine, run_input)
@@ -226,9 +231,7 @@ async def test_the_definition_stops_the_build_when_the_time_is_up(
 async def test_the_definition_catches_a_build_that_cannot_start(
     sfn: Any, state_machine: str
 ) -> None:
-    settings = StepFunctionsRunnerSettings(
-        state_machine_arn=state_machine, project="no-such-project", image="app:1", poll_seconds=0
-    )
+    settings = sfn_settings(state_machine, "no-such-project")
     described = await run_to_end(sfn, state_machine, execution_input(spec_for(settings), settings))
 
     assert described["status"] == "FAILED"
@@ -248,9 +251,7 @@ def runner(sfn: Any, codebuild: Any, reader: BuildReader) -> StepFunctionsRunner
 async def test_the_runner_starts_an_execution_once_per_request(
     runner: StepFunctionsRunner, sfn: Any, state_machine: str, project: str
 ) -> None:
-    settings = StepFunctionsRunnerSettings(
-        state_machine_arn=state_machine, project=project, image="app:1", poll_seconds=0
-    )
+    settings = sfn_settings(state_machine, project)
     spec = spec_for(settings)
     started = await runner.start(spec)
     # A redelivered request while it runs: Step Functions answers with the same
@@ -276,9 +277,7 @@ async def test_the_runner_starts_an_execution_once_per_request(
 async def test_the_runner_reports_a_build_that_never_started(
     runner: StepFunctionsRunner, state_machine: str
 ) -> None:
-    settings = StepFunctionsRunnerSettings(
-        state_machine_arn=state_machine, project="no-such-project", image="app:1", poll_seconds=0
-    )
+    settings = sfn_settings(state_machine, "no-such-project")
     spec = spec_for(settings)
     outcome = await runner.wait(spec, await runner.start(spec))
     assert outcome.status == "failed"
@@ -288,9 +287,7 @@ async def test_the_runner_reports_a_build_that_never_started(
 async def test_the_runner_reports_a_run_stopped_at_its_deadline_as_timed_out(
     runner: StepFunctionsRunner, sfn: Any, state_machine: str, project: str
 ) -> None:
-    settings = StepFunctionsRunnerSettings(
-        state_machine_arn=state_machine, project=project, image="app:1", poll_seconds=0
-    )
+    settings = sfn_settings(state_machine, project)
     spec = spec_for(settings)
     run_input = execution_input(spec, settings)
     run_input["poll"]["max"] = 0
@@ -307,9 +304,7 @@ async def test_cancel_stops_the_execution_and_reports_cancelled(
     runner: StepFunctionsRunner, sfn: Any, state_machine: str, project: str
 ) -> None:
     # A long wait between polls keeps the execution RUNNING until the cancel.
-    settings = StepFunctionsRunnerSettings(
-        state_machine_arn=state_machine, project=project, image="app:1", poll_seconds=300
-    )
+    settings = sfn_settings(state_machine, project, poll_seconds=300)
     spec = spec_for(settings, timeout=3600)
     started = await runner.start(spec)
 
@@ -338,9 +333,7 @@ async def test_an_eventbridge_status_change_ends_the_wait_without_polling(
     runner = StepFunctionsRunner(
         sfn, codebuild, reader, region="us-east-1", poll=slow, events=events
     )
-    settings = StepFunctionsRunnerSettings(
-        state_machine_arn=state_machine, project=project, image="app:1", poll_seconds=2
-    )
+    settings = sfn_settings(state_machine, project, poll_seconds=2)
     spec = spec_for(settings)
     started = await runner.start(spec)
     listener = asyncio.create_task(events.run())
@@ -566,7 +559,7 @@ async def test_a_restart_watches_the_running_executions_again(aws_batch: BatchHa
     await supervisor.wait_idle()
 
     assert (await aws_batch.runs.get(record.run_id)).status == "succeeded"
-    finished = (await aws_batch.outcomes(record.run_id))[-1]
+    finished = await aws_batch.last_outcome(record.run_id)
     assert isinstance(finished, BatchRunFinished) and finished.status == "succeeded"
 
 
