@@ -16,12 +16,11 @@ import pytest
 
 from services.detector.config import load_config
 from services.detector.credentials import AssumeRole, CredentialsError, RoleCredentials
-from services.detector.engine import TerraformEngine
 from services.detector.scan import Scanner
 from shared.aws import AwsClients
 from shared.errors import PermanentError
 from shared.events import utc_now
-from tests.terraform.testbed import SHIM_COMMAND, Testbed, apply, build_testbed
+from tests.terraform.testbed import Testbed, apply, build_testbed
 
 ROLE = "arn:aws:iam::210987654321:role/toilkit-drift"
 
@@ -133,12 +132,7 @@ async def test_each_state_plans_as_its_role_and_a_bad_one_fails_alone(
     roles = RefusingSome(
         lambda: aws.client("sts"), min_remaining=timedelta(minutes=20), settings=aws.settings
     )
-    engine = TerraformEngine(
-        SHIM_COMMAND,
-        plugin_cache_dir=testbed.plugin_cache_dir,
-        env=testbed.environment(cloud),
-        timeout=120,
-    )
+    engine = testbed.engine(cloud)
     scanner = Scanner(engine, concurrency=1, work_dir=tmp_path / "work", credentials=roles)
     expected = await roles.environment(config.states[0].assume_role)  # type: ignore[arg-type]
     seen: set[str] = set()

@@ -24,7 +24,6 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt,
 from services.detector.archive import PlanArchive
 from services.detector.attribution import CloudTrailAttributor
 from services.detector.config import AttributionConfig, Schedule
-from services.detector.engine import TerraformEngine
 from services.detector.handlers import DetectorHandlers, DriftPipeline, ScanRequest, build_handlers
 from services.detector.lifecycle import LifecycleStore
 from services.detector.plan import parse_plan
@@ -51,7 +50,7 @@ from shared.settings import WorkerSettings
 from shared.topology import BootstrapReport, Names
 from tests.support import eventually, receive_all
 from tests.terraform.repos import Clock, Repo, drift_the_cloud, make_repo, repair_the_cloud
-from tests.terraform.testbed import SHIM_COMMAND, Testbed, apply, build_testbed, edit_cloud
+from tests.terraform.testbed import Testbed, apply, build_testbed, edit_cloud
 from toilkit.standins.cloudtrail import CloudTrailStandin
 
 DAY_ONE = datetime(2025, 6, 2, 7, 0, tzinfo=UTC)
@@ -99,12 +98,7 @@ def build_pipeline(
     attributor: CloudTrailAttributor | None = None,
 ) -> Detector:
     clock = Clock(DAY_ONE)
-    engine = TerraformEngine(
-        SHIM_COMMAND,
-        plugin_cache_dir=testbed.plugin_cache_dir,
-        env=testbed.environment(repo.cloud),
-        timeout=120,
-    )
+    engine = testbed.engine(repo.cloud)
     publisher = Publisher(aws.sns, aws.s3, topology.topic_arn, names.bucket)
     runtime = Runtime(aws=aws, names=names, topology=topology, publisher=publisher)
     lifecycle = LifecycleStore(aws.dynamodb, names.state_table)

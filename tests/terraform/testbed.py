@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from services.detector.config import StateConfig
+from services.detector.engine import TerraformEngine
 from toilkit.demo.mirror import (
     PLATFORM,
     PROVIDER_HOST,
@@ -85,6 +86,23 @@ class Testbed:
         env[LATENCY_ENV] = str(latency_ms)
         env.update(extra or {})
         return env
+
+    def engine(
+        self,
+        cloud_file: Path,
+        *,
+        latency_ms: int = 0,
+        timeout: float = 120,
+        kill_grace: float = 5.0,
+    ) -> TerraformEngine:
+        """The detector's engine running the shim against ``cloud_file`` (see ``environment``)."""
+        return TerraformEngine(
+            SHIM_COMMAND,
+            plugin_cache_dir=self.plugin_cache_dir,
+            env=self.environment(cloud_file, latency_ms=latency_ms),
+            timeout=timeout,
+            kill_grace=kill_grace,
+        )
 
     def copy_module(self, name: str, destination: Path) -> Path:
         """Copy the sample root module ``name`` to a fresh directory under ``destination``.
