@@ -1,4 +1,4 @@
-"""Fixtures the batch tests share (tests/conftest.py has AWS, the topology and Slack)."""
+"""Fixtures several integration modules share (tests/conftest.py has AWS and the topology)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ from pathlib import Path
 import pytest
 
 from shared.aws import AwsClients
+from shared.runtime import Runtime
 from shared.topology import BootstrapReport, Names
 from tests.integration.batch_harness import BatchHarness, bootstrap_once, make_harness
+from tests.support import runtime_over
 
 
 @pytest.fixture(scope="module")
@@ -25,3 +27,9 @@ async def batch(
     """The batch service over the module's topology, with a catalog in ``tmp_path``."""
     names, topology = shared_topology
     return await make_harness(aws, names, topology, tmp_path)
+
+
+@pytest.fixture
+def runtime(aws: AwsClients, names: Names, topology: BootstrapReport) -> Runtime:
+    """What a service runs on (AWS clients, names, topology, publisher) over the test's topology."""
+    return runtime_over(aws, names, topology)

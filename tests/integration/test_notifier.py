@@ -47,7 +47,6 @@ from tests.support import (
     eventually,
     queue_depth,
     receive_all,
-    runtime_over,
     spawn_module,
 )
 from toilkit.standins.slack import FaultSpec, SlackStandin
@@ -62,11 +61,6 @@ ROUTES = {
 
 
 # --------------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture
-def runtime(aws: AwsClients, names: Names, topology: BootstrapReport) -> Runtime:
-    return runtime_over(aws, names, topology)
 
 
 def settings_for(standin: SlackStandin, **overrides: Any) -> NotifierSettings:
