@@ -37,51 +37,30 @@ import argparse
 import asyncio
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from services.detector.config import StateConfig
 from services.detector.engine import AUTOMATION_ENV, TerraformEngine
 from services.detector.scan import Scanner
-from tests.terraform.testbed import (
-    SHIM_COMMAND,
-    Testbed,
-    apply,
-    build_testbed,
-    edit_cloud,
-)
+from tests.terraform.testbed import SHIM_COMMAND, Testbed, build_testbed, drifted_copies
 
 
 def prepare(root: Path, states: int) -> tuple[Testbed, Path, list[StateConfig]]:
     """Apply one drifting module, copy it (initialised, with its state) ``states`` times."""
     testbed = build_testbed(root / "testbed")
-    cloud = root / "cloud.json"
-    template = testbed.copy_module("drifting", root)
-    apply(template, testbed.environment(cloud))
-
-    def retag(bucket: dict[str, Any]) -> None:
-        bucket["tags"]["env"] = "staging"
-
-    edit_cloud(cloud, "cloud_bucket", "logs", retag)
-    configs = []
-    for index in range(states):
-        directory = root / "repo" / f"state-{index:03d}"
-        shutil.copytree(template, directory, symlinks=True)
-        configs.append(
-            StateConfig(name=f"state-{index:03d}", path=directory.name, directory=directory)
-        )
+    cloud, configs = drifted_copies(testbed, root, states, repo=root / "repo", digits=3)
+    for config in configs:
         # The first init of a copy settles its .terraform; done here so that neither
         # timed run pays it (whichever ran first would, and look slower for it).
         subprocess.run(
             [*SHIM_COMMAND, "init", "-input=false", "-no-color"],
-            cwd=directory,
+            cwd=config.directory,
             env=testbed.environment(cloud),
             capture_output=True,
             check=True,

@@ -49,7 +49,6 @@ import contextlib
 import logging
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -65,6 +64,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.support import free_port, use_fake_aws_credentials  # noqa: E402
 from services.gateway.blocks import ModalContext, run_modal  # noqa: E402
 from shared.aws import AwsClients  # noqa: E402
 from shared.catalog import load_catalog  # noqa: E402
@@ -86,15 +86,7 @@ CATALOG = ROOT / "catalog" / "demo.yaml"
 COMMAND = "echo-args"
 LISTED_COMMAND = "run-patch"
 
-os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
-os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
-os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+use_fake_aws_credentials()
 
 
 # =========================================================================== the servers

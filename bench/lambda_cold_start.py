@@ -67,13 +67,8 @@ import aiohttp
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.gateway_ack import (  # noqa: E402
-    Child,
-    free_port,
-    start_child,
-    stop_children,
-    wait_ready,
-)
+from bench.gateway_ack import Child, start_child, stop_children, wait_ready  # noqa: E402
+from bench.support import free_port  # noqa: E402
 from shared.aws import AwsClients  # noqa: E402
 from shared.events import (  # noqa: E402
     Actor,

@@ -37,8 +37,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -54,6 +52,7 @@ from slack_sdk import WebClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.support import free_port, use_fake_aws_credentials
 from services.notifier.blocks import SlackMessage, render_drift, render_scan_failed
 from services.notifier.service import NotifierService, build_notifier
 from services.notifier.settings import NotifierSettings
@@ -67,17 +66,9 @@ from shared.settings import AwsSettings
 from shared.topology import BootstrapReport, Names, bootstrap
 from tests import notifier_samples as samples
 
-os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
-os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
-os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+use_fake_aws_credentials()
 
 PUBLISH_CONCURRENCY = 8
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def start_process(command: list[str], ready_url: str) -> subprocess.Popen[bytes]:

@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import socket
 import subprocess
 import sys
 import time
@@ -37,6 +35,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.support import free_port, use_fake_aws_credentials
 from shared.aws import AwsClients
 from shared.events import DriftScanRequested, dump_event
 from shared.idempotency import IdempotencyStore
@@ -44,15 +43,7 @@ from shared.settings import AwsSettings, WorkerSettings
 from shared.topology import Names, bootstrap
 from shared.worker import Worker
 
-os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
-os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
-os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+use_fake_aws_credentials()
 
 
 def start_moto() -> tuple[subprocess.Popen[bytes], str]:

@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import subprocess
+import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any, TypeVar
 
 from shared.aws import AwsClients
@@ -16,6 +19,9 @@ from shared.settings import WorkerSettings
 from shared.topology import BootstrapReport, Names
 
 T = TypeVar("T")
+
+#: The repository root: where ``python -m tests...`` and ``python -m toilkit`` run from.
+REPO = Path(__file__).resolve().parents[1]
 
 #: moto delivers an SNS message to the subscribed queues before Publish returns; LocalStack
 #: (``TOILKIT_TEST_AWS_ENDPOINT``) and AWS deliver in the background, so a read right after a
@@ -30,6 +36,25 @@ FAST_WORKER = WorkerSettings(
     handler_timeout=60,
     shutdown_grace=5,
 )
+
+
+def spawn_module(
+    module: str, env: Mapping[str, str], *args: str, capture: bool = True
+) -> subprocess.Popen[str]:
+    """``python -m module *args`` from the repository root, in its own process.
+
+    With ``capture`` its stdout and stderr are piped (read them with ``communicate``);
+    otherwise they are dropped.
+    """
+    stream = subprocess.PIPE if capture else subprocess.DEVNULL
+    return subprocess.Popen(
+        [sys.executable, "-m", module, *args],
+        env=dict(env),
+        cwd=REPO,
+        stdout=stream,
+        stderr=stream,
+        text=True,
+    )
 
 
 async def eventually(

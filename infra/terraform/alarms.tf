@@ -37,57 +37,60 @@ locals {
   )
 }
 
-resource "aws_cloudwatch_metric_alarm" "dlq_messages" {
-  for_each = local.alarmed_queues
-
-  alarm_name          = "${each.value.dlq}-messages"
-  alarm_description   = "toilkit: ${each.value.dlq} holds messages ${each.key} gave up on; read its logs, fix, then `toilkit replay`."
-  namespace           = "AWS/SQS"
-  metric_name         = "ApproximateNumberOfMessagesVisible"
-  dimensions          = { QueueName = each.value.dlq }
-  statistic           = "Maximum"
-  period              = 300
-  evaluation_periods  = 1
-  comparison_operator = "GreaterThanThreshold"
-  threshold           = var.alarm_dlq_messages
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = [aws_sns_topic.alarms.arn]
-  ok_actions          = [aws_sns_topic.alarms.arn]
-  tags                = var.tags
+locals {
+  # Every alarm, keyed "<queue or service>/<kind>": what it watches and when it fires.
+  alarms = merge(
+    {
+      for name, queue in local.alarmed_queues : "${name}/dlq_messages" => {
+        name        = "${queue.dlq}-messages"
+        description = "toilkit: ${queue.dlq} holds messages ${name} gave up on; read its logs, fix, then `toilkit replay`."
+        namespace   = "AWS/SQS"
+        metric      = "ApproximateNumberOfMessagesVisible"
+        dimensions  = { QueueName = queue.dlq }
+        statistic   = "Maximum"
+        threshold   = var.alarm_dlq_messages
+      }
+    },
+    {
+      for name, queue in local.alarmed_queues : "${name}/oldest_message_age" => {
+        name        = "${queue.queue}-oldest-message-age"
+        description = "toilkit: the oldest message in ${queue.queue} waits longer than ${var.alarm_queue_age_seconds} s; is the ${name} function failing or throttled?"
+        namespace   = "AWS/SQS"
+        metric      = "ApproximateAgeOfOldestMessage"
+        dimensions  = { QueueName = queue.queue }
+        statistic   = "Maximum"
+        threshold   = var.alarm_queue_age_seconds
+      }
+    },
+    {
+      for name in keys(local.consumers) : "${name}/failed_events" => {
+        name        = "${var.name_prefix}-${name}-failed-events"
+        description = "toilkit: more than ${var.alarm_failed_events} ${name} handler attempts failed in 5 minutes; its logs (level ERROR/WARNING, service ${name}) say why."
+        namespace   = var.name_prefix
+        metric      = "EventsFailed"
+        dimensions  = { Service = name }
+        statistic   = "Sum"
+        threshold   = var.alarm_failed_events
+      }
+    },
+  )
 }
 
-resource "aws_cloudwatch_metric_alarm" "oldest_message_age" {
-  for_each = local.alarmed_queues
+# Each fires when its 5-minute statistic is above its threshold, and says so again when it
+# is back to OK; no data (an idle queue, a quiet worker) is not a breach.
+resource "aws_cloudwatch_metric_alarm" "toilkit" {
+  for_each = local.alarms
 
-  alarm_name          = "${each.value.queue}-oldest-message-age"
-  alarm_description   = "toilkit: the oldest message in ${each.value.queue} waits longer than ${var.alarm_queue_age_seconds} s; is the ${each.key} function failing or throttled?"
-  namespace           = "AWS/SQS"
-  metric_name         = "ApproximateAgeOfOldestMessage"
-  dimensions          = { QueueName = each.value.queue }
-  statistic           = "Maximum"
+  alarm_name          = each.value.name
+  alarm_description   = each.value.description
+  namespace           = each.value.namespace
+  metric_name         = each.value.metric
+  dimensions          = each.value.dimensions
+  statistic           = each.value.statistic
   period              = 300
   evaluation_periods  = 1
   comparison_operator = "GreaterThanThreshold"
-  threshold           = var.alarm_queue_age_seconds
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = [aws_sns_topic.alarms.arn]
-  ok_actions          = [aws_sns_topic.alarms.arn]
-  tags                = var.tags
-}
-
-resource "aws_cloudwatch_metric_alarm" "failed_events" {
-  for_each = local.consumers
-
-  alarm_name          = "${var.name_prefix}-${each.key}-failed-events"
-  alarm_description   = "toilkit: more than ${var.alarm_failed_events} ${each.key} handler attempts failed in 5 minutes; its logs (level ERROR/WARNING, service ${each.key}) say why."
-  namespace           = var.name_prefix
-  metric_name         = "EventsFailed"
-  dimensions          = { Service = each.key }
-  statistic           = "Sum"
-  period              = 300
-  evaluation_periods  = 1
-  comparison_operator = "GreaterThanThreshold"
-  threshold           = var.alarm_failed_events
+  threshold           = each.value.threshold
   treat_missing_data  = "notBreaching"
   alarm_actions       = [aws_sns_topic.alarms.arn]
   ok_actions          = [aws_sns_topic.alarms.arn]

@@ -16,7 +16,7 @@ locals {
 resource "aws_codebuild_project" "drift_scan" {
   name          = "${var.name_prefix}-drift-scan"
   description   = "toilkit: terraform plan for every state, drift published to the events topic"
-  service_role  = aws_iam_role.drift_scan.arn
+  service_role  = aws_iam_role.service["drift_scan"].arn
   build_timeout = local.drift_scan_timeout_minutes
 
   source {
@@ -89,7 +89,7 @@ resource "aws_codebuild_project" "drift_scan" {
 resource "aws_codebuild_project" "batch_runner" {
   name          = "${var.name_prefix}-batch-runner"
   description   = "toilkit: one build per batch run, started by the batch-run state machine"
-  service_role  = aws_iam_role.batch_runner.arn
+  service_role  = aws_iam_role.service["batch_runner"].arn
   build_timeout = 60
 
   source {

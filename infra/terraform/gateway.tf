@@ -13,6 +13,19 @@
 # (imports, AWS clients, the built gateway); the restore hook reads the SSM secrets again and
 # drops the snapshot's connections.
 
+locals {
+  # Besides local.common_environment (lambda.tf).
+  gateway_own_environment = {
+    TOILKIT_SERVICE                        = "gateway"
+    TOILKIT_SLACK_BOT_TOKEN_PARAMETER      = aws_ssm_parameter.slack_bot_token.name
+    TOILKIT_SLACK_SIGNING_SECRET_PARAMETER = aws_ssm_parameter.slack_signing_secret.name
+    TOILKIT_GATEWAY_CATALOG_PATH           = "/var/task/${var.catalog_file}"
+    TOILKIT_GATEWAY_COMMAND_NAME           = var.slash_command
+    # The sandbox freezes after each answer: the batch housekeeping refreshes the lists.
+    TOILKIT_GATEWAY_REFRESH_OPTIONS = "false"
+  }
+}
+
 resource "aws_lambda_function" "gateway" {
   #checkov:skip=CKV_AWS_116:Slack calls the URL synchronously (a DLQ only keeps failed async events) and retries itself
   #checkov:skip=CKV_AWS_117:it calls only Slack and public AWS endpoints; a VPC would need a NAT gateway (~$32/month)
@@ -21,7 +34,7 @@ resource "aws_lambda_function" "gateway" {
   #checkov:skip=CKV_AWS_50:the code has no X-Ray instrumentation, so traces would show nothing the logs do not
   function_name    = "${var.name_prefix}-gateway"
   description      = "toilkit gateway: Slack slash commands and interactions"
-  role             = aws_iam_role.gateway.arn
+  role             = aws_iam_role.service["gateway"].arn
   filename         = local.lambda_package["gateway"]
   source_code_hash = filebase64sha256(local.lambda_package["gateway"])
   handler          = "toilkit.aws_lambda.gateway_handler"
@@ -42,18 +55,7 @@ resource "aws_lambda_function" "gateway" {
   }
 
   environment {
-    variables = {
-      TOILKIT_SERVICE                        = "gateway"
-      TOILKIT_TOPIC_ARN                      = local.topic_arn
-      TOILKIT_NAME_PREFIX                    = var.name_prefix
-      TOILKIT_BUCKET                         = aws_s3_bucket.artifacts.bucket
-      TOILKIT_SLACK_BOT_TOKEN_PARAMETER      = aws_ssm_parameter.slack_bot_token.name
-      TOILKIT_SLACK_SIGNING_SECRET_PARAMETER = aws_ssm_parameter.slack_signing_secret.name
-      TOILKIT_GATEWAY_CATALOG_PATH           = "/var/task/${var.catalog_file}"
-      TOILKIT_GATEWAY_COMMAND_NAME           = var.slash_command
-      # The sandbox freezes after each answer: the batch housekeeping refreshes the lists.
-      TOILKIT_GATEWAY_REFRESH_OPTIONS = "false"
-    }
+    variables = merge(local.common_environment, local.gateway_own_environment)
   }
 
   depends_on = [aws_cloudwatch_log_group.service]

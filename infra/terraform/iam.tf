@@ -17,49 +17,51 @@ locals {
   ssm_parameter_arn = "arn:aws:ssm:${local.region}:${local.account_id}:parameter"
 }
 
-data "aws_iam_policy_document" "lambda_assume" {
+# Every role toilkit makes: its name and the AWS service that assumes it.
+locals {
+  iam_roles = merge(
+    {
+      for name in keys(local.consumers) :
+      name => { name = "${var.name_prefix}-${name}-function", service = "lambda" }
+    },
+    {
+      gateway       = { name = "${var.name_prefix}-gateway-function", service = "lambda" }
+      drift_scan    = { name = "${var.name_prefix}-drift-scan-build", service = "codebuild" }
+      batch_runner  = { name = "${var.name_prefix}-batch-runner-build", service = "codebuild" }
+      state_machine = { name = "${var.name_prefix}-batch-run-state-machine", service = "states" }
+      scheduler     = { name = "${var.name_prefix}-scheduler", service = "scheduler" }
+    },
+  )
+}
+
+# Who may assume a role: one trust document per AWS service. EventBridge Scheduler only
+# for schedules in this account (the confused-deputy guard AWS documents for it).
+data "aws_iam_policy_document" "assume" {
+  for_each = toset([for role in local.iam_roles : role.service])
+
   statement {
     actions = ["sts:AssumeRole"]
     principals {
       type        = "Service"
-      identifiers = ["lambda.amazonaws.com"]
+      identifiers = ["${each.key}.amazonaws.com"]
+    }
+    dynamic "condition" {
+      for_each = each.key == "scheduler" ? [local.account_id] : []
+      content {
+        test     = "StringEquals"
+        variable = "aws:SourceAccount"
+        values   = [condition.value]
+      }
     }
   }
 }
 
-data "aws_iam_policy_document" "codebuild_assume" {
-  statement {
-    actions = ["sts:AssumeRole"]
-    principals {
-      type        = "Service"
-      identifiers = ["codebuild.amazonaws.com"]
-    }
-  }
-}
+resource "aws_iam_role" "service" {
+  for_each = local.iam_roles
 
-data "aws_iam_policy_document" "states_assume" {
-  statement {
-    actions = ["sts:AssumeRole"]
-    principals {
-      type        = "Service"
-      identifiers = ["states.amazonaws.com"]
-    }
-  }
-}
-
-data "aws_iam_policy_document" "scheduler_assume" {
-  statement {
-    actions = ["sts:AssumeRole"]
-    principals {
-      type        = "Service"
-      identifiers = ["scheduler.amazonaws.com"]
-    }
-    condition {
-      test     = "StringEquals"
-      variable = "aws:SourceAccount"
-      values   = [local.account_id]
-    }
-  }
+  name               = each.value.name
+  assume_role_policy = data.aws_iam_policy_document.assume[each.value.service].json
+  tags               = var.tags
 }
 
 # --------------------------------------------------------------------------- shared statements
@@ -174,14 +176,6 @@ data "aws_iam_policy_document" "consume_queue" {
 
 # --------------------------------------------------------------------------- workers
 
-resource "aws_iam_role" "worker" {
-  for_each = local.consumers
-
-  name               = "${var.name_prefix}-${each.key}-function"
-  assume_role_policy = data.aws_iam_policy_document.lambda_assume.json
-  tags               = var.tags
-}
-
 # What every toilkit function does: log, consume its own queue, and the shared runtime.
 data "aws_iam_policy_document" "worker_runtime" {
   for_each = local.consumers
@@ -198,13 +192,13 @@ resource "aws_iam_role_policy" "worker_runtime" {
   for_each = local.consumers
 
   name   = "toilkit-runtime"
-  role   = aws_iam_role.worker[each.key].id
+  role   = aws_iam_role.service[each.key].id
   policy = data.aws_iam_policy_document.worker_runtime[each.key].json
 }
 
 resource "aws_iam_role_policy" "detector_function" {
   name   = "toilkit-detector"
-  role   = aws_iam_role.worker["detector"].id
+  role   = aws_iam_role.service["detector"].id
   policy = data.aws_iam_policy_document.start_drift_scan.json
 }
 
@@ -240,23 +234,17 @@ data "aws_iam_policy_document" "batch_function" {
 
 resource "aws_iam_role_policy" "batch_function" {
   name   = "toilkit-batch"
-  role   = aws_iam_role.worker["batch"].id
+  role   = aws_iam_role.service["batch"].id
   policy = data.aws_iam_policy_document.batch_function.json
 }
 
 resource "aws_iam_role_policy" "notifier_function" {
   name   = "toilkit-notifier"
-  role   = aws_iam_role.worker["notifier"].id
+  role   = aws_iam_role.service["notifier"].id
   policy = data.aws_iam_policy_document.slack_bot_token.json
 }
 
 # --------------------------------------------------------------------------- gateway
-
-resource "aws_iam_role" "gateway" {
-  name               = "${var.name_prefix}-gateway-function"
-  assume_role_policy = data.aws_iam_policy_document.lambda_assume.json
-  tags               = var.tags
-}
 
 data "aws_iam_policy_document" "gateway_function" {
   source_policy_documents = [
@@ -280,17 +268,11 @@ data "aws_iam_policy_document" "gateway_function" {
 
 resource "aws_iam_role_policy" "gateway_function" {
   name   = "toilkit-gateway"
-  role   = aws_iam_role.gateway.id
+  role   = aws_iam_role.service["gateway"].id
   policy = data.aws_iam_policy_document.gateway_function.json
 }
 
 # --------------------------------------------------------------------------- drift scans
-
-resource "aws_iam_role" "drift_scan" {
-  name               = "${var.name_prefix}-drift-scan-build"
-  assume_role_policy = data.aws_iam_policy_document.codebuild_assume.json
-  tags               = var.tags
-}
 
 data "aws_iam_policy_document" "drift_scan" {
   source_policy_documents = [
@@ -340,24 +322,18 @@ data "aws_iam_policy_document" "drift_scan" {
 
 resource "aws_iam_role_policy" "drift_scan" {
   name   = "toilkit-drift-scan"
-  role   = aws_iam_role.drift_scan.id
+  role   = aws_iam_role.service["drift_scan"].id
   policy = data.aws_iam_policy_document.drift_scan.json
 }
 
 resource "aws_iam_role_policy_attachment" "drift_scan" {
   for_each = toset(var.drift_scan_policy_arns)
 
-  role       = aws_iam_role.drift_scan.name
+  role       = aws_iam_role.service["drift_scan"].name
   policy_arn = each.value
 }
 
 # --------------------------------------------------------------------------- batch runs
-
-resource "aws_iam_role" "batch_runner" {
-  name               = "${var.name_prefix}-batch-runner-build"
-  assume_role_policy = data.aws_iam_policy_document.codebuild_assume.json
-  tags               = var.tags
-}
 
 data "aws_iam_policy_document" "batch_runner" {
   source_policy_documents = [data.aws_iam_policy_document.own_logs["batch_runner"].json]
@@ -396,24 +372,18 @@ data "aws_iam_policy_document" "batch_runner" {
 
 resource "aws_iam_role_policy" "batch_runner" {
   name   = "toilkit-batch-runner"
-  role   = aws_iam_role.batch_runner.id
+  role   = aws_iam_role.service["batch_runner"].id
   policy = data.aws_iam_policy_document.batch_runner.json
 }
 
 resource "aws_iam_role_policy_attachment" "batch_runner" {
   for_each = toset(var.batch_runner_policy_arns)
 
-  role       = aws_iam_role.batch_runner.name
+  role       = aws_iam_role.service["batch_runner"].name
   policy_arn = each.value
 }
 
 # --------------------------------------------------------------------------- state machine
-
-resource "aws_iam_role" "state_machine" {
-  name               = "${var.name_prefix}-batch-run-state-machine"
-  assume_role_policy = data.aws_iam_policy_document.states_assume.json
-  tags               = var.tags
-}
 
 data "aws_iam_policy_document" "state_machine" {
   source_policy_documents = [data.aws_iam_policy_document.drive_batch_builds.json]
@@ -436,17 +406,11 @@ data "aws_iam_policy_document" "state_machine" {
 
 resource "aws_iam_role_policy" "state_machine" {
   name   = "toilkit-batch-run"
-  role   = aws_iam_role.state_machine.id
+  role   = aws_iam_role.service["state_machine"].id
   policy = data.aws_iam_policy_document.state_machine.json
 }
 
 # --------------------------------------------------------------------------- scheduler
-
-resource "aws_iam_role" "scheduler" {
-  name               = "${var.name_prefix}-scheduler"
-  assume_role_policy = data.aws_iam_policy_document.scheduler_assume.json
-  tags               = var.tags
-}
 
 data "aws_iam_policy_document" "scheduler" {
   source_policy_documents = [data.aws_iam_policy_document.start_drift_scan.json]
@@ -460,6 +424,6 @@ data "aws_iam_policy_document" "scheduler" {
 
 resource "aws_iam_role_policy" "scheduler" {
   name   = "toilkit-scheduler"
-  role   = aws_iam_role.scheduler.id
+  role   = aws_iam_role.service["scheduler"].id
   policy = data.aws_iam_policy_document.scheduler.json
 }

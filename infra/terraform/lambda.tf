@@ -28,13 +28,14 @@ locals {
   topic_arn  = aws_sns_topic.events.arn
   queue_urls = jsonencode({ for name, queue in aws_sqs_queue.consumer : name => queue.url })
 
-  worker_environment = {
+  # What every function is told (the gateway's too, gateway.tf), then each worker's own.
+  common_environment = {
+    TOILKIT_TOPIC_ARN   = local.topic_arn
+    TOILKIT_NAME_PREFIX = var.name_prefix
+    TOILKIT_BUCKET      = aws_s3_bucket.artifacts.bucket
+  }
+  worker_own_environment = {
     detector = {
-      TOILKIT_SERVICE                          = "detector"
-      TOILKIT_TOPIC_ARN                        = local.topic_arn
-      TOILKIT_QUEUE_URLS                       = local.queue_urls
-      TOILKIT_NAME_PREFIX                      = var.name_prefix
-      TOILKIT_BUCKET                           = aws_s3_bucket.artifacts.bucket
       TOILKIT_DRIFT_SCAN_PROJECT               = aws_codebuild_project.drift_scan.name
       TOILKIT_DETECTOR_WORKER__HANDLER_TIMEOUT = local.handler_timeout_seconds
       TOILKIT_DETECTOR_WORKER__CONCURRENCY     = 1
@@ -42,11 +43,6 @@ locals {
       TOILKIT_DETECTOR_PLUGIN_CACHE_DIR        = "/tmp/terraform-plugins"
     }
     batch = {
-      TOILKIT_SERVICE                       = "batch"
-      TOILKIT_TOPIC_ARN                     = local.topic_arn
-      TOILKIT_QUEUE_URLS                    = local.queue_urls
-      TOILKIT_NAME_PREFIX                   = var.name_prefix
-      TOILKIT_BUCKET                        = aws_s3_bucket.artifacts.bucket
       TOILKIT_SLACK_BOT_TOKEN_PARAMETER     = aws_ssm_parameter.slack_bot_token.name
       TOILKIT_BATCH_CATALOG_PATH            = "/var/task/${var.catalog_file}"
       TOILKIT_BATCH_COMPLETION_QUEUE_URL    = aws_sqs_queue.batch_run_status.id
@@ -55,17 +51,19 @@ locals {
       TOILKIT_BATCH_WORKER__HANDLER_TIMEOUT = local.handler_timeout_seconds
     }
     notifier = {
-      TOILKIT_SERVICE                          = "notifier"
-      TOILKIT_TOPIC_ARN                        = local.topic_arn
-      TOILKIT_QUEUE_URLS                       = local.queue_urls
-      TOILKIT_NAME_PREFIX                      = var.name_prefix
-      TOILKIT_BUCKET                           = aws_s3_bucket.artifacts.bucket
       TOILKIT_SLACK_BOT_TOKEN_PARAMETER        = aws_ssm_parameter.slack_bot_token.name
       TOILKIT_NOTIFIER_DEFAULT_CHANNEL         = var.notifier_default_channel
       TOILKIT_NOTIFIER_WORKER__HANDLER_TIMEOUT = local.handler_timeout_seconds
       # Empty (the default) turns the ops channel off.
       TOILKIT_NOTIFIER_OPS_CHANNEL = var.notifier_ops_channel
     }
+  }
+  worker_environment = {
+    for name, own in local.worker_own_environment : name => merge(
+      local.common_environment,
+      { TOILKIT_SERVICE = name, TOILKIT_QUEUE_URLS = local.queue_urls },
+      own,
+    )
   }
 }
 
@@ -80,7 +78,7 @@ resource "aws_lambda_function" "worker" {
 
   function_name    = "${var.name_prefix}-${each.key}"
   description      = "toilkit ${each.key}: consumes ${var.name_prefix}-${each.key}"
-  role             = aws_iam_role.worker[each.key].arn
+  role             = aws_iam_role.service[each.key].arn
   filename         = local.lambda_package[each.key]
   source_code_hash = filebase64sha256(local.lambda_package[each.key])
   handler          = "toilkit.aws_lambda.worker_handler"

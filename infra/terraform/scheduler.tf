@@ -15,7 +15,7 @@ resource "aws_scheduler_schedule" "daily_drift_scan" {
   target {
     # A universal target: Scheduler calls CodeBuild's StartBuild itself.
     arn      = "arn:aws:scheduler:::aws-sdk:codebuild:startBuild"
-    role_arn = aws_iam_role.scheduler.arn
+    role_arn = aws_iam_role.service["scheduler"].arn
     input    = jsonencode({ ProjectName = aws_codebuild_project.drift_scan.name })
 
     retry_policy {
@@ -39,7 +39,7 @@ resource "aws_scheduler_schedule" "batch_housekeeping" {
 
   target {
     arn      = aws_lambda_function.worker["batch"].arn
-    role_arn = aws_iam_role.scheduler.arn
+    role_arn = aws_iam_role.service["scheduler"].arn
     input    = jsonencode({ toilkit = "housekeeping" })
 
     retry_policy {
@@ -68,7 +68,7 @@ resource "aws_scheduler_schedule" "gateway_keep_warm" {
 
   target {
     arn      = aws_lambda_alias.gateway_live.arn
-    role_arn = aws_iam_role.scheduler.arn
+    role_arn = aws_iam_role.service["scheduler"].arn
     input = jsonencode({
       version         = "2.0"
       rawPath         = "/healthz"

@@ -6,7 +6,7 @@ resource "aws_sfn_state_machine" "batch_run" {
   #checkov:skip=CKV_AWS_284:the ASL has no X-Ray instrumented tasks; the build's own logs say what a run did
   #checkov:skip=CKV_AWS_285:execution data holds the run's parameters, which may be sensitive (include_execution_data = false)
   name       = "${var.name_prefix}-batch-run"
-  role_arn   = aws_iam_role.state_machine.arn
+  role_arn   = aws_iam_role.service["state_machine"].arn
   type       = "STANDARD"
   definition = file("${path.module}/../stepfunctions/batch_run.asl.json")
 

@@ -151,6 +151,11 @@ class BatchHarness:
     async def publish(self, event: EventBase) -> None:
         await self.publisher.publish(event)
 
+    async def handle(self, event: EventBase) -> None:
+        """Publish ``event``, then drain the queue (handle it, wait for what it started)."""
+        await self.publish(event)
+        await self.drain()
+
     async def handle_queue(self) -> None:
         """Handle everything on the batch queue (runs it starts keep running)."""
         await self.service.worker.run(burst=True)
@@ -168,6 +173,10 @@ class BatchHarness:
             self.seen.append(parse_event(message["Body"]))
             await self.aws.sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
         return [e for e in self.seen if run_id is None or getattr(e, "run_id", None) == run_id]
+
+    async def last_outcome(self, run_id: str) -> EventBase:
+        """The latest event about ``run_id`` that reached the notifier's queue."""
+        return (await self.outcomes(run_id))[-1]
 
     async def outcome_types(self, run_id: str) -> list[str]:
         return [getattr(e, "type") for e in await self.outcomes(run_id)]  # noqa: B009

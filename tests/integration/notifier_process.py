@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import os
 import signal
+from typing import Any
 
 from slack_sdk.http_retry.builtin_interval_calculators import FixedValueRetryIntervalCalculator
 from tenacity import wait_none
 
-from services.notifier.blocks import SlackMessage
 from services.notifier.delivery import Delivery
 from services.notifier.handlers import NotifierHandlers, build_handlers
 from services.notifier.pacing import ChannelPacer
 from services.notifier.settings import NotifierSettings
-from services.notifier.slack import Posted, PostMarker, SlackWebApi
+from services.notifier.slack import Posted, SlackWebApi
 from services.notifier.store import NotifierStore
 from shared.runtime import open_runtime
 from shared.settings import AwsSettings, TopologySettings, WorkerSettings
@@ -30,15 +30,8 @@ from tests.integration.child_process import run_child_process, serve_until_stopp
 class DiesAfterPosting(SlackWebApi):
     """The real adapter, but the process dies the moment Slack has the message."""
 
-    async def post(
-        self,
-        channel: str,
-        message: SlackMessage,
-        *,
-        marker: PostMarker,
-        thread_ts: str | None = None,
-    ) -> Posted:
-        posted = await super().post(channel, message, marker=marker, thread_ts=thread_ts)
+    async def post(self, *args: Any, **kwargs: Any) -> Posted:
+        posted = await super().post(*args, **kwargs)
         print(f"posted {posted.ts}; dying", flush=True)
         os.kill(os.getpid(), signal.SIGKILL)
         return posted  # pragma: no cover - never reached

@@ -143,12 +143,7 @@ async def test_each_state_plans_as_its_role_and_a_bad_one_fails_alone(
     roles = RefusingSome(
         lambda: aws.client("sts"), min_remaining=timedelta(minutes=20), settings=aws.settings
     )
-    engine = TerraformEngine(
-        SHIM_COMMAND,
-        plugin_cache_dir=testbed.plugin_cache_dir,
-        env=testbed.environment(cloud),
-        timeout=120,
-    )
+    engine = testbed.engine(cloud)
     scanner = Scanner(engine, concurrency=1, work_dir=tmp_path / "work", credentials=roles)
     expected = await roles.environment(config.states[0].assume_role)  # type: ignore[arg-type]
     seen: set[str] = set()

@@ -14,6 +14,7 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -67,6 +68,41 @@ def lambda_env(
     monkeypatch.setenv("TOILKIT_SLACK_BOT_TOKEN_PARAMETER", bot_token_parameter)
     yield monkeypatch
     aws_lambda.close_sandbox()
+
+
+@dataclass(frozen=True)
+class LambdaRig:
+    """What a test of a Lambda entry point works with: AWS, the topology, the Slack
+    stand-in and the function's environment (``parts`` unpacks them in that order)."""
+
+    aws: AwsClients
+    names: Names
+    topology: BootstrapReport
+    standin: SlackStandin
+    env: pytest.MonkeyPatch
+
+    @property
+    def parts(
+        self,
+    ) -> tuple[AwsClients, Names, BootstrapReport, SlackStandin, pytest.MonkeyPatch]:
+        return self.aws, self.names, self.topology, self.standin, self.env
+
+    async def gateway(self, *, secret: str = SECRET) -> str:
+        """The gateway function's environment, talking to the stand-in (``_gateway_env``)."""
+        return await _gateway_env(
+            self.aws, self.env, self.names, self.standin.api_url, secret=secret
+        )
+
+
+@pytest.fixture
+def rig(
+    aws: AwsClients,
+    names: Names,
+    topology: BootstrapReport,
+    standin: SlackStandin,
+    lambda_env: pytest.MonkeyPatch,
+) -> LambdaRig:
+    return LambdaRig(aws, names, topology, standin, lambda_env)
 
 
 async def put_secret(aws: AwsClients, name: str, value: str) -> None:
@@ -148,12 +184,9 @@ def function_url_event(
 
 
 async def test_worker_handler_reports_failed_and_poison_messages_and_handles_the_rest(
-    aws: AwsClients,
-    names: Names,
-    topology: BootstrapReport,
-    standin: SlackStandin,
-    lambda_env: pytest.MonkeyPatch,
+    rig: LambdaRig,
 ) -> None:
+    aws, names, topology, standin, lambda_env = rig.parts
     # GIVEN the notifier function's environment: Slack token in SSM, a command routed to a
     # channel Slack does not know (a permanent failure)
     lambda_env.setenv("TOILKIT_SERVICE", "notifier")
@@ -232,29 +265,15 @@ async def _failure_reason(aws: AwsClients, names: Names, queue_url: str, message
 
 
 async def test_gateway_handler_acks_a_signed_request_and_publishes_before_returning(
-    aws: AwsClients,
-    names: Names,
-    topology: BootstrapReport,
-    standin: SlackStandin,
-    lambda_env: pytest.MonkeyPatch,
+    rig: LambdaRig,
 ) -> None:
+    aws, _, topology, standin, _ = rig.parts
     # GIVEN the gateway function with its secrets in SSM
-    await put_secret(aws, f"/{names.prefix}/slack/signing-secret", SECRET)
-    lambda_env.setenv("TOILKIT_SERVICE", "gateway")
-    lambda_env.setenv(
-        "TOILKIT_SLACK_SIGNING_SECRET_PARAMETER", f"/{names.prefix}/slack/signing-secret"
-    )
-    lambda_env.setenv("TOILKIT_GATEWAY_SLACK_API_URL", standin.api_url)
-    body = slash_command_body(
-        "drift scan prod-network",
-        user=ALICE,
-        channel_id=CHANNEL,
-        trigger_id=standin.issue_trigger(ALICE.id),
-    )
+    await rig.gateway()
 
     # WHEN Slack posts a signed slash command to the function URL
-    response = await asyncio.to_thread(
-        aws_lambda.gateway_handler, function_url_event(body, signed_headers(SECRET, body)), None
+    response = await _command(
+        SECRET, "drift scan prod-network", trigger_id=standin.issue_trigger(ALICE.id)
     )
 
     # THEN it is acked with 200, and the scan request is on the bus by the time the
@@ -269,14 +288,7 @@ async def test_gateway_handler_acks_a_signed_request_and_publishes_before_return
     assert events[0].requested_by is not None and events[0].requested_by.slack_user_id == ALICE.id
 
     # WHEN the same kind of request arrives with a signature made with another secret
-    forged = slash_command_body(
-        "drift scan prod-network", user=ALICE, channel_id=CHANNEL, trigger_id="x"
-    )
-    response = await asyncio.to_thread(
-        aws_lambda.gateway_handler,
-        function_url_event(forged, signed_headers("another-secret", forged)),
-        None,
-    )
+    response = await _scan_request("another-secret")
 
     # THEN it is refused with 401 and nothing more is published
     assert response["statusCode"] == 401
@@ -297,44 +309,46 @@ async def test_the_batch_function_refuses_a_catalog_that_runs_commands_locally(
 # --------------------------------------------------------------------------- secrets in SSM
 
 
-def _gateway_env(lambda_env: pytest.MonkeyPatch, names: Names, api_url: str) -> None:
+async def _gateway_env(
+    aws: AwsClients,
+    lambda_env: pytest.MonkeyPatch,
+    names: Names,
+    api_url: str,
+    *,
+    secret: str = SECRET,
+) -> str:
+    """The gateway function's environment, its signing secret put in SSM; the parameter."""
+    parameter = f"/{names.prefix}/slack/signing-secret"
+    await put_secret(aws, parameter, secret)
     lambda_env.setenv("TOILKIT_SERVICE", "gateway")
-    lambda_env.setenv(
-        "TOILKIT_SLACK_SIGNING_SECRET_PARAMETER", f"/{names.prefix}/slack/signing-secret"
-    )
+    lambda_env.setenv("TOILKIT_SLACK_SIGNING_SECRET_PARAMETER", parameter)
     lambda_env.setenv("TOILKIT_GATEWAY_SLACK_API_URL", api_url)
+    return parameter
+
+
+async def _command(secret: str, text: str, *, trigger_id: str = "unused") -> dict[str, Any]:
+    """The gateway function's answer to ``/toil text`` from Alice, signed with ``secret``."""
+    body = slash_command_body(text, user=ALICE, channel_id=CHANNEL, trigger_id=trigger_id)
+    return await asyncio.to_thread(
+        aws_lambda.gateway_handler, function_url_event(body, signed_headers(secret, body)), None
+    )
 
 
 async def _slash(standin: SlackStandin, secret: str) -> dict[str, Any]:
-    body = slash_command_body(
-        "run", user=ALICE, channel_id=CHANNEL, trigger_id=standin.issue_trigger(ALICE.id)
-    )
-    return await asyncio.to_thread(
-        aws_lambda.gateway_handler, function_url_event(body, signed_headers(secret, body)), None
-    )
+    return await _command(secret, "run", trigger_id=standin.issue_trigger(ALICE.id))
 
 
 async def _scan_request(secret: str) -> dict[str, Any]:
-    body = slash_command_body(
-        "drift scan prod-network", user=ALICE, channel_id=CHANNEL, trigger_id="unused"
-    )
-    return await asyncio.to_thread(
-        aws_lambda.gateway_handler, function_url_event(body, signed_headers(secret, body)), None
-    )
+    return await _command(secret, "drift scan prod-network")
 
 
 async def test_a_signing_secret_set_after_the_sandbox_opened_is_used_and_the_old_one_refused(
-    aws: AwsClients,
-    names: Names,
-    topology: BootstrapReport,
-    standin: SlackStandin,
-    lambda_env: pytest.MonkeyPatch,
+    rig: LambdaRig,
 ) -> None:
+    aws, _, _, standin, lambda_env = rig.parts
     # GIVEN a gateway sandbox opened while SSM held Terraform's placeholder (the documented
     # order: apply, then put-parameter), reads of SSM not rate-limited for the test
-    parameter = f"/{names.prefix}/slack/signing-secret"
-    await put_secret(aws, parameter, "placeholder-set-by-terraform")
-    _gateway_env(lambda_env, names, standin.api_url)
+    parameter = await rig.gateway(secret="placeholder-set-by-terraform")
     lambda_env.setenv("TOILKIT_SECRET_REFRESH_SECONDS", "0")
     assert (await _slash(standin, "placeholder-set-by-terraform"))["statusCode"] == 200
 
@@ -360,8 +374,7 @@ async def test_a_rotated_bot_token_is_used_once_the_copy_is_stale(
     # GIVEN a Slack that accepts only the new token, and a sandbox whose copy of the
     # secrets goes stale at once
     async with SlackStandin(valid_tokens=["xoxb-rotated"]) as slack:
-        await put_secret(aws, f"/{names.prefix}/slack/signing-secret", SECRET)
-        _gateway_env(lambda_env, names, slack.api_url)
+        await _gateway_env(aws, lambda_env, names, slack.api_url)
         lambda_env.setenv("TOILKIT_SECRET_MAX_AGE_SECONDS", "0")
         lambda_env.setenv("TOILKIT_SECRET_REFRESH_SECONDS", "0")
 
@@ -415,16 +428,12 @@ async def test_a_missing_parameter_is_a_config_error_naming_it(
 
 
 async def test_an_on_demand_gateway_sandbox_looks_nothing_up_and_opens_clients_when_used(
-    aws: AwsClients,
-    names: Names,
-    topology: BootstrapReport,
-    standin: SlackStandin,
-    lambda_env: pytest.MonkeyPatch,
+    rig: LambdaRig,
 ) -> None:
+    aws, _, topology, standin, lambda_env = rig.parts
     # GIVEN the gateway's environment as Terraform writes it, the topic ARN and queue URLs
     # included, in an on-demand init (on the first request's path)
-    await put_secret(aws, f"/{names.prefix}/slack/signing-secret", SECRET)
-    _gateway_env(lambda_env, names, standin.api_url)
+    await rig.gateway()
     lambda_env.setenv("TOILKIT_TOPIC_ARN", topology.topic_arn)
     lambda_env.setenv("TOILKIT_QUEUE_URLS", json.dumps(topology.queue_urls))
     lambda_env.setenv(aws_lambda.INIT_TYPE_VARIABLE, "on-demand")
@@ -449,15 +458,11 @@ async def test_an_on_demand_gateway_sandbox_looks_nothing_up_and_opens_clients_w
 
 
 async def test_after_a_snapstart_restore_the_gateway_serves_with_new_connections(
-    aws: AwsClients,
-    names: Names,
-    topology: BootstrapReport,
-    standin: SlackStandin,
-    lambda_env: pytest.MonkeyPatch,
+    rig: LambdaRig,
 ) -> None:
+    aws, _, topology, standin, lambda_env = rig.parts
     # GIVEN a gateway sandbox opened in a SnapStart init (every core client opened)
-    await put_secret(aws, f"/{names.prefix}/slack/signing-secret", "before-the-snapshot")
-    _gateway_env(lambda_env, names, standin.api_url)
+    parameter = await rig.gateway(secret="before-the-snapshot")
     lambda_env.setenv("TOILKIT_TOPIC_ARN", topology.topic_arn)
     lambda_env.setenv(aws_lambda.INIT_TYPE_VARIABLE, "snap-start")
     assert (await _slash(standin, "before-the-snapshot"))["statusCode"] == 200
@@ -467,7 +472,7 @@ async def test_after_a_snapstart_restore_the_gateway_serves_with_new_connections
 
     # WHEN the secret changed while the snapshot waited, and the runtime runs the hooks
     # registered with its snapshot_restore_py (the real library), as it does on restore
-    await put_secret(aws, f"/{names.prefix}/slack/signing-secret", SECRET)
+    await put_secret(aws, parameter, SECRET)
     snapshot_restore_py.get_after_restore().clear()
     aws_lambda._register_snapstart_hooks()
     hooks = snapshot_restore_py.get_after_restore()

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,9 +22,7 @@ from services.batch.runners.local_orphans import GroupRef, members
 from shared.aws import AwsClients
 from shared.topology import BootstrapReport, Names
 from tests.integration.batch_harness import BatchHarness, make_harness
-from tests.support import eventually
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.support import REPO, eventually, spawn_module
 
 QUIET_SLEEPER: dict[str, Any] = {
     "name": "quiet-sleeper",
@@ -65,14 +62,7 @@ def serve_batch(
         "TOILKIT_BATCH_WORKER__HANDLER_TIMEOUT": "20",
         "PYTHONPATH": str(REPO),
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "toilkit", "serve", "batch"],
-        env=env,
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
+    process = spawn_module("toilkit", env, "serve", "batch", capture=False)
     try:
         yield process
     finally:

@@ -35,27 +35,11 @@ from tests.integration.batch_harness import (
     CAROL,
     DAVE,
     BatchHarness,
-    bootstrap_once,
     echo_lines,
     make_harness,
     run_record,
 )
 from tests.support import eventually
-
-
-@pytest.fixture(scope="module")
-async def shared_topology(moto_endpoint: str) -> tuple[Names, BootstrapReport]:
-    """One topology for the module: bootstrapping takes seconds, and every test here
-    uses its own run ids, so they do not see each other's runs."""
-    return await bootstrap_once(moto_endpoint)
-
-
-@pytest.fixture
-async def batch(
-    aws: AwsClients, shared_topology: tuple[Names, BootstrapReport], tmp_path: Path
-) -> BatchHarness:
-    names, topology = shared_topology
-    return await make_harness(aws, names, topology, tmp_path)
 
 
 @pytest.fixture
@@ -187,12 +171,11 @@ async def test_cancel_stops_a_running_command(batch: BatchHarness) -> None:
     await batch.handle_queue()
     assert (await batch.runs.get(request.run_id)).status == "running"
 
-    await batch.publish(
+    await batch.handle(
         BatchCancelRequested(
             correlation_id="c", source="test", run_id=request.run_id, requested_by=BOB
         )
     )
-    await batch.drain()
 
     finished = only(await batch.outcomes(request.run_id), BatchRunFinished)
     assert isinstance(finished, BatchRunFinished)
@@ -229,10 +212,9 @@ async def test_production_waits_for_an_approval_then_runs(batch: BatchHarness) -
     assert (await batch.runs.get(request.run_id)).status == "awaiting_approval"
     assert not (batch.log_dir / f"{request.run_id}.log").exists()
 
-    await batch.publish(
+    await batch.handle(
         BatchApproved(correlation_id="a", source="test", run_id=request.run_id, approved_by=BOB)
     )
-    await batch.drain()
 
     events = await batch.outcomes(request.run_id)
     assert types(events) == ["BatchApprovalRequested", "BatchRunStarted", "BatchRunFinished"]
@@ -252,7 +234,7 @@ async def test_production_waits_for_an_approval_then_runs(batch: BatchHarness) -
 async def test_a_rejection_ends_the_request_and_nothing_runs(batch: BatchHarness) -> None:
     request = await batch.request("echo-args", "production", by=ALICE, text="x")
     await batch.drain()
-    await batch.publish(
+    await batch.handle(
         BatchRejected(
             correlation_id="r",
             source="test",
@@ -261,7 +243,6 @@ async def test_a_rejection_ends_the_request_and_nothing_runs(batch: BatchHarness
             reason="not during the sale",
         )
     )
-    await batch.drain()
 
     events = await batch.outcomes(request.run_id)
     assert types(events) == ["BatchApprovalRequested", "BatchRunRefused"]
@@ -274,11 +255,10 @@ async def test_a_rejection_ends_the_request_and_nothing_runs(batch: BatchHarness
     assert not (batch.log_dir / f"{request.run_id}.log").exists()
 
     # An approval arriving afterwards starts nothing; the approver is told why.
-    await batch.publish(
+    await batch.handle(
         BatchApproved(correlation_id="a", source="test", run_id=request.run_id, approved_by=BOB)
     )
-    await batch.drain()
-    late = (await batch.outcomes(request.run_id))[-1]
+    late = await batch.last_outcome(request.run_id)
     assert isinstance(late, BatchRunRefused)
     assert "came after the request was closed" in late.reason
     assert not (batch.log_dir / f"{request.run_id}.log").exists()
@@ -297,14 +277,13 @@ async def test_an_approval_that_does_not_count_refuses_the_request(
 ) -> None:
     request = await batch.request("echo-args", "production", by=ALICE, text="x")
     await batch.drain()
-    await batch.publish(
+    await batch.handle(
         BatchApproved(
             correlation_id="a", source="test", run_id=request.run_id, approved_by=approver
         )
     )
-    await batch.drain()
 
-    refused = (await batch.outcomes(request.run_id))[-1]
+    refused = await batch.last_outcome(request.run_id)
     assert isinstance(refused, BatchRunRefused)
     assert refused.stage == "approval"
     assert refused.reason == reason
@@ -317,10 +296,9 @@ async def test_an_approval_after_the_expiry_is_refused(batch: BatchHarness) -> N
     request = await batch.request("echo-args", "production", by=ALICE, text="x")
     await batch.drain()
     batch.clock.advance(timedelta(hours=1, seconds=1))
-    await batch.publish(
+    await batch.handle(
         BatchApproved(correlation_id="a", source="test", run_id=request.run_id, approved_by=BOB)
     )
-    await batch.drain()
 
     events = await batch.outcomes(request.run_id)
     assert types(events) == ["BatchApprovalRequested", "BatchRunRefused", "BatchRunRefused"]
@@ -350,7 +328,7 @@ async def test_an_unanswered_request_expires_on_its_own(batch: BatchHarness) -> 
     assert await expire_overdue_approvals(batch.service.context) == 1
     assert await expire_overdue_approvals(batch.service.context) == 0
 
-    refused = (await batch.outcomes(request.run_id))[-1]
+    refused = await batch.last_outcome(request.run_id)
     assert isinstance(refused, BatchRunRefused)
     assert refused.stage == "approval" and "nobody approved it" in refused.reason
 
@@ -358,22 +336,20 @@ async def test_an_unanswered_request_expires_on_its_own(batch: BatchHarness) -> 
 async def test_the_requester_can_withdraw_a_waiting_request(batch: BatchHarness) -> None:
     request = await batch.request("echo-args", "production", by=ALICE, text="x")
     await batch.drain()
-    await batch.publish(
+    await batch.handle(
         BatchCancelRequested(
             correlation_id="c", source="test", run_id=request.run_id, requested_by=ALICE
         )
     )
-    await batch.drain()
 
-    finished = (await batch.outcomes(request.run_id))[-1]
+    finished = await batch.last_outcome(request.run_id)
     assert isinstance(finished, BatchRunFinished)
     assert finished.status == "cancelled" and finished.cancelled_by == ALICE
     assert finished.duration_seconds == 0
     # Approving it now changes nothing.
-    await batch.publish(
+    await batch.handle(
         BatchApproved(correlation_id="a", source="test", run_id=request.run_id, approved_by=BOB)
     )
-    await batch.drain()
     assert (await batch.runs.get(request.run_id)).status == "cancelled"
     assert not (batch.log_dir / f"{request.run_id}.log").exists()
 
@@ -392,8 +368,7 @@ async def test_a_redelivered_request_never_starts_a_second_run(
     await aws.dynamodb.delete_item(
         TableName=names.idempotency_table, Key={"id": {"S": f"batch#{request.event_id}"}}
     )
-    await batch.publish(request)
-    await batch.drain()
+    await batch.handle(request)
 
     assert batch.log_of(request.run_id).count('argv[1] = "once"') == 1
     assert (await actions(batch, request.run_id)).count("started") == 1
@@ -447,12 +422,11 @@ async def test_a_second_run_of_a_busy_command_is_refused_until_the_first_ends(
     await batch.handle_queue()
     assert types(await batch.outcomes(other.run_id)) == ["BatchApprovalRequested"]
 
-    await batch.publish(
+    await batch.handle(
         BatchCancelRequested(
             correlation_id="c", source="test", run_id=first.run_id, requested_by=ALICE
         )
     )
-    await batch.drain()
     third = await batch.request("reindex-search", by=BOB, steps="1")
     await batch.drain()
     assert only(await batch.outcomes(third.run_id), BatchRunFinished).status == "succeeded"  # type: ignore[attr-defined]
@@ -663,12 +637,11 @@ async def test_two_approvals_are_two_different_people(
     request = await batch.request("echo-args", "production", by=CAROL, text="two")
     await batch.drain()
     for approver in (ALICE, ALICE, BOB):
-        await batch.publish(
+        await batch.handle(
             BatchApproved(
                 correlation_id="a", source="test", run_id=request.run_id, approved_by=approver
             )
         )
-        await batch.drain()
         if approver is ALICE:
             assert (await batch.runs.get(request.run_id)).status == "awaiting_approval"
 

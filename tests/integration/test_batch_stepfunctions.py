@@ -46,7 +46,6 @@ from shared.state_table.runs import RunRecord
 from shared.topology import BootstrapReport, Names
 from tests.integration.batch_harness import (
     BatchHarness,
-    bootstrap_once,
     make_harness,
     run_record,
 )
@@ -87,6 +86,15 @@ async def state_machine(sfn: Any) -> str:
 @pytest.fixture
 async def reader(aws: AwsClients, codebuild: Any) -> BuildReader:
     return BuildReader(codebuild, await aws.client("logs"), region="us-east-1", tail_lines=20)
+
+
+def sfn_settings(
+    state_machine: str, project: str, *, poll_seconds: float = 0
+) -> StepFunctionsRunnerSettings:
+    """The runner's settings for ``state_machine`` running builds of ``project`` (image app:1)."""
+    return StepFunctionsRunnerSettings(
+        state_machine_arn=state_machine, project=project, image="app:1", poll_seconds=poll_seconds
+    )
 
 
 def spec_for(
@@ -168,9 +176,7 @@ def test_the_definition_uses_only_the_aws_sdk_start_then_poll_integrations() -> 
 async def test_the_definition_starts_polls_and_finishes_a_build_in_moto(
     sfn: Any, state_machine: str, project: str
 ) -> None:
-    settings = StepFunctionsRunnerSettings(
-        state_machine_arn=state_machine, project=project, image="app:1", poll_seconds=0
-    )
+    settings = sfn_settings(state_machine, project)
     spec = spec_for(settings)
     described = await run_to_end(sfn, state_machine, execution_input(spec, settings))
 
@@ -208,9 +214,7 @@ async def test_the_definition_starts_polls_and_finishes_a_build_in_moto(
 async def test_the_definition_stops_the_build_when_the_time_is_up(
     sfn: Any, state_machine: str, project: str
 ) -> None:
-    settings = StepFunctionsRunnerSettings(
-        state_machine_arn=state_machine, project=project, image="app:1", poll_seconds=0
-    )
+    settings = sfn_settings(state_machine, project)
     run_input = execution_input(spec_for(settings), settings)
     run_input["poll"]["max"] = 0  # no poll fits in the time left
     described = await run_to_end(sfn, state_machine, run_input)
@@ -231,9 +235,7 @@ async def test_the_definition_stops_the_build_when_the_time_is_up(
 async def test_the_definition_catches_a_build_that_cannot_start(
     sfn: Any, state_machine: str
 ) -> None:
-    settings = StepFunctionsRunnerSettings(
-        state_machine_arn=state_machine, project="no-such-project", image="app:1", poll_seconds=0
-    )
+    settings = sfn_settings(state_machine, "no-such-project")
     described = await run_to_end(sfn, state_machine, execution_input(spec_for(settings), settings))
 
     assert described["status"] == "FAILED"
@@ -257,9 +259,7 @@ def runner(sfn: Any, codebuild: Any, reader: BuildReader) -> StepFunctionsRunner
 async def test_the_runner_starts_an_execution_once_per_request(
     runner: StepFunctionsRunner, sfn: Any, state_machine: str, project: str
 ) -> None:
-    settings = StepFunctionsRunnerSettings(
-        state_machine_arn=state_machine, project=project, image="app:1", poll_seconds=0
-    )
+    settings = sfn_settings(state_machine, project)
     spec = spec_for(settings)
     started = await runner.start(spec)
     # A redelivered request while it runs: Step Functions answers with the same
@@ -285,9 +285,7 @@ async def test_the_runner_starts_an_execution_once_per_request(
 async def test_the_runner_reports_a_build_that_never_started(
     runner: StepFunctionsRunner, state_machine: str
 ) -> None:
-    settings = StepFunctionsRunnerSettings(
-        state_machine_arn=state_machine, project="no-such-project", image="app:1", poll_seconds=0
-    )
+    settings = sfn_settings(state_machine, "no-such-project")
     spec = spec_for(settings)
     outcome = await runner.wait(spec, await runner.start(spec))
     assert outcome.status == "failed"
@@ -297,9 +295,7 @@ async def test_the_runner_reports_a_build_that_never_started(
 async def test_the_runner_reports_a_run_stopped_at_its_deadline_as_timed_out(
     runner: StepFunctionsRunner, sfn: Any, state_machine: str, project: str
 ) -> None:
-    settings = StepFunctionsRunnerSettings(
-        state_machine_arn=state_machine, project=project, image="app:1", poll_seconds=0
-    )
+    settings = sfn_settings(state_machine, project)
     spec = spec_for(settings)
     run_input = execution_input(spec, settings)
     run_input["poll"]["max"] = 0
@@ -316,9 +312,7 @@ async def test_cancel_stops_the_execution_and_reports_cancelled(
     runner: StepFunctionsRunner, sfn: Any, state_machine: str, project: str
 ) -> None:
     # A long wait between polls keeps the execution RUNNING until the cancel.
-    settings = StepFunctionsRunnerSettings(
-        state_machine_arn=state_machine, project=project, image="app:1", poll_seconds=300
-    )
+    settings = sfn_settings(state_machine, project, poll_seconds=300)
     spec = spec_for(settings, timeout=3600)
     started = await runner.start(spec)
 
@@ -347,9 +341,7 @@ async def test_an_eventbridge_status_change_ends_the_wait_without_polling(
     runner = StepFunctionsRunner(
         sfn, codebuild, reader, region="us-east-1", poll=slow, events=events
     )
-    settings = StepFunctionsRunnerSettings(
-        state_machine_arn=state_machine, project=project, image="app:1", poll_seconds=2
-    )
+    settings = sfn_settings(state_machine, project, poll_seconds=2)
     spec = spec_for(settings)
     started = await runner.start(spec)
     listener = asyncio.create_task(events.run())
@@ -452,15 +444,10 @@ async def test_the_buildspec_line_runs_the_argv_without_a_shell_seeing_it(tmp_pa
 # --------------------------------------------------------------------------- the service
 
 
-@pytest.fixture(scope="module")
-async def sfn_topology(moto_endpoint: str) -> tuple[Names, BootstrapReport]:
-    return await bootstrap_once(moto_endpoint)
-
-
 @pytest.fixture
 async def aws_batch(
     aws: AwsClients,
-    sfn_topology: tuple[Names, BootstrapReport],
+    shared_topology: tuple[Names, BootstrapReport],
     tmp_path: Path,
     state_machine: str,
     project: str,
@@ -479,7 +466,7 @@ async def aws_batch(
                     },
                 }
 
-    names, topology = sfn_topology
+    names, topology = shared_topology
     return await make_harness(aws, names, topology, tmp_path, customize=add_aws_environment)
 
 
@@ -580,7 +567,7 @@ async def test_a_restart_watches_the_running_executions_again(aws_batch: BatchHa
     await supervisor.wait_idle()
 
     assert (await aws_batch.runs.get(record.run_id)).status == "succeeded"
-    finished = (await aws_batch.outcomes(record.run_id))[-1]
+    finished = await aws_batch.last_outcome(record.run_id)
     assert isinstance(finished, BatchRunFinished) and finished.status == "succeeded"
 
 

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from shared.topology import Names
 
 TOILKIT = [sys.executable, "-m", "toilkit"]
@@ -24,10 +26,15 @@ def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]
     )
 
 
+@pytest.fixture
+def env(moto_endpoint: str, names: Names) -> dict[str, str]:
+    """The CLI pointed at moto, with the test's own name prefix."""
+    return {"AWS_ENDPOINT_URL": moto_endpoint, "TOILKIT_NAME_PREFIX": names.prefix}
+
+
 def test_bootstrap_twice_creates_then_says_nothing_changed(
-    moto_endpoint: str, names: Names
+    env: dict[str, str], names: Names
 ) -> None:
-    env = {"AWS_ENDPOINT_URL": moto_endpoint, "TOILKIT_NAME_PREFIX": names.prefix}
 
     first = run_cli("bootstrap", env=env)
     second = run_cli("bootstrap", env=env)
@@ -52,26 +59,17 @@ def test_malformed_settings_name_the_variable_and_exit_2(moto_endpoint: str) -> 
     assert "Traceback" not in result.stderr
 
 
-def test_serve_before_bootstrap_says_what_to_do(moto_endpoint: str, names: Names) -> None:
-    result = run_cli(
-        "publish",
-        '{"type": "DriftScanRequested", "correlation_id": "c", "source": "cli"}',
-        env={"AWS_ENDPOINT_URL": moto_endpoint, "TOILKIT_NAME_PREFIX": names.prefix},
-    )
+def test_serve_before_bootstrap_says_what_to_do(env: dict[str, str]) -> None:
+    event = '{"type": "DriftScanRequested", "correlation_id": "c", "source": "cli"}'
+    result = run_cli("publish", event, env=env)
 
     assert result.returncode == 2
     assert "run `toilkit bootstrap` first" in result.stderr
     assert "Traceback" not in result.stderr
 
 
-def test_publishing_an_invalid_event_is_refused_with_the_reason(
-    moto_endpoint: str, names: Names
-) -> None:
-    result = run_cli(
-        "publish",
-        '{"type": "DriftScanRequested", "source": "cli"}',
-        env={"AWS_ENDPOINT_URL": moto_endpoint, "TOILKIT_NAME_PREFIX": names.prefix},
-    )
+def test_publishing_an_invalid_event_is_refused_with_the_reason(env: dict[str, str]) -> None:
+    result = run_cli("publish", '{"type": "DriftScanRequested", "source": "cli"}', env=env)
 
     assert result.returncode == 1
     assert "correlation_id: Field required" in result.stderr

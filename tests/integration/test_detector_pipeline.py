@@ -25,7 +25,6 @@ from services.detector.accept.acceptor import DriftAcceptor
 from services.detector.archive import PlanArchive
 from services.detector.attribution import CloudTrailAttributor
 from services.detector.config import AttributionConfig, Schedule
-from services.detector.engine import TerraformEngine
 from services.detector.handlers import DetectorHandlers, DriftPipeline, ScanRequest, build_handlers
 from services.detector.lifecycle import LifecycleStore
 from services.detector.plan import parse_plan
@@ -104,12 +103,7 @@ def build_pipeline(
     attributor: CloudTrailAttributor | None = None,
 ) -> Detector:
     clock = Clock(DAY_ONE)
-    engine = TerraformEngine(
-        SHIM_COMMAND,
-        plugin_cache_dir=testbed.plugin_cache_dir,
-        env=testbed.environment(repo.cloud),
-        timeout=120,
-    )
+    engine = testbed.engine(repo.cloud)
     publisher = Publisher(aws.sns, aws.s3, topology.topic_arn, names.bucket)
     runtime = Runtime(aws=aws, names=names, topology=topology, publisher=publisher)
     lifecycle = LifecycleStore(aws.dynamodb, names.state_table)

@@ -4,40 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from services.detector.config import StateConfig
-from services.detector.engine import TerraformEngine
 from services.detector.scan import EXIT_DRIFTED, EXIT_FAILED, Scanner, StateScan
 from tests.support import eventually
-from tests.terraform.testbed import SHIM_COMMAND, Testbed, apply, build_testbed, edit_cloud
+from tests.terraform.testbed import Testbed, apply, build_testbed, drifted_copies
 
 
 @pytest.fixture(scope="module")
 def testbed(tmp_path_factory: pytest.TempPathFactory) -> Testbed:
     return build_testbed(tmp_path_factory.mktemp("scan-testbed"))
-
-
-def drifted_copies(testbed: Testbed, root: Path, count: int) -> tuple[Path, list[StateConfig]]:
-    """One applied, drifted module copied ``count`` times (state, lock file and all)."""
-    cloud = root / "cloud.json"
-    template = testbed.copy_module("drifting", root)
-    apply(template, testbed.environment(cloud))
-
-    def retag(bucket: dict[str, Any]) -> None:
-        bucket["tags"]["env"] = "staging"
-
-    edit_cloud(cloud, "cloud_bucket", "logs", retag)
-    states = []
-    for index in range(count):
-        directory = root / f"state-{index}"
-        shutil.copytree(template, directory, symlinks=True)
-        states.append(StateConfig(name=f"state-{index}", path=directory.name, directory=directory))
-    return cloud, states
 
 
 class Recorder:
@@ -67,12 +46,7 @@ async def test_many_states_run_at_most_concurrency_at_once_and_failures_stay_loc
     missing = StateConfig(name="missing", path="missing", directory=tmp_path / "missing")
     broken_dir = testbed.copy_module("broken", tmp_path)
     broken = StateConfig(name="broken", path="broken", directory=broken_dir)
-    engine = TerraformEngine(
-        SHIM_COMMAND,
-        plugin_cache_dir=testbed.plugin_cache_dir,
-        env=testbed.environment(cloud),
-        timeout=120,
-    )
+    engine = testbed.engine(cloud)
     scanner = Scanner(engine, concurrency=3, work_dir=tmp_path / "work")
     recorder = Recorder()
 
@@ -99,13 +73,7 @@ async def test_cancelling_a_scan_stops_every_running_state_and_cleans_up(
 ) -> None:
     cloud, states = drifted_copies(testbed, tmp_path, 3)
     # Every read takes ten minutes: the scan is cancelled long before any plan ends.
-    engine = TerraformEngine(
-        SHIM_COMMAND,
-        plugin_cache_dir=testbed.plugin_cache_dir,
-        env=testbed.environment(cloud, latency_ms=600_000),
-        timeout=900,
-        kill_grace=1.0,
-    )
+    engine = testbed.engine(cloud, latency_ms=600_000, timeout=900, kill_grace=1.0)
     scanner = Scanner(engine, concurrency=2, work_dir=tmp_path / "work")
     recorder = Recorder()
 
@@ -128,9 +96,7 @@ async def test_a_clean_and_a_drifted_state_exit_2(testbed: Testbed, tmp_path: Pa
     clean_dir = testbed.copy_module("clean", tmp_path)
     apply(clean_dir, testbed.environment(cloud))
     clean = StateConfig(name="clean", path="clean", directory=clean_dir)
-    engine = TerraformEngine(
-        SHIM_COMMAND, plugin_cache_dir=testbed.plugin_cache_dir, env=testbed.environment(cloud)
-    )
+    engine = testbed.engine(cloud, timeout=900)
 
     report = await Scanner(engine, concurrency=2, work_dir=tmp_path / "w").scan(
         [clean, drifted], scan_id="s", mode="refresh_only"

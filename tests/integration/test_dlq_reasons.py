@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,21 +20,30 @@ from shared.events import DriftScanRequested, dump_event
 from shared.idempotency import IdempotencyStore
 from shared.settings import WorkerSettings
 from shared.topology import MAX_RECEIVE_COUNT, BootstrapReport, Names
-from shared.worker import Worker, failure_key
-from tests.support import eventually, queue_depth
+from shared.worker import Handler, Worker, failure_key
+from tests.support import eventually, queue_depth, spawn_module
 from toilkit import dlq
 
 FAST = WorkerSettings(wait_time_seconds=1, visibility_timeout=5, retry_base_seconds=0)
-REPO = Path(__file__).resolve().parents[2]
 
 
-def _spawn(env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "tests.integration.worker_process"],
-        env=env,
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+def _spawn(env: dict[str, str]) -> subprocess.Popen[str]:
+    return spawn_module("tests.integration.worker_process", env, capture=False)
+
+
+def _detector_worker(
+    aws: AwsClients, names: Names, url: str, handler: Handler, *, max_receive_count: int
+) -> Worker:
+    """A worker on the detector queue that hands every scan request to ``handler``."""
+    return Worker(
+        consumer="detector",
+        queue_url=url,
+        handlers={DriftScanRequested: handler},
+        sqs=aws.sqs,
+        s3=aws.s3,
+        idempotency=IdempotencyStore(aws.dynamodb, names.idempotency_table),
+        settings=FAST,
+        max_receive_count=max_receive_count,
     )
 
 
@@ -56,17 +64,7 @@ async def test_a_transient_failure_on_every_receive_is_shown_with_its_reason(
         attempts += 1
         raise TransientError("terraform registry unreachable")
 
-    store = IdempotencyStore(aws.dynamodb, names.idempotency_table)
-    worker = Worker(
-        consumer="detector",
-        queue_url=url,
-        handlers={DriftScanRequested: flaky},
-        sqs=aws.sqs,
-        s3=aws.s3,
-        idempotency=store,
-        settings=FAST,
-        max_receive_count=MAX_RECEIVE_COUNT,
-    )
+    worker = _detector_worker(aws, names, url, flaky, max_receive_count=MAX_RECEIVE_COUNT)
     # WHEN it fails until the redrive policy moves the message
     await worker.run(burst=True)
 
@@ -133,17 +131,9 @@ async def test_a_last_receive_that_succeeds_leaves_no_record(
     async def ok(event: Any) -> None:
         handled.append(event.event_id)
 
+    # The first receive is the last.
+    worker = _detector_worker(aws, names, url, ok, max_receive_count=1)
     store = IdempotencyStore(aws.dynamodb, names.idempotency_table)
-    worker = Worker(
-        consumer="detector",
-        queue_url=url,
-        handlers={DriftScanRequested: ok},
-        sqs=aws.sqs,
-        s3=aws.s3,
-        idempotency=store,
-        settings=FAST,
-        max_receive_count=1,  # the first receive is the last
-    )
     await worker.run(burst=True)
 
     assert len(handled) == 1

@@ -31,6 +31,7 @@ from services.gateway.blocks import PICK_COMMAND_ACTION
 from services.gateway.service import GatewayService
 from services.gateway.settings import GatewaySettings
 from shared.aws import AwsClients
+from shared.runtime import Runtime
 from shared.settings import AwsSettings
 from shared.slack.signing import signed_headers
 from shared.topology import BootstrapReport, Names
@@ -107,13 +108,8 @@ def catalog_path(tmp_path: Path) -> Path:
 
 @pytest.fixture
 async def service(
-    aws: AwsClients,
-    names: Names,
-    topology: BootstrapReport,
-    standin: SlackStandin,
-    catalog_path: Path,
+    runtime: Runtime, standin: SlackStandin, catalog_path: Path
 ) -> AsyncIterator[GatewayService]:
-    runtime = runtime_over(aws, names, topology)
     async with serving(runtime, standin_settings(standin, SECRET, catalog_path)) as running:
         yield running
 
@@ -883,16 +879,10 @@ def test_fuzzed_bodies_and_headers_never_get_a_5xx(
 
 
 async def test_a_copy_reaching_another_gateway_instance_publishes_nothing(
-    slack: Slack,
-    aws: AwsClients,
-    names: Names,
-    topology: BootstrapReport,
-    standin: SlackStandin,
-    catalog_path: Path,
+    slack: Slack, runtime: Runtime, standin: SlackStandin, catalog_path: Path
 ) -> None:
     view = await slack.form("backfill")
     body = interaction_body(view_submission_payload(view, GOOD_ANSWERS, user=ALICE))
-    runtime = runtime_over(aws, names, topology)
     async with serving(runtime, standin_settings(standin, SECRET, catalog_path)) as other:
         assert await slack.post(body) == (200, "")
         await slack.service.after_ack.join()
@@ -903,7 +893,8 @@ async def test_a_copy_reaching_another_gateway_instance_publishes_nothing(
             assert response.status == 200
         await other.after_ack.join()
 
-    assert [e.type for e in await events_on(aws, topology, "batch")] == ["BatchRequested"]
+    batch_events = await events_on(runtime.aws, runtime.topology, "batch")
+    assert [e.type for e in batch_events] == ["BatchRequested"]
     assert len(ephemeral_texts(standin, CHANNEL, ALICE.id)) == 1
 
 
@@ -1011,11 +1002,7 @@ class SocketModeSlack:
 
 
 async def test_socket_mode_serves_the_same_app_over_slacks_websocket(
-    aws: AwsClients,
-    names: Names,
-    topology: BootstrapReport,
-    standin: SlackStandin,
-    catalog_path: Path,
+    runtime: Runtime, standin: SlackStandin, catalog_path: Path
 ) -> None:
     slack_side = SocketModeSlack(standin)
     await slack_side.start()
@@ -1027,7 +1014,7 @@ async def test_socket_mode_serves_the_same_app_over_slacks_websocket(
         catalog_path=catalog_path,
     )
     try:
-        async with serving(runtime_over(aws, names, topology), socket_mode) as running:
+        async with serving(runtime, socket_mode) as running:
             await asyncio.wait_for(slack_side.connected.wait(), timeout=10)
             fields = dict(
                 parse_qsl(

@@ -16,11 +16,9 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from collections import Counter
 from collections.abc import AsyncIterator, Iterable
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -44,7 +42,13 @@ from shared.slack.blocks import section
 from shared.topology import MAX_RECEIVE_COUNT, BootstrapReport, Names
 from shared.worker import failure_key
 from tests import notifier_samples as samples
-from tests.support import FAST_WORKER, eventually, queue_depth, receive_all, runtime_over
+from tests.support import (
+    FAST_WORKER,
+    eventually,
+    queue_depth,
+    receive_all,
+    spawn_module,
+)
 from toilkit.standins.slack import FaultSpec, SlackStandin
 
 FULL_SIZE = os.environ.get("TOILKIT_FULL_SIZE") == "1"
@@ -57,11 +61,6 @@ ROUTES = {
 
 
 # --------------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture
-def runtime(aws: AwsClients, names: Names, topology: BootstrapReport) -> Runtime:
-    return runtime_over(aws, names, topology)
 
 
 def settings_for(standin: SlackStandin, **overrides: Any) -> NotifierSettings:
@@ -520,14 +519,7 @@ def _spawn_notifier(
         "NP_SLACK_API_URL": standin.api_url,
         **env,
     }
-    return subprocess.Popen(
-        [sys.executable, "-m", "tests.integration.notifier_process"],
-        env=process_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=Path(__file__).parents[2],
-    )
+    return spawn_module("tests.integration.notifier_process", process_env)
 
 
 # --------------------------------------------------------------------------- permanent errors

@@ -51,6 +51,12 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
         yield opened
 
 
+@pytest.fixture
+def store(aws: AwsClients, names: Names, topology: BootstrapReport) -> NotifierStore:
+    """The notifier's records in the bootstrapped state table."""
+    return NotifierStore(aws.dynamodb, names.state_table)
+
+
 def adapter(standin: SlackStandin, session: aiohttp.ClientSession, **retries: Any) -> SlackWebApi:
     return SlackWebApi(
         token="xoxb-test",
@@ -124,14 +130,9 @@ async def test_a_post_slack_answers_late_or_never_is_posted_once(
 
 
 async def test_a_post_whose_worker_died_mid_request_is_found_once_slack_settles_it(
-    standin: SlackStandin,
-    session: aiohttp.ClientSession,
-    aws: AwsClients,
-    names: Names,
-    topology: BootstrapReport,
+    standin: SlackStandin, session: aiohttp.ClientSession, store: NotifierStore
 ) -> None:
     # GIVEN an attempt claimed the post, sent it, and died while Slack was still processing
-    store = NotifierStore(aws.dynamodb, names.state_table)
     marker = PostMarker("event-died", "message")
     key = PostKey(marker.event_id, marker.role)
     assert await store.claim_post(key, CHANNELS[0], None) is None
@@ -163,14 +164,9 @@ async def test_a_post_whose_worker_died_mid_request_is_found_once_slack_settles_
 
 
 async def test_a_long_way_from_settled_gives_the_event_back_with_the_delay(
-    standin: SlackStandin,
-    session: aiohttp.ClientSession,
-    aws: AwsClients,
-    names: Names,
-    topology: BootstrapReport,
+    standin: SlackStandin, session: aiohttp.ClientSession, store: NotifierStore
 ) -> None:
     # GIVEN a claim whose attempt may send until 300 s after it (the handler timeout)
-    store = NotifierStore(aws.dynamodb, names.state_table)
     marker = PostMarker("event-far", "message")
     await store.claim_post(PostKey(marker.event_id, marker.role), CHANNELS[0], None)
     slack = adapter(standin, session, settle_seconds=30)

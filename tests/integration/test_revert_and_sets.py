@@ -64,12 +64,7 @@ def scanned(testbed: Testbed, tmp_path_factory: pytest.TempPathFactory) -> tuple
     apply(module, testbed.environment(cloud))
     change_by_hand(cloud)
     change_the_code(module)
-    engine = TerraformEngine(
-        SHIM_COMMAND,
-        plugin_cache_dir=testbed.plugin_cache_dir,
-        env=testbed.environment(cloud),
-        timeout=120,
-    )
+    engine = testbed.engine(cloud)
     scanner = Scanner(engine, concurrency=1, work_dir=root / "work")
     state = StateConfig(name="drifting", path=module.name, directory=module)
 

@@ -12,30 +12,16 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner, Result
 
-from shared.aws import AwsClients
 from shared.topology import BootstrapReport, Names
-from tests.integration.batch_harness import DAVE, BatchHarness, bootstrap_once, make_harness
+from tests.integration.batch_harness import DAVE, BatchHarness
 from toilkit.cli import app
-
-
-@pytest.fixture(scope="module")
-async def cli_topology(moto_endpoint: str) -> tuple[Names, BootstrapReport]:
-    return await bootstrap_once(moto_endpoint)
-
-
-@pytest.fixture
-async def batch(
-    aws: AwsClients, cli_topology: tuple[Names, BootstrapReport], tmp_path: Path
-) -> BatchHarness:
-    names, topology = cli_topology
-    return await make_harness(aws, names, topology, tmp_path)
 
 
 @pytest.fixture
 def cli_env(
-    moto_endpoint: str, cli_topology: tuple[Names, BootstrapReport], tmp_path: Path
+    moto_endpoint: str, shared_topology: tuple[Names, BootstrapReport], tmp_path: Path
 ) -> dict[str, str]:
-    names, _ = cli_topology
+    names, _ = shared_topology
     return {
         "AWS_ENDPOINT_URL": moto_endpoint,
         "TOILKIT_NAME_PREFIX": names.prefix,

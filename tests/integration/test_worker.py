@@ -8,8 +8,8 @@ import logging
 import os
 import signal
 import subprocess
-import sys
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ from shared.publishing import Publisher
 from shared.settings import AwsSettings, WorkerSettings
 from shared.topology import MAX_RECEIVE_COUNT, BootstrapReport, Names
 from shared.worker import Handler, Worker, failure_key
-from tests.support import FAST_WORKER, TcpGate, eventually, queue_depth, receive_all
+from tests.support import FAST_WORKER, TcpGate, eventually, queue_depth, receive_all, spawn_module
 
 FAST = FAST_WORKER.model_copy(update={"visibility_timeout": 5, "handler_timeout": 10})
 
@@ -223,46 +223,52 @@ async def test_a_redelivered_event_is_not_handled_twice(
     assert await queue_depth(aws.sqs, url) == (0, 0)
 
 
-def _spawn_worker(
-    moto_endpoint: str, topology: BootstrapReport, names: Names, markers: Path, **env: str
-) -> subprocess.Popen[str]:
-    process_env = {
-        **os.environ,
-        "WP_ENDPOINT": moto_endpoint,
-        "WP_QUEUE_URL": topology.queue_urls["detector"],
-        "WP_TABLE": names.idempotency_table,
-        "WP_MARKERS": str(markers),
-        **env,
-    }
-    return subprocess.Popen(
-        [sys.executable, "-m", "tests.integration.worker_process"],
-        env=process_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=Path(__file__).parents[2],
-    )
+@dataclass(frozen=True)
+class WorkerProcesses:
+    """Starts tests/integration/worker_process.py on the detector queue, in its own process.
+
+    Its handler leaves ``<event_id>.started`` and ``.done`` files in ``markers``.
+    """
+
+    endpoint: str
+    topology: BootstrapReport
+    names: Names
+    markers: Path
+
+    def spawn(self, **env: str) -> subprocess.Popen[str]:
+        """A worker process; ``env`` adds WP_* settings (worker_process.py reads them)."""
+        process_env = {
+            **os.environ,
+            "WP_ENDPOINT": self.endpoint,
+            "WP_QUEUE_URL": self.topology.queue_urls["detector"],
+            "WP_TABLE": self.names.idempotency_table,
+            "WP_MARKERS": str(self.markers),
+            **env,
+        }
+        return spawn_module("tests.integration.worker_process", process_env)
+
+
+@pytest.fixture
+def workers(
+    moto_endpoint: str, topology: BootstrapReport, names: Names, tmp_path: Path
+) -> WorkerProcesses:
+    return WorkerProcesses(moto_endpoint, topology, names, tmp_path)
 
 
 async def test_a_worker_killed_between_handling_and_delete_does_not_handle_again(
-    aws: AwsClients,
-    topology: BootstrapReport,
-    names: Names,
-    publisher: Publisher,
-    moto_endpoint: str,
-    tmp_path: Path,
+    aws: AwsClients, topology: BootstrapReport, publisher: Publisher, workers: WorkerProcesses
 ) -> None:
     event = scan()
     await publisher.publish(event)
-    crashing = _spawn_worker(moto_endpoint, topology, names, tmp_path, WP_CRASH_AFTER_HANDLED="1")
+    crashing = workers.spawn(WP_CRASH_AFTER_HANDLED="1")
     try:
         returncode = await asyncio.to_thread(crashing.wait, 60)
     finally:
         crashing.kill()
     assert returncode == -signal.SIGKILL
-    assert (tmp_path / f"{event.event_id}.done").read_text() == "x"
+    assert (workers.markers / f"{event.event_id}.done").read_text() == "x"
     # The message was never deleted: it comes back once its visibility timeout (2 s) ends.
-    second = _spawn_worker(moto_endpoint, topology, names, tmp_path)
+    second = workers.spawn()
     try:
         await eventually(
             lambda: _is_empty(aws, topology.queue_urls["detector"]), timeout=60, every=0.5
@@ -273,16 +279,11 @@ async def test_a_worker_killed_between_handling_and_delete_does_not_handle_again
 
     assert second.returncode == 0, err
     assert "was handled before; skipping the redelivery" in err
-    assert (tmp_path / f"{event.event_id}.done").read_text() == "x"  # handled once in effect
+    assert (workers.markers / f"{event.event_id}.done").read_text() == "x"  # handled once in effect
 
 
 async def test_a_worker_killed_mid_handler_is_retried_after_its_lease_not_dead_lettered(
-    aws: AwsClients,
-    topology: BootstrapReport,
-    names: Names,
-    publisher: Publisher,
-    moto_endpoint: str,
-    tmp_path: Path,
+    aws: AwsClients, topology: BootstrapReport, publisher: Publisher, workers: WorkerProcesses
 ) -> None:
     event = scan()
     await publisher.publish(event)
@@ -290,18 +291,20 @@ async def test_a_worker_killed_mid_handler_is_retried_after_its_lease_not_dead_l
     # while the message comes back every 2 s; without waiting for the lease, retries
     # with no backoff would use up maxReceiveCount (5) and dead-letter the event.
     env = {"WP_HANDLER_SECONDS": "60", "WP_HANDLER_TIMEOUT": "4"}
-    dying = _spawn_worker(moto_endpoint, topology, names, tmp_path, **env)
+    dying = workers.spawn(**env)
     try:
-        await eventually(lambda: _all_exist(tmp_path, [event], "started"), timeout=60, every=0.1)
+        await eventually(
+            lambda: _all_exist(workers.markers, [event], "started"), timeout=60, every=0.1
+        )
     finally:
         dying.kill()
         await asyncio.to_thread(dying.wait, 30)
-    (tmp_path / f"{event.event_id}.started").unlink()
-    survivor = _spawn_worker(
-        moto_endpoint, topology, names, tmp_path, WP_HANDLER_SECONDS="0", WP_HANDLER_TIMEOUT="4"
-    )
+    (workers.markers / f"{event.event_id}.started").unlink()
+    survivor = workers.spawn(WP_HANDLER_SECONDS="0", WP_HANDLER_TIMEOUT="4")
     try:
-        await eventually(lambda: _all_exist(tmp_path, [event], "done"), timeout=90, every=0.5)
+        await eventually(
+            lambda: _all_exist(workers.markers, [event], "done"), timeout=90, every=0.5
+        )
     finally:
         survivor.send_signal(signal.SIGTERM)
         await asyncio.to_thread(survivor.communicate, timeout=60)
@@ -311,16 +314,15 @@ async def test_a_worker_killed_mid_handler_is_retried_after_its_lease_not_dead_l
 async def test_a_dead_workers_claim_is_taken_over_when_its_message_comes_back(
     aws: AwsClients,
     topology: BootstrapReport,
-    names: Names,
     publisher: Publisher,
-    moto_endpoint: str,
+    workers: WorkerProcesses,
     tmp_path: Path,
 ) -> None:
     # GIVEN a worker (visibility 2 s, handler timeout 300 s) SIGKILLed mid-handler
     event = scan()
     await publisher.publish(event)
     env = {"WP_HANDLER_SECONDS": "60", "WP_HANDLER_TIMEOUT": "300"}
-    dying = _spawn_worker(moto_endpoint, topology, names, tmp_path, **env)
+    dying = workers.spawn(**env)
     try:
         await eventually(lambda: _all_exist(tmp_path, [event], "started"), timeout=60, every=0.1)
     finally:
@@ -328,9 +330,7 @@ async def test_a_dead_workers_claim_is_taken_over_when_its_message_comes_back(
         await asyncio.to_thread(dying.wait, 30)
 
     # WHEN the message comes back to another worker
-    survivor = _spawn_worker(
-        moto_endpoint, topology, names, tmp_path, WP_HANDLER_SECONDS="0", WP_HANDLER_TIMEOUT="300"
-    )
+    survivor = workers.spawn(WP_HANDLER_SECONDS="0", WP_HANDLER_TIMEOUT="300")
     try:
         await eventually(lambda: _all_exist(tmp_path, [event], "done"), timeout=60, every=0.5)
     finally:
@@ -350,19 +350,16 @@ async def _is_empty(aws: AwsClients, url: str) -> bool:
 
 
 async def test_sigterm_stops_receiving_and_drains_in_flight_work(
-    aws: AwsClients,
-    topology: BootstrapReport,
-    names: Names,
-    publisher: Publisher,
-    moto_endpoint: str,
-    tmp_path: Path,
+    aws: AwsClients, topology: BootstrapReport, publisher: Publisher, workers: WorkerProcesses
 ) -> None:
     first = [scan(i) for i in range(3)]
     for event in first:
         await publisher.publish(event)
-    worker = _spawn_worker(moto_endpoint, topology, names, tmp_path, WP_HANDLER_SECONDS="3")
+    worker = workers.spawn(WP_HANDLER_SECONDS="3")
     try:
-        await eventually(lambda: _all_exist(tmp_path, first, "started"), timeout=60, every=0.1)
+        await eventually(
+            lambda: _all_exist(workers.markers, first, "started"), timeout=60, every=0.1
+        )
         worker.send_signal(signal.SIGTERM)
         late = scan(99)
         await publisher.publish(late)
@@ -371,8 +368,8 @@ async def test_sigterm_stops_receiving_and_drains_in_flight_work(
         worker.kill()
 
     assert worker.returncode == 0, err
-    assert await _all_exist(tmp_path, first, "done")  # in-flight work finished
-    assert not (tmp_path / f"{late.event_id}.started").exists()  # nothing new taken
+    assert await _all_exist(workers.markers, first, "done")  # in-flight work finished
+    assert not (workers.markers / f"{late.event_id}.started").exists()  # nothing new taken
     remaining = await receive_all(aws.sqs, topology.queue_urls["detector"])
     assert [json.loads(m["Body"])["event_id"] for m in remaining] == [late.event_id]
 

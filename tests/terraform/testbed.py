@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from services.detector.config import StateConfig
+from services.detector.engine import TerraformEngine
 from toilkit.demo.mirror import (
     PLATFORM,
     PROVIDER_HOST,
@@ -85,6 +87,23 @@ class Testbed:
         env.update(extra or {})
         return env
 
+    def engine(
+        self,
+        cloud_file: Path,
+        *,
+        latency_ms: int = 0,
+        timeout: float = 120,
+        kill_grace: float = 5.0,
+    ) -> TerraformEngine:
+        """The detector's engine running the shim against ``cloud_file`` (see ``environment``)."""
+        return TerraformEngine(
+            SHIM_COMMAND,
+            plugin_cache_dir=self.plugin_cache_dir,
+            env=self.environment(cloud_file, latency_ms=latency_ms),
+            timeout=timeout,
+            kill_grace=kill_grace,
+        )
+
     def copy_module(self, name: str, destination: Path) -> Path:
         """Copy the sample root module ``name`` to a fresh directory under ``destination``.
 
@@ -145,3 +164,28 @@ def edit_cloud(
         )
     change(matches[0])
     cloud_file.write_text(json.dumps(document, indent=2, sort_keys=True))
+
+
+def drifted_copies(
+    testbed: Testbed, root: Path, count: int, *, repo: Path | None = None, digits: int = 1
+) -> tuple[Path, list[StateConfig]]:
+    """One applied, drifted module copied ``count`` times (state, lock file and all).
+
+    The copies are ``state-<index>`` directories under ``repo`` (``root`` by default), the
+    index padded to ``digits``; returns the fake cloud's file and the states' configs.
+    """
+    cloud = root / "cloud.json"
+    template = testbed.copy_module("drifting", root)
+    apply(template, testbed.environment(cloud))
+
+    def retag(bucket: dict[str, Any]) -> None:
+        bucket["tags"]["env"] = "staging"
+
+    edit_cloud(cloud, "cloud_bucket", "logs", retag)
+    states = []
+    for index in range(count):
+        name = f"state-{index:0{digits}d}"
+        directory = (repo or root) / name
+        shutil.copytree(template, directory, symlinks=True)
+        states.append(StateConfig(name=name, path=directory.name, directory=directory))
+    return cloud, states

@@ -75,6 +75,36 @@ def _locals() -> dict[str, Any]:
     return values
 
 
+def _environments() -> dict[str, dict[str, Any]]:
+    """``{service: {variable: value}}``: what each function's environment holds.
+
+    Each is local.common_environment merged with the function's own variables (lambda.tf,
+    gateway.tf); the merges are checked to be exactly those this reads.
+    """
+    local_values = _locals()
+    common = local_values["common_environment"]
+    assert local_values["worker_environment"] == (
+        "${{for name, own in local.worker_own_environment : name => merge("
+        "local.common_environment, "
+        "{TOILKIT_SERVICE = name, TOILKIT_QUEUE_URLS = local.queue_urls}, own)}}"
+    )
+    environments = {
+        name: {
+            **common,
+            "TOILKIT_SERVICE": name,
+            "TOILKIT_QUEUE_URLS": "${local.queue_urls}",
+            **own,
+        }
+        for name, own in local_values["worker_own_environment"].items()
+    }
+    gateway = _blocks("resource")["aws_lambda_function.gateway"]["environment"][0]
+    assert gateway["variables"] == (
+        "${merge(local.common_environment, local.gateway_own_environment)}"
+    )
+    environments["gateway"] = {**common, **local_values["gateway_own_environment"]}
+    return environments
+
+
 def _variables() -> dict[str, dict[str, Any]]:
     with (TERRAFORM / "variables.tf").open() as f:
         parsed = _unquote(hcl2.load(f))
@@ -164,7 +194,9 @@ def test_worker_functions_stop_within_the_queue_visibility_timeout() -> None:
     for spec in QUEUES:
         assert local_values["worker_timeout_seconds"] <= spec.visibility_timeout
     assert local_values["handler_timeout_seconds"] < local_values["worker_timeout_seconds"]
-    for environment in local_values["worker_environment"].values():
+    for service, environment in _environments().items():
+        if service == "gateway":
+            continue
         handler_timeout = [
             v for k, v in environment.items() if k.endswith("WORKER__HANDLER_TIMEOUT")
         ]
@@ -175,12 +207,7 @@ def test_worker_functions_stop_within_the_queue_visibility_timeout() -> None:
 
 def test_functions_are_given_only_real_settings_variables() -> None:
     known = set().union(*(_env_names(cls) for cls in SETTINGS_CLASSES))
-    resources = _blocks("resource")
-    environments = dict(_locals()["worker_environment"])
-    environments["gateway"] = resources["aws_lambda_function.gateway"]["environment"][0][
-        "variables"
-    ]
-    for service, environment in environments.items():
+    for service, environment in _environments().items():
         assert environment["TOILKIT_SERVICE"] == service
         unknown = set(environment) - known
         assert not unknown, f"{service}: {sorted(unknown)} are read by no settings class"
@@ -289,7 +316,7 @@ def test_the_status_change_rule_feeds_the_queue_the_batch_function_reads() -> No
     assert "aws_sfn_state_machine.batch_run.arn" in pattern
     target = resources["aws_cloudwatch_event_target.batch_run_status"]
     assert target["arn"] == "${aws_sqs_queue.batch_run_status.arn}"
-    environment = _locals()["worker_environment"]["batch"]
+    environment = _environments()["batch"]
     assert (
         environment["TOILKIT_BATCH_COMPLETION_QUEUE_URL"] == "${aws_sqs_queue.batch_run_status.id}"
     )
@@ -318,7 +345,7 @@ def test_slack_secrets_are_secure_string_parameters_the_functions_are_told_about
         assert parameter["name"] == f"${{var.{name}_parameter}}"
         # Terraform never reads the real secret back into its state.
         assert parameter["lifecycle"][0]["ignore_changes"] == ["value"]
-    gateway = resources["aws_lambda_function.gateway"]["environment"][0]["variables"]
+    gateway = _environments()["gateway"]
     assert (
         gateway["TOILKIT_SLACK_SIGNING_SECRET_PARAMETER"]
         == "${aws_ssm_parameter.slack_signing_secret.name}"
@@ -388,7 +415,7 @@ def test_what_lambda_and_step_functions_check_at_creation_waits_for_the_role_pol
     assert "ConsumeQueue" in consume
     assert "ConsumeQueue" in {s["sid"] for s in _statements(documents["batch_function"])}
     machine = resources["aws_sfn_state_machine.batch_run"]
-    assert machine["role_arn"] == "${aws_iam_role.state_machine.arn}"
+    assert machine["role_arn"] == '${aws_iam_role.service["state_machine"].arn}'
     assert "${aws_iam_role_policy.state_machine}" in machine["depends_on"]
     for project, policy in (("drift_scan", "drift_scan"), ("batch_runner", "batch_runner")):
         body = resources[f"aws_codebuild_project.{project}"]
@@ -425,26 +452,49 @@ def test_every_queue_alarms_on_its_dlq_and_on_its_oldest_message() -> None:
         "{batch_run_status = {queue = aws_sqs_queue.batch_run_status.name, "
         "dlq = aws_sqs_queue.batch_run_status_dlq.name}}" in alarmed
     )
-    metrics = {
-        "aws_cloudwatch_metric_alarm.dlq_messages": (
-            "ApproximateNumberOfMessagesVisible",
-            "dlq",
-            "${var.alarm_dlq_messages}",
+    # One alarm resource over local.alarms: per queue its DLQ's depth and its oldest
+    # message's age, per worker its failed handler attempts.
+    alarms = " ".join(_locals()["alarms"].split())
+    kinds = {
+        "dlq_messages": (
+            "for name, queue in local.alarmed_queues",
+            '"AWS/SQS"',
+            '"ApproximateNumberOfMessagesVisible"',
+            "{QueueName = queue.dlq}",
+            "var.alarm_dlq_messages",
         ),
-        "aws_cloudwatch_metric_alarm.oldest_message_age": (
-            "ApproximateAgeOfOldestMessage",
-            "queue",
-            "${var.alarm_queue_age_seconds}",
+        "oldest_message_age": (
+            "for name, queue in local.alarmed_queues",
+            '"AWS/SQS"',
+            '"ApproximateAgeOfOldestMessage"',
+            "{QueueName = queue.queue}",
+            "var.alarm_queue_age_seconds",
+        ),
+        "failed_events": (
+            "for name in keys(local.consumers)",
+            "var.name_prefix",
+            '"EventsFailed"',
+            "{Service = name}",
+            "var.alarm_failed_events",
         ),
     }
-    for name, (metric, queue, threshold) in metrics.items():
-        alarm = resources[name]
-        assert alarm["for_each"] == "${local.alarmed_queues}"
-        assert alarm["namespace"] == "AWS/SQS"
-        assert alarm["metric_name"] == metric
-        assert alarm["dimensions"] == {"QueueName": f"${{each.value.{queue}}}"}
-        assert alarm["threshold"] == threshold
-        assert alarm["alarm_actions"] == ["${aws_sns_topic.alarms.arn}"]
+    for kind, (over, namespace, metric, dimensions, threshold) in kinds.items():
+        head = f'{{{over} : "${{name}}/{kind}" => {{'
+        assert head in alarms, kind
+        body = alarms.split(head, 1)[1].split("}}", 1)[0]
+        assert f"namespace = {namespace}" in body, kind
+        assert f"metric = {metric}" in body, kind
+        assert f"dimensions = {dimensions}" in body, kind
+        assert f"threshold = {threshold}" in body, kind
+    alarm = resources["aws_cloudwatch_metric_alarm.toilkit"]
+    assert alarm["for_each"] == "${local.alarms}"
+    assert alarm["namespace"] == "${each.value.namespace}"
+    assert alarm["metric_name"] == "${each.value.metric}"
+    assert alarm["dimensions"] == "${each.value.dimensions}"
+    assert alarm["threshold"] == "${each.value.threshold}"
+    assert alarm["comparison_operator"] == "GreaterThanThreshold"
+    assert alarm["alarm_actions"] == ["${aws_sns_topic.alarms.arn}"]
+    assert alarm["ok_actions"] == ["${aws_sns_topic.alarms.arn}"]
 
 
 def test_the_events_topic_is_encrypted_and_the_bucket_drops_abandoned_uploads() -> None:
@@ -488,8 +538,35 @@ def test_every_function_is_told_the_topology_so_a_cold_start_looks_nothing_up() 
     assert local_values["topic_arn"] == "${aws_sns_topic.events.arn}"
     assert "aws_sqs_queue.consumer" in local_values["queue_urls"]
     assert "queue.url" in local_values["queue_urls"]
-    for environment in local_values["worker_environment"].values():
-        assert environment["TOILKIT_TOPIC_ARN"] == "${local.topic_arn}"
-        assert environment["TOILKIT_QUEUE_URLS"] == "${local.queue_urls}"
-    gateway = _blocks("resource")["aws_lambda_function.gateway"]["environment"][0]["variables"]
-    assert gateway["TOILKIT_TOPIC_ARN"] == "${local.topic_arn}"
+    environments = _environments()
+    for service, environment in environments.items():
+        assert environment["TOILKIT_TOPIC_ARN"] == "${local.topic_arn}", service
+        if service != "gateway":
+            assert environment["TOILKIT_QUEUE_URLS"] == "${local.queue_urls}", service
+    assert "TOILKIT_QUEUE_URLS" not in environments["gateway"]
+
+
+def test_every_role_is_trusted_by_the_service_that_runs_it() -> None:
+    roles = " ".join(_locals()["iam_roles"].split())
+    for key, service in (
+        ("gateway", "lambda"),
+        ("drift_scan", "codebuild"),
+        ("batch_runner", "codebuild"),
+        ("state_machine", "states"),
+        ("scheduler", "scheduler"),
+    ):
+        assert re.search(rf"{key} = {{name = [^,]*, service = \"{service}\"}}", roles), key
+    # The workers: one function role per consumer.
+    assert "for name in keys(local.consumers) : name => {" in roles
+    trust = _policy_documents()["assume"]
+    assert trust["for_each"] == "${toset([for role in local.iam_roles : role.service])}"
+    statement = trust["statement"][0]
+    assert statement["principals"][0]["identifiers"] == ["${each.key}.amazonaws.com"]
+    # Only the scheduler's trust is limited to this account (the confused-deputy guard).
+    condition = statement["dynamic"][0]["condition"]
+    assert condition["for_each"] == '${each.key == "scheduler" ? [local.account_id] : []}'
+    assert condition["content"][0]["variable"] == "aws:SourceAccount"
+    role = _blocks("resource")["aws_iam_role.service"]
+    assert role["assume_role_policy"] == (
+        "${data.aws_iam_policy_document.assume[each.value.service].json}"
+    )

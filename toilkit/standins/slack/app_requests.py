@@ -14,7 +14,7 @@ import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, Required, TypedDict, Unpack
 from urllib.parse import urlencode
 
 import aiohttp
@@ -67,25 +67,20 @@ def slash_command_form(
     }
 
 
-def slash_command_body(
-    text: str,
-    *,
-    user: SlackUserRef,
-    channel_id: str,
-    trigger_id: str,
-    command: str = "/toil",
-    response_url: str | None = None,
-) -> bytes:
-    """A slash command invocation as Slack posts it (a form)."""
-    form = slash_command_form(
-        text,
-        user=user,
-        channel_id=channel_id,
-        trigger_id=trigger_id,
-        command=command,
-        response_url=response_url,
-    )
-    return urlencode(form).encode()
+class SlashCommandFields(TypedDict, total=False):
+    """The keyword arguments of :func:`slash_command_form` (and of the body built from it)."""
+
+    user: Required[SlackUserRef]
+    channel_id: Required[str]
+    trigger_id: Required[str]
+    command: str
+    response_url: str | None
+    channel_name: str | None
+
+
+def slash_command_body(text: str, **fields: Unpack[SlashCommandFields]) -> bytes:
+    """A slash command invocation as Slack posts it (a form; see :func:`slash_command_form`)."""
+    return urlencode(slash_command_form(text, **fields)).encode()
 
 
 def interaction_body(payload: Mapping[str, Any]) -> bytes:

@@ -18,7 +18,7 @@ import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 from urllib.parse import urlencode
 
 import aiohttp
@@ -50,6 +50,15 @@ JsonDict = dict[str, Any]
 
 #: Slack waits this long for an app to acknowledge a slash command or an interaction.
 APP_TIMEOUT_SECONDS = 3.0
+
+
+class AppOptions(TypedDict, total=False):
+    """The optional arguments of :meth:`SlackClient.connect_app`."""
+
+    timeout: float
+    channel: str | None
+
+
 #: A ``response_url`` takes up to five messages within 30 minutes.
 RESPONSE_URL_TTL_SECONDS = 1800.0
 RESPONSE_URL_MAX_USES = 5

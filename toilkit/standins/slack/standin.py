@@ -12,13 +12,14 @@ import copy
 import json
 import time
 from collections.abc import Iterable, Mapping
+from typing import Unpack
 
 from aiohttp import web
 from pydantic import ValidationError
 
 from toilkit.standins.server import StandinServer
 from toilkit.standins.slack.app_requests import APP_ID, TEAM_ID
-from toilkit.standins.slack.client import APP_TIMEOUT_SECONDS, DEFAULT_APP_CHANNEL, SlackClient
+from toilkit.standins.slack.client import AppOptions, SlackClient
 from toilkit.standins.slack.faults import FaultRule, FaultSpec
 from toilkit.standins.slack.forms import TypedValues
 from toilkit.standins.slack.modals import Modals
@@ -201,15 +202,10 @@ class SlackStandin(StandinServer):
     # ------------------------------------------------------ Slack's client side
 
     def connect_app(
-        self,
-        request_url: str,
-        signing_secret: str,
-        *,
-        timeout: float = APP_TIMEOUT_SECONDS,
-        channel: str | None = DEFAULT_APP_CHANNEL,
+        self, request_url: str, signing_secret: str, **options: Unpack[AppOptions]
     ) -> None:
         """Play Slack's client for an app (see :meth:`SlackClient.connect_app`)."""
-        self._client.connect_app(request_url, signing_secret, timeout=timeout, channel=channel)
+        self._client.connect_app(request_url, signing_secret, **options)
 
     def disconnect_app(self) -> None:
         """Stop playing Slack's client; the page is read-only again."""
