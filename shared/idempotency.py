@@ -140,7 +140,9 @@ class IdempotencyStore:
         return Claim.COMPLETED if status == COMPLETED else Claim.IN_PROGRESS
 
     async def seconds_until_free(self, key: str) -> float:
-        """How long until an INPROGRESS claim on ``key`` lapses (0 if it is not held)."""
+        """How long until an INPROGRESS claim on ``key`` can be taken (0 if it is not
+        held). Expirations are whole seconds compared with ``<`` against the whole current
+        second, so a claim expiring at E can be taken from E + 1."""
         response = await call_aws(
             "dynamodb.get_item (idempotency)",
             lambda: self._ddb.get_item(
@@ -151,7 +153,7 @@ class IdempotencyStore:
         if item.get("status", {}).get("S") != IN_PROGRESS:
             return 0.0
         expires = float(item.get("in_progress_expiration", {}).get("N", "0"))
-        return max(0.0, expires - self._clock())
+        return max(0.0, expires + 1 - self._clock())
 
     async def renew(self, key: str, in_progress_seconds: float) -> bool:
         """Extend this store's claim on ``key`` by ``in_progress_seconds`` from now (the
@@ -186,7 +188,7 @@ class IdempotencyStore:
         if wait > within:
             return Claim.IN_PROGRESS, wait
         if wait > 0:
-            await asyncio.sleep(wait + 1.05)  # expirations are whole seconds, compared with <
+            await asyncio.sleep(wait + 0.05)
         claim = await self.claim(key, in_progress_seconds)
         return claim, 0.0 if claim is not Claim.IN_PROGRESS else in_progress_seconds
 
