@@ -35,8 +35,8 @@ from shared.options import UNAVAILABLE_VALUE
 from shared.options_fetch import OptionsRefresher, listed_parameters
 from shared.state_table.options import read_options
 from shared.topology import BootstrapReport, Names
+from tests.browser import chromium, chromium_executable
 from tests.gateway_harness import events_on, serving, standin_settings
-from tests.integration.test_slack_standin_client import _chromium, chromium
 from tests.support import runtime_over
 from toilkit.standins.slack import SlackStandin
 
@@ -481,7 +481,7 @@ def _texts(answer: dict[str, Any]) -> list[str]:
 # --------------------------------------------------------------------------- in a browser
 
 
-@pytest.mark.skipif(_chromium() is None, reason="no chromium on this machine")
+@pytest.mark.skipif(chromium_executable() is None, reason="no chromium on this machine")
 async def test_a_person_searches_a_listed_choice_on_the_page_in_a_browser(
     aws: AwsClients,
     names: Names,
