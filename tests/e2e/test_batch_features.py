@@ -217,7 +217,8 @@ async def toilkit_runs(moto_endpoint: str, *args: str) -> str:
     }
     result = await asyncio.to_thread(CliRunner().invoke, app, ["runs", *args], env=env)
     assert result.exit_code == 0, result.output
-    return result.output
+    # stdout alone: a warning logged on stderr (by anything in this process) is no JSON.
+    return result.stdout
 
 
 async def test_break_glass_starts_without_approval_and_tells_the_approvers_at_once(

@@ -11,7 +11,6 @@ from tests.integration.test_notifier import (  # noqa: F401 - fixtures
     deliver,
     notifier,
     posted_by,
-    runtime,
 )
 from toilkit.standins.slack import SlackStandin
 
