@@ -16,7 +16,7 @@ from toilkit.standins.slack import SlackStandin
 
 
 async def test_the_digest_of_a_rescan_answers_in_the_reports_thread_not_the_channel(
-    runtime: Runtime,  # noqa: F811
+    runtime: Runtime,
     notifier: NotifierService,  # noqa: F811
     standin: SlackStandin,
 ) -> None:
