@@ -195,20 +195,7 @@ class DriftPipeline:
         state = scan.state
         now = self.clock()
         if scan.failure is not None or scan.summary is None or scan.plan_json is None:
-            failure = scan.failure
-            await self.lifecycle.record_scan(
-                state.name, status="failed", scan_id=request.scan_id, now=now
-            )
-            await self._publish(
-                request,
-                DriftScanFailed,
-                state=state.ref,
-                phase=failure.phase if failure else "parse",
-                reason=failure.reason if failure else "the plan could not be read",
-                exit_code=failure.exit_code if failure else None,
-                stderr_excerpt=failure.stderr_excerpt if failure else "",
-            )
-            return StateOutcome(scan=scan)
+            return await self._report_failure(request, scan, now)
 
         plan_ref = await self._archive(scan, request.scan_id)
         lock = self._state_locks.setdefault(state.name, asyncio.Lock())
@@ -275,6 +262,25 @@ class DriftPipeline:
                 ),
             )
         return StateOutcome(scan=scan, reconciliation=reconciliation, plan_ref=plan_ref)
+
+    async def _report_failure(
+        self, request: ScanRequest, scan: StateScan, now: datetime
+    ) -> StateOutcome:
+        """A state that could not be planned: recorded, and ``DriftScanFailed`` says why."""
+        failure = scan.failure
+        await self.lifecycle.record_scan(
+            scan.state.name, status="failed", scan_id=request.scan_id, now=now
+        )
+        await self._publish(
+            request,
+            DriftScanFailed,
+            state=scan.state.ref,
+            phase=failure.phase if failure else "parse",
+            reason=failure.reason if failure else "the plan could not be read",
+            exit_code=failure.exit_code if failure else None,
+            stderr_excerpt=failure.stderr_excerpt if failure else "",
+        )
+        return StateOutcome(scan=scan)
 
     async def _suspects(
         self, state: StateConfig, findings: list[PlanFinding], plan_json: dict[str, Any]
