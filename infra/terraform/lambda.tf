@@ -55,7 +55,8 @@ locals {
       TOILKIT_NOTIFIER_DEFAULT_CHANNEL         = var.notifier_default_channel
       TOILKIT_NOTIFIER_WORKER__HANDLER_TIMEOUT = local.handler_timeout_seconds
       # Empty (the default) turns the ops channel off.
-      TOILKIT_NOTIFIER_OPS_CHANNEL = var.notifier_ops_channel
+      TOILKIT_NOTIFIER_OPS_CHANNEL  = var.notifier_ops_channel
+      TOILKIT_NOTIFIER_DRIFT_REVERT = tostring(var.drift_revert_button)
     }
   }
   worker_environment = {

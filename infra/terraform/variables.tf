@@ -107,6 +107,12 @@ variable "notifier_ops_channel" {
   default     = ""
 }
 
+variable "drift_revert_button" {
+  description = "Draw the Revert button on drift reports. Set it when the catalog has `drift.revert` (the command it requests); docs/drift-actions.md."
+  type        = bool
+  default     = false
+}
+
 variable "slash_command" {
   description = "The Slack slash command, as configured in the Slack app."
   type        = string
