@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,8 @@ import pytest
 
 from services.detector.accept import accept_patch
 from services.detector.accept.acceptor import DriftAcceptor
-from services.detector.accept.git import GitTarget, PushRefused, push_patch
+from services.detector.accept.git import GitTarget, PushedBranch, PushRefused, push_patch
+from services.detector.accept.patch import FileEdit
 from services.detector.config import DetectorConfig, StateConfig
 from services.detector.engine import TerraformEngine
 from services.detector.plan import PlanFinding, to_event_finding
@@ -69,16 +71,54 @@ def repo(testbed: Testbed, tmp_path: Path) -> tuple[Path, Path, Path]:
     return checkout, module, cloud
 
 
-def scan(testbed: Testbed, module: Path, cloud: Path, work: Path) -> StateScan:
+def scanner(testbed: Testbed, cloud: Path, work: Path) -> Scanner:
     engine = TerraformEngine(
         SHIM_COMMAND,
         plugin_cache_dir=testbed.plugin_cache_dir,
         env=testbed.environment(cloud),
         timeout=120,
     )
-    scanner = Scanner(engine, concurrency=1, work_dir=work)
+    return Scanner(engine, concurrency=1, work_dir=work)
+
+
+def acceptor_for(testbed: Testbed, repo: tuple[Path, Path, Path], work: Path) -> DriftAcceptor:
+    """The detector's acceptor for the ``drifting`` state of ``repo``, on 2026-12-05."""
+    checkout, module, cloud = repo
+    config = DetectorConfig(
+        repo=checkout, states=(StateConfig(name="drifting", path=module.name, directory=module),)
+    )
+    return DriftAcceptor(
+        config=config,
+        scanner=scanner(testbed, cloud, work),
+        terraform=SHIM_COMMAND,
+        source="detector",
+        clock=lambda: datetime(2026, 12, 5, 9, tzinfo=UTC),
+    )
+
+
+def accept_request(state: str, *fingerprints: str) -> DriftAcceptRequested:
+    alice = Actor(name="alice", slack_user_id="U0ALICE")
+    return DriftAcceptRequested(
+        correlation_id="c",
+        source="gateway",
+        state=state,
+        fingerprints=fingerprints,
+        requested_by=alice,
+    )
+
+
+def push(checkout: Path, edits: Sequence[FileEdit], message: str = "accepted") -> PushedBranch:
+    author = "toilkit <toilkit@example.invalid>"
+    return asyncio.run(
+        push_patch(
+            GitTarget(checkout), edits, state="drifting", day=TODAY, message=message, author=author
+        )
+    )
+
+
+def scan(testbed: Testbed, module: Path, cloud: Path, work: Path) -> StateScan:
     state = StateConfig(name="drifting", path=module.name, directory=module)
-    result = asyncio.run(scanner.scan([state], scan_id=work.name)).states[0]
+    result = asyncio.run(scanner(testbed, cloud, work).scan([state], scan_id=work.name)).states[0]
     assert result.summary is not None, result.failure
     return result
 
@@ -135,16 +175,7 @@ def test_accepted_drift_makes_the_next_plan_agree_and_lands_on_a_branch(
     assert pending == []
 
     # AND the edit is pushed as a branch of origin, off the checkout's HEAD
-    pushed = asyncio.run(
-        push_patch(
-            GitTarget(checkout),
-            bucket.edits,
-            state="drifting",
-            day=TODAY,
-            message="Accept drift of cloud_bucket.logs",
-            author="toilkit <toilkit@example.invalid>",
-        )
-    )
+    pushed = push(checkout, bucket.edits, "Accept drift of cloud_bucket.logs")
     assert pushed.branch == "toilkit/drift/drifting/2026-12-05"
     origin = checkout.parent / "origin.git"
     assert git("rev-parse", pushed.branch, cwd=origin).strip() == pushed.commit
@@ -155,16 +186,7 @@ def test_accepted_drift_makes_the_next_plan_agree_and_lands_on_a_branch(
     assert pushed.compare_url is None  # a local remote has no compare page
 
     # AND a second accept the same day gets its own branch; the first is untouched
-    second = asyncio.run(
-        push_patch(
-            GitTarget(checkout),
-            queue.edits,
-            state="drifting",
-            day=TODAY,
-            message="again",
-            author="t <t@x>",
-        )
-    )
+    second = push(checkout, queue.edits)
     assert second.branch == "toilkit/drift/drifting/2026-12-05-2"
     assert git("rev-parse", pushed.branch, cwd=origin).strip() == pushed.commit
 
@@ -184,16 +206,7 @@ def test_a_remote_that_refuses_the_push_is_a_clear_error(
     with pytest.raises(
         PushRefused, match=r"git push failed: .*branches under toilkit/ need a ticket"
     ):
-        asyncio.run(
-            push_patch(
-                GitTarget(checkout),
-                patch.edits,
-                state="drifting",
-                day=TODAY,
-                message="m",
-                author="t <t@x>",
-            )
-        )
+        push(checkout, patch.edits)
     assert git("branch", "--list", "toilkit/*", cwd=checkout) == ""  # the checkout is untouched
 
 
@@ -203,30 +216,8 @@ def test_the_detector_accepts_from_a_fresh_plan_formats_and_pushes(
     checkout, module, cloud = repo
     change_by_hand(cloud)
     found = drifts(scan(testbed, module, cloud, tmp_path / "scan"))
-    engine = TerraformEngine(
-        SHIM_COMMAND,
-        plugin_cache_dir=testbed.plugin_cache_dir,
-        env=testbed.environment(cloud),
-        timeout=120,
-    )
-    config = DetectorConfig(
-        repo=checkout,
-        states=(StateConfig(name="drifting", path=module.name, directory=module),),
-    )
-    acceptor = DriftAcceptor(
-        config=config,
-        scanner=Scanner(engine, concurrency=1, work_dir=tmp_path / "work"),
-        terraform=SHIM_COMMAND,
-        source="detector",
-        clock=lambda: datetime(2026, 12, 5, 9, tzinfo=UTC),
-    )
-    request = DriftAcceptRequested(
-        correlation_id="c-1",
-        source="gateway",
-        state="drifting",
-        fingerprints=(found["cloud_bucket.logs"].fingerprint, "0000000000000000"),
-        requested_by=Actor(name="alice", slack_user_id="U0ALICE"),
-    )
+    acceptor = acceptor_for(testbed, repo, tmp_path / "work")
+    request = accept_request("drifting", found["cloud_bucket.logs"].fingerprint, "0000000000000000")
 
     outcome = asyncio.run(acceptor.accept(request))
 
@@ -250,36 +241,11 @@ def test_the_detector_accepts_from_a_fresh_plan_formats_and_pushes(
 def test_accepting_a_state_whose_drift_is_gone_patches_nothing(
     testbed: Testbed, repo: tuple[Path, Path, Path], tmp_path: Path
 ) -> None:
-    checkout, module, cloud = repo
-    engine = TerraformEngine(
-        SHIM_COMMAND, plugin_cache_dir=testbed.plugin_cache_dir, env=testbed.environment(cloud)
-    )
-    config = DetectorConfig(
-        repo=checkout, states=(StateConfig(name="drifting", path=module.name, directory=module),)
-    )
-    acceptor = DriftAcceptor(
-        config, Scanner(engine, concurrency=1, work_dir=tmp_path / "w"), SHIM_COMMAND, "detector"
-    )
-    alice = Actor(name="alice")
+    checkout = repo[0]
+    acceptor = acceptor_for(testbed, repo, tmp_path / "w")
 
-    gone = asyncio.run(
-        acceptor.accept(
-            DriftAcceptRequested(
-                correlation_id="c",
-                source="gateway",
-                state="drifting",
-                fingerprints=("f" * 16,),
-                requested_by=alice,
-            )
-        )
-    )
-    unknown = asyncio.run(
-        acceptor.accept(
-            DriftAcceptRequested(
-                correlation_id="c", source="gateway", state="nope", requested_by=alice
-            )
-        )
-    )
+    gone = asyncio.run(acceptor.accept(accept_request("drifting", "f" * 16)))
+    unknown = asyncio.run(acceptor.accept(accept_request("nope")))
 
     assert (gone.gone, gone.diff, gone.branch) == (("f" * 16,), "", None)
     assert gone.problem == "the drift is gone: the fresh plan no longer shows it"
