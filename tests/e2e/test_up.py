@@ -140,6 +140,11 @@ def test_up_consumes_a_published_event_and_stops_on_ctrl_c(tmp_path: Path) -> No
 
         # The detector consumes the request and publishes its (empty) scan digest.
         wait_for(lambda: "0 state(s), 0 open finding(s)" in (tmp_path / "up.log").read_text())
+        # And the notifier takes that digest in before Ctrl-C (on a loaded machine it may
+        # still be polling when the detector's line appears).
+        wait_for(
+            lambda: "notifier: handled DriftScanCompleted" in (tmp_path / "up.log").read_text()
+        )
     finally:
         output = stop(process, tmp_path / "up.log")
     assert process.returncode == 0, output[-3000:]
