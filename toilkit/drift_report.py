@@ -22,7 +22,7 @@ from html import escape
 from typing import Any, Literal
 
 from services.detector.lifecycle import CloseOutcome, Occurrence
-from services.detector.team import TeamFigures, nearest_rank, team_figures
+from services.detector.team import TeamFigures, nearest_rank, short_duration, team_figures
 
 _SPAN = re.compile(r"^\s*(\d+)\s*([hdw])\s*$")
 _SPAN_UNITS = {"h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
@@ -240,18 +240,9 @@ def _hours(duration: timedelta | None) -> float | None:
     return None if duration is None else round(duration.total_seconds() / 3600, 2)
 
 
-def format_duration(duration: timedelta | None) -> str:
-    """``3d 4h``, ``5h 12m``, ``42m`` (``-`` for none)."""
-    if duration is None:
-        return "-"
-    minutes = int(duration.total_seconds() // 60)
-    days, minutes = divmod(minutes, 24 * 60)
-    hours, minutes = divmod(minutes, 60)
-    if days:
-        return f"{days}d {hours}h"
-    if hours:
-        return f"{hours}h {minutes}m"
-    return f"{minutes}m"
+#: ``3d 4h``, ``5h 12m``, ``42m`` (``-`` for none): the detector's team lines write durations
+#: the same way.
+format_duration = short_duration
 
 
 # --------------------------------------------------------------------------- the chart

@@ -208,15 +208,9 @@ class RunSupervisor:
         spec = self.steps.spec_without_values(record)
         if runner is None or started is None or spec is None or not runner.resumable:
             return False
-        try:
-            async with asyncio.timeout(wait_seconds):
-                outcome = await runner.wait(spec, started)
-        except TimeoutError:
-            if not quiet:
-                log.warning("run %s: its execution has not ended yet", run_id)
-            return False
-        except ToilkitError as exc:
-            log.warning("run %s: cannot read its outcome: %s", run_id, exc)
+        what = f"run {run_id}: its execution"
+        outcome = await _ended(runner, spec, started, wait_seconds, quiet=quiet, what=what)
+        if outcome is None:
             return False
         await self.steps.finish(run_id, outcome)
         return True
@@ -227,15 +221,9 @@ class RunSupervisor:
         runner = self.runners.get(spec.settings.kind) if spec is not None else None
         if runner is None or started is None or spec is None or not runner.resumable:
             return False
-        try:
-            async with asyncio.timeout(wait_seconds):
-                outcome = await runner.wait(spec, started)
-        except TimeoutError:
-            if not quiet:
-                log.warning("run %s: its preview has not ended yet", record.run_id)
-            return False
-        except ToilkitError as exc:
-            log.warning("run %s: cannot read its preview's outcome: %s", record.run_id, exc)
+        what = f"run {record.run_id}: its preview"
+        outcome = await _ended(runner, spec, started, wait_seconds, quiet=quiet, what=what)
+        if outcome is None:
             return False
         await self.previews.ended(record.run_id, outcome)
         return True
@@ -341,3 +329,26 @@ def _owner_alive(owner: str | None) -> bool:
     except PermissionError:
         return True
     return True
+
+
+async def _ended(
+    runner: Runner,
+    spec: RunSpec,
+    started: StartedRun,
+    wait_seconds: float,
+    *,
+    quiet: bool,
+    what: str,
+) -> RunOutcome | None:
+    """How an execution a restarted service found ended, if it ends within
+    ``wait_seconds`` and its outcome can be read (``what`` names it in the log)."""
+    try:
+        async with asyncio.timeout(wait_seconds):
+            return await runner.wait(spec, started)
+    except TimeoutError:
+        if not quiet:
+            log.warning("%s has not ended yet", what)
+        return None
+    except ToilkitError as exc:
+        log.warning("%s: cannot read its outcome: %s", what, exc)
+        return None

@@ -520,25 +520,16 @@ class _Listeners:
     async def drift_accept(
         self, ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext
     ) -> None:
-        await ack()
-        button = self._button(body)
+        await self._drift_button(ack, body, context, self._accept_drift, "drift accept")
+
+    async def _accept_drift(self, value: str, requester: Requester, key: str) -> Reply | None:
         drift = self.parts.drift
-        if button is None or drift is None:
-            return
-        payload, requester = button
-        key = _key(context, body)
-
-        async def answer() -> Reply:
-            claim = drift_button_value(payload.action.value or "", Action.DRIFT_ACCEPT)
-            if isinstance(claim, Reply):
-                return claim
-            return text_reply(await drift.accept(claim, requester.actor, request_key=key))
-
-        self._later(
-            key,
-            lambda: self._reply_after(answer(), requester, payload.response_url),
-            "drift accept",
-        )
+        if drift is None:
+            return None
+        claim = drift_button_value(value, Action.DRIFT_ACCEPT)
+        if isinstance(claim, Reply):
+            return claim
+        return text_reply(await drift.accept(claim, requester.actor, request_key=key))
 
     async def _drift_button(
         self,

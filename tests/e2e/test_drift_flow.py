@@ -181,15 +181,19 @@ def groups(message: dict[str, Any]) -> dict[str, str]:
     return {kind: "\n".join(texts) for kind, texts in found.items()}
 
 
-def claim_button(message: dict[str, Any]) -> dict[str, Any]:
+def button_of(message: dict[str, Any], action_id: str) -> dict[str, Any]:
     (button,) = [
         element
         for block in message["blocks"]
         if block["type"] == "actions"
         for element in block["elements"]
-        if element["action_id"] == "drift_claim"
+        if element["action_id"] == action_id
     ]
     return button
+
+
+def claim_button(message: dict[str, Any]) -> dict[str, Any]:
+    return button_of(message, "drift_claim")
 
 
 def drift_reports(slack: SlackStandin, state: str) -> list[dict[str, Any]]:
@@ -312,14 +316,7 @@ async def test_drift_is_posted_claimed_kept_up_to_date_and_resolved_in_slack(
 
 
 def accept_button(message: dict[str, Any]) -> dict[str, Any]:
-    (button,) = [
-        element
-        for block in message["blocks"]
-        if block["type"] == "actions"
-        for element in block["elements"]
-        if element["action_id"] == "drift_accept"
-    ]
-    return button
+    return button_of(message, "drift_accept")
 
 
 def git(*arguments: str, cwd: Path) -> str:
