@@ -29,6 +29,7 @@ from shared.events import RunParameter
 from shared.options import OptionsSource
 from shared.options import value_problem as listed_value_problem
 from shared.preview import PreviewSpec, fingerprint_of
+from shared.state_table.runs import RunRecord
 
 #: A placeholder fills a whole argv item or a whole environment value: ``{since}``.
 #: The demo catalog shipped with the project: its commands run on any machine with Python.
@@ -666,6 +667,17 @@ def validate_request(
     if errors:
         return errors
     return ValidatedRequest(command=spec, environment=environment, values=values)
+
+
+def validate_recorded(catalog: Catalog, run: RunRecord) -> ValidatedRequest | list[FieldError]:
+    """A recorded run's request checked again against the catalog as it is now (a rerun,
+    or a run whose approval came after the catalog changed): :func:`validate_request` over
+    the record's command, environment and parameters, in the order they were given.
+
+    A sensitive value the record no longer keeps counts as missing.
+    """
+    pairs = [(p.name, p.value) for p in run.parameters]
+    return validate_request(catalog, run.command, run.environment, pairs)
 
 
 def build_argv(command: CommandSpec, values: Mapping[str, str]) -> list[str]:

@@ -488,14 +488,7 @@ async def on_batch_cancel_requested(ctx: BatchContext, event: BatchCancelRequest
             event_id=event.event_id,
         )
         return
-    allowed = await may_cancel(
-        ctx.catalog,
-        command=record.command,
-        environment=record.environment,
-        requester_id=record.requested_by.slack_user_id,
-        user_id=actor.slack_user_id,
-        directory=ctx.directory,
-    )
+    allowed = await may_cancel(ctx.catalog, record, actor.slack_user_id, ctx.directory)
     if not allowed:
         await ctx.runs.audit(
             record.run_id,
