@@ -211,6 +211,16 @@ def _kind(raw: RawValue) -> str:
 # --------------------------------------------------------------------------- who and where
 
 
+def _require_someone(principals: Principals, field: str) -> None:
+    """Refuse a policy whose ``field`` names nobody: an empty list would allow no one.
+
+    Raises:
+        ValueError: ``principals`` is empty (the message starts with ``field``).
+    """
+    if principals.empty:
+        raise ValueError(f"{field}: name at least one user or user group")
+
+
 class ApprovalPolicy(_Model):
     """Who must approve a run before it starts, and for how long a request waits."""
 
@@ -222,8 +232,7 @@ class ApprovalPolicy(_Model):
 
     @model_validator(mode="after")
     def _someone_can_approve(self) -> ApprovalPolicy:
-        if self.approvers.empty:
-            raise ValueError("approvers: name at least one user or user group")
+        _require_someone(self.approvers, "approvers")
         return self
 
 
@@ -296,8 +305,7 @@ class BreakGlassPolicy(_Model):
 
     @model_validator(mode="after")
     def _someone_may_break_glass(self) -> BreakGlassPolicy:
-        if self.allowed.empty:
-            raise ValueError("allowed: name at least one user or user group")
+        _require_someone(self.allowed, "allowed")
         return self
 
 
@@ -337,8 +345,7 @@ class EnvironmentPolicy(_Model):
 
     @model_validator(mode="after")
     def _someone_may_run_it(self) -> EnvironmentPolicy:
-        if self.allowed.empty:
-            raise ValueError("allowed: name at least one user or user group")
+        _require_someone(self.allowed, "allowed")
         if self.break_glass is not None and self.approval is None:
             raise ValueError(
                 "break_glass: only an environment with an approval can allow it (without "
