@@ -38,7 +38,12 @@ from shared.state_table.keys import (
     schedule_partition,
     sortable_time,
 )
-from shared.state_table.runs import RunRecord, run_record_from_item, run_record_item
+from shared.state_table.runs import (
+    RunRecord,
+    read_run_record,
+    run_record_from_item,
+    run_record_item,
+)
 
 if TYPE_CHECKING:
     from types_aiobotocore_dynamodb import DynamoDBClient
@@ -129,14 +134,7 @@ class RunStore:
         return True
 
     async def get(self, run_id: str) -> RunRecord | None:
-        response = await call_aws(
-            "dynamodb.get_item (run record)",
-            lambda: self._ddb.get_item(
-                TableName=self.table, Key=key(run_partition(run_id), RUN_ITEM), ConsistentRead=True
-            ),
-        )
-        item = response.get("Item")
-        return None if item is None else run_record_from_item(item)
+        return await read_run_record(self._ddb, self.table, run_id)
 
     async def save(self, record: RunRecord) -> RunRecord:
         """Write ``record`` if nobody changed it since it was read.

@@ -7,10 +7,12 @@ A run goes ``received`` -> (``previewing`` ->) (``awaiting_approval``) -> ``star
 
 from __future__ import annotations
 
-from typing import Any, Literal, TypeAlias, TypeGuard, get_args
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeGuard, get_args
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from tenacity import AsyncRetrying
 
+from shared.aws import call_aws
 from shared.events import (
     Actor,
     DriftRef,
@@ -20,6 +22,9 @@ from shared.events import (
     RunStatus,
 )
 from shared.state_table.keys import RUN_ITEM, key, run_partition
+
+if TYPE_CHECKING:
+    from types_aiobotocore_dynamodb import DynamoDBClient
 
 RunState: TypeAlias = Literal[
     "received",
@@ -150,6 +155,29 @@ def run_record_from_item(item: dict[str, Any]) -> RunRecord:
     """The run record stored in ``item`` (its version from the item's own attribute)."""
     record = RunRecord.model_validate_json(item["doc"]["S"])
     return record.model_copy(update={"version": int(item["version"]["N"])})
+
+
+async def read_run_record(
+    dynamodb: DynamoDBClient, table: str, run_id: str, retry: AsyncRetrying | None = None
+) -> RunRecord | None:
+    """One run record, read consistently (None: no such run).
+
+    Args:
+        retry: the policy of the read (default: the outbound-call policy; the gateway,
+            answering a person, passes its shorter interactive one).
+
+    Raises:
+        KeyError, ValueError: the stored item is not a run record this code can read.
+    """
+    response = await call_aws(
+        "dynamodb.get_item (run record)",
+        lambda: dynamodb.get_item(
+            TableName=table, Key=key(run_partition(run_id), RUN_ITEM), ConsistentRead=True
+        ),
+        retry,
+    )
+    item = response.get("Item")
+    return None if item is None else run_record_from_item(item)
 
 
 def break_glass_runs_from_item(item: dict[str, Any] | None) -> frozenset[str]:
