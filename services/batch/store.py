@@ -29,7 +29,6 @@ from shared.state_table.keys import (
     AUDIT_PREFIX,
     PENDING_APPROVALS,
     RUN_ITEM,
-    RUN_LIST,
     SLOT_PREFIX,
     break_glass_partition,
     key,
@@ -41,6 +40,8 @@ from shared.state_table.keys import (
 from shared.state_table.runs import (
     RunRecord,
     read_run_record,
+    recent_run_ids,
+    run_listing_item,
     run_record_from_item,
     run_record_item,
 )
@@ -129,8 +130,7 @@ class RunStore:
             )
         except ConditionFailed:
             return False
-        listing = key(RUN_LIST, f"{sortable_time(record.requested_at)}#{record.run_id}")
-        await self._put(listing | {"run_id": {"S": record.run_id}})
+        await self._put(run_listing_item(record))
         return True
 
     async def get(self, run_id: str) -> RunRecord | None:
@@ -214,8 +214,7 @@ class RunStore:
 
     async def recent(self, limit: int = 20) -> list[RunRecord]:
         """The latest runs, newest first."""
-        items = await self._query(RUN_LIST, newest_first=True, limit=limit)
-        run_ids = [item["run_id"]["S"] for item in items]
+        run_ids = await recent_run_ids(self._ddb, self.table, limit)
         records = await self.get_many(run_ids)
         return [records[r] for r in run_ids if r in records]
 

@@ -32,10 +32,9 @@ from shared.state_table.drift import (
 from shared.state_table.keys import (
     DRIFT_STATES,
     FINDING_PREFIX,
-    RUN_LIST,
     drift_partition,
 )
-from shared.state_table.runs import RunRecord, read_run_record
+from shared.state_table.runs import RunRecord, read_run_record, recent_run_ids
 
 if TYPE_CHECKING:
     from types_aiobotocore_dynamodb import DynamoDBClient
@@ -106,8 +105,7 @@ class StateTableRecords:
         return sorted(found, key=lambda d: (d.first_seen, d.address))
 
     async def recent_runs(self, limit: int) -> list[RunRecord]:
-        index = await self._query(RUN_LIST, newest_first=True, limit=limit)
-        run_ids = [item["run_id"]["S"] for item in index if "run_id" in item]
+        run_ids = await recent_run_ids(self._ddb, self.table, limit, interactive_retry())
         records = await asyncio.gather(*(self.run(run_id) for run_id in run_ids))
         return [r for r in records if r is not None]
 
@@ -118,15 +116,7 @@ class StateTableRecords:
             log.warning("run record %s is unreadable: %s", run_id, exc)
             return None
 
-    async def _query(
-        self, partition: str, prefix: str = "", *, newest_first: bool = False, limit: int = 0
-    ) -> list[dict[str, Any]]:
+    async def _query(self, partition: str, prefix: str = "") -> list[dict[str, Any]]:
         return await query_all(
-            self._ddb,
-            self.table,
-            partition,
-            sk_prefix=prefix,
-            newest_first=newest_first,
-            limit=limit or None,
-            retry=interactive_retry(),
+            self._ddb, self.table, partition, sk_prefix=prefix, retry=interactive_retry()
         )

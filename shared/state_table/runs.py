@@ -21,7 +21,8 @@ from shared.events import (
     RunParameter,
     RunStatus,
 )
-from shared.state_table.keys import RUN_ITEM, key, run_partition
+from shared.state_table.access import query_all
+from shared.state_table.keys import RUN_ITEM, RUN_LIST, key, run_partition, sortable_time
 
 if TYPE_CHECKING:
     from types_aiobotocore_dynamodb import DynamoDBClient
@@ -155,6 +156,28 @@ def run_record_from_item(item: dict[str, Any]) -> RunRecord:
     """The run record stored in ``item`` (its version from the item's own attribute)."""
     record = RunRecord.model_validate_json(item["doc"]["S"])
     return record.model_copy(update={"version": int(item["version"]["N"])})
+
+
+def run_listing_item(record: RunRecord) -> dict[str, Any]:
+    """The run's entry in the list of runs (``RUN_LIST``), which sorts by request time."""
+    listing = key(RUN_LIST, f"{sortable_time(record.requested_at)}#{record.run_id}")
+    return listing | {"run_id": {"S": record.run_id}}
+
+
+async def recent_run_ids(
+    dynamodb: DynamoDBClient, table: str, limit: int, retry: AsyncRetrying | None = None
+) -> list[str]:
+    """The ids of the latest ``limit`` runs, newest first (from :func:`run_listing_item`)."""
+    listing = await query_all(
+        dynamodb,
+        table,
+        RUN_LIST,
+        newest_first=True,
+        limit=limit,
+        retry=retry,
+        what="dynamodb.query (run list)",
+    )
+    return [item["run_id"]["S"] for item in listing if "run_id" in item]
 
 
 async def read_run_record(
