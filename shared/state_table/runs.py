@@ -1,5 +1,6 @@
-"""The batch service's run record: written by the batch service, read by the gateway and
-the CLI through these models only (keys in :mod:`shared.state_table.keys`).
+"""The batch service's run record and the list of runs: written by the batch service, read
+by the gateway and the CLI through these models and readers only (:func:`read_run_record`,
+:func:`recent_run_ids`; keys in :mod:`shared.state_table.keys`).
 
 A run goes ``received`` -> (``previewing`` ->) (``awaiting_approval``) -> ``starting`` ->
 ``running`` -> one of :data:`FINAL_RUN_STATES`; :mod:`services.batch.lifecycle` holds the transitions.
