@@ -9,7 +9,7 @@ policy, so the two can never disagree.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from shared.catalog import (
     MIN_BREAK_GLASS_REASON,
@@ -19,7 +19,9 @@ from shared.catalog import (
     ValidatedRequest,
 )
 from shared.catalog_principals import Principals
-from shared.state_table.runs import RunRecord
+
+if TYPE_CHECKING:
+    from shared.state_table.runs import RunRecord
 
 
 async def principals_allow(

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, Protocol, TypeAlias
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol, TypeAlias
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -29,7 +29,9 @@ from shared.events import RunParameter
 from shared.options import OptionsSource
 from shared.options import value_problem as listed_value_problem
 from shared.preview import PreviewSpec, fingerprint_of
-from shared.state_table.runs import RunRecord
+
+if TYPE_CHECKING:
+    from shared.state_table.runs import RunRecord
 
 #: A placeholder fills a whole argv item or a whole environment value: ``{since}``.
 #: The demo catalog shipped with the project: its commands run on any machine with Python.
