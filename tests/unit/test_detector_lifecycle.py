@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
 from services.detector.ignore import IgnoreRule
 from services.detector.lifecycle import FindingRecord, reconcile
@@ -44,26 +45,19 @@ def summary(document: dict[str, Any], rules: tuple[IgnoreRule, ...] = ()) -> Pla
     return parse_plan(document, state="prod", ignore_rules=rules, now=DAY_ONE)
 
 
-def day_one_record(
-    fingerprint: str, address: str, kind: Literal["drift", "pending"], resource_type: str
-) -> FindingRecord:
-    """A finding of state prod as scan s1 recorded it on :data:`DAY_ONE`."""
-    return FindingRecord(
-        state="prod",
-        fingerprint=fingerprint,
-        address=address,
-        kind=kind,
-        resource_type=resource_type,
-        first_seen=DAY_ONE,
-        last_seen=DAY_ONE,
-        first_scan_id="s1",
-    )
-
-
 def recorded(document: dict[str, Any]) -> dict[str, FindingRecord]:
     """What scan s1 recorded on :data:`DAY_ONE` for the plan ``document``, by fingerprint."""
     return {
-        f.fingerprint: day_one_record(f.fingerprint, f.address, f.kind, f.resource_type)
+        f.fingerprint: FindingRecord(
+            state="prod",
+            fingerprint=f.fingerprint,
+            address=f.address,
+            kind=f.kind,
+            resource_type=f.resource_type,
+            first_seen=DAY_ONE,
+            last_seen=DAY_ONE,
+            first_scan_id="s1",
+        )
         for f in summary(document).reported_findings
     }
 
@@ -185,9 +179,8 @@ def test_suspects_found_later_are_attached_by_fingerprint() -> None:
 def test_a_revert_recorded_as_pending_before_is_closed_quietly_not_as_applied() -> None:
     # What an older detector recorded: the drift and its revert as two findings.
     old = recorded(plan(drift=[BUCKET_DRIFT], pending=[QUEUE_PENDING]))
-    old_revert = day_one_record(
-        "pending-revert-of-the-bucket", "cloud_bucket.logs", "pending", "cloud_bucket"
-    )
+    [bucket] = [r for r in old.values() if r.address == "cloud_bucket.logs"]
+    old_revert = replace(bucket, fingerprint="pending-revert-of-the-bucket", kind="pending")
 
     result = reconcile(
         {**old, old_revert.fingerprint: old_revert},
