@@ -45,6 +45,19 @@ def command(**overrides: Any) -> dict[str, Any]:
     return spec
 
 
+def with_secret(variable: str, parameter: dict[str, Any]) -> dict[str, Any]:
+    """The backfill command (``since``, an optional ``limit``) with one more parameter, a
+    sensitive one, handed to the process in the environment variable ``variable``."""
+    return command(
+        env={variable: "{" + parameter["name"] + "}"},
+        parameters=[
+            {"name": "since", "type": "text"},
+            {"name": "limit", "type": "integer", "required": False},
+            {**parameter, "sensitive": True},
+        ],
+    )
+
+
 def catalog(*commands: dict[str, Any], **extra: Any) -> Any:
     return parse_catalog({"commands": list(commands or [command()]), **extra})
 
@@ -300,14 +313,7 @@ def test_wrong_values_are_refused(given: dict[str, Any], message: str) -> None:
 
 
 def test_sensitive_values_are_hidden_unless_asked() -> None:
-    spec = command(
-        env={"API_KEY": "{key}"},
-        parameters=[
-            {"name": "since", "type": "text"},
-            {"name": "limit", "type": "integer", "required": False},
-            {"name": "key", "type": "text", "sensitive": True},
-        ],
-    )
+    spec = with_secret("API_KEY", {"name": "key", "type": "text"})
     result = validate_request(catalog(spec), "backfill", "staging", {"since": "x", "key": "s3cr3t"})
     assert isinstance(result, ValidatedRequest)
     assert result.env() == {"API_KEY": "s3cr3t"}
@@ -352,14 +358,7 @@ async def test_approvals_never_count_the_requester() -> None:
 
 
 def test_a_refused_sensitive_value_is_not_repeated_in_the_reason() -> None:
-    spec = command(
-        env={"PIN": "{pin}"},
-        parameters=[
-            {"name": "since", "type": "text"},
-            {"name": "limit", "type": "integer", "required": False},
-            {"name": "pin", "type": "integer", "maximum": 99, "sensitive": True},
-        ],
-    )
+    spec = with_secret("PIN", {"name": "pin", "type": "integer", "maximum": 99})
     result = validate_request(catalog(spec), "backfill", "staging", {"since": "x", "pin": "12345"})
     assert result == [FieldError(field="pin", message="must be at most 99 (got (sensitive))")]
 

@@ -418,16 +418,20 @@ RULE_B = {"cidr_blocks": ["0.0.0.0/0"], "port": 443}
 RULE_C = {"cidr_blocks": ["192.168.0.0/16"], "port": 80}
 
 
-def test_a_set_shows_the_element_added_and_removed_not_renumbered_positions() -> None:
-    # Terraform orders set elements as it likes: adding one shifts every position.
-    change = entry(
+def ingress_rule_replaced() -> dict[str, Any]:
+    """The security group's ingress set loses RULE_A and gains RULE_C (RULE_B stays)."""
+    return entry(
         "aws_security_group.web",
         ["update"],
         {"ingress": [RULE_A, RULE_B]},
         {"ingress": [RULE_C, RULE_B]},
         resource_type="aws_security_group",
     )
-    document = plan([change])
+
+
+def test_a_set_shows_the_element_added_and_removed_not_renumbered_positions() -> None:
+    # Terraform orders set elements as it likes: adding one shifts every position.
+    document = plan([ingress_rule_replaced()])
 
     by_position = parse(document).findings[0]
     as_sets = parse(document, set_paths=set_paths_from_schema(SCHEMA)).findings[0]
@@ -487,15 +491,8 @@ def test_set_elements_are_masked_by_their_own_sensitivity_entry() -> None:
 
 
 def test_drift_parse_reads_each_concatenated_plan_with_a_schema(tmp_path: Path) -> None:
-    sets_change = entry(
-        "aws_security_group.web",
-        ["update"],
-        {"ingress": [RULE_A, RULE_B]},
-        {"ingress": [RULE_C, RULE_B]},
-        resource_type="aws_security_group",
-    )
     plans = tmp_path / "run-all.json"
-    plans.write_text(json.dumps(plan([sets_change])) + "\n" + json.dumps(plan([])))
+    plans.write_text(json.dumps(plan([ingress_rule_replaced()])) + "\n" + json.dumps(plan([])))
     schema = tmp_path / "schema.json"
     schema.write_text(json.dumps(SCHEMA))
 
