@@ -368,8 +368,6 @@ SetChange: TypeAlias = Literal["added", "removed"]
 class AttributeChange(_Model):
     """One attribute that differs; ``path`` is dotted with list indexes (``tags.Env``).
 
-    The detector's plan parser builds these (its ``PlanAttribute``) and sends them as they are.
-
     Attributes:
         before: The value before, or :data:`SENSITIVE`.
         after: The value after, :data:`SENSITIVE`, or ``None`` when unknown.
@@ -420,10 +418,7 @@ class Suspect(_Model):
 
 
 class PlannedFinding(_Model):
-    """What one plan says about a resource that drifted or whose code was not applied.
-
-    The part of a :class:`DriftFinding` that the detector's plan parser writes (its
-    ``PlanFinding`` adds what only the parser needs); the rest comes from history.
+    """A finding as one plan gives it; :class:`DriftFinding` adds its history.
 
     Attributes:
         fingerprint: Stable id of this drift (the detector's plan parser says what goes in).
