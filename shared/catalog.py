@@ -223,6 +223,17 @@ def _require_someone(principals: Principals, field: str) -> None:
         raise ValueError(f"{field}: name at least one user or user group")
 
 
+def _refuse_repeats(names: list[str], field: str) -> None:
+    """Refuse a list of ``field`` that declares a name more than once.
+
+    Raises:
+        ValueError: ``field`` and the repeated names, sorted (``commands declared twice: a, b``).
+    """
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(f"{field} declared twice: {', '.join(repeated)}")
+
+
 class ApprovalPolicy(_Model):
     """Who must approve a run before it starts, and for how long a request waits."""
 
@@ -380,9 +391,7 @@ class CommandSpec(_Model):
     @model_validator(mode="after")
     def _template_is_well_formed(self) -> CommandSpec:
         names = [p.name for p in self.parameters]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise ValueError(f"parameters declared twice: {', '.join(duplicates)}")
+        _refuse_repeats(names, "parameters")
         declared = set(names)
         if PLACEHOLDER.fullmatch(self.argv[0]):
             raise ValueError("argv[0] (the program) must be fixed, not a parameter")
@@ -453,10 +462,7 @@ class Catalog(_Model):
 
     @model_validator(mode="after")
     def _names_are_unique(self) -> Catalog:
-        names = [c.name for c in self.commands]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise ValueError(f"commands declared twice: {', '.join(duplicates)}")
+        _refuse_repeats([c.name for c in self.commands], "commands")
         for group, members in self.usergroups.items():
             if not SLACK_GROUP_ID.fullmatch(group):
                 raise ValueError(f"usergroups: {group!r} is not a Slack user group id (S...)")

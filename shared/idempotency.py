@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from shared.aws import call_aws
 from shared.errors import ConditionFailed
-from shared.state_table.access import batch_put, delete_item
+from shared.state_table.access import batch_put, delete_item, put_item
 
 if TYPE_CHECKING:
     from types_aiobotocore_dynamodb import DynamoDBClient
@@ -166,6 +166,27 @@ class IdempotencyStore:
             "dynamodb.update_item (idempotency)", lambda: self._ddb.update_item(**arguments)
         )
 
+    async def _delete_if(
+        self,
+        key: str,
+        condition: str,
+        values: dict[str, Any],
+        *,
+        what: str,
+        names: dict[str, str] | None = None,
+    ) -> None:
+        """Delete the record of ``key`` if ``condition`` holds; else leave it as it is."""
+        with contextlib.suppress(ConditionFailed):
+            await delete_item(
+                self._ddb,
+                self.table,
+                {"id": {"S": key}},
+                what=what,
+                condition=condition,
+                names=names,
+                values=values,
+            )
+
     async def _current_claim(self, key: str) -> Claim:
         status = (await self._record(key)).get("status", {}).get("S")
         return Claim.COMPLETED if status == COMPLETED else Claim.IN_PROGRESS
@@ -236,16 +257,13 @@ class IdempotencyStore:
 
     async def release(self, key: str) -> None:
         """Give ``key`` up after a failed attempt, so the retry can claim it at once."""
-        with contextlib.suppress(ConditionFailed):
-            await delete_item(
-                self._ddb,
-                self.table,
-                {"id": {"S": key}},
-                what="idempotency",
-                condition="#status = :in_progress",
-                names={"#status": "status"},
-                values={":in_progress": {"S": IN_PROGRESS}},
-            )
+        await self._delete_if(
+            key,
+            "#status = :in_progress",
+            {":in_progress": {"S": IN_PROGRESS}},
+            names={"#status": "status"},
+            what="idempotency",
+        )
 
     async def record_failure_once(
         self, key: str, reason: str, ttl: int, *, poison: bool = False, kind: str | None = None
@@ -263,38 +281,32 @@ class IdempotencyStore:
         """
         now = self._clock()
         kind = kind or ("poison" if poison else "permanent")
-        request: dict[str, Any] = {
-            "TableName": self.table,
-            "Item": {
-                "id": {"S": key},
-                "status": {"S": "FAILED"},
-                "reason": {"S": reason[:2000]},
-                "kind": {"S": kind},
-                "failed_at": {"N": str(int(now))},
-                "expiration": {"N": str(int(now + ttl))},
-            },
-            "ConditionExpression": "attribute_not_exists(id)",
+        item = {
+            "id": {"S": key},
+            "status": {"S": "FAILED"},
+            "reason": {"S": reason[:2000]},
+            "kind": {"S": kind},
+            "failed_at": {"N": str(int(now))},
+            "expiration": {"N": str(int(now + ttl))},
         }
+        condition = "attribute_not_exists(id)"
+        values: dict[str, Any] | None = None
         if kind != INTERRUPTED:
-            request["ConditionExpression"] += " OR kind = :interrupted"
-            request["ExpressionAttributeValues"] = {":interrupted": {"S": INTERRUPTED}}
+            condition += " OR kind = :interrupted"
+            values = {":interrupted": {"S": INTERRUPTED}}
         try:
-            await call_aws("dynamodb.put_item (failure)", lambda: self._ddb.put_item(**request))
+            await put_item(
+                self._ddb, self.table, item, what="failure", condition=condition, values=values
+            )
         except ConditionFailed:
             return False
         return True
 
     async def forget_interrupted(self, key: str) -> None:
         """Delete the provisional record of a message whose last receive was handled."""
-        with contextlib.suppress(ConditionFailed):
-            await delete_item(
-                self._ddb,
-                self.table,
-                {"id": {"S": key}},
-                what="failure",
-                condition="kind = :interrupted",
-                values={":interrupted": {"S": INTERRUPTED}},
-            )
+        await self._delete_if(
+            key, "kind = :interrupted", {":interrupted": {"S": INTERRUPTED}}, what="failure"
+        )
 
     async def failure_reason(self, key: str) -> str | None:
         """The reason recorded by :meth:`record_failure_once`, if any."""
