@@ -42,6 +42,12 @@ class _Held:
     #: Why the state table could not be read (None: it was).
     problem: str | None = None
 
+    def newer_than(self, record: OptionsList | None) -> bool:
+        """Whether the held list was seen at its source after ``record`` was."""
+        if self.record is None or record is None:
+            return False
+        return self.record.last_seen() > record.last_seen()
+
 
 def unavailable_option(reason: str) -> dict[str, Any]:
     """The one option shown when there is no list: it says why (and is never accepted)."""
@@ -164,13 +170,7 @@ class ListedOptions:
         started before a fetch behind it finished must not put the older list back."""
         name = (listed.command, listed.parameter)
         held = self._held.get(name)
-        older = (
-            held is not None
-            and held.record is not None
-            and record is not None
-            and record.last_seen() < held.record.last_seen()
-        )
-        if older:
+        if held is not None and held.newer_than(record):
             return held
         held = _Held(record, time.monotonic())
         self._held[name] = held
