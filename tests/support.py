@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from shared.aws import AwsClients
+from shared.events import Actor, BatchRequested, new_event_id
 from shared.publishing import Publisher
 from shared.runtime import Runtime
 from shared.settings import WorkerSettings
@@ -178,4 +179,29 @@ def runtime_over(aws: AwsClients, names: Names, topology: BootstrapReport) -> Ru
         names=names,
         topology=topology,
         publisher=Publisher(aws.sns, aws.s3, topology.topic_arn, names.bucket),
+    )
+
+
+def batch_requested(
+    command: str,
+    environment: str = "staging",
+    *,
+    by: Actor,
+    run_id: str | None = None,
+    event_id: str | None = None,
+    source: str = "test",
+    **fields: Any,
+) -> BatchRequested:
+    """A request for a run of ``command`` (``run_id`` fresh unless given, and its
+    correlation id); ``fields`` set the rest (parameters, reason, occurred_at)."""
+    run = run_id or f"run-{new_event_id()[:8]}"
+    return BatchRequested(
+        event_id=event_id or new_event_id(),
+        correlation_id=run,
+        source=source,
+        run_id=run,
+        command=command,
+        environment=environment,
+        requested_by=by,
+        **fields,
     )
