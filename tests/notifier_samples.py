@@ -14,6 +14,7 @@ from shared.events import (
     AttributeChange,
     BatchApprovalRequested,
     BatchRunFinished,
+    BatchRunProgress,
     BatchRunRefused,
     BatchRunStarted,
     DriftClaimed,
@@ -163,6 +164,36 @@ def ignored_autoscaling(fingerprint: str = "f607182930415263") -> DriftFinding:
         ignore_reason="autoscaling changes capacity",
         status="open",
         first_seen=NOW - timedelta(days=30),
+    )
+
+
+def wide_drift(
+    count: int,
+    resource_type: str,
+    *,
+    attributes: int = 1,
+    value_chars: int,
+    first_seen: datetime = NOW,
+) -> tuple[DriftFinding, ...]:
+    """``count`` drifted resources of ``resource_type`` (``fleet[0]``, ``fleet[1]``, ...),
+    each with ``attributes`` changed tags whose values are ``value_chars`` long: a report
+    larger than Slack's and SNS's limits."""
+    return tuple(
+        DriftFinding(
+            fingerprint=f"{i:016x}",
+            address=f"{resource_type}.fleet[{i}]",
+            resource_type=resource_type,
+            kind="drift",
+            actions=("update",),
+            attributes=tuple(
+                AttributeChange(
+                    path=f"tags.K{j}", before="x" * value_chars, after="y" * value_chars
+                )
+                for j in range(attributes)
+            ),
+            first_seen=first_seen,
+        )
+        for i in range(count)
     )
 
 
@@ -334,6 +365,29 @@ def run_started(
         runner="codebuild",
         log_url=LOG_URL,
         started_at=NOW + timedelta(minutes=2),
+    )
+
+
+def run_progress(
+    run: str,
+    sequence: int,
+    *lines: str,
+    elapsed: float = 12.0,
+    started_at: datetime = NOW + timedelta(minutes=2),
+    log_url: str | None = LOG_URL,
+) -> BatchRunProgress:
+    """The ``sequence``-th progress of :func:`run_started`'s run: ``lines`` are its tail."""
+    return BatchRunProgress(
+        correlation_id=run,
+        source="batch",
+        run_id=run,
+        command="rails-runner",
+        environment="production",
+        sequence=sequence,
+        started_at=started_at,
+        elapsed_seconds=elapsed,
+        tail=lines,
+        log_url=log_url,
     )
 
 

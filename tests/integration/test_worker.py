@@ -19,11 +19,7 @@ from shared.aws import AwsClients
 from shared.errors import PermanentError, TransientError
 from shared.events import (
     Actor,
-    AttributeChange,
-    BatchRequested,
-    BatchRunFinished,
     DriftDetected,
-    DriftFinding,
     DriftScanRequested,
     StateRef,
     dump_event,
@@ -34,7 +30,16 @@ from shared.publishing import Publisher
 from shared.settings import AwsSettings, WorkerSettings
 from shared.topology import MAX_RECEIVE_COUNT, BootstrapReport, Names
 from shared.worker import Handler, Worker, failure_key
-from tests.support import FAST_WORKER, TcpGate, eventually, queue_depth, receive_all, spawn_module
+from tests import notifier_samples as samples
+from tests.support import (
+    FAST_WORKER,
+    TcpGate,
+    batch_requested,
+    eventually,
+    queue_depth,
+    receive_all,
+    spawn_module,
+)
 
 FAST = FAST_WORKER.model_copy(update={"visibility_timeout": 5, "handler_timeout": 10})
 
@@ -67,28 +72,8 @@ async def test_sns_fans_out_by_type_to_each_consumer_queue(
 ) -> None:
     actor = Actor(slack_user_id="U1", name="ana")
     await publisher.publish(scan())
-    await publisher.publish(
-        BatchRequested(
-            correlation_id="run-1",
-            source="test",
-            run_id="run-1",
-            command="backfill",
-            environment="staging",
-            requested_by=actor,
-        )
-    )
-    await publisher.publish(
-        BatchRunFinished(
-            correlation_id="run-1",
-            source="test",
-            run_id="run-1",
-            command="backfill",
-            environment="staging",
-            status="succeeded",
-            exit_code=0,
-            duration_seconds=1.5,
-        )
-    )
+    await publisher.publish(batch_requested("backfill", by=actor, run_id="run-1"))
+    await publisher.publish(samples.run_finished("run-1", "backfill"))
 
     got = {
         consumer: sorted(
@@ -438,19 +423,7 @@ async def test_handler_timeout_is_a_transient_failure(
 async def test_large_payload_travels_through_s3(
     aws: AwsClients, topology: BootstrapReport, names: Names, publisher: Publisher
 ) -> None:
-    now = utc_now()
-    findings = tuple(
-        DriftFinding(
-            fingerprint=f"fp{i}",
-            address=f"aws_s3_bucket.logs[{i}]",
-            resource_type="aws_s3_bucket",
-            kind="drift",
-            actions=("update",),
-            attributes=(AttributeChange(path="policy", before="x" * 300, after="y" * 300),),
-            first_seen=now,
-        )
-        for i in range(400)
-    )
+    findings = samples.wide_drift(400, "aws_s3_bucket", value_chars=300, first_seen=utc_now())
     event = DriftDetected(
         correlation_id="scan-big",
         source="test",

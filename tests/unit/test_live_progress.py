@@ -19,16 +19,8 @@ from tests import notifier_samples as samples
 
 
 def progress(run: str, sequence: int, *lines: str, elapsed: float = 30) -> BatchRunProgress:
-    return BatchRunProgress(
-        correlation_id=run,
-        source="batch",
-        run_id=run,
-        command="rails-runner",
-        environment="production",
-        sequence=sequence,
-        started_at=samples.NOW,
-        elapsed_seconds=elapsed,
-        tail=lines,
+    return samples.run_progress(
+        run, sequence, *lines, elapsed=elapsed, started_at=samples.NOW, log_url=None
     )
 
 
