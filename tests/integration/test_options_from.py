@@ -207,8 +207,8 @@ class Person:
         assert modal is not None
         return str(modal["view"]["id"])
 
-    async def type_in(self, view_id: str, parameter: str, typed: str) -> list[str]:
-        """Type in a listed parameter's select: the options' texts the page shows."""
+    async def options_in(self, view_id: str, parameter: str, typed: str) -> list[Any]:
+        """Type in a listed parameter's select: the options the page gets."""
         answer = await self.post(
             "/_standin/client/view_suggest",
             {
@@ -220,20 +220,15 @@ class Person:
             },
         )
         assert answer["ok"], answer
-        return [o["text"]["text"] for o in answer["options"]]
+        return list(answer["options"])
+
+    async def type_in(self, view_id: str, parameter: str, typed: str) -> list[str]:
+        """The options' texts the page shows for ``typed``."""
+        return [o["text"]["text"] for o in await self.options_in(view_id, parameter, typed)]
 
     async def values_in(self, view_id: str, parameter: str, typed: str = "") -> list[str]:
-        answer = await self.post(
-            "/_standin/client/view_suggest",
-            {
-                "view_id": view_id,
-                "user": ALICE,
-                "block_id": f"param:{parameter}",
-                "action_id": "value",
-                "value": typed,
-            },
-        )
-        return [o["value"] for o in answer["options"]]
+        """The options' values the page gets for ``typed``."""
+        return [o["value"] for o in await self.options_in(view_id, parameter, typed)]
 
     async def submit(self, view_id: str, values: dict[str, Any]) -> dict[str, Any]:
         return await self.post(
