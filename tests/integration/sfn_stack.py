@@ -62,8 +62,8 @@ async def routed_codebuild(
 
 @contextlib.asynccontextmanager
 async def sfn_stack(
+    embedded_aws: EmbeddedAws,
     moto_endpoint: str,
-    codebuild: CodeBuildStandin,
     folder: Path,
     *,
     project: str,
@@ -72,12 +72,16 @@ async def sfn_stack(
     command_fields: Mapping[str, Any] | None = None,
 ) -> AsyncIterator[Stack]:
     """The batch service, whose ``command`` in ``aws`` runs on a fresh state machine
-    building ``project`` (``policy`` adds to that environment, ``command_fields`` to the
-    command), and the notifier, on a topology of their own; the notifier posts to the
-    Slack stand-in."""
+    building ``project`` on the CodeBuild stand-in (``policy`` adds to that environment,
+    ``command_fields`` to the command), and the notifier, on a topology of their own; the
+    notifier posts to the Slack stand-in."""
     names, topology = await bootstrap_once(moto_endpoint)
     settings = AwsSettings(AWS_ENDPOINT_URL=moto_endpoint, AWS_REGION="us-east-1")
-    async with AwsClients(settings) as aws, SlackStandin() as slack:
+    async with (
+        routed_codebuild(embedded_aws, project) as codebuild,
+        AwsClients(settings) as aws,
+        SlackStandin() as slack,
+    ):
         sfn = await aws.client("stepfunctions")
         state_machine = await create_state_machine(sfn, f"batch-run-{uuid.uuid4().hex[:8]}")
 

@@ -24,13 +24,12 @@ from tests.integration.sfn_moto import build_variables
 from tests.integration.sfn_stack import (
     Stack,
     parent_message,
-    routed_codebuild,
     sfn_stack,
     shown,
 )
 from tests.support import eventually
 from toilkit.embedded import EmbeddedAws
-from toilkit.standins.codebuild import BuildPlan, CodeBuildStandin
+from toilkit.standins.codebuild import BuildPlan
 
 pytestmark = pytest.mark.moto_only(reason="routes CodeBuild to a stand-in inside moto")
 
@@ -38,19 +37,13 @@ PROJECT = "toilkit-batch-preview"
 
 
 @pytest.fixture(scope="module")
-async def codebuild(embedded_aws: EmbeddedAws) -> AsyncIterator[CodeBuildStandin]:
-    async with routed_codebuild(embedded_aws, PROJECT) as standin:
-        yield standin
-
-
-@pytest.fixture(scope="module")
 async def stack(
-    moto_endpoint: str, codebuild: CodeBuildStandin, tmp_path_factory: pytest.TempPathFactory
+    embedded_aws: EmbeddedAws, moto_endpoint: str, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Stack]:
     """expire-coupons in ``aws`` previewed and run on the state machine, approved by @sre."""
     async with sfn_stack(
+        embedded_aws,
         moto_endpoint,
-        codebuild,
         tmp_path_factory.mktemp("preview-sfn"),
         project=PROJECT,
         command="expire-coupons",

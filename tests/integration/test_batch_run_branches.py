@@ -29,13 +29,12 @@ from tests.integration.sfn_moto import build_variables, load_definition, run_to_
 from tests.integration.sfn_stack import (
     Stack,
     parent_message,
-    routed_codebuild,
     sfn_stack,
     shown,
 )
 from tests.unit.test_batch_run_history import history_events
 from toilkit.embedded import EmbeddedAws
-from toilkit.standins.codebuild import RUNS_UNTIL_STOPPED, BuildPlan, CodeBuildStandin
+from toilkit.standins.codebuild import RUNS_UNTIL_STOPPED, BuildPlan
 
 pytestmark = pytest.mark.moto_only(reason="routes CodeBuild to a stand-in inside moto")
 
@@ -45,23 +44,16 @@ TIMEOUT_SECONDS = 20
 
 
 @pytest.fixture(scope="module")
-async def codebuild(embedded_aws: EmbeddedAws) -> AsyncIterator[CodeBuildStandin]:
-    """The CodeBuild stand-in, standing in for moto's CodeBuild while the module runs."""
-    async with routed_codebuild(embedded_aws, PROJECT) as standin:
-        yield standin
-
-
-@pytest.fixture(scope="module")
 async def stack(
+    embedded_aws: EmbeddedAws,
     moto_endpoint: str,
-    codebuild: CodeBuildStandin,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[Stack]:
     """The batch service (echo-args in ``aws`` runs on the state machine) and the notifier
     on one topology, the notifier posting to the Slack stand-in."""
     async with sfn_stack(
+        embedded_aws,
         moto_endpoint,
-        codebuild,
         tmp_path_factory.mktemp("branches"),
         project=PROJECT,
         command="echo-args",
