@@ -232,6 +232,32 @@ class WorkerProcesses:
         }
         return spawn_module("tests.integration.worker_process", process_env)
 
+    async def kill_mid_handler(self, event: DriftScanRequested, handler_timeout: str) -> None:
+        """A worker (handler timeout ``handler_timeout`` s) SIGKILLed once it has started
+        handling ``event``."""
+        dying = self.spawn(WP_HANDLER_SECONDS="60", WP_HANDLER_TIMEOUT=handler_timeout)
+        try:
+            await eventually(
+                lambda: _all_exist(self.markers, [event], "started"), timeout=60, every=0.1
+            )
+        finally:
+            dying.kill()
+            await asyncio.to_thread(dying.wait, 30)
+
+    async def handle_until_done(
+        self, event: DriftScanRequested, handler_timeout: str, *, timeout: float
+    ) -> str:
+        """A worker run until it has handled ``event``, then stopped (SIGTERM): its stderr."""
+        survivor = self.spawn(WP_HANDLER_SECONDS="0", WP_HANDLER_TIMEOUT=handler_timeout)
+        try:
+            await eventually(
+                lambda: _all_exist(self.markers, [event], "done"), timeout=timeout, every=0.5
+            )
+        finally:
+            survivor.send_signal(signal.SIGTERM)
+            _out, err = await asyncio.to_thread(survivor.communicate, timeout=60)
+        return err
+
 
 @pytest.fixture
 def workers(
@@ -275,24 +301,9 @@ async def test_a_worker_killed_mid_handler_is_retried_after_its_lease_not_dead_l
     # Handler timeout 4 s + visibility 2 s: the dead worker's claim lapses after ~6 s,
     # while the message comes back every 2 s; without waiting for the lease, retries
     # with no backoff would use up maxReceiveCount (5) and dead-letter the event.
-    env = {"WP_HANDLER_SECONDS": "60", "WP_HANDLER_TIMEOUT": "4"}
-    dying = workers.spawn(**env)
-    try:
-        await eventually(
-            lambda: _all_exist(workers.markers, [event], "started"), timeout=60, every=0.1
-        )
-    finally:
-        dying.kill()
-        await asyncio.to_thread(dying.wait, 30)
+    await workers.kill_mid_handler(event, handler_timeout="4")
     (workers.markers / f"{event.event_id}.started").unlink()
-    survivor = workers.spawn(WP_HANDLER_SECONDS="0", WP_HANDLER_TIMEOUT="4")
-    try:
-        await eventually(
-            lambda: _all_exist(workers.markers, [event], "done"), timeout=90, every=0.5
-        )
-    finally:
-        survivor.send_signal(signal.SIGTERM)
-        await asyncio.to_thread(survivor.communicate, timeout=60)
+    await workers.handle_until_done(event, handler_timeout="4", timeout=90)
     assert await queue_depth(aws.sqs, topology.dlq_urls["detector"]) == (0, 0)
 
 
@@ -306,21 +317,10 @@ async def test_a_dead_workers_claim_is_taken_over_when_its_message_comes_back(
     # GIVEN a worker (visibility 2 s, handler timeout 300 s) SIGKILLed mid-handler
     event = scan()
     await publisher.publish(event)
-    env = {"WP_HANDLER_SECONDS": "60", "WP_HANDLER_TIMEOUT": "300"}
-    dying = workers.spawn(**env)
-    try:
-        await eventually(lambda: _all_exist(tmp_path, [event], "started"), timeout=60, every=0.1)
-    finally:
-        dying.kill()
-        await asyncio.to_thread(dying.wait, 30)
+    await workers.kill_mid_handler(event, handler_timeout="300")
 
     # WHEN the message comes back to another worker
-    survivor = workers.spawn(WP_HANDLER_SECONDS="0", WP_HANDLER_TIMEOUT="300")
-    try:
-        await eventually(lambda: _all_exist(tmp_path, [event], "done"), timeout=60, every=0.5)
-    finally:
-        survivor.send_signal(signal.SIGTERM)
-        _out, err = await asyncio.to_thread(survivor.communicate, timeout=60)
+    err = await workers.handle_until_done(event, handler_timeout="300", timeout=60)
 
     # THEN the dead worker's claim (a lease as long as the visibility timeout, no longer
     # renewed) is taken over by that receive: not "another worker is handling it" until
