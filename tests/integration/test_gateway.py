@@ -84,12 +84,6 @@ CATALOG = (
 
 
 @pytest.fixture
-async def standin() -> AsyncIterator[SlackStandin]:
-    async with SlackStandin() as slack:
-        yield slack
-
-
-@pytest.fixture
 async def service(
     runtime: Runtime, standin: SlackStandin, catalog_path: Path
 ) -> AsyncIterator[GatewayService]:

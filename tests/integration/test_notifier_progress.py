@@ -81,6 +81,18 @@ async def notifier_handlers(
         yield NotifierHandlers(delivery, store, Routes(default=CHANNEL), None, progress)
 
 
+@contextlib.asynccontextmanager
+async def started_run(
+    runtime: Runtime, standin: SlackStandin, **options: Any
+) -> AsyncIterator[tuple[NotifierHandlers, str]]:
+    """:func:`notifier_handlers` (``options`` go to it), with a fresh run started: the
+    handlers and the run's id."""
+    run = samples.run_id()
+    async with notifier_handlers(runtime, standin, **options) as handlers:
+        await handlers.on_run_event(samples.run_started(run))
+        yield handlers, run
+
+
 def parent_text(standin: SlackStandin, run: str) -> str:
     (parent,) = [
         m for m in standin.messages(CHANNEL) if f"Run `{run}`" in json.dumps(m.get("blocks", []))
@@ -100,9 +112,7 @@ def updates_of(standin: SlackStandin) -> list[str]:
 async def test_progress_shows_tail_and_elapsed_newest_only(
     runtime: Runtime, standin: SlackStandin
 ) -> None:
-    run = samples.run_id()
-    async with notifier_handlers(runtime, standin) as handlers:
-        await handlers.on_run_event(samples.run_started(run))
+    async with started_run(runtime, standin) as (handlers, run):
         # GIVEN two progress events, the newer one handled first (SQS does not keep order)
         await handlers.on_run_progress(
             samples.run_progress(run, 3, "step 1", "step 2 <b> & `x`", elapsed=75)
@@ -124,9 +134,7 @@ async def test_progress_shows_tail_and_elapsed_newest_only(
 
 
 async def test_no_output_shows_elapsed_only(runtime: Runtime, standin: SlackStandin) -> None:
-    run = samples.run_id()
-    async with notifier_handlers(runtime, standin) as handlers:
-        await handlers.on_run_event(samples.run_started(run))
+    async with started_run(runtime, standin) as (handlers, run):
         await handlers.on_run_progress(samples.run_progress(run, 1, elapsed=9))
 
     shown = parent_text(standin, run)
@@ -137,9 +145,7 @@ async def test_no_output_shows_elapsed_only(runtime: Runtime, standin: SlackStan
 async def test_final_message_keeps_the_tail_and_later_progress_never_overwrites_it(
     runtime: Runtime, standin: SlackStandin
 ) -> None:
-    run = samples.run_id()
-    async with notifier_handlers(runtime, standin) as handlers:
-        await handlers.on_run_event(samples.run_started(run))
+    async with started_run(runtime, standin) as (handlers, run):
         await handlers.on_run_progress(
             samples.run_progress(run, 1, "batch 1/3: 10000 sessions expired")
         )
@@ -163,7 +169,6 @@ async def test_a_finish_stored_while_progress_is_on_its_way_is_shown_last(
     """The race: progress stored its view and sent chat.update; the finish stored the final
     view and updated Slack before the progress's update landed. The progress handler sees
     the newer view and shows it again, so the final message is what stays."""
-    run = samples.run_id()
     finish_now: list[Callable[[], Any]] = []
 
     class FinishFirst:
@@ -180,8 +185,7 @@ async def test_a_finish_stored_while_progress_is_on_its_way_is_shown_last(
                 await finish_now.pop()()
             await self._slack.update_unless_limited(posted, message)
 
-    async with notifier_handlers(runtime, standin, wrap=FinishFirst) as handlers:
-        await handlers.on_run_event(samples.run_started(run))
+    async with started_run(runtime, standin, wrap=FinishFirst) as (handlers, run):
         finish_now.append(lambda: handlers.on_run_event(samples.run_finished(run)))
         await handlers.on_run_progress(samples.run_progress(run, 1, "batch 1/3"))
 
@@ -195,10 +199,8 @@ async def test_a_finish_stored_while_progress_is_on_its_way_is_shown_last(
 async def test_429_skips_progress_until_retry_after_and_the_finish_still_lands(
     runtime: Runtime, standin: SlackStandin
 ) -> None:
-    run = samples.run_id()
     clock = FakeClock()
-    async with notifier_handlers(runtime, standin, clock=clock) as handlers:
-        await handlers.on_run_event(samples.run_started(run))
+    async with started_run(runtime, standin, clock=clock) as (handlers, run):
         # GIVEN Slack answers the next two chat.update calls 429, Retry-After 1 s
         standin.set_faults(
             FaultSpec(method="chat.update", rate_limited=1.0, retry_after=1, max_injections=2)
@@ -224,10 +226,8 @@ async def test_429_skips_progress_until_retry_after_and_the_finish_still_lands(
 
 
 async def test_min_interval_per_run(runtime: Runtime, standin: SlackStandin) -> None:
-    run = samples.run_id()
     clock = FakeClock()
-    async with notifier_handlers(runtime, standin, clock=clock, min_interval=5) as handlers:
-        await handlers.on_run_event(samples.run_started(run))
+    async with started_run(runtime, standin, clock=clock, min_interval=5) as (handlers, run):
         await handlers.on_run_progress(samples.run_progress(run, 1, "a"))
         clock.now += 2
         await handlers.on_run_progress(samples.run_progress(run, 2, "b"))  # too soon: dropped

@@ -40,14 +40,11 @@ from shared.slack.actions import Action, encode_claim_value
 from shared.slack.blocks import actions, button, section
 from shared.slack.signing import signature_problem
 from shared.topology import BootstrapReport
+from tests import gateway_harness
 from tests.browser import chromium, chromium_executable
 from tests.gateway_harness import (
-    BACKFILL_COMMAND,
-    BACKFILL_FORM_INPUTS,
-    ECHO_COMMAND,
     ephemeral_texts,
     events_on,
-    input_types,
     serving,
     standin_settings,
 )
@@ -62,12 +59,12 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 CATALOG = (
     "commands:"
-    + BACKFILL_COMMAND
+    + gateway_harness.BACKFILL_COMMAND
     + """    environments:
       staging:
         allowed: {usergroups: [S0SRE00001]}
 """
-    + ECHO_COMMAND
+    + gateway_harness.ECHO_COMMAND
 )
 
 GOOD_FORM = {
@@ -83,12 +80,6 @@ GOOD_FORM = {
 
 
 # --------------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture
-async def standin() -> AsyncIterator[SlackStandin]:
-    async with SlackStandin() as slack:
-        yield slack
 
 
 @pytest.fixture
@@ -216,7 +207,7 @@ async def test_a_typed_slash_command_opens_the_catalogs_modal(
 async def test_picking_a_command_updates_the_modal_to_its_form(page: Page) -> None:
     modal = await open_form(page, "backfill")
 
-    assert input_types(modal["view"]) == BACKFILL_FORM_INPUTS
+    assert gateway_harness.input_types(modal["view"]) == gateway_harness.BACKFILL_FORM_INPUTS
     html = await page.fragment()
     assert 'class="modal live-modal"' in html
     assert "<textarea" in html, "the multiline reason is a text area"
