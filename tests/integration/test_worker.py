@@ -23,7 +23,6 @@ from shared.events import (
     DriftScanRequested,
     StateRef,
     dump_event,
-    utc_now,
 )
 from shared.idempotency import IdempotencyStore
 from shared.publishing import Publisher
@@ -423,7 +422,7 @@ async def test_handler_timeout_is_a_transient_failure(
 async def test_large_payload_travels_through_s3(
     aws: AwsClients, topology: BootstrapReport, names: Names, publisher: Publisher
 ) -> None:
-    findings = samples.wide_drift(400, "aws_s3_bucket", value_chars=300, first_seen=utc_now())
+    findings = samples.wide_drift(400, "aws_s3_bucket", value_chars=300)
     event = DriftDetected(
         correlation_id="scan-big",
         source="test",
