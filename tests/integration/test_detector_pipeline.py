@@ -382,7 +382,6 @@ def no_wait_retry() -> AsyncRetrying:
 async def test_drifted_resources_are_attributed_from_cloudtrail(
     detector_for: DetectorFor,
     aws: AwsClients,
-    names: Names,
     topology: BootstrapReport,
     cloudtrail: tuple[CloudTrailStandin, Any],
 ) -> None:
