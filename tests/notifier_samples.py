@@ -195,6 +195,36 @@ def ignored_autoscaling(fingerprint: str = "f607182930415263") -> DriftFinding:
     )
 
 
+def wide_drift(
+    count: int,
+    resource_type: str,
+    *,
+    attributes: int = 1,
+    value_chars: int,
+    age: timedelta = timedelta(days=1),
+) -> tuple[DriftFinding, ...]:
+    """``count`` drifted resources of ``resource_type`` (``fleet[0]``, ``fleet[1]``, ...),
+    each with ``attributes`` changed tags whose values are ``value_chars`` long: a report
+    larger than Slack's and SNS's limits."""
+    return tuple(
+        finding(
+            f"{resource_type}.fleet[{i}]",
+            f"{i:016x}",
+            "drift",
+            ("update",),
+            status="new",
+            age=age,
+            attributes=tuple(
+                AttributeChange(
+                    path=f"tags.K{j}", before="x" * value_chars, after="y" * value_chars
+                )
+                for j in range(attributes)
+            ),
+        )
+        for i in range(count)
+    )
+
+
 def drift_detected(
     state: str = "prod-network",
     findings: tuple[DriftFinding, ...] | None = None,
@@ -375,6 +405,29 @@ def run_started(
         runner="codebuild",
         log_url=LOG_URL,
         started_at=NOW + timedelta(minutes=2),
+    )
+
+
+def run_progress(
+    run: str,
+    sequence: int,
+    *lines: str,
+    elapsed: float = 12.0,
+    started_at: datetime = NOW + timedelta(minutes=2),
+    log_url: str | None = LOG_URL,
+) -> BatchRunProgress:
+    """The ``sequence``-th progress of :func:`run_started`'s run, ``elapsed`` seconds after
+    ``started_at``: ``lines`` are its tail."""
+    return run_event(
+        BatchRunProgress,
+        run,
+        "rails-runner",
+        started_at - NOW + timedelta(seconds=elapsed),
+        sequence=sequence,
+        started_at=started_at,
+        elapsed_seconds=elapsed,
+        tail=lines,
+        log_url=log_url,
     )
 
 

@@ -9,10 +9,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 from shared.aws import AwsClients
+from shared.events import Actor, BatchRequested, new_event_id
 from shared.publishing import Publisher
 from shared.runtime import Runtime
 from shared.settings import WorkerSettings
@@ -107,6 +109,31 @@ async def receive_all(sqs: Any, url: str, *, rounds: int = 5) -> list[dict[str, 
     return out
 
 
+class SteppingClock:
+    """A scheduler's clock: its time moves, and its sleepers wake, only when the test says so."""
+
+    def __init__(self, start: datetime) -> None:
+        self.current = start
+        self.moved = asyncio.Event()
+        self.sleeping = 0
+
+    def now(self) -> datetime:
+        return self.current
+
+    async def sleep_until(self, moment: datetime) -> None:
+        self.sleeping += 1
+        try:
+            while self.current < moment:
+                self.moved.clear()
+                await self.moved.wait()
+        finally:
+            self.sleeping -= 1
+
+    def advance_to(self, moment: datetime) -> None:
+        self.current = moment
+        self.moved.set()
+
+
 class TcpGate:
     """A loopback TCP forwarder that can be closed (connection refused) and reopened.
 
@@ -179,3 +206,28 @@ def runtime_over(aws: AwsClients, names: Names, topology: BootstrapReport) -> Ru
         topology=topology,
         publisher=Publisher(aws.sns, aws.s3, topology.topic_arn, names.bucket),
     )
+
+
+def batch_requested(
+    command: str,
+    environment: str = "staging",
+    *,
+    by: Actor,
+    run_id: str | None = None,
+    event_id: str | None = None,
+    **fields: Any,
+) -> BatchRequested:
+    """A request from the tests (source ``test``) for a run of ``command``, ``run_id``
+    (fresh unless given) also its correlation id; ``fields`` set the rest (parameters,
+    reason, occurred_at) or override (source)."""
+    run = run_id or f"run-{new_event_id()[:8]}"
+    values: dict[str, Any] = {
+        "event_id": event_id or new_event_id(),
+        "correlation_id": run,
+        "source": "test",
+        "run_id": run,
+        "command": command,
+        "environment": environment,
+        "requested_by": by,
+    }
+    return BatchRequested(**(values | fields))

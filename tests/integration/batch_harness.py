@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,9 +14,11 @@ from typing import Any
 
 import yaml
 
+from services.batch.runners.base import RunSpec
 from services.batch.service import BatchService, build_batch
 from services.batch.settings import BatchSettings
 from shared.aws import AwsClients
+from shared.catalog import RunnerSettings
 from shared.events import (
     Actor,
     BatchRequested,
@@ -30,7 +32,7 @@ from shared.runtime import Runtime
 from shared.settings import AwsSettings, WorkerSettings
 from shared.state_table.runs import RunRecord
 from shared.topology import BootstrapReport, Names, bootstrap
-from tests.support import DELIVERY_WAIT_SECONDS, receive_all
+from tests.support import DELIVERY_WAIT_SECONDS, batch_requested, receive_all
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO_CATALOG = REPO / "catalog" / "demo.yaml"
@@ -134,16 +136,13 @@ class BatchHarness:
         event_id: str | None = None,
         **parameters: str | None,
     ) -> BatchRequested:
-        run = run_id or f"run-{new_event_id()[:8]}"
-        event = BatchRequested(
-            event_id=event_id or new_event_id(),
-            correlation_id=run,
-            source="test",
-            run_id=run,
-            command=command,
-            environment=environment,
+        event = batch_requested(
+            command,
+            environment,
+            by=by,
+            run_id=run_id,
+            event_id=event_id,
             parameters=tuple(RunParameter(name=k, value=v) for k, v in parameters.items()),
-            requested_by=by,
         )
         await self.publisher.publish(event)
         return event
@@ -200,6 +199,32 @@ def run_record(environment: str, **fields: Any) -> RunRecord:
         "requested_at": datetime.now(UTC),
     }
     return RunRecord(**(values | fields))
+
+
+def run_spec(
+    settings: RunnerSettings,
+    *argv: str,
+    command: str = "echo-args",
+    environment: str = "aws",
+    env: Mapping[str, str] | None = None,
+    timeout: float = 60,
+    run_id: str | None = None,
+    request_event_id: str | None = None,
+    **fields: Any,
+) -> RunSpec:
+    """What a runner gets for one run of ``command`` (fresh ids unless given); ``fields``
+    set the rest (``workdir``, ``secrets``)."""
+    return RunSpec(
+        run_id=run_id or f"run-{uuid.uuid4().hex[:8]}",
+        request_event_id=request_event_id or str(uuid.uuid4()),
+        command=command,
+        environment=environment,
+        argv=argv,
+        env=env or {},
+        timeout_seconds=timeout,
+        settings=settings,
+        **fields,
+    )
 
 
 async def bootstrap_once(endpoint: str) -> tuple[Names, BootstrapReport]:

@@ -30,6 +30,14 @@ async def batch(
 
 
 @pytest.fixture
+def catalog_path(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
+    """The test module's ``CATALOG`` (a catalog's YAML), written to ``tmp_path``."""
+    path = tmp_path / "catalog.yaml"
+    path.write_text(request.module.CATALOG)
+    return path
+
+
+@pytest.fixture
 def runtime(aws: AwsClients, names: Names, topology: BootstrapReport) -> Runtime:
     """What a service runs on (AWS clients, names, topology, publisher) over the test's topology."""
     return runtime_over(aws, names, topology)

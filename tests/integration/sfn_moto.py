@@ -17,8 +17,13 @@ from __future__ import annotations
 import copy
 import json
 import re
+import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from shared.catalog import StepFunctionsRunnerSettings
+from tests.support import eventually
 
 DEFINITION = Path(__file__).resolve().parents[2] / "infra" / "stepfunctions" / "batch_run.asl.json"
 ROLE_ARN = "arn:aws:iam::123456789012:role/toilkit-batch-run"
@@ -85,3 +90,54 @@ async def create_codebuild_project(codebuild: Any, name: str) -> None:
         },
         serviceRole=ROLE_ARN,
     )
+
+
+def sfn_settings(
+    state_machine: str, project: str, *, poll_seconds: float = 0
+) -> StepFunctionsRunnerSettings:
+    """The runner's settings for ``state_machine`` running builds of ``project`` (image app:1)."""
+    return StepFunctionsRunnerSettings(
+        state_machine_arn=state_machine, project=project, image="app:1", poll_seconds=poll_seconds
+    )
+
+
+def stepfunctions_environment(state_machine: str, project: str, **policy: Any) -> dict[str, Any]:
+    """A catalog environment (``@sre`` may run) whose runs are executions of
+    ``state_machine``, building ``project`` (image app:1, polling at once); ``policy``
+    adds to it (``approval``)."""
+    return {
+        "allowed": {"usergroups": ["S0SRE00001"]},
+        **policy,
+        "runner": {
+            "kind": "stepfunctions",
+            "state_machine_arn": state_machine,
+            "project": project,
+            "image": "app:1",
+            "poll_seconds": 0,
+        },
+    }
+
+
+async def run_to_end(
+    sfn: Any,
+    arn: str,
+    input_: dict[str, Any],
+    name: str | None = None,
+    *,
+    timeout: float = 30,
+) -> dict[str, Any]:
+    """Start an execution of state machine ``arn``; its description once it has ended."""
+    execution = await sfn.start_execution(
+        stateMachineArn=arn, name=name or str(uuid.uuid4()), input=json.dumps(input_)
+    )
+
+    async def ended() -> dict[str, Any] | None:
+        described = await sfn.describe_execution(executionArn=execution["executionArn"])
+        return None if described["status"] == "RUNNING" else described
+
+    return await eventually(ended, timeout=timeout, every=0.05)
+
+
+def build_variables(start_build: Mapping[str, Any]) -> dict[str, str]:
+    """The environment variables a StartBuild request (camelCase) sets: name -> value."""
+    return {v["name"]: v["value"] for v in start_build["environmentVariablesOverride"]}

@@ -141,12 +141,20 @@ def change_by_hand(cloud: Path) -> None:
     edit_cloud(cloud, "cloud_queue", "jobs", queue)
 
 
+def drifted_by_hand(
+    testbed: Testbed, repo: tuple[Path, Path, Path], work: Path
+) -> dict[str, PlanFinding]:
+    """The bucket and the queue of ``repo`` changed by hand, then scanned: the drifts."""
+    _, module, cloud = repo
+    change_by_hand(cloud)
+    return drifts(scan(testbed, module, cloud, work))
+
+
 def test_accepted_drift_makes_the_next_plan_agree_and_lands_on_a_branch(
     testbed: Testbed, repo: tuple[Path, Path, Path], tmp_path: Path
 ) -> None:
     checkout, module, cloud = repo
-    change_by_hand(cloud)
-    found = drifts(scan(testbed, module, cloud, tmp_path / "scan-1"))
+    found = drifted_by_hand(testbed, repo, tmp_path / "scan-1")
     assert set(found) == {"cloud_bucket.logs", "cloud_queue.jobs"}
 
     # WHEN each drift is accepted and the edits written
@@ -194,12 +202,11 @@ def test_accepted_drift_makes_the_next_plan_agree_and_lands_on_a_branch(
 def test_a_remote_that_refuses_the_push_is_a_clear_error(
     testbed: Testbed, repo: tuple[Path, Path, Path], tmp_path: Path
 ) -> None:
-    checkout, module, cloud = repo
+    checkout, module, _ = repo
     hook = checkout.parent / "origin.git" / "hooks" / "pre-receive"
     hook.write_text("#!/bin/sh\necho 'branches under toilkit/ need a ticket' >&2\nexit 1\n")
     hook.chmod(0o755)
-    change_by_hand(cloud)
-    finding = drifts(scan(testbed, module, cloud, tmp_path / "scan"))["cloud_bucket.logs"]
+    finding = drifted_by_hand(testbed, repo, tmp_path / "scan")["cloud_bucket.logs"]
     event = to_event_finding(finding, first_seen=datetime.now(UTC))
     patch = accept_patch(module, finding.address, event.attributes, root=checkout)
 
@@ -213,9 +220,8 @@ def test_a_remote_that_refuses_the_push_is_a_clear_error(
 def test_the_detector_accepts_from_a_fresh_plan_formats_and_pushes(
     testbed: Testbed, repo: tuple[Path, Path, Path], tmp_path: Path
 ) -> None:
-    checkout, module, cloud = repo
-    change_by_hand(cloud)
-    found = drifts(scan(testbed, module, cloud, tmp_path / "scan"))
+    checkout = repo[0]
+    found = drifted_by_hand(testbed, repo, tmp_path / "scan")
     acceptor = acceptor_for(testbed, repo, tmp_path / "work")
     request = accept_request("drifting", found["cloud_bucket.logs"].fingerprint, "0000000000000000")
 

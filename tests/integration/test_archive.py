@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -12,10 +13,23 @@ from shared.events import Actor, BatchRequested, BatchRunFinished, DriftScanComp
 from shared.runtime import open_runtime
 from shared.settings import AwsSettings, TopologySettings
 from shared.topology import BootstrapReport, Names
-from tests.support import receive_all
+from tests.support import batch_requested, receive_all
 from toilkit.archive import hour_prefixes, parse_since, replay_archive
 
 T0 = datetime(2026, 11, 20, 6, 30, tzinfo=UTC)
+
+
+def ana_requests(command: str, **fields: Any) -> BatchRequested:
+    """Ana's request (through the gateway, at ``T0``) for run ``r`` of ``command`` in prod."""
+    return batch_requested(
+        command,
+        "prod",
+        by=Actor(name="ana"),
+        run_id="r",
+        source="gateway",
+        occurred_at=T0,
+        **fields,
+    )
 
 
 def finished(run: str, at: datetime) -> BatchRunFinished:
@@ -84,17 +98,7 @@ async def test_fresh_ids_are_refused_for_commands_and_unknown_types_named(
     aws_settings: AwsSettings, topology: BootstrapReport, names: Names
 ) -> None:
     async with open_runtime(aws_settings, TopologySettings(name_prefix=names.prefix)) as rt:
-        await rt.publisher.publish(
-            BatchRequested(
-                correlation_id="r",
-                source="gateway",
-                run_id="r",
-                command="backfill",
-                environment="prod",
-                requested_by=Actor(name="ana"),
-                occurred_at=T0,
-            )
-        )
+        await rt.publisher.publish(ana_requests("backfill"))
         window = {"since": T0 - timedelta(hours=1), "until": T0 + timedelta(hours=1)}
         with pytest.raises(PermanentError, match="would run these commands again: BatchRequested"):
             await replay_archive(rt, fresh=True, **window)
@@ -119,14 +123,8 @@ async def test_sensitive_parameter_values_never_reach_the_archive(
     aws_settings: AwsSettings, topology: BootstrapReport, names: Names
 ) -> None:
     async with open_runtime(aws_settings, TopologySettings(name_prefix=names.prefix)) as rt:
-        request = BatchRequested(
-            correlation_id="r",
-            source="gateway",
-            run_id="r",
-            command="reindex",
-            environment="prod",
-            requested_by=Actor(name="ana"),
-            occurred_at=T0,
+        request = ana_requests(
+            "reindex",
             parameters=(
                 RunParameter(name="api_key", value="hunter2-secret", sensitive=True),
                 RunParameter(name="steps", value="3"),

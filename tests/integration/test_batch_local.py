@@ -22,6 +22,7 @@ from shared.events import (
     BatchApproved,
     BatchCancelRequested,
     BatchRejected,
+    BatchRequested,
     BatchRunFinished,
     BatchRunRefused,
     BatchRunStarted,
@@ -58,6 +59,32 @@ def only(events: list[EventBase], kind: type[EventBase]) -> EventBase:
 
 def types(events: list[EventBase]) -> list[str]:
     return [getattr(e, "type") for e in events]  # noqa: B009
+
+
+def approval(run_id: str, by: Actor) -> BatchApproved:
+    return BatchApproved(correlation_id="a", source="test", run_id=run_id, approved_by=by)
+
+
+def cancellation(run_id: str, by: Actor) -> BatchCancelRequested:
+    return BatchCancelRequested(correlation_id="c", source="test", run_id=run_id, requested_by=by)
+
+
+async def finished_run(
+    batch: BatchHarness, command: str, **parameters: str
+) -> tuple[str, BatchRunFinished]:
+    """Request ``command`` in staging and let it run to its end: its run id, how it finished."""
+    request = await batch.request(command, **parameters)
+    await batch.drain()
+    finished = only(await batch.outcomes(request.run_id), BatchRunFinished)
+    assert isinstance(finished, BatchRunFinished)
+    return request.run_id, finished
+
+
+async def waiting_request(batch: BatchHarness) -> BatchRequested:
+    """Alice's request to run echo-args in production, handled: it waits for an approval."""
+    request = await batch.request("echo-args", "production", by=ALICE, text="x")
+    await batch.drain()
+    return request
 
 
 async def actions(batch: BatchHarness, run_id: str) -> list[str]:
@@ -111,11 +138,8 @@ async def test_a_backfill_runs_and_reports_started_then_finished(
 
 
 async def test_a_failing_command_reports_its_exit_status_and_stderr(batch: BatchHarness) -> None:
-    request = await batch.request("check-invoices", month="2024-05")
-    await batch.drain()
+    _, finished = await finished_run(batch, "check-invoices", month="2024-05")
 
-    finished = only(await batch.outcomes(request.run_id), BatchRunFinished)
-    assert isinstance(finished, BatchRunFinished)
     assert finished.status == "failed"
     assert finished.exit_code == 3
     assert finished.error is None  # the exit code says it; Slack shows it once
@@ -124,36 +148,40 @@ async def test_a_failing_command_reports_its_exit_status_and_stderr(batch: Batch
     assert "hint: run reconcile-payments" in tail
 
 
-async def test_a_run_past_its_timeout_gets_sigterm_and_reports_timed_out(
+@pytest.mark.parametrize(
+    ("command", "parameters", "exit_code", "error", "logged"),
+    [
+        # The script honoured SIGTERM: it said so and exited 128 + 15.
+        (
+            "reindex-search",
+            {"steps": "30"},
+            143,
+            None,
+            ("toilkit: timed out after 1s; stopping it", "received SIGTERM, stopping"),
+        ),
+        # It ignored SIGTERM, so it was killed.
+        ("stubborn", {}, None, "killed by SIGKILL", ("sending SIGKILL",)),
+    ],
+    ids=["gets-sigterm", "ignores-sigterm-and-is-killed"],
+)
+async def test_a_run_past_its_timeout_is_stopped_and_reports_timed_out(
     batch_with_short_timeouts: BatchHarness,
+    command: str,
+    parameters: dict[str, str],
+    exit_code: int | None,
+    error: str | None,
+    logged: tuple[str, ...],
 ) -> None:
     batch = batch_with_short_timeouts
-    request = await batch.request("reindex-search", steps="30")
-    await batch.drain()
+    run_id, finished = await finished_run(batch, command, **parameters)
 
-    finished = only(await batch.outcomes(request.run_id), BatchRunFinished)
-    assert isinstance(finished, BatchRunFinished)
     assert finished.status == "timed_out"
-    # The script honoured SIGTERM: it said so and exited 128 + 15.
-    assert finished.exit_code == 143
-    log = batch.log_of(request.run_id)
-    assert "toilkit: timed out after 1s; stopping it" in log
-    assert "received SIGTERM, stopping" in log
-
-
-async def test_a_run_that_ignores_sigterm_is_killed(
-    batch_with_short_timeouts: BatchHarness,
-) -> None:
-    batch = batch_with_short_timeouts
-    request = await batch.request("stubborn")
-    await batch.drain()
-
-    finished = only(await batch.outcomes(request.run_id), BatchRunFinished)
-    assert isinstance(finished, BatchRunFinished)
-    assert finished.status == "timed_out"
-    assert finished.exit_code is None
-    assert finished.error == "killed by SIGKILL"
-    assert "sending SIGKILL" in batch.log_of(request.run_id)
+    assert finished.exit_code == exit_code
+    if error is not None:
+        assert finished.error == error
+    log = batch.log_of(run_id)
+    for line in logged:
+        assert line in log
 
 
 async def test_cancel_stops_a_running_command(batch: BatchHarness) -> None:
@@ -163,19 +191,11 @@ async def test_cancel_stops_a_running_command(batch: BatchHarness) -> None:
     await eventually(lambda: _contains(batch, request.run_id, "step 1/60 done"))
 
     # Someone not allowed to run it cannot cancel it either.
-    await batch.publish(
-        BatchCancelRequested(
-            correlation_id="c", source="test", run_id=request.run_id, requested_by=DAVE
-        )
-    )
+    await batch.publish(cancellation(request.run_id, DAVE))
     await batch.handle_queue()
     assert (await batch.runs.get(request.run_id)).status == "running"
 
-    await batch.handle(
-        BatchCancelRequested(
-            correlation_id="c", source="test", run_id=request.run_id, requested_by=BOB
-        )
-    )
+    await batch.handle(cancellation(request.run_id, BOB))
 
     finished = only(await batch.outcomes(request.run_id), BatchRunFinished)
     assert isinstance(finished, BatchRunFinished)
@@ -212,9 +232,7 @@ async def test_production_waits_for_an_approval_then_runs(batch: BatchHarness) -
     assert (await batch.runs.get(request.run_id)).status == "awaiting_approval"
     assert not (batch.log_dir / f"{request.run_id}.log").exists()
 
-    await batch.handle(
-        BatchApproved(correlation_id="a", source="test", run_id=request.run_id, approved_by=BOB)
-    )
+    await batch.handle(approval(request.run_id, BOB))
 
     events = await batch.outcomes(request.run_id)
     assert types(events) == ["BatchApprovalRequested", "BatchRunStarted", "BatchRunFinished"]
@@ -232,8 +250,7 @@ async def test_production_waits_for_an_approval_then_runs(batch: BatchHarness) -
 
 
 async def test_a_rejection_ends_the_request_and_nothing_runs(batch: BatchHarness) -> None:
-    request = await batch.request("echo-args", "production", by=ALICE, text="x")
-    await batch.drain()
+    request = await waiting_request(batch)
     await batch.handle(
         BatchRejected(
             correlation_id="r",
@@ -255,9 +272,7 @@ async def test_a_rejection_ends_the_request_and_nothing_runs(batch: BatchHarness
     assert not (batch.log_dir / f"{request.run_id}.log").exists()
 
     # An approval arriving afterwards starts nothing; the approver is told why.
-    await batch.handle(
-        BatchApproved(correlation_id="a", source="test", run_id=request.run_id, approved_by=BOB)
-    )
+    await batch.handle(approval(request.run_id, BOB))
     late = await batch.last_outcome(request.run_id)
     assert isinstance(late, BatchRunRefused)
     assert "came after the request was closed" in late.reason
@@ -275,13 +290,8 @@ async def test_a_rejection_ends_the_request_and_nothing_runs(batch: BatchHarness
 async def test_an_approval_that_does_not_count_refuses_the_request(
     batch: BatchHarness, approver, reason: str
 ) -> None:
-    request = await batch.request("echo-args", "production", by=ALICE, text="x")
-    await batch.drain()
-    await batch.handle(
-        BatchApproved(
-            correlation_id="a", source="test", run_id=request.run_id, approved_by=approver
-        )
-    )
+    request = await waiting_request(batch)
+    await batch.handle(approval(request.run_id, approver))
 
     refused = await batch.last_outcome(request.run_id)
     assert isinstance(refused, BatchRunRefused)
@@ -293,12 +303,9 @@ async def test_an_approval_that_does_not_count_refuses_the_request(
 
 
 async def test_an_approval_after_the_expiry_is_refused(batch: BatchHarness) -> None:
-    request = await batch.request("echo-args", "production", by=ALICE, text="x")
-    await batch.drain()
+    request = await waiting_request(batch)
     batch.clock.advance(timedelta(hours=1, seconds=1))
-    await batch.handle(
-        BatchApproved(correlation_id="a", source="test", run_id=request.run_id, approved_by=BOB)
-    )
+    await batch.handle(approval(request.run_id, BOB))
 
     events = await batch.outcomes(request.run_id)
     assert types(events) == ["BatchApprovalRequested", "BatchRunRefused", "BatchRunRefused"]
@@ -321,8 +328,7 @@ async def test_an_approval_after_the_expiry_is_refused(batch: BatchHarness) -> N
 
 
 async def test_an_unanswered_request_expires_on_its_own(batch: BatchHarness) -> None:
-    request = await batch.request("echo-args", "production", by=ALICE, text="x")
-    await batch.drain()
+    request = await waiting_request(batch)
     assert await expire_overdue_approvals(batch.service.context) == 0
     batch.clock.advance(timedelta(hours=2))
     assert await expire_overdue_approvals(batch.service.context) == 1
@@ -334,22 +340,15 @@ async def test_an_unanswered_request_expires_on_its_own(batch: BatchHarness) -> 
 
 
 async def test_the_requester_can_withdraw_a_waiting_request(batch: BatchHarness) -> None:
-    request = await batch.request("echo-args", "production", by=ALICE, text="x")
-    await batch.drain()
-    await batch.handle(
-        BatchCancelRequested(
-            correlation_id="c", source="test", run_id=request.run_id, requested_by=ALICE
-        )
-    )
+    request = await waiting_request(batch)
+    await batch.handle(cancellation(request.run_id, ALICE))
 
     finished = await batch.last_outcome(request.run_id)
     assert isinstance(finished, BatchRunFinished)
     assert finished.status == "cancelled" and finished.cancelled_by == ALICE
     assert finished.duration_seconds == 0
     # Approving it now changes nothing.
-    await batch.handle(
-        BatchApproved(correlation_id="a", source="test", run_id=request.run_id, approved_by=BOB)
-    )
+    await batch.handle(approval(request.run_id, BOB))
     assert (await batch.runs.get(request.run_id)).status == "cancelled"
     assert not (batch.log_dir / f"{request.run_id}.log").exists()
 
@@ -422,11 +421,7 @@ async def test_a_second_run_of_a_busy_command_is_refused_until_the_first_ends(
     await batch.handle_queue()
     assert types(await batch.outcomes(other.run_id)) == ["BatchApprovalRequested"]
 
-    await batch.handle(
-        BatchCancelRequested(
-            correlation_id="c", source="test", run_id=first.run_id, requested_by=ALICE
-        )
-    )
+    await batch.handle(cancellation(first.run_id, ALICE))
     third = await batch.request("reindex-search", by=BOB, steps="1")
     await batch.drain()
     assert only(await batch.outcomes(third.run_id), BatchRunFinished).status == "succeeded"  # type: ignore[attr-defined]
@@ -637,11 +632,7 @@ async def test_two_approvals_are_two_different_people(
     request = await batch.request("echo-args", "production", by=CAROL, text="two")
     await batch.drain()
     for approver in (ALICE, ALICE, BOB):
-        await batch.handle(
-            BatchApproved(
-                correlation_id="a", source="test", run_id=request.run_id, approved_by=approver
-            )
-        )
+        await batch.handle(approval(request.run_id, approver))
         if approver is ALICE:
             assert (await batch.runs.get(request.run_id)).status == "awaiting_approval"
 
@@ -654,7 +645,7 @@ async def test_two_approvals_are_two_different_people(
 
 
 async def test_an_approval_before_its_request_is_retried_later(batch: BatchHarness) -> None:
-    early = BatchApproved(correlation_id="a", source="test", run_id="run-not-yet", approved_by=BOB)
+    early = approval("run-not-yet", BOB)
     with pytest.raises(TransientError, match="not known"):
         await on_batch_approved(batch.service.context, early)
 

@@ -13,6 +13,7 @@ from services.batch.runners.base import RunnerError, RunSpec
 from services.batch.runners.local import LocalRunner, inherited_env
 from services.batch.runners.logs import MAX_LINE_CHARS, RunLogs, safe_name
 from shared.catalog import LocalRunnerSettings
+from tests.integration.batch_harness import run_spec
 
 
 @pytest.fixture
@@ -31,15 +32,15 @@ def runner(tmp_path: Path) -> LocalRunner:
 def spec(
     tmp_path: Path, *argv: str, timeout: float = 10, env: dict[str, str] | None = None
 ) -> RunSpec:
-    return RunSpec(
-        run_id=f"run-{tmp_path.name}",
-        request_event_id="e",
+    return run_spec(
+        LocalRunnerSettings(),
+        *argv,
         command="test",
         environment="staging",
-        argv=argv,
-        env=env or {},
-        timeout_seconds=timeout,
-        settings=LocalRunnerSettings(),
+        env=env,
+        timeout=timeout,
+        run_id=f"run-{tmp_path.name}",
+        request_event_id="e",
         workdir=tmp_path,
     )
 

@@ -10,121 +10,52 @@ execution (``mode: run``) of the same state machine with the same values.
 
 from __future__ import annotations
 
-import html
 import json
-import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from slack_sdk.http_retry.builtin_interval_calculators import FixedValueRetryIntervalCalculator
-from tenacity import wait_none
 
 from services.batch.function import BatchFunction
 from services.batch.runners.stepfunctions import execution_name
-from services.notifier.service import NotifierService, build_notifier
-from services.notifier.settings import NotifierSettings
-from shared.aws import AwsClients
 from shared.events import BatchApproved
-from shared.settings import AwsSettings, WorkerSettings
-from tests.integration.batch_harness import ALICE, BOB, BatchHarness, bootstrap_once, make_harness
-from tests.integration.sfn_moto import create_state_machine
-from tests.support import eventually, runtime_over, texts_of
+from tests.integration.batch_harness import ALICE, BOB
+from tests.integration.sfn_moto import build_variables
+from tests.integration.sfn_stack import (
+    Stack,
+    parent_message,
+    sfn_stack,
+    shown,
+)
+from tests.support import eventually
 from toilkit.embedded import EmbeddedAws
-from toilkit.standins.codebuild import BuildPlan, CodeBuildStandin
-from toilkit.standins.slack import SlackStandin
+from toilkit.standins.codebuild import BuildPlan
 
 pytestmark = pytest.mark.moto_only(reason="routes CodeBuild to a stand-in inside moto")
 
 PROJECT = "toilkit-batch-preview"
-RUNS_CHANNEL = "#toilkit"
-
-
-@dataclass
-class Stack:
-    codebuild: CodeBuildStandin
-    slack: SlackStandin
-    batch: BatchHarness
-    notifier: NotifierService
-    sfn: Any
-    state_machine: str
-
-
-@pytest.fixture(scope="module")
-async def codebuild(embedded_aws: EmbeddedAws) -> AsyncIterator[CodeBuildStandin]:
-    async with CodeBuildStandin() as standin:
-        standin.add_project(PROJECT)
-        embedded_aws.route_service("codebuild", standin.url)
-        try:
-            yield standin
-        finally:
-            embedded_aws.route_service("codebuild", None)
 
 
 @pytest.fixture(scope="module")
 async def stack(
-    moto_endpoint: str, codebuild: CodeBuildStandin, tmp_path_factory: pytest.TempPathFactory
+    embedded_aws: EmbeddedAws, moto_endpoint: str, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Stack]:
-    names, topology = await bootstrap_once(moto_endpoint)
-    settings = AwsSettings(AWS_ENDPOINT_URL=moto_endpoint, AWS_REGION="us-east-1")
-    async with AwsClients(settings) as aws, SlackStandin() as slack:
-        sfn = await aws.client("stepfunctions")
-        state_machine = await create_state_machine(sfn, f"batch-run-{uuid.uuid4().hex[:8]}")
-
-        def previewed_on_step_functions(data: dict[str, Any]) -> None:
-            [command] = [c for c in data["commands"] if c["name"] == "expire-coupons"]
-            command["environments"]["aws"] = {
-                "allowed": {"usergroups": ["S0SRE00001"]},
-                "approval": {"approvers": {"usergroups": ["S0SRE00001"]}},
-                "runner": {
-                    "kind": "stepfunctions",
-                    "state_machine_arn": state_machine,
-                    "project": PROJECT,
-                    "image": "app:1",
-                    "poll_seconds": 0,
-                },
-            }
-
-        folder = tmp_path_factory.mktemp("preview-sfn")
-        batch = await make_harness(
-            aws, names, topology, folder, customize=previewed_on_step_functions
-        )
-        notifier = await build_notifier(
-            runtime_over(aws, names, topology),
-            settings=NotifierSettings(
-                slack_api_url=slack.api_url,
-                post_interval_seconds=0,
-                worker=WorkerSettings(
-                    wait_time_seconds=0, visibility_timeout=20, retry_base_seconds=0
-                ),
-            ),
-            slack_backoff=FixedValueRetryIntervalCalculator(0),
-            post_wait=wait_none(),
-        )
-        try:
-            yield Stack(codebuild, slack, batch, notifier, sfn, state_machine)
-        finally:
-            await notifier.aclose()
-
-
-def shown(message: dict[str, Any]) -> str:
-    return html.unescape("\n".join(texts_of(message.get("blocks", []))))
-
-
-def parent_message(stack: Stack, run_id: str) -> dict[str, Any]:
-    [message] = [m for m in stack.slack.messages(RUNS_CHANNEL) if f"Run `{run_id}`" in shown(m)]
-    return message
+    """expire-coupons in ``aws`` previewed and run on the state machine, approved by @sre."""
+    async with sfn_stack(
+        embedded_aws,
+        moto_endpoint,
+        tmp_path_factory.mktemp("preview-sfn"),
+        project=PROJECT,
+        command="expire-coupons",
+        policy={"approval": {"approvers": {"usergroups": ["S0SRE00001"]}}},
+    ) as built:
+        yield built
 
 
 async def execution_input(stack: Stack, name: str) -> dict[str, Any]:
     arn = stack.state_machine.replace(":stateMachine:", ":execution:", 1) + f":{name}"
     described = await stack.sfn.describe_execution(executionArn=arn)
     return dict(json.loads(described["input"])) | {"_status": described["status"]}
-
-
-def build_variables(build: Any) -> dict[str, str]:
-    return {v["name"]: v["value"] for v in build.request["environmentVariablesOverride"]}
 
 
 async def test_the_preview_and_the_run_are_two_executions_of_one_state_machine(
@@ -144,7 +75,7 @@ async def test_the_preview_and_the_run_are_two_executions_of_one_state_machine(
     assert (preview["mode"], preview["_status"]) == ("preview", "SUCCEEDED")
     assert json.loads(preview["command_json"])["argv"][-1] == "--dry-run"
     [preview_build] = stack.codebuild.builds(PROJECT)[builds_before:]
-    assert build_variables(preview_build)["TOILKIT_RUN_MODE"] == "preview"
+    assert build_variables(preview_build.request)["TOILKIT_RUN_MODE"] == "preview"
     message = parent_message(stack, request.run_id)
     assert message["text"].startswith("Awaiting approval:")
     assert "Preview succeeded" in shown(message)
@@ -164,7 +95,7 @@ async def test_the_preview_and_the_run_are_two_executions_of_one_state_machine(
     assert run_argv == json.loads(preview["command_json"])["argv"][:-1]
     assert run_argv[-4:] == ["--campaign", "spring-sale", "--max", "50"]
     [_, run_build] = stack.codebuild.builds(PROJECT)[builds_before:]
-    assert build_variables(run_build)["TOILKIT_RUN_MODE"] == "run"
+    assert build_variables(run_build.request)["TOILKIT_RUN_MODE"] == "run"
     record = await stack.batch.runs.get(request.run_id)
     assert record is not None and record.status == "succeeded"
     assert parent_message(stack, request.run_id)["text"].startswith("Succeeded:")

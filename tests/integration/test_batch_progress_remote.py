@@ -24,6 +24,7 @@ from shared.aws import AwsClients
 from shared.catalog import CodeBuildRunnerSettings, StepFunctionsRunnerSettings
 from shared.events import BatchRunProgress, EventBase
 from shared.settings import AwsSettings
+from tests.integration.batch_harness import run_spec
 from tests.integration.sfn_moto import create_state_machine
 from tests.support import eventually
 from toilkit.embedded import EmbeddedAws
@@ -81,16 +82,14 @@ async def runner(
 
 
 def spec(settings: CodeBuildRunnerSettings | StepFunctionsRunnerSettings | None = None) -> RunSpec:
-    run_id = f"run-{uuid.uuid4().hex[:8]}"
-    return RunSpec(
-        run_id=run_id,
-        request_event_id=str(uuid.uuid4()),
+    return run_spec(
+        settings or CodeBuildRunnerSettings(project=PROJECT, image="app:1"),
+        "bin/migrate",
+        "--token",
+        SECRET,
         command="migrate",
         environment="production",
-        argv=("bin/migrate", "--token", SECRET),
-        env={},
-        timeout_seconds=600,
-        settings=settings or CodeBuildRunnerSettings(project=PROJECT, image="app:1"),
+        timeout=600,
         secrets=(SECRET,),
     )
 

@@ -16,117 +16,53 @@ The one change moto needs is the casing of the aws-sdk tasks' fields
 
 from __future__ import annotations
 
-import html
 import json
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from slack_sdk.http_retry.builtin_interval_calculators import FixedValueRetryIntervalCalculator
-from tenacity import wait_none
 
-from services.batch.runners.base import RunSpec
 from services.batch.runners.stepfunctions import execution_input, poll_waits
-from services.notifier.service import NotifierService, build_notifier
-from services.notifier.settings import NotifierSettings
-from shared.aws import AwsClients
-from shared.catalog import StepFunctionsRunnerSettings
-from shared.settings import AwsSettings, WorkerSettings
-from tests.integration.batch_harness import BatchHarness, bootstrap_once, make_harness
-from tests.integration.sfn_moto import create_state_machine, load_definition
-from tests.support import eventually, runtime_over, texts_of
+from tests.integration.batch_harness import run_spec
+from tests.integration.sfn_moto import build_variables, load_definition, run_to_end, sfn_settings
+from tests.integration.sfn_stack import (
+    Stack,
+    parent_message,
+    sfn_stack,
+    shown,
+)
 from tests.unit.test_batch_run_history import history_events
 from toilkit.embedded import EmbeddedAws
-from toilkit.standins.codebuild import RUNS_UNTIL_STOPPED, BuildPlan, CodeBuildStandin
-from toilkit.standins.slack import SlackStandin
+from toilkit.standins.codebuild import RUNS_UNTIL_STOPPED, BuildPlan
 
 pytestmark = pytest.mark.moto_only(reason="routes CodeBuild to a stand-in inside moto")
 
 PROJECT = "toilkit-batch-runner"
-RUNS_CHANNEL = "#toilkit"
 #: echo-args' timeout here: its polls (0 s apart on the emulator) run out quickly.
 TIMEOUT_SECONDS = 20
 
 
-@dataclass
-class Stack:
-    codebuild: CodeBuildStandin
-    slack: SlackStandin
-    batch: BatchHarness
-    notifier: NotifierService
-    sfn: Any
-    state_machine: str
-
-
-@pytest.fixture(scope="module")
-async def codebuild(embedded_aws: EmbeddedAws) -> AsyncIterator[CodeBuildStandin]:
-    """The CodeBuild stand-in, standing in for moto's CodeBuild while the module runs."""
-    async with CodeBuildStandin() as standin:
-        standin.add_project(PROJECT)
-        embedded_aws.route_service("codebuild", standin.url)
-        try:
-            yield standin
-        finally:
-            embedded_aws.route_service("codebuild", None)
-
-
 @pytest.fixture(scope="module")
 async def stack(
+    embedded_aws: EmbeddedAws,
     moto_endpoint: str,
-    codebuild: CodeBuildStandin,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[Stack]:
     """The batch service (echo-args in ``aws`` runs on the state machine) and the notifier
     on one topology, the notifier posting to the Slack stand-in."""
-    names, topology = await bootstrap_once(moto_endpoint)
-    settings = AwsSettings(AWS_ENDPOINT_URL=moto_endpoint, AWS_REGION="us-east-1")
-    async with AwsClients(settings) as aws, SlackStandin() as slack:
-        sfn = await aws.client("stepfunctions")
-        state_machine = await create_state_machine(sfn, f"batch-run-{uuid.uuid4().hex[:8]}")
-
-        def run_on_step_functions(data: dict[str, Any]) -> None:
-            [command] = [c for c in data["commands"] if c["name"] == "echo-args"]
-            command["timeout_seconds"] = TIMEOUT_SECONDS
-            command["environments"]["aws"] = {
-                "allowed": {"usergroups": ["S0SRE00001"]},
-                "runner": {
-                    "kind": "stepfunctions",
-                    "state_machine_arn": state_machine,
-                    "project": PROJECT,
-                    "image": "app:1",
-                    "poll_seconds": 0,
-                },
-            }
-
-        folder = tmp_path_factory.mktemp("branches")
-        batch = await make_harness(aws, names, topology, folder, customize=run_on_step_functions)
-        runtime = runtime_over(aws, names, topology)
-        notifier = await build_notifier(
-            runtime,
-            settings=NotifierSettings(
-                slack_api_url=slack.api_url,
-                post_interval_seconds=0,
-                worker=WorkerSettings(
-                    wait_time_seconds=0, visibility_timeout=20, retry_base_seconds=0
-                ),
-            ),
-            slack_backoff=FixedValueRetryIntervalCalculator(0),
-            post_wait=wait_none(),
-        )
-        try:
-            yield Stack(codebuild, slack, batch, notifier, sfn, state_machine)
-        finally:
-            await notifier.aclose()
+    async with sfn_stack(
+        embedded_aws,
+        moto_endpoint,
+        tmp_path_factory.mktemp("branches"),
+        project=PROJECT,
+        command="echo-args",
+        command_fields={"timeout_seconds": TIMEOUT_SECONDS},
+    ) as built:
+        yield built
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def shown(message: dict[str, Any]) -> str:
-    """What a message shows: its blocks' texts, one per line, as a reader sees them."""
-    return html.unescape("\n".join(texts_of(message.get("blocks", []))))
 
 
 @dataclass(frozen=True)
@@ -145,8 +81,7 @@ async def run_to_its_end(stack: Stack, text: str) -> Ending:
     await stack.batch.drain()
     record = await stack.batch.runs.get(request.run_id)
     await stack.notifier.drain()
-    mark = f"Run `{request.run_id}`"
-    [message] = [m for m in stack.slack.messages(RUNS_CHANNEL) if mark in shown(m)]
+    message = parent_message(stack, request.run_id)
     replies = [shown(r) for r in message["replies"]]
     return Ending(
         status=record.status,
@@ -262,7 +197,7 @@ async def test_the_build_gets_the_command_as_data(stack: Stack) -> None:
     await run_to_its_end(stack, hostile)
 
     [*_, start] = stack.codebuild.calls("StartBuild")
-    variables = {v["name"]: v["value"] for v in start.request["environmentVariablesOverride"]}
+    variables = build_variables(start.request)
     assert json.loads(variables["TOILKIT_COMMAND"])["argv"][-1] == hostile
     assert start.request["imageOverride"] == "app:1"
     assert start.request["timeoutInMinutesOverride"] == 5
@@ -273,36 +208,19 @@ async def test_the_history_of_a_run_is_what_the_definition_says_it_costs(stack: 
     the count tests/unit/test_batch_run_history.py predicts from the definition, which it
     then computes for the longest run the catalog allows."""
     stack.codebuild.plan(PROJECT, RUNS_UNTIL_STOPPED)
-    settings = StepFunctionsRunnerSettings(
-        state_machine_arn=stack.state_machine, project=PROJECT, image="app:1", poll_seconds=0
+    settings = sfn_settings(stack.state_machine, PROJECT)
+    spec = run_spec(
+        settings,
+        "python3",
+        "scripts/echo_args.py",
+        "x",
+        run_id="run-history",
+        timeout=TIMEOUT_SECONDS,
     )
-    spec_input = execution_input(_spec(settings), settings)
-    started = await stack.sfn.start_execution(
-        stateMachineArn=stack.state_machine,
-        name=str(uuid.uuid4()),
-        input=json.dumps(spec_input),
-    )
-
-    async def ended() -> dict[str, Any] | None:
-        described = await stack.sfn.describe_execution(executionArn=started["executionArn"])
-        return None if described["status"] == "RUNNING" else described
-
-    await eventually(ended, timeout=60, every=0.05)
+    spec_input = execution_input(spec, settings)
+    ended = await run_to_end(stack.sfn, stack.state_machine, spec_input, timeout=60)
     history = await stack.sfn.get_execution_history(
-        executionArn=started["executionArn"], maxResults=1000
+        executionArn=ended["executionArn"], maxResults=1000
     )
     polls = spec_input["poll"]["max"]
     assert len(history["events"]) == history_events(load_definition(), polls)
-
-
-def _spec(settings: StepFunctionsRunnerSettings) -> RunSpec:
-    return RunSpec(
-        run_id="run-history",
-        request_event_id=str(uuid.uuid4()),
-        command="echo-args",
-        environment="aws",
-        argv=("python3", "scripts/echo_args.py", "x"),
-        env={},
-        timeout_seconds=TIMEOUT_SECONDS,
-        settings=settings,
-    )

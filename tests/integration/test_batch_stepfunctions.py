@@ -48,12 +48,17 @@ from tests.integration.batch_harness import (
     BatchHarness,
     make_harness,
     run_record,
+    run_spec,
 )
 from tests.integration.sfn_moto import (
+    build_variables,
     create_codebuild_project,
     create_state_machine,
     load_definition,
     moto_dialect,
+    run_to_end,
+    sfn_settings,
+    stepfunctions_environment,
 )
 from tests.support import eventually
 
@@ -88,46 +93,23 @@ async def reader(aws: AwsClients, codebuild: Any) -> BuildReader:
     return BuildReader(codebuild, await aws.client("logs"), region="us-east-1", tail_lines=20)
 
 
-def sfn_settings(
-    state_machine: str, project: str, *, poll_seconds: float = 0
-) -> StepFunctionsRunnerSettings:
-    """The runner's settings for ``state_machine`` running builds of ``project`` (image app:1)."""
-    return StepFunctionsRunnerSettings(
-        state_machine_arn=state_machine, project=project, image="app:1", poll_seconds=poll_seconds
-    )
-
-
 def spec_for(
     settings: StepFunctionsRunnerSettings | CodeBuildRunnerSettings,
     *,
     argv: tuple[str, ...] = ("python3", "scripts/echo_args.py", "; rm -rf /"),
     timeout: float = 60,
 ) -> RunSpec:
-    run_id = f"run-{uuid.uuid4().hex[:8]}"
-    return RunSpec(
-        run_id=run_id,
-        request_event_id=str(uuid.uuid4()),
-        command="echo-args",
-        environment="aws",
-        argv=argv,
-        env={"ECHO_VALUE": "; rm -rf /"},
-        timeout_seconds=timeout,
-        settings=settings,
+    return run_spec(settings, *argv, env={"ECHO_VALUE": "; rm -rf /"}, timeout=timeout)
+
+
+async def start_build_parameters(sfn: Any, execution_arn: str) -> dict[str, Any]:
+    """What the execution's StartBuild task passed to CodeBuild (camelCase)."""
+    history = await sfn.get_execution_history(executionArn=execution_arn)
+    return next(
+        json.loads(e["taskScheduledEventDetails"]["parameters"])
+        for e in history["events"]
+        if e.get("taskScheduledEventDetails", {}).get("resource") == "startBuild"
     )
-
-
-async def run_to_end(
-    sfn: Any, arn: str, input_: dict[str, Any], name: str | None = None
-) -> dict[str, Any]:
-    execution = await sfn.start_execution(
-        stateMachineArn=arn, name=name or str(uuid.uuid4()), input=json.dumps(input_)
-    )
-
-    async def ended() -> dict[str, Any] | None:
-        described = await sfn.describe_execution(executionArn=execution["executionArn"])
-        return None if described["status"] == "RUNNING" else described
-
-    return await eventually(ended, timeout=30, every=0.05)
 
 
 async def visited(sfn: Any, execution_arn: str) -> list[str]:
@@ -194,13 +176,8 @@ async def test_the_definition_starts_polls_and_finishes_a_build_in_moto(
         "Succeeded",
     ]
     # The command reached CodeBuild as data: one JSON variable, the injection verbatim.
-    history = await sfn.get_execution_history(executionArn=described["executionArn"])
-    scheduled = next(
-        json.loads(e["taskScheduledEventDetails"]["parameters"])
-        for e in history["events"]
-        if e.get("taskScheduledEventDetails", {}).get("resource") == "startBuild"
-    )
-    variables = {v["name"]: v["value"] for v in scheduled["environmentVariablesOverride"]}
+    scheduled = await start_build_parameters(sfn, described["executionArn"])
+    variables = build_variables(scheduled)
     assert json.loads(variables["TOILKIT_COMMAND"]) == {
         "argv": ["python3", "scripts/echo_args.py", "; rm -rf /"],
         "env": {"ECHO_VALUE": "; rm -rf /"},
@@ -417,15 +394,15 @@ async def test_the_buildspec_line_runs_the_argv_without_a_shell_seeing_it(tmp_pa
     hostile = f"$(touch {marker}); `touch {marker}` \"quotes\" 'and'\nnewline ünï"
     settings = CodeBuildRunnerSettings(project="p1", image="x")
     script = ECHO_ARGS
-    spec = RunSpec(
+    spec = run_spec(
+        settings,
+        "python3",
+        str(script),
+        hostile,
+        env={"ECHO_VALUE": hostile},
+        timeout=30,
         run_id="r",
         request_event_id="e",
-        command="echo-args",
-        environment="aws",
-        argv=("python3", str(script), hostile),
-        env={"ECHO_VALUE": hostile},
-        timeout_seconds=30,
-        settings=settings,
     )
     process = await asyncio.create_subprocess_exec(
         "sh",
@@ -455,16 +432,7 @@ async def aws_batch(
     def add_aws_environment(data: dict[str, Any]) -> None:
         for command in data["commands"]:
             if command["name"] == "echo-args":
-                command["environments"]["aws"] = {
-                    "allowed": {"usergroups": ["S0SRE00001"]},
-                    "runner": {
-                        "kind": "stepfunctions",
-                        "state_machine_arn": state_machine,
-                        "project": project,
-                        "image": "app:1",
-                        "poll_seconds": 0,
-                    },
-                }
+                command["environments"]["aws"] = stepfunctions_environment(state_machine, project)
 
     names, topology = shared_topology
     return await make_harness(aws, names, topology, tmp_path, customize=add_aws_environment)
@@ -613,9 +581,7 @@ async def test_an_input_without_a_mode_runs_as_a_run(
     sfn: Any, state_machine: str, project: str
 ) -> None:
     """An execution input written before previews existed (no ``mode``) is a run."""
-    settings = StepFunctionsRunnerSettings(
-        state_machine_arn=state_machine, project=project, image="app:1", poll_seconds=0
-    )
+    settings = sfn_settings(state_machine, project)
     old_input = execution_input(spec_for(settings), settings)
     del old_input["mode"]
     described = await run_to_end(sfn, state_machine, old_input)
@@ -626,13 +592,8 @@ async def test_an_input_without_a_mode_runs_as_a_run(
         "ModeRun",
         "StartBuild",
     ]
-    history = await sfn.get_execution_history(executionArn=described["executionArn"])
-    scheduled = next(
-        json.loads(e["taskScheduledEventDetails"]["parameters"])
-        for e in history["events"]
-        if e.get("taskScheduledEventDetails", {}).get("resource") == "startBuild"
-    )
-    variables = {v["name"]: v["value"] for v in scheduled["environmentVariablesOverride"]}
+    scheduled = await start_build_parameters(sfn, described["executionArn"])
+    variables = build_variables(scheduled)
     assert variables["TOILKIT_RUN_MODE"] == "run"
 
 

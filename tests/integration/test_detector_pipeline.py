@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -50,7 +50,7 @@ from shared.publishing import Publisher
 from shared.runtime import Runtime
 from shared.settings import WorkerSettings
 from shared.topology import BootstrapReport, Names
-from tests.support import eventually, receive_all
+from tests.support import SteppingClock, eventually, receive_all
 from tests.terraform.repos import Clock, Repo, drift_the_cloud, make_repo, repair_the_cloud
 from tests.terraform.testbed import SHIM_COMMAND, Testbed, apply, build_testbed, edit_cloud
 from toilkit.standins.cloudtrail import CloudTrailStandin
@@ -119,6 +119,25 @@ def build_pipeline(
     return Detector(runtime, pipeline, lifecycle, clock, names)
 
 
+#: Makes a repo of the testbed's modules (named) and a detector over it: both.
+DetectorFor = Callable[..., tuple[Repo, Detector]]
+
+
+@pytest.fixture
+def detector_for(
+    aws: AwsClients, names: Names, topology: BootstrapReport, testbed: Testbed, tmp_path: Path
+) -> DetectorFor:
+    """A repo of the named modules under ``tmp_path`` (applied) and the detector over it;
+    keyword arguments go to :func:`build_pipeline`."""
+
+    def make(*modules: str, **options: Any) -> tuple[Repo, Detector]:
+        repo = make_repo(testbed, tmp_path / "infra", modules)
+        work = tmp_path / "work"
+        return repo, build_pipeline(aws, names, topology, testbed, repo, work, **options)
+
+    return make
+
+
 async def outcomes(aws: AwsClients, topology: BootstrapReport) -> list[EventBase]:
     """Everything on the notifier's queue now, deleted once read."""
     messages = await receive_all(aws.sqs, topology.queue_urls["notifier"], rounds=10)
@@ -144,10 +163,9 @@ async def s3_text(aws: AwsClients, bucket: str, key: str) -> str:
 
 
 async def test_drift_is_detected_tracked_claimed_and_resolved(
-    aws: AwsClients, names: Names, topology: BootstrapReport, testbed: Testbed, tmp_path: Path
+    detector_for: DetectorFor, aws: AwsClients, topology: BootstrapReport
 ) -> None:
-    repo = make_repo(testbed, tmp_path / "infra", ("clean", "drifting", "broken"))
-    detector = build_pipeline(aws, names, topology, testbed, repo, tmp_path / "work")
+    repo, detector = detector_for("clean", "drifting", "broken")
     drift_the_cloud(repo.cloud)
 
     # GIVEN a repository with a clean, a drifted and a broken state
@@ -260,10 +278,9 @@ async def test_drift_is_detected_tracked_claimed_and_resolved(
 
 
 async def test_a_state_that_drifts_again_after_being_fixed_is_new_again(
-    aws: AwsClients, names: Names, topology: BootstrapReport, testbed: Testbed, tmp_path: Path
+    detector_for: DetectorFor, aws: AwsClients, topology: BootstrapReport
 ) -> None:
-    repo = make_repo(testbed, tmp_path / "infra", ("drifting",))
-    detector = build_pipeline(aws, names, topology, testbed, repo, tmp_path / "work")
+    repo, detector = detector_for("drifting")
 
     def retag(bucket: dict[str, Any]) -> None:
         bucket["tags"]["env"] = "staging"
@@ -288,12 +305,11 @@ async def test_a_state_that_drifts_again_after_being_fixed_is_new_again(
 
 
 async def test_the_digest_counts_new_resources_once_however_many_findings_they_have(
-    aws: AwsClients, names: Names, topology: BootstrapReport, testbed: Testbed, tmp_path: Path
+    detector_for: DetectorFor, aws: AwsClients, topology: BootstrapReport
 ) -> None:
     # GIVEN the bucket drifted AND its code changed (a drift and a pending finding on one
     # resource), and the queue drifted: 3 new findings on 2 resources
-    repo = make_repo(testbed, tmp_path / "infra", ("drifting",))
-    detector = build_pipeline(aws, names, topology, testbed, repo, tmp_path / "work")
+    repo, detector = detector_for("drifting")
     detector.pipeline.run_limit_seconds = 0.001  # any scan takes most of that
     drift_the_cloud(repo.cloud)
     main = repo.root / "drifting" / "main.tf"
@@ -315,12 +331,11 @@ async def test_the_digest_counts_new_resources_once_however_many_findings_they_h
 
 
 async def test_a_scan_run_again_after_a_crash_publishes_the_same_event_ids(
-    aws: AwsClients, names: Names, topology: BootstrapReport, testbed: Testbed, tmp_path: Path
+    detector_for: DetectorFor, aws: AwsClients, topology: BootstrapReport
 ) -> None:
     # GIVEN a drifted state, scanned for a request whose handler then died before the
     # worker recorded it as handled (SQS redelivers it, the scan runs again)
-    repo = make_repo(testbed, tmp_path / "infra", ("drifting",))
-    detector = build_pipeline(aws, names, topology, testbed, repo, tmp_path / "work")
+    repo, detector = detector_for("drifting")
     drift_the_cloud(repo.cloud)
     await detector.pipeline.run(_request("crashed"))
     first = await outcomes(aws, topology)
@@ -365,11 +380,9 @@ def no_wait_retry() -> AsyncRetrying:
 
 
 async def test_drifted_resources_are_attributed_from_cloudtrail(
+    detector_for: DetectorFor,
     aws: AwsClients,
-    names: Names,
     topology: BootstrapReport,
-    testbed: Testbed,
-    tmp_path: Path,
     cloudtrail: tuple[CloudTrailStandin, Any],
 ) -> None:
     standin, client = cloudtrail
@@ -380,10 +393,7 @@ async def test_drifted_resources_are_attributed_from_cloudtrail(
         slack_users={"*assumed-role/Admin/alice@example.com": "U0ALICE"},
     )
     attributor = CloudTrailAttributor(client, config, clock=lambda: DAY_ONE, retry=no_wait_retry)
-    repo = make_repo(testbed, tmp_path / "infra", ("drifting",))
-    detector = build_pipeline(
-        aws, names, topology, testbed, repo, tmp_path / "work", attributor=attributor
-    )
+    repo, detector = detector_for("drifting", attributor=attributor)
     drift_the_cloud(repo.cloud)
     bucket = ("Cloud::Bucket", "logs")
     standin.add_event(
@@ -487,31 +497,6 @@ def unused_tcp_port() -> int:
 
 
 # --------------------------------------------------------------------------- the service
-
-
-class SteppingClock:
-    """The scheduler's clock: sleeps until the test moves it."""
-
-    def __init__(self, start: datetime) -> None:
-        self.current = start
-        self.moved = asyncio.Event()
-        self.sleeping = 0
-
-    def now(self) -> datetime:
-        return self.current
-
-    async def sleep_until(self, moment: datetime) -> None:
-        self.sleeping += 1
-        try:
-            while self.current < moment:
-                self.moved.clear()
-                await self.moved.wait()
-        finally:
-            self.sleeping -= 1
-
-    def advance_to(self, moment: datetime) -> None:
-        self.current = moment
-        self.moved.set()
 
 
 @pytest.fixture

@@ -20,11 +20,17 @@ from services.gateway.drift_actions import ATTRIBUTE_BLOCK, EXPIRES_BLOCK, REASO
 from services.gateway.service import GatewayService
 from shared.aws import AwsClients
 from shared.events import Actor
+from shared.runtime import Runtime
 from shared.slack.actions import encode_ignore_value, encode_rescan_value
 from shared.state_table.drift_actions import DriftAudit, IgnoreRuleStore, ScanGuard
 from shared.topology import BootstrapReport, Names
-from tests.gateway_harness import ephemeral_texts, events_on, serving, standin_settings
-from tests.support import runtime_over
+from tests.gateway_harness import (
+    ECHO_COMMAND,
+    ephemeral_texts,
+    events_on,
+    serving,
+    standin_settings,
+)
 from toilkit.standins.slack import SlackStandin
 from toilkit.standins.slack.app_requests import (
     SignedSlack,
@@ -42,37 +48,21 @@ CAROL = SlackUserRef("U0CAROL003", "carol")  # may do neither
 STATE = "network-prod"
 ADDRESS = "aws_security_group.web"
 
-CATALOG = """
-commands:
-  - name: echo
-    description: Print the text.
-    argv: [echo, "{text}"]
-    parameters: [{name: text, type: text}]
-    environments:
-      staging: {allowed: {users: [U0ALICE001]}}
-drift:
+CATALOG = (
+    "commands:"
+    + ECHO_COMMAND
+    + """drift:
   ignore: {users: [U0ALICE001]}
   rescan: {users: [U0ALICE001, U0BOB00002]}
   accept: {users: [U0BOB00002]}
 """
-
-
-@pytest.fixture
-def catalog_path(tmp_path: Path) -> Path:
-    path = tmp_path / "catalog.yaml"
-    path.write_text(CATALOG)
-    return path
+)
 
 
 @pytest.fixture
 async def service(
-    aws: AwsClients,
-    names: Names,
-    topology: BootstrapReport,
-    standin: SlackStandin,
-    catalog_path: Path,
+    runtime: Runtime, standin: SlackStandin, catalog_path: Path
 ) -> AsyncIterator[GatewayService]:
-    runtime = runtime_over(aws, names, topology)
     async with serving(runtime, standin_settings(standin, SECRET, catalog_path)) as running:
         yield running
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
 from services.gateway.drift_actions import (
@@ -26,8 +27,9 @@ from shared.state_table.drift_actions import IgnoreRuleStore
 from shared.topology import BootstrapReport, Names
 from tests import notifier_samples as samples
 from tests.gateway_harness import events_on
-from tests.integration.test_slack_standin_client import (  # noqa: F401 - fixtures
+from tests.integration.test_slack_standin_client import (  # noqa: F401 - fixtures, their catalog
     ALICE,
+    CATALOG,
     CHANNEL,
     Page,
     gateway,
@@ -36,7 +38,9 @@ from tests.integration.test_slack_standin_client import (  # noqa: F401 - fixtur
 from toilkit.standins.slack import SlackStandin
 
 
-async def post_report(standin: SlackStandin) -> str:
+@pytest.fixture
+async def report_ts(standin: SlackStandin) -> str:
+    """The notifier's drift report (the database drifted), posted to the channel: its ts."""
     report = samples.drift_detected(findings=(samples.database_drift(),))
     message = render_drift(drift_view_of(report))
     client = AsyncWebClient(token="xoxb-test", base_url=standin.api_url)
@@ -48,13 +52,12 @@ async def post_report(standin: SlackStandin) -> str:
 
 async def test_ignore_clicked_on_the_page_opens_the_modal_and_its_submission_writes_the_rule(
     page: Page,  # noqa: F811
+    report_ts: str,
     standin: SlackStandin,
     aws: AwsClients,
     names: Names,
 ) -> None:
-    ts = await post_report(standin)
-
-    await page.click(ts, Action.DRIFT_IGNORE, ALICE)
+    await page.click(report_ts, Action.DRIFT_IGNORE, ALICE)
     modal = await page.modal(ALICE)
     assert modal is not None and modal["view"]["callback_id"] == "drift_ignore_modal"
     view_id = modal["view"]["id"]
@@ -88,20 +91,22 @@ async def test_ignore_clicked_on_the_page_opens_the_modal_and_its_submission_wri
         "instance_class",
         until,
     )
-    [parent] = [m for m in standin.messages(CHANNEL) if m["ts"] == ts]
+    [parent] = [m for m in standin.messages(CHANNEL) if m["ts"] == report_ts]
     assert "ignored" in parent["replies"][-1]["text"]
 
 
 async def test_rescan_clicked_twice_on_the_page_asks_for_one_scan(
     page: Page,  # noqa: F811
-    standin: SlackStandin,
+    report_ts: str,
     aws: AwsClients,
     topology: BootstrapReport,
 ) -> None:
-    ts = await post_report(standin)
-
-    await page.click(ts, Action.DRIFT_RESCAN_REFRESH, ALICE)
-    await page.click(ts, Action.DRIFT_RESCAN_REFRESH, ALICE)
+    await page.click(report_ts, Action.DRIFT_RESCAN_REFRESH, ALICE)
+    await page.click(report_ts, Action.DRIFT_RESCAN_REFRESH, ALICE)
 
     [scan] = await events_on(aws, topology, "detector")
-    assert (scan.states, scan.mode, scan.reply_thread_ts) == (("prod-network",), "refresh_only", ts)
+    assert (scan.states, scan.mode, scan.reply_thread_ts) == (
+        ("prod-network",),
+        "refresh_only",
+        report_ts,
+    )

@@ -7,7 +7,6 @@ and SQS; the rules are written through the same store the gateway uses.
 from __future__ import annotations
 
 from datetime import date, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -16,13 +15,14 @@ from shared.aws import AwsClients
 from shared.events import Actor, DriftDetected, DriftScanCompleted, DriftScanRequested
 from shared.state_table.drift_actions import IgnoreRuleStore, StoredIgnoreRule
 from shared.topology import BootstrapReport, Names
-from tests.integration.test_detector_pipeline import (
+from tests.integration.test_detector_pipeline import (  # noqa: F401 - a fixture
     DAY_ONE,
-    build_pipeline,
+    DetectorFor,
+    detector_for,
     of_type,
     outcomes,
 )
-from tests.terraform.repos import drift_the_cloud, make_repo
+from tests.terraform.repos import drift_the_cloud
 from tests.terraform.testbed import Testbed, build_testbed
 
 ALICE = Actor(name="alice", slack_user_id="U0ALICE001")
@@ -39,10 +39,12 @@ def scan(correlation_id: str) -> DriftScanRequested:
 
 
 async def test_an_ignore_rule_hides_the_drift_until_it_expires_then_it_comes_back_with_a_note(
-    aws: AwsClients, names: Names, topology: BootstrapReport, testbed: Testbed, tmp_path: Path
+    detector_for: DetectorFor,  # noqa: F811
+    aws: AwsClients,
+    names: Names,
+    topology: BootstrapReport,
 ) -> None:
-    repo = make_repo(testbed, tmp_path / "infra", ("drifting",))
-    detector = build_pipeline(aws, names, topology, testbed, repo, tmp_path / "work")
+    repo, detector = detector_for("drifting")
     store = IgnoreRuleStore(aws.dynamodb, names.state_table)
     detector.pipeline.ignores = store
     drift_the_cloud(repo.cloud)
@@ -95,10 +97,11 @@ async def test_an_ignore_rule_hides_the_drift_until_it_expires_then_it_comes_bac
 
 
 async def test_a_drift_resolved_three_times_in_30_days_carries_its_repeats(
-    aws: AwsClients, names: Names, topology: BootstrapReport, testbed: Testbed, tmp_path: Path
+    detector_for: DetectorFor,  # noqa: F811
+    aws: AwsClients,
+    topology: BootstrapReport,
 ) -> None:
-    repo = make_repo(testbed, tmp_path / "infra", ("drifting",))
-    detector = build_pipeline(aws, names, topology, testbed, repo, tmp_path / "work")
+    repo, detector = detector_for("drifting")
     drift_the_cloud(repo.cloud)
     await detector.request(scan("first"))
     (detected,) = of_type(await outcomes(aws, topology), DriftDetected)

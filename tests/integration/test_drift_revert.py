@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
@@ -44,13 +43,6 @@ drift:
     command: drift-revert
     environments: {"*-prod": production, "*": staging}
 """
-
-
-@pytest.fixture
-def catalog_path(tmp_path: Path) -> Path:
-    path = tmp_path / "catalog.yaml"
-    path.write_text(CATALOG)
-    return path
 
 
 async def open_finding(

@@ -36,8 +36,12 @@ from shared.settings import AwsSettings
 from shared.slack.signing import signed_headers
 from shared.topology import BootstrapReport, Names
 from tests.gateway_harness import (
+    BACKFILL_COMMAND,
+    BACKFILL_FORM_INPUTS,
+    ECHO_COMMAND,
     ephemeral_texts,
     events_on,
+    input_types,
     serving,
     standin_settings,
 )
@@ -60,50 +64,23 @@ ALICE = SlackUserRef("U0ALICE001", "alice")  # in @sre (S0SRE00001)
 BOB = SlackUserRef("U0BOB00002", "bob")  # in @sre
 CAROL = SlackUserRef("U0CAROL003", "carol")  # not in @sre; may run in staging only
 
-CATALOG = r"""
-commands:
-  - name: backfill
-    description: Backfill order totals since a date.
-    argv: [python3, backfill.py, --since, "{since}", --limit, "{limit}", --mode, "{mode}",
-           --notify, "{notify}", "{dry_run}"]
+CATALOG = (
+    "commands:"
+    + BACKFILL_COMMAND
+    + r"""      - {name: token, type: text, required: false, sensitive: true}
     env: {API_TOKEN: "{token}"}
-    parameters:
-      - {name: since, type: text, label: "Since (YYYY-MM-DD)", pattern: '\d{4}-\d{2}-\d{2}',
-         max_length: 10}
-      - {name: limit, type: integer, minimum: 1, maximum: 1000, default: 100}
-      - {name: mode, type: choice, choices: [fast, safe], default: safe}
-      - {name: notify, type: slack_user, required: false}
-      - {name: dry_run, type: boolean, default: true}
-      - {name: token, type: text, required: false, sensitive: true}
     environments:
       staging:
         allowed: {usergroups: [S0SRE00001], users: [U0CAROL003]}
       production:
         allowed: {usergroups: [S0SRE00001]}
         approval: {approvers: {usergroups: [S0SRE00001]}}
-  - name: echo
-    description: Print the text.
-    argv: [echo, "{text}"]
-    parameters: [{name: text, type: text}]
-    environments:
-      staging: {allowed: {users: [U0ALICE001]}}
 """
+    + ECHO_COMMAND
+)
 
 
 # --------------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture
-async def standin() -> AsyncIterator[SlackStandin]:
-    async with SlackStandin() as slack:
-        yield slack
-
-
-@pytest.fixture
-def catalog_path(tmp_path: Path) -> Path:
-    path = tmp_path / "catalog.yaml"
-    path.write_text(CATALOG)
-    return path
 
 
 @pytest.fixture
@@ -216,18 +193,7 @@ async def test_picking_a_command_updates_the_modal_to_its_typed_form(
 
     [update] = standin.calls("views.update")
     assert update.ok
-    inputs = {b["block_id"]: b["element"]["type"] for b in view["blocks"] if b["type"] == "input"}
-    assert inputs == {
-        "command": "static_select",
-        "environment": "static_select",
-        "param:since": "plain_text_input",
-        "param:limit": "number_input",
-        "param:mode": "static_select",
-        "param:notify": "users_select",
-        "param:dry_run": "radio_buttons",
-        "param:token": "plain_text_input",
-        "reason": "plain_text_input",
-    }
+    assert input_types(view) == BACKFILL_FORM_INPUTS | {"param:token": "plain_text_input"}
 
 
 async def test_a_valid_submission_publishes_exactly_one_batch_requested(

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import AsyncIterator, Callable
-from datetime import timedelta
 from typing import Any
 
 import aiohttp
@@ -29,7 +28,6 @@ from services.notifier.settings import Routes
 from services.notifier.slack import Posted, SlackWebApi
 from services.notifier.store import NotifierStore
 from shared.aws import AwsClients
-from shared.events import BatchRunProgress
 from shared.runtime import Runtime
 from shared.slack.blocks import GRAVE
 from shared.topology import BootstrapReport, Names
@@ -83,20 +81,16 @@ async def notifier_handlers(
         yield NotifierHandlers(delivery, store, Routes(default=CHANNEL), None, progress)
 
 
-def progress(run: str, sequence: int, *lines: str, elapsed: float = 12.0) -> BatchRunProgress:
-    started = samples.NOW + timedelta(minutes=2)
-    return BatchRunProgress(
-        correlation_id=run,
-        source="batch",
-        run_id=run,
-        command="rails-runner",
-        environment="production",
-        sequence=sequence,
-        started_at=started,
-        elapsed_seconds=elapsed,
-        tail=tuple(lines),
-        log_url=samples.LOG_URL,
-    )
+@contextlib.asynccontextmanager
+async def started_run(
+    runtime: Runtime, standin: SlackStandin, **options: Any
+) -> AsyncIterator[tuple[NotifierHandlers, str]]:
+    """:func:`notifier_handlers` (``options`` go to it), with a fresh run started: the
+    handlers and the run's id."""
+    run = samples.run_id()
+    async with notifier_handlers(runtime, standin, **options) as handlers:
+        await handlers.on_run_event(samples.run_started(run))
+        yield handlers, run
 
 
 def parent_text(standin: SlackStandin, run: str) -> str:
@@ -118,12 +112,12 @@ def updates_of(standin: SlackStandin) -> list[str]:
 async def test_progress_shows_tail_and_elapsed_newest_only(
     runtime: Runtime, standin: SlackStandin
 ) -> None:
-    run = samples.run_id()
-    async with notifier_handlers(runtime, standin) as handlers:
-        await handlers.on_run_event(samples.run_started(run))
+    async with started_run(runtime, standin) as (handlers, run):
         # GIVEN two progress events, the newer one handled first (SQS does not keep order)
-        await handlers.on_run_progress(progress(run, 3, "step 1", "step 2 <b> & `x`", elapsed=75))
-        await handlers.on_run_progress(progress(run, 2, "step 1", elapsed=65))
+        await handlers.on_run_progress(
+            samples.run_progress(run, 3, "step 1", "step 2 <b> & `x`", elapsed=75)
+        )
+        await handlers.on_run_progress(samples.run_progress(run, 2, "step 1", elapsed=65))
 
     shown = parent_text(standin, run)
     # THEN the parent shows the newer one: elapsed time and its lines, escaped, in code
@@ -140,10 +134,8 @@ async def test_progress_shows_tail_and_elapsed_newest_only(
 
 
 async def test_no_output_shows_elapsed_only(runtime: Runtime, standin: SlackStandin) -> None:
-    run = samples.run_id()
-    async with notifier_handlers(runtime, standin) as handlers:
-        await handlers.on_run_event(samples.run_started(run))
-        await handlers.on_run_progress(progress(run, 1, elapsed=9))
+    async with started_run(runtime, standin) as (handlers, run):
+        await handlers.on_run_progress(samples.run_progress(run, 1, elapsed=9))
 
     shown = parent_text(standin, run)
     assert "Running for *9s* · _no output yet_" in shown
@@ -153,14 +145,14 @@ async def test_no_output_shows_elapsed_only(runtime: Runtime, standin: SlackStan
 async def test_final_message_keeps_the_tail_and_later_progress_never_overwrites_it(
     runtime: Runtime, standin: SlackStandin
 ) -> None:
-    run = samples.run_id()
-    async with notifier_handlers(runtime, standin) as handlers:
-        await handlers.on_run_event(samples.run_started(run))
-        await handlers.on_run_progress(progress(run, 1, "batch 1/3: 10000 sessions expired"))
+    async with started_run(runtime, standin) as (handlers, run):
+        await handlers.on_run_progress(
+            samples.run_progress(run, 1, "batch 1/3: 10000 sessions expired")
+        )
         await handlers.on_run_event(samples.run_finished(run))
         updates_before = len(standin.calls("chat.update"))
         # WHEN a progress sent before the finish arrives after it (a late SQS delivery)
-        await handlers.on_run_progress(progress(run, 2, "batch 2/3", elapsed=200))
+        await handlers.on_run_progress(samples.run_progress(run, 2, "batch 2/3", elapsed=200))
 
     # THEN nothing is sent, and the final message shows the finish's tail
     assert len(standin.calls("chat.update")) == updates_before
@@ -177,7 +169,6 @@ async def test_a_finish_stored_while_progress_is_on_its_way_is_shown_last(
     """The race: progress stored its view and sent chat.update; the finish stored the final
     view and updated Slack before the progress's update landed. The progress handler sees
     the newer view and shows it again, so the final message is what stays."""
-    run = samples.run_id()
     finish_now: list[Callable[[], Any]] = []
 
     class FinishFirst:
@@ -194,10 +185,9 @@ async def test_a_finish_stored_while_progress_is_on_its_way_is_shown_last(
                 await finish_now.pop()()
             await self._slack.update_unless_limited(posted, message)
 
-    async with notifier_handlers(runtime, standin, wrap=FinishFirst) as handlers:
-        await handlers.on_run_event(samples.run_started(run))
+    async with started_run(runtime, standin, wrap=FinishFirst) as (handlers, run):
         finish_now.append(lambda: handlers.on_run_event(samples.run_finished(run)))
-        await handlers.on_run_progress(progress(run, 1, "batch 1/3"))
+        await handlers.on_run_progress(samples.run_progress(run, 1, "batch 1/3"))
 
     updates = updates_of(standin)
     # the finish's update, then the stale progress one, then the final view again
@@ -209,18 +199,16 @@ async def test_a_finish_stored_while_progress_is_on_its_way_is_shown_last(
 async def test_429_skips_progress_until_retry_after_and_the_finish_still_lands(
     runtime: Runtime, standin: SlackStandin
 ) -> None:
-    run = samples.run_id()
     clock = FakeClock()
-    async with notifier_handlers(runtime, standin, clock=clock) as handlers:
-        await handlers.on_run_event(samples.run_started(run))
+    async with started_run(runtime, standin, clock=clock) as (handlers, run):
         # GIVEN Slack answers the next two chat.update calls 429, Retry-After 1 s
         standin.set_faults(
             FaultSpec(method="chat.update", rate_limited=1.0, retry_after=1, max_injections=2)
         )
-        await handlers.on_run_progress(progress(run, 1, "step 1"))
+        await handlers.on_run_progress(samples.run_progress(run, 1, "step 1"))
         # WHEN more progress comes before Retry-After has passed: not even tried
         clock.now += 0.5
-        await handlers.on_run_progress(progress(run, 2, "step 2"))
+        await handlers.on_run_progress(samples.run_progress(run, 2, "step 2"))
         tried = [c for c in standin.calls("chat.update")]
         assert [c.fault for c in tried] == ["rate_limited"]
         # THEN the finish waits the second 429 out (slack-sdk's handler) and lands
@@ -228,7 +216,7 @@ async def test_429_skips_progress_until_retry_after_and_the_finish_still_lands(
         # and once Retry-After has passed, progress would be tried again (the run is over:
         # nothing to show, nothing sent)
         clock.now += 1
-        await handlers.on_run_progress(progress(run, 3, "step 3"))
+        await handlers.on_run_progress(samples.run_progress(run, 3, "step 3"))
 
     calls = standin.calls("chat.update")
     assert [c.fault for c in calls] == ["rate_limited", "rate_limited", None]
@@ -238,15 +226,13 @@ async def test_429_skips_progress_until_retry_after_and_the_finish_still_lands(
 
 
 async def test_min_interval_per_run(runtime: Runtime, standin: SlackStandin) -> None:
-    run = samples.run_id()
     clock = FakeClock()
-    async with notifier_handlers(runtime, standin, clock=clock, min_interval=5) as handlers:
-        await handlers.on_run_event(samples.run_started(run))
-        await handlers.on_run_progress(progress(run, 1, "a"))
+    async with started_run(runtime, standin, clock=clock, min_interval=5) as (handlers, run):
+        await handlers.on_run_progress(samples.run_progress(run, 1, "a"))
         clock.now += 2
-        await handlers.on_run_progress(progress(run, 2, "b"))  # too soon: dropped
+        await handlers.on_run_progress(samples.run_progress(run, 2, "b"))  # too soon: dropped
         clock.now += 4
-        await handlers.on_run_progress(progress(run, 3, "c"))
+        await handlers.on_run_progress(samples.run_progress(run, 3, "c"))
 
     assert len(updates_of(standin)) == 2
     assert "\nc" in parent_text(standin, run) or "```c```" in parent_text(standin, run)
@@ -258,7 +244,7 @@ async def test_progress_is_routed_to_the_notifier(runtime: Runtime, standin: Sla
     try:
         run = samples.run_id()
         await deliver(runtime, service, samples.run_started(run))
-        await deliver(runtime, service, progress(run, 1, "hello from the run"))
+        await deliver(runtime, service, samples.run_progress(run, 1, "hello from the run"))
     finally:
         await service.aclose()
     assert "hello from the run" in parent_text(standin, run)

@@ -26,7 +26,7 @@ from services.notifier.service import NotifierService, build_notifier
 from services.notifier.settings import NotifierSettings
 from shared.aws import AwsClients
 from shared.errors import PermanentError
-from shared.events import Actor, BatchRequested, EventBase
+from shared.events import BatchRequested, EventBase
 from shared.metrics import EmfMetrics
 from shared.observability import CONTEXT_FIELDS, LogContextFilter, json_formatter
 from shared.publishing import Publisher
@@ -34,8 +34,8 @@ from shared.runtime import Runtime
 from shared.topology import MAX_RECEIVE_COUNT, BootstrapReport, Names
 from tests.integration.test_aws_lambda import _received, lambda_sqs_event, queue_arn
 from tests.integration.test_cli import run_cli
-from tests.notifier_samples import run_started
-from tests.support import FAST_WORKER, eventually, queue_depth, receive_all
+from tests.notifier_samples import ALICE, run_started
+from tests.support import FAST_WORKER, batch_requested, eventually, queue_depth, receive_all
 from toilkit import aws_lambda
 from toilkit.standins.slack import SlackStandin
 
@@ -97,16 +97,7 @@ async def ops_notifier(runtime: Runtime, standin: SlackStandin) -> NotifierServi
 
 
 def batch_request(note: str) -> BatchRequested:
-    run_id = f"run-{uuid.uuid4().hex[:8]}"
-    return BatchRequested(
-        correlation_id=run_id,
-        source="test",
-        run_id=run_id,
-        command="rails-runner",
-        environment="staging",
-        reason=note,
-        requested_by=Actor(slack_user_id="U0ALICE001", name="alice"),
-    )
+    return batch_requested("rails-runner", by=ALICE, reason=note)
 
 
 async def peek(aws: AwsClients, url: str) -> list[dict[str, Any]]:

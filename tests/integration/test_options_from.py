@@ -15,10 +15,12 @@ Tests assert on what is answered and in which order, never on wall time.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -168,19 +170,24 @@ def write_catalog(folder: Path, tenants_url: str) -> Path:
     return path
 
 
-async def start_gateway(
-    aws: AwsClients,
-    names: Names,
-    topology: BootstrapReport,
-    standin: SlackStandin,
-    folder: Path,
-    tenants_url: str,
-) -> Any:
-    catalog_path = write_catalog(folder, tenants_url)
-    settings = standin_settings(standin, SECRET, catalog_path).model_copy(
-        update={"options_cache_dir": folder / "cache"}
-    )
-    return serving(runtime_over(aws, names, topology), settings)
+#: Serves the gateway (its catalog listing tenants from the URL given) to the stand-in's page.
+GatewayAt = Callable[[str], AbstractAsyncContextManager[GatewayService]]
+
+
+@pytest.fixture
+def gateway_at(
+    aws: AwsClients, names: Names, topology: BootstrapReport, standin: SlackStandin, tmp_path: Path
+) -> GatewayAt:
+    @contextlib.asynccontextmanager
+    async def serve(tenants_url: str) -> AsyncIterator[GatewayService]:
+        settings = standin_settings(
+            standin, SECRET, write_catalog(tmp_path, tenants_url)
+        ).model_copy(update={"options_cache_dir": tmp_path / "cache"})
+        async with serving(runtime_over(aws, names, topology), settings) as gateway:
+            standin.connect_app(gateway.events_url, SECRET)
+            yield gateway
+
+    return serve
 
 
 class Person:
@@ -207,8 +214,8 @@ class Person:
         assert modal is not None
         return str(modal["view"]["id"])
 
-    async def type_in(self, view_id: str, parameter: str, typed: str) -> list[str]:
-        """Type in a listed parameter's select: the options' texts the page shows."""
+    async def options_in(self, view_id: str, parameter: str, typed: str) -> list[Any]:
+        """Type in a listed parameter's select: the options the page gets."""
         answer = await self.post(
             "/_standin/client/view_suggest",
             {
@@ -220,27 +227,25 @@ class Person:
             },
         )
         assert answer["ok"], answer
-        return [o["text"]["text"] for o in answer["options"]]
+        return list(answer["options"])
+
+    async def type_in(self, view_id: str, parameter: str, typed: str) -> list[str]:
+        """The options' texts the page shows for ``typed``."""
+        return [o["text"]["text"] for o in await self.options_in(view_id, parameter, typed)]
 
     async def values_in(self, view_id: str, parameter: str, typed: str = "") -> list[str]:
-        answer = await self.post(
-            "/_standin/client/view_suggest",
-            {
-                "view_id": view_id,
-                "user": ALICE,
-                "block_id": f"param:{parameter}",
-                "action_id": "value",
-                "value": typed,
-            },
-        )
-        return [o["value"] for o in answer["options"]]
+        """The options' values the page gets for ``typed``."""
+        return [o["value"] for o in await self.options_in(view_id, parameter, typed)]
 
     async def submit(self, view_id: str, values: dict[str, Any]) -> dict[str, Any]:
         return await self.post(
             "/_standin/client/view_submit", {"view_id": view_id, "user": ALICE, "values": values}
         )
 
-    async def close(self) -> None:
+    async def __aenter__(self) -> Person:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.http.close()
 
 
@@ -253,148 +258,117 @@ def patch_form(script: str, tenant: str) -> dict[str, Any]:
     }
 
 
-@pytest.fixture
-async def standin() -> AsyncIterator[SlackStandin]:
-    async with SlackStandin() as slack:
-        yield slack
-
-
 # --------------------------------------------------------------------------- the modal
 
 
 async def test_a_git_glob_at_a_ref_is_suggested_from_the_cache_and_checked_on_submit(
+    gateway_at: GatewayAt,
     aws: AwsClients,
-    names: Names,
     topology: BootstrapReport,
     standin: SlackStandin,
     lists: ListServer,
-    tmp_path: Path,
 ) -> None:
-    async with await start_gateway(aws, names, topology, standin, tmp_path, lists.url) as gateway:
-        standin.connect_app(gateway.events_url, SECRET)
-        alice = Person(standin, gateway)
-        try:
-            view_id = await alice.open_form("patch")
-            select = next(
-                b["element"]
-                for b in standin.modal_for(ALICE)["view"]["blocks"]  # type: ignore[index]
-                if b.get("block_id") == "param:script"
-            )
-            assert select["type"] == "external_select"
+    async with gateway_at(lists.url) as gateway, Person(standin, gateway) as alice:
+        view_id = await alice.open_form("patch")
+        select = next(
+            b["element"]
+            for b in standin.modal_for(ALICE)["view"]["blocks"]  # type: ignore[index]
+            if b.get("block_id") == "param:script"
+        )
+        assert select["type"] == "external_select"
 
-            # WHEN alice first types, nothing was fetched yet: the answer says so at once
-            assert await alice.type_in(view_id, "script", "") == [
-                "list unavailable: still loading, try again in a moment"
-            ]
-            # ... and the fetch ran behind it
-            await gateway.options.join()
-            # THEN the files matching the glob at the ref are offered (not main's)
-            assert await alice.values_in(view_id, "script") == [
-                "script/patches/fix_invoices.rb",
-                "script/patches/fix_totals.rb",
-                "script/patches/old_fix.rb",
-            ]
-            # AND what she types filters them, names starting with it first
-            assert await alice.type_in(view_id, "script", "fix_t") == ["fix_totals.rb"]
-            assert await alice.type_in(view_id, "script", "FIX") == [
-                "fix_invoices.rb",
-                "fix_totals.rb",
-                "old_fix.rb",
-            ]
-            # AND the page shows the options under the select
-            async with alice.http.get(
-                standin.base_url + "/_standin/fragment", params={"user": ALICE}
-            ) as response:
-                page = await response.text()
-            assert 'data-kind="external_select"' in page and "old_fix.rb</option>" in page
+        # WHEN alice first types, nothing was fetched yet: the answer says so at once
+        assert await alice.type_in(view_id, "script", "") == [
+            "list unavailable: still loading, try again in a moment"
+        ]
+        # ... and the fetch ran behind it
+        await gateway.options.join()
+        # THEN the files matching the glob at the ref are offered (not main's)
+        assert await alice.values_in(view_id, "script") == [
+            "script/patches/fix_invoices.rb",
+            "script/patches/fix_totals.rb",
+            "script/patches/old_fix.rb",
+        ]
+        # AND what she types filters them, names starting with it first
+        assert await alice.type_in(view_id, "script", "fix_t") == ["fix_totals.rb"]
+        assert await alice.type_in(view_id, "script", "FIX") == [
+            "fix_invoices.rb",
+            "fix_totals.rb",
+            "old_fix.rb",
+        ]
+        # AND the page shows the options under the select
+        async with alice.http.get(
+            standin.base_url + "/_standin/fragment", params={"user": ALICE}
+        ) as response:
+            page = await response.text()
+        assert 'data-kind="external_select"' in page and "old_fix.rb</option>" in page
 
-            await alice.type_in(view_id, "tenant", "")
-            await gateway.options.join()
+        await alice.type_in(view_id, "tenant", "")
+        await gateway.options.join()
 
-            # WHEN she submits a script that is not in the list (a forged or stale value)
-            answer = await alice.submit(view_id, patch_form("script/patches/main_only.rb", "acme"))
-            # THEN it is refused under the field, and nothing is queued
-            assert answer["outcome"] == "errors"
-            assert (
-                "is not in the list from script/patches/*.rb in app at release"
-                in (answer["errors"]["param:script"])
-            )
-            assert [e for e in await events_on(aws, topology, "batch")] == []
+        # WHEN she submits a script that is not in the list (a forged or stale value)
+        answer = await alice.submit(view_id, patch_form("script/patches/main_only.rb", "acme"))
+        # THEN it is refused under the field, and nothing is queued
+        assert answer["outcome"] == "errors"
+        assert (
+            "is not in the list from script/patches/*.rb in app at release"
+            in (answer["errors"]["param:script"])
+        )
+        assert [e for e in await events_on(aws, topology, "batch")] == []
 
-            # WHEN she submits listed values, the run is requested with them
-            answer = await alice.submit(view_id, patch_form("script/patches/fix_totals.rb", "acme"))
-            assert answer["outcome"] == "closed", answer
-            [requested] = await events_on(aws, topology, "batch")
-            values = {p.name: p.value for p in requested.parameters}
-            assert values == {"script": "script/patches/fix_totals.rb", "tenant": "acme"}
-        finally:
-            await alice.close()
+        # WHEN she submits listed values, the run is requested with them
+        answer = await alice.submit(view_id, patch_form("script/patches/fix_totals.rb", "acme"))
+        assert answer["outcome"] == "closed", answer
+        [requested] = await events_on(aws, topology, "batch")
+        values = {p.name: p.value for p in requested.parameters}
+        assert values == {"script": "script/patches/fix_totals.rb", "tenant": "acme"}
 
 
 async def test_an_unreachable_source_still_opens_the_modal_and_says_why(
-    aws: AwsClients,
-    names: Names,
-    topology: BootstrapReport,
-    standin: SlackStandin,
-    tmp_path: Path,
+    gateway_at: GatewayAt, aws: AwsClients, topology: BootstrapReport, standin: SlackStandin
 ) -> None:
     gone = closed_port_url()
-    async with await start_gateway(aws, names, topology, standin, tmp_path, gone) as gateway:
-        standin.connect_app(gateway.events_url, SECRET)
-        alice = Person(standin, gateway)
-        try:
-            # GIVEN the modal opens although the list's server is gone
-            view_id = await alice.open_form("patch")
-            await alice.type_in(view_id, "tenant", "")
-            await gateway.options.join()
-            # THEN the field says the list is unavailable, and why
-            [said] = await alice.type_in(view_id, "tenant", "ac")
-            assert said.startswith("list unavailable: http://127.0.0.1:")
-            assert "cannot be reached" in said
-            assert await alice.values_in(view_id, "tenant") == [UNAVAILABLE_VALUE]
-            # AND picking that line is refused with a reason, never run
-            await alice.type_in(view_id, "script", "")
-            await gateway.options.join()
-            answer = await alice.submit(
-                view_id, patch_form("script/patches/fix_totals.rb", UNAVAILABLE_VALUE)
-            )
-            assert answer["outcome"] == "errors"
-            assert "unavailable just now" in answer["errors"]["param:tenant"]
-            answer = await alice.submit(view_id, patch_form("script/patches/fix_totals.rb", "acme"))
-            assert "cannot be checked" in answer["errors"]["param:tenant"]
-            assert await events_on(aws, topology, "batch") == []
-        finally:
-            await alice.close()
+    async with gateway_at(gone) as gateway, Person(standin, gateway) as alice:
+        # GIVEN the modal opens although the list's server is gone
+        view_id = await alice.open_form("patch")
+        await alice.type_in(view_id, "tenant", "")
+        await gateway.options.join()
+        # THEN the field says the list is unavailable, and why
+        [said] = await alice.type_in(view_id, "tenant", "ac")
+        assert said.startswith("list unavailable: http://127.0.0.1:")
+        assert "cannot be reached" in said
+        assert await alice.values_in(view_id, "tenant") == [UNAVAILABLE_VALUE]
+        # AND picking that line is refused with a reason, never run
+        await alice.type_in(view_id, "script", "")
+        await gateway.options.join()
+        answer = await alice.submit(
+            view_id, patch_form("script/patches/fix_totals.rb", UNAVAILABLE_VALUE)
+        )
+        assert answer["outcome"] == "errors"
+        assert "unavailable just now" in answer["errors"]["param:tenant"]
+        answer = await alice.submit(view_id, patch_form("script/patches/fix_totals.rb", "acme"))
+        assert "cannot be checked" in answer["errors"]["param:tenant"]
+        assert await events_on(aws, topology, "batch") == []
 
 
 async def test_a_slow_source_never_holds_the_answer_back(
-    aws: AwsClients,
-    names: Names,
-    topology: BootstrapReport,
-    standin: SlackStandin,
-    lists: ListServer,
-    tmp_path: Path,
+    gateway_at: GatewayAt, standin: SlackStandin, lists: ListServer
 ) -> None:
     lists.delay = 5.0
-    async with await start_gateway(aws, names, topology, standin, tmp_path, lists.url) as gateway:
-        standin.connect_app(gateway.events_url, SECRET)
-        alice = Person(standin, gateway)
-        try:
-            view_id = await alice.open_form("patch")
-            # WHEN alice types while the source takes 5 s to answer
-            first = await alice.type_in(view_id, "tenant", "")
-            # THEN the answer came before the source's: it says the list is loading
-            assert first == ["list unavailable: still loading, try again in a moment"]
-            await asyncio.wait_for(lists.asked.wait(), 30)
-            assert not lists.answered.is_set()
-            # AND asking again meanwhile does not ask the source a second time
-            assert await alice.type_in(view_id, "tenant", "g") == first
-            # WHEN the source has answered, the list is there
-            await gateway.options.join()
-            assert lists.answered.is_set()
-            assert await alice.type_in(view_id, "tenant", "g") == ["globex"]
-        finally:
-            await alice.close()
+    async with gateway_at(lists.url) as gateway, Person(standin, gateway) as alice:
+        view_id = await alice.open_form("patch")
+        # WHEN alice types while the source takes 5 s to answer
+        first = await alice.type_in(view_id, "tenant", "")
+        # THEN the answer came before the source's: it says the list is loading
+        assert first == ["list unavailable: still loading, try again in a moment"]
+        await asyncio.wait_for(lists.asked.wait(), 30)
+        assert not lists.answered.is_set()
+        # AND asking again meanwhile does not ask the source a second time
+        assert await alice.type_in(view_id, "tenant", "g") == first
+        # WHEN the source has answered, the list is there
+        await gateway.options.join()
+        assert lists.answered.is_set()
+        assert await alice.type_in(view_id, "tenant", "g") == ["globex"]
 
 
 # --------------------------------------------------------------------------- the cache
@@ -536,8 +510,8 @@ def _texts(answer: dict[str, Any]) -> list[str]:
 
 @pytest.mark.skipif(chromium_executable() is None, reason="no chromium on this machine")
 async def test_a_person_searches_a_listed_choice_on_the_page_in_a_browser(
+    gateway_at: GatewayAt,
     aws: AwsClients,
-    names: Names,
     topology: BootstrapReport,
     standin: SlackStandin,
     lists: ListServer,
@@ -547,10 +521,9 @@ async def test_a_person_searches_a_listed_choice_on_the_page_in_a_browser(
     await asyncio.to_thread(images.mkdir, parents=True, exist_ok=True)
     modal = "form.live-modal"
     async with (
-        await start_gateway(aws, names, topology, standin, tmp_path, lists.url) as gateway,
+        gateway_at(lists.url) as gateway,
         chromium(tmp_path / "chromium") as browser,
     ):
-        standin.connect_app(gateway.events_url, SECRET)
         await browser.open(f"{standin.base_url}/?channel=%23toilkit&user={ALICE}")
         await browser.type_into("form.composer input", "/toil run patch")
         await browser.click("form.composer button[type=submit]")

@@ -35,10 +35,12 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from services.gateway.service import GatewayService
 from shared.aws import AwsClients
+from shared.runtime import Runtime
 from shared.slack.actions import Action, encode_claim_value
 from shared.slack.blocks import actions, button, section
 from shared.slack.signing import signature_problem
-from shared.topology import BootstrapReport, Names
+from shared.topology import BootstrapReport
+from tests import gateway_harness
 from tests.browser import chromium, chromium_executable
 from tests.gateway_harness import (
     ephemeral_texts,
@@ -46,7 +48,7 @@ from tests.gateway_harness import (
     serving,
     standin_settings,
 )
-from tests.support import eventually, runtime_over
+from tests.support import eventually
 from toilkit.standins.slack import REQUIRED_FIELD_MESSAGE, SlackStandin
 
 SECRET = "2b1f0c8e9d7a6b5c4d3e2f1a0b9c8d7e"
@@ -55,29 +57,15 @@ BOB = "U0BOB00002"  # in @sre
 CHANNEL = "#toilkit"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
-CATALOG = r"""
-commands:
-  - name: backfill
-    description: Backfill order totals since a date.
-    argv: [python3, backfill.py, --since, "{since}", --limit, "{limit}", --mode, "{mode}",
-           --notify, "{notify}", "{dry_run}"]
-    parameters:
-      - {name: since, type: text, label: "Since (YYYY-MM-DD)", pattern: '\d{4}-\d{2}-\d{2}',
-         max_length: 10}
-      - {name: limit, type: integer, minimum: 1, maximum: 1000, default: 100}
-      - {name: mode, type: choice, choices: [fast, safe], default: safe}
-      - {name: notify, type: slack_user, required: false}
-      - {name: dry_run, type: boolean, default: true}
-    environments:
+CATALOG = (
+    "commands:"
+    + gateway_harness.BACKFILL_COMMAND
+    + """    environments:
       staging:
         allowed: {usergroups: [S0SRE00001]}
-  - name: echo
-    description: Print the text.
-    argv: [echo, "{text}"]
-    parameters: [{name: text, type: text}]
-    environments:
-      staging: {allowed: {users: [U0ALICE001]}}
 """
+    + gateway_harness.ECHO_COMMAND
+)
 
 GOOD_FORM = {
     "command": {"run_pick_command": "backfill"},
@@ -95,22 +83,9 @@ GOOD_FORM = {
 
 
 @pytest.fixture
-async def standin() -> AsyncIterator[SlackStandin]:
-    async with SlackStandin() as slack:
-        yield slack
-
-
-@pytest.fixture
 async def gateway(
-    aws: AwsClients,
-    names: Names,
-    topology: BootstrapReport,
-    standin: SlackStandin,
-    tmp_path: Path,
+    runtime: Runtime, standin: SlackStandin, catalog_path: Path
 ) -> AsyncIterator[GatewayService]:
-    catalog_path = tmp_path / "catalog.yaml"
-    catalog_path.write_text(CATALOG)
-    runtime = runtime_over(aws, names, topology)
     async with serving(runtime, standin_settings(standin, SECRET, catalog_path)) as running:
         standin.connect_app(running.events_url, SECRET)
         yield running
@@ -232,19 +207,7 @@ async def test_a_typed_slash_command_opens_the_catalogs_modal(
 async def test_picking_a_command_updates_the_modal_to_its_form(page: Page) -> None:
     modal = await open_form(page, "backfill")
 
-    inputs = {
-        b["block_id"]: b["element"]["type"] for b in modal["view"]["blocks"] if b["type"] == "input"
-    }
-    assert inputs == {
-        "command": "static_select",
-        "environment": "static_select",
-        "param:since": "plain_text_input",
-        "param:limit": "number_input",
-        "param:mode": "static_select",
-        "param:notify": "users_select",
-        "param:dry_run": "radio_buttons",
-        "reason": "plain_text_input",
-    }
+    assert gateway_harness.input_types(modal["view"]) == gateway_harness.BACKFILL_FORM_INPUTS
     html = await page.fragment()
     assert 'class="modal live-modal"' in html
     assert "<textarea" in html, "the multiline reason is a text area"

@@ -63,6 +63,18 @@ def applied(testbed: Testbed, cloud_file: Path, module: str, workdir: Path) -> P
     return path
 
 
+@pytest.fixture
+def clean(testbed: Testbed, cloud_file: Path, tmp_path: Path) -> Path:
+    """The testbed's ``clean`` module, applied: its code and the cloud agree."""
+    return applied(testbed, cloud_file, "clean", tmp_path)
+
+
+@pytest.fixture
+def drifting(testbed: Testbed, cloud_file: Path, tmp_path: Path) -> Path:
+    """The testbed's ``drifting`` module, applied (nothing changed outside it yet)."""
+    return applied(testbed, cloud_file, "drifting", tmp_path)
+
+
 def delete_everything_of_kind(cloud_file: Path, kind: str) -> None:
     document = json.loads(cloud_file.read_text())
     document[kind] = {}
@@ -153,11 +165,10 @@ def held_state_lock() -> Iterator[Callable[[Path], None]]:
 
 
 async def test_an_applied_module_plans_clean(
-    testbed: Testbed, cloud_file: Path, tmp_path: Path, make_engine: Callable[..., TerraformEngine]
+    clean: Path, tmp_path: Path, make_engine: Callable[..., TerraformEngine]
 ) -> None:
-    module = applied(testbed, cloud_file, "clean", tmp_path)
 
-    run = await make_engine().plan_state(module, out_dir=tmp_path / "out")
+    run = await make_engine().plan_state(clean, out_dir=tmp_path / "out")
 
     assert run.status == "clean"
     assert run.exit_code == 0
@@ -183,16 +194,14 @@ def test_a_plan_that_used_most_of_its_timeout_is_warned_about(tmp_path: Path) ->
 
 
 async def test_the_timeout_warning_reaches_the_plan_run(
-    testbed: Testbed,
-    cloud_file: Path,
+    clean: Path,
     tmp_path: Path,
     make_engine: Callable[..., TerraformEngine],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    module = applied(testbed, cloud_file, "clean", tmp_path)
     monkeypatch.setattr(engine_module, "TIMEOUT_WARNING_FRACTION", 0.0)  # any plan is close
 
-    run = await make_engine(timeout=600).plan_state(module, out_dir=tmp_path / "out")
+    run = await make_engine(timeout=600).plan_state(clean, out_dir=tmp_path / "out")
 
     assert run.status == "clean"
     (note,) = run.notes
@@ -221,13 +230,12 @@ def test_one_engine_serves_one_event_loop_after_another(
 
 
 async def test_code_changed_but_not_applied_is_a_pending_change_not_drift(
-    testbed: Testbed, cloud_file: Path, tmp_path: Path, make_engine: Callable[..., TerraformEngine]
+    clean: Path, tmp_path: Path, make_engine: Callable[..., TerraformEngine]
 ) -> None:
-    module = applied(testbed, cloud_file, "clean", tmp_path)
     # A merged pull request that nobody applied.
-    (module / "terraform.tfvars").write_text('release = "v2"\n')
+    (clean / "terraform.tfvars").write_text('release = "v2"\n')
 
-    run = await make_engine().plan_state(module, out_dir=tmp_path / "out")
+    run = await make_engine().plan_state(clean, out_dir=tmp_path / "out")
 
     assert run.status == "changes"
     assert run.exit_code == 2
@@ -236,10 +244,8 @@ async def test_code_changed_but_not_applied_is_a_pending_change_not_drift(
 
 
 async def test_changes_made_outside_terraform_are_reported_as_resource_drift(
-    testbed: Testbed, cloud_file: Path, tmp_path: Path, make_engine: Callable[..., TerraformEngine]
+    drifting: Path, cloud_file: Path, tmp_path: Path, make_engine: Callable[..., TerraformEngine]
 ) -> None:
-    module = applied(testbed, cloud_file, "drifting", tmp_path)
-
     def console_edit_bucket(bucket: dict[str, Any]) -> None:
         bucket["tags"]["env"] = "staging"
 
@@ -250,7 +256,7 @@ async def test_changes_made_outside_terraform_are_reported_as_resource_drift(
     edit_cloud(cloud_file, "cloud_bucket", "logs", console_edit_bucket)
     edit_cloud(cloud_file, "cloud_queue", "jobs", console_edit_queue)
 
-    run = await make_engine().plan_state(module, out_dir=tmp_path / "out")
+    run = await make_engine().plan_state(drifting, out_dir=tmp_path / "out")
 
     assert run.status == "changes"
     drift = drift_of(run)
@@ -266,18 +272,16 @@ async def test_changes_made_outside_terraform_are_reported_as_resource_drift(
 
 
 async def test_refresh_only_reports_outside_changes_but_not_unapplied_code(
-    testbed: Testbed, cloud_file: Path, tmp_path: Path, make_engine: Callable[..., TerraformEngine]
+    drifting: Path, cloud_file: Path, tmp_path: Path, make_engine: Callable[..., TerraformEngine]
 ) -> None:
-    module = applied(testbed, cloud_file, "drifting", tmp_path)
-
     def console_edit_queue(queue: dict[str, Any]) -> None:
         queue["tags"]["owner"] = "bob"
 
     edit_cloud(cloud_file, "cloud_queue", "jobs", console_edit_queue)
-    main_tf = module / "main.tf"
+    main_tf = drifting / "main.tf"
     main_tf.write_text(main_tf.read_text().replace('input = "v1"', 'input = "v2"'))
 
-    run = await make_engine().plan_state(module, refresh_only=True, out_dir=tmp_path / "out")
+    run = await make_engine().plan_state(drifting, refresh_only=True, out_dir=tmp_path / "out")
 
     assert run.status == "changes"
     assert run.refresh_only
@@ -288,12 +292,11 @@ async def test_refresh_only_reports_outside_changes_but_not_unapplied_code(
 
 
 async def test_an_object_deleted_outside_terraform_is_drift(
-    testbed: Testbed, cloud_file: Path, tmp_path: Path, make_engine: Callable[..., TerraformEngine]
+    drifting: Path, cloud_file: Path, tmp_path: Path, make_engine: Callable[..., TerraformEngine]
 ) -> None:
-    module = applied(testbed, cloud_file, "drifting", tmp_path)
     delete_everything_of_kind(cloud_file, "cloud_bucket")
 
-    run = await make_engine().plan_state(module, out_dir=tmp_path / "out")
+    run = await make_engine().plan_state(drifting, out_dir=tmp_path / "out")
 
     assert run.status == "changes"
     assert drift_of(run)["cloud_bucket.logs"]["actions"] == ["delete"]
@@ -366,19 +369,17 @@ async def test_a_syntax_error_fails_with_the_file_and_line_in_the_excerpt(
 
 
 async def test_a_held_state_lock_fails_the_plan_when_locking_is_on(
-    testbed: Testbed,
-    cloud_file: Path,
+    clean: Path,
     tmp_path: Path,
     make_engine: Callable[..., TerraformEngine],
     held_state_lock: Callable[[Path], None],
 ) -> None:
-    module = applied(testbed, cloud_file, "clean", tmp_path)
-    held_state_lock(module)
+    held_state_lock(clean)
 
     locking = await make_engine(lock=True, lock_timeout=0).plan_state(
-        module, out_dir=tmp_path / "locking"
+        clean, out_dir=tmp_path / "locking"
     )
-    lock_free = await make_engine().plan_state(module, out_dir=tmp_path / "lock-free")
+    lock_free = await make_engine().plan_state(clean, out_dir=tmp_path / "lock-free")
 
     assert locking.status == "failed"
     assert locking.failed_phase == "plan"
@@ -390,15 +391,14 @@ async def test_a_held_state_lock_fails_the_plan_when_locking_is_on(
 
 
 async def test_a_state_over_its_time_budget_is_stopped_with_its_providers(
-    testbed: Testbed, cloud_file: Path, tmp_path: Path, make_engine: Callable[..., TerraformEngine]
+    drifting: Path, tmp_path: Path, make_engine: Callable[..., TerraformEngine]
 ) -> None:
-    module = applied(testbed, cloud_file, "drifting", tmp_path)
     marker = uuid.uuid4().hex
     # Every read takes longer than the whole budget, as a hung cloud API would.
     engine = make_engine(latency_ms=600_000, marker=marker, timeout=6.0, kill_grace=1.0)
     seen: set[int] = set()
 
-    planning = asyncio.create_task(engine.plan_state(module, out_dir=tmp_path / "out"))
+    planning = asyncio.create_task(engine.plan_state(drifting, out_dir=tmp_path / "out"))
 
     def provider_started() -> bool:
         seen.update(live_processes_with(marker))
@@ -418,14 +418,13 @@ async def test_a_state_over_its_time_budget_is_stopped_with_its_providers(
 
 
 async def test_cancelling_a_plan_stops_terraform_and_its_providers_first(
-    testbed: Testbed, cloud_file: Path, tmp_path: Path, make_engine: Callable[..., TerraformEngine]
+    drifting: Path, tmp_path: Path, make_engine: Callable[..., TerraformEngine]
 ) -> None:
-    module = applied(testbed, cloud_file, "drifting", tmp_path)
     marker = uuid.uuid4().hex
     engine = make_engine(latency_ms=600_000, marker=marker, kill_grace=1.0)
     seen: set[int] = set()
 
-    planning = asyncio.create_task(engine.plan_state(module, out_dir=tmp_path / "out"))
+    planning = asyncio.create_task(engine.plan_state(drifting, out_dir=tmp_path / "out"))
 
     def provider_started() -> bool:
         seen.update(live_processes_with(marker))

@@ -19,22 +19,26 @@ from shared.aws import AwsClients
 from shared.errors import PermanentError, TransientError
 from shared.events import (
     Actor,
-    AttributeChange,
-    BatchRequested,
-    BatchRunFinished,
     DriftDetected,
-    DriftFinding,
     DriftScanRequested,
     StateRef,
     dump_event,
-    utc_now,
 )
 from shared.idempotency import IdempotencyStore
 from shared.publishing import Publisher
 from shared.settings import AwsSettings, WorkerSettings
 from shared.topology import MAX_RECEIVE_COUNT, BootstrapReport, Names
 from shared.worker import Handler, Worker, failure_key
-from tests.support import FAST_WORKER, TcpGate, eventually, queue_depth, receive_all, spawn_module
+from tests import notifier_samples as samples
+from tests.support import (
+    FAST_WORKER,
+    TcpGate,
+    batch_requested,
+    eventually,
+    queue_depth,
+    receive_all,
+    spawn_module,
+)
 
 FAST = FAST_WORKER.model_copy(update={"visibility_timeout": 5, "handler_timeout": 10})
 
@@ -67,28 +71,8 @@ async def test_sns_fans_out_by_type_to_each_consumer_queue(
 ) -> None:
     actor = Actor(slack_user_id="U1", name="ana")
     await publisher.publish(scan())
-    await publisher.publish(
-        BatchRequested(
-            correlation_id="run-1",
-            source="test",
-            run_id="run-1",
-            command="backfill",
-            environment="staging",
-            requested_by=actor,
-        )
-    )
-    await publisher.publish(
-        BatchRunFinished(
-            correlation_id="run-1",
-            source="test",
-            run_id="run-1",
-            command="backfill",
-            environment="staging",
-            status="succeeded",
-            exit_code=0,
-            duration_seconds=1.5,
-        )
-    )
+    await publisher.publish(batch_requested("backfill", by=actor, run_id="run-1"))
+    await publisher.publish(samples.run_finished("run-1", "backfill"))
 
     got = {
         consumer: sorted(
@@ -247,6 +231,32 @@ class WorkerProcesses:
         }
         return spawn_module("tests.integration.worker_process", process_env)
 
+    async def kill_mid_handler(self, event: DriftScanRequested, handler_timeout: str) -> None:
+        """A worker (handler timeout ``handler_timeout`` s) SIGKILLed once it has started
+        handling ``event``."""
+        dying = self.spawn(WP_HANDLER_SECONDS="60", WP_HANDLER_TIMEOUT=handler_timeout)
+        try:
+            await eventually(
+                lambda: _all_exist(self.markers, [event], "started"), timeout=60, every=0.1
+            )
+        finally:
+            dying.kill()
+            await asyncio.to_thread(dying.wait, 30)
+
+    async def handle_until_done(
+        self, event: DriftScanRequested, handler_timeout: str, *, timeout: float
+    ) -> str:
+        """A worker run until it has handled ``event``, then stopped (SIGTERM): its stderr."""
+        survivor = self.spawn(WP_HANDLER_SECONDS="0", WP_HANDLER_TIMEOUT=handler_timeout)
+        try:
+            await eventually(
+                lambda: _all_exist(self.markers, [event], "done"), timeout=timeout, every=0.5
+            )
+        finally:
+            survivor.send_signal(signal.SIGTERM)
+            _out, err = await asyncio.to_thread(survivor.communicate, timeout=60)
+        return err
+
 
 @pytest.fixture
 def workers(
@@ -290,24 +300,9 @@ async def test_a_worker_killed_mid_handler_is_retried_after_its_lease_not_dead_l
     # Handler timeout 4 s + visibility 2 s: the dead worker's claim lapses after ~6 s,
     # while the message comes back every 2 s; without waiting for the lease, retries
     # with no backoff would use up maxReceiveCount (5) and dead-letter the event.
-    env = {"WP_HANDLER_SECONDS": "60", "WP_HANDLER_TIMEOUT": "4"}
-    dying = workers.spawn(**env)
-    try:
-        await eventually(
-            lambda: _all_exist(workers.markers, [event], "started"), timeout=60, every=0.1
-        )
-    finally:
-        dying.kill()
-        await asyncio.to_thread(dying.wait, 30)
+    await workers.kill_mid_handler(event, handler_timeout="4")
     (workers.markers / f"{event.event_id}.started").unlink()
-    survivor = workers.spawn(WP_HANDLER_SECONDS="0", WP_HANDLER_TIMEOUT="4")
-    try:
-        await eventually(
-            lambda: _all_exist(workers.markers, [event], "done"), timeout=90, every=0.5
-        )
-    finally:
-        survivor.send_signal(signal.SIGTERM)
-        await asyncio.to_thread(survivor.communicate, timeout=60)
+    await workers.handle_until_done(event, handler_timeout="4", timeout=90)
     assert await queue_depth(aws.sqs, topology.dlq_urls["detector"]) == (0, 0)
 
 
@@ -321,21 +316,10 @@ async def test_a_dead_workers_claim_is_taken_over_when_its_message_comes_back(
     # GIVEN a worker (visibility 2 s, handler timeout 300 s) SIGKILLed mid-handler
     event = scan()
     await publisher.publish(event)
-    env = {"WP_HANDLER_SECONDS": "60", "WP_HANDLER_TIMEOUT": "300"}
-    dying = workers.spawn(**env)
-    try:
-        await eventually(lambda: _all_exist(tmp_path, [event], "started"), timeout=60, every=0.1)
-    finally:
-        dying.kill()
-        await asyncio.to_thread(dying.wait, 30)
+    await workers.kill_mid_handler(event, handler_timeout="300")
 
     # WHEN the message comes back to another worker
-    survivor = workers.spawn(WP_HANDLER_SECONDS="0", WP_HANDLER_TIMEOUT="300")
-    try:
-        await eventually(lambda: _all_exist(tmp_path, [event], "done"), timeout=60, every=0.5)
-    finally:
-        survivor.send_signal(signal.SIGTERM)
-        _out, err = await asyncio.to_thread(survivor.communicate, timeout=60)
+    err = await workers.handle_until_done(event, handler_timeout="300", timeout=60)
 
     # THEN the dead worker's claim (a lease as long as the visibility timeout, no longer
     # renewed) is taken over by that receive: not "another worker is handling it" until
@@ -438,19 +422,7 @@ async def test_handler_timeout_is_a_transient_failure(
 async def test_large_payload_travels_through_s3(
     aws: AwsClients, topology: BootstrapReport, names: Names, publisher: Publisher
 ) -> None:
-    now = utc_now()
-    findings = tuple(
-        DriftFinding(
-            fingerprint=f"fp{i}",
-            address=f"aws_s3_bucket.logs[{i}]",
-            resource_type="aws_s3_bucket",
-            kind="drift",
-            actions=("update",),
-            attributes=(AttributeChange(path="policy", before="x" * 300, after="y" * 300),),
-            first_seen=now,
-        )
-        for i in range(400)
-    )
+    findings = samples.wide_drift(400, "aws_s3_bucket", value_chars=300)
     event = DriftDetected(
         correlation_id="scan-big",
         source="test",

@@ -19,36 +19,11 @@ from services.detector.scheduler import (
     scheduled_request,
 )
 from shared.events import DriftScanRequested
-from tests.support import eventually
+from tests.support import SteppingClock, eventually
 
 
 def state(name: str, schedule: Schedule | None) -> StateConfig:
     return StateConfig(name=name, path=name, directory=Path("/repo") / name, schedule=schedule)
-
-
-class FakeClock:
-    """A clock that moves only when the test says so."""
-
-    def __init__(self, start: datetime) -> None:
-        self.current = start
-        self._moved = asyncio.Event()
-        self.sleepers = 0
-
-    def now(self) -> datetime:
-        return self.current
-
-    async def sleep_until(self, moment: datetime) -> None:
-        self.sleepers += 1
-        try:
-            while self.current < moment:
-                self._moved.clear()
-                await self._moved.wait()
-        finally:
-            self.sleepers -= 1
-
-    def advance_to(self, moment: datetime) -> None:
-        self.current = moment
-        self._moved.set()
 
 
 def test_the_default_schedule_is_due_every_day_at_seven_utc() -> None:
@@ -114,7 +89,7 @@ def test_the_same_due_scan_always_becomes_the_same_event() -> None:
 
 
 async def test_the_scheduler_publishes_when_the_clock_reaches_a_due_time() -> None:
-    clock = FakeClock(datetime(2025, 6, 2, 6, 59, tzinfo=UTC))
+    clock = SteppingClock(datetime(2025, 6, 2, 6, 59, tzinfo=UTC))
     published: list[DriftScanRequested] = []
 
     async def publish(event: DriftScanRequested) -> None:
@@ -129,7 +104,7 @@ async def test_the_scheduler_publishes_when_the_clock_reaches_a_due_time() -> No
     try:
 
         async def waiting() -> bool:
-            return clock.sleepers == 1
+            return clock.sleeping == 1
 
         await eventually(waiting)
         assert published == []
@@ -157,7 +132,7 @@ async def test_the_scheduler_publishes_when_the_clock_reaches_a_due_time() -> No
 
 
 async def test_a_failed_publish_is_logged_and_later_schedules_still_fire() -> None:
-    clock = FakeClock(datetime(2025, 6, 2, 6, 59, tzinfo=UTC))
+    clock = SteppingClock(datetime(2025, 6, 2, 6, 59, tzinfo=UTC))
     attempts: list[DriftScanRequested] = []
 
     async def flaky_publish(event: DriftScanRequested) -> None:
@@ -172,13 +147,13 @@ async def test_a_failed_publish_is_logged_and_later_schedules_still_fire() -> No
     try:
 
         async def waiting() -> bool:
-            return clock.sleepers == 1
+            return clock.sleeping == 1
 
         await eventually(waiting)
         clock.advance_to(datetime(2025, 6, 2, 7, 0, tzinfo=UTC))
 
         async def first_attempt() -> bool:
-            return len(attempts) == 1 and clock.sleepers == 1
+            return len(attempts) == 1 and clock.sleeping == 1
 
         await eventually(first_attempt)
         clock.advance_to(datetime(2025, 6, 2, 8, 0, tzinfo=UTC))
@@ -197,7 +172,7 @@ async def test_a_scheduler_with_nothing_scheduled_waits_for_stop() -> None:
     scheduler = ScanScheduler(
         [state("manual", None)],
         lambda event: asyncio.sleep(0),
-        clock=FakeClock(datetime(2025, 6, 2, tzinfo=UTC)),
+        clock=SteppingClock(datetime(2025, 6, 2, tzinfo=UTC)),
     )
     running = asyncio.create_task(scheduler.run())
 

@@ -19,15 +19,8 @@ from tests import notifier_samples as samples
 
 
 def progress(run: str, sequence: int, *lines: str, elapsed: float = 30) -> BatchRunProgress:
-    return samples.run_event(
-        BatchRunProgress,
-        run,
-        "rails-runner",
-        timedelta(seconds=elapsed),
-        sequence=sequence,
-        started_at=samples.NOW,
-        elapsed_seconds=elapsed,
-        tail=lines,
+    return samples.run_progress(
+        run, sequence, *lines, elapsed=elapsed, started_at=samples.NOW, log_url=None
     )
 
 

@@ -203,21 +203,7 @@ def test_a_claim_value_never_exceeds_slacks_limit() -> None:
 
 
 def test_a_huge_report_stays_inside_slacks_limits_and_says_how_many_more() -> None:
-    findings = tuple(
-        DriftFinding(
-            fingerprint=f"{i:016x}",
-            address=f"aws_instance.fleet[{i}]",
-            resource_type="aws_instance",
-            kind="drift",
-            actions=("update",),
-            attributes=tuple(
-                AttributeChange(path=f"tags.K{j}", before="x" * 500, after="y" * 500)
-                for j in range(30)
-            ),
-            first_seen=samples.NOW - timedelta(days=1),
-        )
-        for i in range(120)
-    )
+    findings = samples.wide_drift(120, "aws_instance", attributes=30, value_chars=500)
     message = render_drift(drift_view(findings=findings))
 
     assert_within_slack_limits(message)
