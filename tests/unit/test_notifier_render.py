@@ -34,7 +34,7 @@ from services.notifier.views import (
     with_resolved,
     with_superseded,
 )
-from shared.events import AttributeChange, DriftFinding, StateSummary
+from shared.events import AttributeChange, StateSummary
 from shared.slack.actions import Action, encode_claim_value
 from shared.slack.blocks import MAX_BLOCKS, duration
 from tests import notifier_samples as samples
