@@ -19,8 +19,9 @@ import contextlib
 import json
 import os
 import subprocess
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ from aiohttp import web
 from services.gateway.service import GatewayService
 from services.gateway.suggestions import ListedOptions
 from shared.aws import AwsClients
-from shared.catalog import load_catalog
+from shared.catalog import Catalog, load_catalog
 from shared.options import UNAVAILABLE_VALUE
 from shared.options_fetch import OptionsRefresher, listed_parameters
 from shared.state_table.options import read_options
@@ -374,9 +375,30 @@ async def test_a_slow_source_never_holds_the_answer_back(
 # --------------------------------------------------------------------------- the cache
 
 
-async def test_a_url_list_is_refreshed_behind_a_stale_answer(
+@dataclass
+class UrlCache:
+    """The url list's refresher and the state table it fills, on a clock the test moves."""
+
+    catalog: Catalog
+    refresher: OptionsRefresher
+    read_table: Callable[[str, str], Awaitable[Any]]
+    now: list[datetime]
+
+    def listed(self, read: Callable[[str, str], Awaitable[Any]] | None = None) -> ListedOptions:
+        """The gateway's memory of the lists, re-reading the table at every answer."""
+        return ListedOptions(
+            self.catalog,
+            read or self.read_table,
+            self.refresher,
+            reload_seconds=0,
+            clock=lambda: self.now[0],
+        )
+
+
+@pytest.fixture
+def url_cache(
     aws: AwsClients, names: Names, topology: BootstrapReport, lists: ListServer, tmp_path: Path
-) -> None:
+) -> UrlCache:
     catalog = load_catalog(write_catalog(tmp_path, lists.url))
     now = [datetime(2031, 1, 1, tzinfo=UTC)]
     refresher = OptionsRefresher(
@@ -388,10 +410,16 @@ async def test_a_url_list_is_refreshed_behind_a_stale_answer(
         clock=lambda: now[0],
     )
 
-    async def read(command: str, parameter: str) -> Any:
+    async def read_table(command: str, parameter: str) -> Any:
         return await read_options(aws.dynamodb, names.state_table, command, parameter)
 
-    listed = ListedOptions(catalog, read, refresher, reload_seconds=0, clock=lambda: now[0])
+    return UrlCache(catalog, refresher, read_table, now)
+
+
+async def test_a_url_list_is_refreshed_behind_a_stale_answer(
+    url_cache: UrlCache, lists: ListServer
+) -> None:
+    refresher, listed = url_cache.refresher, url_cache.listed()
     # GIVEN the list was fetched once
     assert await refresher.refresh_due() == 1
     assert await refresher.refresh_due() == 0  # fresh: not fetched again
@@ -399,7 +427,7 @@ async def test_a_url_list_is_refreshed_behind_a_stale_answer(
 
     # WHEN the source changes and the TTL (300 s) passes
     lists.body = "# tenants\numbrella\n\nacme\n"
-    now[0] += timedelta(seconds=301)
+    url_cache.now[0] += timedelta(seconds=301)
     # THEN the next answer is the old list, at once, and the new one is fetched behind it
     assert _texts(await listed.suggest("patch", "tenant", "")) == ["acme", "globex", "initech"]
     await listed.join()
@@ -410,23 +438,9 @@ async def test_a_url_list_is_refreshed_behind_a_stale_answer(
 
 
 async def test_a_slow_reread_of_the_table_does_not_put_back_the_list_fetched_behind_it(
-    aws: AwsClients,
-    names: Names,
-    topology: BootstrapReport,
-    lists: ListServer,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    url_cache: UrlCache, lists: ListServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    catalog = load_catalog(write_catalog(tmp_path, lists.url))
-    now = [datetime(2031, 1, 1, tzinfo=UTC)]
-    refresher = OptionsRefresher(
-        catalog,
-        aws.dynamodb,
-        names.state_table,
-        kinds=frozenset({"url"}),
-        cache_dir=tmp_path / "cache",
-        clock=lambda: now[0],
-    )
+    refresher = url_cache.refresher
     fetched_behind = ["umbrella", "acme"]
     slow = [False]
     fetched = asyncio.Event()
@@ -440,19 +454,19 @@ async def test_a_slow_reread_of_the_table_does_not_put_back_the_list_fetched_beh
     monkeypatch.setattr(refresher, "refresh", refresh_then_tell)
 
     async def read(command: str, parameter: str) -> Any:
-        record = await read_options(aws.dynamodb, names.state_table, command, parameter)
+        record = await url_cache.read_table(command, parameter)
         if slow[0]:  # this re-read answers only after the fetch behind it was held
             async with asyncio.timeout(10):
                 await fetched.wait()
         return record
 
-    listed = ListedOptions(catalog, read, refresher, reload_seconds=0, clock=lambda: now[0])
+    listed = url_cache.listed(read)
     # GIVEN the list was fetched and is held
     assert await refresher.refresh_due() == 1
     assert _texts(await listed.suggest("patch", "tenant", "")) == ["acme", "globex", "initech"]
     # WHEN it goes stale, and the re-read of the table behind the answer ends last
     lists.body = "umbrella\nacme\n"
-    now[0] += timedelta(seconds=301)
+    url_cache.now[0] += timedelta(seconds=301)
     slow[0] = True
     fetched.clear()
     await listed.suggest("patch", "tenant", "")
