@@ -24,7 +24,6 @@ from shared.slack.actions import Action, encode_run_value
 from shared.slack.blocks import (
     MAX_FIELD_TEXT,
     MAX_FIELDS,
-    MAX_NOTIFICATION_TEXT,
     MAX_SECTION_TEXT,
     Block,
     actions,
@@ -134,7 +133,7 @@ def render_run(view: RunView) -> SlackMessage:
     buttons = _run_buttons(view)
     if buttons:
         blocks.append(actions(buttons))
-    return SlackMessage(text=_run_notification(view), blocks=fit_blocks(blocks))
+    return SlackMessage.fitted(_run_notification(view), blocks)
 
 
 def _run_buttons(view: RunView) -> list[Block]:
@@ -172,7 +171,7 @@ def _run_buttons(view: RunView) -> list[Block]:
 def _run_notification(view: RunView) -> str:
     _, status = _PHASES[view.phase]
     who = f" (requested by {view.requested_by.name})" if view.requested_by else ""
-    return clip(f"{status}: {view.command} on {view.environment}{who}", MAX_NOTIFICATION_TEXT)
+    return f"{status}: {view.command} on {view.environment}{who}"
 
 
 def render_run_started_reply(event: BatchRunStarted) -> SlackMessage:
@@ -239,7 +238,7 @@ def render_break_glass_notice(event: BatchRunStarted) -> SlackMessage:
         f"Break-glass: {event.requested_by.name} started {event.command} on "
         f"{event.environment} without approval"
     )
-    return SlackMessage(text=clip(text, MAX_NOTIFICATION_TEXT), blocks=fit_blocks(blocks))
+    return SlackMessage.fitted(text, blocks)
 
 
 def render_rerun_link_reply(run_id: str, requested_by: Actor) -> SlackMessage:
