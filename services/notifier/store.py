@@ -365,21 +365,17 @@ class NotifierStore:
     ) -> None:
         """Apply the update ``expression`` to ``key`` (raises ``ConditionFailed`` when a
         ``condition`` is given and does not hold)."""
-        extra: dict[str, Any] = {}
+        arguments: dict[str, Any] = {
+            "TableName": self.table,
+            "Key": key,
+            "UpdateExpression": expression,
+            "ExpressionAttributeValues": values,
+        }
         if names:
-            extra["ExpressionAttributeNames"] = names
+            arguments["ExpressionAttributeNames"] = names
         if condition:
-            extra["ConditionExpression"] = condition
-        await call_aws(
-            f"dynamodb.update_item ({what})",
-            lambda: self._ddb.update_item(
-                TableName=self.table,
-                Key=key,
-                UpdateExpression=expression,
-                ExpressionAttributeValues=values,
-                **extra,
-            ),
-        )
+            arguments["ConditionExpression"] = condition
+        await call_aws(f"dynamodb.update_item ({what})", lambda: self._ddb.update_item(**arguments))
 
     async def _delete_if(
         self,
