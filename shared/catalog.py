@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, Protocol, TypeAlias
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol, TypeAlias
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -29,6 +29,9 @@ from shared.events import RunParameter
 from shared.options import OptionsSource
 from shared.options import value_problem as listed_value_problem
 from shared.preview import PreviewSpec, fingerprint_of
+
+if TYPE_CHECKING:
+    from shared.state_table.runs import RunRecord
 
 #: A placeholder fills a whole argv item or a whole environment value: ``{since}``.
 #: The demo catalog shipped with the project: its commands run on any machine with Python.
@@ -210,6 +213,16 @@ def _kind(raw: RawValue) -> str:
 # --------------------------------------------------------------------------- who and where
 
 
+def _require_someone(principals: Principals, field: str) -> None:
+    """Refuse a policy whose ``field`` names nobody: an empty list would allow no one.
+
+    Raises:
+        ValueError: ``principals`` is empty (the message starts with ``field``).
+    """
+    if principals.empty:
+        raise ValueError(f"{field}: name at least one user or user group")
+
+
 class ApprovalPolicy(_Model):
     """Who must approve a run before it starts, and for how long a request waits."""
 
@@ -221,8 +234,7 @@ class ApprovalPolicy(_Model):
 
     @model_validator(mode="after")
     def _someone_can_approve(self) -> ApprovalPolicy:
-        if self.approvers.empty:
-            raise ValueError("approvers: name at least one user or user group")
+        _require_someone(self.approvers, "approvers")
         return self
 
 
@@ -295,8 +307,7 @@ class BreakGlassPolicy(_Model):
 
     @model_validator(mode="after")
     def _someone_may_break_glass(self) -> BreakGlassPolicy:
-        if self.allowed.empty:
-            raise ValueError("allowed: name at least one user or user group")
+        _require_someone(self.allowed, "allowed")
         return self
 
 
@@ -336,8 +347,7 @@ class EnvironmentPolicy(_Model):
 
     @model_validator(mode="after")
     def _someone_may_run_it(self) -> EnvironmentPolicy:
-        if self.allowed.empty:
-            raise ValueError("allowed: name at least one user or user group")
+        _require_someone(self.allowed, "allowed")
         if self.break_glass is not None and self.approval is None:
             raise ValueError(
                 "break_glass: only an environment with an approval can allow it (without "
@@ -666,6 +676,17 @@ def validate_request(
     if errors:
         return errors
     return ValidatedRequest(command=spec, environment=environment, values=values)
+
+
+def validate_recorded(catalog: Catalog, run: RunRecord) -> ValidatedRequest | list[FieldError]:
+    """A recorded run's request checked again against the catalog as it is now (a rerun,
+    or a run whose approval came after the catalog changed): :func:`validate_request` over
+    the record's command, environment and parameters, in the order they were given.
+
+    A sensitive value the record no longer keeps counts as missing.
+    """
+    pairs = [(p.name, p.value) for p in run.parameters]
+    return validate_request(catalog, run.command, run.environment, pairs)
 
 
 def build_argv(command: CommandSpec, values: Mapping[str, str]) -> list[str]:

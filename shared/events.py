@@ -368,11 +368,21 @@ SetChange: TypeAlias = Literal["added", "removed"]
 class AttributeChange(_Model):
     """One attribute that differs; ``path`` is dotted with list indexes (``tags.Env``).
 
+    The detector's plan parser builds these (its ``PlanAttribute``) and sends them as they are.
+
     Attributes:
+        before: The value before, or :data:`SENSITIVE`.
+        after: The value after, :data:`SENSITIVE`, or ``None`` when unknown.
+        sensitive: Terraform marks the value sensitive on either side.
+        after_unknown: The value is only known after apply.
+        ignored: An ignore rule or a provider-noise normalisation hides it.
+        ignore_reason: Why it is ignored.
         reverted: Drift only: the next apply puts back ``before`` (the recorded value).
-        forces_replacement: Changing it replaces the resource.
+        forces_replacement: Changing it replaces the resource (the path is, or is under,
+            one of the change's ``replace_paths``).
         set_change: The attribute is a set and this is one element that was added
-            (``after``) or removed (``before``), not a position that was renumbered.
+            (``after``) or removed (``before``), not a position that was renumbered;
+            ``path`` is then the set's own path.
     """
 
     path: str

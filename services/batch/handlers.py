@@ -475,14 +475,7 @@ async def on_batch_cancel_requested(ctx: BatchContext, event: BatchCancelRequest
     if record.final:
         await decision.note("cancel_refused", f"the run is already {record.status}")
         return
-    allowed = await may_cancel(
-        ctx.catalog,
-        command=record.command,
-        environment=record.environment,
-        requester_id=record.requested_by.slack_user_id,
-        user_id=actor.slack_user_id,
-        directory=ctx.directory,
-    )
+    allowed = await may_cancel(ctx.catalog, record, actor.slack_user_id, ctx.directory)
     if not allowed:
         await decision.note(
             "cancel_refused",

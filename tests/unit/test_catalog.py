@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +18,13 @@ from shared.catalog import (
     build_env,
     load_catalog,
     parse_catalog,
+    validate_recorded,
     validate_request,
 )
 from shared.catalog_principals import Principals
 from shared.errors import ConfigError
+from shared.events import Actor, RunParameter
+from shared.state_table.runs import RunRecord
 
 DEMO = Path(__file__).resolve().parents[2] / "catalog" / "demo.yaml"
 STAGING = {"allowed": {"users": ["U0ALICE001"], "usergroups": ["S0SRE00001"]}}
@@ -206,6 +210,31 @@ def test_a_parameter_given_twice_is_refused() -> None:
 def test_an_unknown_command_lists_the_known_ones() -> None:
     assert validate_request(catalog(), "rm", "staging", {}) == [
         FieldError(field="command", message="unknown command 'rm' (known: backfill)")
+    ]
+
+
+def test_a_recorded_run_is_checked_again_as_requested_and_a_dropped_value_is_missing() -> None:
+    def recorded(*parameters: RunParameter) -> RunRecord:
+        return RunRecord(
+            run_id="run-1",
+            request_event_id="evt-1",
+            command="backfill",
+            environment="staging",
+            parameters=parameters,
+            requested_by=Actor(slack_user_id="U0ALICE001", name="alice"),
+            requested_at=datetime(2026, 12, 5, 9, 0, tzinfo=UTC),
+        )
+
+    since = RunParameter(name="since", value="2024-01-01")
+    again = validate_recorded(catalog(), recorded(since, RunParameter(name="limit", value="7")))
+    assert isinstance(again, ValidatedRequest)
+    assert again.values == {"since": "2024-01-01", "limit": "7"}
+    assert validate_recorded(catalog(), recorded(since, since)) == [
+        FieldError(field="since", message="given more than once")
+    ]
+    dropped = RunParameter(name="since", value=None, sensitive=True)
+    assert validate_recorded(catalog(), recorded(dropped)) == [
+        FieldError(field="since", message="is required")
     ]
 
 

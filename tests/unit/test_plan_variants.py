@@ -221,17 +221,27 @@ def test_a_drifted_value_the_code_now_sets_otherwise_is_not_put_back() -> None:
     ]
 
 
-def test_a_replacement_that_restores_the_recorded_object_is_a_revert() -> None:
-    drift = entry("aws_instance.web", ["update"], RECORDED, {**RECORDED, "ami": "ami-9"})
-    change = entry(
+def ami_drift_then_replacement(
+    after: dict[str, Any], *, top: dict[str, Any] | None = None, **change: Any
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The ami changed outside Terraform (ami-1 -> ami-9), and the plan replaces the
+    instance (the ami forces it, it cannot be updated) with ``after``: (drift, change)."""
+    drifted = {**RECORDED, "ami": "ami-9"}
+    drift = entry("aws_instance.web", ["update"], RECORDED, drifted)
+    replacement = entry(
         "aws_instance.web",
         ["delete", "create"],
-        {**RECORDED, "ami": "ami-9"},
-        {**RECORDED, "id": None},
-        after_unknown={"id": True},
+        drifted,
+        after,
         replace_paths=[["ami"]],
-        top={"action_reason": "replace_because_cannot_update"},
+        top={"action_reason": "replace_because_cannot_update", **(top or {})},
+        **change,
     )
+    return drift, replacement
+
+
+def test_a_replacement_that_restores_the_recorded_object_is_a_revert() -> None:
+    drift, change = ami_drift_then_replacement({**RECORDED, "id": None}, after_unknown={"id": True})
 
     (finding,) = parse(plan([change], [drift])).findings
 
@@ -281,14 +291,8 @@ def test_import_and_moved_blocks_are_pending_code_not_clean() -> None:
 
 
 def test_cli_json_carries_what_tells_a_replacement_from_two_changes() -> None:
-    drift = entry("aws_instance.web", ["update"], RECORDED, {**RECORDED, "ami": "ami-9"})
-    change = entry(
-        "aws_instance.web",
-        ["delete", "create"],
-        {**RECORDED, "ami": "ami-9"},
-        {**RECORDED, "ami": "ami-3"},
-        replace_paths=[["ami"]],
-        top={"action_reason": "replace_because_cannot_update", "deposed": "00ff"},
+    drift, change = ami_drift_then_replacement(
+        {**RECORDED, "ami": "ami-3"}, top={"deposed": "00ff"}
     )
     imported = entry("aws_instance.db", ["update"], {"a": 1}, {"a": 2}, name="db")
     imported["change"]["importing"] = {"id": "db-1"}

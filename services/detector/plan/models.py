@@ -18,7 +18,6 @@ from shared.events import (
     FindingKind,
     FindingStatus,
     Revert,
-    SetChange,
 )
 
 
@@ -34,33 +33,10 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class PlanAttribute(_Frozen):
-    """One changed leaf of a resource.
-
-    Attributes:
-        path: Where it is (see :mod:`services.detector.plan` for the notation).
-        before: The value before, or :data:`SENSITIVE`.
-        after: The value after, :data:`SENSITIVE`, or ``None`` when unknown.
-        sensitive: Terraform marks the value sensitive on either side.
-        after_unknown: The value is only known after apply.
-        forces_replacement: The path is (under) one of the change's ``replace_paths``.
-        ignored: An ignore rule or a provider-noise normalisation hides it.
-        ignore_reason: Why it is ignored.
-        reverted: Drift only: the next apply puts ``before`` (the recorded value) back.
-        set_change: For an element of a set: ``added`` (in ``after``) or ``removed``
-            (in ``before``); ``path`` is then the set's own path.
-    """
-
-    path: str
-    before: JsonValue = None
-    after: JsonValue = None
-    sensitive: bool = False
-    after_unknown: bool = False
-    forces_replacement: bool = False
-    ignored: bool = False
-    ignore_reason: str | None = None
-    reverted: bool = False
-    set_change: SetChange | None = None
+#: One changed leaf of a resource. The parser builds the event's own model, so a finding's
+#: attributes go into :func:`to_event_finding`'s ``DriftFinding`` as they are (the path
+#: notation is explained in :mod:`services.detector.plan`).
+PlanAttribute = AttributeChange
 
 
 class PlanFinding(_Frozen):
@@ -180,21 +156,7 @@ def to_event_finding(
         deposed=finding.deposed,
         import_id=finding.import_id,
         revert=finding.revert,
-        attributes=tuple(
-            AttributeChange(
-                path=a.path,
-                before=a.before,
-                after=a.after,
-                sensitive=a.sensitive,
-                after_unknown=a.after_unknown,
-                ignored=a.ignored,
-                ignore_reason=a.ignore_reason,
-                reverted=a.reverted,
-                forces_replacement=a.forces_replacement,
-                set_change=a.set_change,
-            )
-            for a in finding.attributes
-        ),
+        attributes=finding.attributes,
         ignored=finding.ignored,
         ignore_reason=finding.ignore_reason,
         status=status,
