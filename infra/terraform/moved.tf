@@ -1,7 +1,10 @@
 # Resources that were merged into one for_each resource in December 2026 (the log groups into
 # logs.tf, the queue policies into messaging.tf, the IAM roles into iam.tf, the alarms into
 # alarms.tf): `terraform apply` moves what a state already has instead of deleting and
-# recreating it. Safe to delete once every state has been applied.
+# recreating it. `moved` blocks cannot use for_each, hence one block per instance. Safe to
+# delete once every deployment has applied a commit that has them (docs/deploy.md, "Roll
+# back"); until then a state on the old addresses would destroy and recreate them under the
+# same names.
 
 moved {
   from = aws_cloudwatch_log_group.worker["detector"]

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import socket
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from services.batch.previews import LaunchedPreview, Previews
@@ -203,30 +205,27 @@ class RunSupervisor:
             return True  # nothing left to do
         if record.status == "previewing":
             return await self._settle_preview(record, wait_seconds=wait_seconds, quiet=quiet)
-        runner = self.runners.get(record.runner or "")
-        started = self.steps.started_of(record)
-        spec = self.steps.spec_without_values(record)
-        if runner is None or started is None or spec is None or not runner.resumable:
-            return False
-        what = f"run {run_id}: its execution"
-        outcome = await _ended(runner, spec, started, wait_seconds, quiet=quiet, what=what)
-        if outcome is None:
-            return False
-        await self.steps.finish(run_id, outcome)
-        return True
+        return await _settle_ended(
+            self.runners.get(record.runner or ""),
+            self.steps.spec_without_values(record),
+            self.steps.started_of(record),
+            functools.partial(self.steps.finish, run_id),
+            wait_seconds=wait_seconds,
+            quiet=quiet,
+            what=f"run {run_id}: its execution",
+        )
 
     async def _settle_preview(self, record: RunRecord, *, wait_seconds: float, quiet: bool) -> bool:
         spec = self.previews.spec_without_values(record)
-        started = self.previews.started_of(record)
-        runner = self.runners.get(spec.settings.kind) if spec is not None else None
-        if runner is None or started is None or spec is None or not runner.resumable:
-            return False
-        what = f"run {record.run_id}: its preview"
-        outcome = await _ended(runner, spec, started, wait_seconds, quiet=quiet, what=what)
-        if outcome is None:
-            return False
-        await self.previews.ended(record.run_id, outcome)
-        return True
+        return await _settle_ended(
+            self.runners.get(spec.settings.kind) if spec is not None else None,
+            spec,
+            self.previews.started_of(record),
+            functools.partial(self.previews.ended, record.run_id),
+            wait_seconds=wait_seconds,
+            quiet=quiet,
+            what=f"run {record.run_id}: its preview",
+        )
 
     # ------------------------------------------------------------------ restart
 
@@ -331,24 +330,30 @@ def _owner_alive(owner: str | None) -> bool:
     return True
 
 
-async def _ended(
-    runner: Runner,
-    spec: RunSpec,
-    started: StartedRun,
-    wait_seconds: float,
+async def _settle_ended(
+    runner: Runner | None,
+    spec: RunSpec | None,
+    started: StartedRun | None,
+    end: Callable[[RunOutcome], Awaitable[object]],
     *,
+    wait_seconds: float,
     quiet: bool,
     what: str,
-) -> RunOutcome | None:
-    """How an execution a restarted service found ended, if it ends within
-    ``wait_seconds`` and its outcome can be read (``what`` names it in the log)."""
+) -> bool:
+    """``end`` an execution a restarted service found (a run's or a preview's) with how it
+    ended, if its runner can be asked, it ends within ``wait_seconds`` and its outcome can be
+    read (``what`` names it in the log); whether it was ended."""
+    if runner is None or started is None or spec is None or not runner.resumable:
+        return False
     try:
         async with asyncio.timeout(wait_seconds):
-            return await runner.wait(spec, started)
+            outcome = await runner.wait(spec, started)
     except TimeoutError:
         if not quiet:
             log.warning("%s has not ended yet", what)
-        return None
+        return False
     except ToilkitError as exc:
         log.warning("%s: cannot read its outcome: %s", what, exc)
-        return None
+        return False
+    await end(outcome)
+    return True

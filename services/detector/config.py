@@ -340,13 +340,14 @@ def load_config(file: Path, *, finders: tuple[StateFinder, ...] | None = None) -
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{file}: expected a mapping at the top, found {type(raw).__name__}")
-    try:
-        parsed = _ConfigFile.model_validate(raw)
-        return _resolve(parsed, base=file.resolve().parent, source=file.resolve(), finders=finders)
-    except ValidationError as exc:
-        raise ConfigError(_describe(file, exc)) from exc
-    except ValueError as exc:
-        raise ConfigError(f"invalid detector configuration in {file}: {exc}") from exc
+    return _validated(
+        raw,
+        file,
+        f"in {file}",
+        base=file.resolve().parent,
+        source=file.resolve(),
+        finders=finders,
+    )
 
 
 def config_for_repo(
@@ -367,13 +368,39 @@ def config_for_repo(
     """
     if not repo.is_dir():
         raise ConfigError(f"{repo} is not a directory")
+    return _validated(
+        {"discover": True, **(settings or {})},
+        repo,
+        f"for {repo}",
+        base=repo.resolve(),
+        source=None,
+        finders=finders,
+    )
+
+
+def _validated(
+    raw: Mapping[str, Any],
+    where: Path,
+    named: str,
+    *,
+    base: Path,
+    source: Path | None,
+    finders: tuple[StateFinder, ...] | None,
+) -> DetectorConfig:
+    """The configuration ``raw`` describes, its paths relative to ``base``.
+
+    Raises:
+        ConfigError: an entry is invalid; the message names ``where`` (the file, or the
+            repository without one) and each entry, or says the configuration ``named``
+            (``in <file>``, ``for <repository>``) cannot work.
+    """
     try:
-        parsed = _ConfigFile.model_validate({"discover": True, **(settings or {})})
-        return _resolve(parsed, base=repo.resolve(), source=None, finders=finders)
+        parsed = _ConfigFile.model_validate(raw)
+        return _resolve(parsed, base=base, source=source, finders=finders)
     except ValidationError as exc:
-        raise ConfigError(_describe(repo, exc)) from exc
+        raise ConfigError(_describe(where, exc)) from exc
     except ValueError as exc:
-        raise ConfigError(f"invalid detector configuration for {repo}: {exc}") from exc
+        raise ConfigError(f"invalid detector configuration {named}: {exc}") from exc
 
 
 def _resolve(

@@ -252,12 +252,7 @@ class DriftPipeline:
                 DriftResolved,
                 state=state.ref,
                 resolved=tuple(
-                    ResolvedFinding(
-                        fingerprint=r.fingerprint,
-                        address=r.address,
-                        kind=r.kind,
-                        first_seen=r.first_seen,
-                    )
+                    ResolvedFinding.model_validate(r, from_attributes=True)
                     for r in reconciliation.resolved
                 ),
             )

@@ -35,7 +35,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -116,16 +116,10 @@ class Reconciliation:
     def with_suspects(self, suspects: Mapping[str, tuple[Suspect, ...]]) -> Reconciliation:
         """A copy where the findings named in ``suspects`` (by fingerprint) carry them."""
         current = tuple(
-            TrackedFinding(
-                finding=t.finding,
-                status=t.status,
-                first_seen=t.first_seen,
-                claimed_by=t.claimed_by,
-                suspects=suspects.get(t.finding.fingerprint, t.suspects),
-            )
+            replace(t, suspects=suspects.get(t.finding.fingerprint, t.suspects))
             for t in self.current
         )
-        return Reconciliation(self.state, current, self.resolved, self.ignored)
+        return replace(self, current=current)
 
 
 def reconcile(

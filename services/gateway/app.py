@@ -40,8 +40,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -110,6 +111,12 @@ from shared.slack.actions import (
 from shared.slack.blocks import code
 
 log = logging.getLogger(__name__)
+
+#: What answers a button after the ack: from its value, who pressed it and the request key,
+#: the reply (None: nothing to say).
+ButtonAnswer = Callable[[str, Requester, str], Awaitable[Reply | None]]
+#: A Bolt listener of a button (Bolt passes it the arguments it names: ack, body, context).
+ButtonListener = Callable[..., Awaitable[None]]
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -194,17 +201,10 @@ def build_bolt_app(parts: AppParts, *, recent: RecentRequests | None) -> AsyncAp
     app.command(parts.command_name)(listeners.slash_command)
     app.command(re.compile(".*"))(listeners.other_slash_command)
     app.action(PICK_COMMAND_ACTION)(listeners.pick_command)
-    app.action(Action.DRIFT_CLAIM)(listeners.drift_claim)
-    app.action(Action.DRIFT_ACCEPT)(listeners.drift_accept)
-    app.action(Action.DRIFT_REVERT)(listeners.drift_revert)
-    app.action(Action.DRIFT_IGNORE)(listeners.drift_ignore)
+    for action, listener in listeners.buttons().items():
+        app.action(action)(listener)
     app.action(Action.DRIFT_RESCAN_REFRESH)(listeners.drift_rescan_refresh)
     app.action(Action.DRIFT_RESCAN_FULL)(listeners.drift_rescan_full)
-    app.action(Action.BATCH_CANCEL)(listeners.batch_cancel)
-    app.action(Action.BATCH_APPROVE)(listeners.batch_approve)
-    app.action(Action.BATCH_REJECT)(listeners.batch_reject)
-    app.action(Action.BATCH_RERUN)(listeners.batch_rerun)
-    app.action(Action.BATCH_RERUN_EDIT)(listeners.batch_rerun_edit)
     for link_action in LINK_ACTIONS:
         app.action(link_action)(listeners.just_ack)
     app.action(re.compile(".*"))(listeners.unknown_action)
@@ -414,79 +414,54 @@ class _Listeners:
         channel = payload.channel.id if payload.channel else None
         return payload, Requester(payload.user.id, payload.user.display_name, channel)
 
-    def _run_button(
-        self,
-        body: dict[str, Any],
-        context: AsyncBoltContext,
-        decide: Any,
-        what: str,
-    ) -> None:
-        button = self._button(body)
-        if button is None:
-            return
-        payload, requester = button
-        run_id = payload.action.value or ""
-        key = _key(context, body)
+    def buttons(self) -> dict[str, ButtonListener]:
+        """The buttons that open a modal, and those answered after the ack by one call of
+        the gateway, by action id."""
+        decide = self.gateway.decide_approval
+        return {
+            Action.BATCH_RERUN_EDIT: self._modal_button(self._open_rerun_modal, "re-run"),
+            Action.DRIFT_IGNORE: self._modal_button(self._open_ignore_modal, "ignore"),
+            Action.DRIFT_CLAIM: self._answered_button(self.gateway.claim_drift, "drift claim"),
+            Action.DRIFT_ACCEPT: self._answered_button(self._accept_drift, "drift accept"),
+            Action.DRIFT_REVERT: self._answered_button(self.gateway.revert_drift, "drift revert"),
+            Action.BATCH_CANCEL: self._run_button(self.gateway.cancel, "cancel"),
+            Action.BATCH_APPROVE: self._run_button(partial(decide, approve=True), "approve"),
+            Action.BATCH_REJECT: self._run_button(partial(decide, approve=False), "reject"),
+            Action.BATCH_RERUN: self._run_button(self.gateway.rerun, "rerun"),
+        }
 
-        async def answer() -> Reply | None:
+    def _run_button(self, decide: ButtonAnswer, what: str) -> ButtonListener:
+        """A button whose value is a run id: ``decide`` answers it once the value reads as
+        one (logged as ``what`` and the run id)."""
+
+        async def answer(run_id: str, requester: Requester, key: str) -> Reply | None:
             try:
                 decode_run_value(run_id)
             except BadButtonValue as exc:
                 return text_reply(f":warning: {exc}")
-            reply: Reply | None = await decide(run_id, requester, key)
-            return reply
+            return await decide(run_id, requester, key)
 
-        self._later(
-            key,
-            lambda: self._reply_after(answer(), requester, payload.response_url),
-            f"{what} {run_id[:100]}",
-        )
+        return self._answered_button(answer, lambda run_id: f"{what} {run_id[:100]}")
 
-    async def batch_cancel(
-        self, ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext
-    ) -> None:
-        await ack()
-        self._run_button(body, context, self.gateway.cancel, "cancel")
+    def _modal_button(
+        self, open_modal: Callable[[BlockActions, Requester], Coroutine[Any, Any, None]], what: str
+    ) -> ButtonListener:
+        """A button that opens a modal (``views.open (<what>)`` in the logs)."""
 
-    async def batch_approve(
-        self, ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext
-    ) -> None:
-        await ack()
-        self._run_button(
-            body,
-            context,
-            lambda run_id, who, key: self.gateway.decide_approval(run_id, who, key, approve=True),
-            "approve",
-        )
+        async def listener(ack: AsyncAck, body: dict[str, Any]) -> None:
+            await ack()
+            button = self._button(body)
+            if button is None:
+                return
+            payload, requester = button
+            # The trigger id lives 3 s: the modal opens at once, without the ledger (a
+            # trigger id opens one modal only, so a copy of this request cannot open a
+            # second).
+            self.parts.after_ack.spawn(
+                open_modal(payload, requester), f"views.open ({what})", urgent=True
+            )
 
-    async def batch_reject(
-        self, ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext
-    ) -> None:
-        await ack()
-        self._run_button(
-            body,
-            context,
-            lambda run_id, who, key: self.gateway.decide_approval(run_id, who, key, approve=False),
-            "reject",
-        )
-
-    async def batch_rerun(
-        self, ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext
-    ) -> None:
-        await ack()
-        self._run_button(body, context, self.gateway.rerun, "rerun")
-
-    async def batch_rerun_edit(self, ack: AsyncAck, body: dict[str, Any]) -> None:
-        await ack()
-        button = self._button(body)
-        if button is None:
-            return
-        payload, requester = button
-        # The trigger id lives 3 s: the modal opens at once, without the ledger (a trigger
-        # id opens one modal only, so a copy of this request cannot open a second).
-        self.parts.after_ack.spawn(
-            self._open_rerun_modal(payload, requester), "views.open (re-run)", urgent=True
-        )
+        return listener
 
     async def _open_rerun_modal(self, payload: BlockActions, requester: Requester) -> None:
         try:
@@ -507,21 +482,6 @@ class _Listeners:
         elif payload.trigger_id:
             await self._open_modal(payload.trigger_id, view, requester, payload.response_url)
 
-    async def drift_claim(
-        self, ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext
-    ) -> None:
-        await self._drift_button(ack, body, context, self.gateway.claim_drift, "drift claim")
-
-    async def drift_revert(
-        self, ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext
-    ) -> None:
-        await self._drift_button(ack, body, context, self.gateway.revert_drift, "drift revert")
-
-    async def drift_accept(
-        self, ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext
-    ) -> None:
-        await self._drift_button(ack, body, context, self._accept_drift, "drift accept")
-
     async def _accept_drift(self, value: str, requester: Requester, key: str) -> Reply | None:
         drift = self.parts.drift
         if drift is None:
@@ -531,43 +491,31 @@ class _Listeners:
             return claim
         return text_reply(await drift.accept(claim, requester.actor, request_key=key))
 
-    async def _drift_button(
-        self,
-        ack: AsyncAck,
-        body: dict[str, Any],
-        context: AsyncBoltContext,
-        answer: Callable[[str, Requester, str], Awaitable[Reply | None]],
-        what: str,
-    ) -> None:
-        await ack()
-        button = self._button(body)
-        if button is None:
-            return
-        payload, requester = button
-        key = _key(context, body)
-        self._later(
-            key,
-            lambda: self._reply_after(
-                answer(payload.action.value or "", requester, key),
-                requester,
-                payload.response_url,
-            ),
-            what,
-        )
+    def _answered_button(
+        self, answer: ButtonAnswer, what: str | Callable[[str], str]
+    ) -> ButtonListener:
+        """The listener of a button that is acked at once, then answered (once per request)
+        with what ``answer`` says about its value; ``what`` names it in the logs (or makes
+        that name from the value)."""
+
+        async def listener(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
+            await ack()
+            button = self._button(body)
+            if button is None:
+                return
+            payload, requester = button
+            value, key = payload.action.value or "", _key(context, body)
+            self._later(
+                key,
+                lambda: self._reply_after(
+                    answer(value, requester, key), requester, payload.response_url
+                ),
+                what if isinstance(what, str) else what(value),
+            )
+
+        return listener
 
     # ------------------------------------------------------------ drift: ignore, re-scan
-
-    async def drift_ignore(self, ack: AsyncAck, body: dict[str, Any]) -> None:
-        await ack()
-        button = self._button(body)
-        if button is None:
-            return
-        payload, requester = button
-        # The trigger id lives 3 s: checked and opened at once (a copy of this request
-        # cannot open a second modal: a trigger id opens one).
-        self.parts.after_ack.spawn(
-            self._open_ignore_modal(payload, requester), "views.open (ignore)", urgent=True
-        )
 
     async def _open_ignore_modal(self, payload: BlockActions, requester: Requester) -> None:
         drift = self.parts.drift

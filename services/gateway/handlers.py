@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, TypedDict
 
 from services.gateway.blocks import (
     BREAK_GLASS_BLOCK,
@@ -107,6 +107,27 @@ def drift_button_value(value: str, action: Action) -> ClaimValue | Reply:
 def derived_id(request_key: str, purpose: str) -> str:
     """An event id fixed by the Slack request it comes from (a UUID, as events use)."""
     return str(uuid.uuid5(_ID_NAMESPACE, f"{request_key}:{purpose}"))
+
+
+class _RunEventStart(TypedDict):
+    """The fields every event the gateway publishes about a run starts with."""
+
+    event_id: str
+    correlation_id: str
+    source: str
+    run_id: str
+
+
+def _about_run(request_key: str, event_type: str, run_id: str) -> _RunEventStart:
+    """The start of the ``event_type`` event about run ``run_id`` that the Slack request
+    ``request_key`` publishes: its id fixed by the request (:func:`derived_id`: a retried
+    request publishes the same event), and the run as its correlation id."""
+    return _RunEventStart(
+        event_id=derived_id(request_key, event_type),
+        correlation_id=run_id,
+        source=SOURCE,
+        run_id=run_id,
+    )
 
 
 def derived_run_id(request_key: str) -> str:
@@ -438,10 +459,7 @@ class Gateway:
         if refusal is not None:
             return await self._refuse(request, requester, request_key, refusal, "You may not run")
         event = BatchRequested(
-            event_id=derived_id(request_key, "BatchRequested"),
-            correlation_id=run_id,
-            source=SOURCE,
-            run_id=run_id,
+            **_about_run(request_key, "BatchRequested", run_id),
             command=command,
             environment=environment,
             # The batch service needs every value to run it, sensitive ones included; only
@@ -492,10 +510,7 @@ class Gateway:
         run_id = derived_run_id(request_key)
         command, environment = request.command.name, request.environment
         refused = BatchRunRefused(
-            event_id=derived_id(request_key, "BatchRunRefused"),
-            correlation_id=run_id,
-            source=SOURCE,
-            run_id=run_id,
+            **_about_run(request_key, "BatchRunRefused", run_id),
             command=command,
             environment=environment,
             requested_by=requester.actor,
@@ -534,10 +549,7 @@ class Gateway:
                 f"approvers can cancel run {code(run_id)}."
             )
         event = BatchCancelRequested(
-            event_id=derived_id(request_key, "BatchCancelRequested"),
-            correlation_id=run_id,
-            source=SOURCE,
-            run_id=run_id,
+            **_about_run(request_key, "BatchCancelRequested", run_id),
             requested_by=requester.actor,
         )
         failure = await self._try_publish(event)
@@ -584,18 +596,12 @@ class Gateway:
         event: EventBase
         if approve:
             event = BatchApproved(
-                event_id=derived_id(request_key, "BatchApproved"),
-                correlation_id=run_id,
-                source=SOURCE,
-                run_id=run_id,
+                **_about_run(request_key, "BatchApproved", run_id),
                 approved_by=requester.actor,
             )
         else:
             event = BatchRejected(
-                event_id=derived_id(request_key, "BatchRejected"),
-                correlation_id=run_id,
-                source=SOURCE,
-                run_id=run_id,
+                **_about_run(request_key, "BatchRejected", run_id),
                 rejected_by=requester.actor,
                 reason=f"rejected in Slack by {requester.name or requester.user_id}",
             )

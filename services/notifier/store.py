@@ -182,31 +182,21 @@ class NotifierStore:
         """Move a claim's ``claimed_at`` to now, before an attempt that found it without a
         ``ts`` (and settled it as not posted) posts again: a later attempt then waits for
         Slack to settle *this* attempt's requests, not only the first one's."""
-        await call_aws(
-            "dynamodb.update_item (notifier post)",
-            lambda: self._ddb.update_item(
-                TableName=self.table,
-                Key=key.item_key,
-                UpdateExpression="SET claimed_at = :now",
-                ExpressionAttributeValues={":now": {"N": repr(self._clock())}},
-            ),
+        await self._update(
+            "notifier post",
+            key.item_key,
+            "SET claimed_at = :now",
+            {":now": {"N": repr(self._clock())}},
         )
 
     async def complete_post(self, key: PostKey, channel: str, ts: str) -> None:
         """Remember the posted message's channel and ``ts``."""
-        await call_aws(
-            "dynamodb.update_item (notifier post)",
-            lambda: self._ddb.update_item(
-                TableName=self.table,
-                Key=key.item_key,
-                UpdateExpression="SET #status = :posted, channel = :channel, ts = :ts",
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={
-                    ":posted": {"S": POSTED},
-                    ":channel": {"S": channel},
-                    ":ts": {"S": ts},
-                },
-            ),
+        await self._update(
+            "notifier post",
+            key.item_key,
+            "SET #status = :posted, channel = :channel, ts = :ts",
+            {":posted": {"S": POSTED}, ":channel": {"S": channel}, ":ts": {"S": ts}},
+            names={"#status": "status"},
         )
 
     async def release_post(self, key: PostKey) -> None:
@@ -279,14 +269,11 @@ class NotifierStore:
 
     async def thread_posted(self, key: ThreadKey, *, channel: str, ts: str) -> None:
         """Remember the parent message of a thread."""
-        await call_aws(
-            "dynamodb.update_item (notifier thread)",
-            lambda: self._ddb.update_item(
-                TableName=self.table,
-                Key=key.item_key,
-                UpdateExpression="SET channel = :channel, ts = :ts",
-                ExpressionAttributeValues={":channel": {"S": channel}, ":ts": {"S": ts}},
-            ),
+        await self._update(
+            "notifier thread",
+            key.item_key,
+            "SET channel = :channel, ts = :ts",
+            {":channel": {"S": channel}, ":ts": {"S": ts}},
         )
 
     async def release_thread(self, key: ThreadKey, owner: str) -> None:
@@ -310,20 +297,17 @@ class NotifierStore:
             False when another event got there first (read again and merge again).
         """
         try:
-            await call_aws(
-                "dynamodb.update_item (notifier thread view)",
-                lambda: self._ddb.update_item(
-                    TableName=self.table,
-                    Key=key.item_key,
-                    UpdateExpression="SET #view = :view, version = :next",
-                    ConditionExpression="version = :expected",
-                    ExpressionAttributeNames={"#view": "view"},
-                    ExpressionAttributeValues={
-                        ":view": {"B": _pack(view_json)},
-                        ":next": {"N": str(expected_version + 1)},
-                        ":expected": {"N": str(expected_version)},
-                    },
-                ),
+            await self._update(
+                "notifier thread view",
+                key.item_key,
+                "SET #view = :view, version = :next",
+                {
+                    ":view": {"B": _pack(view_json)},
+                    ":next": {"N": str(expected_version + 1)},
+                    ":expected": {"N": str(expected_version)},
+                },
+                names={"#view": "view"},
+                condition="version = :expected",
             )
         except ConditionFailed:
             return False
@@ -368,6 +352,30 @@ class NotifierStore:
         await batch_put(self._ddb, self.table, items, what="notifier pointers")
 
     # ------------------------------------------------------------------ helpers
+
+    async def _update(
+        self,
+        what: str,
+        key: dict[str, Any],
+        expression: str,
+        values: dict[str, Any],
+        *,
+        names: dict[str, str] | None = None,
+        condition: str | None = None,
+    ) -> None:
+        """Apply the update ``expression`` to ``key`` (raises ``ConditionFailed`` when a
+        ``condition`` is given and does not hold)."""
+        arguments: dict[str, Any] = {
+            "TableName": self.table,
+            "Key": key,
+            "UpdateExpression": expression,
+            "ExpressionAttributeValues": values,
+        }
+        if names:
+            arguments["ExpressionAttributeNames"] = names
+        if condition:
+            arguments["ConditionExpression"] = condition
+        await call_aws(f"dynamodb.update_item ({what})", lambda: self._ddb.update_item(**arguments))
 
     async def _delete_if(
         self,

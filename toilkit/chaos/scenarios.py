@@ -68,6 +68,23 @@ async def _restart_after_kill(system: ChaosSystem, service: str) -> None:
         process.start()
 
 
+async def _start_batch(system: ChaosSystem, *, run_seconds: float) -> Path:
+    """Start the batch service on the chaos catalog (:func:`write_batch_catalog`, local
+    runner) and wait until it is ready; returns the folder where each run's command leaves
+    a marker named after its run id."""
+    markers = system.log_dir / "run-markers"
+    catalog = write_batch_catalog(system.log_dir / "batch", markers, run_seconds=run_seconds)
+    system.service_env.update(
+        {
+            "TOILKIT_BATCH_CATALOG_PATH": str(catalog),
+            "TOILKIT_BATCH_LOG_DIR": str(system.log_dir / "batch-logs"),
+        }
+    )
+    system.add_service("batch")
+    await system.wait_ready("batch")
+    return markers
+
+
 async def _kill_repeatedly(
     system: ChaosSystem, service: str, kills: int, gap: tuple[float, float]
 ) -> None:
@@ -229,16 +246,7 @@ async def kill_batch(system: ChaosSystem, size: Size) -> tuple[int, int, int, st
     run announced once with a final status, its command started at most once, and no
     process of a run left over."""
     runs, kills = size.pick(100, 8), size.pick(15, 2)
-    markers = system.log_dir / "run-markers"
-    catalog = write_batch_catalog(system.log_dir / "batch", markers, run_seconds=2)
-    system.service_env.update(
-        {
-            "TOILKIT_BATCH_CATALOG_PATH": str(catalog),
-            "TOILKIT_BATCH_LOG_DIR": str(system.log_dir / "batch-logs"),
-        }
-    )
-    system.add_service("batch")
-    await system.wait_ready("batch")
+    markers = await _start_batch(system, run_seconds=2)
     run_ids = [f"chaos-{uuid.uuid4().hex[:8]}-{n}" for n in range(runs)]
     per_second = 1.0
     requests = [batch_request(run_id) for run_id in run_ids]
@@ -265,16 +273,7 @@ async def batch_crash_local(system: ChaosSystem, size: Size) -> tuple[int, int, 
     and again: the restarted service stops the orphaned run before it frees the command's
     slot, the next request runs, and two runs of the command never run at once."""
     rounds = size.pick(5, 1)
-    markers = system.log_dir / "run-markers"
-    catalog = write_batch_catalog(system.log_dir / "batch", markers, run_seconds=1)
-    system.service_env.update(
-        {
-            "TOILKIT_BATCH_CATALOG_PATH": str(catalog),
-            "TOILKIT_BATCH_LOG_DIR": str(system.log_dir / "batch-logs"),
-        }
-    )
-    system.add_service("batch")
-    await system.wait_ready("batch")
+    markers = await _start_batch(system, run_seconds=1)
     run_ids: list[str] = []
     most_at_once = 0
 

@@ -234,18 +234,16 @@ class ChaosSystem:
 
     async def queue_busy(self, consumer: str = "notifier") -> int:
         """Messages visible or in flight on ``consumer``'s queue."""
-        response = await self.aws.sqs.get_queue_attributes(
-            QueueUrl=self.topology.queue_urls[consumer],
-            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-        )
-        attributes = response.get("Attributes", {})
-        return int(attributes.get("ApproximateNumberOfMessages", "0")) + int(
-            attributes.get("ApproximateNumberOfMessagesNotVisible", "0")
-        )
+        return await self._messages_in(self.topology.queue_urls[consumer])
 
     async def dlq_depth(self, consumer: str = "notifier") -> int:
+        """Messages visible or in flight on ``consumer``'s dead-letter queue."""
+        return await self._messages_in(self.topology.dlq_urls[consumer])
+
+    async def _messages_in(self, queue_url: str) -> int:
+        """Messages visible or in flight on the queue at ``queue_url``."""
         response = await self.aws.sqs.get_queue_attributes(
-            QueueUrl=self.topology.dlq_urls[consumer],
+            QueueUrl=queue_url,
             AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
         )
         attributes = response.get("Attributes", {})

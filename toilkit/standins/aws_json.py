@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -96,6 +96,19 @@ def json_response(
     )
 
 
+async def admin_call(
+    request: web.Request, what: str, act: Callable[[Any], Mapping[str, Any] | None]
+) -> web.Response:
+    """Answer a test's request to one of a stand-in's ``/_standin`` endpoints: what ``act``
+    returns for its JSON body (``{"ok": true}`` for None), or 400 with ``"<what>: <the
+    problem>"`` when the body does not fit."""
+    try:
+        answer = act(await request.json())
+    except (ValueError, KeyError, TypeError) as exc:
+        return json_response({"error": f"{what}: {exc}"}, status=400)
+    return json_response({"ok": True} if answer is None else answer)
+
+
 class AwsJsonStandin(StandinServer):
     """A stand-in for one AWS JSON 1.1 service: ``POST /`` runs :meth:`dispatch` and
     records the call; ``GET /_standin/calls`` and ``POST /_standin/reset`` come with it.
@@ -105,10 +118,16 @@ class AwsJsonStandin(StandinServer):
     """
 
     target_prefix: ClassVar[str] = ""
+    #: The variable that points AWS clients at the stand-in (``AWS_ENDPOINT_URL_<SERVICE>``).
+    endpoint_variable: ClassVar[str] = "AWS_ENDPOINT_URL"
 
     def __init__(self) -> None:
         super().__init__()
         self.recorded: list[RecordedCall] = []
+
+    def announcement(self) -> str:
+        """The setting that points AWS clients at the running stand-in."""
+        return f"{self.name}: {self.endpoint_variable}={self.url}"
 
     def dispatch(self, operation: str, body: dict[str, Any]) -> dict[str, Any]:
         """Answer one API call (raise :class:`AwsJsonFailure` for an error)."""

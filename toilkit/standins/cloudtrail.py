@@ -29,10 +29,8 @@ Run it alone with ``python -m toilkit.standins.cloudtrail --port 4599``.
 
 from __future__ import annotations
 
-import argparse
 import base64
 import json
-import logging
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -43,8 +41,8 @@ from aiobotocore.session import get_session
 from aiohttp import web
 from botocore.exceptions import BotoCoreError, ClientError
 
-from toilkit.standins.aws_json import AwsJsonFailure, AwsJsonStandin, Caller, json_response
-from toilkit.standins.server import run_in_foreground, serve_until_cancelled
+from toilkit.standins.aws_json import AwsJsonFailure, AwsJsonStandin, Caller, admin_call
+from toilkit.standins.server import run_from_command_line
 
 TARGET_PREFIX = "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101."
 LOOKUP_ATTRIBUTE_KEYS = frozenset(
@@ -144,6 +142,8 @@ class CloudTrailStandin(AwsJsonStandin):
 
     name = "CloudTrail stand-in"
     target_prefix = TARGET_PREFIX
+    endpoint_variable = "AWS_ENDPOINT_URL_CLOUDTRAIL"
+    default_port = 4599
 
     def __init__(self, region: str = "us-east-1", *, sts_endpoint_url: str | None = None) -> None:
         super().__init__()
@@ -295,21 +295,20 @@ class CloudTrailStandin(AwsJsonStandin):
     # ------------------------------------------------------------ admin endpoints
 
     async def _handle_add_event(self, request: web.Request) -> web.Response:
-        try:
-            raw = await request.json()
-            event = self.add_event(
-                event_name=raw["event_name"],
-                principal_arn=raw["principal_arn"],
-                resources=[tuple(r) for r in raw.get("resources", [])],
-                event_time=datetime.fromisoformat(raw["event_time"]),
-                event_source=raw.get("event_source", "ec2.amazonaws.com"),
-                username=raw.get("username"),
-                read_only=bool(raw.get("read_only", False)),
-                account_id=raw.get("account_id"),
-            )
-        except (ValueError, KeyError, TypeError) as exc:
-            return json_response({"error": f"invalid event: {exc}"}, status=400)
-        return json_response(event.as_api())
+        return await admin_call(request, "invalid event", self._add_event_from_json)
+
+    def _add_event_from_json(self, raw: Any) -> dict[str, Any]:
+        event = self.add_event(
+            event_name=raw["event_name"],
+            principal_arn=raw["principal_arn"],
+            resources=[tuple(r) for r in raw.get("resources", [])],
+            event_time=datetime.fromisoformat(raw["event_time"]),
+            event_source=raw.get("event_source", "ec2.amazonaws.com"),
+            username=raw.get("username"),
+            read_only=bool(raw.get("read_only", False)),
+            account_id=raw.get("account_id"),
+        )
+        return event.as_api()
 
 
 def _time(value: Any, name: str) -> datetime | None:
@@ -338,25 +337,9 @@ def _account_of(arn: str) -> str:
 # ------------------------------------------------------------------- standalone
 
 
-async def serve_forever(host: str = "127.0.0.1", port: int = 4599) -> None:
-    """Run a CloudTrail stand-in until cancelled (Ctrl-C)."""
-    standin = CloudTrailStandin()
-    await serve_until_cancelled(
-        standin,
-        host,
-        port,
-        lambda: f"CloudTrail stand-in: AWS_ENDPOINT_URL_CLOUDTRAIL={standin.url}",
-    )
-
-
 def main(argv: list[str] | None = None) -> None:
     """``python -m toilkit.standins.cloudtrail [--host H] [--port P]``."""
-    parser = argparse.ArgumentParser(description="Run toilkit's CloudTrail stand-in.")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=4599)
-    options = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO)
-    run_in_foreground(serve_forever(options.host, options.port))
+    run_from_command_line(CloudTrailStandin, argv)
 
 
 if __name__ == "__main__":

@@ -36,7 +36,6 @@ Run it alone with ``python -m toilkit.standins.codebuild --port 4598``.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import logging
@@ -50,8 +49,8 @@ from typing import Any, Literal, get_args
 import boto3
 from aiohttp import web
 
-from toilkit.standins.aws_json import AwsJsonFailure, AwsJsonStandin, json_response
-from toilkit.standins.server import run_in_foreground, serve_until_cancelled
+from toilkit.standins.aws_json import AwsJsonFailure, AwsJsonStandin, admin_call
+from toilkit.standins.server import run_from_command_line
 
 logger = logging.getLogger(__name__)
 
@@ -254,6 +253,8 @@ class CodeBuildStandin(AwsJsonStandin):
 
     name = "CodeBuild stand-in"
     target_prefix = TARGET_PREFIX
+    endpoint_variable = "AWS_ENDPOINT_URL_CODEBUILD"
+    default_port = 4598
 
     def __init__(
         self,
@@ -410,29 +411,25 @@ class CodeBuildStandin(AwsJsonStandin):
     # ------------------------------------------------------------ admin endpoints
 
     async def _handle_add_project(self, request: web.Request) -> web.Response:
-        try:
-            raw = await request.json()
-            plan = BuildPlan.from_json(raw["plan"]) if raw.get("plan") else None
-            self.add_project(str(raw["name"]), plan)
-        except (ValueError, KeyError, TypeError) as exc:
-            return json_response({"error": f"invalid project: {exc}"}, status=400)
-        return json_response({"ok": True})
+        return await admin_call(
+            request,
+            "invalid project",
+            lambda raw: self.add_project(
+                str(raw["name"]), BuildPlan.from_json(raw["plan"]) if raw.get("plan") else None
+            ),
+        )
 
     async def _handle_plan(self, request: web.Request) -> web.Response:
-        try:
-            raw = await request.json()
-            self.plan(str(raw["project"]), BuildPlan.from_json(raw))
-        except (ValueError, KeyError, TypeError) as exc:
-            return json_response({"error": f"invalid plan: {exc}"}, status=400)
-        return json_response({"ok": True})
+        return await admin_call(
+            request,
+            "invalid plan",
+            lambda raw: self.plan(str(raw["project"]), BuildPlan.from_json(raw)),
+        )
 
     async def _handle_finish(self, request: web.Request) -> web.Response:
-        try:
-            raw = await request.json()
-            self.finish(str(raw["id"]), raw["status"])
-        except (ValueError, KeyError, TypeError) as exc:
-            return json_response({"error": f"cannot finish: {exc}"}, status=400)
-        return json_response({"ok": True})
+        return await admin_call(
+            request, "cannot finish", lambda raw: self.finish(str(raw["id"]), raw["status"])
+        )
 
 
 def _required_string(body: Mapping[str, Any], name: str) -> str:
@@ -445,25 +442,9 @@ def _required_string(body: Mapping[str, Any], name: str) -> str:
 # ------------------------------------------------------------------- standalone
 
 
-async def serve_forever(host: str = "127.0.0.1", port: int = 4598) -> None:
-    """Run a CodeBuild stand-in until cancelled (Ctrl-C)."""
-    standin = CodeBuildStandin()
-    await serve_until_cancelled(
-        standin,
-        host,
-        port,
-        lambda: f"CodeBuild stand-in: AWS_ENDPOINT_URL_CODEBUILD={standin.url}",
-    )
-
-
 def main(argv: list[str] | None = None) -> None:
     """``python -m toilkit.standins.codebuild [--host H] [--port P]``."""
-    parser = argparse.ArgumentParser(description="Run toilkit's CodeBuild stand-in.")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=4598)
-    options = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO)
-    run_in_foreground(serve_forever(options.host, options.port))
+    run_from_command_line(CodeBuildStandin, argv)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ and running it alone in the foreground."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import logging
@@ -37,6 +38,8 @@ class StandinServer:
     """
 
     name: ClassVar[str] = "stand-in"
+    #: The port it takes when run alone (:func:`run_from_command_line`).
+    default_port: ClassVar[int] = 0
 
     def __init__(self) -> None:
         self._runner: web.AppRunner | None = None
@@ -67,6 +70,10 @@ class StandinServer:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
 
+    def announcement(self) -> str:
+        """What running it alone prints once it listens: where to reach it."""
+        return f"{self.name}: {self.url}"
+
     @property
     def url(self) -> str:
         """``http://host:port`` of the running stand-in."""
@@ -91,3 +98,18 @@ def run_in_foreground(serving: Coroutine[Any, Any, None]) -> None:
     """Run a stand-in's ``serving`` coroutine until interrupted (Ctrl-C ends it quietly)."""
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serving)
+
+
+def run_from_command_line(make: type[StandinServer], argv: list[str] | None = None) -> None:
+    """``python -m toilkit.standins.<name> [--host H] [--port P]``: run a ``make``
+    stand-in in the foreground until Ctrl-C, printing its :meth:`~StandinServer.announcement`
+    once it listens."""
+    standin = make()
+    parser = argparse.ArgumentParser(description=f"Run toilkit's {standin.name}.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=standin.default_port)
+    options = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO)
+    run_in_foreground(
+        serve_until_cancelled(standin, options.host, options.port, standin.announcement)
+    )

@@ -32,20 +32,17 @@ from shared.slack.actions import (
 from shared.slack.blocks import (
     ARROW,
     ELLIPSIS,
-    MAX_NOTIFICATION_TEXT,
     MAX_SECTION_TEXT,
     Block,
     actions,
     age,
     button,
-    clip,
     clip_mrkdwn,
     code_block,
     code_text,
     context,
     divider,
     escape,
-    fit_blocks,
     header,
     link_button,
     mention,
@@ -120,7 +117,7 @@ def render_drift(view: DriftView, *, revert: bool = False) -> SlackMessage:
         *_drift_buttons(view, revert=revert),
     ]
     text = _drift_notification(view, tally)
-    return SlackMessage(text=clip(text, MAX_NOTIFICATION_TEXT), blocks=fit_blocks(blocks))
+    return SlackMessage.fitted(text, blocks)
 
 
 def _tally(view: DriftView) -> _Tally:

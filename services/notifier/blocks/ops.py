@@ -9,13 +9,11 @@ from shared.slack.blocks import (
     MAX_FIELD_TEXT,
     MAX_SECTION_TEXT,
     Block,
-    clip,
     clip_mrkdwn,
     code_block,
     code_text,
     context,
     escape,
-    fit_blocks,
     header,
     section,
     slack_date,
@@ -52,7 +50,4 @@ def render_dead_letter(event: MessageDeadLettered) -> SlackMessage:
             "lists what else is there"
         ),
     ]
-    return SlackMessage(
-        text=clip(f"{what} went to {event.dlq}: {event.reason}", 400),
-        blocks=fit_blocks(blocks),
-    )
+    return SlackMessage.fitted(f"{what} went to {event.dlq}: {event.reason}", blocks)

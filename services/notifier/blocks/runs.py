@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from services.notifier.blocks.message import SlackMessage
 from services.notifier.blocks.progress import progress_blocks
 from services.notifier.blocks.text import (
@@ -22,7 +24,6 @@ from shared.slack.actions import Action, encode_run_value
 from shared.slack.blocks import (
     MAX_FIELD_TEXT,
     MAX_FIELDS,
-    MAX_NOTIFICATION_TEXT,
     MAX_SECTION_TEXT,
     Block,
     actions,
@@ -132,28 +133,23 @@ def render_run(view: RunView) -> SlackMessage:
     buttons = _run_buttons(view)
     if buttons:
         blocks.append(actions(buttons))
-    return SlackMessage(text=_run_notification(view), blocks=fit_blocks(blocks))
+    return SlackMessage.fitted(_run_notification(view), blocks)
 
 
 def _run_buttons(view: RunView) -> list[Block]:
+    """The buttons of the run's phase; each one's value names the run."""
+    value = encode_run_value(view.run_id)
     if view.phase == "awaiting_approval":
         return [
-            button(
-                "Approve",
-                Action.BATCH_APPROVE,
-                value=encode_run_value(view.run_id),
-                style="primary",
-            ),
-            button(
-                "Reject", Action.BATCH_REJECT, value=encode_run_value(view.run_id), style="danger"
-            ),
+            button("Approve", Action.BATCH_APPROVE, value=value, style="primary"),
+            button("Reject", Action.BATCH_REJECT, value=value, style="danger"),
         ]
     if view.phase == "running":
         return [
             button(
                 "Cancel run",
                 Action.BATCH_CANCEL,
-                value=encode_run_value(view.run_id),
+                value=value,
                 style="danger",
                 confirm={
                     "title": plain("Cancel this run?"),
@@ -165,7 +161,6 @@ def _run_buttons(view: RunView) -> list[Block]:
             )
         ]
     if view.phase in RUN_OUTCOMES:
-        value = encode_run_value(view.run_id)
         return [
             button("Run again", Action.BATCH_RERUN, value=value),
             button("Edit and run again", Action.BATCH_RERUN_EDIT, value=value),
@@ -176,7 +171,7 @@ def _run_buttons(view: RunView) -> list[Block]:
 def _run_notification(view: RunView) -> str:
     _, status = _PHASES[view.phase]
     who = f" (requested by {view.requested_by.name})" if view.requested_by else ""
-    return clip(f"{status}: {view.command} on {view.environment}{who}", MAX_NOTIFICATION_TEXT)
+    return f"{status}: {view.command} on {view.environment}{who}"
 
 
 def render_run_started_reply(event: BatchRunStarted) -> SlackMessage:
@@ -204,14 +199,13 @@ def render_run_finished_reply(event: BatchRunFinished) -> SlackMessage:
         head += f" · cancelled by {mention(event.cancelled_by)}"
     blocks: list[Block] = [section(head)]
     if event.error:
-        blocks.append(section(clip_mrkdwn(f"*Error:* {escape(event.error)}", MAX_SECTION_TEXT)))
+        blocks.append(_error_section(event.error))
     if event.log_tail:
-        shown, cut = tail_lines(event.log_tail, MAX_CODE_CHARS)
-        label = f"*Last {len(shown)} log {plural(len(shown), 'line')}*"
-        if cut:
-            label += f" ({cut} earlier not shown"
-            label += f", <{event.log_url}|full log>)" if event.log_url else ")"
-        blocks.append(section(label + "\n" + code_block("\n".join(shown), limit=MAX_CODE_CHARS)))
+        blocks.append(
+            _tail_section(
+                event.log_tail, lambda n: f"*Last {n} log {plural(n, 'line')}*", event.log_url
+            )
+        )
     if event.log_url:
         blocks.append(context(f":scroll: <{event.log_url}|Full log>"))
     return SlackMessage(
@@ -244,7 +238,7 @@ def render_break_glass_notice(event: BatchRunStarted) -> SlackMessage:
         f"Break-glass: {event.requested_by.name} started {event.command} on "
         f"{event.environment} without approval"
     )
-    return SlackMessage(text=clip(text, MAX_NOTIFICATION_TEXT), blocks=fit_blocks(blocks))
+    return SlackMessage.fitted(text, blocks)
 
 
 def render_rerun_link_reply(run_id: str, requested_by: Actor) -> SlackMessage:
@@ -277,16 +271,34 @@ def preview_blocks(preview: PreviewResult) -> list[Block]:
     """A preview's outcome and the last lines of its output (as many as fit Slack)."""
     blocks: list[Block] = [section(clip_mrkdwn(_preview_line(preview), MAX_SECTION_TEXT))]
     if preview.error:
-        blocks.append(section(clip_mrkdwn(f"*Error:* {escape(preview.error)}", MAX_SECTION_TEXT)))
+        blocks.append(_error_section(preview.error))
     if preview.log_tail:
-        shown, cut = tail_lines(preview.log_tail, MAX_CODE_CHARS)
-        label = f"*Preview output, last {len(shown)} {plural(len(shown), 'line')}*"
-        if cut:
-            label += f" ({cut} earlier not shown)"
-        blocks.append(section(label + "\n" + code_block("\n".join(shown), limit=MAX_CODE_CHARS)))
+        blocks.append(
+            _tail_section(
+                preview.log_tail, lambda n: f"*Preview output, last {n} {plural(n, 'line')}*"
+            )
+        )
     else:
         blocks.append(context("The preview printed nothing."))
     return blocks
+
+
+def _error_section(error: str) -> Block:
+    """An error message, as much of it as fits a section."""
+    return section(clip_mrkdwn(f"*Error:* {escape(error)}", MAX_SECTION_TEXT))
+
+
+def _tail_section(
+    lines: tuple[str, ...], heading: Callable[[int], str], full_log_url: str | None = None
+) -> Block:
+    """The last of ``lines`` that fit a code block, under ``heading(how many)``; when earlier
+    lines are cut, it says how many (with a link to ``full_log_url`` when there is one)."""
+    shown, cut = tail_lines(lines, MAX_CODE_CHARS)
+    label = heading(len(shown))
+    if cut:
+        label += f" ({cut} earlier not shown"
+        label += f", <{full_log_url}|full log>)" if full_log_url else ")"
+    return section(label + "\n" + code_block("\n".join(shown), limit=MAX_CODE_CHARS))
 
 
 def _preview_line(preview: PreviewResult) -> str:

@@ -10,7 +10,6 @@ from shared.slack.blocks import (
     MAX_SECTION_TEXT,
     Block,
     age,
-    clip,
     clip_mrkdwn,
     code_block,
     code_text,
@@ -55,9 +54,8 @@ def render_scan_failed(event: DriftScanFailed) -> SlackMessage:
             "drift in this state is unknown until a scan succeeds"
         )
     )
-    return SlackMessage(
-        text=clip(f"Drift scan failed for {state.name} ({event.phase}): {event.reason}", 400),
-        blocks=fit_blocks(blocks),
+    return SlackMessage.fitted(
+        f"Drift scan failed for {state.name} ({event.phase}): {event.reason}", blocks
     )
 
 
@@ -186,9 +184,7 @@ def render_rescan_reply(event: DriftScanCompleted) -> SlackMessage:
             + f" · *{event.findings_resolved}* resolved"
         )
     text = f"Re-scan done{asked}: {outcome}"
-    return SlackMessage(
-        text=clip(text, 400), blocks=fit_blocks([section(clip_mrkdwn(text, MAX_SECTION_TEXT))])
-    )
+    return SlackMessage.fitted(text, [section(clip_mrkdwn(text, MAX_SECTION_TEXT))])
 
 
 def _new_count(
