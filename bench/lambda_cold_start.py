@@ -75,6 +75,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.gateway_ack import Child, start_child, stop_children, wait_ready  # noqa: E402
 from bench.support import free_port  # noqa: E402
+from scripts.lambda_package import write_catalog  # noqa: E402
 from shared.aws import AwsClients  # noqa: E402
 from shared.events import (  # noqa: E402
     Actor,
@@ -175,14 +176,17 @@ def build_zips(python: str, out: Path) -> None:
 
 
 def bench_catalog(directory: Path) -> Path:
-    """The demo catalog with its runs in CodeBuild (the batch function refuses local runs)."""
+    """The demo catalog with its runs in CodeBuild (the batch function refuses local runs),
+    written as scripts/lambda_package.py writes a package's catalog (JSON)."""
     text = (ROOT / "catalog" / "demo.yaml").read_text()
     text = text.replace(
         'runner: {kind: local, workdir: "."}',
         "runner: {kind: codebuild, project: toilkit-bench, image: bench:latest}",
     )
+    source = directory / "catalog-source.yaml"
+    source.write_text(text)
     path = directory / "catalog.yaml"
-    path.write_text(text)
+    write_catalog(source, None, path)
     return path
 
 
