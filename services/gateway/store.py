@@ -13,14 +13,6 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any, Protocol
 
-from tenacity import (
-    AsyncRetrying,
-    retry_if_exception_type,
-    stop_after_attempt,
-    stop_after_delay,
-    wait_random_exponential,
-)
-
 from shared.aws import call_aws
 from shared.errors import TransientError
 from shared.state_table.access import query_all
@@ -42,6 +34,7 @@ from shared.state_table.keys import (
 from shared.state_table.runs import RunRecord, run_record_from_item
 
 if TYPE_CHECKING:
+    from tenacity import AsyncRetrying
     from types_aiobotocore_dynamodb import DynamoDBClient
 
 log = logging.getLogger(__name__)
@@ -49,6 +42,14 @@ log = logging.getLogger(__name__)
 
 def interactive_retry() -> AsyncRetrying:
     """Retry a read once, quickly: someone is waiting in Slack for the answer."""
+    from tenacity import (  # noqa: PLC0415 - tenacity loads with the first read, not at start
+        AsyncRetrying,
+        retry_if_exception_type,
+        stop_after_attempt,
+        stop_after_delay,
+        wait_random_exponential,
+    )
+
     return AsyncRetrying(
         stop=stop_after_attempt(2) | stop_after_delay(1),
         wait=wait_random_exponential(multiplier=0.05, max=0.2),

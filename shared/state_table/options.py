@@ -14,13 +14,13 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
-from tenacity import AsyncRetrying
 
 from shared.aws import call_aws
 from shared.options import OptionItem
 from shared.state_table.keys import OPTIONS_LISTS, key, options_sort_key
 
 if TYPE_CHECKING:
+    from tenacity import AsyncRetrying
     from types_aiobotocore_dynamodb import DynamoDBClient
 
 #: The longest failure reason kept.
