@@ -56,6 +56,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -179,9 +180,10 @@ def bench_catalog(directory: Path) -> Path:
     """The demo catalog with its runs in CodeBuild (the batch function refuses local runs),
     written as scripts/lambda_package.py writes a package's catalog (JSON)."""
     text = (ROOT / "catalog" / "demo.yaml").read_text()
-    text = text.replace(
-        'runner: {kind: local, workdir: "."}',
+    text = re.sub(
+        r'runner: \{kind: local, workdir: "[^"]*"\}',
         "runner: {kind: codebuild, project: toilkit-bench, image: bench:latest}",
+        text,
     )
     source = directory / "catalog-source.yaml"
     source.write_text(text)
