@@ -65,9 +65,11 @@ class ParametersExtension:
             ParameterMissing: a parameter does not exist (the message names them).
             ConfigError: the extension refused the token, failed, or cannot be reached.
         """
-        got = await asyncio.gather(
-            *(asyncio.to_thread(self._get_one, name) for name in names), return_exceptions=True
-        )
+        loop = asyncio.get_running_loop()
+        # Submitted now, not on the loop's next turn: the caller may go on with other work
+        # while the threads wait for the extension.
+        pending = [loop.run_in_executor(None, self._get_one, name) for name in names]
+        got = await asyncio.gather(*pending, return_exceptions=True)
         missing = [
             name
             for name, value in zip(names, got, strict=True)

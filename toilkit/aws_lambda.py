@@ -193,14 +193,20 @@ class Sandbox:
             max_age=self.settings.secret_max_age_seconds,
             first_read=self.settings.secrets_extension_at_start(),
         )
-        async with asyncio.TaskGroup() as group:
+        # The first read runs while the rest opens and the function is built: a builder
+        # waits for it (FunctionContext.secret_overrides) once it needs a secret.
+        reading = asyncio.ensure_future(secrets.load())
+        await asyncio.sleep(0)  # under way now (the extension's reads are in threads)
+        try:
             names = Names.from_settings(load_settings(TopologySettings))
-            runtime = group.create_task(
-                runtime_on(aws, names, topology=self.settings.known_topology())
-            )
-            group.create_task(secrets.load())
-        self.context = FunctionContext(runtime=runtime.result(), secrets=secrets)
-        self.function = await build(self.context)
+            runtime = await runtime_on(aws, names, topology=self.settings.known_topology())
+            self.context = FunctionContext(runtime=runtime, secrets=secrets, secrets_read=reading)
+            self.function = await build(self.context)
+            await reading
+        except BaseException:
+            reading.cancel()
+            await asyncio.gather(reading, return_exceptions=True)
+            raise
         log.info("sandbox ready: %s", self.settings.service)
 
     async def restored(self) -> None:
