@@ -32,7 +32,8 @@ RETRY_FAILED_SECONDS = 30
 class OptionsList(BaseModel):
     """What is known of one parameter's list of choices."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    # defer_build: built when a record is first read, not at import (a cold Lambda start).
+    model_config = ConfigDict(frozen=True, extra="ignore", defer_build=True)
 
     command: str
     parameter: str

@@ -47,7 +47,8 @@ def is_run_outcome(status: str) -> TypeGuard[RunStatus]:
 class _Model(BaseModel):
     # Unknown fields are ignored: during a rolling deploy a reader may meet a record that a
     # newer batch service wrote.
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    # defer_build: built when a record is first read, not at import (a cold Lambda start).
+    model_config = ConfigDict(frozen=True, extra="ignore", defer_build=True)
 
 
 class ApprovalState(_Model):
