@@ -13,7 +13,7 @@ TOOLS_BIN   := $(TOOLS_VENV)/bin
 TOOLS_STAMP := $(TOOLS_VENV)/.installed
 NODE_STAMP  := node_modules/.installed
 
-.PHONY: up test test-heavy chaos lint typecheck bench install tools lock clean
+.PHONY: up test test-heavy chaos lint typecheck bench install tools browser lock clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "toilkit needs Python 3.11 or newer; set PYTHON=python3.11 (or newer)")'
@@ -37,7 +37,19 @@ $(NODE_STAMP): package.json package-lock.json
 	@npm ci --no-audit --no-fund --loglevel=error
 	@touch $(NODE_STAMP)
 
-tools: $(TOOLS_STAMP) $(NODE_STAMP)
+# Headless Chromium for the tests that click the Slack stand-in's page (tests/browser.py).
+# Installed from Debian's packages when missing and this is a root shell with apt-get (a CI
+# machine); anywhere else those tests say "no chromium here" and are skipped.
+browser:
+	@if command -v chromium >/dev/null || command -v chromium-browser >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "==> installing Debian's chromium for the browser tests (a minute)"; \
+	  { apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1 || \
+	    { apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends chromium >/dev/null; }; } || \
+	  echo "could not install chromium: the browser tests will be skipped (install it, then run make test again)"; \
+	else echo "no chromium on PATH: the browser tests will be skipped (apt-get install chromium, or your OS's package)"; fi
+
+tools: $(TOOLS_STAMP) $(NODE_STAMP) browser
 
 # Re-resolve every lock from pyproject.toml, requirements-tools.in and package.json (newest
 # versions their bounds allow); README.md, "Upgrading a dependency", says how to review it.

@@ -314,33 +314,29 @@ async def run_samples(
                 return lambda_sqs_event(dict(got["Messages"][0]), arn)
         raise RuntimeError(f"nothing arrived on {consumer}")
 
-    def run_id() -> str:
-        return f"run-{uuid.uuid4().hex[:8]}"
+    def new_run(event: type[EventBase], **fields: Any) -> EventBase:
+        """``event`` about a new run of backfill-orders in staging (its own run id)."""
+        run_id = f"run-{uuid.uuid4().hex[:8]}"
+        return event(
+            correlation_id=run_id,
+            source="bench",
+            run_id=run_id,
+            command="backfill-orders",
+            environment="staging",
+            **fields,
+        )
 
     makers: dict[str, Callable[[], Awaitable[dict[str, Any]]]] = {
         "gateway": signed_run,
         "notifier": lambda: from_queue(
-            "notifier",
-            BatchRunStarted(
-                correlation_id=(r := run_id()),
-                source="bench",
-                run_id=r,
-                command="backfill-orders",
-                environment="staging",
-                requested_by=actor,
-                runner="codebuild",
-            ),
+            "notifier", new_run(BatchRunStarted, requested_by=actor, runner="codebuild")
         ),
         # Someone the catalog does not allow: authorized against Slack's user groups (the
         # stand-in), refused, BatchRunRefused published. A start would need CodeBuild.
         "batch": lambda: from_queue(
             "batch",
-            BatchRequested(
-                correlation_id=(r := run_id()),
-                source="bench",
-                run_id=r,
-                command="backfill-orders",
-                environment="staging",
+            new_run(
+                BatchRequested,
                 parameters=(RunParameter(name="since", value="2024-01-01"),),
                 requested_by=Actor(slack_user_id="U0MALLORY9", name="mallory"),
             ),

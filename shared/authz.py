@@ -9,7 +9,7 @@ policy, so the two can never disagree.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from shared.catalog import (
     MIN_BREAK_GLASS_REASON,
@@ -19,6 +19,9 @@ from shared.catalog import (
     ValidatedRequest,
 )
 from shared.catalog_principals import Principals
+
+if TYPE_CHECKING:
+    from shared.state_table.runs import RunRecord
 
 
 async def principals_allow(
@@ -133,20 +136,14 @@ async def rejection_refusal(
 
 
 async def may_cancel(
-    catalog: Catalog,
-    *,
-    command: str,
-    environment: str,
-    requester_id: str | None,
-    user_id: str | None,
-    directory: GroupDirectory,
+    catalog: Catalog, run: RunRecord, user_id: str | None, directory: GroupDirectory
 ) -> bool:
-    """Whether ``user_id`` may cancel a run: its requester, anyone allowed to run the command
-    in that environment, or its approvers."""
-    if user_id and user_id == requester_id:
+    """Whether ``user_id`` may cancel ``run``: its requester, anyone the catalog (as it is
+    now) allows to run its command in its environment, or that command's approvers there."""
+    if user_id and user_id == run.requested_by.slack_user_id:
         return True
-    spec = catalog.command(command)
-    policy = spec.environments.get(environment) if spec else None
+    spec = catalog.command(run.command)
+    policy = spec.environments.get(run.environment) if spec else None
     if policy is None:
         return False
     if await principals_allow(policy.allowed, user_id, directory):

@@ -17,7 +17,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, Protocol, TypeAlias
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol, TypeAlias
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -29,6 +29,9 @@ from shared.events import RunParameter
 from shared.options import OptionsSource
 from shared.options import value_problem as listed_value_problem
 from shared.preview import PreviewSpec, fingerprint_of
+
+if TYPE_CHECKING:
+    from shared.state_table.runs import RunRecord
 
 #: A placeholder fills a whole argv item or a whole environment value: ``{since}``.
 #: The demo catalog shipped with the project: its commands run on any machine with Python.
@@ -210,6 +213,27 @@ def _kind(raw: RawValue) -> str:
 # --------------------------------------------------------------------------- who and where
 
 
+def _require_someone(principals: Principals, field: str) -> None:
+    """Refuse a policy whose ``field`` names nobody: an empty list would allow no one.
+
+    Raises:
+        ValueError: ``principals`` is empty (the message starts with ``field``).
+    """
+    if principals.empty:
+        raise ValueError(f"{field}: name at least one user or user group")
+
+
+def _refuse_repeats(names: list[str], field: str) -> None:
+    """Refuse a list of ``field`` that declares a name more than once.
+
+    Raises:
+        ValueError: ``field`` and the repeated names, sorted (``commands declared twice: a, b``).
+    """
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(f"{field} declared twice: {', '.join(repeated)}")
+
+
 class ApprovalPolicy(_Model):
     """Who must approve a run before it starts, and for how long a request waits."""
 
@@ -221,8 +245,7 @@ class ApprovalPolicy(_Model):
 
     @model_validator(mode="after")
     def _someone_can_approve(self) -> ApprovalPolicy:
-        if self.approvers.empty:
-            raise ValueError("approvers: name at least one user or user group")
+        _require_someone(self.approvers, "approvers")
         return self
 
 
@@ -295,8 +318,7 @@ class BreakGlassPolicy(_Model):
 
     @model_validator(mode="after")
     def _someone_may_break_glass(self) -> BreakGlassPolicy:
-        if self.allowed.empty:
-            raise ValueError("allowed: name at least one user or user group")
+        _require_someone(self.allowed, "allowed")
         return self
 
 
@@ -336,8 +358,7 @@ class EnvironmentPolicy(_Model):
 
     @model_validator(mode="after")
     def _someone_may_run_it(self) -> EnvironmentPolicy:
-        if self.allowed.empty:
-            raise ValueError("allowed: name at least one user or user group")
+        _require_someone(self.allowed, "allowed")
         if self.break_glass is not None and self.approval is None:
             raise ValueError(
                 "break_glass: only an environment with an approval can allow it (without "
@@ -370,9 +391,7 @@ class CommandSpec(_Model):
     @model_validator(mode="after")
     def _template_is_well_formed(self) -> CommandSpec:
         names = [p.name for p in self.parameters]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise ValueError(f"parameters declared twice: {', '.join(duplicates)}")
+        _refuse_repeats(names, "parameters")
         declared = set(names)
         if PLACEHOLDER.fullmatch(self.argv[0]):
             raise ValueError("argv[0] (the program) must be fixed, not a parameter")
@@ -443,10 +462,7 @@ class Catalog(_Model):
 
     @model_validator(mode="after")
     def _names_are_unique(self) -> Catalog:
-        names = [c.name for c in self.commands]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise ValueError(f"commands declared twice: {', '.join(duplicates)}")
+        _refuse_repeats([c.name for c in self.commands], "commands")
         for group, members in self.usergroups.items():
             if not SLACK_GROUP_ID.fullmatch(group):
                 raise ValueError(f"usergroups: {group!r} is not a Slack user group id (S...)")
@@ -696,6 +712,17 @@ def validate_request(
     if errors:
         return errors
     return ValidatedRequest(command=spec, environment=environment, values=values)
+
+
+def validate_recorded(catalog: Catalog, run: RunRecord) -> ValidatedRequest | list[FieldError]:
+    """A recorded run's request checked again against the catalog as it is now (a rerun,
+    or a run whose approval came after the catalog changed): :func:`validate_request` over
+    the record's command, environment and parameters, in the order they were given.
+
+    A sensitive value the record no longer keeps counts as missing.
+    """
+    pairs = [(p.name, p.value) for p in run.parameters]
+    return validate_request(catalog, run.command, run.environment, pairs)
 
 
 def build_argv(command: CommandSpec, values: Mapping[str, str]) -> list[str]:

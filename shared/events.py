@@ -369,10 +369,18 @@ class AttributeChange(_Model):
     """One attribute that differs; ``path`` is dotted with list indexes (``tags.Env``).
 
     Attributes:
+        before: The value before, or :data:`SENSITIVE`.
+        after: The value after, :data:`SENSITIVE`, or ``None`` when unknown.
+        sensitive: Terraform marks the value sensitive on either side.
+        after_unknown: The value is only known after apply.
+        ignored: An ignore rule or a provider-noise normalisation hides it.
+        ignore_reason: Why it is ignored.
         reverted: Drift only: the next apply puts back ``before`` (the recorded value).
-        forces_replacement: Changing it replaces the resource.
+        forces_replacement: Changing it replaces the resource (the path is, or is under,
+            one of the change's ``replace_paths``).
         set_change: The attribute is a set and this is one element that was added
-            (``after``) or removed (``before``), not a position that was renumbered.
+            (``after``) or removed (``before``), not a position that was renumbered;
+            ``path`` is then the set's own path.
     """
 
     path: str
@@ -409,11 +417,24 @@ class Suspect(_Model):
     source_ip: str | None = None
 
 
-class DriftFinding(_Model):
-    """One resource that drifted (``kind="drift"``) or whose code was not applied (``pending``).
+class PlannedFinding(_Model):
+    """A finding as one plan gives it; :class:`DriftFinding` adds its history.
 
-    ``pending`` always means code that differs from the recorded state (including import
-    and moved blocks); what apply would put back after a drift is the drift's ``revert``.
+    Attributes:
+        fingerprint: Stable id of this drift (the detector's plan parser says what goes in).
+        address: Full resource instance address, modules and index included.
+        resource_type: e.g. ``aws_sqs_queue``.
+        kind: ``drift`` (changed outside Terraform) or ``pending`` (Terraform would change it).
+        actions: Terraform's actions, in Terraform's order (``("create", "delete")``).
+        action_reason: Terraform's ``action_reason`` (``replace_because_tainted``...).
+        previous_address: The address before a ``moved`` block, if any.
+        deposed: The deposed object key, for the leftover of a create-before-destroy.
+        import_id: The id an ``import`` block brings under management (pending only).
+        attributes: The changed leaves (empty for a compact create/delete).
+        revert: Drift only: what the next apply does to put the recorded values back
+            (``None`` when it leaves the drift as it is, e.g. ``ignore_changes``).
+        ignored: True when an ignore rule covers the resource or every changed attribute.
+        ignore_reason: Why; several attribute reasons are joined with ``"; "``.
     """
 
     fingerprint: str
@@ -429,6 +450,15 @@ class DriftFinding(_Model):
     revert: Revert | None = None
     ignored: bool = False
     ignore_reason: str | None = None
+
+
+class DriftFinding(PlannedFinding):
+    """One resource that drifted (``kind="drift"``) or whose code was not applied (``pending``).
+
+    ``pending`` always means code that differs from the recorded state (including import
+    and moved blocks); what apply would put back after a drift is the drift's ``revert``.
+    """
+
     suspects: tuple[Suspect, ...] = ()
     status: FindingStatus = "new"
     first_seen: AwareDatetime

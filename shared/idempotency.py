@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from shared.aws import call_aws
 from shared.errors import ConditionFailed
-from shared.state_table.access import batch_put, delete_item
+from shared.state_table.access import batch_put, delete_item, put_item
 
 if TYPE_CHECKING:
     from types_aiobotocore_dynamodb import DynamoDBClient
@@ -129,27 +129,73 @@ class IdempotencyStore:
         claims = await asyncio.gather(*(self.claim(k, in_progress_seconds) for k in unique))
         return dict(zip(unique, claims, strict=True))
 
-    async def _current_claim(self, key: str) -> Claim:
+    async def _record(self, key: str) -> dict[str, Any]:
+        """The record of ``key`` as it is now (a consistent read; ``{}`` when there is none)."""
         response = await call_aws(
             "dynamodb.get_item (idempotency)",
             lambda: self._ddb.get_item(
                 TableName=self.table, Key={"id": {"S": key}}, ConsistentRead=True
             ),
         )
-        status = response.get("Item", {}).get("status", {}).get("S")
+        return dict(response.get("Item", {}))
+
+    async def _update(
+        self,
+        key: str,
+        update: str,
+        *,
+        names: dict[str, str],
+        values: dict[str, Any],
+        condition: str | None = None,
+    ) -> None:
+        """Update the record of ``key`` (under ``condition`` when given).
+
+        Raises:
+            ConditionFailed: the condition did not hold (nothing was written).
+        """
+        arguments: dict[str, Any] = {
+            "TableName": self.table,
+            "Key": {"id": {"S": key}},
+            "UpdateExpression": update,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+        }
+        if condition is not None:
+            arguments["ConditionExpression"] = condition
+        await call_aws(
+            "dynamodb.update_item (idempotency)", lambda: self._ddb.update_item(**arguments)
+        )
+
+    async def _delete_if(
+        self,
+        key: str,
+        condition: str,
+        values: dict[str, Any],
+        *,
+        what: str,
+        names: dict[str, str] | None = None,
+    ) -> None:
+        """Delete the record of ``key`` if ``condition`` holds; else leave it as it is."""
+        with contextlib.suppress(ConditionFailed):
+            await delete_item(
+                self._ddb,
+                self.table,
+                {"id": {"S": key}},
+                what=what,
+                condition=condition,
+                names=names,
+                values=values,
+            )
+
+    async def _current_claim(self, key: str) -> Claim:
+        status = (await self._record(key)).get("status", {}).get("S")
         return Claim.COMPLETED if status == COMPLETED else Claim.IN_PROGRESS
 
     async def seconds_until_free(self, key: str) -> float:
         """How long until an INPROGRESS claim on ``key`` can be taken (0 if it is not
         held). Expirations are whole seconds compared with ``<`` against the whole current
         second, so a claim expiring at E can be taken from E + 1."""
-        response = await call_aws(
-            "dynamodb.get_item (idempotency)",
-            lambda: self._ddb.get_item(
-                TableName=self.table, Key={"id": {"S": key}}, ConsistentRead=True
-            ),
-        )
-        item = response.get("Item", {})
+        item = await self._record(key)
         if item.get("status", {}).get("S") != IN_PROGRESS:
             return 0.0
         expires = float(item.get("in_progress_expiration", {}).get("N", "0"))
@@ -160,20 +206,16 @@ class IdempotencyStore:
         heartbeat); False if the claim is no longer ours (it lapsed and was taken over)."""
         now = self._clock()
         try:
-            await call_aws(
-                "dynamodb.update_item (idempotency)",
-                lambda: self._ddb.update_item(
-                    TableName=self.table,
-                    Key={"id": {"S": key}},
-                    UpdateExpression="SET in_progress_expiration = :until",
-                    ConditionExpression="#status = :in_progress AND #owner = :owner",
-                    ExpressionAttributeNames={"#status": "status", "#owner": "owner"},
-                    ExpressionAttributeValues={
-                        ":until": {"N": str(int(now + in_progress_seconds) + 1)},
-                        ":in_progress": {"S": IN_PROGRESS},
-                        ":owner": {"S": self.owner},
-                    },
-                ),
+            await self._update(
+                key,
+                "SET in_progress_expiration = :until",
+                condition="#status = :in_progress AND #owner = :owner",
+                names={"#status": "status", "#owner": "owner"},
+                values={
+                    ":until": {"N": str(int(now + in_progress_seconds) + 1)},
+                    ":in_progress": {"S": IN_PROGRESS},
+                    ":owner": {"S": self.owner},
+                },
             )
         except ConditionFailed:
             return False
@@ -194,18 +236,14 @@ class IdempotencyStore:
 
     async def complete(self, key: str) -> None:
         """Mark ``key`` handled; a redelivery of the same event is then skipped."""
-        await call_aws(
-            "dynamodb.update_item (idempotency)",
-            lambda: self._ddb.update_item(
-                TableName=self.table,
-                Key={"id": {"S": key}},
-                UpdateExpression="SET #status = :completed, expiration = :expiration",
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={
-                    ":completed": {"S": COMPLETED},
-                    ":expiration": {"N": str(int(self._clock() + self.completed_ttl))},
-                },
-            ),
+        await self._update(
+            key,
+            "SET #status = :completed, expiration = :expiration",
+            names={"#status": "status"},
+            values={
+                ":completed": {"S": COMPLETED},
+                ":expiration": {"N": str(int(self._clock() + self.completed_ttl))},
+            },
         )
 
     async def complete_many(self, keys: Sequence[str]) -> None:
@@ -219,16 +257,13 @@ class IdempotencyStore:
 
     async def release(self, key: str) -> None:
         """Give ``key`` up after a failed attempt, so the retry can claim it at once."""
-        with contextlib.suppress(ConditionFailed):
-            await delete_item(
-                self._ddb,
-                self.table,
-                {"id": {"S": key}},
-                what="idempotency",
-                condition="#status = :in_progress",
-                names={"#status": "status"},
-                values={":in_progress": {"S": IN_PROGRESS}},
-            )
+        await self._delete_if(
+            key,
+            "#status = :in_progress",
+            {":in_progress": {"S": IN_PROGRESS}},
+            names={"#status": "status"},
+            what="idempotency",
+        )
 
     async def record_failure_once(
         self, key: str, reason: str, ttl: int, *, poison: bool = False, kind: str | None = None
@@ -246,39 +281,32 @@ class IdempotencyStore:
         """
         now = self._clock()
         kind = kind or ("poison" if poison else "permanent")
-        request: dict[str, Any] = {
-            "TableName": self.table,
-            "Item": {
-                "id": {"S": key},
-                "status": {"S": "FAILED"},
-                "reason": {"S": reason[:2000]},
-                "kind": {"S": kind},
-                "failed_at": {"N": str(int(now))},
-                "expiration": {"N": str(int(now + ttl))},
-            },
-            "ConditionExpression": "attribute_not_exists(id)",
+        item = {
+            "id": {"S": key},
+            "status": {"S": "FAILED"},
+            "reason": {"S": reason[:2000]},
+            "kind": {"S": kind},
+            "failed_at": {"N": str(int(now))},
+            "expiration": {"N": str(int(now + ttl))},
         }
+        condition = "attribute_not_exists(id)"
+        values: dict[str, Any] | None = None
         if kind != INTERRUPTED:
-            request["ConditionExpression"] += " OR kind = :interrupted"
-            request["ExpressionAttributeValues"] = {":interrupted": {"S": INTERRUPTED}}
+            condition += " OR kind = :interrupted"
+            values = {":interrupted": {"S": INTERRUPTED}}
         try:
-            await call_aws("dynamodb.put_item (failure)", lambda: self._ddb.put_item(**request))
+            await put_item(
+                self._ddb, self.table, item, what="failure", condition=condition, values=values
+            )
         except ConditionFailed:
             return False
         return True
 
     async def forget_interrupted(self, key: str) -> None:
         """Delete the provisional record of a message whose last receive was handled."""
-        with contextlib.suppress(ConditionFailed):
-            await call_aws(
-                "dynamodb.delete_item (failure)",
-                lambda: self._ddb.delete_item(
-                    TableName=self.table,
-                    Key={"id": {"S": key}},
-                    ConditionExpression="kind = :interrupted",
-                    ExpressionAttributeValues={":interrupted": {"S": INTERRUPTED}},
-                ),
-            )
+        await self._delete_if(
+            key, "kind = :interrupted", {":interrupted": {"S": INTERRUPTED}}, what="failure"
+        )
 
     async def failure_reason(self, key: str) -> str | None:
         """The reason recorded by :meth:`record_failure_once`, if any."""

@@ -27,6 +27,7 @@ from shared.aws import AwsClients
 from shared.publishing import Publisher
 from shared.settings import AwsSettings
 from shared.topology import BootstrapReport, Names, bootstrap
+from tests.browser import chromium_executable
 from toilkit.embedded import EmbeddedAws
 from toilkit.standins.slack import SlackStandin
 
@@ -52,6 +53,9 @@ def pytest_configure(config: pytest.Config) -> None:
         "moto_only(reason): needs a moto-only feature; skipped when TOILKIT_TEST_AWS_ENDPOINT "
         "points the suite at LocalStack",
     )
+    if os.environ.get("CI") and chromium_executable() is None:
+        # As with the infra validators: skipped on a laptop, a failure in CI.
+        raise pytest.UsageError("CI runs the browser tests: no chromium on PATH (make tools)")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

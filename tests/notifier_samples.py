@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any, Literal, TypeVar
 
 from shared.events import (
     SENSITIVE,
@@ -14,6 +15,7 @@ from shared.events import (
     AttributeChange,
     BatchApprovalRequested,
     BatchRunFinished,
+    BatchRunProgress,
     BatchRunRefused,
     BatchRunStarted,
     DriftClaimed,
@@ -30,6 +32,15 @@ from shared.events import (
     Suspect,
 )
 
+RunEventT = TypeVar(
+    "RunEventT",
+    BatchApprovalRequested,
+    BatchRunStarted,
+    BatchRunProgress,
+    BatchRunFinished,
+    BatchRunRefused,
+)
+
 NOW = datetime(2025, 3, 12, 7, 5, tzinfo=UTC)
 ALICE = Actor(slack_user_id="U0ALICE001", name="alice")
 BOB = Actor(slack_user_id="U0BOB00002", name="bob")
@@ -42,13 +53,38 @@ def state_ref(name: str = "prod-network") -> StateRef:
     return StateRef(name=name, path=f"infra/{name.replace('-', '/')}")
 
 
-def security_group_drift(fingerprint: str = "a1b2c3d4e5f60718") -> DriftFinding:
+def finding(
+    address: str,
+    fingerprint: str,
+    kind: Literal["drift", "pending"],
+    actions: tuple[str, ...],
+    *,
+    status: Literal["new", "open"],
+    age: timedelta,
+    **details: Any,
+) -> DriftFinding:
+    """A finding of ``address`` (of the resource type the address names), first seen ``age``
+    before :data:`NOW`, with more of its fields in ``details``."""
     return DriftFinding(
         fingerprint=fingerprint,
-        address="aws_security_group.web",
-        resource_type="aws_security_group",
-        kind="drift",
-        actions=("update",),
+        address=address,
+        resource_type=address.partition("[")[0].split(".")[-2],
+        kind=kind,
+        actions=actions,
+        status=status,
+        first_seen=NOW - age,
+        **details,
+    )
+
+
+def security_group_drift(fingerprint: str = "a1b2c3d4e5f60718") -> DriftFinding:
+    return finding(
+        "aws_security_group.web",
+        fingerprint,
+        "drift",
+        ("update",),
+        status="new",
+        age=timedelta(minutes=4),
         attributes=(
             AttributeChange(
                 path="ingress[0].cidr_blocks[0]", before="10.0.0.0/8", after="0.0.0.0/0"
@@ -71,18 +107,18 @@ def security_group_drift(fingerprint: str = "a1b2c3d4e5f60718") -> DriftFinding:
                 source_ip="203.0.113.24",
             ),
         ),
-        status="new",
-        first_seen=NOW - timedelta(minutes=4),
     )
 
 
 def database_drift(fingerprint: str = "b2c3d4e5f6071829") -> DriftFinding:
-    return DriftFinding(
-        fingerprint=fingerprint,
-        address="aws_db_instance.main",
-        resource_type="aws_db_instance",
-        kind="drift",
-        actions=("update",),
+    return finding(
+        "aws_db_instance.main",
+        fingerprint,
+        "drift",
+        ("update",),
+        status="open",
+        age=timedelta(days=4),
+        claimed_by=None,
         attributes=(
             AttributeChange(path="instance_class", before="db.t3.medium", after="db.r6g.large"),
             AttributeChange(path="password", before=SENSITIVE, after=SENSITIVE, sensitive=True),
@@ -95,31 +131,28 @@ def database_drift(fingerprint: str = "b2c3d4e5f6071829") -> DriftFinding:
                 event_time=NOW - timedelta(days=4, hours=2),
             ),
         ),
-        status="open",
-        first_seen=NOW - timedelta(days=4),
-        claimed_by=None,
     )
 
 
 def bucket_policy_deleted(fingerprint: str = "c3d4e5f607182930") -> DriftFinding:
-    return DriftFinding(
-        fingerprint=fingerprint,
-        address="aws_s3_bucket_policy.logs",
-        resource_type="aws_s3_bucket_policy",
-        kind="drift",
-        actions=("delete",),
+    return finding(
+        "aws_s3_bucket_policy.logs",
+        fingerprint,
+        "drift",
+        ("delete",),
         status="open",
-        first_seen=NOW - timedelta(days=2, hours=3),
+        age=timedelta(days=2, hours=3),
     )
 
 
 def lambda_pending(fingerprint: str = "d4e5f60718293041") -> DriftFinding:
-    return DriftFinding(
-        fingerprint=fingerprint,
-        address="aws_lambda_function.worker",
-        resource_type="aws_lambda_function",
-        kind="pending",
-        actions=("update",),
+    return finding(
+        "aws_lambda_function.worker",
+        fingerprint,
+        "pending",
+        ("update",),
+        status="new",
+        age=timedelta(minutes=4),
         attributes=(
             AttributeChange(path="memory_size", before=512, after=1024),
             AttributeChange(
@@ -130,39 +163,35 @@ def lambda_pending(fingerprint: str = "d4e5f60718293041") -> DriftFinding:
             ),
             AttributeChange(path="source_code_hash", before="q1w2e3r4", after_unknown=True),
         ),
-        status="new",
-        first_seen=NOW - timedelta(minutes=4),
     )
 
 
 def dns_replace(fingerprint: str = "e5f6071829304152") -> DriftFinding:
-    return DriftFinding(
-        fingerprint=fingerprint,
-        address='module.dns.aws_route53_record.api["public"]',
-        resource_type="aws_route53_record",
-        kind="pending",
-        actions=("delete", "create"),
+    return finding(
+        'module.dns.aws_route53_record.api["public"]',
+        fingerprint,
+        "pending",
+        ("delete", "create"),
+        status="open",
+        age=timedelta(days=1, hours=1),
         action_reason="replace_because_cannot_update",
         attributes=(
             AttributeChange(path="name", before="api.old.example.com", after="api.example.com"),
         ),
-        status="open",
-        first_seen=NOW - timedelta(days=1, hours=1),
     )
 
 
 def ignored_autoscaling(fingerprint: str = "f607182930415263") -> DriftFinding:
-    return DriftFinding(
-        fingerprint=fingerprint,
-        address="aws_autoscaling_group.app",
-        resource_type="aws_autoscaling_group",
-        kind="drift",
-        actions=("update",),
+    return finding(
+        "aws_autoscaling_group.app",
+        fingerprint,
+        "drift",
+        ("update",),
+        status="open",
+        age=timedelta(days=30),
         attributes=(AttributeChange(path="desired_capacity", before=3, after=5, ignored=True),),
         ignored=True,
         ignore_reason="autoscaling changes capacity",
-        status="open",
-        first_seen=NOW - timedelta(days=30),
     )
 
 
@@ -298,14 +327,28 @@ BACKFILL_PARAMETERS = (
 )
 
 
-def approval_requested(run: str, command: str = "db-backfill") -> BatchApprovalRequested:
-    return BatchApprovalRequested(
+def run_event(
+    kind: type[RunEventT], run: str, command: str, after: timedelta, **fields: Any
+) -> RunEventT:
+    """A ``kind`` event of run ``run`` of ``command`` in production, from the batch service,
+    ``after`` :data:`NOW`, with the event's own ``fields``."""
+    return kind(
         correlation_id=run,
         source="batch",
-        occurred_at=NOW,
+        occurred_at=NOW + after,
         run_id=run,
         command=command,
         environment="production",
+        **fields,
+    )
+
+
+def approval_requested(run: str, command: str = "db-backfill") -> BatchApprovalRequested:
+    return run_event(
+        BatchApprovalRequested,
+        run,
+        command,
+        timedelta(0),
         parameters=BACKFILL_PARAMETERS,
         reason="Backfill invoices missing their tax ids (INC-2291)",
         requested_by=ALICE,
@@ -317,13 +360,11 @@ def approval_requested(run: str, command: str = "db-backfill") -> BatchApprovalR
 def run_started(
     run: str, command: str = "rails-runner", *, approved: bool = False
 ) -> BatchRunStarted:
-    return BatchRunStarted(
-        correlation_id=run,
-        source="batch",
-        occurred_at=NOW + timedelta(minutes=2),
-        run_id=run,
-        command=command,
-        environment="production",
+    return run_event(
+        BatchRunStarted,
+        run,
+        command,
+        timedelta(minutes=2),
         parameters=(
             RunParameter(name="script", value="scripts/expire_sessions.rb"),
             RunParameter(name="dry_run", value="false"),
@@ -340,14 +381,12 @@ def run_started(
 def run_finished(
     run: str, command: str = "rails-runner", status: str = "succeeded"
 ) -> BatchRunFinished:
-    return BatchRunFinished(
-        correlation_id=run,
-        source="batch",
-        occurred_at=NOW + timedelta(minutes=6),
-        run_id=run,
-        command=command,
-        environment="production",
-        status=status,  # type: ignore[arg-type]
+    return run_event(
+        BatchRunFinished,
+        run,
+        command,
+        timedelta(minutes=6),
+        status=status,
         exit_code={"succeeded": 0, "failed": 1, "timed_out": None, "cancelled": 143}[status],
         duration_seconds=252.0,
         log_tail=(
@@ -364,13 +403,11 @@ def run_finished(
 
 
 def run_refused(run: str, command: str = "db-backfill") -> BatchRunRefused:
-    return BatchRunRefused(
-        correlation_id=run,
-        source="batch",
-        occurred_at=NOW + timedelta(minutes=10),
-        run_id=run,
-        command=command,
-        environment="production",
+    return run_event(
+        BatchRunRefused,
+        run,
+        command,
+        timedelta(minutes=10),
         requested_by=ALICE,
         stage="approval",
         reason="Run it after the 09:00 deploy freeze ends",

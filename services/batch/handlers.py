@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC
 
 from services.batch import lifecycle, outcomes
@@ -28,7 +28,7 @@ from services.batch.previews import Previews
 from services.batch.runners.base import RunOutcome
 from services.batch.schedules import fires_at
 from services.batch.steps import RunSteps
-from services.batch.store import RunStore
+from services.batch.store import AuditAction, RunStore
 from services.batch.supervisor import RunSupervisor
 from shared.authz import (
     approval_refusal,
@@ -52,6 +52,7 @@ from shared.events import (
     BatchRejected,
     BatchRequested,
     EventBase,
+    RefusalStage,
 )
 from shared.options_fetch import OptionsRefresher
 from shared.publishing import EventPublisher
@@ -300,6 +301,30 @@ async def _break_glass(
 # --------------------------------------------------------------------------- approvals
 
 
+@dataclass(frozen=True)
+class _Decision:
+    """One person's event about one run (an approval, a rejection, a cancel): what it
+    decides is written to the run's audit trail in that person's name and the event's."""
+
+    ctx: BatchContext
+    record: RunRecord
+    actor: Actor
+    event_id: str
+
+    async def note(self, action: AuditAction, detail: str) -> None:
+        """Append ``action`` with ``detail`` to the run's audit trail."""
+        await self.ctx.runs.audit(
+            self.record.run_id, action, detail, actor=self.actor, event_id=self.event_id
+        )
+
+    async def refuse(self, action: AuditAction, stage: RefusalStage, reason: str) -> None:
+        """Note ``reason`` as ``action``, then end the request with it, decided by the actor."""
+        await self.note(action, reason)
+        await self.ctx.steps.refuse(
+            self.record, stage, reason, decided_by=self.actor, event_id=self.event_id
+        )
+
+
 async def _known_run(ctx: BatchContext, run_id: str, what: str) -> RunRecord:
     record = await ctx.runs.get(run_id)
     if record is None:
@@ -316,19 +341,19 @@ async def on_batch_approved(ctx: BatchContext, event: BatchApproved) -> None:
     """
     record = await _known_run(ctx, event.run_id, "an approval")
     approver = event.approved_by
+    decision = _Decision(ctx, record, approver, event.event_id)
     if record.status == "starting" and record.starting_by == event.event_id:
         await ctx.supervisor.watch(await ctx.steps.recover_start(record, event.event_id))
         return
     now = ctx.clock()
     if record.status != "awaiting_approval":
-        await _late_approval(ctx, record, approver, event.event_id)
+        await _late_approval(decision)
         return
     assert record.approval is not None
     if now >= record.approval.expires_at:
         await _expire(ctx, record)
-        await _late_approval(
-            ctx, await _known_run(ctx, record.run_id, "an approval"), approver, event.event_id
-        )
+        expired = await _known_run(ctx, record.run_id, "an approval")
+        await _late_approval(replace(decision, record=expired))
         return
     request = ctx.steps.revalidate(record)
     if isinstance(request, str):
@@ -336,12 +361,7 @@ async def on_batch_approved(ctx: BatchContext, event: BatchApproved) -> None:
         return
     stale = ctx.previews.refusal(record, request)
     if stale is not None:
-        await ctx.runs.audit(
-            record.run_id, "approval_refused", stale, actor=approver, event_id=event.event_id
-        )
-        await ctx.steps.refuse(
-            record, "preview", stale, decided_by=approver, event_id=event.event_id
-        )
+        await decision.refuse("approval_refused", "preview", stale)
         return
     policy = request.policy.approval
     if policy is not None:
@@ -349,65 +369,46 @@ async def on_batch_approved(ctx: BatchContext, event: BatchApproved) -> None:
             policy, record.requested_by.slack_user_id, approver.slack_user_id, ctx.directory
         )
         if refusal is not None:
-            await ctx.runs.audit(
-                record.run_id, "approval_refused", refusal, actor=approver, event_id=event.event_id
-            )
-            await ctx.steps.refuse(
-                record, "approval", refusal, decided_by=approver, event_id=event.event_id
-            )
+            await decision.refuse("approval_refused", "approval", refusal)
             return
 
     counted, changed = await ctx.runs.update(
         record.run_id, functools.partial(lifecycle.count_approval, approver=approver)
     )
     if counted is None or not changed:
-        await ctx.runs.audit(
-            record.run_id,
-            "approval_refused",
-            f"{_actor_label(approver)} approved already or the run moved on",
-            actor=approver,
-            event_id=event.event_id,
+        await decision.note(
+            "approval_refused", f"{_actor_label(approver)} approved already or the run moved on"
         )
         return
     assert counted.approval is not None
     have, need = len(counted.approval.approvals), counted.approval.min_approvals
-    await ctx.runs.audit(
-        record.run_id,
-        "approved",
-        f"approval {have} of {need}",
-        actor=approver,
-        event_id=event.event_id,
-    )
+    await decision.note("approved", f"approval {have} of {need}")
     if not lifecycle.approvals_complete(counted):
         return
     await ctx.runs.remove_pending_approval(record.run_id, counted.approval.expires_at)
     await ctx.supervisor.watch(await ctx.steps.start(counted, request, event.event_id))
 
 
-async def _late_approval(
-    ctx: BatchContext, record: RunRecord, approver: Actor, event_id: str
-) -> None:
+async def _late_approval(approval: _Decision) -> None:
     """An approval for a run that no longer waits for one."""
+    record, approver = approval.record, approval.actor
     if record.status == "refused" and record.approval is not None:
         reason = (
             f"the approval by {_actor_label(approver)} came after the request was closed "
             f"({record.refusal_reason}); nothing runs — request it again"
         )
-        await ctx.runs.audit(
-            record.run_id, "approval_refused", reason, actor=approver, event_id=event_id
-        )
+        await approval.note("approval_refused", reason)
         late = record.model_copy(
             update={"refusal_stage": "approval", "refusal_reason": reason, "decided_by": approver}
         )
         # Its own event id: the approver is told, the first refusal stays as it was.
-        await ctx.publisher.publish(outcomes.refused(late, kind=f"late-approval/{event_id}"))
+        await approval.ctx.publisher.publish(
+            outcomes.refused(late, kind=f"late-approval/{approval.event_id}")
+        )
         return
-    await ctx.runs.audit(
-        record.run_id,
+    await approval.note(
         "approval_refused",
         f"the run is {record.status}; the approval by {_actor_label(approver)} changes nothing",
-        actor=approver,
-        event_id=event_id,
     )
 
 
@@ -415,14 +416,9 @@ async def on_batch_rejected(ctx: BatchContext, event: BatchRejected) -> None:
     """A rejection by an approver (or the requester withdrawing) ends the request."""
     record = await _known_run(ctx, event.run_id, "a rejection")
     rejector = event.rejected_by
+    decision = _Decision(ctx, record, rejector, event.event_id)
     if record.status != "awaiting_approval" or record.approval is None:
-        await ctx.runs.audit(
-            record.run_id,
-            "rejection_ignored",
-            f"the run is {record.status}",
-            actor=rejector,
-            event_id=event.event_id,
-        )
+        await decision.note("rejection_ignored", f"the run is {record.status}")
         return
     command = ctx.catalog.command(record.command)
     environment = command.environments.get(record.environment) if command else None
@@ -431,17 +427,13 @@ async def on_batch_rejected(ctx: BatchContext, event: BatchRejected) -> None:
         policy, record.requested_by.slack_user_id, rejector.slack_user_id, ctx.directory
     )
     if refusal is not None:
-        await ctx.runs.audit(
-            record.run_id,
+        await decision.note(
             "rejection_ignored",
             f"{_actor_label(rejector)} is neither the requester nor an approver",
-            actor=rejector,
-            event_id=event.event_id,
         )
         return
     reason = f"rejected by {_actor_label(rejector)}" + (f": {event.reason}" if event.reason else "")
-    await ctx.runs.audit(record.run_id, "rejected", reason, actor=rejector, event_id=event.event_id)
-    await ctx.steps.refuse(record, "approval", reason, decided_by=rejector, event_id=event.event_id)
+    await decision.refuse("rejected", "approval", reason)
 
 
 async def _expire(ctx: BatchContext, record: RunRecord) -> None:
@@ -479,72 +471,39 @@ async def on_batch_cancel_requested(ctx: BatchContext, event: BatchCancelRequest
     allowed to run that command there)."""
     record = await _known_run(ctx, event.run_id, "a cancel")
     actor = event.requested_by
+    decision = _Decision(ctx, record, actor, event.event_id)
     if record.final:
-        await ctx.runs.audit(
-            record.run_id,
-            "cancel_refused",
-            f"the run is already {record.status}",
-            actor=actor,
-            event_id=event.event_id,
-        )
+        await decision.note("cancel_refused", f"the run is already {record.status}")
         return
-    allowed = await may_cancel(
-        ctx.catalog,
-        command=record.command,
-        environment=record.environment,
-        requester_id=record.requested_by.slack_user_id,
-        user_id=actor.slack_user_id,
-        directory=ctx.directory,
-    )
+    allowed = await may_cancel(ctx.catalog, record, actor.slack_user_id, ctx.directory)
     if not allowed:
-        await ctx.runs.audit(
-            record.run_id,
+        await decision.note(
             "cancel_refused",
             f"{_actor_label(actor)} is not the requester, an approver, or allowed to run "
             f"{record.command} in {record.environment}",
-            actor=actor,
-            event_id=event.event_id,
         )
         return
-    await ctx.runs.audit(
-        record.run_id,
-        "cancel_requested",
-        f"while {record.status}",
-        actor=actor,
-        event_id=event.event_id,
-    )
+    await decision.note("cancel_requested", f"while {record.status}")
     noted, _ = await ctx.runs.update(
         record.run_id, functools.partial(lifecycle.note_cancel, actor=actor)
     )
     if noted is None or noted.final:
         return
+    withdrawn = f"withdrawn by {_actor_label(actor)}"
     if noted.status == "previewing":
         await ctx.supervisor.cancel_preview(noted.run_id)
-        await ctx.steps.finish(
-            noted.run_id,
-            RunOutcome(
-                status="cancelled",
-                duration_seconds=0.0,
-                error=f"withdrawn by {_actor_label(actor)} during its preview",
-            ),
-        )
+        await ctx.steps.finish(noted.run_id, _cancelled(f"{withdrawn} during its preview"))
     elif noted.status in lifecycle.WAITING_STATES:
         if noted.approval is not None:
             await ctx.runs.remove_pending_approval(noted.run_id, noted.approval.expires_at)
-        await ctx.steps.finish(
-            noted.run_id,
-            RunOutcome(
-                status="cancelled",
-                duration_seconds=0.0,
-                error=f"withdrawn by {_actor_label(actor)} before it started",
-            ),
-        )
+        await ctx.steps.finish(noted.run_id, _cancelled(f"{withdrawn} before it started"))
     elif noted.status == "running" and not await ctx.supervisor.cancel_running(noted):
-        await ctx.runs.audit(
-            noted.run_id,
-            "cancel_refused",
-            f"it runs in another batch process ({noted.owner}); cancel it there",
-            actor=actor,
-            event_id=event.event_id,
+        await decision.note(
+            "cancel_refused", f"it runs in another batch process ({noted.owner}); cancel it there"
         )
     # "starting": the supervisor cancels it as soon as it is under way.
+
+
+def _cancelled(error: str) -> RunOutcome:
+    """The outcome of a run withdrawn before it ran: nothing ran, so it took no time."""
+    return RunOutcome(status="cancelled", duration_seconds=0.0, error=error)

@@ -8,6 +8,7 @@ redelivered request) is a no-op for every consumer: they deduplicate by event id
 from __future__ import annotations
 
 import uuid
+from typing import TypedDict
 
 from shared.events import (
     Actor,
@@ -28,15 +29,39 @@ def outcome_event_id(run_id: str, kind: str) -> str:
     return str(uuid.uuid5(_NAMESPACE, f"{run_id}/{kind}"))
 
 
+class RunOutcomeHeader(TypedDict):
+    """The fields every outcome event of a run starts with."""
+
+    event_id: str
+    correlation_id: str
+    source: str
+    run_id: str
+    command: str
+    environment: str
+
+
+def outcome_header(run_id: str, command: str, environment: str, kind: str) -> RunOutcomeHeader:
+    """The start of the ``kind`` outcome event of a run of ``command`` in ``environment``:
+    its one event id (:func:`outcome_event_id`), the run id as correlation id, and this
+    service as its source."""
+    return RunOutcomeHeader(
+        event_id=outcome_event_id(run_id, kind),
+        correlation_id=run_id,
+        source=SOURCE,
+        run_id=run_id,
+        command=command,
+        environment=environment,
+    )
+
+
+def _header(record: RunRecord, kind: str) -> RunOutcomeHeader:
+    return outcome_header(record.run_id, record.command, record.environment, kind)
+
+
 def approval_requested(record: RunRecord) -> BatchApprovalRequested:
     assert record.approval is not None
     return BatchApprovalRequested(
-        event_id=outcome_event_id(record.run_id, "approval-requested"),
-        correlation_id=record.run_id,
-        source=SOURCE,
-        run_id=record.run_id,
-        command=record.command,
-        environment=record.environment,
+        **_header(record, "approval-requested"),
         parameters=record.shown_parameters(),
         reason=record.reason,
         requested_by=record.requested_by,
@@ -50,12 +75,7 @@ def approval_requested(record: RunRecord) -> BatchApprovalRequested:
 def refused(record: RunRecord, *, kind: str = "refused") -> BatchRunRefused:
     """The refusal stored in the record (``kind`` varies for a late approver's notice)."""
     return BatchRunRefused(
-        event_id=outcome_event_id(record.run_id, kind),
-        correlation_id=record.run_id,
-        source=SOURCE,
-        run_id=record.run_id,
-        command=record.command,
-        environment=record.environment,
+        **_header(record, kind),
         requested_by=record.requested_by,
         stage=record.refusal_stage or "validation",
         reason=record.refusal_reason or "refused",
@@ -70,12 +90,7 @@ def started(record: RunRecord) -> BatchRunStarted:
     assert record.started_at is not None and record.runner is not None
     approvals = record.approval.approvals if record.approval else ()
     return BatchRunStarted(
-        event_id=outcome_event_id(record.run_id, "started"),
-        correlation_id=record.run_id,
-        source=SOURCE,
-        run_id=record.run_id,
-        command=record.command,
-        environment=record.environment,
+        **_header(record, "started"),
         parameters=record.shown_parameters(),
         reason=record.reason,
         requested_by=record.requested_by,
@@ -93,12 +108,7 @@ def finished(record: RunRecord) -> BatchRunFinished:
     status = record.status
     assert is_run_outcome(status)
     return BatchRunFinished(
-        event_id=outcome_event_id(record.run_id, "finished"),
-        correlation_id=record.run_id,
-        source=SOURCE,
-        run_id=record.run_id,
-        command=record.command,
-        environment=record.environment,
+        **_header(record, "finished"),
         status=status,
         exit_code=record.exit_code,
         duration_seconds=max(record.duration_seconds or 0.0, 0.0),

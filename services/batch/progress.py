@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Protocol, runtime_checkable
 
-from services.batch.outcomes import SOURCE, outcome_event_id
+from services.batch.outcomes import outcome_header
 from services.batch.runners.base import RunOutcome, RunSpec, StartedRun
 from shared.clock import Clock, utc_now
 from shared.events import SENSITIVE, BatchRunProgress
@@ -118,12 +118,7 @@ class ProgressReporter:
         now = self.clock()
         sequence = max(1, int(now.timestamp() * 1000))
         event = BatchRunProgress(
-            event_id=outcome_event_id(spec.run_id, f"progress/{sequence}"),
-            correlation_id=spec.run_id,
-            source=SOURCE,
-            run_id=spec.run_id,
-            command=spec.command,
-            environment=spec.environment,
+            **outcome_header(spec.run_id, spec.command, spec.environment, f"progress/{sequence}"),
             sequence=sequence,
             started_at=started.started_at,
             elapsed_seconds=max((now - started.started_at).total_seconds(), 0.0),

@@ -23,7 +23,7 @@ from datetime import timedelta
 from services.batch import lifecycle, outcomes
 from services.batch.runners.base import Runner, RunnerError, RunOutcome, RunSpec, StartedRun
 from services.batch.store import LockStore, RunStore
-from shared.catalog import Catalog, LocalRunnerSettings, ValidatedRequest, validate_request
+from shared.catalog import Catalog, LocalRunnerSettings, ValidatedRequest, validate_recorded
 from shared.clock import Clock
 from shared.events import Actor, PreviewResult, RefusalStage, RunParameter
 from shared.publishing import EventPublisher
@@ -377,12 +377,7 @@ class RunSteps:
 
     def revalidate(self, record: RunRecord) -> ValidatedRequest | str:
         """The request checked against the catalog as it is now, or why it fails."""
-        result = validate_request(
-            self.catalog,
-            record.command,
-            record.environment,
-            [(p.name, p.value) for p in record.parameters],
-        )
+        result = validate_recorded(self.catalog, record)
         if isinstance(result, ValidatedRequest):
             return result
         return "; ".join(str(error) for error in result)

@@ -29,7 +29,6 @@ from shared.state_table.keys import (
     AUDIT_PREFIX,
     PENDING_APPROVALS,
     RUN_ITEM,
-    RUN_LIST,
     SLOT_PREFIX,
     break_glass_partition,
     key,
@@ -38,7 +37,14 @@ from shared.state_table.keys import (
     schedule_partition,
     sortable_time,
 )
-from shared.state_table.runs import RunRecord, run_record_from_item, run_record_item
+from shared.state_table.runs import (
+    RunRecord,
+    read_run_record,
+    recent_run_ids,
+    run_listing_item,
+    run_record_from_item,
+    run_record_item,
+)
 
 if TYPE_CHECKING:
     from types_aiobotocore_dynamodb import DynamoDBClient
@@ -124,19 +130,11 @@ class RunStore:
             )
         except ConditionFailed:
             return False
-        listing = key(RUN_LIST, f"{sortable_time(record.requested_at)}#{record.run_id}")
-        await self._put(listing | {"run_id": {"S": record.run_id}})
+        await self._put(run_listing_item(record))
         return True
 
     async def get(self, run_id: str) -> RunRecord | None:
-        response = await call_aws(
-            "dynamodb.get_item (run record)",
-            lambda: self._ddb.get_item(
-                TableName=self.table, Key=key(run_partition(run_id), RUN_ITEM), ConsistentRead=True
-            ),
-        )
-        item = response.get("Item")
-        return None if item is None else run_record_from_item(item)
+        return await read_run_record(self._ddb, self.table, run_id)
 
     async def save(self, record: RunRecord) -> RunRecord:
         """Write ``record`` if nobody changed it since it was read.
@@ -216,8 +214,7 @@ class RunStore:
 
     async def recent(self, limit: int = 20) -> list[RunRecord]:
         """The latest runs, newest first."""
-        items = await self._query(RUN_LIST, newest_first=True, limit=limit)
-        run_ids = [item["run_id"]["S"] for item in items]
+        run_ids = await recent_run_ids(self._ddb, self.table, limit)
         records = await self.get_many(run_ids)
         return [records[r] for r in run_ids if r in records]
 

@@ -58,6 +58,7 @@ from shared.catalog import (
     FieldError,
     GroupDirectory,
     ValidatedRequest,
+    validate_recorded,
     validate_request,
 )
 from shared.catalog_principals import Principals
@@ -523,14 +524,7 @@ class Gateway:
         if record.final:
             return text_reply(f"Run {code(run_id)} already ended ({escape(record.status)}).")
         try:
-            allowed = await may_cancel(
-                self.catalog,
-                command=record.command,
-                environment=record.environment,
-                requester_id=record.requested_by.slack_user_id,
-                user_id=requester.user_id,
-                directory=self.directory,
-            )
+            allowed = await may_cancel(self.catalog, record, requester.user_id, self.directory)
         except TransientError:
             return _cannot_check_now("cancel", run_id)
         if not allowed:
@@ -636,12 +630,7 @@ class Gateway:
                 f"which are not kept; start it again with `{self.command_name} run "
                 f"{escape(record.command)}`."
             )
-        checked = validate_request(
-            self.catalog,
-            record.command,
-            record.environment,
-            [(p.name, p.value) for p in record.parameters],
-        )
+        checked = validate_recorded(self.catalog, record)
         if isinstance(checked, list):
             problems = "\n".join(f"• {escape(str(e))}" for e in checked)
             return text_reply(

@@ -13,7 +13,6 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any, Protocol
 
-from shared.aws import call_aws
 from shared.errors import TransientError
 from shared.state_table.access import query_all
 from shared.state_table.drift import (
@@ -25,13 +24,9 @@ from shared.state_table.drift import (
 from shared.state_table.keys import (
     DRIFT_STATES,
     FINDING_PREFIX,
-    RUN_ITEM,
-    RUN_LIST,
     drift_partition,
-    key,
-    run_partition,
 )
-from shared.state_table.runs import RunRecord, run_record_from_item
+from shared.state_table.runs import RunRecord, read_run_record, recent_run_ids
 
 if TYPE_CHECKING:
     from tenacity import AsyncRetrying
@@ -111,37 +106,18 @@ class StateTableRecords:
         return sorted(found, key=lambda d: (d.first_seen, d.address))
 
     async def recent_runs(self, limit: int) -> list[RunRecord]:
-        index = await self._query(RUN_LIST, newest_first=True, limit=limit)
-        run_ids = [item["run_id"]["S"] for item in index if "run_id" in item]
+        run_ids = await recent_run_ids(self._ddb, self.table, limit, interactive_retry())
         records = await asyncio.gather(*(self.run(run_id) for run_id in run_ids))
         return [r for r in records if r is not None]
 
     async def run(self, run_id: str) -> RunRecord | None:
-        response = await call_aws(
-            "dynamodb.get_item (run record)",
-            lambda: self._ddb.get_item(
-                TableName=self.table, Key=key(run_partition(run_id), RUN_ITEM), ConsistentRead=True
-            ),
-            interactive_retry(),
-        )
-        item = response.get("Item")
-        if item is None:
-            return None
         try:
-            return run_record_from_item(item)
+            return await read_run_record(self._ddb, self.table, run_id, interactive_retry())
         except (KeyError, ValueError) as exc:
             log.warning("run record %s is unreadable: %s", run_id, exc)
             return None
 
-    async def _query(
-        self, partition: str, prefix: str = "", *, newest_first: bool = False, limit: int = 0
-    ) -> list[dict[str, Any]]:
+    async def _query(self, partition: str, prefix: str = "") -> list[dict[str, Any]]:
         return await query_all(
-            self._ddb,
-            self.table,
-            partition,
-            sk_prefix=prefix,
-            newest_first=newest_first,
-            limit=limit or None,
-            retry=interactive_retry(),
+            self._ddb, self.table, partition, sk_prefix=prefix, retry=interactive_retry()
         )

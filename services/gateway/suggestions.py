@@ -42,6 +42,12 @@ class _Held:
     #: Why the state table could not be read (None: it was).
     problem: str | None = None
 
+    def newer_than(self, record: OptionsList | None) -> bool:
+        """Whether the held list was seen at its source after ``record`` was."""
+        if self.record is None or record is None:
+            return False
+        return self.record.last_seen() > record.last_seen()
+
 
 def unavailable_option(reason: str) -> dict[str, Any]:
     """The one option shown when there is no list: it says why (and is never accepted)."""
@@ -147,9 +153,7 @@ class ListedOptions:
             log.warning("reading the options of %s.%s failed: %s", *name, exc)
             # Not kept: the next suggestion tries the state table again.
             return _Held(None, time.monotonic(), "the list could not be read just now")
-        held = _Held(record, time.monotonic())
-        self._held[name] = held
-        return held
+        return self._keep(listed, record)
 
     async def _reload(self, listed: ListedParameter) -> None:
         try:
@@ -159,7 +163,18 @@ class ListedOptions:
                 "re-reading options of %s.%s failed: %s", listed.command, listed.parameter, exc
             )
             return
-        self._held[(listed.command, listed.parameter)] = _Held(record, time.monotonic())
+        self._keep(listed, record)
+
+    def _keep(self, listed: ListedParameter, record: OptionsList | None) -> _Held:
+        """Hold ``record`` unless what is held is newer: a re-read of the state table that
+        started before a fetch behind it finished must not put the older list back."""
+        name = (listed.command, listed.parameter)
+        held = self._held.get(name)
+        if held is not None and held.newer_than(record):
+            return held
+        held = _Held(record, time.monotonic())
+        self._held[name] = held
+        return held
 
     def _refresh_if_stale(self, listed: ListedParameter, record: OptionsList | None) -> None:
         refresher = self.refresher
@@ -179,7 +194,7 @@ class ListedOptions:
                     "storing options of %s.%s failed: %s", listed.command, listed.parameter, exc
                 )
                 return
-            self._held[(listed.command, listed.parameter)] = _Held(fetched, time.monotonic())
+            self._keep(listed, fetched)
 
         self._behind(f"refresh {listed.command}.{listed.parameter}", refresh())
 

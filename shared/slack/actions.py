@@ -10,6 +10,7 @@ import json
 import re
 from collections.abc import Sequence
 from enum import StrEnum
+from typing import TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -51,15 +52,52 @@ class BadButtonValue(ValueError):
     """A button value that toilkit did not write (forged, truncated or from an old version)."""
 
 
+_Value = TypeVar("_Value", bound=BaseModel)
+
+
+def _checked_name(pattern: re.Pattern[str], name: str, what: str) -> str:
+    """``name`` itself as a button value, once ``pattern`` accepts it.
+
+    Raises:
+        ValueError: ``pattern`` refuses it (a bug of the caller, not of the clicker).
+    """
+    if not pattern.match(name):
+        raise ValueError(f"not a {what}: {name!r}")
+    return name
+
+
+def _read_name(pattern: re.Pattern[str], value: str | None, problem: str) -> str:
+    """The name a button value holds, checked by the ``pattern`` it was written with.
+
+    Raises:
+        BadButtonValue: with ``problem`` as its message, when the value is missing or
+            ``pattern`` refuses it.
+    """
+    if value is None or not pattern.match(value):
+        raise BadButtonValue(problem)
+    return value
+
+
+def _read_json(model: type[_Value], value: str | None, problem: str) -> _Value:
+    """The ``model`` a JSON button value holds.
+
+    Raises:
+        BadButtonValue: with ``problem`` as its message, when the value is missing, not
+            JSON, or not a valid ``model``.
+    """
+    try:
+        return model.model_validate(json.loads(value or ""))
+    except (ValueError, ValidationError) as exc:
+        raise BadButtonValue(problem) from exc
+
+
 # =========================================================================== run buttons
 
 
 def encode_run_value(run_id: str) -> str:
     """The value of a run's buttons (cancel, approve, reject, rerun, rerun with edits): the
     run id itself."""
-    if not _RUN_ID.match(run_id):
-        raise ValueError(f"not a run id: {run_id!r}")
-    return run_id
+    return _checked_name(_RUN_ID, run_id, "run id")
 
 
 def decode_run_value(value: str | None) -> str:
@@ -68,9 +106,7 @@ def decode_run_value(value: str | None) -> str:
     Raises:
         BadButtonValue: the value is not a run id.
     """
-    if value is None or not _RUN_ID.match(value):
-        raise BadButtonValue("This button does not say which run it is about.")
-    return value
+    return _read_name(_RUN_ID, value, "This button does not say which run it is about.")
 
 
 # =========================================================================== drift claim
@@ -105,10 +141,7 @@ def decode_claim_value(value: str | None) -> ClaimValue:
     Raises:
         BadButtonValue: the value is not a claim toilkit wrote.
     """
-    try:
-        return ClaimValue.model_validate(json.loads(value or ""))
-    except (ValueError, ValidationError) as exc:
-        raise BadButtonValue("This button does not say which drift it is about.") from exc
+    return _read_json(ClaimValue, value, "This button does not say which drift it is about.")
 
 
 # =========================================================================== drift ignore
@@ -147,10 +180,7 @@ def decode_ignore_value(value: str | None) -> IgnoreValue:
     Raises:
         BadButtonValue: the value is not one toilkit wrote.
     """
-    try:
-        return IgnoreValue.model_validate(json.loads(value or ""))
-    except (ValueError, ValidationError) as exc:
-        raise BadButtonValue("This button does not say which drift to ignore.") from exc
+    return _read_json(IgnoreValue, value, "This button does not say which drift to ignore.")
 
 
 # =========================================================================== drift re-scan
@@ -160,9 +190,7 @@ _STATE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/@+-]{0,127}\Z")
 
 def encode_rescan_value(state: str) -> str:
     """The value of the "Re-scan" buttons: the state's name."""
-    if not _STATE_NAME.match(state):
-        raise ValueError(f"not a state name: {state!r}")
-    return state
+    return _checked_name(_STATE_NAME, state, "state name")
 
 
 def decode_rescan_value(value: str | None) -> str:
@@ -171,6 +199,4 @@ def decode_rescan_value(value: str | None) -> str:
     Raises:
         BadButtonValue: the value is not a state name.
     """
-    if value is None or not _STATE_NAME.match(value):
-        raise BadButtonValue("This button does not say which state to scan.")
-    return value
+    return _read_name(_STATE_NAME, value, "This button does not say which state to scan.")

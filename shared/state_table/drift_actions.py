@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from shared.aws import call_aws
 from shared.errors import ConditionFailed
 from shared.events import Actor
-from shared.state_table.access import query_all
+from shared.state_table.access import delete_item, put_item, query_all
 from shared.state_table.keys import (
     DRIFT_AUDIT,
     DRIFT_IGNORES,
@@ -112,11 +112,12 @@ class IgnoreRuleStore:
         }
         if rule.attribute:
             item["attribute"] = {"S": rule.attribute}
-        await call_aws(
-            "dynamodb.put_item",
-            lambda: self.dynamodb.put_item(
-                TableName=self.table, Item=item, ConditionExpression="attribute_not_exists(pk)"
-            ),
+        await put_item(
+            self.dynamodb,
+            self.table,
+            item,
+            what="ignore rule",
+            condition="attribute_not_exists(pk)",
         )
 
     async def all(self) -> list[StoredIgnoreRule]:
@@ -172,14 +173,13 @@ class ScanGuard:
             **_actor_attributes("requested_by", by),
         }
         try:
-            await call_aws(
-                "dynamodb.put_item",
-                lambda: self.dynamodb.put_item(
-                    TableName=self.table,
-                    Item=item,
-                    ConditionExpression="attribute_not_exists(pk) OR expires_at < :now",
-                    ExpressionAttributeValues={":now": {"N": str(int(now.timestamp()))}},
-                ),
+            await put_item(
+                self.dynamodb,
+                self.table,
+                item,
+                what="scan in flight",
+                condition="attribute_not_exists(pk) OR expires_at < :now",
+                values={":now": {"N": str(int(now.timestamp()))}},
             )
         except ConditionFailed:
             held = await call_aws(
@@ -193,14 +193,13 @@ class ScanGuard:
     async def release(self, state: str, scan_id: str) -> bool:
         """Free the state's slot if ``scan_id`` holds it; True when it did."""
         try:
-            await call_aws(
-                "dynamodb.delete_item",
-                lambda: self.dynamodb.delete_item(
-                    TableName=self.table,
-                    Key=key(DRIFT_SCANS, scan_in_flight_sort_key(state)),
-                    ConditionExpression="scan_id = :scan",
-                    ExpressionAttributeValues={":scan": {"S": scan_id}},
-                ),
+            await delete_item(
+                self.dynamodb,
+                self.table,
+                key(DRIFT_SCANS, scan_in_flight_sort_key(state)),
+                what="scan in flight",
+                condition="scan_id = :scan",
+                values={":scan": {"S": scan_id}},
             )
         except ConditionFailed:
             return False
@@ -240,9 +239,7 @@ class DriftAudit:
             "expires_at": {"N": str(int(expires.timestamp()))},
             **_actor_attributes("actor", entry.actor),
         }
-        await call_aws(
-            "dynamodb.put_item", lambda: self.dynamodb.put_item(TableName=self.table, Item=item)
-        )
+        await put_item(self.dynamodb, self.table, item, what="drift audit")
 
     async def entries(self) -> list[AuditEntry]:
         items = await query_all(self.dynamodb, self.table, DRIFT_AUDIT)

@@ -10,7 +10,7 @@ every source, ``command`` ones included); the gateway reads it to answer Slack.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
@@ -57,6 +57,11 @@ class OptionsList(BaseModel):
         return self.fetched_at is not None and now - self.fetched_at < timedelta(
             seconds=ttl_seconds
         )
+
+    def last_seen(self) -> datetime:
+        """When the source was last asked (fetched or failed); the oldest time if never."""
+        times = [t for t in (self.fetched_at, self.error_at) if t is not None]
+        return max(times, default=datetime.min.replace(tzinfo=UTC))
 
     def usable(self, fingerprint: str) -> bool:
         """Whether the items came from this source definition (a changed catalog entry

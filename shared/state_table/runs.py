@@ -1,5 +1,6 @@
-"""The batch service's run record: written by the batch service, read by the gateway and
-the CLI through these models only (keys in :mod:`shared.state_table.keys`).
+"""The batch service's run record and the list of runs: written by the batch service, read
+by the gateway and the CLI through these models and readers only (:func:`read_run_record`,
+:func:`recent_run_ids`; keys in :mod:`shared.state_table.keys`).
 
 A run goes ``received`` -> (``previewing`` ->) (``awaiting_approval``) -> ``starting`` ->
 ``running`` -> one of :data:`FINAL_RUN_STATES`; :mod:`services.batch.lifecycle` holds the transitions.
@@ -7,10 +8,11 @@ A run goes ``received`` -> (``previewing`` ->) (``awaiting_approval``) -> ``star
 
 from __future__ import annotations
 
-from typing import Any, Literal, TypeAlias, TypeGuard, get_args
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeGuard, get_args
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from shared.aws import call_aws
 from shared.events import (
     Actor,
     DriftRef,
@@ -19,7 +21,12 @@ from shared.events import (
     RunParameter,
     RunStatus,
 )
-from shared.state_table.keys import RUN_ITEM, key, run_partition
+from shared.state_table.access import query_all
+from shared.state_table.keys import RUN_ITEM, RUN_LIST, key, run_partition, sortable_time
+
+if TYPE_CHECKING:
+    from tenacity import AsyncRetrying
+    from types_aiobotocore_dynamodb import DynamoDBClient
 
 RunState: TypeAlias = Literal[
     "received",
@@ -151,6 +158,51 @@ def run_record_from_item(item: dict[str, Any]) -> RunRecord:
     """The run record stored in ``item`` (its version from the item's own attribute)."""
     record = RunRecord.model_validate_json(item["doc"]["S"])
     return record.model_copy(update={"version": int(item["version"]["N"])})
+
+
+def run_listing_item(record: RunRecord) -> dict[str, Any]:
+    """The run's entry in the list of runs (``RUN_LIST``), which sorts by request time."""
+    listing = key(RUN_LIST, f"{sortable_time(record.requested_at)}#{record.run_id}")
+    return listing | {"run_id": {"S": record.run_id}}
+
+
+async def recent_run_ids(
+    dynamodb: DynamoDBClient, table: str, limit: int, retry: AsyncRetrying | None = None
+) -> list[str]:
+    """The ids of the latest ``limit`` runs, newest first (from :func:`run_listing_item`)."""
+    listing = await query_all(
+        dynamodb,
+        table,
+        RUN_LIST,
+        newest_first=True,
+        limit=limit,
+        retry=retry,
+        what="dynamodb.query (run list)",
+    )
+    return [item["run_id"]["S"] for item in listing if "run_id" in item]
+
+
+async def read_run_record(
+    dynamodb: DynamoDBClient, table: str, run_id: str, retry: AsyncRetrying | None = None
+) -> RunRecord | None:
+    """One run record, read consistently (None: no such run).
+
+    Args:
+        retry: the policy of the read (default: the outbound-call policy; the gateway,
+            answering a person, passes its shorter interactive one).
+
+    Raises:
+        KeyError, ValueError: the stored item is not a run record this code can read.
+    """
+    response = await call_aws(
+        "dynamodb.get_item (run record)",
+        lambda: dynamodb.get_item(
+            TableName=table, Key=key(run_partition(run_id), RUN_ITEM), ConsistentRead=True
+        ),
+        retry,
+    )
+    item = response.get("Item")
+    return None if item is None else run_record_from_item(item)
 
 
 def break_glass_runs_from_item(item: dict[str, Any] | None) -> frozenset[str]:

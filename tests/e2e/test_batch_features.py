@@ -1,6 +1,6 @@
 """Re-run with edits, break-glass and schedules, end to end, the way people use them.
 
-The same stack as :mod:`tests.e2e.test_batch_flow` (gateway, batch and notifier built by
+The same stack as :mod:`tests.e2e.batch_stack` (gateway, batch and notifier built by
 the composition root on moto, the Slack stand-in as Slack), over the demo catalog with the
 changes these flows need: a command removed from the catalog is simulated by a second
 gateway-side check, the break-glass limit is low enough to reach, and the scheduled
@@ -24,14 +24,11 @@ from typer.testing import CliRunner
 from services.batch.schedules import DueRun, scheduled_request
 from shared.events import Actor, BatchRequested, RunParameter
 from shared.slack.actions import Action
-from tests.e2e.test_batch_flow import (
+from tests.e2e.batch_stack import (
     ALICE,
-    BOB,
-    CAROL,
     DEADLINE_SECONDS,
     OPS_CHANNEL,
     RUN_ID_IN_REPLY,
-    SECRET,
     Person,
     Stack,
     buttons_of,
@@ -43,15 +40,13 @@ from tests.e2e.test_batch_flow import (
     runs_channel_id,
     shown,
     status_of,
+    unique_reason,
     until,
 )
 from tests.support import eventually
 from toilkit.cli import app
 from toilkit.standins.slack.app_requests import (
-    SignedSlack,
-    block_actions_payload,
     block_suggestion_payload,
-    button,
     view_submission_payload,
 )
 
@@ -76,67 +71,6 @@ async def stack(
         yield running
 
 
-@pytest.fixture
-async def slack(stack: Stack) -> AsyncIterator[SignedSlack]:
-    side = SignedSlack(stack.gateway.events_url, SECRET, stack.standin, OPS_CHANNEL)
-    yield side
-    await side.close()
-
-
-@pytest.fixture
-def alice(stack: Stack, slack: SignedSlack) -> Person:
-    return Person(ALICE, stack, slack)
-
-
-@pytest.fixture
-def bob(stack: Stack, slack: SignedSlack) -> Person:
-    return Person(BOB, stack, slack)
-
-
-@pytest.fixture
-def carol(stack: Stack, slack: SignedSlack) -> Person:
-    return Person(CAROL, stack, slack)
-
-
-def unique(what: str) -> str:
-    return f"{what} ({uuid.uuid4().hex[:6]})"
-
-
-async def click_for_modal(person: Person, message: dict[str, Any], action_id: str) -> None:
-    """Click a run message's button that opens a modal (its trigger id is fresh)."""
-    element = buttons_of(message)[action_id]
-    payload = block_actions_payload(
-        button(action_id, element["value"]),
-        user=person.user,
-        trigger_id=person.standin.issue_trigger(person.user.id),
-        channel_id=runs_channel_id(person.standin),
-        message_ts=message["ts"],
-    )
-    status, _ = await person.slack.interact(payload)
-    assert status == 200
-
-
-async def submit(person: Person, view: dict[str, Any], answers: dict[str, Any]) -> str:
-    """Submit ``view`` with ``answers`` (other inputs keep what they show); the run id the
-    gateway's reply names (in the channel the modal was opened from)."""
-    before = len(person.requested_replies()) + len(
-        person.ephemeral_texts(runs_channel_id(person.standin))
-    )
-    status, text = await person.slack.interact(
-        view_submission_payload(view, answers, user=person.user)
-    )
-    assert (status, text) == (200, ""), text
-
-    async def answered() -> list[str]:
-        said = person.requested_replies() + person.ephemeral_texts(runs_channel_id(person.standin))
-        return said[before:]
-
-    [reply] = await eventually(answered, timeout=DEADLINE_SECONDS)
-    match = RUN_ID_IN_REPLY.search(reply)
-    assert match, reply
-    return match.group(1)
-
-
 # --------------------------------------------------------------------------- re-run with edits
 
 
@@ -148,19 +82,15 @@ async def test_edit_and_run_again_opens_the_modal_prefilled_and_links_both_runs(
         "reindex-search",
         "staging",
         {"steps": "1", "api_key": "sk-never-prefilled"},
-        unique("reindex before the re-run"),
+        unique_reason("reindex before the re-run"),
     )
     done = await finished(stack.standin, first)
     assert Action.BATCH_RERUN_EDIT in buttons_of(done)
 
     # WHEN bob clicks "Edit and run again"
-    views_before = {v["id"] for v in stack.standin.views()}
-    await click_for_modal(bob, done, Action.BATCH_RERUN_EDIT)
-
-    async def opened() -> dict[str, Any] | None:
-        return next((v for v in stack.standin.views() if v["id"] not in views_before), None)
-
-    modal = await until(opened)
+    views_before = bob.view_ids()
+    await bob.click(done, Action.BATCH_RERUN_EDIT)
+    modal = await bob.view_opened(views_before)
 
     # THEN the modal shows the run's command, environment and values, never the secret
     inputs = {b["block_id"]: b["element"] for b in modal["blocks"] if b["type"] == "input"}
@@ -172,7 +102,11 @@ async def test_edit_and_run_again_opens_the_modal_prefilled_and_links_both_runs(
     assert "sk-never-prefilled" not in str(modal)
 
     # WHEN he changes one value and submits
-    second = await submit(bob, modal, {"param:steps": "2", "reason": "again with two steps"})
+    second = await bob.submit(
+        modal,
+        {"param:steps": "2", "reason": "again with two steps"},
+        reply_in=runs_channel_id(bob.standin),
+    )
 
     # THEN the new run ran with the edit, and each thread links to the other
     rerun = await finished(stack.standin, second)
@@ -400,15 +334,7 @@ async def test_a_patch_script_is_picked_from_the_list_git_gives_and_runs(
         "param:arguments": "1234",
         "reason": "INC-42: order 1234 shows a wrong total",
     }
-    before = len(alice.requested_replies())
-    status, text = await alice.slack.interact(
-        view_submission_payload(form, answers, user=alice.user)
-    )
-    assert (status, text) == (200, "")
-    [reply] = await eventually(
-        lambda: _async(alice.requested_replies()[before:]), timeout=DEADLINE_SECONDS
-    )
-    run_id = RUN_ID_IN_REPLY.search(reply).group(1)  # type: ignore[union-attr]
+    run_id = await alice.submit(form, answers)
     assert status_of(await finished(stack.standin, run_id)) == "Succeeded"
     log = (stack.log_dir / f"{run_id}.log").read_text()
     assert "fix_order_totals for INC-42: 1 order(s)" in log

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -20,44 +19,28 @@ import pytest
 
 from shared.slack.actions import Action
 from tests.browser import Browser, chromium, chromium_executable
-from tests.e2e.test_batch_flow import (
+from tests.e2e.batch_stack import (
     ALICE,
     BOB,
-    OPS_CHANNEL,
     SECRET,
     Person,
     Stack,
     buttons_of,
     finished,
-    flow_catalog,
-    open_stack,
     shown,
     status_of,
 )
 from tests.support import eventually
-from toilkit.standins.slack.app_requests import SignedSlack
 
 pytestmark = pytest.mark.skipif(chromium_executable() is None, reason="no chromium here")
 
 INCIDENT = "INC-77: search is empty for every customer since 10:02"
 
 
-@pytest.fixture(scope="module")
-async def stack(
-    moto_endpoint: str, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[Stack]:
-    folder = tmp_path_factory.mktemp("batch-page")
-    async with open_stack(moto_endpoint, folder, flow_catalog(folder / "orders.sqlite")) as running:
-        # The page plays Slack's client for the gateway (clicks and forms reach it signed).
-        running.standin.connect_app(running.gateway.events_url, SECRET)
-        yield running
-
-
-@pytest.fixture
-async def alice(stack: Stack) -> AsyncIterator[Person]:
-    side = SignedSlack(stack.gateway.events_url, SECRET, stack.standin, OPS_CHANNEL)
-    yield Person(ALICE, stack, side)
-    await side.close()
+@pytest.fixture(scope="module", autouse=True)
+def page_plays_slack(stack: Stack) -> None:
+    """The page plays Slack's client for the gateway (clicks and forms reach it signed)."""
+    stack.standin.connect_app(stack.gateway.events_url, SECRET)
 
 
 async def in_page(browser: Browser, stack: Stack, channel: str, user: str) -> None:

@@ -4,59 +4,22 @@ Slack stand-in as Slack, the demo catalog's ``expire-coupons`` on the local runn
 Alice requests it in production from the modal: the dry run runs first, the approval
 request shows its exit code and output, Bob clicks Approve on that message, and the real
 command runs with the same values. A preview that fails shows Alice why and offers no
-Approve button.
+Approve button. The stack and the people are the fixtures of ``tests/e2e/conftest.py``.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import pytest
-
 from shared.slack.actions import Action
-from tests.e2e.test_batch_flow import (
-    ALICE,
-    BOB,
-    OPS_CHANNEL,
-    SECRET,
+from tests.e2e.batch_stack import (
     Person,
     Stack,
     buttons_of,
     finished,
-    flow_catalog,
-    open_stack,
     rendered,
     run_message_where,
     status_of,
     thread_reply,
 )
-from toilkit.standins.slack.app_requests import SignedSlack
-
-
-@pytest.fixture(scope="module")
-async def stack(
-    moto_endpoint: str, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[Stack]:
-    folder = tmp_path_factory.mktemp("batch-preview")
-    async with open_stack(moto_endpoint, folder, flow_catalog(folder / "orders.sqlite")) as running:
-        yield running
-
-
-@pytest.fixture
-async def slack(stack: Stack) -> AsyncIterator[SignedSlack]:
-    side = SignedSlack(stack.gateway.events_url, SECRET, stack.standin, OPS_CHANNEL)
-    yield side
-    await side.close()
-
-
-@pytest.fixture
-def alice(stack: Stack, slack: SignedSlack) -> Person:
-    return Person(ALICE, stack, slack)
-
-
-@pytest.fixture
-def bob(stack: Stack, slack: SignedSlack) -> Person:
-    return Person(BOB, stack, slack)
 
 
 async def test_the_approver_sees_the_dry_run_then_approves_the_real_run(

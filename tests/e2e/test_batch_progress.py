@@ -1,6 +1,6 @@
 """Live progress end to end: a run's message shows its log tail and elapsed time as it runs.
 
-The stack of :mod:`tests.e2e.test_batch_flow` (gateway, batch and notifier built by the
+The stack of :mod:`tests.e2e.batch_stack` (gateway, batch and notifier built by the
 composition root on moto, the Slack stand-in as Slack, the local runner), with progress
 every second instead of every ten (``TOILKIT_BATCH_PROGRESS_INTERVAL_SECONDS=1``) and two
 commands of its own: one that prints a line every half second (and its sensitive token
@@ -17,10 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.test_batch_flow import (
-    ALICE,
-    OPS_CHANNEL,
-    SECRET,
+from tests.e2e.batch_stack import (
     Person,
     Stack,
     every_version,
@@ -33,7 +30,6 @@ from tests.e2e.test_batch_flow import (
     thread_reply,
 )
 from toilkit.standins.slack import FaultSpec
-from toilkit.standins.slack.app_requests import SignedSlack
 
 #: Prints ``line 1`` .. ``line N`` every half second; its token once, first.
 COUNTING = (
@@ -87,13 +83,6 @@ async def stack(
     }
     async with open_stack(moto_endpoint, folder, progress_catalog(folder), settings) as running:
         yield running
-
-
-@pytest.fixture
-async def alice(stack: Stack) -> AsyncIterator[Person]:
-    side = SignedSlack(stack.gateway.events_url, SECRET, stack.standin, OPS_CHANNEL)
-    yield Person(ALICE, stack, side)
-    await side.close()
 
 
 def elapsed_of(text: str) -> int | None:

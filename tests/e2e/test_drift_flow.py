@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
@@ -31,6 +31,7 @@ from shared.events import (
     utc_now,
 )
 from shared.runtime import Runtime
+from shared.slack.actions import decode_claim_value
 from shared.topology import BootstrapReport, Names
 from tests.support import runtime_over
 from tests.terraform.repos import Clock, Repo, drift_the_cloud, make_repo
@@ -75,6 +76,21 @@ class DriftFlow:
         notifier_stats = await self.notifier.drain()
         for stats in (detector_stats, notifier_stats):
             assert stats.dead_lettered == 0 and stats.retried == 0, stats
+
+    async def alice_presses(self, button: dict[str, Any], what: Literal["claim", "accept"]) -> None:
+        """Deliver what the gateway publishes when Alice presses a report's "I'm on it"
+        (``claim``) or "Accept into code" (``accept``): the state and the findings of the
+        button's value, read as the gateway reads it."""
+        value = decode_claim_value(button["value"])
+        alice = Actor(name=ALICE.name, slack_user_id=ALICE.id)
+        about = {"state": value.state, "fingerprints": value.fingerprints}
+        await self.deliver(
+            DriftClaimed(correlation_id="claim-1", source="gateway", claimed_by=alice, **about)
+            if what == "claim"
+            else DriftAcceptRequested(
+                correlation_id="accept-1", source="gateway", requested_by=alice, **about
+            )
+        )
 
     async def scan(self, correlation_id: str, *states: str) -> None:
         await self.deliver(
@@ -248,16 +264,7 @@ async def test_drift_is_posted_claimed_kept_up_to_date_and_resolved_in_slack(
     assert header(digest) == ":x: Drift scan digest: 1 drifted, 1 failed"
 
     # WHEN Alice presses "I'm on it" (the gateway publishes the button's value as a claim)
-    claim = json.loads(claim_button(report)["value"])
-    await pipeline.deliver(
-        DriftClaimed(
-            correlation_id="claim-1",
-            source="gateway",
-            state=claim["state"],
-            fingerprints=tuple(claim["fingerprints"]),
-            claimed_by=Actor(name=ALICE.name, slack_user_id=ALICE.id),
-        )
-    )
+    await pipeline.alice_presses(claim_button(report), "claim")
 
     # THEN the report says who is on it, and so does its thread
     (report,) = drift_reports(slack, "drifting")
@@ -345,16 +352,7 @@ async def test_accept_into_code_posts_the_diff_and_pushes_a_branch(
     assert accept_button(report)["text"]["text"] == "Accept into code"
 
     # WHEN Alice presses "Accept into code" (the gateway publishes the button's value)
-    value = json.loads(accept_button(report)["value"])
-    await pipeline.deliver(
-        DriftAcceptRequested(
-            correlation_id="accept-1",
-            source="gateway",
-            state=value["state"],
-            fingerprints=tuple(value["fingerprints"]),
-            requested_by=Actor(name=ALICE.name, slack_user_id=ALICE.id),
-        )
-    )
+    await pipeline.alice_presses(accept_button(report), "accept")
 
     # THEN the thread shows the diff, the branch and what is left to a person (the secret)
     (report,) = drift_reports(slack, "drifting")

@@ -435,6 +435,59 @@ async def test_a_url_list_is_refreshed_behind_a_stale_answer(
     await listed.join()
 
 
+async def test_a_slow_reread_of_the_table_does_not_put_back_the_list_fetched_behind_it(
+    aws: AwsClients,
+    names: Names,
+    topology: BootstrapReport,
+    lists: ListServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    catalog = load_catalog(write_catalog(tmp_path, lists.url))
+    now = [datetime(2031, 1, 1, tzinfo=UTC)]
+    refresher = OptionsRefresher(
+        catalog,
+        aws.dynamodb,
+        names.state_table,
+        kinds=frozenset({"url"}),
+        cache_dir=tmp_path / "cache",
+        clock=lambda: now[0],
+    )
+    fetched_behind = ["umbrella", "acme"]
+    slow = [False]
+    fetched = asyncio.Event()
+    refresh = refresher.refresh
+
+    async def refresh_then_tell(*args: Any) -> Any:
+        record = await refresh(*args)
+        fetched.set()  # the listener holds it before this task next waits
+        return record
+
+    monkeypatch.setattr(refresher, "refresh", refresh_then_tell)
+
+    async def read(command: str, parameter: str) -> Any:
+        record = await read_options(aws.dynamodb, names.state_table, command, parameter)
+        if slow[0]:  # this re-read answers only after the fetch behind it was held
+            async with asyncio.timeout(10):
+                await fetched.wait()
+        return record
+
+    listed = ListedOptions(catalog, read, refresher, reload_seconds=0, clock=lambda: now[0])
+    # GIVEN the list was fetched and is held
+    assert await refresher.refresh_due() == 1
+    assert _texts(await listed.suggest("patch", "tenant", "")) == ["acme", "globex", "initech"]
+    # WHEN it goes stale, and the re-read of the table behind the answer ends last
+    lists.body = "umbrella\nacme\n"
+    now[0] += timedelta(seconds=301)
+    slow[0] = True
+    fetched.clear()
+    await listed.suggest("patch", "tenant", "")
+    await listed.join()
+    slow[0] = False
+    # THEN the fetched list stays: the older table read does not replace it
+    assert [i.text for i in listed.listed_items("patch", "tenant")] == fetched_behind
+
+
 async def test_a_command_list_is_filled_by_the_batch_side_and_the_gateway_only_reads_it(
     aws: AwsClients, names: Names, topology: BootstrapReport, tmp_path: Path
 ) -> None:

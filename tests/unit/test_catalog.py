@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +20,13 @@ from shared.catalog import (
     build_env,
     load_catalog,
     parse_catalog,
+    validate_recorded,
     validate_request,
 )
 from shared.catalog_principals import Principals
 from shared.errors import ConfigError
+from shared.events import Actor, RunParameter
+from shared.state_table.runs import RunRecord
 
 DEMO = Path(__file__).resolve().parents[2] / "catalog" / "demo.yaml"
 STAGING = {"allowed": {"users": ["U0ALICE001"], "usergroups": ["S0SRE00001"]}}
@@ -41,6 +45,19 @@ def command(**overrides: Any) -> dict[str, Any]:
     }
     spec.update(overrides)
     return spec
+
+
+def with_secret(variable: str, parameter: dict[str, Any]) -> dict[str, Any]:
+    """The backfill command (``since``, an optional ``limit``) with one more parameter, a
+    sensitive one, handed to the process in the environment variable ``variable``."""
+    return command(
+        env={variable: "{" + parameter["name"] + "}"},
+        parameters=[
+            {"name": "since", "type": "text"},
+            {"name": "limit", "type": "integer", "required": False},
+            {**parameter, "sensitive": True},
+        ],
+    )
 
 
 def catalog(*commands: dict[str, Any], **extra: Any) -> Any:
@@ -242,6 +259,31 @@ def test_an_unknown_command_lists_the_known_ones() -> None:
     ]
 
 
+def test_a_recorded_run_is_checked_again_as_requested_and_a_dropped_value_is_missing() -> None:
+    def recorded(*parameters: RunParameter) -> RunRecord:
+        return RunRecord(
+            run_id="run-1",
+            request_event_id="evt-1",
+            command="backfill",
+            environment="staging",
+            parameters=parameters,
+            requested_by=Actor(slack_user_id="U0ALICE001", name="alice"),
+            requested_at=datetime(2026, 12, 5, 9, 0, tzinfo=UTC),
+        )
+
+    since = RunParameter(name="since", value="2024-01-01")
+    again = validate_recorded(catalog(), recorded(since, RunParameter(name="limit", value="7")))
+    assert isinstance(again, ValidatedRequest)
+    assert again.values == {"since": "2024-01-01", "limit": "7"}
+    assert validate_recorded(catalog(), recorded(since, since)) == [
+        FieldError(field="since", message="given more than once")
+    ]
+    dropped = RunParameter(name="since", value=None, sensitive=True)
+    assert validate_recorded(catalog(), recorded(dropped)) == [
+        FieldError(field="since", message="is required")
+    ]
+
+
 TYPED = command(
     name="typed",
     argv=["bin/typed", "{text}", "{number}", "{flag}", "{mode}", "{user}", "{dash}"],
@@ -304,14 +346,7 @@ def test_wrong_values_are_refused(given: dict[str, Any], message: str) -> None:
 
 
 def test_sensitive_values_are_hidden_unless_asked() -> None:
-    spec = command(
-        env={"API_KEY": "{key}"},
-        parameters=[
-            {"name": "since", "type": "text"},
-            {"name": "limit", "type": "integer", "required": False},
-            {"name": "key", "type": "text", "sensitive": True},
-        ],
-    )
+    spec = with_secret("API_KEY", {"name": "key", "type": "text"})
     result = validate_request(catalog(spec), "backfill", "staging", {"since": "x", "key": "s3cr3t"})
     assert isinstance(result, ValidatedRequest)
     assert result.env() == {"API_KEY": "s3cr3t"}
@@ -356,14 +391,7 @@ async def test_approvals_never_count_the_requester() -> None:
 
 
 def test_a_refused_sensitive_value_is_not_repeated_in_the_reason() -> None:
-    spec = command(
-        env={"PIN": "{pin}"},
-        parameters=[
-            {"name": "since", "type": "text"},
-            {"name": "limit", "type": "integer", "required": False},
-            {"name": "pin", "type": "integer", "maximum": 99, "sensitive": True},
-        ],
-    )
+    spec = with_secret("PIN", {"name": "pin", "type": "integer", "maximum": 99})
     result = validate_request(catalog(spec), "backfill", "staging", {"since": "x", "pin": "12345"})
     assert result == [FieldError(field="pin", message="must be at most 99 (got (sensitive))")]
 

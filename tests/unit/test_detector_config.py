@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
+import textwrap
 from pathlib import Path
 
 import pytest
 
+from services.detector import config as detector_config
 from services.detector.config import (
     DEFAULT_CRON,
     Schedule,
@@ -100,26 +103,17 @@ def test_the_default_schedule_is_seven_in_the_morning_utc(tmp_path: Path) -> Non
     assert DEFAULT_CRON == "0 7 * * *"
 
 
-def test_ignore_rules_and_attribution_are_read(tmp_path: Path) -> None:
-    config = load_config(
-        write(
-            tmp_path,
-            "toilkit.yaml",
-            """
-ignore:
-  - address: "aws_autoscaling_group.*"
-    attribute: desired_capacity
-    reason: the autoscaler owns it
-    expires: 2026-01-31
-attribution:
-  enabled: true
-  lookback_hours: 24
-  slack_users:
-    "arn:aws:iam::123456789012:user/alice": U0ALICE
-    "*assumed-role/Admin/bob@example.com": U0BOB
-""",
-        )
-    )
+def documented_example() -> str:
+    """The ``toilkit.yaml`` shown in :mod:`services.detector.config`'s docstring."""
+    after = (detector_config.__doc__ or "").split("::\n", 1)[1]
+    block = itertools.takewhile(lambda line: not line or line[0] == " ", after.splitlines())
+    return textwrap.dedent("\n".join(block))
+
+
+def test_the_documented_example_with_its_ignore_rules_and_attribution_is_read(
+    tmp_path: Path,
+) -> None:
+    config = load_config(write(tmp_path, "toilkit.yaml", documented_example()))
 
     (rule,) = config.ignore
     assert (rule.address, rule.attribute, str(rule.expires)) == (
@@ -128,12 +122,13 @@ attribution:
         "2026-01-31",
     )
     assert config.attribution.enabled
-    assert config.attribution.slack_user_for("arn:aws:iam::123456789012:user/alice") == "U0ALICE"
+    assert config.attribution.lookback_hours == 72
+    assert config.attribution.slack_user_for("arn:aws:iam::123456789012:user/alice") == "U012ALICE"
     assert (
         config.attribution.slack_user_for(
             "arn:aws:sts::123456789012:assumed-role/Admin/bob@example.com"
         )
-        == "U0BOB"
+        == "U034BOB"
     )
     assert config.attribution.slack_user_for("arn:aws:iam::123456789012:user/eve") is None
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -44,9 +45,8 @@ def summary(document: dict[str, Any], rules: tuple[IgnoreRule, ...] = ()) -> Pla
     return parse_plan(document, state="prod", ignore_rules=rules, now=DAY_ONE)
 
 
-def records(
-    summary_: PlanSummary, *, first_seen: datetime, scan_id: str
-) -> dict[str, FindingRecord]:
+def recorded(document: dict[str, Any]) -> dict[str, FindingRecord]:
+    """What scan s1 recorded on :data:`DAY_ONE` for the plan ``document``, by fingerprint."""
     return {
         f.fingerprint: FindingRecord(
             state="prod",
@@ -54,11 +54,11 @@ def records(
             address=f.address,
             kind=f.kind,
             resource_type=f.resource_type,
-            first_seen=first_seen,
-            last_seen=first_seen,
-            first_scan_id=scan_id,
+            first_seen=DAY_ONE,
+            last_seen=DAY_ONE,
+            first_scan_id="s1",
         )
-        for f in summary_.reported_findings
+        for f in summary(document).reported_findings
     }
 
 
@@ -81,8 +81,7 @@ def test_first_sighting_is_new_and_dated_now() -> None:
 
 
 def test_a_finding_seen_again_is_open_and_keeps_its_first_sighting_claim_and_suspects() -> None:
-    first = summary(plan(drift=[BUCKET_DRIFT]))
-    previous = records(first, first_seen=DAY_ONE, scan_id="s1")
+    previous = recorded(plan(drift=[BUCKET_DRIFT]))
     fingerprint = next(iter(previous))
     suspect = Suspect(
         principal="arn:aws:iam::1:user/alice", event_name="PutBucketTagging", event_time=DAY_ONE
@@ -107,11 +106,7 @@ def test_a_finding_seen_again_is_open_and_keeps_its_first_sighting_claim_and_sus
 
 
 def test_a_finding_gone_from_the_plan_is_resolved() -> None:
-    previous = records(
-        summary(plan(drift=[BUCKET_DRIFT], pending=[QUEUE_PENDING])),
-        first_seen=DAY_ONE,
-        scan_id="s1",
-    )
+    previous = recorded(plan(drift=[BUCKET_DRIFT], pending=[QUEUE_PENDING]))
 
     result = reconcile(
         previous, summary(plan(pending=[QUEUE_PENDING])), scan_id="s2", now=DAY_TWO, mode="full"
@@ -122,7 +117,7 @@ def test_a_finding_gone_from_the_plan_is_resolved() -> None:
 
 
 def test_a_finding_now_covered_by_an_ignore_rule_is_closed_as_ignored_not_resolved() -> None:
-    previous = records(summary(plan(drift=[BUCKET_DRIFT])), first_seen=DAY_ONE, scan_id="s1")
+    previous = recorded(plan(drift=[BUCKET_DRIFT]))
     rule = IgnoreRule(address="cloud_bucket.*", reason="tags are managed by the tagging bot")
 
     result = reconcile(
@@ -139,11 +134,7 @@ def test_a_finding_now_covered_by_an_ignore_rule_is_closed_as_ignored_not_resolv
 
 
 def test_a_refresh_only_plan_never_resolves_pending_changes_it_cannot_see() -> None:
-    previous = records(
-        summary(plan(drift=[BUCKET_DRIFT], pending=[QUEUE_PENDING])),
-        first_seen=DAY_ONE,
-        scan_id="s1",
-    )
+    previous = recorded(plan(drift=[BUCKET_DRIFT], pending=[QUEUE_PENDING]))
 
     result = reconcile(previous, summary(plan()), scan_id="s2", now=DAY_TWO, mode="refresh_only")
 
@@ -152,7 +143,7 @@ def test_a_refresh_only_plan_never_resolves_pending_changes_it_cannot_see() -> N
 
 def test_a_redelivered_scan_reports_what_it_created_as_new_again() -> None:
     # The first delivery recorded the finding, then crashed before publishing.
-    previous = records(summary(plan(drift=[BUCKET_DRIFT])), first_seen=DAY_ONE, scan_id="s1")
+    previous = recorded(plan(drift=[BUCKET_DRIFT]))
 
     result = reconcile(
         previous, summary(plan(drift=[BUCKET_DRIFT])), scan_id="s1", now=DAY_ONE, mode="full"
@@ -162,7 +153,7 @@ def test_a_redelivered_scan_reports_what_it_created_as_new_again() -> None:
 
 
 def test_a_changed_drift_on_the_same_resource_is_a_new_finding() -> None:
-    previous = records(summary(plan(drift=[BUCKET_DRIFT])), first_seen=DAY_ONE, scan_id="s1")
+    previous = recorded(plan(drift=[BUCKET_DRIFT]))
     versioning = change("cloud_bucket.logs", {"versioning": True}, {"versioning": False})
 
     result = reconcile(
@@ -187,21 +178,9 @@ def test_suspects_found_later_are_attached_by_fingerprint() -> None:
 
 def test_a_revert_recorded_as_pending_before_is_closed_quietly_not_as_applied() -> None:
     # What an older detector recorded: the drift and its revert as two findings.
-    old = records(
-        summary(plan(drift=[BUCKET_DRIFT], pending=[QUEUE_PENDING])),
-        first_seen=DAY_ONE,
-        scan_id="s1",
-    )
-    old_revert = FindingRecord(
-        state="prod",
-        fingerprint="pending-revert-of-the-bucket",
-        address="cloud_bucket.logs",
-        kind="pending",
-        resource_type="cloud_bucket",
-        first_seen=DAY_ONE,
-        last_seen=DAY_ONE,
-        first_scan_id="s1",
-    )
+    old = recorded(plan(drift=[BUCKET_DRIFT], pending=[QUEUE_PENDING]))
+    [bucket] = [r for r in old.values() if r.address == "cloud_bucket.logs"]
+    old_revert = replace(bucket, fingerprint="pending-revert-of-the-bucket", kind="pending")
 
     result = reconcile(
         {**old, old_revert.fingerprint: old_revert},

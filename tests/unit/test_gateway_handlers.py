@@ -3,19 +3,21 @@ and a publish function that records what it is given."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 import yaml
 
-from services.gateway.blocks import ModalContext, RunForm
+from services.gateway.blocks import ModalContext, Reply, RunForm
 from services.gateway.handlers import (
     FormAccepted,
     FormErrors,
     FormRebuild,
     Gateway,
     Requester,
+    RunDecision,
     RunNotDecided,
     RunQueued,
     RunRefused,
@@ -210,13 +212,18 @@ async def test_the_same_slack_request_always_gives_the_same_ids(
     assert published[0] == published[1].model_copy(update={"occurred_at": published[0].occurred_at})
 
 
-async def test_production_requests_say_they_wait_for_an_approval(gateway: Gateway) -> None:
-    decision = await gateway.request_run(
+async def production_request(gateway: Gateway, requester: Requester, key: str) -> RunDecision:
+    """The gateway's decision on the backfill form, for production, by ``requester``."""
+    return await gateway.request_run(
         accepted(gateway, environment="production").request,
         reason="r",
-        requester=BOB,
-        request_key="k",
+        requester=requester,
+        request_key=key,
     )
+
+
+async def test_production_requests_say_they_wait_for_an_approval(gateway: Gateway) -> None:
+    decision = await production_request(gateway, BOB, "k")
 
     assert isinstance(decision, RunQueued)
     assert "approval" in decision.reply.text
@@ -225,12 +232,7 @@ async def test_production_requests_say_they_wait_for_an_approval(gateway: Gatewa
 async def test_a_refused_request_publishes_only_the_audit_event(
     gateway: Gateway, published: list[EventBase]
 ) -> None:
-    decision = await gateway.request_run(
-        accepted(gateway, environment="production").request,
-        reason="r",
-        requester=CAROL,
-        request_key="k2",
-    )
+    decision = await production_request(gateway, CAROL, "k2")
 
     assert isinstance(decision, RunRefused)
     [event] = published
@@ -289,6 +291,22 @@ async def test_a_failed_publish_is_told_not_hidden(records: MemoryRecords) -> No
 # --------------------------------------------------------------------------- buttons
 
 
+#: A button pressed on run r1 by a person: the gateway's reply.
+Press = Callable[[Gateway, Requester], Awaitable[Reply]]
+
+
+def reject(gateway: Gateway, who: Requester) -> Awaitable[Reply]:
+    return gateway.decide_approval("r1", who, "k", approve=False)
+
+
+def cancel(gateway: Gateway, who: Requester) -> Awaitable[Reply]:
+    return gateway.cancel("r1", who, "k")
+
+
+def rerun(gateway: Gateway, who: Requester) -> Awaitable[Reply]:
+    return gateway.rerun("r1", who, "k")
+
+
 def record(run_id: str, status: str, requester: Requester = ALICE, **extra: Any) -> RunRecord:
     return RunRecord.model_validate(
         {
@@ -308,29 +326,30 @@ def record(run_id: str, status: str, requester: Requester = ALICE, **extra: Any)
     )
 
 
-async def test_approval_by_another_approver_is_published(
-    gateway: Gateway, records: MemoryRecords, published: list[EventBase]
+@pytest.mark.parametrize(
+    ("approve", "decision", "decided_by", "says"),
+    [
+        (True, BatchApproved, "approved_by", "Approved"),
+        (False, BatchRejected, "rejected_by", "Rejected"),
+    ],
+)
+async def test_approval_or_rejection_by_another_approver_is_published(
+    gateway: Gateway,
+    records: MemoryRecords,
+    published: list[EventBase],
+    approve: bool,
+    decision: type[BatchApproved | BatchRejected],
+    decided_by: str,
+    says: str,
 ) -> None:
     records.runs["r1"] = record("r1", "awaiting_approval")
 
-    reply = await gateway.decide_approval("r1", BOB, "k", approve=True)
+    reply = await gateway.decide_approval("r1", BOB, "k", approve=approve)
 
     [event] = published
-    assert isinstance(event, BatchApproved)
-    assert (event.run_id, event.approved_by.slack_user_id) == ("r1", BOB.user_id)
-    assert "Approved" in reply.text
-
-
-async def test_rejection_by_another_approver_is_published(
-    gateway: Gateway, records: MemoryRecords, published: list[EventBase]
-) -> None:
-    records.runs["r1"] = record("r1", "awaiting_approval")
-
-    await gateway.decide_approval("r1", BOB, "k", approve=False)
-
-    [event] = published
-    assert isinstance(event, BatchRejected)
-    assert event.rejected_by.slack_user_id == BOB.user_id
+    assert isinstance(event, decision)
+    assert (event.run_id, getattr(event, decided_by).slack_user_id) == ("r1", BOB.user_id)
+    assert says in reply.text
 
 
 @pytest.mark.parametrize(
@@ -380,44 +399,74 @@ async def test_the_catalogs_approvers_are_asked_as_the_batch_service_asks_them(
 
 
 @pytest.mark.parametrize(("who", "allowed"), [(ALICE, True), (BOB, True), (CAROL, False)])
-async def test_rejection_is_for_approvers_and_the_requester_withdrawing(
+@pytest.mark.parametrize(
+    ("status", "press", "publishes", "refusal"),
+    [
+        # Rejection is for approvers and the requester withdrawing.
+        ("awaiting_approval", reject, BatchRejected, "neither the requester nor an approver"),
+        # Cancel is for the requester, whoever may run it there, and approvers.
+        ("running", cancel, BatchCancelRequested, "or its approvers can cancel run"),
+    ],
+)
+async def test_reject_and_cancel_are_for_the_requester_and_the_people_the_catalog_names(
     gateway: Gateway,
     records: MemoryRecords,
     published: list[EventBase],
     who: Requester,
     allowed: bool,
+    status: str,
+    press: Press,
+    publishes: type[EventBase],
+    refusal: str,
 ) -> None:
-    records.runs["r1"] = record("r1", "awaiting_approval", requester=ALICE)
+    records.runs["r1"] = record("r1", status, requester=ALICE)
 
-    reply = await gateway.decide_approval("r1", who, "k", approve=False)
+    reply = await press(gateway, who)
 
-    assert [type(e) for e in published] == ([BatchRejected] if allowed else [])
+    assert [type(e) for e in published] == ([publishes] if allowed else [])
     if not allowed:
-        assert "neither the requester nor an approver" in reply.text
+        assert refusal in reply.text
 
 
-@pytest.mark.parametrize(("who", "allowed"), [(ALICE, True), (BOB, True), (CAROL, False)])
-async def test_cancel_is_for_the_requester_runners_and_approvers(
+@pytest.mark.parametrize(
+    ("stored", "press", "says"),
+    [
+        (record("r1", "succeeded"), cancel, "already ended"),
+        (None, cancel, "cannot find run"),
+        (
+            record(
+                "r1",
+                "failed",
+                parameters=[
+                    {"name": "since", "value": "2024-05-01"},
+                    {"name": "token", "value": None, "sensitive": True},
+                ],
+            ),
+            rerun,
+            "sensitive",
+        ),
+        (
+            record("r1", "failed", parameters=[{"name": "since", "value": "May"}]),
+            rerun,
+            "catalog changed",
+        ),
+    ],
+    ids=["cancel-finished", "cancel-unknown", "rerun-secrets-not-kept", "rerun-catalog-changed"],
+)
+async def test_a_run_that_cannot_be_cancelled_or_rerun_says_why_and_publishes_nothing(
     gateway: Gateway,
     records: MemoryRecords,
     published: list[EventBase],
-    who: Requester,
-    allowed: bool,
+    stored: RunRecord | None,
+    press: Press,
+    says: str,
 ) -> None:
-    records.runs["r1"] = record("r1", "running", requester=ALICE)
+    if stored is not None:
+        records.runs["r1"] = stored
 
-    await gateway.cancel("r1", who, "k")
+    reply = await press(gateway, BOB)
 
-    assert [type(e) for e in published] == ([BatchCancelRequested] if allowed else [])
-
-
-async def test_finished_or_unknown_runs_cannot_be_cancelled(
-    gateway: Gateway, records: MemoryRecords, published: list[EventBase]
-) -> None:
-    records.runs["r1"] = record("r1", "succeeded")
-
-    assert "already ended" in (await gateway.cancel("r1", ALICE, "k")).text
-    assert "cannot find run" in (await gateway.cancel("nope", ALICE, "k")).text
+    assert says in reply.text
     assert published == []
 
 
@@ -433,26 +482,6 @@ async def test_rerun_is_a_new_request_by_the_presser(
     assert (event.rerun_of, event.requested_by.slack_user_id) == ("r1", BOB.user_id)
     assert event.reason == "Rerun of r1: INC-7"
     assert event.run_id == derived_run_id("k") != "r1"
-
-
-async def test_rerun_is_refused_when_secrets_were_not_kept_or_the_catalog_changed(
-    gateway: Gateway, records: MemoryRecords, published: list[EventBase]
-) -> None:
-    records.runs["secret"] = record(
-        "secret",
-        "failed",
-        parameters=[
-            {"name": "since", "value": "2024-05-01"},
-            {"name": "token", "value": None, "sensitive": True},
-        ],
-    )
-    records.runs["changed"] = record(
-        "changed", "failed", parameters=[{"name": "since", "value": "May"}]
-    )
-
-    assert "sensitive" in (await gateway.rerun("secret", BOB, "k1")).text
-    assert "catalog changed" in (await gateway.rerun("changed", BOB, "k2")).text
-    assert published == []
 
 
 async def test_rerun_by_someone_not_allowed_is_refused_with_an_audit_event(

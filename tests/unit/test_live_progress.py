@@ -19,12 +19,11 @@ from tests import notifier_samples as samples
 
 
 def progress(run: str, sequence: int, *lines: str, elapsed: float = 30) -> BatchRunProgress:
-    return BatchRunProgress(
-        correlation_id=run,
-        source="batch",
-        run_id=run,
-        command="rails-runner",
-        environment="production",
+    return samples.run_event(
+        BatchRunProgress,
+        run,
+        "rails-runner",
+        timedelta(seconds=elapsed),
         sequence=sequence,
         started_at=samples.NOW,
         elapsed_seconds=elapsed,

@@ -163,17 +163,9 @@ def test_a_resource_shows_its_change_attributes_before_after_and_suspect() -> No
 
 
 def test_sensitive_values_are_never_shown_even_if_the_event_carries_them() -> None:
-    leaky = DriftFinding(
-        fingerprint="0123456789abcdef",
-        address="aws_db_instance.main",
-        resource_type="aws_db_instance",
-        kind="drift",
-        actions=("update",),
-        attributes=(
-            AttributeChange(path="password", before="hunter2", after="hunter3", sensitive=True),
-        ),
-        first_seen=samples.NOW,
-    )
+    # The database sample, its password's change carrying the values.
+    password = AttributeChange(path="password", before="hunter2", after="hunter3", sensitive=True)
+    leaky = samples.database_drift().model_copy(update={"attributes": (password,)})
     message = render_drift(drift_view(findings=(leaky,)))
 
     assert "password: (sensitive)" in all_text(message)

@@ -8,6 +8,7 @@ values, ignore rules, provider noise, fingerprints and broken input.
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
@@ -138,7 +139,28 @@ def everything_rendered(summary: PlanSummary) -> str:
 
 # What SOURCES.md says each real plan holds: (kind, address, actions, change,
 # {path: (before, after)}, ignored). Unknown values show as KNOWN_AFTER_APPLY here.
-EXPECTED: dict[str, list[tuple[str, str, tuple[str, ...], str, dict[str, Any], bool]]] = {
+Expected = tuple[str, str, tuple[str, ...], str, dict[str, Any], bool]
+
+
+def refreshed_drift(refreshed: str) -> list[Expected]:
+    """OpenTofu's two refresh plans (one moves ``refreshed`` first): ``refreshed`` drifted
+    (its ami refresh-me -> refreshed) and has code not applied (-> baz); no_refresh has code
+    not applied only."""
+    return [
+        ("drift", refreshed, ("update",), "update", {"ami": ("refresh-me", "refreshed")}, False),
+        (
+            "pending",
+            "test_instance.no_refresh",
+            ("update",),
+            "update",
+            {"ami": ("foo", "bar")},
+            False,
+        ),
+        ("pending", refreshed, ("update",), "update", {"ami": ("refreshed", "baz")}, False),
+    ]
+
+
+EXPECTED: dict[str, list[Expected]] = {
     "precloud-aws-sqs-tags-drift.json": [
         ("drift", "aws_sqs_queue.test_tf_sqs_2", ("update",), "update", {"tags": (None, {})}, True),
         (
@@ -152,58 +174,10 @@ EXPECTED: dict[str, list[tuple[str, str, tuple[str, ...], str, dict[str, Any], b
         ("pending", "aws_sqs_queue.test_tf_sqs_2", ("delete",), "delete", {}, False),
         ("pending", "aws_sqs_queue.test_tf_sqs_3", ("create",), "create", {}, False),
     ],
-    "opentofu-show-json-drift.json": [
-        (
-            "drift",
-            "test_instance.should_refresh",
-            ("update",),
-            "update",
-            {"ami": ("refresh-me", "refreshed")},
-            False,
-        ),
-        (
-            "pending",
-            "test_instance.no_refresh",
-            ("update",),
-            "update",
-            {"ami": ("foo", "bar")},
-            False,
-        ),
-        (
-            "pending",
-            "test_instance.should_refresh",
-            ("update",),
-            "update",
-            {"ami": ("refreshed", "baz")},
-            False,
-        ),
-    ],
-    "opentofu-show-json-moved-drift.json": [
-        (
-            "drift",
-            "test_instance.should_refresh_with_move",
-            ("update",),
-            "update",
-            {"ami": ("refresh-me", "refreshed")},
-            False,
-        ),
-        (
-            "pending",
-            "test_instance.no_refresh",
-            ("update",),
-            "update",
-            {"ami": ("foo", "bar")},
-            False,
-        ),
-        (
-            "pending",
-            "test_instance.should_refresh_with_move",
-            ("update",),
-            "update",
-            {"ami": ("refreshed", "baz")},
-            False,
-        ),
-    ],
+    "opentofu-show-json-drift.json": refreshed_drift("test_instance.should_refresh"),
+    "opentofu-show-json-moved-drift.json": refreshed_drift(
+        "test_instance.should_refresh_with_move"
+    ),
     "opentofu-show-json-requires-replace.json": [
         (
             "pending",
@@ -557,14 +531,7 @@ def test_sensitive_nested_values_never_appear_anywhere() -> None:
         before_sensitive=sensitive,
         after_sensitive=sensitive,
     )
-    drift = resource(
-        "aws_db_instance.db",
-        ["update"],
-        before,
-        after,
-        before_sensitive=sensitive,
-        after_sensitive=sensitive,
-    )
+    drift = copy.deepcopy(entry)  # the same change, seen as drift too
     outputs = {
         "db_password": {
             "actions": ["update"],

@@ -221,17 +221,27 @@ def test_a_drifted_value_the_code_now_sets_otherwise_is_not_put_back() -> None:
     ]
 
 
-def test_a_replacement_that_restores_the_recorded_object_is_a_revert() -> None:
-    drift = entry("aws_instance.web", ["update"], RECORDED, {**RECORDED, "ami": "ami-9"})
-    change = entry(
+def ami_drift_then_replacement(
+    after: dict[str, Any], *, top: dict[str, Any] | None = None, **change: Any
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The ami changed outside Terraform (ami-1 -> ami-9), and the plan replaces the
+    instance (the ami forces it, it cannot be updated) with ``after``: (drift, change)."""
+    drifted = {**RECORDED, "ami": "ami-9"}
+    drift = entry("aws_instance.web", ["update"], RECORDED, drifted)
+    replacement = entry(
         "aws_instance.web",
         ["delete", "create"],
-        {**RECORDED, "ami": "ami-9"},
-        {**RECORDED, "id": None},
-        after_unknown={"id": True},
+        drifted,
+        after,
         replace_paths=[["ami"]],
-        top={"action_reason": "replace_because_cannot_update"},
+        top={"action_reason": "replace_because_cannot_update", **(top or {})},
+        **change,
     )
+    return drift, replacement
+
+
+def test_a_replacement_that_restores_the_recorded_object_is_a_revert() -> None:
+    drift, change = ami_drift_then_replacement({**RECORDED, "id": None}, after_unknown={"id": True})
 
     (finding,) = parse(plan([change], [drift])).findings
 
@@ -281,14 +291,8 @@ def test_import_and_moved_blocks_are_pending_code_not_clean() -> None:
 
 
 def test_cli_json_carries_what_tells_a_replacement_from_two_changes() -> None:
-    drift = entry("aws_instance.web", ["update"], RECORDED, {**RECORDED, "ami": "ami-9"})
-    change = entry(
-        "aws_instance.web",
-        ["delete", "create"],
-        {**RECORDED, "ami": "ami-9"},
-        {**RECORDED, "ami": "ami-3"},
-        replace_paths=[["ami"]],
-        top={"action_reason": "replace_because_cannot_update", "deposed": "00ff"},
+    drift, change = ami_drift_then_replacement(
+        {**RECORDED, "ami": "ami-3"}, top={"deposed": "00ff"}
     )
     imported = entry("aws_instance.db", ["update"], {"a": 1}, {"a": 2}, name="db")
     imported["change"]["importing"] = {"id": "db-1"}
@@ -414,16 +418,20 @@ RULE_B = {"cidr_blocks": ["0.0.0.0/0"], "port": 443}
 RULE_C = {"cidr_blocks": ["192.168.0.0/16"], "port": 80}
 
 
-def test_a_set_shows_the_element_added_and_removed_not_renumbered_positions() -> None:
-    # Terraform orders set elements as it likes: adding one shifts every position.
-    change = entry(
+def ingress_rule_replaced() -> dict[str, Any]:
+    """The security group's ingress set loses RULE_A and gains RULE_C (RULE_B stays)."""
+    return entry(
         "aws_security_group.web",
         ["update"],
         {"ingress": [RULE_A, RULE_B]},
         {"ingress": [RULE_C, RULE_B]},
         resource_type="aws_security_group",
     )
-    document = plan([change])
+
+
+def test_a_set_shows_the_element_added_and_removed_not_renumbered_positions() -> None:
+    # Terraform orders set elements as it likes: adding one shifts every position.
+    document = plan([ingress_rule_replaced()])
 
     by_position = parse(document).findings[0]
     as_sets = parse(document, set_paths=set_paths_from_schema(SCHEMA)).findings[0]
@@ -483,15 +491,8 @@ def test_set_elements_are_masked_by_their_own_sensitivity_entry() -> None:
 
 
 def test_drift_parse_reads_each_concatenated_plan_with_a_schema(tmp_path: Path) -> None:
-    sets_change = entry(
-        "aws_security_group.web",
-        ["update"],
-        {"ingress": [RULE_A, RULE_B]},
-        {"ingress": [RULE_C, RULE_B]},
-        resource_type="aws_security_group",
-    )
     plans = tmp_path / "run-all.json"
-    plans.write_text(json.dumps(plan([sets_change])) + "\n" + json.dumps(plan([])))
+    plans.write_text(json.dumps(plan([ingress_rule_replaced()])) + "\n" + json.dumps(plan([])))
     schema = tmp_path / "schema.json"
     schema.write_text(json.dumps(SCHEMA))
 

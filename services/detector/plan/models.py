@@ -15,10 +15,8 @@ from shared.errors import PermanentError
 from shared.events import (
     AttributeChange,
     DriftFinding,
-    FindingKind,
     FindingStatus,
-    Revert,
-    SetChange,
+    PlannedFinding,
 )
 
 
@@ -34,75 +32,27 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class PlanAttribute(_Frozen):
-    """One changed leaf of a resource.
+#: One changed leaf of a resource. The parser builds the event's own model, so a finding's
+#: attributes go into :func:`to_event_finding`'s ``DriftFinding`` as they are (the path
+#: notation is explained in :mod:`services.detector.plan`).
+PlanAttribute = AttributeChange
+
+
+class PlanFinding(PlannedFinding):
+    """One resource that drifted or that Terraform would change: what the event's
+    :class:`~shared.events.PlannedFinding` says (fields and their meaning there), and what
+    only the parser needs.
 
     Attributes:
-        path: Where it is (see :mod:`services.detector.plan` for the notation).
-        before: The value before, or :data:`SENSITIVE`.
-        after: The value after, :data:`SENSITIVE`, or ``None`` when unknown.
-        sensitive: Terraform marks the value sensitive on either side.
-        after_unknown: The value is only known after apply.
-        forces_replacement: The path is (under) one of the change's ``replace_paths``.
-        ignored: An ignore rule or a provider-noise normalisation hides it.
-        ignore_reason: Why it is ignored.
-        reverted: Drift only: the next apply puts ``before`` (the recorded value) back.
-        set_change: For an element of a set: ``added`` (in ``after``) or ``removed``
-            (in ``before``); ``path`` is then the set's own path.
-    """
-
-    path: str
-    before: JsonValue = None
-    after: JsonValue = None
-    sensitive: bool = False
-    after_unknown: bool = False
-    forces_replacement: bool = False
-    ignored: bool = False
-    ignore_reason: str | None = None
-    reverted: bool = False
-    set_change: SetChange | None = None
-
-
-class PlanFinding(_Frozen):
-    """One resource that drifted or that Terraform would change.
-
-    Attributes:
-        fingerprint: Stable id of this drift (see :mod:`services.detector.plan`).
         state: The state name the plan belongs to.
-        address: Full resource instance address, modules and index included.
-        resource_type: e.g. ``aws_sqs_queue``.
-        kind: ``drift`` (changed outside Terraform) or ``pending`` (Terraform would change it).
-        actions: Terraform's actions, in Terraform's order (``("create", "delete")``).
         change: One word for the actions: create, update, delete, replace, forget, or
             the actions joined with ``+`` for a combination the parser does not name.
-        action_reason: Terraform's ``action_reason`` (``replace_because_tainted``...).
-        previous_address: The address before a ``moved`` block, if any.
-        deposed: The deposed object key, for the leftover of a create-before-destroy.
-        import_id: The id an ``import`` block brings under management (pending only).
-        attributes: The changed leaves (empty for a compact create/delete).
-        revert: Drift only: what the next apply does to put the recorded values back
-            (``None`` when it leaves the drift as it is, e.g. ``ignore_changes``).
         replace_paths: The attribute paths that force a replacement.
-        ignored: True when an ignore rule covers the resource or every changed attribute.
-        ignore_reason: Why; several attribute reasons are joined with ``"; "``.
     """
 
-    fingerprint: str
     state: str
-    address: str
-    resource_type: str
-    kind: FindingKind
-    actions: tuple[str, ...]
     change: str
-    action_reason: str | None = None
-    previous_address: str | None = None
-    deposed: str | None = None
-    import_id: str | None = None
-    attributes: tuple[PlanAttribute, ...] = ()
-    revert: Revert | None = None
     replace_paths: tuple[str, ...] = ()
-    ignored: bool = False
-    ignore_reason: str | None = None
 
 
 class OutputChange(_Frozen):
@@ -169,34 +119,5 @@ def to_event_finding(
     and ``status`` from its records. Every changed attribute travels, each with its own
     ``ignored`` flag and reason, so Slack can show noise apart from the real change.
     """
-    return DriftFinding(
-        fingerprint=finding.fingerprint,
-        address=finding.address,
-        resource_type=finding.resource_type,
-        kind=finding.kind,
-        actions=finding.actions,
-        action_reason=finding.action_reason,
-        previous_address=finding.previous_address,
-        deposed=finding.deposed,
-        import_id=finding.import_id,
-        revert=finding.revert,
-        attributes=tuple(
-            AttributeChange(
-                path=a.path,
-                before=a.before,
-                after=a.after,
-                sensitive=a.sensitive,
-                after_unknown=a.after_unknown,
-                ignored=a.ignored,
-                ignore_reason=a.ignore_reason,
-                reverted=a.reverted,
-                forces_replacement=a.forces_replacement,
-                set_change=a.set_change,
-            )
-            for a in finding.attributes
-        ),
-        ignored=finding.ignored,
-        ignore_reason=finding.ignore_reason,
-        status=status,
-        first_seen=first_seen,
-    )
+    planned = {name: getattr(finding, name) for name in PlannedFinding.model_fields}
+    return DriftFinding(**planned, status=status, first_seen=first_seen)
