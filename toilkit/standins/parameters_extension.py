@@ -3,10 +3,14 @@
 In Lambda the extension is a layer that serves Parameter Store's ``GetParameter`` over HTTP
 on ``localhost:2773`` to the function beside it. :class:`ParametersExtensionStandin` answers
 the same request (``GET /systemsmanager/parameters/get?name=...&withDecryption=true``, the
-session token in ``X-Aws-Parameters-Secrets-Token``) from an SSM it reads with the SDK (the
-emulator's, through ``endpoint_url``), with GetParameter's JSON, so
+session token in ``X-Aws-Parameters-Secrets-Token``) from an emulator's SSM (moto's or
+LocalStack's, at ``endpoint_url``), with GetParameter's JSON, so
 :mod:`shared.ssm_extension` runs against it unchanged. Like the extension it caches each
-value for ``ttl`` seconds (0: never), and it can be told to fail.
+value for ``ttl`` seconds (0: never), and it can be told to fail. It calls the emulator's
+``GetParameter`` with a plain JSON-protocol request (emulators do not check signatures),
+not through botocore: the real extension is a native binary whose own cost is small, and a
+stand-in that spent milliseconds of Python on each request would weigh on the cold starts
+measured with it.
 
 Answers: 200 with ``{"Parameter": {...}}``; 403 for a missing or wrong token; 404 for a
 parameter SSM does not have; 400 for a request without ``name``; 500 when SSM cannot be
@@ -18,21 +22,19 @@ HTTP endpoints besides the API::
     POST /_standin/faults   {"status": 503, "count": 1}: fail the next calls so
 
 Run it alone with ``python -m toilkit.standins.parameters_extension --port 2773
---token TOKEN [--endpoint-url URL]``.
+--token TOKEN --endpoint-url URL``.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from aiobotocore.session import get_session
+import aiohttp
 from aiohttp import web
-from botocore.exceptions import BotoCoreError, ClientError
 
 from shared.ssm_extension import PATH, TOKEN_HEADER
 from toilkit.standins.server import StandinServer, run_in_foreground, serve_until_cancelled
@@ -51,8 +53,8 @@ class ParametersExtensionStandin(StandinServer):
 
     Args:
         token: the session token requests must carry.
-        endpoint_url: SSM's endpoint (the emulator's); None: AWS's.
-        region: SSM's region.
+        endpoint_url: the emulator's endpoint (SSM's JSON protocol).
+        region: SSM's region (named in the requests' credential scope).
         ttl: seconds a value is served from the cache (the extension's
             ``SSM_PARAMETER_STORE_TTL``; 0 reads SSM every time).
     """
@@ -63,7 +65,7 @@ class ParametersExtensionStandin(StandinServer):
         self,
         token: str,
         *,
-        endpoint_url: str | None = None,
+        endpoint_url: str,
         region: str = "us-east-1",
         ttl: float = 0,
     ) -> None:
@@ -75,8 +77,7 @@ class ParametersExtensionStandin(StandinServer):
         self.calls: list[ExtensionCall] = []
         self._cache: dict[str, tuple[float, dict[str, Any]]] = {}
         self._faults: list[int] = []
-        self._ssm: Any = None
-        self._ssm_stack = contextlib.AsyncExitStack()
+        self._http: aiohttp.ClientSession | None = None
 
     def add_routes(self, router: web.UrlDispatcher) -> None:
         router.add_get(PATH, self._handle_get)
@@ -85,15 +86,16 @@ class ParametersExtensionStandin(StandinServer):
         router.add_post("/_standin/faults", self._handle_faults)
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        """Open SSM's client, then serve: the extension starts in the function's init,
-        beside the runtime, so its own start-up is not on a request's path."""
-        await self._ssm_client()
+        """Open the HTTP session to SSM, then serve: the extension starts in the function's
+        init, beside the runtime, so its own start-up is not on a request's path."""
+        self._http = aiohttp.ClientSession()
         return await super().start(host, port)
 
     async def stop(self) -> None:
         await super().stop()
-        await self._ssm_stack.aclose()
-        self._ssm = None
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
 
     @property
     def port(self) -> int:
@@ -124,29 +126,36 @@ class ParametersExtensionStandin(StandinServer):
             return 200, cached[1]
         decrypt = request.query.get("withDecryption", "false").lower() == "true"
         try:
-            ssm = await self._ssm_client()
-            response = await ssm.get_parameter(Name=name, WithDecryption=decrypt)
-        except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
+            status, answer = await self._get_parameter(name, decrypt)
+        except (aiohttp.ClientError, OSError, ValueError) as exc:
+            return 500, f"cannot read SSM: {exc}"
+        if status != 200:
+            code = str(answer.get("__type", "")).rsplit("#", 1)[-1]
             if code == "ParameterNotFound":
                 return 404, f"ParameterNotFound: {name}"
-            return 500, f"{code}: {exc}"
-        except (BotoCoreError, OSError) as exc:
-            return 500, f"cannot reach SSM: {exc}"
-        body = {"Parameter": _jsonable(response["Parameter"]), "ResultMetadata": {}}
+            return 500, f"{code or status}: {answer.get('message', '')}"
+        body = {"Parameter": answer["Parameter"], "ResultMetadata": {}}
         self._cache[name] = (time.monotonic(), body)
         return 200, body
 
-    async def _ssm_client(self) -> Any:
-        """SSM's client, opened on the first read and closed with the stand-in."""
-        if self._ssm is None:
-            creator = get_session().create_client(
-                "ssm",
-                region_name=self.region,
-                endpoint_url=self.endpoint_url,
-            )
-            self._ssm = await self._ssm_stack.enter_async_context(creator)
-        return self._ssm
+    async def _get_parameter(self, name: str, decrypt: bool) -> tuple[int, dict[str, Any]]:
+        """SSM's ``GetParameter`` on the emulator: its status and JSON answer."""
+        if self._http is None:
+            raise RuntimeError(f"the {self.name} is not started")
+        day = time.strftime("%Y%m%d", time.gmtime())
+        headers = {
+            "X-Amz-Target": "AmazonSSM.GetParameter",
+            "Content-Type": "application/x-amz-json-1.1",
+            # Unchecked by emulators, which read the account and region from it.
+            "Authorization": (
+                f"AWS4-HMAC-SHA256 Credential=testing/{day}/{self.region}/ssm/aws4_request, "
+                "SignedHeaders=host, Signature=0"
+            ),
+        }
+        payload = {"Name": name, "WithDecryption": decrypt}
+        async with self._http.post(self.endpoint_url, json=payload, headers=headers) as response:
+            answer = await response.json(content_type=None)
+            return response.status, answer if isinstance(answer, dict) else {}
 
     async def _handle_calls(self, request: web.Request) -> web.Response:
         return web.json_response([{"name": c.name, "status": c.status} for c in self.calls])
@@ -157,20 +166,10 @@ class ParametersExtensionStandin(StandinServer):
         return web.json_response({"ok": True})
 
 
-def _jsonable(parameter: dict[str, Any]) -> dict[str, Any]:
-    """GetParameter's ``Parameter`` as the extension sends it (times as ISO 8601 text)."""
-    return {
-        key: value.isoformat() if hasattr(value, "isoformat") else value
-        for key, value in parameter.items()
-    }
-
-
 # ------------------------------------------------------------------- standalone
 
 
-async def serve_forever(
-    host: str, port: int, token: str, endpoint_url: str | None, ttl: float
-) -> None:
+async def serve_forever(host: str, port: int, token: str, endpoint_url: str, ttl: float) -> None:
     """Run an extension stand-in until cancelled (Ctrl-C)."""
     standin = ParametersExtensionStandin(token, endpoint_url=endpoint_url, ttl=ttl)
     await serve_until_cancelled(
@@ -192,7 +191,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=2773)
     parser.add_argument("--token", required=True, help="the session token requests must carry")
-    parser.add_argument("--endpoint-url", help="SSM's endpoint (an emulator's)")
+    parser.add_argument("--endpoint-url", required=True, help="the emulator's endpoint")
     parser.add_argument("--ttl", type=float, default=0, help="seconds a value is cached")
     options = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
