@@ -9,7 +9,12 @@ In one run:
   moto (AWS)      its own process on a free loopback port: the topology, SSM secrets, the
                   queues the events come from;
   Slack stand-in  its own process: ``views.open`` for the gateway, ``chat.postMessage``
-                  for the notifier, ``auth.test`` for the bare Bolt app.
+                  for the notifier, ``auth.test`` for the bare Bolt app;
+  the extension   the AWS Parameters and Secrets Lambda Extension's stand-in in its own
+                  process (as the layer runs beside a function), answering from moto's
+                  SSM: the functions read their first secrets through it, as Terraform
+                  configures them (``--no-extension``: through the SDK, as without the
+                  layer).
 
 Each sample starts a fresh process with Lambda's init variable set, so importing
 ``toilkit.aws_lambda`` opens the sandbox as Lambda's init phase would (imports, clients,
@@ -26,7 +31,8 @@ topology lookups, SSM reads, the service built), then calls the handler once:
                   from the gateway's package: the floor any Bolt app on Lambda stands on.
 
 Every function gets the environment Terraform gives it (``infra/terraform/lambda.tf``),
-the topic ARN and queue URLs included. ``--before-dist DIR`` also runs the gateway zip of
+the topic ARN, queue URLs and the extension's settings included, and a session token as
+Lambda sets it. ``--before-dist DIR`` also runs the gateway zip of
 another build (e.g. of main), interleaved with the others, as "gateway (before)".
 
 The clock runs from starting the process to reading the handler's answer from its output,
@@ -40,7 +46,7 @@ Targets: gateway <= 700 ms median and <= 1.5x bare Bolt; gateway zip <= 15 MB, e
 <= 30 MB.
 
 Usage: python bench/lambda_cold_start.py [--samples 7] [--dist DIR] [--before-dist DIR]
-       [--python python3.12]
+       [--python python3.12] [--no-extension]
 """
 
 from __future__ import annotations
@@ -50,6 +56,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -69,6 +76,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.gateway_ack import Child, start_child, stop_children, wait_ready  # noqa: E402
 from bench.support import free_port  # noqa: E402
+from scripts.lambda_package import write_catalog  # noqa: E402
 from shared.aws import AwsClients  # noqa: E402
 from shared.events import (  # noqa: E402
     Actor,
@@ -86,6 +94,8 @@ from toilkit.standins.slack.app_requests import SlackUserRef, slash_command_body
 
 FUNCTIONS = ("gateway", "notifier", "batch", "detector")
 SECRET = "bench0signing0secret0000000000000"
+#: What Lambda puts in AWS_SESSION_TOKEN; the extension (stand-in) asks for it.
+SESSION_TOKEN = "bench-session-token"
 ALICE = SlackUserRef("U0ALICE001", "alice")
 CHANNEL = "C0OPS00001"
 MB = 1_000_000
@@ -126,7 +136,8 @@ else:
     result = handler(event, None)
 forbidden = sorted(m for m in sys.modules if m.split(".")[0] in FORBIDDEN or m in FORBIDDEN)
 cpu = time.process_time()
-print(json.dumps({"result": result, "forbidden": forbidden, "cpu": cpu}), flush=True)
+modules = sorted(sys.modules)
+print(json.dumps({"result": result, "forbidden": forbidden, "cpu": cpu, "modules": modules}), flush=True)
 os._exit(0)
 """
 
@@ -166,14 +177,18 @@ def build_zips(python: str, out: Path) -> None:
 
 
 def bench_catalog(directory: Path) -> Path:
-    """The demo catalog with its runs in CodeBuild (the batch function refuses local runs)."""
+    """The demo catalog with its runs in CodeBuild (the batch function refuses local runs),
+    written as scripts/lambda_package.py writes a package's catalog (JSON)."""
     text = (ROOT / "catalog" / "demo.yaml").read_text()
-    text = text.replace(
-        'runner: {kind: local, workdir: "."}',
+    text = re.sub(
+        r'runner: \{kind: local, workdir: "[^"]*"\}',
         "runner: {kind: codebuild, project: toilkit-bench, image: bench:latest}",
+        text,
     )
+    source = directory / "catalog-source.yaml"
+    source.write_text(text)
     path = directory / "catalog.yaml"
-    path.write_text(text)
+    write_catalog(source, None, path)
     return path
 
 
@@ -222,6 +237,8 @@ class Bench:
         #: CPU seconds (user + system) each sample's process used up to its answer.
         self.cpu: dict[str, list[float]] = {}
         self.forbidden: dict[str, set[str]] = {}
+        #: The modules each function's process had loaded by its answer.
+        self.modules: dict[str, set[str]] = {}
 
     async def sample(
         self, name: str, kind: str, package: Path, event: dict[str, Any], env: dict[str, str]
@@ -258,6 +275,7 @@ class Bench:
         self.samples.setdefault(name, []).append(elapsed)
         self.cpu.setdefault(name, []).append(answer["cpu"])
         self.forbidden.setdefault(name, set()).update(answer["forbidden"])
+        self.modules.setdefault(name, set()).update(answer["modules"])
 
 
 async def run_samples(
@@ -392,6 +410,12 @@ def report(bench: Bench, sizes: dict[str, int], before: int | None) -> None:
     for name, modules in bench.forbidden.items():
         if modules:
             print(f"  {name} LOADED {', '.join(sorted(modules))}")
+    if bench.args.list_modules and "gateway" in bench.modules:
+        extra = bench.modules["gateway"] - bench.modules["bare Bolt"]
+        packages = sorted({m.split(".")[0] for m in extra})
+        print(
+            f"\n  the gateway loaded {len(extra)} modules bare Bolt did not, from: {', '.join(packages)}"
+        )
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -419,8 +443,9 @@ async def main(args: argparse.Namespace) -> None:
 
 
 async def measure(bench: Bench, scratch: Path) -> None:
-    moto_port, standin_port = free_port(), free_port()
+    moto_port, standin_port, extension_port = free_port(), free_port(), free_port()
     moto_url, standin_url = f"http://127.0.0.1:{moto_port}", f"http://127.0.0.1:{standin_port}"
+    extension_url = f"http://127.0.0.1:{extension_port}"
     children: list[Child] = [
         start_child(
             "moto", ["-m", "moto.server", "-H", "127.0.0.1", "-p", str(moto_port)], moto_url, {}
@@ -431,6 +456,17 @@ async def measure(bench: Bench, scratch: Path) -> None:
             standin_url,
             {},
         ),
+        start_child(
+            "extension",
+            [
+                "-m",
+                "toilkit.standins.parameters_extension",
+                *("--port", str(extension_port), "--token", SESSION_TOKEN),
+                *("--endpoint-url", moto_url),
+            ],
+            extension_url,
+            {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"},
+        ),
     ]
     prefix = f"cold{uuid.uuid4().hex[:6]}"
     names = Names(prefix=prefix, bucket=f"{prefix}-artifacts")
@@ -439,6 +475,7 @@ async def measure(bench: Bench, scratch: Path) -> None:
             http = await stack.enter_async_context(aiohttp.ClientSession())
             await wait_ready(children[0], "/moto-api/", http)
             await wait_ready(children[1], "/_standin/state", http)
+            await wait_ready(children[2], "/_standin/calls", http)
             aws = await stack.enter_async_context(
                 AwsClients(AwsSettings(AWS_ENDPOINT_URL=moto_url))
             )
@@ -472,6 +509,10 @@ async def measure(bench: Bench, scratch: Path) -> None:
                 "TOILKIT_NOTIFIER_DEFAULT_CHANNEL": CHANNEL,
                 "TOILKIT_NOTIFIER_POST_INTERVAL_SECONDS": "0",
                 "TOILKIT_DETECTOR_WORK_DIR": str(scratch / "detector"),
+                # The extension's layer (lambda.tf), and the token Lambda sets.
+                "TOILKIT_SECRETS_EXTENSION": "false" if bench.args.no_extension else "true",
+                "PARAMETERS_SECRETS_EXTENSION_HTTP_PORT": str(extension_port),
+                "AWS_SESSION_TOKEN": SESSION_TOKEN,
                 "SLACK_SIGNING_SECRET": SECRET,
                 "SLACK_API_URL": f"{standin_url}/api/",
             }
@@ -486,6 +527,16 @@ if __name__ == "__main__":
     parser.add_argument("--dist", help="use the zips in DIR instead of building them")
     parser.add_argument("--python", help="the functions' Python 3.12 (default: python3.12)")
     parser.add_argument("--functions", nargs="+", default=list(FUNCTIONS), choices=FUNCTIONS)
+    parser.add_argument(
+        "--no-extension",
+        action="store_true",
+        help="read the secrets with the SDK, as a function without the extension's layer does",
+    )
+    parser.add_argument(
+        "--list-modules",
+        action="store_true",
+        help="print the packages the gateway loaded by its answer that bare Bolt did not",
+    )
     parser.add_argument("--before-bytes", type=int, help="a previous zip's size, to print beside")
     parser.add_argument(
         "--before-dist",

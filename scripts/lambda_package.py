@@ -9,12 +9,14 @@ distributions it imports (scripts/build-lambda.sh calls this once per function).
 requirements-lambda.lock); ``--source`` holds toilkit's own packages (the installed wheel).
 Into ``--out`` go: ``toilkit/__init__.py`` and ``toilkit/aws_lambda.py`` (the sandbox and
 the handlers), ``shared/``, ``services/<function>/``, the catalog for the functions that
-read one, and the distributions named in :data:`FUNCTION_DISTRIBUTIONS` with everything
+read one (as ``catalog.yaml`` holding the same data written as JSON, which is YAML too: a
+cold start reads it without PyYAML, see :func:`write_catalog`), and the distributions named in :data:`FUNCTION_DISTRIBUTIONS` with everything
 they require, each copied file by file from its RECORD. botocore's service models are cut to
 the AWS services toilkit calls (:data:`AWS_SERVICES`): the rest is 25 MB no function loads;
 ``endpoints.json`` keeps only those services' entries, which every cold start parses.
 
-Standard library only: it runs under the interpreter that builds the zip.
+Standard library only (and the PyYAML of ``--site`` for the catalog): it runs under the
+interpreter that builds the zip.
 """
 
 from __future__ import annotations
@@ -38,16 +40,17 @@ COMMON = (
     "pydantic",
     "pydantic-settings",
     "python-json-logger",
-    "pyyaml",
     "slack-sdk",
     "tenacity",
 )
 FUNCTION_DISTRIBUTIONS: dict[str, tuple[str, ...]] = {
     # croniter: the catalog checks its schedules' crons (imported only when it has some).
+    # No PyYAML for the gateway: its catalog is JSON (write_catalog), and nothing else it
+    # imports reads YAML.
     "gateway": (*COMMON, "slack-bolt", "croniter"),
-    "detector": (*COMMON, "croniter", "python-hcl2"),
-    "batch": (*COMMON, "croniter"),
-    "notifier": COMMON,
+    "detector": (*COMMON, "pyyaml", "croniter", "python-hcl2"),
+    "batch": (*COMMON, "pyyaml", "croniter"),
+    "notifier": (*COMMON, "pyyaml"),
 }
 #: The functions that read the batch command catalog (catalog.yaml beside the code).
 READS_CATALOG = frozenset({"gateway", "batch"})
@@ -174,6 +177,30 @@ def copy_code(source: Path, function: str, out: Path) -> None:
     shutil.copytree(source / "services" / function, out / "services" / function, ignore=ignore)
 
 
+def write_catalog(catalog: Path, site: Path | None, out: Path) -> None:
+    """The catalog as ``out``, its YAML read with the PyYAML in ``site`` (None: the
+    interpreter's own) and written as JSON.
+
+    The data are the same (anchors resolved; a value JSON cannot hold, such as an unquoted
+    date, stops the build), and the function validates them as it would the YAML:
+    :func:`shared.catalog.load_catalog` reads JSON first, which spares a cold start PyYAML's
+    import and parser.
+    """
+    path = [str(site)] if site is not None else []
+    sys.path[:0] = path
+    try:
+        import yaml  # noqa: PLC0415 - the locked PyYAML, not the builder's
+
+        data = yaml.safe_load(catalog.read_text(encoding="utf-8"))
+    finally:
+        del sys.path[: len(path)]
+    try:
+        text = json.dumps(data, indent=1, ensure_ascii=False)
+    except TypeError as exc:
+        raise SystemExit(f"{catalog}: a value JSON cannot hold ({exc}); quote it") from exc
+    out.write_text(text + "\n", encoding="utf-8")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--print-requirements", type=Path, metavar="PYPROJECT")
@@ -196,7 +223,7 @@ def main() -> int:
     if args.function in READS_CATALOG:
         if args.catalog is None:
             parser.error(f"the {args.function} function reads a catalog: pass --catalog")
-        shutil.copy2(args.catalog, args.out / "catalog.yaml")
+        write_catalog(args.catalog, args.site, args.out / "catalog.yaml")
     return 0
 
 

@@ -8,7 +8,9 @@ or moto.
 A client costs a cold process tens of milliseconds (its service model parsed, then a TLS
 context with the CA bundle on its first call), so a process that must start fast (a cold
 Lambda sandbox) opens at start only the clients it calls at once; the others open on their
-first API call.
+first API call. For the same reason aiobotocore and botocore (some 65 ms of imports) are
+imported when the first client opens or the first AWS error is classified, not with this
+module: a cold gateway sandbox that answers its first request without AWS never loads them.
 """
 
 from __future__ import annotations
@@ -21,18 +23,6 @@ from contextlib import AsyncExitStack
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from aiobotocore.config import AioConfig
-from aiobotocore.session import get_session
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    ConnectionClosedError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
-    ReadTimeoutError,
-)
-from tenacity import AsyncRetrying
-
 from shared.errors import ConditionFailed, PermanentError, ToilkitError, TransientError
 from shared.retry import outbound_call_retry
 from shared.settings import AwsSettings
@@ -40,6 +30,9 @@ from shared.settings import AwsSettings
 log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
+    from aiobotocore.config import AioConfig
+    from aiobotocore.session import AioSession
+    from tenacity import AsyncRetrying
     from types_aiobotocore_dynamodb import DynamoDBClient
     from types_aiobotocore_s3 import S3Client
     from types_aiobotocore_sns import SNSClient
@@ -68,16 +61,11 @@ TRANSIENT_CODES = frozenset(
     }
 )
 
-_CONNECTION_ERRORS = (
-    EndpointConnectionError,
-    ConnectionClosedError,
-    ConnectTimeoutError,
-    ReadTimeoutError,
-)
-
 
 def error_code(exc: BaseException) -> str | None:
     """The AWS error code of a botocore ``ClientError`` (None for anything else)."""
+    from botocore.exceptions import ClientError  # noqa: PLC0415 - see the module docstring
+
     if isinstance(exc, ClientError):
         code: str | None = exc.response.get("Error", {}).get("Code")
         return code
@@ -91,6 +79,21 @@ def classify_aws_error(exc: BaseException, action: str) -> ToilkitError:
         exc: what the AWS call raised.
         action: what was being done, for the message (``"sqs.receive_message"``).
     """
+    from botocore.exceptions import (  # noqa: PLC0415 - see the module docstring
+        BotoCoreError,
+        ClientError,
+        ConnectionClosedError,
+        ConnectTimeoutError,
+        EndpointConnectionError,
+        ReadTimeoutError,
+    )
+
+    connection_errors = (
+        EndpointConnectionError,
+        ConnectionClosedError,
+        ConnectTimeoutError,
+        ReadTimeoutError,
+    )
     if isinstance(exc, ClientError):
         code = error_code(exc) or "Unknown"
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
@@ -101,7 +104,7 @@ def classify_aws_error(exc: BaseException, action: str) -> ToilkitError:
         if code == "ConditionalCheckFailedException":
             return ConditionFailed(text)
         return PermanentError(text)
-    if isinstance(exc, (*_CONNECTION_ERRORS, asyncio.TimeoutError, OSError)):
+    if isinstance(exc, (*connection_errors, asyncio.TimeoutError, OSError)):
         return TransientError(f"{action} failed: cannot reach the endpoint ({exc})")
     if isinstance(exc, BotoCoreError):
         return PermanentError(f"{action} failed: {exc}")
@@ -129,6 +132,8 @@ async def call_aws(
         PermanentError: AWS refused the call; retrying cannot help. Missing resources
             included (``ResourceNotFoundException``, ``NoSuchKey`` ...).
     """
+    from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
+
     async for attempt in retry or outbound_call_retry():
         with attempt:
             try:
@@ -144,6 +149,8 @@ def client_config(read_timeout: float = 30, connect_timeout: float = 5) -> AioCo
     ``read_timeout`` stays above SQS's 20 s long poll; botocore's own retries are kept
     short ("standard", 3 attempts) because the worker and tenacity retry above it.
     """
+    from aiobotocore.config import AioConfig  # noqa: PLC0415 - see the module docstring
+
     return AioConfig(
         retries={"mode": "standard", "max_attempts": 3},
         connect_timeout=connect_timeout,
@@ -238,7 +245,7 @@ class AwsClients:
     def __init__(self, settings: AwsSettings, open_at_start: Iterable[str] = CORE) -> None:
         self.settings = settings
         self.open_at_start = tuple(open_at_start)
-        self._session = get_session()
+        self._session: AioSession | None = None
         self._stack = AsyncExitStack()
         self._clients: dict[str, Any] = {}
         self._locks: dict[str, asyncio.Lock] = {}
@@ -269,6 +276,10 @@ class AwsClients:
             return self._clients[service]
         async with self._locks.setdefault(service, asyncio.Lock()):
             if service not in self._clients:
+                if self._session is None:
+                    from aiobotocore.session import get_session  # noqa: PLC0415
+
+                    self._session = get_session()
                 creator = self._session.create_client(
                     service,  # type: ignore[call-overload]
                     region_name=self.settings.region,

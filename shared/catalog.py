@@ -1,6 +1,6 @@
 """The batch command catalog: the reviewed list of commands that may run in production.
 
-A YAML file, validated here, shared by the gateway (which builds the Slack modal from it
+A YAML file (or the same data as JSON, as a Lambda package holds it), validated here, shared by the gateway (which builds the Slack modal from it
 and checks input early) and the batch service (which checks everything again and never
 trusts the gateway). Per command: an argv template (a list, never a shell string) whose
 ``{param}`` placeholders fill *whole* argv items or environment variable values, typed
@@ -13,13 +13,13 @@ item or one environment variable (:func:`build_argv`, :func:`build_env`).
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol, TypeAlias
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from shared.catalog_drift import REVERT_PARAMETERS, DriftActionsPolicy
@@ -542,19 +542,49 @@ def parse_catalog(data: Any, *, source: str = "catalog", source_dir: Path | None
 def load_catalog(path: Path | str) -> Catalog:
     """Read and validate a catalog YAML file.
 
+    A file that holds a JSON object (which is YAML too) is read as JSON, without PyYAML:
+    a Lambda package's catalog is written so (scripts/lambda_package.py), and PyYAML's import
+    and parser would be on every cold start's path.
+
     Raises:
         ConfigError: the file is missing, is not YAML, or is not a valid catalog.
     """
     file = Path(path)
     try:
-        # libyaml's loader when the wheel has it: 5x faster, on every cold start's path.
-        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-        data = yaml.load(file.read_text(encoding="utf-8"), Loader=loader)
+        text = file.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read the command catalog {file}: {exc}") from exc
+    data = _json_object(text)
+    if data is None:
+        data = _yaml_data(text, file)
+    return parse_catalog(data, source=str(file), source_dir=file.resolve().parent)
+
+
+def _json_object(text: str) -> dict[str, Any] | None:
+    """``text`` as a JSON object, or None when it is not one (then it is read as YAML)."""
+    if not text.lstrip().startswith("{"):
+        return None
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _yaml_data(text: str, file: Path) -> Any:
+    try:
+        import yaml  # noqa: PLC0415 - not in the gateway's Lambda package (JSON there)
+    except ImportError as exc:
+        raise ConfigError(
+            f"the command catalog {file} is not JSON and PyYAML is not installed: build the "
+            "package with scripts/build-lambda.sh, which writes the catalog as JSON"
+        ) from exc
+    try:
+        # libyaml's loader when the wheel has it: 5x faster.
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        return yaml.load(text, Loader=loader)
     except yaml.YAMLError as exc:
         raise ConfigError(f"the command catalog {file} is not valid YAML: {exc}") from exc
-    return parse_catalog(data, source=str(file), source_dir=file.resolve().parent)
 
 
 # --------------------------------------------------------------------------- requests

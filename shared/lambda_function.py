@@ -8,6 +8,7 @@ the event loop, the AWS clients and the secrets, and hands each invocation to th
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -30,14 +31,24 @@ class FunctionContext:
     Attributes:
         runtime: the process's AWS clients, names, publisher and worker factory.
         secrets: the SSM parameters configured for the function (possibly none).
+        secrets_read: the first read of the secrets, still under way while the function
+            is built (None: done already); :meth:`secret_overrides` waits for it, so a
+            builder does what needs no secret first.
     """
 
     runtime: Runtime
     secrets: SsmSecrets
+    secrets_read: asyncio.Future[None] | None = None
 
-    def secret_overrides(self, **fields: str) -> dict[str, SecretStr]:
+    async def secret_overrides(self, **fields: str) -> dict[str, SecretStr]:
         """Settings overrides: ``fields`` maps a settings field to a secret's key; secrets
-        that are not configured are left to the environment."""
+        that are not configured are left to the environment. Waits for the first read.
+
+        Raises:
+            ConfigError: the first read failed (the message names the parameter).
+        """
+        if self.secrets_read is not None:
+            await self.secrets_read
         chosen = {name: self.secrets.get(key) for name, key in fields.items()}
         return {name: value for name, value in chosen.items() if value is not None}
 

@@ -11,18 +11,16 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from dataclasses import KW_ONLY, dataclass, field
+from dataclasses import KW_ONLY, dataclass
 from datetime import UTC
 from typing import TYPE_CHECKING, Any, Protocol
-
-from tenacity import AsyncRetrying
 
 from shared.aws import call_aws
 from shared.errors import PoisonMessage
 from shared.events import EventBase, ObjectRef, dump_event, event_type_name
-from shared.retry import outbound_call_retry
 
 if TYPE_CHECKING:
+    from tenacity import AsyncRetrying
     from types_aiobotocore_s3 import S3Client
     from types_aiobotocore_sns import SNSClient
 
@@ -75,7 +73,8 @@ class Publisher:
         topic_arn: the events topic.
         bucket: where offloaded payloads go.
         offload_threshold: body size in bytes above which the payload goes to S3.
-        retry: the retry policy for one call (tests pass one without waits).
+        retry: the retry policy for one call (tests pass one without waits); None:
+            :func:`shared.retry.outbound_call_retry`, a fresh one per call.
         archive: also keep every event in S3 under ``archive/YYYY/MM/DD/HH/`` (the
             EventBridge archive-and-replay idea; ``toilkit replay --from-archive``).
     """
@@ -86,7 +85,7 @@ class Publisher:
     bucket: str
     _: KW_ONLY
     offload_threshold: int = OFFLOAD_THRESHOLD
-    retry: AsyncRetrying = field(default_factory=outbound_call_retry)
+    retry: AsyncRetrying | None = None
     archive: bool = True
 
     async def publish(self, event: EventBase) -> Published:

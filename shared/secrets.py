@@ -6,6 +6,11 @@ A Lambda sandbox lives for hours, and a secret is set or rotated while it runs (
 notices that its copy may be out of date (a signature that does not match, a copy older than
 its maximum age) calls :meth:`SsmSecrets.refresh`; the refresh is rate-limited, so a flood
 of forged requests can never become a flood of SSM calls.
+
+In a cold Lambda sandbox the first read may go through the AWS Parameters and Secrets Lambda
+Extension instead (:mod:`shared.ssm_extension`: no SDK on the first request's path); every
+later read goes to SSM itself, since the extension may answer from a cache up to five
+minutes old.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from pydantic import SecretStr
 
 from shared.aws import call_aws
 from shared.errors import ConfigError, ToilkitError
+from shared.ssm_extension import ParametersExtension
 
 log = logging.getLogger(__name__)
 
@@ -33,9 +39,11 @@ class SsmSecrets:
     """Named SSM SecureString parameters, read together (one ``GetParameters`` call).
 
     Args:
-        ssm: an SSM client (aiobotocore).
+        ssm: an SSM client (aiobotocore), or anything with its ``get_parameters``
+            (:class:`shared.aws.ClientOnFirstCall` opens the client on the first read).
         parameters: the parameter name of each secret, by the name the code uses
             (``{"signing_secret": "/toilkit/slack/signing-secret"}``).
+        first_read: the Lambda extension to make the first read through (None: SSM).
         min_interval: the least number of seconds between two reads.
         max_age: seconds after which the copy is :meth:`stale`.
         clock: monotonic seconds (tests pass their own).
@@ -49,8 +57,10 @@ class SsmSecrets:
         min_interval: float = REFRESH_INTERVAL_SECONDS,
         max_age: float = MAX_AGE_SECONDS,
         clock: Callable[[], float] = time.monotonic,
+        first_read: ParametersExtension | None = None,
     ) -> None:
         self.max_age = max_age
+        self._first_read = first_read
         self._ssm = ssm
         self.parameters = dict(parameters)
         self._min_interval = min_interval
@@ -117,6 +127,10 @@ class SsmSecrets:
         names = sorted(set(self.parameters.values()))
         # Stamped before the call: a read that fails still counts against the rate limit.
         self._read_at = self._clock()
+        extension, self._first_read = self._first_read, None
+        if extension is not None:
+            self._use(await extension.get_parameters(names))
+            return
         try:
             response = await call_aws(
                 "ssm.get_parameters",
@@ -127,7 +141,9 @@ class SsmSecrets:
         missing = response.get("InvalidParameters") or []
         if missing:
             raise ConfigError(f"SSM parameter(s) not found: {', '.join(sorted(missing))}")
-        by_name = {p["Name"]: str(p["Value"]) for p in response.get("Parameters", [])}
+        self._use({p["Name"]: str(p["Value"]) for p in response.get("Parameters", [])})
+
+    def _use(self, by_name: Mapping[str, str]) -> None:
         self._values = {
             key: SecretStr(by_name[name])
             for key, name in self.parameters.items()

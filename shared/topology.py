@@ -13,8 +13,6 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from botocore.exceptions import ClientError
-
 from shared.aws import error_code
 from shared.errors import ConfigError
 from shared.events import EVENT_TYPES, OUTCOME_TYPES
@@ -241,6 +239,8 @@ async def _find_topic_arn(aws: AwsClients, topic_name: str) -> str | None:
 async def _ensure_queue(
     aws: AwsClients, name: str, attributes: dict[str, str], report: BootstrapReport
 ) -> tuple[str, str]:
+    from botocore.exceptions import ClientError  # noqa: PLC0415 - botocore loads with the first client
+
     try:
         url = (await aws.sqs.get_queue_url(QueueName=name))["QueueUrl"]
     except ClientError as exc:
@@ -346,6 +346,8 @@ async def _ensure_subscription(
 async def _ensure_table(
     aws: AwsClients, name: str, spec: TableSpec, report: BootstrapReport
 ) -> None:
+    from botocore.exceptions import ClientError  # noqa: PLC0415 - botocore loads with the first client
+
     try:
         await aws.dynamodb.describe_table(TableName=name)
         report.add("dynamodb table", name, "exists")
@@ -374,6 +376,8 @@ async def _ensure_table(
 
 
 async def _ensure_bucket(aws: AwsClients, name: str, report: BootstrapReport) -> None:
+    from botocore.exceptions import ClientError  # noqa: PLC0415 - botocore loads with the first client
+
     try:
         await aws.s3.head_bucket(Bucket=name)
         report.add("s3 bucket", name, "exists")
@@ -395,6 +399,8 @@ async def resolve_urls(aws: AwsClients, names: Names) -> BootstrapReport:
     """Look up the topic ARN and queue URLs of an existing deployment without changing it.
 
     The lookups run side by side: they are a cold Lambda sandbox's first AWS calls."""
+    from botocore.exceptions import ClientError  # noqa: PLC0415 - botocore loads with the first client
+
     report = BootstrapReport()
 
     async def queue_url(name: str) -> str | None:

@@ -14,27 +14,35 @@ The sandbox (:class:`Sandbox`) is what one execution environment keeps between i
 an event loop, the AWS clients, the SSM secrets and the built function. In Lambda it is
 opened while the module is imported, in the init phase, so a SnapStart snapshot holds it
 whole: imports, clients and the built service. Opening runs the AWS lookups (none when
-the environment names the topic and queues) and the SSM reads side by side. After a SnapStart restore it reads the secrets again, reseeds
-``random`` and drops the pooled connections of the process that took the snapshot.
+the environment names the topic and queues) and the SSM reads side by side. After a
+SnapStart restore it reads the secrets again, reseeds ``random`` and drops the pooled
+connections of the process that took the snapshot.
+
+With the AWS Parameters and Secrets Lambda Extension on the function
+(``TOILKIT_SECRETS_EXTENSION``), an on-demand init reads its first secrets through it
+(:mod:`shared.ssm_extension`) instead of an SSM client, so a cold gateway answers its first
+request without botocore. The extension answers only once a request came, so such an init
+only imports the function's modules; the sandbox opens on the first request.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import gc
 import importlib
 import logging
 import os
 import random
-from collections.abc import Coroutine, Mapping
+from collections.abc import Coroutine, Iterator, Mapping
 from contextlib import AsyncExitStack
 from typing import Any, Literal, TypeVar
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared.aws import AwsClients
+from shared.aws import AwsClients, ClientOnFirstCall
 from shared.errors import ConfigError
 from shared.lambda_function import (
     FunctionBuilder,
@@ -47,6 +55,7 @@ from shared.observability import configure_function_logging
 from shared.runtime import runtime_on
 from shared.secrets import MAX_AGE_SECONDS, REFRESH_INTERVAL_SECONDS, SsmSecrets
 from shared.settings import AwsSettings, TopologySettings, load_settings
+from shared.ssm_extension import DEFAULT_PORT, ParametersExtension
 from shared.topology import QUEUES, BootstrapReport, Names
 
 log = logging.getLogger(__name__)
@@ -84,6 +93,11 @@ class LambdaSettings(BaseSettings):
             init is on the first request's path, so it opens only the clients that the
             sandbox calls at once; a SnapStart or provisioned-concurrency init is not, so
             it opens them all.
+        secrets_extension: the AWS Parameters and Secrets Lambda Extension's layer is on
+            the function: an on-demand sandbox reads its first secrets through it.
+        secrets_extension_port: the extension's ``PARAMETERS_SECRETS_EXTENSION_HTTP_PORT``.
+        session_token: Lambda's ``AWS_SESSION_TOKEN``, which the extension asks for (Lambda
+            does not set it in every kind of init; without it the SDK reads the secrets).
     """
 
     model_config = SettingsConfigDict(env_prefix="TOILKIT_", extra="ignore")
@@ -98,6 +112,14 @@ class LambdaSettings(BaseSettings):
     initialization_type: str | None = Field(
         default=None, validation_alias=INIT_TYPE_VARIABLE, min_length=1
     )
+    secrets_extension: bool = False
+    secrets_extension_port: int = Field(
+        default=DEFAULT_PORT,
+        validation_alias="PARAMETERS_SECRETS_EXTENSION_HTTP_PORT",
+        ge=1,
+        le=65535,
+    )
+    session_token: SecretStr | None = Field(default=None, validation_alias="AWS_SESSION_TOKEN")
 
     def secret_parameters(self) -> dict[str, str]:
         """The SSM parameter of each configured secret, by the key functions ask for."""
@@ -114,6 +136,21 @@ class LambdaSettings(BaseSettings):
         if self.topic_arn is None or (consumes and self.service not in self.queue_urls):
             return None
         return BootstrapReport(topic_arn=self.topic_arn, queue_urls=dict(self.queue_urls))
+
+    def secrets_extension_at_start(self) -> ParametersExtension | None:
+        """The extension to read the first secrets through: only in an on-demand init (the
+        first request waits for it; a SnapStart or provisioned init reads SSM off the
+        request path), with its layer configured, a session token and secrets to read."""
+        if not (
+            self.secrets_extension
+            and self.initialization_type == "on-demand"
+            and self.session_token is not None
+            and self.secret_parameters()
+        ):
+            return None
+        return ParametersExtension(
+            port=self.secrets_extension_port, token=self.session_token.get_secret_value()
+        )
 
     def clients_at_start(self) -> tuple[str, ...]:
         """The core AWS clients to open before the first request (see the class)."""
@@ -150,19 +187,26 @@ class Sandbox:
         )
         parameters = self.settings.secret_parameters()
         secrets = SsmSecrets(
-            await aws.client("ssm") if parameters else None,
+            ClientOnFirstCall(aws, "ssm") if parameters else None,
             parameters,
             min_interval=self.settings.secret_refresh_seconds,
             max_age=self.settings.secret_max_age_seconds,
+            first_read=self.settings.secrets_extension_at_start(),
         )
-        async with asyncio.TaskGroup() as group:
+        # The first read runs while the rest opens and the function is built: a builder
+        # waits for it (FunctionContext.secret_overrides) once it needs a secret.
+        reading = asyncio.ensure_future(secrets.load())
+        await asyncio.sleep(0)  # under way now (the extension's reads are in threads)
+        try:
             names = Names.from_settings(load_settings(TopologySettings))
-            runtime = group.create_task(
-                runtime_on(aws, names, topology=self.settings.known_topology())
-            )
-            group.create_task(secrets.load())
-        self.context = FunctionContext(runtime=runtime.result(), secrets=secrets)
-        self.function = await build(self.context)
+            runtime = await runtime_on(aws, names, topology=self.settings.known_topology())
+            self.context = FunctionContext(runtime=runtime, secrets=secrets, secrets_read=reading)
+            self.function = await build(self.context)
+            await reading
+        except BaseException:
+            reading.cancel()
+            await asyncio.gather(reading, return_exceptions=True)
+            raise
         log.info("sandbox ready: %s", self.settings.service)
 
     async def restored(self) -> None:
@@ -198,13 +242,44 @@ def _open_sandbox() -> Sandbox:
         settings = load_settings(LambdaSettings)
         configure_function_logging(settings.service)
         sandbox = Sandbox(settings)
-        try:
-            sandbox.run(sandbox.open())
-        except BaseException:
-            sandbox.close()
-            raise
+        with _collector_paused():
+            try:
+                sandbox.run(sandbox.open())
+            except BaseException:
+                sandbox.close()
+                raise
         _sandbox = sandbox
     return _sandbox
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a Lambda sandbox opens (toilkit/__init__.py says
+    why); what opening made lives as long as the sandbox, so it leaves the collector's sight
+    for good. Outside Lambda (tests, tools) nothing changes."""
+    if not os.environ.get(INIT_TYPE_VARIABLE):
+        yield
+        return
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        if collecting:
+            gc.enable()
+
+
+def _init_phase() -> None:
+    """Lambda's init: open the sandbox; or, when its first secrets come from the extension
+    (which answers only once a request came), import the function's modules and leave the
+    opening to the first request."""
+    settings = load_settings(LambdaSettings)
+    if settings.secrets_extension_at_start() is None:
+        _open_sandbox()
+    else:
+        configure_function_logging(settings.service)
+        function_builder(settings.service)
 
 
 def close_sandbox() -> None:
@@ -285,7 +360,7 @@ def _register_snapstart_hooks() -> None:
 if os.environ.get(INIT_TYPE_VARIABLE):
     _register_snapstart_hooks()
     try:
-        _open_sandbox()
+        _init_phase()
     finally:
         # Collection was off while importing and opening (toilkit/__init__.py): what init
         # made lives as long as the sandbox, so it leaves the collector's sight for good.

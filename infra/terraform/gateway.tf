@@ -11,7 +11,8 @@
 # and the keep-warm schedule point at the alias. With SnapStart (var.gateway_snap_start) a
 # published version's sandboxes resume from a snapshot taken after the init phase
 # (imports, AWS clients, the built gateway); the restore hook reads the SSM secrets again and
-# drops the snapshot's connections.
+# drops the snapshot's connections. Without a snapshot (an on-demand init), the first request
+# reads the secrets through the Parameters and Secrets extension (var.secrets_extension).
 
 locals {
   # Besides local.common_environment (lambda.tf).
@@ -43,6 +44,7 @@ resource "aws_lambda_function" "gateway" {
   architectures    = [var.lambda_architecture]
   memory_size      = var.gateway_memory_mb
   timeout          = 10
+  layers           = local.secrets_extension_layers
   # Anyone can call the URL: a flood of unsigned requests (answered 401, but each one runs
   # the function) is capped here instead of taking the account's whole concurrency.
   reserved_concurrent_executions = var.gateway_reserved_concurrency

@@ -118,7 +118,7 @@ data "aws_iam_policy_document" "payloads" {
 data "aws_iam_policy_document" "slack_bot_token" {
   statement {
     sid       = "SlackToken"
-    actions   = ["ssm:GetParameters"]
+    actions   = ["ssm:GetParameters", "ssm:GetParameter"] # GetParameter: the extension
     resources = [aws_ssm_parameter.slack_bot_token.arn]
   }
 }
@@ -261,7 +261,7 @@ data "aws_iam_policy_document" "gateway_function" {
 
   statement {
     sid       = "SlackSigningSecret"
-    actions   = ["ssm:GetParameters"]
+    actions   = ["ssm:GetParameters", "ssm:GetParameter"] # GetParameter: the extension
     resources = [aws_ssm_parameter.slack_signing_secret.arn]
   }
 }

@@ -33,7 +33,23 @@ locals {
     TOILKIT_TOPIC_ARN   = local.topic_arn
     TOILKIT_NAME_PREFIX = var.name_prefix
     TOILKIT_BUCKET      = aws_s3_bucket.artifacts.bucket
+    # The AWS Parameters and Secrets Lambda Extension (var.secrets_extension), on the port
+    # it listens on by default. It answers only once a request came (never in the init
+    # phase) and caches each value for up to five minutes, so toilkit uses it for a
+    # sandbox's first read only and reads SSM with the SDK afterwards (shared/ssm_extension.py).
+    TOILKIT_SECRETS_EXTENSION              = tostring(var.secrets_extension)
+    PARAMETERS_SECRETS_EXTENSION_HTTP_PORT = "2773"
   }
+
+  # The extension's layer on every function: the ARN given, or the latest AWS publishes for
+  # this region and architecture (data.aws_ssm_parameter.secrets_extension_layer).
+  secrets_extension_layer_arn = (
+    var.secrets_extension_layer_arn != null
+    ? var.secrets_extension_layer_arn
+    : one(data.aws_ssm_parameter.secrets_extension_layer[*].insecure_value)
+  )
+  secrets_extension_layers = var.secrets_extension ? [local.secrets_extension_layer_arn] : []
+
   worker_own_environment = {
     detector = {
       TOILKIT_DRIFT_SCAN_PROJECT               = aws_codebuild_project.drift_scan.name
@@ -68,6 +84,12 @@ locals {
   }
 }
 
+# The extension layer's latest ARN for this region and architecture, as AWS publishes it.
+data "aws_ssm_parameter" "secrets_extension_layer" {
+  count = var.secrets_extension && var.secrets_extension_layer_arn == null ? 1 : 0
+  name  = "/aws/service/aws-parameters-and-secrets-lambda-extension/${var.lambda_architecture == "arm64" ? "arm64" : "x86"}/latest"
+}
+
 resource "aws_lambda_function" "worker" {
   #checkov:skip=CKV_AWS_115:each event source mapping caps its concurrency (worker_max_concurrency); a reservation would come out of the account's unreserved pool
   #checkov:skip=CKV_AWS_116:SQS invokes them, and each queue has its own DLQ (redrive policy); a function DLQ only keeps async events
@@ -87,6 +109,7 @@ resource "aws_lambda_function" "worker" {
   architectures    = [var.lambda_architecture]
   memory_size      = var.worker_memory_mb[each.key]
   timeout          = local.worker_timeout_seconds
+  layers           = local.secrets_extension_layers
 
   environment {
     variables = local.worker_environment[each.key]

@@ -30,6 +30,23 @@ variable "gateway_snap_start" {
   default     = true
 }
 
+variable "secrets_extension" {
+  description = "Put the AWS Parameters and Secrets Lambda Extension's layer on every function: an on-demand cold start reads its first SSM secrets through it (plain HTTP on localhost) instead of opening an SSM client, which takes botocore off the gateway's first request. false: the functions read SSM with the SDK, as before."
+  type        = bool
+  default     = true
+}
+
+variable "secrets_extension_layer_arn" {
+  description = "The extension layer's ARN (it differs by region and architecture). null (the default): the latest version AWS publishes for this region and var.lambda_architecture, read from its public SSM parameter /aws/service/aws-parameters-and-secrets-lambda-extension/{x86,arm64}/latest at plan time."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.secrets_extension_layer_arn == null || can(regex("^arn:aws[a-z-]*:lambda:[a-z0-9-]+:[0-9]{12}:layer:AWS-Parameters-and-Secrets-Lambda-Extension(-Arm64)?:[0-9]+$", var.secrets_extension_layer_arn))
+    error_message = "secrets_extension_layer_arn must be a version of the AWS-Parameters-and-Secrets-Lambda-Extension(-Arm64) layer, e.g. arn:aws:lambda:us-east-1:177933569100:layer:AWS-Parameters-and-Secrets-Lambda-Extension:99."
+  }
+}
+
 variable "lambda_architecture" {
   description = "x86_64 or arm64; must match the --platform scripts/build-lambda.sh built the zip for."
   type        = string

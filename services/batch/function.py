@@ -124,7 +124,9 @@ async def build_function(context: FunctionContext) -> BatchFunction:
         ConfigError: the catalog has commands that run locally (a local run would be a
             child of the sandbox, stopped when the invocation returns).
     """
-    settings = load_settings(BatchSettings, **context.secret_overrides(slack_bot_token="bot_token"))
+    settings = load_settings(
+        BatchSettings, **await context.secret_overrides(slack_bot_token="bot_token")
+    )
     service = await build_batch(context.runtime, settings)
     local = [
         f"{command.name} in {environment}"

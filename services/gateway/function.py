@@ -26,6 +26,7 @@ import logging
 from services.gateway.service import GatewayService, build_gateway
 from services.gateway.settings import GatewaySettings
 from services.gateway.transport import EVENTS_PATH, HEALTH_PATH
+from shared.catalog import load_catalog
 from shared.errors import ConfigError
 from shared.lambda_function import FunctionContext, HttpRequest, HttpResponse
 from shared.secrets import SsmSecrets
@@ -111,10 +112,14 @@ async def build_function(context: FunctionContext) -> GatewayFunction:
     Raises:
         ConfigError: no signing secret (a function URL is on the internet).
     """
-    settings = load_settings(GatewaySettings, **context.secret_overrides(**SECRET_FIELDS))
+    # The catalog first: it needs no secret, and its validation can run while the first
+    # read of the secrets (the Lambda extension's, in threads) waits for its answer.
+    catalog = load_catalog(load_settings(GatewaySettings).catalog_path)
+    settings = load_settings(GatewaySettings, **await context.secret_overrides(**SECRET_FIELDS))
     if settings.slack_signing_secret is None:
         raise ConfigError(
             "the gateway function needs a signing secret: set TOILKIT_SLACK_SIGNING_SECRET_PARAMETER "
             "(an SSM SecureString) or SLACK_SIGNING_SECRET"
         )
-    return GatewayFunction(await build_gateway(context.runtime, settings), context.secrets)
+    service = await build_gateway(context.runtime, settings, catalog=catalog)
+    return GatewayFunction(service, context.secrets)

@@ -262,15 +262,17 @@ def _listed_options(
 
 
 async def build_gateway(
-    runtime: Runtime, settings: GatewaySettings | None = None
+    runtime: Runtime, settings: GatewaySettings | None = None, *, catalog: Catalog | None = None
 ) -> GatewayService:
     """Wire the gateway once: catalog, Slack client, group cache, ledger, Bolt app, server.
+
+    ``catalog``: the one at ``settings.catalog_path``, already loaded (default: load it).
 
     Raises:
         ConfigError: bad settings (naming the variable) or an invalid catalog.
     """
     settings = settings or load_settings(GatewaySettings)
-    catalog = load_catalog(settings.catalog_path)
+    catalog = load_catalog(settings.catalog_path) if catalog is None else catalog
     signing_secret, generated = _signing_secret(settings)
     client = _slack_client(settings)
     gateway = Gateway(

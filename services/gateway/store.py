@@ -13,14 +13,6 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any, Protocol
 
-from tenacity import (
-    AsyncRetrying,
-    retry_if_exception_type,
-    stop_after_attempt,
-    stop_after_delay,
-    wait_random_exponential,
-)
-
 from shared.errors import TransientError
 from shared.state_table.access import query_all
 from shared.state_table.drift import (
@@ -37,6 +29,7 @@ from shared.state_table.keys import (
 from shared.state_table.runs import RunRecord, read_run_record, recent_run_ids
 
 if TYPE_CHECKING:
+    from tenacity import AsyncRetrying
     from types_aiobotocore_dynamodb import DynamoDBClient
 
 log = logging.getLogger(__name__)
@@ -44,6 +37,14 @@ log = logging.getLogger(__name__)
 
 def interactive_retry() -> AsyncRetrying:
     """Retry a read once, quickly: someone is waiting in Slack for the answer."""
+    from tenacity import (  # noqa: PLC0415 - tenacity loads with the first read, not at start
+        AsyncRetrying,
+        retry_if_exception_type,
+        stop_after_attempt,
+        stop_after_delay,
+        wait_random_exponential,
+    )
+
     return AsyncRetrying(
         stop=stop_after_attempt(2) | stop_after_delay(1),
         wait=wait_random_exponential(multiplier=0.05, max=0.2),

@@ -17,7 +17,7 @@ from shared.settings import load_settings
 async def build_function(context: FunctionContext) -> QueueWorkerFunction:
     """The notifier on its queue, with the bot token from SSM when one is configured."""
     settings = load_settings(
-        NotifierSettings, **context.secret_overrides(slack_bot_token="bot_token")
+        NotifierSettings, **await context.secret_overrides(slack_bot_token="bot_token")
     )
     service = await build_notifier(context.runtime, settings=settings)
     return QueueWorkerFunction(service.worker, close=service.aclose)

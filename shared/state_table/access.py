@@ -9,11 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from tenacity import AsyncRetrying
-
 from shared.aws import call_aws
 
 if TYPE_CHECKING:
+    from tenacity import AsyncRetrying
     from types_aiobotocore_dynamodb import DynamoDBClient
 
 Item = dict[str, Any]

@@ -14,13 +14,13 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
-from tenacity import AsyncRetrying
 
 from shared.aws import call_aws
 from shared.options import OptionItem
 from shared.state_table.keys import OPTIONS_LISTS, key, options_sort_key
 
 if TYPE_CHECKING:
+    from tenacity import AsyncRetrying
     from types_aiobotocore_dynamodb import DynamoDBClient
 
 #: The longest failure reason kept.
@@ -32,7 +32,8 @@ RETRY_FAILED_SECONDS = 30
 class OptionsList(BaseModel):
     """What is known of one parameter's list of choices."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    # defer_build: built when a record is first read, not at import (a cold Lambda start).
+    model_config = ConfigDict(frozen=True, extra="ignore", defer_build=True)
 
     command: str
     parameter: str

@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeGuard, get_args
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
-from tenacity import AsyncRetrying
 
 from shared.aws import call_aws
 from shared.events import (
@@ -26,6 +25,7 @@ from shared.state_table.access import query_all
 from shared.state_table.keys import RUN_ITEM, RUN_LIST, key, run_partition, sortable_time
 
 if TYPE_CHECKING:
+    from tenacity import AsyncRetrying
     from types_aiobotocore_dynamodb import DynamoDBClient
 
 RunState: TypeAlias = Literal[
@@ -54,7 +54,8 @@ def is_run_outcome(status: str) -> TypeGuard[RunStatus]:
 class _Model(BaseModel):
     # Unknown fields are ignored: during a rolling deploy a reader may meet a record that a
     # newer batch service wrote.
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    # defer_build: built when a record is first read, not at import (a cold Lambda start).
+    model_config = ConfigDict(frozen=True, extra="ignore", defer_build=True)
 
 
 class ApprovalState(_Model):

@@ -28,11 +28,13 @@ from shared.events import DriftScanRequested, parse_event
 from shared.publishing import Publisher
 from shared.secrets import SsmSecrets
 from shared.slack.signing import signed_headers
+from shared.ssm_extension import ParameterMissing, ParametersExtension
 from shared.topology import BootstrapReport, Names
 from shared.worker import failure_key
 from tests.notifier_samples import run_started
 from tests.support import eventually, queue_depth, receive_all
 from toilkit import aws_lambda
+from toilkit.standins.parameters_extension import ParametersExtensionStandin
 from toilkit.standins.slack import SlackStandin
 from toilkit.standins.slack.app_requests import SlackUserRef, slash_command_body
 
@@ -485,6 +487,148 @@ async def test_after_a_snapstart_restore_the_gateway_serves_with_new_connections
     assert (await _scan_request(SECRET))["statusCode"] == 200
     messages = await receive_all(aws.sqs, topology.queue_urls["detector"], rounds=1)
     assert [type(parse_event(m["Body"])) for m in messages] == [DriftScanRequested]
+
+
+# ------------------------------------------------- the Parameters and Secrets extension
+
+TOKEN = "session-token-of-the-sandbox"
+
+
+@pytest.fixture
+async def extension(moto_endpoint: str) -> AsyncIterator[ParametersExtensionStandin]:
+    """The extension (stand-in) on moto's SSM, caching each value for five minutes, as the
+    real one does by default."""
+    async with ParametersExtensionStandin(TOKEN, endpoint_url=moto_endpoint, ttl=300) as ext:
+        yield ext
+
+
+def _client_of(ext: ParametersExtensionStandin, token: str = TOKEN) -> ParametersExtension:
+    return ParametersExtension(port=ext.port, token=token, host="127.0.0.1")
+
+
+async def test_the_extension_client_reads_parameters_and_names_each_failure(
+    aws: AwsClients, names: Names, extension: ParametersExtensionStandin
+) -> None:
+    # GIVEN two SecureStrings in SSM
+    first, second = f"/{names.prefix}/a/first", f"/{names.prefix}/b/second"
+    await put_secret(aws, first, "one")
+    await put_secret(aws, second, "two")
+
+    # WHEN both are read through the extension, THEN both come back decrypted
+    got = await _client_of(extension).get_parameters([first, second])
+    assert got == {first: "one", second: "two"}
+    assert sorted(c.name for c in extension.calls) == [first, second]
+
+    # A parameter SSM does not have is named
+    with pytest.raises(ParameterMissing, match=f"/{names.prefix}/nope"):
+        await _client_of(extension).get_parameters([first, f"/{names.prefix}/nope"])
+    # A wrong session token is refused (403)
+    with pytest.raises(ConfigError, match=r"refused the session token \(403\)"):
+        await _client_of(extension, token="another").get_parameters([first])
+    # A failing extension (5xx) is an error, not an empty secret
+    extension.fail_next(503)
+    with pytest.raises(ConfigError, match=r"failed \(503\) reading"):
+        await _client_of(extension).get_parameters([first])
+    # No extension listening: the layer is missing
+    await extension.stop()
+    with pytest.raises(ConfigError, match=r"cannot be reached.*layer"):
+        await _client_of(extension).get_parameters([first])
+
+
+async def test_only_the_first_read_goes_through_the_extension_and_refreshes_read_ssm(
+    aws: AwsClients, names: Names, extension: ParametersExtensionStandin
+) -> None:
+    # GIVEN secrets read first through the extension, which caches for five minutes
+    parameter = f"/{names.prefix}/slack/signing-secret"
+    await put_secret(aws, parameter, "first")
+    secrets = SsmSecrets(
+        await aws.client("ssm"),
+        {"signing_secret": parameter},
+        min_interval=0,
+        first_read=_client_of(extension),
+    )
+    await secrets.load()
+    assert secrets.get("signing_secret") == SecretStr("first")
+    assert [c.name for c in extension.calls] == [parameter]
+
+    # WHEN the secret changes and a refresh is asked for (a signature did not match)
+    await put_secret(aws, parameter, "second")
+
+    # THEN the refresh reads SSM itself: the new value, though the extension's cache
+    # still holds the old one
+    assert await secrets.refresh() == {"signing_secret"}
+    assert secrets.get("signing_secret") == SecretStr("second")
+    assert len(extension.calls) == 1
+    assert await _client_of(extension).get_parameters([parameter]) == {parameter: "first"}
+
+
+async def test_an_on_demand_gateway_with_the_extension_answers_without_an_aws_client(
+    rig: LambdaRig, extension: ParametersExtensionStandin
+) -> None:
+    aws, _, topology, standin, lambda_env = rig.parts
+    # GIVEN the gateway's environment as Terraform writes it with the extension's layer,
+    # in an on-demand init, with Lambda's session token
+    parameter = await rig.gateway(secret="placeholder-set-by-terraform")
+    lambda_env.setenv("TOILKIT_TOPIC_ARN", topology.topic_arn)
+    lambda_env.setenv(aws_lambda.INIT_TYPE_VARIABLE, "on-demand")
+    lambda_env.setenv("TOILKIT_SECRETS_EXTENSION", "true")
+    lambda_env.setenv("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT", str(extension.port))
+    lambda_env.setenv("AWS_SESSION_TOKEN", TOKEN)
+    lambda_env.setenv("TOILKIT_SECRET_REFRESH_SECONDS", "0")
+
+    # WHEN the first request is a /toil run
+    assert (await _slash(standin, "placeholder-set-by-terraform"))["statusCode"] == 200
+
+    # THEN its secrets came through the extension and no AWS client was opened
+    sandbox = aws_lambda._sandbox
+    assert sandbox is not None and sandbox.context is not None
+    clients = sandbox.context.runtime.aws
+    assert [s for s in ("ssm", *AwsClients.CORE) if clients.opened(s) is not None] == []
+    assert sorted(c.name for c in extension.calls) == sorted(
+        [parameter, f"/{rig.names.prefix}/slack/bot-token"]
+    )
+    assert len(standin.calls("views.open")) == 1
+
+    # WHEN the secret is rotated while the extension still caches the old one
+    await put_secret(aws, parameter, SECRET)
+
+    # THEN a request signed with the new one is served (read from SSM on the mismatch),
+    # and the old one is refused from then on
+    assert (await _slash(standin, SECRET))["statusCode"] == 200
+    assert clients.opened("ssm") is not None
+    assert (await _slash(standin, "placeholder-set-by-terraform"))["statusCode"] == 401
+    assert len(extension.calls) == 2
+
+
+def test_the_extension_is_used_only_in_an_on_demand_init_with_a_session_token() -> None:
+    env = {
+        "service": "gateway",
+        "slack_signing_secret_parameter": "/toilkit/slack/signing-secret",
+        "secrets_extension": True,
+        "AWS_SESSION_TOKEN": TOKEN,
+        "PARAMETERS_SECRETS_EXTENSION_HTTP_PORT": 2999,
+    }
+    on_demand = aws_lambda.LambdaSettings(**env, AWS_LAMBDA_INITIALIZATION_TYPE="on-demand")
+    assert on_demand.secrets_extension_at_start() == ParametersExtension(port=2999, token=TOKEN)
+    # A SnapStart or provisioned init is off the request path and may not call it.
+    for init in ("snap-start", "provisioned-concurrency"):
+        settings = aws_lambda.LambdaSettings(**env, AWS_LAMBDA_INITIALIZATION_TYPE=init)
+        assert settings.secrets_extension_at_start() is None
+    # Without the token (Lambda does not always set it), or without the layer: the SDK.
+    no_token = {k: v for k, v in env.items() if k != "AWS_SESSION_TOKEN"}
+    assert (
+        aws_lambda.LambdaSettings(
+            **no_token, AWS_LAMBDA_INITIALIZATION_TYPE="on-demand"
+        ).secrets_extension_at_start()
+        is None
+    )
+    no_layer = env | {"secrets_extension": False}
+    assert (
+        aws_lambda.LambdaSettings(
+            **no_layer, AWS_LAMBDA_INITIALIZATION_TYPE="on-demand"
+        ).secrets_extension_at_start()
+        is None
+    )
 
 
 def test_the_topology_from_the_environment_is_used_only_with_the_functions_queue() -> None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from scripts.lambda_package import write_catalog
 from shared.authz import approval_refusal, authorization_refusal, break_glass_refusal
 from shared.catalog import (
     ApprovalPolicy,
@@ -179,6 +181,37 @@ def test_loading_names_the_file_and_the_problem(tmp_path: Path) -> None:
     empty.write_text("commands: []\n")
     with pytest.raises(ConfigError, match=rf"invalid command catalog {empty}:\n  commands:"):
         load_catalog(empty)
+
+
+def test_a_lambda_package_catalog_is_the_same_catalog_as_json(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN the demo catalog written as scripts/lambda_package.py writes a package's
+    packaged = tmp_path / "catalog.yaml"
+    write_catalog(DEMO, None, packaged)
+    assert packaged.read_text().startswith("{")
+
+    # WHEN it is loaded where PyYAML cannot be imported (the gateway's package)
+    monkeypatch.setitem(sys.modules, "yaml", None)
+    from_json = load_catalog(packaged)
+
+    # THEN it is the catalog the YAML holds
+    monkeypatch.delitem(sys.modules, "yaml")
+    from_yaml = load_catalog(DEMO)
+    assert from_json.model_dump(exclude={"source_dir"}) == from_yaml.model_dump(
+        exclude={"source_dir"}
+    )
+    # A catalog still in YAML says what to do instead of failing on the import
+    monkeypatch.setitem(sys.modules, "yaml", None)
+    with pytest.raises(ConfigError, match="is not JSON and PyYAML is not installed"):
+        load_catalog(DEMO)
+
+
+def test_a_value_json_cannot_hold_stops_the_package_build(tmp_path: Path) -> None:
+    source = tmp_path / "catalog.yaml"
+    source.write_text("commands: []\nreviewed: 2024-01-01\n")
+    with pytest.raises(SystemExit, match="a value JSON cannot hold"):
+        write_catalog(source, None, tmp_path / "packaged.yaml")
 
 
 # --------------------------------------------------------------------------- requests

@@ -354,6 +354,25 @@ def test_slack_secrets_are_secure_string_parameters_the_functions_are_told_about
     assert url["authorization_type"] == "NONE"
 
 
+def test_every_function_can_read_its_first_secrets_through_the_extension() -> None:
+    # toilkit.aws_lambda.LambdaSettings.secrets_extension_at_start: the layer on every
+    # function, the flag and the extension's port in every environment, and GetParameter
+    # (what the extension calls) allowed wherever GetParameters is.
+    resources = _blocks("resource")
+    for name in ("aws_lambda_function.worker", "aws_lambda_function.gateway"):
+        assert resources[name]["layers"] == "${local.secrets_extension_layers}", name
+    assert _variables()["secrets_extension"]["default"] is True
+    layer = _blocks("data")["aws_ssm_parameter.secrets_extension_layer"]
+    assert layer["name"].startswith("/aws/service/aws-parameters-and-secrets-lambda-extension/")
+    for service, environment in _environments().items():
+        assert environment["TOILKIT_SECRETS_EXTENSION"] == "${tostring(var.secrets_extension)}"
+        assert environment["PARAMETERS_SECRETS_EXTENSION_HTTP_PORT"] == "2773", service
+    for name, document in _policy_documents().items():
+        for statement in _statements(document):
+            if "ssm:GetParameters" in statement.get("actions", []):
+                assert "ssm:GetParameter" in statement["actions"], name
+
+
 def test_every_variable_and_output_is_described() -> None:
     for name, body in _variables().items():
         assert body.get("description"), name

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import botocore
 import botocore.session
+import pydantic
 import pytest
 from botocore.regions import EndpointResolver
 
@@ -26,6 +27,7 @@ from scripts.lambda_package import (
     AWS_SERVICES,
     FUNCTION_DISTRIBUTIONS,
     NOT_IN_LAMBDA,
+    closure,
     endpoint_prefixes,
     trim_endpoints,
 )
@@ -68,6 +70,20 @@ def test_the_gateway_does_not_load_socket_mode_or_the_detector_s_parsers() -> No
     assert "slack_bolt.adapter.socket_mode" not in loaded
     # croniter is loaded only to check the catalog's schedules (the demo catalog has one).
     assert not {"hcl2", "lark"} & {m.split(".")[0] for m in loaded}
+
+
+def test_no_distribution_a_function_imports_is_a_pydantic_plugin() -> None:
+    # toilkit/__init__.py tells pydantic not to look for plugins in a Lambda sandbox: no
+    # distribution a function's package holds (the same closure, from this environment)
+    # declares one.
+    site = Path(pydantic.__file__).parents[1]
+    for function, roots in FUNCTION_DISTRIBUTIONS.items():
+        plugins = [
+            dist.metadata["Name"]
+            for dist in closure(site, roots)
+            if any(entry.group == "pydantic" for entry in dist.entry_points)
+        ]
+        assert plugins == [], function
 
 
 def test_what_lambda_leaves_out_is_what_no_function_imports() -> None:
