@@ -25,7 +25,7 @@ from pydantic import SecretStr
 
 from shared.aws import call_aws
 from shared.errors import ConfigError, ToilkitError
-from shared.ssm_extension import ParametersExtension
+from shared.ssm_extension import ParameterMissing, ParametersExtension
 
 log = logging.getLogger(__name__)
 
@@ -129,8 +129,15 @@ class SsmSecrets:
         self._read_at = self._clock()
         extension, self._first_read = self._first_read, None
         if extension is not None:
-            self._use(await extension.get_parameters(names))
-            return
+            try:
+                self._use(await extension.get_parameters(names))
+                return
+            except ParameterMissing:
+                raise  # SSM would say the same
+            except ConfigError as exc:
+                # A missing layer or a failing extension costs a slower first answer, not
+                # the function: SSM itself answers.
+                log.warning("secrets extension failed, reading SSM instead: %s", exc)
         try:
             response = await call_aws(
                 "ssm.get_parameters",

@@ -17,6 +17,10 @@ AWS documents two limits that decide where this is used (``toilkit/aws_lambda.py
 * it caches each parameter for up to ``SSM_PARAMETER_STORE_TTL`` seconds (300 by default)
   and has no way to bypass that cache per request, so a read that must see a value put a
   moment ago (after a signature did not match) goes to SSM itself.
+
+An extension that fails or is not there (no layer) is logged and SSM answers that first read
+instead (:class:`shared.secrets.SsmSecrets`): a slower first answer, not a broken function. A
+parameter that does not exist is an error either way.
 """
 
 from __future__ import annotations

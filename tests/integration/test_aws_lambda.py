@@ -562,6 +562,32 @@ async def test_only_the_first_read_goes_through_the_extension_and_refreshes_read
     assert await _client_of(extension).get_parameters([parameter]) == {parameter: "first"}
 
 
+async def test_a_failing_extension_costs_the_first_read_a_trip_to_ssm_not_the_function(
+    aws: AwsClients, names: Names, extension: ParametersExtensionStandin
+) -> None:
+    parameter = f"/{names.prefix}/slack/signing-secret"
+    await put_secret(aws, parameter, "from-ssm")
+
+    def secrets_of(name: str, ssm: Any) -> SsmSecrets:
+        first = _client_of(extension)
+        return SsmSecrets(ssm, {"signing_secret": name}, min_interval=0, first_read=first)
+
+    ssm = await aws.client("ssm")
+    # GIVEN a parameter that does not exist: the extension's 404 is the error, naming it
+    with pytest.raises(ParameterMissing, match="nope"):
+        await secrets_of(f"/{names.prefix}/nope", ssm).load()
+    # WHEN the extension fails (5xx, a refused token) or is not there at all
+    for failure in (503, 403, None):
+        if failure is None:
+            await extension.stop()  # no layer on the function
+        else:
+            extension.fail_next(failure)
+        secrets = secrets_of(parameter, ssm)
+        await secrets.load()
+        # THEN SSM itself gives the secret
+        assert secrets.get("signing_secret") == SecretStr("from-ssm"), failure
+
+
 async def test_an_on_demand_gateway_with_the_extension_answers_without_an_aws_client(
     rig: LambdaRig, extension: ParametersExtensionStandin
 ) -> None:
