@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from shared.aws import call_aws
 from shared.errors import ConditionFailed
-from shared.state_table.access import batch_put, delete_item, put_item
+from shared.state_table.access import batch_put, delete_item, put_item, update_item
 
 if TYPE_CHECKING:
     from types_aiobotocore_dynamodb import DynamoDBClient
@@ -139,33 +139,6 @@ class IdempotencyStore:
         )
         return dict(response.get("Item", {}))
 
-    async def _update(
-        self,
-        key: str,
-        update: str,
-        *,
-        names: dict[str, str],
-        values: dict[str, Any],
-        condition: str | None = None,
-    ) -> None:
-        """Update the record of ``key`` (under ``condition`` when given).
-
-        Raises:
-            ConditionFailed: the condition did not hold (nothing was written).
-        """
-        arguments: dict[str, Any] = {
-            "TableName": self.table,
-            "Key": {"id": {"S": key}},
-            "UpdateExpression": update,
-            "ExpressionAttributeNames": names,
-            "ExpressionAttributeValues": values,
-        }
-        if condition is not None:
-            arguments["ConditionExpression"] = condition
-        await call_aws(
-            "dynamodb.update_item (idempotency)", lambda: self._ddb.update_item(**arguments)
-        )
-
     async def _delete_if(
         self,
         key: str,
@@ -206,9 +179,12 @@ class IdempotencyStore:
         heartbeat); False if the claim is no longer ours (it lapsed and was taken over)."""
         now = self._clock()
         try:
-            await self._update(
-                key,
+            await update_item(
+                self._ddb,
+                self.table,
+                {"id": {"S": key}},
                 "SET in_progress_expiration = :until",
+                what="idempotency",
                 condition="#status = :in_progress AND #owner = :owner",
                 names={"#status": "status", "#owner": "owner"},
                 values={
@@ -236,9 +212,12 @@ class IdempotencyStore:
 
     async def complete(self, key: str) -> None:
         """Mark ``key`` handled; a redelivery of the same event is then skipped."""
-        await self._update(
-            key,
+        await update_item(
+            self._ddb,
+            self.table,
+            {"id": {"S": key}},
             "SET #status = :completed, expiration = :expiration",
+            what="idempotency",
             names={"#status": "status"},
             values={
                 ":completed": {"S": COMPLETED},

@@ -23,7 +23,7 @@ from shared.aws import call_aws
 from shared.clock import Clock, utc_now
 from shared.errors import ConditionFailed, TransientError
 from shared.events import Actor
-from shared.state_table.access import delete_item, put_item, query_all
+from shared.state_table.access import delete_item, put_item, query_all, update_item
 from shared.state_table.keys import (
     ACTIVE_RUNS,
     AUDIT_PREFIX,
@@ -282,22 +282,21 @@ class RunStore:
         """Count ``run_id`` as one of the user's break-glass runs of ``day``; False when
         ``limit`` runs are counted already (claiming the same run again is a no-op)."""
         try:
-            await call_aws(
-                "dynamodb.update_item (break-glass)",
-                lambda: self._ddb.update_item(
-                    TableName=self.table,
-                    Key=key(break_glass_partition(user_id), day.isoformat()),
-                    UpdateExpression="ADD runs :run SET expires_at = :expires",
-                    ConditionExpression=(
-                        "attribute_not_exists(runs) OR size(runs) < :limit OR contains(runs, :one)"
-                    ),
-                    ExpressionAttributeValues={
-                        ":run": {"SS": [run_id]},
-                        ":one": {"S": run_id},
-                        ":limit": {"N": str(limit)},
-                        ":expires": {"N": self._expiry()},
-                    },
+            await update_item(
+                self._ddb,
+                self.table,
+                key(break_glass_partition(user_id), day.isoformat()),
+                "ADD runs :run SET expires_at = :expires",
+                what="break-glass",
+                condition=(
+                    "attribute_not_exists(runs) OR size(runs) < :limit OR contains(runs, :one)"
                 ),
+                values={
+                    ":run": {"SS": [run_id]},
+                    ":one": {"S": run_id},
+                    ":limit": {"N": str(limit)},
+                    ":expires": {"N": self._expiry()},
+                },
             )
         except ConditionFailed:
             return False

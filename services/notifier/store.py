@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from shared.aws import call_aws
 from shared.errors import ConditionFailed
-from shared.state_table.access import batch_put, delete_item, put_item
+from shared.state_table.access import batch_put, delete_item, put_item, update_item
 from shared.state_table.keys import (
     NOTIFIER_POINTER_PREFIX,
     NOTIFIER_THREAD,
@@ -182,20 +182,24 @@ class NotifierStore:
         """Move a claim's ``claimed_at`` to now, before an attempt that found it without a
         ``ts`` (and settled it as not posted) posts again: a later attempt then waits for
         Slack to settle *this* attempt's requests, not only the first one's."""
-        await self._update(
-            "notifier post",
+        await update_item(
+            self._ddb,
+            self.table,
             key.item_key,
             "SET claimed_at = :now",
-            {":now": {"N": repr(self._clock())}},
+            what="notifier post",
+            values={":now": {"N": repr(self._clock())}},
         )
 
     async def complete_post(self, key: PostKey, channel: str, ts: str) -> None:
         """Remember the posted message's channel and ``ts``."""
-        await self._update(
-            "notifier post",
+        await update_item(
+            self._ddb,
+            self.table,
             key.item_key,
             "SET #status = :posted, channel = :channel, ts = :ts",
-            {":posted": {"S": POSTED}, ":channel": {"S": channel}, ":ts": {"S": ts}},
+            what="notifier post",
+            values={":posted": {"S": POSTED}, ":channel": {"S": channel}, ":ts": {"S": ts}},
             names={"#status": "status"},
         )
 
@@ -269,11 +273,13 @@ class NotifierStore:
 
     async def thread_posted(self, key: ThreadKey, *, channel: str, ts: str) -> None:
         """Remember the parent message of a thread."""
-        await self._update(
-            "notifier thread",
+        await update_item(
+            self._ddb,
+            self.table,
             key.item_key,
             "SET channel = :channel, ts = :ts",
-            {":channel": {"S": channel}, ":ts": {"S": ts}},
+            what="notifier thread",
+            values={":channel": {"S": channel}, ":ts": {"S": ts}},
         )
 
     async def release_thread(self, key: ThreadKey, owner: str) -> None:
@@ -297,11 +303,13 @@ class NotifierStore:
             False when another event got there first (read again and merge again).
         """
         try:
-            await self._update(
-                "notifier thread view",
+            await update_item(
+                self._ddb,
+                self.table,
                 key.item_key,
                 "SET #view = :view, version = :next",
-                {
+                what="notifier thread view",
+                values={
                     ":view": {"B": _pack(view_json)},
                     ":next": {"N": str(expected_version + 1)},
                     ":expected": {"N": str(expected_version)},
@@ -352,30 +360,6 @@ class NotifierStore:
         await batch_put(self._ddb, self.table, items, what="notifier pointers")
 
     # ------------------------------------------------------------------ helpers
-
-    async def _update(
-        self,
-        what: str,
-        key: dict[str, Any],
-        expression: str,
-        values: dict[str, Any],
-        *,
-        names: dict[str, str] | None = None,
-        condition: str | None = None,
-    ) -> None:
-        """Apply the update ``expression`` to ``key`` (raises ``ConditionFailed`` when a
-        ``condition`` is given and does not hold)."""
-        arguments: dict[str, Any] = {
-            "TableName": self.table,
-            "Key": key,
-            "UpdateExpression": expression,
-            "ExpressionAttributeValues": values,
-        }
-        if names:
-            arguments["ExpressionAttributeNames"] = names
-        if condition:
-            arguments["ConditionExpression"] = condition
-        await call_aws(f"dynamodb.update_item ({what})", lambda: self._ddb.update_item(**arguments))
 
     async def _delete_if(
         self,

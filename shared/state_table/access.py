@@ -1,4 +1,4 @@
-"""Reading and writing the state table: paging, batch writes and conditional writes.
+"""Reading and writing the state table: paging, batch writes, conditional writes and updates.
 
 Every call goes through :func:`shared.aws.call_aws`, so errors are classified once; a
 failed condition is :class:`~shared.errors.ConditionFailed`, which no store re-detects.
@@ -147,6 +147,36 @@ async def delete_item(
     """
     arguments: Item = {"TableName": table, "Key": key} | _condition(condition, names, values)
     await call_aws(f"dynamodb.delete_item ({what})", lambda: dynamodb.delete_item(**arguments))
+
+
+async def update_item(
+    dynamodb: DynamoDBClient,
+    table: str,
+    key: Item,
+    expression: str,
+    *,
+    what: str,
+    condition: str | None = None,
+    names: dict[str, str] | None = None,
+    values: Item | None = None,
+    return_new: bool = False,
+) -> Item:
+    """Apply the update ``expression`` to one item, under ``condition`` when given.
+
+    Returns:
+        The item as it is after the update, when ``return_new`` asks for it; else ``{}``.
+
+    Raises:
+        ConditionFailed: the condition did not hold (nothing was written).
+    """
+    arguments: Item = {"TableName": table, "Key": key, "UpdateExpression": expression}
+    arguments |= _condition(condition, names, values)
+    if return_new:
+        arguments["ReturnValues"] = "ALL_NEW"
+    response = await call_aws(
+        f"dynamodb.update_item ({what})", lambda: dynamodb.update_item(**arguments)
+    )
+    return dict(response.get("Attributes") or {})
 
 
 def _condition(condition: str | None, names: dict[str, str] | None, values: Item | None) -> Item:
