@@ -43,7 +43,7 @@ from services.detector.plan import PlanFinding, PlanSummary
 from shared.aws import call_aws
 from shared.errors import ConditionFailed
 from shared.events import Actor, FindingKind, FindingStatus, ScanMode, Suspect
-from shared.state_table.access import query_all, update_item
+from shared.state_table.access import put_item, query_all, update_item
 from shared.state_table.drift import StateScan, state_scan_from_item
 from shared.state_table.keys import (
     DRIFT_STATES,
@@ -241,19 +241,14 @@ class LifecycleStore:
 
     async def record_scan(self, state: str, *, status: str, scan_id: str, now: datetime) -> None:
         """Remember that ``state`` was scanned (the report lists states from these)."""
-        await call_aws(
-            "dynamodb.put_item",
-            lambda: self.dynamodb.put_item(
-                TableName=self.table,
-                Item={
-                    "pk": {"S": DRIFT_STATES},
-                    "sk": {"S": state},
-                    "scanned_at": {"S": sortable_time(now)},
-                    "scan_id": {"S": scan_id},
-                    "status": {"S": status},
-                },
-            ),
-        )
+        item = {
+            "pk": {"S": DRIFT_STATES},
+            "sk": {"S": state},
+            "scanned_at": {"S": sortable_time(now)},
+            "scan_id": {"S": scan_id},
+            "status": {"S": status},
+        }
+        await put_item(self.dynamodb, self.table, item, what="drift state scan")
 
     async def claim(
         self, state: str, fingerprints: Iterable[str], claimed_by: Actor, *, now: datetime
@@ -373,10 +368,7 @@ class LifecycleStore:
             paths = sorted({a.path for a in finding.attributes if not a.ignored})
             if paths:
                 item["attributes"] = {"SS": paths[:_MAX_STORED_ATTRIBUTES]}
-            return lambda: call_aws(
-                "dynamodb.put_item",
-                lambda: self.dynamodb.put_item(TableName=self.table, Item=item),
-            )
+            return lambda: put_item(self.dynamodb, self.table, item, what="drift finding")
         return lambda: update_item(
             self.dynamodb,
             self.table,
