@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from shared.aws import call_aws
 from shared.errors import ConditionFailed
-from shared.state_table.access import batch_put, delete_item, put_item, update_item
+from shared.state_table.access import batch_put, delete_item, get_item, put_item, update_item
 
 if TYPE_CHECKING:
     from types_aiobotocore_dynamodb import DynamoDBClient
@@ -131,13 +131,7 @@ class IdempotencyStore:
 
     async def _record(self, key: str) -> dict[str, Any]:
         """The record of ``key`` as it is now (a consistent read; ``{}`` when there is none)."""
-        response = await call_aws(
-            "dynamodb.get_item (idempotency)",
-            lambda: self._ddb.get_item(
-                TableName=self.table, Key={"id": {"S": key}}, ConsistentRead=True
-            ),
-        )
-        return dict(response.get("Item", {}))
+        return await get_item(self._ddb, self.table, {"id": {"S": key}}, what="idempotency") or {}
 
     async def _delete_if(
         self,
@@ -294,11 +288,9 @@ class IdempotencyStore:
 
     async def failure(self, key: str) -> Failure | None:
         """What :meth:`record_failure_once` recorded, if anything."""
-        response = await call_aws(
-            "dynamodb.get_item (failure)",
-            lambda: self._ddb.get_item(TableName=self.table, Key={"id": {"S": key}}),
+        item = await get_item(
+            self._ddb, self.table, {"id": {"S": key}}, what="failure", consistent=False
         )
-        item = response.get("Item")
         if not item or "reason" not in item:
             return None
         return Failure(item["reason"]["S"], item.get("kind", {}).get("S") == "poison")

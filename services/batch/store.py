@@ -23,7 +23,7 @@ from shared.aws import call_aws
 from shared.clock import Clock, utc_now
 from shared.errors import ConditionFailed, TransientError
 from shared.events import Actor
-from shared.state_table.access import delete_item, put_item, query_all, update_item
+from shared.state_table.access import delete_item, get_item, put_item, query_all, update_item
 from shared.state_table.keys import (
     ACTIVE_RUNS,
     AUDIT_PREFIX,
@@ -39,6 +39,7 @@ from shared.state_table.keys import (
 )
 from shared.state_table.runs import (
     RunRecord,
+    read_break_glass_runs,
     read_run_record,
     recent_run_ids,
     run_listing_item,
@@ -268,15 +269,7 @@ class RunStore:
 
     async def break_glass_runs(self, user_id: str, day: date) -> frozenset[str]:
         """The runs ``user_id`` started by break-glass on ``day`` (UTC)."""
-        response = await call_aws(
-            "dynamodb.get_item (break-glass)",
-            lambda: self._ddb.get_item(
-                TableName=self.table,
-                Key=key(break_glass_partition(user_id), day.isoformat()),
-                ConsistentRead=True,
-            ),
-        )
-        return frozenset(response.get("Item", {}).get("runs", {}).get("SS", []))
+        return await read_break_glass_runs(self._ddb, self.table, user_id, day)
 
     async def claim_break_glass(self, user_id: str, day: date, run_id: str, *, limit: int) -> bool:
         """Count ``run_id`` as one of the user's break-glass runs of ``day``; False when
@@ -306,15 +299,12 @@ class RunStore:
 
     async def last_scheduled_run(self, command: str, environment: str) -> str | None:
         """The run the schedule of ``command`` in ``environment`` started last."""
-        response = await call_aws(
-            "dynamodb.get_item (schedule)",
-            lambda: self._ddb.get_item(
-                TableName=self.table,
-                Key=key(schedule_partition(command, environment), "last"),
-                ConsistentRead=True,
-            ),
+        item = await get_item(
+            self._ddb,
+            self.table,
+            key(schedule_partition(command, environment), "last"),
+            what="schedule",
         )
-        item = response.get("Item")
         return None if item is None else str(item["run_id"]["S"])
 
     async def set_last_scheduled_run(self, command: str, environment: str, run_id: str) -> None:

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from shared.aws import call_aws
 from shared.errors import ConditionFailed
-from shared.state_table.access import batch_put, delete_item, put_item, update_item
+from shared.state_table.access import batch_put, delete_item, get_item, put_item, update_item
 from shared.state_table.keys import (
     NOTIFIER_POINTER_PREFIX,
     NOTIFIER_THREAD,
@@ -383,12 +383,7 @@ class NotifierStore:
             )
 
     async def _get(self, key: dict[str, Any]) -> dict[str, Any] | None:
-        response = await call_aws(
-            "dynamodb.get_item (notifier)",
-            lambda: self._ddb.get_item(TableName=self.table, Key=key, ConsistentRead=True),
-        )
-        item: dict[str, Any] | None = response.get("Item")
-        return item
+        return await get_item(self._ddb, self.table, key, what="notifier")
 
 
 def _pack(text: str) -> bytes:

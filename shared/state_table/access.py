@@ -1,4 +1,4 @@
-"""Reading and writing the state table: paging, batch writes, conditional writes and updates.
+"""Reading and writing the state table: reads, paging, batch writes, conditional writes and updates.
 
 Every call goes through :func:`shared.aws.call_aws`, so errors are classified once; a
 failed condition is :class:`~shared.errors.ConditionFailed`, which no store re-detects.
@@ -102,6 +102,29 @@ async def batch_put(
                 break
         for request in requests:
             await put_item(dynamodb, table, request["PutRequest"]["Item"], what=what)
+
+
+async def get_item(
+    dynamodb: DynamoDBClient,
+    table: str,
+    key: Item,
+    *,
+    what: str,
+    consistent: bool = True,
+    retry: AsyncRetrying | None = None,
+) -> Item | None:
+    """One item (None: there is none), consistently read unless ``consistent`` is False.
+
+    Args:
+        retry: the retry policy of the read (default: the outbound-call policy).
+    """
+    response = await call_aws(
+        f"dynamodb.get_item ({what})",
+        lambda: dynamodb.get_item(TableName=table, Key=key, ConsistentRead=consistent),
+        retry,
+    )
+    item = response.get("Item")
+    return None if item is None else dict(item)
 
 
 async def put_item(

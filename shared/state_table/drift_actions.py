@@ -21,10 +21,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from shared.aws import call_aws
 from shared.errors import ConditionFailed
 from shared.events import Actor
-from shared.state_table.access import delete_item, put_item, query_all, update_item
+from shared.state_table.access import delete_item, get_item, put_item, query_all, update_item
 from shared.state_table.keys import (
     DRIFT_AUDIT,
     DRIFT_IGNORES,
@@ -181,11 +180,7 @@ class ScanGuard:
                 values={":now": {"N": str(int(now.timestamp()))}},
             )
         except ConditionFailed:
-            held = await call_aws(
-                "dynamodb.get_item",
-                lambda: self.dynamodb.get_item(TableName=self.table, Key=slot, ConsistentRead=True),
-            )
-            found = held.get("Item")
+            found = await get_item(self.dynamodb, self.table, slot, what="scan in flight")
             return _actor_from(found, "requested_by") if found else Actor(name="someone")
         return None
 

@@ -1,16 +1,24 @@
-"""Conditional updates of the state table through :func:`shared.state_table.access.update_item`."""
+"""Reads and conditional updates of the state table through :mod:`shared.state_table.access`."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import pytest
 
 from shared.aws import AwsClients
 from shared.errors import ConditionFailed, PermanentError
-from shared.state_table.access import put_item, update_item
+from shared.state_table.access import Item, get_item, put_item, update_item
 from shared.state_table.keys import key
 from shared.topology import BootstrapReport, Names
 
 RECORD = key("test#access", "record")
+
+
+@pytest.fixture
+async def record(aws: AwsClients, names: Names, topology: BootstrapReport) -> None:
+    """RECORD stored, with ``n`` = 1."""
+    await put_item(aws.dynamodb, names.state_table, RECORD | {"n": {"N": "1"}}, what="test")
 
 
 async def stored(aws: AwsClients, names: Names) -> dict[str, object]:
@@ -20,17 +28,20 @@ async def stored(aws: AwsClients, names: Names) -> dict[str, object]:
     return dict(response.get("Item", {}))
 
 
-async def test_an_update_sets_attributes_and_returns_nothing_unless_asked(
-    aws: AwsClients, names: Names, topology: BootstrapReport
-) -> None:
-    await put_item(aws.dynamodb, names.state_table, RECORD | {"n": {"N": "1"}}, what="test")
+async def update(aws: AwsClients, tables: Names, expression: str, **options: Any) -> Item:
+    """``update_item`` of RECORD, named "test record" in errors."""
+    return await update_item(
+        aws.dynamodb, tables.state_table, RECORD, expression, what="test record", **options
+    )
 
-    returned = await update_item(
-        aws.dynamodb,
-        names.state_table,
-        RECORD,
+
+async def test_an_update_sets_attributes_and_returns_nothing_unless_asked(
+    aws: AwsClients, names: Names, record: None
+) -> None:
+    returned = await update(
+        aws,
+        names,
         "SET n = :n, #status = :status",
-        what="test record",
         names={"#status": "status"},
         values={":n": {"N": "2"}, ":status": {"S": "done"}},
     )
@@ -40,35 +51,21 @@ async def test_an_update_sets_attributes_and_returns_nothing_unless_asked(
 
 
 async def test_an_update_returns_the_new_item_when_asked(
-    aws: AwsClients, names: Names, topology: BootstrapReport
+    aws: AwsClients, names: Names, record: None
 ) -> None:
-    await put_item(aws.dynamodb, names.state_table, RECORD | {"n": {"N": "1"}}, what="test")
-
-    returned = await update_item(
-        aws.dynamodb,
-        names.state_table,
-        RECORD,
-        "SET n = :n",
-        what="test record",
-        values={":n": {"N": "5"}},
-        return_new=True,
-    )
+    returned = await update(aws, names, "SET n = :n", values={":n": {"N": "5"}}, return_new=True)
 
     assert returned == RECORD | {"n": {"N": "5"}}
 
 
 async def test_an_update_whose_condition_fails_writes_nothing_and_names_the_record(
-    aws: AwsClients, names: Names, topology: BootstrapReport
+    aws: AwsClients, names: Names, record: None
 ) -> None:
-    await put_item(aws.dynamodb, names.state_table, RECORD | {"n": {"N": "1"}}, what="test")
-
     with pytest.raises(ConditionFailed, match=r"^dynamodb\.update_item \(test record\) failed"):
-        await update_item(
-            aws.dynamodb,
-            names.state_table,
-            RECORD,
+        await update(
+            aws,
+            names,
             "SET n = :n",
-            what="test record",
             condition="n = :expected",
             values={":n": {"N": "3"}, ":expected": {"N": "2"}},
         )
@@ -80,14 +77,8 @@ async def test_an_update_of_a_missing_item_under_an_existence_condition_creates_
     aws: AwsClients, names: Names, topology: BootstrapReport
 ) -> None:
     with pytest.raises(ConditionFailed):
-        await update_item(
-            aws.dynamodb,
-            names.state_table,
-            RECORD,
-            "SET n = :n",
-            what="test record",
-            condition="attribute_exists(pk)",
-            values={":n": {"N": "3"}},
+        await update(
+            aws, names, "SET n = :n", condition="attribute_exists(pk)", values={":n": {"N": "3"}}
         )
 
     assert await stored(aws, names) == {}
@@ -97,10 +88,20 @@ async def test_a_refused_update_is_a_permanent_error_naming_the_record(
     aws: AwsClients, names: Names, topology: BootstrapReport
 ) -> None:
     with pytest.raises(PermanentError, match=r"dynamodb\.update_item \(test record\) failed"):
-        await update_item(
-            aws.dynamodb,
-            names.state_table,
-            RECORD,
-            "SET n = :missing",
-            what="test record",
-        )
+        await update(aws, names, "SET n = :missing")
+
+
+async def test_a_read_gives_the_item_or_none_and_names_the_record_when_refused(
+    aws: AwsClients, names: Names, topology: BootstrapReport
+) -> None:
+    assert await get_item(aws.dynamodb, names.state_table, RECORD, what="test record") is None
+    await put_item(aws.dynamodb, names.state_table, RECORD | {"n": {"N": "1"}}, what="test")
+
+    assert await get_item(aws.dynamodb, names.state_table, RECORD, what="test record") == (
+        RECORD | {"n": {"N": "1"}}
+    )
+    assert await get_item(
+        aws.dynamodb, names.state_table, RECORD, what="test record", consistent=False
+    ) == RECORD | {"n": {"N": "1"}}
+    with pytest.raises(PermanentError, match=r"dynamodb\.get_item \(test record\) failed"):
+        await get_item(aws.dynamodb, names.state_table, {"pk": {"S": "x"}}, what="test record")
