@@ -4,8 +4,9 @@ A service that may publish the same event twice (a retried Slack request, an out
 announced again after a crash) derives the event's id from what the event is about, in
 its own UUID namespace: the second event then has the first one's id, and every consumer,
 deduplicating by event id, handles it once. Each service keeps its namespace and its way
-of naming what an event is about; the ids must never change (they are compared across
-restarts and deploys).
+of naming what an event is about (:func:`shared.events.derived_event_id`, the gateway's
+``derived_id``, the batch service's ``outcome_event_id``, the schedulers' and the dead-letter
+notices' ids); the ids must never change (they are compared across restarts and deploys).
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ import uuid
 from services.batch.outcomes import outcome_event_id, outcome_header
 from services.gateway.handlers import _about_run, derived_id
 from shared.event_ids import fixed_event_id, run_event_start
+from shared.events import derived_event_id
 
 
 def test_a_fixed_event_id_is_the_uuid5_of_the_name_in_the_namespace() -> None:
@@ -45,3 +46,9 @@ def test_the_gateway_event_ids_stay_what_they_were() -> None:
         "source": "gateway",
         "run_id": "run-1",
     }
+
+
+def test_the_ids_handlers_derive_from_the_event_they_handle_stay_what_they_were() -> None:
+    assert derived_event_id("scan-1", "DriftScanCompleted") == (
+        "9fb68293-c0dc-5a08-bf07-8482c51199aa"
+    )
