@@ -19,11 +19,17 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
-from shared.aws import call_aws
 from shared.clock import Clock, utc_now
 from shared.errors import ConditionFailed, TransientError
 from shared.events import Actor
-from shared.state_table.access import delete_item, get_item, put_item, query_all, update_item
+from shared.state_table.access import (
+    batch_get,
+    delete_item,
+    get_item,
+    put_item,
+    query_all,
+    update_item,
+)
 from shared.state_table.keys import (
     ACTIVE_RUNS,
     AUDIT_PREFIX,
@@ -220,24 +226,10 @@ class RunStore:
         return [records[r] for r in run_ids if r in records]
 
     async def get_many(self, run_ids: Iterable[str]) -> dict[str, RunRecord]:
-        wanted = list(dict.fromkeys(run_ids))
-        found: dict[str, RunRecord] = {}
-        for start in range(0, len(wanted), 100):
-            keys: list[Any] = [key(run_partition(r), RUN_ITEM) for r in wanted[start : start + 100]]
-            for _ in range(5):
-                response: Any = await call_aws(
-                    "dynamodb.batch_get_item (run records)",
-                    lambda keys=keys: self._ddb.batch_get_item(  # type: ignore[misc]
-                        RequestItems={self.table: {"Keys": keys, "ConsistentRead": True}}
-                    ),
-                )
-                for item in response.get("Responses", {}).get(self.table, []):
-                    record = run_record_from_item(item)
-                    found[record.run_id] = record
-                keys = list(response.get("UnprocessedKeys", {}).get(self.table, {}).get("Keys", []))
-                if not keys:
-                    break
-        return found
+        keys = [key(run_partition(r), RUN_ITEM) for r in dict.fromkeys(run_ids)]
+        items = await batch_get(self._ddb, self.table, keys, what="run records")
+        records = [run_record_from_item(item) for item in items]
+        return {record.run_id: record for record in records}
 
     # ------------------------------------------------------------------ active runs
 

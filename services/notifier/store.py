@@ -25,9 +25,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from shared.aws import call_aws
 from shared.errors import ConditionFailed
-from shared.state_table.access import batch_put, delete_item, get_item, put_item, update_item
+from shared.state_table.access import (
+    batch_get,
+    batch_put,
+    delete_item,
+    get_item,
+    put_item,
+    update_item,
+)
 from shared.state_table.keys import (
     NOTIFIER_POINTER_PREFIX,
     NOTIFIER_THREAD,
@@ -325,28 +331,15 @@ class NotifierStore:
 
     async def drift_pointers(self, state: str, fingerprints: Iterable[str]) -> dict[str, str]:
         """fingerprint -> the set id of the drift report that shows it (known ones only)."""
-        wanted = list(dict.fromkeys(fingerprints))
-        found: dict[str, str] = {}
-        for start in range(0, len(wanted), 100):
-            partition = notifier_drift_partition(state)
-            keys: list[Any] = [
-                key(partition, f"{NOTIFIER_POINTER_PREFIX}{fp}")
-                for fp in wanted[start : start + 100]
-            ]
-            request: dict[str, Any] = {self.table: {"Keys": keys, "ConsistentRead": True}}
-            for _ in range(10):
-                response = await call_aws(
-                    "dynamodb.batch_get_item (notifier pointers)",
-                    lambda request=request: self._ddb.batch_get_item(RequestItems=request),  # type: ignore[misc]
-                )
-                for item in response.get("Responses", {}).get(self.table, []):
-                    found[item["sk"]["S"].removeprefix(NOTIFIER_POINTER_PREFIX)] = item["set_id"][
-                        "S"
-                    ]
-                request = dict(response.get("UnprocessedKeys") or {})
-                if not request:
-                    break
-        return found
+        partition = notifier_drift_partition(state)
+        keys = [
+            key(partition, f"{NOTIFIER_POINTER_PREFIX}{fp}") for fp in dict.fromkeys(fingerprints)
+        ]
+        items = await batch_get(self._ddb, self.table, keys, what="notifier pointers")
+        return {
+            item["sk"]["S"].removeprefix(NOTIFIER_POINTER_PREFIX): item["set_id"]["S"]
+            for item in items
+        }
 
     async def point_drift(self, state: str, fingerprints: Iterable[str], set_id: str) -> None:
         """Make ``set_id`` the report that shows each of ``fingerprints``."""

@@ -22,6 +22,10 @@ Item = dict[str, Any]
 BATCH_WRITE_SIZE = 25
 #: Rounds of ``UnprocessedItems`` retried before the rest is written one item at a time.
 BATCH_WRITE_ROUNDS = 5
+#: DynamoDB's limit of keys per ``BatchGetItem``.
+BATCH_GET_SIZE = 100
+#: Rounds of ``UnprocessedKeys`` retried before the rest is read one item at a time.
+BATCH_GET_ROUNDS = 5
 
 
 async def query_all(
@@ -102,6 +106,36 @@ async def batch_put(
                 break
         for request in requests:
             await put_item(dynamodb, table, request["PutRequest"]["Item"], what=what)
+
+
+async def batch_get(
+    dynamodb: DynamoDBClient, table: str, keys: Sequence[Item], *, what: str
+) -> list[Item]:
+    """The items of ``keys`` that exist (in no particular order), read consistently 100 to a
+    request, retrying what DynamoDB leaves unprocessed.
+
+    What is still unprocessed after a few rounds is read one item at a time, so no item
+    is missed whatever the table's throttling.
+    """
+    found: list[Item] = []
+    for start in range(0, len(keys), BATCH_GET_SIZE):
+        wanted: list[Any] = list(keys[start : start + BATCH_GET_SIZE])
+        for _ in range(BATCH_GET_ROUNDS):
+            response: Any = await call_aws(
+                f"dynamodb.batch_get_item ({what})",
+                lambda wanted=wanted: dynamodb.batch_get_item(  # type: ignore[misc]
+                    RequestItems={table: {"Keys": wanted, "ConsistentRead": True}}
+                ),
+            )
+            found.extend(response.get("Responses", {}).get(table, []))
+            wanted = list((response.get("UnprocessedKeys") or {}).get(table, {}).get("Keys", []))
+            if not wanted:
+                break
+        for key in wanted:
+            item = await get_item(dynamodb, table, key, what=what)
+            if item is not None:
+                found.append(item)
+    return found
 
 
 async def get_item(

@@ -1,4 +1,5 @@
-"""Reads and conditional updates of the state table through :mod:`shared.state_table.access`."""
+"""Reads, batch reads and conditional updates of the state table through
+:mod:`shared.state_table.access`."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import pytest
 
 from shared.aws import AwsClients
 from shared.errors import ConditionFailed, PermanentError
-from shared.state_table.access import Item, get_item, put_item, update_item
+from shared.state_table.access import Item, batch_get, batch_put, get_item, put_item, update_item
 from shared.state_table.keys import key
 from shared.topology import BootstrapReport, Names
 
@@ -105,3 +106,16 @@ async def test_a_read_gives_the_item_or_none_and_names_the_record_when_refused(
     ) == RECORD | {"n": {"N": "1"}}
     with pytest.raises(PermanentError, match=r"dynamodb\.get_item \(test record\) failed"):
         await get_item(aws.dynamodb, names.state_table, {"pk": {"S": "x"}}, what="test record")
+
+
+async def test_a_batch_read_gives_the_items_that_exist_over_several_requests(
+    aws: AwsClients, names: Names, topology: BootstrapReport
+) -> None:
+    keys = [key("test#access", f"item-{n:03}") for n in range(130)]
+    items = [k | {"n": {"N": str(n)}} for n, k in enumerate(keys) if n % 10]
+    await batch_put(aws.dynamodb, names.state_table, items, what="test")
+
+    found = await batch_get(aws.dynamodb, names.state_table, keys, what="test records")
+
+    assert sorted(found, key=lambda item: item["sk"]["S"]) == items
+    assert await batch_get(aws.dynamodb, names.state_table, [], what="test records") == []
