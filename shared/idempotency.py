@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
-from shared.aws import call_aws
 from shared.errors import ConditionFailed
 from shared.state_table.access import batch_put, delete_item, get_item, put_item, update_item
 
@@ -86,34 +85,29 @@ class IdempotencyStore:
         self._clock = clock
         self.owner = owner or uuid.uuid4().hex
 
-    def _claim_put(self, key: str, in_progress_seconds: float) -> dict[str, Any]:
-        """The conditional put that claims ``key`` (shared by single and batched claims)."""
-        now = self._clock()
-        return {
-            "TableName": self.table,
-            "Item": {
-                "id": {"S": key},
-                "status": {"S": IN_PROGRESS},
-                "owner": {"S": self.owner},
-                "in_progress_expiration": {"N": str(int(now + in_progress_seconds) + 1)},
-                "expiration": {"N": str(int(now + self.completed_ttl))},
-            },
-            "ConditionExpression": (
-                "attribute_not_exists(id) OR expiration < :now OR "
-                "(#status = :in_progress AND in_progress_expiration < :now)"
-            ),
-            "ExpressionAttributeNames": {"#status": "status"},
-            "ExpressionAttributeValues": {
-                ":now": {"N": str(int(now))},
-                ":in_progress": {"S": IN_PROGRESS},
-            },
-        }
-
     async def claim(self, key: str, in_progress_seconds: float) -> Claim:
         """Try to take ``key`` for handling for at most ``in_progress_seconds``."""
-        request = self._claim_put(key, in_progress_seconds)
+        now = self._clock()
+        item = {
+            "id": {"S": key},
+            "status": {"S": IN_PROGRESS},
+            "owner": {"S": self.owner},
+            "in_progress_expiration": {"N": str(int(now + in_progress_seconds) + 1)},
+            "expiration": {"N": str(int(now + self.completed_ttl))},
+        }
         try:
-            await call_aws("dynamodb.put_item (idempotency)", lambda: self._ddb.put_item(**request))
+            await put_item(
+                self._ddb,
+                self.table,
+                item,
+                what="idempotency",
+                condition=(
+                    "attribute_not_exists(id) OR expiration < :now OR "
+                    "(#status = :in_progress AND in_progress_expiration < :now)"
+                ),
+                names={"#status": "status"},
+                values={":now": {"N": str(int(now))}, ":in_progress": {"S": IN_PROGRESS}},
+            )
         except ConditionFailed:
             return await self._current_claim(key)
         return Claim.ACQUIRED
