@@ -51,6 +51,7 @@ from pydantic import (
 )
 
 from shared.errors import PoisonMessage
+from shared.event_ids import fixed_event_id
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,7 @@ def derived_event_id(*parts: str) -> str:
     carry the scan's id): when the handler runs again after a crash, its events keep their
     ids, so the notifier, deduplicating by event id, announces each one once.
     """
-    return str(uuid.uuid5(_DERIVED_NAMESPACE, "/".join(parts)))
+    return fixed_event_id(_DERIVED_NAMESPACE, "/".join(parts))
 
 
 def utc_now() -> datetime:

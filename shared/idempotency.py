@@ -25,9 +25,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
-from shared.aws import call_aws
 from shared.errors import ConditionFailed
-from shared.state_table.access import batch_put, delete_item, put_item
+from shared.state_table.access import batch_put, delete_item, get_item, put_item, update_item
 
 if TYPE_CHECKING:
     from types_aiobotocore_dynamodb import DynamoDBClient
@@ -86,34 +85,29 @@ class IdempotencyStore:
         self._clock = clock
         self.owner = owner or uuid.uuid4().hex
 
-    def _claim_put(self, key: str, in_progress_seconds: float) -> dict[str, Any]:
-        """The conditional put that claims ``key`` (shared by single and batched claims)."""
-        now = self._clock()
-        return {
-            "TableName": self.table,
-            "Item": {
-                "id": {"S": key},
-                "status": {"S": IN_PROGRESS},
-                "owner": {"S": self.owner},
-                "in_progress_expiration": {"N": str(int(now + in_progress_seconds) + 1)},
-                "expiration": {"N": str(int(now + self.completed_ttl))},
-            },
-            "ConditionExpression": (
-                "attribute_not_exists(id) OR expiration < :now OR "
-                "(#status = :in_progress AND in_progress_expiration < :now)"
-            ),
-            "ExpressionAttributeNames": {"#status": "status"},
-            "ExpressionAttributeValues": {
-                ":now": {"N": str(int(now))},
-                ":in_progress": {"S": IN_PROGRESS},
-            },
-        }
-
     async def claim(self, key: str, in_progress_seconds: float) -> Claim:
         """Try to take ``key`` for handling for at most ``in_progress_seconds``."""
-        request = self._claim_put(key, in_progress_seconds)
+        now = self._clock()
+        item = {
+            "id": {"S": key},
+            "status": {"S": IN_PROGRESS},
+            "owner": {"S": self.owner},
+            "in_progress_expiration": {"N": str(int(now + in_progress_seconds) + 1)},
+            "expiration": {"N": str(int(now + self.completed_ttl))},
+        }
         try:
-            await call_aws("dynamodb.put_item (idempotency)", lambda: self._ddb.put_item(**request))
+            await put_item(
+                self._ddb,
+                self.table,
+                item,
+                what="idempotency",
+                condition=(
+                    "attribute_not_exists(id) OR expiration < :now OR "
+                    "(#status = :in_progress AND in_progress_expiration < :now)"
+                ),
+                names={"#status": "status"},
+                values={":now": {"N": str(int(now))}, ":in_progress": {"S": IN_PROGRESS}},
+            )
         except ConditionFailed:
             return await self._current_claim(key)
         return Claim.ACQUIRED
@@ -131,40 +125,7 @@ class IdempotencyStore:
 
     async def _record(self, key: str) -> dict[str, Any]:
         """The record of ``key`` as it is now (a consistent read; ``{}`` when there is none)."""
-        response = await call_aws(
-            "dynamodb.get_item (idempotency)",
-            lambda: self._ddb.get_item(
-                TableName=self.table, Key={"id": {"S": key}}, ConsistentRead=True
-            ),
-        )
-        return dict(response.get("Item", {}))
-
-    async def _update(
-        self,
-        key: str,
-        update: str,
-        *,
-        names: dict[str, str],
-        values: dict[str, Any],
-        condition: str | None = None,
-    ) -> None:
-        """Update the record of ``key`` (under ``condition`` when given).
-
-        Raises:
-            ConditionFailed: the condition did not hold (nothing was written).
-        """
-        arguments: dict[str, Any] = {
-            "TableName": self.table,
-            "Key": {"id": {"S": key}},
-            "UpdateExpression": update,
-            "ExpressionAttributeNames": names,
-            "ExpressionAttributeValues": values,
-        }
-        if condition is not None:
-            arguments["ConditionExpression"] = condition
-        await call_aws(
-            "dynamodb.update_item (idempotency)", lambda: self._ddb.update_item(**arguments)
-        )
+        return await get_item(self._ddb, self.table, {"id": {"S": key}}, what="idempotency") or {}
 
     async def _delete_if(
         self,
@@ -206,9 +167,12 @@ class IdempotencyStore:
         heartbeat); False if the claim is no longer ours (it lapsed and was taken over)."""
         now = self._clock()
         try:
-            await self._update(
-                key,
+            await update_item(
+                self._ddb,
+                self.table,
+                {"id": {"S": key}},
                 "SET in_progress_expiration = :until",
+                what="idempotency",
                 condition="#status = :in_progress AND #owner = :owner",
                 names={"#status": "status", "#owner": "owner"},
                 values={
@@ -236,9 +200,12 @@ class IdempotencyStore:
 
     async def complete(self, key: str) -> None:
         """Mark ``key`` handled; a redelivery of the same event is then skipped."""
-        await self._update(
-            key,
+        await update_item(
+            self._ddb,
+            self.table,
+            {"id": {"S": key}},
             "SET #status = :completed, expiration = :expiration",
+            what="idempotency",
             names={"#status": "status"},
             values={
                 ":completed": {"S": COMPLETED},
@@ -315,11 +282,9 @@ class IdempotencyStore:
 
     async def failure(self, key: str) -> Failure | None:
         """What :meth:`record_failure_once` recorded, if anything."""
-        response = await call_aws(
-            "dynamodb.get_item (failure)",
-            lambda: self._ddb.get_item(TableName=self.table, Key={"id": {"S": key}}),
+        item = await get_item(
+            self._ddb, self.table, {"id": {"S": key}}, what="failure", consistent=False
         )
-        item = response.get("Item")
         if not item or "reason" not in item:
             return None
         return Failure(item["reason"]["S"], item.get("kind", {}).get("S") == "poison")

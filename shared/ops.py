@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from shared.event_ids import fixed_event_id
 from shared.events import MessageDeadLettered
 
 if TYPE_CHECKING:
@@ -124,7 +125,7 @@ def dead_letter_notice(dead: DeadLetter, *, dlq: str, source: str) -> MessageDea
     """The event that announces ``dead``; its id is the same for every announcement of
     the same message, so the notifier posts once."""
     return MessageDeadLettered(
-        event_id=str(uuid.uuid5(_NAMESPACE, f"{dead.queue}/{dead.message_id}")),
+        event_id=fixed_event_id(_NAMESPACE, f"{dead.queue}/{dead.message_id}"),
         correlation_id=dead.field("correlation_id") or dead.message_id,
         source=source,
         consumer=dead.consumer,

@@ -8,8 +8,8 @@ redelivered request) is a no-op for every consumer: they deduplicate by event id
 from __future__ import annotations
 
 import uuid
-from typing import TypedDict
 
+from shared.event_ids import RunEventStart, fixed_event_id, run_event_start
 from shared.events import (
     Actor,
     BatchApprovalRequested,
@@ -26,16 +26,12 @@ _NAMESPACE = uuid.UUID("6f1c1c7e-5b55-4d2e-9a51-0f3b7c1e9a10")
 
 def outcome_event_id(run_id: str, kind: str) -> str:
     """The one event id of this outcome of this run."""
-    return str(uuid.uuid5(_NAMESPACE, f"{run_id}/{kind}"))
+    return fixed_event_id(_NAMESPACE, f"{run_id}/{kind}")
 
 
-class RunOutcomeHeader(TypedDict):
+class RunOutcomeHeader(RunEventStart):
     """The fields every outcome event of a run starts with."""
 
-    event_id: str
-    correlation_id: str
-    source: str
-    run_id: str
     command: str
     environment: str
 
@@ -45,10 +41,7 @@ def outcome_header(run_id: str, command: str, environment: str, kind: str) -> Ru
     its one event id (:func:`outcome_event_id`), the run id as correlation id, and this
     service as its source."""
     return RunOutcomeHeader(
-        event_id=outcome_event_id(run_id, kind),
-        correlation_id=run_id,
-        source=SOURCE,
-        run_id=run_id,
+        **run_event_start(outcome_event_id(run_id, kind), source=SOURCE, run_id=run_id),
         command=command,
         environment=environment,
     )

@@ -30,6 +30,7 @@ from zoneinfo import ZoneInfo
 from croniter import croniter
 
 from shared.catalog import Catalog, Schedule, ValidatedRequest, validate_request
+from shared.event_ids import fixed_event_id
 from shared.events import Actor, BatchRequested, EventBase
 
 log = logging.getLogger(__name__)
@@ -81,7 +82,7 @@ def scheduled_request(catalog: Catalog, due: DueRun) -> BatchRequested | None:
     key = f"{due.command}/{due.environment}/{due.at.isoformat()}"
     run_id = "s" + uuid.uuid5(_NAMESPACE, f"{key}/run").hex[:11]
     return BatchRequested(
-        event_id=str(uuid.uuid5(_NAMESPACE, key)),
+        event_id=fixed_event_id(_NAMESPACE, key),
         correlation_id=run_id,
         source=SOURCE,
         run_id=run_id,

@@ -19,11 +19,17 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
-from shared.aws import call_aws
 from shared.clock import Clock, utc_now
 from shared.errors import ConditionFailed, TransientError
 from shared.events import Actor
-from shared.state_table.access import delete_item, put_item, query_all
+from shared.state_table.access import (
+    batch_get,
+    delete_item,
+    get_item,
+    put_item,
+    query_all,
+    update_item,
+)
 from shared.state_table.keys import (
     ACTIVE_RUNS,
     AUDIT_PREFIX,
@@ -39,6 +45,7 @@ from shared.state_table.keys import (
 )
 from shared.state_table.runs import (
     RunRecord,
+    read_break_glass_runs,
     read_run_record,
     recent_run_ids,
     run_listing_item,
@@ -219,24 +226,10 @@ class RunStore:
         return [records[r] for r in run_ids if r in records]
 
     async def get_many(self, run_ids: Iterable[str]) -> dict[str, RunRecord]:
-        wanted = list(dict.fromkeys(run_ids))
-        found: dict[str, RunRecord] = {}
-        for start in range(0, len(wanted), 100):
-            keys: list[Any] = [key(run_partition(r), RUN_ITEM) for r in wanted[start : start + 100]]
-            for _ in range(5):
-                response: Any = await call_aws(
-                    "dynamodb.batch_get_item (run records)",
-                    lambda keys=keys: self._ddb.batch_get_item(  # type: ignore[misc]
-                        RequestItems={self.table: {"Keys": keys, "ConsistentRead": True}}
-                    ),
-                )
-                for item in response.get("Responses", {}).get(self.table, []):
-                    record = run_record_from_item(item)
-                    found[record.run_id] = record
-                keys = list(response.get("UnprocessedKeys", {}).get(self.table, {}).get("Keys", []))
-                if not keys:
-                    break
-        return found
+        keys = [key(run_partition(r), RUN_ITEM) for r in dict.fromkeys(run_ids)]
+        items = await batch_get(self._ddb, self.table, keys, what="run records")
+        records = [run_record_from_item(item) for item in items]
+        return {record.run_id: record for record in records}
 
     # ------------------------------------------------------------------ active runs
 
@@ -268,36 +261,27 @@ class RunStore:
 
     async def break_glass_runs(self, user_id: str, day: date) -> frozenset[str]:
         """The runs ``user_id`` started by break-glass on ``day`` (UTC)."""
-        response = await call_aws(
-            "dynamodb.get_item (break-glass)",
-            lambda: self._ddb.get_item(
-                TableName=self.table,
-                Key=key(break_glass_partition(user_id), day.isoformat()),
-                ConsistentRead=True,
-            ),
-        )
-        return frozenset(response.get("Item", {}).get("runs", {}).get("SS", []))
+        return await read_break_glass_runs(self._ddb, self.table, user_id, day)
 
     async def claim_break_glass(self, user_id: str, day: date, run_id: str, *, limit: int) -> bool:
         """Count ``run_id`` as one of the user's break-glass runs of ``day``; False when
         ``limit`` runs are counted already (claiming the same run again is a no-op)."""
         try:
-            await call_aws(
-                "dynamodb.update_item (break-glass)",
-                lambda: self._ddb.update_item(
-                    TableName=self.table,
-                    Key=key(break_glass_partition(user_id), day.isoformat()),
-                    UpdateExpression="ADD runs :run SET expires_at = :expires",
-                    ConditionExpression=(
-                        "attribute_not_exists(runs) OR size(runs) < :limit OR contains(runs, :one)"
-                    ),
-                    ExpressionAttributeValues={
-                        ":run": {"SS": [run_id]},
-                        ":one": {"S": run_id},
-                        ":limit": {"N": str(limit)},
-                        ":expires": {"N": self._expiry()},
-                    },
+            await update_item(
+                self._ddb,
+                self.table,
+                key(break_glass_partition(user_id), day.isoformat()),
+                "ADD runs :run SET expires_at = :expires",
+                what="break-glass",
+                condition=(
+                    "attribute_not_exists(runs) OR size(runs) < :limit OR contains(runs, :one)"
                 ),
+                values={
+                    ":run": {"SS": [run_id]},
+                    ":one": {"S": run_id},
+                    ":limit": {"N": str(limit)},
+                    ":expires": {"N": self._expiry()},
+                },
             )
         except ConditionFailed:
             return False
@@ -307,15 +291,12 @@ class RunStore:
 
     async def last_scheduled_run(self, command: str, environment: str) -> str | None:
         """The run the schedule of ``command`` in ``environment`` started last."""
-        response = await call_aws(
-            "dynamodb.get_item (schedule)",
-            lambda: self._ddb.get_item(
-                TableName=self.table,
-                Key=key(schedule_partition(command, environment), "last"),
-                ConsistentRead=True,
-            ),
+        item = await get_item(
+            self._ddb,
+            self.table,
+            key(schedule_partition(command, environment), "last"),
+            what="schedule",
         )
-        item = response.get("Item")
         return None if item is None else str(item["run_id"]["S"])
 
     async def set_last_scheduled_run(self, command: str, environment: str, run_id: str) -> None:

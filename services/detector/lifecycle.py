@@ -43,7 +43,7 @@ from services.detector.plan import PlanFinding, PlanSummary
 from shared.aws import call_aws
 from shared.errors import ConditionFailed
 from shared.events import Actor, FindingKind, FindingStatus, ScanMode, Suspect
-from shared.state_table.access import query_all
+from shared.state_table.access import put_item, query_all, update_item
 from shared.state_table.drift import StateScan, state_scan_from_item
 from shared.state_table.keys import (
     DRIFT_STATES,
@@ -241,19 +241,14 @@ class LifecycleStore:
 
     async def record_scan(self, state: str, *, status: str, scan_id: str, now: datetime) -> None:
         """Remember that ``state`` was scanned (the report lists states from these)."""
-        await call_aws(
-            "dynamodb.put_item",
-            lambda: self.dynamodb.put_item(
-                TableName=self.table,
-                Item={
-                    "pk": {"S": DRIFT_STATES},
-                    "sk": {"S": state},
-                    "scanned_at": {"S": sortable_time(now)},
-                    "scan_id": {"S": scan_id},
-                    "status": {"S": status},
-                },
-            ),
-        )
+        item = {
+            "pk": {"S": DRIFT_STATES},
+            "sk": {"S": state},
+            "scanned_at": {"S": sortable_time(now)},
+            "scan_id": {"S": scan_id},
+            "status": {"S": status},
+        }
+        await put_item(self.dynamodb, self.table, item, what="drift state scan")
 
     async def claim(
         self, state: str, fingerprints: Iterable[str], claimed_by: Actor, *, now: datetime
@@ -277,15 +272,14 @@ class LifecycleStore:
                 else:
                     expression += " REMOVE claimed_by_slack"
                 try:
-                    await call_aws(
-                        "dynamodb.update_item",
-                        lambda: self.dynamodb.update_item(
-                            TableName=self.table,
-                            Key=key(drift_partition(state), FINDING_PREFIX + fingerprint),
-                            UpdateExpression=expression,
-                            ConditionExpression="attribute_exists(pk)",
-                            ExpressionAttributeValues=values,
-                        ),
+                    await update_item(
+                        self.dynamodb,
+                        self.table,
+                        key(drift_partition(state), FINDING_PREFIX + fingerprint),
+                        expression,
+                        what="drift finding claim",
+                        condition="attribute_exists(pk)",
+                        values=values,
                     )
                 except ConditionFailed:
                     return
@@ -374,26 +368,19 @@ class LifecycleStore:
             paths = sorted({a.path for a in finding.attributes if not a.ignored})
             if paths:
                 item["attributes"] = {"SS": paths[:_MAX_STORED_ATTRIBUTES]}
-            return lambda: call_aws(
-                "dynamodb.put_item",
-                lambda: self.dynamodb.put_item(TableName=self.table, Item=item),
-            )
-        return lambda: call_aws(
-            "dynamodb.update_item",
-            lambda: self.dynamodb.update_item(
-                TableName=self.table,
-                Key=finding_key,
-                UpdateExpression=(
-                    "SET last_seen = :now, last_scan_id = :scan, address = :address, "
-                    "suspects = :suspects"
-                ),
-                ExpressionAttributeValues={
-                    ":now": {"S": sortable_time(now)},
-                    ":scan": {"S": scan_id},
-                    ":address": {"S": finding.address},
-                    ":suspects": {"S": _dump_suspects(tracked.suspects)},
-                },
-            ),
+            return lambda: put_item(self.dynamodb, self.table, item, what="drift finding")
+        return lambda: update_item(
+            self.dynamodb,
+            self.table,
+            finding_key,
+            "SET last_seen = :now, last_scan_id = :scan, address = :address, suspects = :suspects",
+            what="drift finding",
+            values={
+                ":now": {"S": sortable_time(now)},
+                ":scan": {"S": scan_id},
+                ":address": {"S": finding.address},
+                ":suspects": {"S": _dump_suspects(tracked.suspects)},
+            },
         )
 
     def _close(

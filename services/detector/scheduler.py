@@ -29,6 +29,7 @@ from typing import Any, Protocol
 from croniter import croniter
 
 from services.detector.config import Schedule, StateConfig
+from shared.event_ids import fixed_event_id
 from shared.events import Actor, DriftScanRequested
 
 log = logging.getLogger(__name__)
@@ -93,7 +94,7 @@ def due_scans(states: Iterable[StateConfig], after: datetime, until: datetime) -
 
 def scheduled_request(due: DueScan, *, source: str) -> DriftScanRequested:
     """The request a due scan becomes; the same inputs always give the same event id."""
-    event_id = str(uuid.uuid5(SCHEDULE_NAMESPACE, f"{due.at.isoformat()}|{'|'.join(due.states)}"))
+    event_id = fixed_event_id(SCHEDULE_NAMESPACE, f"{due.at.isoformat()}|{'|'.join(due.states)}")
     return DriftScanRequested(
         event_id=event_id,
         correlation_id=event_id,

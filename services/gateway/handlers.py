@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeAlias, TypedDict
+from typing import Any, TypeAlias
 
 from services.gateway.blocks import (
     BREAK_GLASS_BLOCK,
@@ -63,6 +63,7 @@ from shared.catalog import (
 )
 from shared.catalog_principals import Principals
 from shared.errors import PermanentError, TransientError
+from shared.event_ids import RunEventStart, fixed_event_id, run_event_start
 from shared.events import (
     Actor,
     BatchApproved,
@@ -106,28 +107,14 @@ def drift_button_value(value: str, action: Action) -> ClaimValue | Reply:
 
 def derived_id(request_key: str, purpose: str) -> str:
     """An event id fixed by the Slack request it comes from (a UUID, as events use)."""
-    return str(uuid.uuid5(_ID_NAMESPACE, f"{request_key}:{purpose}"))
+    return fixed_event_id(_ID_NAMESPACE, f"{request_key}:{purpose}")
 
 
-class _RunEventStart(TypedDict):
-    """The fields every event the gateway publishes about a run starts with."""
-
-    event_id: str
-    correlation_id: str
-    source: str
-    run_id: str
-
-
-def _about_run(request_key: str, event_type: str, run_id: str) -> _RunEventStart:
+def _about_run(request_key: str, event_type: str, run_id: str) -> RunEventStart:
     """The start of the ``event_type`` event about run ``run_id`` that the Slack request
     ``request_key`` publishes: its id fixed by the request (:func:`derived_id`: a retried
     request publishes the same event), and the run as its correlation id."""
-    return _RunEventStart(
-        event_id=derived_id(request_key, event_type),
-        correlation_id=run_id,
-        source=SOURCE,
-        run_id=run_id,
-    )
+    return run_event_start(derived_id(request_key, event_type), source=SOURCE, run_id=run_id)
 
 
 def derived_run_id(request_key: str) -> str:

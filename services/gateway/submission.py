@@ -24,12 +24,10 @@ from typing import TYPE_CHECKING
 
 from services.gateway.blocks import BREAK_GLASS_BLOCK, parameter_block_id
 from services.gateway.suggestions import ListedOptions
-from shared.aws import call_aws
 from shared.catalog import ValidatedRequest
 from shared.errors import PermanentError, TransientError
 from shared.events import utc_now
-from shared.state_table.keys import break_glass_partition, key
-from shared.state_table.runs import break_glass_runs_from_item
+from shared.state_table.runs import read_break_glass_runs
 
 if TYPE_CHECKING:
     from types_aiobotocore_dynamodb import DynamoDBClient
@@ -44,15 +42,7 @@ def break_glass_reader(dynamodb: DynamoDBClient, table: str) -> BreakGlassUsed:
     counter, through the shared model)."""
 
     async def used(user_id: str, day: date) -> frozenset[str]:
-        response = await call_aws(
-            "dynamodb.get_item (break-glass)",
-            lambda: dynamodb.get_item(
-                TableName=table,
-                Key=key(break_glass_partition(user_id), day.isoformat()),
-                ConsistentRead=True,
-            ),
-        )
-        return break_glass_runs_from_item(response.get("Item"))
+        return await read_break_glass_runs(dynamodb, table, user_id, day)
 
     return used
 

@@ -25,9 +25,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from shared.aws import call_aws
 from shared.errors import ConditionFailed
-from shared.state_table.access import batch_put, delete_item, put_item
+from shared.state_table.access import (
+    batch_get,
+    batch_put,
+    delete_item,
+    get_item,
+    put_item,
+    update_item,
+)
 from shared.state_table.keys import (
     NOTIFIER_POINTER_PREFIX,
     NOTIFIER_THREAD,
@@ -182,20 +188,24 @@ class NotifierStore:
         """Move a claim's ``claimed_at`` to now, before an attempt that found it without a
         ``ts`` (and settled it as not posted) posts again: a later attempt then waits for
         Slack to settle *this* attempt's requests, not only the first one's."""
-        await self._update(
-            "notifier post",
+        await update_item(
+            self._ddb,
+            self.table,
             key.item_key,
             "SET claimed_at = :now",
-            {":now": {"N": repr(self._clock())}},
+            what="notifier post",
+            values={":now": {"N": repr(self._clock())}},
         )
 
     async def complete_post(self, key: PostKey, channel: str, ts: str) -> None:
         """Remember the posted message's channel and ``ts``."""
-        await self._update(
-            "notifier post",
+        await update_item(
+            self._ddb,
+            self.table,
             key.item_key,
             "SET #status = :posted, channel = :channel, ts = :ts",
-            {":posted": {"S": POSTED}, ":channel": {"S": channel}, ":ts": {"S": ts}},
+            what="notifier post",
+            values={":posted": {"S": POSTED}, ":channel": {"S": channel}, ":ts": {"S": ts}},
             names={"#status": "status"},
         )
 
@@ -269,11 +279,13 @@ class NotifierStore:
 
     async def thread_posted(self, key: ThreadKey, *, channel: str, ts: str) -> None:
         """Remember the parent message of a thread."""
-        await self._update(
-            "notifier thread",
+        await update_item(
+            self._ddb,
+            self.table,
             key.item_key,
             "SET channel = :channel, ts = :ts",
-            {":channel": {"S": channel}, ":ts": {"S": ts}},
+            what="notifier thread",
+            values={":channel": {"S": channel}, ":ts": {"S": ts}},
         )
 
     async def release_thread(self, key: ThreadKey, owner: str) -> None:
@@ -297,11 +309,13 @@ class NotifierStore:
             False when another event got there first (read again and merge again).
         """
         try:
-            await self._update(
-                "notifier thread view",
+            await update_item(
+                self._ddb,
+                self.table,
                 key.item_key,
                 "SET #view = :view, version = :next",
-                {
+                what="notifier thread view",
+                values={
                     ":view": {"B": _pack(view_json)},
                     ":next": {"N": str(expected_version + 1)},
                     ":expected": {"N": str(expected_version)},
@@ -317,28 +331,15 @@ class NotifierStore:
 
     async def drift_pointers(self, state: str, fingerprints: Iterable[str]) -> dict[str, str]:
         """fingerprint -> the set id of the drift report that shows it (known ones only)."""
-        wanted = list(dict.fromkeys(fingerprints))
-        found: dict[str, str] = {}
-        for start in range(0, len(wanted), 100):
-            partition = notifier_drift_partition(state)
-            keys: list[Any] = [
-                key(partition, f"{NOTIFIER_POINTER_PREFIX}{fp}")
-                for fp in wanted[start : start + 100]
-            ]
-            request: dict[str, Any] = {self.table: {"Keys": keys, "ConsistentRead": True}}
-            for _ in range(10):
-                response = await call_aws(
-                    "dynamodb.batch_get_item (notifier pointers)",
-                    lambda request=request: self._ddb.batch_get_item(RequestItems=request),  # type: ignore[misc]
-                )
-                for item in response.get("Responses", {}).get(self.table, []):
-                    found[item["sk"]["S"].removeprefix(NOTIFIER_POINTER_PREFIX)] = item["set_id"][
-                        "S"
-                    ]
-                request = dict(response.get("UnprocessedKeys") or {})
-                if not request:
-                    break
-        return found
+        partition = notifier_drift_partition(state)
+        keys = [
+            key(partition, f"{NOTIFIER_POINTER_PREFIX}{fp}") for fp in dict.fromkeys(fingerprints)
+        ]
+        items = await batch_get(self._ddb, self.table, keys, what="notifier pointers")
+        return {
+            item["sk"]["S"].removeprefix(NOTIFIER_POINTER_PREFIX): item["set_id"]["S"]
+            for item in items
+        }
 
     async def point_drift(self, state: str, fingerprints: Iterable[str], set_id: str) -> None:
         """Make ``set_id`` the report that shows each of ``fingerprints``."""
@@ -352,30 +353,6 @@ class NotifierStore:
         await batch_put(self._ddb, self.table, items, what="notifier pointers")
 
     # ------------------------------------------------------------------ helpers
-
-    async def _update(
-        self,
-        what: str,
-        key: dict[str, Any],
-        expression: str,
-        values: dict[str, Any],
-        *,
-        names: dict[str, str] | None = None,
-        condition: str | None = None,
-    ) -> None:
-        """Apply the update ``expression`` to ``key`` (raises ``ConditionFailed`` when a
-        ``condition`` is given and does not hold)."""
-        arguments: dict[str, Any] = {
-            "TableName": self.table,
-            "Key": key,
-            "UpdateExpression": expression,
-            "ExpressionAttributeValues": values,
-        }
-        if names:
-            arguments["ExpressionAttributeNames"] = names
-        if condition:
-            arguments["ConditionExpression"] = condition
-        await call_aws(f"dynamodb.update_item ({what})", lambda: self._ddb.update_item(**arguments))
 
     async def _delete_if(
         self,
@@ -399,12 +376,7 @@ class NotifierStore:
             )
 
     async def _get(self, key: dict[str, Any]) -> dict[str, Any] | None:
-        response = await call_aws(
-            "dynamodb.get_item (notifier)",
-            lambda: self._ddb.get_item(TableName=self.table, Key=key, ConsistentRead=True),
-        )
-        item: dict[str, Any] | None = response.get("Item")
-        return item
+        return await get_item(self._ddb, self.table, key, what="notifier")
 
 
 def _pack(text: str) -> bytes:

@@ -1,4 +1,4 @@
-"""Reading and writing the state table: paging, batch writes and conditional writes.
+"""Reading and writing the state table: reads, paging, batch writes, conditional writes and updates.
 
 Every call goes through :func:`shared.aws.call_aws`, so errors are classified once; a
 failed condition is :class:`~shared.errors.ConditionFailed`, which no store re-detects.
@@ -21,6 +21,10 @@ Item = dict[str, Any]
 BATCH_WRITE_SIZE = 25
 #: Rounds of ``UnprocessedItems`` retried before the rest is written one item at a time.
 BATCH_WRITE_ROUNDS = 5
+#: DynamoDB's limit of keys per ``BatchGetItem``.
+BATCH_GET_SIZE = 100
+#: Rounds of ``UnprocessedKeys`` retried before the rest is read one item at a time.
+BATCH_GET_ROUNDS = 5
 
 
 async def query_all(
@@ -103,6 +107,59 @@ async def batch_put(
             await put_item(dynamodb, table, request["PutRequest"]["Item"], what=what)
 
 
+async def batch_get(
+    dynamodb: DynamoDBClient, table: str, keys: Sequence[Item], *, what: str
+) -> list[Item]:
+    """The items of ``keys`` that exist (in no particular order), read consistently 100 to a
+    request, retrying what DynamoDB leaves unprocessed.
+
+    What is still unprocessed after a few rounds is read one item at a time, so no item
+    is missed whatever the table's throttling.
+    """
+    found: list[Item] = []
+    for start in range(0, len(keys), BATCH_GET_SIZE):
+        wanted: list[Any] = list(keys[start : start + BATCH_GET_SIZE])
+        for _ in range(BATCH_GET_ROUNDS):
+            response: Any = await call_aws(
+                f"dynamodb.batch_get_item ({what})",
+                lambda wanted=wanted: dynamodb.batch_get_item(  # type: ignore[misc]
+                    RequestItems={table: {"Keys": wanted, "ConsistentRead": True}}
+                ),
+            )
+            found.extend(response.get("Responses", {}).get(table, []))
+            wanted = list((response.get("UnprocessedKeys") or {}).get(table, {}).get("Keys", []))
+            if not wanted:
+                break
+        for key in wanted:
+            item = await get_item(dynamodb, table, key, what=what)
+            if item is not None:
+                found.append(item)
+    return found
+
+
+async def get_item(
+    dynamodb: DynamoDBClient,
+    table: str,
+    key: Item,
+    *,
+    what: str,
+    consistent: bool = True,
+    retry: AsyncRetrying | None = None,
+) -> Item | None:
+    """One item (None: there is none), consistently read unless ``consistent`` is False.
+
+    Args:
+        retry: the retry policy of the read (default: the outbound-call policy).
+    """
+    response = await call_aws(
+        f"dynamodb.get_item ({what})",
+        lambda: dynamodb.get_item(TableName=table, Key=key, ConsistentRead=consistent),
+        retry,
+    )
+    item = response.get("Item")
+    return None if item is None else dict(item)
+
+
 async def put_item(
     dynamodb: DynamoDBClient,
     table: str,
@@ -146,6 +203,36 @@ async def delete_item(
     """
     arguments: Item = {"TableName": table, "Key": key} | _condition(condition, names, values)
     await call_aws(f"dynamodb.delete_item ({what})", lambda: dynamodb.delete_item(**arguments))
+
+
+async def update_item(
+    dynamodb: DynamoDBClient,
+    table: str,
+    key: Item,
+    expression: str,
+    *,
+    what: str,
+    condition: str | None = None,
+    names: dict[str, str] | None = None,
+    values: Item | None = None,
+    return_new: bool = False,
+) -> Item:
+    """Apply the update ``expression`` to one item, under ``condition`` when given.
+
+    Returns:
+        The item as it is after the update, when ``return_new`` asks for it; else ``{}``.
+
+    Raises:
+        ConditionFailed: the condition did not hold (nothing was written).
+    """
+    arguments: Item = {"TableName": table, "Key": key, "UpdateExpression": expression}
+    arguments |= _condition(condition, names, values)
+    if return_new:
+        arguments["ReturnValues"] = "ALL_NEW"
+    response = await call_aws(
+        f"dynamodb.update_item ({what})", lambda: dynamodb.update_item(**arguments)
+    )
+    return dict(response.get("Attributes") or {})
 
 
 def _condition(condition: str | None, names: dict[str, str] | None, values: Item | None) -> Item:

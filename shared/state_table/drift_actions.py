@@ -21,10 +21,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from shared.aws import call_aws
 from shared.errors import ConditionFailed
 from shared.events import Actor
-from shared.state_table.access import delete_item, put_item, query_all
+from shared.state_table.access import delete_item, get_item, put_item, query_all, update_item
 from shared.state_table.keys import (
     DRIFT_AUDIT,
     DRIFT_IGNORES,
@@ -138,20 +137,19 @@ class IgnoreRuleStore:
         }
         names = ", ".join(f"{k} = :{k}" for k in _actor_attributes("removed_by", by))
         try:
-            response = await call_aws(
-                "dynamodb.update_item",
-                lambda: self.dynamodb.update_item(
-                    TableName=self.table,
-                    Key=key(DRIFT_IGNORES, ignore_rule_sort_key(rule_id)),
-                    UpdateExpression=f"SET removed_at = :at, {names}",
-                    ConditionExpression="attribute_exists(pk) AND attribute_not_exists(removed_at)",
-                    ExpressionAttributeValues=values,
-                    ReturnValues="ALL_NEW",
-                ),
+            item = await update_item(
+                self.dynamodb,
+                self.table,
+                key(DRIFT_IGNORES, ignore_rule_sort_key(rule_id)),
+                f"SET removed_at = :at, {names}",
+                what="drift ignore rule",
+                condition="attribute_exists(pk) AND attribute_not_exists(removed_at)",
+                values=values,
+                return_new=True,
             )
         except ConditionFailed:
             return None
-        return _rule_from_item(response["Attributes"])
+        return _rule_from_item(item)
 
 
 @dataclass
@@ -182,11 +180,7 @@ class ScanGuard:
                 values={":now": {"N": str(int(now.timestamp()))}},
             )
         except ConditionFailed:
-            held = await call_aws(
-                "dynamodb.get_item",
-                lambda: self.dynamodb.get_item(TableName=self.table, Key=slot, ConsistentRead=True),
-            )
-            found = held.get("Item")
+            found = await get_item(self.dynamodb, self.table, slot, what="scan in flight")
             return _actor_from(found, "requested_by") if found else Actor(name="someone")
         return None
 

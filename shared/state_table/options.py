@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
-from shared.aws import call_aws
 from shared.options import OptionItem
+from shared.state_table.access import get_item, put_item
 from shared.state_table.keys import OPTIONS_LISTS, key, options_sort_key
 
 if TYPE_CHECKING:
@@ -88,14 +88,15 @@ async def read_options(
     retry: AsyncRetrying | None = None,
 ) -> OptionsList | None:
     """The cached list of a parameter (None: never fetched, or unreadable)."""
-    response = await call_aws(
-        "dynamodb.get_item (options)",
-        lambda: dynamodb.get_item(
-            TableName=table, Key=key(OPTIONS_LISTS, options_sort_key(command, parameter))
-        ),
-        retry,
+    item = await get_item(
+        dynamodb,
+        table,
+        key(OPTIONS_LISTS, options_sort_key(command, parameter)),
+        what="options",
+        consistent=False,
+        retry=retry,
     )
-    text = response.get("Item", {}).get("list", {}).get("S")
+    text = (item or {}).get("list", {}).get("S")
     if text is None:
         return None
     try:
@@ -106,10 +107,7 @@ async def read_options(
 
 async def write_options(dynamodb: DynamoDBClient, table: str, record: OptionsList) -> None:
     """Store a parameter's list (the whole record: last good items and last failure)."""
-    await call_aws(
-        "dynamodb.put_item (options)",
-        lambda: dynamodb.put_item(TableName=table, Item=_item(record)),
-    )
+    await put_item(dynamodb, table, _item(record), what="options")
 
 
 def succeeded(

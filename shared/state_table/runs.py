@@ -1,6 +1,6 @@
 """The batch service's run record and the list of runs: written by the batch service, read
 by the gateway and the CLI through these models and readers only (:func:`read_run_record`,
-:func:`recent_run_ids`; keys in :mod:`shared.state_table.keys`).
+:func:`recent_run_ids`, :func:`read_break_glass_runs`; keys in :mod:`shared.state_table.keys`).
 
 A run goes ``received`` -> (``previewing`` ->) (``awaiting_approval``) -> ``starting`` ->
 ``running`` -> one of :data:`FINAL_RUN_STATES`; :mod:`services.batch.lifecycle` holds the transitions.
@@ -8,11 +8,11 @@ A run goes ``received`` -> (``previewing`` ->) (``awaiting_approval``) -> ``star
 
 from __future__ import annotations
 
+from datetime import date
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeGuard, get_args
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from shared.aws import call_aws
 from shared.events import (
     Actor,
     DriftRef,
@@ -21,8 +21,15 @@ from shared.events import (
     RunParameter,
     RunStatus,
 )
-from shared.state_table.access import query_all
-from shared.state_table.keys import RUN_ITEM, RUN_LIST, key, run_partition, sortable_time
+from shared.state_table.access import get_item, query_all
+from shared.state_table.keys import (
+    RUN_ITEM,
+    RUN_LIST,
+    break_glass_partition,
+    key,
+    run_partition,
+    sortable_time,
+)
 
 if TYPE_CHECKING:
     from tenacity import AsyncRetrying
@@ -194,18 +201,19 @@ async def read_run_record(
     Raises:
         KeyError, ValueError: the stored item is not a run record this code can read.
     """
-    response = await call_aws(
-        "dynamodb.get_item (run record)",
-        lambda: dynamodb.get_item(
-            TableName=table, Key=key(run_partition(run_id), RUN_ITEM), ConsistentRead=True
-        ),
-        retry,
+    item = await get_item(
+        dynamodb, table, key(run_partition(run_id), RUN_ITEM), what="run record", retry=retry
     )
-    item = response.get("Item")
     return None if item is None else run_record_from_item(item)
 
 
-def break_glass_runs_from_item(item: dict[str, Any] | None) -> frozenset[str]:
-    """The run ids a break-glass counter item (``break_glass_partition(user)``, sort key the
-    UTC day) holds: the runs that person started by break-glass that day."""
+async def read_break_glass_runs(
+    dynamodb: DynamoDBClient, table: str, user_id: str, day: date
+) -> frozenset[str]:
+    """The runs ``user_id`` started by break-glass on ``day`` (UTC), read consistently from
+    their counter item (``break_glass_partition(user_id)``, sort key the day), which the
+    batch service writes."""
+    item = await get_item(
+        dynamodb, table, key(break_glass_partition(user_id), day.isoformat()), what="break-glass"
+    )
     return frozenset((item or {}).get("runs", {}).get("SS", []))

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
 from shared.aws import AwsClients
 from shared.events import Actor
-from shared.state_table.keys import RUN_ITEM, key, run_partition
+from shared.state_table.keys import RUN_ITEM, break_glass_partition, key, run_partition
 from shared.state_table.runs import (
     RunRecord,
+    read_break_glass_runs,
     read_run_record,
     recent_run_ids,
     run_listing_item,
@@ -68,3 +69,27 @@ async def test_the_run_list_gives_the_latest_runs_newest_first(
         "run-b",
         "run-a",
     ]
+
+
+async def test_the_break_glass_runs_of_a_day_are_read_from_its_counter(
+    aws: AwsClients, names: Names, topology: BootstrapReport
+) -> None:
+    day = date(2026, 12, 5)
+    counter = key(break_glass_partition("U0ALICE001"), day.isoformat())
+    await aws.dynamodb.put_item(
+        TableName=names.state_table, Item=counter | {"runs": {"SS": ["run-1", "run-2"]}}
+    )
+
+    assert await read_break_glass_runs(aws.dynamodb, names.state_table, "U0ALICE001", day) == {
+        "run-1",
+        "run-2",
+    }
+    assert (
+        await read_break_glass_runs(
+            aws.dynamodb, names.state_table, "U0ALICE001", date(2026, 12, 6)
+        )
+        == frozenset()
+    )
+    assert await read_break_glass_runs(aws.dynamodb, names.state_table, "U0BOB0001", day) == (
+        frozenset()
+    )

@@ -22,6 +22,7 @@ from services.detector.accept.patch import AcceptedCode, FileEdit, accept_findin
 from services.detector.config import DetectorConfig
 from services.detector.plan import PlanFinding, to_event_finding
 from services.detector.scan import Scanner
+from shared.event_ids import fixed_event_id
 from shared.events import (
     MAX_ACCEPT_DIFF,
     AcceptedAttribute,
@@ -172,7 +173,7 @@ class DriftAcceptor:
         return DriftAccepted(
             # Fixed by the request: a redelivered request's outcome is the same event,
             # which the notifier posts once.
-            event_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"toilkit:accepted:{event.event_id}")),
+            event_id=fixed_event_id(uuid.NAMESPACE_URL, f"toilkit:accepted:{event.event_id}"),
             correlation_id=event.correlation_id,
             source=self.source,
             state=event.state,

@@ -20,9 +20,8 @@ from urllib.parse import urlencode
 import aiohttp
 
 from shared.slack.signing import signed_headers
+from toilkit.standins.slack.arguments import JsonDict
 from toilkit.standins.slack.forms import state_values, with_element_ids
-
-JsonDict = dict[str, Any]
 
 TEAM_ID = "T0STANDIN1"
 TEAM_DOMAIN = "toilkit-standin"

@@ -14,6 +14,8 @@ from typing import Any
 
 from aiohttp import web
 
+#: A JSON object: an argument, a payload, a message, a block or a view (the stand-in's one
+#: name for it).
 JsonDict = dict[str, Any]
 
 #: Arguments that slack-sdk sends as JSON strings in form bodies and as objects in JSON bodies.

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from toilkit.standins.slack.arguments import SlackApiFailure, invalid_arguments
-
-JsonDict = dict[str, Any]
+from toilkit.standins.slack.arguments import JsonDict, SlackApiFailure, invalid_arguments
 
 # Slack's own limits, enforced with the error codes Slack answers.
 MAX_MESSAGE_BLOCKS = 50

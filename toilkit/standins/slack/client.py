@@ -18,7 +18,7 @@ import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal, TypedDict
+from typing import Literal, TypedDict
 from urllib.parse import urlencode
 
 import aiohttp
@@ -31,7 +31,7 @@ from toilkit.standins.slack.app_requests import (
     post_to_app,
     slash_command_form,
 )
-from toilkit.standins.slack.arguments import SlackApiFailure, read_arguments, truthy
+from toilkit.standins.slack.arguments import JsonDict, SlackApiFailure, read_arguments, truthy
 from toilkit.standins.slack.block_kit import message_content
 from toilkit.standins.slack.forms import (
     ClientFailure,
@@ -46,7 +46,6 @@ from toilkit.standins.slack.workspace import Channel, SlackUser, Workspace
 
 logger = logging.getLogger(__name__)
 
-JsonDict = dict[str, Any]
 
 #: Slack waits this long for an app to acknowledge a slash command or an interaction.
 APP_TIMEOUT_SECONDS = 3.0

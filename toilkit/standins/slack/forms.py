@@ -20,7 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
-JsonDict = dict[str, Any]
+from toilkit.standins.slack.arguments import JsonDict
 
 TEXT_INPUT_TYPES = frozenset(
     {"plain_text_input", "number_input", "email_text_input", "url_text_input"}

@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import copy
 import logging
-from typing import Any
 
 from aiohttp import web
 
 from toilkit.standins.slack.app_requests import action_ts, interaction_body, interaction_envelope
-from toilkit.standins.slack.arguments import SlackApiFailure
+from toilkit.standins.slack.arguments import JsonDict, SlackApiFailure
 from toilkit.standins.slack.block_kit import view_argument, view_content
 from toilkit.standins.slack.client import AppOutcome, SlackClient
 from toilkit.standins.slack.forms import (
@@ -38,8 +37,6 @@ from toilkit.standins.slack.forms import (
 from toilkit.standins.slack.workspace import MAX_VIEW_STACK, Workspace
 
 logger = logging.getLogger(__name__)
-
-JsonDict = dict[str, Any]
 
 
 class Modals:

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from toilkit.standins.slack.arguments import JsonDict
 from toilkit.standins.slack.forms import (
     SAFE_URL,
     STATEFUL_TYPES,
@@ -27,8 +28,6 @@ from toilkit.standins.slack.forms import (
     with_element_ids,
 )
 from toilkit.standins.slack.workspace import Channel, SlackUser, SlackUserGroup, ViewStack
-
-JsonDict = dict[str, Any]
 
 EMOJI = {
     "white_check_mark": "✅",

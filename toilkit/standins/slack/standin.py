@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from toilkit.standins.server import StandinServer
 from toilkit.standins.slack.app_requests import APP_ID, TEAM_ID
+from toilkit.standins.slack.arguments import JsonDict
 from toilkit.standins.slack.client import AppOptions, SlackClient
 from toilkit.standins.slack.faults import FaultRule, FaultSpec
 from toilkit.standins.slack.forms import TypedValues
@@ -34,7 +35,6 @@ from toilkit.standins.slack.workspace import (
     TEAM_NAME,
     TRIGGER_TTL_SECONDS,
     Clock,
-    JsonDict,
     RecordedCall,
     SlackUser,
     SlackUserGroup,

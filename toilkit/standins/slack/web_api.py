@@ -11,12 +11,12 @@ from __future__ import annotations
 import asyncio
 import copy
 from collections.abc import Callable, Iterable
-from typing import Any
 
 from aiohttp import web
 
 from toilkit.standins.slack.app_requests import TEAM_ID
 from toilkit.standins.slack.arguments import (
+    JsonDict,
     SlackApiFailure,
     as_read,
     bearer_token,
@@ -38,8 +38,6 @@ from toilkit.standins.slack.workspace import (
     ViewStack,
     Workspace,
 )
-
-JsonDict = dict[str, Any]
 
 
 class WebApi:

@@ -19,6 +19,7 @@ from typing import Any
 
 from toilkit.standins.slack.app_requests import APP_ID, TEAM_ID, SlackUserRef
 from toilkit.standins.slack.arguments import (
+    JsonDict,
     SlackApiFailure,
     invalid_arguments,
     message_metadata,
@@ -27,7 +28,6 @@ from toilkit.standins.slack.arguments import (
 from toilkit.standins.slack.block_kit import view_content
 from toilkit.standins.slack.faults import FaultKind, FaultRule
 
-JsonDict = dict[str, Any]
 Clock = Callable[[], float]
 
 TEAM_NAME = "toilkit stand-in"
