@@ -51,7 +51,9 @@ RESERVED_ENV = frozenset({"PATH", "LD_PRELOAD", "LD_LIBRARY_PATH", "PYTHONPATH",
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # defer_build (also in the catalog's other modules): validators are built on first
+    # use, not at import; loading a catalog builds Catalog's, which holds the rest.
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 # --------------------------------------------------------------------------- parameters

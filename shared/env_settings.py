@@ -38,8 +38,10 @@ class EnvSettings(BaseModel):
     Keyword arguments win over the environment, by field name or by alias.
     """
 
+    # defer_build: a class's validator is built when it is first used (a base class, such
+    # as SlackSettings, never is), not when the class is defined.
     model_config = EnvConfigDict(
-        extra="forbid", arbitrary_types_allowed=True, validate_default=True
+        extra="forbid", arbitrary_types_allowed=True, validate_default=True, defer_build=True
     )
 
     def __init__(self, **values: Any) -> None:

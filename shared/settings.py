@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from pydantic import AliasChoices, BaseModel, Field, ValidationError, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from shared.env_settings import EnvConfigDict, EnvSettings
 from shared.errors import ConfigError
@@ -88,6 +88,8 @@ class TopologySettings(EnvSettings):
 class WorkerSettings(BaseModel):
     """How a service consumes its queue. Nested in each service's settings as ``worker``
     (e.g. ``TOILKIT_NOTIFIER_WORKER__CONCURRENCY=20``)."""
+
+    model_config = ConfigDict(defer_build=True)  # the gateway never builds one
 
     concurrency: int = Field(default=16, ge=1, le=1000)
     wait_time_seconds: int = Field(default=20, ge=0, le=20)
