@@ -12,28 +12,15 @@ import pytest
 from pydantic import BaseModel
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from services.batch.settings import BatchSettings
-from services.detector.function import ScanProjectSettings
-from services.detector.settings import DetectorSettings
 from services.gateway.settings import GatewaySettings
-from services.notifier.settings import NotifierSettings
 from shared.env_settings import EnvSettings, environment_values
 from shared.errors import ConfigError
 from shared.observability import ObservabilitySettings
-from shared.settings import AwsSettings, TopologySettings
+from tests.unit.test_infra_deploy import SETTINGS_CLASSES
 from toilkit.aws_lambda import LambdaSettings
 
-CLASSES: tuple[type[EnvSettings], ...] = (
-    AwsSettings,
-    TopologySettings,
-    ObservabilitySettings,
-    LambdaSettings,
-    ScanProjectSettings,
-    GatewaySettings,
-    DetectorSettings,
-    BatchSettings,
-    NotifierSettings,
-)
+#: Every settings class a service or function reads (the Terraform test's list) and the logs'.
+CLASSES: tuple[type[EnvSettings], ...] = (*SETTINGS_CLASSES, ObservabilitySettings)
 #: Names as Lambda, compose files and people set them: aliases, prefixes, other cases,
 #: JSON, nested ``__`` fields, a variable read by a field's name besides its alias.
 ENVIRONMENT = {
