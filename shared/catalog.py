@@ -466,10 +466,11 @@ class Catalog(_Model):
             if bad:
                 raise ValueError(f"usergroups.{group}: not Slack user ids: {', '.join(bad)}")
         self._check_revert()
-        crons = info.context is None or info.context.get("check_schedules", True)
+        if info.context is not None and not info.context.get("check_schedules", True):
+            return self
         for command, environment, schedule in self.schedules():
             where = f"command {command.name}, environment {environment}: schedule"
-            problem = schedule.problem() if crons else None
+            problem = schedule.problem()
             if problem:
                 raise ValueError(f"{where}: {problem}")
             checked = validate_request(self, command.name, environment, schedule.parameters)
@@ -528,7 +529,8 @@ def parse_catalog(
 ) -> Catalog:
     """Validate catalog data (parsed YAML).
 
-    ``check_schedules=False``: no cron or zone check (croniter) of the schedules, for the gateway.
+    ``check_schedules=False``: the schedules (cron, zone, parameters) are not checked, for
+    the gateway, which runs none (croniter and a ValidatedRequest per schedule: ~10 ms).
 
     Raises:
         ConfigError: the catalog is invalid; the message lists each problem by its path.
