@@ -38,7 +38,6 @@ COMMON = (
     "aiobotocore",
     "aiohttp",
     "pydantic",
-    "pydantic-settings",
     "python-json-logger",
     "slack-sdk",
     "tenacity",

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol, TypeAlias
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
 
 from shared.catalog_drift import REVERT_PARAMETERS, DriftActionsPolicy
 from shared.catalog_principals import NAME_PATTERN, SLACK_GROUP_ID, SLACK_USER_ID, Principals
@@ -51,7 +51,9 @@ RESERVED_ENV = frozenset({"PATH", "LD_PRELOAD", "LD_LIBRARY_PATH", "PYTHONPATH",
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # defer_build (also in the catalog's other modules): validators are built on first
+    # use, not at import; loading a catalog builds Catalog's, which holds the rest.
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 # --------------------------------------------------------------------------- parameters
@@ -409,12 +411,6 @@ class CommandSpec(_Model):
             raise ValueError(f"parameters never used in argv or env: {', '.join(unused)}")
         if self.preview is not None:
             self._check_preview(self.preview, declared)
-        for environment, policy in self.environments.items():
-            problem = policy.schedule.problem() if policy.schedule else None
-            if problem:
-                raise ValueError(
-                    f"command {self.name}, environment {environment}: schedule: {problem}"
-                )
         return self
 
     def _check_preview(self, preview: PreviewSpec, declared: set[str]) -> None:
@@ -461,7 +457,7 @@ class Catalog(_Model):
     )
 
     @model_validator(mode="after")
-    def _names_are_unique(self) -> Catalog:
+    def _names_are_unique(self, info: ValidationInfo) -> Catalog:
         _refuse_repeats([c.name for c in self.commands], "commands")
         for group, members in self.usergroups.items():
             if not SLACK_GROUP_ID.fullmatch(group):
@@ -470,12 +466,17 @@ class Catalog(_Model):
             if bad:
                 raise ValueError(f"usergroups.{group}: not Slack user ids: {', '.join(bad)}")
         self._check_revert()
+        if info.context is not None and not info.context.get("check_schedules", True):
+            return self
         for command, environment, schedule in self.schedules():
+            where = f"command {command.name}, environment {environment}: schedule"
+            problem = schedule.problem()
+            if problem:
+                raise ValueError(f"{where}: {problem}")
             checked = validate_request(self, command.name, environment, schedule.parameters)
             if isinstance(checked, list):
                 raise ValueError(  # noqa: TRY004 - pydantic reports ValueErrors
-                    f"command {command.name}, environment {environment}: schedule "
-                    f"parameters: {'; '.join(str(e) for e in checked)}"
+                    f"{where} parameters: {'; '.join(str(e) for e in checked)}"
                 )
         return self
 
@@ -519,8 +520,17 @@ class Catalog(_Model):
         return self.source_dir or Path.cwd()
 
 
-def parse_catalog(data: Any, *, source: str = "catalog", source_dir: Path | None = None) -> Catalog:
+def parse_catalog(
+    data: Any,
+    *,
+    source: str = "catalog",
+    source_dir: Path | None = None,
+    check_schedules: bool = True,
+) -> Catalog:
     """Validate catalog data (parsed YAML).
+
+    ``check_schedules=False``: the schedules (cron, zone, parameters) are not checked, for
+    the gateway, which runs none (croniter and a ValidatedRequest per schedule: ~10 ms).
 
     Raises:
         ConfigError: the catalog is invalid; the message lists each problem by its path.
@@ -529,7 +539,7 @@ def parse_catalog(data: Any, *, source: str = "catalog", source_dir: Path | None
         # Top-level "x-..." keys hold YAML anchors to reuse (as in docker-compose files).
         data = {k: v for k, v in data.items() if not str(k).startswith("x-")}
     try:
-        catalog = Catalog.model_validate(data)
+        catalog = Catalog.model_validate(data, context={"check_schedules": check_schedules})
     except ValidationError as exc:
         lines = [f"invalid command catalog {source}:"]
         for err in exc.errors():
@@ -539,8 +549,8 @@ def parse_catalog(data: Any, *, source: str = "catalog", source_dir: Path | None
     return catalog.model_copy(update={"source_dir": source_dir})
 
 
-def load_catalog(path: Path | str) -> Catalog:
-    """Read and validate a catalog YAML file.
+def load_catalog(path: Path | str, *, check_schedules: bool = True) -> Catalog:
+    """Read and validate a catalog YAML file (``check_schedules``: see :func:`parse_catalog`).
 
     A file that holds a JSON object (which is YAML too) is read as JSON, without PyYAML:
     a Lambda package's catalog is written so (scripts/lambda_package.py), and PyYAML's import
@@ -557,7 +567,9 @@ def load_catalog(path: Path | str) -> Catalog:
     data = _json_object(text)
     if data is None:
         data = _yaml_data(text, file)
-    return parse_catalog(data, source=str(file), source_dir=file.resolve().parent)
+    return parse_catalog(
+        data, source=str(file), source_dir=file.resolve().parent, check_schedules=check_schedules
+    )
 
 
 def _json_object(text: str) -> dict[str, Any] | None:

@@ -11,7 +11,7 @@ from shared.catalog_principals import NAME_PATTERN, Principals
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 #: The parameters a ``drift.revert`` command must declare: what the Revert button fills in.

@@ -15,7 +15,7 @@ SLACK_GROUP_ID = re.compile(r"^S[A-Z0-9]{2,20}$")
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 class Principals(_Model):

@@ -15,13 +15,12 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from pydantic import SecretStr
 
-from shared.worker import Worker
-
 if TYPE_CHECKING:
     from types_aiobotocore_sqs.type_defs import MessageTypeDef
 
     from shared.runtime import Runtime
     from shared.secrets import SsmSecrets
+    from shared.worker import Worker
 
 
 @dataclass(frozen=True)

@@ -26,8 +26,9 @@ from contextvars import ContextVar
 from typing import Any, Literal, TextIO
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 from pythonjsonlogger.json import JsonFormatter
+
+from shared.env_settings import EnvConfigDict, EnvSettings
 
 #: The context fields every line carries, in the order they are written.
 CONTEXT_FIELDS = ("service", "event_id", "event_type", "correlation_id", "run_id", "message_id")
@@ -40,7 +41,7 @@ def running_in_lambda() -> bool:
     return bool(os.environ.get("AWS_LAMBDA_FUNCTION_NAME"))
 
 
-class ObservabilitySettings(BaseSettings):
+class ObservabilitySettings(EnvSettings):
     """How a process writes its logs and metrics (``TOILKIT_`` prefix).
 
     Attributes:
@@ -51,7 +52,7 @@ class ObservabilitySettings(BaseSettings):
             (``TOILKIT_NAME_PREFIX``), so two deployments in one account stay apart.
     """
 
-    model_config = SettingsConfigDict(env_prefix="TOILKIT_", extra="ignore")
+    model_config = EnvConfigDict(env_prefix="TOILKIT_", extra="ignore")
 
     log_format: Literal["json", "text"] | None = None
     metrics: Literal["emf", "off"] | None = None

@@ -35,7 +35,7 @@ UNAVAILABLE_VALUE = "__toilkit_list_unavailable__"
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 class _SourceBase(_Model):

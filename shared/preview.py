@@ -20,7 +20,7 @@ _HIDDEN = "(sensitive)"
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 #: The longest a preview may take: it runs inside the handling of the request, which the

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from shared.aws import AwsClients
 from shared.events import EventBase
@@ -19,7 +19,9 @@ from shared.ops import DeadLetterAnnouncer
 from shared.publishing import Publisher
 from shared.settings import AwsSettings, TopologySettings, WorkerSettings, load_settings
 from shared.topology import QUEUES, BootstrapReport, Names, resolve_urls
-from shared.worker import Handler, Worker
+
+if TYPE_CHECKING:
+    from shared.worker import Handler, Worker
 
 
 @dataclass
@@ -52,6 +54,8 @@ class Runtime:
     ) -> Worker:
         """A worker on ``consumer``'s queue with idempotency on, its metrics and its
         dead-letter announcements."""
+        from shared.worker import Worker  # noqa: PLC0415 - not loaded by the gateway, which has none
+
         spec = next((q for q in QUEUES if q.consumer == consumer), None)
         announcer = DeadLetterAnnouncer(self.publisher, self.names.dlq)
         return Worker(

@@ -1,6 +1,6 @@
-"""Settings shared by every service, read from the environment with pydantic-settings.
+"""Settings shared by every service, read from the environment (:mod:`shared.env_settings`).
 
-Each service has its own ``BaseSettings`` with an env prefix (``TOILKIT_NOTIFIER_`` ...)
+Each service has its own ``EnvSettings`` with an env prefix (``TOILKIT_NOTIFIER_`` ...)
 and nests the models here. :func:`load_settings` turns a validation error into a
 :class:`~shared.errors.ConfigError` that names the environment variable to fix.
 """
@@ -9,20 +9,20 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from pydantic import AliasChoices, BaseModel, Field, ValidationError, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from shared.env_settings import EnvConfigDict, EnvSettings
 from shared.errors import ConfigError
 
 
-class AwsSettings(BaseSettings):
+class AwsSettings(EnvSettings):
     """Where AWS is: the real one, LocalStack or moto (``AWS_ENDPOINT_URL``).
 
     Credentials come from botocore's usual chain (env, profile, role); toilkit never
     reads them itself.
     """
 
-    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+    model_config = EnvConfigDict(extra="ignore", populate_by_name=True)
 
     region: str = Field(
         default="us-east-1",
@@ -72,10 +72,10 @@ class AwsSettings(BaseSettings):
         return override or self.endpoint_url
 
 
-class TopologySettings(BaseSettings):
+class TopologySettings(EnvSettings):
     """The names of the shared AWS resources (``TOILKIT_`` prefix)."""
 
-    model_config = SettingsConfigDict(env_prefix="TOILKIT_", extra="ignore")
+    model_config = EnvConfigDict(env_prefix="TOILKIT_", extra="ignore")
 
     name_prefix: str = Field(default="toilkit", pattern=r"^[A-Za-z0-9_-]{1,40}$")
     bucket: str | None = Field(
@@ -88,6 +88,8 @@ class TopologySettings(BaseSettings):
 class WorkerSettings(BaseModel):
     """How a service consumes its queue. Nested in each service's settings as ``worker``
     (e.g. ``TOILKIT_NOTIFIER_WORKER__CONCURRENCY=20``)."""
+
+    model_config = ConfigDict(defer_build=True)  # the gateway never builds one
 
     concurrency: int = Field(default=16, ge=1, le=1000)
     wait_time_seconds: int = Field(default=20, ge=0, le=20)
@@ -122,7 +124,7 @@ class WorkerSettings(BaseModel):
         return self.heartbeat_every or self.visibility_timeout / 3
 
 
-SettingsT = TypeVar("SettingsT", bound=BaseSettings)
+SettingsT = TypeVar("SettingsT", bound=EnvSettings)
 
 
 def load_settings(cls: type[SettingsT], **overrides: Any) -> SettingsT:
@@ -140,7 +142,7 @@ def load_settings(cls: type[SettingsT], **overrides: Any) -> SettingsT:
         raise ConfigError("\n".join(lines)) from exc
 
 
-def env_variable_for(cls: type[BaseSettings], loc: tuple[int | str, ...]) -> str:
+def env_variable_for(cls: type[EnvSettings], loc: tuple[int | str, ...]) -> str:
     """The environment variable that sets the field at ``loc`` of a settings class."""
     if not loc:
         return cls.__name__

@@ -28,9 +28,11 @@ from __future__ import annotations
 import asyncio
 import http.client
 import json
+import socket
 import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from shared.errors import ConfigError
 
@@ -88,6 +90,7 @@ class ParametersExtension:
 
     def _get_one(self, name: str) -> str:
         connection = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+        connection._create_connection = _connect_by_ascii_name  # type: ignore[attr-defined]
         try:
             return self._get(connection, name)
         except OSError as exc:
@@ -122,3 +125,13 @@ class ParametersExtension:
         raise ConfigError(
             f"the Parameters and Secrets extension failed ({status}) reading {name}: {detail}"
         )
+
+
+def _connect_by_ascii_name(
+    address: tuple[str, int], timeout: float | None, source_address: Any = None
+) -> socket.socket:
+    """``socket.create_connection`` with the host name as bytes: given a str, getaddrinfo
+    imports the IDNA codec (``encodings.idna``, stringprep, unicodedata: ~3 ms of a cold
+    start) to encode ``localhost``."""
+    host, port = address
+    return socket.create_connection((host.encode("ascii"), port), timeout, source_address)  # type: ignore[arg-type]

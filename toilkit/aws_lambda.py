@@ -40,9 +40,9 @@ from contextlib import AsyncExitStack
 from typing import Any, Literal, TypeVar
 
 from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.aws import AwsClients, ClientOnFirstCall
+from shared.env_settings import EnvConfigDict, EnvSettings
 from shared.errors import ConfigError
 from shared.lambda_function import (
     FunctionBuilder,
@@ -73,7 +73,7 @@ AFTER_ACK_SECONDS = 8.0
 INIT_TYPE_VARIABLE = "AWS_LAMBDA_INITIALIZATION_TYPE"
 
 
-class LambdaSettings(BaseSettings):
+class LambdaSettings(EnvSettings):
     """What a function reads besides its service's own settings (``TOILKIT_*``).
 
     Attributes:
@@ -100,7 +100,7 @@ class LambdaSettings(BaseSettings):
             does not set it in every kind of init; without it the SDK reads the secrets).
     """
 
-    model_config = SettingsConfigDict(env_prefix="TOILKIT_", extra="ignore")
+    model_config = EnvConfigDict(env_prefix="TOILKIT_", extra="ignore")
 
     service: ServiceName
     slack_bot_token_parameter: str | None = Field(default=None, min_length=1)

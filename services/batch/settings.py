@@ -5,20 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 
 from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.catalog import DEMO_CATALOG
+from shared.env_settings import EnvConfigDict, EnvSettings
 from shared.options_fetch import DEFAULT_CACHE_DIR
 from shared.settings import WorkerSettings
 
 
-class BatchSettings(BaseSettings):
+class BatchSettings(EnvSettings):
     """Where the catalog is, where run logs go, and how runs are watched.
 
     Nested worker settings use ``__``: ``TOILKIT_BATCH_WORKER__CONCURRENCY=4``.
     """
 
-    model_config = SettingsConfigDict(
+    model_config = EnvConfigDict(
         env_prefix="TOILKIT_BATCH_", env_nested_delimiter="__", extra="ignore"
     )
 

@@ -24,13 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.detector.config import DetectorConfig
 from services.detector.handlers import DetectorHandlers, build_handlers
 from services.detector.service import CONSUMER, build_pipeline, build_scanner, wire_handlers
 from services.detector.settings import DetectorSettings
 from shared.aws import call_aws
+from shared.env_settings import EnvConfigDict, EnvSettings
 from shared.errors import ConfigError
 from shared.events import (
     DriftAcceptRequested,
@@ -46,11 +46,11 @@ from shared.settings import AwsSettings, TopologySettings, load_settings
 log = logging.getLogger(__name__)
 
 
-class ScanProjectSettings(BaseSettings):
+class ScanProjectSettings(EnvSettings):
     """``TOILKIT_DRIFT_SCAN_PROJECT``: the CodeBuild project that runs scans (the function
     has no Terraform and 55 seconds, so in AWS scans always run there)."""
 
-    model_config = SettingsConfigDict(env_prefix="TOILKIT_", extra="ignore")
+    model_config = EnvConfigDict(env_prefix="TOILKIT_", extra="ignore")
 
     drift_scan_project: str | None = Field(default=None, min_length=2)
 

@@ -12,7 +12,6 @@ import tempfile
 from pathlib import Path
 
 from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.detector.config import (
     CONFIG_FILE_NAME,
@@ -20,6 +19,7 @@ from services.detector.config import (
     config_for_repo,
     load_config,
 )
+from shared.env_settings import EnvConfigDict, EnvSettings
 from shared.settings import WorkerSettings
 
 
@@ -30,7 +30,7 @@ def _detector_worker() -> WorkerSettings:
     return WorkerSettings(concurrency=1, handler_timeout=3600)
 
 
-class DetectorSettings(BaseSettings):
+class DetectorSettings(EnvSettings):
     """Settings of the detector process.
 
     Attributes:
@@ -48,7 +48,7 @@ class DetectorSettings(BaseSettings):
             the digest before it starts being cut off.
     """
 
-    model_config = SettingsConfigDict(
+    model_config = EnvConfigDict(
         env_prefix="TOILKIT_DETECTOR_", env_nested_delimiter="__", extra="ignore"
     )
 

@@ -113,8 +113,10 @@ async def build_function(context: FunctionContext) -> GatewayFunction:
         ConfigError: no signing secret (a function URL is on the internet).
     """
     # The catalog first: it needs no secret, and its validation can run while the first
-    # read of the secrets (the Lambda extension's, in threads) waits for its answer.
-    catalog = load_catalog(load_settings(GatewaySettings).catalog_path)
+    # read of the secrets (the Lambda extension's, in threads) waits for its answer. The
+    # gateway never runs a schedule, so it leaves checking them to the batch function, which
+    # does when it opens (croniter's import stays off the gateway's cold start).
+    catalog = load_catalog(load_settings(GatewaySettings).catalog_path, check_schedules=False)
     settings = load_settings(GatewaySettings, **await context.secret_overrides(**SECRET_FIELDS))
     if settings.slack_signing_secret is None:
         raise ConfigError(

@@ -18,9 +18,9 @@ import secrets
 from pathlib import Path
 
 from pydantic import AliasChoices, Field, SecretStr, model_validator
-from pydantic_settings import SettingsConfigDict
 
 from shared.catalog import DEMO_CATALOG
+from shared.env_settings import EnvConfigDict
 from shared.options_fetch import DEFAULT_CACHE_DIR
 from shared.slack.settings import SlackSettings, bot_token_field
 
@@ -32,7 +32,7 @@ def _aliases(slack_name: str, field: str) -> AliasChoices:
 class GatewaySettings(SlackSettings):
     """Everything the gateway reads from its environment, once, at start-up."""
 
-    model_config = SettingsConfigDict(env_prefix="TOILKIT_GATEWAY_")
+    model_config = EnvConfigDict(env_prefix="TOILKIT_GATEWAY_")
 
     slack_bot_token: SecretStr | None = bot_token_field("TOILKIT_GATEWAY_")
     slack_signing_secret: SecretStr | None = Field(

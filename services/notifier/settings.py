@@ -31,8 +31,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import SettingsConfigDict
 
+from shared.env_settings import EnvConfigDict
 from shared.errors import ConfigError
 from shared.settings import WorkerSettings
 from shared.slack.settings import SlackSettings, bot_token_field
@@ -96,7 +96,7 @@ class SlackRetrySettings(BaseModel):
 class NotifierSettings(SlackSettings):
     """Everything the notifier reads from its environment, once, at start-up."""
 
-    model_config = SettingsConfigDict(env_prefix="TOILKIT_NOTIFIER_")
+    model_config = EnvConfigDict(env_prefix="TOILKIT_NOTIFIER_")
 
     slack_bot_token: SecretStr | None = bot_token_field("TOILKIT_NOTIFIER_")
     slack_timeout_seconds: int = Field(default=15, ge=1, le=120)

@@ -12,7 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import AliasChoices, Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.env_settings import EnvConfigDict, EnvSettings
 
 SLACK_API_URL = "https://slack.com/api/"
 
@@ -34,7 +35,7 @@ def bot_token_field(env_prefix: str) -> Any:
     )
 
 
-class SlackSettings(BaseSettings):
+class SlackSettings(EnvSettings):
     """Where Slack's Web API is and how to call it (a base for a service's settings).
 
     A service's settings subclass it and name their own ``env_prefix``; the rest of the
@@ -42,9 +43,7 @@ class SlackSettings(BaseSettings):
     alias) is the same for both.
     """
 
-    model_config = SettingsConfigDict(
-        env_nested_delimiter="__", extra="ignore", populate_by_name=True
-    )
+    model_config = EnvConfigDict(env_nested_delimiter="__", extra="ignore", populate_by_name=True)
 
     slack_bot_token: SecretStr | None = bot_token_field("")
     slack_api_url: str = Field(

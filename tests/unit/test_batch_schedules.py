@@ -12,7 +12,7 @@ from shared.catalog import Schedule, parse_catalog
 from shared.errors import ConfigError
 
 
-def catalog_with(schedule: dict[str, Any]) -> Any:
+def catalog_with(schedule: dict[str, Any], *, check_schedules: bool = True) -> Any:
     return parse_catalog(
         {
             "commands": [
@@ -26,7 +26,8 @@ def catalog_with(schedule: dict[str, Any]) -> Any:
                     },
                 }
             ]
-        }
+        },
+        check_schedules=check_schedules,
     )
 
 
@@ -78,3 +79,15 @@ def test_a_bad_schedule_fails_the_catalog_naming_command_and_environment(
         catalog_with(NIGHTLY | change)
     assert "command nightly, environment staging: schedule" in str(info.value)
     assert message in str(info.value)
+
+
+def test_a_reader_that_runs_no_schedule_skips_the_schedule_checks() -> None:
+    # The gateway's function (check_schedules=False): croniter stays off its cold start; the
+    # batch function, which runs the schedules, checks them when it opens.
+    for change in ({"cron": "61 2 * * *"}, {"timezone": "Mars/Olympus"}):
+        catalog = catalog_with(NIGHTLY | change, check_schedules=False)
+        [(_, _, schedule)] = catalog.schedules()
+        assert schedule.problem() is not None
+    catalog_with(NIGHTLY | {"parameters": {"month": "May"}}, check_schedules=False)
+    with pytest.raises(ConfigError, match="schedule parameters: month: does not match"):
+        catalog_with(NIGHTLY | {"parameters": {"month": "May"}})

@@ -22,13 +22,13 @@ import aiohttp
 import pytest
 import typer
 import yaml
-from pydantic_settings import BaseSettings
 
 from services.batch.settings import BatchSettings
 from services.detector.settings import DetectorSettings
 from services.gateway.settings import GatewaySettings
 from services.gateway.transport import EVENTS_PATH, HEALTH_PATH
 from services.notifier.settings import NotifierSettings
+from shared.env_settings import EnvSettings
 from shared.settings import AwsSettings, TopologySettings, load_settings
 from toilkit.cli import app
 from toilkit.services import service_factories
@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 SERVICES = ("gateway", "detector", "batch", "notifier")
-SETTINGS: dict[str, type[BaseSettings]] = {
+SETTINGS: dict[str, type[EnvSettings]] = {
     "gateway": GatewaySettings,
     "detector": DetectorSettings,
     "batch": BatchSettings,

@@ -19,7 +19,6 @@ import hcl2
 import pytest
 import yaml
 from pydantic import AliasChoices, BaseModel
-from pydantic_settings import BaseSettings
 
 from services.batch.function import HOUSEKEEPING
 from services.batch.runners.codebuild import BUILDSPEC_COMMAND
@@ -29,6 +28,7 @@ from services.detector.function import ScanProjectSettings
 from services.detector.settings import DetectorSettings
 from services.gateway.settings import GatewaySettings
 from services.notifier.settings import NotifierSettings
+from shared.env_settings import EnvSettings
 from shared.settings import AwsSettings, TopologySettings
 from shared.topology import QUEUES
 from tests.unit.test_infra_topology import _unquote
@@ -37,7 +37,7 @@ from toilkit.aws_lambda import LambdaSettings
 INFRA = Path(__file__).parents[2] / "infra"
 TERRAFORM = INFRA / "terraform"
 
-SETTINGS_CLASSES: tuple[type[BaseSettings], ...] = (
+SETTINGS_CLASSES: tuple[type[EnvSettings], ...] = (
     AwsSettings,
     TopologySettings,
     LambdaSettings,
@@ -139,7 +139,7 @@ def _statements(document: dict[str, Any]) -> list[dict[str, Any]]:
     return statements
 
 
-def _env_names(cls: type[BaseSettings]) -> set[str]:
+def _env_names(cls: type[EnvSettings]) -> set[str]:
     """Every environment variable ``cls`` reads (aliases and nested ``__`` fields too)."""
     prefix = str(cls.model_config.get("env_prefix", ""))
     names: set[str] = set()

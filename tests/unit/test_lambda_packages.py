@@ -31,6 +31,7 @@ from scripts.lambda_package import (
     endpoint_prefixes,
     trim_endpoints,
 )
+from toilkit import NO_PYDANTIC_PLUGINS
 
 ROOT = Path(__file__).parents[2]
 FUNCTIONS = sorted(FUNCTION_DISTRIBUTIONS)
@@ -84,6 +85,38 @@ def test_no_distribution_a_function_imports_is_a_pydantic_plugin() -> None:
             if any(entry.group == "pydantic" for entry in dist.entry_points)
         ]
         assert plugins == [], function
+
+
+def test_pydantic_s_plugin_loader_answers_none_when_plugins_are_disabled(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # What toilkit/__init__.py's stand-in for it answers in a Lambda init, without the
+    # import of importlib.metadata.
+    from pydantic.plugin import _loader  # noqa: PLC0415
+
+    for value in NO_PYDANTIC_PLUGINS:
+        monkeypatch.setenv("PYDANTIC_DISABLE_PLUGINS", value)
+        assert tuple(_loader.get_plugins()) == ()
+
+
+def test_a_lambda_init_builds_models_without_pydantic_s_plugin_loader() -> None:
+    script = (
+        "import sys, toilkit, pydantic\n"
+        "class M(pydantic.BaseModel):\n    x: int\n"
+        "assert M(x='1').x == 1\n"
+        "print(sorted(m for m in sys.modules if m.startswith('importlib.metadata')))\n"
+    )
+    env = {**os.environ, "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand"}
+    env.pop("PYDANTIC_DISABLE_PLUGINS", None)
+    output = subprocess.run(
+        [sys.executable, "-I", "-c", script],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+    ).stdout
+    assert output.strip() == "[]"
 
 
 def test_what_lambda_leaves_out_is_what_no_function_imports() -> None:
