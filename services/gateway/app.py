@@ -43,7 +43,7 @@ import re
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from slack_bolt.app.async_app import AsyncApp
@@ -55,6 +55,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from services.gateway.background import AfterAck
 from services.gateway.blocks import (
+    IGNORE_MODAL_CALLBACK,
     PARAM_BLOCK_PREFIX,
     PICK_COMMAND_ACTION,
     RUN_MODAL_CALLBACK,
@@ -62,15 +63,6 @@ from services.gateway.blocks import (
     Reply,
     read_run_form,
     text_reply,
-)
-from services.gateway.drift_actions import (
-    IGNORE_MODAL_CALLBACK,
-    DriftActions,
-    IgnoreAccepted,
-    IgnoreTarget,
-    check_ignore_form,
-    ignore_modal,
-    read_ignore_form,
 )
 from services.gateway.handlers import (
     FormAccepted,
@@ -110,6 +102,9 @@ from shared.slack.actions import (
 )
 from shared.slack.blocks import code
 
+if TYPE_CHECKING:
+    from services.gateway.drift_actions import DriftActions
+
 log = logging.getLogger(__name__)
 
 #: What answers a button after the ack: from its value, who pressed it and the request key,
@@ -133,8 +128,10 @@ class AppParts:
     read_timeout: float
     #: Shared across gateway instances: asked after the ack, before anything is published.
     ledger: RequestLedger | None = None
-    #: The drift report's Ignore… and Re-scan buttons (None: they answer "not set up").
-    drift: DriftActions | None = None
+    #: Builds what the drift report's Ignore…, Accept and Re-scan buttons do (None: they
+    #: answer "not set up"), called on the first press: its stores, modal and module are
+    #: not loaded at open, where a Lambda cold start (a ``/toil run``) needs none of them.
+    drift: Callable[[], DriftActions] | None = None
     #: Checks of a submission that need a read (listed choices, the break-glass limit).
     checks: SubmissionChecks = field(default_factory=SubmissionChecks)
 
@@ -221,6 +218,7 @@ class _Listeners:
 
     def __init__(self, parts: AppParts) -> None:
         self.parts = parts
+        self._drift_actions: DriftActions | None = None
         self.gateway = parts.gateway
 
     # ------------------------------------------------------------ slash command
@@ -482,8 +480,14 @@ class _Listeners:
         elif payload.trigger_id:
             await self._open_modal(payload.trigger_id, view, requester, payload.response_url)
 
+    def _drift(self) -> DriftActions | None:
+        """What the drift buttons do, built on the first press (``AppParts.drift``)."""
+        if self._drift_actions is None and self.parts.drift is not None:
+            self._drift_actions = self.parts.drift()
+        return self._drift_actions
+
     async def _accept_drift(self, value: str, requester: Requester, key: str) -> Reply | None:
-        drift = self.parts.drift
+        drift = self._drift()
         if drift is None:
             return None
         claim = drift_button_value(value, Action.DRIFT_ACCEPT)
@@ -518,7 +522,9 @@ class _Listeners:
     # ------------------------------------------------------------ drift: ignore, re-scan
 
     async def _open_ignore_modal(self, payload: BlockActions, requester: Requester) -> None:
-        drift = self.parts.drift
+        from services.gateway.drift_actions import IgnoreTarget, ignore_modal  # noqa: PLC0415 - see AppParts.drift
+
+        drift = self._drift()
         try:
             value = decode_ignore_value(payload.action.value)
         except BadButtonValue as exc:
@@ -547,8 +553,15 @@ class _Listeners:
     async def ignore_submitted(
         self, ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext
     ) -> None:
+        from services.gateway.drift_actions import (  # noqa: PLC0415 - see AppParts.drift
+            IgnoreAccepted,
+            IgnoreTarget,
+            check_ignore_form,
+            read_ignore_form,
+        )
+
         payload = _parsed(ViewSubmission, body)
-        drift = self.parts.drift
+        drift = self._drift()
         target = IgnoreTarget.from_metadata(payload.view.private_metadata) if payload else None
         if payload is None or drift is None or target is None:
             await ack()
@@ -582,7 +595,7 @@ class _Listeners:
 
     def _rescan(self, body: dict[str, Any], context: AsyncBoltContext, mode: ScanMode) -> None:
         button = self._button(body)
-        drift = self.parts.drift
+        drift = self._drift()
         if button is None or drift is None:
             return
         payload, requester = button

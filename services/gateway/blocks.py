@@ -51,6 +51,9 @@ from shared.slack.blocks import (
 from shared.state_table.drift import OpenDrift
 
 RUN_MODAL_CALLBACK = "toil_run"
+#: The drift Ignore… modal's callback id (its modal is built in ``drift_actions``; the app
+#: registers its listener at open without importing that module, see ``AppParts.drift``).
+IGNORE_MODAL_CALLBACK = "drift_ignore_modal"
 PICK_COMMAND_ACTION = "run_pick_command"
 COMMAND_BLOCK = "command"
 ENVIRONMENT_BLOCK = "environment"

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from services.gateway.blocks import IGNORE_MODAL_CALLBACK
 from services.gateway.handlers import derived_id
 from shared.authz import DriftAction, drift_action_refusal
 from shared.catalog import Catalog, GroupDirectory
@@ -55,7 +56,6 @@ from shared.state_table.drift_actions import (
 
 log = logging.getLogger(__name__)
 
-IGNORE_MODAL_CALLBACK = "drift_ignore_modal"
 REASON_BLOCK = "ignore_reason"
 EXPIRES_BLOCK = "ignore_expires"
 ATTRIBUTE_BLOCK = "ignore_attribute"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -19,7 +20,6 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from services.gateway.app import AppParts, build_bolt_app
 from services.gateway.background import AfterAck
-from services.gateway.drift_actions import DriftActions
 from services.gateway.handlers import Gateway
 from services.gateway.ledger import RecentRequests, RequestLedger
 from services.gateway.replies import EphemeralReplier, origin
@@ -35,11 +35,13 @@ from shared.runtime import Runtime
 from shared.settings import load_settings
 from shared.slack.groups import slack_directory
 from shared.slack.settings import SLACK_API_URL
-from shared.state_table.drift_actions import DriftAudit, IgnoreRuleStore, ScanGuard
 from shared.state_table.options import read_options
 
 if TYPE_CHECKING:
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+    from services.gateway.drift_actions import DriftActions
+    from shared.catalog import GroupDirectory
 
 log = logging.getLogger(__name__)
 
@@ -234,6 +236,29 @@ def _shared_ledger(runtime: Runtime, settings: GatewaySettings) -> RequestLedger
     )
 
 
+def _drift_actions(runtime: Runtime, catalog: Catalog, directory: GroupDirectory) -> DriftActions:
+    """What the drift buttons do, built on the first press (``AppParts.drift``).
+
+    Imported here, not at the top: a cold start that serves a ``/toil run`` needs neither
+    these stores nor the Ignore… modal (~5 ms of a Lambda cold start)."""
+    from services.gateway.drift_actions import DriftActions  # noqa: PLC0415 - see the docstring
+    from shared.state_table.drift_actions import (  # noqa: PLC0415
+        DriftAudit,
+        IgnoreRuleStore,
+        ScanGuard,
+    )
+
+    ddb, table = runtime.aws.dynamodb, runtime.names.state_table
+    return DriftActions(
+        catalog=catalog,
+        directory=directory,
+        publish=runtime.publisher.publish,
+        ignores=IgnoreRuleStore(ddb, table),
+        guard=ScanGuard(ddb, table),
+        audit=DriftAudit(ddb, table),
+    )
+
+
 def _listed_options(
     runtime: Runtime, settings: GatewaySettings, catalog: Catalog
 ) -> ListedOptions | None:
@@ -294,14 +319,7 @@ async def build_gateway(
         command_name=settings.command_name,
         read_timeout=settings.read_timeout_seconds,
         ledger=_shared_ledger(runtime, settings),
-        drift=DriftActions(
-            catalog=catalog,
-            directory=gateway.directory,
-            publish=runtime.publisher.publish,
-            ignores=IgnoreRuleStore(runtime.aws.dynamodb, runtime.names.state_table),
-            guard=ScanGuard(runtime.aws.dynamodb, runtime.names.state_table),
-            audit=DriftAudit(runtime.aws.dynamodb, runtime.names.state_table),
-        ),
+        drift=partial(_drift_actions, runtime, catalog, gateway.directory),
         checks=SubmissionChecks(
             options=options,
             break_glass_used=break_glass_reader(runtime.aws.dynamodb, runtime.names.state_table),
