@@ -236,10 +236,10 @@ class Sandbox:
 _sandbox: Sandbox | None = None
 
 
-def _open_sandbox() -> Sandbox:
+def _open_sandbox(settings: LambdaSettings | None = None) -> Sandbox:
     global _sandbox  # noqa: PLW0603 - one per Lambda execution environment, by design
     if _sandbox is None:
-        settings = load_settings(LambdaSettings)
+        settings = settings or load_settings(LambdaSettings)
         configure_function_logging(settings.service)
         sandbox = Sandbox(settings)
         with _collector_paused():
@@ -276,7 +276,7 @@ def _init_phase() -> None:
     opening to the first request."""
     settings = load_settings(LambdaSettings)
     if settings.secrets_extension_at_start() is None:
-        _open_sandbox()
+        _open_sandbox(settings)
     else:
         configure_function_logging(settings.service)
         function_builder(settings.service)

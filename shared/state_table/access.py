@@ -236,7 +236,8 @@ async def update_item(
 
 
 def _condition(condition: str | None, names: dict[str, str] | None, values: Item | None) -> Item:
-    """The condition arguments of a write (none when there is no condition)."""
+    """A write's condition and the expression attribute names and values that its condition
+    or update expression uses (each left out when not given)."""
     arguments: Item = {}
     if condition is not None:
         arguments["ConditionExpression"] = condition
