@@ -43,7 +43,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import KW_ONLY, dataclass, replace
 from typing import Generic, TypeVar
 
 from pydantic import BaseModel
@@ -81,6 +81,7 @@ class Merged(Generic[V]):
     record: ThreadRecord
 
 
+@dataclass(eq=False)
 class Delivery:
     """Posts messages once and keeps thread parents current.
 
@@ -97,24 +98,14 @@ class Delivery:
         clock: epoch seconds, the store's clock.
     """
 
-    def __init__(
-        self,
-        slack: SlackPort,
-        store: NotifierStore,
-        *,
-        claim_lease_seconds: float,
-        follow_wait_seconds: float = 30,
-        attempt_window_seconds: float = 0,
-        settle_seconds: float = 0,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self._slack = slack
-        self._store = store
-        self._claim_lease = claim_lease_seconds
-        self._follow_wait = follow_wait_seconds
-        self._attempt_window = attempt_window_seconds
-        self._settle = settle_seconds
-        self._clock = clock
+    slack: SlackPort
+    store: NotifierStore
+    _: KW_ONLY
+    claim_lease_seconds: float
+    follow_wait_seconds: float = 30
+    attempt_window_seconds: float = 0
+    settle_seconds: float = 0
+    clock: Callable[[], float] = time.time
 
     async def post_once(
         self,
@@ -134,7 +125,7 @@ class Delivery:
         thread_ts = None
         if thread is not None:
             channel, thread_ts = thread.channel, thread.ts
-        earlier = await self._store.claim_post(key, channel, thread_ts)
+        earlier = await self.store.claim_post(key, channel, thread_ts)
         if earlier is not None and earlier.ts is not None:
             log.info(
                 "notifier: %s/%s was posted before (%s)", marker.event_id, marker.role, earlier.ts
@@ -151,15 +142,15 @@ class Delivery:
                     marker.role,
                     found.ts,
                 )
-                await self._store.complete_post(key, found.channel, found.ts)
+                await self.store.complete_post(key, found.channel, found.ts)
                 return found
-            await self._store.restamp_post(key)  # the look-up window starts at this attempt
+            await self.store.restamp_post(key)  # the look-up window starts at this attempt
         try:
-            posted = await self._slack.post(channel, message, marker=marker, thread_ts=thread_ts)
+            posted = await self.slack.post(channel, message, marker=marker, thread_ts=thread_ts)
         except (PermanentError, NotPosted):
-            await self._store.release_post(key)
+            await self.store.release_post(key)
             raise
-        await self._store.complete_post(key, posted.channel, posted.ts)
+        await self.store.complete_post(key, posted.channel, posted.ts)
         return posted
 
     async def open_thread(
@@ -180,15 +171,15 @@ class Delivery:
             TransientError: another event has been posting the parent for longer than
                 ``follow_wait_seconds``.
         """
-        deadline = time.monotonic() + self._follow_wait
+        deadline = time.monotonic() + self.follow_wait_seconds
         pause = FOLLOW_FIRST_PAUSE
         while True:
-            claim = await self._store.claim_thread(
+            claim = await self.store.claim_thread(
                 key,
                 owner=event_id,
                 channel=channel,
                 view_json=view.model_dump_json(),
-                lease_seconds=self._claim_lease,
+                lease_seconds=self.claim_lease_seconds,
             )
             if claim.acquired:
                 break
@@ -225,13 +216,13 @@ class Delivery:
                 )
         if posted is None:
             try:
-                posted = await self._slack.post(
+                posted = await self.slack.post(
                     channel, render(view), marker=PostMarker(event_id, PARENT), thread_ts=None
                 )
             except (PermanentError, NotPosted):
-                await self._store.release_thread(key, event_id)
+                await self.store.release_thread(key, event_id)
                 raise
-        await self._store.thread_posted(key, channel=posted.channel, ts=posted.ts)
+        await self.store.thread_posted(key, channel=posted.channel, ts=posted.ts)
         return replace(claim.record, channel=posted.channel, ts=posted.ts), True
 
     async def _find_after_attempt(
@@ -246,18 +237,18 @@ class Delivery:
                 the answer is final).
         """
         since = claimed_at - LOOKUP_MARGIN_SECONDS
-        settle_at = claimed_at + self._attempt_window + self._settle
-        wait = settle_at - self._clock()
-        if wait > self._settle:
-            found = await self._slack.find(channel, marker, since=since, thread_ts=thread_ts)
+        settle_at = claimed_at + self.attempt_window_seconds + self.settle_seconds
+        wait = settle_at - self.clock()
+        if wait > self.settle_seconds:
+            found = await self.slack.find(channel, marker, since=since, thread_ts=thread_ts)
             if found is not None:
                 return found
             raise TransientError(
                 f"{marker.event_id}/{marker.role}: an attempt that died may still be posting "
                 f"it; deciding in {wait:.0f}s, once Slack has settled it",
-                retry_after=wait - self._settle,
+                retry_after=wait - self.settle_seconds,
             )
-        return await self._slack.find(
+        return await self.slack.find(
             channel, marker, since=since, thread_ts=thread_ts, settle_at=settle_at
         )
 
@@ -280,14 +271,14 @@ class Delivery:
             TransientError: the thread has no parent yet, or too many events raced.
         """
         for _ in range(MAX_MERGE_ATTEMPTS):
-            record = await self._store.get_thread(key)
+            record = await self.store.get_thread(key)
             if record is None or record.ts is None:
                 raise TransientError(f"{key.pk}/{key.sk} has no parent message yet")
             current = model.model_validate_json(record.view_json)
             merged = merge(current)
             version = record.version
             if merged != current:
-                saved = await self._store.save_thread_view(
+                saved = await self.store.save_thread_view(
                     key, merged.model_dump_json(), record.version
                 )
                 if not saved:
@@ -309,8 +300,8 @@ class Delivery:
         assert record.ts is not None
         parent = Posted(record.channel, record.ts)
         for _ in range(MAX_MERGE_ATTEMPTS):
-            await self._slack.update(parent, render(view))
-            latest = await self._store.get_thread(key)
+            await self.slack.update(parent, render(view))
+            latest = await self.store.get_thread(key)
             if latest is None or latest.version <= version:
                 return
             # Someone stored a newer view while we updated; their update may have reached

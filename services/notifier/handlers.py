@@ -19,10 +19,10 @@ Threads:
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections import defaultdict
 from collections.abc import Mapping
+from dataclasses import KW_ONLY, dataclass
 
 from services.notifier.blocks import (
     SlackMessage,
@@ -83,6 +83,7 @@ from shared.worker import Handler
 log = logging.getLogger(__name__)
 
 
+@dataclass(eq=False)
 class NotifierHandlers:
     """The notifier's handlers, over its delivery, records and routing table.
 
@@ -95,28 +96,23 @@ class NotifierHandlers:
         progress: shows live progress in run messages (None: progress is dropped).
     """
 
-    def __init__(
-        self,
-        delivery: Delivery,
-        store: NotifierStore,
-        routes: Routes,
-        ops_channel: str | None = None,
-        progress: ProgressUpdates | None = None,
-        *,
-        drift_revert: bool = False,
-    ) -> None:
-        self._delivery = delivery
-        self._store = store
-        self._routes = routes
-        self._ops_channel = ops_channel
-        self._render_drift = functools.partial(render_drift, revert=drift_revert)
-        self._progress = progress
+    delivery: Delivery
+    store: NotifierStore
+    routes: Routes
+    ops_channel: str | None = None
+    progress: ProgressUpdates | None = None
+    _: KW_ONLY
+    drift_revert: bool = False
+
+    def _render_drift(self, view: DriftView) -> SlackMessage:
+        """A drift report, with the Revert button when the catalog has drift.revert."""
+        return render_drift(view, revert=self.drift_revert)
 
     # ------------------------------------------------------------------ drift
 
     def _drift_channel(self, state: StateRef) -> str:
         """The state's own channel from toilkit.yaml, else the routing table's."""
-        return state.channel or self._routes.for_state(state.name)
+        return state.channel or self.routes.for_state(state.name)
 
     async def on_drift_detected(self, event: DriftDetected) -> None:
         """Post a drift report, or update the one showing the same set of findings."""
@@ -127,8 +123,8 @@ class NotifierHandlers:
             return
         key = ThreadKey.drift(state, view.set_id)
         # Read before pointing the findings at this report: they may belong to older ones.
-        earlier = await self._store.drift_pointers(state, view.fingerprints)
-        record, created = await self._delivery.open_thread(
+        earlier = await self.store.drift_pointers(state, view.fingerprints)
+        record, created = await self.delivery.open_thread(
             key,
             event_id=event.event_id,
             channel=self._drift_channel(event.state),
@@ -136,7 +132,7 @@ class NotifierHandlers:
             render=self._render_drift,
         )
         if not created and record.owner != event.event_id:
-            merged = await self._delivery.update_thread(
+            merged = await self.delivery.update_thread(
                 key, DriftView, lambda v: with_new_report(v, event), self._render_drift
             )
             await self._reply(
@@ -144,12 +140,12 @@ class NotifierHandlers:
             )
         for old_set in sorted({s for s in earlier.values() if s != view.set_id}):
             await self._supersede(ThreadKey.drift(state, old_set), event)
-        await self._store.point_drift(state, view.fingerprints, view.set_id)
+        await self.store.point_drift(state, view.fingerprints, view.set_id)
 
     async def _supersede(self, key: ThreadKey, newer: DriftDetected) -> None:
-        if await self._store.get_thread(key) is None:
+        if await self.store.get_thread(key) is None:
             return  # expired
-        merged = await self._delivery.update_thread(
+        merged = await self.delivery.update_thread(
             key,
             DriftView,
             lambda v: v if v.all_resolved else with_superseded(v, newer.occurred_at),
@@ -163,7 +159,7 @@ class NotifierHandlers:
     async def on_drift_resolved(self, event: DriftResolved) -> None:
         """Mark findings resolved in their reports and say so in each thread."""
         state = event.state.name
-        pointers = await self._store.drift_pointers(state, (r.fingerprint for r in event.resolved))
+        pointers = await self.store.drift_pointers(state, (r.fingerprint for r in event.resolved))
         by_report = defaultdict(list)
         unknown = []
         for finding in event.resolved:
@@ -174,11 +170,11 @@ class NotifierHandlers:
                 by_report[set_id].append(finding)
         for set_id, findings in sorted(by_report.items()):
             key = ThreadKey.drift(state, set_id)
-            if await self._store.get_thread(key) is None:
+            if await self.store.get_thread(key) is None:
                 unknown.extend(findings)
                 continue
             fingerprints = {f.fingerprint for f in findings}
-            merged = await self._delivery.update_thread(
+            merged = await self.delivery.update_thread(
                 key,
                 DriftView,
                 lambda v, fps=fingerprints: with_resolved(v, fps, event.occurred_at),  # type: ignore[misc]
@@ -189,7 +185,7 @@ class NotifierHandlers:
         if unknown:
             # Reported before the notifier kept records, or the records expired.
             standalone = event.model_copy(update={"resolved": tuple(unknown)})
-            await self._delivery.post_once(
+            await self.delivery.post_once(
                 PostMarker(event.event_id, "resolved"),
                 self._drift_channel(event.state),
                 render_drift_resolved(standalone),
@@ -197,7 +193,7 @@ class NotifierHandlers:
 
     async def on_drift_claimed(self, event: DriftClaimed) -> None:
         """Show who took the drift on the report(s) and in their threads."""
-        pointers = await self._store.drift_pointers(event.state, event.fingerprints)
+        pointers = await self.store.drift_pointers(event.state, event.fingerprints)
         if not pointers:
             log.warning(
                 "notifier: %s claimed drift in %s that no report shows; the next scan's "
@@ -208,9 +204,9 @@ class NotifierHandlers:
             return
         for set_id in sorted(set(pointers.values())):
             key = ThreadKey.drift(event.state, set_id)
-            if await self._store.get_thread(key) is None:
+            if await self.store.get_thread(key) is None:
                 continue
-            merged = await self._delivery.update_thread(
+            merged = await self.delivery.update_thread(
                 key,
                 DriftView,
                 lambda v: with_claim(v, event.claimed_by, event.occurred_at),
@@ -239,22 +235,22 @@ class NotifierHandlers:
     ) -> None:
         """Reply in the threads of the reports showing these findings; in the state's
         channel when no report shows them any more (superseded, expired)."""
-        pointers = await self._store.drift_pointers(state, fingerprints)
+        pointers = await self.store.drift_pointers(state, fingerprints)
         threads = []
         for set_id in sorted(set(pointers.values())):
-            record = await self._store.get_thread(ThreadKey.drift(state, set_id))
+            record = await self.store.get_thread(ThreadKey.drift(state, set_id))
             if record is not None and record.ts is not None:
                 threads.append((set_id, record))
         if not threads:
-            await self._delivery.post_once(
-                PostMarker(event.event_id, role), self._routes.for_state(state), message
+            await self.delivery.post_once(
+                PostMarker(event.event_id, role), self.routes.for_state(state), message
             )
             return
         for set_id, record in threads:
             await self._reply(event, f"{role}#{set_id}", record, message)
 
     async def on_drift_scan_failed(self, event: DriftScanFailed) -> None:
-        await self._delivery.post_once(
+        await self.delivery.post_once(
             PostMarker(event.event_id, "message"),
             self._drift_channel(event.state),
             render_scan_failed(event),
@@ -263,15 +259,15 @@ class NotifierHandlers:
     async def on_drift_scan_completed(self, event: DriftScanCompleted) -> None:
         if event.reply_channel and event.reply_thread_ts:
             # A Re-scan button asked: the answer goes to that report's thread.
-            await self._delivery.post_once(
+            await self.delivery.post_once(
                 PostMarker(event.event_id, "rescan"),
                 event.reply_channel,
                 render_rescan_reply(event),
                 thread=Posted(event.reply_channel, event.reply_thread_ts),
             )
             return
-        await self._delivery.post_once(
-            PostMarker(event.event_id, "message"), self._routes.default, render_digest(event)
+        await self.delivery.post_once(
+            PostMarker(event.event_id, "message"), self.routes.default, render_digest(event)
         )
 
     # ------------------------------------------------------------------ runs
@@ -279,10 +275,10 @@ class NotifierHandlers:
     async def on_run_event(self, event: RunEvent) -> None:
         """Post or update the run's parent; add the event's details to its thread."""
         key = ThreadKey.run(event.run_id)
-        record, created = await self._delivery.open_thread(
+        record, created = await self.delivery.open_thread(
             key,
             event_id=event.event_id,
-            channel=self._routes.for_command(event.command),
+            channel=self.routes.for_command(event.command),
             view=run_view_of(event),
             render=render_run,
         )
@@ -292,14 +288,14 @@ class NotifierHandlers:
             await self._link_rerun(event.rerun_of, event)
         if isinstance(event, BatchRunStarted) and event.break_glass:
             # The approvers' own message, apart from the run's thread: they were skipped.
-            channel = event.break_glass_channel or self._routes.for_command(event.command)
-            await self._delivery.post_once(
+            channel = event.break_glass_channel or self.routes.for_command(event.command)
+            await self.delivery.post_once(
                 PostMarker(event.event_id, "break-glass"),
                 channel,
                 render_break_glass_notice(event),
             )
         if not first:
-            merged = await self._delivery.update_thread(
+            merged = await self.delivery.update_thread(
                 key, RunView, lambda v: merge_run(v, event), render_run
             )
             before, record = merged.before, merged.record
@@ -314,14 +310,14 @@ class NotifierHandlers:
 
     async def on_run_progress(self, event: BatchRunProgress) -> None:
         """Show a running run's newest log tail and elapsed time in its message."""
-        if self._progress is not None:
-            await self._progress.on_run_progress(event)
+        if self.progress is not None:
+            await self.progress.on_run_progress(event)
 
     async def _link_rerun(
         self, earlier: str, event: BatchApprovalRequested | BatchRunStarted | BatchRunRefused
     ) -> None:
         """Say in the earlier run's thread that it was run again, and as which run."""
-        thread = await self._store.get_thread(ThreadKey.run(earlier))
+        thread = await self.store.get_thread(ThreadKey.run(earlier))
         if thread is None or thread.ts is None:
             log.info("notifier: run %s re-runs %s, whose thread is gone", event.run_id, earlier)
             return
@@ -333,15 +329,15 @@ class NotifierHandlers:
 
     async def on_message_dead_lettered(self, event: MessageDeadLettered) -> None:
         """Tell the ops channel what went to a DLQ, why, and how to replay it (once)."""
-        if self._ops_channel is None:
+        if self.ops_channel is None:
             log.info(
                 "notifier: %s went to %s (no ops channel set: not posted)",
                 event.message_id,
                 event.dlq,
             )
             return
-        await self._delivery.post_once(
-            PostMarker(event.event_id, "message"), self._ops_channel, render_dead_letter(event)
+        await self.delivery.post_once(
+            PostMarker(event.event_id, "message"), self.ops_channel, render_dead_letter(event)
         )
 
     # ------------------------------------------------------------------ helpers
@@ -351,7 +347,7 @@ class NotifierHandlers:
     ) -> None:
         if thread.ts is None:  # pragma: no cover - open_thread/update_thread return posted threads
             raise AssertionError("a reply needs a posted parent")
-        await self._delivery.post_once(
+        await self.delivery.post_once(
             PostMarker(event.event_id, role),
             thread.channel,
             message,

@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Protocol
 
 from services.notifier.blocks import SlackMessage, render_run
@@ -48,6 +49,7 @@ class ProgressSlack(Protocol):
     async def update_unless_limited(self, posted: Posted, message: SlackMessage) -> None: ...
 
 
+@dataclass(eq=False)
 class ProgressUpdates:
     """Shows live progress in run messages, newest only, within Slack's rate limits.
 
@@ -58,29 +60,22 @@ class ProgressUpdates:
         clock: monotonic seconds (tests pass their own).
     """
 
-    def __init__(
-        self,
-        slack: ProgressSlack,
-        store: NotifierStore,
-        *,
-        min_interval: float,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._slack = slack
-        self._store = store
-        self._min_interval = min_interval
-        self._clock = clock
-        self._limited_until = 0.0
-        self._last_update: dict[str, float] = {}
+    slack: ProgressSlack
+    store: NotifierStore
+    _: KW_ONLY
+    min_interval: float
+    clock: Callable[[], float] = time.monotonic
+    _limited_until: float = field(default=0.0, init=False)
+    _last_update: dict[str, float] = field(default_factory=dict, init=False)
 
     async def on_run_progress(self, event: BatchRunProgress) -> None:
         """Show the run's newest log tail and elapsed time in its parent, if it is due."""
-        now = self._clock()
+        now = self.clock()
         if now < self._limited_until:
             log.debug("notifier: progress of %s skipped (rate-limited)", event.run_id)
             return
         last = self._last_update.get(event.run_id)
-        if last is not None and now - last < self._min_interval:
+        if last is not None and now - last < self.min_interval:
             return
         key = ThreadKey.run(event.run_id)
         stored = await self._merge(key, event)
@@ -91,10 +86,10 @@ class ProgressUpdates:
         parent = Posted(record.channel, record.ts)
         self._last_update[event.run_id] = now
         try:
-            await self._slack.update_unless_limited(parent, render_run(view))
+            await self.slack.update_unless_limited(parent, render_run(view))
         except RateLimited as exc:
             # Not applied, so nothing to correct; the stored view shows with the next one.
-            self._limited_until = self._clock() + exc.retry_after
+            self._limited_until = self.clock() + exc.retry_after
             log.info("notifier: %s; skipping progress updates until then", exc)
             return
         except ToilkitError as exc:
@@ -108,7 +103,7 @@ class ProgressUpdates:
         """The thread with the progress stored in its view; None when there is nothing to
         show (no parent yet, the run is not running, or the progress is not newer)."""
         for _ in range(MAX_PROGRESS_MERGES):
-            record = await self._store.get_thread(key)
+            record = await self.store.get_thread(key)
             if record is None or record.ts is None:
                 log.info("notifier: progress of %s before its message; skipped", event.run_id)
                 return None
@@ -118,7 +113,7 @@ class ProgressUpdates:
                 if current.is_terminal:
                     self._last_update.pop(event.run_id, None)
                 return None
-            if await self._store.save_thread_view(key, merged.model_dump_json(), record.version):
+            if await self.store.save_thread_view(key, merged.model_dump_json(), record.version):
                 return record, merged
         log.info(
             "notifier: progress of %s lost %d races; skipped", event.run_id, MAX_PROGRESS_MERGES
@@ -128,8 +123,8 @@ class ProgressUpdates:
     async def _show_newer(self, key: ThreadKey, parent: Posted, version: int) -> None:
         """Show the thread's view again if an event stored a newer one while this progress
         was on its way to Slack (its update may have landed after theirs)."""
-        latest = await self._store.get_thread(key)
+        latest = await self.store.get_thread(key)
         if latest is None or latest.version <= version:
             return
         view = RunView.model_validate_json(latest.view_json)
-        await self._slack.update(parent, render_run(view))
+        await self.slack.update(parent, render_run(view))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from contextlib import AsyncExitStack
+from dataclasses import dataclass
 
 from slack_sdk.http_retry.interval_calculator import RetryIntervalCalculator
 from tenacity.wait import wait_base
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 CONSUMER = "notifier"
 
 
+@dataclass(eq=False)
 class NotifierService:
     """The running notifier (the :class:`~shared.runtime.Service` protocol).
 
@@ -42,17 +44,10 @@ class NotifierService:
 
     name = CONSUMER
 
-    def __init__(
-        self,
-        worker: Worker,
-        resources: AsyncExitStack,
-        settings: NotifierSettings,
-        routes: Routes,
-    ) -> None:
-        self.worker = worker
-        self._resources = resources
-        self.settings = settings
-        self.routes = routes
+    worker: Worker
+    resources: AsyncExitStack
+    settings: NotifierSettings
+    routes: Routes
 
     async def run(self) -> None:
         """Consume until :meth:`stop`; closes the Slack session when it returns."""
@@ -73,7 +68,7 @@ class NotifierService:
 
     async def aclose(self) -> None:
         """Close the Slack session (idempotent)."""
-        await self._resources.aclose()
+        await self.resources.aclose()
 
     def describe(self) -> str:
         return (

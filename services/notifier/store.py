@@ -22,7 +22,7 @@ import contextlib
 import time
 import zlib
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from typing import TYPE_CHECKING, Any
 
 from shared.errors import ConditionFailed
@@ -123,6 +123,7 @@ class ThreadClaim:
     previous: ThreadRecord | None = None
 
 
+@dataclass(eq=False)
 class NotifierStore:
     """The notifier's records.
 
@@ -133,21 +134,14 @@ class NotifierStore:
         clock: epoch seconds; tests inject their own.
     """
 
-    def __init__(
-        self,
-        dynamodb: DynamoDBClient,
-        table: str,
-        *,
-        ttl_seconds: int = 120 * 86400,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self._ddb = dynamodb
-        self.table = table
-        self.ttl_seconds = ttl_seconds
-        self._clock = clock
+    dynamodb: DynamoDBClient
+    table: str
+    _: KW_ONLY
+    ttl_seconds: int = 120 * 86400
+    clock: Callable[[], float] = time.time
 
     def _expires_at(self) -> dict[str, str]:
-        return {"N": str(int(self._clock() + self.ttl_seconds))}
+        return {"N": str(int(self.clock() + self.ttl_seconds))}
 
     # ------------------------------------------------------------------ posts
 
@@ -164,14 +158,14 @@ class NotifierStore:
             **key.item_key,
             "status": {"S": POSTING},
             "channel": {"S": channel},
-            "claimed_at": {"N": repr(self._clock())},
+            "claimed_at": {"N": repr(self.clock())},
             "expires_at": self._expires_at(),
         }
         if thread_ts:
             item["thread_ts"] = {"S": thread_ts}
         try:
             await put_item(
-                self._ddb,
+                self.dynamodb,
                 self.table,
                 item,
                 what="notifier post claim",
@@ -189,18 +183,18 @@ class NotifierStore:
         ``ts`` (and settled it as not posted) posts again: a later attempt then waits for
         Slack to settle *this* attempt's requests, not only the first one's."""
         await update_item(
-            self._ddb,
+            self.dynamodb,
             self.table,
             key.item_key,
             "SET claimed_at = :now",
             what="notifier post",
-            values={":now": {"N": repr(self._clock())}},
+            values={":now": {"N": repr(self.clock())}},
         )
 
     async def complete_post(self, key: PostKey, channel: str, ts: str) -> None:
         """Remember the posted message's channel and ``ts``."""
         await update_item(
-            self._ddb,
+            self.dynamodb,
             self.table,
             key.item_key,
             "SET #status = :posted, channel = :channel, ts = :ts",
@@ -236,7 +230,7 @@ class NotifierStore:
         (a redelivery), or when its owner claimed it more than ``lease_seconds`` ago and
         never posted (it died, or its message went to the DLQ).
         """
-        now = self._clock()
+        now = self.clock()
         item: dict[str, Any] = {
             **key.item_key,
             "owner": {"S": owner},
@@ -248,7 +242,7 @@ class NotifierStore:
         }
         try:
             old = await put_item(
-                self._ddb,
+                self.dynamodb,
                 self.table,
                 item,
                 what="notifier thread claim",
@@ -280,7 +274,7 @@ class NotifierStore:
     async def thread_posted(self, key: ThreadKey, *, channel: str, ts: str) -> None:
         """Remember the parent message of a thread."""
         await update_item(
-            self._ddb,
+            self.dynamodb,
             self.table,
             key.item_key,
             "SET channel = :channel, ts = :ts",
@@ -310,7 +304,7 @@ class NotifierStore:
         """
         try:
             await update_item(
-                self._ddb,
+                self.dynamodb,
                 self.table,
                 key.item_key,
                 "SET #view = :view, version = :next",
@@ -335,7 +329,7 @@ class NotifierStore:
         keys = [
             key(partition, f"{NOTIFIER_POINTER_PREFIX}{fp}") for fp in dict.fromkeys(fingerprints)
         ]
-        items = await batch_get(self._ddb, self.table, keys, what="notifier pointers")
+        items = await batch_get(self.dynamodb, self.table, keys, what="notifier pointers")
         return {
             item["sk"]["S"].removeprefix(NOTIFIER_POINTER_PREFIX): item["set_id"]["S"]
             for item in items
@@ -350,7 +344,7 @@ class NotifierStore:
             | {"set_id": {"S": set_id}, "expires_at": expires_at}
             for fp in dict.fromkeys(fingerprints)
         ]
-        await batch_put(self._ddb, self.table, items, what="notifier pointers")
+        await batch_put(self.dynamodb, self.table, items, what="notifier pointers")
 
     # ------------------------------------------------------------------ helpers
 
@@ -366,7 +360,7 @@ class NotifierStore:
         item now and it is left alone."""
         with contextlib.suppress(ConditionFailed):
             await delete_item(
-                self._ddb,
+                self.dynamodb,
                 self.table,
                 key,
                 what=what,
@@ -376,7 +370,7 @@ class NotifierStore:
             )
 
     async def _get(self, key: dict[str, Any]) -> dict[str, Any] | None:
-        return await get_item(self._ddb, self.table, key, what="notifier")
+        return await get_item(self.dynamodb, self.table, key, what="notifier")
 
 
 def _pack(text: str) -> bytes:
