@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -91,10 +91,11 @@ class _Assumed:
     expires_at: datetime
 
 
+@dataclass(eq=False)
 class RoleCredentials:
     """Assumes the roles of states through STS and keeps them while they last.
 
-    Args:
+    Attributes:
         sts: Returns the process's STS client (created once, by the caller's runtime).
         min_remaining: Credentials are reused only while they stay valid this long: at
             least one state's time budget, so none expires during a plan.
@@ -102,20 +103,13 @@ class RoleCredentials:
         clock: The current time (timezone-aware).
     """
 
-    def __init__(
-        self,
-        sts: Callable[[], Awaitable[Any]],
-        *,
-        min_remaining: timedelta,
-        settings: AwsSettings,
-        clock: Callable[[], datetime] = utc_now,
-    ) -> None:
-        self._sts = sts
-        self._settings = settings
-        self._min_remaining = min_remaining
-        self._clock = clock
-        self._assumed: dict[AssumeRole, _Assumed] = {}
-        self._lock = asyncio.Lock()
+    sts: Callable[[], Awaitable[Any]]
+    _: KW_ONLY
+    min_remaining: timedelta
+    settings: AwsSettings
+    clock: Callable[[], datetime] = utc_now
+    _assumed: dict[AssumeRole, _Assumed] = field(default_factory=dict, init=False, repr=False)
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
 
     async def environment(self, role: AssumeRole) -> Mapping[str, str]:
         """The variables that give Terraform the role's credentials.
@@ -126,7 +120,7 @@ class RoleCredentials:
         """
         async with self._lock:
             cached = self._assumed.get(role)
-            if cached is not None and cached.expires_at - self._clock() > self._min_remaining:
+            if cached is not None and cached.expires_at - self.clock() > self.min_remaining:
                 return cached.environment
             assumed = await self._assume(role)
             self._assumed[role] = assumed
@@ -142,8 +136,8 @@ class RoleCredentials:
         environment = await self.environment(role)
         async with get_session().create_client(  # type: ignore[call-overload]
             service,
-            region_name=self._settings.region,
-            endpoint_url=self._settings.endpoint_for(service),
+            region_name=self.settings.region,
+            endpoint_url=self.settings.endpoint_for(service),
             config=client_config(),
             aws_access_key_id=environment["AWS_ACCESS_KEY_ID"],
             aws_secret_access_key=environment["AWS_SECRET_ACCESS_KEY"],
@@ -160,7 +154,7 @@ class RoleCredentials:
         if role.external_id is not None:
             arguments["ExternalId"] = role.external_id
         try:
-            client = await self._sts()
+            client = await self.sts()
             response = await call_aws("sts.assume_role", lambda: client.assume_role(**arguments))
         except ToilkitError as exc:
             raise CredentialsError(f"could not assume {role.role_arn}: {exc}") from exc

@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -97,6 +97,15 @@ class ScanRequest:
     requested_by: Actor | None = None
     reply_channel: str | None = None
     reply_thread_ts: str | None = None
+
+    @classmethod
+    def asked_by(cls, event: DriftScanRequested) -> ScanRequest:
+        """The scan ``event`` asks for.
+
+        Its event id is the scan id; every other field is the event's of the same name.
+        """
+        carried = {f.name: getattr(event, f.name) for f in fields(cls) if f.name != "scan_id"}
+        return cls(scan_id=event.event_id, **carried)
 
 
 @dataclass(frozen=True)
@@ -420,17 +429,7 @@ class DetectorHandlers:
 
     async def on_drift_scan_requested(self, event: DriftScanRequested) -> None:
         """Scan the requested states (all when none is named) and publish the outcome."""
-        outcome = await self.pipeline.run(
-            ScanRequest(
-                scan_id=event.event_id,
-                correlation_id=event.correlation_id,
-                states=event.states,
-                mode=event.mode,
-                requested_by=event.requested_by,
-                reply_channel=event.reply_channel,
-                reply_thread_ts=event.reply_thread_ts,
-            )
-        )
+        outcome = await self.pipeline.run(ScanRequest.asked_by(event))
         if self.scan_guard is not None:
             # A Re-scan press holds its state until this scan is done (see the gateway).
             for state in event.states:

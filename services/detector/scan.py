@@ -20,7 +20,7 @@ import re
 import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -203,12 +203,13 @@ class ScanProgress(Protocol):
     def state_finished(self, scan: StateScan) -> None: ...
 
 
+@dataclass(eq=False)
 class Scanner:
     """Plans states with bounded concurrency and parses the plans.
 
-    Args:
+    Attributes:
         engine: Runs Terraform for one state.
-        concurrency: States planned at once.
+        concurrency: States planned at once (at least 1).
         work_dir: Where per-scan plan directories are created (and removed).
         ignore_rules: Applied to every plan.
         clock: The current time, timezone-aware (tests inject their own).
@@ -216,24 +217,18 @@ class Scanner:
             fail, saying the detector has no AWS access to assume them with).
     """
 
-    def __init__(
-        self,
-        engine: PlanEngine,
-        *,
-        concurrency: int,
-        work_dir: Path,
-        ignore_rules: Sequence[IgnoreRule] = (),
-        clock: Callable[[], datetime] = utc_now,
-        credentials: StateCredentials | None = None,
-    ) -> None:
-        if concurrency < 1:
+    engine: PlanEngine
+    _: KW_ONLY
+    concurrency: int
+    work_dir: Path
+    ignore_rules: Sequence[IgnoreRule] = ()
+    clock: Callable[[], datetime] = utc_now
+    credentials: StateCredentials | None = None
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1:
             raise ValueError("concurrency must be at least 1")
-        self.engine = engine
-        self.concurrency = concurrency
-        self.work_dir = work_dir
-        self.ignore_rules = tuple(ignore_rules)
-        self._clock = clock
-        self.credentials = credentials
+        self.ignore_rules = tuple(self.ignore_rules)
 
     async def scan(
         self,
@@ -258,7 +253,7 @@ class Scanner:
             asyncio.CancelledError: The scan was cancelled; every Terraform process it
                 started has been stopped.
         """
-        started_at = self._clock()
+        started_at = self.clock()
         started = time.monotonic()
         scan_dir = self.work_dir / _safe(scan_id)
         slots = asyncio.Semaphore(self.concurrency)
@@ -294,7 +289,7 @@ class Scanner:
         out_dir: Path,
         rules: Sequence[IgnoreRule],
     ) -> StateScan:
-        started_at = self._clock()
+        started_at = self.clock()
         started = time.monotonic()
 
         def outcome(

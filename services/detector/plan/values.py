@@ -36,6 +36,23 @@ class Leaf:
 _Child: TypeAlias = tuple[PathStep, JsonValue, JsonValue]
 
 
+@dataclass(frozen=True, slots=True)
+class _Marks:
+    """Terraform's trees over a value: what is sensitive before and after, what is unknown."""
+
+    before_sensitive: JsonValue
+    after_sensitive: JsonValue
+    after_unknown: JsonValue
+
+    def child(self, step: PathStep) -> _Marks:
+        """The trees over one child of the value."""
+        return _Marks(
+            before_sensitive=_sensitivity_child(self.before_sensitive, step),
+            after_sensitive=_sensitivity_child(self.after_sensitive, step),
+            after_unknown=_unknown_child(self.after_unknown, step),
+        )
+
+
 def diff_resource(
     before: JsonValue,
     after: JsonValue,
@@ -53,9 +70,7 @@ def diff_resource(
     """
     yield from _diff_children(
         _object_children(before, after, after_unknown),
-        before_sensitive=before_sensitive,
-        after_sensitive=after_sensitive,
-        after_unknown=after_unknown,
+        _Marks(before_sensitive, after_sensitive, after_unknown),
         steps=(),
         sets=sets,
     )
@@ -64,18 +79,16 @@ def diff_resource(
 def _diff(
     before: JsonValue,
     after: JsonValue,
+    marks: _Marks,
     *,
-    before_sensitive: JsonValue,
-    after_sensitive: JsonValue,
-    after_unknown: JsonValue,
     steps: tuple[PathStep, ...],
     sets: SetPaths,
 ) -> Iterator[Leaf]:
-    unknown = after_unknown is True
-    if not any_true(after_unknown) and json_values_equal(before, after):
+    unknown = marks.after_unknown is True
+    if not any_true(marks.after_unknown) and json_values_equal(before, after):
         # Most of a plan is unchanged; skip such subtrees without walking them.
         return
-    if _masks_whole(before, before_sensitive) or _masks_whole(after, after_sensitive):
+    if _masks_whole(before, marks.before_sensitive) or _masks_whole(after, marks.after_sensitive):
         # Compared, never shown: masked whole (map keys can be secret too).
         yield Leaf(
             steps,
@@ -89,7 +102,7 @@ def _diff(
     if unknown:
         yield Leaf(
             steps,
-            before=mask(before, before_sensitive),
+            before=mask(before, marks.before_sensitive),
             after=None,
             sensitive=False,
             after_unknown=True,
@@ -97,34 +110,25 @@ def _diff(
         )
         return
     children: list[_Child] = []
-    if _both_are(dict, before, after, after_unknown):
-        children = _object_children(before, after, after_unknown)
-    elif _both_are(list, before, after, after_unknown):
+    if _both_are(dict, before, after, marks.after_unknown):
+        children = _object_children(before, after, marks.after_unknown)
+    elif _both_are(list, before, after, marks.after_unknown):
         if sets.is_set(steps):
-            elements = list(
-                _set_leaves(before, after, before_sensitive, after_sensitive, after_unknown, steps)
-            )
+            elements = list(_set_leaves(before, after, marks, steps))
             yield from elements
             if elements or (isinstance(before, list) and isinstance(after, list)):
                 return  # the same elements in another order are the same set
         else:
-            children = _list_children(before, after, after_unknown)
+            children = _list_children(before, after, marks.after_unknown)
     if children:
-        yield from _diff_children(
-            children,
-            before_sensitive=before_sensitive,
-            after_sensitive=after_sensitive,
-            after_unknown=after_unknown,
-            steps=steps,
-            sets=sets,
-        )
+        yield from _diff_children(children, marks, steps=steps, sets=sets)
         return
     # A leaf, a type change, or null against an empty collection.
     if not json_values_equal(before, after):
         yield Leaf(
             steps,
-            before=mask(before, before_sensitive),
-            after=mask(after, after_sensitive),
+            before=mask(before, marks.before_sensitive),
+            after=mask(after, marks.after_sensitive),
             sensitive=False,
             after_unknown=False,
             noise=provider_noise(before, after),
@@ -133,32 +137,20 @@ def _diff(
 
 def _diff_children(
     children: Sequence[_Child],
+    marks: _Marks,
     *,
-    before_sensitive: JsonValue,
-    after_sensitive: JsonValue,
-    after_unknown: JsonValue,
     steps: tuple[PathStep, ...],
     sets: SetPaths,
 ) -> Iterator[Leaf]:
     """Diff each child, with its own part of the sensitivity and unknown trees."""
     for step, before, after in children:
-        yield from _diff(
-            before,
-            after,
-            before_sensitive=_sensitivity_child(before_sensitive, step),
-            after_sensitive=_sensitivity_child(after_sensitive, step),
-            after_unknown=_unknown_child(after_unknown, step),
-            steps=(*steps, step),
-            sets=sets,
-        )
+        yield from _diff(before, after, marks.child(step), steps=(*steps, step), sets=sets)
 
 
 def _set_leaves(
     before: JsonValue,
     after: JsonValue,
-    before_sensitive: JsonValue,
-    after_sensitive: JsonValue,
-    after_unknown: JsonValue,
+    marks: _Marks,
     steps: tuple[PathStep, ...],
 ) -> Iterator[Leaf]:
     """One leaf per element removed from or added to a set, at the set's own path.
@@ -176,7 +168,7 @@ def _set_leaves(
         if match is not None:
             kept_after.add(match)
             continue
-        tree = _sensitivity_child(before_sensitive, index)
+        tree = _sensitivity_child(marks.before_sensitive, index)
         yield Leaf(
             steps,
             before=mask(item, tree),
@@ -189,8 +181,8 @@ def _set_leaves(
     for index, item in enumerate(after_list):
         if index in kept_after:
             continue
-        tree = _sensitivity_child(after_sensitive, index)
-        unknown = _unknown_child(after_unknown, index)
+        tree = _sensitivity_child(marks.after_sensitive, index)
+        unknown = _unknown_child(marks.after_unknown, index)
         yield Leaf(
             steps,
             before=None,
