@@ -76,7 +76,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.gateway_ack import Child, start_child, stop_children, wait_ready  # noqa: E402
 from bench.support import free_port  # noqa: E402
-from scripts.lambda_package import write_catalog  # noqa: E402
+from scripts.lambda_package import build_zips, write_catalog  # noqa: E402
 from shared.aws import AwsClients  # noqa: E402
 from shared.events import (  # noqa: E402
     Actor,
@@ -157,23 +157,6 @@ def lambda_python(given: str | None) -> str:
         ):
             return found
     raise SystemExit("no Python 3.12 found (the functions' runtime): pass --python")
-
-
-def build_zips(python: str, out: Path) -> None:
-    subprocess.run(
-        [
-            "bash",
-            str(ROOT / "scripts" / "build-lambda.sh"),
-            "--catalog",
-            str(ROOT / "catalog" / "demo.yaml"),
-            "--python",
-            python,
-            "--out",
-            str(out),
-        ],
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
 
 
 def bench_catalog(directory: Path) -> Path:
@@ -424,7 +407,7 @@ async def main(args: argparse.Namespace) -> None:
         dist = Path(args.dist) if args.dist else Path(scratch) / "dist"
         if not args.dist:
             print(f"==> building the zips with {python}")
-            build_zips(python, dist)
+            build_zips(ROOT / "catalog" / "demo.yaml", dist, python)
         sizes = {f: (dist / f"toilkit-{f}.zip").stat().st_size for f in FUNCTIONS}
         packages: dict[str, Path] = {}
         for function in FUNCTIONS:

@@ -26,6 +26,7 @@ import gzip
 import json
 import re
 import shutil
+import subprocess
 import sys
 import tomllib
 from importlib.metadata import Distribution, distributions
@@ -198,6 +199,17 @@ def write_catalog(catalog: Path, site: Path | None, out: Path) -> None:
     except TypeError as exc:
         raise SystemExit(f"{catalog}: a value JSON cannot hold ({exc}); quote it") from exc
     out.write_text(text + "\n", encoding="utf-8")
+
+
+def build_zips(catalog: Path, out: Path, python: str | None = None) -> None:
+    """Build every function's zip and the wheel into ``out``, the way `make` does:
+    scripts/build-lambda.sh with ``catalog`` (and ``python`` as the functions' Python, else
+    the script's default). Its progress is not shown; its errors are."""
+    command = ["bash", str(Path(__file__).with_name("build-lambda.sh"))]
+    command += ["--catalog", str(catalog), "--out", str(out)]
+    if python is not None:
+        command += ["--python", python]
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
 
 
 def main() -> int:

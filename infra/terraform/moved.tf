@@ -1,24 +1,16 @@
 # Resources that were merged into one for_each resource in December 2026 (the log groups into
 # logs.tf, the queue policies into messaging.tf, the IAM roles into iam.tf, the alarms into
 # alarms.tf): `terraform apply` moves what a state already has instead of deleting and
-# recreating it. `moved` blocks cannot use for_each, hence one block per instance. Safe to
-# delete once every deployment has applied a commit that has them (docs/deploy.md, "Roll
-# back"); until then a state on the old addresses would destroy and recreate them under the
-# same names.
+# recreating it. A for_each resource whose keys stayed the same moves whole, in one block
+# (Terraform applies it before the blocks that move a single resource into one of its keys);
+# a resource that became an instance, or an instance whose key changed, needs a block of its
+# own: `moved` blocks cannot use for_each. Safe to delete once every deployment has applied a
+# commit that has them (docs/deploy.md, "Roll back"); until then a state on the old addresses
+# would destroy and recreate them under the same names.
 
 moved {
-  from = aws_cloudwatch_log_group.worker["detector"]
-  to   = aws_cloudwatch_log_group.service["detector"]
-}
-
-moved {
-  from = aws_cloudwatch_log_group.worker["batch"]
-  to   = aws_cloudwatch_log_group.service["batch"]
-}
-
-moved {
-  from = aws_cloudwatch_log_group.worker["notifier"]
-  to   = aws_cloudwatch_log_group.service["notifier"]
+  from = aws_cloudwatch_log_group.worker
+  to   = aws_cloudwatch_log_group.service
 }
 
 moved {
@@ -42,18 +34,8 @@ moved {
 }
 
 moved {
-  from = aws_sqs_queue_policy.consumer["detector"]
-  to   = aws_sqs_queue_policy.senders["detector"]
-}
-
-moved {
-  from = aws_sqs_queue_policy.consumer["batch"]
-  to   = aws_sqs_queue_policy.senders["batch"]
-}
-
-moved {
-  from = aws_sqs_queue_policy.consumer["notifier"]
-  to   = aws_sqs_queue_policy.senders["notifier"]
+  from = aws_sqs_queue_policy.consumer
+  to   = aws_sqs_queue_policy.senders
 }
 
 moved {
@@ -62,18 +44,8 @@ moved {
 }
 
 moved {
-  from = aws_iam_role.worker["detector"]
-  to   = aws_iam_role.service["detector"]
-}
-
-moved {
-  from = aws_iam_role.worker["batch"]
-  to   = aws_iam_role.service["batch"]
-}
-
-moved {
-  from = aws_iam_role.worker["notifier"]
-  to   = aws_iam_role.service["notifier"]
+  from = aws_iam_role.worker
+  to   = aws_iam_role.service
 }
 
 moved {

@@ -384,6 +384,11 @@ async def run_message_where(
     return await until(check)
 
 
+async def run_message_showing(standin: SlackStandin, run_id: str, status: str) -> dict[str, Any]:
+    """Wait until the run's message shows ``status``; the message then."""
+    return await run_message_where(standin, run_id, lambda m: status_of(m) == status)
+
+
 async def finished(standin: SlackStandin, run_id: str) -> dict[str, Any]:
     """The run message once it shows an ending and its thread says how it ended."""
 

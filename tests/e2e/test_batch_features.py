@@ -36,6 +36,7 @@ from tests.e2e.batch_stack import (
     finished,
     flow_catalog,
     open_stack,
+    run_message_showing,
     run_message_where,
     runs_channel_id,
     shown,
@@ -251,7 +252,7 @@ async def test_a_scheduled_run_is_requested_by_schedule_and_skipped_while_the_la
 
     # WHEN the schedule is due (the test's clock), the run goes through the same pipeline
     [first] = await ticker.tick(due + timedelta(seconds=10))
-    running = await run_message_where(stack.standin, first, lambda m: status_of(m) == "Running")
+    running = await run_message_showing(stack.standin, first, "Running")
     assert "*Requested by*\n*schedule*" in shown(running)
     assert "keep the index fresh (schedule */5 * * * *, Europe/Paris)" in shown(running)
     # A tick within the same period requests nothing more.
@@ -259,7 +260,7 @@ async def test_a_scheduled_run_is_requested_by_schedule_and_skipped_while_the_la
 
     # WHEN it is due again while the first still runs, the new one is skipped, with a note
     [second] = await ticker.tick(due + timedelta(minutes=5, seconds=1))
-    skipped = await run_message_where(stack.standin, second, lambda m: status_of(m) == "Refused")
+    skipped = await run_message_showing(stack.standin, second, "Refused")
     assert "skipped, the previous scheduled run still runs" in shown(skipped)
     assert f"previous scheduled run {first} is still running" in html.unescape(shown(skipped))
     assert not (stack.log_dir / f"{second}.log").exists()
@@ -289,9 +290,7 @@ async def test_a_scheduled_request_at_a_time_its_cron_does_not_fire_is_refused(
     await batch.context.publisher.publish(event)  # type: ignore[attr-defined]
 
     # THEN it is refused with the reason, and nothing runs
-    refused = await run_message_where(
-        stack.standin, event.run_id, lambda m: status_of(m) == "Refused"
-    )
+    refused = await run_message_showing(stack.standin, event.run_id, "Refused")
     assert "is not a time the catalog's schedule */5 * * * * (Europe/Paris) fires at" in (
         html.unescape(shown(refused))
     )
@@ -361,7 +360,7 @@ async def test_the_batch_service_refuses_a_script_that_is_not_in_the_list(stack:
     # WHEN the batch service gets it
     await batch.context.publisher.publish(event)  # type: ignore[attr-defined]
     # THEN it checks the list itself: refused, nothing runs
-    refused = await run_message_where(stack.standin, run_id, lambda m: status_of(m) == "Refused")
+    refused = await run_message_showing(stack.standin, run_id, "Refused")
     assert "'catalog/scripts/echo_args.py' is not in the list from catalog/patches/*.py" in (
         html.unescape(shown(refused))
     )

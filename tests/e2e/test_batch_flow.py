@@ -31,6 +31,7 @@ from tests.e2e.batch_stack import (
     log_file,
     rendered,
     run_message,
+    run_message_showing,
     run_message_where,
     shown,
     status_of,
@@ -105,13 +106,13 @@ async def test_a_run_past_its_timeout_is_stopped_and_shows_timed_out(
         {"steps": "30", "api_key": "sk-live-e2e-not-for-slack"},
         unique_reason("reindex after the upgrade"),
     )
-    await run_message_where(stack.standin, run_id, lambda m: status_of(m) == "Running")
+    await run_message_showing(stack.standin, run_id, "Running")
 
     # WHILE it runs, a second reindex is refused: the command runs once at a time
     second = await carol.request(
         "reindex-search", "staging", {"steps": "1"}, unique_reason("a second reindex")
     )
-    busy = await run_message_where(stack.standin, second, lambda m: status_of(m) == "Refused")
+    busy = await run_message_showing(stack.standin, second, "Refused")
     assert "another run holds the lock" in shown(busy)
     assert not (stack.log_dir / f"{second}.log").exists()
 
@@ -166,9 +167,7 @@ async def test_production_waits_for_an_approval_by_someone_else_then_runs(
         {"since": "2024-01-01", "batch_size": "500", "dry_run": "true"},
         unique_reason("INC-9: count what is left"),
     )
-    waiting = await run_message_where(
-        stack.standin, run_id, lambda m: status_of(m) == "Awaiting approval"
-    )
+    waiting = await run_message_showing(stack.standin, run_id, "Awaiting approval")
     assert "<!subteam^S0SRE00001>" in shown(waiting)
     assert "It waits for an approval" in alice.requested_replies()[-1]
 
@@ -188,9 +187,7 @@ async def test_a_rejected_request_never_runs(stack: Stack, alice: Person, bob: P
     run_id = await alice.request(
         "echo-args", "production", {"text": "not today"}, unique_reason("try production")
     )
-    waiting = await run_message_where(
-        stack.standin, run_id, lambda m: status_of(m) == "Awaiting approval"
-    )
+    waiting = await run_message_showing(stack.standin, run_id, "Awaiting approval")
 
     await bob.click(waiting, Action.BATCH_REJECT)
 
@@ -211,9 +208,7 @@ async def test_the_requester_cannot_approve_their_own_request(
     run_id = await alice.request(
         "echo-args", "production", {"text": "self-approved?"}, unique_reason("approve myself")
     )
-    waiting = await run_message_where(
-        stack.standin, run_id, lambda m: status_of(m) == "Awaiting approval"
-    )
+    waiting = await run_message_showing(stack.standin, run_id, "Awaiting approval")
 
     await alice.click(waiting, Action.BATCH_APPROVE)
 

@@ -16,7 +16,7 @@ from tests.e2e.batch_stack import (
     buttons_of,
     finished,
     rendered,
-    run_message_where,
+    run_message_showing,
     status_of,
     thread_reply,
 )
@@ -35,9 +35,7 @@ async def test_the_approver_sees_the_dry_run_then_approves_the_real_run(
     assert "Its preview runs first" in alice.requested_replies()[-1]
 
     # THEN the approval request shows the preview's outcome and output
-    waiting = await run_message_where(
-        stack.standin, run_id, lambda m: status_of(m) == "Awaiting approval"
-    )
+    waiting = await run_message_showing(stack.standin, run_id, "Awaiting approval")
     text = rendered(waiting)
     assert "Preview succeeded" in text and "exit code `0`" in text
     assert "would expire 42 coupons (dry run: nothing changed)" in text
@@ -64,7 +62,7 @@ async def test_a_failed_preview_shows_the_requester_why_and_asks_nobody(
         "expire-coupons", "production", {"campaign": "black-friday"}, "black friday is over"
     )
 
-    message = await run_message_where(stack.standin, run_id, lambda m: status_of(m) == "Refused")
+    message = await run_message_showing(stack.standin, run_id, "Refused")
     text = rendered(message)
     assert "Preview failed" in text and "exit code `4`" in text
     assert "1800 coupons is more than --max 500" in text

@@ -27,6 +27,7 @@ from scripts.lambda_package import (
     AWS_SERVICES,
     FUNCTION_DISTRIBUTIONS,
     NOT_IN_LAMBDA,
+    build_zips,
     closure,
     endpoint_prefixes,
     trim_endpoints,
@@ -130,18 +131,7 @@ def test_what_lambda_leaves_out_is_what_no_function_imports() -> None:
     not os.environ.get("TOILKIT_FULL_SIZE"), reason="builds every zip: make test-heavy"
 )
 def test_the_built_zips_are_small_and_hold_only_their_service(tmp_path: Path) -> None:
-    subprocess.run(
-        [
-            "bash",
-            str(ROOT / "scripts" / "build-lambda.sh"),
-            "--catalog",
-            str(ROOT / "catalog" / "demo.yaml"),
-            "--out",
-            str(tmp_path),
-        ],
-        check=True,
-        capture_output=True,
-    )
+    build_zips(ROOT / "catalog" / "demo.yaml", tmp_path)
     for function in FUNCTIONS:
         package = tmp_path / f"toilkit-{function}.zip"
         limit = 15_000_000 if function == "gateway" else 30_000_000
