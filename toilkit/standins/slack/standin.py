@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import copy
 import json
-import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Unpack
 
 from aiohttp import web
@@ -36,15 +35,11 @@ from toilkit.standins.slack.workspace import (
     BOT_ID,
     BOT_NAME,
     BOT_USER_ID,
-    DEFAULT_USERGROUPS,
     DEFAULT_USERS,
     TEAM_NAME,
-    TRIGGER_TTL_SECONDS,
-    Clock,
     RecordedCall,
-    SlackUser,
-    SlackUserGroup,
     Workspace,
+    WorkspaceOptions,
 )
 
 
@@ -53,18 +48,22 @@ class SlackStandin(StandinServer):
 
     Args:
         valid_tokens: the tokens accepted; ``None`` accepts any ``xoxb-``/``xoxp-`` token.
-        users: the workspace directory behind ``users.info`` and ``users.lookupByEmail``.
-        usergroups: the groups behind ``usergroups.users.list``.
-        channels: channels that exist from the start, id -> name.
-        auto_create_channels: create a channel on first use of an unknown ``C...`` id or
-            ``#name`` (Slack would say ``channel_not_found``; tests rarely want that).
-        missing_channels: ids or names that always answer ``channel_not_found``.
-        bot_not_in_channels: ids or names where posting answers ``not_in_channel``.
-        trigger_ttl: seconds a trigger id stays valid.
-        clock: wall-clock seconds; tests pass their own to expire triggers without waiting.
         app_url: the Request URL of an app to play Slack's client for (the gateway's
             ``POST /slack/events``); see :meth:`connect_app`.
         signing_secret: that app's signing secret.
+        **workspace: how the workspace starts (:class:`WorkspaceOptions`, each optional):
+
+            - users: the directory behind ``users.info`` and ``users.lookupByEmail``.
+            - usergroups: the groups behind ``usergroups.users.list``.
+            - channels: channels that exist from the start, id -> name.
+            - auto_create_channels: create a channel on first use of an unknown ``C...``
+              id or ``#name`` (Slack would say ``channel_not_found``; tests rarely want
+              that).
+            - missing_channels: ids or names that always answer ``channel_not_found``.
+            - bot_not_in_channels: ids or names where posting answers ``not_in_channel``.
+            - trigger_ttl: seconds a trigger id stays valid.
+            - clock: wall-clock seconds; tests pass their own to expire triggers without
+              waiting.
     """
 
     name = "Slack stand-in"
@@ -79,28 +78,12 @@ class SlackStandin(StandinServer):
         self,
         *,
         valid_tokens: Iterable[str] | None = None,
-        users: Iterable[SlackUser] = DEFAULT_USERS,
-        usergroups: Iterable[SlackUserGroup] = DEFAULT_USERGROUPS,
-        channels: Mapping[str, str] | None = None,
-        auto_create_channels: bool = True,
-        missing_channels: Iterable[str] = ("C_MISSING",),
-        bot_not_in_channels: Iterable[str] = (),
-        trigger_ttl: float = TRIGGER_TTL_SECONDS,
-        clock: Clock = time.time,
         app_url: str | None = None,
         signing_secret: str | None = None,
+        **workspace: Unpack[WorkspaceOptions],
     ) -> None:
         super().__init__()
-        self._workspace = Workspace(
-            users=users,
-            usergroups=usergroups,
-            channels=channels,
-            auto_create_channels=auto_create_channels,
-            missing_channels=missing_channels,
-            bot_not_in_channels=bot_not_in_channels,
-            trigger_ttl=trigger_ttl,
-            clock=clock,
-        )
+        self._workspace = Workspace(**workspace)
         self._web_api = WebApi(self._workspace, valid_tokens)
         self._client = SlackClient(self._workspace, lambda: self.base_url)
         self._modals = Modals(self._workspace, self._client)
