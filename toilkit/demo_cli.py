@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
@@ -62,15 +63,8 @@ EndpointOption = Annotated[
 ]
 
 
-@demo_app.command("drift")
-def drift(
-    directory: DirOption = DEFAULT_DEMO_DIR,
-    scan: ScanOption = True,
-    aws_endpoint: EndpointOption = DEFAULT_ENDPOINT,
-) -> None:
+def _drift(demo: DemoRepo) -> None:
     """Change the demo cloud outside Terraform, as someone in a console would."""
-    configure_logging(False)
-    demo = _open(directory)
     try:
         changes = drift_cloud(demo)
     except DemoError as exc:
@@ -79,24 +73,36 @@ def drift(
         out.print("the demo cloud has drifted already; nothing changed", highlight=False)
     for change in changes:
         out.print(f"changed outside Terraform: {change.describe()}", highlight=False)
-    if scan:
-        _request_scan(aws_endpoint, "drift")
 
 
-@demo_app.command("fix")
-def fix(
-    directory: DirOption = DEFAULT_DEMO_DIR,
-    scan: ScanOption = True,
-    aws_endpoint: EndpointOption = DEFAULT_ENDPOINT,
-) -> None:
+def _fix(demo: DemoRepo) -> None:
     """Make the demo cloud match its code again (terraform apply)."""
-    configure_logging(False)
-    demo = _open(directory)
     with console.status(f"terraform apply in {demo.state_dir(DRIFTING_STATE)}") as status:
         run_async(apply_demo(demo, states=(DRIFTING_STATE,), on_step=status.update))
     out.print(f"applied {DRIFTING_STATE}: the demo cloud matches its code again", highlight=False)
-    if scan:
-        _request_scan(aws_endpoint, "fix")
+
+
+def _add_demo_command(name: str, change: Callable[[DemoRepo], None]) -> None:
+    """``toilkit demo NAME``: ``change`` the demo, then (unless --no-scan) ask for a scan.
+
+    Its help is ``change``'s docstring.
+    """
+
+    def command(
+        directory: DirOption = DEFAULT_DEMO_DIR,
+        scan: ScanOption = True,
+        aws_endpoint: EndpointOption = DEFAULT_ENDPOINT,
+    ) -> None:
+        configure_logging(False)
+        change(_open(directory))
+        if scan:
+            _request_scan(aws_endpoint, name)
+
+    demo_app.command(name, help=change.__doc__)(command)
+
+
+_add_demo_command("drift", _drift)
+_add_demo_command("fix", _fix)
 
 
 def _open(directory: Path) -> DemoRepo:

@@ -17,7 +17,8 @@ from __future__ import annotations
 import os
 import subprocess
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from services.detector.config import StateConfig
@@ -56,14 +57,14 @@ def apply_state(
         )
     if not state.directory.is_dir():
         raise ApplyRefused(f"the directory of state {state.name} is missing: {state.directory}")
-    command = tuple(terraform) if terraform else find_terraform()
     env = {**os.environ, "TF_IN_AUTOMATION": "1", "TF_INPUT": "0"}
     if state.workspace != "default":
         env["TF_WORKSPACE"] = state.workspace
+    run = _Terraform(tuple(terraform) if terraform else find_terraform(), state.directory, env)
     init = ["init", "-input=false", "-no-color"]
     if state.backend_config is not None:
         init.append(f"-backend-config={state.backend_config}")
-    if _terraform(command, init, state, env, quiet=True) != 0:
+    if run(init, quiet=True) != 0:
         return EXIT_TERRAFORM_FAILED
     with tempfile.TemporaryDirectory(prefix="toilkit-apply-") as scratch:
         plan_file = Path(scratch) / "revert.tfplan"
@@ -82,7 +83,7 @@ def apply_state(
             f"== terraform plan of state {state.name}"
             + (f" ({len(targets)} target(s))" if targets else "")
         )
-        planned = _terraform(command, plan, state, env)
+        planned = run(plan)
         if planned == 0:
             _say(f"== nothing to change: {state.name} matches its code (fixed since?)")
             return EXIT_APPLIED
@@ -99,33 +100,34 @@ def apply_state(
             f"-lock-timeout={LOCK_TIMEOUT}",
             str(plan_file),
         ]
-        if _terraform(command, apply, state, env) != 0:
+        if run(apply) != 0:
             return EXIT_TERRAFORM_FAILED
     _say(f"== applied: {state.name} is back to what its code says")
     return EXIT_APPLIED
 
 
-def _terraform(
-    command: Sequence[str],
-    arguments: Sequence[str],
-    state: StateConfig,
-    env: dict[str, str],
-    *,
-    quiet: bool = False,
-) -> int:
-    """Run one Terraform command in the state's directory, its output on ours."""
-    done = subprocess.run(
-        [*command, *arguments],
-        cwd=state.directory,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=quiet,
-        text=True,
-        check=False,
-    )
-    if quiet and done.returncode != 0:
-        _say(done.stdout[-4000:] + done.stderr[-4000:])
-    return done.returncode
+@dataclass(frozen=True)
+class _Terraform:
+    """Terraform as one state is planned and applied: its directory and environment."""
+
+    command: Sequence[str]
+    directory: Path
+    env: Mapping[str, str]
+
+    def __call__(self, arguments: Sequence[str], *, quiet: bool = False) -> int:
+        """Run one Terraform command, its output on ours (only on failure when ``quiet``)."""
+        done = subprocess.run(
+            [*self.command, *arguments],
+            cwd=self.directory,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            capture_output=quiet,
+            text=True,
+            check=False,
+        )
+        if quiet and done.returncode != 0:
+            _say(done.stdout[-4000:] + done.stderr[-4000:])
+        return done.returncode
 
 
 def _say(text: str) -> None:

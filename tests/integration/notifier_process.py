@@ -23,8 +23,9 @@ from services.notifier.settings import NotifierSettings
 from services.notifier.slack import Posted, SlackWebApi
 from services.notifier.store import NotifierStore
 from shared.runtime import open_runtime
-from shared.settings import AwsSettings, TopologySettings, WorkerSettings
+from shared.settings import AwsSettings, TopologySettings
 from tests.integration.child_process import run_child_process, serve_until_stopped
+from tests.support import FAST_WORKER
 
 
 class DiesAfterPosting(SlackWebApi):
@@ -44,12 +45,13 @@ async def main() -> int:
         # A killed worker's claim (INPROGRESS) lapses with its message's visibility
         # (2 s, no longer renewed), and the redelivery takes it over instead of going
         # to the DLQ.
-        worker=WorkerSettings(
-            wait_time_seconds=1,
-            visibility_timeout=2,
-            handler_timeout=5,
-            retry_base_seconds=1,
-            shutdown_grace=10,
+        worker=FAST_WORKER.model_copy(
+            update={
+                "visibility_timeout": 2,
+                "handler_timeout": 5,
+                "retry_base_seconds": 1,
+                "shutdown_grace": 10,
+            }
         ),
     )
     adapter = DiesAfterPosting if os.environ.get("NP_DIE_AFTER_POST") == "1" else SlackWebApi

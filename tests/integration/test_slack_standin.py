@@ -21,22 +21,10 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
+from tests.integration.test_slack_standin_client import MODAL
 from toilkit.standins.slack import FaultSpec, SlackStandin
 
 SLACK_TS = re.compile(r"^\d{10}\.\d{6}$")
-MODAL = {
-    "type": "modal",
-    "title": {"type": "plain_text", "text": "Run a batch command"},
-    "submit": {"type": "plain_text", "text": "Run"},
-    "blocks": [
-        {
-            "type": "input",
-            "block_id": "command",
-            "label": {"type": "plain_text", "text": "Command"},
-            "element": {"type": "plain_text_input", "action_id": "command"},
-        }
-    ],
-}
 
 
 class ManualClock:

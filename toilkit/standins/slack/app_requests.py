@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol, Required, TypedDict, Unpack
 from urllib.parse import urlencode
 
@@ -268,24 +268,23 @@ class TriggerIssuer(Protocol):
     def issue_trigger(self, user_id: str = ..., view_id: str | None = None) -> str: ...
 
 
+@dataclass(eq=False)
 class SignedSlack:
     """Signed requests to one app (a gateway), as Slack sends them.
 
-    Args:
-        events_url: the app's Request URL (the gateway's ``POST /slack/events``).
+    Attributes:
+        url: the app's Request URL (the gateway's ``POST /slack/events``).
         secret: the signing secret the app was given.
         standin: the Slack stand-in that hands out trigger ids.
         channel_id: the channel slash commands are typed in.
+        http: the session the requests go out on (:meth:`close` it).
     """
 
-    def __init__(
-        self, events_url: str, secret: str, standin: TriggerIssuer, channel_id: str
-    ) -> None:
-        self.url = events_url
-        self.secret = secret
-        self.standin = standin
-        self.channel_id = channel_id
-        self.http = aiohttp.ClientSession()
+    url: str
+    secret: str
+    standin: TriggerIssuer
+    channel_id: str
+    http: aiohttp.ClientSession = field(init=False, default_factory=aiohttp.ClientSession)
 
     async def close(self) -> None:
         await self.http.close()

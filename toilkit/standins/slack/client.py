@@ -35,10 +35,8 @@ from toilkit.standins.slack.arguments import JsonDict, SlackApiFailure, read_arg
 from toilkit.standins.slack.block_kit import message_content
 from toilkit.standins.slack.forms import (
     ClientFailure,
-    client_call,
     element_action,
     find_element,
-    required_text,
     state_values,
     with_element_ids,
 )
@@ -356,30 +354,6 @@ class SlackClient:
                 answer.status, answer.body, answer.content_type, failure="dispatch_failed"
             )
         return AppOutcome(answer.status, answer.body, answer.content_type)
-
-    # HTTP: the page's endpoints ---------------------------------------------------
-
-    async def handle_command(self, request: web.Request) -> web.Response:
-        return await client_call(
-            request,
-            lambda body: self.type_command(
-                required_text(body, "channel"),
-                required_text(body, "user"),
-                required_text(body, "text"),
-            ),
-        )
-
-    async def handle_button(self, request: web.Request) -> web.Response:
-        return await client_call(
-            request,
-            lambda body: self.click_button(
-                required_text(body, "channel"),
-                required_text(body, "user"),
-                required_text(body, "message_ts"),
-                required_text(body, "action_id"),
-                body.get("block_id") if isinstance(body.get("block_id"), str) else None,
-            ),
-        )
 
     # response_url -----------------------------------------------------------------
 

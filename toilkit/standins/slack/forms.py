@@ -443,3 +443,47 @@ async def client_call(
     except ClientFailure as failure:
         return web.json_response(failure.body(), status=400)
     return web.json_response(answer)
+
+
+#: One argument of a person's action on the page, read from the request's JSON body.
+BodyArgument = Callable[[JsonDict], object]
+#: An aiohttp handler of one of the page's requests.
+PageHandler = Callable[[web.Request], Awaitable[web.Response]]
+
+
+def optional_block_id(body: JsonDict) -> str | None:
+    """The ``block_id`` that tells apart buttons with one ``action_id``, if sent."""
+    block_id = body.get("block_id")
+    return block_id if isinstance(block_id, str) else None
+
+
+def values_argument(body: JsonDict) -> TypedValues:
+    """What the page's form holds (``values``), checked."""
+    return typed_values(body.get("values"))
+
+
+def typed_text(body: JsonDict) -> str:
+    """What the person has typed so far in an external select (``value``)."""
+    return str(body.get("value") or "")
+
+
+def page_action(
+    act: Callable[..., Awaitable[JsonDict]], *arguments: str | BodyArgument
+) -> PageHandler:
+    """The page's endpoint for ``act``, a person's action such as a click.
+
+    Args:
+        act: what the person does; it gets ``arguments`` in order.
+        arguments: each a reader of the JSON body, or the name of a field that must hold
+            non-empty text.
+    """
+
+    def read(body: JsonDict, argument: str | BodyArgument) -> object:
+        return required_text(body, argument) if isinstance(argument, str) else argument(body)
+
+    async def handle(request: web.Request) -> web.Response:
+        return await client_call(
+            request, lambda body: act(*(read(body, argument) for argument in arguments))
+        )
+
+    return handle

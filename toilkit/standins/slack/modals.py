@@ -24,14 +24,11 @@ from toilkit.standins.slack.forms import (
     EXTERNAL_SELECT_TYPES,
     ClientFailure,
     TypedValues,
-    client_call,
     element_action,
     find_element,
-    required_text,
     slack_input_errors,
     state_values,
     suggested_options,
-    typed_values,
     with_element_ids,
 )
 from toilkit.standins.slack.workspace import MAX_VIEW_STACK, Workspace
@@ -312,48 +309,6 @@ class Modals:
         )
 
     # HTTP: the page's endpoints ---------------------------------------------------
-
-    async def handle_view_action(self, request: web.Request) -> web.Response:
-        return await client_call(
-            request,
-            lambda body: self.change_view_element(
-                required_text(body, "view_id"),
-                required_text(body, "user"),
-                required_text(body, "block_id"),
-                required_text(body, "action_id"),
-                typed_values(body.get("values")),
-            ),
-        )
-
-    async def handle_view_suggest(self, request: web.Request) -> web.Response:
-        return await client_call(
-            request,
-            lambda body: self.suggest(
-                required_text(body, "view_id"),
-                required_text(body, "user"),
-                required_text(body, "block_id"),
-                required_text(body, "action_id"),
-                str(body.get("value") or ""),
-            ),
-        )
-
-    async def handle_view_submit(self, request: web.Request) -> web.Response:
-        return await client_call(
-            request,
-            lambda body: self.submit_view(
-                required_text(body, "view_id"),
-                required_text(body, "user"),
-                typed_values(body.get("values")),
-            ),
-        )
-
-    async def handle_view_close(self, request: web.Request) -> web.Response:
-        return await client_call(
-            request,
-            lambda body: self.close_view(
-                required_text(body, "view_id"), required_text(body, "user")
-            ),
-        )
 
     async def handle_modal(self, request: web.Request) -> web.Response:
         user_id = request.query.get("user", "")

@@ -112,25 +112,25 @@ class _Live:
     suggestions: Mapping[str, JsonDict] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
 class BlockKitRenderer:
     """Turns messages, Block Kit and mrkdwn into HTML; every piece of caller text is escaped.
 
     With a ``viewer`` (an app is connected) the page acts as that person: only their
     ephemeral messages show, buttons are clickable, their modal is a form and each channel
     has a message box. Without one it is a read-only view of everything.
+
+    Attributes:
+        users: the directory: message authors, ``<@U...>`` mentions, users selects.
+        usergroups: what ``<!subteam^...>`` mentions name.
+        channels: ``<#C...>`` mentions and conversations selects.
+        viewer: the id of the person the page acts as, if any.
     """
 
-    def __init__(
-        self,
-        users: Mapping[str, SlackUser],
-        usergroups: Mapping[str, SlackUserGroup],
-        channels: Mapping[str, Channel],
-        viewer: str | None = None,
-    ) -> None:
-        self._users = users
-        self._usergroups = usergroups
-        self._channels = channels
-        self._viewer = viewer
+    users: Mapping[str, SlackUser]
+    usergroups: Mapping[str, SlackUserGroup]
+    channels: Mapping[str, Channel]
+    viewer: str | None = None
 
     # Messages ---------------------------------------------------------------
 
@@ -138,7 +138,7 @@ class BlockKitRenderer:
         ephemeral = [
             m
             for m in channel.ephemeral
-            if self._viewer is None or m.get("ephemeral_for") == self._viewer
+            if self.viewer is None or m.get("ephemeral_for") == self.viewer
         ]
         timeline = sorted(
             [
@@ -160,7 +160,7 @@ class BlockKitRenderer:
 
     def composer(self, channel: Channel) -> str:
         """The message box slash commands are typed in (only when an app is connected)."""
-        if self._viewer is None:
+        if self.viewer is None:
             return ""
         key = f"composer|{channel.id}"
         shown_name = channel.name if channel.name.startswith("@") else f"#{channel.name}"
@@ -179,7 +179,7 @@ class BlockKitRenderer:
         name = str(
             message.get("username")
             or message.get("bot_profile", {}).get("name")
-            or (self._users[message["user"]].name if message.get("user") in self._users else "")
+            or (self.users[message["user"]].name if message.get("user") in self.users else "")
             or "app"
         )
         initials = "".join(part[0] for part in re.split(r"[\s_-]+", name) if part)[:2].upper()
@@ -187,7 +187,7 @@ class BlockKitRenderer:
         classes = "message ephemeral" if ephemeral_for else "message"
         if not ephemeral_for:
             note = ""
-        elif self._viewer is not None:
+        elif self.viewer is not None:
             note = '<div class="ephemeral-note">Only visible to you</div>'
         else:
             note = (
@@ -198,7 +198,7 @@ class BlockKitRenderer:
         badge = '<span class="badge">APP</span>' if message.get("bot_id") else ""
         blocks = message.get("blocks")
         live = None
-        if blocks and self._viewer is not None and channel_id:
+        if blocks and self.viewer is not None and channel_id:
             # The ids Slack reports in block_actions, generated where the app gave none.
             blocks = with_element_ids(blocks, f"{channel_id}:{message['ts']}")
             live = _Live("message", channel_id=channel_id, message_ts=str(message["ts"]))
@@ -596,11 +596,11 @@ class BlockKitRenderer:
         kind = str(element.get("type"))
         chosen = set(as_list(initial))
         if kind in ("users_select", "multi_users_select"):
-            choices = [(u.id, f"{u.real_name} (@{u.name})") for u in self._users.values()]
+            choices = [(u.id, f"{u.real_name} (@{u.name})") for u in self.users.values()]
         elif kind in ("conversations_select", "channels_select"):
             choices = [
                 (c.id, c.display_name)
-                for c in self._channels.values()
+                for c in self.channels.values()
                 if kind == "conversations_select" or not c.name.startswith("@")
             ]
         else:
@@ -717,7 +717,7 @@ class BlockKitRenderer:
         elif target.startswith("#"):
             shown = f"#{label}" if label else self._channel_label(target[1:])
         elif target.startswith("!subteam^"):
-            group = self._usergroups.get(target.removeprefix("!subteam^"))
+            group = self.usergroups.get(target.removeprefix("!subteam^"))
             shown = label or (f"@{group.handle}" if group else "@group")
         elif target.startswith("!"):
             shown = label or f"@{target[1:].split('^')[0]}"
@@ -729,11 +729,11 @@ class BlockKitRenderer:
         return f'<span class="mention">{html.escape(_slack_unescape(shown))}</span>'
 
     def _user_label(self, user_id: str) -> str:
-        user = self._users.get(user_id)
+        user = self.users.get(user_id)
         return f"@{user.name}" if user else f"@{user_id}"
 
     def _channel_label(self, channel_id: str) -> str:
-        channel = self._channels.get(channel_id)
+        channel = self.channels.get(channel_id)
         return f"#{channel.name}" if channel else f"#{channel_id}"
 
     @staticmethod

@@ -3,15 +3,15 @@
 See :mod:`toilkit.standins.slack` for the endpoints. :class:`SlackStandin` builds the parts
 over one :class:`~toilkit.standins.slack.workspace.Workspace`, serves them, and offers
 tests the same things in process: recorded calls, channel state, fault rules, trigger ids,
-and what a person does on the page (``type_command``, ``click_button``, ``submit_view``...).
+and what a person does on the page (:attr:`SlackStandin.client` and
+:attr:`SlackStandin.modals`: ``type_command``, ``click_button``, ``submit_view``...).
 """
 
 from __future__ import annotations
 
 import copy
 import json
-import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Unpack
 
 from aiohttp import web
@@ -22,7 +22,12 @@ from toilkit.standins.slack.app_requests import APP_ID, TEAM_ID
 from toilkit.standins.slack.arguments import JsonDict
 from toilkit.standins.slack.client import AppOptions, SlackClient
 from toilkit.standins.slack.faults import FaultRule, FaultSpec
-from toilkit.standins.slack.forms import TypedValues
+from toilkit.standins.slack.forms import (
+    optional_block_id,
+    page_action,
+    typed_text,
+    values_argument,
+)
 from toilkit.standins.slack.modals import Modals
 from toilkit.standins.slack.page import Page
 from toilkit.standins.slack.web_api import WebApi
@@ -30,15 +35,11 @@ from toilkit.standins.slack.workspace import (
     BOT_ID,
     BOT_NAME,
     BOT_USER_ID,
-    DEFAULT_USERGROUPS,
     DEFAULT_USERS,
     TEAM_NAME,
-    TRIGGER_TTL_SECONDS,
-    Clock,
     RecordedCall,
-    SlackUser,
-    SlackUserGroup,
     Workspace,
+    WorkspaceOptions,
 )
 
 
@@ -47,18 +48,22 @@ class SlackStandin(StandinServer):
 
     Args:
         valid_tokens: the tokens accepted; ``None`` accepts any ``xoxb-``/``xoxp-`` token.
-        users: the workspace directory behind ``users.info`` and ``users.lookupByEmail``.
-        usergroups: the groups behind ``usergroups.users.list``.
-        channels: channels that exist from the start, id -> name.
-        auto_create_channels: create a channel on first use of an unknown ``C...`` id or
-            ``#name`` (Slack would say ``channel_not_found``; tests rarely want that).
-        missing_channels: ids or names that always answer ``channel_not_found``.
-        bot_not_in_channels: ids or names where posting answers ``not_in_channel``.
-        trigger_ttl: seconds a trigger id stays valid.
-        clock: wall-clock seconds; tests pass their own to expire triggers without waiting.
         app_url: the Request URL of an app to play Slack's client for (the gateway's
             ``POST /slack/events``); see :meth:`connect_app`.
         signing_secret: that app's signing secret.
+        **workspace: how the workspace starts (:class:`WorkspaceOptions`, each optional):
+
+            - users: the directory behind ``users.info`` and ``users.lookupByEmail``.
+            - usergroups: the groups behind ``usergroups.users.list``.
+            - channels: channels that exist from the start, id -> name.
+            - auto_create_channels: create a channel on first use of an unknown ``C...``
+              id or ``#name`` (Slack would say ``channel_not_found``; tests rarely want
+              that).
+            - missing_channels: ids or names that always answer ``channel_not_found``.
+            - bot_not_in_channels: ids or names where posting answers ``not_in_channel``.
+            - trigger_ttl: seconds a trigger id stays valid.
+            - clock: wall-clock seconds; tests pass their own to expire triggers without
+              waiting.
     """
 
     name = "Slack stand-in"
@@ -73,28 +78,12 @@ class SlackStandin(StandinServer):
         self,
         *,
         valid_tokens: Iterable[str] | None = None,
-        users: Iterable[SlackUser] = DEFAULT_USERS,
-        usergroups: Iterable[SlackUserGroup] = DEFAULT_USERGROUPS,
-        channels: Mapping[str, str] | None = None,
-        auto_create_channels: bool = True,
-        missing_channels: Iterable[str] = ("C_MISSING",),
-        bot_not_in_channels: Iterable[str] = (),
-        trigger_ttl: float = TRIGGER_TTL_SECONDS,
-        clock: Clock = time.time,
         app_url: str | None = None,
         signing_secret: str | None = None,
+        **workspace: Unpack[WorkspaceOptions],
     ) -> None:
         super().__init__()
-        self._workspace = Workspace(
-            users=users,
-            usergroups=usergroups,
-            channels=channels,
-            auto_create_channels=auto_create_channels,
-            missing_channels=missing_channels,
-            bot_not_in_channels=bot_not_in_channels,
-            trigger_ttl=trigger_ttl,
-            clock=clock,
-        )
+        self._workspace = Workspace(**workspace)
         self._web_api = WebApi(self._workspace, valid_tokens)
         self._client = SlackClient(self._workspace, lambda: self.base_url)
         self._modals = Modals(self._workspace, self._client)
@@ -119,13 +108,30 @@ class SlackStandin(StandinServer):
         router.add_post("/_standin/triggers", self._handle_issue_trigger)
         router.add_post("/_standin/reset", self._handle_reset)
         router.add_post("/_standin/response/{token}", self._client.handle_response_url)
-        router.add_post("/_standin/client/command", self._client.handle_command)
-        router.add_post("/_standin/client/button", self._client.handle_button)
-        router.add_post("/_standin/client/view_action", self._modals.handle_view_action)
-        router.add_post("/_standin/client/view_suggest", self._modals.handle_view_suggest)
-        router.add_post("/_standin/client/view_submit", self._modals.handle_view_submit)
-        router.add_post("/_standin/client/view_close", self._modals.handle_view_close)
-        router.add_get("/_standin/client/modal", self._modals.handle_modal)
+        client, modals = self._client, self._modals
+        # What a person does on the page: POST /_standin/client/<name> with the arguments.
+        page_actions = {
+            "command": page_action(client.type_command, "channel", "user", "text"),
+            "button": page_action(
+                client.click_button, "channel", "user", "message_ts", "action_id", optional_block_id
+            ),
+            "view_action": page_action(
+                modals.change_view_element,
+                "view_id",
+                "user",
+                "block_id",
+                "action_id",
+                values_argument,
+            ),
+            "view_suggest": page_action(
+                modals.suggest, "view_id", "user", "block_id", "action_id", typed_text
+            ),
+            "view_submit": page_action(modals.submit_view, "view_id", "user", values_argument),
+            "view_close": page_action(modals.close_view, "view_id", "user"),
+        }
+        for name, handler in page_actions.items():
+            router.add_post(f"/_standin/client/{name}", handler)
+        router.add_get("/_standin/client/modal", modals.handle_modal)
 
     async def stop(self) -> None:
         """Stop serving; recorded calls and state stay readable."""
@@ -216,44 +222,21 @@ class SlackStandin(StandinServer):
         """Whether the page sends slash commands and interactions to an app."""
         return self._client.app_connected
 
-    async def type_command(self, channel: str, user_id: str, typed: str) -> JsonDict:
-        """``user_id`` types ``typed`` in ``channel`` (see :meth:`SlackClient.type_command`)."""
-        return await self._client.type_command(channel, user_id, typed)
+    @property
+    def client(self) -> SlackClient:
+        """Slack's client in process: what a person types or clicks in a channel
+        (``type_command``, ``click_button``)."""
+        return self._client
 
-    async def click_button(
-        self,
-        channel: str,
-        user_id: str,
-        message_ts: str,
-        action_id: str,
-        block_id: str | None = None,
-    ) -> JsonDict:
-        """``user_id`` clicks a message's button (see :meth:`SlackClient.click_button`)."""
-        return await self._client.click_button(channel, user_id, message_ts, action_id, block_id)
+    @property
+    def modals(self) -> Modals:
+        """The modals people have open, in process: ``change_view_element``, ``suggest``,
+        ``submit_view``, ``close_view``."""
+        return self._modals
 
     def modal_for(self, user_id: str) -> JsonDict | None:
         """The modal ``user_id`` has open (see :meth:`Modals.modal_for`)."""
         return self._modals.modal_for(user_id)
-
-    async def change_view_element(
-        self, view_id: str, user_id: str, block_id: str, action_id: str, values: TypedValues
-    ) -> JsonDict:
-        """``user_id`` uses a modal element (see :meth:`Modals.change_view_element`)."""
-        return await self._modals.change_view_element(view_id, user_id, block_id, action_id, values)
-
-    async def suggest(
-        self, view_id: str, user_id: str, block_id: str, action_id: str, typed: str
-    ) -> JsonDict:
-        """``user_id`` types in an external select of their modal (see :meth:`Modals.suggest`)."""
-        return await self._modals.suggest(view_id, user_id, block_id, action_id, typed)
-
-    async def submit_view(self, view_id: str, user_id: str, values: TypedValues) -> JsonDict:
-        """``user_id`` submits their modal (see :meth:`Modals.submit_view`)."""
-        return await self._modals.submit_view(view_id, user_id, values)
-
-    async def close_view(self, view_id: str, user_id: str) -> JsonDict:
-        """``user_id`` closes their modal's top view (see :meth:`Modals.close_view`)."""
-        return await self._modals.close_view(view_id, user_id)
 
     # --------------------------------------------------------- HTTP: control API
 

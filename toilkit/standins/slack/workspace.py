@@ -13,9 +13,10 @@ import base64
 import copy
 import hashlib
 import re
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 from toilkit.standins.slack.app_requests import APP_ID, TEAM_ID, SlackUserRef
 from toilkit.standins.slack.arguments import (
@@ -177,6 +178,19 @@ def channel_id_for_name(name: str) -> str:
     return f"C{digest[:10]}"
 
 
+class WorkspaceOptions(TypedDict, total=False):
+    """How a :class:`Workspace` starts: the stand-in's arguments that it passes on."""
+
+    users: Iterable[SlackUser]
+    usergroups: Iterable[SlackUserGroup]
+    channels: Mapping[str, str] | None
+    auto_create_channels: bool
+    missing_channels: Iterable[str]
+    bot_not_in_channels: Iterable[str]
+    trigger_ttl: float
+    clock: Clock
+
+
 class Workspace:
     """The state of the stand-in's Slack workspace (see the module docstring).
 
@@ -187,14 +201,14 @@ class Workspace:
     def __init__(
         self,
         *,
-        users: Iterable[SlackUser],
-        usergroups: Iterable[SlackUserGroup],
-        channels: Mapping[str, str] | None,
-        auto_create_channels: bool,
-        missing_channels: Iterable[str],
-        bot_not_in_channels: Iterable[str],
-        trigger_ttl: float,
-        clock: Clock,
+        users: Iterable[SlackUser] = DEFAULT_USERS,
+        usergroups: Iterable[SlackUserGroup] = DEFAULT_USERGROUPS,
+        channels: Mapping[str, str] | None = None,
+        auto_create_channels: bool = True,
+        missing_channels: Iterable[str] = ("C_MISSING",),
+        bot_not_in_channels: Iterable[str] = (),
+        trigger_ttl: float = TRIGGER_TTL_SECONDS,
+        clock: Clock = time.time,
     ) -> None:
         self.users = {user.id: user for user in users}
         self.usergroups = {group.id: group for group in usergroups}
