@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,25 +19,17 @@ from services.gateway.drift_actions import ATTRIBUTE_BLOCK, EXPIRES_BLOCK, REASO
 from services.gateway.service import GatewayService
 from shared.aws import AwsClients
 from shared.events import Actor
-from shared.runtime import Runtime
 from shared.slack.actions import encode_ignore_value, encode_rescan_value
 from shared.state_table.drift_actions import DriftAudit, IgnoreRuleStore, ScanGuard
 from shared.topology import BootstrapReport, Names
 from tests.gateway_harness import (
     ECHO_COMMAND,
+    ServedSlack,
     ephemeral_texts,
     events_on,
-    serving,
-    standin_settings,
+    served_gateway,
 )
-from toilkit.standins.slack import SlackStandin
-from toilkit.standins.slack.app_requests import (
-    SignedSlack,
-    SlackUserRef,
-    block_actions_payload,
-    button,
-    view_submission_payload,
-)
+from toilkit.standins.slack import SlackStandin, SlackUserRef
 
 SECRET = "0f742231b10e8888abcd99yyyzzz85a5"
 CHANNEL = "C0OPS00001"
@@ -59,57 +50,24 @@ CATALOG = (
 )
 
 
-@pytest.fixture
-async def service(
-    runtime: Runtime, standin: SlackStandin, catalog_path: Path
-) -> AsyncIterator[GatewayService]:
-    async with serving(runtime, standin_settings(standin, SECRET, catalog_path)) as running:
-        yield running
-
-
-class Slack(SignedSlack):
-    """Slack's side, waiting for the gateway's after-ack work each time."""
-
-    def __init__(self, service: GatewayService, standin: SlackStandin, parent_ts: str) -> None:
-        super().__init__(service.events_url, SECRET, standin, CHANNEL)
-        self.service = service
-        self.parent_ts = parent_ts
-
-    async def press(self, action_id: str, value: str, user: SlackUserRef) -> tuple[int, str]:
-        payload = block_actions_payload(
-            button(action_id, value),
-            user=user,
-            trigger_id=self.standin.issue_trigger(user.id),
-            channel_id=CHANNEL,
-            message_ts=self.parent_ts,
-        )
-        status, text = await self.interact(payload)
-        await self.service.after_ack.join()
-        return status, text
-
-    async def submit(
-        self, view: dict[str, Any], answers: dict[str, Any], user: SlackUserRef
-    ) -> tuple[int, str]:
-        status, text = await self.interact(view_submission_payload(view, answers, user=user))
-        await self.service.after_ack.join()
-        return status, text
+service = served_gateway(SECRET)
 
 
 @pytest.fixture
-async def slack(service: GatewayService, standin: SlackStandin) -> AsyncIterator[Slack]:
+async def slack(service: GatewayService, standin: SlackStandin) -> AsyncIterator[ServedSlack]:
     client = AsyncWebClient(token="xoxb-test", base_url=standin.api_url)
     parent = await client.chat_postMessage(channel=CHANNEL, text="Drift in network-prod")
-    side = Slack(service, standin, str(parent["ts"]))
+    side = ServedSlack(service, SECRET, standin, CHANNEL, message_ts=str(parent["ts"]))
     yield side
     await side.close()
 
 
-def thread_texts(standin: SlackStandin, parent_ts: str) -> list[str]:
+def thread_texts(standin: SlackStandin, parent_ts: str | None) -> list[str]:
     [parent] = [m for m in standin.messages(CHANNEL) if m["ts"] == parent_ts]
     return [str(reply.get("text", "")) for reply in parent["replies"]]
 
 
-async def open_ignore_modal(slack: Slack, user: SlackUserRef = ALICE) -> dict[str, Any]:
+async def open_ignore_modal(slack: ServedSlack, user: SlackUserRef = ALICE) -> dict[str, Any]:
     value = encode_ignore_value(STATE, ADDRESS, "ingress[0].cidr_blocks")
     status, _ = await slack.press("drift_ignore", value, user)
     assert status == 200
@@ -124,7 +82,9 @@ def today() -> date:
 # --------------------------------------------------------------------------- Ignore…
 
 
-async def test_ignore_opens_a_modal_prefilled_with_14_days_and_the_attribute(slack: Slack) -> None:
+async def test_ignore_opens_a_modal_prefilled_with_14_days_and_the_attribute(
+    slack: ServedSlack,
+) -> None:
     view = await open_ignore_modal(slack)
 
     assert view["callback_id"] == "drift_ignore_modal"
@@ -143,7 +103,7 @@ async def test_ignore_opens_a_modal_prefilled_with_14_days_and_the_attribute(sla
     ids=["in-the-past", "over-90-days"],
 )
 async def test_an_expiry_in_the_past_or_over_90_days_is_refused_in_the_modal(
-    slack: Slack, aws: AwsClients, names: Names, expires: Any, says: str
+    slack: ServedSlack, aws: AwsClients, names: Names, expires: Any, says: str
 ) -> None:
     view = await open_ignore_modal(slack)
 
@@ -158,7 +118,7 @@ async def test_an_expiry_in_the_past_or_over_90_days_is_refused_in_the_modal(
     assert await IgnoreRuleStore(aws.dynamodb, names.state_table).all() == []
 
 
-async def test_a_reason_is_required(slack: Slack, aws: AwsClients, names: Names) -> None:
+async def test_a_reason_is_required(slack: ServedSlack, aws: AwsClients, names: Names) -> None:
     view = await open_ignore_modal(slack)
 
     status, text = await slack.submit(view, {REASON_BLOCK: "  "}, ALICE)
@@ -169,7 +129,7 @@ async def test_a_reason_is_required(slack: Slack, aws: AwsClients, names: Names)
 
 
 async def test_a_valid_ignore_writes_the_rule_tells_the_thread_and_is_audited(
-    slack: Slack, aws: AwsClients, names: Names, standin: SlackStandin
+    slack: ServedSlack, aws: AwsClients, names: Names, standin: SlackStandin
 ) -> None:
     view = await open_ignore_modal(slack)
     until = today() + timedelta(days=30)
@@ -183,14 +143,14 @@ async def test_a_valid_ignore_writes_the_rule_tells_the_thread_and_is_audited(
     assert (rule.state, rule.address, rule.attribute) == (STATE, ADDRESS, "ingress[0].cidr_blocks")
     assert (rule.reason, rule.expires) == ("vendor rotates it nightly", until)
     assert rule.created_by.slack_user_id == ALICE.id
-    [said] = thread_texts(standin, slack.parent_ts)
+    [said] = thread_texts(standin, slack.message_ts)
     assert f"until {until.isoformat()}" in said and rule.rule_id in said
     [entry] = await DriftAudit(aws.dynamodb, names.state_table).entries()
     assert (entry.action, entry.outcome, entry.actor.slack_user_id) == ("ignore", "done", ALICE.id)
 
 
 async def test_someone_the_catalog_does_not_allow_gets_no_modal_and_the_refusal_is_audited(
-    slack: Slack, aws: AwsClients, names: Names, standin: SlackStandin
+    slack: ServedSlack, aws: AwsClients, names: Names, standin: SlackStandin
 ) -> None:
     views_before = len(standin.views())
 
@@ -204,7 +164,7 @@ async def test_someone_the_catalog_does_not_allow_gets_no_modal_and_the_refusal_
 
 
 async def test_a_forged_ignore_button_gets_a_clear_answer(
-    slack: Slack, standin: SlackStandin
+    slack: ServedSlack, standin: SlackStandin
 ) -> None:
     status, _ = await slack.press("drift_ignore", '{"state": ""}', ALICE)
 
@@ -217,7 +177,11 @@ async def test_a_forged_ignore_button_gets_a_clear_answer(
 
 
 async def test_two_rescan_presses_publish_one_scan_and_the_second_is_told_why(
-    slack: Slack, aws: AwsClients, names: Names, topology: BootstrapReport, standin: SlackStandin
+    slack: ServedSlack,
+    aws: AwsClients,
+    names: Names,
+    topology: BootstrapReport,
+    standin: SlackStandin,
 ) -> None:
     value = encode_rescan_value(STATE)
 
@@ -227,7 +191,7 @@ async def test_two_rescan_presses_publish_one_scan_and_the_second_is_told_why(
     [event] = await events_on(aws, topology, "detector")
     assert event.type == "DriftScanRequested"
     assert (event.states, event.mode) == ((STATE,), "refresh_only")
-    assert (event.reply_channel, event.reply_thread_ts) == (CHANNEL, slack.parent_ts)
+    assert (event.reply_channel, event.reply_thread_ts) == (CHANNEL, slack.message_ts)
     assert event.requested_by.slack_user_id == ALICE.id
     [second] = ephemeral_texts(standin, CHANNEL, BOB.id)
     assert "already running" in second and ALICE.id in second
@@ -255,7 +219,11 @@ async def test_a_held_slot_from_a_lost_scan_expires(
 
 
 async def test_a_rescan_by_someone_not_allowed_publishes_nothing_and_is_audited(
-    slack: Slack, aws: AwsClients, names: Names, topology: BootstrapReport, standin: SlackStandin
+    slack: ServedSlack,
+    aws: AwsClients,
+    names: Names,
+    topology: BootstrapReport,
+    standin: SlackStandin,
 ) -> None:
     await slack.press("drift_rescan_full", encode_rescan_value(STATE), CAROL)
 
@@ -270,7 +238,11 @@ async def test_a_rescan_by_someone_not_allowed_publishes_nothing_and_is_audited(
 
 
 async def test_accept_into_code_is_published_for_those_allowed_and_audited_either_way(
-    slack: Slack, aws: AwsClients, names: Names, topology: BootstrapReport, standin: SlackStandin
+    slack: ServedSlack,
+    aws: AwsClients,
+    names: Names,
+    topology: BootstrapReport,
+    standin: SlackStandin,
 ) -> None:
     value = json.dumps({"state": STATE, "fingerprints": ["fp1"]})
 
