@@ -53,21 +53,29 @@ CATALOG = (
 service = served_gateway(SECRET)
 
 
+class Slack(ServedSlack):
+    """Slack's side, pressing the buttons of the drift report's message."""
+
+    def __init__(self, service: GatewayService, standin: SlackStandin, parent_ts: str) -> None:
+        super().__init__(service, SECRET, standin, CHANNEL, message_ts=parent_ts)
+        self.parent_ts = parent_ts
+
+
 @pytest.fixture
-async def slack(service: GatewayService, standin: SlackStandin) -> AsyncIterator[ServedSlack]:
+async def slack(service: GatewayService, standin: SlackStandin) -> AsyncIterator[Slack]:
     client = AsyncWebClient(token="xoxb-test", base_url=standin.api_url)
     parent = await client.chat_postMessage(channel=CHANNEL, text="Drift in network-prod")
-    side = ServedSlack(service, SECRET, standin, CHANNEL, message_ts=str(parent["ts"]))
+    side = Slack(service, standin, str(parent["ts"]))
     yield side
     await side.close()
 
 
-def thread_texts(standin: SlackStandin, parent_ts: str | None) -> list[str]:
+def thread_texts(standin: SlackStandin, parent_ts: str) -> list[str]:
     [parent] = [m for m in standin.messages(CHANNEL) if m["ts"] == parent_ts]
     return [str(reply.get("text", "")) for reply in parent["replies"]]
 
 
-async def open_ignore_modal(slack: ServedSlack, user: SlackUserRef = ALICE) -> dict[str, Any]:
+async def open_ignore_modal(slack: Slack, user: SlackUserRef = ALICE) -> dict[str, Any]:
     value = encode_ignore_value(STATE, ADDRESS, "ingress[0].cidr_blocks")
     status, _ = await slack.press("drift_ignore", value, user)
     assert status == 200
@@ -82,9 +90,7 @@ def today() -> date:
 # --------------------------------------------------------------------------- Ignore…
 
 
-async def test_ignore_opens_a_modal_prefilled_with_14_days_and_the_attribute(
-    slack: ServedSlack,
-) -> None:
+async def test_ignore_opens_a_modal_prefilled_with_14_days_and_the_attribute(slack: Slack) -> None:
     view = await open_ignore_modal(slack)
 
     assert view["callback_id"] == "drift_ignore_modal"
@@ -103,7 +109,7 @@ async def test_ignore_opens_a_modal_prefilled_with_14_days_and_the_attribute(
     ids=["in-the-past", "over-90-days"],
 )
 async def test_an_expiry_in_the_past_or_over_90_days_is_refused_in_the_modal(
-    slack: ServedSlack, aws: AwsClients, names: Names, expires: Any, says: str
+    slack: Slack, aws: AwsClients, names: Names, expires: Any, says: str
 ) -> None:
     view = await open_ignore_modal(slack)
 
@@ -118,7 +124,7 @@ async def test_an_expiry_in_the_past_or_over_90_days_is_refused_in_the_modal(
     assert await IgnoreRuleStore(aws.dynamodb, names.state_table).all() == []
 
 
-async def test_a_reason_is_required(slack: ServedSlack, aws: AwsClients, names: Names) -> None:
+async def test_a_reason_is_required(slack: Slack, aws: AwsClients, names: Names) -> None:
     view = await open_ignore_modal(slack)
 
     status, text = await slack.submit(view, {REASON_BLOCK: "  "}, ALICE)
@@ -129,7 +135,7 @@ async def test_a_reason_is_required(slack: ServedSlack, aws: AwsClients, names: 
 
 
 async def test_a_valid_ignore_writes_the_rule_tells_the_thread_and_is_audited(
-    slack: ServedSlack, aws: AwsClients, names: Names, standin: SlackStandin
+    slack: Slack, aws: AwsClients, names: Names, standin: SlackStandin
 ) -> None:
     view = await open_ignore_modal(slack)
     until = today() + timedelta(days=30)
@@ -143,14 +149,14 @@ async def test_a_valid_ignore_writes_the_rule_tells_the_thread_and_is_audited(
     assert (rule.state, rule.address, rule.attribute) == (STATE, ADDRESS, "ingress[0].cidr_blocks")
     assert (rule.reason, rule.expires) == ("vendor rotates it nightly", until)
     assert rule.created_by.slack_user_id == ALICE.id
-    [said] = thread_texts(standin, slack.message_ts)
+    [said] = thread_texts(standin, slack.parent_ts)
     assert f"until {until.isoformat()}" in said and rule.rule_id in said
     [entry] = await DriftAudit(aws.dynamodb, names.state_table).entries()
     assert (entry.action, entry.outcome, entry.actor.slack_user_id) == ("ignore", "done", ALICE.id)
 
 
 async def test_someone_the_catalog_does_not_allow_gets_no_modal_and_the_refusal_is_audited(
-    slack: ServedSlack, aws: AwsClients, names: Names, standin: SlackStandin
+    slack: Slack, aws: AwsClients, names: Names, standin: SlackStandin
 ) -> None:
     views_before = len(standin.views())
 
@@ -164,7 +170,7 @@ async def test_someone_the_catalog_does_not_allow_gets_no_modal_and_the_refusal_
 
 
 async def test_a_forged_ignore_button_gets_a_clear_answer(
-    slack: ServedSlack, standin: SlackStandin
+    slack: Slack, standin: SlackStandin
 ) -> None:
     status, _ = await slack.press("drift_ignore", '{"state": ""}', ALICE)
 
@@ -177,11 +183,7 @@ async def test_a_forged_ignore_button_gets_a_clear_answer(
 
 
 async def test_two_rescan_presses_publish_one_scan_and_the_second_is_told_why(
-    slack: ServedSlack,
-    aws: AwsClients,
-    names: Names,
-    topology: BootstrapReport,
-    standin: SlackStandin,
+    slack: Slack, aws: AwsClients, names: Names, topology: BootstrapReport, standin: SlackStandin
 ) -> None:
     value = encode_rescan_value(STATE)
 
@@ -191,7 +193,7 @@ async def test_two_rescan_presses_publish_one_scan_and_the_second_is_told_why(
     [event] = await events_on(aws, topology, "detector")
     assert event.type == "DriftScanRequested"
     assert (event.states, event.mode) == ((STATE,), "refresh_only")
-    assert (event.reply_channel, event.reply_thread_ts) == (CHANNEL, slack.message_ts)
+    assert (event.reply_channel, event.reply_thread_ts) == (CHANNEL, slack.parent_ts)
     assert event.requested_by.slack_user_id == ALICE.id
     [second] = ephemeral_texts(standin, CHANNEL, BOB.id)
     assert "already running" in second and ALICE.id in second
@@ -219,11 +221,7 @@ async def test_a_held_slot_from_a_lost_scan_expires(
 
 
 async def test_a_rescan_by_someone_not_allowed_publishes_nothing_and_is_audited(
-    slack: ServedSlack,
-    aws: AwsClients,
-    names: Names,
-    topology: BootstrapReport,
-    standin: SlackStandin,
+    slack: Slack, aws: AwsClients, names: Names, topology: BootstrapReport, standin: SlackStandin
 ) -> None:
     await slack.press("drift_rescan_full", encode_rescan_value(STATE), CAROL)
 
@@ -238,11 +236,7 @@ async def test_a_rescan_by_someone_not_allowed_publishes_nothing_and_is_audited(
 
 
 async def test_accept_into_code_is_published_for_those_allowed_and_audited_either_way(
-    slack: ServedSlack,
-    aws: AwsClients,
-    names: Names,
-    topology: BootstrapReport,
-    standin: SlackStandin,
+    slack: Slack, aws: AwsClients, names: Names, topology: BootstrapReport, standin: SlackStandin
 ) -> None:
     value = json.dumps({"state": STATE, "fingerprints": ["fp1"]})
 
