@@ -56,8 +56,7 @@ class GatewayService:
 
     Args:
         settings: the gateway's settings.
-        app: the Bolt app.
-        door: the checks in front of the app, also for another way of receiving requests
+        door: the checks in front of the Bolt app, also for another way of receiving requests
             (Lambda).
         after_ack: the background work the listeners started.
         signing_secret_generated: the development secret, when one was generated.
@@ -67,7 +66,6 @@ class GatewayService:
     name = "gateway"
 
     settings: GatewaySettings
-    app: AsyncApp
     door: SlackDoor
     after_ack: AfterAck
     signing_secret_generated: str | None = field(default=None, repr=False)
@@ -83,6 +81,11 @@ class GatewayService:
         if self._url is None:
             raise RuntimeError("the gateway is not started")
         return self._url
+
+    @property
+    def app(self) -> AsyncApp:
+        """The Bolt app behind the door."""
+        return self.door.app
 
     @property
     def signing_secret(self) -> str:
@@ -324,7 +327,6 @@ async def build_gateway(
     )
     return GatewayService(
         settings=settings,
-        app=app,
         door=door,
         after_ack=after_ack,
         signing_secret_generated=generated,
