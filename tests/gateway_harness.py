@@ -8,10 +8,12 @@ the queues and the stand-in's channel.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from services.gateway.service import GatewayService, build_gateway
 from services.gateway.settings import GatewaySettings
@@ -20,7 +22,14 @@ from shared.events import parse_event
 from shared.runtime import Runtime
 from shared.topology import BootstrapReport
 from tests.support import receive_all
-from toilkit.standins.slack import SlackStandin
+from toilkit.standins.slack import (
+    SignedSlack,
+    SlackStandin,
+    SlackUserRef,
+    block_actions_payload,
+    button,
+    view_submission_payload,
+)
 
 #: A catalog's ``backfill`` command as far as the gateway tests share it: its description,
 #: argv and typed parameters (a catalog adds its environments, and may add parameters).
@@ -87,6 +96,69 @@ async def serving(runtime: Runtime, settings: GatewaySettings) -> AsyncIterator[
     finally:
         running.stop()
         await task
+
+
+def served_gateway(secret: str) -> Callable[..., AsyncIterator[GatewayService]]:
+    """A ``service`` fixture: the gateway served over the test's runtime and ``catalog_path``,
+    calling the stand-in and checking Slack's signature with ``secret``.
+
+    A test module takes it as ``service = served_gateway(SECRET)``.
+    """
+
+    @pytest.fixture
+    async def service(
+        runtime: Runtime, standin: SlackStandin, catalog_path: Path
+    ) -> AsyncIterator[GatewayService]:
+        async with serving(runtime, standin_settings(standin, secret, catalog_path)) as running:
+            yield running
+
+    return service
+
+
+class ServedSlack(SignedSlack):
+    """Slack's side of a served gateway, waiting for the gateway's after-ack work each time.
+
+    Args:
+        service: the gateway the requests go to.
+        secret: the signing secret it was given.
+        standin: the Slack stand-in that hands out trigger ids.
+        channel_id: the channel commands are typed in and buttons are pressed in.
+        message_ts: the message whose buttons are pressed (None: one made up).
+    """
+
+    def __init__(
+        self,
+        service: GatewayService,
+        secret: str,
+        standin: SlackStandin,
+        channel_id: str,
+        *,
+        message_ts: str | None = None,
+    ) -> None:
+        super().__init__(service.events_url, secret, standin, channel_id)
+        self.service = service
+        self.message_ts = message_ts
+
+    async def press(self, action_id: str, value: str, user: SlackUserRef) -> tuple[int, str]:
+        """``user`` presses a button of the message."""
+        payload = block_actions_payload(
+            button(action_id, value),
+            user=user,
+            trigger_id=self.standin.issue_trigger(user.id),
+            channel_id=self.channel_id,
+            message_ts=self.message_ts,
+        )
+        status, text = await self.interact(payload)
+        await self.service.after_ack.join()
+        return status, text
+
+    async def submit(
+        self, view: dict[str, Any], answers: dict[str, Any], user: SlackUserRef
+    ) -> tuple[int, str]:
+        """``user`` submits the modal ``view`` with ``answers``."""
+        status, text = await self.interact(view_submission_payload(view, answers, user=user))
+        await self.service.after_ack.join()
+        return status, text
 
 
 async def events_on(aws: AwsClients, topology: BootstrapReport, consumer: str) -> list[Any]:

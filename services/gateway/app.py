@@ -200,8 +200,6 @@ def build_bolt_app(parts: AppParts, *, recent: RecentRequests | None) -> AsyncAp
     app.action(PICK_COMMAND_ACTION)(listeners.pick_command)
     for action, listener in listeners.buttons().items():
         app.action(action)(listener)
-    app.action(Action.DRIFT_RESCAN_REFRESH)(listeners.drift_rescan_refresh)
-    app.action(Action.DRIFT_RESCAN_FULL)(listeners.drift_rescan_full)
     for link_action in LINK_ACTIONS:
         app.action(link_action)(listeners.just_ack)
     app.action(re.compile(".*"))(listeners.unknown_action)
@@ -258,7 +256,11 @@ class _Listeners:
                 key = _key(context, body)
                 self._later(
                     key,
-                    lambda: self._scan(state, requester, key, command.response_url),
+                    lambda: self._reply_after(
+                        self.gateway.request_scan(state, requester, key),
+                        requester,
+                        command.response_url,
+                    ),
                     "drift scan request",
                 )
             case ShowHelp():
@@ -302,29 +304,16 @@ class _Listeners:
         except SlackApiError as exc:
             error = exc.response.get("error")
             log.warning("views.open failed: %s", error)
-            await self.parts.replier.send(
+            await self._reply(
                 text_reply(
                     f":warning: Slack would not open the form ({error}). "
                     f"Please run `{self.parts.command_name} run` again."
                 ),
-                user_id=requester.user_id,
-                channel_id=requester.channel_id,
-                response_url=response_url,
+                requester,
+                response_url,
             )
         except (TimeoutError, SlackClientError, OSError) as exc:
             log.warning("views.open failed: %s", exc)
-
-    async def _scan(
-        self, state: str, requester: Requester, key: str, response_url: str | None
-    ) -> None:
-        failure = await self.gateway.request_scan(state, requester, key)
-        if failure is not None:
-            await self.parts.replier.send(
-                failure,
-                user_id=requester.user_id,
-                channel_id=requester.channel_id,
-                response_url=response_url,
-            )
 
     # ------------------------------------------------------------ the run modal
 
@@ -413,8 +402,7 @@ class _Listeners:
         return payload, Requester(payload.user.id, payload.user.display_name, channel)
 
     def buttons(self) -> dict[str, ButtonListener]:
-        """The buttons that open a modal, and those answered after the ack by one call of
-        the gateway, by action id."""
+        """The buttons that open a modal, and those answered after the ack, by action id."""
         decide = self.gateway.decide_approval
         return {
             Action.BATCH_RERUN_EDIT: self._modal_button(self._open_rerun_modal, "re-run"),
@@ -422,6 +410,8 @@ class _Listeners:
             Action.DRIFT_CLAIM: self._answered_button(self.gateway.claim_drift, "drift claim"),
             Action.DRIFT_ACCEPT: self._answered_button(self._accept_drift, "drift accept"),
             Action.DRIFT_REVERT: self._answered_button(self.gateway.revert_drift, "drift revert"),
+            Action.DRIFT_RESCAN_REFRESH: self._rescan_button("refresh_only"),
+            Action.DRIFT_RESCAN_FULL: self._rescan_button("full"),
             Action.BATCH_CANCEL: self._run_button(self.gateway.cancel, "cancel"),
             Action.BATCH_APPROVE: self._run_button(partial(decide, approve=True), "approve"),
             Action.BATCH_REJECT: self._run_button(partial(decide, approve=False), "reject"),
@@ -581,17 +571,15 @@ class _Listeners:
 
         self._later(key, save, f"ignore rule ({target.address[:100]})")
 
-    async def drift_rescan_refresh(
-        self, ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext
-    ) -> None:
-        await ack()
-        self._rescan(body, context, "refresh_only")
+    def _rescan_button(self, mode: ScanMode) -> ButtonListener:
+        """A Re-scan button: acked at once, then the state's scan in ``mode`` is asked for
+        (once per request)."""
 
-    async def drift_rescan_full(
-        self, ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext
-    ) -> None:
-        await ack()
-        self._rescan(body, context, "full")
+        async def listener(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
+            await ack()
+            self._rescan(body, context, mode)
+
+        return listener
 
     def _rescan(self, body: dict[str, Any], context: AsyncBoltContext, mode: ScanMode) -> None:
         button = self._button(body)

@@ -26,6 +26,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from dataclasses import KW_ONLY, dataclass, field
 from enum import Enum
 from typing import Any
 
@@ -56,6 +57,7 @@ def request_key(raw_body: str, body: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+@dataclass(eq=False, kw_only=True)
 class RecentRequests:
     """The keys of requests this process saw lately (bounded, oldest forgotten first).
 
@@ -66,21 +68,14 @@ class RecentRequests:
         clock: monotonic seconds; tests pass their own.
     """
 
-    def __init__(
-        self,
-        *,
-        remember_seconds: float,
-        max_entries: int = 200_000,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._remember = remember_seconds
-        self._max = max_entries
-        self._clock = clock
-        self._seen: OrderedDict[str, float] = OrderedDict()
+    remember_seconds: float
+    max_entries: int = 200_000
+    clock: Callable[[], float] = time.monotonic
+    _seen: OrderedDict[str, float] = field(default_factory=OrderedDict, init=False, repr=False)
 
     def sight(self, key: str) -> bool:
         """Record ``key``; True when it was not seen within ``remember_seconds``."""
-        now = self._clock()
+        now = self.clock()
         expires = self._seen.get(key)
         if expires is not None and expires > now:
             return False
@@ -88,13 +83,14 @@ class RecentRequests:
         # Keys are kept in the order they were seen, which is the order they expire in.
         while self._seen:
             oldest, oldest_expires = next(iter(self._seen.items()))
-            if oldest_expires > now and len(self._seen) < self._max:
+            if oldest_expires > now and len(self._seen) < self.max_entries:
                 break
             del self._seen[oldest]
-        self._seen[key] = now + self._remember
+        self._seen[key] = now + self.remember_seconds
         return True
 
 
+@dataclass(eq=False)
 class RequestLedger:
     """Requests by key in the idempotency table, shared by every gateway instance.
 
@@ -104,20 +100,18 @@ class RequestLedger:
         timeout: seconds to wait for DynamoDB before letting the work go ahead.
     """
 
-    def __init__(
-        self, store: IdempotencyStore, *, remember_seconds: int, timeout: float = 2.0
-    ) -> None:
-        self._store = store
-        self._remember = remember_seconds
-        self._timeout = timeout
+    store: IdempotencyStore
+    _: KW_ONLY
+    remember_seconds: int
+    timeout: float = 2.0
 
     async def sight(self, key: str) -> Sighting:
         """Record a sighting of ``key``; says whether it is the first."""
         try:
-            async with asyncio.timeout(self._timeout):
+            async with asyncio.timeout(self.timeout):
                 # Never completed: the record stays "in progress" for remember_seconds,
                 # which is exactly "seen recently" (and needs one write, not two).
-                claim = await self._store.claim(GATEWAY_REQUEST_PREFIX + key, self._remember)
+                claim = await self.store.claim(GATEWAY_REQUEST_PREFIX + key, self.remember_seconds)
         except (ToilkitError, TimeoutError) as exc:
             log.warning("request ledger unavailable, acting on the request anyway: %s", exc)
             return Sighting.UNKNOWN

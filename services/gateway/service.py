@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -49,41 +50,30 @@ log = logging.getLogger(__name__)
 SHUTDOWN_GRACE_SECONDS = 10.0
 
 
+@dataclass(eq=False, kw_only=True)
 class GatewayService:
     """The gateway's HTTP server (and Socket Mode connection) as a toilkit Service.
 
     Args:
         settings: the gateway's settings.
-        app: the Bolt app.
-        door: the HTTP front of the app.
+        door: the checks in front of the Bolt app, also for another way of receiving requests
+            (Lambda).
         after_ack: the background work the listeners started.
         signing_secret_generated: the development secret, when one was generated.
-        options: the lists of choices from elsewhere, when the catalog has some.
+        options: the lists of choices from elsewhere (None: the catalog has none).
     """
 
     name = "gateway"
 
-    def __init__(
-        self,
-        *,
-        settings: GatewaySettings,
-        app: AsyncApp,
-        door: SlackDoor,
-        after_ack: AfterAck,
-        signing_secret_generated: str | None = None,
-        options: ListedOptions | None = None,
-    ) -> None:
-        self.settings = settings
-        self.app = app
-        self.after_ack = after_ack
-        self._door = door
-        self._generated_secret = signing_secret_generated
-        #: The lists of choices from elsewhere (None: the catalog has none).
-        self.options = options
-        self._runner: web.AppRunner | None = None
-        self._socket: AsyncSocketModeHandler | None = None
-        self._stopping = asyncio.Event()
-        self._url: str | None = None
+    settings: GatewaySettings
+    door: SlackDoor
+    after_ack: AfterAck
+    signing_secret_generated: str | None = field(default=None, repr=False)
+    options: ListedOptions | None = None
+    _runner: web.AppRunner | None = field(default=None, init=False, repr=False)
+    _socket: AsyncSocketModeHandler | None = field(default=None, init=False, repr=False)
+    _stopping: asyncio.Event = field(default_factory=asyncio.Event, init=False, repr=False)
+    _url: str | None = field(default=None, init=False, repr=False)
 
     @property
     def url(self) -> str:
@@ -93,14 +83,14 @@ class GatewayService:
         return self._url
 
     @property
-    def signing_secret(self) -> str:
-        """The secret Slack's requests are checked against (given, or generated here)."""
-        return self._door.signing_secret
+    def app(self) -> AsyncApp:
+        """The Bolt app behind the door."""
+        return self.door.app
 
     @property
-    def door(self) -> SlackDoor:
-        """The checks in front of the app, for another way of receiving requests (Lambda)."""
-        return self._door
+    def signing_secret(self) -> str:
+        """The secret Slack's requests are checked against (given, or generated here)."""
+        return self.door.signing_secret
 
     @property
     def events_url(self) -> str:
@@ -111,7 +101,7 @@ class GatewayService:
         if self._runner is not None:
             return
         runner = web.AppRunner(
-            self._door.web_app(serve_events=not self.settings.socket_mode),
+            self.door.web_app(serve_events=not self.settings.socket_mode),
             access_log=None,
             shutdown_timeout=SHUTDOWN_GRACE_SECONDS,
         )
@@ -189,8 +179,8 @@ class GatewayService:
             else f", Web API {self.settings.slack_api_url}"
         )
         secret = (
-            f"; development signing secret (generated): {self._generated_secret}"
-            if self._generated_secret
+            f"; development signing secret (generated): {self.signing_secret_generated}"
+            if self.signing_secret_generated
             else ""
         )
         return f"{mode}, command {self.settings.command_name}{slack}{secret}"
@@ -337,7 +327,6 @@ async def build_gateway(
     )
     return GatewayService(
         settings=settings,
-        app=app,
         door=door,
         after_ack=after_ack,
         signing_secret_generated=generated,

@@ -18,7 +18,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -54,6 +54,7 @@ def unavailable_option(reason: str) -> dict[str, Any]:
     return option(f"list unavailable: {reason}"[:MAX_OPTION_TEXT], UNAVAILABLE_VALUE)
 
 
+@dataclass(eq=False)
 class ListedOptions:
     """The lists of choices the gateway shows, held in memory over the state table.
 
@@ -68,24 +69,15 @@ class ListedOptions:
         clock: the current time.
     """
 
-    def __init__(
-        self,
-        catalog: Catalog,
-        read: ReadList,
-        refresher: OptionsRefresher | None,
-        *,
-        read_timeout: float = 1.0,
-        reload_seconds: float = 10.0,
-        clock: Callable[[], datetime] = utc_now,
-    ) -> None:
-        self.catalog = catalog
-        self._read = read
-        self.refresher = refresher
-        self.read_timeout = read_timeout
-        self.reload_seconds = reload_seconds
-        self.clock = clock
-        self._held: dict[tuple[str, str], _Held] = {}
-        self._tasks: dict[str, asyncio.Task[None]] = {}
+    catalog: Catalog
+    read: ReadList
+    refresher: OptionsRefresher | None
+    _: KW_ONLY
+    read_timeout: float = 1.0
+    reload_seconds: float = 10.0
+    clock: Callable[[], datetime] = utc_now
+    _held: dict[tuple[str, str], _Held] = field(default_factory=dict, init=False, repr=False)
+    _tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict, init=False, repr=False)
 
     # ------------------------------------------------------------ what Slack asks
 
@@ -148,7 +140,7 @@ class ListedOptions:
         name = (listed.command, listed.parameter)
         try:
             async with asyncio.timeout(self.read_timeout):
-                record = await self._read(listed.command, listed.parameter)
+                record = await self.read(listed.command, listed.parameter)
         except (TimeoutError, TransientError, PermanentError) as exc:
             log.warning("reading the options of %s.%s failed: %s", *name, exc)
             # Not kept: the next suggestion tries the state table again.
@@ -157,7 +149,7 @@ class ListedOptions:
 
     async def _reload(self, listed: ListedParameter) -> None:
         try:
-            record = await self._read(listed.command, listed.parameter)
+            record = await self.read(listed.command, listed.parameter)
         except (TransientError, PermanentError) as exc:
             log.warning(
                 "re-reading options of %s.%s failed: %s", listed.command, listed.parameter, exc

@@ -107,7 +107,7 @@ class SlackDoor:
         clock: Callable[[], float] = time.time,
         refresh_secret: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
-        self._app = app
+        self.app = app
         self._secret = signing_secret
         self.refresh_secret = refresh_secret
         self._max_body = max_body_bytes
@@ -214,7 +214,7 @@ class SlackDoor:
         bolt_request.body = parsed.body
         bolt_request.content_type = content_type
         bolt_request.context = build_async_context(AsyncBoltContext(), parsed.body)
-        response = await self._app.async_dispatch(bolt_request)
+        response = await self.app.async_dispatch(bolt_request)
         if response.status >= 500:
             log.error(
                 "the Bolt app answered %d to a %s", response.status, type(parsed.request).__name__

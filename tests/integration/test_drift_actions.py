@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,25 +19,17 @@ from services.gateway.drift_actions import ATTRIBUTE_BLOCK, EXPIRES_BLOCK, REASO
 from services.gateway.service import GatewayService
 from shared.aws import AwsClients
 from shared.events import Actor
-from shared.runtime import Runtime
 from shared.slack.actions import encode_ignore_value, encode_rescan_value
 from shared.state_table.drift_actions import DriftAudit, IgnoreRuleStore, ScanGuard
 from shared.topology import BootstrapReport, Names
 from tests.gateway_harness import (
     ECHO_COMMAND,
+    ServedSlack,
     ephemeral_texts,
     events_on,
-    serving,
-    standin_settings,
+    served_gateway,
 )
-from toilkit.standins.slack import SlackStandin
-from toilkit.standins.slack.app_requests import (
-    SignedSlack,
-    SlackUserRef,
-    block_actions_payload,
-    button,
-    view_submission_payload,
-)
+from toilkit.standins.slack import SlackStandin, SlackUserRef
 
 SECRET = "0f742231b10e8888abcd99yyyzzz85a5"
 CHANNEL = "C0OPS00001"
@@ -59,40 +50,15 @@ CATALOG = (
 )
 
 
-@pytest.fixture
-async def service(
-    runtime: Runtime, standin: SlackStandin, catalog_path: Path
-) -> AsyncIterator[GatewayService]:
-    async with serving(runtime, standin_settings(standin, SECRET, catalog_path)) as running:
-        yield running
+service = served_gateway(SECRET)
 
 
-class Slack(SignedSlack):
-    """Slack's side, waiting for the gateway's after-ack work each time."""
+class Slack(ServedSlack):
+    """Slack's side, pressing the buttons of the drift report's message."""
 
     def __init__(self, service: GatewayService, standin: SlackStandin, parent_ts: str) -> None:
-        super().__init__(service.events_url, SECRET, standin, CHANNEL)
-        self.service = service
+        super().__init__(service, SECRET, standin, CHANNEL, message_ts=parent_ts)
         self.parent_ts = parent_ts
-
-    async def press(self, action_id: str, value: str, user: SlackUserRef) -> tuple[int, str]:
-        payload = block_actions_payload(
-            button(action_id, value),
-            user=user,
-            trigger_id=self.standin.issue_trigger(user.id),
-            channel_id=CHANNEL,
-            message_ts=self.parent_ts,
-        )
-        status, text = await self.interact(payload)
-        await self.service.after_ack.join()
-        return status, text
-
-    async def submit(
-        self, view: dict[str, Any], answers: dict[str, Any], user: SlackUserRef
-    ) -> tuple[int, str]:
-        status, text = await self.interact(view_submission_payload(view, answers, user=user))
-        await self.service.after_ack.join()
-        return status, text
 
 
 @pytest.fixture

@@ -39,19 +39,19 @@ from tests.gateway_harness import (
     BACKFILL_COMMAND,
     BACKFILL_FORM_INPUTS,
     ECHO_COMMAND,
+    ServedSlack,
     ephemeral_texts,
     events_on,
     input_types,
+    served_gateway,
     serving,
     standin_settings,
 )
 from tests.support import runtime_over
 from toilkit.standins.slack import SlackStandin
 from toilkit.standins.slack.app_requests import (
-    SignedSlack,
     SlackUserRef,
     block_actions_payload,
-    button,
     interaction_body,
     select,
     slash_command_body,
@@ -83,20 +83,15 @@ CATALOG = (
 # --------------------------------------------------------------------------- fixtures
 
 
-@pytest.fixture
-async def service(
-    runtime: Runtime, standin: SlackStandin, catalog_path: Path
-) -> AsyncIterator[GatewayService]:
-    async with serving(runtime, standin_settings(standin, SECRET, catalog_path)) as running:
-        yield running
+service = served_gateway(SECRET)
 
 
-class Slack(SignedSlack):
-    """Slack's side (signed requests), waiting for the gateway's after-ack work each time."""
+class Slack(ServedSlack):
+    """Slack's side (signed requests); the run modal's steps are Alice's unless another
+    person is named."""
 
     def __init__(self, service: GatewayService, standin: SlackStandin) -> None:
-        super().__init__(service.events_url, SECRET, standin, CHANNEL)
-        self.service = service
+        super().__init__(service, SECRET, standin, CHANNEL)
 
     async def slash(
         self, text: str, user: SlackUserRef = ALICE, *, channel_id: str | None = None
@@ -125,26 +120,6 @@ class Slack(SignedSlack):
 
     async def form(self, command: str, user: SlackUserRef = ALICE) -> dict[str, Any]:
         return await self.pick(await self.open_modal(user), command, user)
-
-    async def submit(
-        self, view: dict[str, Any], answers: dict[str, Any], user: SlackUserRef = ALICE
-    ) -> tuple[int, str]:
-        status, text = await self.interact(view_submission_payload(view, answers, user=user))
-        await self.service.after_ack.join()
-        return status, text
-
-    async def press(
-        self, action_id: str, value: str, user: SlackUserRef = ALICE
-    ) -> tuple[int, str]:
-        payload = block_actions_payload(
-            button(action_id, value),
-            user=user,
-            trigger_id=self.standin.issue_trigger(user.id),
-            channel_id=CHANNEL,
-        )
-        status, text = await self.interact(payload)
-        await self.service.after_ack.join()
-        return status, text
 
 
 @pytest.fixture
@@ -201,7 +176,7 @@ async def test_a_valid_submission_publishes_exactly_one_batch_requested(
 ) -> None:
     view = await slack.form("backfill")
 
-    status, text = await slack.submit(view, GOOD_ANSWERS)
+    status, text = await slack.submit(view, GOOD_ANSWERS, ALICE)
 
     assert (status, text) == (200, "")
     [event] = await events_on(aws, topology, "batch")
@@ -230,7 +205,7 @@ async def test_an_invalid_submission_shows_errors_inline_and_queues_nothing(
     view = await slack.form("backfill")
     answers = GOOD_ANSWERS | {"param:since": "yesterday", "param:limit": "0", "reason": "  "}
 
-    status, text = await slack.submit(view, answers)
+    status, text = await slack.submit(view, answers, ALICE)
 
     assert status == 200
     response = json.loads(text)
@@ -245,7 +220,7 @@ async def test_a_submission_for_a_form_of_another_command_shows_the_right_form(
 ) -> None:
     view = await slack.form("backfill")
 
-    status, text = await slack.submit(view, GOOD_ANSWERS | {"command": "echo"})
+    status, text = await slack.submit(view, GOOD_ANSWERS | {"command": "echo"}, ALICE)
 
     response = json.loads(text)
     assert (status, response["response_action"]) == (200, "update")
@@ -592,7 +567,7 @@ async def test_accept_into_code_publishes_the_request_and_says_where_the_answer_
 async def test_unknown_actions_get_a_friendly_ephemeral(
     slack: Slack, standin: SlackStandin, aws: AwsClients, topology: BootstrapReport
 ) -> None:
-    status, _ = await slack.press("launch_rockets", "now")
+    status, _ = await slack.press("launch_rockets", "now", ALICE)
 
     assert status == 200
     [reply] = ephemeral_texts(standin, CHANNEL, ALICE.id)
@@ -886,7 +861,7 @@ async def test_requests_are_still_served_when_the_ledger_table_cannot_be_reached
             side = Slack(running, standin)
             try:
                 view = await side.form("backfill")
-                assert await side.submit(view, GOOD_ANSWERS) == (200, "")
+                assert await side.submit(view, GOOD_ANSWERS, ALICE) == (200, "")
             finally:
                 await side.close()
         [event] = await events_on(aws, topology, "batch")
