@@ -9,7 +9,7 @@ deciding where its value comes from.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from pydantic import BaseModel
@@ -17,7 +17,6 @@ from pydantic import BaseModel
 from services.batch import outcomes
 from services.batch.handlers import REQUEST_FIELDS_KEPT
 from shared.events import (
-    Actor,
     BatchApprovalRequested,
     BatchRequested,
     BatchRunFinished,
@@ -26,13 +25,10 @@ from shared.events import (
     DriftRef,
     EventBase,
     PreviewResult,
-    RunParameter,
 )
-from shared.state_table.runs import ApprovalState, RunRecord
+from shared.state_table.runs import RunRecord, RunState
+from tests.batch_records import BOB, NOW, approval, run
 
-NOW = datetime(2026, 12, 5, 9, 0, tzinfo=UTC)
-ALICE = Actor(slack_user_id="U_ALICE", name="alice")
-BOB = Actor(slack_user_id="U_BOB", name="bob")
 #: Every event's envelope, plus the run's identity that every outcome header carries.
 ENVELOPE = set(EventBase.model_fields) | {"type"}
 OUTCOME_HEADER = ENVELOPE | {"run_id", "command", "environment"}
@@ -78,59 +74,52 @@ def test_an_outcome_takes_every_field_from_the_record_or_works_it_out(
     assert copied.issubset(RunRecord.model_fields)
 
 
-def full_record(**fields: object) -> RunRecord:
+def full_record(status: RunState, **fields: object) -> RunRecord:
     """A run record with every field an outcome copies set to something not its default."""
-    values: dict[str, object] = {
-        "run_id": "run-1",
-        "request_event_id": "evt-request",
-        "command": "reindex",
-        "environment": "production",
-        "parameters": (RunParameter(name="tenant", value="acme"),),
-        "reason": "INC-42",
-        "requested_by": ALICE,
-        "rerun_of": "run-0",
-        "reverts": DriftRef(state="network", fingerprints=("fp-1",)),
-        "break_glass_channel": "C_OPS",
-        "requested_at": NOW - timedelta(minutes=5),
-        "decided_by": BOB,
-        "runner": "local",
-        "log_url": "file:///tmp/run-1.log",
-        "started_at": NOW - timedelta(minutes=1),
-        "exit_code": 3,
-        "log_tail": ("last line",),
-        "error": "exit status 3",
-        "preview": PreviewResult(status="succeeded", exit_code=0, fingerprint="f" * 64),
-    }
-    values.update(fields)
-    return RunRecord.model_validate(values)
+    return run(
+        status,
+        reason="INC-42",
+        rerun_of="run-0",
+        reverts=DriftRef(state="network", fingerprints=("fp-1",)),
+        break_glass_channel="C_OPS",
+        decided_by=BOB,
+        runner="local",
+        log_url="file:///tmp/run-1.log",
+        started_at=NOW - timedelta(minutes=1),
+        exit_code=3,
+        log_tail=("last line",),
+        error="exit status 3",
+        preview=PreviewResult(status="succeeded", exit_code=0, fingerprint="f" * 64),
+        **fields,
+    )
 
 
 @pytest.mark.parametrize(
-    ("build", "copied", "fields"),
+    ("build", "copied", "status", "fields"),
     [
         (
             outcomes.approval_requested,
             outcomes.APPROVAL_REQUESTED_FROM_RECORD,
-            {
-                "status": "awaiting_approval",
-                "approval": ApprovalState(
-                    approvers=("U_BOB",), min_approvals=1, expires_at=NOW + timedelta(hours=1)
-                ),
-            },
+            "awaiting_approval",
+            {"approval": approval()},
         ),
         (
             outcomes.refused,
             outcomes.REFUSED_FROM_RECORD,
-            {"status": "refused", "refusal_stage": "approval", "refusal_reason": "no"},
+            "refused",
+            {"refusal_stage": "approval", "refusal_reason": "no"},
         ),
-        (outcomes.started, outcomes.STARTED_FROM_RECORD, {"status": "running"}),
-        (outcomes.finished, outcomes.FINISHED_FROM_RECORD, {"status": "failed"}),
+        (outcomes.started, outcomes.STARTED_FROM_RECORD, "running", {}),
+        (outcomes.finished, outcomes.FINISHED_FROM_RECORD, "failed", {}),
     ],
 )
 def test_an_outcome_carries_the_record_s_own_values(
-    build: Callable[[RunRecord], EventBase], copied: set[str], fields: dict[str, object]
+    build: Callable[[RunRecord], EventBase],
+    copied: set[str],
+    status: RunState,
+    fields: dict[str, object],
 ) -> None:
-    record = full_record(**fields)
+    record = full_record(status, **fields)
     event = build(record)
     for name in copied:
         assert getattr(event, name) == getattr(record, name), name
