@@ -45,13 +45,16 @@ class BatchService:
     settings: BatchSettings
     events: ExecutionEvents | None
     schedules: ScheduleTicker
-    #: Keeps the lists of listed choices fresh (None: the catalog has none).
-    options: OptionsRefresher | None = None
     _stopping: asyncio.Event = field(default_factory=asyncio.Event, init=False, repr=False)
 
     @property
     def supervisor(self) -> RunSupervisor:
         return self.context.supervisor
+
+    @property
+    def options(self) -> OptionsRefresher | None:
+        """Keeps the lists of listed choices fresh (None: the catalog has none)."""
+        return self.context.options
 
     async def run(self) -> None:
         """Resume the runs a previous process left, then consume until :meth:`stop`."""
@@ -236,5 +239,4 @@ async def build_batch(
         settings=settings,
         events=events,
         schedules=schedules,
-        options=options,
     )
