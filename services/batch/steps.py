@@ -38,7 +38,8 @@ LOCK_MARGIN = timedelta(minutes=10)
 
 @dataclass(frozen=True)
 class Launched:
-    """A run the runner has started, for the supervisor to watch."""
+    """A run or its preview the runner has started, for the supervisor to watch (the
+    record as it was when it started; a preview's ``spec`` is the preview's own)."""
 
     record: RunRecord
     spec: RunSpec
