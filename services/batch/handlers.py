@@ -98,6 +98,22 @@ def _actor_label(actor: Actor) -> str:
 
 # --------------------------------------------------------------------------- requests
 
+#: The fields of a ``BatchRequested`` its run record keeps as they are (same name, same
+#: meaning); its ``parameters`` are marked sensitive by the catalog, its ``event_id`` is the
+#: record's ``request_event_id``.
+REQUEST_FIELDS_KEPT: set[str] = {
+    "run_id",
+    "command",
+    "environment",
+    "reason",
+    "requested_by",
+    "channel_id",
+    "rerun_of",
+    "reverts",
+    "break_glass",
+    "scheduled_for",
+}
+
 
 async def on_batch_requested(ctx: BatchContext, event: BatchRequested) -> None:
     """A new request: record it, check it, then ask for approval or start it."""
@@ -105,21 +121,12 @@ async def on_batch_requested(ctx: BatchContext, event: BatchRequested) -> None:
     command = ctx.catalog.command(event.command)
     secret = command.sensitive_parameters if command is not None else frozenset()
     record = RunRecord(
-        run_id=event.run_id,
+        **event.model_dump(include=REQUEST_FIELDS_KEPT),
         request_event_id=event.event_id,
-        command=event.command,
-        environment=event.environment,
         parameters=tuple(
             p.model_copy(update={"sensitive": True}) if p.name in secret else p
             for p in event.parameters
         ),
-        reason=event.reason,
-        requested_by=event.requested_by,
-        channel_id=event.channel_id,
-        rerun_of=event.rerun_of,
-        reverts=event.reverts,
-        break_glass=event.break_glass,
-        scheduled_for=event.scheduled_for,
         requested_at=ctx.clock(),
     )
     if await ctx.runs.create(record):

@@ -51,17 +51,30 @@ def _header(record: RunRecord, kind: str) -> RunOutcomeHeader:
     return outcome_header(record.run_id, record.command, record.environment, kind)
 
 
+# The fields each outcome event takes from the run record as they are (same name, same
+# meaning); the others come from the header or are worked out by its builder below.
+APPROVAL_REQUESTED_FROM_RECORD: set[str] = {"reason", "requested_by", "rerun_of", "preview"}
+REFUSED_FROM_RECORD: set[str] = {"requested_by", "decided_by", "rerun_of", "reverts"}
+STARTED_FROM_RECORD: set[str] = {
+    "reason",
+    "requested_by",
+    "runner",
+    "log_url",
+    "started_at",
+    "rerun_of",
+    "break_glass_channel",
+}
+FINISHED_FROM_RECORD: set[str] = {"exit_code", "log_tail", "log_url", "error", "reverts"}
+
+
 def approval_requested(record: RunRecord) -> BatchApprovalRequested:
     assert record.approval is not None
     return BatchApprovalRequested(
         **_header(record, "approval-requested"),
+        **record.model_dump(include=APPROVAL_REQUESTED_FROM_RECORD),
         parameters=record.shown_parameters(),
-        reason=record.reason,
-        requested_by=record.requested_by,
         approvers=record.approval.approvers,
         expires_at=record.approval.expires_at,
-        rerun_of=record.rerun_of,
-        preview=record.preview,
     )
 
 
@@ -69,13 +82,10 @@ def refused(record: RunRecord, *, kind: str = "refused") -> BatchRunRefused:
     """The refusal stored in the record (``kind`` varies for a late approver's notice)."""
     return BatchRunRefused(
         **_header(record, kind),
-        requested_by=record.requested_by,
+        **record.model_dump(include=REFUSED_FROM_RECORD),
         stage=record.refusal_stage or "validation",
         reason=record.refusal_reason or "refused",
-        decided_by=record.decided_by,
-        rerun_of=record.rerun_of,
         preview=record.preview if record.refusal_stage == "preview" else None,
-        reverts=record.reverts,
     )
 
 
@@ -84,16 +94,11 @@ def started(record: RunRecord) -> BatchRunStarted:
     approvals = record.approval.approvals if record.approval else ()
     return BatchRunStarted(
         **_header(record, "started"),
+        **record.model_dump(include=STARTED_FROM_RECORD),
         parameters=record.shown_parameters(),
-        reason=record.reason,
-        requested_by=record.requested_by,
         approved_by=approvals[-1] if approvals else None,
-        runner=record.runner,
-        log_url=record.log_url,
-        started_at=record.started_at,
-        rerun_of=record.rerun_of,
+        # The record's own break_glass says it was asked for; the event says it happened.
         break_glass=record.approval_skipped,
-        break_glass_channel=record.break_glass_channel,
     )
 
 
@@ -102,14 +107,10 @@ def finished(record: RunRecord) -> BatchRunFinished:
     assert is_run_outcome(status)
     return BatchRunFinished(
         **_header(record, "finished"),
+        **record.model_dump(include=FINISHED_FROM_RECORD),
         status=status,
-        exit_code=record.exit_code,
         duration_seconds=max(record.duration_seconds or 0.0, 0.0),
-        log_tail=record.log_tail,
-        log_url=record.log_url,
         cancelled_by=record.cancel_requested_by if status == "cancelled" else None,
-        error=record.error,
-        reverts=record.reverts,
     )
 
 

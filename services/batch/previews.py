@@ -18,18 +18,16 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-from dataclasses import dataclass
 
 from services.batch import lifecycle, outcomes
 from services.batch.runners.base import (
-    Runner,
     RunnerError,
     RunOutcome,
     RunSpec,
     StartedRun,
     preview_id,
 )
-from services.batch.steps import RunSteps
+from services.batch.steps import Launched, RunSteps
 from shared.catalog import ValidatedRequest
 from shared.events import PreviewResult
 from shared.state_table.runs import RunRecord
@@ -39,16 +37,6 @@ log = logging.getLogger(__name__)
 #: The output lines of a preview an approval request carries (Slack shows fewer when they
 #: are long: services/notifier/blocks/text.py fits them to a block).
 PREVIEW_TAIL_LINES = 20
-
-
-@dataclass(frozen=True)
-class LaunchedPreview:
-    """A preview the runner has started, for the supervisor to wait for."""
-
-    run_id: str
-    spec: RunSpec
-    runner: Runner
-    started: StartedRun
 
 
 class Previews:
@@ -112,7 +100,7 @@ class Previews:
 
     async def start(
         self, record: RunRecord, request: ValidatedRequest, event_id: str
-    ) -> LaunchedPreview | None:
+    ) -> Launched | None:
         """Start the preview of a received request (at most once per request).
 
         Returns:
@@ -167,7 +155,7 @@ class Previews:
             f"(fingerprint {fingerprint[:12]}, time limit {spec.timeout_seconds:g}s)",
             event_id=event_id,
         )
-        return LaunchedPreview(run_id=record.run_id, spec=spec, runner=runner, started=started)
+        return Launched(record=begun, spec=spec, runner=runner, started=started)
 
     # ------------------------------------------------------------------ the end
 

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import os
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from slack_sdk.web.async_client import AsyncWebClient
@@ -33,30 +34,27 @@ from shared.worker import Worker
 log = logging.getLogger(__name__)
 
 
+@dataclass(eq=False, kw_only=True)
 class BatchService:
     """Consumes batch commands; runs, watches and reports batch runs."""
 
     name = "batch"
 
-    def __init__(
-        self,
-        *,
-        worker: Worker,
-        context: BatchContext,
-        settings: BatchSettings,
-        events: ExecutionEvents | None,
-        schedules: ScheduleTicker,
-        options: OptionsRefresher | None = None,
-    ) -> None:
-        self.worker = worker
-        self.context = context
-        self.supervisor = context.supervisor
-        self.settings = settings
-        self.events = events
-        self.schedules = schedules
-        #: Keeps the lists of listed choices fresh (None: the catalog has none).
-        self.options = options
-        self._stopping = asyncio.Event()
+    worker: Worker
+    context: BatchContext
+    settings: BatchSettings
+    events: ExecutionEvents | None
+    schedules: ScheduleTicker
+    _stopping: asyncio.Event = field(default_factory=asyncio.Event, init=False, repr=False)
+
+    @property
+    def supervisor(self) -> RunSupervisor:
+        return self.context.supervisor
+
+    @property
+    def options(self) -> OptionsRefresher | None:
+        """Keeps the lists of listed choices fresh (None: the catalog has none)."""
+        return self.context.options
 
     async def run(self) -> None:
         """Resume the runs a previous process left, then consume until :meth:`stop`."""
@@ -241,5 +239,4 @@ async def build_batch(
         settings=settings,
         events=events,
         schedules=schedules,
-        options=options,
     )

@@ -14,14 +14,13 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-import os
-import socket
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from services.batch import lifecycle, outcomes
 from services.batch.runners.base import Runner, RunnerError, RunOutcome, RunSpec, StartedRun
+from services.batch.runners.local_orphans import this_process
 from services.batch.store import LockStore, RunStore
 from shared.catalog import Catalog, LocalRunnerSettings, ValidatedRequest, validate_recorded
 from shared.clock import Clock
@@ -39,7 +38,8 @@ LOCK_MARGIN = timedelta(minutes=10)
 
 @dataclass(frozen=True)
 class Launched:
-    """A run the runner has started, for the supervisor to watch."""
+    """A run or its preview the runner has started, for the supervisor to watch (the
+    record as it was when it started; a preview's ``spec`` is the preview's own)."""
 
     record: RunRecord
     spec: RunSpec
@@ -47,6 +47,7 @@ class Launched:
     started: StartedRun
 
 
+@dataclass(eq=False, kw_only=True)
 class RunSteps:
     """Refuses, starts and finishes runs: recorded, audited and announced.
 
@@ -59,23 +60,17 @@ class RunSteps:
         clock: the current time.
     """
 
-    def __init__(
-        self,
-        *,
-        catalog: Catalog,
-        runs: RunStore,
-        locks: LockStore,
-        runners: Mapping[str, Runner],
-        publisher: EventPublisher,
-        clock: Clock,
-    ) -> None:
-        self.catalog = catalog
-        self.runs = runs
-        self.locks = locks
-        self.runners = dict(runners)
-        self.publisher = publisher
-        self.clock = clock
-        self.owner = f"{socket.gethostname()}:{os.getpid()}"
+    catalog: Catalog
+    runs: RunStore
+    locks: LockStore
+    runners: Mapping[str, Runner]
+    publisher: EventPublisher
+    clock: Clock
+    #: The process that claims the runs these steps start (``host:pid``).
+    owner: str = field(default_factory=this_process, init=False)
+
+    def __post_init__(self) -> None:
+        self.runners = dict(self.runners)
 
     # ------------------------------------------------------------------ specs
 

@@ -14,6 +14,7 @@ import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import KW_ONLY, dataclass
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
@@ -97,6 +98,7 @@ class RecordChanged(TransientError):
     """The run record changed between read and write (another handler won)."""
 
 
+@dataclass(eq=False)
 class RunStore:
     """Run records, audit entries and the indexes, in the state table.
 
@@ -107,18 +109,11 @@ class RunStore:
         clock: the current time (tests pass their own).
     """
 
-    def __init__(
-        self,
-        dynamodb: DynamoDBClient,
-        table: str,
-        *,
-        retention: timedelta = timedelta(days=400),
-        clock: Clock = utc_now,
-    ) -> None:
-        self._ddb = dynamodb
-        self.table = table
-        self.retention = retention
-        self.clock = clock
+    dynamodb: DynamoDBClient
+    table: str
+    _: KW_ONLY
+    retention: timedelta = timedelta(days=400)
+    clock: Clock = utc_now
 
     def _expiry(self) -> str:
         return str(int((self.clock() + self.retention).timestamp()))
@@ -129,7 +124,7 @@ class RunStore:
         """Store a new run record and its listing entry; False if the run exists already."""
         try:
             await put_item(
-                self._ddb,
+                self.dynamodb,
                 self.table,
                 run_record_item(record.model_copy(update={"version": 1}), self._expiry()),
                 what="run record",
@@ -141,7 +136,7 @@ class RunStore:
         return True
 
     async def get(self, run_id: str) -> RunRecord | None:
-        return await read_run_record(self._ddb, self.table, run_id)
+        return await read_run_record(self.dynamodb, self.table, run_id)
 
     async def save(self, record: RunRecord) -> RunRecord:
         """Write ``record`` if nobody changed it since it was read.
@@ -152,7 +147,7 @@ class RunStore:
         saved = record.model_copy(update={"version": record.version + 1})
         try:
             await put_item(
-                self._ddb,
+                self.dynamodb,
                 self.table,
                 run_record_item(saved, self._expiry()),
                 what="run record",
@@ -221,13 +216,13 @@ class RunStore:
 
     async def recent(self, limit: int = 20) -> list[RunRecord]:
         """The latest runs, newest first."""
-        run_ids = await recent_run_ids(self._ddb, self.table, limit)
+        run_ids = await recent_run_ids(self.dynamodb, self.table, limit)
         records = await self.get_many(run_ids)
         return [records[r] for r in run_ids if r in records]
 
     async def get_many(self, run_ids: Iterable[str]) -> dict[str, RunRecord]:
         keys = [key(run_partition(r), RUN_ITEM) for r in dict.fromkeys(run_ids)]
-        items = await batch_get(self._ddb, self.table, keys, what="run records")
+        items = await batch_get(self.dynamodb, self.table, keys, what="run records")
         records = [run_record_from_item(item) for item in items]
         return {record.run_id: record for record in records}
 
@@ -237,7 +232,7 @@ class RunStore:
         await self._put(key(ACTIVE_RUNS, run_id))
 
     async def mark_inactive(self, run_id: str) -> None:
-        await delete_item(self._ddb, self.table, key(ACTIVE_RUNS, run_id), what="batch state")
+        await delete_item(self.dynamodb, self.table, key(ACTIVE_RUNS, run_id), what="batch state")
 
     async def active_run_ids(self) -> list[str]:
         return [item["sk"]["S"] for item in await self._query(ACTIVE_RUNS)]
@@ -250,7 +245,7 @@ class RunStore:
 
     async def remove_pending_approval(self, run_id: str, expires_at: datetime) -> None:
         pending = key(PENDING_APPROVALS, f"{sortable_time(expires_at)}#{run_id}")
-        await delete_item(self._ddb, self.table, pending, what="batch state")
+        await delete_item(self.dynamodb, self.table, pending, what="batch state")
 
     async def overdue_approvals(self, now: datetime) -> list[str]:
         """Runs whose approval request expired at or before ``now``."""
@@ -261,14 +256,14 @@ class RunStore:
 
     async def break_glass_runs(self, user_id: str, day: date) -> frozenset[str]:
         """The runs ``user_id`` started by break-glass on ``day`` (UTC)."""
-        return await read_break_glass_runs(self._ddb, self.table, user_id, day)
+        return await read_break_glass_runs(self.dynamodb, self.table, user_id, day)
 
     async def claim_break_glass(self, user_id: str, day: date, run_id: str, *, limit: int) -> bool:
         """Count ``run_id`` as one of the user's break-glass runs of ``day``; False when
         ``limit`` runs are counted already (claiming the same run again is a no-op)."""
         try:
             await update_item(
-                self._ddb,
+                self.dynamodb,
                 self.table,
                 key(break_glass_partition(user_id), day.isoformat()),
                 "ADD runs :run SET expires_at = :expires",
@@ -292,7 +287,7 @@ class RunStore:
     async def last_scheduled_run(self, command: str, environment: str) -> str | None:
         """The run the schedule of ``command`` in ``environment`` started last."""
         item = await get_item(
-            self._ddb,
+            self.dynamodb,
             self.table,
             key(schedule_partition(command, environment), "last"),
             what="schedule",
@@ -309,7 +304,7 @@ class RunStore:
     async def _put(self, item: dict[str, Any]) -> None:
         """Write an index or audit item, kept as long as the records."""
         item = item | {"expires_at": {"N": self._expiry()}}
-        await put_item(self._ddb, self.table, item, what="batch state")
+        await put_item(self.dynamodb, self.table, item, what="batch state")
 
     async def _query(
         self,
@@ -321,7 +316,7 @@ class RunStore:
         limit: int | None = None,
     ) -> list[dict[str, Any]]:
         return await query_all(
-            self._ddb,
+            self.dynamodb,
             self.table,
             partition,
             sk_prefix=sk_prefix,
@@ -332,6 +327,7 @@ class RunStore:
         )
 
 
+@dataclass(eq=False)
 class LockStore:
     """Concurrency slots per command and environment (one item per slot).
 
@@ -341,10 +337,10 @@ class LockStore:
     crashed service never blocks a command for good.
     """
 
-    def __init__(self, dynamodb: DynamoDBClient, table: str, *, clock: Clock = utc_now) -> None:
-        self._ddb = dynamodb
-        self.table = table
-        self.clock = clock
+    dynamodb: DynamoDBClient
+    table: str
+    _: KW_ONLY
+    clock: Clock = utc_now
 
     async def acquire(
         self, command: str, environment: str, run_id: str, *, slots: int, hold: timedelta
@@ -359,7 +355,7 @@ class LockStore:
             }
             try:
                 await put_item(
-                    self._ddb,
+                    self.dynamodb,
                     self.table,
                     item,
                     what="lock",
@@ -373,7 +369,7 @@ class LockStore:
 
     async def holders(self, command: str, environment: str) -> list[str]:
         items = await query_all(
-            self._ddb,
+            self.dynamodb,
             self.table,
             lock_partition(command, environment),
             what="dynamodb.query (lock)",
@@ -386,7 +382,7 @@ class LockStore:
         for slot in range(slots):
             try:
                 await delete_item(
-                    self._ddb,
+                    self.dynamodb,
                     self.table,
                     key(lock_partition(command, environment), f"{SLOT_PREFIX}{slot}"),
                     what="lock",

@@ -19,7 +19,7 @@ import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from services.batch.previews import LaunchedPreview, Previews
+from services.batch.previews import Previews
 from services.batch.progress import ProgressReporter, masked_outcome
 from services.batch.runners.base import (
     Runner,
@@ -124,12 +124,14 @@ class RunSupervisor:
                 break
         return outcome
 
-    async def watch_preview(self, launched: LaunchedPreview | None) -> None:
+    async def watch_preview(self, launched: Launched | None) -> None:
         """Wait for a started preview in the background, then act on its end (None:
         nothing to do). Watched under the preview's own id."""
         if launched is None:
             return
-        self._watch_preview(launched.run_id, launched.spec, launched.runner, launched.started)
+        self._watch_preview(
+            launched.record.run_id, launched.spec, launched.runner, launched.started
+        )
 
     def _watch_preview(
         self, run_id: str, spec: RunSpec, runner: Runner, started: StartedRun

@@ -3,46 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import get_args
 
 import pytest
 
 from services.batch import lifecycle
 from services.batch.runners.base import RunOutcome, StartedRun
-from shared.events import Actor, PreviewResult, RunParameter
-from shared.state_table.runs import FINAL_RUN_STATES, ApprovalState, RunRecord, RunState
+from shared.events import PreviewResult, RunParameter
+from shared.state_table.runs import FINAL_RUN_STATES, RunRecord, RunState
+from tests.batch_records import BOB, CAROL, NOW, PLAIN, SECRET, approval, run
 
-NOW = datetime(2026, 12, 5, 9, 0, tzinfo=UTC)
-ALICE = Actor(slack_user_id="U_ALICE", name="alice")
-BOB = Actor(slack_user_id="U_BOB", name="bob")
-CAROL = Actor(slack_user_id="U_CAROL", name="carol")
 ALL_STATES: tuple[RunState, ...] = get_args(RunState)
-SECRET = RunParameter(name="token", value="s3cret", sensitive=True)
-PLAIN = RunParameter(name="tenant", value="acme")
-
-
-def approval(*approvals: Actor, need: int = 2) -> ApprovalState:
-    return ApprovalState(
-        approvers=("U_BOB", "U_CAROL"),
-        min_approvals=need,
-        expires_at=NOW + timedelta(hours=1),
-        approvals=approvals,
-    )
-
-
-def run(status: RunState = "received", **fields: object) -> RunRecord:
-    return RunRecord(
-        run_id="run-1",
-        request_event_id="evt-request",
-        command="reindex",
-        environment="production",
-        parameters=(PLAIN, SECRET),
-        requested_by=ALICE,
-        requested_at=NOW - timedelta(minutes=5),
-        status=status,
-        **fields,  # type: ignore[arg-type]
-    )
 
 
 def started(**fields: object) -> StartedRun:

@@ -169,7 +169,7 @@ class LocalRunner:
         self.kill_grace = kill_grace
         self._clock = clock
         self._runs: dict[str, _LocalRun] = {}
-        self.owner = f"{socket.gethostname()}:{os.getpid()}"
+        self.owner = local_orphans.this_process()
 
     def running(self) -> list[str]:
         """Run ids of the processes this runner is watching."""

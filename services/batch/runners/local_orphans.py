@@ -34,6 +34,12 @@ POLL_SECONDS = 0.1
 KILL_WAIT_SECONDS = 5.0
 
 
+def this_process() -> str:
+    """``<host>:<pid>`` of this process: the owner a run record names, and the start of the
+    ``runner_ref`` of the groups it starts."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
 @dataclass(frozen=True)
 class GroupRef:
     """A local run's process group, as recorded in its ``runner_ref``."""
