@@ -22,7 +22,9 @@ from collections.abc import Callable
 from dataclasses import KW_ONLY, dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated, TypeAlias
+
+from pydantic import Field
 
 from shared.errors import PermanentError, TransientError
 from shared.events import utc_now
@@ -54,6 +56,10 @@ log = logging.getLogger(__name__)
 MAX_SOURCE_BYTES = 1024 * 1024
 #: Where git sources are fetched when no folder is configured.
 DEFAULT_CACHE_DIR = Path(tempfile.gettempdir()) / "toilkit-options"
+#: The settings field that names that folder (the gateway's and the batch service's).
+OptionsCacheDir: TypeAlias = Annotated[
+    Path, Field(description="Where git sources of listed choices are fetched.")
+]
 
 
 class OptionsUnavailable(Exception):

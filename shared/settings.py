@@ -9,7 +9,16 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeFloat,
+    PositiveFloat,
+    ValidationError,
+    model_validator,
+)
 
 from shared.env_settings import EnvConfigDict, EnvSettings
 from shared.errors import ConfigError
@@ -97,15 +106,14 @@ class WorkerSettings(BaseModel):
     visibility_timeout: int = Field(
         default=60, ge=1, le=43200, description="Seconds a message stays hidden per extension."
     )
-    handler_timeout: float = Field(default=300, gt=0, description="Seconds one handler may run.")
-    heartbeat_every: float | None = Field(
+    handler_timeout: PositiveFloat = Field(default=300, description="Seconds one handler may run.")
+    heartbeat_every: PositiveFloat | None = Field(
         default=None,
-        gt=0,
         description="Seconds between visibility extensions (default: a third of "
         "visibility_timeout).",
     )
-    shutdown_grace: float = Field(default=30, ge=0)
-    retry_base_seconds: float = Field(default=2, ge=0)
+    shutdown_grace: NonNegativeFloat = 30
+    retry_base_seconds: NonNegativeFloat = 2
     retry_max_seconds: float = Field(default=300, ge=0, le=43200)
     idempotency_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
 
