@@ -24,6 +24,11 @@ from shared.env_settings import EnvConfigDict, EnvSettings
 from shared.errors import ConfigError
 
 
+def _endpoint(variable: str) -> Any:
+    """An endpoint URL field, read from ``variable`` only (unset: None)."""
+    return Field(default=None, validation_alias=variable)
+
+
 class AwsSettings(EnvSettings):
     """Where AWS is: the real one, LocalStack or moto (``AWS_ENDPOINT_URL``).
 
@@ -37,25 +42,15 @@ class AwsSettings(EnvSettings):
         default="us-east-1",
         validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION"),
     )
-    endpoint_url: str | None = Field(default=None, validation_alias="AWS_ENDPOINT_URL")
-    endpoint_url_sqs: str | None = Field(default=None, validation_alias="AWS_ENDPOINT_URL_SQS")
-    endpoint_url_sns: str | None = Field(default=None, validation_alias="AWS_ENDPOINT_URL_SNS")
-    endpoint_url_s3: str | None = Field(default=None, validation_alias="AWS_ENDPOINT_URL_S3")
-    endpoint_url_dynamodb: str | None = Field(
-        default=None, validation_alias="AWS_ENDPOINT_URL_DYNAMODB"
-    )
-    endpoint_url_stepfunctions: str | None = Field(
-        default=None, validation_alias="AWS_ENDPOINT_URL_SFN"
-    )
-    endpoint_url_logs: str | None = Field(
-        default=None, validation_alias="AWS_ENDPOINT_URL_CLOUDWATCH_LOGS"
-    )
-    endpoint_url_codebuild: str | None = Field(
-        default=None, validation_alias="AWS_ENDPOINT_URL_CODEBUILD"
-    )
-    endpoint_url_cloudtrail: str | None = Field(
-        default=None, validation_alias="AWS_ENDPOINT_URL_CLOUDTRAIL"
-    )
+    endpoint_url: str | None = _endpoint("AWS_ENDPOINT_URL")
+    endpoint_url_sqs: str | None = _endpoint("AWS_ENDPOINT_URL_SQS")
+    endpoint_url_sns: str | None = _endpoint("AWS_ENDPOINT_URL_SNS")
+    endpoint_url_s3: str | None = _endpoint("AWS_ENDPOINT_URL_S3")
+    endpoint_url_dynamodb: str | None = _endpoint("AWS_ENDPOINT_URL_DYNAMODB")
+    endpoint_url_stepfunctions: str | None = _endpoint("AWS_ENDPOINT_URL_SFN")
+    endpoint_url_logs: str | None = _endpoint("AWS_ENDPOINT_URL_CLOUDWATCH_LOGS")
+    endpoint_url_codebuild: str | None = _endpoint("AWS_ENDPOINT_URL_CODEBUILD")
+    endpoint_url_cloudtrail: str | None = _endpoint("AWS_ENDPOINT_URL_CLOUDTRAIL")
     connect_timeout_seconds: float = Field(
         default=5, gt=0, le=60, validation_alias="TOILKIT_AWS_CONNECT_TIMEOUT"
     )
