@@ -21,7 +21,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from contextlib import AsyncExitStack
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from shared.errors import ConditionFailed, PermanentError, ToilkitError, TransientError
 from shared.retry import outbound_call_retry
@@ -225,6 +225,24 @@ _NOT_OPERATIONS = frozenset(
 )
 
 
+ClientT = TypeVar("ClientT")
+
+
+class _CoreClient(Generic[ClientT]):
+    """A read-only attribute of :class:`AwsClients`: the core client its name says, open or
+    opening on its first call (:class:`ClientOnFirstCall`), typed as that service's client."""
+
+    def __set_name__(self, owner: type[AwsClients], name: str) -> None:
+        self.service = name
+
+    def __get__(self, clients: AwsClients, owner: type[AwsClients] | None = None) -> ClientT:
+        client: ClientT = clients._core(self.service)
+        return client
+
+    def __set__(self, clients: AwsClients, value: object) -> None:
+        raise AttributeError(f"{self.service} is read-only")
+
+
 class AwsClients:
     """The process's AWS clients, opened once and closed together.
 
@@ -316,22 +334,7 @@ class AwsClients:
             raise RuntimeError("AwsClients must be entered (async with) before use")
         return self._clients.get(service) or ClientOnFirstCall(self, service)
 
-    @property
-    def sqs(self) -> SQSClient:
-        client: SQSClient = self._core("sqs")
-        return client
-
-    @property
-    def sns(self) -> SNSClient:
-        client: SNSClient = self._core("sns")
-        return client
-
-    @property
-    def s3(self) -> S3Client:
-        client: S3Client = self._core("s3")
-        return client
-
-    @property
-    def dynamodb(self) -> DynamoDBClient:
-        client: DynamoDBClient = self._core("dynamodb")
-        return client
+    sqs: _CoreClient[SQSClient] = _CoreClient()
+    sns: _CoreClient[SNSClient] = _CoreClient()
+    s3: _CoreClient[S3Client] = _CoreClient()
+    dynamodb: _CoreClient[DynamoDBClient] = _CoreClient()

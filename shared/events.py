@@ -39,7 +39,7 @@ import json
 import logging
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any, ClassVar, Literal, TypeAlias
+from typing import Annotated, Any, ClassVar, Literal, TypeAlias, get_args
 
 from pydantic import (
     AwareDatetime,
@@ -47,6 +47,8 @@ from pydantic import (
     ConfigDict,
     Field,
     JsonValue,
+    NonNegativeFloat,
+    NonNegativeInt,
     TypeAdapter,
     ValidationError,
 )
@@ -110,9 +112,17 @@ class EventBase(_Model):
     occurred_at: AwareDatetime = Field(default_factory=utc_now)
     correlation_id: str = Field(min_length=1, description="The scan id or the run id.")
     source: str = Field(min_length=1, description="The service or tool that emitted it.")
+    #: The discriminator: each event narrows it to its own name (``Literal["DriftDetected"]``).
+    type: str
 
     #: True for outcome events (consumed by the notifier), False for commands.
     is_outcome: ClassVar[bool] = False
+
+
+class _Outcome(EventBase):
+    """An outcome event: the notifier consumes it, ignoring fields it does not know."""
+
+    is_outcome: ClassVar[bool] = True
 
 
 # --------------------------------------------------------------------------- shared parts
@@ -155,16 +165,26 @@ class DriftRef(_Model):
     fingerprints: tuple[str, ...] = ()
 
 
-class BatchRequested(EventBase):
-    """Someone asked to run a catalog command (from the Slack modal, or the CLI)."""
+class _RunEvent(EventBase):
+    """An event about one run of a catalog command."""
 
-    type: Literal["BatchRequested"] = "BatchRequested"
     run_id: str
     command: str
     environment: str
+
+
+class _RunRequest(_RunEvent):
+    """An event that carries a run's request: its values, why, and who asked."""
+
     parameters: tuple[RunParameter, ...] = ()
     reason: str = ""
     requested_by: Actor
+
+
+class BatchRequested(_RunRequest):
+    """Someone asked to run a catalog command (from the Slack modal, or the CLI)."""
+
+    type: Literal["BatchRequested"] = "BatchRequested"
     channel_id: str | None = Field(default=None, description="Where the request came from.")
     rerun_of: str | None = None
     break_glass: bool = Field(
@@ -200,6 +220,7 @@ class BatchRejected(EventBase):
 # --------------------------------------------------------------------------- batch: outcomes
 
 RunStatus: TypeAlias = Literal["succeeded", "failed", "timed_out", "cancelled"]
+RerunOf: TypeAlias = Annotated[str | None, Field(description="The run this one runs again.")]
 
 
 class PreviewResult(_Model):
@@ -214,7 +235,7 @@ class PreviewResult(_Model):
     log_tail: tuple[str, ...] = Field(default=(), description="The preview's last lines.")
     log_url: str | None = None
     error: str | None = None
-    duration_seconds: float = Field(default=0.0, ge=0)
+    duration_seconds: NonNegativeFloat = 0.0
     fingerprint: str = Field(
         min_length=1,
         description="Digest of the catalog entry and values previewed; approving runs the "
@@ -222,52 +243,34 @@ class PreviewResult(_Model):
     )
 
 
-class BatchApprovalRequested(EventBase):
+class BatchApprovalRequested(_RunRequest, _Outcome):
     type: Literal["BatchApprovalRequested"] = "BatchApprovalRequested"
-    is_outcome: ClassVar[bool] = True
-    run_id: str
-    command: str
-    environment: str
-    parameters: tuple[RunParameter, ...] = ()
-    reason: str = ""
-    requested_by: Actor
     approvers: tuple[str, ...] = Field(default=(), description="Slack user or group ids.")
     expires_at: AwareDatetime
-    rerun_of: str | None = Field(default=None, description="The run this one runs again.")
+    rerun_of: RerunOf = None
     preview: PreviewResult | None = Field(
         default=None, description="The preview the approvers decide on (None: no preview)."
     )
 
 
-class BatchRunStarted(EventBase):
+class BatchRunStarted(_RunRequest, _Outcome):
     type: Literal["BatchRunStarted"] = "BatchRunStarted"
-    is_outcome: ClassVar[bool] = True
-    run_id: str
-    command: str
-    environment: str
-    parameters: tuple[RunParameter, ...] = ()
-    reason: str = ""
-    requested_by: Actor
     approved_by: Actor | None = None
     runner: str = Field(description="local, codebuild or stepfunctions")
     log_url: str | None = None
     started_at: AwareDatetime = Field(default_factory=utc_now)
-    rerun_of: str | None = Field(default=None, description="The run this one runs again.")
+    rerun_of: RerunOf = None
     break_glass: bool = Field(default=False, description="Started without its approval.")
     break_glass_channel: str | None = Field(
         default=None, description="Where the approvers are told of a break-glass run."
     )
 
 
-class BatchRunFinished(EventBase):
+class BatchRunFinished(_RunEvent, _Outcome):
     type: Literal["BatchRunFinished"] = "BatchRunFinished"
-    is_outcome: ClassVar[bool] = True
-    run_id: str
-    command: str
-    environment: str
     status: RunStatus
     exit_code: int | None = None
-    duration_seconds: float = Field(ge=0)
+    duration_seconds: NonNegativeFloat
     log_tail: tuple[str, ...] = ()
     log_url: str | None = None
     log_ref: ObjectRef | None = None
@@ -276,7 +279,7 @@ class BatchRunFinished(EventBase):
     reverts: DriftRef | None = Field(default=None, description="The drift the run put back.")
 
 
-class BatchRunProgress(EventBase):
+class BatchRunProgress(_RunEvent, _Outcome):
     """A running run's latest log lines and elapsed time (sent every few seconds).
 
     Only the newest one matters: ``sequence`` grows with each one of a run, so a consumer
@@ -285,13 +288,9 @@ class BatchRunProgress(EventBase):
     """
 
     type: Literal["BatchRunProgress"] = "BatchRunProgress"
-    is_outcome: ClassVar[bool] = True
-    run_id: str
-    command: str
-    environment: str
     sequence: int = Field(ge=1, description="1, 2, 3 ... per run; newer is larger.")
     started_at: AwareDatetime
-    elapsed_seconds: float = Field(ge=0)
+    elapsed_seconds: NonNegativeFloat
     tail: tuple[str, ...] = Field(default=(), description="The last lines of its log.")
     log_url: str | None = None
 
@@ -301,19 +300,15 @@ RefusalStage: TypeAlias = Literal[
 ]
 
 
-class BatchRunRefused(EventBase):
+class BatchRunRefused(_RunEvent, _Outcome):
     """A request that will not run: validation, authorization, approval or a busy lock."""
 
     type: Literal["BatchRunRefused"] = "BatchRunRefused"
-    is_outcome: ClassVar[bool] = True
-    run_id: str
-    command: str
-    environment: str
     requested_by: Actor
     stage: RefusalStage
     reason: str
     decided_by: Actor | None = None
-    rerun_of: str | None = Field(default=None, description="The run this one runs again.")
+    rerun_of: RerunOf = None
     preview: PreviewResult | None = Field(
         default=None, description="The failed preview, when stage is 'preview'."
     )
@@ -340,22 +335,25 @@ class DriftScanRequested(EventBase):
     )
 
 
-class DriftClaimed(EventBase):
+class _FindingsEvent(EventBase):
+    """An event about some findings of one state (the ones a drift message shows)."""
+
+    state: str
+    fingerprints: tuple[str, ...] = ()
+
+
+class DriftClaimed(_FindingsEvent):
     """Someone pressed "I'm on it" on a drift message."""
 
     type: Literal["DriftClaimed"] = "DriftClaimed"
-    state: str
-    fingerprints: tuple[str, ...] = ()
     claimed_by: Actor
 
 
-class DriftAcceptRequested(EventBase):
+class DriftAcceptRequested(_FindingsEvent):
     """Someone pressed "Accept into code" on a drift message: make the code say what the
     cloud has for these findings (a diff in the thread, a branch where a remote is set)."""
 
     type: Literal["DriftAcceptRequested"] = "DriftAcceptRequested"
-    state: str
-    fingerprints: tuple[str, ...] = ()
     requested_by: Actor
 
 
@@ -468,8 +466,8 @@ class DriftFinding(PlannedFinding):
     ignore_expired: str | None = Field(
         default=None, description="Why it shows again: 'ignore rule by X expired on D'."
     )
-    resolved_recently: int = Field(
-        default=0, ge=0, description="Times this finding was resolved in the last 30 days."
+    resolved_recently: NonNegativeInt = Field(
+        default=0, description="Times this finding was resolved in the last 30 days."
     )
 
 
@@ -482,15 +480,14 @@ class StateRef(_Model):
     )
 
 
-class DriftDetected(EventBase):
+class DriftDetected(_Outcome):
     """One state's open findings after a scan (one event per state per scan)."""
 
     type: Literal["DriftDetected"] = "DriftDetected"
-    is_outcome: ClassVar[bool] = True
     state: StateRef
     mode: ScanMode = "full"
     findings: tuple[DriftFinding, ...]
-    findings_total: int = Field(ge=0, description="Before any cut for size.")
+    findings_total: NonNegativeInt = Field(description="Before any cut for size.")
     plan_ref: ObjectRef | None = None
     plan_url: str | None = None
     notes: tuple[str, ...] = Field(
@@ -507,9 +504,8 @@ class ResolvedFinding(_Model):
     first_seen: AwareDatetime
 
 
-class DriftResolved(EventBase):
+class DriftResolved(_Outcome):
     type: Literal["DriftResolved"] = "DriftResolved"
-    is_outcome: ClassVar[bool] = True
     state: StateRef
     resolved: tuple[ResolvedFinding, ...]
 
@@ -522,7 +518,7 @@ class AcceptedAttribute(_Model):
     reason: str | None = None
 
 
-class DriftAccepted(EventBase):
+class DriftAccepted(_FindingsEvent, _Outcome):
     """The code change for an "Accept into code": its diff, and the branch it was pushed to.
 
     Attributes:
@@ -537,9 +533,6 @@ class DriftAccepted(EventBase):
     """
 
     type: Literal["DriftAccepted"] = "DriftAccepted"
-    is_outcome: ClassVar[bool] = True
-    state: str
-    fingerprints: tuple[str, ...] = ()
     requested_by: Actor
     diff: str = ""
     changed: tuple[AcceptedAttribute, ...] = ()
@@ -560,9 +553,8 @@ ScanPhase: TypeAlias = Literal[
 ]
 
 
-class DriftScanFailed(EventBase):
+class DriftScanFailed(_Outcome):
     type: Literal["DriftScanFailed"] = "DriftScanFailed"
-    is_outcome: ClassVar[bool] = True
     state: StateRef
     phase: ScanPhase
     reason: str
@@ -576,8 +568,8 @@ class StateSummary(_Model):
     open_findings: int = 0
     new_findings: int = 0
     open_resources: int = Field(default=0, description="Resources the open findings touch.")
-    new_resources: int = Field(
-        default=0, ge=0, description="Resources with a new finding, each counted once (1.1)."
+    new_resources: NonNegativeInt = Field(
+        default=0, description="Resources with a new finding, each counted once (1.1)."
     )
     notes: tuple[str, ...] = Field(
         default=(),
@@ -600,26 +592,24 @@ class TeamLines(_Model):
     noisiest: str
 
 
-class DriftScanCompleted(EventBase):
+class DriftScanCompleted(_Outcome):
     """The digest of one scan across all its states."""
 
     type: Literal["DriftScanCompleted"] = "DriftScanCompleted"
-    is_outcome: ClassVar[bool] = True
     states: tuple[StateSummary, ...]
-    findings_open: int = Field(ge=0)
-    findings_new: int = Field(ge=0)
-    findings_resolved: int = Field(ge=0)
-    resources_open: int = Field(
-        default=0, ge=0, description="Resources the open findings touch, each counted once."
+    findings_open: NonNegativeInt
+    findings_new: NonNegativeInt
+    findings_resolved: NonNegativeInt
+    resources_open: NonNegativeInt = Field(
+        default=0, description="Resources the open findings touch, each counted once."
     )
-    resources_new: int = Field(
+    resources_new: NonNegativeInt = Field(
         default=0,
-        ge=0,
         description="Resources with a new finding, each counted once (1.1; findings_new "
         "counts a drift and its pending change on one resource twice).",
     )
     oldest_open: OldestDrift | None = None
-    duration_seconds: float = Field(ge=0)
+    duration_seconds: NonNegativeFloat
     reply_channel: str | None = Field(default=None, description="Answer in this thread...")
     reply_thread_ts: str | None = Field(default=None, description="...instead of the digest.")
     requested_by: Actor | None = None
@@ -634,7 +624,7 @@ class DriftScanCompleted(EventBase):
 # --------------------------------------------------------------------------- operations
 
 
-class MessageDeadLettered(EventBase):
+class MessageDeadLettered(_Outcome):
     """A worker gave up on a message: it lands (or has landed) in its queue's DLQ.
 
     Published by the worker runtime (:mod:`shared.ops`) once per message; its ``event_id``
@@ -644,7 +634,6 @@ class MessageDeadLettered(EventBase):
     """
 
     type: Literal["MessageDeadLettered"] = "MessageDeadLettered"
-    is_outcome: ClassVar[bool] = True
     consumer: str = Field(description="The service that gave up on it.")
     queue: str
     dlq: str
@@ -685,9 +674,7 @@ _EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event, config=ConfigDict(defer_
 
 #: Every event class by its ``type`` name.
 EVENT_TYPES: dict[str, type[EventBase]] = {
-    cls.model_fields["type"].default: cls
-    for cls in EventBase.__subclasses__()
-    if "type" in cls.model_fields
+    cls.model_fields["type"].default: cls for cls in get_args(get_args(Event)[0])
 }
 COMMAND_TYPES: frozenset[str] = frozenset(n for n, c in EVENT_TYPES.items() if not c.is_outcome)
 OUTCOME_TYPES: frozenset[str] = frozenset(n for n, c in EVENT_TYPES.items() if c.is_outcome)
@@ -695,8 +682,7 @@ OUTCOME_TYPES: frozenset[str] = frozenset(n for n, c in EVENT_TYPES.items() if c
 
 def event_type_name(event: EventBase) -> str:
     """The ``type`` discriminator of an event instance."""
-    name: str = getattr(event, "type")  # noqa: B009 - every concrete event has it
-    return name
+    return event.type
 
 
 def parse_event(body: str | bytes, *, default_event_id: str | None = None) -> EventBase:

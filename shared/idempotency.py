@@ -21,7 +21,7 @@ import contextlib
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
@@ -58,6 +58,7 @@ class Failure:
     poison: bool
 
 
+@dataclass(eq=False)
 class IdempotencyStore:
     """Claims and completes events in the idempotency table.
 
@@ -70,24 +71,16 @@ class IdempotencyStore:
             process); only the owner renews a claim.
     """
 
-    def __init__(
-        self,
-        dynamodb: DynamoDBClient,
-        table: str,
-        *,
-        completed_ttl: int = 7 * 24 * 3600,
-        clock: Callable[[], float] = time.time,
-        owner: str | None = None,
-    ) -> None:
-        self._ddb = dynamodb
-        self.table = table
-        self.completed_ttl = completed_ttl
-        self._clock = clock
-        self.owner = owner or uuid.uuid4().hex
+    dynamodb: DynamoDBClient
+    table: str
+    _: KW_ONLY
+    completed_ttl: int = 7 * 24 * 3600
+    clock: Callable[[], float] = time.time
+    owner: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     async def claim(self, key: str, in_progress_seconds: float) -> Claim:
         """Try to take ``key`` for handling for at most ``in_progress_seconds``."""
-        now = self._clock()
+        now = self.clock()
         item = {
             "id": {"S": key},
             "status": {"S": IN_PROGRESS},
@@ -97,7 +90,7 @@ class IdempotencyStore:
         }
         try:
             await put_item(
-                self._ddb,
+                self.dynamodb,
                 self.table,
                 item,
                 what="idempotency",
@@ -125,7 +118,30 @@ class IdempotencyStore:
 
     async def _record(self, key: str) -> dict[str, Any]:
         """The record of ``key`` as it is now (a consistent read; ``{}`` when there is none)."""
-        return await get_item(self._ddb, self.table, {"id": {"S": key}}, what="idempotency") or {}
+        return (
+            await get_item(self.dynamodb, self.table, {"id": {"S": key}}, what="idempotency") or {}
+        )
+
+    async def _update(
+        self,
+        key: str,
+        expression: str,
+        *,
+        names: dict[str, str],
+        values: dict[str, Any],
+        condition: str | None = None,
+    ) -> None:
+        """Apply the update ``expression`` to the record of ``key`` (if ``condition`` holds)."""
+        await update_item(
+            self.dynamodb,
+            self.table,
+            {"id": {"S": key}},
+            expression,
+            what="idempotency",
+            condition=condition,
+            names=names,
+            values=values,
+        )
 
     async def _delete_if(
         self,
@@ -139,7 +155,7 @@ class IdempotencyStore:
         """Delete the record of ``key`` if ``condition`` holds; else leave it as it is."""
         with contextlib.suppress(ConditionFailed):
             await delete_item(
-                self._ddb,
+                self.dynamodb,
                 self.table,
                 {"id": {"S": key}},
                 what=what,
@@ -160,19 +176,16 @@ class IdempotencyStore:
         if item.get("status", {}).get("S") != IN_PROGRESS:
             return 0.0
         expires = float(item.get("in_progress_expiration", {}).get("N", "0"))
-        return max(0.0, expires + 1 - self._clock())
+        return max(0.0, expires + 1 - self.clock())
 
     async def renew(self, key: str, in_progress_seconds: float) -> bool:
         """Extend this store's claim on ``key`` by ``in_progress_seconds`` from now (the
         heartbeat); False if the claim is no longer ours (it lapsed and was taken over)."""
-        now = self._clock()
+        now = self.clock()
         try:
-            await update_item(
-                self._ddb,
-                self.table,
-                {"id": {"S": key}},
+            await self._update(
+                key,
                 "SET in_progress_expiration = :until",
-                what="idempotency",
                 condition="#status = :in_progress AND #owner = :owner",
                 names={"#status": "status", "#owner": "owner"},
                 values={
@@ -200,27 +213,24 @@ class IdempotencyStore:
 
     async def complete(self, key: str) -> None:
         """Mark ``key`` handled; a redelivery of the same event is then skipped."""
-        await update_item(
-            self._ddb,
-            self.table,
-            {"id": {"S": key}},
+        await self._update(
+            key,
             "SET #status = :completed, expiration = :expiration",
-            what="idempotency",
             names={"#status": "status"},
             values={
                 ":completed": {"S": COMPLETED},
-                ":expiration": {"N": str(int(self._clock() + self.completed_ttl))},
+                ":expiration": {"N": str(int(self.clock() + self.completed_ttl))},
             },
         )
 
     async def complete_many(self, keys: Sequence[str]) -> None:
         """Mark several keys handled with batch writes (25 per request)."""
-        expiration = {"N": str(int(self._clock() + self.completed_ttl))}
+        expiration = {"N": str(int(self.clock() + self.completed_ttl))}
         items = [
             {"id": {"S": k}, "status": {"S": COMPLETED}, "expiration": expiration}
             for k in dict.fromkeys(keys)
         ]
-        await batch_put(self._ddb, self.table, items, what="idempotency")
+        await batch_put(self.dynamodb, self.table, items, what="idempotency")
 
     async def release(self, key: str) -> None:
         """Give ``key`` up after a failed attempt, so the retry can claim it at once."""
@@ -246,7 +256,7 @@ class IdempotencyStore:
             kind: what the record says; default ``poison`` or ``permanent`` by ``poison``.
                 :data:`INTERRUPTED` writes the provisional record (never replaces anything).
         """
-        now = self._clock()
+        now = self.clock()
         kind = kind or ("poison" if poison else "permanent")
         item = {
             "id": {"S": key},
@@ -263,7 +273,7 @@ class IdempotencyStore:
             values = {":interrupted": {"S": INTERRUPTED}}
         try:
             await put_item(
-                self._ddb, self.table, item, what="failure", condition=condition, values=values
+                self.dynamodb, self.table, item, what="failure", condition=condition, values=values
             )
         except ConditionFailed:
             return False
@@ -283,7 +293,7 @@ class IdempotencyStore:
     async def failure(self, key: str) -> Failure | None:
         """What :meth:`record_failure_once` recorded, if anything."""
         item = await get_item(
-            self._ddb, self.table, {"id": {"S": key}}, what="failure", consistent=False
+            self.dynamodb, self.table, {"id": {"S": key}}, what="failure", consistent=False
         )
         if not item or "reason" not in item:
             return None

@@ -19,10 +19,12 @@ import os
 import tempfile
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated, TypeAlias
+
+from pydantic import Field
 
 from shared.errors import PermanentError, TransientError
 from shared.events import utc_now
@@ -54,6 +56,10 @@ log = logging.getLogger(__name__)
 MAX_SOURCE_BYTES = 1024 * 1024
 #: Where git sources are fetched when no folder is configured.
 DEFAULT_CACHE_DIR = Path(tempfile.gettempdir()) / "toilkit-options"
+#: The settings field that names that folder (the gateway's and the batch service's).
+OptionsCacheDir: TypeAlias = Annotated[
+    Path, Field(description="Where git sources of listed choices are fetched.")
+]
 
 
 class OptionsUnavailable(Exception):
@@ -229,6 +235,7 @@ def listed_parameters(catalog: Catalog) -> list[ListedParameter]:
     return found
 
 
+@dataclass(eq=False)
 class OptionsRefresher:
     """Fetches sources and stores their lists in the state table.
 
@@ -241,23 +248,16 @@ class OptionsRefresher:
         clock: the current time.
     """
 
-    def __init__(
-        self,
-        catalog: Catalog,
-        dynamodb: DynamoDBClient,
-        table: str,
-        *,
-        kinds: frozenset[str] = frozenset({"git", "url", "command"}),
-        cache_dir: Path = DEFAULT_CACHE_DIR,
-        clock: Callable[[], datetime] = utc_now,
-    ) -> None:
-        self.catalog = catalog
-        self._ddb = dynamodb
-        self.table = table
-        self.kinds = kinds
-        self.cache_dir = cache_dir
-        self.clock = clock
-        self._in_flight: dict[tuple[str, str], asyncio.Future[OptionsList]] = {}
+    catalog: Catalog
+    dynamodb: DynamoDBClient
+    table: str
+    _: KW_ONLY
+    kinds: frozenset[str] = frozenset({"git", "url", "command"})
+    cache_dir: Path = DEFAULT_CACHE_DIR
+    clock: Callable[[], datetime] = utc_now
+    _in_flight: dict[tuple[str, str], asyncio.Future[OptionsList]] = field(
+        default_factory=dict, init=False
+    )
 
     def fetches(self, source: OptionsSource) -> bool:
         return source.kind in self.kinds
@@ -298,11 +298,11 @@ class OptionsRefresher:
             record = succeeded(
                 previous, listed.command, listed.parameter, fingerprint, items, self.clock()
             )
-        await write_options(self._ddb, self.table, record)
+        await write_options(self.dynamodb, self.table, record)
         return record
 
     async def read(self, listed: ListedParameter) -> OptionsList | None:
-        return await read_options(self._ddb, self.table, listed.command, listed.parameter)
+        return await read_options(self.dynamodb, self.table, listed.command, listed.parameter)
 
     async def refresh_due(self) -> int:
         """Refresh every list this process fetches that is missing or older than its TTL;

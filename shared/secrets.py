@@ -19,6 +19,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
 from pydantic import SecretStr
@@ -35,6 +36,7 @@ REFRESH_INTERVAL_SECONDS = 5.0
 MAX_AGE_SECONDS = 300.0
 
 
+@dataclass(eq=False)
 class SsmSecrets:
     """Named SSM SecureString parameters, read together (one ``GetParameters`` call).
 
@@ -49,25 +51,19 @@ class SsmSecrets:
         clock: monotonic seconds (tests pass their own).
     """
 
-    def __init__(
-        self,
-        ssm: Any,
-        parameters: Mapping[str, str],
-        *,
-        min_interval: float = REFRESH_INTERVAL_SECONDS,
-        max_age: float = MAX_AGE_SECONDS,
-        clock: Callable[[], float] = time.monotonic,
-        first_read: ParametersExtension | None = None,
-    ) -> None:
-        self.max_age = max_age
-        self._first_read = first_read
-        self._ssm = ssm
-        self.parameters = dict(parameters)
-        self._min_interval = min_interval
-        self._clock = clock
-        self._values: dict[str, SecretStr] = {}
-        self._read_at: float | None = None
-        self._lock = asyncio.Lock()
+    ssm: Any
+    parameters: Mapping[str, str]
+    _: KW_ONLY
+    min_interval: float = REFRESH_INTERVAL_SECONDS
+    max_age: float = MAX_AGE_SECONDS
+    clock: Callable[[], float] = time.monotonic
+    first_read: ParametersExtension | None = None
+    _values: dict[str, SecretStr] = field(default_factory=dict, init=False)
+    _read_at: float | None = field(default=None, init=False)
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
+
+    def __post_init__(self) -> None:
+        self.parameters = dict(self.parameters)
 
     def get(self, key: str) -> SecretStr | None:
         """The value last read for ``key`` (None: not read, or no such parameter configured)."""
@@ -75,7 +71,7 @@ class SsmSecrets:
 
     def age(self) -> float | None:
         """Seconds since the last read (None before the first)."""
-        return None if self._read_at is None else self._clock() - self._read_at
+        return None if self._read_at is None else self.clock() - self._read_at
 
     def stale(self) -> bool:
         """True when secrets are configured and the copy is older than ``max_age`` (or none
@@ -106,7 +102,7 @@ class SsmSecrets:
         """
         async with self._lock:
             age = self.age()
-            if not force and age is not None and age < self._min_interval:
+            if not force and age is not None and age < self.min_interval:
                 return set()
             before = {key: value.get_secret_value() for key, value in self._values.items()}
             try:
@@ -122,12 +118,12 @@ class SsmSecrets:
 
     async def _read(self) -> None:
         if not self.parameters:
-            self._read_at = self._clock()
+            self._read_at = self.clock()
             return
         names = sorted(set(self.parameters.values()))
         # Stamped before the call: a read that fails still counts against the rate limit.
-        self._read_at = self._clock()
-        extension, self._first_read = self._first_read, None
+        self._read_at = self.clock()
+        extension, self.first_read = self.first_read, None
         if extension is not None:
             try:
                 self._use(await extension.get_parameters(names))
@@ -141,7 +137,7 @@ class SsmSecrets:
         try:
             response = await call_aws(
                 "ssm.get_parameters",
-                lambda: self._ssm.get_parameters(Names=names, WithDecryption=True),
+                lambda: self.ssm.get_parameters(Names=names, WithDecryption=True),
             )
         except ToilkitError as exc:
             raise ConfigError(f"cannot read SSM parameters {', '.join(names)}: {exc}") from exc

@@ -9,10 +9,24 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeFloat,
+    PositiveFloat,
+    ValidationError,
+    model_validator,
+)
 
 from shared.env_settings import EnvConfigDict, EnvSettings
 from shared.errors import ConfigError
+
+
+def _endpoint(variable: str) -> Any:
+    """An endpoint URL field, read from ``variable`` only (unset: None)."""
+    return Field(default=None, validation_alias=variable)
 
 
 class AwsSettings(EnvSettings):
@@ -28,25 +42,15 @@ class AwsSettings(EnvSettings):
         default="us-east-1",
         validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION"),
     )
-    endpoint_url: str | None = Field(default=None, validation_alias="AWS_ENDPOINT_URL")
-    endpoint_url_sqs: str | None = Field(default=None, validation_alias="AWS_ENDPOINT_URL_SQS")
-    endpoint_url_sns: str | None = Field(default=None, validation_alias="AWS_ENDPOINT_URL_SNS")
-    endpoint_url_s3: str | None = Field(default=None, validation_alias="AWS_ENDPOINT_URL_S3")
-    endpoint_url_dynamodb: str | None = Field(
-        default=None, validation_alias="AWS_ENDPOINT_URL_DYNAMODB"
-    )
-    endpoint_url_stepfunctions: str | None = Field(
-        default=None, validation_alias="AWS_ENDPOINT_URL_SFN"
-    )
-    endpoint_url_logs: str | None = Field(
-        default=None, validation_alias="AWS_ENDPOINT_URL_CLOUDWATCH_LOGS"
-    )
-    endpoint_url_codebuild: str | None = Field(
-        default=None, validation_alias="AWS_ENDPOINT_URL_CODEBUILD"
-    )
-    endpoint_url_cloudtrail: str | None = Field(
-        default=None, validation_alias="AWS_ENDPOINT_URL_CLOUDTRAIL"
-    )
+    endpoint_url: str | None = _endpoint("AWS_ENDPOINT_URL")
+    endpoint_url_sqs: str | None = _endpoint("AWS_ENDPOINT_URL_SQS")
+    endpoint_url_sns: str | None = _endpoint("AWS_ENDPOINT_URL_SNS")
+    endpoint_url_s3: str | None = _endpoint("AWS_ENDPOINT_URL_S3")
+    endpoint_url_dynamodb: str | None = _endpoint("AWS_ENDPOINT_URL_DYNAMODB")
+    endpoint_url_stepfunctions: str | None = _endpoint("AWS_ENDPOINT_URL_SFN")
+    endpoint_url_logs: str | None = _endpoint("AWS_ENDPOINT_URL_CLOUDWATCH_LOGS")
+    endpoint_url_codebuild: str | None = _endpoint("AWS_ENDPOINT_URL_CODEBUILD")
+    endpoint_url_cloudtrail: str | None = _endpoint("AWS_ENDPOINT_URL_CLOUDTRAIL")
     connect_timeout_seconds: float = Field(
         default=5, gt=0, le=60, validation_alias="TOILKIT_AWS_CONNECT_TIMEOUT"
     )
@@ -97,15 +101,14 @@ class WorkerSettings(BaseModel):
     visibility_timeout: int = Field(
         default=60, ge=1, le=43200, description="Seconds a message stays hidden per extension."
     )
-    handler_timeout: float = Field(default=300, gt=0, description="Seconds one handler may run.")
-    heartbeat_every: float | None = Field(
+    handler_timeout: PositiveFloat = Field(default=300, description="Seconds one handler may run.")
+    heartbeat_every: PositiveFloat | None = Field(
         default=None,
-        gt=0,
         description="Seconds between visibility extensions (default: a third of "
         "visibility_timeout).",
     )
-    shutdown_grace: float = Field(default=30, ge=0)
-    retry_base_seconds: float = Field(default=2, ge=0)
+    shutdown_grace: NonNegativeFloat = 30
+    retry_base_seconds: NonNegativeFloat = 2
     retry_max_seconds: float = Field(default=300, ge=0, le=43200)
     idempotency_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
 

@@ -325,7 +325,7 @@ def publish(
         event = parse_event(body)
         async with open_runtime(aws_settings, topology_settings) as runtime:
             published = await runtime.publisher.publish(event)
-        out.print(f"published {event.type} {event.event_id} (message {published.message_id})")  # type: ignore[attr-defined]
+        out.print(f"published {event.type} {event.event_id} (message {published.message_id})")
 
     run_async(_run())
 

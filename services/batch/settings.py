@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt, SecretStr
 
 from shared.catalog import DEMO_CATALOG
 from shared.env_settings import EnvConfigDict, EnvSettings
-from shared.options_fetch import DEFAULT_CACHE_DIR
+from shared.options_fetch import DEFAULT_CACHE_DIR, OptionsCacheDir
 from shared.settings import WorkerSettings
 
 
@@ -53,39 +53,35 @@ class BatchSettings(EnvSettings):
         default=10, ge=1, le=50, description="How many last log lines a progress update shows."
     )
 
-    kill_grace_seconds: float = Field(
-        default=10, ge=0, description="SIGTERM, then this long, then SIGKILL."
+    kill_grace_seconds: NonNegativeFloat = Field(
+        default=10, description="SIGTERM, then this long, then SIGKILL."
     )
-    poll_initial_seconds: float = Field(
-        default=2, ge=0, description="First wait between status polls of a remote run."
+    poll_initial_seconds: NonNegativeFloat = Field(
+        default=2, description="First wait between status polls of a remote run."
     )
-    poll_max_seconds: float = Field(default=30, ge=0)
+    poll_max_seconds: NonNegativeFloat = 30
     completion_queue_url: str | None = Field(
         default=None,
         description="SQS queue fed by an EventBridge rule with Step Functions execution "
         "status changes; without it, remote runs are polled.",
     )
-    approval_sweep_seconds: float = Field(
-        default=15, gt=0, description="How often expired approval requests are closed."
+    approval_sweep_seconds: PositiveFloat = Field(
+        default=15, description="How often expired approval requests are closed."
     )
-    record_retention_days: int = Field(default=400, ge=1)
+    record_retention_days: PositiveInt = 400
     schedules_enabled: bool = Field(
         default=True,
         description="Tick the catalog's schedules in this process (off: another does).",
     )
-    schedule_tick_seconds: float = Field(default=20, gt=0, description="How often it ticks.")
-    options_refresh_seconds: float = Field(
+    schedule_tick_seconds: PositiveFloat = Field(default=20, description="How often it ticks.")
+    options_refresh_seconds: PositiveFloat = Field(
         default=30,
-        gt=0,
         description="How often the lists of listed choices (options_from) are looked at; "
         "each is fetched again when older than its ttl_seconds.",
     )
-    options_cache_dir: Path = Field(
-        default=DEFAULT_CACHE_DIR, description="Where git sources of listed choices are fetched."
-    )
-    schedule_lookback_seconds: float = Field(
+    options_cache_dir: OptionsCacheDir = DEFAULT_CACHE_DIR
+    schedule_lookback_seconds: PositiveFloat = Field(
         default=1200,
-        gt=0,
         description="How far back a tick looks for a due run; at least the period of the "
         "housekeeping invocation on AWS (15 min by default).",
     )
@@ -96,4 +92,4 @@ class BatchSettings(EnvSettings):
     slack_api_url: str | None = Field(
         default=None, description="Slack Web API base URL (the stand-in's, in tests)."
     )
-    group_cache_seconds: float = Field(default=60, ge=0)
+    group_cache_seconds: NonNegativeFloat = 60

@@ -11,7 +11,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import Field, PositiveFloat, model_validator
 
 from services.detector.config import (
     CONFIG_FILE_NAME,
@@ -61,7 +61,7 @@ class DetectorSettings(EnvSettings):
     )
     scheduler: bool = True
     worker: WorkerSettings = Field(default_factory=_detector_worker)
-    run_limit_seconds: float | None = Field(default=None, gt=0)
+    run_limit_seconds: PositiveFloat | None = None
 
     @property
     def scan_run_limit(self) -> float:

@@ -17,11 +17,11 @@ import ipaddress
 import secrets
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, NonNegativeFloat, SecretStr, model_validator
 
 from shared.catalog import DEMO_CATALOG
 from shared.env_settings import EnvConfigDict
-from shared.options_fetch import DEFAULT_CACHE_DIR
+from shared.options_fetch import DEFAULT_CACHE_DIR, OptionsCacheDir
 from shared.slack.settings import SlackSettings, bot_token_field
 
 
@@ -63,8 +63,8 @@ class GatewaySettings(SlackSettings):
         le=10 * 1024 * 1024,
         description="Larger request bodies are refused before they are read whole.",
     )
-    usergroup_cache_seconds: float = Field(
-        default=300, ge=0, description="How long usergroups.users.list answers are reused."
+    usergroup_cache_seconds: NonNegativeFloat = Field(
+        default=300, description="How long usergroups.users.list answers are reused."
     )
     request_record_seconds: int = Field(
         default=900,
@@ -103,9 +103,7 @@ class GatewaySettings(SlackSettings):
         "background when their list is stale. Off on Lambda, whose sandbox freezes after "
         "each answer: there the batch function's housekeeping refreshes every list.",
     )
-    options_cache_dir: Path = Field(
-        default=DEFAULT_CACHE_DIR, description="Where git sources of listed choices are fetched."
-    )
+    options_cache_dir: OptionsCacheDir = DEFAULT_CACHE_DIR
 
     @model_validator(mode="after")
     def _checks(self) -> GatewaySettings:

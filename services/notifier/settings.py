@@ -26,6 +26,8 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PositiveFloat,
+    PositiveInt,
     SecretStr,
     ValidationError,
     field_validator,
@@ -128,12 +130,11 @@ class NotifierSettings(SlackSettings):
         description="Least seconds between two live-progress updates of one run's message "
         "(a guard behind the batch service's progress interval, 10 s by default).",
     )
-    record_ttl_days: int = Field(
-        default=120, ge=1, description="Days Slack message records and threads are kept."
+    record_ttl_days: PositiveInt = Field(
+        default=120, description="Days Slack message records and threads are kept."
     )
-    thread_claim_lease_seconds: float = Field(
+    thread_claim_lease_seconds: PositiveFloat = Field(
         default=600,
-        gt=0,
         description="After this long another event may post a run/drift thread's first "
         "message that an earlier event claimed and never finished.",
     )

@@ -15,7 +15,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass, field
 
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
@@ -63,6 +63,7 @@ class _Entry:
     fetched_at: float
 
 
+@dataclass(eq=False)
 class CachedGroupDirectory:
     """A :class:`~shared.catalog.GroupDirectory` that asks a fetcher and keeps the answers.
 
@@ -74,18 +75,12 @@ class CachedGroupDirectory:
         clock: monotonic seconds; tests pass their own.
     """
 
-    def __init__(
-        self,
-        fetch_members: MembersFetcher,
-        *,
-        ttl_seconds: float,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._fetch = fetch_members
-        self._ttl = ttl_seconds
-        self._clock = clock
-        self._entries: dict[str, _Entry] = {}
-        self._inflight: dict[str, asyncio.Future[frozenset[str]]] = {}
+    fetch_members: MembersFetcher
+    _: KW_ONLY
+    ttl_seconds: float
+    clock: Callable[[], float] = time.monotonic
+    _entries: dict[str, _Entry] = field(default_factory=dict, init=False)
+    _inflight: dict[str, asyncio.Future[frozenset[str]]] = field(default_factory=dict, init=False)
 
     async def is_member(self, user_id: str, group_id: str) -> bool:
         return user_id in await self.members(group_id)
@@ -93,7 +88,7 @@ class CachedGroupDirectory:
     async def members(self, group_id: str) -> frozenset[str]:
         """The group's members, from the cache while fresh."""
         entry = self._entries.get(group_id)
-        if entry is not None and self._clock() - entry.fetched_at < self._ttl:
+        if entry is not None and self.clock() - entry.fetched_at < self.ttl_seconds:
             return entry.members
         pending = self._inflight.get(group_id)
         if pending is not None:
@@ -101,7 +96,7 @@ class CachedGroupDirectory:
         future: asyncio.Future[frozenset[str]] = asyncio.get_running_loop().create_future()
         self._inflight[group_id] = future
         try:
-            members = await self._fetch(group_id)
+            members = await self.fetch_members(group_id)
         except BaseException as exc:
             future.set_exception(exc)
             # Mark the exception retrieved: nobody else may be waiting on this future.
@@ -109,7 +104,7 @@ class CachedGroupDirectory:
             raise
         finally:
             del self._inflight[group_id]
-        self._entries[group_id] = _Entry(members, self._clock())
+        self._entries[group_id] = _Entry(members, self.clock())
         future.set_result(members)
         return members
 

@@ -7,7 +7,7 @@ failed condition is :class:`~shared.errors.ConditionFailed`, which no store re-d
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 from shared.aws import call_aws
 
@@ -16,6 +16,18 @@ if TYPE_CHECKING:
     from types_aiobotocore_dynamodb import DynamoDBClient
 
 Item = dict[str, Any]
+
+
+class WriteCondition(TypedDict, total=False):
+    """The keywords of a conditional write (:func:`put_item`, :func:`delete_item`,
+    :func:`update_item`): the write happens only if ``condition`` holds, and ``names`` and
+    ``values`` are the expression attribute names and values that the condition (or the
+    update expression) uses."""
+
+    condition: str | None
+    names: dict[str, str] | None
+    values: Item | None
+
 
 #: DynamoDB's limit of items per ``BatchWriteItem``.
 BATCH_WRITE_SIZE = 25
@@ -166,10 +178,8 @@ async def put_item(
     item: Item,
     *,
     what: str,
-    condition: str | None = None,
-    names: dict[str, str] | None = None,
-    values: Item | None = None,
     return_old: bool = False,
+    **condition: Unpack[WriteCondition],
 ) -> Item:
     """Write one item, under ``condition`` when given.
 
@@ -179,7 +189,7 @@ async def put_item(
     Raises:
         ConditionFailed: the condition did not hold (nothing was written).
     """
-    arguments: Item = {"TableName": table, "Item": item} | _condition(condition, names, values)
+    arguments: Item = {"TableName": table, "Item": item} | _condition(condition)
     if return_old:
         arguments["ReturnValues"] = "ALL_OLD"
     response = await call_aws(f"dynamodb.put_item ({what})", lambda: dynamodb.put_item(**arguments))
@@ -192,16 +202,14 @@ async def delete_item(
     key: Item,
     *,
     what: str,
-    condition: str | None = None,
-    names: dict[str, str] | None = None,
-    values: Item | None = None,
+    **condition: Unpack[WriteCondition],
 ) -> None:
     """Delete one item, under ``condition`` when given.
 
     Raises:
         ConditionFailed: the condition did not hold (nothing was deleted).
     """
-    arguments: Item = {"TableName": table, "Key": key} | _condition(condition, names, values)
+    arguments: Item = {"TableName": table, "Key": key} | _condition(condition)
     await call_aws(f"dynamodb.delete_item ({what})", lambda: dynamodb.delete_item(**arguments))
 
 
@@ -212,10 +220,8 @@ async def update_item(
     expression: str,
     *,
     what: str,
-    condition: str | None = None,
-    names: dict[str, str] | None = None,
-    values: Item | None = None,
     return_new: bool = False,
+    **condition: Unpack[WriteCondition],
 ) -> Item:
     """Apply the update ``expression`` to one item, under ``condition`` when given.
 
@@ -226,7 +232,7 @@ async def update_item(
         ConditionFailed: the condition did not hold (nothing was written).
     """
     arguments: Item = {"TableName": table, "Key": key, "UpdateExpression": expression}
-    arguments |= _condition(condition, names, values)
+    arguments |= _condition(condition)
     if return_new:
         arguments["ReturnValues"] = "ALL_NEW"
     response = await call_aws(
@@ -235,14 +241,15 @@ async def update_item(
     return dict(response.get("Attributes") or {})
 
 
-def _condition(condition: str | None, names: dict[str, str] | None, values: Item | None) -> Item:
-    """A write's condition and the expression attribute names and values that its condition
-    or update expression uses (each left out when not given)."""
+def _condition(condition: WriteCondition) -> Item:
+    """The request arguments of a write's :class:`WriteCondition` (each left out when not given)."""
+    if unknown := condition.keys() - WriteCondition.__optional_keys__:
+        raise TypeError(f"unexpected keyword arguments: {', '.join(sorted(unknown))}")
     arguments: Item = {}
-    if condition is not None:
-        arguments["ConditionExpression"] = condition
-    if names:
+    if (expression := condition.get("condition")) is not None:
+        arguments["ConditionExpression"] = expression
+    if names := condition.get("names"):
         arguments["ExpressionAttributeNames"] = names
-    if values:
+    if values := condition.get("values"):
         arguments["ExpressionAttributeValues"] = values
     return arguments
