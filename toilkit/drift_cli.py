@@ -51,8 +51,8 @@ from services.detector.config import (
     load_config,
 )
 from services.detector.engine import find_terraform
-from services.detector.handlers import ScanRequest
 from services.detector.lifecycle import LifecycleStore
+from services.detector.pipeline import ScanRequest
 from services.detector.plan import PlanParseError, parse_plan
 from services.detector.plan.reading import decode_all
 from services.detector.plan.sets import SetPaths, set_paths_from_schema

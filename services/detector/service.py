@@ -21,8 +21,9 @@ from services.detector.attribution import CloudTrailAttributor
 from services.detector.config import DetectorConfig
 from services.detector.credentials import RoleCredentials
 from services.detector.engine import TerraformEngine, find_terraform
-from services.detector.handlers import DetectorHandlers, DriftPipeline, build_handlers
+from services.detector.handlers import DetectorHandlers, build_handlers
 from services.detector.lifecycle import LifecycleStore
+from services.detector.pipeline import DriftPipeline
 from services.detector.scan import Scanner
 from services.detector.scheduler import Clock, ScanScheduler
 from services.detector.settings import DetectorSettings

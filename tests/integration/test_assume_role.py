@@ -20,8 +20,8 @@ from services.detector.attribution import CloudTrailAttributor
 from services.detector.config import load_config
 from services.detector.credentials import AssumeRole, CredentialsError, RoleCredentials
 from services.detector.engine import TerraformEngine
-from services.detector.handlers import DriftPipeline, ScanRequest
 from services.detector.lifecycle import LifecycleStore
+from services.detector.pipeline import DriftPipeline, ScanRequest
 from services.detector.scan import Scanner
 from shared.aws import AwsClients
 from shared.errors import PermanentError

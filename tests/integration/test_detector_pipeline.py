@@ -25,8 +25,9 @@ from services.detector.accept.acceptor import DriftAcceptor
 from services.detector.archive import PlanArchive
 from services.detector.attribution import CloudTrailAttributor
 from services.detector.config import AttributionConfig, Schedule
-from services.detector.handlers import DetectorHandlers, DriftPipeline, ScanRequest, build_handlers
+from services.detector.handlers import DetectorHandlers, build_handlers
 from services.detector.lifecycle import LifecycleStore
+from services.detector.pipeline import DriftPipeline, ScanRequest
 from services.detector.plan import parse_plan
 from services.detector.scan import Scanner
 from services.detector.service import build_detector

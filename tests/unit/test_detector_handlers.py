@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import fields
 from typing import Any
 
-from services.detector.handlers import ScanRequest
+from services.detector.pipeline import ScanRequest
 from shared.events import Actor, DriftScanRequested
 
 

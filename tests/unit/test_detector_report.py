@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from services.detector.archive import plan_key, redact_plan
-from services.detector.handlers import run_limit_notes
 from services.detector.lifecycle import Occurrence
+from services.detector.pipeline import run_limit_notes
 from services.detector.settings import DetectorSettings
 from shared.events import SENSITIVE
 from toilkit.drift_report import (
