@@ -44,7 +44,7 @@ from shared.aws import call_aws
 from shared.errors import ConditionFailed
 from shared.events import Actor, FindingKind, FindingStatus, ScanMode, Suspect
 from shared.state_table.access import put_item, query_all, update_item
-from shared.state_table.drift import StateScan, state_scan_from_item
+from shared.state_table.drift import StateScan, claimer_from_item, state_scan_from_item
 from shared.state_table.keys import (
     DRIFT_STATES,
     FINDING_PREFIX,
@@ -439,12 +439,6 @@ def _dump_suspects(suspects: Sequence[Suspect]) -> str:
 
 
 def _record_from_item(state: str, item: Mapping[str, Any]) -> FindingRecord:
-    claimed_by = None
-    if "claimed_by_name" in item:
-        claimed_by = Actor(
-            name=item["claimed_by_name"]["S"],
-            slack_user_id=item.get("claimed_by_slack", {}).get("S"),
-        )
     suspects_json = item.get("suspects", {}).get("S", "[]")
     return FindingRecord(
         state=state,
@@ -455,7 +449,7 @@ def _record_from_item(state: str, item: Mapping[str, Any]) -> FindingRecord:
         first_seen=parse_time(item["first_seen"]["S"]),
         last_seen=parse_time(item["last_seen"]["S"]),
         first_scan_id=item.get("first_scan_id", {}).get("S", ""),
-        claimed_by=claimed_by,
+        claimed_by=claimer_from_item(item),
         suspects=tuple(Suspect.model_validate(s) for s in json.loads(suspects_json)),
         attributes=_attributes_of(item),
     )

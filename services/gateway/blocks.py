@@ -479,12 +479,13 @@ def drift_reply(
             continue
         shown = []
         for line in lines[:max_lines]:
+            claimer = line.claimed_by
             who = (
-                f" — <@{line.claimed_by_slack}> is on it"
-                if line.claimed_by_slack
-                else f" — {escape(line.claimed_by_name)} is on it"
-                if line.claimed_by_name
-                else ""
+                ""
+                if claimer is None
+                else f" — <@{claimer.slack_user_id}> is on it"
+                if claimer.slack_user_id
+                else f" — {escape(claimer.name)} is on it"
             )
             kind = "" if line.kind == "drift" else f" ({escape(line.kind)})"
             shown.append(

@@ -5,10 +5,12 @@ Written by :mod:`services.detector.lifecycle`; keys in :mod:`shared.state_table.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from shared.events import Actor
 from shared.state_table.keys import parse_time
 
 
@@ -31,8 +33,7 @@ class OpenDrift:
     address: str
     kind: str
     first_seen: datetime
-    claimed_by_name: str | None = None
-    claimed_by_slack: str | None = None
+    claimed_by: Actor | None = None
 
 
 def state_scan_from_item(item: dict[str, Any]) -> StateScan:
@@ -53,6 +54,16 @@ def open_drift_from_item(state: str, item: dict[str, Any]) -> OpenDrift:
         address=item["address"]["S"],
         kind=item.get("kind", {}).get("S", "drift"),
         first_seen=parse_time(item["first_seen"]["S"]),
-        claimed_by_name=item.get("claimed_by_name", {}).get("S"),
-        claimed_by_slack=item.get("claimed_by_slack", {}).get("S"),
+        claimed_by=claimer_from_item(item),
+    )
+
+
+def claimer_from_item(item: Mapping[str, Any]) -> Actor | None:
+    """Who is on a finding (``claimed_by_name``, ``claimed_by_slack`` of its item, open or
+    in its history); ``None`` when nobody claimed it."""
+    if "claimed_by_name" not in item:
+        return None
+    return Actor(
+        name=item["claimed_by_name"]["S"],
+        slack_user_id=item.get("claimed_by_slack", {}).get("S"),
     )

@@ -534,7 +534,12 @@ async def test_drift_overview_lists_open_findings_per_state(
     records.drift["net"] = [
         OpenDrift("net", "fp1", "aws_sg.web", "drift", NOW - timedelta(days=3)),
         OpenDrift(
-            "net", "fp2", "aws_sg.db", "pending", NOW - timedelta(hours=2), "bob", "U0BOB00002"
+            "net",
+            "fp2",
+            "aws_sg.db",
+            "pending",
+            NOW - timedelta(hours=2),
+            Actor(name="bob", slack_user_id="U0BOB00002"),
         ),
     ]
 
