@@ -45,7 +45,6 @@ problem becomes a :class:`~shared.errors.ConfigError` naming the file and the en
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from datetime import tzinfo
 from pathlib import Path, PurePosixPath
@@ -69,13 +68,11 @@ from services.detector.discovery import Discovery, StateFinder, discover_states
 from services.detector.ignore import IgnoreRule, glob_match
 from shared.errors import ConfigError
 from shared.events import ScanMode, StateRef
+from shared.state_names import STATE_NAME_RULE, is_state_name
 
 CONFIG_FILE_NAME = "toilkit.yaml"
 DEFAULT_CRON = "0 7 * * *"
 DEFAULT_TIMEZONE = "UTC"
-
-#: State names end up in DynamoDB keys, S3 keys, Slack and ``--state``: printable, no spaces.
-_STATE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/@+-]{0,127}\Z")
 
 
 class _Model(BaseModel):
@@ -502,11 +499,8 @@ def _name_for(path: str, repo: Path) -> str:
 
 
 def _checked_name(name: str) -> str:
-    if not _STATE_NAME.match(name):
-        raise ValueError(
-            f"state name {name!r} must start with a letter or digit and use only letters, "
-            "digits and _ . : / @ + - (at most 128 characters)"
-        )
+    if not is_state_name(name):
+        raise ValueError(f"state name {name!r} must {STATE_NAME_RULE}")
     return name
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -79,14 +78,13 @@ from shared.events import (
 )
 from shared.slack.actions import Action, BadButtonValue, ClaimValue, decode_claim_value
 from shared.slack.blocks import code, escape
+from shared.state_names import STATE_NAME_RULE, is_state_name
 from shared.state_table.drift import OpenDrift
 from shared.state_table.runs import RunRecord
 
 log = logging.getLogger(__name__)
 
 SOURCE = "gateway"
-#: The detector's rule for state names (``services/detector/config.py``).
-STATE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/@+-]{0,127}\Z")
 _ID_NAMESPACE = uuid.UUID("5b0f5d0e-6a59-4a43-9d4c-0c8f3f8a1e2b")
 #: States whose open drift is read at once for ``drift``.
 _DRIFT_READ_CONCURRENCY = 8
@@ -194,13 +192,9 @@ def parse_command_text(text: str) -> Subcommand:
 def _state_or_problem(
     text: str, state: str, build: Callable[[str], ShowDrift | ScanDrift]
 ) -> Subcommand:
-    if STATE_NAME.match(state):
+    if is_state_name(state):
         return build(state)
-    return UnknownCommand(
-        text,
-        "a state name starts with a letter or digit and uses only letters, digits and "
-        "_ . : / @ + - (at most 128 characters)",
-    )
+    return UnknownCommand(text, f"a state name must {STATE_NAME_RULE}")
 
 
 # =========================================================================== inputs

@@ -15,6 +15,7 @@ from typing import TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.slack.blocks import MAX_BUTTON_VALUE
+from shared.state_names import STATE_NAME
 
 
 class Action(StrEnum):
@@ -185,12 +186,10 @@ def decode_ignore_value(value: str | None) -> IgnoreValue:
 
 # =========================================================================== drift re-scan
 
-_STATE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/@+-]{0,127}\Z")
-
 
 def encode_rescan_value(state: str) -> str:
     """The value of the "Re-scan" buttons: the state's name."""
-    return _checked_name(_STATE_NAME, state, "state name")
+    return _checked_name(STATE_NAME, state, "state name")
 
 
 def decode_rescan_value(value: str | None) -> str:
@@ -199,4 +198,4 @@ def decode_rescan_value(value: str | None) -> str:
     Raises:
         BadButtonValue: the value is not a state name.
     """
-    return _read_name(_STATE_NAME, value, "This button does not say which state to scan.")
+    return _read_name(STATE_NAME, value, "This button does not say which state to scan.")

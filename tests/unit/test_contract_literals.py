@@ -1,8 +1,8 @@
 """Every contract between services is written in one place.
 
-A Slack action id, a button value's format, a key prefix of the state table or a set of
-final run statuses that is spelled out a second time drifts from the first one at run time,
-silently. This test reads the source of ``services/``, ``shared/`` and ``toilkit/`` (string
+A Slack action id, a button value's format, a key prefix of the state table, a set of
+final run statuses or the rule for a state's name that is spelled out a second time drifts
+from the first one at run time, silently. This test reads the source of ``services/``, ``shared/`` and ``toilkit/`` (string
 constants, f-string parts and literal collections, through :mod:`ast`) and fails on any
 copy outside the literal's home, naming the file and line.
 """
@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from shared import state_names
 from shared.slack.actions import Action
 from shared.state_table import keys
 
@@ -25,6 +26,7 @@ PACKAGES = ("services", "shared", "toilkit")
 ACTIONS_HOME = "shared/slack/actions.py"
 KEYS_HOME = "shared/state_table/keys.py"
 STATUS_HOMES = frozenset({"shared/events.py", "shared/state_table/runs.py"})
+STATE_NAME_HOME = "shared/state_names.py"
 
 #: Final run statuses: a literal collection holding three or more of them is a copy of the
 #: set that ``shared.state_table.runs`` derives from ``shared.events.RunStatus``.
@@ -157,3 +159,11 @@ def test_no_set_of_final_run_statuses_is_written_twice() -> None:
     assert [
         f"{path}:{line}: {sorted(texts)}" for path, line, texts in found if path not in STATUS_HOMES
     ] == []
+
+
+def test_the_rule_for_state_names_is_written_once() -> None:
+    # The detector names states by it; the gateway and the Re-scan button check by it.
+    pattern = state_names.STATE_NAME.pattern
+    assert [f for f in LITERALS if f.path == STATE_NAME_HOME and f.text == pattern]
+    assert copies(lambda found: found.text == pattern, STATE_NAME_HOME) == []
+    assert copies(lambda found: "letter or digit" in found.text, STATE_NAME_HOME) == []
