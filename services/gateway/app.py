@@ -64,21 +64,23 @@ from services.gateway.blocks import (
     read_run_form,
     text_reply,
 )
-from services.gateway.handlers import (
-    FormAccepted,
-    FormErrors,
-    FormRebuild,
-    Gateway,
+from services.gateway.commands import (
     OpenRunModal,
-    Requester,
     ScanDrift,
     ShowDrift,
     ShowHelp,
     ShowRuns,
     UnknownCommand,
+    parse_command_text,
+)
+from services.gateway.handlers import (
+    FormAccepted,
+    FormErrors,
+    FormRebuild,
+    Gateway,
+    Requester,
     derived_id,
     drift_button_value,
-    parse_command_text,
 )
 from services.gateway.ledger import (
     REQUEST_KEY,

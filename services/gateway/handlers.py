@@ -39,6 +39,7 @@ from services.gateway.blocks import (
     unknown_command_reply,
     view_errors,
 )
+from services.gateway.commands import UnknownCommand
 from services.gateway.reruns import removed_command_reply, rerun_with_edits_view
 from services.gateway.revert import plan_revert
 from services.gateway.store import Records
@@ -78,7 +79,6 @@ from shared.events import (
 )
 from shared.slack.actions import Action, BadButtonValue, ClaimValue, decode_claim_value
 from shared.slack.blocks import code, escape
-from shared.state_names import STATE_NAME_RULE, is_state_name
 from shared.state_table.drift import OpenDrift
 from shared.state_table.runs import RunRecord
 
@@ -122,79 +122,6 @@ def derived_run_id(request_key: str) -> str:
 
 def mention(actor: Actor) -> str:
     return f"<@{actor.slack_user_id}>" if actor.slack_user_id else escape(actor.name)
-
-
-# =========================================================================== slash command
-
-
-@dataclass(frozen=True)
-class ShowHelp:
-    pass
-
-
-@dataclass(frozen=True)
-class OpenRunModal:
-    command: str | None = None
-
-
-@dataclass(frozen=True)
-class ShowDrift:
-    state: str | None = None
-
-
-@dataclass(frozen=True)
-class ScanDrift:
-    state: str
-
-
-@dataclass(frozen=True)
-class ShowRuns:
-    pass
-
-
-@dataclass(frozen=True)
-class UnknownCommand:
-    text: str
-    problem: str
-
-
-Subcommand: TypeAlias = ShowHelp | OpenRunModal | ShowDrift | ScanDrift | ShowRuns | UnknownCommand
-
-
-def parse_command_text(text: str) -> Subcommand:
-    """What the text after the slash command asks for.
-
-    ``""``/``help``, ``run [COMMAND]``, ``drift [STATE]``, ``drift scan STATE``, ``runs``.
-    """
-    words = text.split()
-    if not words or (words[0].lower() == "help" and len(words) == 1):
-        return ShowHelp()
-    verb, arguments = words[0].lower(), words[1:]
-    if verb == "run" and len(arguments) <= 1:
-        return OpenRunModal(arguments[0] if arguments else None)
-    if verb == "runs" and not arguments:
-        return ShowRuns()
-    if verb == "drift":
-        if not arguments:
-            return ShowDrift()
-        if arguments[0].lower() == "scan":
-            if len(arguments) != 2:
-                return UnknownCommand(text, "scanning takes one state: `drift scan STATE`")
-            return _state_or_problem(text, arguments[1], ScanDrift)
-        if len(arguments) == 1:
-            return _state_or_problem(text, arguments[0], ShowDrift)
-        return UnknownCommand(text, "`drift` takes at most one state name")
-    if verb in ("help", "run", "runs"):
-        return UnknownCommand(text, f"`{verb}` takes no such arguments")
-    return UnknownCommand(text, "that is not a subcommand")
-
-
-def _state_or_problem(
-    text: str, state: str, build: Callable[[str], ShowDrift | ScanDrift]
-) -> Subcommand:
-    if is_state_name(state):
-        return build(state)
-    return UnknownCommand(text, f"a state name must {STATE_NAME_RULE}")
 
 
 # =========================================================================== inputs

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from services.gateway.blocks import help_reply, unknown_command_reply
-from services.gateway.handlers import (
+from services.gateway.commands import (
     OpenRunModal,
     ScanDrift,
     ShowDrift,
