@@ -135,7 +135,8 @@ class SlackPort(Protocol):
 
 
 class NotPosted(TransientError):
-    """Every attempt to post failed, and a settled look-up shows none of them was posted.
+    """Every attempt to post failed, and none of them was posted: a settled look-up shows
+    it, or Slack refused the last one (429) after the earlier ones were settled.
 
     Nothing of the message is in Slack and no request for it is still in flight, so the
     caller may forget its claim: the retry posts without a look-up.
@@ -348,6 +349,13 @@ class SlackWebApi:
             status, code = _status_and_code(exc)
             if status >= 500 or code in UNKNOWN_OUTCOME_ERRORS:
                 raise _UnknownOutcome(f"HTTP {status} {code or ''}".strip()) from exc
+            if status == 429:
+                # Refused, and so was every retry slack-sdk made of it; any attempt before
+                # it was settled as not posted: nothing of this message is in Slack.
+                raise NotPosted(
+                    f"slack chat.postMessage ({channel}): HTTP 429 {code or ''}".strip(),
+                    retry_after=retry_after_seconds(getattr(exc.response, "headers", None)),
+                ) from exc
             raise classify_slack_error(exc, "chat.postMessage", channel) from exc
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise _UnknownOutcome(f"{type(exc).__name__}: {exc}") from exc

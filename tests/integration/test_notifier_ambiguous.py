@@ -25,7 +25,7 @@ from services.notifier.blocks import SlackMessage
 from services.notifier.delivery import Delivery
 from services.notifier.pacing import ChannelPacer
 from services.notifier.settings import SlackRetrySettings
-from services.notifier.slack import PostMarker, SlackWebApi
+from services.notifier.slack import NotPosted, PostMarker, SlackWebApi
 from services.notifier.store import NotifierStore, PostKey
 from shared.aws import AwsClients
 from shared.errors import TransientError
@@ -234,11 +234,17 @@ async def test_an_attempt_that_posts_again_restamps_the_claim_a_later_one_waits_
     message = SlackMessage(text="x", blocks=(section("x"),))
 
     # WHEN a redelivery at t=2000 finds nothing and posts again, and that post fails
-    # without a verdict (429, no retries left), leaving the claim without a ts
+    # without a verdict (a 500, and the look-up for it is refused: seed 10 lets the
+    # look-up before the post through and refuses the one after it), leaving the claim
+    # without a ts
     now[0] = 2000.0
-    standin.set_faults(FaultSpec(method="chat.postMessage", rate_limited=1.0))
-    with pytest.raises(TransientError):
+    standin.set_faults(FaultSpec(method="chat.postMessage", server_error=1.0))
+    standin.set_faults(
+        FaultSpec(method="conversations.history", rate_limited=0.5, seed=10, max_injections=1)
+    )
+    with pytest.raises(TransientError) as failed:
         await delivery.post_once(marker, CHANNELS[0], message)
+    assert not isinstance(failed.value, NotPosted)
     assert len(standin.calls("chat.postMessage")) == 1
 
     # THEN the next redelivery waits for Slack to settle the t=2000 attempt's requests
@@ -249,3 +255,33 @@ async def test_an_attempt_that_posts_again_restamps_the_claim_a_later_one_waits_
         await delivery.post_once(marker, CHANNELS[0], message)
     assert 250 < raised.value.retry_after <= 300
     assert len(standin.calls("chat.postMessage")) == 1
+
+
+async def test_a_post_slack_refused_with_429_is_released_and_posted_at_the_next_try(
+    standin: SlackStandin,
+    session: aiohttp.ClientSession,
+    aws: AwsClients,
+    names: Names,
+    topology: BootstrapReport,
+) -> None:
+    # GIVEN Slack answers every post 429 and slack-sdk has no retries of it left
+    store = NotifierStore(aws.dynamodb, names.state_table)
+    slack = adapter(standin, session, settle_seconds=30, rate_limited=0)
+    delivery = Delivery(
+        slack, store, claim_lease_seconds=600, attempt_window_seconds=300, settle_seconds=30
+    )
+    marker = PostMarker("event-refused", "message")
+    message = SlackMessage(text="x", blocks=(section("x"),))
+    standin.set_faults(FaultSpec(method="chat.postMessage", rate_limited=1.0, retry_after=3))
+
+    # WHEN the post is refused, THEN nothing was posted and the retry waits Retry-After
+    with pytest.raises(NotPosted) as refused:
+        await delivery.post_once(marker, CHANNELS[0], message)
+    assert refused.value.retry_after == 3
+
+    # AND the next try posts at once (no look-up, no wait for an attempt that might post)
+    standin.clear_faults()
+    posted = await delivery.post_once(marker, CHANNELS[0], message)
+    assert await posted_per_event(standin) == {"event-refused": 1}
+    assert posted.ts
+    assert standin.calls("conversations.history") == []
