@@ -17,6 +17,7 @@ from shared.aws import error_code
 from shared.errors import ConfigError
 from shared.events import EVENT_TYPES, OUTCOME_TYPES
 from shared.settings import TopologySettings
+from shared.state_table.keys import EXPIRES_AT
 
 if TYPE_CHECKING:
     from types_aiobotocore_sns import SNSClient
@@ -69,7 +70,7 @@ QUEUES: tuple[QueueSpec, ...] = (
 
 TABLES: tuple[TableSpec, ...] = (
     TableSpec(suffix="idempotency", hash_key="id", range_key=None, ttl_attribute="expiration"),
-    TableSpec(suffix="state", hash_key="pk", range_key="sk", ttl_attribute="expires_at"),
+    TableSpec(suffix="state", hash_key="pk", range_key="sk", ttl_attribute=EXPIRES_AT),
 )
 
 assert all(t in EVENT_TYPES for q in QUEUES for t in q.event_types)

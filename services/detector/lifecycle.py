@@ -47,6 +47,7 @@ from shared.state_table.access import put_item, query_all, update_item
 from shared.state_table.drift import StateScan, claimer_from_item, state_scan_from_item
 from shared.state_table.keys import (
     DRIFT_STATES,
+    EXPIRES_AT,
     FINDING_PREFIX,
     HISTORY_PREFIX,
     drift_partition,
@@ -399,7 +400,7 @@ class LifecycleStore:
             "closed_at": {"S": sortable_time(now)},
             "closed_by_scan": {"S": scan_id},
             "outcome": {"S": outcome},
-            "expires_at": {"N": str(int((now + timedelta(days=self.history_days)).timestamp()))},
+            EXPIRES_AT: {"N": str(int((now + timedelta(days=self.history_days)).timestamp()))},
         }
         if record.claimed_by is not None:
             history["claimed_by_name"] = {"S": record.claimed_by.name}

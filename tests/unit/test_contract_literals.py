@@ -10,6 +10,7 @@ copy outside the literal's home, naming the file and line.
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,12 +61,18 @@ KEY_PREFIXES = (
 )
 
 
+#: The state table's TTL attribute: the table is created with it (``shared/topology.py``)
+#: and every store writes it, so each one names it through ``keys.EXPIRES_AT``.
+TTL_ATTRIBUTE = re.compile(rf"\b{re.escape(keys.EXPIRES_AT)}\b")
+
+
 @dataclass(frozen=True)
 class Literal_:
     path: str
     line: int
     text: str
     in_fstring: bool
+    docstring: bool = False
 
 
 def sources() -> Iterator[tuple[str, ast.Module]]:
@@ -75,16 +82,37 @@ def sources() -> Iterator[tuple[str, ast.Module]]:
             yield relative, ast.parse(path.read_text(encoding="utf-8"), filename=relative)
 
 
+DOCUMENTED = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+
+
+def _docstring_node(node: ast.AST) -> ast.Constant | None:
+    body = getattr(node, "body", [])
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+        return body[0].value
+    return None
+
+
 def string_literals() -> list[Literal_]:
     found = []
     for path, tree in sources():
         fstring_parts: set[int] = set()
+        docstrings: set[int] = set()
         for node in ast.walk(tree):
             if isinstance(node, ast.JoinedStr):
                 fstring_parts.update(id(value) for value in node.values)
+            if isinstance(node, DOCUMENTED) and (doc := _docstring_node(node)) is not None:
+                docstrings.add(id(doc))
         for node in ast.walk(tree):
             if isinstance(node, ast.Constant) and isinstance(node.value, str):
-                found.append(Literal_(path, node.lineno, node.value, id(node) in fstring_parts))
+                found.append(
+                    Literal_(
+                        path,
+                        node.lineno,
+                        node.value,
+                        id(node) in fstring_parts,
+                        id(node) in docstrings,
+                    )
+                )
     return found
 
 
@@ -167,3 +195,12 @@ def test_the_rule_for_state_names_is_written_once() -> None:
     assert [f for f in LITERALS if f.path == STATE_NAME_HOME and f.text == pattern]
     assert copies(lambda found: found.text == pattern, STATE_NAME_HOME) == []
     assert copies(lambda found: "letter or digit" in found.text, STATE_NAME_HOME) == []
+
+
+def test_the_state_tables_ttl_attribute_is_named_once() -> None:
+    # A store that spelled it differently would write items that never expire.
+    assert [f for f in LITERALS if f.path == KEYS_HOME and f.text == keys.EXPIRES_AT]
+    assert (
+        copies(lambda found: not found.docstring and TTL_ATTRIBUTE.search(found.text), KEYS_HOME)
+        == []
+    )
