@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from shared import state_names
+from shared import secrets, state_names
 from shared.slack.actions import Action
 from shared.state_table import keys
 
@@ -204,3 +204,11 @@ def test_the_state_tables_ttl_attribute_is_named_once() -> None:
         copies(lambda found: not found.docstring and TTL_ATTRIBUTE.search(found.text), KEYS_HOME)
         == []
     )
+
+
+@pytest.mark.parametrize("secret", [secrets.BOT_TOKEN, secrets.SIGNING_SECRET])
+def test_each_secret_key_is_written_once(secret: str) -> None:
+    # toilkit.aws_lambda maps the key to its SSM parameter; the services read it back by it.
+    home = "shared/secrets.py"
+    assert [f for f in LITERALS if f.path == home and f.text == secret]
+    assert copies(lambda found: not found.docstring and found.text == secret, home) == []
