@@ -212,3 +212,11 @@ def test_each_secret_key_is_written_once(secret: str) -> None:
     home = "shared/secrets.py"
     assert [f for f in LITERALS if f.path == home and f.text == secret]
     assert copies(lambda found: not found.docstring and found.text == secret, home) == []
+
+
+def test_the_event_archives_hour_partition_is_written_once() -> None:
+    # The publisher writes events under it and ``toilkit archive`` lists them by it.
+    home = "shared/publishing.py"
+    hour = "%Y/%m/%d/%H"
+    assert [f for f in LITERALS if f.path == home and f.text == hour]
+    assert copies(lambda found: hour in found.text and not found.docstring, home) == []
