@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from shared import secrets, state_names
+from shared.slack import signing
 from shared.slack.actions import Action
 from shared.state_table import keys
 
@@ -220,3 +221,12 @@ def test_the_event_archives_hour_partition_is_written_once() -> None:
     hour = "%Y/%m/%d/%H"
     assert [f for f in LITERALS if f.path == home and f.text == hour]
     assert copies(lambda found: hour in found.text and not found.docstring, home) == []
+
+
+@pytest.mark.parametrize("header", [signing.TIMESTAMP_HEADER, signing.SIGNATURE_HEADER])
+def test_slacks_signature_headers_are_named_once(header: str) -> None:
+    # The gateway reads them to verify a request. Left out: toilkit.aws_lambda, which splits
+    # their values in every function's sandbox and would load slack_sdk into the detector's
+    # cold start by importing them, and the chaos fuzzer, which only sends them.
+    homes = frozenset({"shared/slack/signing.py", "toilkit/aws_lambda.py", "toilkit/chaos/fuzz.py"})
+    assert copies(lambda found: found.text.lower() == header.lower(), homes) == []
