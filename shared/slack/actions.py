@@ -148,6 +148,11 @@ def decode_claim_value(value: str | None) -> ClaimValue:
 # =========================================================================== drift ignore
 
 
+#: The longest attribute path an ignore rule names: the button carries it and the Ignore…
+#: modal prefills its input with it, so the input accepts as many characters.
+MAX_IGNORE_ATTRIBUTE = 512
+
+
 class IgnoreValue(BaseModel):
     """The value of an "Ignore…" button: what the rule it opens would ignore."""
 
@@ -155,7 +160,7 @@ class IgnoreValue(BaseModel):
 
     state: str = Field(min_length=1, max_length=128)
     address: str = Field(min_length=1, max_length=1024)
-    attribute: str | None = Field(default=None, min_length=1, max_length=512)
+    attribute: str | None = Field(default=None, min_length=1, max_length=MAX_IGNORE_ATTRIBUTE)
     #: Drawn as the suggestion after repeats (the modal says so).
     suggested: bool = False
 

@@ -20,7 +20,7 @@ import pytest
 from shared import secrets, state_names
 from shared.slack import signing
 from shared.slack.actions import Action
-from shared.state_table import keys
+from shared.state_table import drift_actions, keys
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("services", "shared", "toilkit")
@@ -230,3 +230,10 @@ def test_slacks_signature_headers_are_named_once(header: str) -> None:
     # cold start by importing them, and the chaos fuzzer, which only sends them.
     homes = frozenset({"shared/slack/signing.py", "toilkit/aws_lambda.py", "toilkit/chaos/fuzz.py"})
     assert copies(lambda found: found.text.lower() == header.lower(), homes) == []
+
+
+def test_the_longest_ignore_rule_is_stated_once() -> None:
+    # The Ignore… modal's hint says it; expiry_problem enforces it.
+    home = "shared/state_table/drift_actions.py"
+    days = f"{drift_actions.MAX_IGNORE_DAYS} days"
+    assert copies(lambda found: not found.docstring and days in found.text, home) == []
