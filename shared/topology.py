@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 #: another, shared/idempotency.py). Ten leaves room for a crash loop of several restarts;
 #: a transient failure backs off 2, 4, 8... s (up to 5 min) between receives.
 MAX_RECEIVE_COUNT = 10
+#: How long a dead-letter queue keeps a message (a worker keeps its failure reason as long).
+DLQ_RETENTION_SECONDS = 14 * 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,7 @@ class QueueSpec:
     visibility_timeout: int = 60
     max_receive_count: int = MAX_RECEIVE_COUNT
     retention_seconds: int = 4 * 24 * 3600
-    dlq_retention_seconds: int = 14 * 24 * 3600
+    dlq_retention_seconds: int = DLQ_RETENTION_SECONDS
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,7 @@ from shared.observability import event_log_fields, log_context
 from shared.ops import DeadLetter
 from shared.publishing import resolve_body
 from shared.settings import MAX_VISIBILITY_SECONDS, WorkerSettings
+from shared.topology import DLQ_RETENTION_SECONDS
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client
@@ -53,7 +54,7 @@ log = logging.getLogger(__name__)
 Handler = Callable[[Any], Awaitable[None]]
 
 #: Seconds a poison message's failure reason is kept (as long as the DLQ keeps messages).
-FAILURE_RECORD_TTL = 14 * 24 * 3600
+FAILURE_RECORD_TTL = DLQ_RETENTION_SECONDS
 
 
 class Outcome(Enum):
