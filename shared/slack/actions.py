@@ -15,7 +15,7 @@ from typing import TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.slack.blocks import MAX_BUTTON_VALUE
-from shared.state_names import STATE_NAME
+from shared.state_names import MAX_STATE_NAME, STATE_NAME
 
 
 class Action(StrEnum):
@@ -118,7 +118,7 @@ class ClaimValue(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    state: str = Field(min_length=1, max_length=128)
+    state: str = Field(min_length=1, max_length=MAX_STATE_NAME)
     fingerprints: tuple[str, ...] = Field(default=(), max_length=500)
 
 
@@ -158,7 +158,7 @@ class IgnoreValue(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    state: str = Field(min_length=1, max_length=128)
+    state: str = Field(min_length=1, max_length=MAX_STATE_NAME)
     address: str = Field(min_length=1, max_length=1024)
     attribute: str | None = Field(default=None, min_length=1, max_length=MAX_IGNORE_ATTRIBUTE)
     #: Drawn as the suggestion after repeats (the modal says so).

@@ -198,6 +198,15 @@ def test_the_rule_for_state_names_is_written_once() -> None:
     assert copies(lambda found: "letter or digit" in found.text, STATE_NAME_HOME) == []
 
 
+def test_the_longest_state_name_is_the_patterns() -> None:
+    # The button values' models bound ``state`` by MAX_STATE_NAME; the pattern by its own
+    # repetition count, which a regex cannot take from a constant.
+    longest = state_names.MAX_STATE_NAME
+    assert state_names.is_state_name("a" * longest)
+    assert not state_names.is_state_name("a" * (longest + 1))
+    assert f"at most {longest} characters" in state_names.STATE_NAME_RULE
+
+
 def test_the_state_tables_ttl_attribute_is_named_once() -> None:
     # A store that spelled it differently would write items that never expire.
     assert [f for f in LITERALS if f.path == KEYS_HOME and f.text == keys.EXPIRES_AT]
