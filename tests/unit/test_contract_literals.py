@@ -246,3 +246,28 @@ def test_the_longest_ignore_rule_is_stated_once() -> None:
     home = "shared/state_table/drift_actions.py"
     days = f"{drift_actions.MAX_IGNORE_DAYS} days"
     assert copies(lambda found: not found.docstring and days in found.text, home) == []
+
+
+@pytest.mark.parametrize(
+    ("variable", "home"),
+    [
+        ("TOILKIT_RUN_ID", "services/batch/runners/base.py"),
+        ("TOILKIT_RUN_MODE", "services/batch/runners/base.py"),
+        ("TOILKIT_SCAN_REQUEST", "services/detector/function.py"),
+    ],
+)
+def test_each_variable_handed_to_a_command_is_named_once(variable: str, home: str) -> None:
+    # Set by the runner (or the function starting a build) and read by what it started.
+    # The chaos workloads are such commands, reading the documented name as a user's would.
+    assert [f for f in LITERALS if f.path == home and f.text == variable]
+    assert (
+        copies(
+            lambda found: (
+                not found.docstring
+                and variable in found.text
+                and not found.path.startswith("toilkit/chaos/")
+            ),
+            home,
+        )
+        == []
+    )
