@@ -271,3 +271,13 @@ def test_each_variable_handed_to_a_command_is_named_once(variable: str, home: st
         )
         == []
     )
+
+
+def test_the_bot_tokens_variable_is_named_once() -> None:
+    # The services read the token from it (bare or with their prefix); `toilkit up` starts
+    # the Slack stand-in unless one of the same variables is set.
+    home = "shared/slack/settings.py"
+    assert [f for f in LITERALS if f.path == home and f.text == "SLACK_BOT_TOKEN"]
+    # A variable's name, not a message that mentions it (those have spaces).
+    named = [f for f in LITERALS if "SLACK_BOT_TOKEN" in f.text and " " not in f.text]
+    assert [f"{f.path}:{f.line}: {f.text!r}" for f in named if f.path != home] == []
