@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from shared import secrets, state_names
+from shared.events import SENSITIVE
 from shared.slack import signing
 from shared.slack.actions import Action
 from shared.state_table import drift_actions, keys
@@ -281,3 +282,11 @@ def test_the_bot_tokens_variable_is_named_once() -> None:
     # A variable's name, not a message that mentions it (those have spaces).
     named = [f for f in LITERALS if "SLACK_BOT_TOKEN" in f.text and " " not in f.text]
     assert [f"{f.path}:{f.line}: {f.text!r}" for f in named if f.path != home] == []
+
+
+def test_the_sensitive_marker_is_written_once() -> None:
+    # What replaces a sensitive value wherever it is shown (Slack, the CLI, error messages);
+    # the notifier recognises it. shared/preview.py keeps its own: that one feeds stored
+    # digests, which must not change if the shown marker ever does.
+    homes = frozenset({"shared/events.py", "shared/preview.py"})
+    assert copies(lambda found: not found.docstring and found.text == SENSITIVE, homes) == []
