@@ -44,7 +44,13 @@ from shared.aws import call_aws
 from shared.errors import ConditionFailed
 from shared.events import Actor, FindingKind, FindingStatus, ScanMode, Suspect
 from shared.state_table.access import put_item, query_all, update_item
-from shared.state_table.drift import StateScan, claimer_from_item, state_scan_from_item
+from shared.state_table.drift import (
+    CLAIMED_BY_NAME,
+    CLAIMED_BY_SLACK,
+    StateScan,
+    claimer_from_item,
+    state_scan_from_item,
+)
 from shared.state_table.keys import (
     DRIFT_STATES,
     EXPIRES_AT,
@@ -266,12 +272,12 @@ class LifecycleStore:
                     ":name": {"S": claimed_by.name},
                     ":at": {"S": sortable_time(now)},
                 }
-                expression = "SET claimed_by_name = :name, claimed_at = :at"
+                expression = f"SET {CLAIMED_BY_NAME} = :name, claimed_at = :at"
                 if claimed_by.slack_user_id:
                     values[":slack"] = {"S": claimed_by.slack_user_id}
-                    expression += ", claimed_by_slack = :slack"
+                    expression += f", {CLAIMED_BY_SLACK} = :slack"
                 else:
-                    expression += " REMOVE claimed_by_slack"
+                    expression += f" REMOVE {CLAIMED_BY_SLACK}"
                 try:
                     await update_item(
                         self.dynamodb,
@@ -338,7 +344,7 @@ class LifecycleStore:
                             first_seen=parse_time(item["first_seen"]["S"]),
                             closed_at=parse_time(item["closed_at"]["S"]),
                             outcome="ignored" if item["outcome"]["S"] == "ignored" else "resolved",
-                            claimed_by=item.get("claimed_by_name", {}).get("S"),
+                            claimed_by=item.get(CLAIMED_BY_NAME, {}).get("S"),
                             attributes=_attributes_of(item),
                         )
                     )
@@ -403,7 +409,7 @@ class LifecycleStore:
             EXPIRES_AT: {"N": str(int((now + timedelta(days=self.history_days)).timestamp()))},
         }
         if record.claimed_by is not None:
-            history["claimed_by_name"] = {"S": record.claimed_by.name}
+            history[CLAIMED_BY_NAME] = {"S": record.claimed_by.name}
         if record.attributes:
             history["attributes"] = {"SS": list(record.attributes)}
         finding_key = key(drift_partition(record.state), FINDING_PREFIX + record.fingerprint)

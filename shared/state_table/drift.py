@@ -13,6 +13,11 @@ from typing import Any
 from shared.events import Actor
 from shared.state_table.keys import parse_time
 
+#: Who is on a finding, in its open item and its history: the detector writes them when
+#: someone presses "I'm on it" (and into the history when the finding closes).
+CLAIMED_BY_NAME = "claimed_by_name"
+CLAIMED_BY_SLACK = "claimed_by_slack"
+
 
 @dataclass(frozen=True)
 class StateScan:
@@ -61,9 +66,9 @@ def open_drift_from_item(state: str, item: dict[str, Any]) -> OpenDrift:
 def claimer_from_item(item: Mapping[str, Any]) -> Actor | None:
     """Who is on a finding (``claimed_by_name``, ``claimed_by_slack`` of its item, open or
     in its history); ``None`` when nobody claimed it."""
-    if "claimed_by_name" not in item:
+    if CLAIMED_BY_NAME not in item:
         return None
     return Actor(
-        name=item["claimed_by_name"]["S"],
-        slack_user_id=item.get("claimed_by_slack", {}).get("S"),
+        name=item[CLAIMED_BY_NAME]["S"],
+        slack_user_id=item.get(CLAIMED_BY_SLACK, {}).get("S"),
     )

@@ -21,7 +21,7 @@ from shared import secrets, state_names
 from shared.events import SENSITIVE
 from shared.slack import signing
 from shared.slack.actions import Action
-from shared.state_table import drift_actions, keys
+from shared.state_table import drift, drift_actions, keys
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("services", "shared", "toilkit")
@@ -290,3 +290,11 @@ def test_the_sensitive_marker_is_written_once() -> None:
     # digests, which must not change if the shown marker ever does.
     homes = frozenset({"shared/events.py", "shared/preview.py"})
     assert copies(lambda found: not found.docstring and found.text == SENSITIVE, homes) == []
+
+
+@pytest.mark.parametrize("attribute", [drift.CLAIMED_BY_NAME, drift.CLAIMED_BY_SLACK])
+def test_each_claimer_attribute_is_named_once(attribute: str) -> None:
+    # The detector writes who is on a finding; shared.state_table.drift reads it back.
+    home = "shared/state_table/drift.py"
+    assert [f for f in LITERALS if f.path == home and f.text == attribute]
+    assert copies(lambda found: not found.docstring and attribute in found.text, home) == []
