@@ -50,6 +50,7 @@ from shared.state_table.drift import (
     StateScan,
     claimer_from_item,
     state_scan_from_item,
+    state_scan_item,
 )
 from shared.state_table.keys import (
     DRIFT_STATES,
@@ -248,13 +249,7 @@ class LifecycleStore:
 
     async def record_scan(self, state: str, *, status: str, scan_id: str, now: datetime) -> None:
         """Remember that ``state`` was scanned (the report lists states from these)."""
-        item = {
-            "pk": {"S": DRIFT_STATES},
-            "sk": {"S": state},
-            "scanned_at": {"S": sortable_time(now)},
-            "scan_id": {"S": scan_id},
-            "status": {"S": status},
-        }
+        item = state_scan_item(StateScan(state, scanned_at=now, status=status, scan_id=scan_id))
         await put_item(self.dynamodb, self.table, item, what="drift state scan")
 
     async def claim(

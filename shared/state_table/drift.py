@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from shared.events import Actor
-from shared.state_table.keys import parse_time
+from shared.state_table.keys import DRIFT_STATES, key, parse_time, sortable_time
 
 #: Who is on a finding, in its open item and its history: the detector writes them when
 #: someone presses "I'm on it" (and into the history when the finding closes).
@@ -39,6 +39,17 @@ class OpenDrift:
     kind: str
     first_seen: datetime
     claimed_by: Actor | None = None
+
+
+def state_scan_item(scan: StateScan) -> dict[str, Any]:
+    """The item the detector writes for a state's last scan (read by
+    :func:`state_scan_from_item`)."""
+    return {
+        **key(DRIFT_STATES, scan.state),
+        "scanned_at": {"S": sortable_time(scan.scanned_at)},
+        "scan_id": {"S": scan.scan_id},
+        "status": {"S": scan.status},
+    }
 
 
 def state_scan_from_item(item: dict[str, Any]) -> StateScan:

@@ -298,3 +298,9 @@ def test_each_claimer_attribute_is_named_once(attribute: str) -> None:
     home = "shared/state_table/drift.py"
     assert [f for f in LITERALS if f.path == home and f.text == attribute]
     assert copies(lambda found: not found.docstring and attribute in found.text, home) == []
+
+
+def test_a_state_scans_item_is_built_beside_its_reader() -> None:
+    # The detector writes it (state_scan_item), the report and /toil drift read it.
+    home = "shared/state_table/drift.py"
+    assert copies(lambda found: not found.docstring and found.text == "scanned_at", home) == []
