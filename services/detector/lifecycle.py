@@ -45,8 +45,12 @@ from shared.errors import ConditionFailed
 from shared.events import Actor, FindingKind, FindingStatus, ScanMode, Suspect
 from shared.state_table.access import put_item, query_all, update_item
 from shared.state_table.drift import (
+    ADDRESS,
     CLAIMED_BY_NAME,
     CLAIMED_BY_SLACK,
+    FINGERPRINT,
+    FIRST_SEEN,
+    KIND,
     StateScan,
     claimer_from_item,
     state_scan_from_item,
@@ -300,7 +304,7 @@ class LifecycleStore:
                 continue
             if parse_time(item["closed_at"]["S"]) < since:
                 continue
-            fingerprint = item["fingerprint"]["S"]
+            fingerprint = item[FINGERPRINT]["S"]
             counts[fingerprint] = counts.get(fingerprint, 0) + 1
         return counts
 
@@ -333,10 +337,10 @@ class LifecycleStore:
                     found.append(
                         Occurrence(
                             state=state,
-                            fingerprint=item["fingerprint"]["S"],
-                            address=item["address"]["S"],
-                            kind=_kind(item["kind"]["S"]),
-                            first_seen=parse_time(item["first_seen"]["S"]),
+                            fingerprint=item[FINGERPRINT]["S"],
+                            address=item[ADDRESS]["S"],
+                            kind=_kind(item[KIND]["S"]),
+                            first_seen=parse_time(item[FIRST_SEEN]["S"]),
                             closed_at=parse_time(item["closed_at"]["S"]),
                             outcome="ignored" if item["outcome"]["S"] == "ignored" else "resolved",
                             claimed_by=item.get(CLAIMED_BY_NAME, {}).get("S"),
@@ -356,12 +360,12 @@ class LifecycleStore:
             item: dict[str, Any] = {
                 **finding_key,
                 "state": {"S": state},
-                "fingerprint": {"S": finding.fingerprint},
-                "address": {"S": finding.address},
-                "kind": {"S": finding.kind},
+                FINGERPRINT: {"S": finding.fingerprint},
+                ADDRESS: {"S": finding.address},
+                KIND: {"S": finding.kind},
                 "resource_type": {"S": finding.resource_type},
                 "status": {"S": "open"},
-                "first_seen": {"S": sortable_time(tracked.first_seen)},
+                FIRST_SEEN: {"S": sortable_time(tracked.first_seen)},
                 "last_seen": {"S": sortable_time(now)},
                 "first_scan_id": {"S": scan_id},
                 "last_scan_id": {"S": scan_id},
@@ -375,7 +379,7 @@ class LifecycleStore:
             self.dynamodb,
             self.table,
             finding_key,
-            "SET last_seen = :now, last_scan_id = :scan, address = :address, suspects = :suspects",
+            f"SET last_seen = :now, last_scan_id = :scan, {ADDRESS} = :address, suspects = :suspects",
             what="drift finding",
             values={
                 ":now": {"S": sortable_time(now)},
@@ -394,10 +398,10 @@ class LifecycleStore:
                 f"{HISTORY_PREFIX}{sortable_time(record.first_seen)}#{record.fingerprint}",
             ),
             "state": {"S": record.state},
-            "fingerprint": {"S": record.fingerprint},
-            "address": {"S": record.address},
-            "kind": {"S": record.kind},
-            "first_seen": {"S": sortable_time(record.first_seen)},
+            FINGERPRINT: {"S": record.fingerprint},
+            ADDRESS: {"S": record.address},
+            KIND: {"S": record.kind},
+            FIRST_SEEN: {"S": sortable_time(record.first_seen)},
             "closed_at": {"S": sortable_time(now)},
             "closed_by_scan": {"S": scan_id},
             "outcome": {"S": outcome},
@@ -444,11 +448,11 @@ def _record_from_item(state: str, item: Mapping[str, Any]) -> FindingRecord:
     suspects_json = item.get("suspects", {}).get("S", "[]")
     return FindingRecord(
         state=state,
-        fingerprint=item["fingerprint"]["S"],
-        address=item["address"]["S"],
-        kind=_kind(item["kind"]["S"]),
+        fingerprint=item[FINGERPRINT]["S"],
+        address=item[ADDRESS]["S"],
+        kind=_kind(item[KIND]["S"]),
         resource_type=item.get("resource_type", {}).get("S", ""),
-        first_seen=parse_time(item["first_seen"]["S"]),
+        first_seen=parse_time(item[FIRST_SEEN]["S"]),
         last_seen=parse_time(item["last_seen"]["S"]),
         first_scan_id=item.get("first_scan_id", {}).get("S", ""),
         claimed_by=claimer_from_item(item),

@@ -13,6 +13,12 @@ from typing import Any
 from shared.events import Actor
 from shared.state_table.keys import DRIFT_STATES, key, parse_time, sortable_time
 
+#: A finding's attributes, in its open item and its history: the detector writes them and
+#: reads them back; :func:`open_drift_from_item` reads them for the gateway.
+FINGERPRINT = "fingerprint"
+ADDRESS = "address"
+KIND = "kind"
+FIRST_SEEN = "first_seen"
 #: Who is on a finding, in its open item and its history: the detector writes them when
 #: someone presses "I'm on it" (and into the history when the finding closes).
 CLAIMED_BY_NAME = "claimed_by_name"
@@ -66,10 +72,10 @@ def open_drift_from_item(state: str, item: dict[str, Any]) -> OpenDrift:
     """Raises ``KeyError``/``ValueError`` for an item that is not an open finding."""
     return OpenDrift(
         state=state,
-        fingerprint=item["fingerprint"]["S"],
-        address=item["address"]["S"],
-        kind=item.get("kind", {}).get("S", "drift"),
-        first_seen=parse_time(item["first_seen"]["S"]),
+        fingerprint=item[FINGERPRINT]["S"],
+        address=item[ADDRESS]["S"],
+        kind=item.get(KIND, {}).get("S", "drift"),
+        first_seen=parse_time(item[FIRST_SEEN]["S"]),
         claimed_by=claimer_from_item(item),
     )
 

@@ -304,3 +304,20 @@ def test_a_state_scans_item_is_built_beside_its_reader() -> None:
     # The detector writes it (state_scan_item), the report and /toil drift read it.
     home = "shared/state_table/drift.py"
     assert copies(lambda found: not found.docstring and found.text == "scanned_at", home) == []
+
+
+def test_a_findings_first_seen_is_named_once() -> None:
+    # The detector writes and reads it; shared.state_table.drift reads it for the gateway.
+    # (toilkit/drift_report.py names a field of its JSON output the same; not the item.)
+    home = "shared/state_table/drift.py"
+    assert (
+        copies(
+            lambda found: (
+                not found.docstring
+                and found.text == drift.FIRST_SEEN
+                and found.path != "toilkit/drift_report.py"
+            ),
+            home,
+        )
+        == []
+    )
