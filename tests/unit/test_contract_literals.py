@@ -255,6 +255,7 @@ def test_the_longest_ignore_rule_is_stated_once() -> None:
         ("TOILKIT_RUN_ID", "services/batch/runners/base.py"),
         ("TOILKIT_RUN_MODE", "services/batch/runners/base.py"),
         ("TOILKIT_SCAN_REQUEST", "services/detector/function.py"),
+        ("TOILKIT_COMMAND", "services/batch/runners/codebuild.py"),
     ],
 )
 def test_each_variable_handed_to_a_command_is_named_once(variable: str, home: str) -> None:
