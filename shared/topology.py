@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from shared.aws import error_code
 from shared.errors import ConfigError
 from shared.events import EVENT_TYPES, OUTCOME_TYPES
+from shared.idempotency import EXPIRATION
 from shared.settings import TopologySettings
 from shared.state_table.keys import EXPIRES_AT
 
@@ -71,7 +72,7 @@ QUEUES: tuple[QueueSpec, ...] = (
 )
 
 TABLES: tuple[TableSpec, ...] = (
-    TableSpec(suffix="idempotency", hash_key="id", range_key=None, ttl_attribute="expiration"),
+    TableSpec(suffix="idempotency", hash_key="id", range_key=None, ttl_attribute=EXPIRATION),
     TableSpec(suffix="state", hash_key="pk", range_key="sk", ttl_attribute=EXPIRES_AT),
 )
 

@@ -322,3 +322,9 @@ def test_a_findings_first_seen_is_named_once() -> None:
         )
         == []
     )
+
+
+def test_the_idempotency_tables_ttl_attribute_is_named_once() -> None:
+    # shared/topology.py creates the table with it; shared/idempotency.py writes it.
+    home = "shared/idempotency.py"
+    assert copies(lambda found: not found.docstring and found.text == "expiration", home) == []
