@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 from shared.catalog_drift import REVERT_PARAMETERS, DriftActionsPolicy
 from shared.catalog_principals import NAME_PATTERN, SLACK_GROUP_ID, SLACK_USER_ID, Principals
 from shared.errors import ConfigError
-from shared.events import RunParameter
+from shared.events import SENSITIVE, RunParameter
 from shared.options import OptionsSource
 from shared.options import value_problem as listed_value_problem
 from shared.preview import PreviewSpec, fingerprint_of
@@ -719,7 +719,7 @@ def validate_request(
             message = str(exc)
             if parameter.sensitive:
                 # The reason goes to Slack and the audit trail; the value must not.
-                message = message.replace(repr(raw), "(sensitive)").replace(str(raw), "(sensitive)")
+                message = message.replace(repr(raw), SENSITIVE).replace(str(raw), SENSITIVE)
             errors.append(FieldError(field=parameter.name, message=message))
     if errors:
         return errors

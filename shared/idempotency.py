@@ -45,6 +45,8 @@ IN_PROGRESS = "INPROGRESS"
 #: runs out about when its message reappears) before giving the message back to SQS.
 TAKEOVER_WAIT_SECONDS = 5.0
 COMPLETED = "COMPLETED"
+#: The idempotency table's TTL attribute (epoch seconds; the table is created with it).
+EXPIRATION = "expiration"
 #: The kind of a failure record written as a message's last receive begins: replaced by the
 #: real reason if the handler fails, deleted if it succeeds, left if the worker never returns.
 INTERRUPTED = "interrupted"
@@ -86,7 +88,7 @@ class IdempotencyStore:
             "status": {"S": IN_PROGRESS},
             "owner": {"S": self.owner},
             "in_progress_expiration": {"N": str(int(now + in_progress_seconds) + 1)},
-            "expiration": {"N": str(int(now + self.completed_ttl))},
+            EXPIRATION: {"N": str(int(now + self.completed_ttl))},
         }
         try:
             await put_item(
@@ -95,7 +97,7 @@ class IdempotencyStore:
                 item,
                 what="idempotency",
                 condition=(
-                    "attribute_not_exists(id) OR expiration < :now OR "
+                    f"attribute_not_exists(id) OR {EXPIRATION} < :now OR "
                     "(#status = :in_progress AND in_progress_expiration < :now)"
                 ),
                 names={"#status": "status"},
@@ -215,7 +217,7 @@ class IdempotencyStore:
         """Mark ``key`` handled; a redelivery of the same event is then skipped."""
         await self._update(
             key,
-            "SET #status = :completed, expiration = :expiration",
+            f"SET #status = :completed, {EXPIRATION} = :expiration",
             names={"#status": "status"},
             values={
                 ":completed": {"S": COMPLETED},
@@ -227,7 +229,7 @@ class IdempotencyStore:
         """Mark several keys handled with batch writes (25 per request)."""
         expiration = {"N": str(int(self.clock() + self.completed_ttl))}
         items = [
-            {"id": {"S": k}, "status": {"S": COMPLETED}, "expiration": expiration}
+            {"id": {"S": k}, "status": {"S": COMPLETED}, EXPIRATION: expiration}
             for k in dict.fromkeys(keys)
         ]
         await batch_put(self.dynamodb, self.table, items, what="idempotency")
@@ -264,7 +266,7 @@ class IdempotencyStore:
             "reason": {"S": reason[:2000]},
             "kind": {"S": kind},
             "failed_at": {"N": str(int(now))},
-            "expiration": {"N": str(int(now + ttl))},
+            EXPIRATION: {"N": str(int(now + ttl))},
         }
         condition = "attribute_not_exists(id)"
         values: dict[str, Any] | None = None

@@ -12,7 +12,7 @@ import asyncio
 import json
 import logging
 from dataclasses import KW_ONLY, dataclass
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from shared.aws import call_aws
@@ -52,10 +52,15 @@ class Published:
     offloaded_to: ObjectRef | None = None
 
 
+def archive_hour_prefix(at: datetime) -> str:
+    """The archive's partition for the UTC hour of ``at`` (``toilkit archive`` lists by it)."""
+    return f"{ARCHIVE_PREFIX}{at.astimezone(UTC):%Y/%m/%d/%H}/"
+
+
 def archive_key(event: EventBase) -> str:
     """Where the event archive keeps an event: partitioned by hour, sortable by time."""
     at = event.occurred_at.astimezone(UTC)
-    return f"{ARCHIVE_PREFIX}{at:%Y/%m/%d/%H}/{at:%Y%m%dT%H%M%S%f}-{event.event_id}.json"
+    return f"{archive_hour_prefix(at)}{at:%Y%m%dT%H%M%S%f}-{event.event_id}.json"
 
 
 def payload_key(event: EventBase) -> str:

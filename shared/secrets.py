@@ -30,6 +30,11 @@ from shared.ssm_extension import ParameterMissing, ParametersExtension
 
 log = logging.getLogger(__name__)
 
+#: The keys of the Slack secrets: ``toilkit.aws_lambda`` maps each to the SSM parameter
+#: its function is configured with, and the services read them back under the same key.
+BOT_TOKEN = "bot_token"
+SIGNING_SECRET = "signing_secret"
+
 #: At most one refresh in this many seconds (``refresh`` calls in between are free).
 REFRESH_INTERVAL_SECONDS = 5.0
 #: A copy older than this is :meth:`SsmSecrets.stale`: read it again before trusting it.

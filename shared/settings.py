@@ -89,6 +89,11 @@ class TopologySettings(EnvSettings):
     )
 
 
+#: SQS's ceiling for a message's visibility timeout (12 hours): the longest lease and the
+#: longest retry delay a worker can ask for.
+MAX_VISIBILITY_SECONDS = 43200
+
+
 class WorkerSettings(BaseModel):
     """How a service consumes its queue. Nested in each service's settings as ``worker``
     (e.g. ``TOILKIT_NOTIFIER_WORKER__CONCURRENCY=20``)."""
@@ -99,7 +104,10 @@ class WorkerSettings(BaseModel):
     wait_time_seconds: int = Field(default=20, ge=0, le=20)
     max_messages: int = Field(default=10, ge=1, le=10)
     visibility_timeout: int = Field(
-        default=60, ge=1, le=43200, description="Seconds a message stays hidden per extension."
+        default=60,
+        ge=1,
+        le=MAX_VISIBILITY_SECONDS,
+        description="Seconds a message stays hidden per extension.",
     )
     handler_timeout: PositiveFloat = Field(default=300, description="Seconds one handler may run.")
     heartbeat_every: PositiveFloat | None = Field(
@@ -109,7 +117,7 @@ class WorkerSettings(BaseModel):
     )
     shutdown_grace: NonNegativeFloat = 30
     retry_base_seconds: NonNegativeFloat = 2
-    retry_max_seconds: float = Field(default=300, ge=0, le=43200)
+    retry_max_seconds: float = Field(default=300, ge=0, le=MAX_VISIBILITY_SECONDS)
     idempotency_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
 
     @model_validator(mode="after")

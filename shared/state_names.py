@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import re
 
-#: A printable name without spaces, at most 128 characters.
+#: The longest name (the pattern's 1 + 127; the button values' models bound ``state`` by it).
+MAX_STATE_NAME = 128
+#: A printable name without spaces, at most :data:`MAX_STATE_NAME` characters.
 STATE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/@+-]{0,127}\Z")
 #: The rule in words, for error messages ("state name 'x y' must ...").
 STATE_NAME_RULE = (
     "start with a letter or digit and use only letters, digits and _ . : / @ + - "
-    "(at most 128 characters)"
+    f"(at most {MAX_STATE_NAME} characters)"
 )
 
 

@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING, Any, Literal
 from shared.aws import error_code
 from shared.errors import ConfigError
 from shared.events import EVENT_TYPES, OUTCOME_TYPES
+from shared.idempotency import EXPIRATION
 from shared.settings import TopologySettings
+from shared.state_table.keys import EXPIRES_AT
 
 if TYPE_CHECKING:
     from types_aiobotocore_sns import SNSClient
@@ -30,6 +32,8 @@ if TYPE_CHECKING:
 #: another, shared/idempotency.py). Ten leaves room for a crash loop of several restarts;
 #: a transient failure backs off 2, 4, 8... s (up to 5 min) between receives.
 MAX_RECEIVE_COUNT = 10
+#: How long a dead-letter queue keeps a message (a worker keeps its failure reason as long).
+DLQ_RETENTION_SECONDS = 14 * 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -41,7 +45,7 @@ class QueueSpec:
     visibility_timeout: int = 60
     max_receive_count: int = MAX_RECEIVE_COUNT
     retention_seconds: int = 4 * 24 * 3600
-    dlq_retention_seconds: int = 14 * 24 * 3600
+    dlq_retention_seconds: int = DLQ_RETENTION_SECONDS
 
 
 @dataclass(frozen=True)
@@ -68,8 +72,8 @@ QUEUES: tuple[QueueSpec, ...] = (
 )
 
 TABLES: tuple[TableSpec, ...] = (
-    TableSpec(suffix="idempotency", hash_key="id", range_key=None, ttl_attribute="expiration"),
-    TableSpec(suffix="state", hash_key="pk", range_key="sk", ttl_attribute="expires_at"),
+    TableSpec(suffix="idempotency", hash_key="id", range_key=None, ttl_attribute=EXPIRATION),
+    TableSpec(suffix="state", hash_key="pk", range_key="sk", ttl_attribute=EXPIRES_AT),
 )
 
 assert all(t in EVENT_TYPES for q in QUEUES for t in q.event_types)

@@ -40,7 +40,8 @@ from shared.metrics import WorkerMetrics
 from shared.observability import event_log_fields, log_context
 from shared.ops import DeadLetter
 from shared.publishing import resolve_body
-from shared.settings import WorkerSettings
+from shared.settings import MAX_VISIBILITY_SECONDS, WorkerSettings
+from shared.topology import DLQ_RETENTION_SECONDS
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client
@@ -52,11 +53,8 @@ log = logging.getLogger(__name__)
 #: A handler takes one typed event and returns nothing; raising says what went wrong.
 Handler = Callable[[Any], Awaitable[None]]
 
-#: SQS's ceiling for a message's visibility timeout (12 hours).
-MAX_VISIBILITY_SECONDS = 43200
-
 #: Seconds a poison message's failure reason is kept (as long as the DLQ keeps messages).
-FAILURE_RECORD_TTL = 14 * 24 * 3600
+FAILURE_RECORD_TTL = DLQ_RETENTION_SECONDS
 
 
 class Outcome(Enum):

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from shared.aws import call_aws
 from shared.errors import PermanentError, PoisonMessage
 from shared.events import EVENT_TYPES, EventBase, event_type_name, new_event_id, parse_event
-from shared.publishing import ARCHIVE_PREFIX
+from shared.publishing import archive_hour_prefix
 
 if TYPE_CHECKING:
     from shared.runtime import Runtime
@@ -36,7 +36,7 @@ def hour_prefixes(since: datetime, until: datetime) -> list[str]:
     start = since.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
     prefixes = []
     while start <= until:
-        prefixes.append(f"{ARCHIVE_PREFIX}{start:%Y/%m/%d/%H}/")
+        prefixes.append(archive_hour_prefix(start))
         start += timedelta(hours=1)
     return prefixes
 

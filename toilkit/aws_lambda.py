@@ -53,7 +53,13 @@ from shared.lambda_function import (
 )
 from shared.observability import configure_function_logging
 from shared.runtime import runtime_on
-from shared.secrets import MAX_AGE_SECONDS, REFRESH_INTERVAL_SECONDS, SsmSecrets
+from shared.secrets import (
+    BOT_TOKEN,
+    MAX_AGE_SECONDS,
+    REFRESH_INTERVAL_SECONDS,
+    SIGNING_SECRET,
+    SsmSecrets,
+)
 from shared.settings import AwsSettings, TopologySettings, load_settings
 from shared.ssm_extension import DEFAULT_PORT, ParametersExtension
 from shared.topology import QUEUES, BootstrapReport, Names
@@ -124,8 +130,8 @@ class LambdaSettings(EnvSettings):
     def secret_parameters(self) -> dict[str, str]:
         """The SSM parameter of each configured secret, by the key functions ask for."""
         named = {
-            "bot_token": self.slack_bot_token_parameter,
-            "signing_secret": self.slack_signing_secret_parameter,
+            BOT_TOKEN: self.slack_bot_token_parameter,
+            SIGNING_SECRET: self.slack_signing_secret_parameter,
         }
         return {key: name for key, name in named.items() if name is not None}
 

@@ -27,6 +27,7 @@ from shared.errors import ConfigError
 from shared.events import EVENT_TYPES, event_json_schema, parse_event
 from shared.runtime import Runtime, Service, open_runtime
 from shared.settings import AwsSettings, TopologySettings
+from shared.slack.settings import BOT_TOKEN_VARIABLE, bot_token_variables
 from shared.topology import BootstrapReport, Names, bootstrap
 from shared.worker import stop_on_signals
 from toilkit import archive, dlq
@@ -155,9 +156,9 @@ def up(
 
 
 SLACK_TOKEN_VARIABLES = (
-    "SLACK_BOT_TOKEN",
-    "TOILKIT_NOTIFIER_SLACK_BOT_TOKEN",
-    "TOILKIT_GATEWAY_SLACK_BOT_TOKEN",
+    BOT_TOKEN_VARIABLE,
+    bot_token_variables("TOILKIT_NOTIFIER_")[0],
+    bot_token_variables("TOILKIT_GATEWAY_")[0],
 )
 
 

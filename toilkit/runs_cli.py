@@ -21,7 +21,7 @@ from services.batch.store import RunStore, record_summary
 from shared.aws import AwsClients
 from shared.catalog import load_catalog, validate_request
 from shared.errors import ConfigError, ToilkitError
-from shared.events import Actor, BatchRequested, RunParameter, new_event_id
+from shared.events import SENSITIVE, Actor, BatchRequested, RunParameter, new_event_id
 from shared.runtime import open_runtime
 from shared.settings import AwsSettings, TopologySettings, load_settings
 from shared.state_table.runs import FINAL_RUN_STATES, RunRecord
@@ -185,7 +185,7 @@ def _facts(record: RunRecord) -> Table:
         skipped = "started without approval" if record.approval_skipped else "requested"
         facts.add_row("break-glass", skipped)
     for parameter in record.shown_parameters():
-        shown = "(sensitive)" if parameter.sensitive else repr(parameter.value)
+        shown = SENSITIVE if parameter.sensitive else repr(parameter.value)
         facts.add_row(f"  {parameter.name}", shown)
     if record.approval is not None:
         approvals = ", ".join(_who(a) for a in record.approval.approvals) or "none yet"

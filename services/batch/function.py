@@ -23,6 +23,7 @@ from services.batch.service import BatchService, build_batch
 from services.batch.settings import BatchSettings
 from shared.errors import ConfigError
 from shared.lambda_function import FunctionContext, batch_response, queue_name_of, sqs_message
+from shared.secrets import BOT_TOKEN
 from shared.settings import load_settings
 
 log = logging.getLogger(__name__)
@@ -125,7 +126,7 @@ async def build_function(context: FunctionContext) -> BatchFunction:
             child of the sandbox, stopped when the invocation returns).
     """
     settings = load_settings(
-        BatchSettings, **await context.secret_overrides(slack_bot_token="bot_token")
+        BatchSettings, **await context.secret_overrides(slack_bot_token=BOT_TOKEN)
     )
     service = await build_batch(context.runtime, settings)
     local = [

@@ -34,6 +34,7 @@ from shared.state_table.access import (
 from shared.state_table.keys import (
     ACTIVE_RUNS,
     AUDIT_PREFIX,
+    EXPIRES_AT,
     PENDING_APPROVALS,
     RUN_ITEM,
     SLOT_PREFIX,
@@ -266,7 +267,7 @@ class RunStore:
                 self.dynamodb,
                 self.table,
                 key(break_glass_partition(user_id), day.isoformat()),
-                "ADD runs :run SET expires_at = :expires",
+                f"ADD runs :run SET {EXPIRES_AT} = :expires",
                 what="break-glass",
                 condition=(
                     "attribute_not_exists(runs) OR size(runs) < :limit OR contains(runs, :one)"
@@ -303,7 +304,7 @@ class RunStore:
 
     async def _put(self, item: dict[str, Any]) -> None:
         """Write an index or audit item, kept as long as the records."""
-        item = item | {"expires_at": {"N": self._expiry()}}
+        item = item | {EXPIRES_AT: {"N": self._expiry()}}
         await put_item(self.dynamodb, self.table, item, what="batch state")
 
     async def _query(
@@ -351,7 +352,7 @@ class LockStore:
             item = key(lock_partition(command, environment), f"{SLOT_PREFIX}{slot}") | {
                 "run_id": {"S": run_id},
                 "acquired_at": {"S": sortable_time(now)},
-                "expires_at": {"N": str(int((now + hold).timestamp()))},
+                EXPIRES_AT: {"N": str(int((now + hold).timestamp()))},
             }
             try:
                 await put_item(
@@ -359,7 +360,7 @@ class LockStore:
                     self.table,
                     item,
                     what="lock",
-                    condition="attribute_not_exists(pk) OR expires_at < :now OR run_id = :run",
+                    condition=f"attribute_not_exists(pk) OR {EXPIRES_AT} < :now OR run_id = :run",
                     values={":now": {"N": str(int(now.timestamp()))}, ":run": {"S": run_id}},
                 )
             except ConditionFailed:
@@ -375,7 +376,7 @@ class LockStore:
             what="dynamodb.query (lock)",
         )
         now = int(self.clock().timestamp())
-        return [item["run_id"]["S"] for item in items if int(item["expires_at"]["N"]) >= now]
+        return [item["run_id"]["S"] for item in items if int(item[EXPIRES_AT]["N"]) >= now]
 
     async def release(self, command: str, environment: str, run_id: str, *, slots: int) -> None:
         """Free the slot ``run_id`` holds (nothing if it holds none)."""

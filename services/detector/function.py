@@ -45,6 +45,10 @@ from shared.settings import AwsSettings, TopologySettings, load_settings
 
 log = logging.getLogger(__name__)
 
+#: The variable that hands a build its request: the function sets it when it starts the
+#: build, and ``scan-request`` reads it inside the build.
+SCAN_REQUEST_VARIABLE = "TOILKIT_SCAN_REQUEST"
+
 
 class ScanProjectSettings(EnvSettings):
     """``TOILKIT_DRIFT_SCAN_PROJECT``: the CodeBuild project that runs scans (the function
@@ -76,7 +80,7 @@ class ScanBuilds:
                 idempotencyToken=event.event_id[:64],
                 environmentVariablesOverride=[
                     {
-                        "name": "TOILKIT_SCAN_REQUEST",
+                        "name": SCAN_REQUEST_VARIABLE,
                         "value": dump_event(event),
                         "type": "PLAINTEXT",
                     }
@@ -133,10 +137,10 @@ def main(argv: list[str]) -> int:
         print("usage: python -m services.detector.function scan-request", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    event = parse_event(os.environ.get("TOILKIT_SCAN_REQUEST", ""))
+    event = parse_event(os.environ.get(SCAN_REQUEST_VARIABLE, ""))
     if not isinstance(event, DriftScanRequested | DriftAcceptRequested):
         raise ConfigError(
-            f"TOILKIT_SCAN_REQUEST holds a {event_type_name(event)}, not a DriftScanRequested "
+            f"{SCAN_REQUEST_VARIABLE} holds a {event_type_name(event)}, not a DriftScanRequested "
             "or DriftAcceptRequested"
         )
     asyncio.run(run_scan_request(event))

@@ -44,9 +44,21 @@ from shared.aws import call_aws
 from shared.errors import ConditionFailed
 from shared.events import Actor, FindingKind, FindingStatus, ScanMode, Suspect
 from shared.state_table.access import put_item, query_all, update_item
-from shared.state_table.drift import StateScan, claimer_from_item, state_scan_from_item
+from shared.state_table.drift import (
+    ADDRESS,
+    CLAIMED_BY_NAME,
+    CLAIMED_BY_SLACK,
+    FINGERPRINT,
+    FIRST_SEEN,
+    KIND,
+    StateScan,
+    claimer_from_item,
+    state_scan_from_item,
+    state_scan_item,
+)
 from shared.state_table.keys import (
     DRIFT_STATES,
+    EXPIRES_AT,
     FINDING_PREFIX,
     HISTORY_PREFIX,
     drift_partition,
@@ -241,13 +253,7 @@ class LifecycleStore:
 
     async def record_scan(self, state: str, *, status: str, scan_id: str, now: datetime) -> None:
         """Remember that ``state`` was scanned (the report lists states from these)."""
-        item = {
-            "pk": {"S": DRIFT_STATES},
-            "sk": {"S": state},
-            "scanned_at": {"S": sortable_time(now)},
-            "scan_id": {"S": scan_id},
-            "status": {"S": status},
-        }
+        item = state_scan_item(StateScan(state, scanned_at=now, status=status, scan_id=scan_id))
         await put_item(self.dynamodb, self.table, item, what="drift state scan")
 
     async def claim(
@@ -265,12 +271,12 @@ class LifecycleStore:
                     ":name": {"S": claimed_by.name},
                     ":at": {"S": sortable_time(now)},
                 }
-                expression = "SET claimed_by_name = :name, claimed_at = :at"
+                expression = f"SET {CLAIMED_BY_NAME} = :name, claimed_at = :at"
                 if claimed_by.slack_user_id:
                     values[":slack"] = {"S": claimed_by.slack_user_id}
-                    expression += ", claimed_by_slack = :slack"
+                    expression += f", {CLAIMED_BY_SLACK} = :slack"
                 else:
-                    expression += " REMOVE claimed_by_slack"
+                    expression += f" REMOVE {CLAIMED_BY_SLACK}"
                 try:
                     await update_item(
                         self.dynamodb,
@@ -298,7 +304,7 @@ class LifecycleStore:
                 continue
             if parse_time(item["closed_at"]["S"]) < since:
                 continue
-            fingerprint = item["fingerprint"]["S"]
+            fingerprint = item[FINGERPRINT]["S"]
             counts[fingerprint] = counts.get(fingerprint, 0) + 1
         return counts
 
@@ -331,13 +337,13 @@ class LifecycleStore:
                     found.append(
                         Occurrence(
                             state=state,
-                            fingerprint=item["fingerprint"]["S"],
-                            address=item["address"]["S"],
-                            kind=_kind(item["kind"]["S"]),
-                            first_seen=parse_time(item["first_seen"]["S"]),
+                            fingerprint=item[FINGERPRINT]["S"],
+                            address=item[ADDRESS]["S"],
+                            kind=_kind(item[KIND]["S"]),
+                            first_seen=parse_time(item[FIRST_SEEN]["S"]),
                             closed_at=parse_time(item["closed_at"]["S"]),
                             outcome="ignored" if item["outcome"]["S"] == "ignored" else "resolved",
-                            claimed_by=item.get("claimed_by_name", {}).get("S"),
+                            claimed_by=item.get(CLAIMED_BY_NAME, {}).get("S"),
                             attributes=_attributes_of(item),
                         )
                     )
@@ -354,12 +360,12 @@ class LifecycleStore:
             item: dict[str, Any] = {
                 **finding_key,
                 "state": {"S": state},
-                "fingerprint": {"S": finding.fingerprint},
-                "address": {"S": finding.address},
-                "kind": {"S": finding.kind},
+                FINGERPRINT: {"S": finding.fingerprint},
+                ADDRESS: {"S": finding.address},
+                KIND: {"S": finding.kind},
                 "resource_type": {"S": finding.resource_type},
                 "status": {"S": "open"},
-                "first_seen": {"S": sortable_time(tracked.first_seen)},
+                FIRST_SEEN: {"S": sortable_time(tracked.first_seen)},
                 "last_seen": {"S": sortable_time(now)},
                 "first_scan_id": {"S": scan_id},
                 "last_scan_id": {"S": scan_id},
@@ -373,7 +379,7 @@ class LifecycleStore:
             self.dynamodb,
             self.table,
             finding_key,
-            "SET last_seen = :now, last_scan_id = :scan, address = :address, suspects = :suspects",
+            f"SET last_seen = :now, last_scan_id = :scan, {ADDRESS} = :address, suspects = :suspects",
             what="drift finding",
             values={
                 ":now": {"S": sortable_time(now)},
@@ -392,17 +398,17 @@ class LifecycleStore:
                 f"{HISTORY_PREFIX}{sortable_time(record.first_seen)}#{record.fingerprint}",
             ),
             "state": {"S": record.state},
-            "fingerprint": {"S": record.fingerprint},
-            "address": {"S": record.address},
-            "kind": {"S": record.kind},
-            "first_seen": {"S": sortable_time(record.first_seen)},
+            FINGERPRINT: {"S": record.fingerprint},
+            ADDRESS: {"S": record.address},
+            KIND: {"S": record.kind},
+            FIRST_SEEN: {"S": sortable_time(record.first_seen)},
             "closed_at": {"S": sortable_time(now)},
             "closed_by_scan": {"S": scan_id},
             "outcome": {"S": outcome},
-            "expires_at": {"N": str(int((now + timedelta(days=self.history_days)).timestamp()))},
+            EXPIRES_AT: {"N": str(int((now + timedelta(days=self.history_days)).timestamp()))},
         }
         if record.claimed_by is not None:
-            history["claimed_by_name"] = {"S": record.claimed_by.name}
+            history[CLAIMED_BY_NAME] = {"S": record.claimed_by.name}
         if record.attributes:
             history["attributes"] = {"SS": list(record.attributes)}
         finding_key = key(drift_partition(record.state), FINDING_PREFIX + record.fingerprint)
@@ -442,11 +448,11 @@ def _record_from_item(state: str, item: Mapping[str, Any]) -> FindingRecord:
     suspects_json = item.get("suspects", {}).get("S", "[]")
     return FindingRecord(
         state=state,
-        fingerprint=item["fingerprint"]["S"],
-        address=item["address"]["S"],
-        kind=_kind(item["kind"]["S"]),
+        fingerprint=item[FINGERPRINT]["S"],
+        address=item[ADDRESS]["S"],
+        kind=_kind(item[KIND]["S"]),
         resource_type=item.get("resource_type", {}).get("S", ""),
-        first_seen=parse_time(item["first_seen"]["S"]),
+        first_seen=parse_time(item[FIRST_SEEN]["S"]),
         last_seen=parse_time(item["last_seen"]["S"]),
         first_scan_id=item.get("first_scan_id", {}).get("S", ""),
         claimed_by=claimer_from_item(item),

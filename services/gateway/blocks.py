@@ -36,6 +36,7 @@ from shared.slack.blocks import (
     MAX_HINT,
     MAX_MODAL_TITLE,
     MAX_OPTIONS,
+    MAX_PLACEHOLDER,
     MAX_PLAIN_INPUT,
     MAX_SECTION_TEXT,
     Block,
@@ -158,7 +159,7 @@ def _command_picker(catalog: Catalog, chosen: CommandSpec | None) -> Block:
     element: dict[str, Any] = {
         "type": "static_select",
         "action_id": PICK_COMMAND_ACTION,
-        "placeholder": plain("Choose a command", 150),
+        "placeholder": plain("Choose a command", MAX_PLACEHOLDER),
         "options": options,
     }
     if chosen is not None:
@@ -186,7 +187,7 @@ def _command_form(spec: CommandSpec, prefill: Prefill) -> list[Block]:
     env_element: dict[str, Any] = {
         "type": "static_select",
         "action_id": VALUE_ACTION,
-        "placeholder": plain("Where it runs", 150),
+        "placeholder": plain("Where it runs", MAX_PLACEHOLDER),
         "options": env_options,
     }
     chosen = [o for o in env_options if o["value"] == prefill.environment]
@@ -296,7 +297,7 @@ def _parameter_element(spec: ParameterSpec, hint_parts: list[str]) -> dict[str, 
         element = {
             "type": "external_select",
             "action_id": VALUE_ACTION,
-            "placeholder": plain("Type to search", 150),
+            "placeholder": plain("Type to search", MAX_PLACEHOLDER),
             "min_query_length": 0,
         }
         if spec.default is not None:
@@ -308,7 +309,7 @@ def _parameter_element(spec: ParameterSpec, hint_parts: list[str]) -> dict[str, 
         element = {
             "type": "static_select",
             "action_id": VALUE_ACTION,
-            "placeholder": plain("Choose", 150),
+            "placeholder": plain("Choose", MAX_PLACEHOLDER),
             "options": options,
         }
         if spec.default in spec.choices:

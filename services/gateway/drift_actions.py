@@ -40,10 +40,11 @@ from shared.events import (
     ScanMode,
     utc_now,
 )
-from shared.slack.actions import ClaimValue, IgnoreValue
+from shared.slack.actions import MAX_IGNORE_ATTRIBUTE, ClaimValue, IgnoreValue
 from shared.slack.blocks import MAX_PLAIN_INPUT, code, escape, mention
 from shared.state_table.drift_actions import (
     DEFAULT_IGNORE_DAYS,
+    MAX_IGNORE_DAYS,
     AuditEntry,
     DriftAudit,
     IgnoreRuleStore,
@@ -134,7 +135,7 @@ def ignore_modal(value: IgnoreValue, target: IgnoreTarget, *, today: date) -> di
     attribute_input: dict[str, Any] = {
         "type": "plain_text_input",
         "action_id": INPUT_ACTION,
-        "max_length": 512,
+        "max_length": MAX_IGNORE_ATTRIBUTE,
     }
     if value.attribute:
         attribute_input["initial_value"] = value.attribute
@@ -162,7 +163,7 @@ def ignore_modal(value: IgnoreValue, target: IgnoreTarget, *, today: date) -> di
                 "type": "input",
                 "block_id": EXPIRES_BLOCK,
                 "label": {"type": "plain_text", "text": "Ignore until (last day, UTC)"},
-                "hint": {"type": "plain_text", "text": "At most 90 days ahead."},
+                "hint": {"type": "plain_text", "text": f"At most {MAX_IGNORE_DAYS} days ahead."},
                 "element": {
                     "type": "datepicker",
                     "action_id": INPUT_ACTION,

@@ -29,13 +29,13 @@ from services.gateway.transport import EVENTS_PATH, HEALTH_PATH
 from shared.catalog import load_catalog
 from shared.errors import ConfigError
 from shared.lambda_function import FunctionContext, HttpRequest, HttpResponse
-from shared.secrets import SsmSecrets
+from shared.secrets import BOT_TOKEN, SIGNING_SECRET, SsmSecrets
 from shared.settings import load_settings
 
 log = logging.getLogger(__name__)
 
 #: The SSM secrets the gateway reads, by the settings field each one fills.
-SECRET_FIELDS = {"slack_bot_token": "bot_token", "slack_signing_secret": "signing_secret"}
+SECRET_FIELDS = {"slack_bot_token": BOT_TOKEN, "slack_signing_secret": SIGNING_SECRET}
 
 
 class GatewayFunction:
@@ -93,12 +93,12 @@ class GatewayFunction:
         await self.service.reopen_slack_session()
 
     def _use_secrets(self, keys: set[str]) -> None:
-        signing = self.secrets.get("signing_secret")
-        if "signing_secret" in keys and signing is not None and signing.get_secret_value():
+        signing = self.secrets.get(SIGNING_SECRET)
+        if SIGNING_SECRET in keys and signing is not None and signing.get_secret_value():
             self.service.door.signing_secret = signing.get_secret_value()
             log.info("gateway: using the signing secret read from SSM just now")
-        token = self.secrets.get("bot_token")
-        if "bot_token" in keys and token is not None:
+        token = self.secrets.get(BOT_TOKEN)
+        if BOT_TOKEN in keys and token is not None:
             self.service.use_bot_token(token.get_secret_value())
             log.info("gateway: using the bot token read from SSM just now")
 

@@ -17,6 +17,8 @@ from urllib.parse import parse_qsl
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from shared.slack.blocks import MAX_BUTTON_VALUE
+
 #: Interaction payload types the gateway serves (everything else is refused with 400).
 INTERACTION_TYPES = ("block_actions", "block_suggestion", "view_submission", "view_closed")
 
@@ -83,7 +85,8 @@ class ActionPayload(_Payload):
     action_id: _Id
     block_id: str | None = None
     type: str = ""
-    value: str | None = Field(default=None, max_length=2000)
+    # A button's value, as shared.slack drew it (the encoders keep it within this).
+    value: str | None = Field(default=None, max_length=MAX_BUTTON_VALUE)
     selected_option: SelectedOption | None = None
     action_ts: str | None = None
 

@@ -44,7 +44,12 @@ from slack_bolt.response import BoltResponse
 
 from services.gateway.payloads import BadPayload, parse_slack_body
 from shared.observability import log_context
-from shared.slack.signing import SIGNATURE_MISMATCH, signature_problem
+from shared.slack.signing import (
+    SIGNATURE_HEADER,
+    SIGNATURE_MISMATCH,
+    TIMESTAMP_HEADER,
+    signature_problem,
+)
 
 log = logging.getLogger(__name__)
 
@@ -160,8 +165,8 @@ class SlackDoor:
             return signature_problem(
                 secret,
                 raw,
-                by_name.get("x-slack-request-timestamp", []),
-                by_name.get("x-slack-signature", []),
+                by_name.get(TIMESTAMP_HEADER.lower(), []),
+                by_name.get(SIGNATURE_HEADER.lower(), []),
                 self._clock(),
             )
 

@@ -11,13 +11,14 @@ from __future__ import annotations
 from services.notifier.service import build_notifier
 from services.notifier.settings import NotifierSettings
 from shared.lambda_function import FunctionContext, QueueWorkerFunction
+from shared.secrets import BOT_TOKEN
 from shared.settings import load_settings
 
 
 async def build_function(context: FunctionContext) -> QueueWorkerFunction:
     """The notifier on its queue, with the bot token from SSM when one is configured."""
     settings = load_settings(
-        NotifierSettings, **await context.secret_overrides(slack_bot_token="bot_token")
+        NotifierSettings, **await context.secret_overrides(slack_bot_token=BOT_TOKEN)
     )
     service = await build_notifier(context.runtime, settings=settings)
     return QueueWorkerFunction(service.worker, close=service.aclose)

@@ -35,6 +35,7 @@ from shared.state_table.access import (
     update_item,
 )
 from shared.state_table.keys import (
+    EXPIRES_AT,
     NOTIFIER_POINTER_PREFIX,
     NOTIFIER_THREAD,
     NOTIFIER_THREAD_PREFIX,
@@ -159,7 +160,7 @@ class NotifierStore:
             "status": {"S": POSTING},
             "channel": {"S": channel},
             "claimed_at": {"N": repr(self.clock())},
-            "expires_at": self._expires_at(),
+            EXPIRES_AT: self._expires_at(),
         }
         if thread_ts:
             item["thread_ts"] = {"S": thread_ts}
@@ -238,7 +239,7 @@ class NotifierStore:
             "view": {"B": _pack(view_json)},
             "version": {"N": "1"},
             "claimed_at": {"N": repr(now)},
-            "expires_at": self._expires_at(),
+            EXPIRES_AT: self._expires_at(),
         }
         try:
             old = await put_item(
@@ -341,7 +342,7 @@ class NotifierStore:
         partition = notifier_drift_partition(state)
         items = [
             key(partition, f"{NOTIFIER_POINTER_PREFIX}{fp}")
-            | {"set_id": {"S": set_id}, "expires_at": expires_at}
+            | {"set_id": {"S": set_id}, EXPIRES_AT: expires_at}
             for fp in dict.fromkeys(fingerprints)
         ]
         await batch_put(self.dynamodb, self.table, items, what="notifier pointers")

@@ -15,7 +15,7 @@ from typing import TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.slack.blocks import MAX_BUTTON_VALUE
-from shared.state_names import STATE_NAME
+from shared.state_names import MAX_STATE_NAME, STATE_NAME
 
 
 class Action(StrEnum):
@@ -118,7 +118,7 @@ class ClaimValue(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    state: str = Field(min_length=1, max_length=128)
+    state: str = Field(min_length=1, max_length=MAX_STATE_NAME)
     fingerprints: tuple[str, ...] = Field(default=(), max_length=500)
 
 
@@ -148,14 +148,19 @@ def decode_claim_value(value: str | None) -> ClaimValue:
 # =========================================================================== drift ignore
 
 
+#: The longest attribute path an ignore rule names: the button carries it and the Ignore…
+#: modal prefills its input with it, so the input accepts as many characters.
+MAX_IGNORE_ATTRIBUTE = 512
+
+
 class IgnoreValue(BaseModel):
     """The value of an "Ignore…" button: what the rule it opens would ignore."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    state: str = Field(min_length=1, max_length=128)
+    state: str = Field(min_length=1, max_length=MAX_STATE_NAME)
     address: str = Field(min_length=1, max_length=1024)
-    attribute: str | None = Field(default=None, min_length=1, max_length=512)
+    attribute: str | None = Field(default=None, min_length=1, max_length=MAX_IGNORE_ATTRIBUTE)
     #: Drawn as the suggestion after repeats (the modal says so).
     suggested: bool = False
 

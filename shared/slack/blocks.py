@@ -32,6 +32,7 @@ MAX_OPTION_VALUE = 150
 MAX_LABEL = 2000
 MAX_HINT = 2000
 MAX_PLAIN_INPUT = 3000
+MAX_PLACEHOLDER = 150
 #: A message's notification text; Slack accepts 40k but shows a few lines.
 MAX_NOTIFICATION_TEXT = 400
 

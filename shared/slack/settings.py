@@ -22,6 +22,16 @@ SLACK_API_URL = "https://slack.com/api/"
 STANDIN_TOKEN = "xoxb-toilkit-standin"
 
 
+#: Slack's own name for the bot token's variable (each service also reads it with its prefix).
+BOT_TOKEN_VARIABLE = "SLACK_BOT_TOKEN"
+
+
+def bot_token_variables(env_prefix: str) -> tuple[str, str]:
+    """The variables a service with ``env_prefix`` reads its bot token from, first first
+    (``toilkit up`` looks at the same ones to decide whether Slack is real)."""
+    return f"{env_prefix}{BOT_TOKEN_VARIABLE}", BOT_TOKEN_VARIABLE
+
+
 def bot_token_field(env_prefix: str) -> Any:
     """The ``slack_bot_token`` field for a service with ``env_prefix``.
 
@@ -30,7 +40,7 @@ def bot_token_field(env_prefix: str) -> Any:
     """
     return Field(
         default=None,
-        validation_alias=AliasChoices(f"{env_prefix}SLACK_BOT_TOKEN", "SLACK_BOT_TOKEN"),
+        validation_alias=AliasChoices(*bot_token_variables(env_prefix)),
         description="The bot token (xoxb-...); optional for the stand-in.",
     )
 

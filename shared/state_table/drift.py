@@ -11,7 +11,18 @@ from datetime import datetime
 from typing import Any
 
 from shared.events import Actor
-from shared.state_table.keys import parse_time
+from shared.state_table.keys import DRIFT_STATES, key, parse_time, sortable_time
+
+#: A finding's attributes, in its open item and its history: the detector writes them and
+#: reads them back; :func:`open_drift_from_item` reads them for the gateway.
+FINGERPRINT = "fingerprint"
+ADDRESS = "address"
+KIND = "kind"
+FIRST_SEEN = "first_seen"
+#: Who is on a finding, in its open item and its history: the detector writes them when
+#: someone presses "I'm on it" (and into the history when the finding closes).
+CLAIMED_BY_NAME = "claimed_by_name"
+CLAIMED_BY_SLACK = "claimed_by_slack"
 
 
 @dataclass(frozen=True)
@@ -36,6 +47,17 @@ class OpenDrift:
     claimed_by: Actor | None = None
 
 
+def state_scan_item(scan: StateScan) -> dict[str, Any]:
+    """The item the detector writes for a state's last scan (read by
+    :func:`state_scan_from_item`)."""
+    return {
+        **key(DRIFT_STATES, scan.state),
+        "scanned_at": {"S": sortable_time(scan.scanned_at)},
+        "scan_id": {"S": scan.scan_id},
+        "status": {"S": scan.status},
+    }
+
+
 def state_scan_from_item(item: dict[str, Any]) -> StateScan:
     """Raises ``KeyError``/``ValueError`` for an item that is not a state scan."""
     return StateScan(
@@ -50,10 +72,10 @@ def open_drift_from_item(state: str, item: dict[str, Any]) -> OpenDrift:
     """Raises ``KeyError``/``ValueError`` for an item that is not an open finding."""
     return OpenDrift(
         state=state,
-        fingerprint=item["fingerprint"]["S"],
-        address=item["address"]["S"],
-        kind=item.get("kind", {}).get("S", "drift"),
-        first_seen=parse_time(item["first_seen"]["S"]),
+        fingerprint=item[FINGERPRINT]["S"],
+        address=item[ADDRESS]["S"],
+        kind=item.get(KIND, {}).get("S", "drift"),
+        first_seen=parse_time(item[FIRST_SEEN]["S"]),
         claimed_by=claimer_from_item(item),
     )
 
@@ -61,9 +83,9 @@ def open_drift_from_item(state: str, item: dict[str, Any]) -> OpenDrift:
 def claimer_from_item(item: Mapping[str, Any]) -> Actor | None:
     """Who is on a finding (``claimed_by_name``, ``claimed_by_slack`` of its item, open or
     in its history); ``None`` when nobody claimed it."""
-    if "claimed_by_name" not in item:
+    if CLAIMED_BY_NAME not in item:
         return None
     return Actor(
-        name=item["claimed_by_name"]["S"],
-        slack_user_id=item.get("claimed_by_slack", {}).get("S"),
+        name=item[CLAIMED_BY_NAME]["S"],
+        slack_user_id=item.get(CLAIMED_BY_SLACK, {}).get("S"),
     )

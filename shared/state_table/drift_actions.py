@@ -28,6 +28,7 @@ from shared.state_table.keys import (
     DRIFT_AUDIT,
     DRIFT_IGNORES,
     DRIFT_SCANS,
+    EXPIRES_AT,
     drift_audit_sort_key,
     ignore_rule_sort_key,
     key,
@@ -167,7 +168,7 @@ class ScanGuard:
             **slot,
             "scan_id": {"S": scan_id},
             "since": {"S": sortable_time(now)},
-            "expires_at": {"N": str(int(now.timestamp()) + self.hold_seconds)},
+            EXPIRES_AT: {"N": str(int(now.timestamp()) + self.hold_seconds)},
             **_actor_attributes("requested_by", by),
         }
         try:
@@ -176,7 +177,7 @@ class ScanGuard:
                 self.table,
                 item,
                 what="scan in flight",
-                condition="attribute_not_exists(pk) OR expires_at < :now",
+                condition=f"attribute_not_exists(pk) OR {EXPIRES_AT} < :now",
                 values={":now": {"N": str(int(now.timestamp()))}},
             )
         except ConditionFailed:
@@ -230,7 +231,7 @@ class DriftAudit:
             "outcome": {"S": entry.outcome},
             "detail": {"S": entry.detail[:2000]},
             "at": {"S": sortable_time(entry.at)},
-            "expires_at": {"N": str(int(expires.timestamp()))},
+            EXPIRES_AT: {"N": str(int(expires.timestamp()))},
             **_actor_attributes("actor", entry.actor),
         }
         await put_item(self.dynamodb, self.table, item, what="drift audit")

@@ -57,6 +57,11 @@ NOTIFIER_POINTER_PREFIX = "fp#"
 # ------------------------------------------------------------------ gateway
 GATEWAY_REQUEST_PREFIX = "gateway#request#"
 
+# ------------------------------------------------------------------ every item
+#: The table's TTL attribute (epoch seconds): the table is created with it, and every item
+#: that should expire carries it under this name.
+EXPIRES_AT = "expires_at"
+
 
 def drift_partition(state: str) -> str:
     """The partition of one state's findings."""

@@ -23,6 +23,7 @@ from shared.events import (
 )
 from shared.state_table.access import get_item, query_all
 from shared.state_table.keys import (
+    EXPIRES_AT,
     RUN_ITEM,
     RUN_LIST,
     break_glass_partition,
@@ -157,7 +158,7 @@ def run_record_item(record: RunRecord, expires_at: str) -> dict[str, Any]:
         "status": {"S": record.status},
         "version": {"N": str(record.version)},
         "doc": {"S": record.model_dump_json()},
-        "expires_at": {"N": expires_at},
+        EXPIRES_AT: {"N": expires_at},
     }
 
 

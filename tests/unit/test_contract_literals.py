@@ -10,15 +10,18 @@ copy outside the literal's home, naming the file and line.
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from shared import state_names
+from shared import secrets, state_names
+from shared.events import SENSITIVE
+from shared.slack import signing
 from shared.slack.actions import Action
-from shared.state_table import keys
+from shared.state_table import drift, drift_actions, keys
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("services", "shared", "toilkit")
@@ -60,12 +63,18 @@ KEY_PREFIXES = (
 )
 
 
+#: The state table's TTL attribute: the table is created with it (``shared/topology.py``)
+#: and every store writes it, so each one names it through ``keys.EXPIRES_AT``.
+TTL_ATTRIBUTE = re.compile(rf"\b{re.escape(keys.EXPIRES_AT)}\b")
+
+
 @dataclass(frozen=True)
 class Literal_:
     path: str
     line: int
     text: str
     in_fstring: bool
+    docstring: bool = False
 
 
 def sources() -> Iterator[tuple[str, ast.Module]]:
@@ -75,16 +84,37 @@ def sources() -> Iterator[tuple[str, ast.Module]]:
             yield relative, ast.parse(path.read_text(encoding="utf-8"), filename=relative)
 
 
+DOCUMENTED = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+
+
+def _docstring_node(node: ast.AST) -> ast.Constant | None:
+    body = getattr(node, "body", [])
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+        return body[0].value
+    return None
+
+
 def string_literals() -> list[Literal_]:
     found = []
     for path, tree in sources():
         fstring_parts: set[int] = set()
+        docstrings: set[int] = set()
         for node in ast.walk(tree):
             if isinstance(node, ast.JoinedStr):
                 fstring_parts.update(id(value) for value in node.values)
+            if isinstance(node, DOCUMENTED) and (doc := _docstring_node(node)) is not None:
+                docstrings.add(id(doc))
         for node in ast.walk(tree):
             if isinstance(node, ast.Constant) and isinstance(node.value, str):
-                found.append(Literal_(path, node.lineno, node.value, id(node) in fstring_parts))
+                found.append(
+                    Literal_(
+                        path,
+                        node.lineno,
+                        node.value,
+                        id(node) in fstring_parts,
+                        id(node) in docstrings,
+                    )
+                )
     return found
 
 
@@ -167,3 +197,134 @@ def test_the_rule_for_state_names_is_written_once() -> None:
     assert [f for f in LITERALS if f.path == STATE_NAME_HOME and f.text == pattern]
     assert copies(lambda found: found.text == pattern, STATE_NAME_HOME) == []
     assert copies(lambda found: "letter or digit" in found.text, STATE_NAME_HOME) == []
+
+
+def test_the_longest_state_name_is_the_patterns() -> None:
+    # The button values' models bound ``state`` by MAX_STATE_NAME; the pattern by its own
+    # repetition count, which a regex cannot take from a constant.
+    longest = state_names.MAX_STATE_NAME
+    assert state_names.is_state_name("a" * longest)
+    assert not state_names.is_state_name("a" * (longest + 1))
+    assert f"at most {longest} characters" in state_names.STATE_NAME_RULE
+
+
+def test_the_state_tables_ttl_attribute_is_named_once() -> None:
+    # A store that spelled it differently would write items that never expire.
+    assert [f for f in LITERALS if f.path == KEYS_HOME and f.text == keys.EXPIRES_AT]
+    assert (
+        copies(lambda found: not found.docstring and TTL_ATTRIBUTE.search(found.text), KEYS_HOME)
+        == []
+    )
+
+
+@pytest.mark.parametrize("secret", [secrets.BOT_TOKEN, secrets.SIGNING_SECRET])
+def test_each_secret_key_is_written_once(secret: str) -> None:
+    # toilkit.aws_lambda maps the key to its SSM parameter; the services read it back by it.
+    home = "shared/secrets.py"
+    assert [f for f in LITERALS if f.path == home and f.text == secret]
+    assert copies(lambda found: not found.docstring and found.text == secret, home) == []
+
+
+def test_the_event_archives_hour_partition_is_written_once() -> None:
+    # The publisher writes events under it and ``toilkit archive`` lists them by it.
+    home = "shared/publishing.py"
+    hour = "%Y/%m/%d/%H"
+    assert [f for f in LITERALS if f.path == home and f.text == hour]
+    assert copies(lambda found: hour in found.text and not found.docstring, home) == []
+
+
+@pytest.mark.parametrize("header", [signing.TIMESTAMP_HEADER, signing.SIGNATURE_HEADER])
+def test_slacks_signature_headers_are_named_once(header: str) -> None:
+    # The gateway reads them to verify a request. Left out: toilkit.aws_lambda, which splits
+    # their values in every function's sandbox and would load slack_sdk into the detector's
+    # cold start by importing them, and the chaos fuzzer, which only sends them.
+    homes = frozenset({"shared/slack/signing.py", "toilkit/aws_lambda.py", "toilkit/chaos/fuzz.py"})
+    assert copies(lambda found: found.text.lower() == header.lower(), homes) == []
+
+
+def test_the_longest_ignore_rule_is_stated_once() -> None:
+    # The Ignore… modal's hint says it; expiry_problem enforces it.
+    home = "shared/state_table/drift_actions.py"
+    days = f"{drift_actions.MAX_IGNORE_DAYS} days"
+    assert copies(lambda found: not found.docstring and days in found.text, home) == []
+
+
+@pytest.mark.parametrize(
+    ("variable", "home"),
+    [
+        ("TOILKIT_RUN_ID", "services/batch/runners/base.py"),
+        ("TOILKIT_RUN_MODE", "services/batch/runners/base.py"),
+        ("TOILKIT_SCAN_REQUEST", "services/detector/function.py"),
+        ("TOILKIT_COMMAND", "services/batch/runners/codebuild.py"),
+    ],
+)
+def test_each_variable_handed_to_a_command_is_named_once(variable: str, home: str) -> None:
+    # Set by the runner (or the function starting a build) and read by what it started.
+    # The chaos workloads are such commands, reading the documented name as a user's would.
+    assert [f for f in LITERALS if f.path == home and f.text == variable]
+    assert (
+        copies(
+            lambda found: (
+                not found.docstring
+                and variable in found.text
+                and not found.path.startswith("toilkit/chaos/")
+            ),
+            home,
+        )
+        == []
+    )
+
+
+def test_the_bot_tokens_variable_is_named_once() -> None:
+    # The services read the token from it (bare or with their prefix); `toilkit up` starts
+    # the Slack stand-in unless one of the same variables is set.
+    home = "shared/slack/settings.py"
+    assert [f for f in LITERALS if f.path == home and f.text == "SLACK_BOT_TOKEN"]
+    # A variable's name, not a message that mentions it (those have spaces).
+    named = [f for f in LITERALS if "SLACK_BOT_TOKEN" in f.text and " " not in f.text]
+    assert [f"{f.path}:{f.line}: {f.text!r}" for f in named if f.path != home] == []
+
+
+def test_the_sensitive_marker_is_written_once() -> None:
+    # What replaces a sensitive value wherever it is shown (Slack, the CLI, error messages);
+    # the notifier recognises it. shared/preview.py keeps its own: that one feeds stored
+    # digests, which must not change if the shown marker ever does.
+    homes = frozenset({"shared/events.py", "shared/preview.py"})
+    assert copies(lambda found: not found.docstring and found.text == SENSITIVE, homes) == []
+
+
+@pytest.mark.parametrize("attribute", [drift.CLAIMED_BY_NAME, drift.CLAIMED_BY_SLACK])
+def test_each_claimer_attribute_is_named_once(attribute: str) -> None:
+    # The detector writes who is on a finding; shared.state_table.drift reads it back.
+    home = "shared/state_table/drift.py"
+    assert [f for f in LITERALS if f.path == home and f.text == attribute]
+    assert copies(lambda found: not found.docstring and attribute in found.text, home) == []
+
+
+def test_a_state_scans_item_is_built_beside_its_reader() -> None:
+    # The detector writes it (state_scan_item), the report and /toil drift read it.
+    home = "shared/state_table/drift.py"
+    assert copies(lambda found: not found.docstring and found.text == "scanned_at", home) == []
+
+
+def test_a_findings_first_seen_is_named_once() -> None:
+    # The detector writes and reads it; shared.state_table.drift reads it for the gateway.
+    # (toilkit/drift_report.py names a field of its JSON output the same; not the item.)
+    home = "shared/state_table/drift.py"
+    assert (
+        copies(
+            lambda found: (
+                not found.docstring
+                and found.text == drift.FIRST_SEEN
+                and found.path != "toilkit/drift_report.py"
+            ),
+            home,
+        )
+        == []
+    )
+
+
+def test_the_idempotency_tables_ttl_attribute_is_named_once() -> None:
+    # shared/topology.py creates the table with it; shared/idempotency.py writes it.
+    home = "shared/idempotency.py"
+    assert copies(lambda found: not found.docstring and found.text == "expiration", home) == []

@@ -21,6 +21,10 @@ RunMode: TypeAlias = Literal["run", "preview"]
 #: What a preview's run id and request event id add to the run's (its log, its process,
 #: its build and its execution are its own).
 PREVIEW_SUFFIX = "-preview"
+#: What every runner puts in a command's environment: its run's id and mode. The local
+#: runner also finds a run's leftover processes by the id (``local_orphans``).
+RUN_ID_VARIABLE = "TOILKIT_RUN_ID"
+RUN_MODE_VARIABLE = "TOILKIT_RUN_MODE"
 
 
 def preview_id(run_id: str) -> str:

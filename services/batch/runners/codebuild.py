@@ -20,7 +20,14 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
-from services.batch.runners.base import RunnerError, RunOutcome, RunSpec, StartedRun
+from services.batch.runners.base import (
+    RUN_ID_VARIABLE,
+    RUN_MODE_VARIABLE,
+    RunnerError,
+    RunOutcome,
+    RunSpec,
+    StartedRun,
+)
 from services.batch.runners.logs import read_log_tail
 from shared.aws import call_aws, error_code
 from shared.catalog import CodeBuildRunnerSettings, StepFunctionsRunnerSettings
@@ -29,10 +36,12 @@ from shared.events import RunStatus
 
 log = logging.getLogger(__name__)
 
+#: The variable the command travels in (its JSON: :func:`command_json`).
+COMMAND_VARIABLE = "TOILKIT_COMMAND"
 #: The buildspec line that runs a toilkit command (``phases.build.commands``). The shell
 #: only ever sees this fixed text; the command comes from the environment as JSON.
 BUILDSPEC_COMMAND = (
-    'python3 -c \'import json,os;c=json.loads(os.environ["TOILKIT_COMMAND"]);'
+    f'python3 -c \'import json,os;c=json.loads(os.environ["{COMMAND_VARIABLE}"]);'
     'os.environ.update(c["env"]);os.execvp(c["argv"][0],c["argv"])\''
 )
 
@@ -183,9 +192,9 @@ def build_status_to_run_status(build_status: str, *, cancel_requested: bool) -> 
 
 def environment_overrides(spec: RunSpec) -> list[dict[str, str]]:
     return [
-        {"name": "TOILKIT_RUN_ID", "value": spec.run_id, "type": "PLAINTEXT"},
-        {"name": "TOILKIT_RUN_MODE", "value": spec.mode, "type": "PLAINTEXT"},
-        {"name": "TOILKIT_COMMAND", "value": command_json(spec), "type": "PLAINTEXT"},
+        {"name": RUN_ID_VARIABLE, "value": spec.run_id, "type": "PLAINTEXT"},
+        {"name": RUN_MODE_VARIABLE, "value": spec.mode, "type": "PLAINTEXT"},
+        {"name": COMMAND_VARIABLE, "value": command_json(spec), "type": "PLAINTEXT"},
     ]
 
 

@@ -25,7 +25,14 @@ from datetime import UTC, datetime
 from typing import Literal, Protocol
 
 from services.batch.runners import local_orphans
-from services.batch.runners.base import RunnerError, RunOutcome, RunSpec, StartedRun
+from services.batch.runners.base import (
+    RUN_ID_VARIABLE,
+    RUN_MODE_VARIABLE,
+    RunnerError,
+    RunOutcome,
+    RunSpec,
+    StartedRun,
+)
 from services.batch.runners.local_orphans import GroupRef
 from services.batch.runners.logs import RunLog
 from shared.events import RunStatus
@@ -180,8 +187,8 @@ class LocalRunner:
         env = {
             **self._base_env,
             **spec.env,
-            "TOILKIT_RUN_ID": spec.run_id,
-            "TOILKIT_RUN_MODE": spec.mode,
+            RUN_ID_VARIABLE: spec.run_id,
+            RUN_MODE_VARIABLE: spec.mode,
         }
         header = f"toilkit: {spec.command} in {spec.environment}, run {spec.run_id}"
         run_log.write(header)

@@ -27,6 +27,8 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
+from services.batch.runners.base import RUN_ID_VARIABLE
+
 PROC = Path("/proc")
 #: How often a group is checked while it stops.
 POLL_SECONDS = 0.1
@@ -120,7 +122,7 @@ def is_still_ours(ref: GroupRef) -> bool:
 
 def groups_of_run(run_id: str) -> set[int]:
     """The process groups whose processes carry ``TOILKIT_RUN_ID=<run_id>``."""
-    wanted = f"TOILKIT_RUN_ID={run_id}".encode()
+    wanted = f"{RUN_ID_VARIABLE}={run_id}".encode()
     groups: set[int] = set()
     if not PROC.is_dir():
         return groups
