@@ -17,7 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from shared import secrets, state_names
+from services.batch.runners import base as runners_base
+from services.batch.runners import codebuild
+from services.detector import function as detector_function
+from shared import idempotency, secrets, state_names
 from shared.events import SENSITIVE
 from shared.slack import signing
 from shared.slack.actions import Action
@@ -328,3 +331,25 @@ def test_the_idempotency_tables_ttl_attribute_is_named_once() -> None:
     # shared/topology.py creates the table with it; shared/idempotency.py writes it.
     home = "shared/idempotency.py"
     assert copies(lambda found: not found.docstring and found.text == "expiration", home) == []
+
+
+def _infra(path: str) -> str:
+    return (ROOT / "infra" / path).read_text(encoding="utf-8")
+
+
+def test_the_infrastructure_names_the_ttl_attributes_the_stores_write() -> None:
+    # Terraform cannot import them: a renamed attribute would make DynamoDB keep every item.
+    storage = _infra("terraform/storage.tf")
+    assert f'attribute_name = "{keys.EXPIRES_AT}"' in storage
+    assert f'attribute_name = "{idempotency.EXPIRATION}"' in storage
+
+
+def test_the_state_machine_and_buildspecs_use_the_variables_the_python_sets() -> None:
+    # The state machine starts the CodeBuild run with the runner's variables; the buildspecs
+    # read the command and the scan request by the names the Python hands over.
+    machine = _infra("stepfunctions/batch_run.asl.json")
+    for variable in (runners_base.RUN_ID_VARIABLE, runners_base.RUN_MODE_VARIABLE):
+        assert f'"{variable}"' in machine
+    assert f'"{codebuild.COMMAND_VARIABLE}"' in machine
+    assert codebuild.COMMAND_VARIABLE in _infra("buildspecs/batch-runner.yml")
+    assert detector_function.SCAN_REQUEST_VARIABLE in _infra("buildspecs/drift-scan.yml")
