@@ -11,8 +11,9 @@ made after Slack has finished processing can.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiohttp
@@ -66,6 +67,20 @@ def adapter(standin: SlackStandin, session: aiohttp.ClientSession, **retries: An
         pacer=ChannelPacer(0),
         backoff=FixedValueRetryIntervalCalculator(0),
         post_wait=wait_none(),
+    )
+
+
+def windowed_delivery(
+    slack: SlackWebApi, store: NotifierStore, *, clock: Callable[[], float] = time.time
+) -> Delivery:
+    """A delivery whose attempts may still post for 5 minutes, settled 30 s after that."""
+    return Delivery(
+        slack,
+        store,
+        claim_lease_seconds=600,
+        attempt_window_seconds=300,
+        settle_seconds=30,
+        clock=clock,
     )
 
 
@@ -170,9 +185,7 @@ async def test_a_long_way_from_settled_gives_the_event_back_with_the_delay(
     marker = PostMarker("event-far", "message")
     await store.claim_post(PostKey(marker.event_id, marker.role), CHANNELS[0], None)
     slack = adapter(standin, session, settle_seconds=30)
-    delivery = Delivery(
-        slack, store, claim_lease_seconds=600, attempt_window_seconds=300, settle_seconds=30
-    )
+    delivery = windowed_delivery(slack, store)
 
     # WHEN its redelivery finds nothing yet, THEN it is retried once Slack has settled it
     message = SlackMessage(text="x", blocks=(section("x"),))
@@ -223,14 +236,7 @@ async def test_an_attempt_that_posts_again_restamps_the_claim_a_later_one_waits_
     marker = PostMarker("event-restamp", "message")
     await store.claim_post(PostKey(marker.event_id, marker.role), CHANNELS[0], None)
     slack = adapter(standin, session, settle_seconds=30, rate_limited=0)
-    delivery = Delivery(
-        slack,
-        store,
-        claim_lease_seconds=600,
-        attempt_window_seconds=300,
-        settle_seconds=30,
-        clock=lambda: now[0],
-    )
+    delivery = windowed_delivery(slack, store, clock=lambda: now[0])
     message = SlackMessage(text="x", blocks=(section("x"),))
 
     # WHEN a redelivery at t=2000 finds nothing and posts again, and that post fails
@@ -267,9 +273,7 @@ async def test_a_post_slack_refused_with_429_is_released_and_posted_at_the_next_
     # GIVEN Slack answers every post 429 and slack-sdk has no retries of it left
     store = NotifierStore(aws.dynamodb, names.state_table)
     slack = adapter(standin, session, settle_seconds=30, rate_limited=0)
-    delivery = Delivery(
-        slack, store, claim_lease_seconds=600, attempt_window_seconds=300, settle_seconds=30
-    )
+    delivery = windowed_delivery(slack, store)
     marker = PostMarker("event-refused", "message")
     message = SlackMessage(text="x", blocks=(section("x"),))
     standin.set_faults(FaultSpec(method="chat.postMessage", rate_limited=1.0, retry_after=3))
