@@ -228,6 +228,9 @@ def test_the_detector_accepts_from_a_fresh_plan_formats_and_pushes(
     outcome = asyncio.run(acceptor.accept(request))
 
     assert outcome.problem is None, outcome.problem
+    carried = ("correlation_id", "state", "fingerprints", "requested_by")
+    assert [getattr(outcome, f) for f in carried] == [getattr(request, f) for f in carried]
+    assert outcome.source == "detector"
     assert outcome.gone == ("0000000000000000",)  # fixed since the report: not patched
     assert [(a.address, a.path) for a in outcome.changed] == [
         ("cloud_bucket.logs", "lifecycle_rule"),

@@ -37,6 +37,11 @@ log = logging.getLogger(__name__)
 #: How long ``terraform fmt`` may take on one file before the unformatted text is kept.
 FMT_TIMEOUT_SECONDS = 30
 
+#: The fields a ``DriftAccepted`` takes from its ``DriftAcceptRequested`` as they are (same
+#: name, same meaning): the thread's correlation, which findings of which state, and who
+#: asked. The rest is the outcome's own (``tests/unit/test_detector_accept_outcome.py``).
+ACCEPTED_FROM_REQUEST: set[str] = {"correlation_id", "state", "fingerprints", "requested_by"}
+
 
 @dataclass
 class DriftAcceptor:
@@ -174,11 +179,8 @@ class DriftAcceptor:
             # Fixed by the request: a redelivered request's outcome is the same event,
             # which the notifier posts once.
             event_id=fixed_event_id(uuid.NAMESPACE_URL, f"toilkit:accepted:{event.event_id}"),
-            correlation_id=event.correlation_id,
+            **event.model_dump(include=ACCEPTED_FROM_REQUEST),
             source=self.source,
-            state=event.state,
-            fingerprints=event.fingerprints,
-            requested_by=event.requested_by,
             diff=diff,
             changed=tuple(changed),
             skipped=tuple(skipped),
