@@ -30,10 +30,9 @@ from typing import Any
 from tenacity import AsyncRetrying
 
 from services.detector.config import AttributionConfig
-from services.detector.plan import PlanFinding
 from shared.aws import call_aws
 from shared.errors import PermanentError, TransientError
-from shared.events import Suspect, utc_now
+from shared.events import PlannedFinding, Suspect, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +98,7 @@ class CloudTrailAttributor:
         return self._off_until is None or self.clock() >= self._off_until
 
     async def suspects_for(
-        self, findings: Sequence[PlanFinding], plan_json: Mapping[str, Any]
+        self, findings: Sequence[PlannedFinding], plan_json: Mapping[str, Any]
     ) -> dict[str, tuple[Suspect, ...]]:
         """Suspects per fingerprint for the ``drift`` findings among ``findings``.
 

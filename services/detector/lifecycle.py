@@ -39,10 +39,10 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
-from services.detector.plan import PlanFinding, PlanSummary
+from services.detector.plan import PlanSummary, to_event_finding
 from shared.aws import call_aws
 from shared.errors import ConditionFailed
-from shared.events import Actor, FindingKind, FindingStatus, ScanMode, Suspect
+from shared.events import Actor, DriftFinding, FindingKind, ScanMode, Suspect
 from shared.state_table.access import put_item, query_all, update_item
 from shared.state_table.drift import (
     ADDRESS,
@@ -98,37 +98,28 @@ class FindingRecord:
 
 
 @dataclass(frozen=True)
-class TrackedFinding:
-    """A finding of this scan with its history: what ``DriftDetected`` carries."""
-
-    finding: PlanFinding
-    status: FindingStatus
-    first_seen: datetime
-    claimed_by: Actor | None = None
-    suspects: tuple[Suspect, ...] = ()
-
-
-@dataclass(frozen=True)
 class Reconciliation:
     """One state's findings after one scan, compared with what was open before."""
 
     state: str
-    current: tuple[TrackedFinding, ...] = ()
+    #: The plan's findings with their history (status, first seen, claimer, suspects),
+    #: as ``DriftDetected`` carries them.
+    current: tuple[DriftFinding, ...] = ()
     resolved: tuple[FindingRecord, ...] = ()
     ignored: tuple[FindingRecord, ...] = ()
 
     @property
-    def new(self) -> tuple[TrackedFinding, ...]:
+    def new(self) -> tuple[DriftFinding, ...]:
         return tuple(t for t in self.current if t.status == "new")
 
     @property
-    def still_open(self) -> tuple[TrackedFinding, ...]:
+    def still_open(self) -> tuple[DriftFinding, ...]:
         return tuple(t for t in self.current if t.status == "open")
 
     def with_suspects(self, suspects: Mapping[str, tuple[Suspect, ...]]) -> Reconciliation:
         """A copy where the findings named in ``suspects`` (by fingerprint) carry them."""
         current = tuple(
-            replace(t, suspects=suspects.get(t.finding.fingerprint, t.suspects))
+            t.model_copy(update={"suspects": suspects.get(t.fingerprint, t.suspects)})
             for t in self.current
         )
         return replace(self, current=current)
@@ -155,14 +146,14 @@ def reconcile(
     watched: frozenset[FindingKind] = (
         frozenset({"drift"}) if mode == "refresh_only" else frozenset({"drift", "pending"})
     )
-    current: dict[str, TrackedFinding] = {}
+    current: dict[str, DriftFinding] = {}
     for finding in summary.reported_findings:
         if finding.fingerprint in current:
             continue
         record = previous.get(finding.fingerprint)
         is_new = record is None or record.first_scan_id == scan_id
-        current[finding.fingerprint] = TrackedFinding(
-            finding=finding,
+        current[finding.fingerprint] = to_event_finding(
+            finding,
             status="new" if is_new else "open",
             first_seen=record.first_seen if record is not None else now,
             claimed_by=record.claimed_by if record is not None else None,
@@ -243,8 +234,8 @@ class LifecycleStore:
         """
         state = reconciliation.state
         writes: list[Callable[[], Awaitable[Any]]] = []
-        for tracked in reconciliation.current:
-            writes.append(self._sighting(state, tracked, scan_id=scan_id, now=now))
+        for finding in reconciliation.current:
+            writes.append(self._sighting(state, finding, scan_id=scan_id, now=now))
         for record in reconciliation.resolved:
             writes.append(self._close(record, "resolved", scan_id=scan_id, now=now))
         for record in reconciliation.ignored:
@@ -352,11 +343,10 @@ class LifecycleStore:
     # ------------------------------------------------------------------ writes
 
     def _sighting(
-        self, state: str, tracked: TrackedFinding, *, scan_id: str, now: datetime
+        self, state: str, finding: DriftFinding, *, scan_id: str, now: datetime
     ) -> Callable[[], Awaitable[Any]]:
-        finding = tracked.finding
         finding_key = key(drift_partition(state), FINDING_PREFIX + finding.fingerprint)
-        if tracked.status == "new":
+        if finding.status == "new":
             item: dict[str, Any] = {
                 **finding_key,
                 "state": {"S": state},
@@ -365,11 +355,11 @@ class LifecycleStore:
                 KIND: {"S": finding.kind},
                 "resource_type": {"S": finding.resource_type},
                 "status": {"S": "open"},
-                FIRST_SEEN: {"S": sortable_time(tracked.first_seen)},
+                FIRST_SEEN: {"S": sortable_time(finding.first_seen)},
                 "last_seen": {"S": sortable_time(now)},
                 "first_scan_id": {"S": scan_id},
                 "last_scan_id": {"S": scan_id},
-                "suspects": {"S": _dump_suspects(tracked.suspects)},
+                "suspects": {"S": _dump_suspects(finding.suspects)},
             }
             paths = sorted({a.path for a in finding.attributes if not a.ignored})
             if paths:
@@ -385,7 +375,7 @@ class LifecycleStore:
                 ":now": {"S": sortable_time(now)},
                 ":scan": {"S": scan_id},
                 ":address": {"S": finding.address},
-                ":suspects": {"S": _dump_suspects(tracked.suspects)},
+                ":suspects": {"S": _dump_suspects(finding.suspects)},
             },
         )
 

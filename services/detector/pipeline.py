@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -30,8 +30,8 @@ from services.detector.attribution import CloudTrailAttributor
 from services.detector.config import DetectorConfig, StateConfig
 from services.detector.credentials import RoleCredentials
 from services.detector.engine import TIMEOUT_WARNING_FRACTION
-from services.detector.lifecycle import LifecycleStore, Reconciliation, TrackedFinding, reconcile
-from services.detector.plan import PlanFinding, to_event_finding
+from services.detector.lifecycle import LifecycleStore, Reconciliation, reconcile
+from services.detector.plan import to_event_finding
 from services.detector.scan import Scanner, ScanProgress, ScanReport, StateScan
 from services.detector.scheduler import SCHEDULE_ACTOR
 from services.detector.stored_rules import active_rules, expired_note
@@ -40,7 +40,6 @@ from shared.errors import ToilkitError
 from shared.events import (
     Actor,
     DriftDetected,
-    DriftFinding,
     DriftResolved,
     DriftScanCompleted,
     DriftScanFailed,
@@ -48,6 +47,7 @@ from shared.events import (
     EventBase,
     ObjectRef,
     OldestDrift,
+    PlannedFinding,
     ResolvedFinding,
     ScanMode,
     StateRef,
@@ -203,8 +203,7 @@ class DriftPipeline:
                 previous, scan.summary, scan_id=request.scan_id, now=now, mode=scan.mode
             )
             if self.attributor is not None:
-                new_findings = [t.finding for t in reconciliation.new]
-                suspects = await self._suspects(state, new_findings, scan.plan_json)
+                suspects = await self._suspects(state, reconciliation.new, scan.plan_json)
                 reconciliation = reconciliation.with_suspects(suspects)
             await self.lifecycle.record(reconciliation, scan_id=request.scan_id, now=now)
             await self.lifecycle.record_scan(
@@ -218,10 +217,10 @@ class DriftPipeline:
             )
             today = today_utc(now)
             findings = [
-                _event_finding(t).model_copy(
+                t.model_copy(
                     update={
-                        "ignore_expired": expired_note(t.finding, state.name, stored, today=today),
-                        "resolved_recently": repeats.get(t.finding.fingerprint, 0),
+                        "ignore_expired": expired_note(t, state.name, stored, today=today),
+                        "resolved_recently": repeats.get(t.fingerprint, 0),
                     }
                 )
                 for t in reconciliation.current[:limit]
@@ -274,7 +273,7 @@ class DriftPipeline:
         return StateOutcome(scan=scan)
 
     async def _suspects(
-        self, state: StateConfig, findings: list[PlanFinding], plan_json: dict[str, Any]
+        self, state: StateConfig, findings: Sequence[PlannedFinding], plan_json: dict[str, Any]
     ) -> dict[str, tuple[Suspect, ...]]:
         """Suspects from CloudTrail: the state's own account's when it assumes a role."""
         assert self.attributor is not None
@@ -316,12 +315,10 @@ class DriftPipeline:
                 open_findings=len(o.reconciliation.current) if o.reconciliation else 0,
                 new_findings=len(o.reconciliation.new) if o.reconciliation else 0,
                 open_resources=len(
-                    {t.finding.address for t in o.reconciliation.current}
-                    if o.reconciliation
-                    else ()
+                    {t.address for t in o.reconciliation.current} if o.reconciliation else ()
                 ),
                 new_resources=len(
-                    {t.finding.address for t in o.reconciliation.new} if o.reconciliation else ()
+                    {t.address for t in o.reconciliation.new} if o.reconciliation else ()
                 ),
                 notes=o.scan.notes,
             )
@@ -342,15 +339,13 @@ class DriftPipeline:
             states=tuple(summaries),
             findings_open=len(current),
             findings_new=sum(1 for _, t in current if t.status == "new"),
-            resources_open=len({(name, t.finding.address) for name, t in current}),
-            resources_new=len(
-                {(name, t.finding.address) for name, t in current if t.status == "new"}
-            ),
+            resources_open=len({(name, t.address) for name, t in current}),
+            resources_new=len({(name, t.address) for name, t in current if t.status == "new"}),
             findings_resolved=sum(
                 len(o.reconciliation.resolved) for o in outcomes if o.reconciliation
             ),
             oldest_open=OldestDrift(
-                state=oldest[0], address=oldest[1].finding.address, first_seen=oldest[1].first_seen
+                state=oldest[0], address=oldest[1].address, first_seen=oldest[1].first_seen
             )
             if oldest
             else None,
@@ -386,15 +381,6 @@ class DriftPipeline:
             **fields,
         )
         await self.publisher.publish(event)
-
-
-def _event_finding(tracked: TrackedFinding) -> DriftFinding:
-    event_finding = to_event_finding(
-        tracked.finding, first_seen=tracked.first_seen, status=tracked.status
-    )
-    return event_finding.model_copy(
-        update={"claimed_by": tracked.claimed_by, "suspects": tracked.suspects}
-    )
 
 
 def run_limit_notes(duration_seconds: float, limit: float | None) -> tuple[str, ...]:

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from datetime import date, timedelta
 
 from services.detector.ignore import IgnoreRule, glob_match
-from services.detector.plan import PlanFinding
+from shared.events import PlannedFinding
 from shared.state_table.drift_actions import EXPIRED_NOTE_DAYS, StoredIgnoreRule
 
 
@@ -34,7 +34,7 @@ def active_rules(rules: Iterable[StoredIgnoreRule], *, today: date) -> list[Igno
 
 
 def expired_note(
-    finding: PlanFinding, state: str, rules: Sequence[StoredIgnoreRule], *, today: date
+    finding: PlannedFinding, state: str, rules: Sequence[StoredIgnoreRule], *, today: date
 ) -> str | None:
     """ "ignore rule by X expired on D" when a recently expired rule covered this finding."""
     if finding.ignored:

@@ -277,7 +277,7 @@ async def test_each_state_is_attributed_from_its_own_accounts_cloudtrail(
         state.scan.state.name: {
             s.principal.rsplit("/", 1)[-1]
             for t in state.reconciliation.current  # type: ignore[union-attr]
-            if t.finding.address == "cloud_bucket.logs" and t.finding.kind == "drift"
+            if t.address == "cloud_bucket.logs" and t.kind == "drift"
             for s in t.suspects
         }
         for state in outcome.states

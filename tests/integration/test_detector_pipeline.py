@@ -442,7 +442,7 @@ async def test_drifted_resources_are_attributed_from_cloudtrail(
     detector.clock.current = DAY_ONE + timedelta(days=1)
     second = await detector.pipeline.run(_request("attributed-2"))
     tracked = {
-        (t.finding.address, t.finding.kind): t
+        (t.address, t.kind): t
         for t in second.states[0].reconciliation.current  # type: ignore[union-attr]
     }
     assert tracked[("cloud_bucket.logs", "drift")].status == "open"

@@ -72,11 +72,11 @@ def test_first_sighting_is_new_and_dated_now() -> None:
     )
 
     # The bucket's revert belongs to its drift: one finding per resource.
-    assert [(t.finding.kind, t.status, t.first_seen) for t in result.current] == [
+    assert [(t.kind, t.status, t.first_seen) for t in result.current] == [
         ("drift", "new", DAY_ONE),
         ("pending", "new", DAY_ONE),
     ]
-    assert result.current[0].finding.revert is not None
+    assert result.current[0].revert is not None
     assert result.resolved == result.ignored == ()
 
 
@@ -112,7 +112,7 @@ def test_a_finding_gone_from_the_plan_is_resolved() -> None:
         previous, summary(plan(pending=[QUEUE_PENDING])), scan_id="s2", now=DAY_TWO, mode="full"
     )
 
-    assert [t.finding.address for t in result.still_open] == ["cloud_queue.jobs"]
+    assert [t.address for t in result.still_open] == ["cloud_queue.jobs"]
     assert [(r.address, r.kind) for r in result.resolved] == [("cloud_bucket.logs", "drift")]
 
 
@@ -170,7 +170,7 @@ def test_suspects_found_later_are_attached_by_fingerprint() -> None:
     )
     suspect = Suspect(principal="bob", event_name="PutBucketTagging", event_time=DAY_ONE)
 
-    attributed = result.with_suspects({result.current[0].finding.fingerprint: (suspect,)})
+    attributed = result.with_suspects({result.current[0].fingerprint: (suspect,)})
 
     assert attributed.current[0].suspects == (suspect,)
     assert result.current[0].suspects == ()

@@ -13,10 +13,12 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue
 from services.detector.ignore import IgnoreRule
 from shared.errors import PermanentError
 from shared.events import (
+    Actor,
     AttributeChange,
     DriftFinding,
     FindingStatus,
     PlannedFinding,
+    Suspect,
 )
 
 
@@ -111,13 +113,21 @@ class PlanSummary(_Frozen):
 
 
 def to_event_finding(
-    finding: PlanFinding, *, first_seen: datetime, status: FindingStatus = "new"
+    finding: PlanFinding,
+    *,
+    first_seen: datetime,
+    status: FindingStatus = "new",
+    claimed_by: Actor | None = None,
+    suspects: tuple[Suspect, ...] = (),
 ) -> DriftFinding:
     """The :class:`~shared.events.DriftFinding` that goes into a ``DriftDetected`` event.
 
-    The parser knows nothing about history, so the lifecycle store passes ``first_seen``
-    and ``status`` from its records. Every changed attribute travels, each with its own
-    ``ignored`` flag and reason, so Slack can show noise apart from the real change.
+    The parser knows nothing about history, so the lifecycle's :func:`reconcile` passes
+    ``first_seen``, ``status`` and the claimer from its records, and the attribution its
+    ``suspects``. Every changed attribute travels, each with its own ``ignored`` flag and
+    reason, so Slack can show noise apart from the real change.
     """
     planned = {name: getattr(finding, name) for name in PlannedFinding.model_fields}
-    return DriftFinding(**planned, status=status, first_seen=first_seen)
+    return DriftFinding(
+        **planned, status=status, first_seen=first_seen, claimed_by=claimed_by, suspects=suspects
+    )
