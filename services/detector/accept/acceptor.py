@@ -29,6 +29,7 @@ from shared.events import (
     AttributeChange,
     DriftAccepted,
     DriftAcceptRequested,
+    EventBase,
     utc_now,
 )
 
@@ -38,9 +39,12 @@ log = logging.getLogger(__name__)
 FMT_TIMEOUT_SECONDS = 30
 
 #: The fields a ``DriftAccepted`` takes from its ``DriftAcceptRequested`` as they are (same
-#: name, same meaning): the thread's correlation, which findings of which state, and who
-#: asked. The rest is the outcome's own (``tests/unit/test_detector_accept_outcome.py``).
-ACCEPTED_FROM_REQUEST: set[str] = {"correlation_id", "state", "fingerprints", "requested_by"}
+#: name, same meaning): the thread's correlation and everything the request holds beyond
+#: its envelope (which findings of which state, who asked). The rest is the outcome's own
+#: (``tests/unit/test_detector_accept_outcome.py`` pins both).
+ACCEPTED_FROM_REQUEST: set[str] = (
+    set(DriftAcceptRequested.model_fields) - set(EventBase.model_fields) - {"type"}
+) | {"correlation_id"}
 
 
 @dataclass
