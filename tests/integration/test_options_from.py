@@ -566,6 +566,8 @@ async def test_a_person_searches_a_listed_choice_on_the_page_in_a_browser(
         await browser.screenshot(images / "standin-options.png")
         await browser.click(f"{modal} button[type=submit]")
         await browser.wait_for(f"!document.querySelector({json.dumps(modal)})")
+        # The modal closes on the ack; the request is published after it.
+        await gateway.after_ack.join()
         [requested] = await events_on(aws, topology, "batch")
 
     values = {p.name: p.value for p in requested.parameters}

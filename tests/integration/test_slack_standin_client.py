@@ -690,6 +690,8 @@ async def test_a_person_runs_a_batch_and_claims_a_drift_from_the_page_in_a_brows
         await browser.type_into(since, "2024-05-01")
         await browser.click(f"{modal} button[type=submit]")
         await browser.wait_for(f"!document.querySelector({json.dumps(modal)})")
+        # The modal closes on the ack; the request is published after it.
+        await page.settle()
         [requested] = await events_on(aws, topology, "batch")
         await browser.wait_for(
             f"document.querySelector('.messages').innerText.includes({json.dumps(requested.run_id)})"
