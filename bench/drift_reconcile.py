@@ -9,6 +9,9 @@ of five in the same run:
 * ``reconcile`` of a first scan (every finding new, no records);
 * ``reconcile`` of a later scan (every finding open, each with its record).
 
+The plan, its parse and the first scan's records are built by the lifecycle unit tests'
+helpers (``tests/unit/test_detector_lifecycle.py``), so both read the same shapes.
+
 No Terraform runs: a real plan of N resources takes minutes (``bench/drift_scan.py``
 measures that); this one isolates the Python between the plan and the store.
 
@@ -23,39 +26,23 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from services.detector.lifecycle import FindingRecord, reconcile
-from services.detector.plan import parse_plan
+from services.detector.lifecycle import reconcile
+from tests.unit.test_detector_lifecycle import DAY_ONE, change, plan, recorded, summary
 
-DAY_ONE = datetime(2026, 1, 5, 7, 0, tzinfo=UTC)
 ROUNDS = 5
 
 
 def wide_plan(findings: int) -> dict[str, Any]:
     """A plan whose drift is ``findings`` buckets, each with two tags changed."""
-    return {
-        "format_version": "1.2",
-        "resource_drift": [
-            {
-                "address": f"cloud_bucket.b{i}",
-                "mode": "managed",
-                "type": "cloud_bucket",
-                "name": f"b{i}",
-                "change": {
-                    "actions": ["update"],
-                    "before": {"tags": {"env": "prod", "team": "data"}},
-                    "after": {"tags": {"env": "dev", "team": "web"}},
-                },
-            }
-            for i in range(findings)
-        ],
-        "resource_changes": [],
-    }
+    before = {"tags": {"env": "prod", "team": "data"}}
+    after = {"tags": {"env": "dev", "team": "web"}}
+    return plan(drift=[change(f"cloud_bucket.b{i}", before, after) for i in range(findings)])
 
 
 def best_of(work: Callable[[], object]) -> float:
@@ -75,27 +62,14 @@ def main() -> None:
     args = parser.parse_args()
 
     document = wide_plan(args.findings)
-    summary = parse_plan(document, state="prod", ignore_rules=(), now=DAY_ONE)
-    first = reconcile({}, summary, scan_id="s1", now=DAY_ONE, mode="full")
-    records = {
-        f.fingerprint: FindingRecord(
-            state="prod",
-            fingerprint=f.fingerprint,
-            address=f.address,
-            kind=f.kind,
-            resource_type=f.resource_type,
-            first_seen=DAY_ONE,
-            last_seen=DAY_ONE,
-            first_scan_id="s1",
-        )
-        for f in first.current
-    }
+    parsed = summary(document)
+    assert len(parsed.reported_findings) == args.findings, len(parsed.reported_findings)
+    records = recorded(document)  # what the first scan (s1, on DAY_ONE) left open
     later = DAY_ONE + timedelta(days=1)
-    assert len(first.current) == args.findings, len(first.current)
 
-    parse = best_of(lambda: parse_plan(document, state="prod", ignore_rules=(), now=DAY_ONE))
-    new = best_of(lambda: reconcile({}, summary, scan_id="s1", now=DAY_ONE, mode="full"))
-    still_open = best_of(lambda: reconcile(records, summary, scan_id="s2", now=later, mode="full"))
+    parse = best_of(lambda: summary(document))
+    new = best_of(lambda: reconcile({}, parsed, scan_id="s1", now=DAY_ONE, mode="full"))
+    still_open = best_of(lambda: reconcile(records, parsed, scan_id="s2", now=later, mode="full"))
 
     per = 1e6 / args.findings
     print(f"{args.findings} drifted resources, best of {ROUNDS}")
